@@ -1,0 +1,1 @@
+"""Quorum simulation kernel: every component shared by backtest and live mode."""

@@ -1,0 +1,80 @@
+"""The agent protocol and how a scenario names an agent.
+
+An agent gets ``on_bar(view)`` once per bar of its symbol, after the bar has closed, and
+returns a ``Signal`` when its view changes, or None to let its last signal stand. It must be
+deterministic: any randomness comes from the ``rng`` it is given at construction.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from sim.messages import Signal
+from sim.view import MarketView
+
+
+class AgentError(ValueError):
+    """An agent that cannot be found, built, or that returned something invalid."""
+
+
+@runtime_checkable
+class Agent(Protocol):
+    def on_bar(self, view: MarketView) -> Signal | None: ...
+
+
+AgentFactory = Callable[..., Agent]
+_BUILTINS: dict[str, str] = {
+    "sma_crossover": "sim.agents.sma:SmaCrossover",
+    "zscore_reversion": "sim.agents.zscore:ZScoreReversion",
+}
+
+
+def register_agent(name: str, target: str) -> None:
+    """Make ``"module:Class"`` available under a short scenario name."""
+    _BUILTINS[name] = target
+
+
+def registered_agents() -> Mapping[str, str]:
+    return dict(_BUILTINS)
+
+
+def resolve_agent(kind: str) -> AgentFactory:
+    """Find an agent class by registered name or ``"package.module:Class"``."""
+    target = _BUILTINS.get(kind, kind)
+    if ":" not in target:
+        known = ", ".join(sorted(_BUILTINS))
+        raise AgentError(f"unknown agent {kind!r}: use one of {known} or 'module:Class'")
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise AgentError(f"agent {kind!r}: cannot import module {module_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise AgentError(f"agent {kind!r}: module {module_name!r} has no {attr!r}")
+    if not callable(getattr(factory, "on_bar", None)):
+        raise AgentError(f"agent {kind!r}: {target} has no on_bar(view) method")
+    return factory
+
+
+def build_agent(
+    kind: str, params: Mapping[str, Any], rng: np.random.Generator
+) -> Agent:
+    """Construct an agent; ``rng`` is passed only to agents whose constructor takes it."""
+    factory = resolve_agent(kind)
+    kwargs = dict(params)
+    try:
+        accepts_rng = "rng" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepts_rng = False
+    if accepts_rng:
+        kwargs["rng"] = rng
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise AgentError(f"agent {kind!r}: bad parameters {dict(params)}: {exc}") from None

@@ -1,0 +1,35 @@
+"""Moving-average crossover: long while the fast mean is above the slow one."""
+
+from __future__ import annotations
+
+from sim.indicators import FastSlowMeans
+from sim.messages import FLAT, LONG, SHORT, Side, Signal
+from sim.view import MarketView
+
+_SIGNALS = {side: Signal(side, 1.0) for side in (LONG, SHORT, FLAT)}
+
+
+class SmaCrossover:
+    """LONG when SMA(fast) > SMA(slow), otherwise SHORT (or FLAT if ``long_only``).
+
+    Abstains (no signal) until the slow window is full. Signals only on a cross, with
+    confidence 1: the cross is the event, its size carries no extra information here.
+    """
+
+    __slots__ = ("_down", "_last", "_means", "_slow")
+
+    def __init__(self, fast: int = 10, slow: int = 50, long_only: bool = False) -> None:
+        self._means = FastSlowMeans(fast, slow)
+        self._slow = slow
+        self._last: Side | None = None
+        self._down = FLAT if long_only else SHORT
+
+    def on_bar(self, view: MarketView) -> Signal | None:
+        fast, slow = self._means.update(view.close)
+        if self._means.count < self._slow:
+            return None
+        side = LONG if fast > slow else self._down
+        if side is self._last:
+            return None
+        self._last = side
+        return _SIGNALS[side]

@@ -1,0 +1,327 @@
+"""The engine: one single-threaded loop that both backtest and live mode drive.
+
+Order of work for a bar of symbol s at time t (the bar's open time):
+
+1. Queued events due before t run first, in (timestamp, priority, sequence) order.
+2. Open: a decision left pending by s's previous bar is released at this bar's open
+   price: the policy sizes it, risk checks it, the router picks a venue, the venue
+   fills it. (With ``FillTiming.CLOSE`` this happens in step 4 instead.)
+3. Close: s is marked to its close and every agent trading s sees the bar, in the stable
+   order the scenario lists them. Changed signals are recorded.
+4. If any signal changed, consensus votes; a changed decision is recorded and becomes
+   pending (or is released at the close under ``FillTiming.CLOSE``).
+5. When the clock moves past t, equity at t is recorded.
+
+A decision can therefore never fill on the bar that caused it unless asked to, and an agent
+only ever sees bars up to the current one (see ``MarketView``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.clock import SimClock
+from sim.consensus import Consensus
+from sim.data import MarketData
+from sim.messages import (
+    Decision,
+    FillTiming,
+    OrderDenied,
+    OrderRouted,
+    Side,
+    Signal,
+    SubmitOrder,
+)
+from sim.policy import TargetExposurePolicy
+from sim.portfolio import Portfolio
+from sim.recorder import Recorder
+from sim.risk import RiskEngine
+from sim.router import CheapestVenueRouter
+from sim.view import MarketView
+
+# Priorities order events that share a timestamp (lower runs first).
+PRIORITY_OPEN = 0
+PRIORITY_VENUE = 10
+PRIORITY_CLOSE = 20
+
+_SIDES = frozenset(Side)
+
+
+class AgentOutputError(ValueError):
+    """An agent returned something that is not a valid signal."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSlot:
+    """One agent instance trading one symbol; ``index`` is its column in the votes."""
+
+    index: int
+    name: str
+    agent: Any
+
+
+@dataclass(order=True, slots=True)
+class _Queued:
+    ts: int
+    priority: int
+    seq: int
+    handler: Callable[[Any], None] = field(compare=False)
+    message: Any = field(compare=False)
+
+
+class EventQueue:
+    """Min-heap keyed by (timestamp, priority, sequence): a total, reproducible order."""
+
+    __slots__ = ("_seq", "heap")
+
+    def __init__(self) -> None:
+        self.heap: list[_Queued] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    def push(self, ts: int, priority: int, handler: Callable[[Any], None], message: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, _Queued(ts, priority, self._seq, handler, message))
+
+    def next_key(self) -> tuple[int, int] | None:
+        return (self.heap[0].ts, self.heap[0].priority) if self.heap else None
+
+    def pop(self) -> _Queued:
+        return heapq.heappop(self.heap)
+
+
+class Engine:
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        views: Sequence[MarketView],
+        agents: Sequence[Sequence[AgentSlot]],
+        consensus: Consensus,
+        policy: TargetExposurePolicy,
+        risk: RiskEngine,
+        router: CheapestVenueRouter,
+        portfolio: Portfolio,
+        recorder: Recorder,
+        *,
+        fill_timing: FillTiming = FillTiming.NEXT_OPEN,
+        clock: SimClock | None = None,
+    ) -> None:
+        self.symbols = tuple(symbols)
+        self.views = list(views)
+        self.agents = [tuple(slots) for slots in agents]
+        self.consensus = consensus
+        self.policy = policy
+        self.risk = risk
+        self.router = router
+        self.portfolio = portfolio
+        self.recorder = recorder
+        self.fill_timing = fill_timing
+        self.clock = clock or SimClock()
+        self.queue = EventQueue()
+        n = len(self.symbols)
+        width = 1 + max((a.index for slots in self.agents for a in slots), default=-1)
+        self._standing: list[list[Signal | None]] = [[None] * width for _ in self.agents]
+        self._last_decision: list[tuple[Side, float, float | None] | None] = [None] * n
+        self._pending: list[Decision | None] = [None] * n
+        self._acted_target: list[float | None] = [0.0] * n
+        self._last_ts: int | None = None
+        self._ids = {"decision": 0, "order": 0, "fill": 0}
+        self._book_ts = recorder.equity_ts.append
+        self._book_cash = recorder.equity_cash.append
+        self._book_equity = recorder.equity_value.append
+        self._queued = self.queue.heap  # the heap list itself: truthiness costs no call
+        self._agent_calls = [tuple((a.index, a.agent.on_bar) for a in slots) for slots in agents]
+        self._agent_names = [tuple(a.name for a in slots) for slots in agents]
+        self._agent_indexes = [tuple(a.index for a in slots) for slots in agents]
+        self._agent_names_by_index = {a.index: a.name for slots in agents for a in slots}
+
+    # -- the per-bar path ------------------------------------------------------------
+    def on_bar(
+        self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float, v: float
+    ) -> None:
+        """Process bar number ``n`` (1-based) of symbol ``s``. The only way bars enter."""
+        last_ts = self._last_ts
+        if ts != last_ts:  # time moves: book the previous time's equity, run due events
+            if last_ts is not None:
+                if ts < last_ts:
+                    raise ValueError(f"bar at {ts} arrived after {last_ts}: feed out of order")
+                portfolio = self.portfolio  # inline of _snapshot: this runs on every bar
+                self._book_ts(last_ts)
+                self._book_cash(portfolio.cash)
+                self._book_equity(portfolio.equity())
+            if self._queued:
+                self._drain_before(ts, PRIORITY_OPEN)
+            self.clock.now = ts
+            self._last_ts = ts
+        view = self.views[s]
+        view.n = n
+        view.ts = ts
+        view.open = o
+        view.high = h
+        view.low = lo
+        view.close = c
+        view.volume = v
+        pending = self._pending[s]
+        if pending is not None:
+            self._pending[s] = None
+            self._release(s, ts, o, pending)
+        self.portfolio.price[s] = c
+        changed = False
+        standing = self._standing[s]
+        for index, on_bar in self._agent_calls[s]:
+            signal = on_bar(view)
+            if signal is not None:
+                prev = standing[index]
+                if signal is not prev and signal != prev:
+                    self._accept_signal(s, index, signal, ts)
+                    standing[index] = signal
+                    changed = True
+        if changed:
+            self._vote(s, ts, c)
+
+    @property
+    def bars_seen(self) -> int:
+        """Bars that entered the pipeline (exact even after an interruption)."""
+        return sum(view.n for view in self.views)
+
+    def finish(self) -> None:
+        """Run what is still queued and record the last equity row."""
+        if self.queue:
+            self._drain_before(None, 0)
+        if self._last_ts is not None:
+            self._snapshot(self._last_ts)
+            self._last_ts = None
+        self.recorder.flush()
+
+    def run(
+        self, data: MarketData, chunk: int = 65_536,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Replay recorded or generated bars through ``on_bar`` in merged time order."""
+        on_bar = self.on_bar
+        for rows in _row_chunks(data, chunk):
+            for row in zip(*rows, strict=True):
+                on_bar(*row)
+            self.recorder.maybe_flush()
+            if on_progress is not None:
+                on_progress(len(rows[0]))
+        self.finish()
+
+    # -- steps -----------------------------------------------------------------------
+    def _accept_signal(self, s: int, index: int, signal: Signal, ts: int) -> None:
+        if (
+            type(signal) is not Signal
+            or signal.side not in _SIDES
+            or not 0.0 <= signal.confidence <= 1.0
+            or (signal.target is not None and not 0.0 <= signal.target <= 1.0)
+        ):
+            raise AgentOutputError(
+                f"agent {self._agent_names_by_index[index]!r} on {self.symbols[s]} returned "
+                f"{signal!r}: expected Signal(side, confidence in [0, 1], target in [0, 1] "
+                "or None) or None"
+            )
+        self.recorder.signal(ts, s, index, signal.side, signal.confidence, signal.target)
+
+    def _vote(self, s: int, ts: int, close: float) -> None:
+        slots = self.agents[s]
+        standing = self._standing[s]
+        signals = tuple(standing[slot.index] for slot in slots)
+        side, confidence, target, weights = self.consensus.decide(signals)
+        key = (side, confidence, target)
+        if key == self._last_decision[s]:
+            return
+        self._last_decision[s] = key
+        self._ids["decision"] += 1
+        decision = Decision(self._ids["decision"], ts, self.symbols[s], side, confidence,
+                            target, self._agent_names[s], signals, weights)
+        self.recorder.decision(decision, s, self._agent_indexes[s])
+        if self.fill_timing is FillTiming.CLOSE:
+            self._release(s, ts, close, decision)
+        else:
+            self._pending[s] = decision
+
+    def _release(self, s: int, ts: int, price: float, decision: Decision) -> None:
+        """Turn a decision into an order at ``price``: size, risk-check, route, execute."""
+        target = self.policy.target_exposure(decision)
+        if target is None or target == self._acted_target[s]:
+            return
+        self._acted_target[s] = target
+        portfolio = self.portfolio
+        portfolio.price[s] = price
+        position = portfolio.qty[s]
+        qty = self.policy.order_quantity(target, position, portfolio.equity(), price)
+        if qty == 0.0:
+            return
+        self._ids["order"] += 1
+        order = SubmitOrder(self._ids["order"], decision.decision_id, ts, self.symbols[s],
+                            qty, price)
+        denial = self.risk.check(order, position)
+        if denial is None:
+            routed = self.router.route(order)
+            if routed is not None:
+                self.recorder.routing(routed, s)
+                self.queue.push(ts, PRIORITY_VENUE, self._execute, routed)
+                self._drain_before(ts, PRIORITY_VENUE + 1)
+                return
+            denial = OrderDenied(order.order_id, ts, order.symbol, "route",
+                                 f"no venue lists {order.symbol}")
+        self.recorder.order(order, s, "denied")
+        self.recorder.denial(denial, s)
+
+    def _execute(self, routed: OrderRouted) -> None:
+        order = routed.order
+        s = self.symbols.index(order.symbol)
+        portfolio = self.portfolio
+        self._ids["fill"] += 1
+        fill = self.router.venue(routed.venue).execute(
+            order, self._ids["fill"], self.clock.now_ns(), portfolio.price[s], portfolio.cash
+        )
+        if fill is None:
+            self._ids["fill"] -= 1
+            self.recorder.order(order, s, "rejected")
+            return
+        portfolio.apply(s, fill)
+        self.recorder.order(order, s, "filled")
+        self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
+
+    def _drain_before(self, ts: int | None, priority: int) -> None:
+        """Dispatch queued events with key < (ts, priority); all of them if ts is None."""
+        queue = self.queue
+        while queue:
+            key = queue.next_key()
+            if ts is not None and key is not None and key >= (ts, priority):
+                return
+            item = queue.pop()
+            self.clock.advance_to(item.ts)
+            item.handler(item.message)
+
+    def _snapshot(self, ts: int) -> None:
+        """Equity at the end of time ``ts``, every symbol at its latest mark."""
+        self._book_ts(ts)
+        self._book_cash(self.portfolio.cash)
+        self._book_equity(self.portfolio.equity())
+
+
+def _row_chunks(data: MarketData, chunk: int) -> Iterator[list[list]]:
+    """Yield rows of (symbol, n, ts, o, h, l, c, v) as Python lists, ``chunk`` at a time."""
+    import numpy as np
+
+    offsets = np.cumsum([0] + [len(b) for b in data.bars[:-1]])
+    flat = {
+        col: np.concatenate([b.column(col) for b in data.bars])
+        for col in ("ts", "open", "high", "low", "close", "volume")
+    }
+    for start in range(0, len(data), chunk):
+        sym = data.order_symbol[start : start + chunk]
+        pos = data.order_pos[start : start + chunk]
+        idx = offsets[sym] + pos
+        yield [
+            sym.tolist(),
+            (pos + 1).tolist(),
+            *(flat[col][idx].tolist() for col in ("ts", "open", "high", "low", "close", "volume")),
+        ]

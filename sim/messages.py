@@ -1,0 +1,127 @@
+"""Typed messages passed between pipeline components.
+
+Commands are imperative (``SubmitOrder``), events past tense (``OrderFilled``). Every message
+that happens at a point in time carries ``ts``: integer nanoseconds since the Unix epoch, UTC,
+taken from the engine clock (event time, identical in sim and live).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Side(IntEnum):
+    """An opinion or a decision. HOLD means "no view / keep what you have"."""
+
+    SHORT = -1
+    FLAT = 0
+    LONG = 1
+    HOLD = 2
+
+
+# Module constants: reading ``Side.LONG`` goes through the enum's descriptor, which costs
+# more than the rest of a hot per-bar step; compare against these instead.
+SHORT, FLAT, LONG, HOLD = Side.SHORT, Side.FLAT, Side.LONG, Side.HOLD
+
+
+class FillTiming(IntEnum):
+    """When a market order created from a decision meets the market."""
+
+    NEXT_OPEN = 0
+    CLOSE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar; ``ts`` is the bar's open time."""
+
+    symbol: str
+    ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What an agent returns: a view on one symbol. It stands until the agent returns another."""
+
+    side: Side
+    confidence: float
+    target: float | None = None  # optional target exposure, fraction of equity
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Consensus output for one symbol, with the votes that produced it.
+
+    ``votes[i]`` is the standing signal of ``agents[i]`` (None: it has not spoken yet) and
+    ``weights[i]`` what that vote counted for in the method used.
+    """
+
+    decision_id: int
+    ts: int
+    symbol: str
+    side: Side
+    confidence: float
+    target: float | None
+    agents: tuple[str, ...]
+    votes: tuple[Signal | None, ...]
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """A market order; ``quantity`` is signed (positive buys). ``ref_price`` sized it."""
+
+    order_id: int
+    decision_id: int
+    ts: int
+    symbol: str
+    quantity: float
+    ref_price: float
+
+    @property
+    def notional(self) -> float:
+        return abs(self.quantity) * self.ref_price
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDenied:
+    order_id: int
+    ts: int
+    symbol: str
+    check: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCandidate:
+    venue: str
+    fee_bps: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRouted:
+    order: SubmitOrder
+    ts: int
+    venue: str
+    candidates: tuple[RouteCandidate, ...]
+    reason: str
+    elapsed_ns: int  # wall time the router took: a measurement, not part of the simulation
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    fill_id: int
+    order_id: int
+    ts: int
+    symbol: str
+    venue: str
+    quantity: float  # signed, may be smaller than ordered when cash ran short
+    price: float  # after slippage
+    fee: float
+    ref_price: float

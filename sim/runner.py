@@ -1,0 +1,145 @@
+"""Builds the pipeline a scenario describes and runs it against a store.
+
+This is the one place that turns config into components; the CLI, tests and benchmarks
+all come through it, so a backtest is always wired the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.agents.base import build_agent
+from sim.config import FileSourceConfig, ScenarioConfig, parse_duration
+from sim.consensus import CONSENSUS_METHODS
+from sim.data import MarketData, SymbolBars, gbm_bars, load_bars, merge
+from sim.engine import AgentSlot, Engine
+from sim.messages import FillTiming
+from sim.policy import TargetExposurePolicy
+from sim.portfolio import Portfolio
+from sim.provenance import code_version
+from sim.recorder import Recorder
+from sim.risk import RiskEngine
+from sim.router import CheapestVenueRouter
+from sim.store import RunStore
+from sim.venue import SimVenue
+from sim.view import MarketView
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: str
+    status: str
+    bars: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Streams:
+    """Independent random streams spawned from the scenario seed, one per consumer."""
+
+    data: list[np.random.Generator]
+    agents: list[np.random.Generator]
+
+    @classmethod
+    def spawn(cls, seed: int, n_data: int, n_agents: int) -> _Streams:
+        data_seq, agent_seq = np.random.SeedSequence(seed).spawn(2)
+        return cls(
+            [np.random.default_rng(s) for s in data_seq.spawn(n_data)],
+            [np.random.default_rng(s) for s in agent_seq.spawn(n_agents)],
+        )
+
+
+def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) -> MarketData:
+    bars: list[SymbolBars] = []
+    for source, rng in zip(config.data, rngs, strict=True):
+        if isinstance(source, FileSourceConfig):
+            interval = parse_duration(source.interval) if source.interval else None
+            bars.append(load_bars(source.path, source.symbol, interval_ns=interval,
+                                  allow_gaps=source.allow_gaps))
+        else:
+            start = pd.Timestamp(source.start)
+            start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+            bars.append(gbm_bars(
+                source.symbol, source.bars, rng, start_ns=start.value,
+                interval_ns=parse_duration(source.interval), s0=source.price,
+                drift=source.drift, volatility=source.volatility,
+            ))
+    return merge(bars)
+
+
+def build_engine(
+    config: ScenarioConfig, data: MarketData, recorder: Recorder,
+    agent_rngs: list[np.random.Generator],
+) -> Engine:
+    symbols = data.symbols
+    slots: list[list[AgentSlot]] = [[] for _ in symbols]
+    for index, (agent_cfg, rng) in enumerate(zip(config.agents, agent_rngs, strict=True)):
+        wanted = agent_cfg.symbols or symbols
+        # One instance per symbol, each with its own stream so symbols never share state.
+        streams = rng.spawn(len(symbols))
+        for s, symbol in enumerate(symbols):
+            if symbol in wanted:
+                agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s])
+                slots[s].append(AgentSlot(index, agent_cfg.name, agent))
+    venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps)
+              for v in config.venues]
+    consensus = CONSENSUS_METHODS[config.consensus.method](config.consensus.min_agreement)
+    risk_cfg = config.risk
+    return Engine(
+        symbols,
+        [MarketView(b) for b in data.bars],
+        slots,
+        consensus,
+        TargetExposurePolicy(**config.policy.model_dump()),
+        RiskEngine(risk_cfg.max_order_notional, risk_cfg.max_position_notional,
+                   risk_cfg.max_orders_per_day, risk_cfg.allowed_symbols),
+        CheapestVenueRouter(venues),
+        Portfolio(symbols, config.initial_cash),
+        recorder,
+        fill_timing=FillTiming.CLOSE if config.execution.fill_at == "close"
+        else FillTiming.NEXT_OPEN,
+    )
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def run_scenario(
+    config: ScenarioConfig,
+    store: RunStore,
+    *,
+    run_id: str | None = None,
+    on_start: Callable[[str, int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    flush_rows: int = 500_000,
+) -> RunResult:
+    """Run a backtest; the run is in the store as completed, failed or interrupted.
+
+    Bad config or data raise before the run is created, so nothing half-made is stored.
+    """
+    streams = _Streams.spawn(config.seed, len(config.data), len(config.agents))
+    data = load_market_data(config, streams.data)
+    run_id = run_id or new_run_id()
+    recorder = Recorder(store, run_id, data.symbols, [a.name for a in config.agents],
+                        config.consensus.method, flush_rows=flush_rows)
+    engine = build_engine(config, data, recorder, streams.agents)
+    store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
+                     code_version(), data.content_hash())
+    if on_start is not None:
+        on_start(run_id, len(data))
+    try:
+        engine.run(data, on_progress=on_progress)
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        try:
+            recorder.flush()  # keep what was computed up to the failure
+        finally:
+            store.finish_run(run_id, status, engine.bars_seen, f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish_run(run_id, "completed", len(data), None)
+    return RunResult(run_id, "completed", len(data))

@@ -1,0 +1,169 @@
+"""The run store: one DuckDB file holding many runs, every pipeline step as rows.
+
+Rows arrive in column batches (Arrow tables) and are appended with one INSERT per table per
+flush, never row by row. Wall-clock stamps (started_at, finished_at) come from DuckDB's
+``now()``, so no simulation code reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+# table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "signals": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
+        ("side", "VARCHAR"), ("confidence", "DOUBLE"), ("target", "DOUBLE"),
+    ),
+    "decisions": (
+        ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
+        ("side", "VARCHAR"), ("confidence", "DOUBLE"), ("target", "DOUBLE"),
+        ("method", "VARCHAR"),
+    ),
+    "votes": (
+        ("decision_id", "BIGINT"), ("agent", "VARCHAR"), ("side", "VARCHAR"),
+        ("confidence", "DOUBLE"), ("weight", "DOUBLE"),
+    ),
+    "orders": (
+        ("order_id", "BIGINT"), ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"),
+        ("symbol", "VARCHAR"), ("quantity", "DOUBLE"), ("ref_price", "DOUBLE"),
+        ("notional", "DOUBLE"), ("status", "VARCHAR"),
+    ),
+    "risk_events": (
+        ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
+        ("check_name", "VARCHAR"), ("reason", "VARCHAR"),
+    ),
+    "routing_decisions": (
+        ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
+        ("venue", "VARCHAR"), ("candidates", "VARCHAR[]"), ("candidate_fees_bps", "DOUBLE[]"),
+        ("reason", "VARCHAR"), ("elapsed_ns", "BIGINT"),
+    ),
+    "fills": (
+        ("fill_id", "BIGINT"), ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"),
+        ("symbol", "VARCHAR"), ("venue", "VARCHAR"), ("quantity", "DOUBLE"),
+        ("price", "DOUBLE"), ("fee", "DOUBLE"), ("ref_price", "DOUBLE"),
+        ("cash_after", "DOUBLE"), ("position_after", "DOUBLE"), ("realized_pnl", "DOUBLE"),
+    ),
+    "equity": (("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE")),
+}
+
+_RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    scenario VARCHAR NOT NULL,
+    config JSON NOT NULL,
+    seed BIGINT NOT NULL,
+    code_version VARCHAR NOT NULL,
+    data_hash VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    n_bars BIGINT,
+    error VARCHAR
+)"""
+
+RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+class RunStore(Protocol):
+    """Where a run's rows go. DuckDB now; the live runner writes through the same port."""
+
+    def create_run(
+        self, run_id: str, scenario: str, config: Mapping[str, Any], seed: int,
+        code_version: str, data_hash: str,
+    ) -> None: ...
+
+    def append(self, run_id: str, table: str, batch: pa.Table) -> None: ...
+
+    def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None: ...
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class DuckDBStore:
+    """Opens (and if needed creates) the file; safe to reopen with later runs."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self.con = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        con = self.con
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {row[0]}, this Quorum writes {SCHEMA_VERSION}"
+            )
+        con.execute(_RUNS_DDL)
+        for table, columns in TABLES.items():
+            cols = ", ".join(f"{name} {kind}" for name, kind in columns)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, {cols})")
+        if row is None:
+            con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    def create_run(
+        self, run_id: str, scenario: str, config: Mapping[str, Any], seed: int,
+        code_version: str, data_hash: str,
+    ) -> None:
+        self.con.execute(
+            "INSERT INTO runs (run_id, scenario, config, seed, code_version, data_hash, status,"
+            " started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', now())",
+            [run_id, scenario, json.dumps(config, sort_keys=True), seed, code_version, data_hash],
+        )
+
+    def append(self, run_id: str, table: str, batch: pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        names = ", ".join(name for name, _ in TABLES[table])
+        self.con.register("_quorum_batch", batch)
+        try:
+            self.con.execute(
+                f"INSERT INTO {table} (run_id, {names}) SELECT ?, {names} FROM _quorum_batch",
+                [run_id],
+            )
+        finally:
+            self.con.unregister("_quorum_batch")
+
+    def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        self.con.execute(
+            "UPDATE runs SET status = ?, finished_at = now(), n_bars = ?, error = ?"
+            " WHERE run_id = ?",
+            [status, n_bars, error, run_id],
+        )
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """Accept a unique prefix of a run id, as git does for commits."""
+        rows = self.con.execute(
+            "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id", [prefix]
+        ).fetchall()
+        if not rows:
+            raise StoreError(f"no run {prefix!r} in {self.path}")
+        if len(rows) > 1:
+            raise StoreError(f"run id {prefix!r} is ambiguous ({len(rows)} runs match)")
+        return rows[0][0]
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
