@@ -160,7 +160,7 @@ class ScenarioConfig(_Model):
     description: str = ""
     seed: int = Field(default=0, ge=0, lt=2**63)
     initial_cash: PositiveFloat = 10_000.0
-    data: list[SourceConfig] = Field(min_length=1)
+    data: list[SourceConfig] = Field(default_factory=list)  # may come from code instead
     agents: list[AgentConfig] = Field(min_length=1)
     consensus: ConsensusConfig = ConsensusConfig()
     policy: PolicyConfig = PolicyConfig()

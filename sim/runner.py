@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sim.agents.base import build_agent
-from sim.config import FileSourceConfig, ScenarioConfig, parse_duration
+from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import MarketData, SymbolBars, gbm_bars, load_bars, merge
 from sim.engine import AgentSlot, Engine
@@ -105,6 +105,14 @@ def build_engine(
     )
 
 
+def _check_symbols(config: ScenarioConfig, data: MarketData) -> None:
+    known = set(data.symbols)
+    for agent in config.agents:
+        for symbol in agent.symbols or ():
+            if symbol not in known:
+                raise ConfigError(f"agents.{agent.name}.symbols: {symbol!r} is not in the data")
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -114,16 +122,23 @@ def run_scenario(
     store: RunStore,
     *,
     run_id: str | None = None,
+    data: MarketData | None = None,
     on_start: Callable[[str, int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     flush_rows: int = 500_000,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
 
-    Bad config or data raise before the run is created, so nothing half-made is stored.
+    ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
+    ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
+    nothing half-made is stored.
     """
     streams = _Streams.spawn(config.seed, len(config.data), len(config.agents))
-    data = load_market_data(config, streams.data)
+    if data is None:
+        if not config.data:
+            raise ConfigError(f"scenario {config.name!r}: no data sources")
+        data = load_market_data(config, streams.data)
+    _check_symbols(config, data)
     run_id = run_id or new_run_id()
     recorder = Recorder(store, run_id, data.symbols, [a.name for a in config.agents],
                         config.consensus.method, flush_rows=flush_rows)

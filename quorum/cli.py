@@ -1,0 +1,254 @@
+"""The ``quorum`` command: the composition root that wires sim, reports (and later live).
+
+Exit codes: 0 done; 1 the run itself failed; 2 bad input (one line on stderr, no traceback);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sim.agents.base import AgentError
+from sim.config import ConfigError, load_scenario
+from sim.data import DataError
+from sim.engine import AgentOutputError
+from sim.store import DuckDBStore, StoreError
+
+DEFAULT_DB = "runs.duckdb"
+BAD_INPUT = (ConfigError, DataError, AgentError, StoreError)
+
+
+class UsageError(Exception):
+    """Bad input found by the CLI itself."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
+        self.exit(2, f"quorum: error: {message}\n")
+
+
+def _console(stream: Any = None) -> Console:
+    stream = stream or sys.stdout
+    width = None if stream.isatty() else 160  # pipes and CI logs: do not squeeze to 80
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}" if abs(value) < 1e6 else f"{value:,.2f}"
+    return "" if value is None else str(value)
+
+
+def _print_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> None:
+    table = Table(title=title, show_lines=False)
+    if not rows:
+        _console().print("(no rows)")
+        return
+    for name in rows[0]:
+        table.add_column(str(name))
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row.values()))
+    _console().print(table)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
+    """Yield (on_start, on_progress) callbacks that drive a progress bar on stderr."""
+    if not enabled:
+        yield None, None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("bars"), TimeRemainingColumn(), console=Console(file=sys.stderr),
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def on_start(run_id: str, total: int) -> None:
+        task.append(progress.add_task(f"run {run_id}", total=total))
+
+    def on_progress(n: int) -> None:
+        progress.advance(task[0], n)
+
+    with progress:
+        yield on_start, on_progress
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from reports.summary import run_summary
+    from sim.runner import run_scenario
+
+    config = load_scenario(args.scenario)
+    if args.seed is not None:
+        if args.seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {args.seed}")
+        config = config.with_seed(args.seed)
+    with DuckDBStore(args.db) as store:
+        show_progress = sys.stderr.isatty() and not args.quiet
+        with _progress(show_progress) as (on_start, on_progress):
+            result = run_scenario(config, store, on_start=on_start, on_progress=on_progress)
+        summary = run_summary(store.con, result.run_id)
+        rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "run_id"]
+        _print_table(rows, title=f"{config.name}: {config.description}".rstrip(": "))
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            _write_outputs(store.con, result.run_id, summary, out)
+            _console().print(f"outputs: {out}/ (summary.json, equity.csv, fills.csv, equity.png)")
+    _console().print(f"run id: {result.run_id}  (store: {args.db})")
+    return 0
+
+
+def _write_outputs(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[str, Any],
+                   out: Path) -> None:
+    from reports.plots import plot_equity
+
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    for table in ("equity", "fills"):
+        con.execute(
+            f"COPY (SELECT * FROM {table} WHERE run_id = ? ORDER BY ts) TO '{out / table}.csv'"
+            " (HEADER)", [run_id],
+        )
+    plot_equity(con, run_id, out / "equity.png")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from reports.summary import list_runs
+
+    with _open_existing(args.db) as store:
+        _print_table(list_runs(store.con, args.limit), title=f"runs in {args.db}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from reports.summary import run_summary
+
+    with _open_existing(args.db) as store:
+        run_id = store.resolve_run_id(args.run_id)
+        row = store.con.execute(
+            "SELECT scenario, status, seed, code_version, data_hash, started_at, finished_at,"
+            " error, config FROM runs WHERE run_id = ?", [run_id],
+        ).fetchone()
+        names = ("scenario", "status", "seed", "code_version", "data_hash", "started_at",
+                 "finished_at", "error")
+        info = dict(zip(names, row[:-1], strict=True))
+        summary = run_summary(store.con, run_id)
+        rows = [{"field": k, "value": v} for k, v in {**info, **summary}.items()
+                if k not in ("scenario", "status", "seed")]
+        _print_table([{"field": k, "value": info[k]} for k in ("scenario", "status", "seed")]
+                     + rows, title=f"run {run_id}")
+        if args.config:
+            _console().print_json(row[-1])
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    with _open_existing(args.db) as store:
+        try:
+            rel = store.con.execute(args.sql)
+        except duckdb.Error as exc:
+            raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
+        if rel.description is None:
+            return 0
+        names = [d[0] for d in rel.description]
+        rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+        if args.csv:
+            import csv
+
+            writer = csv.DictWriter(sys.stdout, fieldnames=names)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            _print_table(rows)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from quorum.bench import throughput
+
+    result = throughput(bars=args.bars, agents=args.agents, db=args.db, repeat=args.repeat)
+    _print_table([result], title="throughput: whole pipeline incl. DuckDB writes")
+    return 0
+
+
+@contextmanager
+def _open_existing(db: str) -> Iterator[DuckDBStore]:
+    if not Path(db).is_file():
+        raise UsageError(f"no run store at {db} (run a scenario first, or pass --db PATH)")
+    with DuckDBStore(db) as store:
+        yield store
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="quorum", description="Backtest and audit multi-agent trading systems.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def db_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
+                       help=f"DuckDB run store (default: {DEFAULT_DB})")
+
+    p = sub.add_parser("run", help="run a scenario and store every step")
+    p.add_argument("scenario", help="scenario TOML file, e.g. scenarios/demo.toml")
+    db_option(p)
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--out", metavar="DIR", help="also write summary, CSVs and an equity plot")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("runs", help="list stored runs, newest first")
+    db_option(p)
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", help="provenance and summary of one run")
+    p.add_argument("run_id", help="run id or a unique prefix of it")
+    db_option(p)
+    p.add_argument("--config", action="store_true", help="also print the resolved config")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("query", help="run SQL against the store")
+    p.add_argument("sql")
+    db_option(p)
+    p.add_argument("--csv", action="store_true", help="CSV instead of a table")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    p.add_argument("which", choices=["throughput"])
+    p.add_argument("--bars", type=int, default=1_000_000)
+    p.add_argument("--agents", type=int, default=1, choices=[1, 4])
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--db", default=None, metavar="PATH",
+                   help="store to write to (default: a temporary file)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (*BAD_INPUT, UsageError) as exc:
+        print(f"quorum: error: {exc}", file=sys.stderr)
+        return 2
+    except AgentOutputError as exc:
+        print(f"quorum: run failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("quorum: interrupted; what was computed is stored, run marked interrupted",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
