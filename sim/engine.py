@@ -124,8 +124,8 @@ class Engine:
         self.clock = clock or SimClock()
         self.queue = EventQueue()
         n = len(self.symbols)
-        width = 1 + max((a.index for slots in self.agents for a in slots), default=-1)
-        self._standing: list[list[Signal | None]] = [[None] * width for _ in self.agents]
+        # Standing signals per symbol, in the order the agents trading it are listed.
+        self._standing: list[list[Signal | None]] = [[None] * len(a) for a in self.agents]
         self._last_decision: list[tuple[Side, float, float | None] | None] = [None] * n
         self._pending: list[Decision | None] = [None] * n
         self._acted_target: list[float | None] = [0.0] * n
@@ -135,10 +135,11 @@ class Engine:
         self._book_cash = recorder.equity_cash.append
         self._book_equity = recorder.equity_value.append
         self._queued = self.queue.heap  # the heap list itself: truthiness costs no call
-        self._agent_calls = [tuple((a.index, a.agent.on_bar) for a in slots) for slots in agents]
+        self._agent_calls = [
+            tuple(enumerate(a.agent.on_bar for a in slots)) for slots in self.agents
+        ]
         self._agent_names = [tuple(a.name for a in slots) for slots in agents]
         self._agent_indexes = [tuple(a.index for a in slots) for slots in agents]
-        self._agent_names_by_index = {a.index: a.name for slots in agents for a in slots}
 
     # -- the per-bar path ------------------------------------------------------------
     def on_bar(
@@ -173,13 +174,13 @@ class Engine:
         self.portfolio.price[s] = c
         changed = False
         standing = self._standing[s]
-        for index, on_bar in self._agent_calls[s]:
+        for pos, on_bar in self._agent_calls[s]:
             signal = on_bar(view)
             if signal is not None:
-                prev = standing[index]
+                prev = standing[pos]
                 if signal is not prev and signal != prev:
-                    self._accept_signal(s, index, signal, ts)
-                    standing[index] = signal
+                    self._accept_signal(s, pos, signal, ts)
+                    standing[pos] = signal
                     changed = True
         if changed:
             self._vote(s, ts, c)
@@ -213,7 +214,7 @@ class Engine:
         self.finish()
 
     # -- steps -----------------------------------------------------------------------
-    def _accept_signal(self, s: int, index: int, signal: Signal, ts: int) -> None:
+    def _accept_signal(self, s: int, pos: int, signal: Signal, ts: int) -> None:
         if (
             type(signal) is not Signal
             or signal.side not in _SIDES
@@ -221,16 +222,14 @@ class Engine:
             or (signal.target is not None and not 0.0 <= signal.target <= 1.0)
         ):
             raise AgentOutputError(
-                f"agent {self._agent_names_by_index[index]!r} on {self.symbols[s]} returned "
+                f"agent {self._agent_names[s][pos]!r} on {self.symbols[s]} returned "
                 f"{signal!r}: expected Signal(side, confidence in [0, 1], target in [0, 1] "
                 "or None) or None"
             )
-        self.recorder.signal(ts, s, index, signal.side, signal.confidence, signal.target)
+        self.recorder.signal(ts, s, self._agent_indexes[s][pos], signal)
 
     def _vote(self, s: int, ts: int, close: float) -> None:
-        slots = self.agents[s]
-        standing = self._standing[s]
-        signals = tuple(standing[slot.index] for slot in slots)
+        signals = tuple(self._standing[s])
         side, confidence, target, weights = self.consensus.decide(signals)
         key = (side, confidence, target)
         if key == self._last_decision[s]:

@@ -1,13 +1,15 @@
-"""Buffers a run's rows by column and hands them to the store in Arrow batches.
+"""Buffers a run's rows and hands them to the store in Arrow batches.
 
-Components report what happened through small methods; the per-bar equity rows (the only
-per-bar table) are appended straight to their column lists by the engine. Symbols, agents
-and sides are kept as small integers in the buffers and turned into names at flush.
+Components report what happened with one call per event, which appends one tuple (the
+message itself where there is one); columns are built only at flush, in bulk. Symbols and
+agents travel as small integers and become names at flush. Equity, the one per-bar table,
+is appended by the engine straight into its three column lists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,14 @@ from sim.store import TABLES, RunStore
 
 _TS = pa.timestamp("ns")
 _SIDE_NAMES = {int(s): s.name for s in Side}
+
+
+def _ints(values: Sequence[int]) -> np.ndarray:
+    return np.fromiter(values, dtype=np.int64, count=len(values))
+
+
+def _floats(values: Sequence[float]) -> np.ndarray:
+    return np.fromiter(values, dtype=np.float64, count=len(values))
 
 
 class Recorder:
@@ -35,109 +45,148 @@ class Recorder:
         self._agents = np.array(agents, dtype=object)
         self._method = method
         self.flush_rows = flush_rows
-        self._cols: dict[str, dict[str, list]] = {
-            table: {name: [] for name, _ in columns} for table, columns in TABLES.items()
-        }
-        eq = self._cols["equity"]
-        # The engine appends to these directly: one row per timestamp.
-        self.equity_ts, self.equity_cash, self.equity_value = eq["ts"], eq["cash"], eq["equity"]
+        self._signals: list[tuple[int, int, int, Any]] = []
+        self._decisions: list[tuple[Decision, int, tuple[int, ...]]] = []
+        self._orders: list[tuple[SubmitOrder, int, str]] = []
+        self._denials: list[tuple[OrderDenied, int]] = []
+        self._routes: list[tuple[OrderRouted, int]] = []
+        self._fills: list[tuple[OrderFilled, int, float, float, float]] = []
+        self.equity_ts: list[int] = []
+        self.equity_cash: list[float] = []
+        self.equity_value: list[float] = []
 
-    def signal(self, ts: int, symbol: int, agent: int, side: Side, confidence: float,
-               target: float | None) -> None:
-        c = self._cols["signals"]
-        c["ts"].append(ts)
-        c["symbol"].append(symbol)
-        c["agent"].append(agent)
-        c["side"].append(_SIDE_NAMES[side])
-        c["confidence"].append(confidence)
-        c["target"].append(target)
+    # -- one call per event ------------------------------------------------------------
+    def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
+        self._signals.append((ts, symbol, agent, signal))
 
-    def decision(self, decision: Decision, symbol: int, agent_slots: Sequence[int]) -> None:
-        c = self._cols["decisions"]
-        c["decision_id"].append(decision.decision_id)
-        c["ts"].append(decision.ts)
-        c["symbol"].append(symbol)
-        c["side"].append(_SIDE_NAMES[decision.side])
-        c["confidence"].append(decision.confidence)
-        c["target"].append(decision.target)
-        c["method"].append(self._method)
-        v = self._cols["votes"]
-        k = len(agent_slots)
-        v["decision_id"].extend([decision.decision_id] * k)
-        v["agent"].extend(agent_slots)
-        v["side"].extend(["HOLD" if s is None else _SIDE_NAMES[s.side] for s in decision.votes])
-        v["confidence"].extend([0.0 if s is None else s.confidence for s in decision.votes])
-        v["weight"].extend(decision.weights)
+    def decision(self, decision: Decision, symbol: int, agents: tuple[int, ...]) -> None:
+        self._decisions.append((decision, symbol, agents))
 
     def order(self, order: SubmitOrder, symbol: int, status: str) -> None:
-        c = self._cols["orders"]
-        c["order_id"].append(order.order_id)
-        c["decision_id"].append(order.decision_id)
-        c["ts"].append(order.ts)
-        c["symbol"].append(symbol)
-        c["quantity"].append(order.quantity)
-        c["ref_price"].append(order.ref_price)
-        c["notional"].append(order.notional)
-        c["status"].append(status)
+        self._orders.append((order, symbol, status))
 
     def denial(self, denial: OrderDenied, symbol: int) -> None:
-        c = self._cols["risk_events"]
-        c["order_id"].append(denial.order_id)
-        c["ts"].append(denial.ts)
-        c["symbol"].append(symbol)
-        c["check_name"].append(denial.check)
-        c["reason"].append(denial.reason)
+        self._denials.append((denial, symbol))
 
     def routing(self, routed: OrderRouted, symbol: int) -> None:
-        c = self._cols["routing_decisions"]
-        c["order_id"].append(routed.order.order_id)
-        c["ts"].append(routed.ts)
-        c["symbol"].append(symbol)
-        c["venue"].append(routed.venue)
-        c["candidates"].append([cand.venue for cand in routed.candidates])
-        c["candidate_fees_bps"].append([cand.fee_bps for cand in routed.candidates])
-        c["reason"].append(routed.reason)
-        c["elapsed_ns"].append(routed.elapsed_ns)
+        self._routes.append((routed, symbol))
 
     def fill(self, fill: OrderFilled, symbol: int, cash: float, position: float,
              realized: float) -> None:
-        c = self._cols["fills"]
-        c["fill_id"].append(fill.fill_id)
-        c["order_id"].append(fill.order_id)
-        c["ts"].append(fill.ts)
-        c["symbol"].append(symbol)
-        c["venue"].append(fill.venue)
-        c["quantity"].append(fill.quantity)
-        c["price"].append(fill.price)
-        c["fee"].append(fill.fee)
-        c["ref_price"].append(fill.ref_price)
-        c["cash_after"].append(cash)
-        c["position_after"].append(position)
-        c["realized_pnl"].append(realized)
+        self._fills.append((fill, symbol, cash, position, realized))
 
+    # -- flushing ----------------------------------------------------------------------
     def pending_rows(self) -> int:
-        return max(len(cols[next(iter(cols))]) for cols in self._cols.values())
+        return max(len(self.equity_ts), len(self._signals), len(self._decisions))
 
     def maybe_flush(self) -> None:
         if self.pending_rows() >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
-        for table, cols in self._cols.items():
-            if not next(iter(cols.values())):
-                continue
-            arrays = {name: self._to_arrow(name, values) for name, values in cols.items()}
-            self.store.append(self.run_id, table, pa.table(arrays))
-            for values in cols.values():
-                values.clear()
+        """Write every buffered row; called at the end, on failure and as buffers fill."""
+        for table, columns in self._columns():
+            names = [name for name, _ in TABLES[table]]
+            assert list(columns) == names, (table, list(columns))
+            self.store.append(self.run_id, table, pa.table(columns))
+        for buffer in (self._signals, self._decisions, self._orders, self._denials,
+                       self._routes, self._fills, self.equity_ts, self.equity_cash,
+                       self.equity_value):
+            buffer.clear()
 
-    def _to_arrow(self, name: str, values: list) -> pa.Array:
-        if name == "ts":
-            return pa.array(np.fromiter(values, dtype=np.int64, count=len(values)), type=_TS)
-        if name == "symbol":
-            return pa.array(self._symbols[np.fromiter(values, dtype=np.int64, count=len(values))])
-        if name == "agent":
-            return pa.array(self._agents[np.fromiter(values, dtype=np.int64, count=len(values))])
-        if name in ("cash", "equity"):
-            return pa.array(np.fromiter(values, dtype=np.float64, count=len(values)))
-        return pa.array(values)
+    def _names(self, lookup: np.ndarray, idx: Sequence[int]) -> pa.Array:
+        return pa.array(lookup[_ints(idx)])
+
+    def _ts(self, values: Sequence[int]) -> pa.Array:
+        return pa.array(_ints(values), type=_TS)
+
+    def _columns(self) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self._signals:
+            ts, sym, agent, sig = zip(*self._signals, strict=True)
+            out.append(("signals", {
+                "ts": self._ts(ts), "symbol": self._names(self._symbols, sym),
+                "agent": self._names(self._agents, agent),
+                "side": [_SIDE_NAMES[s.side] for s in sig],
+                "confidence": _floats([s.confidence for s in sig]),
+                "target": pa.array([s.target for s in sig], type=pa.float64()),
+            }))
+        if self._decisions:
+            decs, sym, agents = zip(*self._decisions, strict=True)
+            out.append(("decisions", {
+                "decision_id": _ints([d.decision_id for d in decs]),
+                "ts": self._ts([d.ts for d in decs]),
+                "symbol": self._names(self._symbols, sym),
+                "side": [_SIDE_NAMES[d.side] for d in decs],
+                "confidence": _floats([d.confidence for d in decs]),
+                "target": pa.array([d.target for d in decs], type=pa.float64()),
+                "method": pa.array([self._method] * len(decs)),
+            }))
+            votes = [(d.decision_id, a, v, w) for d, idx in zip(decs, agents, strict=True)
+                     for a, v, w in zip(idx, d.votes, d.weights, strict=True)]
+            ids, agent, sig, weight = zip(*votes, strict=True)
+            out.append(("votes", {
+                "decision_id": _ints(ids), "agent": self._names(self._agents, agent),
+                "side": ["HOLD" if s is None else _SIDE_NAMES[s.side] for s in sig],
+                "confidence": _floats([0.0 if s is None else s.confidence for s in sig]),
+                "weight": _floats(weight),
+            }))
+        if self._orders:
+            orders, sym, status = zip(*self._orders, strict=True)
+            out.append(("orders", {
+                "order_id": _ints([o.order_id for o in orders]),
+                "decision_id": _ints([o.decision_id for o in orders]),
+                "ts": self._ts([o.ts for o in orders]),
+                "symbol": self._names(self._symbols, sym),
+                "quantity": _floats([o.quantity for o in orders]),
+                "ref_price": _floats([o.ref_price for o in orders]),
+                "notional": _floats([o.notional for o in orders]),
+                "status": list(status),
+            }))
+        if self._denials:
+            denials, sym = zip(*self._denials, strict=True)
+            out.append(("risk_events", {
+                "order_id": _ints([d.order_id for d in denials]),
+                "ts": self._ts([d.ts for d in denials]),
+                "symbol": self._names(self._symbols, sym),
+                "check_name": [d.check for d in denials],
+                "reason": [d.reason for d in denials],
+            }))
+        if self._routes:
+            routes, sym = zip(*self._routes, strict=True)
+            out.append(("routing_decisions", {
+                "order_id": _ints([r.order.order_id for r in routes]),
+                "ts": self._ts([r.ts for r in routes]),
+                "symbol": self._names(self._symbols, sym),
+                "venue": [r.venue for r in routes],
+                "candidates": pa.array([[c.venue for c in r.candidates] for r in routes],
+                                       type=pa.list_(pa.string())),
+                "candidate_fees_bps": pa.array(
+                    [[c.fee_bps for c in r.candidates] for r in routes],
+                    type=pa.list_(pa.float64())),
+                "reason": [r.reason for r in routes],
+                "elapsed_ns": _ints([r.elapsed_ns for r in routes]),
+            }))
+        if self._fills:
+            fills, sym, cash, position, realized = zip(*self._fills, strict=True)
+            out.append(("fills", {
+                "fill_id": _ints([f.fill_id for f in fills]),
+                "order_id": _ints([f.order_id for f in fills]),
+                "ts": self._ts([f.ts for f in fills]),
+                "symbol": self._names(self._symbols, sym),
+                "venue": [f.venue for f in fills],
+                "quantity": _floats([f.quantity for f in fills]),
+                "price": _floats([f.price for f in fills]),
+                "fee": _floats([f.fee for f in fills]),
+                "ref_price": _floats([f.ref_price for f in fills]),
+                "cash_after": _floats(cash),
+                "position_after": _floats(position),
+                "realized_pnl": _floats(realized),
+            }))
+        if self.equity_ts:
+            out.append(("equity", {
+                "ts": self._ts(self.equity_ts),
+                "cash": _floats(self.equity_cash),
+                "equity": _floats(self.equity_value),
+            }))
+        return out

@@ -6,8 +6,10 @@ all come through it, so a backtest is always wired the same way.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,14 +40,14 @@ class RunResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Streams:
+class RandomStreams:
     """Independent random streams spawned from the scenario seed, one per consumer."""
 
     data: list[np.random.Generator]
     agents: list[np.random.Generator]
 
     @classmethod
-    def spawn(cls, seed: int, n_data: int, n_agents: int) -> _Streams:
+    def spawn(cls, seed: int, n_data: int, n_agents: int) -> RandomStreams:
         data_seq, agent_seq = np.random.SeedSequence(seed).spawn(2)
         return cls(
             [np.random.default_rng(s) for s in data_seq.spawn(n_data)],
@@ -105,7 +107,7 @@ def build_engine(
     )
 
 
-def _check_symbols(config: ScenarioConfig, data: MarketData) -> None:
+def check_agent_symbols(config: ScenarioConfig, data: MarketData) -> None:
     known = set(data.symbols)
     for agent in config.agents:
         for symbol in agent.symbols or ():
@@ -133,28 +135,40 @@ def run_scenario(
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
     nothing half-made is stored.
     """
-    streams = _Streams.spawn(config.seed, len(config.data), len(config.agents))
+    streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
     if data is None:
         if not config.data:
             raise ConfigError(f"scenario {config.name!r}: no data sources")
         data = load_market_data(config, streams.data)
-    _check_symbols(config, data)
+    check_agent_symbols(config, data)
     run_id = run_id or new_run_id()
     recorder = Recorder(store, run_id, data.symbols, [a.name for a in config.agents],
                         config.consensus.method, flush_rows=flush_rows)
     engine = build_engine(config, data, recorder, streams.agents)
-    store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
-                     code_version(), data.content_hash())
-    if on_start is not None:
-        on_start(run_id, len(data))
-    try:
+    with stored_run(store, run_id, config, data.content_hash(), recorder, engine):
+        if on_start is not None:
+            on_start(run_id, len(data))
         engine.run(data, on_progress=on_progress)
+    return RunResult(run_id, "completed", engine.bars_seen)
+
+
+@contextmanager
+def stored_run(
+    store: RunStore, run_id: str, config: ScenarioConfig, data_hash: str,
+    recorder: Recorder, engine: Engine,
+) -> Iterator[None]:
+    """Create the run; on leaving, mark it completed, or keep what was computed and mark
+    it interrupted (Ctrl-C, cancellation) or failed (any other exception, re-raised)."""
+    store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
+                     code_version(), data_hash)
+    try:
+        yield
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         try:
-            recorder.flush()  # keep what was computed up to the failure
+            recorder.flush()
         finally:
-            store.finish_run(run_id, status, engine.bars_seen, f"{type(exc).__name__}: {exc}")
+            store.finish_run(run_id, "interrupted" if stopped else "failed",
+                             engine.bars_seen, f"{type(exc).__name__}: {exc}")
         raise
-    store.finish_run(run_id, "completed", len(data), None)
-    return RunResult(run_id, "completed", len(data))
+    store.finish_run(run_id, "completed", engine.bars_seen, None)

@@ -7,15 +7,23 @@ end at the current bar, so the future is unreachable through the public API.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-from sim.data import SymbolBars
+
+class BarSource(Protocol):
+    """One symbol's bars as columns: fixed arrays in a backtest, a growing buffer live."""
+
+    symbol: str
+
+    def column(self, name: str) -> np.ndarray: ...
 
 
 class MarketView:
     __slots__ = ("_bars", "close", "high", "low", "n", "open", "symbol", "ts", "volume")
 
-    def __init__(self, bars: SymbolBars) -> None:
+    def __init__(self, bars: BarSource) -> None:
         self._bars = bars
         self.symbol = bars.symbol
         self.n = 0  # bars seen so far, the current one included

@@ -11,11 +11,12 @@ class ZScoreReversion:
     """SHORT above +entry, LONG below -entry, FLAT once |z| falls under ``exit``.
 
     Between ``exit`` and ``entry`` the position is kept (hysteresis), so the agent does not
-    flip on noise. Confidence grows with |z| and saturates at ``entry * 2``; it is rounded to
-    ``confidence_step`` so a signal is re-issued only when the view moved materially.
+    flip on noise. Confidence grows with |z| and saturates at ``2 * entry``; it moves in
+    ``confidence_step`` increments so a signal is re-issued only when the view moved
+    materially. A FLAT view is held with full confidence.
     """
 
-    __slots__ = ("_entry", "_exit", "_last", "_step", "_z", "cap")
+    __slots__ = ("_cache", "_entry", "_exit", "_last", "_scale", "_steps", "_z")
 
     def __init__(
         self,
@@ -31,29 +32,36 @@ class ZScoreReversion:
         self._z = RollingZScore(window)
         self._entry = entry
         self._exit = exit
-        self._step = confidence_step
-        self.cap = 2 * entry
-        self._last: tuple[Side, float] | None = None
+        steps = round(1 / confidence_step)
+        self._steps = steps
+        self._scale = steps / (2 * entry)  # |z| -> confidence in steps
+        # Every signal this agent can give, built once: the hot path allocates nothing.
+        self._cache = {
+            (side, k): Signal(side, min(1.0, k / steps))
+            for side in (LONG, SHORT) for k in range(1, steps + 1)
+        }
+        self._cache[FLAT, steps] = Signal(FLAT, 1.0)
+        self._last: Signal | None = None
 
     def on_bar(self, view: MarketView) -> Signal | None:
-        z = self._z.update(view.close)
-        if not self._z.ready:
+        zscore = self._z
+        z = zscore.update(view.close)
+        if not zscore.ready:
             return None
         last = self._last
+        side: Side
         if z >= self._entry:
             side = SHORT
         elif z <= -self._entry:
             side = LONG
-        elif abs(z) <= self._exit or last is None:
+        elif -self._exit <= z <= self._exit or last is None:
             side = FLAT
         else:
-            side = last[0]
-        if side is FLAT:
-            confidence = 1.0
-        else:
-            step = self._step
-            confidence = min(1.0, max(step, round(abs(z) / self.cap / step) * step))
-        if last is not None and last[0] is side and last[1] == confidence:
+            side = last.side
+        steps = self._steps
+        k = steps if side is FLAT else min(steps, max(1, round(abs(z) * self._scale)))
+        signal = self._cache[side, k]
+        if signal is last:
             return None
-        self._last = (side, confidence)
-        return Signal(side, confidence)
+        self._last = signal
+        return signal
