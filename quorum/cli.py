@@ -22,7 +22,6 @@ from rich.table import Table
 from sim.agents.base import AgentError
 from sim.config import ConfigError, load_scenario
 from sim.data import DataError
-from sim.engine import AgentOutputError
 from sim.store import DuckDBStore, StoreError
 
 DEFAULT_DB = "runs.duckdb"
@@ -31,6 +30,10 @@ BAD_INPUT = (ConfigError, DataError, AgentError, StoreError)
 
 class UsageError(Exception):
     """Bad input found by the CLI itself."""
+
+
+class RunFailed(Exception):
+    """The run started and then failed; it is in the store with status 'failed'."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,17 +90,26 @@ def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from reports.summary import run_summary
-    from sim.runner import run_scenario
+    from sim.runner import new_run_id, run_scenario
 
     config = load_scenario(args.scenario)
     if args.seed is not None:
         if args.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {args.seed}")
         config = config.with_seed(args.seed)
+    run_id = new_run_id()
     with DuckDBStore(args.db) as store:
         show_progress = sys.stderr.isatty() and not args.quiet
-        with _progress(show_progress) as (on_start, on_progress):
-            result = run_scenario(config, store, on_start=on_start, on_progress=on_progress)
+        try:
+            with _progress(show_progress) as (on_start, on_progress):
+                result = run_scenario(config, store, run_id=run_id, on_start=on_start,
+                                      on_progress=on_progress)
+        except (*BAD_INPUT, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the run is stored as failed; say so in one line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RunFailed(f"{type(exc).__name__}: {first} (run {run_id}, stored as failed; "
+                            f"quorum show {run_id} --db {args.db})") from exc
         summary = run_summary(store.con, result.run_id)
         rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "run_id"]
         _print_table(rows, title=f"{config.name}: {config.description}".rstrip(": "))
@@ -166,7 +178,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         if args.csv:
             import csv
 
-            writer = csv.DictWriter(sys.stdout, fieldnames=names)
+            writer = csv.DictWriter(sys.stdout, fieldnames=names, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
         else:
@@ -241,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (*BAD_INPUT, UsageError) as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)
         return 2
-    except AgentOutputError as exc:
+    except RunFailed as exc:
         print(f"quorum: run failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

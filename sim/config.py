@@ -11,6 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import pandas as pd
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.agents.base import AgentError, resolve_agent
+from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d)\s*$")
@@ -42,8 +44,19 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_NS[match.group(2)]
 
 
+def parse_timestamp(text: str) -> int:
+    """ISO 8601 -> ns since the epoch, UTC (a time without a zone is taken as UTC)."""
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"{text!r} is not an ISO 8601 time like 2024-01-01T00:00:00Z") from None
+    if ts is pd.NaT:
+        raise ValueError(f"{text!r} is not a time")
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).value
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -85,6 +98,12 @@ class GbmSourceConfig(_Model):
         parse_duration(v)
         return v
 
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        parse_timestamp(v)
+        return v
+
 
 def _source_kind(value: Any) -> str:
     kind = value.get("kind", "file") if isinstance(value, dict) else getattr(value, "kind", "")
@@ -117,6 +136,15 @@ class AgentConfig(_Model):
         except AgentError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @model_validator(mode="after")
+    def _buildable(self) -> AgentConfig:
+        """Bad parameters fail here, naming the agent, not halfway into a run."""
+        try:
+            build_agent(self.kind, self.params, np.random.default_rng(0))
+        except AgentError as exc:
+            raise ValueError(f"agent {self.name!r}: {exc}") from None
+        return self
 
 
 class ConsensusConfig(_Model):
@@ -182,7 +210,8 @@ class ScenarioConfig(_Model):
                 raise ValueError(f"agents: name {name!r} is used twice")
         for agent in self.agents:
             for sym in agent.symbols or ():
-                if sym not in seen:
+                # Data passed in code is checked by the runner instead.
+                if self.data and sym not in seen:
                     raise ValueError(f"agents.{agent.name}.symbols: {sym!r} is not in data")
         venue_names = [v.name for v in self.venues]
         for name in venue_names:
@@ -191,7 +220,7 @@ class ScenarioConfig(_Model):
         return self
 
     def with_seed(self, seed: int) -> ScenarioConfig:
-        return self.model_validate({**self.model_dump(), "seed": seed})
+        return parse_scenario({**self.model_dump(), "seed": seed}, f"scenario {self.name!r}")
 
 
 def _describe(error: ValidationError, source: str) -> str:

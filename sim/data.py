@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = (*PRICE_COLUMNS, "volume")
@@ -89,6 +90,22 @@ def _row_label(source: str, i: int, csv: bool) -> str:
     return f"{source} line {i + 2}" if csv else f"{source} row {i}"
 
 
+def _num(x: object) -> str:
+    """A value as a person writes it (numpy 2 scalars would print as np.float64(...))."""
+    try:
+        return repr(float(x))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return repr(x)
+
+
+def _duration(ns: int) -> str:
+    for unit, size in (("d", 86_400 * 10**9), ("h", 3600 * 10**9), ("m", 60 * 10**9),
+                       ("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"
+
+
 def _first(mask: np.ndarray) -> int | None:
     idx = np.flatnonzero(mask)
     return int(idx[0]) if idx.size else None
@@ -115,6 +132,10 @@ def bars_from_frame(
     if len(frame) == 0:
         raise DataError(f"{source}: no rows")
 
+    if _csv:
+        bad = _first(frame.isna().all(axis=1).to_numpy())
+        if bad is not None:
+            raise DataError(f"{_row_label(source, bad, _csv)}: blank line")
     raw_ts = frame["timestamp"]
     try:
         if pd.api.types.is_datetime64_any_dtype(raw_ts):
@@ -137,7 +158,7 @@ def bars_from_frame(
         bad = _first(~np.isfinite(values))
         if bad is not None:
             raise DataError(
-                f"{_row_label(source, bad, _csv)}: {name} is {raw.iloc[bad]!r}, "
+                f"{_row_label(source, bad, _csv)}: {name} is {_num(raw.iloc[bad])}, "
                 "not a finite number"
             )
         columns[name] = values
@@ -159,7 +180,7 @@ def bars_from_frame(
         if bad is not None:
             raise DataError(
                 f"{_row_label(source, bad + 1, _csv)}: gap: {parsed.iloc[bad + 1]} follows "
-                f"{parsed.iloc[bad]} (expected every {pd.Timedelta(interval_ns)}); "
+                f"{parsed.iloc[bad]} (expected one bar every {_duration(interval_ns)}); "
                 "set allow_gaps = true to accept gaps"
             )
 
@@ -168,22 +189,23 @@ def bars_from_frame(
         bad = _first(columns[name] <= 0)
         if bad is not None:
             raise DataError(
-                f"{_row_label(source, bad, _csv)}: {name} {columns[name][bad]!r} is not positive"
+                f"{_row_label(source, bad, _csv)}: {name} {_num(columns[name][bad])} "
+                "is not positive"
             )
     bad = _first(v < 0)
     if bad is not None:
-        raise DataError(f"{_row_label(source, bad, _csv)}: volume {v[bad]!r} is negative")
+        raise DataError(f"{_row_label(source, bad, _csv)}: volume {_num(v[bad])} is negative")
     bad = _first(h < np.maximum(o, c))
     if bad is not None:
         raise DataError(
-            f"{_row_label(source, bad, _csv)}: high {h[bad]!r} is below max(open, close) "
-            f"{max(o[bad], c[bad])!r}"
+            f"{_row_label(source, bad, _csv)}: high {_num(h[bad])} is below max(open, close) "
+            f"{_num(max(o[bad], c[bad]))}"
         )
     bad = _first(lo > np.minimum(o, c))
     if bad is not None:
         raise DataError(
-            f"{_row_label(source, bad, _csv)}: low {lo[bad]!r} is above min(open, close) "
-            f"{min(o[bad], c[bad])!r}"
+            f"{_row_label(source, bad, _csv)}: low {_num(lo[bad])} is above min(open, close) "
+            f"{_num(min(o[bad], c[bad]))}"
         )
     arrays = [ts, o, h, lo, c, v]
     for a in arrays:
@@ -206,12 +228,14 @@ def load_bars(
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype={"timestamp": str})
+            # Blank lines stay as rows (and fail validation) so line numbers stay true.
+            frame = pd.read_csv(path, dtype={"timestamp": str}, skip_blank_lines=False)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
             raise DataError(f"{source}: unknown format {suffix!r} (use .csv or .parquet)")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            pa.ArrowException) as exc:
         raise DataError(f"{source}: cannot read: {str(exc).splitlines()[0]}") from None
     return bars_from_frame(
         frame, symbol, source, interval_ns=interval_ns, allow_gaps=allow_gaps,

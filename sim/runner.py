@@ -13,10 +13,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from sim.agents.base import build_agent
-from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration
+from sim.config import (
+    ConfigError,
+    FileSourceConfig,
+    ScenarioConfig,
+    parse_duration,
+    parse_timestamp,
+)
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import MarketData, SymbolBars, gbm_bars, load_bars, merge
 from sim.engine import AgentSlot, Engine
@@ -63,10 +68,8 @@ def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) ->
             bars.append(load_bars(source.path, source.symbol, interval_ns=interval,
                                   allow_gaps=source.allow_gaps))
         else:
-            start = pd.Timestamp(source.start)
-            start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
             bars.append(gbm_bars(
-                source.symbol, source.bars, rng, start_ns=start.value,
+                source.symbol, source.bars, rng, start_ns=parse_timestamp(source.start),
                 interval_ns=parse_duration(source.interval), s0=source.price,
                 drift=source.drift, volatility=source.volatility,
             ))
