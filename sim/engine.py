@@ -263,6 +263,7 @@ class Engine:
         if denial is None:
             routed = self.router.route(order)
             if routed is not None:
+                self.risk.on_order_sent(order)
                 self.recorder.routing(routed, s)
                 self.queue.push(ts, PRIORITY_VENUE, self._execute, routed)
                 self._drain_before(ts, PRIORITY_VENUE + 1)

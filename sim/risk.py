@@ -38,12 +38,15 @@ class RiskEngine:
         self._orders_today = 0
 
     def check(self, order: SubmitOrder, position: float) -> OrderDenied | None:
-        """Deny with the first failed check, or count the order as accepted and return None."""
+        """Deny with the first failed check, or return None if the order may go."""
         denial = self._first_breach(order, position)
         if denial is not None:
             return OrderDenied(order.order_id, order.ts, order.symbol, *denial)
-        self._orders_today += 1
         return None
+
+    def on_order_sent(self, order: SubmitOrder) -> None:
+        """Count an order against today's limit once it has actually reached a venue."""
+        self._orders_today += 1
 
     def _first_breach(self, order: SubmitOrder, position: float) -> tuple[str, str] | None:
         if self.allowed_symbols is not None and order.symbol not in self.allowed_symbols:

@@ -7,6 +7,7 @@ buy is trimmed to what the cash covers after slippage and fees.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 from sim.messages import OrderFilled, SubmitOrder
@@ -45,7 +46,8 @@ class SimVenue:
             affordable = cash / (price * (1.0 + self._fee))
             if affordable <= 0.0:
                 return None
-            qty = min(qty, affordable)
+            if qty >= affordable:
+                qty = self._spend_at_most(cash, affordable, price)
         else:
             price = market_price * (1.0 - self._slip)
         fee = abs(qty) * price * self._fee
@@ -53,3 +55,10 @@ class SimVenue:
             fill_id, order.order_id, ts, order.symbol, self.name, qty, price, fee,
             order.ref_price,
         )
+
+    def _spend_at_most(self, cash: float, qty: float, price: float) -> float:
+        """Largest quantity near ``qty`` whose cost plus fee, booked as the portfolio books
+        it, does not exceed ``cash``: rounding must never overdraw a cash account."""
+        while qty > 0.0 and qty * price + qty * price * self._fee > cash:
+            qty = math.nextafter(qty, 0.0)
+        return qty

@@ -118,7 +118,10 @@ def test_risk_checks_name_the_breach() -> None:
     assert risk.check(_order(1, symbol="Y"), 0.0).check == "allowed_symbols"
     assert risk.check(_order(9), 7.0).check == "max_position_notional"
     assert risk.check(_order(-9), 20.0) is None  # reducing is allowed even above the limit
+    risk.on_order_sent(_order(-9))
     assert risk.check(_order(5), 0.0) is None
+    assert risk.check(_order(5), 0.0) is None  # checked but never sent: not counted
+    risk.on_order_sent(_order(5))
     denied = risk.check(_order(1), 0.0)
     assert denied.check == "max_orders_per_day" and "2 orders" in denied.reason
     assert risk.check(_order(1, ts=DAY), 0.0) is None  # a new UTC day resets the count
