@@ -35,25 +35,24 @@ class _Scored:
         self.min_agreement = min_agreement
 
     def decide(self, signals: Sequence[Signal | None]) -> Outcome:
-        by_conf = self._by_confidence
+        if self._by_confidence:
+            weights = tuple([0.0 if s is None or s.side is HOLD else s.confidence
+                             for s in signals])
+        else:
+            weights = tuple([0.0 if s is None or s.side is HOLD else 1.0 for s in signals])
         long = short = flat = 0.0
-        weights = []
-        for sig in signals:
-            if sig is None or sig.side is HOLD:
-                weights.append(0.0)
-                continue
-            w = sig.confidence if by_conf else 1.0
-            weights.append(w)
-            side = sig.side
-            if side is LONG:
-                long += w
-            elif side is SHORT:
-                short += w
-            else:
-                flat += w
+        for sig, w in zip(signals, weights):  # noqa: B905 (same length by construction)
+            if w:
+                side = sig.side  # type: ignore[union-attr]
+                if side is LONG:
+                    long += w
+                elif side is SHORT:
+                    short += w
+                else:
+                    flat += w
         total = long + short + flat
         if total <= 0.0:
-            return HOLD, 0.0, None, tuple(weights)
+            return HOLD, 0.0, None, weights
         # Pick the heaviest side; any tie at the top is a conflict.
         if long > short and long > flat:
             best, top = LONG, long
@@ -62,15 +61,15 @@ class _Scored:
         elif flat > long and flat > short:
             best, top = FLAT, flat
         else:
-            return HOLD, 0.0, None, tuple(weights)
+            return HOLD, 0.0, None, weights
         share = top / total
         if share < self.min_agreement:
-            return HOLD, share, None, tuple(weights)
+            return HOLD, share, None, weights
         targets = [
             s.target for s in signals if s is not None and s.side is best and s.target is not None
         ]
         target = sum(targets) / len(targets) if targets else None
-        return best, share, target, tuple(weights)
+        return best, share, target, weights
 
 
 class MajorityConsensus(_Scored):

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 
+_fsum = math.fsum
+_sqrt = math.sqrt
+
 
 class RollingMean:
     __slots__ = ("_buf", "_count", "_i", "_sum", "length")
@@ -44,9 +47,13 @@ class RollingMean:
 
 
 class RollingZScore:
-    """Mean and population standard deviation over a window; returns the z-score of x."""
+    """Mean and population standard deviation over a window; returns the z-score of x.
 
-    __slots__ = ("_buf", "_count", "_i", "_sum", "_sumsq", "length")
+    ``ready`` turns True once the window is full (a plain attribute: agents read it on
+    every bar).
+    """
+
+    __slots__ = ("_buf", "_count", "_i", "_sum", "_sumsq", "length", "ready")
 
     def __init__(self, length: int) -> None:
         if length < 2:
@@ -57,31 +64,32 @@ class RollingZScore:
         self._count = 0
         self._sum = 0.0
         self._sumsq = 0.0
-
-    @property
-    def ready(self) -> bool:
-        return self._count >= self.length
+        self.ready = False
 
     def update(self, x: float) -> float:
         buf, i = self._buf, self._i
         old = buf[i]
-        self._sum += x - old
-        self._sumsq += x * x - old * old
+        total = self._sum + (x - old)
+        total_sq = self._sumsq + (x * x - old * old)
         buf[i] = x
         i += 1
         if i == self.length:
             i = 0
-            self._sum = math.fsum(buf)
-            self._sumsq = math.fsum(v * v for v in buf)
+            total = _fsum(buf)
+            total_sq = _fsum([v * v for v in buf])
         self._i = i
-        if self._count < self.length:
-            self._count += 1
+        self._sum = total
+        self._sumsq = total_sq
         n = self._count
-        mean = self._sum / n
-        var = self._sumsq / n - mean * mean
+        if n < self.length:
+            n += 1
+            self._count = n
+            self.ready = n == self.length
+        mean = total / n
+        var = total_sq / n - mean * mean
         if var <= 1e-24 * mean * mean:  # flat window: no dispersion, no z-score
             return 0.0
-        return (x - mean) / math.sqrt(var)
+        return (x - mean) / _sqrt(var)
 
 
 class FastSlowMeans:

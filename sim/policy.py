@@ -7,7 +7,7 @@ the book as prices drift, and HOLD keeps whatever is held.
 
 from __future__ import annotations
 
-from sim.messages import Decision, Side
+from sim.messages import FLAT, HOLD, LONG, SHORT, Side
 
 
 class TargetExposurePolicy:
@@ -25,17 +25,22 @@ class TargetExposurePolicy:
         self.scale_by_confidence = scale_by_confidence
         self.min_notional = min_notional
 
-    def target_exposure(self, decision: Decision) -> float | None:
-        """Signed fraction of equity to hold, or None to leave the position alone."""
-        side = decision.side
-        if side is Side.HOLD:
+    def target_exposure(
+        self, side: Side, confidence: float, target: float | None
+    ) -> float | None:
+        """Signed fraction of equity a decision asks for, or None to leave the position be.
+
+        Takes the decision's fields rather than a ``Decision``: it runs on every change of
+        consensus, most of which never become an order.
+        """
+        if side is HOLD:
             return None
-        if side is Side.FLAT or (side is Side.SHORT and not self.allow_short):
+        if side is FLAT or (side is SHORT and not self.allow_short):
             return 0.0
-        size = self.exposure if decision.target is None else min(decision.target, self.exposure)
+        size = self.exposure if target is None else min(target, self.exposure)
         if self.scale_by_confidence:
-            size *= decision.confidence
-        return size if side is Side.LONG else -size
+            size *= confidence
+        return size if side is LONG else -size
 
     def order_quantity(
         self, target: float, position: float, equity: float, price: float

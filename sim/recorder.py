@@ -9,16 +9,25 @@ is appended by the engine straight into its three column lists.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from sim.messages import Decision, OrderDenied, OrderFilled, OrderRouted, Side, SubmitOrder
+from sim.messages import (
+    HOLD,
+    OrderDenied,
+    OrderFilled,
+    OrderRouted,
+    Side,
+    SubmitOrder,
+)
 from sim.store import TABLES, RunStore
 
 _TS = pa.timestamp("ns")
-_SIDE_NAMES = {int(s): s.name for s in Side}
+# Side values -1..2 index this dictionary after adding 1.
+_SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
 
 
 def _ints(values: Sequence[int]) -> np.ndarray:
@@ -46,7 +55,7 @@ class Recorder:
         self._method = method
         self.flush_rows = flush_rows
         self._signals: list[tuple[int, int, int, Any]] = []
-        self._decisions: list[tuple[Decision, int, tuple[int, ...]]] = []
+        self._decisions: list[tuple[Any, ...]] = []
         self._orders: list[tuple[SubmitOrder, int, str]] = []
         self._denials: list[tuple[OrderDenied, int]] = []
         self._routes: list[tuple[OrderRouted, int]] = []
@@ -59,8 +68,16 @@ class Recorder:
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
         self._signals.append((ts, symbol, agent, signal))
 
-    def decision(self, decision: Decision, symbol: int, agents: tuple[int, ...]) -> None:
-        self._decisions.append((decision, symbol, agents))
+    def decision(
+        self, decision_id: int, ts: int, symbol: int, side: Side, confidence: float,
+        target: float | None, agents: tuple[int, ...], votes: tuple[Any, ...],
+        weights: tuple[float, ...],
+    ) -> None:
+        """One consensus outcome with its votes (``votes[i]`` is agent ``agents[i]``'s
+        standing signal, None if it has not spoken)."""
+        self._decisions.append(
+            (decision_id, ts, symbol, side, confidence, target, agents, votes, weights)
+        )
 
     def order(self, order: SubmitOrder, symbol: int, status: str) -> None:
         self._orders.append((order, symbol, status))
@@ -95,7 +112,15 @@ class Recorder:
             buffer.clear()
 
     def _names(self, lookup: np.ndarray, idx: Sequence[int]) -> pa.Array:
-        return pa.array(lookup[_ints(idx)])
+        """Small integer codes -> a dictionary-encoded string column (no Python strings)."""
+        return pa.DictionaryArray.from_arrays(
+            pa.array(_ints(idx).astype(np.int32)), pa.array(list(lookup), pa.string())
+        )
+
+    @staticmethod
+    def _sides(sides: Sequence[int]) -> pa.Array:
+        codes = np.fromiter(sides, dtype=np.int32, count=len(sides)) + 1
+        return pa.DictionaryArray.from_arrays(pa.array(codes), _SIDE_DICT)
 
     def _ts(self, values: Sequence[int]) -> pa.Array:
         return pa.array(_ints(values), type=_TS)
@@ -107,29 +132,31 @@ class Recorder:
             out.append(("signals", {
                 "ts": self._ts(ts), "symbol": self._names(self._symbols, sym),
                 "agent": self._names(self._agents, agent),
-                "side": [_SIDE_NAMES[s.side] for s in sig],
+                "side": self._sides([s.side for s in sig]),
                 "confidence": _floats([s.confidence for s in sig]),
                 "target": pa.array([s.target for s in sig], type=pa.float64()),
             }))
         if self._decisions:
-            decs, sym, agents = zip(*self._decisions, strict=True)
+            ids, ts, sym, side, conf, target, agents, votes, weights = zip(
+                *self._decisions, strict=True
+            )
             out.append(("decisions", {
-                "decision_id": _ints([d.decision_id for d in decs]),
-                "ts": self._ts([d.ts for d in decs]),
+                "decision_id": _ints(ids),
+                "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
-                "side": [_SIDE_NAMES[d.side] for d in decs],
-                "confidence": _floats([d.confidence for d in decs]),
-                "target": pa.array([d.target for d in decs], type=pa.float64()),
-                "method": pa.array([self._method] * len(decs)),
+                "side": self._sides(side),
+                "confidence": _floats(conf),
+                "target": pa.array(target, type=pa.float64()),
+                "method": self._names(np.array([self._method]), [0] * len(ids)),
             }))
-            votes = [(d.decision_id, a, v, w) for d, idx in zip(decs, agents, strict=True)
-                     for a, v, w in zip(idx, d.votes, d.weights, strict=True)]
-            ids, agent, sig, weight = zip(*votes, strict=True)
+            # Flattened with chain (no tuple per vote: millions of them on long runs).
+            sig = list(chain.from_iterable(votes))
             out.append(("votes", {
-                "decision_id": _ints(ids), "agent": self._names(self._agents, agent),
-                "side": ["HOLD" if s is None else _SIDE_NAMES[s.side] for s in sig],
+                "decision_id": np.repeat(_ints(ids), [len(v) for v in votes]),
+                "agent": self._names(self._agents, list(chain.from_iterable(agents))),
+                "side": self._sides([HOLD if s is None else s.side for s in sig]),
                 "confidence": _floats([0.0 if s is None else s.confidence for s in sig]),
-                "weight": _floats(weight),
+                "weight": _floats(list(chain.from_iterable(weights))),
             }))
         if self._orders:
             orders, sym, status = zip(*self._orders, strict=True)

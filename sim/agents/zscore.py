@@ -16,7 +16,7 @@ class ZScoreReversion:
     materially. A FLAT view is held with full confidence.
     """
 
-    __slots__ = ("_cache", "_entry", "_exit", "_last", "_scale", "_steps", "_z")
+    __slots__ = ("_cache", "_entry", "_exit", "_flat", "_last", "_scale", "_steps", "_z")
 
     def __init__(
         self,
@@ -40,7 +40,7 @@ class ZScoreReversion:
             (side, k): Signal(side, min(1.0, k / steps))
             for side in (LONG, SHORT) for k in range(1, steps + 1)
         }
-        self._cache[FLAT, steps] = Signal(FLAT, 1.0)
+        self._flat = Signal(FLAT, 1.0)
         self._last: Signal | None = None
 
     def on_bar(self, view: MarketView) -> Signal | None:
@@ -49,18 +49,22 @@ class ZScoreReversion:
         if not zscore.ready:
             return None
         last = self._last
+        entry = self._entry
         side: Side
-        if z >= self._entry:
+        if z >= entry:
             side = SHORT
-        elif z <= -self._entry:
+        elif z <= -entry:
             side = LONG
-        elif -self._exit <= z <= self._exit or last is None:
+        elif last is None or -self._exit <= z <= self._exit:
             side = FLAT
         else:
             side = last.side
-        steps = self._steps
-        k = steps if side is FLAT else min(steps, max(1, round(abs(z) * self._scale)))
-        signal = self._cache[side, k]
+        if side is FLAT:
+            signal = self._flat
+        else:
+            steps = self._steps
+            k = round((z if z > 0.0 else -z) * self._scale)
+            signal = self._cache[side, steps if k > steps else (k or 1)]
         if signal is last:
             return None
         self._last = signal

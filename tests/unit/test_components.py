@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sim.consensus import ConfidenceWeightedConsensus, MajorityConsensus
 from sim.engine import EventQueue
 from sim.indicators import FastSlowMeans, RollingMean, RollingZScore
-from sim.messages import Decision, Side, Signal, SubmitOrder
+from sim.messages import Side, Signal, SubmitOrder
 from sim.policy import TargetExposurePolicy
 from sim.risk import RiskEngine
 from sim.router import CheapestVenueRouter
@@ -82,21 +82,21 @@ def test_consensus_outcome_is_always_valid(signals: list[Signal | None]) -> None
 
 
 # -- policy --------------------------------------------------------------------------
-def _decision(side: Side, conf: float = 1.0, target: float | None = None) -> Decision:
-    return Decision(1, 0, "X", side, conf, target, (), (), ())
+def _decision(side: Side, conf: float = 1.0, target: float | None = None) -> tuple:
+    return side, conf, target
 
 
 def test_policy_targets() -> None:
     p = TargetExposurePolicy(exposure=0.5)
-    assert p.target_exposure(_decision(L)) == 0.5
-    assert p.target_exposure(_decision(F)) == 0.0
-    assert p.target_exposure(_decision(S)) == 0.0  # long-only: short means flat
-    assert p.target_exposure(_decision(H)) is None
-    assert TargetExposurePolicy(0.5, allow_short=True).target_exposure(_decision(S)) == -0.5
+    assert p.target_exposure(*_decision(L)) == 0.5
+    assert p.target_exposure(*_decision(F)) == 0.0
+    assert p.target_exposure(*_decision(S)) == 0.0  # long-only: short means flat
+    assert p.target_exposure(*_decision(H)) is None
+    assert TargetExposurePolicy(0.5, allow_short=True).target_exposure(*_decision(S)) == -0.5
     scaled = TargetExposurePolicy(0.5, scale_by_confidence=True)
-    assert scaled.target_exposure(_decision(L, 0.4)) == pytest.approx(0.2)
-    assert p.target_exposure(_decision(L, 1.0, 0.2)) == 0.2  # agent target, capped by exposure
-    assert p.target_exposure(_decision(L, 1.0, 0.9)) == 0.5
+    assert scaled.target_exposure(*_decision(L, 0.4)) == pytest.approx(0.2)
+    assert p.target_exposure(*_decision(L, 1.0, 0.2)) == 0.2  # agent target, capped by exposure
+    assert p.target_exposure(*_decision(L, 1.0, 0.9)) == 0.5
 
 
 def test_policy_order_quantity() -> None:
