@@ -8,9 +8,10 @@ line (or row) named; nothing is repaired silently.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -45,9 +46,23 @@ class SymbolBars:
         return getattr(self, name)
 
 
+class BarFeed(Protocol):
+    """The backtest's market-data port: bars in time order, in column batches.
+
+    Each batch holds equal-length lists (symbol index, bar number of that symbol counting
+    from 1, ts, open, high, low, close, volume): the arguments of ``Engine.on_bar``.
+    Live feeds are asynchronous and deliver one bar at a time (``live.feeds``).
+    """
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+
+    def batches(self, size: int) -> Iterator[list[list[Any]]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class MarketData:
-    """Several symbols' bars plus the merged walk order over them."""
+    """Several symbols' bars plus the merged walk order over them (a ``BarFeed``)."""
 
     bars: tuple[SymbolBars, ...]
     order_symbol: np.ndarray  # int32 symbol index per merged row
@@ -59,6 +74,19 @@ class MarketData:
 
     def __len__(self) -> int:
         return len(self.order_symbol)
+
+    def batches(self, size: int) -> Iterator[list[list[Any]]]:
+        """Rows in merged order as Python lists (cheap per-element access), ``size`` at a
+        time, so memory stays bounded however long the data."""
+        offsets = np.cumsum([0] + [len(b) for b in self.bars[:-1]])
+        flat = {col: np.concatenate([b.column(col) for b in self.bars])
+                for col in ("ts", *BAR_COLUMNS)}
+        for start in range(0, len(self), size):
+            sym = self.order_symbol[start : start + size]
+            pos = self.order_pos[start : start + size]
+            idx = offsets[sym] + pos
+            yield [sym.tolist(), (pos + 1).tolist(),
+                   *(flat[col][idx].tolist() for col in ("ts", *BAR_COLUMNS))]
 
     def content_hash(self) -> str:
         """Hash of every symbol's bars, so a stored run names exactly the data it saw."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from sim.clock import SimClock
 from sim.consensus import Consensus
-from sim.data import MarketData
+from sim.data import BarFeed
 from sim.messages import (
     Decision,
     FillTiming,
@@ -138,6 +138,8 @@ class Engine:
         self._book_ts = recorder.equity_ts.append
         self._book_cash = recorder.equity_cash.append
         self._book_equity = recorder.equity_value.append
+        self._book_realized = recorder.equity_realized.append
+        self._book_unrealized = recorder.equity_unrealized.append
         self._queued = self.queue.heap  # the heap list itself: truthiness costs no call
         self._agent_calls = [
             tuple(enumerate(a.agent.on_bar for a in slots)) for slots in self.agents
@@ -155,10 +157,7 @@ class Engine:
             if last_ts is not None:
                 if ts < last_ts:
                     raise ValueError(f"bar at {ts} arrived after {last_ts}: feed out of order")
-                portfolio = self.portfolio  # inline of _snapshot: this runs on every bar
-                self._book_ts(last_ts)
-                self._book_cash(portfolio.cash)
-                self._book_equity(portfolio.equity())
+                self._snapshot(last_ts)
             if self._queued:
                 self._drain_before(ts, PRIORITY_OPEN)
             self.clock.now = ts
@@ -204,13 +203,13 @@ class Engine:
         self.recorder.flush()
 
     def run(
-        self, data: MarketData, chunk: int = 65_536,
+        self, feed: BarFeed, chunk: int = 65_536,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Replay recorded or generated bars through ``on_bar`` in merged time order."""
+        """Replay a feed's bars (recorded or generated) through ``on_bar``, in its order."""
         on_bar = self.on_bar
         with fewer_gc_passes():
-            for rows in _row_chunks(data, chunk):
+            for rows in feed.batches(chunk):
                 for row in zip(*rows, strict=True):
                     on_bar(*row)
                 self.recorder.maybe_flush()
@@ -312,9 +311,12 @@ class Engine:
 
     def _snapshot(self, ts: int) -> None:
         """Equity at the end of time ``ts``, every symbol at its latest mark."""
+        portfolio = self.portfolio
         self._book_ts(ts)
-        self._book_cash(self.portfolio.cash)
-        self._book_equity(self.portfolio.equity())
+        self._book_cash(portfolio.cash)
+        self._book_equity(portfolio.equity())
+        self._book_realized(portfolio.realized_total)
+        self._book_unrealized(portfolio.unrealized())
 
 
 @contextmanager
@@ -332,23 +334,3 @@ def fewer_gc_passes(young: int = 100_000) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
-
-
-def _row_chunks(data: MarketData, chunk: int) -> Iterator[list[list]]:
-    """Yield rows of (symbol, n, ts, o, h, l, c, v) as Python lists, ``chunk`` at a time."""
-    import numpy as np
-
-    offsets = np.cumsum([0] + [len(b) for b in data.bars[:-1]])
-    flat = {
-        col: np.concatenate([b.column(col) for b in data.bars])
-        for col in ("ts", "open", "high", "low", "close", "volume")
-    }
-    for start in range(0, len(data), chunk):
-        sym = data.order_symbol[start : start + chunk]
-        pos = data.order_pos[start : start + chunk]
-        idx = offsets[sym] + pos
-        yield [
-            sym.tolist(),
-            (pos + 1).tolist(),
-            *(flat[col][idx].tolist() for col in ("ts", "open", "high", "low", "close", "volume")),
-        ]

@@ -1,4 +1,4 @@
-"""Portfolio: the one ledger. Cash, positions, average cost, realized PnL.
+"""Portfolio: the one ledger. Cash, positions, average cost, realized and unrealized PnL.
 
 Amounts are IEEE doubles; every booking is a single add or multiply, so the books balance
 to within 1e-9 relative of an exact (math.fsum) recomputation from the fills. The tests
@@ -15,6 +15,7 @@ from sim.messages import OrderFilled
 class Portfolio:
     __slots__ = (
         "_held", "avg_price", "cash", "fees_paid", "initial_cash", "price", "qty", "realized",
+        "realized_total",
     )
 
     def __init__(self, symbols: Sequence[str], initial_cash: float) -> None:
@@ -25,6 +26,7 @@ class Portfolio:
         self.avg_price = [0.0] * n
         self.price = [float("nan")] * n  # last mark per symbol
         self.realized = [0.0] * n
+        self.realized_total = 0.0
         self.fees_paid = 0.0
         self._held: list[int] = []  # symbols with a position: equity sums only these
 
@@ -39,7 +41,9 @@ class Portfolio:
         else:  # reducing, closing, or flipping through zero
             closed = min(abs(q), abs(old))
             direction = 1.0 if old > 0.0 else -1.0
-            self.realized[i] += (p - self.avg_price[i]) * closed * direction
+            pnl = (p - self.avg_price[i]) * closed * direction
+            self.realized[i] += pnl
+            self.realized_total += pnl
             if abs(q) > abs(old):
                 self.avg_price[i] = p
         self.qty[i] = new
@@ -58,5 +62,10 @@ class Portfolio:
             total += qty[i] * price[i]
         return total
 
-    def unrealized(self, i: int) -> float:
-        return (self.price[i] - self.avg_price[i]) * self.qty[i] if self.qty[i] else 0.0
+    def unrealized(self) -> float:
+        """Open positions at their latest marks against their average cost."""
+        total = 0.0
+        qty, price, avg = self.qty, self.price, self.avg_price
+        for i in self._held:
+            total += (price[i] - avg[i]) * qty[i]
+        return total

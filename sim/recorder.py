@@ -63,6 +63,8 @@ class Recorder:
         self.equity_ts: list[int] = []
         self.equity_cash: list[float] = []
         self.equity_value: list[float] = []
+        self.equity_realized: list[float] = []
+        self.equity_unrealized: list[float] = []
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -108,7 +110,7 @@ class Recorder:
             self.store.append(self.run_id, table, pa.table(columns))
         for buffer in (self._signals, self._decisions, self._orders, self._denials,
                        self._routes, self._fills, self.equity_ts, self.equity_cash,
-                       self.equity_value):
+                       self.equity_value, self.equity_realized, self.equity_unrealized):
             buffer.clear()
 
     def _names(self, lookup: np.ndarray, idx: Sequence[int]) -> pa.Array:
@@ -215,5 +217,7 @@ class Recorder:
                 "ts": self._ts(self.equity_ts),
                 "cash": _floats(self.equity_cash),
                 "equity": _floats(self.equity_value),
+                "realized_pnl": _floats(self.equity_realized),
+                "unrealized_pnl": _floats(self.equity_unrealized),
             }))
         return out

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -52,7 +52,10 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("price", "DOUBLE"), ("fee", "DOUBLE"), ("ref_price", "DOUBLE"),
         ("cash_after", "DOUBLE"), ("position_after", "DOUBLE"), ("realized_pnl", "DOUBLE"),
     ),
-    "equity": (("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE")),
+    "equity": (
+        ("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
+        ("realized_pnl", "DOUBLE"), ("unrealized_pnl", "DOUBLE"),
+    ),
 }
 
 _RUNS_DDL = """
