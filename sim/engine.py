@@ -44,10 +44,10 @@ from sim.risk import RiskEngine
 from sim.router import CheapestVenueRouter
 from sim.view import MarketView
 
-# Priorities order events that share a timestamp (lower runs first).
+# Priorities order events that share a timestamp (lower runs first): a bar's open
+# comes before anything delivered to a venue at that time.
 PRIORITY_OPEN = 0
 PRIORITY_VENUE = 10
-PRIORITY_CLOSE = 20
 
 _SIDES = frozenset(Side)
 
@@ -133,8 +133,10 @@ class Engine:
         self._pending: list[tuple[Decision, float] | None] = [None] * n
         self._acted_target: list[float | None] = [0.0] * n
         self._last_ts: int | None = None
-        self._ids = {"order": 0, "fill": 0}
         self._decision_id = 0
+        self._order_id = 0
+        self._fill_id = 0
+        self._symbol_index = {sym: i for i, sym in enumerate(self.symbols)}
         self._book_ts = recorder.equity_ts.append
         self._book_cash = recorder.equity_cash.append
         self._book_equity = recorder.equity_value.append
@@ -265,8 +267,8 @@ class Engine:
         qty = self.policy.order_quantity(target, position, portfolio.equity(), price)
         if qty == 0.0:
             return
-        self._ids["order"] += 1
-        order = SubmitOrder(self._ids["order"], decision.decision_id, ts, self.symbols[s],
+        self._order_id += 1
+        order = SubmitOrder(self._order_id, decision.decision_id, ts, self.symbols[s],
                             qty, price)
         denial = self.risk.check(order, position)
         if denial is None:
@@ -284,16 +286,15 @@ class Engine:
 
     def _execute(self, routed: OrderRouted) -> None:
         order = routed.order
-        s = self.symbols.index(order.symbol)
+        s = self._symbol_index[order.symbol]
         portfolio = self.portfolio
-        self._ids["fill"] += 1
         fill = self.router.venue(routed.venue).execute(
-            order, self._ids["fill"], self.clock.now_ns(), portfolio.price[s], portfolio.cash
+            order, self._fill_id + 1, self.clock.now_ns(), portfolio.price[s], portfolio.cash
         )
         if fill is None:
-            self._ids["fill"] -= 1
             self.recorder.order(order, s, "rejected")
             return
+        self._fill_id += 1
         portfolio.apply(s, fill)
         self.recorder.order(order, s, "filled")
         self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
