@@ -38,6 +38,10 @@ class SymbolBars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    # Per-bar extras, when the source knows them: the regime a generator was in, and which
+    # bars a gap policy filled in (never mistaken for traded bars).
+    source_regime: np.ndarray | None = None
+    filled: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -87,6 +91,31 @@ class MarketData:
             idx = offsets[sym] + pos
             yield [sym.tolist(), (pos + 1).tolist(),
                    *(flat[col][idx].tolist() for col in ("ts", *BAR_COLUMNS))]
+
+    def bars_table(self) -> pa.Table:
+        """Every bar of every symbol as one Arrow table, for the store's ``bars`` table."""
+        def extra(name: str, b: SymbolBars, fill: Any) -> np.ndarray:
+            values = getattr(b, name)
+            return np.full(len(b), fill, dtype=object) if values is None else values
+
+        lengths = [len(b) for b in self.bars]
+        symbol = pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(np.arange(len(self.bars), dtype=np.int32), lengths)),
+            pa.array(list(self.symbols), pa.string()),
+        )
+        columns: dict[str, Any] = {
+            "ts": pa.array(np.concatenate([b.ts for b in self.bars]), pa.timestamp("ns")),
+            "symbol": symbol,
+        }
+        for col in BAR_COLUMNS:
+            columns[col] = np.concatenate([b.column(col) for b in self.bars])
+        columns["source_regime"] = pa.array(
+            np.concatenate([extra("source_regime", b, None) for b in self.bars]), pa.string()
+        )
+        columns["filled"] = pa.array(
+            np.concatenate([extra("filled", b, False) for b in self.bars]).astype(bool)
+        )
+        return pa.table(columns)
 
     def content_hash(self) -> str:
         """Hash of every symbol's bars, so a stored run names exactly the data it saw."""

@@ -52,6 +52,7 @@ class Signal:
     side: Side
     confidence: float
     target: float | None = None  # optional target exposure, fraction of equity
+    reason: str | None = None  # why, in words: stored with the signal for the audit
 
 
 @dataclass(frozen=True, slots=True)

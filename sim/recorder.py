@@ -137,6 +137,7 @@ class Recorder:
                 "side": self._sides([s.side for s in sig]),
                 "confidence": _floats([s.confidence for s in sig]),
                 "target": pa.array([s.target for s in sig], type=pa.float64()),
+                "reason": pa.array([s.reason for s in sig], type=pa.string()),
             }))
         if self._decisions:
             ids, ts, sym, side, conf, target, agents, votes, weights = zip(

@@ -149,6 +149,7 @@ def run_scenario(
                         config.consensus.method, flush_rows=flush_rows)
     engine = build_engine(config, data, recorder, streams.agents)
     with stored_run(store, run_id, config, data.content_hash(), recorder, engine):
+        store.append(run_id, "bars", data.bars_table())  # the market the run saw
         if on_start is not None:
             on_start(run_id, len(data))
         engine.run(data, on_progress=on_progress)

@@ -15,13 +15,14 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "signals": (
         ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
         ("side", "VARCHAR"), ("confidence", "DOUBLE"), ("target", "DOUBLE"),
+        ("reason", "VARCHAR"),
     ),
     "decisions": (
         ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
@@ -51,6 +52,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("symbol", "VARCHAR"), ("venue", "VARCHAR"), ("quantity", "DOUBLE"),
         ("price", "DOUBLE"), ("fee", "DOUBLE"), ("ref_price", "DOUBLE"),
         ("cash_after", "DOUBLE"), ("position_after", "DOUBLE"), ("realized_pnl", "DOUBLE"),
+    ),
+    "bars": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("open", "DOUBLE"), ("high", "DOUBLE"),
+        ("low", "DOUBLE"), ("close", "DOUBLE"), ("volume", "DOUBLE"),
+        ("source_regime", "VARCHAR"), ("filled", "BOOLEAN"),
     ),
     "equity": (
         ("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sim.messages import Signal
 from sim.view import MarketView
@@ -62,12 +63,48 @@ def resolve_agent(kind: str) -> AgentFactory:
     return factory
 
 
+class AgentParams(BaseModel):
+    """Base for an agent's ``Params``: declare fields with defaults and bounds; the scenario's
+    ``params`` table is validated against it before the agent is built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _validated(kind: str, factory: AgentFactory, params: Mapping[str, Any]) -> dict[str, Any]:
+    model = getattr(factory, "Params", None)
+    if model is None:  # a user agent without a Params model: its constructor checks
+        return dict(params)
+    try:
+        return model.model_validate(dict(params)).model_dump()
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(["params", *(str(x) for x in e["loc"])]) + ": "
+            + ("unknown parameter" if e["type"] == "extra_forbidden" else e["msg"])
+            .replace("Value error, ", "")
+            for e in exc.errors()
+        )
+        raise AgentError(f"agent {kind!r}: bad parameters: {problems}") from None
+
+
+def describe_agent(kind: str) -> list[dict[str, Any]]:
+    """Each parameter of an agent type: name, type, default, description."""
+    model = getattr(resolve_agent(kind), "Params", None)
+    if model is None:
+        return []
+    return [
+        {"name": name, "type": getattr(f.annotation, "__name__", str(f.annotation)),
+         "default": f.default, "description": f.description or ""}
+        for name, f in model.model_fields.items()
+    ]
+
+
 def build_agent(
     kind: str, params: Mapping[str, Any], rng: np.random.Generator
 ) -> Agent:
-    """Construct an agent; ``rng`` is passed only to agents whose constructor takes it."""
+    """Validate ``params`` (against the agent's ``Params`` model if it has one) and build the
+    agent; ``rng`` is passed only to agents whose constructor takes it."""
     factory = resolve_agent(kind)
-    kwargs = dict(params)
+    kwargs = _validated(kind, factory, params)
     try:
         accepts_rng = "rng" in inspect.signature(factory).parameters
     except (TypeError, ValueError):

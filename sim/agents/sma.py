@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from pydantic import Field, model_validator
+
+from sim.agents.base import AgentParams
 from sim.indicators import FastSlowMeans
 from sim.messages import FLAT, LONG, SHORT, Side, Signal
 from sim.view import MarketView
 
-_SIGNALS = {side: Signal(side, 1.0) for side in (LONG, SHORT, FLAT)}
+_SIGNALS = {
+    side: Signal(side, 1.0, reason=f"SMA cross: fast {'above' if side is LONG else 'below'} slow")
+    for side in (LONG, SHORT, FLAT)
+}
+
+
+class SmaCrossoverParams(AgentParams):
+    fast: int = Field(10, ge=1, description="bars in the fast mean")
+    slow: int = Field(50, ge=2, description="bars in the slow mean")
+    long_only: bool = Field(False, description="FLAT instead of SHORT below the cross")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SmaCrossoverParams:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be below slow ({self.slow})")
+        return self
 
 
 class SmaCrossover:
@@ -15,6 +33,8 @@ class SmaCrossover:
     Abstains (no signal) until the slow window is full. Signals only on a cross, with
     confidence 1: the cross is the event, its size carries no extra information here.
     """
+
+    Params = SmaCrossoverParams
 
     __slots__ = ("_down", "_last", "_means", "_slow")
 

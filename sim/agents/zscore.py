@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from pydantic import Field, model_validator
+
+from sim.agents.base import AgentParams
 from sim.indicators import RollingZScore
 from sim.messages import FLAT, LONG, SHORT, Side, Signal
 from sim.view import MarketView
+
+
+class ZScoreReversionParams(AgentParams):
+    window: int = Field(50, ge=2, description="bars in the rolling mean and deviation")
+    entry: float = Field(2.0, gt=0, description="|z| at which to fade the move")
+    exit: float = Field(0.5, ge=0, description="|z| under which to go flat")
+    confidence_step: float = Field(0.1, gt=0, le=1, description="confidence resolution")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ZScoreReversionParams:
+        if self.exit >= self.entry:
+            raise ValueError(f"exit ({self.exit}) must be below entry ({self.entry})")
+        return self
 
 
 class ZScoreReversion:
@@ -16,6 +32,7 @@ class ZScoreReversion:
     materially. A FLAT view is held with full confidence.
     """
 
+    Params = ZScoreReversionParams
     __slots__ = ("_cache", "_entry", "_exit", "_flat", "_last", "_scale", "_steps", "_z")
 
     def __init__(
@@ -37,10 +54,11 @@ class ZScoreReversion:
         self._scale = steps / (2 * entry)  # |z| -> confidence in steps
         # Every signal this agent can give, built once: the hot path allocates nothing.
         self._cache = {
-            (side, k): Signal(side, min(1.0, k / steps))
+            (side, k): Signal(side, min(1.0, k / steps),
+                              reason=f"z-score {'below -' if side is LONG else 'above +'}entry")
             for side in (LONG, SHORT) for k in range(1, steps + 1)
         }
-        self._flat = Signal(FLAT, 1.0)
+        self._flat = Signal(FLAT, 1.0, reason="z-score back near the mean")
         self._last: Signal | None = None
 
     def on_bar(self, view: MarketView) -> Signal | None:
