@@ -94,10 +94,6 @@ class MarketData:
 
     def bars_table(self) -> pa.Table:
         """Every bar of every symbol as one Arrow table, for the store's ``bars`` table."""
-        def extra(name: str, b: SymbolBars, fill: Any) -> np.ndarray:
-            values = getattr(b, name)
-            return np.full(len(b), fill, dtype=object) if values is None else values
-
         lengths = [len(b) for b in self.bars]
         symbol = pa.DictionaryArray.from_arrays(
             pa.array(np.repeat(np.arange(len(self.bars), dtype=np.int32), lengths)),
@@ -109,12 +105,15 @@ class MarketData:
         }
         for col in BAR_COLUMNS:
             columns[col] = np.concatenate([b.column(col) for b in self.bars])
-        columns["source_regime"] = pa.array(
-            np.concatenate([extra("source_regime", b, None) for b in self.bars]), pa.string()
-        )
-        columns["filled"] = pa.array(
-            np.concatenate([extra("filled", b, False) for b in self.bars]).astype(bool)
-        )
+        columns["source_regime"] = pa.concat_arrays([
+            pa.nulls(len(b), pa.string()) if b.source_regime is None
+            else pa.array(b.source_regime, pa.string())
+            for b in self.bars
+        ])
+        columns["filled"] = np.concatenate([
+            np.zeros(len(b), dtype=bool) if b.filled is None else b.filled.astype(bool)
+            for b in self.bars
+        ])
         return pa.table(columns)
 
     def content_hash(self) -> str:
