@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -194,6 +195,88 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from quorum.inspect_data import chart_path, inspect_bars
+    from sim.config import parse_duration
+    from sim.data import load_bars
+
+    interval = None
+    if args.interval is not None:
+        try:
+            interval = parse_duration(args.interval)
+        except ValueError as exc:
+            raise UsageError(f"--interval: {exc}") from None
+    path = Path(args.file)
+    symbol = args.symbol or path.stem
+    bars = load_bars(path, symbol)  # gaps are reported below, not refused
+    found = inspect_bars(bars, interval)
+    _print_table([{"statistic": k, "value": v} for k, v in found.stats.items()],
+                 title=f"{symbol}: {path.name}")
+    total = sum(found.regimes.values())
+    _print_table([{"regime": name, "bars": n, "share": f"{n / total:.1%}"}
+                  for name, n in found.regimes.items()], title="regimes (causal labels)")
+    _console().print(f"gaps: {found.gaps}")
+    if args.out:
+        from reports.plots import plot_regimes
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        chart = plot_regimes(bars.ts, bars.close, found.labels, chart_path(out, symbol),
+                             title=f"{symbol}: close with regimes shaded ({path.name})")
+        _console().print(f"chart: {chart}")
+    return 0
+
+
+def cmd_agents_list(args: argparse.Namespace) -> int:
+    from sim.agents.base import describe_agent, registered_agents
+
+    for kind, target in sorted(registered_agents().items()):
+        factory_doc = ""
+        try:
+            params = describe_agent(kind)
+            from sim.agents.base import resolve_agent
+
+            factory_doc = (resolve_agent(kind).__doc__ or "").strip().splitlines()[0]
+        except Exception as exc:  # an agent whose module cannot load is listed, not fatal
+            params, factory_doc = [], f"(cannot load: {exc})"
+        rows = [{"parameter": p["name"], "type": p["type"],
+                 "default": "(required)" if p["required"] else repr(p["default"]),
+                 "description": p["description"]} for p in params]
+        _console().print(f"[bold]{kind}[/bold]  ({target})  {factory_doc}")
+        if rows:
+            _print_table(rows)
+    return 0
+
+
+def cmd_data_generate(args: argparse.Namespace) -> int:
+    """Same regime, seed and settings as a one-source scenario gives the same bytes."""
+    from quorum.generate_data import write_generated
+    from sim.config import parse_scenario
+
+    params: dict[str, Any] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE")
+        try:
+            params[name.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            params[name.strip()] = value  # a bare word, e.g. a state name
+    source = {"kind": "regime", "regime": args.regime, "bars": args.bars,
+              "symbols": [s.strip() for s in args.symbols.split(",") if s.strip()],
+              "interval": args.interval, "start": args.start, "price": args.price,
+              "params": params}
+    config = parse_scenario(
+        {"name": f"generate_{args.regime}", "seed": args.seed, "data": [source],
+         "agents": [{"name": "none", "kind": "sma_crossover"}],
+         "venues": [{"name": "none", "symbols": source["symbols"]}]},
+        "arguments",
+    )
+    for path, rows in write_generated(config, Path(args.out)):
+        _console().print(f"wrote {path} ({rows} bars)")
+    return 0
+
+
 @contextmanager
 def _open_existing(db: str) -> Iterator[DuckDBStore]:
     if not Path(db).is_file():
@@ -243,6 +326,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, metavar="PATH",
                    help="store to write to (default: a temporary file)")
     p.set_defaults(func=cmd_bench)
+
+    agents = sub.add_parser("agents", help="the agent library")
+    agents_sub = agents.add_subparsers(dest="agents_command", metavar="COMMAND", required=True,
+                                       parser_class=_Parser)
+    p = agents_sub.add_parser("list", help="every agent type with its parameters and defaults")
+    p.set_defaults(func=cmd_agents_list)
+
+    data = sub.add_parser("data", help="market data files: generate, inspect")
+    data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True,
+                                   parser_class=_Parser)
+    p = data_sub.add_parser("inspect", help="statistics, gaps and regimes of a bar file")
+    p.add_argument("file", help="OHLCV bars, CSV or Parquet")
+    p.add_argument("--symbol", help="symbol name (default: the file name without suffix)")
+    p.add_argument("--interval", metavar="DURATION",
+                   help="expected bar spacing for the gap report, e.g. 5m (default: the "
+                        "median spacing)")
+    p.add_argument("--out", metavar="DIR", help="also write a price chart with regimes shaded")
+    p.set_defaults(func=cmd_data_inspect)
+
+    p = data_sub.add_parser("generate", help="write a seeded regime series to a file")
+    p.add_argument("regime", help="trend_up, trend_down, ranging, high_volatility, crash or "
+                                  "regime_switching")
+    p.add_argument("--bars", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="FILE", help=".csv or .parquet; with "
+                   "several symbols one file each, named FILE_SYMBOL.ext")
+    p.add_argument("--symbols", default="SYN", help="comma-separated (default SYN)")
+    p.add_argument("--interval", default="1m")
+    p.add_argument("--start", default="2024-01-01T00:00:00Z")
+    p.add_argument("--price", type=float, default=100.0)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="regime parameter, value in TOML syntax (repeatable)")
+    p.set_defaults(func=cmd_data_generate)
     return parser
 
 

@@ -20,12 +20,14 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
+from sim.data import time_zone
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d)\s*$")
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
@@ -64,19 +66,72 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class FileSourceConfig(_Model):
-    """Recorded bars for one symbol from a CSV or Parquet file."""
+    """Recorded data for one symbol from a CSV or Parquet file (``sim.loaders.load_file``).
+
+    ``format``: "ohlcv" bars, or "trades" ticks (timestamp_ms, trade_id, side, price,
+    amount) aggregated into bars of ``interval``. ``interval``: the bar spacing the file
+    should have (required for trades: the bar size); when set, missing bars are handled by
+    ``gaps``: "fail" (an error naming the line), "skip" (accept them) or "ffill" (insert
+    flat bars flagged as filled). ``timezone``: the zone of timestamps written without
+    one. ``resample``: aggregate to this coarser interval (a multiple of ``interval``; bars
+    labelled by their open time). ``funding``: a perpetual's funding-rate file, carried
+    with the bars (``SymbolBars.funding``).
+    """
 
     kind: Literal["file"] = "file"
     symbol: str = Field(min_length=1)
     path: str
-    interval: str | None = None  # when set, a gap between bars is an error...
-    allow_gaps: bool = False  # ...unless gaps are expected (real exchange outages)
+    format: Literal["ohlcv", "trades"] = "ohlcv"
+    interval: str | None = Field(default=None, validate_default=True)
+    gaps: Literal["fail", "skip", "ffill"] = "fail"
+    timezone: str = "UTC"
+    resample: str | None = None
+    funding: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "allow_gaps" in data:
+            raise ValueError('allow_gaps is replaced by gaps = "fail", "skip" or "ffill"')
+        return data
 
     @field_validator("interval")
     @classmethod
-    def _interval(cls, v: str | None) -> str | None:
+    def _interval(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
             parse_duration(v)
+        elif info.data.get("format") == "trades":
+            raise ValueError("required for format = 'trades' (the bar size)")
+        return v
+
+    @field_validator("gaps")
+    @classmethod
+    def _gaps(cls, v: str, info: ValidationInfo) -> str:
+        if v != "fail" and "interval" in info.data and info.data["interval"] is None:
+            raise ValueError(f"{v!r} needs interval (the spacing the bars should have)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str, info: ValidationInfo) -> str:
+        time_zone(v)
+        if v != "UTC" and info.data.get("format") == "trades":
+            raise ValueError("does not apply to trades (epoch milliseconds are UTC)")
+        return v
+
+    @field_validator("resample")
+    @classmethod
+    def _resample(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        target = parse_duration(v)
+        if "interval" not in info.data:  # interval itself was invalid
+            return v
+        if info.data["interval"] is None:
+            raise ValueError("needs interval (the source bars' spacing)")
+        interval = parse_duration(info.data["interval"])
+        if target % interval != 0:
+            raise ValueError(f"{v!r} is not a multiple of interval {info.data['interval']!r}")
         return v
 
 
@@ -105,19 +160,69 @@ class GbmSourceConfig(_Model):
         return v
 
 
+class RegimeSourceConfig(_Model):
+    """A named, seeded market regime (``sim.regimes``) for one or more correlated symbols,
+    optionally with scripted shocks layered on top."""
+
+    kind: Literal["regime"]
+    regime: str
+    symbols: list[str] = Field(default_factory=lambda: ["SYN"], min_length=1)
+    bars: int = Field(gt=0)
+    interval: str = "1m"
+    start: str = "2024-01-01T00:00:00Z"
+    price: PositiveFloat = 100.0
+    substeps: int = Field(default=8, ge=1, le=256)
+    params: dict[str, Any] = Field(default_factory=dict)
+    correlation: list[list[float]] | None = None
+    shocks: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        parse_timestamp(v)
+        return v
+
+    @model_validator(mode="after")
+    def _generator_inputs(self) -> RegimeSourceConfig:
+        """Regime parameters, correlation and shocks are checked here, not mid-run."""
+        from sim.regimes.generators import validate_correlation, validate_params
+        from sim.regimes.shocks import parse_shock
+
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"symbols: a symbol is listed twice in {self.symbols}")
+        validate_params(self.regime, self.params)
+        if self.correlation is not None:
+            validate_correlation(self.correlation, len(self.symbols))
+        for i, shock in enumerate(self.shocks):
+            parse_shock(shock, i)
+        return self
+
+
 def _source_kind(value: Any) -> str:
     kind = value.get("kind", "file") if isinstance(value, dict) else getattr(value, "kind", "")
-    return kind if kind in ("file", "gbm") else "unknown"
+    return kind if kind in ("file", "gbm", "regime") else "unknown"
 
 
 SourceConfig = Annotated[
-    Annotated[FileSourceConfig, Tag("file")] | Annotated[GbmSourceConfig, Tag("gbm")],
+    Annotated[FileSourceConfig, Tag("file")]
+    | Annotated[GbmSourceConfig, Tag("gbm")]
+    | Annotated[RegimeSourceConfig, Tag("regime")],
     Discriminator(
         _source_kind,
         custom_error_type="unknown_source",
-        custom_error_message="kind must be 'file' (the default) or 'gbm'",
+        custom_error_message="kind must be 'file' (the default), 'gbm' or 'regime'",
     ),
 ]
+
+
+def source_symbols(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConfig) -> list[str]:
+    return list(source.symbols) if isinstance(source, RegimeSourceConfig) else [source.symbol]
 
 
 class AgentConfig(_Model):
@@ -198,7 +303,7 @@ class ScenarioConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioConfig:
-        symbols = [d.symbol for d in self.data]
+        symbols = [sym for d in self.data for sym in source_symbols(d)]
         seen: set[str] = set()
         for sym in symbols:
             if sym in seen:
@@ -226,7 +331,8 @@ class ScenarioConfig(_Model):
 def _describe(error: ValidationError, source: str) -> str:
     parts = []
     for err in error.errors():
-        where = ".".join(str(x) for x in err["loc"] if x not in ("file", "gbm")) or "scenario"
+        tags = ("file", "gbm", "regime")
+        where = ".".join(str(x) for x in err["loc"] if x not in tags) or "scenario"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field"
@@ -244,7 +350,8 @@ def parse_scenario(raw: dict[str, Any], source: str = "<scenario>") -> ScenarioC
 
 
 def load_scenario(path: str | Path) -> ScenarioConfig:
-    """Read and validate a TOML scenario; data paths are resolved against the file."""
+    """Read and validate a TOML scenario; data paths (and an agent's ``params.path``) are
+    resolved against the file."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -255,8 +362,16 @@ def load_scenario(path: str | Path) -> ScenarioConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     for source in raw.get("data", []) if isinstance(raw.get("data"), list) else []:
-        if isinstance(source, dict) and isinstance(source.get("path"), str):
-            p = Path(source["path"])
+        for key in ("path", "funding"):
+            if isinstance(source, dict) and isinstance(source.get(key), str):
+                p = Path(source[key])
+                if not p.is_absolute():
+                    source[key] = str((path.parent / p).resolve())
+    agents = raw.get("agents")
+    for agent in agents if isinstance(agents, list) else []:
+        params = agent.get("params") if isinstance(agent, dict) else None
+        if isinstance(params, dict) and isinstance(params.get("path"), str):
+            p = Path(params["path"])  # a file an agent reads (e.g. a signal feed)
             if not p.is_absolute():
-                source["path"] = str((path.parent / p).resolve())
+                params["path"] = str((path.parent / p).resolve())
     return parse_scenario(raw, str(path))

@@ -8,10 +8,11 @@ line (or row) named; nothing is repaired silently.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import zoneinfo
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,9 +22,29 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 BAR_COLUMNS = (*PRICE_COLUMNS, "volume")
 NS_PER_YEAR = 365 * 86_400 * 1_000_000_000  # crypto trades every day of the year
 
+# What to do when bars are missing against a declared interval: "fail" (an error naming the
+# line after the first gap), "skip" (accept them), "ffill" (insert flat, flagged bars).
+GapPolicy = Literal["fail", "skip", "ffill"]
+GAP_POLICIES: tuple[str, ...] = ("fail", "skip", "ffill")
+
 
 class DataError(ValueError):
     """Invalid market data; the message names the source and the offending row."""
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRates:
+    """A perpetual's funding: at each ``ts`` longs pay shorts ``rate`` x position notional
+    (negative: shorts pay longs). ``rate`` is a fraction per funding interval (0.0001 =
+    1 bp). Timestamps are the exchange's, kept exact (Binance stamps drift by milliseconds
+    past the hour). Loaded by ``sim.loaders.load_funding``."""
+
+    source: str
+    ts: np.ndarray  # int64 ns UTC, strictly increasing
+    rate: np.ndarray  # float64, finite, |rate| < 1
+
+    def __len__(self) -> int:
+        return len(self.ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +63,9 @@ class SymbolBars:
     # bars a gap policy filled in (never mistaken for traded bars).
     source_regime: np.ndarray | None = None
     filled: np.ndarray | None = None
+    # A perpetual's funding-rate series from the file source's ``funding`` option: carried
+    # with the bars for execution to charge; it is not part of the bar walk.
+    funding: FundingRates | None = None
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -105,6 +129,13 @@ class MarketData:
         }
         for col in BAR_COLUMNS:
             columns[col] = np.concatenate([b.column(col) for b in self.bars])
+        # Imported here: sim.regimes may import this module (generators build SymbolBars).
+        from sim.regimes.labels import LABELS, regime_codes
+
+        columns["regime"] = pa.DictionaryArray.from_arrays(  # causal label, per symbol
+            pa.array(np.concatenate([regime_codes(b.ts, b.close) for b in self.bars])),
+            pa.array(list(LABELS), pa.string()),
+        )
         columns["source_regime"] = pa.concat_arrays([
             pa.nulls(len(b), pa.string()) if b.source_regime is None
             else pa.array(b.source_regime, pa.string())
@@ -123,6 +154,8 @@ class MarketData:
             digest.update(b.symbol.encode() + b"\0")
             for col in ("ts", *BAR_COLUMNS):
                 digest.update(np.ascontiguousarray(b.column(col)).tobytes())
+            if b.funding is not None:
+                digest.update(b"funding\0" + b.funding.ts.tobytes() + b.funding.rate.tobytes())
         return digest.hexdigest()
 
 
@@ -167,16 +200,153 @@ def _first(mask: np.ndarray) -> int | None:
     return int(idx[0]) if idx.size else None
 
 
+def _when(ns: int | np.integer) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), tz="UTC")
+
+
+def time_zone(name: str) -> zoneinfo.ZoneInfo:
+    """An IANA time zone by name; ``ValueError`` with a one-line message if unknown."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(
+            f"{name!r} is not a known time zone (use an IANA name like 'UTC' or "
+            "'America/New_York')"
+        ) from None
+
+
+# A time part followed by Z or a UTC offset: "...T09:30:00Z", "... 09:30-05:00".
+_HAS_ZONE = r"[T ]\d.*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def parse_times(
+    raw: pd.Series, source: str, timezone: str = "UTC", *, csv: bool = False,
+    column: str = "timestamp",
+) -> pd.Series:
+    """ISO 8601 strings (or datetimes) -> tz-aware UTC Series, one row per input row.
+
+    A time written with ``Z`` or an offset is converted to UTC. A time without a zone is
+    wall-clock time in ``timezone``; one that a daylight-saving change makes ambiguous or
+    skips is an error (write it with its offset), never a guess.
+    """
+    try:
+        zone = time_zone(timezone)
+    except ValueError as exc:
+        raise DataError(f"{source}: timezone {exc}") from None
+    raw = raw.reset_index(drop=True)  # positions, whatever the caller's index
+    try:
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            parsed = pd.Series(pd.to_datetime(raw))
+            naive = np.full(len(raw), parsed.dt.tz is None)
+            parsed = parsed.dt.tz_localize("UTC") if parsed.dt.tz is None \
+                else parsed.dt.tz_convert("UTC")
+        else:
+            parsed = pd.Series(pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce"))
+            naive = None
+    except (ValueError, TypeError) as exc:  # mixed garbage pandas refuses outright
+        raise DataError(f"{source}: column {column!r} is not ISO 8601 ({exc})") from None
+    bad = _first(parsed.isna().to_numpy())
+    if bad is not None:
+        raise DataError(f"{_row_label(source, bad, csv)}: bad {column} {raw.iloc[bad]!r}")
+    if timezone == "UTC":
+        return parsed  # a time without a zone is already UTC
+    if naive is None:
+        naive = ~raw.astype(str).str.contains(_HAS_ZONE, regex=True).to_numpy()
+    if naive.any():
+        wall = parsed[naive].dt.tz_localize(None)  # the wall-clock time as written
+        local = wall.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        bad = _first(local.isna().to_numpy())
+        if bad is not None:
+            row = int(np.flatnonzero(naive)[bad])
+            exists = not pd.isna(wall.iloc[bad].tz_localize(zone, ambiguous=True,
+                                                             nonexistent="NaT"))
+            raise DataError(
+                f"{_row_label(source, row, csv)}: {column} {raw.iloc[row]!r} "
+                f"{'is ambiguous' if exists else 'does not exist'} in {timezone} "
+                "(a daylight-saving change); write it with its UTC offset"
+            )
+        parsed = parsed.copy()
+        parsed[naive] = local.dt.tz_convert("UTC")
+    return parsed
+
+
+def check_spacing(
+    ts: np.ndarray, interval_ns: int, gaps: GapPolicy, where: Callable[[int], str],
+    *, note: str = "",
+) -> None:
+    """Bars one ``interval_ns`` apart. ``gaps="fail"``: any missing bar is an error naming
+    ``where(i)`` of the bar after the first gap. Otherwise a gap must be a whole number of
+    missing bars: a bar off the interval grid is an error under every policy."""
+    if gaps not in GAP_POLICIES:
+        raise ValueError(f"gaps must be one of {', '.join(GAP_POLICIES)}, not {gaps!r}")
+    steps = np.diff(ts)
+    every = _duration(interval_ns)
+    if gaps == "fail":
+        bad = _first(steps != interval_ns)
+        if bad is not None:
+            raise DataError(
+                f"{where(bad + 1)}: gap: {_when(ts[bad + 1])} follows {_when(ts[bad])}"
+                f"{note} (expected one bar every {every}); "
+                'set gaps = "skip" or "ffill" to accept gaps'
+            )
+        return
+    bad = _first(steps % interval_ns != 0)
+    if bad is not None:
+        raise DataError(
+            f"{where(bad + 1)}: {_when(ts[bad + 1])} is {_duration(int(steps[bad]))} after "
+            f"{_when(ts[bad])}, not a whole number of {every} bars"
+        )
+
+
+def fill_gaps(bars: SymbolBars, interval_ns: int) -> SymbolBars:
+    """Insert a flat bar (open = high = low = close = the previous close, volume 0) in
+    every missing slot of the ``interval_ns`` grid between the first and last bar, flagged
+    in ``filled`` so it is never mistaken for a traded bar. A per-bar ``source_regime``
+    carries the previous bar's. Bars must already be on the grid (``check_spacing``)."""
+    offset = bars.ts - bars.ts[0]
+    bad = _first(offset % interval_ns != 0)
+    if bad is not None:
+        raise DataError(
+            f"{bars.source} row {bad}: {_when(bars.ts[bad])} is off the "
+            f"{_duration(interval_ns)} grid that starts at {_when(bars.ts[0])}"
+        )
+    slot = offset // interval_ns
+    n = int(slot[-1]) + 1
+    if n == len(bars):
+        return bars
+    src = np.searchsorted(slot, np.arange(n), side="right") - 1  # last real bar at or before
+    real = np.zeros(n, dtype=bool)
+    real[slot] = True
+    prev_close = bars.close[src]
+    filled = ~real if bars.filled is None else ~real | bars.filled[src]
+    columns: dict[str, Any] = {
+        "ts": bars.ts[0] + interval_ns * np.arange(n, dtype=np.int64),
+        **{name: np.where(real, bars.column(name)[src], prev_close) for name in PRICE_COLUMNS},
+        "volume": np.where(real, bars.volume[src], 0.0),
+        "filled": filled,
+    }
+    if bars.source_regime is not None:
+        columns["source_regime"] = bars.source_regime[src]
+    for a in columns.values():
+        a.setflags(write=False)
+    return replace(bars, **columns)
+
+
 def bars_from_frame(
     frame: pd.DataFrame,
     symbol: str,
     source: str = "<dataframe>",
     *,
     interval_ns: int | None = None,
-    allow_gaps: bool = False,
+    gaps: GapPolicy = "fail",
+    timezone: str = "UTC",
     _csv: bool = False,
 ) -> SymbolBars:
-    """Validate a frame with a ``timestamp`` column (or DatetimeIndex) and OHLCV columns."""
+    """Validate a frame with a ``timestamp`` column (or DatetimeIndex) and OHLCV columns.
+
+    Times without a zone are read in ``timezone``; with ``interval_ns`` missing bars are
+    handled by ``gaps`` (see ``GapPolicy``; ``"ffill"`` inserts flagged flat bars).
+    """
     if "timestamp" not in frame.columns:
         if isinstance(frame.index, pd.DatetimeIndex):
             frame = frame.reset_index(names="timestamp")
@@ -192,19 +362,7 @@ def bars_from_frame(
         bad = _first(frame.isna().all(axis=1).to_numpy())
         if bad is not None:
             raise DataError(f"{_row_label(source, bad, _csv)}: blank line")
-    raw_ts = frame["timestamp"]
-    try:
-        if pd.api.types.is_datetime64_any_dtype(raw_ts):
-            parsed = pd.to_datetime(raw_ts, utc=True)
-        else:
-            parsed = pd.to_datetime(raw_ts, utc=True, format="ISO8601", errors="coerce")
-    except (ValueError, TypeError) as exc:  # mixed garbage pandas refuses outright
-        raise DataError(f"{source}: column 'timestamp' is not ISO 8601 ({exc})") from None
-    bad = _first(parsed.isna().to_numpy())
-    if bad is not None:
-        raise DataError(
-            f"{_row_label(source, bad, _csv)}: bad timestamp {raw_ts.iloc[bad]!r}"
-        )
+    parsed = parse_times(frame["timestamp"], source, timezone, csv=_csv)
     ts = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
     columns: dict[str, np.ndarray] = {}
@@ -231,14 +389,8 @@ def bars_from_frame(
             f"{_row_label(source, bad + 1, _csv)}: timestamp {parsed.iloc[bad + 1]} is "
             f"earlier than the row before ({parsed.iloc[bad]}); rows must be sorted"
         )
-    if interval_ns is not None and not allow_gaps:
-        bad = _first(steps != interval_ns)
-        if bad is not None:
-            raise DataError(
-                f"{_row_label(source, bad + 1, _csv)}: gap: {parsed.iloc[bad + 1]} follows "
-                f"{parsed.iloc[bad]} (expected one bar every {_duration(interval_ns)}); "
-                "set allow_gaps = true to accept gaps"
-            )
+    if interval_ns is not None:
+        check_spacing(ts, interval_ns, gaps, lambda i: _row_label(source, i, _csv))
 
     o, h, lo, c, v = (columns[n] for n in BAR_COLUMNS)
     for name in PRICE_COLUMNS:
@@ -266,7 +418,8 @@ def bars_from_frame(
     arrays = [ts, o, h, lo, c, v]
     for a in arrays:
         a.setflags(write=False)
-    return SymbolBars(symbol, source, *arrays)
+    bars = SymbolBars(symbol, source, *arrays)
+    return fill_gaps(bars, interval_ns) if interval_ns is not None and gaps == "ffill" else bars
 
 
 def load_bars(
@@ -274,9 +427,11 @@ def load_bars(
     symbol: str,
     *,
     interval_ns: int | None = None,
-    allow_gaps: bool = False,
+    gaps: GapPolicy = "fail",
+    timezone: str = "UTC",
 ) -> SymbolBars:
-    """Load and validate one symbol's bars from a CSV or Parquet file."""
+    """Load and validate one symbol's bars from a CSV or Parquet file (see
+    ``bars_from_frame``; trades, resampling and funding are in ``sim.loaders``)."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -294,7 +449,7 @@ def load_bars(
             pa.ArrowException) as exc:
         raise DataError(f"{source}: cannot read: {str(exc).splitlines()[0]}") from None
     return bars_from_frame(
-        frame, symbol, source, interval_ns=interval_ns, allow_gaps=allow_gaps,
+        frame, symbol, source, interval_ns=interval_ns, gaps=gaps, timezone=timezone,
         _csv=suffix == ".csv",
     )
 

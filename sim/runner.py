@@ -15,21 +15,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.agents.base import build_agent
+from sim.agents.external import call_log_for
 from sim.config import (
     ConfigError,
     FileSourceConfig,
+    RegimeSourceConfig,
     ScenarioConfig,
     parse_duration,
     parse_timestamp,
 )
 from sim.consensus import CONSENSUS_METHODS
-from sim.data import MarketData, SymbolBars, gbm_bars, load_bars, merge
+from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import AgentSlot, Engine
+from sim.loaders import load_file
 from sim.messages import FillTiming
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
 from sim.provenance import code_version
 from sim.recorder import Recorder
+from sim.regimes.generators import generate
+from sim.regimes.shocks import apply_shocks
 from sim.risk import RiskEngine
 from sim.router import CheapestVenueRouter
 from sim.store import RunStore
@@ -64,9 +69,21 @@ def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) ->
     bars: list[SymbolBars] = []
     for source, rng in zip(config.data, rngs, strict=True):
         if isinstance(source, FileSourceConfig):
-            interval = parse_duration(source.interval) if source.interval else None
-            bars.append(load_bars(source.path, source.symbol, interval_ns=interval,
-                                  allow_gaps=source.allow_gaps))
+            bars.append(load_file(
+                source.path, source.symbol, format=source.format,
+                interval_ns=parse_duration(source.interval) if source.interval else None,
+                timezone=source.timezone, gaps=source.gaps, funding=source.funding,
+                resample_ns=parse_duration(source.resample) if source.resample else None,
+            ))
+        elif isinstance(source, RegimeSourceConfig):
+            generated = generate(
+                source.regime, source.bars, rng, params=source.params, symbols=source.symbols,
+                correlation=source.correlation, price=source.price,
+                start_ns=parse_timestamp(source.start),
+                interval_ns=parse_duration(source.interval), substeps=source.substeps,
+            )
+            bars.extend(apply_shocks(generated, source.shocks, rng) if source.shocks
+                        else generated)
         else:
             bars.append(gbm_bars(
                 source.symbol, source.bars, rng, start_ns=parse_timestamp(source.start),
@@ -86,9 +103,11 @@ def build_engine(
         wanted = agent_cfg.symbols or symbols
         # One instance per symbol, each with its own stream so symbols never share state.
         streams = rng.spawn(len(symbols))
+        # Agents that call outside services keep their exchanges in the run store.
+        call_log = call_log_for(recorder.store, config.name, recorder.run_id, agent_cfg.name)
         for s, symbol in enumerate(symbols):
             if symbol in wanted:
-                agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s])
+                agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
                 slots[s].append(AgentSlot(index, agent_cfg.name, agent))
     venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps)
               for v in config.venues]

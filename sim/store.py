@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -55,12 +55,18 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "bars": (
         ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("open", "DOUBLE"), ("high", "DOUBLE"),
-        ("low", "DOUBLE"), ("close", "DOUBLE"), ("volume", "DOUBLE"),
+        ("low", "DOUBLE"), ("close", "DOUBLE"), ("volume", "DOUBLE"), ("regime", "VARCHAR"),
         ("source_regime", "VARCHAR"), ("filled", "BOOLEAN"),
     ),
     "equity": (
         ("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
         ("realized_pnl", "DOUBLE"), ("unrealized_pnl", "DOUBLE"),
+    ),
+    # An agent's call to an outside service (sim.agents.external): replayed by request_hash.
+    "agent_calls": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
+        ("request_hash", "VARCHAR"), ("request", "JSON"), ("response", "JSON"),
+        ("error", "VARCHAR"), ("elapsed_ms", "DOUBLE"),
     ),
 }
 

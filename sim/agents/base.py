@@ -32,6 +32,16 @@ AgentFactory = Callable[..., Agent]
 _BUILTINS: dict[str, str] = {
     "sma_crossover": "sim.agents.sma:SmaCrossover",
     "zscore_reversion": "sim.agents.zscore:ZScoreReversion",
+    "ema_crossover": "sim.agents.classic:EmaCrossover",
+    "donchian_breakout": "sim.agents.classic:DonchianBreakout",
+    "bollinger_reversion": "sim.agents.classic:BollingerReversion",
+    "rsi": "sim.agents.classic:Rsi",
+    "momentum": "sim.agents.classic:Momentum",
+    "smc": "sim.agents.smc:SmcAgent",
+    "ml_logistic": "sim.agents.ml:MlLogistic",
+    "risk_manager": "sim.agents.risk_manager:RiskManager",
+    "signal_feed": "sim.agents.signal_feed:SignalFeed",
+    "external": "sim.agents.external:ExternalAgent",
 }
 
 
@@ -93,24 +103,28 @@ def describe_agent(kind: str) -> list[dict[str, Any]]:
         return []
     return [
         {"name": name, "type": getattr(f.annotation, "__name__", str(f.annotation)),
-         "default": f.default, "description": f.description or ""}
+         "required": f.is_required(), "default": None if f.is_required() else f.default,
+         "description": f.description or ""}
         for name, f in model.model_fields.items()
     ]
 
 
 def build_agent(
-    kind: str, params: Mapping[str, Any], rng: np.random.Generator
+    kind: str, params: Mapping[str, Any], rng: np.random.Generator, call_log: Any = None,
 ) -> Agent:
     """Validate ``params`` (against the agent's ``Params`` model if it has one) and build the
-    agent; ``rng`` is passed only to agents whose constructor takes it."""
+    agent; ``rng`` and ``call_log`` (the run's record of an agent's outside calls, a
+    ``sim.agents.external.CallLog``) are passed only to agents whose constructor takes them."""
     factory = resolve_agent(kind)
     kwargs = _validated(kind, factory, params)
     try:
-        accepts_rng = "rng" in inspect.signature(factory).parameters
+        accepted = inspect.signature(factory).parameters
     except (TypeError, ValueError):
-        accepts_rng = False
-    if accepts_rng:
+        accepted = {}
+    if "rng" in accepted:
         kwargs["rng"] = rng
+    if call_log is not None and "call_log" in accepted:
+        kwargs["call_log"] = call_log
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as exc:

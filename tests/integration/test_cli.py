@@ -227,8 +227,9 @@ def test_demo_run_is_stored_completed(demo):
 def test_demo_run_writes_every_pipeline_table(demo):
     db, run_id = demo["db"], demo["run_id"]
     counts = {table: count(db, table, run_id) for table in TABLES}
-    # the demo's limits never bind, so it records no risk denials (see the tight-risk test)
-    empty = [t for t, n in counts.items() if n == 0 and t != "risk_events"]
+    # the demo's limits never bind, so it records no risk denials (see the tight-risk test),
+    # and none of its agents calls an outside service (tests/integration/test_external_agent)
+    empty = [t for t, n in counts.items() if n == 0 and t not in ("risk_events", "agent_calls")]
     assert not empty, counts
     assert counts["equity"] == 5760  # one row per timestamp; the three series align
     assert counts["votes"] >= counts["decisions"] > 0
@@ -318,7 +319,7 @@ def test_tight_risk_fills_every_table(tmp_path, capsys):
     code, out, err = run_cli(capsys, "run", str(scenario), "--db", str(db))
     assert code == 0, err
     run_id = RUN_ID.search(out).group(1)
-    counts = {table: count(db, table, run_id) for table in TABLES}
+    counts = {table: count(db, table, run_id) for table in TABLES if table != "agent_calls"}
     assert all(counts.values()), counts
     assert rows(db, "SELECT DISTINCT status FROM orders WHERE run_id = ? ORDER BY 1",
                 [run_id]) == [("denied",), ("filled",)]
@@ -340,9 +341,9 @@ def test_show_ambiguous_and_unknown_prefix(tmp_path, capsys):
     assert "no run 'ffff'" in one_line(err)
 
 
-def test_allow_gaps_lets_the_ada_file_run(tmp_path, capsys):
+def test_gaps_skip_lets_the_ada_file_run(tmp_path, capsys):
     data = [{"symbol": "ADABTC", "path": str(DATA / "binance_ADA_BTC_5m_2018-01.csv"),
-             "interval": "5m", "allow_gaps": True}]
+             "interval": "5m", "gaps": "skip"}]
     scenario = write_scenario(tmp_path / "ada.toml", small_scenario(data=data))
     db = tmp_path / "runs.duckdb"
     code, out, err = run_cli(capsys, "run", str(scenario), "--db", str(db))
@@ -448,7 +449,7 @@ def bad_gap(tmp_path):
     path = DATA / "binance_ADA_BTC_5m_2018-01.csv"
     data = [{"symbol": "ADABTC", "path": str(path), "interval": "5m"}]
     scenario = write_scenario(tmp_path / "s.toml", small_scenario(data=data))
-    return scenario, [f"{path} line ", "gap", "allow_gaps"]
+    return scenario, [f"{path} line ", "gap", 'gaps = "skip"']
 
 
 def bad_missing_csv(tmp_path):

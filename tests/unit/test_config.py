@@ -114,6 +114,26 @@ CASES = [
      "data.0.interval: '5 minutes' is not a positive duration"),
     ("zero interval", _set("data.0.interval", "0m"), "data.0.interval"),
     ("bad gbm interval", _set("data.1.interval", "5x"), "data.1.interval"),
+    ("allow_gaps is gone", _set("data.0.allow_gaps", True), "data.0: allow_gaps is replaced by"),
+    ("unknown gap policy", _set("data.0.gaps", "maybe"), "data.0.gaps"),
+    ("gap policy without interval",
+     lambda raw: raw["data"].__setitem__(0, {"symbol": "AAA", "path": "/a", "gaps": "ffill"}),
+     "data.0.gaps: 'ffill' needs interval"),
+    ("unknown format", _set("data.0.format", "ticks"), "data.0.format"),
+    ("trades without interval",
+     lambda raw: raw["data"].__setitem__(0, {"symbol": "AAA", "path": "/a", "format": "trades"}),
+     "data.0.interval: required for format = 'trades'"),
+    ("unknown timezone", _set("data.0.timezone", "Mars/Olympus_Mons"),
+     "data.0.timezone: 'Mars/Olympus_Mons' is not a known time zone"),
+    ("timezone on trades", _set("data.0", {"symbol": "AAA", "path": "/a", "format": "trades",
+                                           "interval": "1m", "timezone": "Asia/Tokyo"}),
+     "data.0.timezone: does not apply to trades"),
+    ("resample not a multiple", _set("data.0.resample", "7m"),
+     "data.0.resample: '7m' is not a multiple of interval '5m'"),
+    ("resample without interval",
+     lambda raw: raw["data"].__setitem__(0, {"symbol": "AAA", "path": "/a", "resample": "1h"}),
+     "data.0.resample: needs interval"),
+    ("bad resample", _set("data.0.resample", "hourly"), "data.0.resample: 'hourly' is not"),
     ("gbm zero bars", _set("data.1.bars", 0), "data.1.bars"),
     ("gbm negative price", _set("data.1.price", -1.0), "data.1.price"),
     ("unknown source kind", _set("data.0.kind", "sql"), "data.0: kind must be 'file'"),
@@ -214,7 +234,7 @@ def test_relative_data_paths_resolve_against_the_scenario_file(tmp_path):
     path = sub / "s.toml"
     path.write_text(
         'name = "rel"\n'
-        '[[data]]\nsymbol = "AAA"\npath = "../data/a.csv"\n'
+        '[[data]]\nsymbol = "AAA"\npath = "../data/a.csv"\nfunding = "f.csv"\n'
         '[[data]]\nsymbol = "BBB"\npath = "/abs/b.csv"\n'
         '[[agents]]\nname = "a"\nkind = "sma_crossover"\n'
         '[[venues]]\nname = "v"\nsymbols = ["AAA", "BBB"]\n'
@@ -222,6 +242,7 @@ def test_relative_data_paths_resolve_against_the_scenario_file(tmp_path):
     config = load_scenario(path)
     assert config.data[0].path == str((tmp_path / "data" / "a.csv").resolve())
     assert config.data[1].path == "/abs/b.csv"
+    assert config.data[0].funding == str((sub / "f.csv").resolve())
 
 
 def test_demo_round_trips_through_parse_scenario():

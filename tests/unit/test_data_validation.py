@@ -179,13 +179,13 @@ def test_gap_is_an_error_only_when_interval_is_declared(tmp_path):
     del rows[3]  # data row 3 (now the bar at minute 4) follows minute 2
     path = write_csv(tmp_path / "gap.csv", rows)
     assert len(load_bars(path, "X")) == 5  # no interval declared: gaps are fine
-    assert len(load_bars(path, "X", interval_ns=MINUTE, allow_gaps=True)) == 5
+    assert len(load_bars(path, "X", interval_ns=MINUTE, gaps="skip")) == 5
     with pytest.raises(DataError) as info:
         load_bars(path, "X", interval_ns=MINUTE)
     message = str(info.value)
     assert_one_line(message)
     assert message.startswith(f"{path} line 5: gap"), message
-    assert "allow_gaps" in message
+    assert 'gaps = "skip"' in message
 
 
 def test_wrong_declared_interval_is_a_gap_error(tmp_path):
@@ -320,9 +320,9 @@ def test_ada_file_has_real_gaps():
     before = pd.Timestamp(lines[line - 2].split(",")[0])
     after = pd.Timestamp(lines[line - 1].split(",")[0])
     assert after - before > pd.Timedelta(minutes=5)
-    assert "allow_gaps" in message
+    assert 'gaps = "skip"' in message
 
-    bars = load_bars(ADA, "ADABTC", interval_ns=FIVE_MIN, allow_gaps=True)
+    bars = load_bars(ADA, "ADABTC", interval_ns=FIVE_MIN, gaps="skip")
     assert len(bars) == 5720
     steps = np.diff(bars.ts)
     assert np.all(steps > 0) and np.any(steps != FIVE_MIN)

@@ -1,0 +1,1 @@
+"""Market regimes: generated regime series and causal regime labels."""

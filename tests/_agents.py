@@ -1,0 +1,62 @@
+"""Drive an agent directly, bar by bar, as the engine does (no pipeline, no store)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from sim.agents.base import Agent
+from sim.data import SymbolBars
+from sim.messages import Signal
+from sim.view import MarketView
+
+MINUTE = 60 * 10**9
+
+
+def symbol_bars(
+    open_: Sequence[float] | np.ndarray,
+    high: Sequence[float] | np.ndarray,
+    low: Sequence[float] | np.ndarray,
+    close: Sequence[float] | np.ndarray,
+    symbol: str = "T",
+) -> SymbolBars:
+    """Bars from columns, unvalidated (tests build them to be valid), one a minute."""
+    cols = [np.asarray(c, dtype=np.float64) for c in (open_, high, low, close)]
+    n = len(cols[0])
+    ts = np.arange(n, dtype=np.int64) * MINUTE
+    return SymbolBars(symbol, "test", ts, *cols, np.ones(n))
+
+
+def bars_from_rows(rows: Sequence[tuple[float, float, float, float]]) -> SymbolBars:
+    """Bars from ``(open, high, low, close)`` rows."""
+    o, h, lo, c = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return symbol_bars(o, h, lo, c)
+
+
+def closes_only(closes: Sequence[float]) -> SymbolBars:
+    """Bars whose open, high and low all equal the close (for close-only indicators)."""
+    return symbol_bars(closes, closes, closes, closes)
+
+
+def drive(agent: Agent, bars: SymbolBars, upto: int | None = None) -> list[Signal | None]:
+    """What ``agent.on_bar`` returned at each bar (the first ``upto`` bars, or all)."""
+    view = MarketView(bars)
+    n = len(bars) if upto is None else upto
+    out: list[Signal | None] = []
+    cols = [bars.column(c)[:n].tolist() for c in ("ts", "open", "high", "low", "close", "volume")]
+    for k, (ts, o, h, lo, c, v) in enumerate(zip(*cols, strict=True), 1):
+        view.n = k
+        view.ts = ts
+        view.open = o
+        view.high = h
+        view.low = lo
+        view.close = c
+        view.volume = v
+        out.append(agent.on_bar(view))
+    return out
+
+
+def compact(signals: Sequence[Signal | None]) -> list[tuple[int, float] | None]:
+    """Signals as ``(side, confidence)`` pairs (None stays None), for readable asserts."""
+    return [None if s is None else (int(s.side), s.confidence) for s in signals]
