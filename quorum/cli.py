@@ -228,17 +228,14 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_agents_list(args: argparse.Namespace) -> int:
-    from sim.agents.base import describe_agent, registered_agents
+    from sim.agents.base import describe_agent, registered_agents, resolve_agent
 
     for kind, target in sorted(registered_agents().items()):
-        factory_doc = ""
         try:
             params = describe_agent(kind)
-            from sim.agents.base import resolve_agent
-
             factory_doc = (resolve_agent(kind).__doc__ or "").strip().splitlines()[0]
-        except Exception as exc:  # an agent whose module cannot load is listed, not fatal
-            params, factory_doc = [], f"(cannot load: {exc})"
+        except (AgentError, IndexError) as exc:  # listed, not fatal
+            params, factory_doc = [], f"(cannot describe: {exc})"
         rows = [{"parameter": p["name"], "type": p["type"],
                  "default": "(required)" if p["required"] else repr(p["default"]),
                  "description": p["description"]} for p in params]
