@@ -163,6 +163,14 @@ def cmd_show(args: argparse.Namespace) -> int:
                      + rows, title=f"run {run_id}")
         if args.config:
             _console().print_json(row[-1])
+        if args.routing:
+            from reports.routing import routing_by_venue, routing_totals
+
+            totals = routing_totals(store.con, run_id)
+            _print_table([{"field": k, "value": v} for k, v in totals.items()],
+                         title="routing")
+            _print_table(routing_by_venue(store.con, run_id),
+                         title="routing by venue and symbol")
     return 0
 
 
@@ -184,6 +192,50 @@ def cmd_query(args: argparse.Namespace) -> int:
             writer.writerows(rows)
         else:
             _print_table(rows)
+    return 0
+
+
+def _report_run_ids(store: DuckDBStore, run_ids: Sequence[str]) -> list[str]:
+    """Resolve prefixes (unknown: StoreError, exit 2); refuse runs with nothing stored."""
+    from reports.report import ReportError, check_run
+
+    resolved = list(dict.fromkeys(store.resolve_run_id(r) for r in run_ids))
+    for run_id in resolved:
+        try:
+            check_run(store.con, run_id)
+        except ReportError as exc:
+            raise UsageError(str(exc)) from None
+    return resolved
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.report import write_report
+
+    with _open_existing(args.db) as store:
+        (run_id,) = _report_run_ids(store, [args.run_id])
+        report = write_report(store.con, run_id, Path(args.out or f"report_{run_id}"))
+    _console().print(f"report: {report.html} ({len(report.pngs)} figures, PNGs alongside)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from reports.report import compare_runs
+    from reports.report import fmt as fmt_metric
+
+    with _open_existing(args.db) as store:
+        run_ids = _report_run_ids(store, args.run_ids)
+        out = Path(args.out or "compare_" + "_".join(r[:6] for r in run_ids[:6]))
+        rows, png = compare_runs(store.con, run_ids, out)
+        names = [k for k in rows[0] if k != "run_id"]
+        table = [{"metric": k, **{r["run_id"]: fmt_metric(r.get(k)) for r in rows}}
+                 for k in names]
+        _print_table(table, title="compare")
+        _console().print(f"equity overlay: {png}")
+        if args.regimes:
+            from reports.regime_matrix import write_regime_matrix
+
+            matrix, csv_path = write_regime_matrix(store.con, run_ids, out, by=args.by)
+            _console().print(f"regime matrix: {matrix} ({csv_path.name} alongside)")
     return 0
 
 
@@ -307,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", help="run id or a unique prefix of it")
     db_option(p)
     p.add_argument("--config", action="store_true", help="also print the resolved config")
+    p.add_argument("--routing", action="store_true",
+                   help="also print routing by venue and symbol, success rate, routing time")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("query", help="run SQL against the store")
@@ -314,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     db_option(p)
     p.add_argument("--csv", action="store_true", help="CSV instead of a table")
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("report", help="self-contained HTML report of one run, with PNGs")
+    p.add_argument("run_id", help="run id or a unique prefix of it")
+    db_option(p)
+    p.add_argument("--out", metavar="DIR", help="output directory (default: report_RUN_ID)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="metrics side by side and overlaid equity of runs")
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids or unique prefixes")
+    db_option(p)
+    p.add_argument("--out", metavar="DIR", help="output directory (default: compare_IDS)")
+    p.add_argument("--regimes", action="store_true",
+                   help="also write the regime matrix (Sharpe, return, max drawdown per "
+                        "regime label)")
+    p.add_argument("--by", choices=["scenario", "config", "run"], default="scenario",
+                   help="regime matrix rows (default: scenario)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="benchmarks")
     p.add_argument("which", choices=["throughput"])

@@ -253,13 +253,28 @@ class AgentConfig(_Model):
 
 
 class ConsensusConfig(_Model):
-    method: Literal["majority", "confidence_weighted"] = "majority"
+    """How agents' signals become a decision; the rules are in ``sim.consensus``."""
+
+    method: Literal["majority", "confidence_weighted", "unanimous",
+                    "performance_weighted"] = "majority"
     min_agreement: float = Field(default=0.0, ge=0, le=1)
+    conflict: Literal["hold", "highest_confidence", "conservative", "risk_override",
+                      "weighted_target"] = "hold"
+    quorum: int = Field(default=0, ge=0)  # fewer agents with an opinion -> HOLD
+    max_signal_age: str | None = None  # a duration ('30m'); older signals do not vote
+    decay: float = Field(default=1.0, gt=0, le=1)  # performance weights, per episode
 
     @field_validator("method")
     @classmethod
     def _method(cls, v: str) -> str:
         assert v in CONSENSUS_METHODS
+        return v
+
+    @field_validator("max_signal_age")
+    @classmethod
+    def _max_signal_age(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
         return v
 
 
@@ -270,18 +285,111 @@ class PolicyConfig(_Model):
     min_notional: NonNegativeFloat = 0.0
 
 
+class AgentPermissionsConfig(_Model):
+    """What one agent may do (``[risk.agents.NAME]``); see ``sim.risk`` for how the
+    permissions of the agents behind an order combine (every voter's must hold)."""
+
+    max_trade_notional: PositiveFloat | None = None
+    max_position_notional: PositiveFloat | None = None
+    max_trades_per_day: int | None = Field(default=None, gt=0)
+    allowed_symbols: list[str] | None = None
+    risk_level: Literal["low", "medium", "high"] | None = None
+
+
 class RiskConfig(_Model):
+    """Account limits (``sim.risk``). Fractions: ``daily_loss_limit`` of start-of-day
+    equity, ``max_drawdown`` of peak equity, ``price_band`` of the last close;
+    ``max_leverage`` is gross exposure / equity; ``max_orders_per_window`` orders per
+    ``order_window`` (a duration like "1m"). Days follow ``timezone`` (IANA name)."""
+
     max_order_notional: PositiveFloat | None = None
     max_position_notional: PositiveFloat | None = None
     max_orders_per_day: int | None = Field(default=None, gt=0)
     allowed_symbols: list[str] | None = None
+    daily_loss_limit: float | None = Field(default=None, gt=0, le=1)
+    max_drawdown: float | None = Field(default=None, gt=0, le=1)
+    flatten_on_trip: bool = False
+    max_leverage: PositiveFloat | None = None
+    price_band: PositiveFloat | None = None
+    max_orders_per_window: int | None = Field(default=None, gt=0)
+    order_window: str = "1m"
+    timezone: str = "UTC"
+    agents: dict[str, AgentPermissionsConfig] = Field(default_factory=dict)
+
+    @field_validator("order_window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        time_zone(v)
+        return v
 
 
 class VenueConfig(_Model):
+    """A simulated venue. ``preset`` ("hyperliquid", "ostium": ``sim.venue.PRESETS``)
+    fills every setting not given explicitly. ``health``: its state at the start;
+    ``latency_ms`` is stored, not simulated yet; ``max_order_notional`` caps what the
+    ``split`` router policy sends it per order."""
+
     name: str = Field(min_length=1)
     symbols: list[str] = Field(min_length=1)
-    fee_bps: NonNegativeFloat = 0.0
+    preset: Literal["hyperliquid", "ostium"] | None = None
+    fee_bps: NonNegativeFloat = 0.0  # taker
+    maker_fee_bps: NonNegativeFloat = 0.0
     slippage_bps: NonNegativeFloat = 0.0
+    min_size: NonNegativeFloat = 0.0
+    tick_size: NonNegativeFloat = 0.0
+    lot_size: NonNegativeFloat = 0.0
+    latency_ms: NonNegativeFloat = 0.0
+    health: Literal["up", "degraded", "down"] = "up"
+    max_order_notional: PositiveFloat | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str):
+            from sim.venue import PRESETS
+
+            preset = PRESETS.get(data["preset"])
+            if preset is not None:
+                data = {**preset, **data}
+        return data
+
+
+class RouterConfig(_Model):
+    """``policy``: "cheapest" (lowest taker fee), "preference" (the order of
+    ``preference``, falling back to the next venue that is up), "cost" (fee + slippage
+    estimate + funding placeholder) or "split" (by cost, up to each venue's
+    ``max_order_notional``). See ``sim.router``."""
+
+    policy: Literal["cheapest", "preference", "cost", "split"] = "cheapest"
+    preference: list[str] = Field(default_factory=list)
+
+
+class EventConfig(_Model):
+    """A scheduled scenario event (``[[events]]``), run before the bars at ``at``."""
+
+    at: str
+    kind: Literal["kill_switch", "venue_down", "venue_up", "venue_degraded"]
+    venue: str | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, v: str) -> str:
+        parse_timestamp(v)
+        return v
+
+    @model_validator(mode="after")
+    def _venue(self) -> EventConfig:
+        if self.kind == "kill_switch" and self.venue is not None:
+            raise ValueError("venue: a kill_switch event names no venue")
+        if self.kind != "kill_switch" and self.venue is None:
+            raise ValueError(f"venue: required for a {self.kind} event")
+        return self
 
 
 class ExecutionConfig(_Model):
@@ -299,6 +407,8 @@ class ScenarioConfig(_Model):
     policy: PolicyConfig = PolicyConfig()
     risk: RiskConfig = RiskConfig()
     venues: list[VenueConfig] = Field(min_length=1)
+    router: RouterConfig = RouterConfig()
+    events: list[EventConfig] = Field(default_factory=list)
     execution: ExecutionConfig = ExecutionConfig()
 
     @model_validator(mode="after")
@@ -322,6 +432,15 @@ class ScenarioConfig(_Model):
         for name in venue_names:
             if venue_names.count(name) > 1:
                 raise ValueError(f"venues: name {name!r} is used twice")
+        for name in self.router.preference:
+            if name not in venue_names:
+                raise ValueError(f"router.preference: {name!r} is not a venue")
+        for i, ev in enumerate(self.events):
+            if ev.venue is not None and ev.venue not in venue_names:
+                raise ValueError(f"events.{i}.venue: {ev.venue!r} is not a venue")
+        for name in self.risk.agents:
+            if name not in names:
+                raise ValueError(f"risk.agents.{name}: no agent has this name")
         return self
 
     def with_seed(self, seed: int) -> ScenarioConfig:

@@ -26,28 +26,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.clock import SimClock
-from sim.consensus import Consensus
+from sim.consensus import Consensus, expire
 from sim.data import BarFeed
 from sim.messages import (
     Decision,
     FillTiming,
     OrderDenied,
     OrderRouted,
+    ScenarioEvent,
     Side,
     Signal,
     SubmitOrder,
 )
+from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
-from sim.risk import RiskEngine
-from sim.router import CheapestVenueRouter
+from sim.risk import RiskEngine, attributed_agents
+from sim.router import VenueRouter
+from sim.venue import DEGRADED, DOWN, UP
 from sim.view import MarketView
 
-# Priorities order events that share a timestamp (lower runs first): a bar's open
-# comes before anything delivered to a venue at that time.
+# Priorities order events that share a timestamp (lower runs first): a scenario event
+# (kill switch, venue health) comes before the bar's open, which comes before anything
+# delivered to a venue at that time.
+PRIORITY_EVENT = -1
 PRIORITY_OPEN = 0
 PRIORITY_VENUE = 10
+# A standing signal going stale (consensus.max_signal_age): before the open at that time.
+# It only marks the symbol; the re-vote happens at the close of the symbol's next bar.
+PRIORITY_EXPIRY = -1
 
 _SIDES = frozenset(Side)
 
@@ -63,6 +71,14 @@ class AgentSlot:
     index: int
     name: str
     agent: Any
+
+
+@dataclass(slots=True)
+class _Revote:
+    """In ``Engine._pending``: vote at this bar's close; ``held`` is the decision it
+    displaced, still released at the open."""
+
+    held: tuple[Decision, float] | None
 
 
 @dataclass(order=True, slots=True)
@@ -106,12 +122,14 @@ class Engine:
         consensus: Consensus,
         policy: TargetExposurePolicy,
         risk: RiskEngine,
-        router: CheapestVenueRouter,
+        router: VenueRouter,
         portfolio: Portfolio,
         recorder: Recorder,
         *,
         fill_timing: FillTiming = FillTiming.NEXT_OPEN,
         clock: SimClock | None = None,
+        performance: AgentPerformance | None = None,
+        max_signal_age: int | None = None,
     ) -> None:
         self.symbols = tuple(symbols)
         self.views = list(views)
@@ -148,6 +166,21 @@ class Engine:
         ]
         self._agent_names = [tuple(a.name for a in slots) for slots in agents]
         self._agent_indexes = [tuple(a.index for a in slots) for slots in agents]
+        # Per agent per symbol performance (sim.performance): updated on changes only.
+        self.performance = performance or AgentPerformance(
+            [len(a) for a in self.agents], online=False)
+        # Signals older than this do not vote (None: they stand until replaced). When each
+        # standing signal was given, parallel to _standing and set only when it changes.
+        self.max_signal_age = max_signal_age
+        self._signal_ts: list[list[int]] = [[0] * len(a) for a in self.agents]
+        self._performance_recorded = False
+        # Risk state the engine feeds only when an order is checked (never per bar).
+        self._eq_seen = 0  # equity rows already shown to the risk engine
+        self._track_equity = risk.limits.needs_equity_history
+        if self._track_equity:
+            recorder.before_flush.append(self._observe_booked_equity)
+        self._flattening = False
+        self._attribute = bool(risk.limits.agents)  # attribution only feeds permissions
 
     # -- the per-bar path ------------------------------------------------------------
     def on_bar(
@@ -173,11 +206,15 @@ class Engine:
         view.close = c
         view.volume = v
         pending = self._pending[s]
+        changed = False
         if pending is not None:
             self._pending[s] = None
-            self._release(s, ts, o, *pending)
+            if pending.__class__ is _Revote:  # a standing signal went stale
+                changed = True
+                pending = pending.held
+            if pending is not None:
+                self._release(s, ts, o, *pending)
         self.portfolio.price[s] = c
-        changed = False
         standing = self._standing[s]
         for pos, on_bar in self._agent_calls[s]:
             signal = on_bar(view)
@@ -202,7 +239,19 @@ class Engine:
         if self._last_ts is not None:
             self._snapshot(self._last_ts)
             self._last_ts = None
+        if not self._performance_recorded:
+            self._performance_recorded = True
+            self._record_performance()
         self.recorder.flush()
+
+    def _record_performance(self) -> None:
+        """One agent_performance row per agent per symbol, from the bars seen."""
+        for s, view in enumerate(self.views):
+            if not self.agents[s]:
+                continue
+            opens, closes = view.history("open"), view.history("close")
+            for row in self.performance.rows(s, opens, closes):
+                self.recorder.agent_performance(self._agent_indexes[s][row[1]], row)
 
     def run(
         self, feed: BarFeed, chunk: int = 65_536,
@@ -233,10 +282,34 @@ class Engine:
                 "or None) or None"
             )
         self.recorder.signal(ts, s, self._agent_indexes[s][pos], signal)
+        view = self.views[s]
+        self.performance.on_signal(s, pos, signal.side, view.n, view.close)
+        if self.max_signal_age is not None:
+            self._signal_ts[s][pos] = ts
+            # Votes happen on signal changes; this event makes one happen when the signal
+            # goes stale, so a decision never rests on an expired vote.
+            self.queue.push(ts + self.max_signal_age, PRIORITY_EXPIRY, self._expire,
+                            (s, pos, ts))
+
+    def _expire(self, item: tuple[int, int, int]) -> None:
+        """A standing signal reached ``max_signal_age``: have consensus vote again at the
+        close of the symbol's next bar (at or after this time), as if a signal changed.
+        The mark rides in ``_pending``, which ``on_bar`` checks anyway: no per-bar cost."""
+        s, pos, given = item
+        if self._signal_ts[s][pos] != given:
+            return  # replaced since: the vote on the replacement saw it
+        pending = self._pending[s]
+        if pending.__class__ is not _Revote:
+            self._pending[s] = _Revote(pending)  # type: ignore[call-overload]
 
     def _vote(self, s: int, ts: int, close: float) -> None:
+        """Consensus on symbol ``s`` at bar ``ts``'s close. Stale signals are dropped here,
+        when a vote happens (a signal changed or one went stale), never per bar."""
         signals = tuple(self._standing[s])
-        side, confidence, target, weights = self.consensus.decide(signals)
+        if self.max_signal_age is not None:
+            signals = expire(signals, self._signal_ts[s], ts, self.max_signal_age)
+        side, confidence, target, weights, rule, agreement = self.consensus.resolve(
+            signals, s)
         key = (side, confidence, target)
         if key == self._last_decision[s]:
             return
@@ -244,7 +317,7 @@ class Engine:
         self._decision_id += 1
         decision_id = self._decision_id
         self.recorder.decision(decision_id, ts, s, side, confidence, target,
-                               self._agent_indexes[s], signals, weights)
+                               self._agent_indexes[s], signals, weights, rule, agreement)
         exposure = self.policy.target_exposure(side, confidence, target)
         if exposure is None or exposure == self._acted_target[s]:
             return  # HOLD, or what is held already: no order to make
@@ -262,42 +335,130 @@ class Engine:
         """Turn a decision into an order at ``price``: size, risk-check, route, execute."""
         self._acted_target[s] = target
         portfolio = self.portfolio
+        last_close = portfolio.price[s]  # the previous mark: the price band's reference
         portfolio.price[s] = price
         position = portfolio.qty[s]
-        qty = self.policy.order_quantity(target, position, portfolio.equity(), price)
+        equity = portfolio.equity()
+        qty = self.policy.order_quantity(target, position, equity, price)
         if qty == 0.0:
             return
         self._order_id += 1
         order = SubmitOrder(self._order_id, decision.decision_id, ts, self.symbols[s],
                             qty, price)
-        denial = self.risk.check(order, position)
-        if denial is None:
-            routed = self.router.route(order)
-            if routed is not None:
-                self.risk.on_order_sent(order)
-                self.recorder.routing(routed, s)
-                self.queue.push(ts, PRIORITY_VENUE, self._execute, routed)
-                self._drain_before(ts, PRIORITY_VENUE + 1)
-                return
-            denial = OrderDenied(order.order_id, ts, order.symbol, "route",
-                                 f"no venue lists {order.symbol}")
-        self.recorder.order(order, s, "denied")
-        self.recorder.denial(denial, s)
+        agents = attributed_agents(decision) if self._attribute else ()
+        self._submit(s, order, position, equity, last_close, agents)
 
-    def _execute(self, routed: OrderRouted) -> None:
-        order = routed.order
+    def _submit(
+        self, s: int, order: SubmitOrder, position: float, equity: float,
+        last_close: float, agents: tuple[str, ...],
+    ) -> None:
+        """Risk-check, route and execute one order (decision- or risk-made)."""
+        risk = self.risk
+        ts = order.ts
+        if self._track_equity:
+            self._observe_booked_equity(ts)
+        gross = self._gross_exposure() if risk.needs_account else 0.0
+        denial = risk.check(order, position, equity=equity, gross_exposure=gross,
+                            last_close=last_close, agents=agents)
+        tripped = risk.tripped_now
+        if denial is None:
+            legs = self.router.route_legs(order)
+            if legs:
+                risk.on_order_sent(order, agents)
+                for leg in legs:
+                    self.recorder.routing(leg, s)
+                self.queue.push(ts, PRIORITY_VENUE, self._execute, (order, legs))
+                self._drain_before(ts, PRIORITY_VENUE + 1)
+            else:
+                denial = OrderDenied(order.order_id, ts, order.symbol, "route",
+                                     self.router.why_not(order.symbol))
+        if denial is not None:
+            self.recorder.order(order, s, "denied")
+            self.recorder.denial(denial, s)
+        if tripped and risk.limits.flatten_on_trip:
+            self._flatten(ts)
+
+    def _execute(self, message: tuple[SubmitOrder, tuple[OrderRouted, ...]]) -> None:
+        """Fill an order's routed legs (one unless the router split it); the order is
+        recorded once: filled if any leg filled, else rejected."""
+        order, legs = message
         s = self._symbol_index[order.symbol]
         portfolio = self.portfolio
-        fill = self.router.venue(routed.venue).execute(
-            order, self._fill_id + 1, self.clock.now_ns(), portfolio.price[s], portfolio.cash
-        )
-        if fill is None:
+        filled = False
+        for routed in legs:
+            fill = self.router.venue(routed.venue).execute(
+                routed.order, self._fill_id + 1, self.clock.now_ns(), portfolio.price[s],
+                portfolio.cash,
+            )
+            if fill is None:
+                continue
+            if not filled:
+                self.recorder.order(order, s, "filled")
+                filled = True
+            self._fill_id += 1
+            portfolio.apply(s, fill)
+            self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
+        if not filled:
             self.recorder.order(order, s, "rejected")
+
+    # -- risk state and scenario events ----------------------------------------------
+    def _observe_booked_equity(self, now: int | None = None) -> None:
+        """Show the risk engine the equity rows booked since it last looked (before an
+        order is checked, and before the recorder flushes them away)."""
+        rec = self.recorder
+        values = rec.equity_value
+        if len(values) < self._eq_seen:
+            self._eq_seen = 0
+        if now is None:  # called before a flush: the buffers are about to be emptied
+            if self._eq_seen < len(values):
+                self.risk.observe_equity(rec.equity_ts, values, self._eq_seen,
+                                         rec.equity_ts[-1])
+            self._eq_seen = 0
             return
-        self._fill_id += 1
-        portfolio.apply(s, fill)
-        self.recorder.order(order, s, "filled")
-        self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
+        self.risk.observe_equity(rec.equity_ts, values, self._eq_seen, now)
+        self._eq_seen = len(values)
+
+    def _gross_exposure(self) -> float:
+        portfolio = self.portfolio
+        qty, price = portfolio.qty, portfolio.price
+        return sum(abs(qty[i] * price[i]) for i in range(len(qty)) if qty[i] != 0.0)
+
+    def _flatten(self, ts: int) -> None:
+        """Close every open position at its latest mark (risk-made orders, decision 0)."""
+        if self._flattening:
+            return
+        self._flattening = True
+        try:
+            portfolio = self.portfolio
+            for i, sym in enumerate(self.symbols):
+                position = portfolio.qty[i]
+                if position == 0.0:
+                    continue
+                self._acted_target[i] = 0.0
+                self._pending[i] = None
+                price = portfolio.price[i]
+                self._order_id += 1
+                order = SubmitOrder(self._order_id, 0, ts, sym, -position, price)
+                self._submit(i, order, position, portfolio.equity(), price, ())
+        finally:
+            self._flattening = False
+
+    def schedule_events(self, events: Sequence[ScenarioEvent]) -> None:
+        """Put scenario events on the queue; each runs before the bars at its time."""
+        for event in events:
+            self.queue.push(event.ts, PRIORITY_EVENT, self._on_event, event)
+
+    def _on_event(self, event: ScenarioEvent) -> None:
+        kind = event.kind
+        if kind == "kill_switch":
+            self.risk.kill()
+            if self.risk.limits.flatten_on_trip:
+                self._flatten(event.ts)
+            return
+        health = {"venue_down": DOWN, "venue_up": UP, "venue_degraded": DEGRADED}.get(kind)
+        if health is None or event.venue is None:
+            raise ValueError(f"unknown scenario event {event!r}")
+        self.router.set_health(event.venue, health)
 
     def _drain_before(self, ts: int | None, priority: int) -> None:
         """Dispatch queued events with key < (ts, priority); all of them if ts is None."""

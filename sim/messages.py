@@ -97,12 +97,15 @@ class OrderDenied:
     symbol: str
     check: str
     reason: str
+    limit: float | None = None  # the limit the order breached, when it has a number
+    value: float | None = None  # the value the check found
 
 
 @dataclass(frozen=True, slots=True)
 class RouteCandidate:
     venue: str
     fee_bps: float
+    score: float = 0.0  # the routing policy's score (lower is better)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +129,13 @@ class OrderFilled:
     price: float  # after slippage
     fee: float
     ref_price: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioEvent:
+    """A scheduled scenario event: "kill_switch", "venue_down", "venue_up" or
+    "venue_degraded" (``venue`` names the venue for the venue kinds)."""
+
+    ts: int
+    kind: str
+    venue: str | None = None

@@ -8,7 +8,7 @@ is appended by the engine straight into its three column lists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -56,6 +56,13 @@ class Recorder:
         self.flush_rows = flush_rows
         self._signals: list[tuple[int, int, int, Any]] = []
         self._decisions: list[tuple[Any, ...]] = []
+        self._performance: list[tuple[Any, ...]] = []
+        # Per (symbol, agent): decisions voted in, in the majority, overruled (counted at
+        # flush from the votes; see sim.performance).
+        shape = (len(symbols), len(agents))
+        self.vote_counts = np.zeros(shape, np.int64)
+        self.majority_counts = np.zeros(shape, np.int64)
+        self.overruled_counts = np.zeros(shape, np.int64)
         self._orders: list[tuple[SubmitOrder, int, str]] = []
         self._denials: list[tuple[OrderDenied, int]] = []
         self._routes: list[tuple[OrderRouted, int]] = []
@@ -65,6 +72,9 @@ class Recorder:
         self.equity_value: list[float] = []
         self.equity_realized: list[float] = []
         self.equity_unrealized: list[float] = []
+        # Called before buffered rows are written and dropped (the engine's risk state
+        # reads the equity rows it has not seen yet).
+        self.before_flush: list[Callable[[], None]] = []
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -73,13 +83,19 @@ class Recorder:
     def decision(
         self, decision_id: int, ts: int, symbol: int, side: Side, confidence: float,
         target: float | None, agents: tuple[int, ...], votes: tuple[Any, ...],
-        weights: tuple[float, ...],
+        weights: tuple[float, ...], rule: str = "none", agreement: float = 0.0,
     ) -> None:
         """One consensus outcome with its votes (``votes[i]`` is agent ``agents[i]``'s
-        standing signal, None if it has not spoken)."""
+        standing signal, None if it has not spoken or its signal expired), the rule that
+        decided and the agreement ratio (``sim.consensus``)."""
         self._decisions.append(
-            (decision_id, ts, symbol, side, confidence, target, agents, votes, weights)
+            (decision_id, ts, symbol, side, confidence, target, agents, votes, weights,
+             rule, agreement)
         )
+
+    def agent_performance(self, agent: int, row: tuple[Any, ...]) -> None:
+        """One ``sim.performance.PerformanceRow`` for config agent number ``agent``."""
+        self._performance.append((agent, row))
 
     def order(self, order: SubmitOrder, symbol: int, status: str) -> None:
         self._orders.append((order, symbol, status))
@@ -104,12 +120,14 @@ class Recorder:
 
     def flush(self) -> None:
         """Write every buffered row; called at the end, on failure and as buffers fill."""
+        for hook in self.before_flush:
+            hook()
         for table, columns in self._columns():
             names = [name for name, _ in TABLES[table]]
             assert list(columns) == names, (table, list(columns))
             self.store.append(self.run_id, table, pa.table(columns))
-        for buffer in (self._signals, self._decisions, self._orders, self._denials,
-                       self._routes, self._fills, self.equity_ts, self.equity_cash,
+        for buffer in (self._signals, self._decisions, self._performance, self._orders,
+                       self._denials, self._routes, self._fills, self.equity_ts, self.equity_cash,
                        self.equity_value, self.equity_realized, self.equity_unrealized):
             buffer.clear()
 
@@ -123,6 +141,24 @@ class Recorder:
     def _sides(sides: Sequence[int]) -> pa.Array:
         codes = np.fromiter(sides, dtype=np.int32, count=len(sides)) + 1
         return pa.DictionaryArray.from_arrays(pa.array(codes), _SIDE_DICT)
+
+    def _count_votes(
+        self, symbols: Sequence[int], decided: Sequence[int], per_decision: list[int],
+        agents: list[int], sides: list[int],
+    ) -> None:
+        """Add a batch of decisions to the per (symbol, agent) vote counts, in bulk."""
+        hold = int(HOLD)
+        vote = np.fromiter(sides, dtype=np.int64, count=len(sides))
+        outcome = np.repeat(np.fromiter(decided, dtype=np.int64, count=len(decided)),
+                            per_decision)
+        where = (np.repeat(_ints(symbols), per_decision), _ints(agents))
+        voted = vote != hold
+        ruled = voted & (outcome != hold)
+        agreed = vote == outcome
+        np.add.at(self.vote_counts, (where[0][voted], where[1][voted]), 1)
+        np.add.at(self.majority_counts, (where[0][ruled & agreed], where[1][ruled & agreed]), 1)
+        np.add.at(self.overruled_counts, (where[0][ruled & ~agreed], where[1][ruled & ~agreed]),
+                  1)
 
     def _ts(self, values: Sequence[int]) -> pa.Array:
         return pa.array(_ints(values), type=_TS)
@@ -140,7 +176,7 @@ class Recorder:
                 "reason": pa.array([s.reason for s in sig], type=pa.string()),
             }))
         if self._decisions:
-            ids, ts, sym, side, conf, target, agents, votes, weights = zip(
+            ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = zip(
                 *self._decisions, strict=True
             )
             out.append(("decisions", {
@@ -151,15 +187,35 @@ class Recorder:
                 "confidence": _floats(conf),
                 "target": pa.array(target, type=pa.float64()),
                 "method": self._names(np.array([self._method]), [0] * len(ids)),
+                "rule": pa.array(rule, type=pa.string()),
+                "agreement": _floats(agree),
             }))
             # Flattened with chain (no tuple per vote: millions of them on long runs).
             sig = list(chain.from_iterable(votes))
+            per_decision = [len(v) for v in votes]
+            vote_agents = list(chain.from_iterable(agents))
+            vote_sides = [HOLD if s is None else s.side for s in sig]
+            self._count_votes(sym, side, per_decision, vote_agents, vote_sides)
             out.append(("votes", {
-                "decision_id": np.repeat(_ints(ids), [len(v) for v in votes]),
-                "agent": self._names(self._agents, list(chain.from_iterable(agents))),
-                "side": self._sides([HOLD if s is None else s.side for s in sig]),
+                "decision_id": np.repeat(_ints(ids), per_decision),
+                "agent": self._names(self._agents, vote_agents),
+                "side": self._sides(vote_sides),
                 "confidence": _floats([0.0 if s is None else s.confidence for s in sig]),
                 "weight": _floats(list(chain.from_iterable(weights))),
+            }))
+        if self._performance:
+            agent, rows = zip(*self._performance, strict=True)
+            cols = list(zip(*rows, strict=True))
+            at = (_ints(cols[0]), _ints(agent))
+            out.append(("agent_performance", {
+                "symbol": self._names(self._symbols, cols[0]),
+                "agent": self._names(self._agents, agent),
+                "signals": _ints(cols[2]), "scored": _ints(cols[3]), "hits": _ints(cols[4]),
+                "hit_rate": pa.array(cols[5], type=pa.float64()),
+                "shadow_pnl": _floats(cols[6]), "votes": self.vote_counts[at],
+                "in_majority": self.majority_counts[at],
+                "overruled": self.overruled_counts[at],
+                "weight": _floats(cols[7]),
             }))
         if self._orders:
             orders, sym, status = zip(*self._orders, strict=True)
@@ -181,6 +237,8 @@ class Recorder:
                 "symbol": self._names(self._symbols, sym),
                 "check_name": [d.check for d in denials],
                 "reason": [d.reason for d in denials],
+                "limit_value": pa.array([d.limit for d in denials], type=pa.float64()),
+                "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
             }))
         if self._routes:
             routes, sym = zip(*self._routes, strict=True)
@@ -194,6 +252,10 @@ class Recorder:
                 "candidate_fees_bps": pa.array(
                     [[c.fee_bps for c in r.candidates] for r in routes],
                     type=pa.list_(pa.float64())),
+                "candidate_scores": pa.array(
+                    [[c.score for c in r.candidates] for r in routes],
+                    type=pa.list_(pa.float64())),
+                "quantity": _floats([r.order.quantity for r in routes]),
                 "reason": [r.reason for r in routes],
                 "elapsed_ns": _ints([r.elapsed_ns for r in routes]),
             }))

@@ -1,27 +1,338 @@
 """Pre-trade risk: every order passes these checks before it may be routed.
 
-Notional is quantity x the order's reference price (the market price it was sized at,
-before slippage), as exposure limits are usually marked. A breach denies the order with
-its reason; nothing is trimmed silently.
+Each check is a small pure function ``check_x(order, ctx) -> Breach | None`` over the
+order and an immutable snapshot of the state it is judged against (``RiskContext``: the
+position, the account, the counters, the limits). ``RiskEngine`` owns the mutable state
+(day and window counters, the circuit breaker, the kill switch), builds the snapshot and
+runs the checks in ``CHECK_ORDER`` (those whose limits are set); the first breach denies
+the order, stored with the check's name, the limit, the value found and the reason.
+Nothing is trimmed silently.
+
+Definitions
+-----------
+* Notional is quantity x the order's reference price (the market price it was sized at,
+  before slippage), as exposure limits are usually marked.
+* An order *grows* a position when ``|pos + q| > |pos|``. It *reduces* it when
+  ``pos != 0``, ``|pos + q| <= |pos|`` and it does not cross zero; only reducing orders
+  pass a tripped circuit breaker or an engaged kill switch (so flattening always works).
+* Days (``max_orders_per_day``, the daily loss limit, an agent's ``max_trades_per_day``)
+  are calendar days in ``timezone`` (default UTC), computed only when an order is checked.
+* Daily loss = (equity at the start of the day - equity now) / equity at the start of the
+  day, where the start-of-day equity is the last equity row booked before the day began
+  (initial cash if none). Drawdown = (peak equity - equity now) / peak, the peak taken
+  over booked equity rows and the equity at each check. Either breaching its limit trips
+  the circuit breaker: the daily-loss breaker lasts until the day ends, the drawdown
+  breaker and the kill switch for the rest of the run. ``flatten_on_trip`` makes the
+  engine close every open position when the breaker trips or the switch is pulled.
+  The breaker is evaluated when an order is checked, never per bar (no cost on the
+  no-trade path): it trips at the first order after the breach, and a flatten happens
+  then, not at the bar where equity first crossed the limit.
+* Leverage = gross exposure after the order (sum |qty| x mark over symbols, this one at
+  the order's price) / equity, checked when the order grows its position.
+* Price band (fat finger): deny when ``|ref_price / last_close - 1| > price_band``; the
+  last close is the symbol's previous mark (no check before the first close).
+* Order rate: orders that reached a venue within the last ``order_window_ns`` (counted,
+  like the daily count, only once sent).
+
+Per-agent permissions
+---------------------
+An order is attributed to the agents whose standing votes are on the decision's winning
+side (``Decision.side``). It must satisfy the permissions of **every** attributed agent
+that has any (agents without permissions are unrestricted; an order nobody is attributed
+to, e.g. a risk flatten, is checked against account limits only): the strictest limit of
+the voters binds. Permissions: ``max_trade_notional`` (order notional),
+``max_position_notional`` (symbol position after a growing order), ``max_trades_per_day``
+(orders attributed to the agent that reached a venue today), ``allowed_symbols`` and
+``risk_level`` ("low", "medium", "high": a gross leverage cap of 1x, 2x, 5x on growing
+orders, ``RISK_LEVEL_LEVERAGE``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sim.clock import NS_PER_DAY
-from sim.messages import OrderDenied, SubmitOrder
+from sim.messages import Decision, OrderDenied, SubmitOrder
+
+RISK_LEVEL_LEVERAGE: dict[str, float] = {"low": 1.0, "medium": 2.0, "high": 5.0}
+_NAN = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    check: str
+    limit: float | None
+    value: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPermissions:
+    max_trade_notional: float | None = None
+    max_position_notional: float | None = None
+    max_trades_per_day: int | None = None
+    allowed_symbols: frozenset[str] | None = None
+    risk_level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    max_order_notional: float | None = None
+    max_position_notional: float | None = None
+    max_orders_per_day: int | None = None
+    allowed_symbols: frozenset[str] | None = None
+    daily_loss_limit: float | None = None  # fraction of start-of-day equity
+    max_drawdown: float | None = None  # fraction of peak equity
+    max_leverage: float | None = None  # gross exposure / equity
+    price_band: float | None = None  # |ref / last close - 1|
+    max_orders_per_window: int | None = None
+    order_window_ns: int | None = None
+    flatten_on_trip: bool = False
+    timezone: str = "UTC"
+    agents: Mapping[str, AgentPermissions] = field(default_factory=dict)
+
+    @property
+    def needs_equity_history(self) -> bool:
+        return self.daily_loss_limit is not None or self.max_drawdown is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContext:
+    """Everything a check may look at, frozen at the moment of the check."""
+
+    limits: RiskLimits
+    position: float
+    equity: float = _NAN
+    gross_exposure: float = 0.0  # sum |qty| x mark, before the order
+    last_close: float = _NAN
+    orders_today: int = 0
+    orders_in_window: int = 0
+    day_start_equity: float = _NAN
+    peak_equity: float = _NAN
+    breaker: str | None = None  # the check that tripped the breaker, if it is tripped
+    breaker_value: float | None = None
+    killed: bool = False
+    agents: tuple[str, ...] = ()  # the order's attributed agents
+    agent_trades_today: tuple[int, ...] = ()
+
+
+def attributed_agents(decision: Decision) -> tuple[str, ...]:
+    """The agents an order made from ``decision`` is attributed to: those whose standing
+    vote is on the decision's side (in the order the agents are listed)."""
+    side = decision.side
+    return tuple(name for name, vote in zip(decision.agents, decision.votes, strict=True)
+                 if vote is not None and vote.side == side)
+
+
+def grows(position: float, quantity: float) -> bool:
+    return abs(position + quantity) > abs(position)
+
+
+def reduces(position: float, quantity: float) -> bool:
+    after = position + quantity
+    return position != 0.0 and abs(after) <= abs(position) and after * position >= 0.0
+
+
+# -- the checks: pure functions of (order, ctx) ---------------------------------------------
+def check_kill_switch(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    if ctx.killed and not reduces(ctx.position, order.quantity):
+        return Breach("kill_switch", None, None,
+                      "kill switch engaged: only position-reducing orders may go")
+    return None
+
+
+def check_circuit_breaker(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    if ctx.breaker is not None and not reduces(ctx.position, order.quantity):
+        limit = (ctx.limits.daily_loss_limit if ctx.breaker == "daily_loss_limit"
+                 else ctx.limits.max_drawdown)
+        return Breach("circuit_breaker", limit, ctx.breaker_value,
+                      f"circuit breaker tripped by {ctx.breaker}: only position-reducing "
+                      "orders may go")
+    return None
+
+
+def daily_loss(ctx: RiskContext) -> float:
+    start = ctx.day_start_equity
+    if not start > 0.0 or math.isnan(ctx.equity):
+        return 0.0
+    return (start - ctx.equity) / start
+
+
+def drawdown(ctx: RiskContext) -> float:
+    peak = ctx.peak_equity
+    if not peak > 0.0 or math.isnan(ctx.equity):
+        return 0.0
+    return (peak - ctx.equity) / peak
+
+
+def check_daily_loss(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.daily_loss_limit
+    if limit is not None and not reduces(ctx.position, order.quantity):
+        loss = daily_loss(ctx)
+        if loss >= limit:
+            return Breach("daily_loss_limit", limit, loss,
+                          f"daily loss {loss:.4%} reached the limit {limit:.4%}")
+    return None
+
+
+def check_drawdown(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.max_drawdown
+    if limit is not None and not reduces(ctx.position, order.quantity):
+        dd = drawdown(ctx)
+        if dd >= limit:
+            return Breach("max_drawdown", limit, dd,
+                          f"drawdown {dd:.4%} from the peak reached the limit {limit:.4%}")
+    return None
+
+
+def check_allowed_symbols(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    allowed = ctx.limits.allowed_symbols
+    if allowed is not None and order.symbol not in allowed:
+        return Breach("allowed_symbols", None, None, f"{order.symbol} is not an allowed symbol")
+    return None
+
+
+def check_orders_per_day(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.max_orders_per_day
+    if limit is not None and ctx.orders_today >= limit:
+        return Breach("max_orders_per_day", limit, ctx.orders_today,
+                      f"{ctx.orders_today} orders already today (limit {limit})")
+    return None
+
+
+def check_order_rate(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.max_orders_per_window
+    if limit is not None and ctx.orders_in_window >= limit:
+        return Breach("order_rate", limit, ctx.orders_in_window,
+                      f"{ctx.orders_in_window} orders in the last "
+                      f"{ctx.limits.order_window_ns} ns (limit {limit})")
+    return None
+
+
+def check_price_band(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    band = ctx.limits.price_band
+    last = ctx.last_close
+    if band is not None and last > 0.0:
+        dev = abs(order.ref_price / last - 1.0)
+        if dev > band:
+            return Breach("price_band", band, dev,
+                          f"price {order.ref_price:.6g} is {dev:.4%} from the last close "
+                          f"{last:.6g} (band {band:.4%})")
+    return None
+
+
+def check_order_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.max_order_notional
+    notional = order.notional
+    if limit is not None and notional > limit:
+        return Breach("max_order_notional", limit, notional,
+                      f"order notional {notional:.6g} exceeds {limit:.6g}")
+    return None
+
+
+def check_position_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.max_position_notional
+    if limit is not None and grows(ctx.position, order.quantity):
+        after = abs(ctx.position + order.quantity) * order.ref_price
+        if after > limit:
+            return Breach("max_position_notional", limit, after,
+                          f"position notional after the order {after:.6g} exceeds {limit:.6g}")
+    return None
+
+
+def leverage_after(order: SubmitOrder, ctx: RiskContext) -> float:
+    """Gross exposure after the order over equity (inf when equity is not positive).
+
+    ``gross_exposure`` marks this symbol's current position at the order's price."""
+    pos = ctx.position
+    price = order.ref_price
+    gross = ctx.gross_exposure - abs(pos) * price + abs(pos + order.quantity) * price
+    if not ctx.equity > 0.0:
+        return math.inf
+    return max(gross, 0.0) / ctx.equity
+
+
+def check_leverage(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    limit = ctx.limits.max_leverage
+    if limit is not None and grows(ctx.position, order.quantity):
+        lev = leverage_after(order, ctx)
+        if lev > limit:
+            return Breach("max_leverage", limit, lev,
+                          f"gross leverage after the order {lev:.4g}x exceeds {limit:.4g}x")
+    return None
+
+
+def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    """Every attributed agent's permissions must hold (the strictest binds)."""
+    perms = ctx.limits.agents
+    if not perms or not ctx.agents:
+        return None
+    growing = grows(ctx.position, order.quantity)
+    for name, trades in zip(ctx.agents, ctx.agent_trades_today, strict=True):
+        p = perms.get(name)
+        if p is None:
+            continue
+        if p.allowed_symbols is not None and order.symbol not in p.allowed_symbols:
+            return Breach("agent_allowed_symbols", None, None,
+                          f"agent {name!r} may not trade {order.symbol}")
+        if p.max_trades_per_day is not None and trades >= p.max_trades_per_day:
+            return Breach("agent_max_trades_per_day", p.max_trades_per_day, trades,
+                          f"agent {name!r} has {trades} trades today "
+                          f"(limit {p.max_trades_per_day})")
+        if p.max_trade_notional is not None and order.notional > p.max_trade_notional:
+            return Breach("agent_max_trade_notional", p.max_trade_notional, order.notional,
+                          f"order notional {order.notional:.6g} exceeds agent {name!r}'s "
+                          f"{p.max_trade_notional:.6g}")
+        if growing and p.max_position_notional is not None:
+            after = abs(ctx.position + order.quantity) * order.ref_price
+            if after > p.max_position_notional:
+                return Breach("agent_max_position_notional", p.max_position_notional, after,
+                              f"position notional after the order {after:.6g} exceeds agent "
+                              f"{name!r}'s {p.max_position_notional:.6g}")
+        if growing and p.risk_level is not None:
+            cap = RISK_LEVEL_LEVERAGE[p.risk_level]
+            lev = leverage_after(order, ctx)
+            if lev > cap:
+                return Breach("agent_risk_level", cap, lev,
+                              f"gross leverage after the order {lev:.4g}x exceeds agent "
+                              f"{name!r}'s risk level {p.risk_level!r} ({cap:g}x)")
+    return None
+
+
+Check = Callable[[SubmitOrder, RiskContext], "Breach | None"]
+
+# The order checks run in: the first breach denies.
+CHECK_ORDER: tuple[Check, ...] = (
+    check_kill_switch,
+    check_circuit_breaker,
+    check_daily_loss,
+    check_drawdown,
+    check_allowed_symbols,
+    check_orders_per_day,
+    check_order_rate,
+    check_price_band,
+    check_order_notional,
+    check_position_notional,
+    check_leverage,
+    check_agent_permissions,
+)
+
+CHECK_NAMES = frozenset({
+    "kill_switch", "circuit_breaker", "daily_loss_limit", "max_drawdown", "allowed_symbols",
+    "max_orders_per_day", "order_rate", "price_band", "max_order_notional",
+    "max_position_notional", "max_leverage", "agent_allowed_symbols",
+    "agent_max_trades_per_day", "agent_max_trade_notional", "agent_max_position_notional",
+    "agent_risk_level",
+})
 
 
 class RiskEngine:
-    __slots__ = (
-        "_day",
-        "_orders_today",
-        "allowed_symbols",
-        "max_order_notional",
-        "max_orders_per_day",
-        "max_position_notional",
-    )
+    """Holds the limits and the mutable risk state; ``check`` runs the pure checks."""
 
     def __init__(
         self,
@@ -29,50 +340,156 @@ class RiskEngine:
         max_position_notional: float | None = None,
         max_orders_per_day: int | None = None,
         allowed_symbols: Iterable[str] | None = None,
+        *,
+        limits: RiskLimits | None = None,
+        initial_equity: float = _NAN,
     ) -> None:
-        self.max_order_notional = max_order_notional
-        self.max_position_notional = max_position_notional
-        self.max_orders_per_day = max_orders_per_day
-        self.allowed_symbols = None if allowed_symbols is None else frozenset(allowed_symbols)
-        self._day = -1
+        if limits is None:
+            limits = RiskLimits(
+                max_order_notional, max_position_notional, max_orders_per_day,
+                None if allowed_symbols is None else frozenset(allowed_symbols),
+            )
+        self.limits = limits
+        self._tz = ZoneInfo(limits.timezone)
+        self._day_start = 0
+        self._day_end = -1  # [start, end) of the current day, ns UTC
         self._orders_today = 0
+        self._agent_trades: dict[str, int] = {}
+        self._sent: deque[int] = deque()
+        self.initial_equity = initial_equity
+        self.peak_equity = initial_equity
+        self.day_start_equity = initial_equity
+        # booked equity history (ts ascending), fed lazily by ``observe_equity``
+        self._last_booked_equity = initial_equity
+        self.breaker: str | None = None
+        self.breaker_value: float | None = None
+        self._breaker_until: int | None = None  # daily-loss breaker: end of its day
+        self.killed = False
+        self.tripped_now = False  # set by ``check`` when this check tripped the breaker
+        # Wanted by ``check`` only for account checks; the engine skips work otherwise.
+        # Only the checks whose limits are set run (the kill switch always does).
+        active = {
+            check_circuit_breaker: limits.needs_equity_history,
+            check_daily_loss: limits.daily_loss_limit is not None,
+            check_drawdown: limits.max_drawdown is not None,
+            check_allowed_symbols: limits.allowed_symbols is not None,
+            check_orders_per_day: limits.max_orders_per_day is not None,
+            check_order_rate: limits.max_orders_per_window is not None,
+            check_price_band: limits.price_band is not None,
+            check_order_notional: limits.max_order_notional is not None,
+            check_position_notional: limits.max_position_notional is not None,
+            check_leverage: limits.max_leverage is not None,
+            check_agent_permissions: bool(limits.agents),
+        }
+        self.checks = tuple(c for c in CHECK_ORDER if active.get(c, True))
+        self.needs_account = (
+            limits.needs_equity_history or limits.max_leverage is not None
+            or any(p.risk_level is not None for p in limits.agents.values())
+        )
 
-    def check(self, order: SubmitOrder, position: float) -> OrderDenied | None:
+    # -- state fed by the engine -----------------------------------------------------------
+    def observe_equity(
+        self, ts: Sequence[int], values: Sequence[float], start: int, now: int
+    ) -> None:
+        """Booked equity rows ``[start:]`` (ascending ts, all before ``now``): the peak and
+        the start-of-day equity follow them. Called only before a check, never per bar."""
+        if start < len(values):
+            peak = max(values[start:])
+            if not peak <= self.peak_equity:  # also replaces a NaN peak
+                self.peak_equity = peak
+        self._roll_day(now)
+        if start < len(values):
+            # Start-of-day equity: the last row booked before the current day began.
+            k = bisect_left(ts, self._day_start, start)
+            if k > start:
+                self.day_start_equity = values[k - 1]
+            self._last_booked_equity = values[-1]
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def _roll_day(self, ts: int) -> None:
+        if self._day_start <= ts < self._day_end:
+            return
+        local = datetime.fromtimestamp(ts / 1e9, self._tz)
+        midnight = datetime(local.year, local.month, local.day, tzinfo=self._tz)
+        nxt = midnight + timedelta(days=1)
+        nxt = datetime(nxt.year, nxt.month, nxt.day, tzinfo=self._tz)
+        start = int(midnight.timestamp()) * 1_000_000_000
+        end = int(nxt.timestamp()) * 1_000_000_000
+        if ts < start:  # float rounding at the boundary
+            start, end = end - 86_400 * 1_000_000_000, start
+        self._day_start, self._day_end = start, end
+        self._orders_today = 0
+        self._agent_trades.clear()
+        # A new day starts from the last equity booked before it.
+        self.day_start_equity = self._last_booked_equity
+        if self._breaker_until is not None and ts >= self._breaker_until:
+            self.breaker = self.breaker_value = self._breaker_until = None
+
+    def day_bounds(self, ts: int) -> tuple[int, int]:
+        self._roll_day(ts)
+        return self._day_start, self._day_end
+
+    # -- the check -------------------------------------------------------------------------
+    def check(
+        self, order: SubmitOrder, position: float, *, equity: float = _NAN,
+        gross_exposure: float = 0.0, last_close: float = _NAN,
+        agents: tuple[str, ...] = (),
+    ) -> OrderDenied | None:
         """Deny with the first failed check, or return None if the order may go."""
-        denial = self._first_breach(order, position)
-        if denial is not None:
-            return OrderDenied(order.order_id, order.ts, order.symbol, *denial)
+        breach = self.first_breach(order, position, equity=equity,
+                                   gross_exposure=gross_exposure, last_close=last_close,
+                                   agents=agents)
+        if breach is None:
+            return None
+        return OrderDenied(order.order_id, order.ts, order.symbol, breach.check,
+                           breach.reason, breach.limit, breach.value)
+
+    def first_breach(
+        self, order: SubmitOrder, position: float, *, equity: float = _NAN,
+        gross_exposure: float = 0.0, last_close: float = _NAN,
+        agents: tuple[str, ...] = (),
+    ) -> Breach | None:
+        self.tripped_now = False
+        self._roll_day(order.ts)
+        limits = self.limits
+        if not math.isnan(equity) and not equity <= self.peak_equity:
+            self.peak_equity = equity
+        in_window = 0
+        if limits.max_orders_per_window is not None and limits.order_window_ns is not None:
+            sent, since = self._sent, order.ts - limits.order_window_ns
+            while sent and sent[0] <= since:
+                sent.popleft()
+            in_window = len(sent)
+        ctx = RiskContext(
+            limits, position, equity, gross_exposure, last_close, self._orders_today,
+            in_window, self.day_start_equity, self.peak_equity, self.breaker,
+            self.breaker_value, self.killed, agents,
+            tuple([self._agent_trades.get(a, 0) for a in agents]) if agents else (),
+        )
+        # The breaker trips on the account's state, whatever the order.
+        if self.breaker is None and limits.needs_equity_history:
+            for name, limit, value, until in (
+                ("daily_loss_limit", limits.daily_loss_limit, daily_loss(ctx), self._day_end),
+                ("max_drawdown", limits.max_drawdown, drawdown(ctx), None),
+            ):
+                if limit is not None and value >= limit:
+                    self.breaker, self.breaker_value, self._breaker_until = name, value, until
+                    self.tripped_now = True
+                    break
+        for check in self.checks:
+            breach = check(order, ctx)
+            if breach is not None:
+                return breach
         return None
 
-    def on_order_sent(self, order: SubmitOrder) -> None:
-        """Count an order against today's limit once it has actually reached a venue."""
+    def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:
+        """Count an order against the day's, the window's and its agents' limits once it
+        has actually reached a venue."""
+        self._roll_day(order.ts)
         self._orders_today += 1
-
-    def _first_breach(self, order: SubmitOrder, position: float) -> tuple[str, str] | None:
-        if self.allowed_symbols is not None and order.symbol not in self.allowed_symbols:
-            return "allowed_symbols", f"{order.symbol} is not an allowed symbol"
-        day = order.ts // NS_PER_DAY
-        if day != self._day:
-            self._day = day
-            self._orders_today = 0
-        if self.max_orders_per_day is not None and self._orders_today >= self.max_orders_per_day:
-            return (
-                "max_orders_per_day",
-                f"{self._orders_today} orders already today (limit {self.max_orders_per_day})",
-            )
-        notional = order.notional
-        if self.max_order_notional is not None and notional > self.max_order_notional:
-            return (
-                "max_order_notional",
-                f"order notional {notional:.6g} exceeds {self.max_order_notional:.6g}",
-            )
-        if self.max_position_notional is not None:
-            after = abs(position + order.quantity) * order.ref_price
-            grows = abs(position + order.quantity) > abs(position)
-            if grows and after > self.max_position_notional:
-                return (
-                    "max_position_notional",
-                    f"position notional after the order {after:.6g} exceeds "
-                    f"{self.max_position_notional:.6g}",
-                )
-        return None
+        if self.limits.max_orders_per_window is not None:
+            self._sent.append(order.ts)
+        for a in agents:
+            self._agent_trades[a] = self._agent_trades.get(a, 0) + 1

@@ -1,49 +1,173 @@
-"""Router: the "where". Sends each order to the cheapest venue that lists its symbol."""
+"""Router: the "where". Picks the venue (or venues) for each order.
+
+Eligibility: a venue is a candidate for an order when it lists the symbol and is not
+down. Venues that are up are tried first (in score order), degraded ones only after them.
+After rounding the quantity down to the venue's lot size (``round_quantity``), a venue is
+also ineligible when nothing is left or the quantity is below its ``min_size``.
+Policies (``router.policy``):
+
+* ``cheapest`` (the default): lowest taker fee; score = fee bps.
+* ``preference``: the fixed order of ``preference`` (venues not named come after, in the
+  order listed); the first eligible venue wins; score = rank.
+* ``cost``: lowest estimated cost in bps: taker fee + the venue's slippage estimate +
+  a funding term (a placeholder, 0 today: funding accrual is a later issue); score = cost.
+* ``split``: by cost, each venue takes up to its ``max_order_notional`` (at the order's
+  reference price), the rest goes to the next; a venue without a cap takes all that is
+  left. Each leg is routed as its own ``OrderRouted`` (same order id, the leg's quantity);
+  what no venue can take is not sent (the order fills smaller than asked).
+
+Quantities are rounded toward zero to whole lots, so a closing order on a venue with a
+lot size may leave a remainder smaller than one lot.
+
+Ties keep the order the venues are listed in (stable, deterministic). Every decision
+carries the candidates with their scores and the reason. ``timer`` measures how long
+routing took (a wall-time measurement stored for latency analysis; it never influences a
+result).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from sim.messages import OrderRouted, RouteCandidate, SubmitOrder
-from sim.venue import Venue
+from sim.venue import DOWN, UP, SimVenue, round_quantity
+
+POLICIES = ("cheapest", "preference", "cost", "split")
+FUNDING_BPS_PLACEHOLDER = 0.0
 
 
-class CheapestVenueRouter:
-    """Lowest taker fee wins; equal fees go to the venue listed first (stable, deterministic).
-
-    ``timer`` measures how long routing took (a wall-time measurement stored for latency
-    analysis; it never influences a result).
-    """
-
+class VenueRouter:
     def __init__(
-        self, venues: Sequence[Venue], timer: Callable[[], int] = time.perf_counter_ns
+        self, venues: Sequence[SimVenue], policy: str = "cheapest",
+        preference: Sequence[str] = (), timer: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown router policy {policy!r} (known: {POLICIES})")
         self.venues = tuple(venues)
+        self.policy = policy
         self._timer = timer
-        self._candidates: dict[str, tuple[RouteCandidate, ...]] = {}
+        self._by_name = {v.name: v for v in self.venues}
+        order = [n for n in preference if n in self._by_name]
+        order += [v.name for v in self.venues if v.name not in order]
+        self._rank = {name: i for i, name in enumerate(order)}
+        self._listing: dict[str, tuple[SimVenue, ...]] = {}
         for venue in self.venues:
             for symbol in venue.symbols:
-                self._candidates.setdefault(symbol, ())
-        for symbol in self._candidates:
-            self._candidates[symbol] = tuple(
-                RouteCandidate(v.name, v.fee_bps) for v in self.venues if symbol in v.symbols
-            )
-        self._by_name = {v.name: v for v in self.venues}
+                self._listing.setdefault(symbol, ())
+        for symbol in self._listing:
+            self._listing[symbol] = tuple(v for v in self.venues if symbol in v.symbols)
+        self._plans: dict[str, tuple[list[tuple[float, int, SimVenue]],
+                                     tuple[RouteCandidate, ...], str]] = {}
 
-    def venue(self, name: str) -> Venue:
+    def venue(self, name: str) -> SimVenue:
         return self._by_name[name]
 
+    def set_health(self, name: str, health: str) -> None:
+        self._by_name[name].health = health
+        self._plans.clear()
+
+    def _plan(self, symbol: str) -> tuple[list[tuple[float, int, SimVenue]],
+                                          tuple[RouteCandidate, ...], str]:
+        """Per symbol, cached until a venue's health changes: the venues to try in
+        order (up ones by score, then degraded), the candidates and the skipped note."""
+        plan = self._plans.get(symbol)
+        if plan is None:
+            listing = self._listing[symbol]
+            scored = sorted(
+                ((self.score(v), i, v) for i, v in enumerate(listing) if v.health != DOWN),
+                key=lambda t: (t[0], t[1]),
+            )
+            pool = ([t for t in scored if t[2].health == UP]
+                    + [t for t in scored if t[2].health != UP])
+            candidates = tuple(RouteCandidate(v.name, v.fee_bps, self.score(v))
+                               for v in listing if v.health != DOWN)
+            skipped = [v.name for v in listing if v.health == DOWN]
+            note = f"; skipped down: {', '.join(skipped)}" if skipped else ""
+            plan = self._plans[symbol] = (pool, candidates, note)
+        return plan
+
+    def score(self, venue: SimVenue) -> float:
+        if self.policy == "cheapest":
+            return venue.fee_bps
+        if self.policy == "preference":
+            return float(self._rank[venue.name])
+        return venue.fee_bps + venue.slippage_bps + FUNDING_BPS_PLACEHOLDER
+
     def route(self, order: SubmitOrder) -> OrderRouted | None:
-        """Pick a venue, or None when no venue lists the symbol."""
+        """One venue for the whole order, or None when no venue is eligible."""
+        routed = self.route_legs(order)
+        return routed[0] if routed else None
+
+    def why_not(self, symbol: str) -> str:
+        """The reason an order for ``symbol`` could not be routed."""
+        listing = self._listing.get(symbol, ())
+        if not listing:
+            return f"no venue lists {symbol}"
+        if all(v.health == DOWN for v in listing):
+            return f"every venue listing {symbol} is down"
+        return f"the order is below every open venue's lot or minimum size for {symbol}"
+
+    def route_legs(self, order: SubmitOrder) -> tuple[OrderRouted, ...]:
+        """The routed legs (one unless the policy splits); empty when nothing is eligible."""
         start = self._timer()
-        candidates = self._candidates.get(order.symbol, ())
-        if not candidates:
-            return None
-        best = min(candidates, key=lambda c: c.fee_bps)  # min keeps the first of equals
-        if len(candidates) == 1:
-            reason = "only venue listing the symbol"
-        else:
-            reason = f"lowest taker fee ({best.fee_bps:g} bps) of {len(candidates)} venues"
-        elapsed = self._timer() - start
-        return OrderRouted(order, order.ts, best.venue, candidates, reason, elapsed)
+        listing = self._listing.get(order.symbol, ())
+        if not listing:
+            return ()
+        pool, candidates, note = self._plan(order.symbol)
+        if self.policy == "split":
+            legs = self._split(order, pool)
+            if not legs:
+                return ()
+            elapsed = self._timer() - start
+            n = len(legs)
+            return tuple(
+                OrderRouted(replace(order, quantity=q), order.ts, v.name, candidates,
+                            f"split leg {k + 1}/{n} by cost ({sc:g} bps){note}", elapsed)
+                for k, (sc, v, q) in enumerate(legs)
+            )
+        for rank, (sc, _, v) in enumerate(pool):
+            qty = round_quantity(order.quantity, v.lot_size)
+            if qty == 0.0 or abs(qty) < v.min_size:
+                note += f"; {v.name}: below lot/min size"
+                continue
+            reason = self._reason(sc, len(listing), rank) + note
+            if v.health != UP:
+                reason += f"; {v.name} is {v.health}: no venue that is up could take it"
+            elapsed = self._timer() - start
+            leg = order if qty == order.quantity else replace(order, quantity=qty)
+            return (OrderRouted(leg, order.ts, v.name, candidates, reason, elapsed),)
+        return ()
+
+    def _reason(self, score: float, n_listing: int, rank: int) -> str:
+        if n_listing == 1:
+            return "only venue listing the symbol"
+        if self.policy == "cheapest":
+            return f"lowest taker fee ({score:g} bps) of {n_listing} venues"
+        if self.policy == "preference":
+            return ("first preferred venue" if rank == 0 and score == 0
+                    else f"fallback: preference rank {int(score) + 1} of {n_listing}")
+        return f"lowest estimated cost ({score:g} bps: fee + slippage + funding 0)"
+
+    def _split(
+        self, order: SubmitOrder, pool: list[tuple[float, int, SimVenue]]
+    ) -> list[tuple[float, SimVenue, float]]:
+        left = abs(order.quantity)
+        sign = 1.0 if order.quantity > 0 else -1.0
+        legs: list[tuple[float, SimVenue, float]] = []
+        for sc, _, v in pool:
+            if left <= 0.0:
+                break
+            cap = left if v.max_order_notional is None else min(
+                left, v.max_order_notional / order.ref_price)
+            qty = abs(round_quantity(cap, v.lot_size))
+            if qty <= 0.0 or qty < v.min_size:
+                continue
+            legs.append((sc, v, sign * qty))
+            left -= qty
+        return legs
+
+
+# The name the engine and the older tests use.
+CheapestVenueRouter = VenueRouter

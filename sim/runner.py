@@ -20,23 +20,25 @@ from sim.config import (
     ConfigError,
     FileSourceConfig,
     RegimeSourceConfig,
+    RiskConfig,
     ScenarioConfig,
     parse_duration,
     parse_timestamp,
 )
-from sim.consensus import CONSENSUS_METHODS
+from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import AgentSlot, Engine
 from sim.loaders import load_file
-from sim.messages import FillTiming
+from sim.messages import FillTiming, ScenarioEvent
+from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
 from sim.provenance import code_version
 from sim.recorder import Recorder
 from sim.regimes.generators import generate
 from sim.regimes.shocks import apply_shocks
-from sim.risk import RiskEngine
-from sim.router import CheapestVenueRouter
+from sim.risk import AgentPermissions, RiskEngine, RiskLimits
+from sim.router import VenueRouter
 from sim.store import RunStore
 from sim.venue import SimVenue
 from sim.view import MarketView
@@ -109,23 +111,60 @@ def build_engine(
             if symbol in wanted:
                 agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
                 slots[s].append(AgentSlot(index, agent_cfg.name, agent))
-    venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps)
+    venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps,
+                       maker_fee_bps=v.maker_fee_bps, min_size=v.min_size,
+                       tick_size=v.tick_size, lot_size=v.lot_size, latency_ms=v.latency_ms,
+                       health=v.health, max_order_notional=v.max_order_notional)
               for v in config.venues]
-    consensus = CONSENSUS_METHODS[config.consensus.method](config.consensus.min_agreement)
-    risk_cfg = config.risk
-    return Engine(
+    cons = config.consensus
+    performance = AgentPerformance([len(s) for s in slots], cons.decay,
+                                   online=cons.method == "performance_weighted")
+    consensus = VotingConsensus(cons.method, min_agreement=cons.min_agreement,
+                                conflict=cons.conflict, quorum=cons.quorum,
+                                performance=performance)
+    engine = Engine(
         symbols,
         [MarketView(b) for b in data.bars],
         slots,
         consensus,
         TargetExposurePolicy(**config.policy.model_dump()),
-        RiskEngine(risk_cfg.max_order_notional, risk_cfg.max_position_notional,
-                   risk_cfg.max_orders_per_day, risk_cfg.allowed_symbols),
-        CheapestVenueRouter(venues),
+        RiskEngine(limits=risk_limits(config.risk), initial_equity=config.initial_cash),
+        VenueRouter(venues, config.router.policy, config.router.preference),
         Portfolio(symbols, config.initial_cash),
         recorder,
+        performance=performance,
+        max_signal_age=parse_duration(cons.max_signal_age) if cons.max_signal_age else None,
         fill_timing=FillTiming.CLOSE if config.execution.fill_at == "close"
         else FillTiming.NEXT_OPEN,
+    )
+    engine.schedule_events([ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue)
+                            for e in config.events])
+    return engine
+
+
+def risk_limits(cfg: RiskConfig) -> RiskLimits:
+    """The risk engine's limits from the scenario's ``[risk]``."""
+    return RiskLimits(
+        max_order_notional=cfg.max_order_notional,
+        max_position_notional=cfg.max_position_notional,
+        max_orders_per_day=cfg.max_orders_per_day,
+        allowed_symbols=None if cfg.allowed_symbols is None else frozenset(cfg.allowed_symbols),
+        daily_loss_limit=cfg.daily_loss_limit,
+        max_drawdown=cfg.max_drawdown,
+        max_leverage=cfg.max_leverage,
+        price_band=cfg.price_band,
+        max_orders_per_window=cfg.max_orders_per_window,
+        order_window_ns=parse_duration(cfg.order_window),
+        flatten_on_trip=cfg.flatten_on_trip,
+        timezone=cfg.timezone,
+        agents={
+            name: AgentPermissions(
+                p.max_trade_notional, p.max_position_notional, p.max_trades_per_day,
+                None if p.allowed_symbols is None else frozenset(p.allowed_symbols),
+                p.risk_level,
+            )
+            for name, p in cfg.agents.items()
+        },
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -28,6 +28,9 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
         ("side", "VARCHAR"), ("confidence", "DOUBLE"), ("target", "DOUBLE"),
         ("method", "VARCHAR"),
+        # which rule decided (sim.consensus: "none", "quorum", "risk_veto", a conflict
+        # rule, ...) and the share of opinions on the most popular side
+        ("rule", "VARCHAR"), ("agreement", "DOUBLE"),
     ),
     "votes": (
         ("decision_id", "BIGINT"), ("agent", "VARCHAR"), ("side", "VARCHAR"),
@@ -40,12 +43,14 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "risk_events": (
         ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
-        ("check_name", "VARCHAR"), ("reason", "VARCHAR"),
+        ("check_name", "VARCHAR"), ("reason", "VARCHAR"), ("limit_value", "DOUBLE"),
+        ("actual_value", "DOUBLE"),
     ),
     "routing_decisions": (
         ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
         ("venue", "VARCHAR"), ("candidates", "VARCHAR[]"), ("candidate_fees_bps", "DOUBLE[]"),
-        ("reason", "VARCHAR"), ("elapsed_ns", "BIGINT"),
+        ("candidate_scores", "DOUBLE[]"), ("quantity", "DOUBLE"), ("reason", "VARCHAR"),
+        ("elapsed_ns", "BIGINT"),
     ),
     "fills": (
         ("fill_id", "BIGINT"), ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"),
@@ -61,6 +66,13 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "equity": (
         ("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
         ("realized_pnl", "DOUBLE"), ("unrealized_pnl", "DOUBLE"),
+    ),
+    # Per agent per symbol, written once at the end of a run (sim.performance).
+    "agent_performance": (
+        ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("signals", "BIGINT"),
+        ("scored", "BIGINT"), ("hits", "BIGINT"), ("hit_rate", "DOUBLE"),
+        ("shadow_pnl", "DOUBLE"), ("votes", "BIGINT"), ("in_majority", "BIGINT"),
+        ("overruled", "BIGINT"), ("weight", "DOUBLE"),
     ),
     # An agent's call to an outside service (sim.agents.external): replayed by request_hash.
     "agent_calls": (

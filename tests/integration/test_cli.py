@@ -270,6 +270,18 @@ def test_show_accepts_a_unique_prefix(demo, capsys):
     assert '"max_order_notional"' in out
 
 
+def test_show_routing_prints_venue_distribution(demo, capsys):
+    db, run_id = demo["db"], demo["run_id"]
+    code, out, err = run_cli(capsys, "show", run_id, "--db", str(db), "--routing")
+    assert code == 0, err
+    for word in ("routing by venue and symbol", "success_rate", "p99_route_us",
+                 "routed_orders"):
+        assert word in out, out
+    venues = rows(db, "SELECT DISTINCT venue FROM routing_decisions WHERE run_id = ?",
+                  [run_id])
+    assert venues and all(v in out for (v,) in venues)
+
+
 def test_query_counts_fills(demo, capsys):
     db, run_id = demo["db"], demo["run_id"]
     fills = count(db, "fills", run_id)

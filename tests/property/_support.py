@@ -88,8 +88,15 @@ def venues(
 
 def consensus() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({
-        "method": st.sampled_from(["majority", "confidence_weighted"]),
+        "method": st.sampled_from(["majority", "confidence_weighted", "unanimous",
+                                   "performance_weighted"]),
         "min_agreement": st.sampled_from([0.0, 0.0, 0.5, 0.6, 0.75]),
+    }, optional={
+        "conflict": st.sampled_from(["hold", "highest_confidence", "conservative",
+                                     "risk_override", "weighted_target"]),
+        "quorum": st.integers(0, 3),
+        "max_signal_age": st.sampled_from(["3m", "10m", "1h"]),
+        "decay": st.sampled_from([1.0, 0.9, 0.5]),
     })
 
 

@@ -1,0 +1,170 @@
+"""Regime matrix: how each configuration did in each regime, from several stored runs.
+
+Slicing: every bar's equity return ``equity[t] / equity[t-1] - 1`` (the first from the
+initial cash) is attributed to the causal regime label (``bars.regime``) of the run's
+*reference symbol* (its first symbol in alphabetical order) at that bar's timestamp, taken
+as of the latest bar of that symbol at or before it. Per (row, label) the returns of every
+matching bar, pooled over the row's runs in run order, give
+
+* ``return``: compounded, ``prod(1 + r) - 1``;
+* ``sharpe``: ``mean(r) / std(r) * sqrt(periods per year)`` (per-bar annualisation of the
+  run, as ``reports.metrics.sharpe_ratio``; NaN with fewer than 2 bars or zero spread);
+* ``max_drawdown``: the largest fall of the compounded path of those returns, concatenated
+  (segments are glued end to end, so time out of the regime is skipped);
+* ``bars``: how many bars carried the label.
+
+Rows are runs grouped by ``by``: ``"scenario"`` (the scenario name), ``"config"`` (agents,
+consensus, policy and risk: the same configuration run in different regimes shares a
+row), or ``"run"``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from reports.metrics import periods_per_year
+from reports.plots import REGIME_COLOURS
+from reports.report import DPI, STYLE, check_run
+
+STATS = ("sharpe", "return", "max_drawdown")
+GROUPINGS = ("scenario", "config", "run")
+
+_SLICE = """
+WITH ref AS (
+  SELECT ts, coalesce(regime, 'unknown') AS regime FROM bars
+  WHERE run_id = $r AND symbol = (SELECT min(symbol) FROM bars WHERE run_id = $r)
+)
+SELECT epoch_ns(e.ts) AS t, e.equity AS equity, coalesce(ref.regime, 'unknown') AS regime
+FROM equity e ASOF LEFT JOIN ref ON e.ts >= ref.ts
+WHERE e.run_id = $r ORDER BY e.ts
+"""
+
+
+def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
+    scenario, config = con.execute(
+        "SELECT scenario, config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if by == "run":
+        return f"{scenario} {run_id}"
+    if by == "scenario":
+        return str(scenario)
+    cfg = json.loads(config)
+    agents = "+".join(sorted(str(a.get("name")) for a in cfg.get("agents", [])))
+    method = cfg.get("consensus", {}).get("method", "?")
+    rest = json.dumps({k: cfg.get(k) for k in ("policy", "risk", "consensus")}, sort_keys=True)
+    return f"{agents} / {method} [{hashlib.sha256(rest.encode()).hexdigest()[:6]}]"
+
+
+def _max_drawdown(returns: np.ndarray) -> float:
+    if not len(returns):
+        return float("nan")
+    path = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
+    return float(np.max(1.0 - path / np.maximum.accumulate(path)))
+
+
+def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
+                  by: str = "scenario") -> dict[str, Any]:
+    """``{"rows": [...], "labels": [...], "sharpe"|"return"|"max_drawdown"|"bars":
+    2-D arrays rows x labels}`` (NaN, or 0 bars, where a row never saw a label)."""
+    if by not in GROUPINGS:
+        raise ValueError(f"by must be one of {GROUPINGS}, got {by!r}")
+    pooled: dict[str, dict[str, list[np.ndarray]]] = {}
+    per_year: dict[str, list[float]] = {}
+    for run_id in run_ids:
+        check_run(con, run_id)
+        initial = float(json.loads(con.execute(
+            "SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])["initial_cash"])
+        got = con.execute(_SLICE, {"r": run_id}).fetchnumpy()
+        ts = np.asarray(got["t"], np.int64)
+        equity = np.asarray(got["equity"], np.float64)
+        labels = np.asarray(got["regime"]).astype(str)
+        path = np.concatenate(([initial], equity))
+        returns = path[1:] / path[:-1] - 1.0
+        row = _row_label(con, run_id, by)
+        per_year.setdefault(row, []).append(periods_per_year(ts))
+        cells = pooled.setdefault(row, {})
+        for name in np.unique(labels):
+            cells.setdefault(str(name), []).append(returns[labels == name])
+    known = [n for n in REGIME_COLOURS if any(n in c for c in pooled.values())]
+    other = sorted({n for c in pooled.values() for n in c} - set(known))
+    labels_all = known + other
+    rows = list(pooled)
+    out: dict[str, Any] = {"rows": rows, "labels": labels_all}
+    for stat in (*STATS, "bars"):
+        out[stat] = np.full((len(rows), len(labels_all)), np.nan)
+    for i, row in enumerate(rows):
+        ppy = float(np.nanmedian(per_year[row])) if per_year[row] else float("nan")
+        for j, name in enumerate(labels_all):
+            parts = pooled[row].get(name)
+            r = np.concatenate(parts) if parts else np.zeros(0)
+            out["bars"][i, j] = len(r)
+            if not len(r):
+                continue
+            out["return"][i, j] = float(np.prod(1.0 + r) - 1.0)
+            sd = r.std(ddof=1) if len(r) > 1 else 0.0
+            out["sharpe"][i, j] = float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else np.nan
+            out["max_drawdown"][i, j] = _max_drawdown(r)
+    return out
+
+
+def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], out: Path,
+                        by: str = "scenario") -> tuple[Path, Path]:
+    """``regime_matrix.png`` (three heatmaps) and ``regime_matrix.csv`` in ``out``."""
+    m = regime_matrix(con, run_ids, by)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "regime_matrix.csv"
+    with csv_path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "regime", "bars", *STATS])
+        for i, row in enumerate(m["rows"]):
+            for j, name in enumerate(m["labels"]):
+                if m["bars"][i, j]:
+                    w.writerow([row, name, int(m["bars"][i, j]),
+                                *(f"{m[s][i, j]:.6g}" for s in STATS)])
+    rows, labels = m["rows"], m["labels"]
+    height = max(3.5, 1.2 + 0.45 * len(rows))
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, axes = plt.subplots(1, 3, figsize=(max(11.0, 3.2 * len(labels)), height), dpi=DPI,
+                                 sharey=True)
+        specs = (("sharpe", "Sharpe", "RdYlGn"), ("return", "return", "RdYlGn"),
+                 ("max_drawdown", "max drawdown", "Reds"))
+        for ax, (key, title, cmap) in zip(axes, specs, strict=True):
+            data = m[key]
+            finite = data[np.isfinite(data)]
+            if key == "max_drawdown":
+                vmin, vmax = 0.0, float(finite.max()) if finite.size else 1.0
+            else:
+                lim = float(np.abs(finite).max()) if finite.size else 1.0
+                vmin, vmax = -lim or -1.0, lim or 1.0
+            ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax,
+                      aspect="auto")
+            for i in range(len(rows)):
+                for j in range(len(labels)):
+                    v, n = data[i, j], int(m["bars"][i, j])
+                    text = "—" if not n else ("n/a" if not np.isfinite(v) else
+                                              (f"{v:.2f}" if key == "sharpe" else f"{v:.1%}"))
+                    ax.text(j, i, f"{text}\n({n})" if n else text, ha="center", va="center",
+                            fontsize=7)
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+            ax.set_yticks(range(len(rows)), rows)
+            ax.set_title(title)
+        fig.suptitle(f"Regime matrix ({by} x causal regime of the first symbol; cell: value "
+                     "and bars)", fontweight="bold")
+        fig.tight_layout()
+        png = out / "regime_matrix.png"
+        fig.savefig(png, dpi=DPI)
+        plt.close(fig)
+    return png, csv_path
