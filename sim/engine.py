@@ -192,7 +192,13 @@ class Engine:
             if last_ts is not None:
                 if ts < last_ts:
                     raise ValueError(f"bar at {ts} arrived after {last_ts}: feed out of order")
-                self._snapshot(last_ts)
+                portfolio = self.portfolio  # _snapshot, inlined: this runs on every bar
+                equity = portfolio.equity()
+                self._book_ts(last_ts)
+                self._book_cash(portfolio.cash)
+                self._book_equity(equity)
+                self._book_realized(portfolio.realized_total)
+                self._book_unrealized(portfolio.unrealized(equity))
             if self._queued:
                 self._drain_before(ts, PRIORITY_OPEN)
             self.clock.now = ts
@@ -474,11 +480,12 @@ class Engine:
     def _snapshot(self, ts: int) -> None:
         """Equity at the end of time ``ts``, every symbol at its latest mark."""
         portfolio = self.portfolio
+        equity = portfolio.equity()
         self._book_ts(ts)
         self._book_cash(portfolio.cash)
-        self._book_equity(portfolio.equity())
+        self._book_equity(equity)
         self._book_realized(portfolio.realized_total)
-        self._book_unrealized(portfolio.unrealized())
+        self._book_unrealized(portfolio.unrealized(equity))
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from sim.messages import OrderFilled
 
 class Portfolio:
     __slots__ = (
-        "_held", "avg_price", "cash", "fees_paid", "initial_cash", "price", "qty", "realized",
-        "realized_total",
+        "_held", "avg_price", "cash", "cost_basis", "fees_paid", "initial_cash", "price", "qty",
+        "realized", "realized_total",
     )
 
     def __init__(self, symbols: Sequence[str], initial_cash: float) -> None:
@@ -29,6 +29,7 @@ class Portfolio:
         self.realized_total = 0.0
         self.fees_paid = 0.0
         self._held: list[int] = []  # symbols with a position: equity sums only these
+        self.cost_basis = 0.0  # sum of quantity x average price over open positions
 
     def apply(self, symbol_index: int, fill: OrderFilled) -> None:
         q, p, i = fill.quantity, fill.price, symbol_index
@@ -54,6 +55,8 @@ class Portfolio:
         elif i not in self._held:
             self._held.append(i)
             self._held.sort()  # a fixed summation order keeps equity reproducible
+        # Recomputed, not adjusted: exactly 0 when flat, and fills are rare.
+        self.cost_basis = sum(self.qty[j] * self.avg_price[j] for j in self._held)
 
     def equity(self) -> float:
         total = self.cash
@@ -62,8 +65,11 @@ class Portfolio:
             total += qty[i] * price[i]
         return total
 
-    def unrealized(self) -> float:
-        """Open positions at their latest marks against their average cost."""
+    def unrealized(self, equity: float | None = None) -> float:
+        """Open positions at their latest marks against their average cost; given the
+        ``equity`` just computed, it is one subtraction (the per-bar path uses that)."""
+        if equity is not None:
+            return equity - self.cash - self.cost_basis if self._held else 0.0
         total = 0.0
         qty, price, avg = self.qty, self.price, self.avg_price
         for i in self._held:
