@@ -135,17 +135,13 @@ class FileSourceConfig(_Model):
         return v
 
 
-class GbmSourceConfig(_Model):
-    """A seeded geometric Brownian motion series (annualised drift and volatility)."""
+class _GeneratedSource(_Model):
+    """What every generated source shares: a bar grid and a starting price."""
 
-    kind: Literal["gbm"]
-    symbol: str = Field(min_length=1)
     bars: int = Field(gt=0)
     interval: str = "1m"
     start: str = "2024-01-01T00:00:00Z"
     price: PositiveFloat = 100.0
-    drift: float = 0.0
-    volatility: NonNegativeFloat = 0.8
 
     @field_validator("interval")
     @classmethod
@@ -160,33 +156,26 @@ class GbmSourceConfig(_Model):
         return v
 
 
-class RegimeSourceConfig(_Model):
+class GbmSourceConfig(_GeneratedSource):
+    """A seeded geometric Brownian motion series (annualised drift and volatility)."""
+
+    kind: Literal["gbm"]
+    symbol: str = Field(min_length=1)
+    drift: float = 0.0
+    volatility: NonNegativeFloat = 0.8
+
+
+class RegimeSourceConfig(_GeneratedSource):
     """A named, seeded market regime (``sim.regimes``) for one or more correlated symbols,
     optionally with scripted shocks layered on top."""
 
     kind: Literal["regime"]
     regime: str
     symbols: list[str] = Field(default_factory=lambda: ["SYN"], min_length=1)
-    bars: int = Field(gt=0)
-    interval: str = "1m"
-    start: str = "2024-01-01T00:00:00Z"
-    price: PositiveFloat = 100.0
     substeps: int = Field(default=8, ge=1, le=256)
     params: dict[str, Any] = Field(default_factory=dict)
     correlation: list[list[float]] | None = None
     shocks: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("interval")
-    @classmethod
-    def _interval(cls, v: str) -> str:
-        parse_duration(v)
-        return v
-
-    @field_validator("start")
-    @classmethod
-    def _start(cls, v: str) -> str:
-        parse_timestamp(v)
-        return v
 
     @model_validator(mode="after")
     def _generator_inputs(self) -> RegimeSourceConfig:

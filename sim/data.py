@@ -195,6 +195,20 @@ def _duration(ns: int) -> str:
     return f"{ns}ns"
 
 
+def check_shape(frame: pd.DataFrame, required: Sequence[str], source: str, csv: bool,
+                what: str) -> None:
+    """Columns present, at least one row, and (for CSV) no blank line."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}")
+    if len(frame) == 0:
+        raise DataError(f"{source}: no {what}")
+    if csv:
+        bad = _first(frame.isna().all(axis=1).to_numpy())
+        if bad is not None:
+            raise DataError(f"{_row_label(source, bad, csv)}: blank line")
+
+
 def _first(mask: np.ndarray) -> int | None:
     idx = np.flatnonzero(mask)
     return int(idx[0]) if idx.size else None
@@ -352,16 +366,7 @@ def bars_from_frame(
             frame = frame.reset_index(names="timestamp")
         else:
             raise DataError(f"{source}: missing column 'timestamp'")
-    missing = [c for c in BAR_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}")
-    if len(frame) == 0:
-        raise DataError(f"{source}: no rows")
-
-    if _csv:
-        bad = _first(frame.isna().all(axis=1).to_numpy())
-        if bad is not None:
-            raise DataError(f"{_row_label(source, bad, _csv)}: blank line")
+    check_shape(frame, BAR_COLUMNS, source, _csv, "rows")
     parsed = parse_times(frame["timestamp"], source, timezone, csv=_csv)
     ts = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 

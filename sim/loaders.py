@@ -36,6 +36,7 @@ from sim.data import (
     _num,
     _row_label,
     _when,
+    check_shape,
     check_spacing,
     fill_gaps,
     load_bars,
@@ -71,19 +72,6 @@ def _read_table(path: Path, *, str_columns: tuple[str, ...] = ()) -> tuple[pd.Da
             pa.ArrowException) as exc:
         raise DataError(f"{source}: cannot read: {str(exc).splitlines()[0]}") from None
     return frame, suffix == ".csv"
-
-
-def _check_shape(frame: pd.DataFrame, required: tuple[str, ...], source: str, csv: bool,
-                 what: str) -> None:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}")
-    if len(frame) == 0:
-        raise DataError(f"{source}: no {what}")
-    if csv:
-        bad = _first(frame.isna().all(axis=1).to_numpy())
-        if bad is not None:
-            raise DataError(f"{_row_label(source, bad, csv)}: blank line")
 
 
 def _finite(frame: pd.DataFrame, name: str, source: str, csv: bool) -> np.ndarray:
@@ -125,7 +113,7 @@ def trades_from_frame(frame: pd.DataFrame, source: str = "<dataframe>", *,
     """Validate ticks: ``timestamp_ms`` (epoch milliseconds, UTC), ``price``, ``amount``,
     and optionally ``trade_id`` (unique: a repeated id is a duplicated row) and ``side``
     (``buy``/``sell``)."""
-    _check_shape(frame, TRADE_COLUMNS, source, _csv, "trades")
+    check_shape(frame, TRADE_COLUMNS, source, _csv, "trades")
     ms = _finite(frame, "timestamp_ms", source, _csv)
     bad = _first((ms != np.floor(ms)) | (ms < _MS_MIN) | (ms >= _MS_MAX))
     if bad is not None:
@@ -256,7 +244,7 @@ def funding_from_frame(frame: pd.DataFrame, source: str = "<dataframe>", *,
                        timezone: str = "UTC", _csv: bool = False) -> FundingRates:
     """Validate a funding series: ``timestamp`` (ISO 8601; strictly increasing) and
     ``funding_rate`` (a finite fraction per interval, |rate| < 1; negative allowed)."""
-    _check_shape(frame, ("timestamp", "funding_rate"), source, _csv, "funding rates")
+    check_shape(frame, ("timestamp", "funding_rate"), source, _csv, "funding rates")
     parsed = parse_times(frame["timestamp"], source, timezone, csv=_csv)
     ts = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
     rate = _finite(frame, "funding_rate", source, _csv)
