@@ -195,6 +195,27 @@ def _duration(ns: int) -> str:
     return f"{ns}ns"
 
 
+def read_table(path: Path, *, str_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, bool]:
+    """A CSV or Parquet file as a frame, and whether it is CSV (rows are then lines)."""
+    source = str(path)
+    if not path.is_file():
+        raise DataError(f"{source}: file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            # Blank lines stay as rows (and fail validation) so line numbers stay true.
+            frame = pd.read_csv(path, skip_blank_lines=False,
+                                dtype=dict.fromkeys(str_columns, str))
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise DataError(f"{source}: unknown format {suffix!r} (use .csv or .parquet)")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            pa.ArrowException) as exc:
+        raise DataError(f"{source}: cannot read: {str(exc).splitlines()[0]}") from None
+    return frame, suffix == ".csv"
+
+
 def check_shape(frame: pd.DataFrame, required: Sequence[str], source: str, csv: bool,
                 what: str) -> None:
     """Columns present, at least one row, and (for CSV) no blank line."""
@@ -438,24 +459,10 @@ def load_bars(
     """Load and validate one symbol's bars from a CSV or Parquet file (see
     ``bars_from_frame``; trades, resampling and funding are in ``sim.loaders``)."""
     path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise DataError(f"{source}: file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            # Blank lines stay as rows (and fail validation) so line numbers stay true.
-            frame = pd.read_csv(path, dtype={"timestamp": str}, skip_blank_lines=False)
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise DataError(f"{source}: unknown format {suffix!r} (use .csv or .parquet)")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
-            pa.ArrowException) as exc:
-        raise DataError(f"{source}: cannot read: {str(exc).splitlines()[0]}") from None
+    frame, csv = read_table(path, str_columns=("timestamp",))
     return bars_from_frame(
-        frame, symbol, source, interval_ns=interval_ns, gaps=gaps, timezone=timezone,
-        _csv=suffix == ".csv",
+        frame, symbol, str(path), interval_ns=interval_ns, gaps=gaps, timezone=timezone,
+        _csv=csv,
     )
 
 

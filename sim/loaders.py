@@ -24,7 +24,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from sim.data import (
     DataError,
@@ -41,6 +40,7 @@ from sim.data import (
     fill_gaps,
     load_bars,
     parse_times,
+    read_table,
 )
 
 FileFormat = Literal["ohlcv", "trades"]
@@ -53,25 +53,6 @@ MAX_FUNDING_RATE = 1.0  # |rate| per interval; 1 = 100 %, so a percentage is cau
 
 
 # -- reading ---------------------------------------------------------------------------
-def _read_table(path: Path, *, str_columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, bool]:
-    """A CSV or Parquet file as a frame, and whether it is CSV (rows are then lines)."""
-    source = str(path)
-    if not path.is_file():
-        raise DataError(f"{source}: file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            # Blank lines stay as rows (and fail validation) so line numbers stay true.
-            frame = pd.read_csv(path, skip_blank_lines=False,
-                                dtype=dict.fromkeys(str_columns, str))
-        elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        else:
-            raise DataError(f"{source}: unknown format {suffix!r} (use .csv or .parquet)")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
-            pa.ArrowException) as exc:
-        raise DataError(f"{source}: cannot read: {str(exc).splitlines()[0]}") from None
-    return frame, suffix == ".csv"
 
 
 def _finite(frame: pd.DataFrame, name: str, source: str, csv: bool) -> np.ndarray:
@@ -163,7 +144,7 @@ def trades_from_frame(frame: pd.DataFrame, source: str = "<dataframe>", *,
 def load_trades(path: str | Path) -> Trades:
     """Load and validate trade ticks from a CSV or Parquet file (``trades_from_frame``)."""
     path = Path(path)
-    frame, csv = _read_table(path, str_columns=("side",))
+    frame, csv = read_table(path, str_columns=("side",))
     return trades_from_frame(frame, str(path), _csv=csv)
 
 
@@ -268,7 +249,7 @@ def funding_from_frame(frame: pd.DataFrame, source: str = "<dataframe>", *,
 def load_funding(path: str | Path, *, timezone: str = "UTC") -> FundingRates:
     """Load and validate a funding-rate file (CSV or Parquet; ``funding_from_frame``)."""
     path = Path(path)
-    frame, csv = _read_table(path, str_columns=("timestamp",))
+    frame, csv = read_table(path, str_columns=("timestamp",))
     return funding_from_frame(frame, str(path), timezone=timezone, _csv=csv)
 
 

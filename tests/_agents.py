@@ -39,24 +39,32 @@ def closes_only(closes: Sequence[float]) -> SymbolBars:
     return symbol_bars(closes, closes, closes, closes)
 
 
-def drive(agent: Agent, bars: SymbolBars, upto: int | None = None) -> list[Signal | None]:
-    """What ``agent.on_bar`` returned at each bar (the first ``upto`` bars, or all)."""
-    view = MarketView(bars)
+def bar_rows(bars: SymbolBars, upto: int | None = None) -> list[tuple[float, ...]]:
+    """(ts, open, high, low, close, volume) per bar, as the engine hands them over."""
     n = len(bars) if upto is None else upto
-    out: list[Signal | None] = []
     cols = [bars.column(c)[:n].tolist() for c in ("ts", "open", "high", "low", "close", "volume")]
-    for k, (ts, o, h, lo, c, v) in enumerate(zip(*cols, strict=True), 1):
-        view.n = k
+    return list(zip(*cols, strict=True))
+
+
+def replay(agent: Agent, view: MarketView, rows: Sequence[tuple[float, ...]]
+           ) -> list[Signal | None]:
+    """Advance ``view`` bar by bar exactly as ``Engine.on_bar`` does and collect what
+    ``agent.on_bar`` returned at each bar. The one such loop in the tests."""
+    on_bar = agent.on_bar
+    out: list[Signal | None] = []
+    append = out.append
+    for n, (ts, o, h, lo, c, v) in enumerate(rows, 1):
+        view.n = n
         view.ts = ts
         view.open = o
         view.high = h
         view.low = lo
         view.close = c
         view.volume = v
-        out.append(agent.on_bar(view))
+        append(on_bar(view))
     return out
 
 
-def compact(signals: Sequence[Signal | None]) -> list[tuple[int, float] | None]:
-    """Signals as ``(side, confidence)`` pairs (None stays None), for readable asserts."""
-    return [None if s is None else (int(s.side), s.confidence) for s in signals]
+def drive(agent: Agent, bars: SymbolBars, upto: int | None = None) -> list[Signal | None]:
+    """What ``agent.on_bar`` returned at each bar (the first ``upto`` bars, or all)."""
+    return replay(agent, MarketView(bars), bar_rows(bars, upto))

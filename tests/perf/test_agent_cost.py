@@ -22,6 +22,7 @@ from sim.agents.base import Agent, build_agent
 from sim.data import gbm_bars
 from sim.engine import fewer_gc_passes
 from sim.view import MarketView
+from tests._agents import replay
 
 BARS = 200_000
 KINDS = ["sma_crossover", "zscore_reversion", "ema_crossover", "donchian_breakout",
@@ -40,20 +41,8 @@ def bars() -> tuple[MarketView, list[tuple[float, ...]]]:
 def run(agent: Agent, view: MarketView, rows: list[tuple[float, ...]]) -> int:
     """Drive ``agent`` over every row, with the GC settings ``Engine.run`` uses; return how
     many signals it gave."""
-    on_bar = agent.on_bar
-    signals = 0
     with fewer_gc_passes():
-        for n, (ts, o, h, lo, c, v) in enumerate(rows, 1):
-            view.n = n
-            view.ts = ts
-            view.open = o
-            view.high = h
-            view.low = lo
-            view.close = c
-            view.volume = v
-            if on_bar(view) is not None:
-                signals += 1
-    return signals
+        return sum(signal is not None for signal in replay(agent, view, rows))
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -28,6 +28,7 @@ from sim.agents.risk_manager import RiskManager
 from sim.agents.signal_feed import SignalFeed
 from sim.data import SymbolBars, gbm_bars
 from sim.view import MarketView
+from tests._agents import bar_rows, replay
 
 BARS = 200_000
 SMOKE_BARS = 5_000
@@ -57,19 +58,9 @@ def data(n: int) -> SymbolBars:
 def drive(agent: Any, bars: SymbolBars) -> float:
     """Seconds to feed every bar to ``agent``."""
     view = MarketView(bars)
-    rows = list(zip(*(bars.column(c).tolist()
-                      for c in ("ts", "open", "high", "low", "close", "volume")), strict=True))
-    on_bar = agent.on_bar
+    rows = bar_rows(bars)
     start = time.perf_counter()
-    for n, (ts, o, h, lo, c, v) in enumerate(rows, 1):
-        view.n = n
-        view.ts = ts
-        view.open = o
-        view.high = h
-        view.low = lo
-        view.close = c
-        view.volume = v
-        on_bar(view)
+    replay(agent, view, rows)
     return time.perf_counter() - start
 
 
