@@ -68,3 +68,8 @@ def replay(agent: Agent, view: MarketView, rows: Sequence[tuple[float, ...]]
 def drive(agent: Agent, bars: SymbolBars, upto: int | None = None) -> list[Signal | None]:
     """What ``agent.on_bar`` returned at each bar (the first ``upto`` bars, or all)."""
     return replay(agent, MarketView(bars), bar_rows(bars, upto))
+
+
+def compact(signals: Sequence[Signal | None]) -> list[tuple[int, float] | None]:
+    """Signals as ``(side, confidence)`` pairs (None stays None), for readable asserts."""
+    return [None if s is None else (int(s.side), s.confidence) for s in signals]
