@@ -55,6 +55,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sim.messages import Decision, OrderDenied, SubmitOrder
@@ -101,9 +102,12 @@ class RiskLimits:
         return self.daily_loss_limit is not None or self.max_drawdown is not None
 
 
-@dataclass(frozen=True, slots=True)
-class RiskContext:
-    """Everything a check may look at, frozen at the moment of the check."""
+class RiskContext(NamedTuple):
+    """Everything a check may look at, frozen at the moment of the check.
+
+    A named tuple rather than a frozen dataclass: it is built once per order check, and a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost 2 µs of a
+    20 µs per-decision budget; the tuple costs a fifth of that."""
 
     limits: RiskLimits
     position: float
@@ -273,6 +277,9 @@ def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | No
     if not perms or not ctx.agents:
         return None
     growing = grows(ctx.position, order.quantity)
+    notional = order.notional
+    after = abs(ctx.position + order.quantity) * order.ref_price
+    lev = -1.0  # computed on first use: most agents carry no risk level
     for name, trades in zip(ctx.agents, ctx.agent_trades_today, strict=True):
         p = perms.get(name)
         if p is None:
@@ -284,19 +291,20 @@ def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | No
             return Breach("agent_max_trades_per_day", p.max_trades_per_day, trades,
                           f"agent {name!r} has {trades} trades today "
                           f"(limit {p.max_trades_per_day})")
-        if p.max_trade_notional is not None and order.notional > p.max_trade_notional:
-            return Breach("agent_max_trade_notional", p.max_trade_notional, order.notional,
-                          f"order notional {order.notional:.6g} exceeds agent {name!r}'s "
+        if p.max_trade_notional is not None and notional > p.max_trade_notional:
+            return Breach("agent_max_trade_notional", p.max_trade_notional, notional,
+                          f"order notional {notional:.6g} exceeds agent {name!r}'s "
                           f"{p.max_trade_notional:.6g}")
-        if growing and p.max_position_notional is not None:
-            after = abs(ctx.position + order.quantity) * order.ref_price
-            if after > p.max_position_notional:
-                return Breach("agent_max_position_notional", p.max_position_notional, after,
-                              f"position notional after the order {after:.6g} exceeds agent "
-                              f"{name!r}'s {p.max_position_notional:.6g}")
-        if growing and p.risk_level is not None:
+        if not growing:
+            continue
+        if p.max_position_notional is not None and after > p.max_position_notional:
+            return Breach("agent_max_position_notional", p.max_position_notional, after,
+                          f"position notional after the order {after:.6g} exceeds agent "
+                          f"{name!r}'s {p.max_position_notional:.6g}")
+        if p.risk_level is not None:
+            if lev < 0.0:
+                lev = leverage_after(order, ctx)
             cap = RISK_LEVEL_LEVERAGE[p.risk_level]
-            lev = leverage_after(order, ctx)
             if lev > cap:
                 return Breach("agent_risk_level", cap, lev,
                               f"gross leverage after the order {lev:.4g}x exceeds agent "
