@@ -268,10 +268,36 @@ class ConsensusConfig(_Model):
 
 
 class PolicyConfig(_Model):
+    """Sizing (``sim.policy``): ``sizing`` picks the method; ``preset``
+    ("conservative", "balanced", "aggressive": ``sim.policy.PRESETS``) fills every
+    setting not given explicitly. ``max_leverage`` caps |target exposure|."""
+
+    preset: Literal["conservative", "balanced", "aggressive"] | None = None
+    sizing: Literal["fixed_fraction", "confidence_exponential", "volatility_target",
+                    "kelly"] = "fixed_fraction"
     exposure: float = Field(default=1.0, gt=0, le=10)
     allow_short: bool = False
     scale_by_confidence: bool = False
     min_notional: NonNegativeFloat = 0.0
+    min_quantity: NonNegativeFloat = 0.0
+    max_leverage: float | None = Field(default=None, gt=0, le=100)
+    exp_k: float = Field(default=3.0, gt=0, le=50)
+    target_volatility: float = Field(default=0.15, gt=0, le=5)
+    vol_lookback: int = Field(default=60, ge=2, le=100_000)
+    kelly_fraction: float = Field(default=0.5, gt=0, le=1)
+    kelly_cap: float = Field(default=1.0, gt=0, le=10)
+    payoff_ratio: float = Field(default=1.0, gt=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str):
+            from sim.policy import PRESETS
+
+            preset = PRESETS.get(data["preset"])
+            if preset is not None:
+                data = {**preset, **data}
+        return data
 
 
 class AgentPermissionsConfig(_Model):

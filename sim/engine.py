@@ -324,7 +324,7 @@ class Engine:
         decision_id = self._decision_id
         self.recorder.decision(decision_id, ts, s, side, confidence, target,
                                self._agent_indexes[s], signals, weights, rule, agreement)
-        exposure = self.policy.target_exposure(side, confidence, target)
+        exposure = self.policy.target_exposure(side, confidence, target, s)
         if exposure is None or exposure == self._acted_target[s]:
             return  # HOLD, or what is held already: no order to make
         # Only decisions that will become orders are built as messages (most never do).

@@ -122,12 +122,13 @@ def build_engine(
     consensus = VotingConsensus(cons.method, min_agreement=cons.min_agreement,
                                 conflict=cons.conflict, quorum=cons.quorum,
                                 performance=performance)
+    views = [MarketView(b) for b in data.bars]
     engine = Engine(
         symbols,
-        [MarketView(b) for b in data.bars],
+        views,
         slots,
         consensus,
-        TargetExposurePolicy(**config.policy.model_dump()),
+        TargetExposurePolicy(**config.policy.model_dump(exclude={"preset"}), views=views),
         RiskEngine(limits=risk_limits(config.risk), initial_equity=config.initial_cash),
         VenueRouter(venues, config.router.policy, config.router.preference),
         Portfolio(symbols, config.initial_cash),

@@ -101,11 +101,24 @@ def consensus() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def policy(max_exposure: float = 3.0) -> st.SearchStrategy[dict[str, Any]]:
+    """Every sizing method (the default most often), each with its own settings, so the
+    invariants (determinism, no lookahead, limits) cover all of them."""
     return st.fixed_dictionaries({
+        "sizing": st.sampled_from(["fixed_fraction", "fixed_fraction",
+                                   "confidence_exponential", "volatility_target", "kelly"]),
         "exposure": st.integers(1, int(max_exposure * 10)).map(lambda x: x / 10),
         "allow_short": st.booleans(),
         "scale_by_confidence": st.booleans(),
         "min_notional": st.sampled_from([0.0, 0.0, 1.0, 50.0]),
+    }, optional={
+        "max_leverage": st.sampled_from([0.5, 1.0, 2.5]),
+        "min_quantity": st.sampled_from([0.01, 1.0]),
+        "exp_k": st.sampled_from([0.5, 3.0, 8.0]),
+        "target_volatility": st.sampled_from([0.1, 0.5, 2.0]),
+        "vol_lookback": st.integers(2, 40),
+        "kelly_fraction": st.sampled_from([0.25, 0.5, 1.0]),
+        "kelly_cap": st.sampled_from([0.5, 1.0, 3.0]),
+        "payoff_ratio": st.sampled_from([0.5, 1.0, 2.0]),
     })
 
 
