@@ -10,24 +10,33 @@ timestamp across symbols (or across feeds) come in any order, so bars are held u
 every symbol has reported that timestamp or a later one (a per-symbol watermark), then
 released in (timestamp, symbol order). A symbol missing a bar holds the others back until
 its next bar arrives; when all feeds end, whatever is held is released.
+
+The run is stored with its ``mode`` ("paper": live data, simulated fills; "live": a real
+venue). The bars the run saw go to the ``bars`` table as the recorder flushes (and on a
+failure or interrupt), with the same causal regime labels as a backtest's. A
+``KillSwitch`` (file or signal) is applied between bars, like any other message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
+from live.kill import KillRequested, KillSwitch
 from sim.config import ScenarioConfig
 from sim.data import MarketData
 from sim.engine import Engine
-from sim.messages import Bar
+from sim.messages import Bar, ScenarioEvent
 from sim.recorder import Recorder
+from sim.regimes.labels import LABELS, regime_codes
 from sim.runner import (
     RandomStreams,
     RunResult,
@@ -55,6 +64,7 @@ class LiveRunner:
         data_hash: str = "live",
         flush_rows: int = 10_000,
         capacity: int = 1024,
+        mode: str = "paper",
     ) -> None:
         symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
         if not symbols:
@@ -63,6 +73,7 @@ class LiveRunner:
         self.store = store
         self.run_id = run_id or new_run_id()
         self.data_hash = data_hash
+        self.mode = mode
         self.symbols = symbols
         self.histories = [BarHistory(sym, capacity) for sym in symbols]
         # A MarketData whose bars grow: build_engine wires views over them exactly as a
@@ -76,38 +87,61 @@ class LiveRunner:
         self._index = {sym: s for s, sym in enumerate(symbols)}
         self._watermark = [_BEFORE_ALL] * len(symbols)
         self._held: list[tuple[int, int, Bar]] = []  # heap keyed (ts, symbol index)
+        self._bars_written = [0] * len(symbols)
+        self.recorder.before_flush.append(self._write_bars)
+        self.killed_by: str | None = None
 
     @property
     def bars_seen(self) -> int:
         return self.engine.bars_seen
 
-    async def run(self, feeds: Sequence[AsyncBarFeed]) -> RunResult:
+    async def run(
+        self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
+    ) -> RunResult:
         """Consume ``feeds`` until all end; the run is stored as completed, failed or
         interrupted (cancelled or Ctrl-C), like a backtest."""
         with stored_run(self.store, self.run_id, self.config, self.data_hash, self.recorder,
-                        self.engine):
-            await self._consume(feeds)
+                        self.engine, self.mode):
+            await self._consume(feeds, kill_switch)
             self._release(None)
             self.engine.finish()
         return RunResult(self.run_id, "completed", self.bars_seen)
 
-    async def _consume(self, feeds: Sequence[AsyncBarFeed]) -> None:
+    async def _consume(
+        self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
+    ) -> None:
         queue: asyncio.Queue[object] = asyncio.Queue()
         pumps = [asyncio.create_task(_pump(feed, queue)) for feed in feeds]
+        # The watcher does not count as a feed: the session ends when the feeds do.
+        watchers = ([asyncio.create_task(kill_switch.watch(queue))]
+                    if kill_switch is not None else [])
         try:
             active = len(pumps)
             while active:
                 item = await queue.get()
                 if item is _END:
                     active -= 1
+                elif isinstance(item, KillRequested):
+                    self.kill(item.source)
                 elif isinstance(item, BaseException):
                     raise item
                 else:
                     self.accept(item)  # type: ignore[arg-type]
         finally:
-            for task in pumps:
+            for task in pumps + watchers:
                 task.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
+            await asyncio.gather(*pumps, *watchers, return_exceptions=True)
+
+    def kill(self, source: str) -> None:
+        """Pull the scenario's kill switch now: it takes effect before the next bar (only
+        position-reducing orders pass; with ``flatten_on_trip`` positions are closed)."""
+        if self.killed_by is not None:
+            return
+        self.killed_by = source
+        now = self.engine.clock.now_ns()
+        print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
+              file=sys.stderr, flush=True)
+        self.engine.schedule_events([ScenarioEvent(now, "kill_switch")])
 
     def accept(self, bar: Bar) -> None:
         """Take one closed bar; pass on every held bar all symbols have now got past."""
@@ -136,6 +170,30 @@ class LiveRunner:
             n = histories[s].append(ts, o, h, lo, c, v)
             on_bar(s, n, ts, o, h, lo, c, v)
         self.recorder.maybe_flush()
+
+
+    def _write_bars(self) -> None:
+        """Append the bars accepted since the last write (a ``before_flush`` hook), with
+        causal regime labels: a label depends on past closes only, so labelling the whole
+        history and keeping the new tail gives what a backtest of these bars stores."""
+        parts = []
+        for s, history in enumerate(self.histories):
+            start, n = self._bars_written[s], len(history)
+            if start == n:
+                continue
+            ts, close = history.column("ts"), history.column("close")
+            codes = regime_codes(ts, close)[start:]
+            cols = {"ts": pa.array(ts[start:], pa.timestamp("ns")),
+                    "symbol": pa.array([history.symbol] * (n - start), pa.string())}
+            for name in ("open", "high", "low", "close", "volume"):
+                cols[name] = history.column(name)[start:]
+            cols["regime"] = pa.array([LABELS[c] for c in codes], pa.string())
+            cols["source_regime"] = pa.nulls(n - start, pa.string())
+            cols["filled"] = np.zeros(n - start, dtype=bool)
+            parts.append(pa.table(cols))
+            self._bars_written[s] = n
+        if parts:
+            self.store.append(self.run_id, "bars", pa.concat_tables(parts))
 
 
 async def _pump(feed: AsyncBarFeed, queue: asyncio.Queue[object]) -> None:

@@ -218,12 +218,12 @@ def run_scenario(
 @contextmanager
 def stored_run(
     store: RunStore, run_id: str, config: ScenarioConfig, data_hash: str,
-    recorder: Recorder, engine: Engine,
+    recorder: Recorder, engine: Engine, mode: str = "backtest",
 ) -> Iterator[None]:
     """Create the run; on leaving, mark it completed, or keep what was computed and mark
     it interrupted (Ctrl-C, cancellation) or failed (any other exception, re-raised)."""
     store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
-                     code_version(), data_hash)
+                     code_version(), data_hash, mode)
     try:
         yield
     except BaseException as exc:

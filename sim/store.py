@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -94,8 +94,13 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ,
     n_bars BIGINT,
-    error VARCHAR
+    error VARCHAR,
+    mode VARCHAR NOT NULL DEFAULT 'backtest'
 )"""
+
+# How a run met the market: replayed bars ("backtest"), live data with simulated fills
+# ("paper"), or a real venue ("live").
+RUN_MODES = ("backtest", "paper", "live")
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -105,7 +110,7 @@ class RunStore(Protocol):
 
     def create_run(
         self, run_id: str, scenario: str, config: Mapping[str, Any], seed: int,
-        code_version: str, data_hash: str,
+        code_version: str, data_hash: str, mode: str = "backtest",
     ) -> None: ...
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None: ...
@@ -145,12 +150,15 @@ class DuckDBStore:
 
     def create_run(
         self, run_id: str, scenario: str, config: Mapping[str, Any], seed: int,
-        code_version: str, data_hash: str,
+        code_version: str, data_hash: str, mode: str = "backtest",
     ) -> None:
+        if mode not in RUN_MODES:
+            raise ValueError(f"unknown run mode {mode!r}; one of {RUN_MODES}")
         self.con.execute(
             "INSERT INTO runs (run_id, scenario, config, seed, code_version, data_hash, status,"
-            " started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', now())",
-            [run_id, scenario, json.dumps(config, sort_keys=True), seed, code_version, data_hash],
+            " started_at, mode) VALUES (?, ?, ?, ?, ?, ?, 'running', now(), ?)",
+            [run_id, scenario, json.dumps(config, sort_keys=True), seed, code_version, data_hash,
+             mode],
         )
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None:

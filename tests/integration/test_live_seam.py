@@ -65,6 +65,9 @@ TABLES = {
     "fills": ("fill_id, order_id, ts, symbol, venue, quantity, price, fee, ref_price, "
               "cash_after, position_after, realized_pnl", "fill_id"),
     "equity": ("ts, cash, equity", "ts"),
+    # written by the live runner as it flushes, causal regime labels included
+    "bars": ("ts, symbol, open, high, low, close, volume, regime, source_regime, filled",
+             "ts, symbol"),
 }
 
 
@@ -132,9 +135,9 @@ def test_live_run_matches_simulated_run(tmp_path, per_symbol_feeds):
             assert [b.symbol for b, _ in released[:2]] == ["ETH", "BTC"]
 
         status = store.con.execute(
-            "SELECT run_id, status, n_bars FROM runs ORDER BY run_id").fetchall()
-        assert sorted(status) == sorted([(sim.run_id, "completed", len(bars)),
-                                         (live.run_id, "completed", len(bars))])
+            "SELECT run_id, status, n_bars, mode FROM runs ORDER BY run_id").fetchall()
+        assert sorted(status) == sorted([(sim.run_id, "completed", len(bars), "backtest"),
+                                         (live.run_id, "completed", len(bars), "paper")])
         for table in TABLES:
             expected = _rows(store, table, sim.run_id)
             got = _rows(store, table, live.run_id)
