@@ -58,6 +58,7 @@ class HyperliquidStream:
                  max_reconnects: int | None = None,
                  connect: Callable[..., Any] = websockets.connect) -> None:
         self.url = url
+        self._ws: Any = None
         self.subscriptions: list[dict[str, Any]] = []
         for sub in subscriptions:
             self.subscribe(sub)
@@ -66,7 +67,6 @@ class HyperliquidStream:
         self.max_backoff_s = max_backoff_s
         self.max_reconnects = max_reconnects
         self._connect = connect
-        self._ws: Any = None
         self._closed = False
         self._pending: set[asyncio.Future[None]] = set()
         self.connects = 0  # successful connections so far (1 + reconnects)

@@ -67,7 +67,7 @@ class Faults:
     exchange_5xx_after_run: int = 0  # next N actions: run, then 502 (reply lost)
     exchange_hold_after_run: int = 0  # next N actions: run, then held `hold_s` (timeout)
     hold_s: float = 1.0
-    latency_s: float = 0.0  # added before every request
+    latency_s: float = 0.0  # added before every request (on `only_path`, if set)
     retry_after: str | None = "0.05"  # Retry-After header on 429s
     only_path: str | None = None  # "/info" or "/exchange": limit the two counters above
 
@@ -154,7 +154,7 @@ class FakeHyperliquid:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="error", lifespan="off",
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="off",
                                 ws_ping_interval=None, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         started = threading.Event()
@@ -237,12 +237,15 @@ class FakeHyperliquid:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _pre_faults(self, path: str) -> Response | None:
-        if self.faults.latency_s:
-            await asyncio.sleep(self.faults.latency_s)
+        """Faults before a request runs (its body has been read: a request that was
+        received runs even if the client has given up waiting)."""
+        applies = self.faults.only_path in (None, path)
         with self.lock:
             self.requests[path] += 1
+        if applies and self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        with self.lock:
             f = self.faults
-            applies = f.only_path in (None, path)
             if applies and f.http_429:
                 f.http_429 -= 1
                 headers = {"retry-after": f.retry_after} if f.retry_after else {}
@@ -253,10 +256,10 @@ class FakeHyperliquid:
         return None
 
     async def _info(self, request: Request) -> Response:
+        body = await request.json()
         fault = await self._pre_faults("/info")
         if fault is not None:
             return fault
-        body = await request.json()
         with self.lock:
             try:
                 result = self._answer_info(body)
@@ -265,10 +268,10 @@ class FakeHyperliquid:
         return JSONResponse(result)
 
     async def _exchange(self, request: Request) -> Response:
+        body = await request.json()
         fault = await self._pre_faults("/exchange")
         if fault is not None:
             return fault
-        body = await request.json()
         with self.lock:
             result = self._run_action(body)
             f = self.faults
