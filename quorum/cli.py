@@ -247,6 +247,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0 when the configuration passed the suite, 1 when it failed (both recorded)."""
+    from quorum.validate import DEFAULT_SUITE, run_validation
+    from sim.validation import load_thresholds
+
+    config = load_scenario(args.scenario)
+    thresholds = load_thresholds(args.thresholds)
+    with DuckDBStore(args.db) as store:
+        outcome = run_validation(config, store, suite_path=args.suite or DEFAULT_SUITE,
+                                 thresholds=thresholds)
+    _print_table([{"regime": m.regime, "seed": m.seed, "run": m.run_id,
+                   "sharpe": m.sharpe, "max_drawdown": m.max_drawdown,
+                   "total_return": m.total_return} for m in outcome.metrics],
+                 title=f"validation of {config.name} (config {outcome.config_hash})")
+    verdict = "PASSED" if outcome.passed else "FAILED"
+    _console().print(f"{verdict}: validation {outcome.validation_id} stored in {args.db}")
+    for failure in outcome.failures:
+        _console().print(f"  - {failure}")
+    return 0 if outcome.passed else 1
+
+
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from quorum.inspect_data import chart_path, inspect_bars
     from sim.config import parse_duration
@@ -394,6 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, metavar="PATH",
                    help="store to write to (default: a temporary file)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("validate", help="run the regime suite with a scenario's trading "
+                       "config and record the promotion-gate verdict (exit 1 if it fails)")
+    p.add_argument("scenario", help="scenario TOML file")
+    db_option(p)
+    p.add_argument("--suite", metavar="FILE",
+                   help="suite TOML (default: scenarios/regimes/suite.toml)")
+    p.add_argument("--thresholds", metavar="FILE",
+                   help="thresholds TOML (default: max_drawdown 0.30, min_sharpe -1.0 per "
+                        "regime, min_mean_sharpe 0.0)")
+    p.set_defaults(func=cmd_validate)
 
     agents = sub.add_parser("agents", help="the agent library")
     agents_sub = agents.add_subparsers(dest="agents_command", metavar="COMMAND", required=True,

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -102,6 +102,26 @@ CREATE TABLE IF NOT EXISTS runs (
 # ("paper"), or a real venue ("live").
 RUN_MODES = ("backtest", "paper", "live")
 
+# The promotion gate's records (sim.validation): one row per ``quorum validate`` (kind
+# "suite") and one per explicit override of the gate (kind "override"). Not per run.
+_VALIDATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS validations (
+    validation_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    scenario VARCHAR NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    config JSON NOT NULL,
+    suite VARCHAR,
+    data_hashes JSON NOT NULL,
+    code_version VARCHAR NOT NULL,
+    thresholds JSON NOT NULL,
+    metrics JSON NOT NULL,
+    passed BOOLEAN NOT NULL,
+    failures JSON NOT NULL,
+    reason VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+)"""
+
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -142,6 +162,7 @@ class DuckDBStore:
                 f"{self.path} has schema version {row[0]}, this Quorum writes {SCHEMA_VERSION}"
             )
         con.execute(_RUNS_DDL)
+        con.execute(_VALIDATIONS_DDL)
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {kind}" for name, kind in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, {cols})")

@@ -1,0 +1,74 @@
+"""``quorum validate``: run the regime suite with a scenario's trading configuration and
+record the verdict (``sim.validation``). Metrics come from ``reports.metrics``, the same
+functions every report uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
+from sim.config import ScenarioConfig, load_scenario
+from sim.runner import run_scenario
+from sim.store import DuckDBStore
+from sim.suite import load_suite
+from sim.validation import (
+    RunMetrics,
+    Thresholds,
+    config_hash,
+    evaluate,
+    record_validation,
+    suite_run_config,
+)
+
+DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "scenarios" / "regimes" / "suite.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationOutcome:
+    validation_id: str
+    config_hash: str
+    passed: bool
+    failures: list[str]
+    metrics: list[RunMetrics]
+
+
+def run_validation(config: ScenarioConfig, store: DuckDBStore, *,
+                   suite_path: str | Path = DEFAULT_SUITE,
+                   thresholds: Thresholds | None = None,
+                   on_run: Callable[[RunMetrics], None] | None = None) -> ValidationOutcome:
+    thresholds = thresholds or Thresholds()
+    suite = load_suite(suite_path)
+    metrics: list[RunMetrics] = []
+    files: dict[str, tuple[str, int]] = {}
+    for path in suite.scenarios:
+        regime = load_scenario(path)
+        for seed in suite.seeds or [regime.seed]:
+            run_cfg = suite_run_config(config, regime.with_seed(seed))
+            result = run_scenario(run_cfg, store)
+            m = _run_metrics(store, Path(path).stem, seed, result.run_id, config.initial_cash)
+            metrics.append(m)
+            files[f"{m.regime}@{seed}"] = (str(path), seed)
+            if on_run is not None:
+                on_run(m)
+    failures = evaluate(metrics, thresholds)
+    vid = record_validation(store, config, str(Path(suite_path).resolve()), files, metrics,
+                            thresholds, failures)
+    return ValidationOutcome(vid, config_hash(config), not failures, failures, metrics)
+
+
+def _run_metrics(store: DuckDBStore, regime: str, seed: int, run_id: str,
+                 initial: float) -> RunMetrics:
+    con = store.con
+    ts, equity = con.execute(
+        "SELECT list(epoch_ns(ts) ORDER BY ts), list(equity ORDER BY ts) FROM equity"
+        " WHERE run_id = ?", [run_id]).fetchone()
+    data_hash = con.execute("SELECT data_hash FROM runs WHERE run_id = ?",
+                            [run_id]).fetchone()[0]
+    eq = np.asarray(equity or [], dtype=np.float64)
+    per_year = periods_per_year(np.asarray(ts or [], dtype=np.int64))
+    return RunMetrics(regime, seed, run_id, data_hash, sharpe_ratio(eq, initial, per_year),
+                      max_drawdown(eq, initial), total_return(eq, initial))

@@ -1,0 +1,662 @@
+"""A fake Hyperliquid for tests: an ASGI app (starlette) served by uvicorn on a loopback
+port, in a background thread, so async clients under test talk real HTTP and WebSocket.
+
+What it does like the exchange:
+- ``/exchange`` recovers the signer from the L1 signature (network as configured) and
+  acts for that address (or the ``vaultAddress``, or the account an agent key was
+  approved for); it refuses a reused nonce, one not above the smallest of the signer's
+  100 highest, or one outside (now - 2 days, now + 1 day);
+- orders: tick rules (5 significant figures, ``6 - szDecimals`` decimals; integers
+  always), lot rule (``szDecimals``), $10 minimum value unless reduce-only, reduce-only
+  may not increase a position, ALO refused if it would cross, IOC's rest canceled (or
+  refused when nothing matched), GTC rests; price-time matching against its own book;
+  triggers (TP/SL) fire when ``set_mark`` crosses them; cancel by oid and by cloid;
+  ``updateLeverage`` within the asset's maximum;
+- ``/info``: meta, allMids, l2Book, candleSnapshot, clearinghouseState, userFills,
+  openOrders, orderStatus (by oid or cloid);
+- ``/ws``: subscribe to candle, trades, l2Book, userFills (with a snapshot first),
+  orderUpdates; answers ping with pong.
+
+Not modelled: margin and liquidation (any order is affordable), funding, spot, the
+address-based action budget, batched grouping semantics (normalTpsl).
+
+Faults (``server.faults``): the next N requests answered 429 or 502 without being run;
+the next N exchange actions run and then answered 502 or held past the client's timeout
+(the reply is lost: ambiguous for the client); added latency on every request;
+``drop_websockets()`` closes every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from live.hyperliquid.signing import Signature, recover_l1_signer
+from live.hyperliquid.wire import MIN_NOTIONAL, AssetInfo, price_error, size_error
+
+MAKER = "0x" + "00" * 19 + "99"  # the fake's own liquidity provider
+TAKER_FEE = Decimal("0.00045")
+MAKER_FEE = Decimal("0.00015")
+DAY_MS = 86_400_000
+
+DEFAULT_ASSETS = (AssetInfo("BTC", 0, 5, 40), AssetInfo("ETH", 1, 4, 25),
+                  AssetInfo("SOL", 2, 2, 20))
+
+
+@dataclass
+class Faults:
+    """Counters are consumed one request at a time (under the server's lock)."""
+
+    http_429: int = 0  # next N requests (any path): 429, not run
+    http_5xx: int = 0  # next N requests (any path): 502, not run
+    exchange_5xx_after_run: int = 0  # next N actions: run, then 502 (reply lost)
+    exchange_hold_after_run: int = 0  # next N actions: run, then held `hold_s` (timeout)
+    hold_s: float = 1.0
+    latency_s: float = 0.0  # added before every request (on `only_path`, if set)
+    retry_after: str | None = "0.05"  # Retry-After header on 429s
+    only_path: str | None = None  # "/info" or "/exchange": limit the two counters above
+
+
+@dataclass
+class Order:
+    oid: int
+    user: str
+    coin: str
+    is_buy: bool
+    px: Decimal
+    sz: Decimal
+    orig_sz: Decimal
+    cloid: str | None
+    reduce_only: bool
+    tif: str
+    status: str = "open"
+    timestamp: int = 0
+    trigger_px: Decimal | None = None
+    trigger_is_market: bool = True
+    tpsl: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        out = {"coin": self.coin, "side": "B" if self.is_buy else "A",
+               "limitPx": _s(self.px), "sz": _s(self.sz), "oid": self.oid,
+               "timestamp": self.timestamp, "origSz": _s(self.orig_sz)}
+        if self.cloid:
+            out["cloid"] = self.cloid
+        if self.trigger_px is not None:
+            out.update(isTrigger=True, triggerPx=_s(self.trigger_px), orderType=(
+                f"{'Stop' if self.tpsl == 'sl' else 'Take Profit'} "
+                f"{'Market' if self.trigger_is_market else 'Limit'}"))
+        return out
+
+
+@dataclass
+class Account:
+    positions: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # szi, entry
+    leverage: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeHyperliquid:
+    def __init__(self, *, mainnet: bool = False, assets: tuple[AssetInfo, ...] = DEFAULT_ASSETS,
+                 now_ms: Any = None) -> None:
+        self.mainnet = mainnet
+        self.assets = {a.name: a for a in assets}
+        self.by_index = {a.index: a for a in assets}
+        self.faults = Faults()
+        self.now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self.lock = threading.RLock()
+        self.orders: dict[int, Order] = {}
+        self.accounts: dict[str, Account] = {}
+        self.agents: dict[str, str] = {}  # agent address -> account it trades for
+        self.pings = 0
+        self.nonces: dict[str, list[int]] = {}
+        self.marks: dict[str, Decimal] = {}
+        self.candles: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.actions_run: list[tuple[str, dict[str, Any]]] = []  # (user, action) accepted
+        self.requests = {"/info": 0, "/exchange": 0}
+        self._oids = itertools.count(1_000)
+        self._tids = itertools.count(1)
+        self._conns: list[_Conn] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.app = Starlette(routes=[Route("/info", self._info, methods=["POST"]),
+                                     Route("/exchange", self._exchange, methods=["POST"]),
+                                     WebSocketRoute("/ws", self._ws)])
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> FakeHyperliquid:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="off",
+                                ws_ping_interval=None, timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        started = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.call_soon(started.set)
+            loop.run_until_complete(self._server.serve(sockets=[sock]))  # type: ignore[union-attr]
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-hyperliquid", daemon=True)
+        self._thread.start()
+        started.wait(5)
+        deadline = time.monotonic() + 5
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # -- test controls ---------------------------------------------------------------------
+
+    def open_account(self, address: str) -> None:
+        """An account that may trade (actions from unknown signers are refused)."""
+        with self.lock:
+            self.accounts.setdefault(address.lower(), Account())
+
+    def approve_agent(self, agent: str, account: str) -> None:
+        self.agents[agent.lower()] = account.lower()
+
+    def seed_book(self, coin: str, bids: list[tuple[float, float]],
+                  asks: list[tuple[float, float]]) -> None:
+        """Resting liquidity from the fake's own maker, best prices first or not."""
+        with self.lock:
+            for is_buy, levels in ((True, bids), (False, asks)):
+                for px, sz in levels:
+                    d_sz = Decimal(repr(sz))
+                    self._rest(Order(next(self._oids), MAKER, coin, is_buy, Decimal(repr(px)),
+                                     d_sz, d_sz, None, False, "Gtc", timestamp=self.now_ms()))
+            self._push_book(coin)
+
+    def set_mark(self, coin: str, px: float) -> None:
+        """Move the mark price; trigger orders it crosses fire."""
+        with self.lock:
+            self.marks[coin] = Decimal(repr(px))
+            self._fire_triggers(coin)
+
+    def push_candle(self, coin: str, interval: str, candle: dict[str, Any]) -> None:
+        with self.lock:
+            rows = self.candles.setdefault((coin, interval), [])
+            rows[:] = [r for r in rows if r["t"] != candle["t"]] + [candle]
+        self._broadcast("candle", candle, lambda s: s == {"type": "candle", "coin": coin,
+                                                          "interval": interval})
+
+    def drop_websockets(self) -> None:
+        for conn in list(self._conns):
+            self._call(conn.close)
+
+    def position(self, user: str, coin: str) -> float:
+        acct = self.accounts.get(user.lower())
+        return float(acct.positions.get(coin, (Decimal(0), Decimal(0)))[0]) if acct else 0.0
+
+    def user_orders(self, user: str) -> list[Order]:
+        return [o for o in self.orders.values() if o.user == user.lower()]
+
+    def fills_of(self, user: str) -> list[dict[str, Any]]:
+        acct = self.accounts.get(user.lower())
+        return list(acct.fills) if acct else []
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _pre_faults(self, path: str) -> Response | None:
+        """Faults before a request runs (its body has been read: a request that was
+        received runs even if the client has given up waiting)."""
+        applies = self.faults.only_path in (None, path)
+        with self.lock:
+            self.requests[path] += 1
+        if applies and self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        with self.lock:
+            f = self.faults
+            if applies and f.http_429:
+                f.http_429 -= 1
+                headers = {"retry-after": f.retry_after} if f.retry_after else {}
+                return Response("rate limited", status_code=429, headers=headers)
+            if applies and f.http_5xx:
+                f.http_5xx -= 1
+                return Response("bad gateway", status_code=502)
+        return None
+
+    async def _info(self, request: Request) -> Response:
+        body = await request.json()
+        fault = await self._pre_faults("/info")
+        if fault is not None:
+            return fault
+        with self.lock:
+            try:
+                result = self._answer_info(body)
+            except (KeyError, ValueError, TypeError) as exc:
+                return Response(f"Failed to deserialize the JSON body: {exc}", status_code=422)
+        return JSONResponse(result)
+
+    async def _exchange(self, request: Request) -> Response:
+        body = await request.json()
+        fault = await self._pre_faults("/exchange")
+        if fault is not None:
+            return fault
+        with self.lock:
+            result = self._run_action(body)
+            f = self.faults
+            after = None
+            if f.exchange_5xx_after_run:
+                f.exchange_5xx_after_run -= 1
+                after = "5xx"
+            elif f.exchange_hold_after_run:
+                f.exchange_hold_after_run -= 1
+                after = "hold"
+        if after == "5xx":
+            return Response("bad gateway", status_code=502)
+        if after == "hold":
+            await asyncio.sleep(self.faults.hold_s)
+        return JSONResponse(result)
+
+    # -- /info -----------------------------------------------------------------------------
+
+    def _answer_info(self, body: dict[str, Any]) -> Any:
+        kind = body["type"]
+        if kind == "meta":
+            return {"universe": [{"name": a.name, "szDecimals": a.sz_decimals,
+                                  "maxLeverage": a.max_leverage}
+                                 for a in sorted(self.assets.values(), key=lambda a: a.index)]}
+        if kind == "allMids":
+            return {c: _s(m) for c in self.assets if (m := self._mid(c)) is not None}
+        if kind == "l2Book":
+            return self._book_wire(body["coin"])
+        if kind == "candleSnapshot":
+            req = body["req"]
+            rows = self.candles.get((req["coin"], req["interval"]), [])
+            return [r for r in rows if req["startTime"] <= r["t"] <= req["endTime"]]
+        user = str(body["user"]).lower()
+        acct = self.accounts.get(user, Account())
+        if kind == "clearinghouseState":
+            return self._clearinghouse(acct)
+        if kind == "userFills":
+            return list(reversed(acct.fills))[:2000]
+        if kind == "openOrders":
+            return [o.wire() for o in self.orders.values()
+                    if o.user == user and o.status == "open"]
+        if kind == "orderStatus":
+            ref = body["oid"]
+            for o in self.orders.values():
+                if o.user == user and (o.oid == ref if isinstance(ref, int)
+                                       else o.cloid == str(ref).lower()):
+                    return {"status": "order", "order": {"order": o.wire(), "status": o.status,
+                                                         "statusTimestamp": self.now_ms()}}
+            return {"status": "unknownOid"}
+        raise ValueError(f"unknown info type {kind!r}")
+
+    def _clearinghouse(self, acct: Account) -> dict[str, Any]:
+        positions = []
+        for coin, (szi, entry) in acct.positions.items():
+            if szi == 0:
+                continue
+            mark = self._mid(coin) or entry
+            lev, cross = acct.leverage.get(coin, (20, True))
+            positions.append({"type": "oneWay", "position": {
+                "coin": coin, "szi": _s(szi), "entryPx": _s(entry),
+                "unrealizedPnl": _s((mark - entry) * szi),
+                "positionValue": _s(abs(szi) * mark), "liquidationPx": None,
+                "leverage": {"type": "cross" if cross else "isolated", "value": lev}}})
+        return {"assetPositions": positions, "time": self.now_ms(),
+                "marginSummary": {"accountValue": "0", "totalNtlPos": "0"}}
+
+    # -- /exchange -------------------------------------------------------------------------
+
+    def _run_action(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            action, nonce = body["action"], int(body["nonce"])
+            sig = Signature.from_wire(body["signature"])
+            vault = body.get("vaultAddress")
+            signer = recover_l1_signer(action, sig, nonce, mainnet=self.mainnet,
+                                       vault_address=vault,
+                                       expires_after=body.get("expiresAfter"))
+        except (KeyError, ValueError, TypeError) as exc:
+            return _err(f"Invalid signature or payload: {exc}")
+        problem = self._use_nonce(signer, nonce)
+        if problem:
+            return _err(problem)
+        user = (vault or self.agents.get(signer, signer)).lower()
+        if user not in self.accounts:
+            return _err(f"User or API Wallet {signer} does not exist.")
+        kind = action.get("type")
+        if kind == "order":
+            statuses = [self._place(user, o) for o in action["orders"]]
+            result = _ok("order", statuses)
+        elif kind == "cancel":
+            result = _ok("cancel", [self._cancel(user, c["a"], oid=c["o"])
+                                    for c in action["cancels"]])
+        elif kind == "cancelByCloid":
+            result = _ok("cancel", [self._cancel(user, c["asset"], cloid=c["cloid"])
+                                    for c in action["cancels"]])
+        elif kind == "updateLeverage":
+            asset = self.by_index.get(action["asset"])
+            if asset is None or not 1 <= action["leverage"] <= asset.max_leverage:
+                return _err("Invalid leverage value")
+            self.accounts[user].leverage[asset.name] = (action["leverage"], action["isCross"])
+            result = {"status": "ok", "response": {"type": "default"}}
+        else:
+            return _err(f"Unsupported action {kind!r}")
+        self.actions_run.append((user, action))
+        return result
+
+    def _use_nonce(self, signer: str, nonce: int) -> str | None:
+        now = self.now_ms()
+        if not now - 2 * DAY_MS < nonce < now + DAY_MS:
+            return f"Invalid nonce: {nonce} is outside the allowed time window"
+        kept = self.nonces.setdefault(signer, [])
+        if nonce in kept:
+            return "Invalid nonce: duplicate nonce"
+        if len(kept) >= 100 and nonce <= kept[0]:
+            return "Invalid nonce: nonce too small"
+        kept.append(nonce)
+        kept.sort()
+        del kept[:-100]
+        return None
+
+    def _place(self, user: str, w: dict[str, Any]) -> Any:
+        asset = self.by_index.get(w["a"])
+        if asset is None:
+            return {"error": "Invalid asset"}
+        coin = asset.name
+        problem = price_error(w["p"], asset) or size_error(w["s"], asset)
+        trig = w["t"].get("trigger")
+        if trig is not None and problem is None:
+            problem = price_error(trig["triggerPx"], asset)
+        if problem:
+            return {"error": f"{problem} asset={asset.index}"}
+        px, sz = Decimal(w["p"]), Decimal(w["s"])
+        cloid = w.get("c")
+        if cloid and any(o.user == user and o.cloid == cloid for o in self.orders.values()):
+            return {"error": "Duplicate cloid"}
+        if not w["r"] and px * sz < Decimal(str(MIN_NOTIONAL)):
+            return {"error": f"Order must have minimum value of ${MIN_NOTIONAL:g}. "
+                             f"asset={asset.index}"}
+        if w["r"]:
+            szi = self.accounts[user].positions.get(coin, (Decimal(0), Decimal(0)))[0]
+            if szi == 0 or (szi > 0) == w["b"]:
+                return {"error": "Reduce only order would increase position. "
+                                 f"asset={asset.index}"}
+        order = Order(next(self._oids), user, coin, w["b"], px, sz, sz, cloid, w["r"],
+                      w["t"].get("limit", {}).get("tif", "Gtc"), timestamp=self.now_ms())
+        if trig is not None:
+            order.trigger_px = Decimal(trig["triggerPx"])
+            order.trigger_is_market = bool(trig["isMarket"])
+            order.tpsl = trig["tpsl"]
+            order.tif = "Trigger"
+            self.orders[order.oid] = order
+            self._push_order(order)
+            return {"resting": {"oid": order.oid, **({"cloid": cloid} if cloid else {})}}
+        if order.tif == "Alo" and self._crosses(order):
+            bid, ask = self._best(coin, True), self._best(coin, False)
+            return {"error": "Post only order would have immediately matched, bbo was "
+                             f"{_s(bid.px) if bid else '-'}@{_s(ask.px) if ask else '-'}. "
+                             f"asset={asset.index}"}
+        filled, notional = self._match(order)
+        if order.tif == "Ioc" and filled == 0:
+            return {"error": "Order could not immediately match against any resting orders. "
+                             f"asset={asset.index}"}
+        extra = {"cloid": cloid} if cloid else {}
+        if order.sz > 0 and order.tif == "Gtc":
+            self._rest(order)
+            self._push_order(order)
+            self._push_book(coin)
+            return {"resting": {"oid": order.oid, **extra}}
+        order.status = "filled" if order.sz == 0 else "canceled"
+        self.orders[order.oid] = order
+        self._push_order(order)
+        self._push_book(coin)
+        return {"filled": {"totalSz": _s(filled), "avgPx": _s(notional / filled),
+                           "oid": order.oid, **extra}}
+
+    def _cancel(self, user: str, asset_index: int, *, oid: int | None = None,
+                cloid: str | None = None) -> Any:
+        for o in self.orders.values():
+            if o.user == user and o.status == "open" and self.assets[o.coin].index == asset_index \
+                    and (o.oid == oid if oid is not None else o.cloid == str(cloid).lower()):
+                o.status = "canceled"
+                self._push_order(o)
+                self._push_book(o.coin)
+                return "success"
+        return {"error": "Order was never placed, already canceled, or filled. "
+                         f"asset={asset_index}"}
+
+    # -- the book --------------------------------------------------------------------------
+
+    def _rest(self, order: Order) -> None:
+        self.orders[order.oid] = order
+
+    def _side(self, coin: str, is_buy: bool) -> list[Order]:
+        side = [o for o in self.orders.values() if o.coin == coin and o.is_buy == is_buy
+                and o.status == "open" and o.trigger_px is None]
+        side.sort(key=lambda o: (-o.px if is_buy else o.px, o.oid))
+        return side
+
+    def _best(self, coin: str, is_buy: bool) -> Order | None:
+        side = self._side(coin, is_buy)
+        return side[0] if side else None
+
+    def _mid(self, coin: str) -> Decimal | None:
+        bid, ask = self._best(coin, True), self._best(coin, False)
+        if bid and ask:
+            return (bid.px + ask.px) / 2
+        return self.marks.get(coin)
+
+    def _crosses(self, order: Order) -> bool:
+        best = self._best(order.coin, not order.is_buy)
+        return best is not None and (order.px >= best.px if order.is_buy
+                                     else order.px <= best.px)
+
+    def _match(self, order: Order) -> tuple[Decimal, Decimal]:
+        filled = notional = Decimal(0)
+        if order.reduce_only:  # never more than the position
+            szi = self.accounts[order.user].positions.get(order.coin, (Decimal(0),))[0]
+            order.sz = min(order.sz, abs(szi))
+        for maker in self._side(order.coin, not order.is_buy):
+            if order.sz == 0 or not (order.px >= maker.px if order.is_buy
+                                     else order.px <= maker.px):
+                break
+            qty = min(order.sz, maker.sz)
+            order.sz -= qty
+            maker.sz -= qty
+            if maker.sz == 0:
+                maker.status = "filled"
+            filled += qty
+            notional += qty * maker.px
+            self._trade(order, maker, qty, maker.px)
+            self._push_order(maker)
+        return filled, notional
+
+    def _trade(self, taker: Order, maker: Order, qty: Decimal, px: Decimal) -> None:
+        now = self.now_ms()
+        tid = next(self._tids)
+        for o, crossed, fee in ((taker, True, TAKER_FEE), (maker, False, MAKER_FEE)):
+            acct = self.accounts.setdefault(o.user, Account())
+            signed = qty if o.is_buy else -qty
+            szi, entry = acct.positions.get(o.coin, (Decimal(0), Decimal(0)))
+            closed = Decimal(0)
+            if szi != 0 and (szi > 0) != (signed > 0):  # reducing
+                closing = min(abs(szi), qty)
+                closed = (px - entry) * closing * (1 if szi > 0 else -1)
+            new = szi + signed
+            if new == 0:
+                entry = Decimal(0)
+            elif szi == 0 or (szi > 0) != (new > 0):
+                entry = px
+            elif (szi > 0) == (signed > 0):
+                entry = (entry * abs(szi) + px * qty) / abs(new)
+            acct.positions[o.coin] = (new, entry)
+            fill = {"coin": o.coin, "px": _s(px), "sz": _s(qty), "side": "B" if o.is_buy else "A",
+                    "time": now, "startPosition": _s(szi), "dir": "Open Long" if signed > 0
+                    else "Open Short", "closedPnl": _s(closed), "hash": "0x" + "00" * 32,
+                    "oid": o.oid, "crossed": crossed, "fee": _s(qty * px * fee), "tid": tid,
+                    "feeToken": "USDC"}
+            if o.cloid:
+                fill["cloid"] = o.cloid
+            acct.fills.append(fill)
+            user = o.user
+            self._broadcast("userFills", {"isSnapshot": False, "user": user, "fills": [fill]},
+                            lambda s, u=user: s == {"type": "userFills", "user": u})
+        self._broadcast("trades", [{"coin": taker.coin, "side": "B" if taker.is_buy else "A",
+                                    "px": _s(px), "sz": _s(qty), "time": now, "tid": tid}],
+                        lambda s: s == {"type": "trades", "coin": taker.coin})
+
+    def _fire_triggers(self, coin: str) -> None:
+        mark = self.marks[coin]
+        for o in list(self.orders.values()):
+            if o.coin != coin or o.status != "open" or o.trigger_px is None:
+                continue
+            # a stop fires when the price moves against the position it protects; a take-
+            # profit when it moves in favour (a sell closes a long, a buy a short)
+            rising = (o.tpsl == "tp") != o.is_buy
+            if (mark >= o.trigger_px) if rising else (mark <= o.trigger_px):
+                o.status = "triggered"
+                self._push_order(o)
+                child = Order(next(self._oids), o.user, coin, o.is_buy,
+                              (Decimal("1e9") if o.is_buy else Decimal("0"))
+                              if o.trigger_is_market else o.px, o.sz, o.sz, None,
+                              o.reduce_only, "Ioc" if o.trigger_is_market else "Gtc",
+                              timestamp=self.now_ms())
+                self._match(child)
+                child.status = "filled" if child.sz == 0 else (
+                    "open" if child.tif == "Gtc" else "canceled")
+                self.orders[child.oid] = child
+                self._push_order(child)
+        self._push_book(coin)
+
+    def _book_wire(self, coin: str) -> dict[str, Any]:
+        levels = []
+        for is_buy in (True, False):
+            agg: dict[Decimal, list[Any]] = {}
+            for o in self._side(coin, is_buy):
+                level = agg.setdefault(o.px, [Decimal(0), 0])
+                level[0] += o.sz
+                level[1] += 1
+            levels.append([{"px": _s(p), "sz": _s(s), "n": n} for p, (s, n) in agg.items()])
+        return {"coin": coin, "time": self.now_ms(), "levels": levels}
+
+    # -- WebSocket -------------------------------------------------------------------------
+
+    async def _ws(self, ws: WebSocket) -> None:
+        await ws.accept()
+        conn = _Conn(ws, asyncio.get_running_loop())
+        self._conns.append(conn)
+        sender = asyncio.create_task(conn.pump())
+        try:
+            while True:
+                msg = json.loads(await ws.receive_text())
+                method = msg.get("method")
+                if method == "ping":
+                    self.pings += 1
+                    conn.put({"channel": "pong"})
+                elif method == "subscribe":
+                    sub = msg["subscription"]
+                    if "user" in sub:
+                        sub = {**sub, "user": sub["user"].lower()}
+                    conn.subs.append(sub)
+                    conn.put({"channel": "subscriptionResponse", "data": msg})
+                    if sub["type"] == "userFills":
+                        with self.lock:
+                            fills = self.fills_of(sub["user"])
+                        conn.put({"channel": "userFills", "data": {
+                            "isSnapshot": True, "user": sub["user"], "fills": fills}})
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(ValueError):
+                self._conns.remove(conn)
+
+    def _broadcast(self, channel: str, data: Any, wants: Any) -> None:
+        for conn in list(self._conns):
+            if any(wants(s) for s in conn.subs):
+                conn.put({"channel": channel, "data": data})
+
+    def _push_order(self, o: Order) -> None:
+        user = o.user
+        self._broadcast("orderUpdates", [{"order": o.wire(), "status": o.status,
+                                          "statusTimestamp": self.now_ms()}],
+                        lambda s: s == {"type": "orderUpdates", "user": user})
+
+    def _push_book(self, coin: str) -> None:
+        if any(s == {"type": "l2Book", "coin": coin} for c in self._conns for s in c.subs):
+            self._broadcast("l2Book", self._book_wire(coin),
+                            lambda s: s == {"type": "l2Book", "coin": coin})
+
+    def _call(self, fn: Any) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(fn()))
+
+
+class _Conn:
+    """One WebSocket: messages are queued from any thread and sent by its own task."""
+
+    def __init__(self, ws: WebSocket, loop: asyncio.AbstractEventLoop) -> None:
+        self.ws = ws
+        self.loop = loop
+        self.subs: list[dict[str, Any]] = []
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def put(self, msg: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, msg)
+
+    async def pump(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await self.ws.send_text(json.dumps(await self.queue.get()))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=1011)
+
+
+def _s(d: Decimal | None) -> str:
+    if d is None:
+        return "0"
+    text = f"{d.normalize():f}"
+    return "0" if text in ("-0", "") else text
+
+
+def _ok(kind: str, statuses: list[Any]) -> dict[str, Any]:
+    return {"status": "ok", "response": {"type": kind, "data": {"statuses": statuses}}}
+
+
+def _err(message: str) -> dict[str, Any]:
+    return {"status": "err", "response": message}
