@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,13 +57,17 @@ class RandomStreams:
 
     data: list[np.random.Generator]
     agents: list[np.random.Generator]
+    venues: list[np.random.Generator] = field(default_factory=list)
 
     @classmethod
-    def spawn(cls, seed: int, n_data: int, n_agents: int) -> RandomStreams:
-        data_seq, agent_seq = np.random.SeedSequence(seed).spawn(2)
+    def spawn(cls, seed: int, n_data: int, n_agents: int, n_venues: int = 0) -> RandomStreams:
+        """The third child (venues: latency draws, rejects) leaves the first two, and so
+        every existing stream, exactly as they were."""
+        data_seq, agent_seq, venue_seq = np.random.SeedSequence(seed).spawn(3)
         return cls(
             [np.random.default_rng(s) for s in data_seq.spawn(n_data)],
             [np.random.default_rng(s) for s in agent_seq.spawn(n_agents)],
+            [np.random.default_rng(s) for s in venue_seq.spawn(n_venues)],
         )
 
 
@@ -111,11 +115,19 @@ def build_engine(
             if symbol in wanted:
                 agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
                 slots[s].append(AgentSlot(index, agent_cfg.name, agent))
+    venue_rngs = RandomStreams.spawn(config.seed, 0, 0, len(config.venues)).venues
     venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps,
                        maker_fee_bps=v.maker_fee_bps, min_size=v.min_size,
                        tick_size=v.tick_size, lot_size=v.lot_size, latency_ms=v.latency_ms,
-                       health=v.health, max_order_notional=v.max_order_notional)
-              for v in config.venues]
+                       health=v.health, max_order_notional=v.max_order_notional,
+                       volatility_slippage=v.volatility_slippage, impact_bps=v.impact_bps,
+                       max_participation=v.max_participation, kind=v.kind,
+                       max_leverage=v.max_leverage, maintenance_margin=v.maintenance_margin,
+                       funding_rate=v.funding_rate,
+                       funding_interval_ns=parse_duration(v.funding_interval),
+                       latency_dist=v.latency_dist, latency_sigma=v.latency_sigma,
+                       reject_rate=v.reject_rate, timeout_ms=v.timeout_ms, rng=rng)
+              for v, rng in zip(config.venues, venue_rngs, strict=True)]
     cons = config.consensus
     performance = AgentPerformance([len(s) for s in slots], cons.decay,
                                    online=cons.method == "performance_weighted")
@@ -136,10 +148,32 @@ def build_engine(
         max_signal_age=parse_duration(cons.max_signal_age) if cons.max_signal_age else None,
         fill_timing=FillTiming.CLOSE if config.execution.fill_at == "close"
         else FillTiming.NEXT_OPEN,
+        execution=config.execution.settings(),
     )
-    engine.schedule_events([ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue)
-                            for e in config.events])
+    engine.schedule_events([
+        ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue,
+                      e.latency_ms if e.kind == "venue_latency" else e.rate)
+        for e in config.events])
+    schedule_funding(engine, data)
     return engine
+
+
+def schedule_funding(engine: Engine, data: MarketData) -> None:
+    """Funding for every symbol that trades on a perpetual venue, at the funding times
+    within its bars' span: the data's recorded series when it has one, else the venue's
+    ``funding_rate`` every ``funding_interval`` (on the epoch grid)."""
+    for s, (bars, perp) in enumerate(zip(data.bars, engine._perp, strict=True)):
+        if perp is None or len(bars) == 0:
+            continue
+        first, last = int(bars.ts[0]), int(bars.ts[-1])
+        if bars.funding is not None:
+            keep = (bars.funding.ts > first) & (bars.funding.ts <= last)
+            engine.schedule_funding(s, bars.funding.ts[keep].tolist(),
+                                    bars.funding.rate[keep].tolist())
+        elif perp.funding_rate is not None:
+            step = perp.funding_interval_ns
+            times = range(first - first % step + step, last + 1, step)
+            engine.schedule_funding(s, list(times), [perp.funding_rate] * len(times))
 
 
 def risk_limits(cfg: RiskConfig) -> RiskLimits:
