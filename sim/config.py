@@ -551,10 +551,10 @@ class ScenarioConfig(_Model):
                     raise ValueError(
                         f"venues.{v.name}: {sym!r} is {v.kind} here but {seen_kind[0]} on "
                         f"{seen_kind[1]!r}; a symbol trades as spot or as a perpetual")
-        if self.execution.replay == "ticks" and self.data:
-            if len(self.data) != 1 or not isinstance(self.data[0], FileSourceConfig) or \
-                    self.data[0].format != "trades":
-                raise ValueError("execution.replay: tick replay needs exactly one data source "
+        if self.execution.replay == "ticks" and self.data and (
+                len(self.data) != 1 or not isinstance(self.data[0], FileSourceConfig)
+                or self.data[0].format != "trades"):
+            raise ValueError("execution.replay: tick replay needs exactly one data source "
                                  "with format = 'trades'")
         return self
 

@@ -230,8 +230,11 @@ class Engine:
         self._any_perp = any(p is not None for p in self._perp)
         self._vol_slippage = any(v.volatility_slippage for v in venues)
         self._tick_volume = [0.0] * n
+        self._ending = False
+        # The immediate market fill needs no matcher while no venue prices volume or
+        # volatility or keeps margin (SimVenue.execute: the same price and cash rules).
         self._fast = not any(v.max_participation is not None or v.kind == "perp"
-                             for v in venues)
+                             or v.impact_bps or v.volatility_slippage for v in venues)
     # -- the per-bar path ------------------------------------------------------------
     def on_bar(
         self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float, v: float
@@ -295,6 +298,7 @@ class Engine:
     def finish(self) -> None:
         """Cancel the orders still working (the run ended), run what is still queued and
         record the last equity row."""
+        self._ending = True  # no new brackets for orders that end now
         for life in list(self._live.values()):
             if life.status not in TERMINAL and life.closing is None:
                 self._stop_order(life, self.clock.now, CANCELLED, "run ended")
@@ -486,7 +490,7 @@ class Engine:
         execution = self.execution
         if execution.order_type == MARKET:
             order = SubmitOrder(self._order_id, decision.decision_id, ts, self.symbols[s],
-                                qty, price)
+                                qty, price, tif=execution.tif)
         else:
             limit, stop = execution.entry_prices(qty > 0, price)
             order = SubmitOrder(self._order_id, decision.decision_id, ts, self.symbols[s],
@@ -804,7 +808,8 @@ class Engine:
         rec.order(life)
         rec.order_event(life.order_id, now, life.s, life.status, life.venue, life.filled,
                         life.avg_fill_price, life.reason)
-        if life.filled and life.role not in BRACKET_ROLES and self.execution.brackets:
+        if (life.filled and life.role not in BRACKET_ROLES and self.execution.brackets
+                and not self._ending):
             self._attach_brackets(life, now)
         elif self.portfolio.qty[life.s] == 0.0 and self._n_working[life.s]:
             self._cancel_working(life.s, now, "position closed", reduce_only=True)

@@ -35,6 +35,7 @@ Rules (the README's "Execution model" states them for users):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -134,11 +135,10 @@ class Matcher:
                 elif (price < limit or (self.limit_touch and price == limit)) if buy else (
                         price > limit or (self.limit_touch and price == limit)):
                     self._make(leg, limit)
-            elif kind == STOP:
-                if id(leg) in self.triggered or (
-                        (price >= order.stop_price) if buy else (price <= order.stop_price)):
-                    self.triggered.add(id(leg))
-                    self._take(leg, price, None)
+            elif kind == STOP and (id(leg) in self.triggered or (
+                    (price >= order.stop_price) if buy else (price <= order.stop_price))):
+                self.triggered.add(id(leg))
+                self._take(leg, price, None)
             self.rested.add(id(leg))
             if order.tif == IOC and id(leg) not in self.closed:
                 self._close(leg, EXPIRED, "immediate-or-cancel: the rest was not filled")
@@ -178,7 +178,7 @@ class Matcher:
         self._check_liquidation(a, b)
 
     def path(self, legs: list[Leg], prices: tuple[float, ...]) -> None:
-        for a, b in zip(prices, prices[1:], strict=False):
+        for a, b in itertools.pairwise(prices):
             self.segment(legs, a, b)
 
     # -- fills ---------------------------------------------------------------------------
@@ -328,7 +328,7 @@ class Matcher:
             return
         long = acct.position > 0
         lo, hi = min(a_price, b_price), max(a_price, b_price)
-        if long and lo > liq or not long and hi < liq:
+        if (long and lo > liq) or (not long and hi < liq):
             return
         # Reached: at the liquidation price, or at the start when it was already past it.
         start_past = a_price <= liq if long else a_price >= liq

@@ -143,7 +143,8 @@ class Recorder:
             assert list(columns) == names, (table, list(columns))
             self.store.append(self.run_id, table, pa.table(columns))
         for buffer in (self._signals, self._decisions, self._performance, self._orders,
-                       self._order_events, self._funding, self._liquidations, self._denials, self._routes, self._fills, self.equity_ts, self.equity_cash,
+                       self._order_events, self._funding, self._liquidations, self._denials,
+                       self._routes, self._fills, self.equity_ts, self.equity_cash,
                        self.equity_value, self.equity_realized, self.equity_unrealized):
             buffer.clear()
 

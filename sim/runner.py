@@ -7,10 +7,11 @@ all come through it, so a backtest is always wired the same way.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from sim.config import (
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import AgentSlot, Engine
-from sim.loaders import load_file
+from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
@@ -231,6 +232,12 @@ def run_scenario(
     nothing half-made is stored.
     """
     streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
+    trades: Trades | None = None
+    if config.execution.replay == "ticks":
+        if data is not None or not config.data:
+            raise ConfigError(f"scenario {config.name!r}: tick replay reads its one trades "
+                              "source from the scenario")
+        trades, data = load_ticks(config)
     if data is None:
         if not config.data:
             raise ConfigError(f"scenario {config.name!r}: no data sources")
@@ -240,12 +247,45 @@ def run_scenario(
     recorder = Recorder(store, run_id, data.symbols, [a.name for a in config.agents],
                         config.consensus.method, flush_rows=flush_rows)
     engine = build_engine(config, data, recorder, streams.agents)
-    with stored_run(store, run_id, config, data.content_hash(), recorder, engine):
+    data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
+    with stored_run(store, run_id, config, data_hash, recorder, engine):
         store.append(run_id, "bars", data.bars_table())  # the market the run saw
         if on_start is not None:
             on_start(run_id, len(data))
-        engine.run(data, on_progress=on_progress)
+        if trades is None:
+            engine.run(data, on_progress=on_progress)
+        else:
+            source = config.data[0]
+            assert isinstance(source, FileSourceConfig) and source.interval is not None
+            engine.run_ticks(0, trades.ts.tolist(), trades.price.tolist(),
+                             trades.amount.tolist(), parse_duration(source.interval))
     return RunResult(run_id, "completed", engine.bars_seen)
+
+
+def load_ticks(config: ScenarioConfig) -> tuple[Trades, MarketData]:
+    """The trades of a tick-replay scenario, and the bars they make (what agents see and
+    the ``bars`` table stores: the same aggregation ``run_ticks`` performs on the fly)."""
+    source = config.data[0]
+    assert isinstance(source, FileSourceConfig) and source.interval is not None
+    trades = load_trades(source.path)
+    gaps = "skip" if source.gaps == "fail" else source.gaps
+    if gaps == "ffill":
+        raise ConfigError(f"data.0.gaps: tick replay builds bars from trades; an interval "
+                          f"without trades is no bar ({source.path}): use 'skip' or 'fail'")
+    if source.gaps == "fail":  # checked as the bar loader would, then walked as is
+        trades_to_bars(trades, source.symbol, parse_duration(source.interval), gaps="fail")
+    bars = trades_to_bars(trades, source.symbol, parse_duration(source.interval), gaps=gaps)
+    if source.funding is not None:
+        bars = replace(bars, funding=load_funding(source.funding))
+    return trades, merge([bars])
+
+
+def ticks_hash(data: MarketData, trades: Trades) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(data.content_hash().encode())
+    for column in (trades.ts, trades.price, trades.amount):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()
 
 
 @contextmanager
