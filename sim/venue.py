@@ -56,9 +56,9 @@ def round_price(price: float, tick: float) -> float:
 # volume) tier and were taken from the venues' public docs as summarised here; they change,
 # so check them before relying on them:
 # * Hyperliquid (crypto perpetuals), https://hyperliquid.gitbook.io/hyperliquid-docs/trading/fees
-#   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps); hourly funding
-#   (simulated for kind = "perp" venues; the cost router still scores funding as 0). Tick/lot sizes are
-#   per asset (szDecimals); 0.01 / 0.001 are representative for BTC/ETH-style contracts;
+#   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps); hourly
+#   funding (simulated for kind = "perp" venues; the cost router scores funding as 0).
+#   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for BTC/ETH-style contracts;
 #   minimum order value about $10 (expressed here as a minimum size in units is venue-
 #   and asset-specific: left 0). Latency: ~0.2 s block time on HyperCore.
 # * Ostium (RWA and crypto perpetuals: FX, commodities, indices, stocks, crypto),
