@@ -58,9 +58,10 @@ def round_price(price: float, tick: float) -> float:
 # * Hyperliquid (crypto perpetuals), https://hyperliquid.gitbook.io/hyperliquid-docs/trading/fees
 #   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps); hourly
 #   funding (simulated for kind = "perp" venues; the cost router scores funding as 0).
-#   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for BTC/ETH-style contracts;
-#   minimum order value about $10 (expressed here as a minimum size in units is venue-
-#   and asset-specific: left 0). Latency: ~0.2 s block time on HyperCore.
+#   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for
+#   BTC/ETH-style contracts; minimum order value about $10 (expressed here as a
+#   minimum size in units is venue- and asset-specific: left 0). Latency: ~0.2 s block
+#   time on HyperCore.
 # * Ostium (RWA and crypto perpetuals: FX, commodities, indices, stocks, crypto),
 #   https://ostium-labs.gitbook.io/ostium-docs/fee-breakdown
 #   crypto opening fee 3 bps ("maker": leverage <= 20x and the trade reduces the open-
