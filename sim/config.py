@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ from pydantic import (
 from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import time_zone
+
+if TYPE_CHECKING:
+    from sim.orders import ExecutionSettings
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d)\s*$")
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
@@ -347,21 +350,65 @@ class RiskConfig(_Model):
 class VenueConfig(_Model):
     """A simulated venue. ``preset`` ("hyperliquid", "ostium": ``sim.venue.PRESETS``)
     fills every setting not given explicitly. ``health``: its state at the start;
-    ``latency_ms`` is stored, not simulated yet; ``max_order_notional`` caps what the
-    ``split`` router policy sends it per order."""
+    ``max_order_notional`` caps what the ``split`` router policy sends it per order.
+
+    Execution realism (all off by default; README "Execution model"): ``maker_fee_bps``
+    may be negative (a rebate); ``volatility_slippage`` x the previous bar's range and
+    ``impact_bps`` x sqrt(participation) add to ``slippage_bps`` for takers;
+    ``max_participation`` caps each fill at that share of the bar's (or trade's) volume.
+    ``latency_ms`` (one way; ``latency_dist`` fixed, exponential or lognormal with
+    ``latency_sigma``) applies when ``execution.latency`` is on; ``timeout_ms``: an order
+    longer in flight times out; ``reject_rate``: probability an arriving order is refused.
+    ``kind = "perp"``: margin (``max_leverage``, ``maintenance_margin``), liquidation and
+    funding (the data's funding file, else ``funding_rate`` every ``funding_interval``)."""
 
     name: str = Field(min_length=1)
     symbols: list[str] = Field(min_length=1)
     preset: Literal["hyperliquid", "ostium"] | None = None
     fee_bps: NonNegativeFloat = 0.0  # taker
-    maker_fee_bps: NonNegativeFloat = 0.0
+    maker_fee_bps: float = Field(default=0.0, gt=-100, lt=100)  # negative: a rebate
     slippage_bps: NonNegativeFloat = 0.0
+    volatility_slippage: NonNegativeFloat = 0.0
+    impact_bps: NonNegativeFloat = 0.0
+    max_participation: float | None = Field(default=None, gt=0, le=1)
     min_size: NonNegativeFloat = 0.0
     tick_size: NonNegativeFloat = 0.0
     lot_size: NonNegativeFloat = 0.0
     latency_ms: NonNegativeFloat = 0.0
+    latency_dist: Literal["fixed", "exponential", "lognormal"] = "fixed"
+    latency_sigma: NonNegativeFloat = 0.0
+    timeout_ms: PositiveFloat | None = None
+    reject_rate: float = Field(default=0.0, ge=0, le=1)
     health: Literal["up", "degraded", "down"] = "up"
     max_order_notional: PositiveFloat | None = None
+    kind: Literal["spot", "perp"] = "spot"
+    max_leverage: PositiveFloat = 1.0
+    maintenance_margin: float = Field(default=0.0, ge=0, lt=1)
+    funding_rate: float | None = Field(default=None, gt=-1, lt=1)
+    funding_interval: str = "8h"
+
+    @field_validator("funding_interval")
+    @classmethod
+    def _funding_interval(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @model_validator(mode="after")
+    def _perp_fields(self) -> VenueConfig:
+        if self.kind == "spot":
+            for name in ("funding_rate",):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: applies to kind = 'perp' venues only")
+            if self.max_leverage != 1.0 or self.maintenance_margin != 0.0:
+                raise ValueError("max_leverage, maintenance_margin: apply to kind = 'perp' "
+                                 "venues only")
+        elif self.maintenance_margin >= 1.0 / self.max_leverage:
+            raise ValueError(
+                f"maintenance_margin {self.maintenance_margin:g} must be below the initial "
+                f"margin 1 / max_leverage = {1.0 / self.max_leverage:g}")
+        if self.latency_dist == "lognormal" and self.latency_sigma <= 0.0:
+            raise ValueError("latency_sigma: must be > 0 for latency_dist = 'lognormal'")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -386,11 +433,17 @@ class RouterConfig(_Model):
 
 
 class EventConfig(_Model):
-    """A scheduled scenario event (``[[events]]``), run before the bars at ``at``."""
+    """A scheduled scenario event (``[[events]]``), run before the bars at ``at``.
+    Faults: ``venue_latency`` adds ``latency_ms`` to the venue's network latency from
+    then on (0 removes it); ``venue_reject_rate`` sets its reject probability to
+    ``rate``."""
 
     at: str
-    kind: Literal["kill_switch", "venue_down", "venue_up", "venue_degraded"]
+    kind: Literal["kill_switch", "venue_down", "venue_up", "venue_degraded", "venue_latency",
+                  "venue_reject_rate"]
     venue: str | None = None
+    latency_ms: NonNegativeFloat | None = None
+    rate: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("at")
     @classmethod
@@ -404,11 +457,71 @@ class EventConfig(_Model):
             raise ValueError("venue: a kill_switch event names no venue")
         if self.kind != "kill_switch" and self.venue is None:
             raise ValueError(f"venue: required for a {self.kind} event")
+        if (self.kind == "venue_latency") != (self.latency_ms is not None):
+            raise ValueError("latency_ms: required for, and only for, a venue_latency event")
+        if (self.kind == "venue_reject_rate") != (self.rate is not None):
+            raise ValueError("rate: required for, and only for, a venue_reject_rate event")
         return self
 
 
+class ProcessingConfig(_Model):
+    """Processing latency of each pipeline step, milliseconds (``execution.latency``)."""
+
+    agent_ms: NonNegativeFloat = 0.0
+    consensus_ms: NonNegativeFloat = 0.0
+    risk_ms: NonNegativeFloat = 0.0
+    router_ms: NonNegativeFloat = 0.0
+
+    @property
+    def total_ns(self) -> int:
+        return round((self.agent_ms + self.consensus_ms + self.risk_ms + self.router_ms)
+                     * 1_000_000)
+
+
 class ExecutionConfig(_Model):
+    """How decisions become orders and how the simulated venues treat them (README,
+    "Execution model"). Every default is today's instant market-order model."""
+
     fill_at: Literal["next_open", "close"] = "next_open"
+    order_type: Literal["market", "limit", "stop"] = "market"
+    offset_bps: NonNegativeFloat = 0.0  # limit: below a buy's price; stop: above it
+    time_in_force: Literal["gtc", "ioc"] = "gtc"
+    post_only: bool = False
+    order_ttl: str | None = None
+    take_profit: float | None = Field(default=None, gt=0, lt=1)
+    stop_loss: float | None = Field(default=None, gt=0, lt=1)
+    intrabar: Literal["worst_case", "ohlc", "olhc"] = "worst_case"
+    limit_fill: Literal["through", "touch"] = "through"
+    latency: bool = False
+    processing: ProcessingConfig = ProcessingConfig()
+    replay: Literal["bars", "ticks"] = "bars"
+
+    @field_validator("order_ttl")
+    @classmethod
+    def _ttl(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExecutionConfig:
+        if self.post_only and self.order_type != "limit":
+            raise ValueError("post_only: needs order_type = 'limit'")
+        if self.replay == "ticks" and self.fill_at != "next_open":
+            raise ValueError("replay: tick replay fills at the first trade after a decision "
+                             "(fill_at = 'next_open')")
+        return self
+
+    def settings(self) -> ExecutionSettings:
+        from sim.orders import ExecutionSettings
+
+        return ExecutionSettings(
+            order_type=self.order_type, offset=self.offset_bps / 10_000.0,
+            tif=self.time_in_force, post_only=self.post_only,
+            ttl_ns=parse_duration(self.order_ttl) if self.order_ttl else None,
+            take_profit=self.take_profit, stop_loss=self.stop_loss, intrabar=self.intrabar,
+            limit_touch=self.limit_fill == "touch", latency=self.latency,
+            processing_ns=self.processing.total_ns, ticks=self.replay == "ticks")
 
 
 class ScenarioConfig(_Model):
@@ -456,6 +569,19 @@ class ScenarioConfig(_Model):
         for name in self.risk.agents:
             if name not in names:
                 raise ValueError(f"risk.agents.{name}: no agent has this name")
+        kinds: dict[str, tuple[str, str]] = {}
+        for v in self.venues:
+            for sym in v.symbols:
+                seen_kind = kinds.setdefault(sym, (v.kind, v.name))
+                if seen_kind[0] != v.kind:
+                    raise ValueError(
+                        f"venues.{v.name}: {sym!r} is {v.kind} here but {seen_kind[0]} on "
+                        f"{seen_kind[1]!r}; a symbol trades as spot or as a perpetual")
+        if self.execution.replay == "ticks" and self.data and (
+                len(self.data) != 1 or not isinstance(self.data[0], FileSourceConfig)
+                or self.data[0].format != "trades"):
+            raise ValueError("execution.replay: tick replay needs exactly one data source "
+                                 "with format = 'trades'")
         return self
 
     def with_seed(self, seed: int) -> ScenarioConfig:

@@ -76,7 +76,9 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class SubmitOrder:
-    """A market order; ``quantity`` is signed (positive buys). ``ref_price`` sized it."""
+    """An order; ``quantity`` is signed (positive buys). ``ref_price`` sized it (the
+    expected price). ``kind``: "market", "limit" (``limit_price``) or "stop"
+    (``stop_price``); ``tif`` "gtc" or "ioc"; see ``sim.orders``."""
 
     order_id: int
     decision_id: int
@@ -84,6 +86,12 @@ class SubmitOrder:
     symbol: str
     quantity: float
     ref_price: float
+    kind: str = "market"
+    limit_price: float | None = None
+    stop_price: float | None = None
+    tif: str = "gtc"
+    post_only: bool = False
+    reduce_only: bool = False
 
     @property
     def notional(self) -> float:
@@ -129,13 +137,43 @@ class OrderFilled:
     price: float  # after slippage
     fee: float
     ref_price: float
+    liquidity: str = "taker"  # "maker", "taker" or "liquidation"
 
 
 @dataclass(frozen=True, slots=True)
 class ScenarioEvent:
-    """A scheduled scenario event: "kill_switch", "venue_down", "venue_up" or
-    "venue_degraded" (``venue`` names the venue for the venue kinds)."""
+    """A scheduled scenario event: "kill_switch", "venue_down", "venue_up",
+    "venue_degraded", "venue_latency" (``value``: added latency, ms) or
+    "venue_reject_rate" (``value``: probability); ``venue`` names the venue."""
 
     ts: int
     kind: str
     venue: str | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    """A perpetual's funding at ``ts``: ``payment`` is what the account received (longs
+    pay ``rate`` x position notional at the mark when the rate is positive)."""
+
+    ts: int
+    symbol: str
+    position: float
+    mark: float
+    rate: float
+    payment: float
+
+
+@dataclass(frozen=True, slots=True)
+class PositionLiquidated:
+    """A perpetual position closed by the venue at its liquidation price."""
+
+    ts: int
+    symbol: str
+    venue: str
+    order_id: int
+    position: float
+    liquidation_price: float
+    price: float
+    maintenance_margin: float

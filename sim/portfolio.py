@@ -14,8 +14,8 @@ from sim.messages import OrderFilled
 
 class Portfolio:
     __slots__ = (
-        "_held", "avg_price", "cash", "cost_basis", "fees_paid", "initial_cash", "price", "qty",
-        "realized", "realized_total",
+        "_held", "avg_price", "cash", "cost_basis", "fees_paid", "funding_total", "initial_cash",
+        "price", "qty", "realized", "realized_total",
     )
 
     def __init__(self, symbols: Sequence[str], initial_cash: float) -> None:
@@ -28,6 +28,7 @@ class Portfolio:
         self.realized = [0.0] * n
         self.realized_total = 0.0
         self.fees_paid = 0.0
+        self.funding_total = 0.0  # perpetual funding received (negative: paid)
         self._held: list[int] = []  # symbols with a position: equity sums only these
         self.cost_basis = 0.0  # sum of quantity x average price over open positions
 
@@ -57,6 +58,11 @@ class Portfolio:
             self._held.sort()  # a fixed summation order keeps equity reproducible
         # Recomputed, not adjusted: exactly 0 when flat, and fills are rare.
         self.cost_basis = sum(self.qty[j] * self.avg_price[j] for j in self._held)
+
+    def fund(self, payment: float) -> None:
+        """Book a funding payment (received if positive) in cash: one add."""
+        self.cash += payment
+        self.funding_total += payment
 
     def equity(self) -> float:
         total = self.cash

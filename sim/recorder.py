@@ -17,12 +17,14 @@ import pyarrow as pa
 
 from sim.messages import (
     HOLD,
+    FundingPaid,
     OrderDenied,
     OrderFilled,
     OrderRouted,
+    PositionLiquidated,
     Side,
-    SubmitOrder,
 )
+from sim.orders import Order
 from sim.store import TABLES, RunStore
 
 _TS = pa.timestamp("ns")
@@ -63,7 +65,10 @@ class Recorder:
         self.vote_counts = np.zeros(shape, np.int64)
         self.majority_counts = np.zeros(shape, np.int64)
         self.overruled_counts = np.zeros(shape, np.int64)
-        self._orders: list[tuple[SubmitOrder, int, str]] = []
+        self._orders: list[Order] = []
+        self._order_events: list[tuple[Any, ...]] = []
+        self._funding: list[tuple[FundingPaid, int]] = []
+        self._liquidations: list[tuple[PositionLiquidated, int]] = []
         self._denials: list[tuple[OrderDenied, int]] = []
         self._routes: list[tuple[OrderRouted, int]] = []
         self._fills: list[tuple[OrderFilled, int, float, float, float]] = []
@@ -97,8 +102,19 @@ class Recorder:
         """One ``sim.performance.PerformanceRow`` for config agent number ``agent``."""
         self._performance.append((agent, row))
 
-    def order(self, order: SubmitOrder, symbol: int, status: str) -> None:
-        self._orders.append((order, symbol, status))
+    def order(self, order: Order) -> None:
+        """An order in its terminal state (its fields are final from then on)."""
+        self._orders.append(order)
+
+    def order_event(self, order_id: int, ts: int, symbol: int, event: str, venue: str | None,
+                    quantity: float | None, price: float | None, reason: str) -> None:
+        self._order_events.append((order_id, ts, symbol, event, venue, quantity, price, reason))
+
+    def funding(self, paid: FundingPaid, symbol: int) -> None:
+        self._funding.append((paid, symbol))
+
+    def liquidation(self, event: PositionLiquidated, symbol: int) -> None:
+        self._liquidations.append((event, symbol))
 
     def denial(self, denial: OrderDenied, symbol: int) -> None:
         self._denials.append((denial, symbol))
@@ -127,7 +143,8 @@ class Recorder:
             assert list(columns) == names, (table, list(columns))
             self.store.append(self.run_id, table, pa.table(columns))
         for buffer in (self._signals, self._decisions, self._performance, self._orders,
-                       self._denials, self._routes, self._fills, self.equity_ts, self.equity_cash,
+                       self._order_events, self._funding, self._liquidations, self._denials,
+                       self._routes, self._fills, self.equity_ts, self.equity_cash,
                        self.equity_value, self.equity_realized, self.equity_unrealized):
             buffer.clear()
 
@@ -218,16 +235,65 @@ class Recorder:
                 "weight": _floats(cols[7]),
             }))
         if self._orders:
-            orders, sym, status = zip(*self._orders, strict=True)
+            orders = self._orders
             out.append(("orders", {
                 "order_id": _ints([o.order_id for o in orders]),
                 "decision_id": _ints([o.decision_id for o in orders]),
                 "ts": self._ts([o.ts for o in orders]),
-                "symbol": self._names(self._symbols, sym),
+                "symbol": self._names(self._symbols, [o.s for o in orders]),
                 "quantity": _floats([o.quantity for o in orders]),
                 "ref_price": _floats([o.ref_price for o in orders]),
                 "notional": _floats([o.notional for o in orders]),
-                "status": list(status),
+                "status": [o.status for o in orders],
+                "order_type": [o.kind for o in orders],
+                "time_in_force": [o.tif for o in orders],
+                "limit_price": pa.array([o.limit_price for o in orders], pa.float64()),
+                "stop_price": pa.array([o.stop_price for o in orders], pa.float64()),
+                "post_only": pa.array([o.post_only for o in orders], pa.bool_()),
+                "reduce_only": pa.array([o.reduce_only for o in orders], pa.bool_()),
+                "role": [o.role for o in orders],
+                "parent_id": _ints([o.parent_id for o in orders]),
+                "replaces": _ints([o.replaces for o in orders]),
+                "venue": pa.array([o.venue for o in orders], pa.string()),
+                "decision_ts": self._ts([o.decision_ts for o in orders]),
+                "arrival_ts": pa.array([o.arrival_ts for o in orders], _TS),
+                "fill_ts": pa.array([o.fill_ts for o in orders], _TS),
+                "filled_quantity": _floats([o.filled for o in orders]),
+                "avg_fill_price": pa.array([o.avg_fill_price for o in orders], pa.float64()),
+                "fees": _floats([o.fees for o in orders]),
+                "reason": [o.reason for o in orders],
+            }))
+        if self._order_events:
+            oid, ts, sym, event, venue, qty, price, reason = zip(*self._order_events,
+                                                                  strict=True)
+            out.append(("order_events", {
+                "order_id": _ints(oid), "ts": self._ts(ts),
+                "symbol": self._names(self._symbols, sym),
+                "event": list(event), "venue": pa.array(venue, pa.string()),
+                "quantity": pa.array(qty, pa.float64()),
+                "price": pa.array(price, pa.float64()), "reason": list(reason),
+            }))
+        if self._funding:
+            paid, sym = zip(*self._funding, strict=True)
+            out.append(("funding", {
+                "ts": self._ts([f.ts for f in paid]),
+                "symbol": self._names(self._symbols, sym),
+                "position": _floats([f.position for f in paid]),
+                "mark": _floats([f.mark for f in paid]),
+                "rate": _floats([f.rate for f in paid]),
+                "payment": _floats([f.payment for f in paid]),
+            }))
+        if self._liquidations:
+            liq, sym = zip(*self._liquidations, strict=True)
+            out.append(("liquidations", {
+                "ts": self._ts([e.ts for e in liq]),
+                "symbol": self._names(self._symbols, sym),
+                "venue": [e.venue for e in liq],
+                "order_id": _ints([e.order_id for e in liq]),
+                "position": _floats([e.position for e in liq]),
+                "liquidation_price": _floats([e.liquidation_price for e in liq]),
+                "price": _floats([e.price for e in liq]),
+                "maintenance_margin": _floats([e.maintenance_margin for e in liq]),
             }))
         if self._denials:
             denials, sym = zip(*self._denials, strict=True)
@@ -274,6 +340,7 @@ class Recorder:
                 "cash_after": _floats(cash),
                 "position_after": _floats(position),
                 "realized_pnl": _floats(realized),
+                "liquidity": [f.liquidity for f in fills],
             }))
         if self.equity_ts:
             out.append(("equity", {

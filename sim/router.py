@@ -109,13 +109,18 @@ class VenueRouter:
             return f"every venue listing {symbol} is down"
         return f"the order is below every open venue's lot or minimum size for {symbol}"
 
-    def route_legs(self, order: SubmitOrder) -> tuple[OrderRouted, ...]:
-        """The routed legs (one unless the policy splits); empty when nothing is eligible."""
+    def route_legs(
+        self, order: SubmitOrder, exclude: frozenset[str] = frozenset()
+    ) -> tuple[OrderRouted, ...]:
+        """The routed legs (one unless the policy splits); empty when nothing is eligible.
+        ``exclude``: venues that already refused this order (a fallback skips them)."""
         start = self._timer()
         listing = self._listing.get(order.symbol, ())
         if not listing:
             return ()
         pool, candidates, note = self._plan(order.symbol)
+        if exclude:
+            pool = [t for t in pool if t[2].name not in exclude]
         if self.policy == "split":
             legs = self._split(order, pool)
             if not legs:

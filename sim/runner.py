@@ -7,10 +7,11 @@ all come through it, so a backtest is always wired the same way.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from sim.config import (
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import AgentSlot, Engine
-from sim.loaders import load_file
+from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
@@ -57,13 +58,17 @@ class RandomStreams:
 
     data: list[np.random.Generator]
     agents: list[np.random.Generator]
+    venues: list[np.random.Generator] = field(default_factory=list)
 
     @classmethod
-    def spawn(cls, seed: int, n_data: int, n_agents: int) -> RandomStreams:
-        data_seq, agent_seq = np.random.SeedSequence(seed).spawn(2)
+    def spawn(cls, seed: int, n_data: int, n_agents: int, n_venues: int = 0) -> RandomStreams:
+        """The third child (venues: latency draws, rejects) leaves the first two, and so
+        every existing stream, exactly as they were."""
+        data_seq, agent_seq, venue_seq = np.random.SeedSequence(seed).spawn(3)
         return cls(
             [np.random.default_rng(s) for s in data_seq.spawn(n_data)],
             [np.random.default_rng(s) for s in agent_seq.spawn(n_agents)],
+            [np.random.default_rng(s) for s in venue_seq.spawn(n_venues)],
         )
 
 
@@ -111,11 +116,19 @@ def build_engine(
             if symbol in wanted:
                 agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
                 slots[s].append(AgentSlot(index, agent_cfg.name, agent))
+    venue_rngs = RandomStreams.spawn(config.seed, 0, 0, len(config.venues)).venues
     venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps,
                        maker_fee_bps=v.maker_fee_bps, min_size=v.min_size,
                        tick_size=v.tick_size, lot_size=v.lot_size, latency_ms=v.latency_ms,
-                       health=v.health, max_order_notional=v.max_order_notional)
-              for v in config.venues]
+                       health=v.health, max_order_notional=v.max_order_notional,
+                       volatility_slippage=v.volatility_slippage, impact_bps=v.impact_bps,
+                       max_participation=v.max_participation, kind=v.kind,
+                       max_leverage=v.max_leverage, maintenance_margin=v.maintenance_margin,
+                       funding_rate=v.funding_rate,
+                       funding_interval_ns=parse_duration(v.funding_interval),
+                       latency_dist=v.latency_dist, latency_sigma=v.latency_sigma,
+                       reject_rate=v.reject_rate, timeout_ms=v.timeout_ms, rng=rng)
+              for v, rng in zip(config.venues, venue_rngs, strict=True)]
     cons = config.consensus
     performance = AgentPerformance([len(s) for s in slots], cons.decay,
                                    online=cons.method == "performance_weighted")
@@ -137,10 +150,32 @@ def build_engine(
         max_signal_age=parse_duration(cons.max_signal_age) if cons.max_signal_age else None,
         fill_timing=FillTiming.CLOSE if config.execution.fill_at == "close"
         else FillTiming.NEXT_OPEN,
+        execution=config.execution.settings(),
     )
-    engine.schedule_events([ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue)
-                            for e in config.events])
+    engine.schedule_events([
+        ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue,
+                      e.latency_ms if e.kind == "venue_latency" else e.rate)
+        for e in config.events])
+    schedule_funding(engine, data)
     return engine
+
+
+def schedule_funding(engine: Engine, data: MarketData) -> None:
+    """Funding for every symbol that trades on a perpetual venue, at the funding times
+    within its bars' span: the data's recorded series when it has one, else the venue's
+    ``funding_rate`` every ``funding_interval`` (on the epoch grid)."""
+    for s, (bars, perp) in enumerate(zip(data.bars, engine._perp, strict=True)):
+        if perp is None or len(bars) == 0:
+            continue
+        first, last = int(bars.ts[0]), int(bars.ts[-1])
+        if bars.funding is not None:
+            keep = (bars.funding.ts > first) & (bars.funding.ts <= last)
+            engine.schedule_funding(s, bars.funding.ts[keep].tolist(),
+                                    bars.funding.rate[keep].tolist())
+        elif perp.funding_rate is not None:
+            step = perp.funding_interval_ns
+            times = range(first - first % step + step, last + 1, step)
+            engine.schedule_funding(s, list(times), [perp.funding_rate] * len(times))
 
 
 def risk_limits(cfg: RiskConfig) -> RiskLimits:
@@ -198,6 +233,12 @@ def run_scenario(
     nothing half-made is stored.
     """
     streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
+    trades: Trades | None = None
+    if config.execution.replay == "ticks":
+        if data is not None or not config.data:
+            raise ConfigError(f"scenario {config.name!r}: tick replay reads its one trades "
+                              "source from the scenario")
+        trades, data = load_ticks(config)
     if data is None:
         if not config.data:
             raise ConfigError(f"scenario {config.name!r}: no data sources")
@@ -207,12 +248,45 @@ def run_scenario(
     recorder = Recorder(store, run_id, data.symbols, [a.name for a in config.agents],
                         config.consensus.method, flush_rows=flush_rows)
     engine = build_engine(config, data, recorder, streams.agents)
-    with stored_run(store, run_id, config, data.content_hash(), recorder, engine):
+    data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
+    with stored_run(store, run_id, config, data_hash, recorder, engine):
         store.append(run_id, "bars", data.bars_table())  # the market the run saw
         if on_start is not None:
             on_start(run_id, len(data))
-        engine.run(data, on_progress=on_progress)
+        if trades is None:
+            engine.run(data, on_progress=on_progress)
+        else:
+            source = config.data[0]
+            assert isinstance(source, FileSourceConfig) and source.interval is not None
+            engine.run_ticks(0, trades.ts.tolist(), trades.price.tolist(),
+                             trades.amount.tolist(), parse_duration(source.interval))
     return RunResult(run_id, "completed", engine.bars_seen)
+
+
+def load_ticks(config: ScenarioConfig) -> tuple[Trades, MarketData]:
+    """The trades of a tick-replay scenario, and the bars they make (what agents see and
+    the ``bars`` table stores: the same aggregation ``run_ticks`` performs on the fly)."""
+    source = config.data[0]
+    assert isinstance(source, FileSourceConfig) and source.interval is not None
+    trades = load_trades(source.path)
+    gaps = "skip" if source.gaps == "fail" else source.gaps
+    if gaps == "ffill":
+        raise ConfigError(f"data.0.gaps: tick replay builds bars from trades; an interval "
+                          f"without trades is no bar ({source.path}): use 'skip' or 'fail'")
+    if source.gaps == "fail":  # checked as the bar loader would, then walked as is
+        trades_to_bars(trades, source.symbol, parse_duration(source.interval), gaps="fail")
+    bars = trades_to_bars(trades, source.symbol, parse_duration(source.interval), gaps=gaps)
+    if source.funding is not None:
+        bars = replace(bars, funding=load_funding(source.funding))
+    return trades, merge([bars])
+
+
+def ticks_hash(data: MarketData, trades: Trades) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(data.content_hash().encode())
+    for column in (trades.ts, trades.price, trades.amount):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()
 
 
 @contextmanager

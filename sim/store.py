@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -36,10 +36,27 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("decision_id", "BIGINT"), ("agent", "VARCHAR"), ("side", "VARCHAR"),
         ("confidence", "DOUBLE"), ("weight", "DOUBLE"),
     ),
+    # One row per order, written when it reaches its one terminal state (sim.orders).
+    # ts: submitted; decision_ts: the decision's bar; arrival_ts: first reached a venue;
+    # fill_ts: last fill; ref_price: the expected (decision) price; avg_fill_price: realised.
     "orders": (
         ("order_id", "BIGINT"), ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"),
         ("symbol", "VARCHAR"), ("quantity", "DOUBLE"), ("ref_price", "DOUBLE"),
         ("notional", "DOUBLE"), ("status", "VARCHAR"),
+        ("order_type", "VARCHAR"), ("time_in_force", "VARCHAR"), ("limit_price", "DOUBLE"),
+        ("stop_price", "DOUBLE"), ("post_only", "BOOLEAN"), ("reduce_only", "BOOLEAN"),
+        ("role", "VARCHAR"), ("parent_id", "BIGINT"), ("replaces", "BIGINT"),
+        ("venue", "VARCHAR"), ("decision_ts", "TIMESTAMP_NS"), ("arrival_ts", "TIMESTAMP_NS"),
+        ("fill_ts", "TIMESTAMP_NS"), ("filled_quantity", "DOUBLE"),
+        ("avg_fill_price", "DOUBLE"), ("fees", "DOUBLE"), ("reason", "VARCHAR"),
+    ),
+    # Every step of every order's life, in the order it happened: submitted, arrived,
+    # venue_rejected / venue_expired (a venue refused or it timed out; the router may fall
+    # back), then exactly one terminal event (filled, cancelled, expired, rejected, denied).
+    "order_events": (
+        ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
+        ("event", "VARCHAR"), ("venue", "VARCHAR"), ("quantity", "DOUBLE"),
+        ("price", "DOUBLE"), ("reason", "VARCHAR"),
     ),
     "risk_events": (
         ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
@@ -57,6 +74,17 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("symbol", "VARCHAR"), ("venue", "VARCHAR"), ("quantity", "DOUBLE"),
         ("price", "DOUBLE"), ("fee", "DOUBLE"), ("ref_price", "DOUBLE"),
         ("cash_after", "DOUBLE"), ("position_after", "DOUBLE"), ("realized_pnl", "DOUBLE"),
+        ("liquidity", "VARCHAR"),
+    ),
+    # Perpetual funding: payment > 0 received, < 0 paid (longs pay a positive rate).
+    "funding": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("position", "DOUBLE"),
+        ("mark", "DOUBLE"), ("rate", "DOUBLE"), ("payment", "DOUBLE"),
+    ),
+    "liquidations": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("venue", "VARCHAR"),
+        ("order_id", "BIGINT"), ("position", "DOUBLE"), ("liquidation_price", "DOUBLE"),
+        ("price", "DOUBLE"), ("maintenance_margin", "DOUBLE"),
     ),
     "bars": (
         ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("open", "DOUBLE"), ("high", "DOUBLE"),

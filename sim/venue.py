@@ -1,4 +1,5 @@
-"""Simulated venue: fills market orders against the market price it is given.
+"""Simulated venue: prices, fees, latency and faults of one venue, and its book of working
+orders (matched against market events by ``sim.matching``).
 
 Buys pay ``slippage_bps`` above the market, sells receive that much below; the taker fee
 is charged on the filled notional. With a ``tick_size`` the fill price is put on the tick
@@ -11,7 +12,9 @@ more than it holds, so a buy is trimmed to what the cash covers after slippage a
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
 
 from sim.messages import OrderFilled, SubmitOrder
 
@@ -53,11 +56,12 @@ def round_price(price: float, tick: float) -> float:
 # volume) tier and were taken from the venues' public docs as summarised here; they change,
 # so check them before relying on them:
 # * Hyperliquid (crypto perpetuals), https://hyperliquid.gitbook.io/hyperliquid-docs/trading/fees
-#   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps); hourly funding (not
-#   simulated here: the cost router carries a funding placeholder of 0). Tick/lot sizes are
-#   per asset (szDecimals); 0.01 / 0.001 are representative for BTC/ETH-style contracts;
-#   minimum order value about $10 (expressed here as a minimum size in units is venue-
-#   and asset-specific: left 0). Latency: ~0.2 s block time on HyperCore.
+#   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps); hourly
+#   funding (simulated for kind = "perp" venues; the cost router scores funding as 0).
+#   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for
+#   BTC/ETH-style contracts; minimum order value about $10 (expressed here as a
+#   minimum size in units is venue- and asset-specific: left 0). Latency: ~0.2 s block
+#   time on HyperCore.
 # * Ostium (RWA and crypto perpetuals: FX, commodities, indices, stocks, crypto),
 #   https://ostium-labs.gitbook.io/ostium-docs/fee-breakdown
 #   crypto opening fee 3 bps ("maker": leverage <= 20x and the trade reduces the open-
@@ -88,65 +92,137 @@ def venue_preset(name: str) -> dict[str, float]:
 
 
 class SimVenue:
-    __slots__ = ("_fee", "_slip", "fee_bps", "health", "latency_ms", "lot_size",
-                 "maker_fee_bps", "max_order_notional", "min_size", "name", "slippage_bps",
-                 "symbols", "tick_size")
+    """A simulated venue: its fee schedule and price rules, the orders working on it
+    (``book``: symbol index -> legs, matched by ``sim.matching``), its latency and its
+    faults. Every setting beyond fees, slippage, tick and lot is off by default."""
+
+    __slots__ = ("_fee", "_maker", "_slip", "added_latency_ms", "book", "fee_bps",
+                 "funding_interval_ns", "funding_rate", "health", "impact_bps", "kind",
+                 "latency_dist", "latency_ms", "latency_sigma", "lot_size", "maintenance_margin",
+                 "maker_fee_bps", "max_leverage", "max_order_notional", "max_participation",
+                 "min_size", "name", "reject_rate", "rng", "slippage_bps", "symbols",
+                 "tick_size", "timeout_ms", "volatility_slippage")
 
     def __init__(
         self, name: str, symbols: frozenset[str], fee_bps: float = 0.0, slippage_bps: float = 0.0,
         *, maker_fee_bps: float = 0.0, min_size: float = 0.0, tick_size: float = 0.0,
         lot_size: float = 0.0, latency_ms: float = 0.0, health: str = UP,
-        max_order_notional: float | None = None,
+        max_order_notional: float | None = None, volatility_slippage: float = 0.0,
+        impact_bps: float = 0.0, max_participation: float | None = None, kind: str = "spot",
+        max_leverage: float = 1.0, maintenance_margin: float = 0.0,
+        funding_rate: float | None = None, funding_interval_ns: int = 8 * 3600 * 10**9,
+        latency_dist: str = "fixed", latency_sigma: float = 0.0, reject_rate: float = 0.0,
+        timeout_ms: float | None = None, rng: np.random.Generator | None = None,
     ) -> None:
         self.name = name
         self.symbols = frozenset(symbols)
-        self.fee_bps = fee_bps
-        self.maker_fee_bps = maker_fee_bps  # stored: every simulated fill is a taker fill
+        self.fee_bps = fee_bps  # taker
+        self.maker_fee_bps = maker_fee_bps  # negative: a rebate
         self.slippage_bps = slippage_bps
+        self.volatility_slippage = volatility_slippage  # x the previous bar's range
+        self.impact_bps = impact_bps  # square-root impact at 100% participation
+        self.max_participation = max_participation  # of a bar's (or trade's) volume
         self.min_size = min_size
         self.tick_size = tick_size
         self.lot_size = lot_size
-        self.latency_ms = latency_ms  # stored: latency is not simulated yet
+        self.latency_ms = latency_ms  # network, one way; used when execution.latency is on
+        self.latency_dist = latency_dist
+        self.latency_sigma = latency_sigma
+        self.added_latency_ms = 0.0  # a scenario fault adds this (venue_latency event)
+        self.timeout_ms = timeout_ms
+        self.reject_rate = reject_rate
         self.health = health
         self.max_order_notional = max_order_notional  # the split policy's cap per venue
+        self.kind = kind  # "spot" (cash account) or "perp" (margin, funding, liquidation)
+        self.max_leverage = max_leverage
+        self.maintenance_margin = maintenance_margin
+        self.funding_rate = funding_rate  # generated funding: this rate every interval
+        self.funding_interval_ns = funding_interval_ns
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.book: dict[int, list[Any]] = {}
         self._fee = fee_bps / 10_000.0
+        self._maker = maker_fee_bps / 10_000.0
         self._slip = slippage_bps / 10_000.0
+
+    # -- prices and fees -------------------------------------------------------------
+    def fee_rate(self, maker: bool) -> float:
+        return self._maker if maker else self._fee
+
+    def slippage(self, participation: float, bar_range: float) -> float:
+        """Fraction a taker pays away from the market: fixed, plus volatility-scaled
+        (``volatility_slippage`` x the previous bar's (high - low) / close), plus square-root
+        impact ``impact_bps`` x sqrt(fill quantity / volume)."""
+        slip = self._slip
+        if self.volatility_slippage:
+            slip += self.volatility_slippage * bar_range
+        if self.impact_bps and participation > 0.0:
+            slip += self.impact_bps / 10_000.0 * math.sqrt(participation)
+        return slip
+
+    def taker_price(self, buy: bool, market_price: float, slip: float) -> float:
+        """``market_price`` moved ``slip`` against the taker, on the tick grid (buys round
+        up, sells down: never better than market +- slippage)."""
+        if buy:
+            price = market_price * (1.0 + slip)
+            if self.tick_size > 0.0:
+                price = math.ceil(price / self.tick_size - 1e-9) * self.tick_size
+            return price
+        price = market_price * (1.0 - slip)
+        if self.tick_size > 0.0:
+            price = max(math.floor(price / self.tick_size + 1e-9) * self.tick_size,
+                        self.tick_size)
+        return price
+
+    def affordable(self, qty: float, price: float, fee_rate: float, cash: float) -> float:
+        """A buy of ``qty`` trimmed to what ``cash`` covers with the fee (whole lots when
+        the venue has a lot size); 0 when not one unit is affordable. Rounding never
+        overdraws: the cost is checked as the portfolio books it."""
+        affordable = cash / (price * (1.0 + fee_rate))
+        if affordable <= 0.0:
+            return 0.0
+        if qty >= affordable:
+            qty = affordable
+            while qty > 0.0 and qty * price + qty * price * fee_rate > cash:
+                qty = math.nextafter(qty, 0.0)
+            if self.lot_size > 0.0:
+                lot = self.lot_size
+                qty = math.floor(qty / lot) * lot
+                while qty > 0.0 and qty * price + qty * price * fee_rate > cash:
+                    qty -= lot
+                if qty <= 0.0:
+                    return 0.0
+        return qty
 
     def execute(
         self, order: SubmitOrder, fill_id: int, ts: int, market_price: float, cash: float
     ) -> OrderFilled | None:
-        """Fill now, or return None when a buy cannot afford a single unit of anything."""
+        """A market order filled at once against ``market_price`` (the immediate case of
+        the matching in ``sim.matching``): None when a buy cannot afford a single unit."""
         qty = order.quantity
+        price = self.taker_price(qty > 0, market_price, self._slip)
         if qty > 0:
-            price = market_price * (1.0 + self._slip)
-            if self.tick_size > 0.0:  # fills on the venue's price grid, never better
-                price = math.ceil(price / self.tick_size - 1e-9) * self.tick_size
-            affordable = cash / (price * (1.0 + self._fee))
-            if affordable <= 0.0:
+            qty = self.affordable(qty, price, self._fee, cash)
+            if qty <= 0.0:
                 return None
-            if qty >= affordable:
-                qty = self._spend_at_most(cash, affordable, price)
-                if self.lot_size > 0.0:  # whole lots, still within the cash
-                    lot = self.lot_size
-                    qty = math.floor(qty / lot) * lot
-                    while qty > 0.0 and qty * price + qty * price * self._fee > cash:
-                        qty -= lot
-                    if qty <= 0.0:
-                        return None
-        else:
-            price = market_price * (1.0 - self._slip)
-            if self.tick_size > 0.0:
-                price = max(math.floor(price / self.tick_size + 1e-9) * self.tick_size,
-                            self.tick_size)
         fee = abs(qty) * price * self._fee
         return OrderFilled(
             fill_id, order.order_id, ts, order.symbol, self.name, qty, price, fee,
             order.ref_price,
         )
 
-    def _spend_at_most(self, cash: float, qty: float, price: float) -> float:
-        """Largest quantity near ``qty`` whose cost plus fee, booked as the portfolio books
-        it, does not exceed ``cash``: rounding must never overdraw a cash account."""
-        while qty > 0.0 and qty * price + qty * price * self._fee > cash:
-            qty = math.nextafter(qty, 0.0)
-        return qty
+    # -- latency and faults ----------------------------------------------------------
+    def network_latency_ns(self) -> int:
+        """One-way latency of an order to this venue: ``latency_ms`` fixed, or drawn from
+        the venue's seeded stream (``exponential`` with that mean, ``lognormal`` with that
+        mean and log-sd ``latency_sigma``), plus any latency a fault added."""
+        ms = self.latency_ms
+        if ms > 0.0 and self.latency_dist == "exponential":
+            ms = float(self.rng.exponential(ms))
+        elif ms > 0.0 and self.latency_dist == "lognormal":
+            sigma = self.latency_sigma
+            ms = ms * math.exp(sigma * float(self.rng.standard_normal()) - 0.5 * sigma * sigma)
+        return round((ms + self.added_latency_ms) * 1_000_000)
+
+    def rejects(self) -> bool:
+        """A random reject (``reject_rate``), drawn only when the rate is set."""
+        return self.reject_rate > 0.0 and float(self.rng.random()) < self.reject_rate

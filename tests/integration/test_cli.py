@@ -228,8 +228,10 @@ def test_demo_run_writes_every_pipeline_table(demo):
     db, run_id = demo["db"], demo["run_id"]
     counts = {table: count(db, table, run_id) for table in TABLES}
     # the demo's limits never bind, so it records no risk denials (see the tight-risk test),
-    # and none of its agents calls an outside service (tests/integration/test_external_agent)
-    empty = [t for t, n in counts.items() if n == 0 and t not in ("risk_events", "agent_calls")]
+    # none of its agents calls an outside service (tests/integration/test_external_agent),
+    # and it trades spot only: no funding or liquidations (tests/unit/test_perpetuals.py)
+    empty = [t for t, n in counts.items()
+             if n == 0 and t not in ("risk_events", "agent_calls", "funding", "liquidations")]
     assert not empty, counts
     assert counts["equity"] == 5760  # one row per timestamp; the three series align
     assert counts["votes"] >= counts["decisions"] > 0
@@ -331,7 +333,8 @@ def test_tight_risk_fills_every_table(tmp_path, capsys):
     code, out, err = run_cli(capsys, "run", str(scenario), "--db", str(db))
     assert code == 0, err
     run_id = RUN_ID.search(out).group(1)
-    counts = {table: count(db, table, run_id) for table in TABLES if table != "agent_calls"}
+    counts = {table: count(db, table, run_id) for table in TABLES
+              if table not in ("agent_calls", "funding", "liquidations")}  # spot, no calls
     assert all(counts.values()), counts
     assert rows(db, "SELECT DISTINCT status FROM orders WHERE run_id = ? ORDER BY 1",
                 [run_id]) == [("denied",), ("filled",)]
