@@ -56,8 +56,12 @@ def round_price(price: float, tick: float) -> float:
 # volume) tier and were taken from the venues' public docs as summarised here; they change,
 # so check them before relying on them:
 # * Hyperliquid (crypto perpetuals), https://hyperliquid.gitbook.io/hyperliquid-docs/trading/fees
-#   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps); hourly
-#   funding (simulated for kind = "perp" venues; the cost router scores funding as 0).
+#   base tier perps: taker 0.045% (4.5 bps), maker 0.015% (1.5 bps). Checked on
+#   2026-11-21 against a live ``userFees`` answer of a base-tier account quoted in a
+#   public SDK's tests (userCrossRate 0.00045, userAddRate 0.00015, mainnet,
+#   2026-09-12); some third-party summaries give 1 bp maker, which that answer does not
+#   bear out. Hourly funding (simulated for kind = "perp" venues; the cost router
+#   scores funding as 0).
 #   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for
 #   BTC/ETH-style contracts; minimum order value about $10 (expressed here as a
 #   minimum size in units is venue- and asset-specific: left 0). Latency: ~0.2 s block
@@ -66,8 +70,11 @@ def round_price(price: float, tick: float) -> float:
 #   https://ostium-labs.gitbook.io/ostium-docs/fee-breakdown
 #   crypto opening fee 3 bps ("maker": leverage <= 20x and the trade reduces the open-
 #   interest imbalance) or 10 bps ("taker"); non-crypto flat opening fees of about 3 bps
-#   (FX), 5 bps (indices), 10 bps (stocks) per third-party summaries; no closing fee on
-#   non-liquidated trades (approximated here as the taker fee on every fill, conservative).
+#   (FX), 5 bps (indices), 10 bps (stocks) per third-party summaries (the official page
+#   gives "e.g. 4 bps" for non-crypto); no closing fee on non-liquidated trades
+#   (approximated here as the taker fee on every fill: conservative, about twice the
+#   real round-trip cost). Crypto figures checked on 2026-11-21 against the official
+#   page and two independent summaries (3 / 10 bps).
 #   Oracle-priced on Arbitrum: latency ~1-2 s. Tick/lot are representative only.
 PRESETS: dict[str, dict[str, float]] = {
     "hyperliquid": {"fee_bps": 4.5, "maker_fee_bps": 1.5, "slippage_bps": 1.0,
