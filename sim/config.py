@@ -425,11 +425,12 @@ class VenueConfig(_Model):
 class RouterConfig(_Model):
     """``policy``: "cheapest" (lowest taker fee), "preference" (the order of
     ``preference``, falling back to the next venue that is up), "cost" (fee + slippage
-    estimate + funding placeholder) or "split" (by cost, up to each venue's
-    ``max_order_notional``). See ``sim.router``."""
+    estimate + the funding a position would pay over ``funding_horizon`` intervals) or
+    "split" (by cost, up to each venue's ``max_order_notional``). See ``sim.router``."""
 
     policy: Literal["cheapest", "preference", "cost", "split"] = "cheapest"
     preference: list[str] = Field(default_factory=list)
+    funding_horizon: float = Field(default=1.0, ge=0, le=10_000)  # funding intervals
 
 
 class EventConfig(_Model):

@@ -908,6 +908,7 @@ class Engine:
     def _fund(self, item: tuple[int, float]) -> None:
         """Longs pay shorts ``rate`` x position x mark (the last price seen)."""
         s, rate = item
+        self.router.observe_funding(self.symbols[s], rate)  # known from now on
         portfolio = self.portfolio
         position = portfolio.qty[s]
         if position == 0.0:

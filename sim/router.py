@@ -10,7 +10,13 @@ Policies (``router.policy``):
 * ``preference``: the fixed order of ``preference`` (venues not named come after, in the
   order listed); the first eligible venue wins; score = rank.
 * ``cost``: lowest estimated cost in bps: taker fee + the venue's slippage estimate +
-  a funding term (a placeholder, 0 today: funding accrual is a later issue); score = cost.
+  a funding term; score = cost. The funding term is what holding the position for
+  ``funding_horizon`` funding intervals would cost at the latest rate known: for a
+  perpetual venue, ``rate x 10^4 x horizon``, paid by a buy (positive) and earned by a
+  sell when the rate is positive, the other way round when negative; 0 on a spot venue.
+  The rate known is the last one paid in the run (``observe_funding``; no lookahead),
+  else the venue's configured ``funding_rate``, else 0. Scores then depend on the
+  order's side, so the plan is cached per (symbol, side).
 * ``split``: by cost, each venue takes up to its ``max_order_notional`` (at the order's
   reference price), the rest goes to the next; a venue without a cap takes all that is
   left. Each leg is routed as its own ``OrderRouted`` (same order id, the leg's quantity);
@@ -35,13 +41,13 @@ from sim.messages import OrderRouted, RouteCandidate, SubmitOrder
 from sim.venue import DOWN, UP, SimVenue, round_quantity
 
 POLICIES = ("cheapest", "preference", "cost", "split")
-FUNDING_BPS_PLACEHOLDER = 0.0
 
 
 class VenueRouter:
     def __init__(
         self, venues: Sequence[SimVenue], policy: str = "cheapest",
         preference: Sequence[str] = (), timer: Callable[[], int] = time.perf_counter_ns,
+        funding_horizon: float = 1.0,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown router policy {policy!r} (known: {POLICIES})")
@@ -58,8 +64,11 @@ class VenueRouter:
                 self._listing.setdefault(symbol, ())
         for symbol in self._listing:
             self._listing[symbol] = tuple(v for v in self.venues if symbol in v.symbols)
-        self._plans: dict[str, tuple[list[tuple[float, int, SimVenue]],
-                                     tuple[RouteCandidate, ...], str]] = {}
+        self.funding_horizon = funding_horizon
+        self._funding: dict[str, float] = {}  # symbol -> last funding rate paid
+        self._by_cost = policy in ("cost", "split")
+        self._plans: dict[tuple[str, float], tuple[list[tuple[float, int, SimVenue]],
+                                                   tuple[RouteCandidate, ...], str]] = {}
 
     def venue(self, name: str) -> SimVenue:
         return self._by_name[name]
@@ -68,32 +77,52 @@ class VenueRouter:
         self._by_name[name].health = health
         self._plans.clear()
 
-    def _plan(self, symbol: str) -> tuple[list[tuple[float, int, SimVenue]],
-                                          tuple[RouteCandidate, ...], str]:
-        """Per symbol, cached until a venue's health changes: the venues to try in
-        order (up ones by score, then degraded), the candidates and the skipped note."""
-        plan = self._plans.get(symbol)
+    def observe_funding(self, symbol: str, rate: float) -> None:
+        """A funding rate was paid on ``symbol``: the cost policies score with it next."""
+        if self._funding.get(symbol) != rate:
+            self._funding[symbol] = rate
+            if self._by_cost:
+                self._plans.clear()
+
+    def _plan(self, symbol: str, side: float) -> tuple[list[tuple[float, int, SimVenue]],
+                                                       tuple[RouteCandidate, ...], str]:
+        """Per symbol (and side, for the cost policies), cached until a venue's health or
+        the funding rate changes: the venues to try in order (up ones by score, then
+        degraded), the candidates and the skipped note."""
+        key = (symbol, side if self._by_cost else 0.0)
+        plan = self._plans.get(key)
         if plan is None:
             listing = self._listing[symbol]
+            scores = [self.score(v, symbol, side) for v in listing]
             scored = sorted(
-                ((self.score(v), i, v) for i, v in enumerate(listing) if v.health != DOWN),
+                ((scores[i], i, v) for i, v in enumerate(listing) if v.health != DOWN),
                 key=lambda t: (t[0], t[1]),
             )
             pool = ([t for t in scored if t[2].health == UP]
                     + [t for t in scored if t[2].health != UP])
-            candidates = tuple(RouteCandidate(v.name, v.fee_bps, self.score(v))
-                               for v in listing if v.health != DOWN)
+            candidates = tuple(RouteCandidate(v.name, v.fee_bps, scores[i])
+                               for i, v in enumerate(listing) if v.health != DOWN)
             skipped = [v.name for v in listing if v.health == DOWN]
             note = f"; skipped down: {', '.join(skipped)}" if skipped else ""
-            plan = self._plans[symbol] = (pool, candidates, note)
+            plan = self._plans[key] = (pool, candidates, note)
         return plan
 
-    def score(self, venue: SimVenue) -> float:
+    def funding_bps(self, venue: SimVenue, symbol: str, side: float) -> float:
+        """Expected funding cost in bps of holding ``side`` (+1 long, -1 short) on
+        ``venue`` for ``funding_horizon`` intervals (negative: earned)."""
+        if venue.kind != "perp":
+            return 0.0
+        rate = self._funding.get(symbol)
+        if rate is None:
+            rate = venue.funding_rate or 0.0
+        return rate * 10_000.0 * self.funding_horizon * side
+
+    def score(self, venue: SimVenue, symbol: str = "", side: float = 1.0) -> float:
         if self.policy == "cheapest":
             return venue.fee_bps
         if self.policy == "preference":
             return float(self._rank[venue.name])
-        return venue.fee_bps + venue.slippage_bps + FUNDING_BPS_PLACEHOLDER
+        return venue.fee_bps + venue.slippage_bps + self.funding_bps(venue, symbol, side)
 
     def route(self, order: SubmitOrder) -> OrderRouted | None:
         """One venue for the whole order, or None when no venue is eligible."""
@@ -118,7 +147,8 @@ class VenueRouter:
         listing = self._listing.get(order.symbol, ())
         if not listing:
             return ()
-        pool, candidates, note = self._plan(order.symbol)
+        pool, candidates, note = self._plan(order.symbol,
+                                            1.0 if order.quantity > 0 else -1.0)
         if exclude:
             pool = [t for t in pool if t[2].name not in exclude]
         if self.policy == "split":
@@ -153,7 +183,7 @@ class VenueRouter:
         if self.policy == "preference":
             return ("first preferred venue" if rank == 0 and score == 0
                     else f"fallback: preference rank {int(score) + 1} of {n_listing}")
-        return f"lowest estimated cost ({score:g} bps: fee + slippage + funding 0)"
+        return f"lowest estimated cost ({score:g} bps: fee + slippage + funding)"
 
     def _split(
         self, order: SubmitOrder, pool: list[tuple[float, int, SimVenue]]

@@ -60,8 +60,8 @@ def round_price(price: float, tick: float) -> float:
 #   2026-11-21 against a live ``userFees`` answer of a base-tier account quoted in a
 #   public SDK's tests (userCrossRate 0.00045, userAddRate 0.00015, mainnet,
 #   2026-09-12); some third-party summaries give 1 bp maker, which that answer does not
-#   bear out. Hourly funding (simulated for kind = "perp" venues; the cost router
-#   scores funding as 0).
+#   bear out. Hourly funding (simulated for kind = "perp" venues, and scored by the
+#   cost router).
 #   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for
 #   BTC/ETH-style contracts; minimum order value about $10 (expressed here as a
 #   minimum size in units is venue- and asset-specific: left 0). Latency: ~0.2 s block

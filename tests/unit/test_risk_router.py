@@ -297,3 +297,24 @@ def test_config_sections() -> None:
     ]:
         with pytest.raises(ConfigError, match=msg):
             parse_scenario({**BASE, **bad})
+
+
+def test_cost_policy_scores_funding_by_side_and_follows_the_rate_paid() -> None:
+    """Perp "p" (fee 4, slippage 1) against spot "s" (fee 6, slippage 1): at +0.01% per
+    interval over 3 intervals, a long on p costs 4 + 1 + 3 = 8 bps (> 7 on spot) and a
+    short earns it: 4 + 1 - 3 = 2. A negative rate paid later turns it round."""
+    perp = SimVenue("p", frozenset({"X"}), 4.0, 1.0, kind="perp", max_leverage=5.0,
+                    funding_rate=0.0001)
+    spot = SimVenue("s", frozenset({"X"}), 6.0, 1.0)
+    router = VenueRouter([perp, spot], "cost", funding_horizon=3.0)
+    long_, short = router.route(order(1)), router.route(order(-1))
+    assert long_.venue == "s" and short.venue == "p"
+    assert [c.score for c in long_.candidates] == [pytest.approx(8.0), 7.0]
+    assert [c.score for c in short.candidates] == [pytest.approx(2.0), 7.0]
+    assert "funding" in long_.reason
+    router.observe_funding("X", -0.0002)  # paid in the run: replaces the configured rate
+    assert router.route(order(1)).venue == "p"  # 4 + 1 - 6 = -1 bps
+    assert router.route(order(1)).candidates[0].score == pytest.approx(-1.0)
+    assert router.route(order(-1)).venue == "s"  # 4 + 1 + 6 = 11 > 7
+    cheapest = VenueRouter([perp, spot], "cheapest")
+    assert cheapest.route(order(1)).venue == "p"  # fee only: funding is the cost policy's
