@@ -97,6 +97,13 @@ class SubmitOrder:
     def notional(self) -> float:
         return abs(self.quantity) * self.ref_price
 
+    def with_quantity(self, quantity: float) -> SubmitOrder:
+        """The same order for another quantity (a router leg, a lot-rounded size):
+        ``dataclasses.replace`` does this at twice the cost on the routing path."""
+        return SubmitOrder(self.order_id, self.decision_id, self.ts, self.symbol, quantity,
+                           self.ref_price, self.kind, self.limit_price, self.stop_price,
+                           self.tif, self.post_only, self.reduce_only)
+
 
 @dataclass(frozen=True, slots=True)
 class OrderDenied:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from sim.messages import OrderRouted, RouteCandidate, SubmitOrder
 from sim.venue import DOWN, UP, SimVenue, round_quantity
@@ -158,7 +157,7 @@ class VenueRouter:
             elapsed = self._timer() - start
             n = len(legs)
             return tuple(
-                OrderRouted(replace(order, quantity=q), order.ts, v.name, candidates,
+                OrderRouted(order.with_quantity(q), order.ts, v.name, candidates,
                             f"split leg {k + 1}/{n} by cost ({sc:g} bps){note}", elapsed)
                 for k, (sc, v, q) in enumerate(legs)
             )
@@ -171,7 +170,7 @@ class VenueRouter:
             if v.health != UP:
                 reason += f"; {v.name} is {v.health}: no venue that is up could take it"
             elapsed = self._timer() - start
-            leg = order if qty == order.quantity else replace(order, quantity=qty)
+            leg = order if qty == order.quantity else order.with_quantity(qty)
             return (OrderRouted(leg, order.ts, v.name, candidates, reason, elapsed),)
         return ()
 

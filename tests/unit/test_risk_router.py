@@ -318,3 +318,14 @@ def test_cost_policy_scores_funding_by_side_and_follows_the_rate_paid() -> None:
     assert router.route(order(-1)).venue == "s"  # 4 + 1 + 6 = 11 > 7
     cheapest = VenueRouter([perp, spot], "cheapest")
     assert cheapest.route(order(1)).venue == "p"  # fee only: funding is the cost policy's
+
+
+def test_with_quantity_keeps_every_other_field() -> None:
+    import dataclasses
+
+    o = SubmitOrder(3, 2, 99, "X", 1.5, 100.0, "limit", 99.0, None, "ioc", True, True)
+    leg = o.with_quantity(-0.5)
+    assert leg == dataclasses.replace(o, quantity=-0.5)
+    assert [f.name for f in dataclasses.fields(SubmitOrder)] == [
+        "order_id", "decision_id", "ts", "symbol", "quantity", "ref_price", "kind",
+        "limit_price", "stop_price", "tif", "post_only", "reduce_only"]  # a new field: add it
