@@ -122,10 +122,8 @@ class HyperliquidCandleFeed:
                 item = await inbox.get()
                 if isinstance(item, BaseException):
                     raise item
-                for bar in await self._handle(item):
+                for bar in await self._handle(item):  # _emit stops at max_bars itself
                     yield bar
-                    if self._done():
-                        break
                 self._changed.set()
         finally:
             reader.cancel()
