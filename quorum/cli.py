@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
@@ -268,6 +269,69 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if outcome.passed else 1
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    """A paper session; exit 2 before connecting when the gate or the input refuses."""
+    import asyncio
+
+    from quorum.live import (
+        check_live_config,
+        default_kill_file,
+        hyperliquid_config,
+        paper_session,
+    )
+    from sim.validation import check_promotion
+
+    if args.venue is not None:
+        raise UsageError(f"--venue {args.venue}: real order routing is not wired yet (it "
+                         "needs the engine's order lifecycle, the execution issue); use "
+                         "--paper for live data with simulated fills")
+    if args.max_bars is not None and args.max_bars < 1:
+        raise UsageError(f"--max-bars must be >= 1, got {args.max_bars}")
+    config = load_scenario(args.scenario)
+    check_live_config(config)
+    hl = hyperliquid_config(testnet=args.testnet, url=args.url)
+    kill_file = Path(args.kill_file) if args.kill_file else default_kill_file(args.db)
+    if kill_file.exists():
+        raise UsageError(f"kill file {kill_file} exists (the kill switch was pulled); "
+                         "remove it to start a session")
+    if args.override_gate is not None and not args.override_gate.strip():
+        raise UsageError("--override-gate needs a reason")
+    with DuckDBStore(args.db) as store:
+        verdict = check_promotion(store, config, override_reason=args.override_gate)
+        if not verdict.allowed:
+            raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")
+        for warning in verdict.warnings:
+            print(f"quorum live: warning: {warning}", file=sys.stderr)
+        if verdict.overridden:
+            print(f"quorum live: PROMOTION GATE OVERRIDDEN for {config.name!r} "
+                  f"(config {verdict.config_hash}): {verdict.reason.removeprefix('OVERRIDDEN: ')}"
+                  f" -- reason given: {args.override_gate.strip()} (stored as validation "
+                  f"{verdict.validation_id})", file=sys.stderr, flush=True)
+
+        def announce(run_id: str) -> None:
+            print(f"quorum live: paper session {run_id} on Hyperliquid {hl.network} "
+                  f"({hl.rest_url}); gate: {verdict.reason}; kill switch: "
+                  f"`quorum kill --kill-file {kill_file}` or kill -USR1 {os.getpid()}",
+                  file=sys.stderr, flush=True)
+
+        result = asyncio.run(paper_session(
+            config, store, hl, verdict, override_reason=args.override_gate,
+            kill_file=kill_file, max_bars=args.max_bars, on_start=announce))
+    _console().print(f"run id: {result.run_id}  ({result.bars} bars, mode paper, "
+                     f"store: {args.db})")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    from live.kill import pull
+    from quorum.live import default_kill_file
+
+    path = pull(Path(args.kill_file) if args.kill_file else default_kill_file(args.db))
+    _console().print(f"kill switch pulled: {path} (a session watching it stops adding "
+                     "exposure; remove the file before the next session)")
+    return 0
+
+
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from quorum.inspect_data import chart_path, inspect_bars
     from sim.config import parse_duration
@@ -426,6 +490,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="thresholds TOML (default: max_drawdown 0.30, min_sharpe -1.0 per "
                         "regime, min_mean_sharpe 0.0)")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("live", help="trade a validated scenario on live market data "
+                       "(--paper: Hyperliquid candles, fills simulated by the scenario's venues)")
+    p.add_argument("scenario", help="scenario TOML file")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--paper", action="store_true",
+                     help="live data, simulated fills (the scenario's venue model)")
+    how.add_argument("--venue", choices=["hyperliquid"],
+                     help="a real venue (not wired yet: exits 2)")
+    p.add_argument("--testnet", action="store_true", help="Hyperliquid testnet (default: mainnet)")
+    db_option(p)
+    p.add_argument("--kill-file", metavar="PATH",
+                   help="the file that pulls the kill switch (default: the store's name "
+                        "with .kill, e.g. runs.kill)")
+    p.add_argument("--override-gate", metavar="REASON",
+                   help="start although the promotion gate refuses (logged and stored)")
+    p.add_argument("--max-bars", type=int, metavar="N",
+                   help="end after N live bars per symbol (default: run until Ctrl-C)")
+    p.add_argument("--url", metavar="URL",
+                   help="Hyperliquid REST base URL, its /ws for the stream (default: "
+                        "$QUORUM_HL_URL, else the network's public API)")
+    p.set_defaults(func=cmd_live)
+
+    p = sub.add_parser("kill", help="pull the kill switch of a running live session")
+    db_option(p)
+    p.add_argument("--kill-file", metavar="PATH",
+                   help="the session's kill file (default: the store's name with .kill)")
+    p.set_defaults(func=cmd_kill)
 
     agents = sub.add_parser("agents", help="the agent library")
     agents_sub = agents.add_subparsers(dest="agents_command", metavar="COMMAND", required=True,

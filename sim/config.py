@@ -525,6 +525,31 @@ class ExecutionConfig(_Model):
             processing_ns=self.processing.total_ns, ticks=self.replay == "ticks")
 
 
+class LiveConfig(_Model):
+    """How ``quorum live`` feeds this scenario (not part of the validated trading config).
+
+    ``interval``: the candle interval subscribed to (default: the data sources' common
+    interval). ``warmup_bars``: closed candles fetched at start, per symbol, and passed
+    through the pipeline like every later bar (so agents are warm on the first live bar;
+    the paper account trades them too, as a backtest of that window would).
+    ``coins``: venue coin per symbol where they differ (default: the symbol itself).
+    ``close_grace``: how long after a candle's close time the feed waits for the next
+    candle before asking the venue's REST history for it.
+    """
+
+    interval: str | None = None
+    warmup_bars: int = Field(default=0, ge=0, le=5000)
+    coins: dict[str, str] = Field(default_factory=dict)
+    close_grace: str = "2s"
+
+    @field_validator("interval", "close_grace")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+
 class ScenarioConfig(_Model):
     name: str = Field(min_length=1)
     description: str = ""
@@ -539,6 +564,7 @@ class ScenarioConfig(_Model):
     router: RouterConfig = RouterConfig()
     events: list[EventConfig] = Field(default_factory=list)
     execution: ExecutionConfig = ExecutionConfig()
+    live: LiveConfig = LiveConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioConfig:

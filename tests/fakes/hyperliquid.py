@@ -23,7 +23,7 @@ address-based action budget, batched grouping semantics (normalTpsl).
 Faults (``server.faults``): the next N requests answered 429 or 502 without being run;
 the next N exchange actions run and then answered 502 or held past the client's timeout
 (the reply is lost: ambiguous for the client); added latency on every request;
-``drop_websockets()`` closes every stream.
+``drop_websockets()`` closes every stream; ``ws_refuse`` refuses new ones meanwhile.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Faults:
     latency_s: float = 0.0  # added before every request (on `only_path`, if set)
     retry_after: str | None = "0.05"  # Retry-After header on 429s
     only_path: str | None = None  # "/info" or "/exchange": limit the two counters above
+    ws_refuse: bool = False  # while set, WebSocket handshakes are refused (403)
 
 
 @dataclass
@@ -214,6 +215,19 @@ class FakeHyperliquid:
             rows[:] = [r for r in rows if r["t"] != candle["t"]] + [candle]
         self._broadcast("candle", candle, lambda s: s == {"type": "candle", "coin": coin,
                                                           "interval": interval})
+
+    def push_bar(self, coin: str, interval: str, interval_ms: int, t_ms: int, o: float,
+                 h: float, lo: float, c: float, v: float, trades: int = 1) -> None:
+        """Push a candle as Hyperliquid shapes it (numbers as strings, close time
+        ``T`` = open + interval - 1 ms)."""
+        self.push_candle(coin, interval, {
+            "t": t_ms, "T": t_ms + interval_ms - 1, "s": coin, "i": interval,
+            "o": repr(o), "c": repr(c), "h": repr(h), "l": repr(lo), "v": repr(v),
+            "n": trades})
+
+    def subscribed(self, subscription: dict[str, Any]) -> int:
+        """How many open streams hold ``subscription``."""
+        return sum(subscription in conn.subs for conn in list(self._conns))
 
     def drop_websockets(self) -> None:
         for conn in list(self._conns):
@@ -575,6 +589,9 @@ class FakeHyperliquid:
     # -- WebSocket -------------------------------------------------------------------------
 
     async def _ws(self, ws: WebSocket) -> None:
+        if self.faults.ws_refuse:
+            await ws.close(code=1013)  # before accept: the handshake is refused
+            return
         await ws.accept()
         conn = _Conn(ws, asyncio.get_running_loop())
         self._conns.append(conn)
