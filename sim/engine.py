@@ -14,77 +14,47 @@ Order of work for a bar of symbol s at time t (the bar's open time):
 
 A decision can therefore never fill on the bar that caused it unless asked to, and an agent
 only ever sees bars up to the current one (see ``MarketView``).
+
+The engine keeps the loop and the decision path (signals, consensus, sizing, equity). An
+order, once sized, goes to the engine's ``ExecutionDesk`` (``sim.execution``), which takes
+it from the risk check to its terminal state through the same event queue and clock.
 """
 
 from __future__ import annotations
 
 import gc
-import heapq
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sim.clock import SimClock
 from sim.consensus import Consensus, expire
 from sim.data import BarFeed
-from sim.matching import Account, Matcher, Proposal
-from sim.messages import (
-    Decision,
-    FillTiming,
-    FundingPaid,
-    OrderDenied,
-    OrderFilled,
-    OrderRouted,
-    PositionLiquidated,
-    ScenarioEvent,
-    Side,
-    Signal,
-    SubmitOrder,
+from sim.event_queue import (  # re-exported: the queue was defined here
+    PRIORITY_ARRIVAL,
+    PRIORITY_EVENT,
+    PRIORITY_EXPIRY,
+    PRIORITY_OPEN,
+    PRIORITY_VENUE,
+    EventQueue,
 )
-from sim.orders import (
-    BRACKET_ROLES,
-    CANCELLED,
-    DENIED,
-    ENTRY,
-    EXPIRED,
-    FILLED,
-    FLATTEN,
-    LIMIT,
-    LIQUIDATION,
-    MARKET,
-    REJECTED,
-    STOP,
-    STOP_LOSS,
-    TAKE_PROFIT,
-    TERMINAL,
-    WORKING,
-    ExecutionSettings,
-    Leg,
-    Order,
-    final_status,
-)
+from sim.execution import ExecutionDesk
+from sim.messages import Decision, FillTiming, ScenarioEvent, Side, Signal
+from sim.orders import ExecutionSettings
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
 from sim.risk import RiskEngine, attributed_agents
 from sim.router import VenueRouter
-from sim.venue import DEGRADED, DOWN, UP, SimVenue
+from sim.venue import DEGRADED, DOWN, UP
 from sim.view import MarketView
 
-# Priorities order events that share a timestamp (lower runs first): a scenario event
-# (kill switch, venue health) comes before the bar's open, which comes before anything
-# delivered to a venue at that time.
-PRIORITY_EVENT = -1
-PRIORITY_OPEN = 0
-PRIORITY_VENUE = 10
-# An order reaching a venue at a time (latency): after that time's scenario events, before
-# its bars' opens, so it meets the first open at or after its arrival.
-PRIORITY_ARRIVAL = -0.5
-# A standing signal going stale (consensus.max_signal_age): before the open at that time.
-# It only marks the symbol; the re-vote happens at the close of the symbol's next bar.
-PRIORITY_EXPIRY = -1
+__all__ = [
+    "PRIORITY_ARRIVAL", "PRIORITY_EVENT", "PRIORITY_EXPIRY", "PRIORITY_OPEN", "PRIORITY_VENUE",
+    "AgentOutputError", "AgentSlot", "Engine", "EventQueue", "fewer_gc_passes",
+]
 
 _SIDES = frozenset(Side)
 
@@ -109,37 +79,6 @@ class _Revote:
 
     held: tuple[Decision, float] | None
 
-
-@dataclass(order=True, slots=True)
-class _Queued:
-    ts: int
-    priority: int
-    seq: int
-    handler: Callable[[Any], None] = field(compare=False)
-    message: Any = field(compare=False)
-
-
-class EventQueue:
-    """Min-heap keyed by (timestamp, priority, sequence): a total, reproducible order."""
-
-    __slots__ = ("_seq", "heap")
-
-    def __init__(self) -> None:
-        self.heap: list[_Queued] = []
-        self._seq = 0
-
-    def __len__(self) -> int:
-        return len(self.heap)
-
-    def push(self, ts: int, priority: int, handler: Callable[[Any], None], message: Any) -> None:
-        self._seq += 1
-        heapq.heappush(self.heap, _Queued(ts, priority, self._seq, handler, message))
-
-    def next_key(self) -> tuple[int, int] | None:
-        return (self.heap[0].ts, self.heap[0].priority) if self.heap else None
-
-    def pop(self) -> _Queued:
-        return heapq.heappop(self.heap)
 
 
 class Engine:
@@ -182,8 +121,6 @@ class Engine:
         self._acted_target: list[float | None] = [0.0] * n
         self._last_ts: int | None = None
         self._decision_id = 0
-        self._order_id = 0
-        self._fill_id = 0
         self._symbol_index = {sym: i for i, sym in enumerate(self.symbols)}
         self._book_ts = recorder.equity_ts.append
         self._book_cash = recorder.equity_cash.append
@@ -204,37 +141,21 @@ class Engine:
         self.max_signal_age = max_signal_age
         self._signal_ts: list[list[int]] = [[0] * len(a) for a in self.agents]
         self._performance_recorded = False
-        # Risk state the engine feeds only when an order is checked (never per bar).
-        self._eq_seen = 0  # equity rows already shown to the risk engine
-        self._track_equity = risk.limits.needs_equity_history
-        if self._track_equity:
-            recorder.before_flush.append(self._observe_booked_equity)
-        self._flattening = False
         self._attribute = bool(risk.limits.agents)  # attribution only feeds permissions
-        # Execution (sim.orders, sim.matching): working orders live in their venue's book;
-        # ``_watch[s]`` is set while symbol s needs the venue on every bar (working legs, or
-        # a perpetual position to watch for liquidation), so the default path pays one
-        # list lookup per bar for all of it.
+        # Everything after the decision (sim.execution): risk, routing, venues, matching,
+        # fills, brackets, perpetuals. The per-bar path reads its ``watch`` list (set only
+        # while a symbol has orders working or a perpetual position to watch) and calls it
+        # only then, so the default path pays one list lookup per bar for all of it.
         self.execution = execution or ExecutionSettings()
-        self._live: dict[int, Order] = {}  # orders not yet terminal
-        self._watch = [False] * n
-        self._n_working = [0] * n
-        self._leg_seq = 0
-        self._obs_ts = [-1] * n  # time of the price the engine last showed symbol s's orders
-        self._budget: list[tuple[int, dict[str, float]]] = [(-1, {})] * n
-        venues = getattr(router, "venues", ())
-        self._venues_of: list[tuple[SimVenue, ...]] = [
-            tuple(v for v in venues if sym in v.symbols) for sym in self.symbols]
-        self._perp: list[SimVenue | None] = [
-            next((v for v in vs if v.kind == "perp"), None) for vs in self._venues_of]
-        self._any_perp = any(p is not None for p in self._perp)
-        self._vol_slippage = any(v.volatility_slippage for v in venues)
-        self._tick_volume = [0.0] * n
-        self._ending = False
-        # The immediate market fill needs no matcher while no venue prices volume or
-        # volatility or keeps margin (SimVenue.execute: the same price and cash rules).
-        self._fast = not any(v.max_participation is not None or v.kind == "perp"
-                             or v.impact_bps or v.volatility_slippage for v in venues)
+        self.desk = ExecutionDesk(
+            self.symbols, self.views, risk, router, portfolio, recorder, self.queue,
+            self.clock, self.execution, dispatch_before=self._drain_before,
+            on_flatten=self._forget_decision)
+        self._watch = self.desk.watch
+        self._tick_volume = self.desk.tick_volume
+        self._venue_open = self.desk.venue_open
+        self._venue_path = self.desk.venue_path
+
     # -- the per-bar path ------------------------------------------------------------
     def on_bar(
         self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float, v: float
@@ -298,10 +219,7 @@ class Engine:
     def finish(self) -> None:
         """Cancel the orders still working (the run ended), run what is still queued and
         record the last equity row."""
-        self._ending = True  # no new brackets for orders that end now
-        for life in list(self._live.values()):
-            if life.status not in TERMINAL and life.closing is None:
-                self._stop_order(life, self.clock.now, CANCELLED, "run ended")
+        self.desk.end_run()
         if self.queue:
             self._drain_before(None, 0)
         if self._last_ts is not None:
@@ -403,9 +321,7 @@ class Engine:
                 if pending is not None:
                     self._release(s, ts, price, *pending)
         if self._watch[s]:
-            portfolio.price[s] = price
-            self._obs_ts[s] = ts
-            self._match(s, ts, price, None, amount)
+            self.desk.trade(s, ts, price, amount)
         portfolio.price[s] = price
 
     # -- steps -----------------------------------------------------------------------
@@ -472,498 +388,32 @@ class Engine:
     def _release(
         self, s: int, ts: int, price: float, decision: Decision, target: float
     ) -> None:
-        """Turn a decision into an order at ``price``: size, risk-check, route, execute.
-        Orders still working from earlier decisions on the symbol are cancelled first
-        (cancel/replace): the new order is sized from the position actually held."""
+        """Turn a decision into an order at ``price``: size it and hand it to the desk
+        (risk check, route, execute). Orders still working from earlier decisions on the
+        symbol are cancelled first (cancel/replace): the new order is sized from the
+        position actually held."""
         self._acted_target[s] = target
         portfolio = self.portfolio
         last_close = portfolio.price[s]  # the previous mark: the price band's reference
         portfolio.price[s] = price
-        replaced = self._cancel_working(s, ts, "replaced by a newer decision's order",
-                                        entries_only=True) if self._n_working[s] else 0
+        desk = self.desk
+        replaced = desk.replace_working(s, ts)
         position = portfolio.qty[s]
         equity = portfolio.equity()
         qty = self.policy.order_quantity(target, position, equity, price)
         if qty == 0.0:
             return
-        self._order_id += 1
-        execution = self.execution
-        if execution.order_type == MARKET:
-            order = SubmitOrder(self._order_id, decision.decision_id, ts, self.symbols[s],
-                                qty, price, tif=execution.tif)
-        else:
-            limit, stop = execution.entry_prices(qty > 0, price)
-            order = SubmitOrder(self._order_id, decision.decision_id, ts, self.symbols[s],
-                                qty, price, execution.order_type, limit, stop, execution.tif,
-                                execution.post_only)
         agents = attributed_agents(decision) if self._attribute else ()
-        self._obs_ts[s] = ts
-        self._submit(s, order, position, equity, last_close, agents, decision.ts,
-                     replaces=replaced)
+        desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
+                             equity, last_close, agents, replaced)
 
-    def _submit(
-        self, s: int, order: SubmitOrder, position: float, equity: float,
-        last_close: float, agents: tuple[str, ...], decision_ts: int | None = None,
-        role: str = ENTRY, parent_id: int = 0, replaces: int = 0,
-    ) -> None:
-        """Risk-check, route and send one order (decision-, risk- or bracket-made)."""
-        risk = self.risk
-        ts = order.ts
-        if self._track_equity:
-            self._observe_booked_equity(ts)
-        gross = self._gross_exposure() if risk.needs_account else 0.0
-        denial = risk.check(order, position, equity=equity, gross_exposure=gross,
-                            last_close=last_close, agents=agents)
-        tripped = risk.tripped_now
-        life = Order(order.order_id, order.decision_id, ts,
-                     ts if decision_ts is None else decision_ts, order.symbol, s,
-                     order.quantity, order.ref_price, order.kind, order.limit_price,
-                     order.stop_price, order.tif, order.post_only, order.reduce_only, role,
-                     parent_id, replaces)
-        ttl = self.execution.ttl_ns
-        if ttl is not None and role not in BRACKET_ROLES:
-            life.expires_at = ts + ttl
-        self.recorder.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
-                                  order.ref_price, role)
-        if denial is None:
-            legs = self.router.route_legs(order)
-            if legs:
-                risk.on_order_sent(order, agents)
-                for leg in legs:
-                    self.recorder.routing(leg, s)
-                self._live[life.order_id] = life
-                if life.expires_at is not None:
-                    self.queue.push(life.expires_at, PRIORITY_ARRIVAL, self._expire_order, life)
-                self._send(life, legs, ts)
-            else:
-                denial = OrderDenied(order.order_id, ts, order.symbol, "route",
-                                     self.router.why_not(order.symbol))
-        if denial is not None:
-            life.status = DENIED
-            life.reason = denial.reason
-            self.recorder.order(life)
-            self.recorder.order_event(life.order_id, ts, s, DENIED, None, order.quantity,
-                                      None, denial.reason)
-            self.recorder.denial(denial, s)
-        if tripped and risk.limits.flatten_on_trip:
-            self._flatten(ts)
+    def _forget_decision(self, s: int) -> None:
+        """Risk is flattening symbol s: the target acted on is now flat, and a decision
+        waiting for the next open is dropped."""
+        self._acted_target[s] = 0.0
+        self._pending[s] = None
 
-    # -- the order's way to the venue ------------------------------------------------
-    def _send(self, life: Order, legs: Sequence[OrderRouted], now: int) -> None:
-        """Send routed legs: each reaches its venue after the processing and network
-        latency (zero unless ``execution.latency``), or times out on the way."""
-        latency = self.execution.latency
-        immediate = False
-        for routed in legs:
-            venue = self.router.venue(routed.venue)
-            life.in_flight += 1
-            if not latency:
-                immediate = True
-                self.queue.push(now, PRIORITY_VENUE, self._arrive, (life, routed, venue))
-                continue
-            delay = self.execution.processing_ns + venue.network_latency_ns()
-            timeout = venue.timeout_ms
-            if timeout is not None and delay > timeout * 1_000_000:
-                self.queue.push(now + round(timeout * 1_000_000), PRIORITY_ARRIVAL,
-                                self._timed_out, (life, routed, venue))
-                continue
-            arrival = now + delay
-            if arrival == now:
-                immediate = True
-            self.queue.push(arrival, PRIORITY_VENUE if arrival == now else PRIORITY_ARRIVAL,
-                            self._arrive, (life, routed, venue))
-        if immediate:
-            self._drain_before(now, PRIORITY_VENUE + 1)
-
-    def _arrive(self, message: tuple[Order, OrderRouted, SimVenue]) -> None:
-        """A leg reaches its venue: refused (down, random reject: the router falls back),
-        dropped (its order was cancelled meanwhile) or accepted into the book. Arriving
-        at the moment the engine shows the symbol's price, it meets that price at once;
-        otherwise it waits for the first price observed after it (the next open)."""
-        life, routed, venue = message
-        life.in_flight -= 1
-        now = self.clock.now
-        s = life.s
-        rec = self.recorder
-        if life.closing is not None:
-            code, reason = life.closing
-            life.outcomes.append(code)
-            life.reason = reason
-            self._maybe_final(life, now)
-            return
-        if venue.health == DOWN:
-            self._refused(life, routed, venue, "venue down at arrival", REJECTED)
-            return
-        if venue.rejects():
-            self._refused(life, routed, venue, "rejected by the venue (reject rate)", REJECTED)
-            return
-        if life.arrival_ts is None:
-            life.arrival_ts = now
-        life.venue = venue.name
-        qty = routed.order.quantity
-        rec.order_event(life.order_id, now, s, "arrived", venue.name, qty, None, "")
-        portfolio = self.portfolio
-        if (self._fast and life.kind == MARKET and not life.reduce_only
-                and now == self._obs_ts[s]):
-            # The immediate case of matching: a market order meeting the price now.
-            fill = venue.execute(routed.order, self._fill_id + 1, now, portfolio.price[s],
-                                 portfolio.cash)
-            if fill is None:
-                life.outcomes.append(REJECTED)
-                life.reason = "insufficient cash"
-            else:
-                self._book_fill(life, s, fill)
-                life.outcomes.append(FILLED)
-            self._maybe_final(life, now)
-            return
-        self._leg_seq += 1
-        leg = Leg(life, venue, qty, qty, now, self._leg_seq)
-        life.legs.append(leg)
-        venue.book.setdefault(s, []).append(leg)
-        self._n_working[s] += 1
-        self._watch[s] = True
-        if now == self._obs_ts[s]:
-            self._match(s, now, portfolio.price[s], [leg], self._bar_volume(s, now))
-
-    def _refused(self, life: Order, routed: OrderRouted, venue: SimVenue, reason: str,
-                 code: str) -> None:
-        """A venue refused a leg or it timed out: the router tries the venues not tried
-        yet; with none left the leg ends ``code``. Nothing is sent twice."""
-        now = self.clock.now
-        s = life.s
-        life.tried.add(venue.name)
-        self.recorder.order_event(life.order_id, now, s, "venue_" + code, venue.name,
-                                  routed.order.quantity, None, reason)
-        retry = replace(routed.order, ts=now)
-        legs = self.router.route_legs(retry, exclude=frozenset(life.tried))
-        if legs:
-            legs = tuple(replace(leg, reason=f"fallback: {venue.name} {reason}; {leg.reason}")
-                         for leg in legs)
-            for leg in legs:
-                self.recorder.routing(leg, s)
-            self._send(life, legs, now)
-            return
-        life.outcomes.append(code)
-        life.reason = f"{reason}; no other venue could take it"
-        self._maybe_final(life, now)
-
-    def _timed_out(self, message: tuple[Order, OrderRouted, SimVenue]) -> None:
-        life, routed, venue = message
-        life.in_flight -= 1
-        if life.closing is not None:
-            life.outcomes.append(life.closing[0])
-            self._maybe_final(life, self.clock.now)
-            return
-        self._refused(life, routed, venue,
-                      f"timed out after {venue.timeout_ms:g} ms in flight", EXPIRED)
-
-    # -- matching --------------------------------------------------------------------
-    def _bar_volume(self, s: int, now: int) -> float:
-        """Volume of the market event at ``now``: the bar's, or the trade's in tick replay
-        (participation and impact are measured against it)."""
-        if self.execution.ticks:
-            return self._tick_volume[s] if self._obs_ts[s] == now else 0.0
-        view = self.views[s]
-        return view.volume if view.ts == now else 0.0
-
-    def _legs(self, s: int) -> list[Leg]:
-        """Working legs of symbol s on venues that are not down, oldest first."""
-        legs = [leg for v in self._venues_of[s] if v.health != DOWN
-                for leg in v.book.get(s, ())]
-        if len(legs) > 1:
-            legs.sort(key=lambda leg: leg.seq)
-        return legs
-
-    def _account(self, s: int) -> Account:
-        portfolio = self.portfolio
-        qty, price = portfolio.qty, portfolio.price
-        other = other_im = other_mm = 0.0
-        for j in portfolio._held:
-            if j == s:
-                continue
-            value = qty[j] * price[j]
-            other += value
-            perp = self._perp[j]
-            if perp is not None:
-                other_im += abs(value) / perp.max_leverage
-                other_mm += abs(value) * perp.maintenance_margin
-        return Account(qty[s], portfolio.cash, other, other_im, other_mm, self._perp[s])
-
-    def _bar_range(self, s: int) -> float:
-        """The previous completed bar's (high - low) / close: volatility-scaled slippage
-        uses only what is known before the fill."""
-        if not self._vol_slippage:
-            return 0.0
-        view = self.views[s]
-        i = view.n - (1 if self.execution.ticks else 2)
-        if i < 0:
-            return 0.0
-        high, low, close = (view._bars.column(c)[i] for c in ("high", "low", "close"))
-        return float((high - low) / close)
-
-    def _matcher(self, s: int, now: int, legs: list[Leg], volume: float) -> Matcher:
-        budget_ts, budget = self._budget[s]
-        return Matcher(legs, self._account(s), volume, self._bar_range(s),
-                       self.execution.limit_touch, budget if budget_ts == now else None)
-
-    def _match(self, s: int, now: int, price: float, subset: list[Leg] | None,
-               volume: float) -> None:
-        """One observation of ``price`` for symbol s's legs (``subset``: only those)."""
-        legs = self._legs(s)
-        matcher = self._matcher(s, now, legs, volume)
-        matcher.observe(legs if subset is None else subset, price)
-        self._commit(s, now, matcher)
-
-    def _venue_open(self, s: int, ts: int, o: float, v: float) -> None:
-        """Working orders meet a bar's open (the first price observed at or after their
-        arrival; a resting order the open gapped through)."""
-        portfolio = self.portfolio
-        previous = portfolio.price[s]
-        portfolio.price[s] = o
-        self._obs_ts[s] = ts
-        self._match(s, ts, o, None, v)
-        portfolio.price[s] = previous  # the release's price band still sees the last close
-
-    def _venue_path(self, s: int, ts: int, o: float, h: float, lo: float, c: float,
-                    v: float) -> None:
-        """Working orders along the bar's path after the open, by the intrabar convention;
-        ``worst_case`` tries both orders of the extremes and keeps the one that leaves the
-        account worth less at the close (a tie: open-high-low-close)."""
-        legs = self._legs(s)
-        if not legs and self._perp[s] is None:
-            return
-        up = (o, h, lo, c)
-        down = (o, lo, h, c)
-        convention = self.execution.intrabar
-        if convention == "worst_case":
-            first = self._matcher(s, ts, legs, v)
-            first.path(legs, up)
-            second = self._matcher(s, ts, legs, v)
-            second.path(legs, down)
-            chosen = second if second.value(c) < first.value(c) else first
-        else:
-            chosen = self._matcher(s, ts, legs, v)
-            chosen.path(legs, up if convention == "ohlc" else down)
-        self._obs_ts[s] = -1  # orders made now (brackets) wait for the next observation
-        self._commit(s, ts, chosen)
-
-    def _commit(self, s: int, now: int, matcher: Matcher) -> None:
-        """Book what a matcher decided: fills into the one ledger, leg states, closures."""
-        finished: list[Order] = []
-        for proposal in matcher.fills:
-            if proposal.leg is None:
-                self._liquidate(s, now, proposal)
-                continue
-            leg = proposal.leg
-            life = leg.order
-            leg.remaining = matcher.remaining[id(leg)]
-            self._book_fill(life, s, OrderFilled(
-                self._fill_id + 1, life.order_id, now, life.symbol, proposal.venue.name,
-                proposal.quantity, proposal.price, proposal.fee, life.ref_price,
-                proposal.liquidity))
-        for leg in matcher._others.values():
-            key = id(leg)
-            leg.rested = leg.rested or key in matcher.rested
-            leg.triggered = leg.triggered or key in matcher.triggered
-            if key in matcher.remaining:
-                leg.remaining = matcher.remaining[key]
-        for leg, code, reason in matcher.closed.values():
-            self._close_leg(leg, code, reason)
-            finished.append(leg.order)
-        self._budget[s] = (now, matcher.budget)
-        for life in finished:
-            self._maybe_final(life, now)
-        self._rewatch(s)
-
-    def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
-        self._fill_id += 1
-        portfolio = self.portfolio
-        portfolio.apply(s, fill)
-        life.filled += fill.quantity
-        life.filled_notional += abs(fill.quantity) * fill.price
-        life.fees += fill.fee
-        life.fill_ts = fill.ts
-        self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
-
-    def _close_leg(self, leg: Leg, code: str, reason: str) -> None:
-        if leg.status != WORKING:
-            return
-        leg.status = code
-        book = leg.venue.book[leg.order.s]
-        book.remove(leg)
-        self._n_working[leg.order.s] -= 1
-        life = leg.order
-        life.outcomes.append(code)
-        if reason:
-            life.reason = reason
-
-    def _maybe_final(self, life: Order, now: int) -> None:
-        """Record the order's one terminal state once nothing of it is left anywhere."""
-        if life.status in TERMINAL or life.in_flight or any(
-                leg.status == WORKING for leg in life.legs):
-            return
-        life.status = final_status(life)
-        self._live.pop(life.order_id, None)
-        rec = self.recorder
-        rec.order(life)
-        rec.order_event(life.order_id, now, life.s, life.status, life.venue, life.filled,
-                        life.avg_fill_price, life.reason)
-        if (life.filled and life.role not in BRACKET_ROLES and self.execution.brackets
-                and not self._ending):
-            self._attach_brackets(life, now)
-        elif self.portfolio.qty[life.s] == 0.0 and self._n_working[life.s]:
-            self._cancel_working(life.s, now, "position closed", reduce_only=True)
-
-    def _rewatch(self, s: int) -> None:
-        self._watch[s] = bool(self._n_working[s]) or (
-            self._perp[s] is not None and self.portfolio.qty[s] != 0.0)
-
-    # -- cancels, expiry, brackets ---------------------------------------------------
-    def _cancel_working(self, s: int, now: int, reason: str, *, entries_only: bool = False,
-                        reduce_only: bool = False, code: str = CANCELLED) -> int:
-        """Cancel symbol s's live orders (``entries_only``: not brackets; ``reduce_only``:
-        only reduce-only ones). Returns the id of the last one cancelled (0: none)."""
-        last = 0
-        for life in list(self._live.values()):
-            if life.s != s or life.status in TERMINAL or life.closing is not None:
-                continue
-            if entries_only and life.role in BRACKET_ROLES:
-                continue
-            if reduce_only and not life.reduce_only:
-                continue
-            self._stop_order(life, now, code, reason)
-            last = life.order_id
-        return last
-
-    def _stop_order(self, life: Order, now: int, code: str, reason: str) -> None:
-        if life.in_flight:
-            life.closing = (code, reason)  # legs still on their way drop on arrival
-        for leg in list(life.legs):
-            self._close_leg(leg, code, reason)
-        self._maybe_final(life, now)
-        self._rewatch(life.s)
-
-    def _expire_order(self, life: Order) -> None:
-        if life.status not in TERMINAL and life.closing is None:
-            self._stop_order(life, self.clock.now, EXPIRED, "time in force ran out (order_ttl)")
-
-    def _attach_brackets(self, entry: Order, now: int) -> None:
-        """Take-profit (limit) and stop-loss (stop) orders, reduce-only and one-cancels-
-        the-other, for the whole position at its average price; the previous brackets of
-        the symbol are cancelled first."""
-        s = entry.s
-        self._cancel_working(s, now, "brackets replaced", reduce_only=True)
-        portfolio = self.portfolio
-        position = portfolio.qty[s]
-        if position == 0.0:
-            return
-        execution = self.execution
-        avg = portfolio.avg_price[s]
-        long = position > 0
-        legs: list[tuple[str, str, float]] = []
-        if execution.take_profit is not None:
-            tp = avg * (1.0 + execution.take_profit if long else 1.0 - execution.take_profit)
-            legs.append((TAKE_PROFIT, LIMIT, tp))
-        if execution.stop_loss is not None:
-            sl = avg * (1.0 - execution.stop_loss if long else 1.0 + execution.stop_loss)
-            legs.append((STOP_LOSS, STOP, sl))
-        for role, kind, level in legs:
-            if portfolio.qty[s] != position:
-                break  # the first bracket filled at once: the second has nothing to guard
-            self._order_id += 1
-            order = SubmitOrder(
-                self._order_id, entry.decision_id, now, entry.symbol, -position, level, kind,
-                level if kind == LIMIT else None, level if kind == STOP else None,
-                reduce_only=True)
-            self._submit(s, order, position, portfolio.equity(), portfolio.price[s], (),
-                         entry.decision_ts, role, entry.order_id)
-
-    # -- perpetuals --------------------------------------------------------------------
-    def _liquidate(self, s: int, now: int, proposal: Proposal) -> None:
-        venue = proposal.venue
-        position = self.portfolio.qty[s]
-        self._order_id += 1
-        life = Order(self._order_id, 0, now, now, self.symbols[s], s, proposal.quantity,
-                     proposal.liquidation_price or proposal.price, role=LIQUIDATION,
-                     reduce_only=True)
-        life.venue = venue.name
-        life.arrival_ts = now
-        self.recorder.order_event(life.order_id, now, s, "submitted", venue.name,
-                                  life.quantity, life.ref_price, LIQUIDATION)
-        self._book_fill(life, s, OrderFilled(
-            self._fill_id + 1, life.order_id, now, life.symbol, venue.name,
-            proposal.quantity, proposal.price, proposal.fee, life.ref_price, "liquidation"))
-        life.outcomes.append(FILLED)
-        self._maybe_final(life, now)
-        self.recorder.liquidation(PositionLiquidated(
-            now, life.symbol, venue.name, life.order_id, position,
-            proposal.liquidation_price or proposal.price, proposal.price,
-            venue.maintenance_margin), s)
-
-    def schedule_funding(self, s: int, times: Sequence[int], rates: Sequence[float]) -> None:
-        """Funding of symbol s at ``times`` (each before that time's bars)."""
-        for ts, rate in zip(times, rates, strict=True):
-            self.queue.push(int(ts), PRIORITY_EVENT, self._fund, (s, float(rate)))
-
-    def _fund(self, item: tuple[int, float]) -> None:
-        """Longs pay shorts ``rate`` x position x mark (the last price seen)."""
-        s, rate = item
-        self.router.observe_funding(self.symbols[s], rate)  # known from now on
-        portfolio = self.portfolio
-        position = portfolio.qty[s]
-        if position == 0.0:
-            return
-        mark = portfolio.price[s]
-        payment = -rate * position * mark
-        portfolio.fund(payment)
-        self.recorder.funding(FundingPaid(self.clock.now, self.symbols[s], position, mark,
-                                          rate, payment), s)
-
-    # -- risk state and scenario events ----------------------------------------------
-    def _observe_booked_equity(self, now: int | None = None) -> None:
-        """Show the risk engine the equity rows booked since it last looked (before an
-        order is checked, and before the recorder flushes them away)."""
-        rec = self.recorder
-        values = rec.equity_value
-        if len(values) < self._eq_seen:
-            self._eq_seen = 0
-        if now is None:  # called before a flush: the buffers are about to be emptied
-            if self._eq_seen < len(values):
-                self.risk.observe_equity(rec.equity_ts, values, self._eq_seen,
-                                         rec.equity_ts[-1])
-            self._eq_seen = 0
-            return
-        self.risk.observe_equity(rec.equity_ts, values, self._eq_seen, now)
-        self._eq_seen = len(values)
-
-    def _gross_exposure(self) -> float:
-        portfolio = self.portfolio
-        qty, price = portfolio.qty, portfolio.price
-        return sum(abs(qty[i] * price[i]) for i in range(len(qty)) if qty[i] != 0.0)
-
-    def _flatten(self, ts: int) -> None:
-        """Close every open position at its latest mark (risk-made orders, decision 0)."""
-        if self._flattening:
-            return
-        self._flattening = True
-        try:
-            portfolio = self.portfolio
-            for i, sym in enumerate(self.symbols):
-                position = portfolio.qty[i]
-                if position == 0.0:
-                    continue
-                self._acted_target[i] = 0.0
-                self._pending[i] = None
-                price = portfolio.price[i]
-                if self._n_working[i]:
-                    self._cancel_working(i, ts, "flattened by risk")
-                self._order_id += 1
-                order = SubmitOrder(self._order_id, 0, ts, sym, -position, price)
-                self._obs_ts[i] = ts  # fills at the latest mark, as the breaker decides
-                self._submit(i, order, position, portfolio.equity(), price, (), role=FLATTEN)
-        finally:
-            self._flattening = False
-
+    # -- scenario events and dispatch -------------------------------------------------
     def schedule_events(self, events: Sequence[ScenarioEvent]) -> None:
         """Put scenario events on the queue; each runs before the bars at its time."""
         for event in events:
@@ -974,7 +424,7 @@ class Engine:
         if kind == "kill_switch":
             self.risk.kill()
             if self.risk.limits.flatten_on_trip:
-                self._flatten(event.ts)
+                self.desk.flatten(event.ts)
             return
         if kind == "venue_latency" and event.venue is not None:
             self.router.venue(event.venue).added_latency_ms = float(event.value or 0.0)

@@ -165,18 +165,19 @@ def schedule_funding(engine: Engine, data: MarketData) -> None:
     """Funding for every symbol that trades on a perpetual venue, at the funding times
     within its bars' span: the data's recorded series when it has one, else the venue's
     ``funding_rate`` every ``funding_interval`` (on the epoch grid)."""
-    for s, (bars, perp) in enumerate(zip(data.bars, engine._perp, strict=True)):
+    desk = engine.desk
+    for s, (bars, perp) in enumerate(zip(data.bars, desk.perp, strict=True)):
         if perp is None or len(bars) == 0:
             continue
         first, last = int(bars.ts[0]), int(bars.ts[-1])
         if bars.funding is not None:
             keep = (bars.funding.ts > first) & (bars.funding.ts <= last)
-            engine.schedule_funding(s, bars.funding.ts[keep].tolist(),
-                                    bars.funding.rate[keep].tolist())
+            desk.schedule_funding(s, bars.funding.ts[keep].tolist(),
+                                  bars.funding.rate[keep].tolist())
         elif perp.funding_rate is not None:
             step = perp.funding_interval_ns
             times = range(first - first % step + step, last + 1, step)
-            engine.schedule_funding(s, list(times), [perp.funding_rate] * len(times))
+            desk.schedule_funding(s, list(times), [perp.funding_rate] * len(times))
 
 
 def risk_limits(cfg: RiskConfig) -> RiskLimits:
