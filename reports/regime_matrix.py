@@ -1,14 +1,15 @@
 """Regime matrix: how each configuration did in each regime, from several stored runs.
 
-Slicing: every bar's equity return ``equity[t] / equity[t-1] - 1`` (the first from the
-initial cash) is attributed to the causal regime label (``bars.regime``) of the run's
-*reference symbol* (its first symbol in alphabetical order) at that bar's timestamp, taken
-as of the latest bar of that symbol at or before it. Per (row, label) the returns of every
-matching bar, pooled over the row's runs in run order, give
+Slicing is ``reports.slices.regime_returns``: every bar's equity return ``equity[t] /
+equity[t-1] - 1`` (the first from the initial cash) is attributed to the causal regime
+label (``bars.regime``) of the run's *reference symbol* (its first symbol in alphabetical
+order) at that bar's timestamp, taken as of the latest bar of that symbol at or before it.
+Per (row, label) the returns of every matching bar, pooled over the row's runs in run
+order, give (``reports.slices.slice_stats``)
 
 * ``return``: compounded, ``prod(1 + r) - 1``;
-* ``sharpe``: ``mean(r) / std(r) * sqrt(periods per year)`` (per-bar annualisation of the
-  run, as ``reports.metrics.sharpe_ratio``; NaN with fewer than 2 bars or zero spread);
+* ``sharpe``: ``mean(r) / std(r) * sqrt(periods per year)`` (the median bar spacing of the
+  row's runs; NaN with fewer than 2 bars or zero spread);
 * ``max_drawdown``: the largest fall of the compounded path of those returns, concatenated
   (segments are glued end to end, so time out of the regime is skipped);
 * ``bars``: how many bars carried the label.
@@ -23,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,23 +35,13 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from reports.metrics import periods_per_year
+from reports.data import check_run
+from reports.figures import DPI, STYLE
 from reports.plots import REGIME_COLOURS
-from reports.report import DPI, STYLE, check_run
+from reports.slices import regime_returns, slice_stats
 
 STATS = ("sharpe", "return", "max_drawdown")
 GROUPINGS = ("scenario", "config", "run")
-
-_SLICE = """
-WITH ref AS (
-  SELECT ts, coalesce(regime, 'unknown') AS regime FROM bars
-  WHERE run_id = $r AND symbol = (SELECT min(symbol) FROM bars WHERE run_id = $r)
-)
-SELECT epoch_ns(e.ts) AS t, e.equity AS equity, coalesce(ref.regime, 'unknown') AS regime
-FROM equity e ASOF LEFT JOIN ref ON e.ts >= ref.ts
-WHERE e.run_id = $r ORDER BY e.ts
-"""
-
 
 def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
     scenario, config = con.execute(
@@ -67,13 +57,6 @@ def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
     return f"{agents} / {method} [{hashlib.sha256(rest.encode()).hexdigest()[:6]}]"
 
 
-def _max_drawdown(returns: np.ndarray) -> float:
-    if not len(returns):
-        return float("nan")
-    path = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
-    return float(np.max(1.0 - path / np.maximum.accumulate(path)))
-
-
 def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
                   by: str = "scenario") -> dict[str, Any]:
     """``{"rows": [...], "labels": [...], "sharpe"|"return"|"max_drawdown"|"bars":
@@ -84,16 +67,10 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
     per_year: dict[str, list[float]] = {}
     for run_id in run_ids:
         check_run(con, run_id)
-        initial = float(json.loads(con.execute(
-            "SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])["initial_cash"])
-        got = con.execute(_SLICE, {"r": run_id}).fetchnumpy()
-        ts = np.asarray(got["t"], np.int64)
-        equity = np.asarray(got["equity"], np.float64)
-        labels = np.asarray(got["regime"]).astype(str)
-        path = np.concatenate(([initial], equity))
-        returns = path[1:] / path[:-1] - 1.0
+        rr = regime_returns(con, run_id)
+        returns, labels = rr["returns"], rr["labels"]
         row = _row_label(con, run_id, by)
-        per_year.setdefault(row, []).append(periods_per_year(ts))
+        per_year.setdefault(row, []).append(rr["per_year"])
         cells = pooled.setdefault(row, {})
         for name in np.unique(labels):
             cells.setdefault(str(name), []).append(returns[labels == name])
@@ -112,10 +89,9 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
             out["bars"][i, j] = len(r)
             if not len(r):
                 continue
-            out["return"][i, j] = float(np.prod(1.0 + r) - 1.0)
-            sd = r.std(ddof=1) if len(r) > 1 else 0.0
-            out["sharpe"][i, j] = float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else np.nan
-            out["max_drawdown"][i, j] = _max_drawdown(r)
+            stats = slice_stats(r, ppy)
+            for stat in STATS:
+                out[stat][i, j] = stats[stat]
     return out
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from quorum.cli import main
+from reports.figures import FIG_PX, minmax_indices
 from reports.regime_matrix import regime_matrix
-from reports.report import FIG_PX, minmax_indices
 from sim.config import load_scenario
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
