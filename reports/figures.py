@@ -441,13 +441,15 @@ def fig_execution(frame: dict[str, np.ndarray], path: Path) -> Path:
     for ax, values, title, unit, colour in (
         (axes[0], to_arrival, "decision to arrival", "ms", LINE),
         (axes[1], to_fill, "arrival to fill", "ms", "#6a1b9a"),
-        (axes[2], bps[np.isfinite(bps)], "implementation shortfall", "bps per fill", ACCENT),
+        (axes[2], bps[np.isfinite(bps)], "implementation shortfall (+ is a cost)",
+         "bps of expected notional, per fill", ACCENT),
     ):
         if not len(values):
             _empty(ax, "no fills")
         else:
-            ax.hist(values, bins=min(60, max(5, int(np.sqrt(len(values))))), color=colour,
-                    alpha=0.85)
+            counts, _, _ = ax.hist(values, bins=min(60, max(5, int(np.sqrt(len(values))))),
+                                   color=colour, alpha=0.85)
+            ax.set_ylim(0, float(counts.max()) * 1.35)  # room for the summary, top right
             p50, p99 = np.percentile(values, [50, 99])
             for v, style in ((p50, "-"), (p99, "--")):
                 ax.axvline(v, color="#212121", lw=0.9, ls=style)

@@ -88,8 +88,18 @@ def test_report_is_one_self_contained_page_with_every_figure(store, tmp_path: Pa
         img = mpimg.imread(png)
         assert img.shape[:2] == (FIG_PX[1], FIG_PX[0]), png.name
         assert float(img[..., :3].var()) > PIXEL_VARIANCE_FLOOR, f"{png.name} looks blank"
-    for metric in ("total_return", "max_drawdown", "sharpe", "fills"):
-        assert f"<td>{metric}</td>" in text
+    for metric in ("total_return", "cagr", "apr_30d", "apr_90d", "apr_since_inception",
+                   "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+                   "max_drawdown_days", "win_rate", "profit_factor", "average_trade",
+                   "expectancy", "time_in_market", "turnover", "fees", "funding_paid",
+                   "mean_agreement", "denied"):
+        assert f"<td>{metric}</td>" in text, metric
+    for heading in ("Per regime label", "Per agent", "Per venue", "Risk denials by check",
+                    "Per-agent contribution", "Consensus agreement"):
+        assert f"<h2>{heading}</h2>" in text, heading
+    # this store has no latency, shortfall or funding columns: said, and no empty figure
+    assert "Not in this run's store: latency and implementation shortfall, funding" in text
+    assert "execution.png" not in names
 
 
 def test_compare_and_regime_matrix_write_files(store, tmp_path: Path) -> None:
