@@ -184,8 +184,8 @@ def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     from reports import data, slices
     from reports.summary import METRIC_GROUPS, fmt, run_metrics
 
-    ex = data.exposure_series(con, run_id)
-    metrics = run_metrics(con, run_id, ex)
+    run = data.RunData(con, run_id)
+    metrics = run_metrics(run)
     _print_table([{"group": group, "metric": name, "value": fmt(metrics[name], name)}
                   for group, names in METRIC_GROUPS.items() for name in names
                   if name in metrics and group != "run"], title="metrics")
@@ -199,13 +199,12 @@ def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         _print_table([{key: name, **{str(r[key]): fmt(r[name], name) for r in rows}}
                       for name in list(rows[0])[1:]], title=title)
 
-    columns(slices.regime_table(con, run_id, ex["gross"]),
-            f"per regime label (of {data.reference_symbol(con, run_id)})")
-    columns(slices.agent_table(con, run_id),
+    columns(slices.regime_table(run), f"per regime label (of {run.reference})")
+    columns(slices.agent_table(run),
             "per agent (shadow: own signals alone, a unit of notional per symbol, no fees)")
-    columns(slices.venue_table(con, run_id), "per venue")
+    columns(slices.venue_table(run), "per venue")
     _print_table([{k: fmt(v, k) for k, v in row.items()}
-                  for row in slices.denials_table(con, run_id)], title="risk denials by check")
+                  for row in slices.denials_table(run)], title="risk denials by check")
 
 
 def cmd_query(args: argparse.Namespace) -> int:

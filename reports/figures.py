@@ -240,7 +240,9 @@ def fig_equity(ts: np.ndarray, equity: np.ndarray, initial: float, run_id: str,
     return _finish(fig, path, handles, tight=False, regime_of=shading.symbol)
 
 
-def fig_price(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str, path: Path) -> Path:
+def fig_price(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str, shading: Shading,
+              path: Path) -> Path:
+    """Close with fills marked; ``shading``: this symbol's own regime labels."""
     bars = con.execute(
         "SELECT epoch_ns(ts) AS t, close FROM bars WHERE run_id = ? AND symbol = ? ORDER BY ts",
         [run_id, symbol]).fetchnumpy()
@@ -271,8 +273,7 @@ def fig_price(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str, path: Pa
     ax.set_title(f"{symbol}: price with entries and exits")
     ax.legend(loc="best")
     _time_axis(ax, ts)
-    handles = _shade(ax, regime_shading(con, run_id, symbol))
-    return _finish(fig, path, handles, tight=False, regime_of=symbol)
+    return _finish(fig, path, _shade(ax, shading), tight=False, regime_of=symbol)
 
 
 def fig_exposure(ex: dict[str, np.ndarray], shading: Shading, path: Path) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from reports.data import check_run
+from reports.data import RunData, check_run
 from reports.figures import DPI, STYLE
 from reports.plots import REGIME_COLOURS
 from reports.slices import regime_returns, slice_stats
@@ -67,13 +67,12 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
     per_year: dict[str, list[float]] = {}
     for run_id in run_ids:
         check_run(con, run_id)
-        rr = regime_returns(con, run_id)
-        returns, labels = rr["returns"], rr["labels"]
+        run = RunData(con, run_id)
         row = _row_label(con, run_id, by)
-        per_year.setdefault(row, []).append(rr["per_year"])
+        per_year.setdefault(row, []).append(run.per_year)
         cells = pooled.setdefault(row, {})
-        for name in np.unique(labels):
-            cells.setdefault(str(name), []).append(returns[labels == name])
+        for name, returns in regime_returns(run).items():
+            cells.setdefault(name, []).append(returns)
     known = [n for n in REGIME_COLOURS if any(n in c for c in pooled.values())]
     other = sorted({n for c in pooled.values() for n in c} - set(known))
     labels_all = known + other

@@ -92,20 +92,18 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
     check_run(con, run_id)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    syms = data.symbols(con, run_id)
-    reference = syms[0] if syms else None
+    run = data.RunData(con, run_id)
+    syms, reference = run.symbols, run.reference
     shading = figures.regime_shading(con, run_id, reference)
-    ts, equity = data.equity(con, run_id)
-    initial = data.initial_cash(con, run_id)
-    ex = data.exposure_series(con, run_id)
-    metrics = run_metrics(con, run_id, ex)
-    shadow = slices.agent_shadow(con, run_id)
+    ts, equity, ex = run.ts, run.equity, run.exposure
+    metrics = run_metrics(run)
+    shadow = slices.agent_shadow(run)
     frame = execution.execution_frame(con, run_id)
     tables = {
-        "regimes": slices.regime_table(con, run_id, ex["gross"]),
-        "agents": slices.agent_table(con, run_id, shadow),
-        "venues": slices.venue_table(con, run_id, float(np.mean(equity))),
-        "denials": slices.denials_table(con, run_id),
+        "regimes": slices.regime_table(run),
+        "agents": slices.agent_table(run, shadow),
+        "venues": slices.venue_table(run),
+        "denials": slices.denials_table(run),
     }
     if frame is not None:
         tables["execution"] = [{"venue": v, **row}
@@ -113,13 +111,15 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
     sections: list[tuple[str, Path, str]] = []
     with plt.rc_context(figures.STYLE):
         sections.append(("Equity and drawdown",
-                         figures.fig_equity(ts, equity, initial, run_id, shading,
+                         figures.fig_equity(ts, equity, run.initial, run_id, shading,
                                             out / "equity_drawdown.png"),
                          "Equity per bar; drawdown from the running peak (initial cash counts "
                          "as the first peak)."))
         for sym in syms[:MAX_PRICE_CHARTS]:
+            own = shading if sym == reference else figures.regime_shading(con, run_id, sym)
             sections.append((f"Price: {sym}",
-                             figures.fig_price(con, run_id, sym, out / f"price_{_safe(sym)}.png"),
+                             figures.fig_price(con, run_id, sym, own,
+                                               out / f"price_{_safe(sym)}.png"),
                              "Close; triangles open or add to a position, crosses reduce or "
                              "close it. Shading: this symbol's regime labels."))
         sections.append(("Exposure", figures.fig_exposure(ex, shading, out / "exposure.png"),
@@ -132,8 +132,7 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
                          "Right: its votes on decided outcomes, with the decided side or "
                          "against it."))
         sections.append(("Consensus agreement",
-                         figures.fig_consensus(data.standing_agreement(con, run_id),
-                                               data.decisions(con, run_id), ts, shading,
+                         figures.fig_consensus(run.agreement, run.decisions, ts, shading,
                                                out / "consensus.png"),
                          "Agreement: the share of the agents with an opinion that are on the "
                          "most popular side. Dots: each stored decision; line: the agreement "
@@ -220,10 +219,11 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
         check_run(con, run_id)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [run_metrics(con, r) for r in run_ids]
+    runs = [data.RunData(con, r) for r in run_ids]
+    rows = [run_metrics(run) for run in runs]
     curves = []
-    for run_id, m in zip(run_ids, rows, strict=True):
-        ts, equity = data.equity(con, run_id)
+    for run_id, run, m in zip(run_ids, runs, rows, strict=True):
+        ts, equity = run.ts, run.equity
         curve = np.concatenate(([1.0], equity / m["initial_equity"]))
         days = np.concatenate(([0.0], (ts - ts[0]) / 86_400e9))
         if len(ts) > 1:  # the start is one bar before the first bar closes

@@ -4,8 +4,8 @@ Each table is a list of dicts (one per row, the same keys in every row), compute
 stored tables with the definitions of ``reports.metrics``; nothing is downsampled.
 
 * **Per regime** (``regime_table``): every equity row belongs to the causal regime label
-  (``bars.regime``) of the *reference symbol* (``reports.data.reference_symbol``) at its
-  timestamp, and so does every fill, denial and bar of agreement at that timestamp. A
+  (``bars.regime``) of the *reference symbol* (``RunData.reference``: the first by name)
+  at its timestamp, and so does every fill, denial and bar of agreement at that time. A
   bar's return ``equity[t] / equity[t-1] - 1`` (the first from the initial cash) goes to
   that bar's label; a slice's statistics are those of its returns glued end to end.
 * **Per venue** (``venue_table``): fills, traded notional, fees, slippage against the
@@ -22,50 +22,33 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from reports import data
 from reports.metrics import (
     compounded_return,
     exposure,
-    periods_per_year,
     pnl_max_drawdown,
     profit_factor,
     returns_max_drawdown,
     returns_sharpe,
     returns_sortino,
     returns_volatility,
-    round_trips,
     shortfall_bps,
     win_rate,
 )
 from reports.plots import REGIME_COLOURS
 
-SIDE_SIGN = {"LONG": 1, "SHORT": -1}
 
-
-def _label_at(eq_ts: np.ndarray, labels: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """The label of the latest equity row at or before each of ``ts``."""
-    i = np.searchsorted(eq_ts, np.asarray(ts, np.int64), side="right") - 1
-    return np.where(i >= 0, labels[np.maximum(i, 0)], "unknown")
-
-
-def _ordered_labels(labels: np.ndarray) -> list[str]:
-    present = set(np.unique(labels).tolist())
-    return [n for n in REGIME_COLOURS if n in present] + sorted(present - set(REGIME_COLOURS))
+def _ordered(codes: np.ndarray, names: list[str]) -> list[int]:
+    """Codes of the labels that occur, in the order of ``REGIME_COLOURS``, then by name."""
+    present = set(np.unique(codes).tolist())
+    known = [names.index(n) for n in REGIME_COLOURS if n in names]
+    rest = sorted((i for i in range(len(names)) if i not in known), key=lambda i: names[i])
+    return [k for k in known + rest if k in present]
 
 
 # -- per regime -----------------------------------------------------------------------------
-def regime_returns(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    """Per equity row: ``ts``, ``returns`` (one per bar, the first from the initial cash),
-    ``labels`` (``reports.data.equity_regimes``) and the run's ``per_year``."""
-    ts, equity = data.equity(con, run_id)
-    path = np.concatenate(([data.initial_cash(con, run_id)], equity))
-    return {"ts": ts, "returns": path[1:] / path[:-1] - 1.0,
-            "labels": data.equity_regimes(con, run_id), "per_year": periods_per_year(ts)}
-
-
 def slice_stats(returns: np.ndarray, per_year: float) -> dict[str, float]:
     """The return and risk statistics of one slice of per-bar returns."""
     return {"return": compounded_return(returns) if len(returns) else float("nan"),
@@ -75,37 +58,40 @@ def slice_stats(returns: np.ndarray, per_year: float) -> dict[str, float]:
             "max_drawdown": returns_max_drawdown(returns)}
 
 
-def regime_table(con: duckdb.DuckDBPyConnection, run_id: str,
-                 gross: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """One row per regime label of the reference symbol (see the module docstring).
-    ``gross`` is the gross exposure per equity row (``data.exposure_series``), if known."""
-    rr = regime_returns(con, run_id)
-    ts, labels, returns = rr["ts"], rr["labels"], rr["returns"]
-    if gross is None:
-        gross = data.exposure_series(con, run_id)["gross"]
-    f = data.fills(con, run_id)
-    fill_labels = _label_at(ts, labels, f["ts"])
+def regime_returns(run: data.RunData) -> dict[str, np.ndarray]:
+    """Per regime label of the reference symbol: the returns of the equity rows that
+    carry it, in time order (``{label: returns}``, labels in ``REGIME_COLOURS`` order)."""
+    codes, names = run.regimes
+    return {names[k]: run.returns[codes == k] for k in _ordered(codes, names)}
+
+
+def regime_table(run: data.RunData) -> list[dict[str, Any]]:
+    """One row per regime label of the reference symbol (see the module docstring)."""
+    codes, names = run.regimes
+    f = run.fills
+    fill_codes = run.label_at(f["ts"])
     notional = np.abs(f["quantity"] * f["price"])
-    trips = round_trips(f)
-    trip_labels = _label_at(ts, labels, trips["entry_ts"])
-    denial_ts = con.execute("SELECT epoch_ns(ts) AS t FROM risk_events WHERE run_id = ?",
-                            [run_id]).fetchnumpy()["t"]
-    denial_labels = _label_at(ts, labels, np.asarray(denial_ts, np.int64))
-    agree = data.standing_agreement(con, run_id)
-    agree_labels = _label_at(ts, labels, agree["ts"])
+    trips = run.trips
+    trip_codes = run.label_at(trips["entry_ts"])
+    denial_ts = run.con.execute("SELECT epoch_ns(ts) AS t FROM risk_events WHERE run_id = ?",
+                                [run.run_id]).fetchnumpy()["t"]
+    denial_codes = run.label_at(np.asarray(denial_ts, np.int64))
+    agree = run.agreement
+    agree_codes = run.label_at(agree["ts"])
+    gross = run.exposure["gross"]
     rows = []
-    for name in _ordered_labels(labels):
-        m = labels == name
-        fm, tm, am = fill_labels == name, trip_labels == name, agree_labels == name
+    for k in _ordered(codes, names):
+        m = codes == k
+        fm, tm, am = fill_codes == k, trip_codes == k, agree_codes == k
         n_agree = agree["n"][am].sum()
         rows.append({
-            "regime": name, "bars": int(m.sum()), "share": float(m.mean()),
-            **slice_stats(returns[m], rr["per_year"]),
+            "regime": names[k], "bars": int(m.sum()), "share": float(m.mean()),
+            **slice_stats(run.returns[m], run.per_year),
             "time_in_market": exposure(gross[m]),
             "fills": int(fm.sum()), "notional": float(notional[fm].sum()),
             "fees": float(f["fee"][fm].sum()),
             "trades_opened": int(tm.sum()), "win_rate": win_rate(trips["pnl"][tm]),
-            "denials": int((denial_labels == name).sum()),
+            "denials": int((denial_codes == k).sum()),
             "mean_agreement": float((agree["agreement"][am] * agree["n"][am]).sum() / n_agree)
             if n_agree else float("nan"),
         })
@@ -119,17 +105,15 @@ FROM routing_decisions WHERE run_id = ? GROUP BY venue
 """
 
 
-def venue_table(con: duckdb.DuckDBPyConnection, run_id: str,
-                mean_equity: float | None = None) -> list[dict[str, Any]]:
+def venue_table(run: data.RunData) -> list[dict[str, Any]]:
     """One row per venue that was routed to or filled: routing legs, fills, traded
     notional (``sum |q| * price``) and its share, fees and fees in bps of that notional,
     slippage in bps against the order's reference price (``reports.metrics.shortfall_bps``
     with the reference price as the expected one: positive is a cost), turnover
     (notional over the run's mean equity) and the mean time the router took (µs)."""
-    f = data.fills(con, run_id)
-    routed = {v: (n, us) for v, n, us in con.execute(_ROUTED, [run_id]).fetchall()}
-    if mean_equity is None:
-        mean_equity = float(np.mean(data.equity(con, run_id)[1]))
+    f = run.fills
+    routed = {v: (n, us) for v, n, us in run.con.execute(_ROUTED, [run.run_id]).fetchall()}
+    mean_equity = float(np.mean(run.equity))
     venues = np.asarray(f["venue"]).astype(str)
     notional = np.abs(f["quantity"] * f["price"])
     total = float(notional.sum())
@@ -210,48 +194,49 @@ FROM agent_performance WHERE run_id = ? GROUP BY agent ORDER BY agent
 """
 
 
-def agent_shadow(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+_SIGNALS = """
+SELECT dense_rank() OVER (ORDER BY symbol, agent) - 1 AS grp, symbol, agent,
+       epoch_ns(ts) AS t, CASE side WHEN 'LONG' THEN 1 WHEN 'SHORT' THEN -1 ELSE 0 END AS side
+FROM signals WHERE run_id = ? ORDER BY symbol, agent, ts
+"""
+
+
+def agent_shadow(run: data.RunData) -> dict[str, Any]:
     """Per agent: ``increments`` on the equity timeline (summed over its symbols),
     ``episodes`` (returns), ``held`` and ``bars`` (symbol-bars in a position, and all its
-    symbol-bars), plus ``ts`` (the equity timeline) and ``per_symbol`` sums."""
-    eq_ts, _ = data.equity(con, run_id)
-    sig = con.execute(
-        "SELECT symbol, agent, epoch_ns(ts) AS t, side FROM signals WHERE run_id = ?"
-        " ORDER BY symbol, agent, ts", [run_id]).fetchnumpy()
-    sig_sym = np.asarray(sig["symbol"]).astype(str)
-    sig_agent = np.asarray(sig["agent"]).astype(str)
+    symbol-bars) and ``per_symbol`` sums; plus ``ts``, the equity timeline."""
+    eq_ts = run.ts
+    sig = run.con.execute(_SIGNALS, [run.run_id]).fetchnumpy()
+    group = np.asarray(sig["grp"], np.int64)
     sig_ts = np.asarray(sig["t"], np.int64)
-    sig_side = np.array([SIDE_SIGN.get(s, 0) for s in np.asarray(sig["side"]).astype(str)],
-                        np.float64)
+    sig_side = np.asarray(sig["side"], np.float64)
+    starts = np.flatnonzero(np.diff(group, prepend=-1))  # first row of each (symbol, agent)
+    ends = np.append(starts[1:], len(group))
     out: dict[str, Any] = {"ts": eq_ts, "agents": {}}
-    for symbol in sorted(set(sig_sym.tolist())):
-        bars = con.execute(
-            "SELECT epoch_ns(ts) AS t, open, close FROM bars WHERE run_id = ? AND symbol = ?"
-            " ORDER BY ts", [run_id, symbol]).fetchnumpy()
-        bt = np.asarray(bars["t"], np.int64)
-        o, c = np.asarray(bars["open"], np.float64), np.asarray(bars["close"], np.float64)
-        row = np.searchsorted(eq_ts, bt)
-        in_sym = sig_sym == symbol
-        for agent in sorted(set(sig_agent[in_sym].tolist())):
-            m = in_sym & (sig_agent == agent)
-            inc = shadow_increments(bt, o, c, sig_ts[m], sig_side[m])
-            a = out["agents"].setdefault(agent, {
-                "increments": np.zeros(len(eq_ts)), "episodes": [], "held": 0, "bars": 0,
-                "per_symbol": {}})
-            np.add.at(a["increments"], row, inc)
-            a["episodes"].append(shadow_episodes(bt, o, c, sig_ts[m], sig_side[m]))
-            ep = np.searchsorted(np.searchsorted(bt, sig_ts[m]), np.arange(len(bt)),
-                                 side="right") - 1
-            held_side = np.where(ep >= 0, sig_side[m][np.maximum(ep, 0)], 0.0)
-            a["held"] += int(np.count_nonzero(held_side[:-1]))  # held over the next bar
-            a["bars"] += len(bt)
-            a["per_symbol"][symbol] = float(inc.sum())
+    for first, stop in zip(starts, ends, strict=True):
+        symbol, agent = str(sig["symbol"][first]), str(sig["agent"][first])
+        b = run.bars[symbol]
+        bt, o, c = b["ts"], b["open"], b["close"]
+        t, side = sig_ts[first:stop], sig_side[first:stop]
+        inc = shadow_increments(bt, o, c, t, side)
+        a = out["agents"].setdefault(agent, {
+            "increments": np.zeros(len(eq_ts)), "episodes": [], "held": 0, "bars": 0,
+            "per_symbol": {}})
+        a["increments"] += np.bincount(np.searchsorted(eq_ts, bt), weights=inc,
+                                       minlength=len(eq_ts))
+        a["episodes"].append(shadow_episodes(bt, o, c, t, side))
+        ep = np.searchsorted(np.searchsorted(bt, t), np.arange(len(bt)), side="right") - 1
+        held_side = np.where(ep >= 0, side[np.maximum(ep, 0)], 0.0)
+        a["held"] += int(np.count_nonzero(held_side[:-1]))  # held over the next bar
+        a["bars"] += len(bt)
+        a["per_symbol"][symbol] = float(inc.sum())
+    out["agents"] = dict(sorted(out["agents"].items()))
     for a in out["agents"].values():
         a["episodes"] = np.concatenate(a["episodes"]) if a["episodes"] else np.zeros(0)
     return out
 
 
-def agent_table(con: duckdb.DuckDBPyConnection, run_id: str,
+def agent_table(run: data.RunData,
                 shadow: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per agent: the engine's ``agent_performance`` summed over symbols
     (``hit_rate = hits / scored``; ``majority_share = in_majority / (in_majority +
@@ -261,9 +246,8 @@ def agent_table(con: duckdb.DuckDBPyConnection, run_id: str,
     ``shadow_max_drawdown`` (of their running sum, in units of notional), ``episodes``,
     ``episode_win_rate``, ``episode_profit_factor``, ``mean_episode_return`` and
     ``time_in_market`` (share of its symbol-bars with a position)."""
-    shadow = shadow if shadow is not None else agent_shadow(con, run_id)
-    per_year = periods_per_year(shadow["ts"])
-    rel = con.execute(_PERFORMANCE, [run_id])
+    shadow = shadow if shadow is not None else agent_shadow(run)
+    rel = run.con.execute(_PERFORMANCE, [run.run_id])
     names = [d[0] for d in rel.description]
     perf = {r[0]: dict(zip(names, r, strict=True)) for r in rel.fetchall()}
     rows = []
@@ -284,7 +268,7 @@ def agent_table(con: duckdb.DuckDBPyConnection, run_id: str,
             "mean_weight": float(p["mean_weight"]) if p.get("mean_weight") is not None
             else float("nan"),
             "shadow_pnl": float(inc.sum()),
-            "shadow_sharpe": returns_sharpe(inc, per_year),
+            "shadow_sharpe": returns_sharpe(inc, run.per_year),
             "shadow_max_drawdown": pnl_max_drawdown(inc),
             "episodes": len(episodes), "episode_win_rate": win_rate(episodes),
             "episode_profit_factor": profit_factor(episodes),
@@ -304,9 +288,9 @@ FROM risk_events WHERE run_id = ? GROUP BY check_name ORDER BY denials DESC, che
 """
 
 
-def denials_table(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+def denials_table(run: data.RunData) -> list[dict[str, Any]]:
     """Denied orders per risk check: how many, on how many symbols, first and last (UTC)
     and the first reason given."""
-    rel = con.execute(_DENIALS, [run_id])
+    rel = run.con.execute(_DENIALS, [run.run_id])
     names = [d[0] for d in rel.description]
     return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]

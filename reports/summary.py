@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from reports.data import RunData
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
 
 _COUNTS = """
@@ -99,25 +100,22 @@ FRACTIONS = frozenset({
 NOT_STORED = "not stored"
 
 
-def run_metrics(con: duckdb.DuckDBPyConnection, run_id: str,
-                ex: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def run_metrics(run: RunData) -> dict[str, Any]:
     """Every run-level metric, from every stored row (never downsampled), in the order of
-    ``METRIC_GROUPS``. ``ex``: ``reports.data.exposure_series``, if already read.
+    ``METRIC_GROUPS``.
 
     Execution metrics (``reports.execution``) appear only when the store has the columns;
     ``funding_paid`` is ``NOT_STORED`` until the store books funding."""
-    from reports import data, execution
+    from reports import execution
     from reports import metrics as m
 
+    con, run_id = run.con, run.run_id
     head = run_summary(con, run_id)
-    ts, equity = data.equity(con, run_id)
-    initial = head["initial_equity"]
-    per_year = m.periods_per_year(ts)
-    ex = ex if ex is not None else data.exposure_series(con, run_id)
-    fills = data.fills(con, run_id)
-    trips = m.round_trips(fills)
+    ts, equity, initial, per_year = run.ts, run.equity, run.initial, run.per_year
+    fills = run.fills
+    trips = run.trips
     dd_bars, dd_ns = m.max_drawdown_duration(equity, initial, ts)
-    agree = data.standing_agreement(con, run_id)
+    agree, gross = run.agreement, run.exposure["gross"]
     span_ns = (ts[-1] - ts[0] + float(np.median(np.diff(ts)))) if len(ts) > 1 else 0.0
     out: dict[str, Any] = {
         **{k: head[k] for k in ("run_id", "scenario", "status", "seed", "bars")},
@@ -132,9 +130,8 @@ def run_metrics(con: duckdb.DuckDBPyConnection, run_id: str,
         "calmar": m.calmar_ratio(equity, initial, per_year),
         "max_drawdown": head["max_drawdown"], "max_drawdown_bars": dd_bars,
         "max_drawdown_days": dd_ns / m.DAY_NS,
-        "time_in_market": m.exposure(ex["gross"]),
-        "mean_gross_exposure": float(np.mean(ex["gross"])) if len(ex["gross"])
-        else float("nan"),
+        "time_in_market": m.exposure(gross),
+        "mean_gross_exposure": float(np.mean(gross)) if len(gross) else float("nan"),
         "turnover": m.turnover(fills["quantity"], fills["price"], equity),
         "fills": head["fills"], "fees": head["fees"],
         "funding_paid": execution.funding_paid(execution.funding_frame(con, run_id)),

@@ -80,7 +80,7 @@ def close(ours: float, ref: float, rel: float = REL) -> bool:
 @pytest.mark.parametrize("which", ["demo", "crash"])
 def test_run_metrics_against_empyrical_and_by_hand(store, con, which: str) -> None:
     run_id = store[which]
-    m = run_metrics(con, run_id)
+    m = run_metrics(data.RunData(con, run_id))
     eq, initial = _returns(con, run_id)
     r = eq["ret"].to_numpy()
     spacing = eq["ts"].diff().median().value  # ns
@@ -115,7 +115,7 @@ def test_run_metrics_against_empyrical_and_by_hand(store, con, which: str) -> No
 
 def test_fees_and_turnover_agree_with_the_ledger(store, con) -> None:
     run_id = store["demo"]
-    m = run_metrics(con, run_id)
+    m = run_metrics(data.RunData(con, run_id))
     f = _frame(con, "SELECT quantity, price, fee FROM fills WHERE run_id = ?", run_id)
     eq, initial = _returns(con, run_id)
     assert m["fees"] == pytest.approx(math.fsum(f["fee"]), rel=REL)
@@ -132,12 +132,12 @@ def test_exposure_is_the_position_value_in_the_ledger(store, con, which: str) ->
     # spot, no leverage: equity - cash is the net value of the positions; the exposure
     # series rebuilds the positions from fills and marks them at the closes on its own
     run_id = store[which]
-    ex = data.exposure_series(con, run_id)
+    ex = data.RunData(con, run_id).exposure
     eq, _ = _returns(con, run_id)
     net_value = ex["net"] * eq["equity"].to_numpy()
     assert net_value == pytest.approx((eq["equity"] - eq["cash"]).to_numpy(), rel=REL, abs=1e-6)
     assert np.all(ex["gross"] >= np.abs(ex["net"]) - 1e-12)
-    m = run_metrics(con, run_id)
+    m = run_metrics(data.RunData(con, run_id))
     assert m["time_in_market"] == pytest.approx(float(np.mean(ex["gross"] > 0)), rel=REL)
 
 
@@ -156,7 +156,7 @@ def test_mean_agreement_by_a_plain_loop(store, con) -> None:
         standing = [a for dt, a in by_symbol.get(sym, []) if dt <= t]
         if standing:
             values.append(standing[-1])
-    assert run_metrics(con, run_id)["mean_agreement"] == pytest.approx(
+    assert run_metrics(data.RunData(con, run_id))["mean_agreement"] == pytest.approx(
         math.fsum(values) / len(values), rel=REL)
 
 
@@ -164,7 +164,7 @@ def test_mean_agreement_by_a_plain_loop(store, con) -> None:
 @pytest.mark.parametrize("which", ["demo", "crash"])
 def test_regime_table_against_an_independent_slice(store, con, which: str) -> None:
     run_id = store[which]
-    table = slices.regime_table(con, run_id)
+    table = slices.regime_table(data.RunData(con, run_id))
     eq, _ = _returns(con, run_id)
     ref = con.execute("SELECT min(symbol) FROM bars WHERE run_id = ?", [run_id]).fetchone()[0]
     labels = _frame(con, f"SELECT ts, coalesce(regime, 'unknown') AS regime FROM bars "
@@ -194,7 +194,7 @@ def test_regime_table_against_an_independent_slice(store, con, which: str) -> No
 def test_regime_matrix_and_regime_table_are_one_definition(store, con) -> None:
     run_id = store["crash"]
     matrix = regime_matrix(con, [run_id], by="run")
-    for row in slices.regime_table(con, run_id):
+    for row in slices.regime_table(data.RunData(con, run_id)):
         j = matrix["labels"].index(row["regime"])
         for stat in ("return", "sharpe", "max_drawdown"):
             assert close(matrix[stat][0, j], row[stat], rel=1e-12)
@@ -206,14 +206,14 @@ def test_venue_table_against_the_scenario_fees(store, con) -> None:
     config = json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?",
                                     [run_id]).fetchone()[0])
     venues = {v["name"]: v for v in config["venues"]}
-    table = slices.venue_table(con, run_id)
+    table = slices.venue_table(data.RunData(con, run_id))
     assert {row["venue"] for row in table} == set(venues)
     for row in table:
         # every simulated fill pays the taker fee and the fixed slippage (no tick grid)
         assert row["fee_bps"] == pytest.approx(venues[row["venue"]]["fee_bps"], rel=1e-9)
         assert row["slippage_bps"] == pytest.approx(venues[row["venue"]]["slippage_bps"],
                                                     rel=1e-6)
-    m = run_metrics(con, run_id)
+    m = run_metrics(data.RunData(con, run_id))
     assert sum(row["fills"] for row in table) == m["fills"]
     assert sum(row["fees"] for row in table) == pytest.approx(m["fees"], rel=REL)
     assert sum(row["notional_share"] for row in table) == pytest.approx(1.0, rel=1e-12)
@@ -226,8 +226,9 @@ def test_venue_table_against_the_scenario_fees(store, con) -> None:
 @pytest.mark.parametrize("which", ["demo", "crash"])
 def test_agent_table_against_the_engines_agent_performance(store, con, which: str) -> None:
     run_id = store[which]
-    shadow = slices.agent_shadow(con, run_id)
-    table = slices.agent_table(con, run_id, shadow)
+    run = data.RunData(con, run_id)
+    shadow = slices.agent_shadow(run)
+    table = slices.agent_table(run, shadow)
     stored = dict(con.execute("SELECT agent, sum(shadow_pnl) FROM agent_performance"
                               " WHERE run_id = ? GROUP BY agent", [run_id]).fetchall())
     signals = dict(con.execute("SELECT agent, count(*) FROM signals WHERE run_id = ?"
@@ -246,11 +247,11 @@ def test_agent_table_against_the_engines_agent_performance(store, con, which: st
 
 def test_denials_table_counts_every_denial(store, con) -> None:
     run_id = store["demo"]
-    table = slices.denials_table(con, run_id)
+    table = slices.denials_table(data.RunData(con, run_id))
     expected = dict(con.execute("SELECT check_name, count(*) FROM risk_events WHERE run_id = ?"
                                 " GROUP BY ALL", [run_id]).fetchall())
     assert {row["check_name"]: row["denials"] for row in table} == expected
-    assert sum(expected.values()) == run_metrics(con, run_id)["denied"] > 0
+    assert sum(expected.values()) == run_metrics(data.RunData(con, run_id))["denied"] > 0
 
 
 # -- CLI -----------------------------------------------------------------------------------
