@@ -263,7 +263,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table = [{"metric": k, **{r["run_id"]: fmt_metric(r.get(k), k) for r in rows}}
                  for k in names]
         _print_table(table, title="compare")
-        _console().print(f"equity overlay: {png}")
+        _console().print(f"equity overlay: {png} (compare_metrics.csv alongside)")
         if args.regimes:
             from reports.regime_matrix import write_regime_matrix
 

@@ -257,7 +257,9 @@ def fig_price(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str, shading:
     entry = np.abs(after) > np.abs(before)
     fig, ax = _figure()
     i = minmax_indices(close)
-    ax.plot(_dt(ts[i]), close[i], lw=0.8, color="#212121", label="close")
+    # dense fills shrink and fade, so the price stays readable under thousands of markers
+    dense = min(1.0, math.sqrt(300 / max(len(ft), 1)))
+    ax.plot(_dt(ts[i]), close[i], lw=0.8, color="#212121", label="close", zorder=2)
     for mask, marker, colour, name in (
         (entry & (after > 0), "^", BUY, "long entry / add"),
         (entry & (after < 0), "v", SELL, "short entry / add"),
@@ -266,9 +268,11 @@ def fig_price(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str, shading:
         if not mask.any():
             continue
         k = np.flatnonzero(mask)
-        k = k[thin(len(k))]
-        ax.scatter(_dt(ft[k]), price[k], marker=marker, s=18, color=colour, zorder=3,
-                   label=f"{name} ({int(mask.sum())})", linewidths=1)
+        shown = k[thin(len(k))]
+        note = "" if len(shown) == len(k) else f", {len(shown):,} shown"
+        ax.scatter(_dt(ft[shown]), price[shown], marker=marker, s=max(3.0, 18 * dense),
+                   color=colour, alpha=max(0.35, dense), zorder=3, linewidths=1,
+                   label=f"{name} ({len(k):,}{note})")
     ax.set_ylabel("price")
     ax.set_title(f"{symbol}: price with entries and exits")
     ax.legend(loc="best")

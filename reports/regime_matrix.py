@@ -41,6 +41,8 @@ from reports.plots import REGIME_COLOURS
 from reports.slices import regime_returns, slice_stats
 
 STATS = ("sharpe", "return", "max_drawdown")
+MIN_COLOURED_BARS = 30  # a cell with fewer bars keeps its number but gets no colour
+SHARPE_COLOUR_LIMIT = 5.0
 GROUPINGS = ("scenario", "config", "run")
 
 def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
@@ -94,6 +96,14 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
     return out
 
 
+def _ink(image: Any, value: Any, faint: bool) -> str:
+    """Text colour on a heatmap cell: white on dark colours, grey on uncoloured cells."""
+    if faint or np.ma.is_masked(value):
+        return "#757575"
+    r, g, b, _ = image.cmap(image.norm(float(value)))
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "#212121"
+
+
 def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], out: Path,
                         by: str = "scenario") -> tuple[Path, Path]:
     """``regime_matrix.png`` (three heatmaps) and ``regime_matrix.csv`` in ``out``."""
@@ -116,28 +126,32 @@ def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], 
                                  sharey=True)
         specs = (("sharpe", "Sharpe", "RdYlGn"), ("return", "return", "RdYlGn"),
                  ("max_drawdown", "max drawdown", "Reds"))
+        few = m["bars"] < MIN_COLOURED_BARS  # too few bars to mean much: not coloured
         for ax, (key, title, cmap) in zip(axes, specs, strict=True):
             data = m[key]
-            finite = data[np.isfinite(data)]
+            shown = np.ma.masked_where(few | ~np.isfinite(data), data)
+            finite = shown.compressed()
             if key == "max_drawdown":
                 vmin, vmax = 0.0, float(finite.max()) if finite.size else 1.0
             else:
                 lim = float(np.abs(finite).max()) if finite.size else 1.0
+                if key == "sharpe":  # beyond +-5 colours saturate: short slices run wild
+                    lim = min(lim, SHARPE_COLOUR_LIMIT)
                 vmin, vmax = -lim or -1.0, lim or 1.0
-            ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax,
-                      aspect="auto")
+            image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
             for i in range(len(rows)):
                 for j in range(len(labels)):
                     v, n = data[i, j], int(m["bars"][i, j])
                     text = "—" if not n else ("n/a" if not np.isfinite(v) else
                                               (f"{v:.2f}" if key == "sharpe" else f"{v:.1%}"))
                     ax.text(j, i, f"{text}\n({n})" if n else text, ha="center", va="center",
-                            fontsize=7)
+                            fontsize=7, color=_ink(image, shown[i, j], few[i, j]))
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
             ax.set_yticks(range(len(rows)), rows)
             ax.set_title(title)
         fig.suptitle(f"Regime matrix ({by} x causal regime of the first symbol; cell: value "
-                     "and bars)", fontweight="bold")
+                     f"and bars; under {MIN_COLOURED_BARS} bars not coloured)",
+                     fontweight="bold")
         fig.tight_layout()
         png = out / "regime_matrix.png"
         fig.savefig(png, dpi=DPI)

@@ -12,6 +12,7 @@ and latency and implementation shortfall when the store holds them
 from __future__ import annotations
 
 import base64
+import csv
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -213,8 +214,10 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
 # -- compare --------------------------------------------------------------------------------
 def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
                  out: Path) -> tuple[list[dict[str, Any]], Path]:
-    """Metrics of each run (one dict per run) and an overlaid equity PNG, each curve
-    divided by its run's initial cash (1.0 at the start), against days since its start."""
+    """Metrics of each run (one dict per run, also written to ``compare_metrics.csv``:
+    one row per metric, one column per run, full precision) and an overlaid equity PNG,
+    each curve divided by its run's initial cash (1.0 at the start), against days since
+    its start."""
     for run_id in run_ids:
         check_run(con, run_id)
     out = Path(out)
@@ -229,6 +232,12 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
         if len(ts) > 1:  # the start is one bar before the first bar closes
             days[1:] += float(np.median(np.diff(ts))) / 86_400e9
         curves.append((f"{m['scenario']} {run_id} ({m['total_return']:+.1%})", days, curve))
+    with (out / "compare_metrics.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["metric", *run_ids])
+        for name in rows[0]:
+            if name != "run_id":
+                writer.writerow([name, *(r.get(name) for r in rows)])
     with plt.rc_context(figures.STYLE):
         path = figures.fig_compare(curves, out / "compare_equity.png")
     return rows, path

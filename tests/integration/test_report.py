@@ -114,6 +114,9 @@ def test_compare_and_regime_matrix_write_files(store, tmp_path: Path) -> None:
     for name in ("compare_equity.png", "regime_matrix.png"):
         img = mpimg.imread(out / name)
         assert float(img[..., :3].var()) > PIXEL_VARIANCE_FLOOR, name
+    metrics = (out / "compare_metrics.csv").read_text().splitlines()
+    assert metrics[0] == ",".join(["metric", *ids])
+    assert any(line.startswith("sharpe,") for line in metrics)
     lines = (out / "regime_matrix.csv").read_text().splitlines()
     assert lines[0] == "row,regime,bars,sharpe,return,max_drawdown" and len(lines) > 3
 
