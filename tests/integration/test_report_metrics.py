@@ -189,6 +189,17 @@ def test_regime_table_against_an_independent_slice(store, con, which: str) -> No
     denied = con.execute("SELECT count(*) FROM risk_events WHERE run_id = ?",
                          [run_id]).fetchone()[0]
     assert sum(row["denials"] for row in table) == denied
+    # slices of means weighted by their bars give back the run's figures
+    m = run_metrics(data.RunData(con, run_id))
+    assert sum(row["trades_opened"] for row in table) == m["round_trips"]
+    assert sum(row["time_in_market"] * row["bars"] for row in table) / len(eq) == \
+        pytest.approx(m["time_in_market"], rel=1e-12)
+    agree = data.RunData(con, run_id).agreement  # rows with a standing decision only
+    regime_of = dict(zip(sliced["ts"].astype("int64"), sliced["regime"], strict=True))
+    labels_of_agree = np.array([regime_of[t] for t in agree["ts"].tolist()])
+    weights = [int(agree["n"][labels_of_agree == row["regime"]].sum()) for row in table]
+    assert sum(r["mean_agreement"] * w for r, w in zip(table, weights, strict=True) if w) \
+        / sum(weights) == pytest.approx(m["mean_agreement"], rel=1e-9)
 
 
 def test_regime_matrix_and_regime_table_are_one_definition(store, con) -> None:
