@@ -27,7 +27,7 @@ BARS = int(os.environ.get("QUORUM_REPORT_BARS", "20000"))
 
 @pytest.mark.parametrize("agents", [1, 4])
 def test_report_render(benchmark, tmp_path: Path, agents: int) -> None:
-    # 4 agents: 42% of bars make a decision and 650k signals per million bars, the
+    # 4 agents: 42% of bars make a decision and 515k signals per million bars, the
     # heaviest input for the agreement and per-agent (shadow) figures
     config = parse_scenario(bench_scenario(BARS, agents), "bench")
     with DuckDBStore(tmp_path / "bench.duckdb") as store:
