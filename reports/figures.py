@@ -320,7 +320,10 @@ def fig_agents(shadow: dict[str, Any], agents: list[dict[str, Any]], shading: Sh
                       label=f"{name} ({curve[-1]:+.2f})")
         left.axhline(0.0, color="#9e9e9e", lw=0.8)
         left.set_ylabel("shadow PnL (units of notional)")
-        left.legend(loc="upper left", ncol=2 if len(names) > 5 else 1)
+        if shadow["agents"]:
+            left.legend(loc="upper left", ncol=2 if len(names) > 5 else 1)
+        else:
+            _empty(left, "no agent signals")
         _time_axis(left, ts)
         y = np.arange(len(names))
         majority = np.array([a["in_majority"] for a in agents], float)

@@ -211,7 +211,7 @@ def agent_shadow(run: data.RunData) -> dict[str, Any]:
     sig_ts = np.asarray(sig["t"], np.int64)
     sig_side = np.asarray(sig["side"], np.float64)
     starts = np.flatnonzero(np.diff(group, prepend=-1))  # first row of each (symbol, agent)
-    ends = np.append(starts[1:], len(group))
+    ends = np.append(starts[1:], len(group))[:len(starts)]  # none without signals
     out: dict[str, Any] = {"ts": eq_ts, "agents": {}}
     for first, stop in zip(starts, ends, strict=True):
         symbol, agent = str(sig["symbol"][first]), str(sig["agent"][first])

@@ -317,3 +317,28 @@ def test_report_shows_execution_when_the_store_has_it(tmp_path: Path) -> None:
     page = report.html.read_text(encoding="utf-8")
     assert "Execution per venue" in page and "Not in this run's store: latency" not in page
     assert {row["venue"] for row in report.tables["execution"]} == {"alpha", "beta"}
+
+
+def test_a_run_that_never_trades_is_reported(tmp_path: Path) -> None:
+    # 30 bars, a 50-bar slow average: no signal, decision, order or fill at all
+    from sim.config import parse_scenario
+
+    config = parse_scenario({
+        "name": "quiet", "seed": 1,
+        "data": [{"kind": "gbm", "symbol": "X", "bars": 30, "interval": "1h"}],
+        "agents": [{"name": "sma", "kind": "sma_crossover", "params": {"fast": 10, "slow": 50}}],
+        "venues": [{"name": "v", "symbols": ["X"]}]}, "test")
+    with DuckDBStore(tmp_path / "q.duckdb") as store:
+        run_id = run_scenario(config, store).run_id
+        report = write_report(store.con, run_id, tmp_path / "rep")
+    m = report.metrics
+    assert m["fills"] == 0 and m["round_trips"] == 0 and m["total_return"] == 0.0
+    assert math.isnan(m["win_rate"]) and math.isnan(m["mean_agreement"])
+    assert m["time_in_market"] == 0.0 and m["turnover"] == 0.0
+    assert report.tables["venues"] == [] and report.tables["denials"] == []
+    assert [row["shadow_pnl"] for row in report.tables["agents"]] == [0.0]
+    assert sum(row["bars"] for row in report.tables["regimes"]) == 30
+    page = report.html.read_text(encoding="utf-8")
+    assert "no routed orders" in page and "no risk denials" in page
+    for png in report.pngs:
+        assert mpimg.imread(png).shape[:2] == (FIG_PX[1], FIG_PX[0]), png.name
