@@ -39,8 +39,11 @@ def fill_sequences(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, float]:
     n = draw(st.integers(2, 60))
     quarters = draw(st.lists(st.integers(-40, 40).filter(bool), min_size=n, max_size=n))
     qty = np.array(quarters, dtype=np.float64) / 4.0
-    steps = draw(st.lists(st.floats(-0.05, 0.05), min_size=n, max_size=n))
-    price = 100.0 * np.cumprod(1.0 + np.array(steps))
+    # price moves of whole basis points (or none): vectorbt treats prices within its float
+    # tolerance as equal, so a 1e-12 move that is a real 1e-9 of PnL to us is 0 to it
+    steps = draw(st.lists(st.integers(-500, 500), min_size=n, max_size=n))
+    steps = np.array(steps) / 1e4
+    price = 100.0 * np.cumprod(1.0 + steps)
     fee_rate = draw(st.sampled_from([0.0, 0.0005, 0.001, 0.0075]))
     return qty, price, fee_rate
 
@@ -82,14 +85,17 @@ def test_round_trips_are_vectorbt_positions(seq) -> None:
     assert ours["fees"] == pytest.approx((ref["Entry Fees"] + ref["Exit Fees"]).to_numpy(),
                                          rel=REL, abs=1e-12)
     # the statistics, on vectorbt's own numbers
-    assert win_rate(ours["pnl"]) == pytest.approx(float(np.mean(pnl > 0)), rel=REL)
     assert average_trade(ours["pnl"]) == pytest.approx(float(np.mean(pnl)), rel=REL, abs=1e-9)
     assert expectancy(ours["pnl"], ours["entry_notional"]) == pytest.approx(
         float(np.mean(returns)), rel=REL, abs=1e-12)
-    losses = -pnl[pnl < 0].sum()
-    if losses > 1e-6:
-        assert profit_factor(ours["pnl"]) == pytest.approx(pnl[pnl > 0].sum() / losses,
-                                                           rel=1e-8)
+    # win or loss is the sign of the PnL: a breakeven trade's sign is rounding (flat
+    # prices, no fees), so the sign-based statistics are compared without such trades
+    if np.all(np.abs(pnl) > 1e-9 * ours["entry_notional"]):
+        assert win_rate(ours["pnl"]) == pytest.approx(float(np.mean(pnl > 0)), rel=REL)
+        losses = -pnl[pnl < 0].sum()
+        if losses > 0:
+            assert profit_factor(ours["pnl"]) == pytest.approx(pnl[pnl > 0].sum() / losses,
+                                                               rel=REL)
 
 
 def test_vectorbt_statistics_agree_on_a_fixed_case() -> None:
