@@ -180,6 +180,16 @@ class RunData:
         return initial_cash(self.con, self.run_id)
 
     @cached_property
+    def scenario(self) -> str:
+        return str(self.con.execute("SELECT scenario FROM runs WHERE run_id = ?",
+                                    [self.run_id]).fetchone()[0])
+
+    @property
+    def title(self) -> str:
+        """How figures name the run."""
+        return f"{self.scenario}, run {self.run_id}"
+
+    @cached_property
     def _equity(self) -> tuple[np.ndarray, np.ndarray]:
         return equity(self.con, self.run_id)
 

@@ -218,7 +218,7 @@ def _time_axis(ax: Any, ts: np.ndarray) -> None:
 
 
 # -- figures --------------------------------------------------------------------------------
-def fig_equity(ts: np.ndarray, equity: np.ndarray, initial: float, run_id: str,
+def fig_equity(ts: np.ndarray, equity: np.ndarray, initial: float, title: str,
                shading: Shading, path: Path) -> Path:
     peak = np.maximum.accumulate(np.concatenate(([initial], equity)))[1:]
     dd = equity / peak - 1.0
@@ -228,7 +228,7 @@ def fig_equity(ts: np.ndarray, equity: np.ndarray, initial: float, run_id: str,
     top.axhline(initial, color="#9e9e9e", lw=0.8, ls="--", label="initial cash")
     top.set_ylabel("equity")
     top.yaxis.set_major_formatter(HUMAN)
-    top.set_title(f"Equity and drawdown: run {run_id}")
+    top.set_title(title)
     top.legend(loc="upper left")
     j = minmax_indices(dd)
     bottom.fill_between(_dt(ts[j]), dd[j], 0.0, color=SELL, alpha=0.45, linewidth=0)

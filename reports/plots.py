@@ -35,7 +35,8 @@ def plot_equity(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> Path
 
     run = RunData(con, run_id)
     with plt.rc_context(figures.STYLE):
-        return figures.fig_equity(run.ts, run.equity, run.initial, run_id,
+        return figures.fig_equity(run.ts, run.equity, run.initial,
+                                  f"Equity and drawdown: {run.title}",
                                   figures.regime_shading(con, run_id, run.reference), path)
 
 

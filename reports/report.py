@@ -112,7 +112,8 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
     sections: list[tuple[str, Path, str]] = []
     with plt.rc_context(figures.STYLE):
         sections.append(("Equity and drawdown",
-                         figures.fig_equity(ts, equity, run.initial, run_id, shading,
+                         figures.fig_equity(ts, equity, run.initial,
+                                            f"Equity and drawdown: {run.title}", shading,
                                             out / "equity_drawdown.png"),
                          "Equity per bar; drawdown from the running peak (initial cash counts "
                          "as the first peak)."))
