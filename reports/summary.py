@@ -1,4 +1,6 @@
-"""A run's headline numbers, read from the store (reports never touch the engine)."""
+"""A run's numbers, read from the store (reports never touch the engine): the headline
+summary ``quorum run`` and ``quorum show`` print (``run_summary``), every run-level metric
+of the report (``run_metrics``), and how a metric is shown to people (``fmt``)."""
 
 from __future__ import annotations
 
