@@ -6,7 +6,7 @@ numpy arrays), so they can be built and tested without the columns existing in t
 **Execution frame** (one row per fill):
 
 =================  ============================================================
-``decision_ts``    int64 ns: when the decision that caused the order was made
+``decision_ts``    int64 ns: when the decision became an order (submitted)
 ``arrival_ts``     int64 ns: when the order reached the venue
 ``fill_ts``        int64 ns: when it filled
 ``expected_price`` the price expected at decision time (the decision price)
@@ -17,11 +17,13 @@ numpy arrays), so they can be built and tested without the columns existing in t
 =================  ============================================================
 
 **Funding frame** (one row per funding payment): ``ts`` (int64 ns), ``symbol``,
-``venue``, ``amount`` (cash paid by the account: positive paid, negative received).
+``venue`` ('' when not known), ``amount`` (cash paid by the account: positive paid,
+negative received).
 
-Only ``execution_frame`` and ``funding_frame`` read the store. Each returns None when the
-columns or the table it needs are absent (checked in DuckDB's ``information_schema``), and
-the report then leaves the figures and metrics out and says they are not stored.
+Only ``execution_frame`` and ``funding_frame`` read the store (the marked block below).
+Each returns None when the columns or the table it needs are absent (checked in DuckDB's
+``information_schema``), and the report then leaves the figures and metrics out and says
+they are not stored.
 """
 
 from __future__ import annotations
@@ -53,40 +55,49 @@ def _arrays(got: dict[str, Any], ts_columns: tuple[str, ...]) -> dict[str, np.nd
 
 
 # ---------------------------------------------------------------------------------------
-# STORE QUERY, to adjust when the execution issue (issue 6) lands: the one place that maps
-# the store's columns onto the execution frame. Assumed here: ``fills`` gains
-# ``decision_ts`` and ``arrival_ts`` (TIMESTAMP_NS) and ``expected_price`` (DOUBLE);
-# ``fills.ts`` is the fill time and ``fills.price`` the fill price.
+# STORE QUERIES: the one place that maps the store's columns onto the two frames, written
+# against the schema the execution issue (issue 6, store schema 7) adds:
+#   orders: ts (submitted), decision_ts (the decision's bar, stamped by its open time),
+#           arrival_ts (first reached a venue), fill_ts, ref_price (the decision price),
+#           avg_fill_price;
+#   funding: ts, symbol, position, mark, rate, payment (> 0 received, < 0 paid).
+# Without those columns (schema 6) both return None.
 # ---------------------------------------------------------------------------------------
-_EXECUTION_NEEDS = {"decision_ts", "arrival_ts", "expected_price"}
+_EXECUTION_NEEDS = {"ts", "arrival_ts", "ref_price"}
+# The frame's decision time is the order's submission (``orders.ts``): a decision is made
+# at its bar's close and submitted then, while ``decision_ts`` stamps that bar by its
+# open, one bar earlier. Expected price: the decision price (``orders.ref_price``; for a
+# limit, stop or bracket order, its own limit or trigger price).
 _EXECUTION_SQL = """
-SELECT epoch_ns(decision_ts) AS decision_ts, epoch_ns(arrival_ts) AS arrival_ts,
-       epoch_ns(ts) AS fill_ts, expected_price, price AS fill_price, quantity, symbol, venue
-FROM fills WHERE run_id = ? ORDER BY ts, fill_id
+SELECT epoch_ns(o.ts) AS decision_ts, epoch_ns(o.arrival_ts) AS arrival_ts,
+       epoch_ns(f.ts) AS fill_ts, o.ref_price AS expected_price, f.price AS fill_price,
+       f.quantity, f.symbol, f.venue
+FROM fills f JOIN orders o ON o.run_id = f.run_id AND o.order_id = f.order_id
+WHERE f.run_id = ? ORDER BY f.ts, f.fill_id
 """
 
 
 def execution_frame(con: duckdb.DuckDBPyConnection,
                     run_id: str) -> dict[str, np.ndarray] | None:
-    """The run's execution frame, or None when the store does not hold these columns."""
-    if not _columns(con, "fills") >= _EXECUTION_NEEDS:
+    """The run's execution frame, one row per fill, or None when the store does not
+    hold the columns."""
+    if not _EXECUTION_NEEDS.issubset(_columns(con, "orders")):
         return None
     return _arrays(con.execute(_EXECUTION_SQL, [run_id]).fetchnumpy(),
                    ("decision_ts", "arrival_ts", "fill_ts"))
 
 
-# STORE QUERY, to adjust with issue 6: funding payments, assumed in a table
-# ``funding_payments (run_id, ts, symbol, venue, amount)``.
 _FUNDING_SQL = """
-SELECT epoch_ns(ts) AS ts, symbol, venue, amount FROM funding_payments
-WHERE run_id = ? ORDER BY ts
+SELECT epoch_ns(ts) AS ts, symbol, '' AS venue, -payment AS amount FROM funding
+WHERE run_id = ? ORDER BY ts, symbol
 """
 
 
 def funding_frame(con: duckdb.DuckDBPyConnection,
                   run_id: str) -> dict[str, np.ndarray] | None:
-    """The run's funding payments, or None when the store has no such table."""
-    if not {"run_id", *FUNDING_COLUMNS} <= _columns(con, "funding_payments"):
+    """The run's funding payments (``amount`` > 0 paid, as fees are), or None when the
+    store has no funding table. The store does not say which venue charged them."""
+    if not {"run_id", "ts", "symbol", "payment"} <= _columns(con, "funding"):
         return None
     return _arrays(con.execute(_FUNDING_SQL, [run_id]).fetchnumpy(), ("ts",))
 # ---------------------------------------------------------------------------------------
@@ -94,7 +105,7 @@ def funding_frame(con: duckdb.DuckDBPyConnection,
 
 def execution_metrics(frame: dict[str, np.ndarray]) -> dict[str, float]:
     """Run-level figures of an execution frame: shortfall in cash (sum) and in bps of
-    the expected notional, and the latency from decision to arrival and to fill (ms)."""
+    the expected notional, and the latency from submission to arrival and to fill (ms)."""
     q, exp, fill = frame["quantity"], frame["expected_price"], frame["fill_price"]
     arrival = latency_summary(frame["arrival_ts"] - frame["decision_ts"])
     total = latency_summary(frame["fill_ts"] - frame["decision_ts"])

@@ -148,7 +148,7 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
         if frame is not None:
             sections.append(("Execution: latency and implementation shortfall",
                              figures.fig_execution(frame, out / "execution.png"),
-                             "Per fill: time from decision to arrival at the venue and from "
+                             "Per fill: time from submission to arrival at the venue and from "
                              "arrival to fill; fill price against the decision price, in bps "
                              "of the expected notional (positive is a cost)."))
     page = out / f"report_{_safe(run_id)}.html"

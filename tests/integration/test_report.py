@@ -11,11 +11,13 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import duckdb
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
 from quorum.cli import main
+from reports.execution import execution_frame, funding_frame
 from reports.figures import FIG_PX, minmax_indices
 from reports.regime_matrix import regime_matrix
 from sim.config import load_scenario
@@ -97,9 +99,15 @@ def test_report_is_one_self_contained_page_with_every_figure(store, tmp_path: Pa
     for heading in ("Per regime label", "Per agent", "Per venue", "Risk denials by check",
                     "Per-agent contribution", "Consensus agreement"):
         assert f"<h2>{heading}</h2>" in text, heading
-    # this store has no latency, shortfall or funding columns: said, and no empty figure
-    assert "Not in this run's store: latency and implementation shortfall, funding" in text
-    assert "execution.png" not in names
+    # latency, shortfall and funding: shown when the store holds them, else said, and no
+    # empty figure
+    with duckdb.connect(store["db"]) as con:
+        has_execution = execution_frame(con, store["demo"]) is not None
+        has_funding = funding_frame(con, store["demo"]) is not None
+    assert ("execution.png" in names) == has_execution
+    assert ("Not in this run's store: latency and implementation shortfall" in text) == (
+        not has_execution)
+    assert ("funding payments." in text) == (not has_funding)
 
 
 def test_compare_and_regime_matrix_write_files(store, tmp_path: Path) -> None:

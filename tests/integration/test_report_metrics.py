@@ -20,6 +20,7 @@ import pytest
 
 from quorum.cli import main
 from reports import data, slices
+from reports.execution import execution_frame, funding_frame
 from reports.figures import FIG_PX
 from reports.metrics import DAY_NS, NS_PER_YEAR, periods_per_year
 from reports.regime_matrix import regime_matrix
@@ -109,8 +110,14 @@ def test_run_metrics_against_empyrical_and_by_hand(store, con, which: str) -> No
         assert close(m[key], (eq["equity"].iloc[-1] / e0 - 1) * NS_PER_YEAR / (end - t0))
     if which == "crash":  # 2000 hourly bars, 83 days: a 30-day APR, no 90-day one
         assert math.isfinite(m["apr_30d"]) and math.isnan(m["apr_90d"])
-    assert m["funding_paid"] == NOT_STORED
-    assert "implementation_shortfall" not in m
+    # execution and funding figures appear exactly when the store holds their columns
+    if funding_frame(con, run_id) is None:
+        assert m["funding_paid"] == NOT_STORED
+    else:
+        paid = con.execute("SELECT coalesce(-sum(payment), 0) FROM funding WHERE run_id = ?",
+                           [run_id]).fetchone()[0]
+        assert m["funding_paid"] == pytest.approx(paid, rel=REL, abs=1e-12)
+    assert ("implementation_shortfall" in m) == (execution_frame(con, run_id) is not None)
 
 
 def test_fees_and_turnover_agree_with_the_ledger(store, con) -> None:
@@ -284,38 +291,46 @@ def test_show_metrics_bad_input_is_one_line(store, run_id: str) -> None:
 
 # -- execution columns, when the store has them --------------------------------------------
 def test_report_shows_execution_when_the_store_has_it(tmp_path: Path) -> None:
-    # a run stored as the execution issue is assumed to store it (reports.execution): the
-    # decision time and price from the decision's bar, arrival 150 ms after the decision
+    # a run stored as the execution issue stores it (schema 7 columns on orders, a funding
+    # table; reports.execution): arrival 150 ms after submission, fill 400 ms after it, the
+    # expected price the decision bar's close, one funding payment
     with DuckDBStore(tmp_path / "x.duckdb") as store:
         run_id = run_scenario(load_scenario(REPO / "scenarios" / "demo.toml"), store).run_id
         c = store.con
         for column, kind in (("decision_ts", "TIMESTAMP_NS"), ("arrival_ts", "TIMESTAMP_NS"),
-                             ("expected_price", "DOUBLE")):
-            c.execute(f"ALTER TABLE fills ADD COLUMN {column} {kind}")
+                             ("fill_ts", "TIMESTAMP_NS"), ("avg_fill_price", "DOUBLE")):
+            c.execute(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {column} {kind}")
         c.execute("""
-            UPDATE fills SET decision_ts = d.ts, expected_price = b.close,
-                             arrival_ts = d.ts + INTERVAL 150 MILLISECOND
-            FROM orders o, decisions d, bars b
-            WHERE fills.run_id = o.run_id AND fills.order_id = o.order_id
-              AND d.run_id = o.run_id AND d.decision_id = o.decision_id
+            UPDATE orders SET decision_ts = d.ts, arrival_ts = orders.ts + INTERVAL 150 MILLISECOND,
+                              ref_price = b.close
+            FROM decisions d, bars b
+            WHERE d.run_id = orders.run_id AND d.decision_id = orders.decision_id
               AND b.run_id = d.run_id AND b.symbol = d.symbol AND b.ts = d.ts""")
+        c.execute("UPDATE fills SET ts = ts + INTERVAL 400 MILLISECOND WHERE run_id = ?",
+                  [run_id])  # filled 250 ms after arrival
+        c.execute("CREATE TABLE IF NOT EXISTS funding (run_id VARCHAR, ts TIMESTAMP_NS,"
+                  " symbol VARCHAR, position DOUBLE, mark DOUBLE, rate DOUBLE, payment DOUBLE)")
+        c.execute("INSERT INTO funding (run_id, ts, symbol, position, mark, rate, payment)"
+                  " VALUES (?, '2018-01-20', 'SYN', 1, 100, 0.001, -0.1)", [run_id])
         expected = c.execute("""
-            SELECT sum(quantity * (price - expected_price)),
-                   1e4 * sum(quantity * (price - expected_price))
-                       / sum(abs(quantity) * expected_price)
-            FROM fills WHERE run_id = ?""", [run_id]).fetchone()
+            SELECT sum(f.quantity * (f.price - o.ref_price)),
+                   1e4 * sum(f.quantity * (f.price - o.ref_price))
+                       / sum(abs(f.quantity) * o.ref_price)
+            FROM fills f JOIN orders o USING (run_id, order_id) WHERE f.run_id = ?""",
+                             [run_id]).fetchone()
         report = write_report(c, run_id, tmp_path / "rep")
     m = report.metrics
     assert m["implementation_shortfall"] == pytest.approx(expected[0], rel=1e-9)
     assert m["implementation_shortfall_bps"] == pytest.approx(expected[1], rel=1e-9)
     assert m["latency_to_arrival_ms_mean"] == pytest.approx(150.0, rel=1e-12)
-    assert m["latency_to_fill_ms_p99"] >= 5 * 60 * 1000  # next bar's open, 5 min later
+    assert m["latency_to_fill_ms_p99"] == pytest.approx(400.0, rel=1e-12)
+    assert m["funding_paid"] == pytest.approx(0.1, rel=1e-12)
     png = tmp_path / "rep" / "execution.png"
     assert png in report.pngs
     img = mpimg.imread(png)
     assert img.shape[:2] == (FIG_PX[1], FIG_PX[0]) and float(img[..., :3].var()) > 1e-3
     page = report.html.read_text(encoding="utf-8")
-    assert "Execution per venue" in page and "Not in this run's store: latency" not in page
+    assert "Execution per venue" in page and "Not in this run's store" not in page
     assert {row["venue"] for row in report.tables["execution"]} == {"alpha", "beta"}
 
 

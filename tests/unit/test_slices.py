@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reports.execution import (
+    EXECUTION_COLUMNS,
+    FUNDING_COLUMNS,
     execution_by,
     execution_frame,
     execution_metrics,
@@ -97,33 +99,46 @@ def test_shadow_pnl_matches_the_engines_agent_performance(case) -> None:
 
 
 # -- execution and funding frames: None until the store holds them ------------------------
-def test_frames_are_none_on_todays_store(tmp_path) -> None:
-    with DuckDBStore(tmp_path / "s.duckdb") as store:
-        assert execution_frame(store.con, "any") is None
-        assert funding_frame(store.con, "any") is None
-        assert funding_paid(None) is None
+def test_frames_are_none_without_the_columns(tmp_path) -> None:
+    # the tables as the store wrote them before the execution issue (schema 6)
+    with duckdb.connect(str(tmp_path / "s6.duckdb")) as con:
+        con.execute("CREATE TABLE orders (run_id VARCHAR, order_id BIGINT, ts TIMESTAMP_NS,"
+                    " ref_price DOUBLE, status VARCHAR)")
+        con.execute("CREATE TABLE fills (run_id VARCHAR, fill_id BIGINT, order_id BIGINT,"
+                    " ts TIMESTAMP_NS, price DOUBLE)")
+        assert execution_frame(con, "any") is None
+        assert funding_frame(con, "any") is None
+    assert funding_paid(None) is None
 
 
 def test_frames_are_read_when_the_columns_exist(tmp_path) -> None:
-    # the store as issue 6 is assumed to extend it (reports.execution's STORE QUERY)
+    # the columns the execution issue adds (store schema 7); added here if missing
     with DuckDBStore(tmp_path / "s.duckdb") as store:
         con = store.con
-        con.execute("ALTER TABLE fills ADD COLUMN decision_ts TIMESTAMP_NS")
-        con.execute("ALTER TABLE fills ADD COLUMN arrival_ts TIMESTAMP_NS")
-        con.execute("ALTER TABLE fills ADD COLUMN expected_price DOUBLE")
+        for column, kind in (("decision_ts", "TIMESTAMP_NS"), ("arrival_ts", "TIMESTAMP_NS"),
+                             ("fill_ts", "TIMESTAMP_NS"), ("avg_fill_price", "DOUBLE")):
+            con.execute(f"ALTER TABLE orders ADD COLUMN IF NOT EXISTS {column} {kind}")
+        # two orders submitted at 0 s and 60 s, expected (decision) price 100 each
+        con.execute("""INSERT INTO orders (run_id, order_id, decision_id, ts, symbol, quantity,
+                       ref_price, notional, status, decision_ts, arrival_ts) VALUES
+            ('r', 1, 1, '2024-01-01 00:00:00', 'X', 2.0, 100.0, 200.0, 'filled',
+             '2023-12-31 23:59:00', '2024-01-01 00:00:00.100'),
+            ('r', 2, 2, '2024-01-01 00:01:00', 'X', -1.0, 100.0, 100.0, 'filled',
+             '2024-01-01 00:00:00', '2024-01-01 00:01:00.020')""")
         con.execute("""INSERT INTO fills (run_id, fill_id, order_id, ts, symbol, venue, quantity,
-                       price, fee, decision_ts, arrival_ts, expected_price) VALUES
-            ('r', 1, 1, '2024-01-01 00:00:00.300', 'X', 'a', 2.0, 101.0, 0.1,
-             '2024-01-01 00:00:00', '2024-01-01 00:00:00.100', 100.0),
-            ('r', 2, 2, '2024-01-01 00:01:00.050', 'X', 'b', -1.0, 99.0, 0.1,
-             '2024-01-01 00:01:00', '2024-01-01 00:01:00.020', 100.0)""")
-        con.execute("CREATE TABLE funding_payments (run_id VARCHAR, ts TIMESTAMP_NS,"
-                    " symbol VARCHAR, venue VARCHAR, amount DOUBLE)")
-        con.execute("INSERT INTO funding_payments VALUES ('r', '2024-01-01 08:00', 'X', 'a', 1.5),"
-                    " ('r', '2024-01-01 16:00', 'X', 'a', -0.25)")
+                       price, fee) VALUES
+            ('r', 1, 1, '2024-01-01 00:00:00.300', 'X', 'a', 2.0, 101.0, 0.1),
+            ('r', 2, 2, '2024-01-01 00:01:00.050', 'X', 'b', -1.0, 99.0, 0.1)""")
+        con.execute("CREATE TABLE IF NOT EXISTS funding (run_id VARCHAR, ts TIMESTAMP_NS,"
+                    " symbol VARCHAR, position DOUBLE, mark DOUBLE, rate DOUBLE, payment DOUBLE)")
+        # the store's sign: payment < 0 paid, > 0 received
+        con.execute("INSERT INTO funding (run_id, ts, symbol, position, mark, rate, payment)"
+                    " VALUES ('r', '2024-01-01 08:00', 'X', 2, 100, 0.0075, -1.5),"
+                    " ('r', '2024-01-01 16:00', 'X', -1, 100, 0.0025, 0.25)")
         frame = execution_frame(con, "r")
         funding = funding_frame(con, "r")
     assert frame is not None and funding is not None
+    assert set(frame) == set(EXECUTION_COLUMNS) and set(funding) == set(FUNDING_COLUMNS)
     assert frame["decision_ts"].dtype == np.int64
     assert (frame["fill_ts"] - frame["decision_ts"]).tolist() == [300_000_000, 50_000_000]
     m = execution_metrics(frame)
@@ -135,13 +150,14 @@ def test_frames_are_read_when_the_columns_exist(tmp_path) -> None:
     by_venue = execution_by(frame, "venue")
     assert by_venue["a"]["shortfall_bps"] == pytest.approx(100.0, rel=1e-12)
     assert by_venue["b"]["shortfall"] == pytest.approx(1.0, rel=1e-12)
+    # paid 1.5, received 0.25: 1.25 paid in all
     assert funding_paid(funding) == pytest.approx(1.25, rel=1e-12)
 
 
 def test_information_schema_lookup_is_per_table(tmp_path) -> None:
     # a column of the same name in another table does not count
     with duckdb.connect(str(tmp_path / "x.duckdb")) as con:
-        con.execute("CREATE TABLE fills (run_id VARCHAR, ts TIMESTAMP_NS, price DOUBLE)")
-        con.execute("CREATE TABLE other (decision_ts TIMESTAMP_NS, arrival_ts TIMESTAMP_NS,"
-                    " expected_price DOUBLE)")
+        con.execute("CREATE TABLE orders (run_id VARCHAR, ts TIMESTAMP_NS, ref_price DOUBLE)")
+        con.execute("CREATE TABLE other (arrival_ts TIMESTAMP_NS, payment DOUBLE)")
         assert execution_frame(con, "r") is None
+        assert funding_frame(con, "r") is None
