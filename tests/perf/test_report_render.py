@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from quorum.bench import bench_scenario
+from reports.execution import execution_frame
 from reports.report import write_report
 from sim.config import parse_scenario
 from sim.runner import run_scenario
@@ -34,4 +35,6 @@ def test_report_render(benchmark, tmp_path: Path, agents: int) -> None:
         run_id = run_scenario(config, store).run_id
         report = benchmark.pedantic(lambda: write_report(store.con, run_id, tmp_path / "out"),
                                     rounds=3, iterations=1)
-    assert report.html.is_file() and len(report.pngs) == 7
+        with_execution = execution_frame(store.con, run_id) is not None
+    # 7 figures, and the execution one when the store has its columns
+    assert report.html.is_file() and len(report.pngs) == 7 + with_execution
