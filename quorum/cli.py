@@ -150,6 +150,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     with _open_existing(args.db) as store:
         run_id = store.resolve_run_id(args.run_id)
+        if args.metrics:  # refuse an empty run before printing anything
+            (run_id,) = _report_run_ids(store, [run_id])
         row = store.con.execute(
             "SELECT scenario, status, seed, code_version, data_hash, started_at, finished_at,"
             " error, config FROM runs WHERE run_id = ?", [run_id],
@@ -172,7 +174,38 @@ def cmd_show(args: argparse.Namespace) -> int:
                          title="routing")
             _print_table(routing_by_venue(store.con, run_id),
                          title="routing by venue and symbol")
+        if args.metrics:
+            _print_metrics(store.con, run_id)
     return 0
+
+
+def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Every run metric, then the per-regime, per-agent, per-venue and per-check tables:
+    the numbers of ``quorum report`` without the pictures."""
+    from reports import data, slices
+    from reports.summary import METRIC_GROUPS, fmt, run_metrics
+
+    run = data.RunData(con, run_id)
+    metrics = run_metrics(run)
+    _print_table([{"group": group, "metric": name, "value": fmt(metrics[name], name)}
+                  for group, names in METRIC_GROUPS.items() for name in names
+                  if name in metrics and group != "run"], title="metrics")
+
+    def columns(rows: list[dict[str, Any]], title: str) -> None:
+        """One column per row of ``rows`` (regimes, agents, venues are few; metrics many)."""
+        if not rows:
+            _print_table([], title=title)
+            return
+        key = next(iter(rows[0]))
+        _print_table([{key: name, **{str(r[key]): fmt(r[name], name) for r in rows}}
+                      for name in list(rows[0])[1:]], title=title)
+
+    columns(slices.regime_table(run), f"per regime label (of {run.reference})")
+    columns(slices.agent_table(run),
+            "per agent (shadow: own signals alone, a unit of notional per symbol, no fees)")
+    columns(slices.venue_table(run), "per venue")
+    _print_table([{k: fmt(v, k) for k, v in row.items()}
+                  for row in slices.denials_table(run)], title="risk denials by check")
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -221,17 +254,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from reports.report import compare_runs
-    from reports.report import fmt as fmt_metric
+    from reports.summary import fmt as fmt_metric
 
     with _open_existing(args.db) as store:
         run_ids = _report_run_ids(store, args.run_ids)
         out = Path(args.out or "compare_" + "_".join(r[:6] for r in run_ids[:6]))
         rows, png = compare_runs(store.con, run_ids, out)
         names = [k for k in rows[0] if k != "run_id"]
-        table = [{"metric": k, **{r["run_id"]: fmt_metric(r.get(k)) for r in rows}}
+        table = [{"metric": k, **{r["run_id"]: fmt_metric(r.get(k), k) for r in rows}}
                  for k in names]
         _print_table(table, title="compare")
-        _console().print(f"equity overlay: {png}")
+        _console().print(f"equity overlay: {png} (compare_metrics.csv alongside)")
         if args.regimes:
             from reports.regime_matrix import write_regime_matrix
 
@@ -446,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", action="store_true", help="also print the resolved config")
     p.add_argument("--routing", action="store_true",
                    help="also print routing by venue and symbol, success rate, routing time")
+    p.add_argument("--metrics", action="store_true",
+                   help="also print every metric and the per-regime, per-agent, per-venue "
+                        "and per-risk-check tables (the numbers of `quorum report`)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("query", help="run SQL against the store")

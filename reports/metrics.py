@@ -35,14 +35,7 @@ def periods_per_year(ts_ns: np.ndarray) -> float:
 
 def sharpe_ratio(equity: np.ndarray, initial: float, per_year: float) -> float:
     """Annualised mean over standard deviation of simple per-bar returns (risk-free 0)."""
-    path = np.concatenate(([initial], equity))
-    returns = path[1:] / path[:-1] - 1.0
-    if len(returns) < 2:
-        return float("nan")
-    sd = returns.std(ddof=1)
-    if sd == 0.0:
-        return float("nan")
-    return float(returns.mean() / sd * np.sqrt(per_year))
+    return returns_sharpe(_returns(equity, initial), per_year)
 
 
 # -- return, risk and drawdown ---------------------------------------------------------
@@ -113,10 +106,7 @@ def apr(
 
 def annual_volatility(equity: np.ndarray, initial: float, per_year: float) -> float:
     """Sample (ddof=1) standard deviation of per-bar returns times ``sqrt(per_year)``."""
-    returns = _returns(equity, initial)
-    if len(returns) < 2:
-        return float("nan")
-    return float(returns.std(ddof=1) * np.sqrt(per_year))
+    return returns_volatility(_returns(equity, initial), per_year)
 
 
 def sortino_ratio(equity: np.ndarray, initial: float, per_year: float) -> float:
@@ -126,13 +116,7 @@ def sortino_ratio(equity: np.ndarray, initial: float, per_year: float) -> float:
 
     the mean taken over ALL bars (positive returns count as zeros), not only the losing
     ones. NaN with fewer than two returns or no losing bar (empyrical gives inf there)."""
-    returns = _returns(equity, initial)
-    if len(returns) < 2:
-        return float("nan")
-    downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2))
-    if downside == 0.0:
-        return float("nan")
-    return float(returns.mean() * per_year / (downside * np.sqrt(per_year)))
+    return returns_sortino(_returns(equity, initial), per_year)
 
 
 def calmar_ratio(equity: np.ndarray, initial: float, per_year: float) -> float:
@@ -167,6 +151,68 @@ def max_drawdown_duration(
     began = last_high[:-1][counted]
     ended = idx[1:][counted]
     return int(np.max(ended - began)), int(np.max(stamps[ended] - stamps[began]))
+
+
+# -- the same statistics of a bare series of per-bar returns ----------------------------
+# For slices of a run (the bars of one regime, an agent's shadow PnL): the equity-based
+# functions above call these, so each statistic has one definition.
+def returns_sharpe(returns: np.ndarray, per_year: float) -> float:
+    """``mean(r) / std(r, ddof=1) * sqrt(per_year)``; NaN with fewer than 2 returns or no
+    spread (empyrical's ``sharpe_ratio`` with risk-free 0)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return float("nan")
+    sd = r.std(ddof=1)
+    if sd == 0.0:
+        return float("nan")
+    return float(r.mean() / sd * np.sqrt(per_year))
+
+
+def returns_volatility(returns: np.ndarray, per_year: float) -> float:
+    """``std(r, ddof=1) * sqrt(per_year)``; NaN with fewer than 2 returns."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return float("nan")
+    return float(r.std(ddof=1) * np.sqrt(per_year))
+
+
+def returns_sortino(returns: np.ndarray, per_year: float) -> float:
+    """Annualised mean over annualised downside deviation, target 0 (empyrical):
+
+        downside = sqrt(mean(min(r, 0) ** 2)) * sqrt(per_year)
+
+    the mean taken over ALL bars (positive returns count as zeros), not only the losing
+    ones. NaN with fewer than two returns or no losing bar (empyrical gives inf there)."""
+    r = np.asarray(returns, dtype=np.float64)
+    if len(r) < 2:
+        return float("nan")
+    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    if downside == 0.0:
+        return float("nan")
+    return float(r.mean() * per_year / (downside * np.sqrt(per_year)))
+
+
+def compounded_return(returns: np.ndarray) -> float:
+    """``prod(1 + r) - 1``: 0 for no returns."""
+    return float(np.prod(1.0 + np.asarray(returns, dtype=np.float64)) - 1.0)
+
+
+def returns_max_drawdown(returns: np.ndarray) -> float:
+    """Largest fall of the path ``cumprod(1 + r)`` from 1.0 (the start counts as a peak),
+    as a positive fraction; NaN for no returns. Gluing the bars of a slice end to end
+    skips the time outside it."""
+    r = np.asarray(returns, dtype=np.float64)
+    if not len(r):
+        return float("nan")
+    return max_drawdown(np.cumprod(1.0 + r), 1.0)
+
+
+def pnl_max_drawdown(pnl: np.ndarray) -> float:
+    """Largest fall of the running sum of ``pnl`` from its running peak (0 counts as the
+    first), in the units of ``pnl``: for series that are not compounded (shadow PnL on a
+    unit notional). 0 for no values."""
+    curve = np.concatenate(([0.0], np.cumsum(np.asarray(pnl, dtype=np.float64))))
+    return float(np.max(np.maximum.accumulate(curve) - curve))
 
 
 # -- positions and trading -------------------------------------------------------------
@@ -306,3 +352,43 @@ def expectancy(pnl: np.ndarray, entry_notional: np.ndarray) -> float:
     if not len(pnl):
         return float("nan")
     return float(np.mean(np.asarray(pnl, dtype=np.float64) / entry_notional))
+
+
+# -- execution -------------------------------------------------------------------------
+def implementation_shortfall(quantity: np.ndarray, expected_price: np.ndarray,
+                             fill_price: np.ndarray) -> np.ndarray:
+    """Per fill, in cash, fees excluded: ``quantity * (fill_price - expected_price)`` with
+    ``quantity`` signed (+ buy, - sell). Positive is a cost: bought dearer or sold cheaper
+    than the price expected when the order was decided (Perold's execution cost on the
+    filled part; the opportunity cost of what never filled is not in it)."""
+    q = np.asarray(quantity, dtype=np.float64)
+    return q * (np.asarray(fill_price, dtype=np.float64)
+                - np.asarray(expected_price, dtype=np.float64))
+
+
+def shortfall_bps(quantity: np.ndarray, expected_price: np.ndarray,
+                  fill_price: np.ndarray) -> float:
+    """Shortfall over the expected notional, in basis points, notional-weighted:
+
+        1e4 * sum(q * (fill - expected)) / sum(|q| * expected)
+
+    NaN without fills."""
+    q = np.asarray(quantity, dtype=np.float64)
+    notional = float(np.sum(np.abs(q) * np.asarray(expected_price, dtype=np.float64)))
+    if not len(q) or notional == 0.0:
+        return float("nan")
+    return float(1e4 * np.sum(implementation_shortfall(q, expected_price, fill_price))
+                 / notional)
+
+
+def latency_summary(delay_ns: np.ndarray) -> dict[str, float]:
+    """``count``, ``mean``, ``p50``, ``p90``, ``p99`` and ``max`` of delays in ns, given in
+    milliseconds (percentiles linearly interpolated, as numpy's default and DuckDB's
+    ``quantile_cont``). NaN statistics without delays."""
+    d = np.asarray(delay_ns, dtype=np.float64) / 1e6
+    if not len(d):
+        nan = float("nan")
+        return {"count": 0, "mean": nan, "p50": nan, "p90": nan, "p99": nan, "max": nan}
+    p50, p90, p99 = np.percentile(d, [50, 90, 99])
+    return {"count": len(d), "mean": float(d.mean()), "p50": float(p50), "p90": float(p90),
+            "p99": float(p99), "max": float(d.max())}

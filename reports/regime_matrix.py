@@ -1,14 +1,15 @@
 """Regime matrix: how each configuration did in each regime, from several stored runs.
 
-Slicing: every bar's equity return ``equity[t] / equity[t-1] - 1`` (the first from the
-initial cash) is attributed to the causal regime label (``bars.regime``) of the run's
-*reference symbol* (its first symbol in alphabetical order) at that bar's timestamp, taken
-as of the latest bar of that symbol at or before it. Per (row, label) the returns of every
-matching bar, pooled over the row's runs in run order, give
+Slicing is ``reports.slices.regime_returns``: every bar's equity return ``equity[t] /
+equity[t-1] - 1`` (the first from the initial cash) is attributed to the causal regime
+label (``bars.regime``) of the run's *reference symbol* (its first symbol in alphabetical
+order) at that bar's timestamp, taken as of the latest bar of that symbol at or before it.
+Per (row, label) the returns of every matching bar, pooled over the row's runs in run
+order, give (``reports.slices.slice_stats``)
 
 * ``return``: compounded, ``prod(1 + r) - 1``;
-* ``sharpe``: ``mean(r) / std(r) * sqrt(periods per year)`` (per-bar annualisation of the
-  run, as ``reports.metrics.sharpe_ratio``; NaN with fewer than 2 bars or zero spread);
+* ``sharpe``: ``mean(r) / std(r) * sqrt(periods per year)`` (the median bar spacing of the
+  row's runs; NaN with fewer than 2 bars or zero spread);
 * ``max_drawdown``: the largest fall of the compounded path of those returns, concatenated
   (segments are glued end to end, so time out of the regime is skipped);
 * ``bars``: how many bars carried the label.
@@ -23,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,23 +35,15 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from reports.metrics import periods_per_year
+from reports.data import RunData, check_run
+from reports.figures import DPI, STYLE
 from reports.plots import REGIME_COLOURS
-from reports.report import DPI, STYLE, check_run
+from reports.slices import regime_returns, slice_stats
 
 STATS = ("sharpe", "return", "max_drawdown")
+MIN_COLOURED_BARS = 30  # a cell with fewer bars keeps its number but gets no colour
+SHARPE_COLOUR_LIMIT = 5.0
 GROUPINGS = ("scenario", "config", "run")
-
-_SLICE = """
-WITH ref AS (
-  SELECT ts, coalesce(regime, 'unknown') AS regime FROM bars
-  WHERE run_id = $r AND symbol = (SELECT min(symbol) FROM bars WHERE run_id = $r)
-)
-SELECT epoch_ns(e.ts) AS t, e.equity AS equity, coalesce(ref.regime, 'unknown') AS regime
-FROM equity e ASOF LEFT JOIN ref ON e.ts >= ref.ts
-WHERE e.run_id = $r ORDER BY e.ts
-"""
-
 
 def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
     scenario, config = con.execute(
@@ -67,13 +59,6 @@ def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
     return f"{agents} / {method} [{hashlib.sha256(rest.encode()).hexdigest()[:6]}]"
 
 
-def _max_drawdown(returns: np.ndarray) -> float:
-    if not len(returns):
-        return float("nan")
-    path = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
-    return float(np.max(1.0 - path / np.maximum.accumulate(path)))
-
-
 def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
                   by: str = "scenario") -> dict[str, Any]:
     """``{"rows": [...], "labels": [...], "sharpe"|"return"|"max_drawdown"|"bars":
@@ -84,19 +69,12 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
     per_year: dict[str, list[float]] = {}
     for run_id in run_ids:
         check_run(con, run_id)
-        initial = float(json.loads(con.execute(
-            "SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])["initial_cash"])
-        got = con.execute(_SLICE, {"r": run_id}).fetchnumpy()
-        ts = np.asarray(got["t"], np.int64)
-        equity = np.asarray(got["equity"], np.float64)
-        labels = np.asarray(got["regime"]).astype(str)
-        path = np.concatenate(([initial], equity))
-        returns = path[1:] / path[:-1] - 1.0
+        run = RunData(con, run_id)
         row = _row_label(con, run_id, by)
-        per_year.setdefault(row, []).append(periods_per_year(ts))
+        per_year.setdefault(row, []).append(run.per_year)
         cells = pooled.setdefault(row, {})
-        for name in np.unique(labels):
-            cells.setdefault(str(name), []).append(returns[labels == name])
+        for name, returns in regime_returns(run).items():
+            cells.setdefault(name, []).append(returns)
     known = [n for n in REGIME_COLOURS if any(n in c for c in pooled.values())]
     other = sorted({n for c in pooled.values() for n in c} - set(known))
     labels_all = known + other
@@ -112,11 +90,18 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
             out["bars"][i, j] = len(r)
             if not len(r):
                 continue
-            out["return"][i, j] = float(np.prod(1.0 + r) - 1.0)
-            sd = r.std(ddof=1) if len(r) > 1 else 0.0
-            out["sharpe"][i, j] = float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else np.nan
-            out["max_drawdown"][i, j] = _max_drawdown(r)
+            stats = slice_stats(r, ppy)
+            for stat in STATS:
+                out[stat][i, j] = stats[stat]
     return out
+
+
+def _ink(image: Any, value: Any, faint: bool) -> str:
+    """Text colour on a heatmap cell: white on dark colours, grey on uncoloured cells."""
+    if faint or np.ma.is_masked(value):
+        return "#757575"
+    r, g, b, _ = image.cmap(image.norm(float(value)))
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "#212121"
 
 
 def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], out: Path,
@@ -141,28 +126,32 @@ def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], 
                                  sharey=True)
         specs = (("sharpe", "Sharpe", "RdYlGn"), ("return", "return", "RdYlGn"),
                  ("max_drawdown", "max drawdown", "Reds"))
+        few = m["bars"] < MIN_COLOURED_BARS  # too few bars to mean much: not coloured
         for ax, (key, title, cmap) in zip(axes, specs, strict=True):
             data = m[key]
-            finite = data[np.isfinite(data)]
+            shown = np.ma.masked_where(few | ~np.isfinite(data), data)
+            finite = shown.compressed()
             if key == "max_drawdown":
                 vmin, vmax = 0.0, float(finite.max()) if finite.size else 1.0
             else:
                 lim = float(np.abs(finite).max()) if finite.size else 1.0
+                if key == "sharpe":  # beyond +-5 colours saturate: short slices run wild
+                    lim = min(lim, SHARPE_COLOUR_LIMIT)
                 vmin, vmax = -lim or -1.0, lim or 1.0
-            ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=vmin, vmax=vmax,
-                      aspect="auto")
+            image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
             for i in range(len(rows)):
                 for j in range(len(labels)):
                     v, n = data[i, j], int(m["bars"][i, j])
                     text = "—" if not n else ("n/a" if not np.isfinite(v) else
                                               (f"{v:.2f}" if key == "sharpe" else f"{v:.1%}"))
                     ax.text(j, i, f"{text}\n({n})" if n else text, ha="center", va="center",
-                            fontsize=7)
+                            fontsize=7, color=_ink(image, shown[i, j], few[i, j]))
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
             ax.set_yticks(range(len(rows)), rows)
             ax.set_title(title)
         fig.suptitle(f"Regime matrix ({by} x causal regime of the first symbol; cell: value "
-                     "and bars)", fontweight="bold")
+                     f"and bars; under {MIN_COLOURED_BARS} bars not coloured)",
+                     fontweight="bold")
         fig.tight_layout()
         png = out / "regime_matrix.png"
         fig.savefig(png, dpi=DPI)

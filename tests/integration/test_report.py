@@ -11,13 +11,15 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import duckdb
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
 from quorum.cli import main
+from reports.execution import execution_frame, funding_frame
+from reports.figures import FIG_PX, minmax_indices
 from reports.regime_matrix import regime_matrix
-from reports.report import FIG_PX, minmax_indices
 from sim.config import load_scenario
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
@@ -88,8 +90,24 @@ def test_report_is_one_self_contained_page_with_every_figure(store, tmp_path: Pa
         img = mpimg.imread(png)
         assert img.shape[:2] == (FIG_PX[1], FIG_PX[0]), png.name
         assert float(img[..., :3].var()) > PIXEL_VARIANCE_FLOOR, f"{png.name} looks blank"
-    for metric in ("total_return", "max_drawdown", "sharpe", "fills"):
-        assert f"<td>{metric}</td>" in text
+    for metric in ("total_return", "cagr", "apr_30d", "apr_90d", "apr_since_inception",
+                   "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+                   "max_drawdown_days", "win_rate", "profit_factor", "average_trade",
+                   "expectancy", "time_in_market", "turnover", "fees", "funding_paid",
+                   "mean_agreement", "denied"):
+        assert f"<td>{metric}</td>" in text, metric
+    for heading in ("Per regime label", "Per agent", "Per venue", "Risk denials by check",
+                    "Per-agent contribution", "Consensus agreement"):
+        assert f"<h2>{heading}</h2>" in text, heading
+    # latency, shortfall and funding: shown when the store holds them, else said, and no
+    # empty figure
+    with duckdb.connect(store["db"]) as con:
+        has_execution = execution_frame(con, store["demo"]) is not None
+        has_funding = funding_frame(con, store["demo"]) is not None
+    assert ("execution.png" in names) == has_execution
+    assert ("Not in this run's store: latency and implementation shortfall" in text) == (
+        not has_execution)
+    assert ("funding payments." in text) == (not has_funding)
 
 
 def test_compare_and_regime_matrix_write_files(store, tmp_path: Path) -> None:
@@ -104,6 +122,9 @@ def test_compare_and_regime_matrix_write_files(store, tmp_path: Path) -> None:
     for name in ("compare_equity.png", "regime_matrix.png"):
         img = mpimg.imread(out / name)
         assert float(img[..., :3].var()) > PIXEL_VARIANCE_FLOOR, name
+    metrics = (out / "compare_metrics.csv").read_text().splitlines()
+    assert metrics[0] == ",".join(["metric", *ids])
+    assert any(line.startswith("sharpe,") for line in metrics)
     lines = (out / "regime_matrix.csv").read_text().splitlines()
     assert lines[0] == "row,regime,bars,sharpe,return,max_drawdown" and len(lines) > 3
 
