@@ -152,9 +152,8 @@ class Engine:
             self.clock, self.execution, dispatch_before=self._drain_before,
             on_flatten=self._forget_decision)
         self._watch = self.desk.watch
+        self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
-        self._venue_open = self.desk.venue_open
-        self._venue_path = self.desk.venue_path
 
     # -- the per-bar path ------------------------------------------------------------
     def on_bar(
@@ -186,18 +185,9 @@ class Engine:
         view.close = c
         view.volume = v
         pending = self._pending[s]
-        changed = False
-        if self._watch[s] and not self.execution.ticks:  # working orders meet the open
-            self._venue_open(s, ts, o, v)
-        if pending is not None:
-            self._pending[s] = None
-            if pending.__class__ is _Revote:  # a standing signal went stale
-                changed = True
-                pending = pending.held
-            if pending is not None:
-                self._release(s, ts, o, *pending)
-        if self._watch[s] and not self.execution.ticks:  # ... and the bar's path
-            self._venue_path(s, ts, o, h, lo, c, v)
+        # One test per bar for both: a decision to release, orders working on the symbol.
+        changed = (self._open(s, ts, o, h, lo, c, v, pending)
+                   if pending is not None or self._watch[s] else False)
         self.portfolio.price[s] = c
         standing = self._standing[s]
         for pos, on_bar in self._agent_calls[s]:
@@ -210,6 +200,27 @@ class Engine:
                     changed = True
         if changed:
             self._vote(s, ts, c)
+
+    def _open(self, s: int, ts: int, o: float, h: float, lo: float, c: float, v: float,
+              pending: tuple[Decision, float] | _Revote | None) -> bool:
+        """A bar's open when something happens there: working orders meet the open, the
+        pending decision is released at it, then working orders follow the bar's path (in
+        bar replay; in tick replay trades drive them). True when a standing signal went
+        stale, so consensus votes again at the close."""
+        changed = False
+        bars = not self.execution.ticks
+        if bars and self._watch[s]:  # working orders meet the open
+            self.desk.venue_open(s, ts, o, v)
+        if pending is not None:
+            self._pending[s] = None
+            if pending.__class__ is _Revote:  # a standing signal went stale
+                changed = True
+                pending = pending.held
+            if pending is not None:
+                self._release(s, ts, o, *pending)
+        if bars and self._watch[s]:  # ... and the bar's path
+            self.desk.venue_path(s, ts, o, h, lo, c, v)
+        return changed
 
     @property
     def bars_seen(self) -> int:
@@ -397,7 +408,7 @@ class Engine:
         last_close = portfolio.price[s]  # the previous mark: the price band's reference
         portfolio.price[s] = price
         desk = self.desk
-        replaced = desk.replace_working(s, ts)
+        replaced = desk.replace_working(s, ts) if self._n_working[s] else 0
         position = portfolio.qty[s]
         equity = portfolio.equity()
         qty = self.policy.order_quantity(target, position, equity, price)

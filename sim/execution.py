@@ -39,6 +39,7 @@ from sim.orders import (
     BRACKET_ROLES,
     CANCELLED,
     DENIED,
+    ENDED,
     ENTRY,
     EXPIRED,
     FILLED,
@@ -123,6 +124,7 @@ class ExecutionDesk:
         self._vol_slippage = any(v.volatility_slippage for v in venues)
         self.tick_volume = [0.0] * n  # the last trade's amount (tick replay), by symbol
         self._ending = False
+        self._brackets = execution.brackets
         # The immediate market fill needs no matcher while no venue prices volume or
         # volatility or keeps margin (SimVenue.execute: the same price and cash rules).
         self._fast = not any(v.max_participation is not None or v.kind == "perp"
@@ -210,6 +212,19 @@ class ExecutionDesk:
         """Send routed legs: each reaches its venue after the processing and network
         latency (zero unless ``execution.latency``), or times out on the way."""
         latency = self.execution.latency
+        if not latency and len(legs) == 1:
+            heap = self.queue.heap
+            if not heap or (heap[0].ts, heap[0].priority) > (now, PRIORITY_VENUE):
+                # The leg would be the next event dispatched (nothing queued is due before
+                # it): deliver it without the queue's round trip, then what is due after.
+                life.in_flight += 1
+                clock = self.clock
+                if clock.now != now:
+                    clock.advance_to(now)
+                self._arrive((life, legs[0], self.router.venue(legs[0].venue)))
+                if heap:
+                    self._dispatch_before(now, PRIORITY_VENUE + 1)
+                return
         immediate = False
         for routed in legs:
             venue = self.router.venue(routed.venue)
@@ -244,7 +259,7 @@ class ExecutionDesk:
         rec = self.recorder
         if life.closing is not None:
             code, reason = life.closing
-            life.outcomes.append(code)
+            life.outcomes += ENDED[code]
             life.reason = reason
             self._maybe_final(life, now)
             return
@@ -266,16 +281,19 @@ class ExecutionDesk:
             fill = venue.execute(routed.order, self._fill_id + 1, now, portfolio.price[s],
                                  portfolio.cash)
             if fill is None:
-                life.outcomes.append(REJECTED)
+                life.outcomes += ENDED[REJECTED]
                 life.reason = "insufficient cash"
             else:
                 self._book_fill(life, s, fill)
-                life.outcomes.append(FILLED)
+                life.outcomes += ENDED[FILLED]
             self._maybe_final(life, now)
             return
         self._leg_seq += 1
         leg = Leg(life, venue, qty, qty, now, self._leg_seq)
-        life.legs.append(leg)
+        if life.legs:
+            life.legs.append(leg)  # type: ignore[union-attr]
+        else:
+            life.legs = [leg]
         venue.book.setdefault(s, []).append(leg)
         self.n_working[s] += 1
         self.watch[s] = True
@@ -288,7 +306,7 @@ class ExecutionDesk:
         yet; with none left the leg ends ``code``. Nothing is sent twice."""
         now = self.clock.now
         s = life.s
-        life.tried.add(venue.name)
+        life.tried += (venue.name,)
         self.recorder.order_event(life.order_id, now, s, "venue_" + code, venue.name,
                                   routed.order.quantity, None, reason)
         retry = replace(routed.order, ts=now)
@@ -300,7 +318,7 @@ class ExecutionDesk:
                 self.recorder.routing(leg, s)
             self._send(life, legs, now)
             return
-        life.outcomes.append(code)
+        life.outcomes += ENDED[code]
         life.reason = f"{reason}; no other venue could take it"
         self._maybe_final(life, now)
 
@@ -308,7 +326,7 @@ class ExecutionDesk:
         life, routed, venue = message
         life.in_flight -= 1
         if life.closing is not None:
-            life.outcomes.append(life.closing[0])
+            life.outcomes += ENDED[life.closing[0]]
             self._maybe_final(life, self.clock.now)
             return
         self._refused(life, routed, venue,
@@ -457,14 +475,14 @@ class ExecutionDesk:
         book.remove(leg)
         self.n_working[leg.order.s] -= 1
         life = leg.order
-        life.outcomes.append(code)
+        life.outcomes += ENDED[code]
         if reason:
             life.reason = reason
 
     def _maybe_final(self, life: Order, now: int) -> None:
         """Record the order's one terminal state once nothing of it is left anywhere."""
-        if life.status in TERMINAL or life.in_flight or any(
-                leg.status == WORKING for leg in life.legs):
+        if life.status in TERMINAL or life.in_flight or (life.legs and any(
+                leg.status == WORKING for leg in life.legs)):
             return
         life.status = final_status(life)
         self._live.pop(life.order_id, None)
@@ -472,7 +490,7 @@ class ExecutionDesk:
         rec.order(life)
         rec.order_event(life.order_id, now, life.s, life.status, life.venue, life.filled,
                         life.avg_fill_price, life.reason)
-        if (life.filled and life.role not in BRACKET_ROLES and self.execution.brackets
+        if (life.filled and self._brackets and life.role not in BRACKET_ROLES
                 and not self._ending):
             self._attach_brackets(life, now)
         elif self.portfolio.qty[life.s] == 0.0 and self.n_working[life.s]:
@@ -608,7 +626,7 @@ class ExecutionDesk:
         self._book_fill(life, s, OrderFilled(
             self._fill_id + 1, life.order_id, now, life.symbol, venue.name,
             proposal.quantity, proposal.price, proposal.fee, life.ref_price, "liquidation"))
-        life.outcomes.append(FILLED)
+        life.outcomes += ENDED[FILLED]
         self._maybe_final(life, now)
         self.recorder.liquidation(PositionLiquidated(
             now, life.symbol, venue.name, life.order_id, position,

@@ -24,7 +24,7 @@ A partially filled order that is then cancelled or expires keeps that status; it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # Order kinds
@@ -37,6 +37,10 @@ WORKING = "working"
 FILLED, CANCELLED, EXPIRED, REJECTED, DENIED = (
     "filled", "cancelled", "expired", "rejected", "denied")
 TERMINAL = frozenset((FILLED, CANCELLED, EXPIRED, REJECTED, DENIED))
+# ``order.outcomes += ENDED[code]`` notes how a leg ended. The one-element tuples are shared,
+# and adding one to the empty tuple returns it: an order's first (usually only) finished
+# leg allocates nothing, so the garbage collector has one object fewer per order to walk.
+ENDED = {code: (code,) for code in TERMINAL}
 # Why the order exists
 ENTRY, TAKE_PROFIT, STOP_LOSS, FLATTEN, LIQUIDATION = (
     "entry", "take_profit", "stop_loss", "flatten", "liquidation")
@@ -77,9 +81,11 @@ class Order:
     filled: float = 0.0  # signed filled quantity
     filled_notional: float = 0.0  # sum |q| x price
     fees: float = 0.0
-    legs: list[Leg] = field(default_factory=list)
-    tried: set[str] = field(default_factory=set)  # venues that refused it or timed out
-    outcomes: list[str] = field(default_factory=list)  # terminal codes of finished legs
+    # The three below start as empty tuples, not containers: most orders fill at once and
+    # never rest, are refused or time out, and an order's __init__ runs for every one.
+    legs: list[Leg] | tuple[()] = ()  # a list from the first leg that rests on a venue
+    tried: tuple[str, ...] = ()  # venues that refused it or timed out
+    outcomes: tuple[str, ...] = ()  # terminal codes of finished legs
     in_flight: int = 0  # legs sent, not yet arrived (or timed out)
     closing: tuple[str, str] | None = None  # cancel/expiry decided: legs arriving later drop
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,12 @@ from sim.store import TABLES, RunStore
 _TS = pa.timestamp("ns")
 # Side values -1..2 index this dictionary after adding 1.
 _SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
+# An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
+_ORDER_ROW = attrgetter(
+    "order_id", "decision_id", "ts", "s", "quantity", "ref_price", "status", "kind", "tif",
+    "limit_price", "stop_price", "post_only", "reduce_only", "role", "parent_id", "replaces",
+    "venue", "decision_ts", "arrival_ts", "fill_ts", "filled", "filled_notional", "fees",
+    "reason")
 
 
 def _ints(values: Sequence[int]) -> np.ndarray:
@@ -235,33 +242,43 @@ class Recorder:
                 "weight": _floats(cols[7]),
             }))
         if self._orders:
-            orders = self._orders
+            # One pass over the orders (attrgetter: no Python code per order), then the
+            # derived columns in bulk: the same IEEE operations as Order.notional and
+            # Order.avg_fill_price, so the values are identical.
+            (oid, did, ts, sym, qty, ref, status, kind, tif, limit, stop, post, reduce, role,
+             parent, replaces, venue, decision_ts, arrival_ts, fill_ts, filled, filled_notional,
+             fees, reason) = zip(*map(_ORDER_ROW, self._orders), strict=True)
+            quantity, ref_price = _floats(qty), _floats(ref)
+            filled_qty = _floats(filled)
+            unfilled = filled_qty == 0.0
+            avg = np.divide(_floats(filled_notional), np.abs(filled_qty),
+                            out=np.zeros_like(filled_qty), where=~unfilled)
             out.append(("orders", {
-                "order_id": _ints([o.order_id for o in orders]),
-                "decision_id": _ints([o.decision_id for o in orders]),
-                "ts": self._ts([o.ts for o in orders]),
-                "symbol": self._names(self._symbols, [o.s for o in orders]),
-                "quantity": _floats([o.quantity for o in orders]),
-                "ref_price": _floats([o.ref_price for o in orders]),
-                "notional": _floats([o.notional for o in orders]),
-                "status": [o.status for o in orders],
-                "order_type": [o.kind for o in orders],
-                "time_in_force": [o.tif for o in orders],
-                "limit_price": pa.array([o.limit_price for o in orders], pa.float64()),
-                "stop_price": pa.array([o.stop_price for o in orders], pa.float64()),
-                "post_only": pa.array([o.post_only for o in orders], pa.bool_()),
-                "reduce_only": pa.array([o.reduce_only for o in orders], pa.bool_()),
-                "role": [o.role for o in orders],
-                "parent_id": _ints([o.parent_id for o in orders]),
-                "replaces": _ints([o.replaces for o in orders]),
-                "venue": pa.array([o.venue for o in orders], pa.string()),
-                "decision_ts": self._ts([o.decision_ts for o in orders]),
-                "arrival_ts": pa.array([o.arrival_ts for o in orders], _TS),
-                "fill_ts": pa.array([o.fill_ts for o in orders], _TS),
-                "filled_quantity": _floats([o.filled for o in orders]),
-                "avg_fill_price": pa.array([o.avg_fill_price for o in orders], pa.float64()),
-                "fees": _floats([o.fees for o in orders]),
-                "reason": [o.reason for o in orders],
+                "order_id": _ints(oid),
+                "decision_id": _ints(did),
+                "ts": self._ts(ts),
+                "symbol": self._names(self._symbols, sym),
+                "quantity": quantity,
+                "ref_price": ref_price,
+                "notional": np.abs(quantity) * ref_price,
+                "status": list(status),
+                "order_type": list(kind),
+                "time_in_force": list(tif),
+                "limit_price": pa.array(limit, pa.float64()),
+                "stop_price": pa.array(stop, pa.float64()),
+                "post_only": pa.array(post, pa.bool_()),
+                "reduce_only": pa.array(reduce, pa.bool_()),
+                "role": list(role),
+                "parent_id": _ints(parent),
+                "replaces": _ints(replaces),
+                "venue": pa.array(venue, pa.string()),
+                "decision_ts": self._ts(decision_ts),
+                "arrival_ts": pa.array(arrival_ts, _TS),
+                "fill_ts": pa.array(fill_ts, _TS),
+                "filled_quantity": filled_qty,
+                "avg_fill_price": pa.array(avg, pa.float64(), mask=unfilled),
+                "fees": _floats(fees),
+                "reason": list(reason),
             }))
         if self._order_events:
             oid, ts, sym, event, venue, qty, price, reason = zip(*self._order_events,
