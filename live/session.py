@@ -7,8 +7,8 @@ promotion-gate row that let it start: the passing validation, or the ``override`
 bars whose close (``ts + interval``) is at or before it were history when the session
 began (the warm-up), the rest arrived live.
 
-The table is created here, on first use, because it belongs to live mode; it holds no
-secret (URLs only, never keys).
+The table is created with the rest of the schema (``sim.store``); it holds no secret
+(URLs only, never keys).
 """
 
 from __future__ import annotations
@@ -18,32 +18,12 @@ from collections.abc import Sequence
 
 import duckdb
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS live_sessions (
-    run_id VARCHAR PRIMARY KEY,
-    mode VARCHAR NOT NULL,
-    venue VARCHAR NOT NULL,
-    network VARCHAR NOT NULL,
-    data_url VARCHAR NOT NULL,
-    interval VARCHAR NOT NULL,
-    warmup_bars INTEGER NOT NULL,
-    started_ns BIGINT NOT NULL,
-    config_hash VARCHAR NOT NULL,
-    validation_id VARCHAR,
-    gate VARCHAR NOT NULL,
-    overridden BOOLEAN NOT NULL,
-    override_reason VARCHAR,
-    warnings JSON NOT NULL,
-    kill_file VARCHAR
-)"""
-
 
 def record_session(con: duckdb.DuckDBPyConnection, *, run_id: str, mode: str, venue: str,
                    network: str, data_url: str, interval: str, warmup_bars: int,
                    started_ns: int, config_hash: str, validation_id: str | None, gate: str,
                    overridden: bool, override_reason: str | None, warnings: Sequence[str],
                    kill_file: str | None) -> None:
-    con.execute(_DDL)
     con.execute(
         "INSERT INTO live_sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [run_id, mode, venue, network, data_url, interval, warmup_bars, started_ns,

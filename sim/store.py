@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -150,6 +150,26 @@ CREATE TABLE IF NOT EXISTS validations (
     created_at TIMESTAMPTZ NOT NULL
 )"""
 
+# One row per live or paper session (live.session): what let it trade and what fed it.
+_LIVE_SESSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS live_sessions (
+    run_id VARCHAR PRIMARY KEY,
+    mode VARCHAR NOT NULL,
+    venue VARCHAR NOT NULL,
+    network VARCHAR NOT NULL,
+    data_url VARCHAR NOT NULL,
+    interval VARCHAR NOT NULL,
+    warmup_bars INTEGER NOT NULL,
+    started_ns BIGINT NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    validation_id VARCHAR,
+    gate VARCHAR NOT NULL,
+    overridden BOOLEAN NOT NULL,
+    override_reason VARCHAR,
+    warnings JSON NOT NULL,
+    kill_file VARCHAR
+)"""
+
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -191,6 +211,7 @@ class DuckDBStore:
             )
         con.execute(_RUNS_DDL)
         con.execute(_VALIDATIONS_DDL)
+        con.execute(_LIVE_SESSIONS_DDL)
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {kind}" for name, kind in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, {cols})")
