@@ -134,7 +134,7 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
     NaN last; then by parameter-set number. ``std`` is the sample spread of the first
     metric over the set's runs."""
     sets: dict[int, list[Mapping[str, Any]]] = {}
-    for member in members:
+    for member in sorted(members, key=lambda mem: mem["idx"]):  # sums in one fixed order
         sets.setdefault(int(member["param_set"]), []).append(member)
     rows = []
     for param_set, group in sorted(sets.items()):
@@ -208,7 +208,7 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
     Returns (one row per path and window, one stability row per path plus ``all``)."""
     step_ns = step_ns or test_ns
     paths: dict[tuple[str, int], dict[int, Mapping[str, Any]]] = {}
-    for mem in members:
+    for mem in sorted(members, key=lambda mem: mem["idx"]):
         if mem["status"] == "completed":
             key = (mem["regime"] or "", int(mem["seed"]))
             paths.setdefault(key, {}).setdefault(int(mem["param_set"]), mem)
