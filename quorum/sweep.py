@@ -1,284 +1,91 @@
-"""Running a sweep: workers make runs, the driver alone writes the run store.
+"""Running a sweep: workers make runs (``quorum.sweep_worker``), the driver alone writes
+the run store.
 
-A worker runs one combination into a ``CollectingStore`` (the ``RunStore`` port, kept in
-memory) and returns what the store would have been told: the run row, every Arrow batch in
-order, the final status, plus the run's metrics. The driver replays that into its DuckDB
-file in one transaction per run, so a run is either stored whole or not at all, whatever
-interrupts the driver. Workers never open the DuckDB file.
+The driver stores whatever the executor hands it (``quorum.sweep_executors``: a list of
+finished runs) in one transaction: each run's row as its worker made it, every batch of
+each run in the order the run produced it, and the run's metrics. So a run is in the store
+whole or not at all, whatever interrupts the driver, and Ctrl-C is held while a
+transaction is open (DuckDB would otherwise abort it mid-way).
 
-Executors yield outcomes as runs finish: ``serial`` (in this process), ``processes``
-(a pool of spawned processes, one per core by default) or ``dask`` (a dask.distributed
-cluster by address). The order runs finish in changes where rows sit in the file, never
-what they are: every run's rows are inserted together in the order the run produced them,
-and everything read back orders by combination index or parameter set (``reports.sweep``).
+Order: runs arrive in whatever order they finish, so they sit in the file in that order.
+What they hold does not change: within a run, rows keep the run's own order, and
+everything read back (``reports.sweep``) orders by combination index or parameter set.
 
 Resume: a run is identified by the hash of its resolved config (``sim.sweep``). Before
-anything runs, the driver asks the store which of the sweep's runs are already there,
-completed or failed, and runs only the others. A run left ``running``/``interrupted`` by
-something else (or a failed one with ``retry_failed``) is deleted first and made again.
+anything runs, the driver asks the store which of the sweep's runs are there, completed
+or failed, and runs only the others. A run found ``running`` or ``interrupted`` (left by
+something else), or a failed one with ``retry_failed``, is deleted and made again.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import multiprocessing
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from sim.config import ScenarioConfig
+from quorum.sweep_executors import Executor
+from quorum.sweep_worker import RunOutcome, RunTask
 from sim.provenance import code_version
 from sim.store import TABLES, DuckDBStore
-from sim.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json
+from sim.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json, describe_params
+
+# DuckDB column type -> the Arrow type a batch is cast to before runs are concatenated.
+_ARROW_TYPES = {
+    "TIMESTAMP_NS": pa.timestamp("ns"), "VARCHAR": pa.string(), "JSON": pa.string(),
+    "DOUBLE": pa.float64(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()), "DOUBLE[]": pa.list_(pa.float64()),
+}
 
 
-# -- the worker side --------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class RunTask:
-    run_id: str
-    config: ScenarioConfig
-
-
-@dataclass(slots=True)
-class CollectingStore:
-    """The ``RunStore`` port in memory: remembers every call, for the driver to replay."""
-
-    created: tuple[Any, ...] | None = None
-    batches: list[tuple[str, pa.Table]] = field(default_factory=list)
-    finished: tuple[str, int, str | None] | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    def create_run(self, run_id: str, scenario: str, config: Any, seed: int,
-                   code_version: str, data_hash: str) -> None:
-        self.created = (scenario, config, seed, code_version, data_hash)
-        self.started_at = datetime.now(UTC)
-
-    def append(self, run_id: str, table: str, batch: pa.Table) -> None:
-        if batch.num_rows:
-            self.batches.append((table, batch))
-
-    def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
-        self.finished = (status, n_bars, error)
-        self.finished_at = datetime.now(UTC)
-
-    def table(self, name: str) -> pa.Table | None:
-        parts = [b for t, b in self.batches if t == name]
-        return pa.concat_tables(parts) if parts else None
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    """What a worker hands back for one run."""
-
-    run_id: str
-    status: str  # completed | failed
-    error: str | None
-    store: CollectingStore
-    metrics: dict[str, float]
-    seconds: float
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
-def execute_run(task: RunTask) -> RunOutcome:
-    """Run one combination; any exception in the run becomes a failed outcome with its
-    error (the sweep goes on). Interrupts are not caught."""
-    from sim.runner import run_scenario
-
-    store = CollectingStore()
-    start = time.perf_counter()
-    try:
-        run_scenario(task.config, store, run_id=task.run_id)
-        status, error = "completed", None
-    except Exception as exc:
-        status, error = "failed", _one_line(exc)
-    metrics = _metrics(task.config, store) if status == "completed" else {}
-    return RunOutcome(task.run_id, status, error, store, metrics, time.perf_counter() - start)
-
-
-def _metrics(config: ScenarioConfig, store: CollectingStore) -> dict[str, float]:
-    from reports.sweep import run_metrics
-
-    equity = store.table("equity")
-    fills = store.table("fills")
-    ts = (equity.column("ts").cast(pa.int64()).to_numpy() if equity is not None
-          else np.zeros(0, np.int64))
-    values = (equity.column("equity").to_numpy() if equity is not None
-              else np.zeros(0, np.float64))
-    columns: dict[str, np.ndarray] = {}
-    for name in ("ts", "symbol", "quantity", "price", "fee"):
-        if fills is None:
-            columns[name] = np.zeros(0, np.float64)
-        elif name == "symbol":
-            columns[name] = np.asarray(fills.column(name).cast(pa.string()).to_pylist(),
-                                       dtype=object)
-        elif name == "ts":
-            columns[name] = fills.column(name).cast(pa.int64()).to_numpy()
-        else:
-            columns[name] = fills.column(name).to_numpy()
-    return run_metrics(config.initial_cash, ts, values, columns)
-
-
-def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the driver, which stops them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-# -- executors --------------------------------------------------------------------------
-class WorkerLost(RuntimeError):
-    """A worker died or a cluster task failed outside a run (not a run's own failure)."""
-
-
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def run_serial(tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
-    for task in tasks:
-        yield execute_run(task)
-
-
-def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[RunOutcome]:
-    """A pool of spawned processes (no fork: the driver holds a DuckDB connection and
-    threads). At most ``2 * workers`` runs are queued, so an interrupt stops quickly and
-    finished results do not pile up in memory."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_sigint)
-    pending = iter(tasks)
-    running: set[Any] = set()
-    finished = False
-    try:
-        while True:
-            while len(running) < 2 * workers:
-                task = next(pending, None)
-                if task is None:
-                    break
-                running.add(pool.submit(execute_run, task))
-            if not running:
-                finished = True
-                return
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool as exc:
-                    raise WorkerLost(f"a worker process died ({exc}); out of memory?") from None
-                yield outcome
-    finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            _stop_pool(pool)
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end busy workers now: their runs are dropped and
-    made again on resume. (There is no public API for this before Python 3.14's
-    ``terminate_workers``.)"""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
-        if proc.is_alive():
-            proc.terminate()
-    for proc in processes:
-        proc.join(timeout=5)
-
-
-def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[RunOutcome]:
-    """Tasks on a dask.distributed cluster; its workers need this package installed and
-    the scenario's data files at the same paths."""
-    from distributed import Client, as_completed
-
-    _check_reachable(address)
-    try:
-        client = Client(address, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterUnreachable(f"cannot reach the dask scheduler at {address}: "
-                                 f"{_one_line(exc)}") from None
-    token = os.urandom(4).hex()
-    futures = [client.submit(execute_run, t, key=f"quorum-run-{t.run_id}-{token}", pure=False)
-               for t in tasks]
-    try:
-        for future in as_completed(futures, loop=client.loop):
-            try:
-                yield future.result()
-            except Exception as exc:
-                raise WorkerLost(f"dask task {future.key} failed: {_one_line(exc)}") from None
-    finally:
-        client.cancel(futures)
-        client.close()
-
-
-class ClusterUnreachable(ValueError):
-    """--cluster names no reachable scheduler (bad input: exit 2)."""
-
-
-def _check_reachable(address: str) -> None:
-    """Fail in a moment, not after the client's connect timeout, when nothing listens on a
-    tcp:// address (a refused connection is final; dask would keep retrying)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address)
-    if parts.scheme != "tcp":
-        return  # tls://, inproc://, ...: left to dask
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host = port = None
-    if not host or not port:
-        raise ClusterUnreachable(f"--cluster {address!r}: expected tcp://HOST:PORT")
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError as exc:
-        raise ClusterUnreachable(f"cannot reach the dask scheduler at {address}: "
-                                 f"{exc.strerror or exc}") from None
-
-
-# -- the driver -------------------------------------------------------------------------
 def create_sweep_tables(store: DuckDBStore) -> None:
     for ddl in SWEEP_DDL:
         store.con.execute(ddl)
 
 
-def register_sweep(store: DuckDBStore, sweep: Sweep) -> None:
-    """The sweep and its combinations, once (same sweep id: already there)."""
+@contextmanager
+def transaction(store: DuckDBStore) -> Iterator[None]:
     con = store.con
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(
-            "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
-            [sweep.sweep_id, sweep.config.name, sweep.source,
-             canonical_json(sweep.config.model_dump(mode="json")), len(sweep.runs)])
-        from sim.sweep import describe_params
-
-        con.executemany(
-            "INSERT INTO sweep_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [[sweep.sweep_id, r.idx, r.run_id, r.param_set, canonical_json(r.params),
-              describe_params(r.params), r.regime, r.seed] for r in sweep.runs])
-        con.execute("COMMIT")
+        yield
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    con.execute("COMMIT")
+
+
+def register_sweep(store: DuckDBStore, sweep: Sweep) -> None:
+    """The sweep and its combinations, once (the same sweep id is already there)."""
+    with transaction(store):
+        store.con.execute(
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
+            [sweep.sweep_id, sweep.config.name, sweep.source,
+             canonical_json(sweep.config.model_dump(mode="json")), len(sweep.runs)])
+        rows = pa.table({
+            "sweep_id": [sweep.sweep_id] * len(sweep.runs),
+            "idx": [r.idx for r in sweep.runs],
+            "run_id": [r.run_id for r in sweep.runs],
+            "param_set": [r.param_set for r in sweep.runs],
+            "params": [canonical_json(r.params) for r in sweep.runs],
+            "label": [describe_params(r.params) for r in sweep.runs],
+            "regime": pa.array([r.regime for r in sweep.runs], pa.string()),
+            "seed": [r.seed for r in sweep.runs],
+        })
+        store.con.register("_sweep_rows", rows)
+        try:
+            store.con.execute("INSERT INTO sweep_runs SELECT * FROM _sweep_rows "
+                              "ON CONFLICT DO NOTHING")
+        finally:
+            store.con.unregister("_sweep_rows")
 
 
 def stored_status(store: DuckDBStore, run_ids: Sequence[str]) -> dict[str, str]:
@@ -290,47 +97,101 @@ def stored_status(store: DuckDBStore, run_ids: Sequence[str]) -> dict[str, str]:
 def delete_runs(store: DuckDBStore, run_ids: Sequence[str]) -> None:
     if not run_ids:
         return
-    con = store.con
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(store):
         for table in (*TABLES, "run_metrics", "runs"):
-            con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [list(run_ids)])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            store.con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)",
+                              [list(run_ids)])
 
 
-def merge_outcome(store: DuckDBStore, run: SweepRun, outcome: RunOutcome) -> None:
-    """Store one run whole, in one transaction: the run row as its worker made it (or, if
-    it failed before it started, one saying so), its batches in order, its metrics."""
-    con = store.con
-    got = outcome.store
-    con.execute("BEGIN TRANSACTION")
-    try:
+# -- storing finished runs --------------------------------------------------------------
+def merge_outcomes(store: DuckDBStore, items: Sequence[tuple[SweepRun, RunOutcome]]) -> None:
+    """Store finished runs whole, in one transaction: one statement per table for all of
+    them (with many short runs, per-statement cost would make the driver the bottleneck)."""
+    with transaction(store):
+        _insert_arrow(store, "runs", _run_rows(items))
+        for table in TABLES:
+            parts = [(o.run_id, batch) for _, o in items for name, batch in o.store.batches
+                     if name == table]
+            if parts:
+                _append_runs(store, table, parts)
+        metrics = [(o.run_id, name, value) for _, o in items
+                   for name, value in sorted(o.metrics.items())]
+        if metrics:
+            run_ids, names, values = zip(*metrics, strict=True)
+            _insert_arrow(store, "run_metrics", pa.table({
+                "run_id": list(run_ids), "metric": list(names),
+                "value": pa.array([None if math.isnan(v) else v for v in values],
+                                  pa.float64())}))
+
+
+def _run_rows(items: Sequence[tuple[SweepRun, RunOutcome]]) -> pa.Table:
+    """The runs' rows as ``DuckDBStore.create_run`` and ``finish_run`` write them (config
+    as sorted-key JSON), stamped with the worker's wall-clock times. A run that failed
+    before it started (e.g. its data could not be loaded) gets a row saying so."""
+    rows = []
+    for run, outcome in items:
+        got = outcome.store
         if got.created is not None:
-            store.create_run(outcome.run_id, *got.created)
-        else:  # failed before the run existed (e.g. its data could not be loaded)
-            store.create_run(outcome.run_id, run.config.name,
-                             run.config.model_dump(mode="json"), run.config.seed,
-                             code_version(), "")
-        for table, batch in got.batches:
-            store.append(outcome.run_id, table, batch)
-        if got.finished is not None:
-            store.finish_run(outcome.run_id, *got.finished)
+            scenario, config, seed, version, data_hash = got.created
         else:
-            store.finish_run(outcome.run_id, "failed", 0, outcome.error)
-        if got.started_at is not None and got.finished_at is not None:
-            con.execute("UPDATE runs SET started_at = ?, finished_at = ? WHERE run_id = ?",
-                        [got.started_at, got.finished_at, outcome.run_id])
-        if outcome.metrics:
-            con.executemany("INSERT INTO run_metrics VALUES (?, ?, ?)", [
-                [outcome.run_id, name, None if math.isnan(v) else v]
-                for name, v in sorted(outcome.metrics.items())])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            scenario, config, seed = (run.config.name, run.config.model_dump(mode="json"),
+                                      run.config.seed)
+            version, data_hash = code_version(), ""
+        status, n_bars, error = (got.finished if got.finished is not None
+                                 else ("failed", 0, outcome.error))
+        now = datetime.now(UTC)
+        rows.append({"run_id": outcome.run_id, "scenario": scenario,
+                     "config": json.dumps(config, sort_keys=True), "seed": seed,
+                     "code_version": version, "data_hash": data_hash, "status": status,
+                     "started_at": got.started_at or now, "finished_at": got.finished_at or now,
+                     "n_bars": n_bars, "error": error})
+    stamp = pa.timestamp("us", tz="UTC")
+    return pa.Table.from_pylist(rows, schema=pa.schema([
+        ("run_id", pa.string()), ("scenario", pa.string()), ("config", pa.string()),
+        ("seed", pa.int64()), ("code_version", pa.string()), ("data_hash", pa.string()),
+        ("status", pa.string()), ("started_at", stamp), ("finished_at", stamp),
+        ("n_bars", pa.int64()), ("error", pa.string())]))
+
+
+def _append_runs(store: DuckDBStore, table: str, parts: Sequence[tuple[str, pa.Table]]
+                 ) -> None:
+    """Several runs' batches of ``table`` in one INSERT, each run's rows in its order.
+
+    Each batch is cast to the Arrow type of its column (what DuckDB converts it to on
+    insert anyway), so batches concatenate; a column type without a known Arrow type
+    falls back to the store's own append, batch by batch."""
+    columns = TABLES[table]
+    if any(kind not in _ARROW_TYPES for _, kind in columns):
+        for run_id, batch in parts:
+            store.append(run_id, table, batch)
+        return
+    schema = pa.schema([("run_id", pa.string()),
+                        *((name, _ARROW_TYPES[kind]) for name, kind in columns)])
+    tables = []
+    for run_id, batch in parts:
+        n = batch.num_rows
+        run_col = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                 pa.array([run_id])).cast(pa.string())
+        tables.append(pa.table([run_col, *(batch.column(name).cast(schema.field(name).type)
+                                           for name, _ in columns)], schema=schema))
+    _insert_arrow(store, table, pa.concat_tables(tables))
+
+
+def _insert_arrow(store: DuckDBStore, table: str, data: pa.Table) -> None:
+    names = ", ".join(data.column_names)
+    store.con.register("_sweep_batch", data)
+    try:
+        store.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _sweep_batch")
+    finally:
+        store.con.unregister("_sweep_batch")
+
+
+# -- planning and running ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    total: int  # distinct runs in the sweep
+    already: int  # stored before this invocation
+    todo: list[SweepRun]
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,13 +203,6 @@ class SweepProgress:
     failed: int
     run: SweepRun
     outcome: RunOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class SweepPlan:
-    total: int  # distinct runs in the sweep
-    already: int  # stored before this invocation
-    todo: list[SweepRun]
 
 
 def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False) -> SweepPlan:
@@ -363,49 +217,57 @@ def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False) -> 
     return SweepPlan(len(unique), len(unique) - len(todo), todo)
 
 
-Executor = Callable[[Sequence[RunTask]], Iterator[RunOutcome]]
-
-
-def executor_for(workers: int | None, cluster: str | None) -> Executor:
-    if cluster is not None:
-        return lambda tasks: run_dask(tasks, cluster)
-    n = workers or default_workers()
-    if n <= 1:
-        return run_serial
-    return lambda tasks: run_processes(tasks, n)
-
-
 def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
-                  on_stored: Callable[[SweepProgress], None] | None = None) -> int:
-    """Run ``plan.todo`` and store each run as it finishes; returns how many failed.
+                  on_stored: Callable[[SweepProgress], None] | None = None,
+                  commit_every: float = 0.5) -> int:
+    """Run ``plan.todo``, storing finished runs; returns how many failed.
 
-    Ctrl-C (KeyboardInterrupt) stops the executor and propagates; every run stored before
-    it is complete, and a rerun picks up the rest."""
+    Finished runs are committed together at most every ``commit_every`` seconds (a DuckDB
+    commit costs tens of milliseconds here, as much as a short run), and at the end.
+    Ctrl-C stops the executor, stores the runs already finished, and propagates: every
+    run in the store is complete, and running the sweep again makes the rest."""
     by_id = {r.run_id: r for r in plan.todo}
-    tasks = [RunTask(r.run_id, r.config) for r in plan.todo]
-    done, failed = plan.already, 0
-    outcomes = executor(tasks)
-    try:
-        for outcome in outcomes:
-            run = by_id[outcome.run_id]
-            with sigint_deferred():
-                merge_outcome(store, run, outcome)
-            done += 1
-            failed += outcome.status != "completed"
+    progress = {"done": plan.already, "failed": 0}
+    pending: list[tuple[SweepRun, RunOutcome]] = []
+    last = time.monotonic()
+
+    def store_pending() -> None:
+        items = list(pending)
+        with sigint_deferred():
+            merge_outcomes(store, items)
+            pending.clear()
+        for run, outcome in items:
+            progress["done"] += 1
+            progress["failed"] += outcome.status != "completed"
             if on_stored is not None:
-                on_stored(SweepProgress(done, plan.total, failed, run, outcome))
+                on_stored(SweepProgress(progress["done"], plan.total, progress["failed"],
+                                        run, outcome))
+
+    batches = executor([RunTask(r.run_id, r.config) for r in plan.todo])
+    try:
+        for ready in batches:
+            pending.extend((by_id[o.run_id], o) for o in ready)
+            if pending and time.monotonic() - last >= commit_every:
+                store_pending()
+                last = time.monotonic()
+        if pending:
+            store_pending()
+    except KeyboardInterrupt:
+        if pending:
+            store_pending()
+        raise
     finally:
-        close = getattr(outcomes, "close", None)
+        close = getattr(batches, "close", None)
         if close is not None:
             close()
-    return failed
+    return progress["failed"]
 
 
 @contextmanager
 def sigint_deferred() -> Iterator[None]:
     """Hold Ctrl-C until the block is done, then raise it. DuckDB turns a signal that
-    arrives mid-query into "Query interrupted" and aborts the transaction; a run being
-    stored is better finished (a few ms) than rolled back and made again."""
+    arrives mid-statement into "Query interrupted" and aborts the transaction; runs being
+    stored are better finished (milliseconds) than rolled back and made again."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -424,3 +286,4 @@ def opened(path: str) -> Iterator[DuckDBStore]:
     with DuckDBStore(path) as store:
         create_sweep_tables(store)
         yield store
+

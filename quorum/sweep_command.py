@@ -28,16 +28,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from quorum.sweep import (
-    ClusterUnreachable,
-    SweepProgress,
-    WorkerLost,
-    execute_sweep,
-    executor_for,
-    opened,
-    plan_sweep,
-    stored_status,
-)
+from quorum.sweep import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
+from quorum.sweep_executors import ClusterUnreachable, WorkerLost, executor_for
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
 from sim.config import parse_duration
 from sim.sweep import RANK_METRICS, Sweep, load_sweep

@@ -214,8 +214,9 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
             paths.setdefault(key, {}).setdefault(int(mem["param_set"]), mem)
     rows: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
+    equity = _equity(con, [m["run_id"] for by_set in paths.values() for m in by_set.values()])
     for (regime, seed), by_set in sorted(paths.items()):
-        curves = {ps: _equity(con, mem["run_id"]) for ps, mem in sorted(by_set.items())}
+        curves = {ps: equity[mem["run_id"]] for ps, mem in sorted(by_set.items())}
         ts0, _, _ = next(iter(curves.values()))
         spacing = int(np.median(np.diff(ts0))) if len(ts0) > 1 else 0
         grid = windows(int(ts0[0]), int(ts0[-1]) + spacing, train_ns, test_ns, step_ns,
@@ -244,13 +245,27 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
     return rows, summary
 
 
-def _equity(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[np.ndarray, np.ndarray,
-                                                                  float]:
-    got = con.execute("SELECT epoch_ns(ts) AS t, equity FROM equity WHERE run_id = ? "
-                      "ORDER BY ts", [run_id]).fetchnumpy()
-    initial = float(json.loads(con.execute("SELECT config FROM runs WHERE run_id = ?",
-                                           [run_id]).fetchone()[0])["initial_cash"])
-    return (np.asarray(got["t"], np.int64), np.asarray(got["equity"], np.float64), initial)
+def _equity(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]
+            ) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Per run: equity stamps (ns), values and the initial cash, in one query."""
+    got = con.execute("SELECT run_id, epoch_ns(ts) AS t, equity FROM equity "
+                      "WHERE list_contains(?, run_id) ORDER BY run_id, ts",
+                      [list(run_ids)]).fetchnumpy()
+    ids = np.asarray(got["run_id"]).astype(str)
+    ts = np.asarray(got["t"], np.int64)
+    values = np.asarray(got["equity"], np.float64)
+    initial = {run_id: float(json.loads(config)["initial_cash"]) for run_id, config in
+               con.execute("SELECT run_id, config FROM runs WHERE list_contains(?, run_id)",
+                           [list(run_ids)]).fetchall()}
+    bounds = np.flatnonzero(ids[1:] != ids[:-1]) + 1 if len(ids) else np.zeros(0, np.int64)
+    out = {}
+    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(ids)])),
+                      strict=True):
+        if hi > lo:
+            out[ids[lo]] = (ts[lo:hi], values[lo:hi], initial[ids[lo]])
+    for run_id in run_ids:  # a completed run with no equity rows (no bars)
+        out.setdefault(run_id, (np.zeros(0, np.int64), np.zeros(0), initial[run_id]))
+    return out
 
 
 def stability(rows: Sequence[Mapping[str, Any]], per_path: bool = False) -> dict[str, Any]:

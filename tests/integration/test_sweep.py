@@ -18,14 +18,8 @@ import duckdb
 import pytest
 
 from quorum.cli import main
-from quorum.sweep import (
-    RunOutcome,
-    RunTask,
-    execute_run,
-    execute_sweep,
-    opened,
-    plan_sweep,
-)
+from quorum.sweep import execute_sweep, opened, plan_sweep
+from quorum.sweep_worker import RunOutcome, RunTask, execute_run
 from reports.summary import run_summary
 from sim.runner import run_scenario
 from sim.store import TABLES, DuckDBStore
@@ -77,8 +71,11 @@ def test_dask_local_cluster_stores_the_same_as_one_process(serial_db: Path,
 def test_completion_order_does_not_reach_the_results(serial_db: Path, tmp_path: Path) -> None:
     """Runs finishing in reverse order give the same rows, ranking and walk-forward."""
 
-    def reversed_order(tasks: Sequence[RunTask]) -> Iterator[RunOutcome]:
-        yield from reversed([execute_run(t) for t in tasks])
+    def reversed_order(tasks: Sequence[RunTask]) -> Iterator[list[RunOutcome]]:
+        outcomes = [execute_run(t) for t in tasks][::-1]
+        yield outcomes[:5]  # in three transactions of different sizes
+        yield outcomes[5:6]
+        yield outcomes[6:]
 
     sweep = load_sweep(TINY)
     db = tmp_path / "reversed.duckdb"
@@ -131,14 +128,14 @@ def test_stored_metrics_match_the_run_summary(serial_db: Path) -> None:
 
 
 def _sigint_sweep(tmp_path: Path) -> Path:
-    """12 runs of 50,000 bars: long enough to interrupt between two of them."""
+    """8 runs of 60,000 bars: long enough to interrupt between two commits."""
     base = tmp_path / "base.toml"
     base.write_text(
-        'name = "slow"\nseed = 1\n[[data]]\nkind = "gbm"\nsymbol = "SYN"\nbars = 50000\n'
+        'name = "slow"\nseed = 1\n[[data]]\nkind = "gbm"\nsymbol = "SYN"\nbars = 60000\n'
         'interval = "1m"\n[[agents]]\nname = "sma"\nkind = "sma_crossover"\n'
         '[[venues]]\nname = "v"\nsymbols = ["SYN"]\nfee_bps = 5.0\n')
     path = tmp_path / "sweep.toml"
-    path.write_text('name = "slow"\nscenario = "base.toml"\nseeds = [1, 2, 3]\n'
+    path.write_text('name = "slow"\nscenario = "base.toml"\nseeds = [1, 2]\n'
                     '[grid]\n"agents.sma.params.fast" = [5, 10]\n'
                     '"agents.sma.params.slow" = [40, 80]\n')
     return path
@@ -173,16 +170,16 @@ def test_sigint_then_resume_repeats_and_loses_nothing(tmp_path: Path) -> None:
     con = duckdb.connect(str(db), read_only=True)
     first = {r[0]: r[1] for r in con.execute("SELECT run_id, status FROM runs").fetchall()}
     con.close()
-    assert 3 <= len(first) < 12
+    assert 3 <= len(first) < 8
     assert set(first.values()) == {"completed"}  # nothing half-stored
 
     proc = _sweep_process(path, db, workers=1)  # resumed by the other executor
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert f"12 runs, {len(first)} already stored, {12 - len(first)} to run" in out
+    assert f"8 runs, {len(first)} already stored, {8 - len(first)} to run" in out
     second = _stored_ids(err.splitlines())
     assert not set(second) & set(first)  # nothing repeated
-    assert len(second) == len(set(second)) == 12 - len(first)  # nothing lost
+    assert len(second) == len(set(second)) == 8 - len(first)  # nothing lost
 
     reference = tmp_path / "reference.duckdb"
     code, _, err = cli("sweep", str(path), "--db", str(reference), "--workers", "1",

@@ -96,10 +96,11 @@ def _store(curves: dict[int, np.ndarray], initial: float = 100.0
         run_id = f"run{ps}"
         con.execute("INSERT INTO runs VALUES (?, ?)", [run_id,
                                                        json.dumps({"initial_cash": initial})])
-        frame = pd.DataFrame({"run_id": run_id,
-                              "ts": pd.to_datetime(np.arange(len(eq)) * DAY, unit="ns"),
-                              "equity": eq})
+        con.register("frame", pd.DataFrame({
+            "run_id": run_id, "ts": pd.to_datetime(np.arange(len(eq)) * DAY, unit="ns"),
+            "equity": eq}))
         con.execute("INSERT INTO equity SELECT * FROM frame")
+        con.unregister("frame")
         members.append(member(ps, ps, regime=None))
     return con, members
 
