@@ -12,6 +12,7 @@ import argparse
 import csv
 import math
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,12 @@ from rich.progress import (
 )
 
 from quorum.sweep import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
-from quorum.sweep_executors import ClusterUnreachable, WorkerLost, executor_for
+from quorum.sweep_executors import (
+    ClusterUnreachable,
+    WorkerLost,
+    default_workers,
+    executor_for,
+)
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
 from sim.config import parse_duration
 from sim.sweep import RANK_METRICS, Sweep, load_sweep
@@ -96,9 +102,15 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
                          if sweep.skipped else ""))
         try:
             if plan.todo:
+                start = time.perf_counter()
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
                     execute_sweep(store, plan, executor_for(args.workers, args.cluster),
                                   on_stored=report)
+                seconds = time.perf_counter() - start
+                where = (f"on {args.cluster}" if args.cluster else
+                         f"with {args.workers or default_workers()} worker(s)")
+                console.print(f"made {len(plan.todo)} runs in {seconds:.1f} s "
+                              f"({len(plan.todo) / seconds * 60:.1f} runs/min) {where}")
         except KeyboardInterrupt:
             status = stored_status(store, [r.run_id for r in sweep.unique_runs()])
             print(f"quorum: sweep interrupted: {len(status)} of {plan.total} runs "
@@ -152,7 +164,14 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
             con, members, metric, RANK_METRICS[metric], parse_duration(wf.train),
             parse_duration(wf.test), parse_duration(wf.step) if wf.step else None,
             wf.anchored)
-        print_table([{k: _fmt(v) for k, v in s.items()} for s in stability],
+        print_table([{"regime": s["regime"] or "base", "seed": s["seed"],
+                      "windows": s["windows"], "changes": s["changes"],
+                      "change rate": _fmt(s["change_rate"]), "distinct": s["distinct"],
+                      "most chosen": "" if s["most_chosen_set"] is None
+                      else f"#{s['most_chosen_set']}", "share": _fmt(s["share"]),
+                      "train mean": _fmt(s["train_mean"]), "test mean": _fmt(s["test_mean"]),
+                      "test std": _fmt(s["test_std"]), "test min": _fmt(s["test_min"]),
+                      "test max": _fmt(s["test_max"])} for s in stability],
                     title=f"walk-forward on {metric}: train {wf.train}, test {wf.test}, "
                           f"step {wf.step or wf.test}{' (anchored)' if wf.anchored else ''}")
     if args.out:

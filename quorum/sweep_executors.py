@@ -104,8 +104,11 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
 def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[list[RunOutcome]]:
     """Tasks on a dask.distributed cluster. Its workers need this package installed, and
     recorded data files at the same paths as here."""
-    from distributed import Client, as_completed
-
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ClusterUnreachable("--cluster needs dask.distributed: pip install "
+                                 "'quorum[cluster]'") from None
     check_reachable(address)
     try:
         client = Client(address, timeout="10s", set_as_default=False)

@@ -296,6 +296,7 @@ def stability(rows: Sequence[Mapping[str, Any]], per_path: bool = False) -> dict
         "windows": n, "changes": changes,
         "change_rate": changes / steps if steps else math.nan,
         "distinct": len(counts),
+        "most_chosen_set": top,
         "most_chosen": labels[top] if top is not None else None,
         "share": counts[top] / n if top is not None else math.nan,
         "train_mean": float(train.mean()) if len(train) else math.nan,
