@@ -38,7 +38,7 @@ from quorum.sweep_executors import (
 )
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
 from sim.config import parse_duration
-from sim.sweep import RANK_METRICS, Sweep, load_sweep
+from sim.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
 
 EXIT_INTERRUPTED = 130
 
@@ -60,7 +60,8 @@ def _reporter(total: int, already: int, name: str, mode: str) -> Iterator[Any]:
             where = f"{r.regime or 'base'} seed {r.seed}"
             err = f"  {o.error}" if o.error else ""
             print(f"[{p.done}/{p.total}] {o.run_id} {o.status} {where}  "
-                  f"{_label(r.params)}  ({o.seconds:.1f}s){err}", file=sys.stderr, flush=True)
+                  f"{describe_params(r.params)}  ({o.seconds:.1f}s){err}",
+                  file=sys.stderr, flush=True)
         yield line
         return
     progress = Progress(
@@ -76,12 +77,6 @@ def _reporter(total: int, already: int, name: str, mode: str) -> Iterator[Any]:
 
     with progress:
         yield advance
-
-
-def _label(params: Mapping[str, Any]) -> str:
-    from sim.sweep import describe_params
-
-    return describe_params(params)
 
 
 def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) -> int:
@@ -149,6 +144,13 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
     print_table(table, title=f"sweep {cfg.name}: parameter sets ranked by "
                              f"{', '.join(cfg.rank_by)} over regimes x seeds "
                              f"(top {min(args.top, len(ranked))} of {len(ranked)})")
+    versions = con.execute(
+        "SELECT DISTINCT code_version FROM runs WHERE run_id IN (SELECT run_id FROM sweep_runs "
+        "WHERE sweep_id = ?) ORDER BY 1", [sweep.sweep_id]).fetchall()
+    if len(versions) > 1:
+        console.print(f"note: this sweep's runs were made by {len(versions)} code versions "
+                      f"({', '.join(v[0] for v in versions)}); runs are identified by config, "
+                      "not code: use a new --db to remake them all")
     failures = {m["run_id"]: m for m in members if m["status"] == "failed"}
     if failures:
         console.print(f"{len(failures)} runs failed (stored with their error; quorum show "
@@ -164,6 +166,9 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
             con, members, metric, RANK_METRICS[metric], parse_duration(wf.train),
             parse_duration(wf.test), parse_duration(wf.step) if wf.step else None,
             wf.anchored)
+        if not windows:
+            console.print(f"walk-forward: no {wf.train} + {wf.test} window fits in the runs' "
+                          "data")
         print_table([{"regime": s["regime"] or "base", "seed": s["seed"],
                       "windows": s["windows"], "changes": s["changes"],
                       "change rate": _fmt(s["change_rate"]), "distinct": s["distinct"],
