@@ -140,6 +140,8 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
             "runs": f"{row['completed']}/{row['runs']}", "failed": row["failed"],
             **{f"{k} ({cfg.aggregate})": _fmt(row[k]) for k, _ in rank_by},
             f"{first} std": _fmt(row[f"{first}_std"]),
+            **({"worst regime": _worst_regime(row["by_regime"], RANK_METRICS[first])}
+               if len(row["by_regime"]) > 1 else {}),
         })
     print_table(table, title=f"sweep {cfg.name}: parameter sets ranked by "
                              f"{', '.join(cfg.rank_by)} over regimes x seeds "
@@ -185,7 +187,9 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
         _write_csv(out / "ranking.csv", [
             {"rank": r["rank"], "param_set": r["param_set"], "label": r["label"],
              **{f"param:{k}": v for k, v in r["params"].items()},
-             **{k: r[k] for k in r if k not in ("rank", "param_set", "label", "params")}}
+             **{k: r[k] for k in r
+                if k not in ("rank", "param_set", "label", "params", "by_regime")},
+             **{f"{first}@{regime}": v for regime, v in r["by_regime"].items()}}
             for r in ranked])
         written = ["ranking.csv"]
         if cfg.walk_forward is not None:
@@ -197,6 +201,15 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
             written += [matrix[0].name, matrix[1].name]
         console.print(f"outputs: {out}/ ({', '.join(written)})")
     return 1 if failures else 0
+
+
+def _worst_regime(by_regime: Mapping[str, float], direction: str) -> str:
+    known = {k: v for k, v in by_regime.items() if not math.isnan(v)}
+    if not known:
+        return ""
+    pick = min if direction == "max" else max
+    name = pick(known, key=lambda k: (known[k], k))
+    return f"{name} ({known[name]:.3g})"
 
 
 def _stamped(row: Mapping[str, Any]) -> dict[str, Any]:

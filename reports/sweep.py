@@ -132,7 +132,7 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
     maximum of a lower-is-better one), NaN values left out. Sets with a failed or missing
     run rank after complete ones; then by the first metric, the next ones breaking ties,
     NaN last; then by parameter-set number. ``std`` is the sample spread of the first
-    metric over the set's runs."""
+    metric over the set's runs; ``by_regime`` its aggregate within each regime."""
     sets: dict[int, list[Mapping[str, Any]]] = {}
     for member in sorted(members, key=lambda mem: mem["idx"]):  # sums in one fixed order
         sets.setdefault(int(member["param_set"]), []).append(member)
@@ -148,7 +148,13 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
         for metric, direction in rank_by:
             vals = [d["metrics"].get(metric, math.nan) for d in done.values()]
             row[metric] = _aggregate(vals, aggregate, direction)
-        first = rank_by[0][0]
+        first, direction = rank_by[0]
+        regimes: dict[str, list[float]] = {}
+        for d in done.values():
+            regimes.setdefault(d["regime"] or "base", []).append(
+                d["metrics"].get(first, math.nan))
+        row["by_regime"] = {name: _aggregate(v, aggregate, direction)
+                            for name, v in sorted(regimes.items())}
         vals = np.asarray([d["metrics"].get(first, math.nan) for d in done.values()])
         vals = vals[~np.isnan(vals)]
         row[f"{first}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan

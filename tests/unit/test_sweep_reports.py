@@ -49,6 +49,16 @@ def test_ranking_aggregates_over_runs_and_orders_best_first() -> None:
     assert [r["param_set"] for r in median] == [1, 0]
 
 
+def test_ranking_breaks_the_first_metric_down_by_regime() -> None:
+    members = [member(0, 0, regime="up", sharpe=1.0), member(1, 0, regime="up", sharpe=3.0),
+               member(2, 0, regime="down", sharpe=-1.0), member(3, 0, regime="down",
+                                                                  sharpe=0.0)]
+    (row,) = rank_param_sets(members, [("sharpe", "max")], "mean")
+    assert row["by_regime"] == {"down": -0.5, "up": 2.0}
+    (row,) = rank_param_sets(members, [("sharpe", "max")], "worst")
+    assert row["by_regime"] == {"down": -1.0, "up": 1.0} and row["sharpe"] == -1.0
+
+
 def test_ranking_is_independent_of_member_order() -> None:
     rng = np.random.default_rng(3)
     members = [member(i, i % 5, seed=i // 5, sharpe=float(rng.normal()),
