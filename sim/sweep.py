@@ -433,11 +433,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SweepError(f"{path}: malformed TOML: {exc}") from None
 
 
+def _against(base: Path, value: Any) -> Any:
+    if isinstance(value, str) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
+
+
 def _load_config(path: Path) -> SweepConfig:
+    """Validate; ``scenario``, ``suite`` and swept file paths (parameters named ``path`` or
+    ``funding``) are resolved against the sweep file, as a scenario's are against it."""
     raw = _read_toml(path)
     for key in ("scenario", "suite"):
-        if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
-            raw[key] = str((path.parent / raw[key]).resolve())
+        raw[key] = _against(path.parent, raw.get(key))
+    grid = raw.get("grid")
+    for name, values in grid.items() if isinstance(grid, dict) else ():
+        if name.rsplit(".", 1)[-1] in ("path", "funding") and isinstance(values, list):
+            grid[name] = [_against(path.parent, v) for v in values]
+    params = raw.get("random", {}).get("params") if isinstance(raw.get("random"), dict) else None
+    for name, dist in params.items() if isinstance(params, dict) else ():
+        if (name.rsplit(".", 1)[-1] in ("path", "funding") and isinstance(dist, dict)
+                and isinstance(dist.get("choice"), list)):
+            dist["choice"] = [_against(path.parent, v) for v in dist["choice"]]
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:

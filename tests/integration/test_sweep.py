@@ -217,8 +217,9 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
         '[[agents]]\nname = "f"\nkind = "tests._sweep_support:FailsAt"\n'
         '[[venues]]\nname = "v"\nsymbols = ["SYN"]\n')
     path = tmp_path / "sweep.toml"
-    path.write_text(f'name = "fails"\nscenario = "base.toml"\n[grid]\n'
-                    f'"agents.f.params.fail_at" = [0, 100]\n"data.0.path" = ["{good}", "{bad}"]\n')
+    path.write_text('name = "fails"\nscenario = "base.toml"\n[grid]\n'
+                    '"agents.f.params.fail_at" = [0, 100]\n'
+                    '"data.0.path" = ["good.csv", "bad.csv"]\n')  # relative to the sweep
     db = tmp_path / "runs.duckdb"
     code, out, err = cli("sweep", str(path), "--db", str(db), "--workers", "1", "--quiet")
     assert code == 1, err
