@@ -233,15 +233,15 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
 
     def store_pending() -> None:
         items = list(pending)
-        with sigint_deferred():
+        with sigint_deferred():  # stored and reported, then Ctrl-C if it came meanwhile
             merge_outcomes(store, items)
             pending.clear()
-        for run, outcome in items:
-            progress["done"] += 1
-            progress["failed"] += outcome.status != "completed"
-            if on_stored is not None:
-                on_stored(SweepProgress(progress["done"], plan.total, progress["failed"],
-                                        run, outcome))
+            for run, outcome in items:
+                progress["done"] += 1
+                progress["failed"] += outcome.status != "completed"
+                if on_stored is not None:
+                    on_stored(SweepProgress(progress["done"], plan.total, progress["failed"],
+                                            run, outcome))
 
     batches = executor([RunTask(r.run_id, r.config) for r in plan.todo])
     try:
