@@ -23,19 +23,17 @@ A sweep file (TOML) names a base scenario and what to vary::
     train = "30d"
     test = "10d"
 
-Parameters are addressed by dotted paths into the scenario config. A list element is named
-by its index or by its ``name`` (agents, venues) or ``symbol`` (single-symbol data sources):
-``agents.0.params.fast`` and ``agents.sma.params.fast`` are the same parameter. A path must
-exist in the scenario's models (an agent's ``params`` may be extended by any parameter its
-``Params`` model declares); anything else is a one-line error naming the path.
+Parameters are addressed by dotted paths into the scenario config (``sim.config_paths``):
+``agents.0.params.fast`` and ``agents.sma.params.fast`` are the same parameter. A path that
+names nothing in the scenario's models is a one-line error naming the path.
 
 With a suite, each regime scenario contributes its ``data`` (and its seed, unless ``seeds``
 is given); everything else comes from the base, so one configuration meets every regime.
 
 Each combination is resolved to a full ``ScenarioConfig``; its run id is a hash of that
-config plus the content digests of the files it reads (``run_identity``), so a finished
-run is recognised by what it is, not by when or where it ran. This module only describes,
-expands and identifies sweeps; ``quorum.sweep`` runs them.
+config plus the content digests of the files it reads (``sim.run_identity``), so a
+finished run is recognised by what it is, not by when or where it ran. This module only
+describes and expands sweeps; ``quorum.sweep`` runs them.
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,9 +51,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim.agents.base import AgentError, describe_agent
 from sim.config import (
-    AgentConfig,
     ConfigError,
     FileSourceConfig,
     ScenarioConfig,
@@ -64,6 +59,8 @@ from sim.config import (
     load_scenario,
     parse_duration,
 )
+from sim.config_paths import PathError, resolve_path, set_value, short_name
+from sim.run_identity import canonical_json, run_identity
 from sim.suite import load_suite
 
 # Metrics a sweep may rank by, with the better direction ("max" or "min"). The values are
@@ -75,7 +72,6 @@ RANK_METRICS: dict[str, Literal["max", "min"]] = {
 }
 WINDOW_METRICS = ("sharpe", "sortino", "calmar", "total_return", "cagr", "max_drawdown",
                   "volatility")
-IDENTITY_VERSION = "quorum-run/1"
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
 
 
@@ -289,138 +285,6 @@ class Sweep:
         return out
 
 
-# -- addressing -------------------------------------------------------------------------
-def _segment_error(path: str, upto: Sequence[str], message: str) -> SweepError:
-    where = ".".join(upto)
-    return SweepError(f"unknown parameter {path!r}: {message}" + (f" (at {where!r})"
-                                                                     if where else ""))
-
-
-def _element(items: list[Any], segment: str, path: str, upto: Sequence[str]) -> int:
-    """The index a list segment names: a position, or an element's name/symbol."""
-    if segment.isdigit():
-        if int(segment) >= len(items):
-            raise _segment_error(path, upto, f"index {segment} is past the {len(items)} "
-                                              "entries")
-        return int(segment)
-    for i, item in enumerate(items):
-        if segment in (getattr(item, "name", None), getattr(item, "symbol", None)):
-            return i
-    names = [str(getattr(it, "name", None) or getattr(it, "symbol", None) or i)
-             for i, it in enumerate(items)]
-    raise _segment_error(path, upto, f"no entry named {segment!r} (have: {', '.join(names)})")
-
-
-def resolve_path(config: ScenarioConfig, path: str) -> tuple[str | int, ...]:
-    """The concrete key path (list indices as ints) that ``path`` names in ``config``.
-
-    Every segment but the last must exist; the last must be a field of its model, a key
-    already in a dict, or a parameter declared by the agent whose ``params`` it extends."""
-    segments = path.split(".")
-    if not path or any(not s for s in segments):
-        raise SweepError(f"unknown parameter {path!r}: not a dotted path like "
-                         "'agents.sma.params.fast'")
-    node: Any = config
-    keys: list[str | int] = []
-    agent: AgentConfig | None = None
-    for depth, seg in enumerate(segments):
-        last = depth == len(segments) - 1
-        upto = segments[:depth]
-        if isinstance(node, BaseModel):
-            fields = type(node).model_fields
-            if seg not in fields:
-                raise _segment_error(path, upto, f"{type(node).__name__} has no field "
-                                                  f"{seg!r} (fields: {', '.join(fields)})")
-            if isinstance(node, AgentConfig):
-                agent = node
-            keys.append(seg)
-            node = getattr(node, seg)
-        elif isinstance(node, list):
-            i = _element(node, seg, path, upto)
-            keys.append(i)
-            node = node[i]
-        elif isinstance(node, dict):
-            if seg not in node:
-                if not last:
-                    raise _segment_error(path, upto, f"no key {seg!r}")
-                if agent is not None and keys[-1] == "params":
-                    _check_agent_param(agent, seg, path)
-            keys.append(seg)
-            node = node.get(seg)
-        else:
-            raise _segment_error(path, upto, "goes inside a value that is not a table or list")
-    return tuple(keys)
-
-
-def _check_agent_param(agent: AgentConfig, name: str, path: str) -> None:
-    try:
-        declared = [p["name"] for p in describe_agent(agent.kind)]
-    except AgentError:
-        return
-    if declared and name not in declared:
-        raise SweepError(f"unknown parameter {path!r}: agent {agent.name!r} "
-                         f"({agent.kind}) has parameters {', '.join(declared)}")
-
-
-def set_value(raw: dict[str, Any], keys: Sequence[str | int], value: Any) -> None:
-    """Set ``value`` at a concrete key path in a plain (dumped) scenario dict."""
-    node: Any = raw
-    for key in keys[:-1]:
-        node = node[key]
-    node[keys[-1]] = value
-
-
-# -- identity ---------------------------------------------------------------------------
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str) -> str:
-    """sha256 of a file's bytes, cached by (path, size, mtime)."""
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
-
-
-def referenced_files(config: ScenarioConfig) -> list[str]:
-    """Every file a run of ``config`` reads: recorded data, funding, an agent's ``path``."""
-    files = []
-    for source in config.data:
-        if isinstance(source, FileSourceConfig):
-            files.append(source.path)
-            if source.funding:
-                files.append(source.funding)
-    for agent in config.agents:
-        path = agent.params.get("path")
-        if isinstance(path, str) and os.path.isfile(path):
-            files.append(path)
-    return files
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def run_identity(config: ScenarioConfig) -> str:
-    """The run id of a resolved config: 16 hex digits of sha256 over the config (as stored
-    in ``runs.config``) and the digests of the files it reads. A missing file is an error
-    here, before anything runs."""
-    files = {}
-    for path in referenced_files(config):
-        try:
-            files[path] = file_digest(path)
-        except OSError as exc:
-            raise SweepError(f"{config.name}: cannot read {path}: {exc.strerror}") from None
-    payload = canonical_json({"v": IDENTITY_VERSION, "config": config.model_dump(mode="json"),
-                              "files": files})
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
 # -- loading and expanding --------------------------------------------------------------
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
@@ -501,13 +365,6 @@ def describe_params(params: Mapping[str, Any]) -> str:
     return " ".join(f"{short_name(p)}={_short_value(v)}" for p, v in params.items()) or "base"
 
 
-def short_name(path: str) -> str:
-    parts = path.split(".")
-    if parts[0] == "agents" and len(parts) > 2:
-        parts = parts[1:]
-    return ".".join(p for p in parts if p != "params") or path
-
-
 def _short_value(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -554,7 +411,7 @@ def load_sweep(path: str | Path) -> Sweep:
     for p in cfg.swept_paths():
         try:
             keys[p] = resolve_path(probe, p)
-        except SweepError as exc:
+        except PathError as exc:
             section = "grid" if p in (cfg.grid or {}) else "random.params"
             raise SweepError(f"{source}: {section}: {exc}") from None
     base_raw = base.model_dump(mode="json")

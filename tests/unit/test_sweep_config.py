@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from sim.config import load_scenario
-from sim.sweep import SweepError, load_sweep, resolve_path, run_identity, short_name
+from sim.config_paths import resolve_path, short_name
+from sim.run_identity import run_identity
+from sim.sweep import SweepError, load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "sweeps" / "tiny.toml"
