@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from quorum.sweep_executors import Executor
+from quorum.sweep_executors import Executor, WorkerLost
 from quorum.sweep_worker import RunOutcome, RunTask
 from sim.provenance import code_version
 from sim.store import TABLES, DuckDBStore
@@ -224,8 +224,9 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
 
     Finished runs are committed together at most every ``commit_every`` seconds (a DuckDB
     commit costs tens of milliseconds here, as much as a short run), and at the end.
-    Ctrl-C stops the executor, stores the runs already finished, and propagates: every
-    run in the store is complete, and running the sweep again makes the rest."""
+    Ctrl-C (or a lost worker) stops the executor, stores the runs already finished, and
+    propagates: every run in the store is complete, and running the sweep again makes the
+    rest."""
     by_id = {r.run_id: r for r in plan.todo}
     progress = {"done": plan.already, "failed": 0}
     pending: list[tuple[SweepRun, RunOutcome]] = []
@@ -252,7 +253,7 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
                 last = time.monotonic()
         if pending:
             store_pending()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, WorkerLost):  # what finished is kept
         if pending:
             store_pending()
         raise

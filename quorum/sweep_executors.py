@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import socket
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from quorum.sweep_worker import RunOutcome, RunTask, execute_run, ignore_sigint, one_line
@@ -53,52 +53,88 @@ def run_serial(tasks: Sequence[RunTask]) -> Iterator[list[RunOutcome]]:
 
 
 def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOutcome]]:
-    """A pool of spawned processes (not forked: the driver holds a DuckDB connection and
-    may run a progress thread). At most ``4 * workers`` runs are submitted ahead, so an
-    interrupt stops promptly and finished results cannot pile up without bound. Yields an
-    empty list when nothing finished for half a second."""
-    from concurrent.futures.process import BrokenProcessPool
+    """``workers`` spawned processes (not forked: the driver holds a DuckDB connection and
+    may run a progress thread) fed through queues, at most ``2 * workers`` runs ahead.
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=ignore_sigint)
+    A plain pair of queues rather than ``concurrent.futures``: on Ctrl-C the workers are
+    terminated mid-run, and a process pool's manager thread can then hang the driver's
+    exit on a half-written result. Here nothing waits on the queues once the driver stops
+    reading. Yields an empty list when nothing finished for half a second."""
+    ctx = multiprocessing.get_context("spawn")
+    todo, done = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=serve, args=(todo, done), daemon=True, name=f"sweep-{i}")
+             for i in range(workers)]
+    for proc in procs:
+        proc.start()
     pending = iter(tasks)
-    running: set[Any] = set()
+    outstanding = 0
     finished = False
-    try:
-        while True:
-            while len(running) < 4 * workers:
-                task = next(pending, None)
-                if task is None:
-                    break
-                running.add(pool.submit(execute_run, task))
-            if not running:
-                finished = True
+
+    def feed() -> None:
+        nonlocal outstanding
+        while outstanding < 2 * workers:
+            task = next(pending, None)
+            if task is None:
                 return
-            # wake at least twice a second, so the driver can store what it holds
-            done, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            todo.put(task)
+            outstanding += 1
+
+    try:
+        feed()
+        while outstanding:
+            ready: list[RunOutcome] = []
             try:
-                ready = [future.result() for future in done]
-            except BrokenProcessPool as exc:
-                raise WorkerLost(f"a worker process died ({exc}); out of memory?") from None
+                ready.append(_unwrap(done.get(timeout=0.5)))
+                while True:
+                    ready.append(_unwrap(done.get_nowait()))
+            except queue.Empty:
+                pass
+            if not ready:
+                dead = [p for p in procs if not p.is_alive()]
+                if dead:
+                    raise WorkerLost(f"worker {dead[0].name} died (exit code "
+                                     f"{dead[0].exitcode}); out of memory?")
+            outstanding -= len(ready)
+            feed()
             yield ready
+        finished = True
     finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            _stop_pool(pool)
+        _stop_workers(procs, todo, done, finished)
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end busy workers now: their runs are dropped and
-    made again on resume. (No public API ends busy workers before Python 3.14's
-    ``terminate_workers``, hence the private ``_processes``.)"""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in processes:
+def serve(todo: Any, done: Any) -> None:
+    """A worker: run tasks until the ``None`` that says stop."""
+    ignore_sigint()
+    while (task := todo.get()) is not None:
+        try:
+            done.put(("ok", execute_run(task)))
+        except BaseException as exc:  # not a run's failure: execute_run catches those
+            done.put(("lost", f"run {task.run_id}: {one_line(exc)}"))
+
+
+def _unwrap(item: tuple[str, Any]) -> RunOutcome:
+    kind, payload = item
+    if kind != "ok":
+        raise WorkerLost(f"a worker failed outside a run: {payload}")
+    return payload
+
+
+def _stop_workers(procs: Sequence[Any], todo: Any, done: Any, finished: bool) -> None:
+    """Finished: tell the workers to stop and wait for them. Otherwise (Ctrl-C, an error)
+    end them now: their runs are dropped and made again on resume."""
+    if finished:
+        for _ in procs:
+            todo.put(None)
+        for proc in procs:
+            proc.join(timeout=10)
+    for proc in procs:
         if proc.is_alive():
             proc.terminate()
-    for proc in processes:
+    for proc in procs:
         proc.join(timeout=5)
+    for q in (todo, done):  # exit must never wait on a queue's feeder thread
+        q.cancel_join_thread()
+        q.close()
 
 
 def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[list[RunOutcome]]:
