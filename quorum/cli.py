@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run a sweep over parameters, regimes and seeds; rank, "
                                      "walk forward, regime matrix")
-    p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/sma_regimes.toml")
+    p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/regimes_grid.toml")
     p.add_argument("--db", "--store", dest="db", default=DEFAULT_DB, metavar="PATH",
                    help=f"DuckDB run store (default: {DEFAULT_DB}); runs already in it are "
                         "not made again")
