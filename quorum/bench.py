@@ -64,3 +64,47 @@ def throughput(bars: int, agents: int, db: str | None = None, repeat: int = 3) -
         "fills": counts[0],
         "peak_rss_mb": round(peak_mb, 1),
     }
+
+
+def sweep_scaling(sweep_path: str, workers: tuple[int, ...] = (1, 2)) -> list[dict[str, Any]]:
+    """Runs per minute of a sweep against the number of local workers, each into a fresh
+    temporary store: wall time of the run phase (pool start-up included), the same from the
+    first run's start to the last run's end (steady state), and the CPU time
+    of the driver and its workers per run, which on a shared machine says what the wall
+    time cannot (a machine busy with other work stretches wall time, not CPU time). The
+    1-minute load average is read before and after each measurement."""
+    import os
+
+    from quorum.sweep import execute_sweep, opened, plan_sweep
+    from quorum.sweep_executors import executor_for
+    from sim.sweep import load_sweep
+
+    sweep = load_sweep(sweep_path)
+    rows = []
+    for n in workers:
+        with tempfile.TemporaryDirectory() as tmp, opened(str(Path(tmp) / "s.duckdb")) as store:
+            plan = plan_sweep(store, sweep)
+            load_before = os.getloadavg()[0]
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = time.process_time()
+            start = time.perf_counter()
+            execute_sweep(store, plan, executor_for(n, None))
+            wall = time.perf_counter() - start
+            driver_cpu = time.process_time() - cpu
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime
+                                                              + children.ru_stime)
+            runs = len(plan.todo)
+            span = store.con.execute("SELECT epoch(max(finished_at)) - epoch(min(started_at))"
+                                     " FROM runs").fetchone()[0]
+            rows.append({
+                "workers": n, "runs": runs, "wall_s": round(wall, 1),
+                "runs_per_min": round(runs / wall * 60, 1),
+                # from the first run's start to the last one's end: no pool start-up
+                "steady_runs_per_min": round(runs / span * 60, 1),
+                "cpu_s_per_run": round((driver_cpu + worker_cpu) / runs, 3),
+                "driver_cpu_s_per_run": round(driver_cpu / runs, 3),
+                "load_before": round(load_before, 2),
+                "load_after": round(os.getloadavg()[0], 2),
+            })
+    return rows

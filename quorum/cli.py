@@ -363,6 +363,13 @@ def cmd_kill(args: argparse.Namespace) -> int:
     _console().print(f"kill switch pulled: {path} (a session watching it stops adding "
                      "exposure; remove the file before the next session)")
     return 0
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from quorum.sweep_command import SweepUsageError, run_sweep_command
+
+    try:
+        return run_sweep_command(args, _print_table, _console())
+    except SweepUsageError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
@@ -554,6 +561,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-file", metavar="PATH",
                    help="the session's kill file (default: the store's name with .kill)")
     p.set_defaults(func=cmd_kill)
+    p = sub.add_parser("sweep", help="run a sweep over parameters, regimes and seeds; rank, "
+                                     "walk forward, regime matrix")
+    p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/regimes_grid.toml")
+    p.add_argument("--db", "--store", dest="db", default=DEFAULT_DB, metavar="PATH",
+                   help=f"DuckDB run store (default: {DEFAULT_DB}); runs already in it are "
+                        "not made again")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes (default: every core; 1 runs in this process)")
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT",
+                   help="run on a dask.distributed cluster (its scheduler address) instead")
+    p.add_argument("--out", metavar="DIR", help="also write ranking.csv, the regime matrix "
+                   "and, with walk_forward, walk_forward.csv and stability.csv")
+    p.add_argument("--top", type=int, default=10, metavar="N",
+                   help="parameter sets shown in the table and the regime matrix (default 10)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run failed runs again (by default a stored failure is final)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_sweep)
 
     agents = sub.add_parser("agents", help="the agent library")
     agents_sub = agents.add_subparsers(dest="agents_command", metavar="COMMAND", required=True,

@@ -16,7 +16,7 @@ order, give (``reports.slices.slice_stats``)
 
 Rows are runs grouped by ``by``: ``"scenario"`` (the scenario name), ``"config"`` (agents,
 consensus, policy and risk: the same configuration run in different regimes shares a
-row), or ``"run"``.
+row), or ``"run"``; or given per run id by ``row_labels`` (e.g. a sweep's parameter sets).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,8 @@ def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
 
 
 def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
-                  by: str = "scenario") -> dict[str, Any]:
+                  by: str = "scenario", row_labels: Mapping[str, str] | None = None,
+                  ) -> dict[str, Any]:
     """``{"rows": [...], "labels": [...], "sharpe"|"return"|"max_drawdown"|"bars":
     2-D arrays rows x labels}`` (NaN, or 0 bars, where a row never saw a label)."""
     if by not in GROUPINGS:
@@ -70,7 +71,7 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
     for run_id in run_ids:
         check_run(con, run_id)
         run = RunData(con, run_id)
-        row = _row_label(con, run_id, by)
+        row = row_labels[run_id] if row_labels is not None else _row_label(con, run_id, by)
         per_year.setdefault(row, []).append(run.per_year)
         cells = pooled.setdefault(row, {})
         for name, returns in regime_returns(run).items():
@@ -105,9 +106,10 @@ def _ink(image: Any, value: Any, faint: bool) -> str:
 
 
 def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], out: Path,
-                        by: str = "scenario") -> tuple[Path, Path]:
+                        by: str = "scenario", row_labels: Mapping[str, str] | None = None,
+                        ) -> tuple[Path, Path]:
     """``regime_matrix.png`` (three heatmaps) and ``regime_matrix.csv`` in ``out``."""
-    m = regime_matrix(con, run_ids, by)
+    m = regime_matrix(con, run_ids, by, row_labels)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "regime_matrix.csv"
@@ -149,7 +151,8 @@ def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], 
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
             ax.set_yticks(range(len(rows)), rows)
             ax.set_title(title)
-        fig.suptitle(f"Regime matrix ({by} x causal regime of the first symbol; cell: value "
+        rows_are = by if row_labels is None else "parameter set"
+        fig.suptitle(f"Regime matrix ({rows_are} x causal regime of the first symbol; cell: value "
                      f"and bars; under {MIN_COLOURED_BARS} bars not coloured)",
                      fontweight="bold")
         fig.tight_layout()

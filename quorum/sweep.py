@@ -1,0 +1,290 @@
+"""Running a sweep: workers make runs (``quorum.sweep_worker``), the driver alone writes
+the run store.
+
+The driver stores whatever the executor hands it (``quorum.sweep_executors``: a list of
+finished runs) in one transaction: each run's row as its worker made it, every batch of
+each run in the order the run produced it, and the run's metrics. So a run is in the store
+whole or not at all, whatever interrupts the driver, and Ctrl-C is held while a
+transaction is open (DuckDB would otherwise abort it mid-way).
+
+Order: runs arrive in whatever order they finish, so they sit in the file in that order.
+What they hold does not change: within a run, rows keep the run's own order, and
+everything read back (``reports.sweep``) orders by combination index or parameter set.
+
+Resume: a run is identified by the hash of its resolved config (``sim.sweep``). Before
+anything runs, the driver asks the store which of the sweep's runs are there, completed
+or failed, and runs only the others. A run found ``running`` or ``interrupted`` (left by
+something else), or a failed one with ``retry_failed``, is deleted and made again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from quorum.sweep_executors import Executor, WorkerLost
+from quorum.sweep_worker import RunOutcome, RunTask
+from sim.provenance import code_version
+from sim.store import TABLES, DuckDBStore
+from sim.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json, describe_params
+
+# DuckDB column type -> the Arrow type a batch is cast to before runs are concatenated.
+_ARROW_TYPES = {
+    "TIMESTAMP_NS": pa.timestamp("ns"), "VARCHAR": pa.string(), "JSON": pa.string(),
+    "DOUBLE": pa.float64(), "BIGINT": pa.int64(), "BOOLEAN": pa.bool_(),
+    "VARCHAR[]": pa.list_(pa.string()), "DOUBLE[]": pa.list_(pa.float64()),
+}
+
+
+def create_sweep_tables(store: DuckDBStore) -> None:
+    for ddl in SWEEP_DDL:
+        store.con.execute(ddl)
+
+
+@contextmanager
+def transaction(store: DuckDBStore) -> Iterator[None]:
+    con = store.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def register_sweep(store: DuckDBStore, sweep: Sweep) -> None:
+    """The sweep and its combinations, once (the same sweep id is already there)."""
+    with transaction(store):
+        store.con.execute(
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
+            [sweep.sweep_id, sweep.config.name, sweep.source,
+             canonical_json(sweep.config.model_dump(mode="json")), len(sweep.runs)])
+        rows = pa.table({
+            "sweep_id": [sweep.sweep_id] * len(sweep.runs),
+            "idx": [r.idx for r in sweep.runs],
+            "run_id": [r.run_id for r in sweep.runs],
+            "param_set": [r.param_set for r in sweep.runs],
+            "params": [canonical_json(r.params) for r in sweep.runs],
+            "label": [describe_params(r.params) for r in sweep.runs],
+            "regime": pa.array([r.regime for r in sweep.runs], pa.string()),
+            "seed": [r.seed for r in sweep.runs],
+        })
+        store.con.register("_sweep_rows", rows)
+        try:
+            store.con.execute("INSERT INTO sweep_runs SELECT * FROM _sweep_rows "
+                              "ON CONFLICT DO NOTHING")
+        finally:
+            store.con.unregister("_sweep_rows")
+
+
+def stored_status(store: DuckDBStore, run_ids: Sequence[str]) -> dict[str, str]:
+    rows = store.con.execute("SELECT run_id, status FROM runs WHERE list_contains(?, run_id)",
+                             [list(run_ids)]).fetchall()
+    return dict(rows)
+
+
+def delete_runs(store: DuckDBStore, run_ids: Sequence[str]) -> None:
+    if not run_ids:
+        return
+    with transaction(store):
+        for table in (*TABLES, "run_metrics", "runs"):
+            store.con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)",
+                              [list(run_ids)])
+
+
+# -- storing finished runs --------------------------------------------------------------
+def merge_outcomes(store: DuckDBStore, items: Sequence[tuple[SweepRun, RunOutcome]]) -> None:
+    """Store finished runs whole, in one transaction: one statement per table for all of
+    them (with many short runs, per-statement cost would make the driver the bottleneck)."""
+    with transaction(store):
+        _insert_arrow(store, "runs", _run_rows(items))
+        for table in TABLES:
+            parts = [(o.run_id, batch) for _, o in items for name, batch in o.store.batches
+                     if name == table]
+            if parts:
+                _append_runs(store, table, parts)
+        metrics = [(o.run_id, name, value) for _, o in items
+                   for name, value in sorted(o.metrics.items())]
+        if metrics:
+            run_ids, names, values = zip(*metrics, strict=True)
+            _insert_arrow(store, "run_metrics", pa.table({
+                "run_id": list(run_ids), "metric": list(names),
+                "value": pa.array([None if math.isnan(v) else v for v in values],
+                                  pa.float64())}))
+
+
+def _run_rows(items: Sequence[tuple[SweepRun, RunOutcome]]) -> pa.Table:
+    """The runs' rows as ``DuckDBStore.create_run`` and ``finish_run`` write them (config
+    as sorted-key JSON), stamped with the worker's wall-clock times. A run that failed
+    before it started (e.g. its data could not be loaded) gets a row saying so."""
+    rows = []
+    for run, outcome in items:
+        got = outcome.store
+        if got.created is not None:
+            scenario, config, seed, version, data_hash, mode = got.created
+        else:
+            scenario, config, seed = (run.config.name, run.config.model_dump(mode="json"),
+                                      run.config.seed)
+            version, data_hash, mode = code_version(), "", "backtest"
+        status, n_bars, error = (got.finished if got.finished is not None
+                                 else ("failed", 0, outcome.error))
+        now = datetime.now(UTC)
+        rows.append({"run_id": outcome.run_id, "scenario": scenario,
+                     "config": json.dumps(config, sort_keys=True), "seed": seed,
+                     "code_version": version, "data_hash": data_hash, "status": status,
+                     "started_at": got.started_at or now, "finished_at": got.finished_at or now,
+                     "n_bars": n_bars, "error": error, "mode": mode})
+    stamp = pa.timestamp("us", tz="UTC")
+    return pa.Table.from_pylist(rows, schema=pa.schema([
+        ("run_id", pa.string()), ("scenario", pa.string()), ("config", pa.string()),
+        ("seed", pa.int64()), ("code_version", pa.string()), ("data_hash", pa.string()),
+        ("status", pa.string()), ("started_at", stamp), ("finished_at", stamp),
+        ("n_bars", pa.int64()), ("error", pa.string()), ("mode", pa.string())]))
+
+
+def _append_runs(store: DuckDBStore, table: str, parts: Sequence[tuple[str, pa.Table]]
+                 ) -> None:
+    """Several runs' batches of ``table`` in one INSERT, each run's rows in its order.
+
+    Each batch is cast to the Arrow type of its column (what DuckDB converts it to on
+    insert anyway), so batches concatenate; a column type without a known Arrow type
+    falls back to the store's own append, batch by batch."""
+    columns = TABLES[table]
+    if any(kind not in _ARROW_TYPES for _, kind in columns):
+        for run_id, batch in parts:
+            store.append(run_id, table, batch)
+        return
+    schema = pa.schema([("run_id", pa.string()),
+                        *((name, _ARROW_TYPES[kind]) for name, kind in columns)])
+    tables = []
+    for run_id, batch in parts:
+        n = batch.num_rows
+        run_col = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                 pa.array([run_id])).cast(pa.string())
+        tables.append(pa.table([run_col, *(batch.column(name).cast(schema.field(name).type)
+                                           for name, _ in columns)], schema=schema))
+    _insert_arrow(store, table, pa.concat_tables(tables))
+
+
+def _insert_arrow(store: DuckDBStore, table: str, data: pa.Table) -> None:
+    names = ", ".join(data.column_names)
+    store.con.register("_sweep_batch", data)
+    try:
+        store.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _sweep_batch")
+    finally:
+        store.con.unregister("_sweep_batch")
+
+
+# -- planning and running ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    total: int  # distinct runs in the sweep
+    already: int  # stored before this invocation
+    todo: list[SweepRun]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepProgress:
+    """Reported after each stored run: how far, and what just finished."""
+
+    done: int
+    total: int
+    failed: int
+    run: SweepRun
+    outcome: RunOutcome
+
+
+def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False) -> SweepPlan:
+    """Register the sweep, clear leftovers, and list the runs still to make."""
+    create_sweep_tables(store)
+    register_sweep(store, sweep)
+    unique = sweep.unique_runs()
+    status = stored_status(store, [r.run_id for r in unique])
+    keep = {"completed"} if retry_failed else {"completed", "failed"}
+    delete_runs(store, [rid for rid, s in status.items() if s not in keep])
+    todo = [r for r in unique if status.get(r.run_id) not in keep]
+    return SweepPlan(len(unique), len(unique) - len(todo), todo)
+
+
+def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
+                  on_stored: Callable[[SweepProgress], None] | None = None,
+                  commit_every: float = 0.5) -> int:
+    """Run ``plan.todo``, storing finished runs; returns how many failed.
+
+    Finished runs are committed together at most every ``commit_every`` seconds (a DuckDB
+    commit costs tens of milliseconds here, as much as a short run), and at the end.
+    Ctrl-C (or a lost worker) stops the executor, stores the runs already finished, and
+    propagates: every run in the store is complete, and running the sweep again makes the
+    rest."""
+    by_id = {r.run_id: r for r in plan.todo}
+    progress = {"done": plan.already, "failed": 0}
+    pending: list[tuple[SweepRun, RunOutcome]] = []
+    last = time.monotonic()
+
+    def store_pending() -> None:
+        items = list(pending)
+        with sigint_deferred():  # stored and reported, then Ctrl-C if it came meanwhile
+            merge_outcomes(store, items)
+            pending.clear()
+            for run, outcome in items:
+                progress["done"] += 1
+                progress["failed"] += outcome.status != "completed"
+                if on_stored is not None:
+                    on_stored(SweepProgress(progress["done"], plan.total, progress["failed"],
+                                            run, outcome))
+
+    batches = executor([RunTask(r.run_id, r.config) for r in plan.todo])
+    try:
+        for ready in batches:
+            pending.extend((by_id[o.run_id], o) for o in ready)
+            if pending and time.monotonic() - last >= commit_every:
+                store_pending()
+                last = time.monotonic()
+        if pending:
+            store_pending()
+    except (KeyboardInterrupt, WorkerLost):  # what finished is kept
+        if pending:
+            store_pending()
+        raise
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    return progress["failed"]
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, then raise it. DuckDB turns a signal that
+    arrives mid-statement into "Query interrupted" and aborts the transaction; runs being
+    stored are better finished (milliseconds) than rolled back and made again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def opened(path: str) -> Iterator[DuckDBStore]:
+    with DuckDBStore(path) as store:
+        create_sweep_tables(store)
+        yield store
+

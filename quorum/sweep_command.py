@@ -1,0 +1,229 @@
+"""``quorum sweep SWEEP.toml``: run what is missing, then rank, walk forward and draw.
+
+Prints a progress bar with ETA on a terminal (one line per stored run otherwise, unless
+``--quiet``), then the ranked parameter sets, the failures, and the walk-forward stability
+summary; ``--out DIR`` also writes ranking.csv, walk_forward.csv, stability.csv and the
+regime matrix (PNG + CSV). Running a finished sweep again only reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from quorum.sweep import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
+from quorum.sweep_executors import (
+    ClusterUnreachable,
+    WorkerLost,
+    default_workers,
+    executor_for,
+)
+from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
+from sim.config import parse_duration
+from sim.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
+
+EXIT_INTERRUPTED = 130
+
+
+class SweepUsageError(ValueError):
+    """Bad command-line input for the sweep (exit 2)."""
+
+
+@contextmanager
+def _reporter(total: int, already: int, name: str, mode: str) -> Iterator[Any]:
+    """A callback for each stored run: a rich progress bar on a terminal, plain lines
+    otherwise, nothing when quiet."""
+    if mode == "quiet":
+        yield None
+        return
+    if mode == "lines":
+        def line(p: SweepProgress) -> None:
+            o, r = p.outcome, p.run
+            where = f"{r.regime or 'base'} seed {r.seed}"
+            err = f"  {o.error}" if o.error else ""
+            print(f"[{p.done}/{p.total}] {o.run_id} {o.status} {where}  "
+                  f"{describe_params(r.params)}  ({o.seconds:.1f}s){err}",
+                  file=sys.stderr, flush=True)
+        yield line
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("runs, {task.fields[failed]} failed"), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), console=Console(file=sys.stderr),
+        transient=True,
+    )
+    task = progress.add_task(f"sweep {name}", total=total, completed=already, failed=0)
+
+    def advance(p: SweepProgress) -> None:
+        progress.update(task, completed=p.done, failed=p.failed)
+
+    with progress:
+        yield advance
+
+
+def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) -> int:
+    if args.cluster is not None and args.workers is not None:
+        raise SweepUsageError("--workers does not apply with --cluster (the cluster's "
+                              "workers run the sweep)")
+    if args.workers is not None and args.workers < 1:
+        raise SweepUsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.top < 1:
+        raise SweepUsageError(f"--top must be >= 1, got {args.top}")
+    sweep = load_sweep(args.sweep)
+    mode = "quiet" if args.quiet else ("bar" if sys.stderr.isatty() else "lines")
+    with opened(args.db) as store:
+        plan = plan_sweep(store, sweep, retry_failed=args.retry_failed)
+        console.print(f"sweep {sweep.config.name} ({sweep.sweep_id}): {plan.total} runs, "
+                      f"{plan.already} already stored, {len(plan.todo)} to run"
+                      + (f"; {len(sweep.skipped)} invalid combinations left out"
+                         if sweep.skipped else ""))
+        try:
+            if plan.todo:
+                start = time.perf_counter()
+                with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
+                    execute_sweep(store, plan, executor_for(args.workers, args.cluster),
+                                  on_stored=report)
+                seconds = time.perf_counter() - start
+                where = (f"on {args.cluster}" if args.cluster else
+                         f"with {args.workers or default_workers()} worker(s)")
+                console.print(f"made {len(plan.todo)} runs in {seconds:.1f} s "
+                              f"({len(plan.todo) / seconds * 60:.1f} runs/min) {where}")
+        except KeyboardInterrupt:
+            status = stored_status(store, [r.run_id for r in sweep.unique_runs()])
+            print(f"quorum: sweep interrupted: {len(status)} of {plan.total} runs "
+                  f"stored; run the same command again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except ClusterUnreachable as exc:
+            raise SweepUsageError(str(exc)) from None
+        except WorkerLost as exc:
+            print(f"quorum: sweep stopped: {exc}; the runs stored so far are kept, run the "
+                  "same command again to resume", file=sys.stderr)
+            return 1
+        return _report(store.con, sweep, args, print_table, console)
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4g}"
+    return v
+
+
+def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
+            console: Any) -> int:
+    cfg = sweep.config
+    members = sweep_members(con, sweep.sweep_id)
+    rank_by = [(name, RANK_METRICS[name]) for name in cfg.rank_by]
+    ranked = rank_param_sets(members, rank_by, cfg.aggregate)
+    first = cfg.rank_by[0]
+    table = []
+    for row in ranked[:args.top]:
+        table.append({
+            "rank": row["rank"], "set": row["param_set"], "parameters": row["label"],
+            "runs": f"{row['completed']}/{row['runs']}", "failed": row["failed"],
+            **{f"{k} ({cfg.aggregate})": _fmt(row[k]) for k, _ in rank_by},
+            f"{first} std": _fmt(row[f"{first}_std"]),
+            **({"worst regime": _worst_regime(row["by_regime"], RANK_METRICS[first])}
+               if len(row["by_regime"]) > 1 else {}),
+        })
+    print_table(table, title=f"sweep {cfg.name}: parameter sets ranked by "
+                             f"{', '.join(cfg.rank_by)} over regimes x seeds "
+                             f"(top {min(args.top, len(ranked))} of {len(ranked)})")
+    versions = con.execute(
+        "SELECT DISTINCT code_version FROM runs WHERE run_id IN (SELECT run_id FROM sweep_runs "
+        "WHERE sweep_id = ?) ORDER BY 1", [sweep.sweep_id]).fetchall()
+    if len(versions) > 1:
+        console.print(f"note: this sweep's runs were made by {len(versions)} code versions "
+                      f"({', '.join(v[0] for v in versions)}); runs are identified by config, "
+                      "not code: use a new --db to remake them all")
+    failures = {m["run_id"]: m for m in members if m["status"] == "failed"}
+    if failures:
+        console.print(f"{len(failures)} runs failed (stored with their error; quorum show "
+                      "RUN_ID):")
+        for m in list(failures.values())[:5]:
+            console.print(f"  {m['run_id']} {m['label']} {m['regime'] or 'base'} seed "
+                          f"{m['seed']}: {m['error']}")
+    windows, stability = [], []
+    if cfg.walk_forward is not None:
+        wf = cfg.walk_forward
+        metric = cfg.window_metric
+        windows, stability = walk_forward(
+            con, members, metric, RANK_METRICS[metric], parse_duration(wf.train),
+            parse_duration(wf.test), parse_duration(wf.step) if wf.step else None,
+            wf.anchored)
+        if not windows:
+            console.print(f"walk-forward: no {wf.train} + {wf.test} window fits in the runs' "
+                          "data")
+        print_table([{"regime": s["regime"] or "base", "seed": s["seed"],
+                      "windows": s["windows"], "changes": s["changes"],
+                      "change rate": _fmt(s["change_rate"]), "distinct": s["distinct"],
+                      "most chosen": "" if s["most_chosen_set"] is None
+                      else f"#{s['most_chosen_set']}", "share": _fmt(s["share"]),
+                      "train mean": _fmt(s["train_mean"]), "test mean": _fmt(s["test_mean"]),
+                      "test std": _fmt(s["test_std"]), "test min": _fmt(s["test_min"]),
+                      "test max": _fmt(s["test_max"])} for s in stability],
+                    title=f"walk-forward on {metric}: train {wf.train}, test {wf.test}, "
+                          f"step {wf.step or wf.test}{' (anchored)' if wf.anchored else ''}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_csv(out / "ranking.csv", [
+            {"rank": r["rank"], "param_set": r["param_set"], "label": r["label"],
+             **{f"param:{k}": v for k, v in r["params"].items()},
+             **{k: r[k] for k in r
+                if k not in ("rank", "param_set", "label", "params", "by_regime")},
+             **{f"{first}@{regime}": v for regime, v in r["by_regime"].items()}}
+            for r in ranked])
+        written = ["ranking.csv"]
+        if cfg.walk_forward is not None:
+            _write_csv(out / "walk_forward.csv", [_stamped(w) for w in windows])
+            _write_csv(out / "stability.csv", stability)
+            written += ["walk_forward.csv", "stability.csv"]
+        matrix = write_sweep_regime_matrix(con, ranked, members, out, top=args.top)
+        if matrix is not None:
+            written += [matrix[0].name, matrix[1].name]
+        console.print(f"outputs: {out}/ ({', '.join(written)})")
+    return 1 if failures else 0
+
+
+def _worst_regime(by_regime: Mapping[str, float], direction: str) -> str:
+    known = {k: v for k, v in by_regime.items() if not math.isnan(v)}
+    if not known:
+        return ""
+    pick = min if direction == "max" else max
+    name = pick(known, key=lambda k: (known[k], k))
+    return f"{name} ({known[name]:.3g})"
+
+
+def _stamped(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("train_start", "train_end", "test_end"):
+        out[key] = pd.Timestamp(row[key], unit="ns", tz="UTC").isoformat()
+    return out
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    names: list[str] = []
+    for row in rows:
+        names.extend(k for k in row if k not in names)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)

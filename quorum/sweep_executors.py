@@ -1,0 +1,190 @@
+"""Where a sweep's runs are made: in this process, in a pool of local processes, or on a
+dask.distributed cluster. Each executor takes the tasks and yields lists of outcomes as
+they are ready (everything finished since the last list), so a driver that falls behind
+fast runs stores them in bigger transactions instead of queueing up.
+
+Results are the same whichever executor runs them; only the order they arrive in differs,
+and the driver makes sure that order reaches nothing it stores or reports.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from quorum.sweep_worker import RunOutcome, RunTask, execute_run, ignore_sigint, one_line
+
+Executor = Callable[[Sequence[RunTask]], Iterator[list[RunOutcome]]]
+
+
+class WorkerLost(RuntimeError):
+    """A worker died or a cluster task failed outside a run (not a run's own failure)."""
+
+
+class ClusterUnreachable(ValueError):
+    """--cluster names no reachable scheduler (bad input: exit 2)."""
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def executor_for(workers: int | None, cluster: str | None) -> Executor:
+    """Dask when a cluster is named; else a pool of ``workers`` processes (default: one per
+    core), or this process alone for one worker."""
+    if cluster is not None:
+        return lambda tasks: run_dask(tasks, cluster)
+    n = workers or default_workers()
+    if n <= 1:
+        return run_serial
+    return lambda tasks: run_processes(tasks, n)
+
+
+def run_serial(tasks: Sequence[RunTask]) -> Iterator[list[RunOutcome]]:
+    for task in tasks:
+        yield [execute_run(task)]
+
+
+def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOutcome]]:
+    """``workers`` spawned processes (not forked: the driver holds a DuckDB connection and
+    may run a progress thread) fed through queues, at most ``2 * workers`` runs ahead.
+
+    A plain pair of queues rather than ``concurrent.futures``: on Ctrl-C the workers are
+    terminated mid-run, and a process pool's manager thread can then hang the driver's
+    exit on a half-written result. Here nothing waits on the queues once the driver stops
+    reading. Yields an empty list when nothing finished for half a second."""
+    ctx = multiprocessing.get_context("spawn")
+    todo, done = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=serve, args=(todo, done), daemon=True, name=f"sweep-{i}")
+             for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    pending = iter(tasks)
+    outstanding = 0
+    finished = False
+
+    def feed() -> None:
+        nonlocal outstanding
+        while outstanding < 2 * workers:
+            task = next(pending, None)
+            if task is None:
+                return
+            todo.put(task)
+            outstanding += 1
+
+    try:
+        feed()
+        while outstanding:
+            ready: list[RunOutcome] = []
+            try:
+                ready.append(_unwrap(done.get(timeout=0.5)))
+                while True:
+                    ready.append(_unwrap(done.get_nowait()))
+            except queue.Empty:
+                pass
+            if not ready:
+                dead = [p for p in procs if not p.is_alive()]
+                if dead:
+                    raise WorkerLost(f"worker {dead[0].name} died (exit code "
+                                     f"{dead[0].exitcode}); out of memory?")
+            outstanding -= len(ready)
+            feed()
+            yield ready
+        finished = True
+    finally:
+        _stop_workers(procs, todo, done, finished)
+
+
+def serve(todo: Any, done: Any) -> None:
+    """A worker: run tasks until the ``None`` that says stop."""
+    ignore_sigint()
+    while (task := todo.get()) is not None:
+        try:
+            done.put(("ok", execute_run(task)))
+        except BaseException as exc:  # not a run's failure: execute_run catches those
+            done.put(("lost", f"run {task.run_id}: {one_line(exc)}"))
+
+
+def _unwrap(item: tuple[str, Any]) -> RunOutcome:
+    kind, payload = item
+    if kind != "ok":
+        raise WorkerLost(f"a worker failed outside a run: {payload}")
+    return payload
+
+
+def _stop_workers(procs: Sequence[Any], todo: Any, done: Any, finished: bool) -> None:
+    """Finished: tell the workers to stop and wait for them. Otherwise (Ctrl-C, an error)
+    end them now: their runs are dropped and made again on resume."""
+    if finished:
+        for _ in procs:
+            todo.put(None)
+        for proc in procs:
+            proc.join(timeout=10)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+    for q in (todo, done):  # exit must never wait on a queue's feeder thread
+        q.cancel_join_thread()
+        q.close()
+
+
+def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[list[RunOutcome]]:
+    """Tasks on a dask.distributed cluster. Its workers need this package installed, and
+    recorded data files at the same paths as here."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ClusterUnreachable("--cluster needs dask.distributed: pip install "
+                                 "'quorum[cluster]'") from None
+    check_reachable(address)
+    try:
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterUnreachable(f"cannot reach the dask scheduler at {address}: "
+                                 f"{one_line(exc)}") from None
+    token = os.urandom(4).hex()
+    futures = [client.submit(execute_run, t, key=f"quorum-run-{t.run_id}-{token}", pure=False)
+               for t in tasks]
+    try:
+        for batch in as_completed(futures, loop=client.loop).batches():
+            ready = []
+            for future in batch:
+                try:
+                    ready.append(future.result())
+                except Exception as exc:
+                    raise WorkerLost(f"dask task {future.key} failed: {one_line(exc)}"
+                                     ) from None
+            yield ready
+    finally:
+        client.cancel(futures)
+        client.close()
+
+
+def check_reachable(address: str) -> None:
+    """Fail at once, not after the client's connect timeout, when nothing listens on a
+    tcp:// address (a refused connection is final; dask would keep retrying)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme != "tcp":
+        return  # tls://, inproc://, ...: left to dask
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise ClusterUnreachable(f"--cluster {address!r}: expected tcp://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        raise ClusterUnreachable(f"cannot reach the dask scheduler at {address}: "
+                                 f"{exc.strerror or exc}") from None

@@ -1,0 +1,119 @@
+"""What a sweep worker does: one run into memory, handed back whole.
+
+``execute_run`` runs a combination into a ``CollectingStore`` (the ``RunStore`` port kept
+in memory) and returns what the store was told, in order (the run row, every Arrow batch,
+the final status), with the run's metrics computed from those batches. It opens no file,
+so any number of workers, local or on a cluster, can run at once; the driver
+(``quorum.sweep``) alone writes the run store.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sim.config import ScenarioConfig
+
+
+@dataclass(frozen=True, slots=True)
+class RunTask:
+    run_id: str
+    config: ScenarioConfig
+
+
+@dataclass(slots=True)
+class CollectingStore:
+    """The ``RunStore`` port in memory: remembers every call, for the driver to replay.
+    The wall-clock stamps are taken here, where the run ran."""
+
+    created: tuple[Any, ...] | None = None
+    batches: list[tuple[str, pa.Table]] = field(default_factory=list)
+    finished: tuple[str, int, str | None] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def create_run(self, run_id: str, scenario: str, config: Any, seed: int,
+                   code_version: str, data_hash: str, mode: str = "backtest") -> None:
+        self.created = (scenario, config, seed, code_version, data_hash, mode)
+        self.started_at = datetime.now(UTC)
+
+    def append(self, run_id: str, table: str, batch: pa.Table) -> None:
+        if batch.num_rows:
+            self.batches.append((table, batch))
+
+    def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
+        self.finished = (status, n_bars, error)
+        self.finished_at = datetime.now(UTC)
+
+    def table(self, name: str) -> pa.Table | None:
+        parts = [b for t, b in self.batches if t == name]
+        return pa.concat_tables(parts) if parts else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What a worker hands back for one run."""
+
+    run_id: str
+    status: str  # completed | failed
+    error: str | None
+    store: CollectingStore
+    metrics: dict[str, float]
+    seconds: float
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def execute_run(task: RunTask) -> RunOutcome:
+    """Run one combination. Any exception in the run becomes a failed outcome carrying
+    its error (the sweep goes on); interrupts are not caught."""
+    from sim.runner import run_scenario
+
+    store = CollectingStore()
+    start = time.perf_counter()
+    try:
+        run_scenario(task.config, store, run_id=task.run_id)
+        status, error = "completed", None
+    except Exception as exc:
+        status, error = "failed", one_line(exc)
+    metrics = run_metrics_of(task.config, store) if status == "completed" else {}
+    return RunOutcome(task.run_id, status, error, store, metrics, time.perf_counter() - start)
+
+
+def run_metrics_of(config: ScenarioConfig, store: CollectingStore) -> dict[str, float]:
+    """``reports.sweep.run_metrics`` from the run's own equity and fills batches."""
+    from reports.sweep import run_metrics
+
+    equity = store.table("equity")
+    fills = store.table("fills")
+    if equity is None:
+        ts, values = np.zeros(0, np.int64), np.zeros(0, np.float64)
+    else:
+        ts = equity.column("ts").cast(pa.int64()).to_numpy()
+        values = equity.column("equity").to_numpy()
+    columns: dict[str, np.ndarray] = {}
+    for name in ("ts", "symbol", "quantity", "price", "fee"):
+        if fills is None:
+            columns[name] = np.zeros(0, np.int64 if name == "ts" else np.float64)
+        elif name == "symbol":
+            columns[name] = np.asarray(fills.column(name).cast(pa.string()).to_pylist(),
+                                       dtype=object)
+        elif name == "ts":
+            columns[name] = fills.column(name).cast(pa.int64()).to_numpy()
+        else:
+            columns[name] = fills.column(name).to_numpy()
+    return run_metrics(config.initial_cash, ts, values, columns)
+
+
+def ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the driver, which stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
