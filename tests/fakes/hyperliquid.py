@@ -203,6 +203,16 @@ class FakeHyperliquid:
                                      d_sz, d_sz, None, False, "Gtc", timestamp=self.now_ms()))
             self._push_book(coin)
 
+    def quote(self, coin: str, bid: float, ask: float, size: float = 1_000.0) -> None:
+        """Replace the fake maker's liquidity on ``coin`` by one bid and one ask (a test
+        makes the book follow the bars it pushes); the mark follows the mid."""
+        with self.lock:
+            for o in self.orders.values():
+                if o.user == MAKER and o.coin == coin and o.status == "open":
+                    o.status = "canceled"
+            self.marks[coin] = (Decimal(repr(bid)) + Decimal(repr(ask))) / 2
+        self.seed_book(coin, [(bid, size)], [(ask, size)])
+
     def set_mark(self, coin: str, px: float) -> None:
         """Move the mark price; trigger orders it crosses fire."""
         with self.lock:
