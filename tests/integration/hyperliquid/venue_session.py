@@ -92,13 +92,15 @@ def history(fake: FakeHyperliquid, bars: list[Bar], warmup: int) -> ManualClock:
 
 async def drive(fake: FakeHyperliquid, session: VenueSession, clock: ManualClock,
                 bars: list[Bar], start: int, quote: bool = True,
-                stop_after: int | None = None) -> None:
+                stop_after: int | None = None, on_step: Any = None) -> None:
     """Bar k opens (the clock moves there) and is pushed; the push of bar k + 1 closes
     it. The book is quoted at bar k's open before bar k is closed, and the next bar
     waits until the runner has taken bar k and nothing of ours works at the venue."""
     await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1, 10)
     end = len(bars) if stop_after is None else stop_after
     for k in range(start, end):
+        if on_step is not None:
+            await on_step(k)
         clock.set(bars[k].ts)
         if k > start and quote:
             quote_at(fake, bars[k - 1])
