@@ -1,7 +1,7 @@
 """The Hyperliquid venue adapter: market data, orders, cancels, leverage, account state.
 
-This is the surface the live runner's venue port will call (wired once the engine's
-order lifecycle exists). Every order gets a client order id (cloid); placing returns a
+This is the surface the live runner's venue port (``live.hyperliquid.port``) calls. Every
+order gets a client order id (cloid); placing returns a
 definite ``OrderState`` (resting, filled, canceled, rejected or triggered) or raises
 ``SubmissionUnresolved`` carrying the cloid, never a guess. Orders are checked and rounded
 here before anything is signed: size to ``szDecimals`` (toward zero), price to the tick
