@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from live.clock import PacingClock
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
@@ -141,13 +142,10 @@ def run_to_resume(store: DuckDBStore, config: ScenarioConfig, resume: str | None
     create_tables(con)
     if resume is not None:
         run_id = store.resolve_run_id(resume)
-        row = con.execute("SELECT mode, scenario, config FROM runs WHERE run_id = ?",
-                          [run_id]).fetchone()
+        row = con.execute("SELECT mode FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row[0] != "live":
             raise ConfigError(f"--resume {resume}: run {run_id} is a {row[0]} run, not live")
-        if json.loads(row[2]) != json.loads(json.dumps(config.model_dump(mode="json"))):
-            raise ConfigError(f"--resume {resume}: run {run_id} was started with another "
-                              f"configuration than {config.name!r} now has; start a new run")
+        _same_config(con, run_id, config, f"--resume {resume}")
         return run_id
     row = con.execute("SELECT run_id, status FROM runs WHERE mode = 'live' AND scenario = ?"
                       " ORDER BY started_at DESC LIMIT 1", [config.name]).fetchone()
@@ -156,7 +154,24 @@ def run_to_resume(store: DuckDBStore, config: ScenarioConfig, resume: str | None
     marks = ", ".join("?" for _ in OPEN_STATUSES)
     (open_legs,) = con.execute(f"SELECT count(*) FROM venue_orders WHERE run_id = ? AND "
                                f"status IN ({marks})", [row[0], *OPEN_STATUSES]).fetchone()
-    return row[0] if row[1] == "running" or open_legs else None
+    if row[1] != "running" and not open_legs:
+        return None
+    _same_config(con, row[0], config, f"the last live run of {config.name!r} is unfinished:")
+    return str(row[0])
+
+
+def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> None:
+    """A run continues only with the configuration it started with (``[live]``, how it is
+    fed, may change)."""
+    (stored,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    before = json.loads(stored)
+    now = json.loads(json.dumps(config.model_dump(mode="json")))
+    before.pop("live", None)
+    now.pop("live", None)
+    if before != now:
+        raise ConfigError(f"{what} run {run_id} was started with another configuration than "
+                          f"{config.name!r} now has; resume it with that configuration "
+                          f"(--resume {run_id}) before starting a new run")
 
 
 @dataclass(slots=True)

@@ -174,6 +174,7 @@ class HyperliquidPort:
         self._outbox: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._durable = _Durable()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     # -- the venue port (called by the desk) -----------------------------------------------
 
@@ -253,6 +254,7 @@ class HyperliquidPort:
                 self.refresh(t)
 
     async def close(self) -> None:
+        self._closed = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -277,6 +279,8 @@ class HyperliquidPort:
     def start_requests(self) -> None:
         """Start the requests submitted since the last commit (write-ahead: their rows
         are durable now)."""
+        if self._closed:  # the session is over: what is left is resolved by the next one
+            return
         outbox, self._outbox = self._outbox, []
         for make in outbox:
             self._spawn(make())

@@ -9,9 +9,13 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from live.hyperliquid.config import Credentials
 from live.hyperliquid.venue import HyperliquidVenue
 from live.records import client_order_id
+from quorum.live import run_to_resume
+from sim.config import ConfigError
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 
@@ -142,3 +146,34 @@ def test_an_order_the_venue_never_got_ends_rejected_on_resume(
         assert store.con.execute("SELECT status FROM runs").fetchone() == ("completed",)
     assert order[0] == "rejected" and "never placed" in order[1]
     assert leg == ("rejected",)
+
+
+def test_which_run_a_session_continues(tmp_path) -> None:
+    """Automatic resume: the scenario's last live run when it is still marked running (or
+    has legs of unknown outcome), and only with the configuration it started with."""
+    config = scenario()
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        assert run_to_resume(store, config, None) is None
+        store.create_run("paper1", config.name, config.model_dump(mode="json"), 1, "v", "h",
+                         "paper")
+        store.create_run("live1", config.name, config.model_dump(mode="json"), 1, "v", "h",
+                         "live")
+        assert run_to_resume(store, config, None) == "live1"  # its process died
+        store.finish_run("live1", "completed", 10, None)
+        assert run_to_resume(store, config, None) is None
+        assert run_to_resume(store, config, "live") == "live1"  # explicit, by prefix
+        with pytest.raises(ConfigError, match="paper run, not live"):
+            run_to_resume(store, config, "paper1")
+        store.finish_run("live1", "failed", 10, "boom")
+        store.con.execute(
+            "INSERT INTO venue_orders (run_id, order_id, leg, cloid, venue, symbol, coin,"
+            " quantity, size, venue_type, reduce_only, decision_id, ts, decision_ts,"
+            " ref_price, kind, tif, post_only, role, parent_id, replaces, status, sent_ns,"
+            " updated_ns) VALUES ('live1', 1, 1, '0x00', 'hl', 'ETH', 'ETH', 1, 1, 'ioc',"
+            " false, 1, 0, 0, 1, 'market', 'gtc', false, 'entry', 0, 0, 'unresolved', 0, 0)")
+        assert run_to_resume(store, config, None) == "live1"  # an order of unknown outcome
+        changed = scenario(policy={"exposure": 0.9, "allow_short": True})
+        with pytest.raises(ConfigError, match="started with another configuration"):
+            run_to_resume(store, changed, None)
+        relabelled = scenario(live={"reconcile_every": "5m"})  # [live] may change
+        assert run_to_resume(store, relabelled, None) == "live1"
