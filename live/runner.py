@@ -13,8 +13,10 @@ its next bar arrives; when all feeds end, whatever is held is released.
 
 With a real venue (``attach_port``: ``live.hyperliquid.port``), the venue's answers and
 pushes are queued messages too, applied by the same consumer; after every step (a bar, a
-venue message) the buffered rows and the port's durable records are committed in one
-transaction, and only then do the requests submitted in that step go out (write-ahead).
+venue message) the requests submitted in that step go out (their ``venue_orders`` rows are
+already committed: write-ahead), then the buffered rows and the port's durable records
+are committed in one transaction (at once when there are fills or order outcomes, else
+at most every second).
 Bars that had closed before the session started (the warm-up) never send an order: the
 desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
 still working and the runner waits (``settle_s``) for the venue to confirm.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,6 +111,8 @@ class LiveRunner:
         self.interval_ns = 0
         self.reconcile_every_s: float | None = None
         self.settle_s = 10.0
+        self.flush_every_s = 1.0
+        self._flushed = 0.0
         self._warming = False
         self.queue: asyncio.Queue[object] = asyncio.Queue()
 
@@ -148,7 +153,7 @@ class LiveRunner:
                 if self.port is not None:
                     await self.port.close()
             self.engine.finish()
-            self._commit()
+            self._commit(force=True)
         return RunResult(self.run_id, "completed", self.bars_seen)
 
     async def _start_port(self) -> None:
@@ -183,6 +188,9 @@ class LiveRunner:
                     active -= 1
                     continue
                 self._handle(item)
+                if self.port is not None:  # requests of this step reach the wire first
+                    self.port.start_requests()
+                    await asyncio.sleep(0)
                 self._commit()
             self._release(None)
             if self.port is not None:  # the run ends: cancel what works, wait for the venue
@@ -205,12 +213,21 @@ class LiveRunner:
         else:
             self.accept(item)  # type: ignore[arg-type]
 
-    def _commit(self) -> None:
-        """With a real venue: write the buffered rows and the port's records in one
-        transaction, then start the requests made meanwhile (write-ahead)."""
+    def _commit(self, force: bool = False) -> None:
+        """With a real venue: start the requests made in this step (each one's
+        ``venue_orders`` row was committed when the port inserted it, outside any
+        transaction: write-ahead), then write the buffered rows and the port's records
+        (fills with their trade ids, order outcomes) in one transaction: at once when
+        the port has records, else at most every ``flush_every_s`` (a commit costs
+        milliseconds; rows without money in them may wait that long)."""
         port = self.port
         if port is None:
             return
+        port.start_requests()
+        now = time.monotonic()
+        if not (force or port.has_records or now - self._flushed >= self.flush_every_s):
+            return
+        self._flushed = now
         con = self.store.con  # type: ignore[attr-defined]
         con.begin()
         try:
@@ -220,7 +237,6 @@ class LiveRunner:
             con.rollback()
             raise
         con.commit()
-        port.start_requests()
 
     async def settle(self, timeout_s: float | None = None) -> bool:
         """Apply venue messages until nothing of ours is working at the venue (True), or
@@ -230,7 +246,7 @@ class LiveRunner:
         assert port is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.settle_s if timeout_s is None else timeout_s)
-        self._commit()
+        self._commit(force=True)
         while not port.idle:
             left = deadline - loop.time()
             if left <= 0:

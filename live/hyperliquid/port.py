@@ -8,10 +8,11 @@ runner's single consumer calls ``apply`` with each message, which drives the des
 (``external_accepted`` / ``external_fill`` / ``external_closed``): fills are booked by the
 desk's one fill path into the one ledger and recorded in the run's usual tables.
 
-Durability (``live.records``): the leg's ``venue_orders`` row is inserted when it is
-submitted and its request starts only after the runner committed (``start_requests``):
-write-ahead. Each booked fill's venue trade id is written with the ``fills`` row in one
-transaction (``write``), and a trade id is booked once.
+Durability (``live.records``): the leg's ``venue_orders`` row is inserted (and so
+committed: the runner applies bars and messages outside any transaction) when it is
+submitted, and its request starts only after that (``start_requests``): write-ahead.
+Each booked fill's venue trade id is written with the ``fills`` row in one transaction
+(``write``), and a trade id is booked once.
 
 Order types (what a scenario's order becomes at Hyperliquid):
 
@@ -277,13 +278,19 @@ class HyperliquidPort:
         d.alerts.clear()
 
     def start_requests(self) -> None:
-        """Start the requests submitted since the last commit (write-ahead: their rows
-        are durable now)."""
+        """Start the requests submitted since the last call (write-ahead: their rows are
+        committed already)."""
         if self._closed:  # the session is over: what is left is resolved by the next one
             return
         outbox, self._outbox = self._outbox, []
         for make in outbox:
             self._spawn(make())
+
+    @property
+    def has_records(self) -> bool:
+        """Fills, order outcomes or alerts wait to be written (``write``)."""
+        d = self._durable
+        return bool(d.fills or d.updates or d.alerts)
 
     @property
     def idle(self) -> bool:
@@ -422,8 +429,8 @@ class HyperliquidPort:
         if t.done is None or t.cloid not in self.by_cloid:
             return
         if t.booked + _EPS * max(1.0, t.size) < t.venue_filled:
-            if not t.refreshing:
-                self.refresh(t, delay=0.0 if not t.placing else self.refresh_s)
+            if not t.refreshing:  # the push normally brings them first: REST if it does not
+                self.refresh(t, delay=self.refresh_s)
             return
         code, reason = t.done
         self._untrack(t)
@@ -482,6 +489,8 @@ class HyperliquidPort:
     async def _refresh(self, cloid: str, coin: str, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+            if cloid not in self.by_cloid:
+                return  # settled meanwhile (the push came): nothing to ask, no weight spent
         try:
             state = await self.venue.order_state(cloid, coin)
             oid = state.oid if state is not None else None

@@ -124,7 +124,7 @@ def _pct(values: list[int], q: float) -> float:
 
 
 def test_market_event_to_order_sent(benchmark, tmp_path) -> None:
-    n_bars = 30 if benchmark.disabled else 1500
+    n_bars = 30 if benchmark.disabled else int(os.environ.get("QUORUM_BENCH_BARS", "1500"))
     result: list[list[int]] = []
     benchmark.pedantic(lambda: result.append(measure(tmp_path, n_bars)), rounds=1,
                        iterations=1)

@@ -115,10 +115,20 @@ async def drive(fake: FakeHyperliquid, session: VenueSession, clock: ManualClock
 
 async def settled(session: VenueSession, bars_seen: int, timeout: float = 10.0) -> None:
     runner, port = session.runner, session.port
-    await wait_for(lambda: runner.bars_seen >= bars_seen and port.idle
-                   and runner.queue.empty(), timeout)
-    await asyncio.sleep(0.01)
-    await wait_for(lambda: port.idle and runner.queue.empty(), timeout)
+
+    def state() -> str:
+        legs = [(t.cloid[:10], t.status, t.placing, t.done, t.booked, t.venue_filled)
+                for t in port.by_cloid.values()]
+        return (f"waiting for {bars_seen} bars: seen {runner.bars_seen}, queue "
+                f"{runner.queue.qsize()}, legs {legs}, outbox {len(port._outbox)}")
+
+    try:
+        await wait_for(lambda: runner.bars_seen >= bars_seen and port.idle
+                       and runner.queue.empty(), timeout)
+        await asyncio.sleep(0.01)
+        await wait_for(lambda: port.idle and runner.queue.empty(), timeout)
+    except AssertionError:
+        raise AssertionError(state()) from None
 
 
 def venue_once_each(fake: FakeHyperliquid, store: DuckDBStore, run_id: str,
