@@ -14,9 +14,10 @@ continues where its durable records leave it.
   order from before the restart does not stand).
 
 What is not restored: the risk engine's counters (orders per day, the breaker's equity
-history start again from the restart), and the rows of the bar the process died in, when
-it died before that bar was committed (each step is committed whole, so nothing is half
-written).
+history start again from the restart), and rows without money in them (signals,
+decisions, equity, order events) of up to the last second before the crash (the runner
+commits those at most every second; fills and order outcomes at once, each transaction
+whole).
 """
 
 from __future__ import annotations
