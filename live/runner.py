@@ -11,6 +11,16 @@ every symbol has reported that timestamp or a later one (a per-symbol watermark)
 released in (timestamp, symbol order). A symbol missing a bar holds the others back until
 its next bar arrives; when all feeds end, whatever is held is released.
 
+With a real venue (``attach_port``: ``live.hyperliquid.port``), the venue's answers and
+pushes are queued messages too, applied by the same consumer; after every step (a bar, a
+venue message) the requests submitted in that step go out (their ``venue_orders`` rows are
+already committed: write-ahead), then the buffered rows and the port's durable records
+are committed in one transaction (at once when there are fills or order outcomes, else
+at most every second).
+Bars that had closed before the session started (the warm-up) never send an order: the
+desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
+still working and the runner waits (``settle_s``) for the venue to confirm.
+
 The run is stored with its ``mode`` ("paper": live data, simulated fills; "live": a real
 venue). The bars the run saw go to the ``bars`` table as the recorder flushes (and on a
 failure or interrupt), with the same causal regime labels as a backtest's. A
@@ -22,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +41,7 @@ import pyarrow as pa
 
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
+from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage
 from live.kill import KillRequested, KillSwitch
 from sim.config import ScenarioConfig
 from sim.data import MarketData
@@ -49,6 +61,8 @@ from sim.store import RunStore
 
 _BEFORE_ALL = -(2**63)
 _END = object()
+WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
+               "sent to a real venue")
 
 
 class LiveRunner:
@@ -65,6 +79,7 @@ class LiveRunner:
         flush_rows: int = 10_000,
         capacity: int = 1024,
         mode: str = "paper",
+        resume: bool = False,
     ) -> None:
         symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
         if not symbols:
@@ -90,6 +105,29 @@ class LiveRunner:
         self._bars_written = [0] * len(symbols)
         self.recorder.before_flush.append(self._write_bars)
         self.killed_by: str | None = None
+        self.resume = resume  # continue a stored run (live.recovery restored its state)
+        self.port: HyperliquidPort | None = None
+        self.hold_until_ns: int | None = None  # bars closed by then are the warm-up
+        self.interval_ns = 0
+        self.reconcile_every_s: float | None = None
+        self.settle_s = 10.0
+        self.flush_every_s = 1.0
+        self._flushed = 0.0
+        self._warming = False
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def attach_port(self, port: HyperliquidPort, *, hold_until_ns: int, interval_ns: int,
+                    reconcile_every_s: float | None = None, settle_s: float = 10.0) -> None:
+        """Route every order to ``port`` (a real venue) instead of the simulated venues;
+        bars closed by ``hold_until_ns`` (the warm-up) send no order."""
+        self.port = port
+        for venue in self.engine.router.venues:
+            self.engine.desk.attach_external(venue.name, port)
+        self.hold_until_ns = hold_until_ns
+        self.interval_ns = interval_ns
+        self.reconcile_every_s = reconcile_every_s
+        self.settle_s = settle_s
+        self._warming = True
 
     @property
     def bars_seen(self) -> int:
@@ -101,36 +139,150 @@ class LiveRunner:
         """Consume ``feeds`` until all end; the run is stored as completed, failed or
         interrupted (cancelled or Ctrl-C), like a backtest."""
         with stored_run(self.store, self.run_id, self.config, self.data_hash, self.recorder,
-                        self.engine, self.mode):
-            await self._consume(feeds, kill_switch)
-            self._release(None)
+                        self.engine, self.mode, resume=self.resume):
+            if self.resume:
+                self.store.con.execute(  # type: ignore[attr-defined]
+                    "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL"
+                    " WHERE run_id = ?", [self.run_id])
+            self.queue = asyncio.Queue()
+            try:
+                if self.port is not None:
+                    await self._start_port()
+                await self._consume(feeds, kill_switch)
+            finally:
+                if self.port is not None:
+                    await self.port.close()
             self.engine.finish()
+            self._commit(force=True)
         return RunResult(self.run_id, "completed", self.bars_seen)
+
+    async def _start_port(self) -> None:
+        """Resolve what a previous process left at the venue, then reconcile, before any
+        bar is taken."""
+        port = self.port
+        assert port is not None
+        await port.start(self.queue)
+        await self.settle()
+        for _ in range(3):  # until a round finds the account quiet enough to compare all
+            port.request_snapshot()
+            await self._until(lambda msg: isinstance(msg, Snapshot))
+            await self.settle()
+            if port.reconciled:
+                break
 
     async def _consume(
         self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
     ) -> None:
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        queue = self.queue
         pumps = [asyncio.create_task(_pump(feed, queue)) for feed in feeds]
-        # The watcher does not count as a feed: the session ends when the feeds do.
+        # The watchers do not count as feeds: the session ends when the feeds do.
         watchers = ([asyncio.create_task(kill_switch.watch(queue))]
                     if kill_switch is not None else [])
+        if self.port is not None and self.reconcile_every_s:
+            watchers.append(asyncio.create_task(self._reconcile_every(self.reconcile_every_s)))
         try:
             active = len(pumps)
             while active:
                 item = await queue.get()
                 if item is _END:
                     active -= 1
-                elif isinstance(item, KillRequested):
-                    self.kill(item.source)
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    self.accept(item)  # type: ignore[arg-type]
+                    continue
+                self._handle(item)
+                if self.port is not None:  # requests of this step reach the wire first
+                    self.port.start_requests()
+                    await asyncio.sleep(0)
+                self._commit()
+            self._release(None)
+            if self.port is not None:  # the run ends: cancel what works, wait for the venue
+                self.engine.desk.end_run()
+                self._commit()
+                await self.settle()
         finally:
             for task in pumps + watchers:
                 task.cancel()
             await asyncio.gather(*pumps, *watchers, return_exceptions=True)
+
+    def _handle(self, item: object) -> None:
+        if isinstance(item, VenueMessage):
+            assert self.port is not None
+            self.port.apply(item)
+        elif isinstance(item, KillRequested):
+            self.kill(item.source)
+        elif isinstance(item, BaseException):
+            raise item
+        else:
+            self.accept(item)  # type: ignore[arg-type]
+
+    def _commit(self, force: bool = False) -> None:
+        """With a real venue: start the requests made in this step (each one's
+        ``venue_orders`` row was committed when the port inserted it, outside any
+        transaction: write-ahead), then write the buffered rows and the port's records
+        (fills with their trade ids, order outcomes) in one transaction: at once when
+        the port has records, else at most every ``flush_every_s`` (a commit costs
+        milliseconds; rows without money in them may wait that long)."""
+        port = self.port
+        if port is None:
+            return
+        port.start_requests()
+        now = time.monotonic()
+        if not (force or port.has_records or now - self._flushed >= self.flush_every_s):
+            return
+        self._flushed = now
+        con = self.store.con  # type: ignore[attr-defined]
+        con.begin()
+        try:
+            self.recorder.flush()
+            port.write()
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
+
+    async def settle(self, timeout_s: float | None = None) -> bool:
+        """Apply venue messages until nothing of ours is working at the venue (True), or
+        ``timeout_s`` (default ``settle_s``) passes (False: a warning; what is left is
+        resolved by the next session of the run)."""
+        port = self.port
+        assert port is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.settle_s if timeout_s is None else timeout_s)
+        self._commit(force=True)
+        while not port.idle:
+            left = deadline - loop.time()
+            if left <= 0:
+                print(f"quorum live: {len(port.by_cloid)} order(s) not settled at the venue "
+                      f"after {self.settle_s:g} s; `quorum live --resume {self.run_id}` "
+                      "resolves them", file=sys.stderr, flush=True)
+                return False
+            try:
+                item = await asyncio.wait_for(self.queue.get(), left)
+            except TimeoutError:
+                continue
+            if item is not _END:
+                self._handle(item)
+            self._commit()
+        return True
+
+    async def _until(self, done: Any, timeout_s: float = 30.0) -> None:
+        """Apply messages until one satisfies ``done`` (or the timeout passes)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (left := deadline - loop.time()) > 0:
+            try:
+                item = await asyncio.wait_for(self.queue.get(), left)
+            except TimeoutError:
+                break
+            if item is not _END:
+                self._handle(item)
+            self._commit()
+            if done(item):
+                return
+
+    async def _reconcile_every(self, seconds: float) -> None:
+        assert self.port is not None
+        while True:
+            await asyncio.sleep(seconds)
+            self.port.request_snapshot()
 
     def kill(self, source: str) -> None:
         """Pull the scenario's kill switch now: it takes effect before the next bar (only
@@ -168,8 +320,28 @@ class LiveRunner:
             o, h, lo, c, v = (float(bar.open), float(bar.high), float(bar.low),
                               float(bar.close), float(bar.volume))
             n = histories[s].append(ts, o, h, lo, c, v)
+            if self._warming:
+                self._warm_up(ts)
             on_bar(s, n, ts, o, h, lo, c, v)
+            if self._warming and self.resume:
+                # A resumed run's warm-up only rebuilds the agents' state: what it would
+                # record was recorded by the session that saw those bars live (or is a
+                # time the run was down), so it is dropped, bars included.
+                self.recorder.discard()
+                self._bars_written[s] = len(histories[s])
         self.recorder.maybe_flush()
+
+    def _warm_up(self, ts: int) -> None:
+        """Hold orders while bars are history; the first live bar ends the warm-up."""
+        assert self.hold_until_ns is not None
+        desk = self.engine.desk
+        if ts + self.interval_ns <= self.hold_until_ns:
+            desk.hold = WARMUP_HOLD
+            return
+        desk.hold = None
+        self._warming = False
+        if self.resume:  # no equity row for the last (dropped) warm-up time
+            self.engine._last_ts = None
 
 
     def _write_bars(self) -> None:

@@ -29,3 +29,22 @@ def record_session(con: duckdb.DuckDBPyConnection, *, run_id: str, mode: str, ve
         [run_id, mode, venue, network, data_url, interval, warmup_bars, started_ns,
          config_hash, validation_id, gate, overridden, override_reason,
          json.dumps(list(warnings)), kill_file])
+
+
+_RESUMES_DDL = """
+CREATE TABLE IF NOT EXISTS live_resumes (
+    run_id VARCHAR NOT NULL,
+    resumed_ns BIGINT NOT NULL,
+    recovered_orders INTEGER NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    validation_id VARCHAR
+)"""
+
+
+def record_resume(con: duckdb.DuckDBPyConnection, *, run_id: str, resumed_ns: int,
+                  recovered_orders: int, config_hash: str, validation_id: str | None) -> None:
+    """One ``live_resumes`` row per restart of a live run (its ``live_sessions`` row
+    stays the first session's)."""
+    con.execute(_RESUMES_DDL)
+    con.execute("INSERT INTO live_resumes VALUES (?, ?, ?, ?, ?)",
+                [run_id, resumed_ns, recovered_orders, config_hash, validation_id])

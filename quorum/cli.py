@@ -24,6 +24,7 @@ from rich.table import Table
 from sim.agents.base import AgentError
 from sim.config import ConfigError, load_scenario
 from sim.data import DataError
+from sim.runner import RunResult
 from sim.store import DuckDBStore, StoreError
 
 DEFAULT_DB = "runs.duckdb"
@@ -303,26 +304,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    """A paper session; exit 2 before connecting when the gate or the input refuses."""
+    """A paper or real-venue session; exit 2 before connecting when the gate or the input
+    refuses."""
     import asyncio
 
+    from live.hyperliquid.config import Credentials
     from quorum.live import (
         check_live_config,
+        check_real_venue_config,
         default_kill_file,
         hyperliquid_config,
+        open_venue_session,
         paper_session,
+        run_to_resume,
     )
     from sim.validation import check_promotion
 
-    if args.venue is not None:
-        raise UsageError(f"--venue {args.venue}: real order routing is not wired yet (it "
-                         "needs the engine's order lifecycle, the execution issue); use "
-                         "--paper for live data with simulated fills")
     if args.max_bars is not None and args.max_bars < 1:
         raise UsageError(f"--max-bars must be >= 1, got {args.max_bars}")
+    if args.resume is not None and args.venue is None:
+        raise UsageError("--resume continues a run on a real venue: use it with --venue")
     config = load_scenario(args.scenario)
     check_live_config(config)
+    if args.venue is not None:
+        check_real_venue_config(config)
     hl = hyperliquid_config(testnet=args.testnet, url=args.url)
+    credentials = None
+    if args.venue is not None:
+        try:
+            credentials = Credentials.from_env(hl.mainnet)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     kill_file = Path(args.kill_file) if args.kill_file else default_kill_file(args.db)
     if kill_file.exists():
         raise UsageError(f"kill file {kill_file} exists (the kill switch was pulled); "
@@ -330,6 +342,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.override_gate is not None and not args.override_gate.strip():
         raise UsageError("--override-gate needs a reason")
     with DuckDBStore(args.db) as store:
+        resume_run = run_to_resume(store, config, args.resume) if args.venue else None
         verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
             raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")
@@ -340,17 +353,33 @@ def cmd_live(args: argparse.Namespace) -> int:
                   f"(config {verdict.config_hash}): {verdict.reason.removeprefix('OVERRIDDEN: ')}"
                   f" -- reason given: {args.override_gate.strip()} (stored as validation "
                   f"{verdict.validation_id})", file=sys.stderr, flush=True)
+        mode = "paper" if args.venue is None else "live"
 
-        def announce(run_id: str) -> None:
-            print(f"quorum live: paper session {run_id} on Hyperliquid {hl.network} "
+        def announce(run_id: str, resumed: bool = False, recovered: int = 0) -> None:
+            what = (f"RESUMING live run {run_id} ({recovered} order(s) to resolve at the "
+                    "venue)" if resumed else f"{mode} session {run_id}")
+            print(f"quorum live: {what} on Hyperliquid {hl.network} "
                   f"({hl.rest_url}); gate: {verdict.reason}; kill switch: "
                   f"`quorum kill --kill-file {kill_file}` or kill -USR1 {os.getpid()}",
                   file=sys.stderr, flush=True)
 
-        result = asyncio.run(paper_session(
-            config, store, hl, verdict, override_reason=args.override_gate,
-            kill_file=kill_file, max_bars=args.max_bars, on_start=announce))
-    _console().print(f"run id: {result.run_id}  ({result.bars} bars, mode paper, "
+        if args.venue is None:
+            result = asyncio.run(paper_session(
+                config, store, hl, verdict, override_reason=args.override_gate,
+                kill_file=kill_file, max_bars=args.max_bars, on_start=announce))
+        else:
+            assert credentials is not None
+
+            async def trade() -> RunResult:
+                session = await open_venue_session(
+                    config, store, hl, verdict, override_reason=args.override_gate,
+                    kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
+                    resume_run=resume_run)
+                announce(session.runner.run_id, resume_run is not None, session.recovered)
+                return await session.run()
+
+            result = asyncio.run(trade())
+    _console().print(f"run id: {result.run_id}  ({result.bars} bars, mode {mode}, "
                      f"store: {args.db})")
     return 0
 
@@ -535,13 +564,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("live", help="trade a validated scenario on live market data "
-                       "(--paper: Hyperliquid candles, fills simulated by the scenario's venues)")
+                       "(--paper: Hyperliquid candles, fills simulated by the scenario's "
+                       "venues; --venue hyperliquid: a real account)")
     p.add_argument("scenario", help="scenario TOML file")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--paper", action="store_true",
                      help="live data, simulated fills (the scenario's venue model)")
     how.add_argument("--venue", choices=["hyperliquid"],
-                     help="a real venue (not wired yet: exits 2)")
+                     help="trade a real account (keys from $QUORUM_HL_SECRET_KEY, never "
+                          "from a file or the command line)")
+    p.add_argument("--resume", metavar="RUN_ID",
+                   help="continue this live run (default: the scenario's last live run "
+                        "when it is unfinished)")
     p.add_argument("--testnet", action="store_true", help="Hyperliquid testnet (default: mainnet)")
     db_option(p)
     p.add_argument("--kill-file", metavar="PATH",

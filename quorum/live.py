@@ -1,24 +1,33 @@
-"""``quorum live --paper``: live Hyperliquid candles through the scenario's own pipeline,
-fills simulated by its ``SimVenue`` model, everything stored as a run of mode "paper".
+"""``quorum live``: live Hyperliquid candles through the scenario's own pipeline.
+
+``--paper``: fills simulated by the scenario's ``SimVenue`` model, a run of mode "paper".
+``--venue hyperliquid``: orders go to a Hyperliquid account (keys from the environment
+only), a run of mode "live"; a restart continues an unfinished run (``live.recovery``).
 
 What is wired here: the gate verdict (asked by the CLI before anything connects), the
-candle feed, the live runner, the kill switch and the session record. Real order routing
-(``--venue hyperliquid``) waits for the engine's order lifecycle (the execution issue).
+candle feed, the live runner, the venue port, the kill switch and the session record.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from live.clock import PacingClock
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
-from live.hyperliquid.config import HyperliquidConfig
+from live.hyperliquid.config import Credentials, HyperliquidConfig
+from live.hyperliquid.port import HyperliquidPort
+from live.hyperliquid.venue import HyperliquidVenue
 from live.kill import KillSwitch
+from live.records import OPEN_STATUSES, create_tables
+from live.recovery import restore
 from live.runner import LiveRunner
-from live.session import record_session
+from live.session import record_resume, record_session
 from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration, source_symbols
 from sim.runner import RunResult
 from sim.store import DuckDBStore
@@ -108,3 +117,128 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
     if on_start is not None:
         on_start(runner.run_id)
     return await runner.run([feed], kill_switch=KillSwitch(kill_file))
+
+
+def check_real_venue_config(config: ScenarioConfig) -> None:
+    """What a real venue cannot take yet is refused up front (exit 2), never half-run."""
+    execution = config.execution
+    if execution.order_type == "stop":
+        raise ConfigError(f"scenario {config.name!r}: execution.order_type = 'stop' is not "
+                          "supported with --venue hyperliquid yet (fills of triggered "
+                          "orders are not attributed); use market or limit")
+    if execution.take_profit is not None or execution.stop_loss is not None:
+        raise ConfigError(f"scenario {config.name!r}: execution.take_profit/stop_loss "
+                          "(brackets) are not supported with --venue hyperliquid yet")
+    if execution.replay == "ticks":
+        raise ConfigError(f"scenario {config.name!r}: execution.replay = 'ticks' is a "
+                          "backtest setting; live mode takes candles")
+
+
+def run_to_resume(store: DuckDBStore, config: ScenarioConfig, resume: str | None) -> str | None:
+    """The run a real-venue session continues: ``resume`` (a run id or unique prefix),
+    else the scenario's last live run if it is unfinished (still marked running: its
+    process died; or with orders whose outcome is not stored). None: a new run."""
+    con = store.con
+    create_tables(con)
+    if resume is not None:
+        run_id = store.resolve_run_id(resume)
+        row = con.execute("SELECT mode FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row[0] != "live":
+            raise ConfigError(f"--resume {resume}: run {run_id} is a {row[0]} run, not live")
+        _same_config(con, run_id, config, f"--resume {resume}")
+        return run_id
+    row = con.execute("SELECT run_id, status FROM runs WHERE mode = 'live' AND scenario = ?"
+                      " ORDER BY started_at DESC LIMIT 1", [config.name]).fetchone()
+    if row is None:
+        return None
+    marks = ", ".join("?" for _ in OPEN_STATUSES)
+    (open_legs,) = con.execute(f"SELECT count(*) FROM venue_orders WHERE run_id = ? AND "
+                               f"status IN ({marks})", [row[0], *OPEN_STATUSES]).fetchone()
+    if row[1] != "running" and not open_legs:
+        return None
+    _same_config(con, row[0], config, f"the last live run of {config.name!r} is unfinished:")
+    return str(row[0])
+
+
+def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> None:
+    """A run continues only with the configuration it started with (``[live]``, how it is
+    fed, may change)."""
+    (stored,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    before = json.loads(stored)
+    now = json.loads(json.dumps(config.model_dump(mode="json")))
+    before.pop("live", None)
+    now.pop("live", None)
+    if before != now:
+        raise ConfigError(f"{what} run {run_id} was started with another configuration than "
+                          f"{config.name!r} now has; resume it with that configuration "
+                          f"(--resume {run_id}) before starting a new run")
+
+
+@dataclass(slots=True)
+class VenueSession:
+    """A real-venue session built and ready to run (tests reach into its parts)."""
+
+    runner: LiveRunner
+    port: HyperliquidPort
+    feed: HyperliquidCandleFeed
+    venue: HyperliquidVenue
+    kill_file: Path
+    recovered: int
+
+    async def run(self) -> RunResult:
+        try:
+            return await self.runner.run([self.feed], kill_switch=KillSwitch(self.kill_file))
+        finally:
+            await self.venue.aclose()
+
+
+async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: HyperliquidConfig,
+                             verdict: PromotionVerdict, *, override_reason: str | None,
+                             kill_file: Path, credentials: Credentials,
+                             max_bars: int | None = None, clock: PacingClock | None = None,
+                             resume_run: str | None = None, settle_s: float = 10.0,
+                             refresh_s: float = 0.5) -> VenueSession:
+    """Build a session trading a Hyperliquid account (``resume_run``: continue that run):
+    markets loaded, the previous process's state restored, the session recorded."""
+    check_real_venue_config(config)
+    coins, interval_ns, interval = check_live_config(config)
+    now_ns = clock.now_ns if clock is not None else time.time_ns
+    venue = HyperliquidVenue(hl, credentials)
+    try:
+        assets = await venue.load_markets()
+        missing = sorted(c for c in coins.values() if c not in assets)
+        if missing:
+            raise ConfigError(f"scenario {config.name!r}: Hyperliquid {hl.network} has no "
+                              f"perpetual {', '.join(missing)} (live.coins maps symbols)")
+        runner = LiveRunner(config, store, symbols=list(coins), mode="live",
+                            run_id=resume_run, resume=resume_run is not None)
+        started = now_ns()
+        port = HyperliquidPort(venue, runner.engine.desk, store.con, runner.run_id, coins,
+                               now_ns=now_ns, refresh_s=refresh_s)
+        runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,
+                           reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
+                           settle_s=settle_s)
+        recovered = 0
+        create_tables(store.con)
+        if resume_run is not None:
+            recovered = restore(runner, port, store.con)
+            record_resume(store.con, run_id=resume_run, resumed_ns=started,
+                          recovered_orders=recovered, config_hash=verdict.config_hash,
+                          validation_id=verdict.validation_id)
+        else:
+            record_session(
+                store.con, run_id=runner.run_id, mode="live", venue="hyperliquid",
+                network=hl.network, data_url=hl.rest_url, interval=interval,
+                warmup_bars=config.live.warmup_bars, started_ns=started,
+                config_hash=verdict.config_hash, validation_id=verdict.validation_id,
+                gate=verdict.reason, overridden=verdict.overridden,
+                override_reason=override_reason if verdict.overridden else None,
+                warnings=verdict.warnings, kill_file=str(kill_file))
+        feed = HyperliquidCandleFeed(
+            hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
+            close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
+            clock=clock)
+    except BaseException:
+        await venue.aclose()
+        raise
+    return VenueSession(runner, port, feed, venue, kill_file, recovered)

@@ -89,11 +89,14 @@ def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOu
                     ready.append(_unwrap(done.get_nowait()))
             except queue.Empty:
                 pass
-            if not ready:
-                dead = [p for p in procs if not p.is_alive()]
-                if dead:
-                    raise WorkerLost(f"worker {dead[0].name} died (exit code "
-                                     f"{dead[0].exitcode}); out of memory?")
+            # Workers leave only when told to (after the loop): one that is gone was
+            # killed. Checked on every pass, not only when nothing finished, so a death
+            # is noticed even when the other workers could finish every run.
+            dead = [p for p in procs if not p.is_alive()]
+            if dead:
+                yield ready  # what finished is kept
+                raise WorkerLost(f"worker {dead[0].name} died (exit code "
+                                 f"{dead[0].exitcode}); out of memory?")
             outstanding -= len(ready)
             feed()
             yield ready

@@ -534,15 +534,18 @@ class LiveConfig(_Model):
     the paper account trades them too, as a backtest of that window would).
     ``coins``: venue coin per symbol where they differ (default: the symbol itself).
     ``close_grace``: how long after a candle's close time the feed waits for the next
-    candle before asking the venue's REST history for it.
+    candle before asking the venue's REST history for it. ``reconcile_every``: with a
+    real venue, how often positions and open orders are compared with the store (also
+    at start).
     """
 
     interval: str | None = None
     warmup_bars: int = Field(default=0, ge=0, le=5000)
     coins: dict[str, str] = Field(default_factory=dict)
     close_grace: str = "2s"
+    reconcile_every: str = "1m"
 
-    @field_validator("interval", "close_grace")
+    @field_validator("interval", "close_grace", "reconcile_every")
     @classmethod
     def _duration(cls, v: str | None) -> str | None:
         if v is not None:

@@ -14,6 +14,13 @@ everything after that, on the engine's clock and through the engine's event queu
 * cancel/replace, time-in-force expiry, brackets (take-profit and stop-loss, one cancels
   the other), risk-made flattening, perpetual liquidation and funding.
 
+A venue is either simulated (its legs rest in ``SimVenue.book`` and ``sim.matching``
+fills them) or external (``attach_external``: a live venue behind an ``ExternalPort``).
+An external leg is handed to its port when routed; the port does the I/O elsewhere and
+reports back through ``external_accepted`` / ``external_fill`` / ``external_closed``, on
+this same single thread. Fills go through the same booking (``_book_fill``) into the one
+ledger; a cancel of an external leg is a request, and the leg ends when the venue says so.
+
 The engine reads ``watch[s]`` on every bar (one list lookup): it is set only while symbol
 s needs the venue on every bar (working legs, or a perpetual position to watch for
 liquidation), so the default path pays nothing else for any of this.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from sim.clock import SimClock
 from sim.event_queue import PRIORITY_ARRIVAL, PRIORITY_EVENT, PRIORITY_VENUE, EventQueue
@@ -64,6 +72,16 @@ from sim.risk import RiskEngine
 from sim.router import VenueRouter
 from sim.venue import DOWN, SimVenue
 from sim.view import MarketView
+
+
+class ExternalPort(Protocol):
+    """A venue whose orders are handled outside the simulation (a live exchange). Both
+    calls only start work and return at once; outcomes come back through the desk's
+    ``external_*`` methods."""
+
+    def submit(self, leg: Leg, leg_no: int) -> None: ...
+
+    def cancel(self, leg: Leg, code: str, reason: str) -> None: ...
 
 
 class ExecutionDesk:
@@ -129,6 +147,11 @@ class ExecutionDesk:
         # volatility or keeps margin (SimVenue.execute: the same price and cash rules).
         self._fast = not any(v.max_participation is not None or v.kind == "perp"
                              or v.impact_bps or v.volatility_slippage for v in venues)
+        # Venues bound to an outside port (live): never matched here (attach_external).
+        self.external: dict[str, ExternalPort] = {}
+        # While set, every order is denied before routing with this reason (check "hold"):
+        # a live session's warm-up must not send orders to a real venue.
+        self.hold: str | None = None
 
     # -- orders in -------------------------------------------------------------------
     def submit_decision(
@@ -184,6 +207,8 @@ class ExecutionDesk:
             life.expires_at = ts + ttl
         self.recorder.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
                                   order.ref_price, role)
+        if denial is None and self.hold is not None:
+            denial = OrderDenied(order.order_id, ts, order.symbol, "hold", self.hold)
         if denial is None:
             legs = self.router.route_legs(order)
             if legs:
@@ -212,7 +237,7 @@ class ExecutionDesk:
         """Send routed legs: each reaches its venue after the processing and network
         latency (zero unless ``execution.latency``), or times out on the way."""
         latency = self.execution.latency
-        if not latency and len(legs) == 1:
+        if not latency and len(legs) == 1 and not self.external:
             heap = self.queue.heap
             if not heap or (heap[0].ts, heap[0].priority) > (now, PRIORITY_VENUE):
                 # The leg would be the next event dispatched (nothing queued is due before
@@ -226,8 +251,12 @@ class ExecutionDesk:
                     self._dispatch_before(now, PRIORITY_VENUE + 1)
                 return
         immediate = False
+        external = self.external
         for routed in legs:
             venue = self.router.venue(routed.venue)
+            if external and venue.name in external:
+                self._send_external(life, routed, venue, now)
+                continue
             life.in_flight += 1
             if not latency:
                 immediate = True
@@ -290,10 +319,7 @@ class ExecutionDesk:
             return
         self._leg_seq += 1
         leg = Leg(life, venue, qty, qty, now, self._leg_seq)
-        if life.legs:
-            life.legs.append(leg)  # type: ignore[union-attr]
-        else:
-            life.legs = [leg]
+        life.add_leg(leg)
         venue.book.setdefault(s, []).append(leg)
         self.n_working[s] += 1
         self.watch[s] = True
@@ -331,6 +357,96 @@ class ExecutionDesk:
             return
         self._refused(life, routed, venue,
                       f"timed out after {venue.timeout_ms:g} ms in flight", EXPIRED)
+
+    # -- external venues (live) ----------------------------------------------------------
+    def attach_external(self, name: str, port: ExternalPort) -> None:
+        """Send the legs routed to venue ``name`` to ``port`` instead of matching them
+        here (the venue keeps its routing settings: fees, lot, tick, health)."""
+        venue = self.router.venue(name)
+        self.external[name] = port
+        self._venues_of = [tuple(v for v in vs if v is not venue) for vs in self._venues_of]
+        self.perp = [None if p is venue else p for p in self.perp]
+
+    def _send_external(self, life: Order, routed: OrderRouted, venue: SimVenue,
+                       now: int) -> None:
+        """A leg goes to an external venue: it works (in the venue's book, which nothing
+        here matches) until the port reports it closed."""
+        s = life.s
+        qty = routed.order.quantity
+        self._leg_seq += 1
+        leg = Leg(life, venue, qty, qty, now, self._leg_seq)
+        life.add_leg(leg)
+        life.venue = venue.name
+        venue.book.setdefault(s, []).append(leg)
+        self.n_working[s] += 1
+        self.watch[s] = True
+        self.recorder.order_event(life.order_id, now, s, "sent", venue.name, qty, None, "")
+        self.external[venue.name].submit(leg, len(life.legs))
+
+    def external_accepted(self, leg: Leg, now: int) -> None:
+        """The venue took the leg (it rests, or filled at once)."""
+        life = leg.order
+        if life.arrival_ts is None:
+            life.arrival_ts = now
+        self.recorder.order_event(life.order_id, now, life.s, "arrived", leg.venue.name,
+                                  leg.quantity, None, "")
+
+    def external_fill(self, leg: Leg, now: int, quantity: float, price: float, fee: float,
+                      liquidity: str) -> int:
+        """Book a fill the venue reported (signed ``quantity``); returns its fill id."""
+        life = leg.order
+        leg.remaining -= quantity
+        self._book_fill(life, life.s, OrderFilled(
+            self._fill_id + 1, life.order_id, now, life.symbol, leg.venue.name, quantity,
+            price, fee, life.ref_price, liquidity))
+        return self._fill_id
+
+    def external_closed(self, leg: Leg, now: int, code: str, reason: str) -> None:
+        """The venue says the leg is done (``code``: filled, cancelled, expired, rejected)."""
+        self._close_leg(leg, code, reason, confirmed=True)
+        self._maybe_final(leg.order, now)
+        self._rewatch(leg.order.s)
+
+    def adopt_external(self, life: Order, venue: str, quantity: float) -> Leg:
+        """Take back an order a previous process sent to external venue ``venue`` (a
+        restart): it works again here until its port reports it closed."""
+        s = life.s
+        self._live[life.order_id] = life
+        self._leg_seq += 1
+        leg = Leg(life, self.router.venue(venue), quantity, quantity, life.ts, self._leg_seq)
+        life.add_leg(leg)
+        life.venue = venue
+        leg.venue.book.setdefault(s, []).append(leg)
+        self.n_working[s] += 1
+        self.watch[s] = True
+        return leg
+
+    def working_external(self) -> list[Leg]:
+        """External legs still working, oldest first."""
+        return [leg for life in self._live.values() for leg in life.legs
+                if leg.status == WORKING and leg.venue.name in self.external]
+
+    def restore_ids(self, order_id: int, fill_id: int) -> None:
+        """Continue a stored run: new orders and fills number after these."""
+        self._order_id = max(self._order_id, order_id)
+        self._fill_id = max(self._fill_id, fill_id)
+
+    def adjust(self, s: int, now: int, quantity: float, price: float, reason: str) -> int:
+        """Book a position adjustment (reconciliation with a venue: the venue is the truth)
+        as a filled order of role "adjustment" at ``price`` without fee, through the one
+        fill path; returns its order id."""
+        self._order_id += 1
+        life = Order(self._order_id, 0, now, now, self.symbols[s], s, quantity, price,
+                     role="adjustment", reason=reason)
+        life.arrival_ts = now
+        self.recorder.order_event(life.order_id, now, s, "submitted", None, quantity, price,
+                                  "adjustment")
+        self._book_fill(life, s, OrderFilled(self._fill_id + 1, life.order_id, now,
+                                             life.symbol, "reconciliation", quantity, price,
+                                             0.0, price, "adjustment"))
+        life.outcomes += ENDED[FILLED]
+        self._maybe_final(life, now)
+        return life.order_id
 
     # -- market events: matching -------------------------------------------------------
     def venue_open(self, s: int, ts: int, o: float, v: float) -> None:
@@ -467,8 +583,11 @@ class ExecutionDesk:
         life.fill_ts = fill.ts
         self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
 
-    def _close_leg(self, leg: Leg, code: str, reason: str) -> None:
+    def _close_leg(self, leg: Leg, code: str, reason: str, confirmed: bool = False) -> None:
         if leg.status != WORKING:
+            return
+        if not confirmed and self.external and leg.venue.name in self.external:
+            self.external[leg.venue.name].cancel(leg, code, reason)  # ends when confirmed
             return
         leg.status = code
         book = leg.venue.book[leg.order.s]

@@ -93,6 +93,13 @@ class Order:
     def notional(self) -> float:
         return abs(self.quantity) * self.ref_price
 
+    def add_leg(self, leg: Leg) -> None:
+        """Note a leg that works on a venue (``legs`` is a list from the first one on)."""
+        if self.legs:
+            self.legs.append(leg)  # type: ignore[union-attr]
+        else:
+            self.legs = [leg]
+
     @property
     def avg_fill_price(self) -> float | None:
         return self.filled_notional / abs(self.filled) if self.filled else None

@@ -133,6 +133,15 @@ class Recorder:
              realized: float) -> None:
         self._fills.append((fill, symbol, cash, position, realized))
 
+    def discard(self) -> None:
+        """Drop every buffered row unwritten (a resumed live session's warm-up: those
+        bars were, or would have been, recorded by the session that first saw them)."""
+        for buffer in (self._signals, self._decisions, self._performance, self._orders,
+                       self._order_events, self._funding, self._liquidations, self._denials,
+                       self._routes, self._fills, self.equity_ts, self.equity_cash,
+                       self.equity_value, self.equity_realized, self.equity_unrealized):
+            buffer.clear()
+
     # -- flushing ----------------------------------------------------------------------
     def pending_rows(self) -> int:
         return max(len(self.equity_ts), len(self._signals), len(self._decisions))

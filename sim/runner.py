@@ -294,12 +294,14 @@ def ticks_hash(data: MarketData, trades: Trades) -> str:
 @contextmanager
 def stored_run(
     store: RunStore, run_id: str, config: ScenarioConfig, data_hash: str,
-    recorder: Recorder, engine: Engine, mode: str = "backtest",
+    recorder: Recorder, engine: Engine, mode: str = "backtest", *, resume: bool = False,
 ) -> Iterator[None]:
-    """Create the run; on leaving, mark it completed, or keep what was computed and mark
-    it interrupted (Ctrl-C, cancellation) or failed (any other exception, re-raised)."""
-    store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
-                     code_version(), data_hash, mode)
+    """Create the run (``resume``: it exists; a live session continues it); on leaving,
+    mark it completed, or keep what was computed and mark it interrupted (Ctrl-C,
+    cancellation) or failed (any other exception, re-raised)."""
+    if not resume:
+        store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
+                         code_version(), data_hash, mode)
     try:
         yield
     except BaseException as exc:

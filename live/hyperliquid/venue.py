@@ -1,7 +1,7 @@
 """The Hyperliquid venue adapter: market data, orders, cancels, leverage, account state.
 
-This is the surface the live runner's venue port will call (wired once the engine's
-order lifecycle exists). Every order gets a client order id (cloid); placing returns a
+This is the surface the live runner's venue port (``live.hyperliquid.port``) calls. Every
+order gets a client order id (cloid); placing returns a
 definite ``OrderState`` (resting, filled, canceled, rejected or triggered) or raises
 ``SubmissionUnresolved`` carrying the cloid, never a guess. Orders are checked and rounded
 here before anything is signed: size to ``szDecimals`` (toward zero), price to the tick
@@ -101,6 +101,7 @@ class VenueFill:
     time_ms: int
     closed_pnl: float
     cloid: str | None
+    crossed: bool = True  # took liquidity (taker); False: a maker fill
 
 
 class HyperliquidVenue:
@@ -369,11 +370,22 @@ class HyperliquidVenue:
                                  resign=True)
 
 
+def state_from_update(update: dict[str, Any]) -> OrderState:
+    """An ``orderUpdates`` item (``{"order": ..., "status": ...}``, also the inner part of
+    an ``orderStatus`` answer) as an ``OrderState``."""
+    order, venue_status = update["order"], update["status"]
+    orig = float(order.get("origSz") or order["sz"])
+    return OrderState(cloid=order.get("cloid") or "", coin=order.get("coin", ""),
+                      status=_normalise(venue_status), size=orig, oid=int(order["oid"]),
+                      filled_size=orig - float(order["sz"]), venue_status=venue_status)
+
+
 def parse_fill(r: dict[str, Any]) -> VenueFill:
     size = float(r["sz"])
     return VenueFill(int(r["tid"]), int(r["oid"]), r["coin"], size if r["side"] == "B" else -size,
                      float(r["px"]), float(r.get("fee") or 0.0), int(r["time"]),
-                     float(r.get("closedPnl") or 0.0), r.get("cloid"))
+                     float(r.get("closedPnl") or 0.0), r.get("cloid"),
+                     bool(r.get("crossed", True)))
 
 
 def _normalise(venue_status: str) -> str:

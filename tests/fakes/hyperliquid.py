@@ -129,6 +129,10 @@ class FakeHyperliquid:
         self.candles: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.actions_run: list[tuple[str, dict[str, Any]]] = []  # (user, action) accepted
         self.requests = {"/info": 0, "/exchange": 0}
+        # monotonic clock stamps (system-wide on Linux: comparable across processes):
+        # when each candle was pushed, and when each /exchange request arrived
+        self.push_log: list[tuple[int, int]] = []  # (candle open time ms, ns)
+        self.exchange_log: list[int] = []
         self._oids = itertools.count(1_000)
         self._tids = itertools.count(1)
         self._conns: list[_Conn] = []
@@ -138,6 +142,7 @@ class FakeHyperliquid:
         self.port = 0
         self.app = Starlette(routes=[Route("/info", self._info, methods=["POST"]),
                                      Route("/exchange", self._exchange, methods=["POST"]),
+                                     Route("/_control", self._control, methods=["POST"]),
                                      WebSocketRoute("/ws", self._ws)])
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -203,6 +208,16 @@ class FakeHyperliquid:
                                      d_sz, d_sz, None, False, "Gtc", timestamp=self.now_ms()))
             self._push_book(coin)
 
+    def quote(self, coin: str, bid: float, ask: float, size: float = 1_000.0) -> None:
+        """Replace the fake maker's liquidity on ``coin`` by one bid and one ask (a test
+        makes the book follow the bars it pushes); the mark follows the mid."""
+        with self.lock:
+            for o in self.orders.values():
+                if o.user == MAKER and o.coin == coin and o.status == "open":
+                    o.status = "canceled"
+            self.marks[coin] = (Decimal(repr(bid)) + Decimal(repr(ask))) / 2
+        self.seed_book(coin, [(bid, size)], [(ask, size)])
+
     def set_mark(self, coin: str, px: float) -> None:
         """Move the mark price; trigger orders it crosses fire."""
         with self.lock:
@@ -210,6 +225,7 @@ class FakeHyperliquid:
             self._fire_triggers(coin)
 
     def push_candle(self, coin: str, interval: str, candle: dict[str, Any]) -> None:
+        self.push_log.append((candle["t"], time.monotonic_ns()))
         with self.lock:
             rows = self.candles.setdefault((coin, interval), [])
             rows[:] = [r for r in rows if r["t"] != candle["t"]] + [candle]
@@ -282,6 +298,7 @@ class FakeHyperliquid:
         return JSONResponse(result)
 
     async def _exchange(self, request: Request) -> Response:
+        self.exchange_log.append(time.monotonic_ns())
         body = await request.json()
         fault = await self._pre_faults("/exchange")
         if fault is not None:
@@ -301,6 +318,17 @@ class FakeHyperliquid:
         if after == "hold":
             await asyncio.sleep(self.faults.hold_s)
         return JSONResponse(result)
+
+    async def _control(self, request: Request) -> Response:
+        """Test controls over HTTP, for a fake running in its own process (``python -m
+        tests.fakes.hyperliquid``): {"op": method name, "args": {...}}."""
+        body = await request.json()
+        op, args = body["op"], body.get("args", {})
+        if op == "logs":
+            return JSONResponse({"pushes": self.push_log, "exchange": self.exchange_log})
+        if op not in ("open_account", "quote", "push_bar", "subscribed"):
+            return Response(f"unknown op {op!r}", status_code=400)
+        return JSONResponse({"result": getattr(self, op)(**args)})
 
     # -- /info -----------------------------------------------------------------------------
 
@@ -677,3 +705,12 @@ def _ok(kind: str, statuses: list[Any]) -> dict[str, Any]:
 
 def _err(message: str) -> dict[str, Any]:
     return {"status": "err", "response": message}
+
+
+if __name__ == "__main__":  # the fake in its own process: prints its port, runs until stdin ends
+    import sys
+
+    server = FakeHyperliquid(mainnet="--mainnet" in sys.argv).start()
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()

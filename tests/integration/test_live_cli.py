@@ -93,16 +93,26 @@ def live(tmp_path: Path, scenario: Path, *extra: str) -> int:
                  *extra])
 
 
-def test_real_venue_is_not_wired_yet(tmp_path: Path, capsys) -> None:
+def test_real_venue_needs_a_key_from_the_environment(tmp_path: Path, capsys,
+                                                    monkeypatch) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["live", str(write_scenario(tmp_path)), "--venue", "hyperliquid", "--paper"])
     assert exc.value.code == 2
     capsys.readouterr()
+    monkeypatch.delenv("QUORUM_HL_SECRET_KEY", raising=False)
     code = main(["live", str(write_scenario(tmp_path)), "--venue", "hyperliquid",
                  "--testnet", "--db", str(tmp_path / "x.duckdb")])
     err = capsys.readouterr().err
-    assert code == 2 and "--venue hyperliquid: real order routing is not wired yet" in err
+    assert code == 2 and "set QUORUM_HL_SECRET_KEY to the signing key" in err
     assert len(err.strip().splitlines()) == 1
+    code = main(["live", str(write_scenario(tmp_path)), "--paper", "--resume", "abc",
+                 "--db", str(tmp_path / "x.duckdb")])
+    assert code == 2 and "--resume continues a run on a real venue" in capsys.readouterr().err
+    stops = tmp_path / "stops.toml"
+    stops.write_text(SCENARIO.format(exposure=0.5) + '[execution]\norder_type = "stop"\n')
+    monkeypatch.setenv("QUORUM_HL_SECRET_KEY", "0x" + "11" * 32)
+    code = main(["live", str(stops), "--venue", "hyperliquid", "--db", str(tmp_path / "x.db")])
+    assert code == 2 and "order_type = 'stop' is not supported" in capsys.readouterr().err
 
 
 def test_unvalidated_config_is_refused_before_connecting(tmp_path: Path, capsys) -> None:

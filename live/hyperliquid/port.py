@@ -1,0 +1,574 @@
+"""Hyperliquid behind the engine's venue port (``sim.execution.ExternalPort``).
+
+The desk hands a routed leg to ``submit`` and a cancel to ``cancel``; both return at once.
+The I/O (signed requests through ``HyperliquidVenue``, lookups by cloid, fills) runs in
+asyncio tasks that only put their outcome on the live runner's queue as a
+``VenueMessage``; venue pushes (``orderUpdates``, ``userFills``) arrive the same way. The
+runner's single consumer calls ``apply`` with each message, which drives the desk
+(``external_accepted`` / ``external_fill`` / ``external_closed``): fills are booked by the
+desk's one fill path into the one ledger and recorded in the run's usual tables.
+
+Durability (``live.records``): the leg's ``venue_orders`` row is inserted (and so
+committed: the runner applies bars and messages outside any transaction) when it is
+submitted, and its request starts only after that (``start_requests``): write-ahead.
+Each booked fill's venue trade id is written with the ``fills`` row in one transaction
+(``write``), and a trade id is booked once.
+
+Order types (what a scenario's order becomes at Hyperliquid):
+
+* market: an IOC limit at the last close moved ``market_slippage`` (config, default 5%)
+  against us, rounded inward: the bound on how far it may fill. Risk-made flattening
+  orders go reduce-only;
+* limit: GTC, or IOC with ``time_in_force = "ioc"``, or ALO (add-liquidity-only) with
+  ``post_only``; the price rounded toward the passive side (never worse than asked);
+* stop: a stop-market trigger ("sl": a buy triggers as the price rises, a sell as it
+  falls). Stop entries and brackets are refused by ``quorum live`` for now (the fills of a
+  triggered order are not attributed yet); the mapping is here for when they are.
+
+Outcomes -> the desk's terminal states: filled -> filled; an IOC's unfilled rest canceled
+by the venue, or an IOC that matched nothing -> expired; canceled after the desk asked
+(replace, ``order_ttl``, run end) -> that request's state; canceled by the venue on its own
+(margin, reduce-only) -> cancelled with the venue's word; refused -> rejected with the
+venue's message; not found at the venue once nothing is in flight -> rejected ("never
+placed"). A leg ends only when every fill the venue reports for it is booked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from live.hyperliquid.errors import SubmissionUnresolved, TransportFailed
+from live.hyperliquid.stream import HyperliquidStream, order_updates, user_fills
+from live.hyperliquid.venue import (
+    CANCELED,
+    FILLED,
+    REJECTED,
+    RESTING,
+    TRIGGERED,
+    HyperliquidVenue,
+    OrderState,
+    Position,
+    PreparedOrder,
+    VenueFill,
+    parse_fill,
+    state_from_update,
+)
+from live.records import (
+    client_order_id,
+    insert_fill,
+    insert_reconciliation,
+    insert_venue_order,
+    update_venue_order,
+)
+from sim import orders as lifecycle
+from sim.execution import ExecutionDesk
+from sim.orders import FLATTEN, IOC, LIMIT, MARKET, Leg, Order
+
+_NO_MATCH = "could not immediately match"
+_EPS = 1e-9
+
+
+class VenueMessage:
+    """Something the venue (or a request to it) reported; applied by the consumer."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Placed(VenueMessage):
+    """The answer to placing a leg: a definite state, or an error (``unresolved``: it may
+    have landed; the cloid settles it)."""
+
+    cloid: str
+    state: OrderState | None
+    error: str | None = None
+    unresolved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed(VenueMessage):
+    """The venue's view of one leg, looked up by cloid, with its fills."""
+
+    cloid: str
+    state: OrderState | None
+    fills: tuple[VenueFill, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed(VenueMessage):
+    """A stream message (``orderUpdates``, ``userFills``, ``reconnected``)."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot(VenueMessage):
+    """The account as the venue sees it, for reconciliation (``live.reconcile``)."""
+
+    fills: tuple[VenueFill, ...]
+    positions: tuple[Position, ...]
+    open_orders: tuple[dict[str, Any], ...]
+    generation: int  # the port's activity counter when the fetch started
+    error: str | None = None
+
+
+@dataclass(slots=True, eq=False)
+class Tracked:
+    """One leg at the venue, from submission until the desk has closed it."""
+
+    leg: Leg
+    cloid: str
+    coin: str
+    size: float  # absolute size sent (rounded to the venue's lot)
+    ioc: bool
+    placing: bool = True  # the place request has not answered yet
+    acked: bool = False
+    oid: int | None = None
+    venue_filled: float = 0.0  # absolute, as the venue reports it
+    booked: float = 0.0  # absolute, booked from fills
+    done: tuple[str, str] | None = None  # the venue says it ended: (desk state, reason)
+    close: tuple[str, str] | None = None  # the desk asked to cancel it: (state, reason)
+    cancel_sent: bool = False
+    refreshing: bool = False
+    status: str = "sent"
+
+
+@dataclass(slots=True)
+class _Durable:
+    fills: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class HyperliquidPort:
+    """One account at Hyperliquid as the external venue of one live run."""
+
+    def __init__(self, venue: HyperliquidVenue, desk: ExecutionDesk,
+                 con: duckdb.DuckDBPyConnection, run_id: str, coins: Mapping[str, str], *,
+                 now_ns: Callable[[], int] = time.time_ns, refresh_s: float = 0.5,
+                 stream: HyperliquidStream | None = None) -> None:
+        self.venue = venue
+        self.desk = desk
+        self.con = con
+        self.run_id = run_id
+        self.coins = dict(coins)  # symbol -> coin
+        self.symbol_of = {c: s for s, c in self.coins.items()}
+        self.now_ns = now_ns
+        self.refresh_s = refresh_s
+        self.stream = stream
+        self.by_cloid: dict[str, Tracked] = {}
+        self.by_leg: dict[int, Tracked] = {}
+        self.by_oid: dict[int, Tracked] = {}
+        self.booked: set[int] = set()  # venue trade ids booked in this run
+        self.queue: asyncio.Queue[object] | None = None
+        self.generation = 0  # bumped by every order event: reconciliation needs quiet
+        self.reconciled = False  # the last reconciliation compared positions too
+        self._outbox: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._durable = _Durable()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- the venue port (called by the desk) -----------------------------------------------
+
+    def submit(self, leg: Leg, leg_no: int) -> None:
+        life = leg.order
+        cloid = client_order_id(self.run_id, life.order_id, leg_no)
+        coin = self.coins[life.symbol]
+        prepared = self.prepare(life, leg, cloid, coin)
+        t = Tracked(leg, cloid, coin, prepared.size,
+                    life.kind == MARKET or life.tif == IOC)
+        self._track(t)
+        now = self.now_ns()
+        insert_venue_order(self.con, {
+            "run_id": self.run_id, "order_id": life.order_id, "leg": leg_no, "cloid": cloid,
+            "venue": leg.venue.name, "symbol": life.symbol, "coin": coin,
+            "quantity": leg.quantity, "size": prepared.size, "price": prepared.price,
+            "venue_type": _venue_type(prepared), "reduce_only": _reduce_only(life),
+            "decision_id": life.decision_id, "ts": life.ts, "decision_ts": life.decision_ts,
+            "ref_price": life.ref_price, "kind": life.kind, "tif": life.tif,
+            "limit_price": life.limit_price, "stop_price": life.stop_price,
+            "post_only": life.post_only, "role": life.role, "parent_id": life.parent_id,
+            "replaces": life.replaces, "status": "sent", "oid": None, "filled": 0.0,
+            "message": prepared.rejection, "sent_ns": now, "updated_ns": now})
+        if prepared.rejection is not None:
+            state = OrderState(cloid, coin, REJECTED, prepared.size, message=prepared.rejection)
+            self._outbox.append(lambda: self._deliver(Placed(cloid, state)))
+        else:
+            self._outbox.append(lambda: self._place(t, prepared))
+
+    def cancel(self, leg: Leg, code: str, reason: str) -> None:
+        t = self.by_leg.get(id(leg))
+        if t is None or t.done is not None:
+            return
+        if t.close is None:
+            t.close = (code, reason)
+        if not t.placing and not t.cancel_sent:
+            self._send_cancel(t)
+
+    # -- order shapes ----------------------------------------------------------------------
+
+    def prepare(self, life: Order, leg: Leg, cloid: str, coin: str) -> PreparedOrder:
+        """The leg as a Hyperliquid order (see the module's mapping); no I/O."""
+        is_buy = leg.quantity > 0
+        size = abs(leg.quantity)
+        reduce_only = _reduce_only(life)
+        venue = self.venue
+        if life.kind == MARKET:
+            view = self.desk.views[life.s]
+            ref = view.close if view.close == view.close and view.close > 0 else life.ref_price
+            return venue.prepare_market(coin, is_buy, size, ref, reduce_only=reduce_only,
+                                        cloid=cloid)
+        if life.kind == LIMIT:
+            tif = "Alo" if life.post_only else ("Ioc" if life.tif == IOC else "Gtc")
+            assert life.limit_price is not None
+            return venue.prepare_limit(coin, is_buy, size, life.limit_price, tif=tif,
+                                       reduce_only=reduce_only, cloid=cloid,
+                                       rounding="down" if is_buy else "up")
+        assert life.stop_price is not None
+        return venue.prepare_trigger(coin, is_buy, size, life.stop_price, "sl",
+                                     reduce_only=reduce_only, cloid=cloid)
+
+    # -- the runner's side -----------------------------------------------------------------
+
+    async def start(self, queue: asyncio.Queue[object]) -> None:
+        """Deliver messages to ``queue`` from now on; subscribe to the account's streams."""
+        self.queue = queue
+        if self.stream is None:
+            cfg = self.venue.config
+            self.stream = HyperliquidStream(
+                cfg.stream_url, [order_updates(self.venue.account),
+                                 user_fills(self.venue.account)],
+                ping_s=cfg.ws_ping_s, backoff_s=min(0.5, cfg.backoff_s),
+                max_backoff_s=cfg.max_backoff_s)
+        self._spawn(self._pump_stream())
+        for t in list(self.by_cloid.values()):  # legs a previous process left (a restart)
+            if not t.placing:
+                self.refresh(t)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.stream is not None:
+            await self.stream.close()
+
+    def write(self) -> None:
+        """Write what must be durable with the rows the recorder is flushing (the runner
+        calls this inside the same transaction)."""
+        d = self._durable
+        for row in d.fills:
+            insert_fill(self.con, self.run_id, *row)
+        for u in d.updates:
+            update_venue_order(self.con, self.run_id, **u)
+        for alert in d.alerts:
+            insert_reconciliation(self.con, self.run_id, *alert)
+        d.fills.clear()
+        d.updates.clear()
+        d.alerts.clear()
+
+    def start_requests(self) -> None:
+        """Start the requests submitted since the last call (write-ahead: their rows are
+        committed already)."""
+        if self._closed:  # the session is over: what is left is resolved by the next one
+            return
+        outbox, self._outbox = self._outbox, []
+        for make in outbox:
+            self._spawn(make())
+
+    @property
+    def has_records(self) -> bool:
+        """Fills, order outcomes or alerts wait to be written (``write``)."""
+        d = self._durable
+        return bool(d.fills or d.updates or d.alerts)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing of ours is working or in flight at the venue."""
+        return not self.by_cloid and not self._outbox
+
+    def apply(self, msg: VenueMessage) -> None:
+        if isinstance(msg, Pushed):
+            self._pushed(msg.message)
+        elif isinstance(msg, Placed):
+            self._placed(msg)
+        elif isinstance(msg, Refreshed):
+            self._refreshed(msg)
+        elif isinstance(msg, Snapshot):
+            from live.reconcile import reconcile
+            self.reconciled = reconcile(self, msg)
+
+    # -- applying what the venue said ------------------------------------------------------
+
+    def _pushed(self, msg: dict[str, Any]) -> None:
+        channel = msg.get("channel")
+        if channel == "userFills":
+            for raw in msg["data"].get("fills", ()):
+                self.book(parse_fill(raw))
+        elif channel == "orderUpdates":
+            for update in msg["data"]:
+                state = state_from_update(update)
+                t = self.by_cloid.get(state.cloid) or self.by_oid.get(state.oid or -1)
+                if t is not None and not t.placing:
+                    self._apply_state(t, state)
+        elif channel == "reconnected":  # anything may have been missed: look everything up
+            for t in list(self.by_cloid.values()):
+                if not t.placing:
+                    self.refresh(t)
+
+    def _placed(self, msg: Placed) -> None:
+        t = self.by_cloid.get(msg.cloid)
+        if t is None:
+            return
+        t.placing = False
+        if msg.state is not None:
+            self._apply_state(t, msg.state)
+        elif msg.unresolved:
+            self._status(t, "unresolved", msg.error)
+            self.refresh(t, delay=self.refresh_s)
+        else:  # nothing reached the venue (refused before running, or never connected)
+            t.done = (lifecycle.REJECTED, f"venue unreachable: {msg.error}")
+            self._finish(t)
+
+    def _refreshed(self, msg: Refreshed) -> None:
+        t = self.by_cloid.get(msg.cloid)
+        if t is None:
+            return
+        t.refreshing = False
+        if msg.error is not None:
+            self.refresh(t, delay=self.refresh_s)
+            return
+        for fill in msg.fills:
+            self.book(fill)
+        if t.cloid not in self.by_cloid:
+            return  # the fills finished it
+        if msg.state is None:
+            if not t.placing:
+                t.done = (lifecycle.REJECTED, f"the venue does not know order {t.cloid}: "
+                                              "it was never placed")
+                self._finish(t)
+            return
+        self._apply_state(t, msg.state)
+        if t.done is not None and t.cloid in self.by_cloid:  # fills still to come
+            self.refresh(t, delay=self.refresh_s)
+
+    def _apply_state(self, t: Tracked, state: OrderState) -> None:
+        if state.oid is not None and t.oid is None:
+            t.oid = state.oid
+            self.by_oid[state.oid] = t
+        if t.done is not None:
+            t.venue_filled = max(t.venue_filled, state.filled_size)
+            self._finish(t)
+            return
+        status = state.status
+        if status == REJECTED:
+            message = state.message or state.venue_status or "rejected"
+            code = lifecycle.EXPIRED if _NO_MATCH in message else lifecycle.REJECTED
+            t.done = (code, message)
+        else:
+            if not t.acked:
+                t.acked = True
+                self.desk.external_accepted(t.leg, self.now_ns())
+            if status in (RESTING, TRIGGERED):
+                self._status(t, "resting", None)
+                if t.close is not None and not t.cancel_sent:
+                    self._send_cancel(t)
+                return
+            t.venue_filled = state.filled_size
+            if status == FILLED:
+                t.done = (lifecycle.FILLED, "")
+            elif t.ioc:
+                t.done = (lifecycle.EXPIRED, "IOC: the unfilled rest was canceled by the venue")
+            elif t.close is not None:
+                t.done = t.close
+            else:
+                assert status == CANCELED
+                t.done = (lifecycle.CANCELLED, f"canceled by the venue "
+                                               f"({state.venue_status or 'canceled'})")
+        self._finish(t)
+
+    def book(self, fill: VenueFill) -> bool:
+        """Book one venue fill of ours, once (by trade id); False if not booked."""
+        if fill.tid in self.booked:
+            return False
+        t = self.by_cloid.get(fill.cloid or "") or self.by_oid.get(fill.oid)
+        if t is None:
+            return False  # not this run's (an earlier session, another client): reconcile
+        self.booked.add(fill.tid)
+        self.generation += 1
+        if t.oid is None:
+            t.oid = fill.oid
+            self.by_oid[fill.oid] = t
+        if not t.acked:
+            t.acked = True
+            self.desk.external_accepted(t.leg, self.now_ns())
+        fill_id = self.desk.external_fill(t.leg, fill.time_ms * 1_000_000, fill.size,
+                                          fill.price, fill.fee,
+                                          "taker" if fill.crossed else "maker")
+        t.booked += abs(fill.size)
+        self._durable.fills.append((fill.tid, fill_id, t.leg.order.order_id, t.cloid,
+                                    fill.oid, fill.coin, fill.size, fill.price, fill.fee,
+                                    fill.time_ms))
+        if t.done is not None:
+            self._finish(t)
+        return True
+
+    def _finish(self, t: Tracked) -> None:
+        """Close the leg at the desk once the venue said it ended and every fill it
+        reported is booked; until then, fetch the fills."""
+        if t.done is None or t.cloid not in self.by_cloid:
+            return
+        if t.booked + _EPS * max(1.0, t.size) < t.venue_filled:
+            if not t.refreshing:  # the push normally brings them first: REST if it does not
+                self.refresh(t, delay=self.refresh_s)
+            return
+        code, reason = t.done
+        self._untrack(t)
+        self.generation += 1
+        self._status(t, code, reason or None)
+        self.desk.external_closed(t.leg, self.now_ns(), code, reason)
+
+    # -- requests (tasks that only enqueue) ------------------------------------------------
+
+    def refresh(self, t: Tracked, delay: float = 0.0) -> None:
+        """Look the leg up by cloid (state and fills), after ``delay`` seconds."""
+        if t.refreshing:
+            return
+        t.refreshing = True
+        self._spawn(self._refresh(t.cloid, t.coin, delay))
+
+    def _send_cancel(self, t: Tracked) -> None:
+        t.cancel_sent = True
+        self._outbox.append(lambda: self._cancel(t))
+
+    def cancel_foreign(self, coin: str, oid: int) -> None:
+        """Cancel an open order this run does not track (reconciliation rule 3)."""
+        async def go() -> None:
+            with contextlib.suppress(Exception):
+                await self.venue.cancel(coin, oid)
+
+        self._outbox.append(go)
+
+    def request_snapshot(self) -> None:
+        self._spawn(self._snapshot(self.generation))
+
+    async def _deliver(self, msg: VenueMessage) -> None:
+        assert self.queue is not None
+        self.queue.put_nowait(msg)
+
+    async def _place(self, t: Tracked, prepared: PreparedOrder) -> None:
+        try:
+            state = await self.venue.place(prepared)
+        except SubmissionUnresolved as exc:
+            msg = Placed(t.cloid, None, str(exc), unresolved=True)
+        except TransportFailed as exc:
+            msg = Placed(t.cloid, None, str(exc), unresolved=exc.ambiguous)
+        except Exception as exc:  # anything else: it may have landed; the cloid settles it
+            msg = Placed(t.cloid, None, f"{type(exc).__name__}: {exc}", unresolved=True)
+        else:
+            msg = Placed(t.cloid, state)
+        await self._deliver(msg)
+
+    async def _cancel(self, t: Tracked) -> None:
+        with contextlib.suppress(Exception):  # whatever happened, the lookup says
+            await self.venue.cancel_by_cloid(t.coin, t.cloid)
+        if not t.refreshing:
+            t.refreshing = True
+            await self._refresh(t.cloid, t.coin, 0.0)
+
+    async def _refresh(self, cloid: str, coin: str, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+            if cloid not in self.by_cloid:
+                return  # settled meanwhile (the push came): nothing to ask, no weight spent
+        try:
+            state = await self.venue.order_state(cloid, coin)
+            oid = state.oid if state is not None else None
+            fills = tuple(f for f in await self.venue.fills()
+                          if f.cloid == cloid or (oid is not None and f.oid == oid))
+        except Exception as exc:
+            await self._deliver(Refreshed(cloid, None, (), f"{type(exc).__name__}: {exc}"))
+            return
+        await self._deliver(Refreshed(cloid, state, fills))
+
+    async def _snapshot(self, generation: int) -> None:
+        venue = self.venue
+        try:
+            fills = tuple(await venue.fills())
+            positions = tuple(await venue.positions())
+            open_orders = tuple(await venue.open_orders())
+        except Exception as exc:
+            await self._deliver(Snapshot((), (), (), generation, f"{type(exc).__name__}: {exc}"))
+            return
+        await self._deliver(Snapshot(fills, positions, open_orders, generation))
+
+    async def _pump_stream(self) -> None:
+        assert self.stream is not None
+        async for msg in self.stream:
+            await self._deliver(Pushed(msg))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _track(self, t: Tracked) -> None:
+        self.by_cloid[t.cloid] = t
+        self.by_leg[id(t.leg)] = t
+        if t.oid is not None:
+            self.by_oid[t.oid] = t
+
+    def _untrack(self, t: Tracked) -> None:
+        self.by_cloid.pop(t.cloid, None)
+        self.by_leg.pop(id(t.leg), None)
+        if t.oid is not None:
+            self.by_oid.pop(t.oid, None)
+
+    def adopt(self, leg: Leg, cloid: str, coin: str, size: float, ioc: bool,
+              booked: float) -> Tracked:
+        """Track a leg a previous process sent (a restart); it is looked up by cloid."""
+        t = Tracked(leg, cloid, coin, size, ioc, placing=False, booked=booked,
+                    status="unresolved")
+        self._track(t)
+        return t
+
+    def _status(self, t: Tracked, status: str, message: str | None) -> None:
+        t.status = status
+        self._durable.updates.append({
+            "cloid": t.cloid, "status": status, "oid": t.oid, "filled": t.booked,
+            "message": message, "updated_ns": self.now_ns()})
+
+    def alert(self, kind: str, symbol: str | None, coin: str | None,
+              store_value: float | None, venue_value: float | None, action: str,
+              detail: str) -> None:
+        """A difference between the venue and the store: stderr now, a stored row with
+        the next commit."""
+        print(f"quorum live: RECONCILIATION ALERT {kind} {coin or ''}: {detail}; {action}",
+              file=sys.stderr, flush=True)
+        self._durable.alerts.append((self.now_ns(), kind, symbol, coin, store_value,
+                                     venue_value, action, detail))
+
+
+def _reduce_only(life: Order) -> bool:
+    return life.reduce_only or life.role == FLATTEN
+
+
+def _venue_type(prepared: PreparedOrder) -> str:
+    if not prepared.action:
+        return "none"
+    kind = prepared.action["orders"][0]["t"]
+    if "trigger" in kind:
+        return f"trigger_{kind['trigger']['tpsl']}"
+    return str(kind["limit"]["tif"]).lower()

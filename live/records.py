@@ -1,0 +1,112 @@
+"""What a session against a real venue keeps durably, next to the run's own tables.
+
+* ``venue_orders``: one row per order leg sent to a real venue, written (and committed)
+  *before* the request goes out (write-ahead), then updated as the venue answers. The
+  client order id (cloid) is derived from (run id, order id, leg), so after a crash the
+  row names the order to look up at the venue, and a resubmission is recognisable.
+* ``venue_fills``: the venue's trade id (``tid``) of every fill booked, committed in the
+  same transaction as the ``fills`` row it became: a fill is booked exactly once, across
+  reconnects, snapshots and restarts.
+* ``reconciliations``: every difference found between the venue and the store, and what
+  was done about it (see ``live.reconcile``).
+
+The tables belong to live mode and are created on first use; they hold no secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import duckdb
+
+# Leg statuses in venue_orders: "sent" (write-ahead), "resting", "unresolved" (sent, the
+# outcome unknown so far), then one of the desk's terminal states.
+OPEN_STATUSES = ("sent", "resting", "unresolved")
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS venue_orders (
+        run_id VARCHAR NOT NULL, order_id BIGINT NOT NULL, leg INTEGER NOT NULL,
+        cloid VARCHAR NOT NULL, venue VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+        coin VARCHAR NOT NULL, quantity DOUBLE NOT NULL, size DOUBLE NOT NULL,
+        price DOUBLE, venue_type VARCHAR NOT NULL, reduce_only BOOLEAN NOT NULL,
+        decision_id BIGINT NOT NULL, ts BIGINT NOT NULL, decision_ts BIGINT NOT NULL,
+        ref_price DOUBLE NOT NULL, kind VARCHAR NOT NULL, tif VARCHAR NOT NULL,
+        limit_price DOUBLE, stop_price DOUBLE, post_only BOOLEAN NOT NULL,
+        role VARCHAR NOT NULL, parent_id BIGINT NOT NULL, replaces BIGINT NOT NULL,
+        status VARCHAR NOT NULL, oid BIGINT, filled DOUBLE NOT NULL DEFAULT 0,
+        message VARCHAR, sent_ns BIGINT NOT NULL, updated_ns BIGINT NOT NULL,
+        PRIMARY KEY (run_id, order_id, leg))""",
+    """CREATE TABLE IF NOT EXISTS venue_fills (
+        run_id VARCHAR NOT NULL, tid BIGINT NOT NULL, fill_id BIGINT NOT NULL,
+        order_id BIGINT NOT NULL, cloid VARCHAR, oid BIGINT NOT NULL, coin VARCHAR NOT NULL,
+        quantity DOUBLE NOT NULL, price DOUBLE NOT NULL, fee DOUBLE NOT NULL,
+        time_ms BIGINT NOT NULL, PRIMARY KEY (run_id, tid))""",
+    """CREATE TABLE IF NOT EXISTS reconciliations (
+        run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
+        symbol VARCHAR, coin VARCHAR, store_value DOUBLE, venue_value DOUBLE,
+        action VARCHAR NOT NULL, detail VARCHAR NOT NULL)""",
+)
+
+VENUE_ORDER_COLUMNS = (
+    "run_id", "order_id", "leg", "cloid", "venue", "symbol", "coin", "quantity", "size",
+    "price", "venue_type", "reduce_only", "decision_id", "ts", "decision_ts", "ref_price",
+    "kind", "tif", "limit_price", "stop_price", "post_only", "role", "parent_id", "replaces",
+    "status", "oid", "filled", "message", "sent_ns", "updated_ns")
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in _DDL:
+        con.execute(ddl)
+
+
+def client_order_id(run_id: str, order_id: int, leg: int) -> str:
+    """The cloid of leg ``leg`` of order ``order_id`` in run ``run_id``: 16 bytes of a hash,
+    as Hyperliquid takes them (0x + 32 hex digits). The same inputs always give the same
+    id, so a resubmission of the same leg is recognisable as such."""
+    digest = hashlib.blake2b(f"quorum/{run_id}/{order_id}/{leg}".encode(), digest_size=16)
+    return "0x" + digest.hexdigest()
+
+
+def insert_venue_order(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    cols = ", ".join(VENUE_ORDER_COLUMNS)
+    marks = ", ".join("?" for _ in VENUE_ORDER_COLUMNS)
+    con.execute(f"INSERT INTO venue_orders ({cols}) VALUES ({marks})",
+                [row.get(c) for c in VENUE_ORDER_COLUMNS])
+
+
+def update_venue_order(con: duckdb.DuckDBPyConnection, run_id: str, cloid: str, *,
+                       status: str, oid: int | None, filled: float, message: str | None,
+                       updated_ns: int) -> None:
+    con.execute("UPDATE venue_orders SET status = ?, oid = coalesce(?, oid), filled = ?,"
+                " message = coalesce(?, message), updated_ns = ? WHERE run_id = ? AND cloid = ?",
+                [status, oid, filled, message, updated_ns, run_id, cloid])
+
+
+def insert_fill(con: duckdb.DuckDBPyConnection, run_id: str, tid: int, fill_id: int,
+                order_id: int, cloid: str | None, oid: int, coin: str, quantity: float,
+                price: float, fee: float, time_ms: int) -> None:
+    con.execute("INSERT INTO venue_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, tid, fill_id, order_id, cloid, oid, coin, quantity, price, fee,
+                 time_ms])
+
+
+def insert_reconciliation(con: duckdb.DuckDBPyConnection, run_id: str, ts: int, kind: str,
+                          symbol: str | None, coin: str | None, store_value: float | None,
+                          venue_value: float | None, action: str, detail: str) -> None:
+    con.execute("INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, ts, kind, symbol, coin, store_value, venue_value, action, detail])
+
+
+def booked_tids(con: duckdb.DuckDBPyConnection, run_id: str) -> set[int]:
+    return {r[0] for r in con.execute("SELECT tid FROM venue_fills WHERE run_id = ?",
+                                      [run_id]).fetchall()}
+
+
+def open_venue_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """Legs of ``run_id`` whose outcome the store does not know yet (a crash, a restart)."""
+    cur = con.execute(
+        f"SELECT {', '.join(VENUE_ORDER_COLUMNS)} FROM venue_orders WHERE run_id = ? AND "
+        f"status IN ({', '.join('?' for _ in OPEN_STATUSES)}) ORDER BY order_id, leg",
+        [run_id, *OPEN_STATUSES])
+    return [dict(zip(VENUE_ORDER_COLUMNS, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,101 @@
+"""Restart of a live run after its process died (SIGKILL, power, OOM): the stored run
+continues where its durable records leave it.
+
+* The ledger is rebuilt by booking the run's stored ``fills`` again, in order, through
+  ``Portfolio.apply`` (the same arithmetic, so cash and positions are what they were).
+* Order, fill and decision ids continue after the largest stored, so a new order's cloid
+  (from run id, order id, leg) never repeats an earlier one.
+* The trade ids already booked (``venue_fills``) are loaded: a fill is never booked twice.
+* Every leg whose outcome the store does not know (``venue_orders`` still "sent",
+  "resting" or "unresolved") is taken back by the desk and its port, and looked up at the
+  venue by cloid: fills not booked yet are booked; a leg that ended is closed with the
+  venue's outcome; one the venue does not know ends rejected ("never placed"); one still
+  resting is cancelled (rule: the restarted session re-decides from its own warm-up, so an
+  order from before the restart does not stand).
+
+What is not restored: the risk engine's counters (orders per day, the breaker's equity
+history start again from the restart), and rows without money in them (signals,
+decisions, equity, order events) of up to the last second before the crash (the runner
+commits those at most every second; fills and order outcomes at once, each transaction
+whole).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from live.records import booked_tids, create_tables, open_venue_orders
+from sim.messages import OrderFilled
+from sim.orders import IOC, MARKET, Order
+
+if TYPE_CHECKING:
+    from live.hyperliquid.port import HyperliquidPort
+    from live.runner import LiveRunner
+
+
+def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConnection) -> int:
+    """Restore ``runner``'s stored run into its engine and ``port``; returns how many
+    legs with an unknown outcome were taken back."""
+    create_tables(con)
+    run_id = runner.run_id
+    engine = runner.engine
+    desk = engine.desk
+    portfolio = engine.portfolio
+    index = {sym: s for s, sym in enumerate(runner.symbols)}
+    fills = con.execute(
+        "SELECT fill_id, order_id, epoch_ns(ts), symbol, venue, quantity, price, fee,"
+        " ref_price, liquidity FROM fills WHERE run_id = ? ORDER BY fill_id",
+        [run_id]).fetchall()
+    for row in fills:
+        portfolio.apply(index[row[3]], OrderFilled(*row))
+    (order_id,) = con.execute(
+        "SELECT coalesce(max(order_id), 0) FROM (SELECT order_id FROM orders WHERE run_id = ?"
+        " UNION ALL SELECT order_id FROM order_events WHERE run_id = ?"
+        " UNION ALL SELECT order_id FROM venue_orders WHERE run_id = ?)",
+        [run_id, run_id, run_id]).fetchone()
+    desk.restore_ids(int(order_id), int(fills[-1][0]) if fills else 0)
+    (decision_id,) = con.execute("SELECT coalesce(max(decision_id), 0) FROM decisions"
+                                 " WHERE run_id = ?", [run_id]).fetchone()
+    engine._decision_id = max(engine._decision_id, int(decision_id))
+    port.booked |= booked_tids(con, run_id)
+
+    lives: dict[int, Order] = {}
+    legs = open_venue_orders(con, run_id)
+    for row in legs:
+        life = lives.get(row["order_id"])
+        if life is None:
+            life = _order(row, index[row["symbol"]], con, run_id)
+            lives[life.order_id] = life
+        leg = desk.adopt_external(life, row["venue"], row["quantity"])
+        (booked,) = con.execute("SELECT coalesce(sum(quantity), 0) FROM venue_fills"
+                                " WHERE run_id = ? AND cloid = ?",
+                                [run_id, row["cloid"]]).fetchone()
+        leg.remaining = row["quantity"] - booked
+        t = port.adopt(leg, row["cloid"], row["coin"], row["size"],
+                       row["kind"] == MARKET or row["tif"] == IOC, abs(booked))
+        if row["oid"] is not None:
+            t.oid = int(row["oid"])
+            port.by_oid[t.oid] = t
+        t.close = ("cancelled", "restart: an order from before the restart does not stand")
+    return len(legs)
+
+
+def _order(row: dict, s: int, con: duckdb.DuckDBPyConnection, run_id: str) -> Order:
+    """The order of a write-ahead row, with what of it was filled already."""
+    life = Order(row["order_id"], row["decision_id"], row["ts"], row["decision_ts"],
+                 row["symbol"], s, row["quantity"], row["ref_price"], row["kind"],
+                 row["limit_price"], row["stop_price"], row["tif"], row["post_only"],
+                 row["reduce_only"] and row["role"] != "flatten", row["role"],
+                 row["parent_id"], row["replaces"])
+    filled, notional, fees, last = con.execute(
+        "SELECT coalesce(sum(quantity), 0), coalesce(sum(abs(quantity) * price), 0),"
+        " coalesce(sum(fee), 0), max(epoch_ns(ts)) FROM fills WHERE run_id = ? AND"
+        " order_id = ?", [run_id, life.order_id]).fetchone()
+    life.filled, life.filled_notional, life.fees, life.fill_ts = filled, notional, fees, last
+    (arrived,) = con.execute("SELECT min(epoch_ns(ts)) FROM order_events WHERE run_id = ?"
+                             " AND order_id = ? AND event = 'arrived'",
+                             [run_id, life.order_id]).fetchone()
+    life.arrival_ts = arrived
+    return life

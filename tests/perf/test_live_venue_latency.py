@@ -1,0 +1,139 @@
+"""Market event to order sent, ``--venue hyperliquid``, against the fake exchange running in
+its own process on loopback (target p99 <= 1 ms), under pytest-benchmark.
+
+Disabled by default (a short smoke run then). Measure with
+``pytest tests/perf/test_live_venue_latency.py --benchmark-enable -s``; figures in
+BENCHMARKS.md.
+
+The fake runs as a separate process (``python -m tests.fakes.hyperliquid``), so it does
+not share the GIL with the client. Both ends of the figure are stamped there with the
+system-wide monotonic clock: the event is the push of the candle that closes bar k, and
+"order sent" is the arrival of the signed ``/exchange`` request it caused. Between them:
+server JSON, loopback WebSocket, ``HyperliquidStream``, ``HyperliquidCandleFeed``
+(closure rule), the runner's queue, ``Engine.on_bar`` (agents, consensus, policy, risk,
+router), the desk's external leg, the write-ahead row and its commit (DuckDB), order
+preparation and signing, and the HTTP request to the server. Each event is pushed 1 ms
+after the previous bar's orders settled (latency on an idle pipeline, not throughput).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from live.hyperliquid.stream import candle
+from quorum.live import open_venue_session
+from sim.config import parse_scenario
+from sim.store import DuckDBStore
+from tests.fakes.clock import ManualClock
+from tests.integration.hyperliquid.conftest import make_config
+from tests.integration.hyperliquid.venue_session import CREDENTIALS, VERDICT, settled
+
+ROOT = Path(__file__).resolve().parents[2]
+MIN_MS = 60_000
+T0 = 1_704_067_200_000
+SCENARIO = {
+    "name": "venue-latency", "seed": 3, "initial_cash": 100_000.0,
+    "data": [{"kind": "gbm", "symbol": "ETH", "bars": 10, "interval": "1m"}],
+    "agents": [{"name": "fast", "kind": "sma_crossover", "params": {"fast": 2, "slow": 3}}],
+    "policy": {"exposure": 0.5, "allow_short": True},
+    "venues": [{"name": "hl", "symbols": ["ETH"], "fee_bps": 4.5, "lot_size": 0.0001}],
+    "live": {"reconcile_every": "1h"},
+}
+
+
+class _Remote:
+    """The address of a fake in another process, shaped as ``make_config`` takes it."""
+
+    def __init__(self, port: int) -> None:
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws"
+
+
+def measure(tmp_path: Path, n_bars: int) -> list[int]:
+    """Event -> order sent, in ns, for every bar that made an order."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.hyperliquid"], cwd=ROOT,
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        remote = _Remote(int(proc.stdout.readline()))  # type: ignore[union-attr]
+        rng = np.random.default_rng(1)
+        closes = np.round(2000.0 * np.exp(np.cumsum(rng.normal(0, 0.004, n_bars + 1))), 1)
+
+        async def session() -> dict[str, list]:
+            async with httpx.AsyncClient(base_url=remote.base_url) as control:
+                async def do(op: str, **args: object) -> object:
+                    reply = await control.post("/_control", json={"op": op, "args": args})
+                    reply.raise_for_status()
+                    return reply.json()
+
+                await do("open_account", address=CREDENTIALS.account)
+                await do("quote", coin="ETH", bid=float(closes[0]) - 0.1,
+                         ask=float(closes[0]) + 0.1, size=1e6)
+                clock = ManualClock(T0 * 1_000_000)
+                with DuckDBStore(tmp_path / "lat.duckdb") as store:
+                    live = await open_venue_session(
+                        parse_scenario(SCENARIO), store, make_config(remote), VERDICT,
+                        override_reason=None, kill_file=tmp_path / "k.kill",
+                        credentials=CREDENTIALS, max_bars=n_bars, clock=clock,
+                        settle_s=5.0, refresh_s=0.05)
+                    task = asyncio.create_task(live.run())
+                    sub = candle("ETH", "1m")
+
+                    async def subscribed() -> bool:
+                        return (await do("subscribed", subscription=sub))["result"] == 1
+
+                    while not await subscribed():
+                        await asyncio.sleep(0.01)
+                    for k in range(n_bars + 1):
+                        c = float(closes[k])
+                        clock.set((T0 + k * MIN_MS) * 1_000_000)
+                        await do("quote", coin="ETH", bid=c - 0.1, ask=c + 0.1, size=1e6)
+                        await do("push_bar", coin="ETH", interval="1m", interval_ms=MIN_MS,
+                                 t_ms=T0 + k * MIN_MS, o=c, h=c + 1, lo=c - 1, c=c, v=1.0)
+                        if k:
+                            await settled(live, k)
+                        await asyncio.sleep(0.001)
+                    clock.set((T0 + (n_bars + 2) * MIN_MS) * 1_000_000)
+                    await asyncio.wait_for(task, 60)
+                return (await do("logs"))  # type: ignore[return-value]
+
+        logs = asyncio.run(session())
+    finally:
+        proc.communicate("", timeout=10)
+    pushes = [ns for _, ns in logs["pushes"]]
+    sent = sorted(logs["exchange"])
+    out = []
+    for i, pushed in enumerate(pushes[1:], 1):  # push i closes bar i - 1
+        following = pushes[i + 1] if i + 1 < len(pushes) else None
+        first = next((ns for ns in sent if ns > pushed), None)
+        if first is not None and (following is None or first < following):
+            out.append(first - pushed)
+    return out
+
+
+def _pct(values: list[int], q: float) -> float:
+    data = sorted(values)
+    return data[int(q * (len(data) - 1))] / 1e3  # us
+
+
+def test_market_event_to_order_sent(benchmark, tmp_path) -> None:
+    n_bars = 30 if benchmark.disabled else int(os.environ.get("QUORUM_BENCH_BARS", "1500"))
+    result: list[list[int]] = []
+    benchmark.pedantic(lambda: result.append(measure(tmp_path, n_bars)), rounds=1,
+                       iterations=1)
+    latencies = result[0]
+    assert latencies, "the scenario sent orders"
+    assert min(latencies) > 0
+    if not benchmark.disabled:
+        benchmark.extra_info["event_to_order_sent_n"] = len(latencies)
+        for q in (0.5, 0.9, 0.99):
+            benchmark.extra_info[f"event_to_order_sent_p{round(q * 100)}_us"] = round(
+                _pct(latencies, q), 1)
+        print(benchmark.extra_info)
