@@ -434,6 +434,7 @@ class Engine:
         kind = event.kind
         if kind == "kill_switch":
             self.risk.kill()
+            self.desk.cancel_entries(event.ts, "kill switch")
             if self.risk.limits.flatten_on_trip:
                 self.desk.flatten(event.ts)
             return

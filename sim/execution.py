@@ -687,6 +687,14 @@ class ExecutionDesk:
                          entry.decision_ts, role, entry.order_id)
 
     # -- risk-made orders ------------------------------------------------------------
+    def cancel_entries(self, ts: int, reason: str) -> None:
+        """Cancel every working entry order (the kill switch): from then on only
+        position-reducing orders may go, and a resting entry must not fill later.
+        Brackets stay: they only ever reduce a position."""
+        for i in range(len(self.symbols)):
+            if self.n_working[i]:
+                self._cancel_working(i, ts, reason, entries_only=True)
+
     def flatten(self, ts: int) -> None:
         """Close every open position at its latest mark (risk-made orders, decision 0)."""
         if self._flattening:

@@ -405,3 +405,46 @@ def test_defaults_store_every_assumption_in_the_run_config(tmp_path: Path) -> No
                 "timeout_ms", "funding_rate"):
         assert key in dumped["venues"][0]
     assert np.isfinite(dumped["venues"][0]["fee_bps"])
+
+
+def test_kill_switch_cancels_resting_entries_so_they_never_fill_later() -> None:
+    """A limit entry resting when the kill switch is pulled is cancelled then and there
+    (reason "kill switch"): it never fills afterwards, and no later fill grows a position.
+    The kill time is picked from a first run without the switch: one minute into the
+    life of an entry that rested for several minutes."""
+    import pandas as pd
+
+    from sim.config import parse_scenario
+    from sim.runner import run_scenario
+    from sim.store import DuckDBStore
+
+    raw = {
+        "name": "kill-resting", "seed": 3, "initial_cash": 10_000.0,
+        "data": [{"kind": "gbm", "symbol": "X", "bars": 2_000, "interval": "1m",
+                  "start": "2024-01-01T00:00:00Z", "price": 100.0, "volatility": 1.0}],
+        "agents": [{"name": "sma", "kind": "sma_crossover", "params": {"fast": 3, "slow": 8}}],
+        "policy": {"exposure": 0.5},
+        "venues": [{"name": "v", "symbols": ["X"]}],
+        "execution": {"order_type": "limit", "offset_bps": 20.0},
+    }
+    minute = 60 * 10**9
+    with DuckDBStore(":memory:") as store:
+        run_id = run_scenario(parse_scenario(raw), store).run_id
+        resting = store.con.execute(
+            "SELECT epoch_ns(o.ts), o.order_id FROM orders o WHERE o.run_id = ? AND"
+            " o.role = 'entry' AND o.quantity > 0 AND epoch_ns(o.fill_ts) - epoch_ns(o.ts)"
+            " >= ? ORDER BY o.order_id LIMIT 1", [run_id, 5 * minute]).fetchone()
+    assert resting is not None, "no entry rested long enough to test against"
+    kill_ns = resting[0] + minute
+    raw["events"] = [{"at": pd.Timestamp(kill_ns, tz="UTC").isoformat(),
+                      "kind": "kill_switch"}]
+    with DuckDBStore(":memory:") as store:
+        run_id = run_scenario(parse_scenario(raw), store).run_id
+        status, reason = store.con.execute(
+            "SELECT status, reason FROM orders WHERE run_id = ? AND order_id = ?",
+            [run_id, resting[1]]).fetchone()
+        later = store.con.execute(
+            "SELECT quantity, position_after FROM fills WHERE run_id = ?"
+            " AND epoch_ns(ts) >= ?", [run_id, kill_ns]).fetchall()
+    assert (status, reason) == ("cancelled", "kill switch")
+    assert all(abs(pos) < abs(pos - q) + 1e-12 for q, pos in later)
