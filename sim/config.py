@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -58,6 +59,16 @@ def parse_timestamp(text: str) -> int:
     if ts is pd.NaT:
         raise ValueError(f"{text!r} is not a time")
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).value
+
+
+def with_preset(data: Any, presets: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A section's raw settings with its named ``preset`` filling every setting not given
+    explicitly (an unknown name is left for the field's own validation to reject)."""
+    if isinstance(data, dict) and isinstance(data.get("preset"), str):
+        preset = presets.get(data["preset"])
+        if preset is not None:
+            return {**preset, **data}
+    return data
 
 
 class _Model(BaseModel):
@@ -294,13 +305,9 @@ class PolicyConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("preset"), str):
-            from sim.policy import PRESETS
+        from sim.policy import PRESETS
 
-            preset = PRESETS.get(data["preset"])
-            if preset is not None:
-                data = {**preset, **data}
-        return data
+        return with_preset(data, PRESETS)
 
 
 class AgentPermissionsConfig(_Model):
@@ -413,13 +420,9 @@ class VenueConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("preset"), str):
-            from sim.venue import PRESETS
+        from sim.venue import PRESETS
 
-            preset = PRESETS.get(data["preset"])
-            if preset is not None:
-                data = {**preset, **data}
-        return data
+        return with_preset(data, PRESETS)
 
 
 class RouterConfig(_Model):

@@ -129,10 +129,9 @@ class TargetExposurePolicy:
         self.views = tuple(views)
 
     def size(self, confidence: float, symbol: int) -> float | None:
-        """Unsigned size of a directional decision by ``sizing`` (None: cannot size yet)."""
+        """Unsigned size of a directional decision by one of the sizings other than
+        ``fixed_fraction`` (which ``target_exposure`` does inline); None: cannot size yet."""
         sizing = self.sizing
-        if sizing == "fixed_fraction":
-            return self.exposure * confidence if self.scale_by_confidence else self.exposure
         if sizing == "confidence_exponential":
             return self.exposure * exponential_fraction(confidence, self.exp_k)
         if sizing == "kelly":
