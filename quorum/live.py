@@ -23,6 +23,7 @@ from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.config import Credentials, HyperliquidConfig
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
+from live.journal import OrderJournal, absorb, journal_dir
 from live.kill import KillSwitch
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
@@ -140,6 +141,7 @@ def run_to_resume(store: DuckDBStore, config: ScenarioConfig, resume: str | None
     process died; or with orders whose outcome is not stored). None: a new run."""
     con = store.con
     create_tables(con)
+    absorb(con, journal_dir(store.path))
     if resume is not None:
         run_id = store.resolve_run_id(resume)
         row = con.execute("SELECT mode FROM runs WHERE run_id = ?", [run_id]).fetchone()
@@ -186,9 +188,14 @@ class VenueSession:
     recovered: int
 
     async def run(self) -> RunResult:
+        completed = False
         try:
-            return await self.runner.run([self.feed], kill_switch=KillSwitch(self.kill_file))
+            result = await self.runner.run([self.feed], kill_switch=KillSwitch(self.kill_file))
+            completed = True
+            return result
         finally:
+            # every journalled row is in the store once the run has completed
+            self.port.journal.close(remove=completed)
             await self.venue.aclose()
 
 
@@ -213,13 +220,16 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
         runner = LiveRunner(config, store, symbols=list(coins), mode="live",
                             run_id=resume_run, resume=resume_run is not None)
         started = now_ns()
+        journals = journal_dir(store.path)
         port = HyperliquidPort(venue, runner.engine.desk, store.con, runner.run_id, coins,
-                               now_ns=now_ns, refresh_s=refresh_s)
+                               now_ns=now_ns, refresh_s=refresh_s,
+                               journal=OrderJournal(journals, runner.run_id))
         runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,
                            reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
                            settle_s=settle_s)
         recovered = 0
         create_tables(store.con)
+        absorb(store.con, journals)  # rows a dead process journalled but never committed
         if resume_run is not None:
             recovered = restore(runner, port, store.con)
             record_resume(store.con, run_id=resume_run, resumed_ns=started,

@@ -8,9 +8,9 @@ runner's single consumer calls ``apply`` with each message, which drives the des
 (``external_accepted`` / ``external_fill`` / ``external_closed``): fills are booked by the
 desk's one fill path into the one ledger and recorded in the run's usual tables.
 
-Durability (``live.records``): the leg's ``venue_orders`` row is inserted (and so
-committed: the runner applies bars and messages outside any transaction) when it is
-submitted, and its request starts only after that (``start_requests``): write-ahead.
+Durability (``live.records``, ``live.journal``): the leg's ``venue_orders`` row is
+appended to the run's journal when it is submitted, and its request starts only after
+that (``start_requests``): write-ahead. The row reaches the table with the next commit.
 Each booked fill's venue trade id is written with the ``fills`` row in one transaction
 (``write``), and a trade id is booked once.
 
@@ -46,6 +46,7 @@ from typing import Any
 import duckdb
 
 from live.hyperliquid.errors import SubmissionUnresolved, TransportFailed
+from live.hyperliquid.lane import LaneError
 from live.hyperliquid.stream import HyperliquidStream, order_updates, user_fills
 from live.hyperliquid.venue import (
     CANCELED,
@@ -61,6 +62,7 @@ from live.hyperliquid.venue import (
     parse_fill,
     state_from_update,
 )
+from live.journal import OrderJournal
 from live.records import (
     client_order_id,
     insert_fill,
@@ -144,6 +146,7 @@ class Tracked:
 
 @dataclass(slots=True)
 class _Durable:
+    orders: list[dict[str, Any]] = field(default_factory=list)  # journalled, not in the store
     fills: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
@@ -155,7 +158,8 @@ class HyperliquidPort:
     def __init__(self, venue: HyperliquidVenue, desk: ExecutionDesk,
                  con: duckdb.DuckDBPyConnection, run_id: str, coins: Mapping[str, str], *,
                  now_ns: Callable[[], int] = time.time_ns, refresh_s: float = 0.5,
-                 stream: HyperliquidStream | None = None) -> None:
+                 stream: HyperliquidStream | None = None,
+                 journal: OrderJournal | None = None) -> None:
         self.venue = venue
         self.desk = desk
         self.con = con
@@ -165,6 +169,7 @@ class HyperliquidPort:
         self.now_ns = now_ns
         self.refresh_s = refresh_s
         self.stream = stream
+        self.journal = journal or OrderJournal(None, run_id)
         self.by_cloid: dict[str, Tracked] = {}
         self.by_leg: dict[int, Tracked] = {}
         self.by_oid: dict[int, Tracked] = {}
@@ -188,7 +193,7 @@ class HyperliquidPort:
                     life.kind == MARKET or life.tif == IOC)
         self._track(t)
         now = self.now_ns()
-        insert_venue_order(self.con, {
+        row = {
             "run_id": self.run_id, "order_id": life.order_id, "leg": leg_no, "cloid": cloid,
             "venue": leg.venue.name, "symbol": life.symbol, "coin": coin,
             "quantity": leg.quantity, "size": prepared.size, "price": prepared.price,
@@ -198,7 +203,9 @@ class HyperliquidPort:
             "limit_price": life.limit_price, "stop_price": life.stop_price,
             "post_only": life.post_only, "role": life.role, "parent_id": life.parent_id,
             "replaces": life.replaces, "status": "sent", "oid": None, "filled": 0.0,
-            "message": prepared.rejection, "sent_ns": now, "updated_ns": now})
+            "message": prepared.rejection, "sent_ns": now, "updated_ns": now}
+        self.journal.append(row)  # write-ahead: durable before the request can start
+        self._durable.orders.append(row)
         if prepared.rejection is not None:
             state = OrderState(cloid, coin, REJECTED, prepared.size, message=prepared.rejection)
             self._outbox.append(lambda: self._deliver(Placed(cloid, state)))
@@ -242,6 +249,8 @@ class HyperliquidPort:
     async def start(self, queue: asyncio.Queue[object]) -> None:
         """Deliver messages to ``queue`` from now on; subscribe to the account's streams."""
         self.queue = queue
+        with contextlib.suppress(TransportFailed, LaneError):  # else the first order opens it
+            await self.venue.rest.warm()
         if self.stream is None:
             cfg = self.venue.config
             self.stream = HyperliquidStream(
@@ -267,12 +276,15 @@ class HyperliquidPort:
         """Write what must be durable with the rows the recorder is flushing (the runner
         calls this inside the same transaction)."""
         d = self._durable
+        for order in d.orders:
+            insert_venue_order(self.con, order)
         for row in d.fills:
             insert_fill(self.con, self.run_id, *row)
         for u in d.updates:
             update_venue_order(self.con, self.run_id, **u)
         for alert in d.alerts:
             insert_reconciliation(self.con, self.run_id, *alert)
+        d.orders.clear()
         d.fills.clear()
         d.updates.clear()
         d.alerts.clear()

@@ -5,8 +5,10 @@ Retry policy, and why it cannot double-submit:
 - ``/info`` reads change nothing: a 429 closes the rate limiter for Retry-After (or the
   backoff), a 5xx, timeout or dropped connection is retried with exponential backoff
   and jitter, up to ``max_attempts``; then ``TransportFailed``.
-- ``/exchange`` actions are signed once. Every retry resends the *identical* signed body,
-  nonce included, and the exchange accepts a nonce at most once, so a retried action
+- ``/exchange`` actions go over the order lane (``live.hyperliquid.lane``: kept-alive
+  connections, the request on the wire before the first ``await``) and are signed once.
+  Every retry resends the *identical* signed body, nonce included, and the exchange
+  accepts a nonce at most once, so a retried action
   lands at most once however the earlier attempts ended. A 429 means the request was
   refused before it ran. A 5xx, a timeout or a connection lost after sending is
   *ambiguous*: before resending, the caller's ``landed`` check (``orderStatus`` by cloid
@@ -33,6 +35,7 @@ import httpx
 
 from live.hyperliquid.config import Credentials, HyperliquidConfig
 from live.hyperliquid.errors import TransportFailed, VenueRejected
+from live.hyperliquid.lane import LaneError, LaneResponse, OrderLane
 from live.hyperliquid.nonce import NonceSource
 from live.hyperliquid.ratelimit import WeightLimiter, info_extra_weight, info_weight
 from live.hyperliquid.wire import action_weight
@@ -57,6 +60,7 @@ class HyperliquidRest:
         self.nonces = nonces or NonceSource()
         self._http = httpx.AsyncClient(base_url=config.rest_url, timeout=config.timeout_s,
                                        transport=transport)
+        self.lane = OrderLane(config.rest_url, config.timeout_s)  # /exchange: see its module
         self._jitter = random.Random()
         self.retries = 0  # attempts beyond the first, over the client's life (for tests/ops)
 
@@ -65,6 +69,11 @@ class HyperliquidRest:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self.lane.aclose()
+
+    async def warm(self) -> None:
+        """Open the order lane's connection now, so the first order pays no handshake."""
+        await self.lane.connect()
 
     async def __aenter__(self) -> HyperliquidRest:
         return self
@@ -137,11 +146,11 @@ class HyperliquidRest:
                     body = self.signed_body(action)
             await self.limiter.acquire(weight)
             try:
-                resp = await self._http.post("/exchange", content=body, headers=_JSON)
-            except httpx.ConnectError as exc:  # never reached the server
-                problem = f"{type(exc).__name__}"
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                problem = ambiguous = f"{type(exc).__name__}"
+                resp = await self.lane.post("/exchange", body)
+            except LaneError as exc:
+                problem = str(exc)
+                if exc.sent:  # it may have run
+                    ambiguous = problem
             else:
                 if resp.status_code == 429:
                     self._cool_down(resp, attempt)
@@ -190,7 +199,7 @@ class HyperliquidRest:
         if attempt + 1 < self.config.max_attempts:
             await asyncio.sleep(self._delay(attempt))
 
-    def _cool_down(self, resp: httpx.Response, attempt: int) -> None:
+    def _cool_down(self, resp: httpx.Response | LaneResponse, attempt: int) -> None:
         try:
             wait = float(resp.headers.get("retry-after", ""))
         except ValueError:

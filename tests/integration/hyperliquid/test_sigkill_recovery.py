@@ -9,6 +9,7 @@ the venue's, and every order of the run ended in a definite state."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -138,11 +139,16 @@ def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_
     fake.faults.latency_s = 0.0
     with DuckDBStore(db) as store:
         (run_id, status), = store.con.execute("SELECT run_id, status FROM runs").fetchall()
-        open_legs = store.con.execute(
-            "SELECT cloid FROM venue_orders WHERE status IN ('sent', 'resting',"
-            " 'unresolved')").fetchall()
-    assert status == "running" and len(open_legs) == 1  # its outcome is unknown to the store
-    killed_cloid = open_legs[0][0]
+        ended = {c for (c,) in store.con.execute(
+            "SELECT cloid FROM venue_orders WHERE status NOT IN ('sent', 'resting',"
+            " 'unresolved')").fetchall()}
+    # the write-ahead row of the order in flight is in the run's journal (its commit to the
+    # table had not come yet); its outcome is unknown to the store
+    journal = db.parent / f"{db.name}.journal" / f"{run_id}.orders.jsonl"
+    journalled = [json.loads(line) for line in journal.read_text().splitlines()]
+    open_legs = [row["cloid"] for row in journalled if row["cloid"] not in ended]
+    assert status == "running" and len(open_legs) == 1, (journalled, ended)
+    killed_cloid = open_legs[0]
     assert any(o.cloid == killed_cloid for o in fake.user_orders(ACCOUNT))  # it landed
 
     second = child(db, scenario, fake, "--max-bars", "6")
@@ -182,3 +188,4 @@ def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_
         assert filled >= 2
         venue_once_each(fake, store, run_id)
     assert fake.position(ACCOUNT, "ETH") is not None
+    assert not journal.exists()  # the run completed: every journalled row is in the store
