@@ -184,3 +184,66 @@ def test_a_stop_entry_rests_as_a_trigger_fires_and_fills(fake: FakeHyperliquid,
         venue_once_each(fake, store, run_id)
         assert store_cash(store, run_id) == pytest.approx(venue_cash(fake, 10_000.0),
                                                           abs=1e-6)
+
+
+def test_a_restart_keeps_the_brackets_of_an_open_position(fake: FakeHyperliquid,
+                                                           tmp_path) -> None:
+    """The process dies (cancelled mid-session, nothing cancelled at the venue) while a
+    position is open with both brackets resting. The resumed session re-adopts them
+    instead of cancelling them (the position stays protected); the stop then fires in the
+    new session: its fill is booked once, the take-profit is cancelled at the venue."""
+    config = scenario(execution=BRACKETS)
+    bars = bars_of(config)
+    clock = history(fake, bars, 0)
+
+    async def first(store: DuckDBStore) -> tuple[str, list[Order]]:
+        session = await open_session(fake, store, config, clock, tmp_path, max_bars=len(bars))
+        task = asyncio.create_task(session.run())
+        driver = asyncio.create_task(drive(fake, session, clock, bars, 0))
+        await wait_for(lambda: len(resting_triggers(fake, reduce_only=True)) == 2
+                       and session.port.settled and session.runner.queue.empty(), 30)
+        legs = resting_triggers(fake, reduce_only=True)
+        for t in (driver, task):
+            t.cancel()
+        await asyncio.gather(driver, task, return_exceptions=True)
+        return session.runner.run_id, legs
+
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        run_id, legs = asyncio.run(first(store))
+        store.con.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", [run_id])
+        held = fake.position(ACCOUNT, "ETH")
+        assert held != 0.0 and {o.status for o in legs} == {"open"}
+        (sl,) = [o for o in legs if o.tpsl == "sl"]
+        (tp,) = [o for o in legs if o.tpsl == "tp"]
+        seen: dict[str, Any] = {}
+
+        async def second() -> None:
+            k = next(i for i, b in enumerate(bars) if b.ts > clock.now_ns()) + 1
+            later = history(fake, bars, k)
+            session = await open_session(fake, store, config, later, tmp_path, max_bars=3,
+                                         resume=run_id)
+            seen["recovered"] = session.recovered
+            port = session.port
+
+            async def on_step(step: int) -> None:
+                if step == 1:
+                    seen["kept"] = (sl.status, tp.status, port.desk.portfolio.qty[0])
+                    fire(fake, sl)
+                    await until_quiet(port, session.runner.queue,
+                                      lambda: tp.status == "canceled")
+                    seen["after"] = (sl.status, port.desk.portfolio.qty[0])
+
+            task = asyncio.create_task(session.run())
+            await drive(fake, session, later, bars[k:k + 3], 0, on_step=on_step)
+            await asyncio.wait_for(task, 30)
+
+        asyncio.run(second())
+        assert seen["recovered"] == 2
+        assert seen["kept"] == ("open", "open", held)  # protected across the restart
+        assert seen["after"] == ("filled", 0.0)
+        statuses = dict(store.con.execute(
+            "SELECT cloid, status FROM venue_orders WHERE run_id = ?", [run_id]).fetchall())
+        assert (statuses[sl.cloid], statuses[tp.cloid]) == ("filled", "cancelled")
+        venue_once_each(fake, store, run_id)
+        assert store_cash(store, run_id) == pytest.approx(venue_cash(fake, 10_000.0),
+                                                          abs=1e-6)
