@@ -12,8 +12,11 @@ action taken). The rules, in the order they are applied:
    one the venue does not know at all ends ``rejected`` ("never placed").
 3. ``unknown_order``: an open order at the venue on one of the run's coins that the run
    did not send (or no longer tracks) is cancelled. Orders on other coins are left alone.
-4. ``position``: only when the run has nothing working or in flight and nothing happened
-   while the snapshot was taken (otherwise the comparison waits for the next round): a
+4. ``position``: only when nothing of the run is in flux (what still works rests at the
+   venue as sent: brackets, stop entries, and the snapshot lists each one as open; its
+   open orders are fetched after its positions, so a trigger that fired meanwhile shows
+   there) and nothing happened while the snapshot was taken (otherwise the comparison
+   waits for the next round): a
    position that differs from the venue's by more than half a lot is set to the venue's.
    The venue is the truth for positions. The difference is booked as a filled order of
    role ``adjustment`` (fills.liquidity "adjustment", no fee) at the last mark (else the
@@ -65,7 +68,9 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
                    "cancelled at the venue", f"open order {oid} ({cloid or 'no cloid'}) "
                    "was not sent by this run")
         port.cancel_foreign(coin, oid)
-    if not quiet or port.by_cloid or not port.idle:
+    if not quiet or not port.settled or any(
+            t.cloid not in open_cloids and (t.oid is None or t.oid not in open_oids)
+            for t in port.by_cloid.values()):
         return False
     desk = port.desk
     portfolio = desk.portfolio

@@ -9,9 +9,16 @@ continues where its durable records leave it.
 * Every leg whose outcome the store does not know (``venue_orders`` still "sent",
   "resting" or "unresolved") is taken back by the desk and its port, and looked up at the
   venue by cloid: fills not booked yet are booked; a leg that ended is closed with the
-  venue's outcome; one the venue does not know ends rejected ("never placed"); one still
-  resting is cancelled (rule: the restarted session re-decides from its own warm-up, so an
-  order from before the restart does not stand).
+  venue's outcome; one the venue does not know ends rejected ("never placed"). Of those
+  still resting, the rule:
+
+  - a bracket leg (take-profit, stop-loss) whose position the rebuilt ledger still holds
+    (on the side the bracket closes) is kept: it works again, re-adopted, and its
+    sibling's fill cancels it as before (one cancels the other). Cancelling it would
+    leave an open position unprotected until the next entry fills;
+  - anything else (entries, stop entries, brackets of a position that is gone) is
+    cancelled: the restarted session re-decides from its own warm-up, so an order from
+    before the restart does not stand.
 
 What is not restored: the risk engine's counters (orders per day, the breaker's equity
 history start again from the restart), and rows without money in them (signals,
@@ -28,7 +35,7 @@ import duckdb
 
 from live.records import booked_tids, create_tables, open_venue_orders
 from sim.messages import OrderFilled
-from sim.orders import IOC, MARKET, Order
+from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
 
 if TYPE_CHECKING:
     from live.hyperliquid.port import HyperliquidPort
@@ -78,8 +85,15 @@ def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConne
         if row["oid"] is not None:
             t.oid = int(row["oid"])
             port.by_oid[t.oid] = t
-        t.close = ("cancelled", "restart: an order from before the restart does not stand")
+        if not _guards_position(life, portfolio.qty[life.s]):
+            t.close = ("cancelled", "restart: an order from before the restart does not stand")
     return len(legs)
+
+
+def _guards_position(life: Order, position: float) -> bool:
+    """A bracket leg that still closes (part of) the position held: kept on restart."""
+    return life.role in BRACKET_ROLES and position != 0.0 and (position > 0) != (
+        life.quantity > 0)
 
 
 def _order(row: dict, s: int, con: duckdb.DuckDBPyConnection, run_id: str) -> Order:

@@ -247,7 +247,7 @@ class LiveRunner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.settle_s if timeout_s is None else timeout_s)
         self._commit(force=True)
-        while not port.idle:
+        while not port.settled:
             left = deadline - loop.time()
             if left <= 0:
                 print(f"quorum live: {len(port.by_cloid)} order(s) not settled at the venue "

@@ -123,13 +123,6 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
 def check_real_venue_config(config: ScenarioConfig) -> None:
     """What a real venue cannot take yet is refused up front (exit 2), never half-run."""
     execution = config.execution
-    if execution.order_type == "stop":
-        raise ConfigError(f"scenario {config.name!r}: execution.order_type = 'stop' is not "
-                          "supported with --venue hyperliquid yet (fills of triggered "
-                          "orders are not attributed); use market or limit")
-    if execution.take_profit is not None or execution.stop_loss is not None:
-        raise ConfigError(f"scenario {config.name!r}: execution.take_profit/stop_loss "
-                          "(brackets) are not supported with --venue hyperliquid yet")
     if execution.replay == "ticks":
         raise ConfigError(f"scenario {config.name!r}: execution.replay = 'ticks' is a "
                           "backtest setting; live mode takes candles")

@@ -21,16 +21,25 @@ Order types (what a scenario's order becomes at Hyperliquid):
   orders go reduce-only;
 * limit: GTC, or IOC with ``time_in_force = "ioc"``, or ALO (add-liquidity-only) with
   ``post_only``; the price rounded toward the passive side (never worse than asked);
-* stop: a stop-market trigger ("sl": a buy triggers as the price rises, a sell as it
-  falls). Stop entries and brackets are refused by ``quorum live`` for now (the fills of a
-  triggered order are not attributed yet); the mapping is here for when they are.
+* stop (a stop entry, or a bracket's stop-loss): a market trigger "sl" (a buy triggers as
+  the mark rises to it, a sell as it falls); a bracket's take-profit: a market trigger
+  "tp" (a sell triggers as the mark rises, a buy as it falls). Bracket legs go
+  reduce-only. The trigger price is rounded like a limit price (buys down, sells up: never
+  triggered at a worse price than asked); the limit price a market trigger carries bounds
+  its slippage by ``market_slippage`` (``HyperliquidVenue.prepare_trigger``). A fired
+  trigger stays the same order at the venue (oid and cloid: "open" -> "triggered" ->
+  "filled"), so its fills are booked to its leg like any other, through the one fill
+  path; the desk's one-cancels-the-other then asks here to cancel the sibling, which is
+  cancelled at the venue by cloid. A take-profit is a limit order in a backtest (filled at
+  its level, as a maker) and a market trigger here (filled at the book, as a taker).
 
-Outcomes -> the desk's terminal states: filled -> filled; an IOC's unfilled rest canceled
-by the venue, or an IOC that matched nothing -> expired; canceled after the desk asked
-(replace, ``order_ttl``, run end) -> that request's state; canceled by the venue on its own
-(margin, reduce-only) -> cancelled with the venue's word; refused -> rejected with the
-venue's message; not found at the venue once nothing is in flight -> rejected ("never
-placed"). A leg ends only when every fill the venue reports for it is booked.
+Outcomes -> the desk's terminal states: filled -> filled; an IOC's (or a fired market
+trigger's) unfilled rest canceled by the venue, or an IOC that matched nothing -> expired;
+canceled after the desk asked (replace, ``order_ttl``, run end) -> that request's state;
+canceled by the venue on its own (margin, reduce-only) -> cancelled with the venue's word;
+refused -> rejected with the venue's message; not found at the venue once nothing is in
+flight -> rejected ("never placed"). A leg ends only when every fill the venue reports for
+it is booked.
 """
 
 from __future__ import annotations
@@ -72,7 +81,7 @@ from live.records import (
 )
 from sim import orders as lifecycle
 from sim.execution import ExecutionDesk
-from sim.orders import FLATTEN, IOC, LIMIT, MARKET, Leg, Order
+from sim.orders import FLATTEN, IOC, LIMIT, MARKET, TAKE_PROFIT, Leg, Order
 
 _NO_MATCH = "could not immediately match"
 _EPS = 1e-9
@@ -142,6 +151,7 @@ class Tracked:
     cancel_sent: bool = False
     refreshing: bool = False
     status: str = "sent"
+    triggered: bool = False  # a trigger order the venue has fired (it executes now)
 
 
 @dataclass(slots=True)
@@ -234,6 +244,10 @@ class HyperliquidPort:
             ref = view.close if view.close == view.close and view.close > 0 else life.ref_price
             return venue.prepare_market(coin, is_buy, size, ref, reduce_only=reduce_only,
                                         cloid=cloid)
+        if life.role == TAKE_PROFIT:  # a bracket's limit: a take-profit trigger at its level
+            assert life.limit_price is not None
+            return venue.prepare_trigger(coin, is_buy, size, life.limit_price, "tp",
+                                         reduce_only=reduce_only, cloid=cloid)
         if life.kind == LIMIT:
             tif = "Alo" if life.post_only else ("Ioc" if life.tif == IOC else "Gtc")
             assert life.limit_price is not None
@@ -308,6 +322,15 @@ class HyperliquidPort:
     def idle(self) -> bool:
         """Nothing of ours is working or in flight at the venue."""
         return not self.by_cloid and not self._outbox
+
+    @property
+    def settled(self) -> bool:
+        """Nothing of ours is in flux at the venue: no request waits, and every leg still
+        working rests there as sent (a bracket guarding a position, a stop entry), with
+        no cancel asked and no outcome or fill pending."""
+        return not self._outbox and all(
+            t.status == "resting" and not (t.placing or t.refreshing or t.triggered)
+            and t.close is None and t.done is None for t in self.by_cloid.values())
 
     def apply(self, msg: VenueMessage) -> None:
         if isinstance(msg, Pushed):
@@ -391,6 +414,8 @@ class HyperliquidPort:
             if not t.acked:
                 t.acked = True
                 self.desk.external_accepted(t.leg, self.now_ns())
+            if status == TRIGGERED:
+                t.triggered = True
             if status in (RESTING, TRIGGERED):
                 self._status(t, "resting", None)
                 if t.close is not None and not t.cancel_sent:
@@ -401,6 +426,9 @@ class HyperliquidPort:
                 t.done = (lifecycle.FILLED, "")
             elif t.ioc:
                 t.done = (lifecycle.EXPIRED, "IOC: the unfilled rest was canceled by the venue")
+            elif t.triggered and t.close is None and state.venue_status == "canceled":
+                t.done = (lifecycle.EXPIRED, "triggered: the market order's unfilled rest was "
+                                             "canceled by the venue")
             elif t.close is not None:
                 t.done = t.close
             else:

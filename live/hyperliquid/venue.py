@@ -226,15 +226,30 @@ class HyperliquidVenue:
 
     def prepare_trigger(self, coin: str, is_buy: bool, size: float, trigger_px: float,
                         tpsl: Tpsl, *, limit_px: float | None = None, reduce_only: bool = True,
-                        cloid: str | None = None) -> PreparedOrder:
-        """A take-profit or stop-loss: a market order when ``limit_px`` is None, else a
-        limit order at ``limit_px``, placed once the mark crosses ``trigger_px``."""
+                        cloid: str | None = None, slippage: float | None = None
+                        ) -> PreparedOrder:
+        """A take-profit or stop-loss, placed once the mark crosses ``trigger_px``: a
+        market order when ``limit_px`` is None (``isMarket``), else a limit order at
+        ``limit_px``.
+
+        The trigger price is rounded to the grid the way a limit price is: a buy's down,
+        a sell's up, so the order is never triggered at a worse price than asked (a
+        protective sell stop fires a tick early rather than late, a take-profit never
+        takes less). A market trigger still carries a limit price (``p``): the worst price
+        it may fill at, ``slippage`` (default ``market_slippage``) beyond the trigger,
+        rounded inward; Hyperliquid refuses a sell whose ``p`` is above its trigger (a buy
+        below) as "Invalid TP/SL price"."""
         asset = self.asset(coin)
-        trig = float_to_wire(round_price(trigger_px, asset))
-        is_market = limit_px is None
-        px = trigger_px if limit_px is None else limit_px
-        return self._prepare(coin, is_buy, size, px, trigger_type(trig, is_market, tpsl),
-                             reduce_only, cloid, "nearest")
+        side = "down" if is_buy else "up"
+        trig = round_price(trigger_px, asset, side)
+        if limit_px is None:
+            slip = self.config.market_slippage if slippage is None else slippage
+            px = trig * (1 + slip if is_buy else 1 - slip)
+            order_type = trigger_type(float_to_wire(trig), True, tpsl)
+        else:
+            px = limit_px
+            order_type = trigger_type(float_to_wire(trig), False, tpsl)
+        return self._prepare(coin, is_buy, size, px, order_type, reduce_only, cloid, side)
 
     def prepare_market(self, coin: str, is_buy: bool, size: float, reference_px: float, *,
                        slippage: float | None = None, reduce_only: bool = False,

@@ -10,7 +10,9 @@ What it does like the exchange:
   always), lot rule (``szDecimals``), $10 minimum value unless reduce-only, reduce-only
   may not increase a position, ALO refused if it would cross, IOC's rest canceled (or
   refused when nothing matched), GTC rests; price-time matching against its own book;
-  triggers (TP/SL) fire when ``set_mark`` crosses them; cancel by oid and by cloid;
+  triggers (TP/SL) fire when ``set_mark`` crosses them and execute as the same order (oid,
+  cloid; see ``_fire_triggers``); a market trigger's limit price may not be on the wrong
+  side of its trigger; cancel by oid and by cloid;
   ``updateLeverage`` within the asset's maximum;
 - ``/info``: meta, allMids, l2Book, candleSnapshot, clearinghouseState, userFills,
   openOrders, orderStatus (by oid or cloid);
@@ -90,6 +92,7 @@ class Order:
     trigger_px: Decimal | None = None
     trigger_is_market: bool = True
     tpsl: str | None = None
+    triggered: bool = False  # a trigger order whose trigger fired: now an ordinary order
 
     def wire(self) -> dict[str, Any]:
         out = {"coin": self.coin, "side": "B" if self.is_buy else "A",
@@ -128,6 +131,7 @@ class FakeHyperliquid:
         self.marks: dict[str, Decimal] = {}
         self.candles: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.actions_run: list[tuple[str, dict[str, Any]]] = []  # (user, action) accepted
+        self.order_log: list[tuple[int, str]] = []  # (oid, status) of every orderUpdates push
         self.requests = {"/info": 0, "/exchange": 0}
         # monotonic clock stamps (system-wide on Linux: comparable across processes):
         # when each candle was pushed, and when each /exchange request arrived
@@ -442,9 +446,14 @@ class FakeHyperliquid:
         trig = w["t"].get("trigger")
         if trig is not None and problem is None:
             problem = price_error(trig["triggerPx"], asset)
+        px, sz = Decimal(w["p"]), Decimal(w["s"])
+        if trig is not None and problem is None and trig["isMarket"] and (
+                px > Decimal(trig["triggerPx"]) if not w["b"] else px < Decimal(trig["triggerPx"])):
+            # a market trigger's limit price bounds its slippage: a sell's may not be above
+            # its trigger, a buy's not below (nautilus_trader#3611: "Invalid TP/SL price")
+            problem = "Invalid TP/SL price."
         if problem:
             return {"error": f"{problem} asset={asset.index}"}
-        px, sz = Decimal(w["p"]), Decimal(w["s"])
         cloid = w.get("c")
         if cloid and any(o.user == user and o.cloid == cloid for o in self.orders.values()):
             return {"error": "Duplicate cloid"}
@@ -507,7 +516,7 @@ class FakeHyperliquid:
 
     def _side(self, coin: str, is_buy: bool) -> list[Order]:
         side = [o for o in self.orders.values() if o.coin == coin and o.is_buy == is_buy
-                and o.status == "open" and o.trigger_px is None]
+                and o.status == "open" and (o.trigger_px is None or o.triggered)]
         side.sort(key=lambda o: (-o.px if is_buy else o.px, o.oid))
         return side
 
@@ -581,26 +590,34 @@ class FakeHyperliquid:
                         lambda s: s == {"type": "trades", "coin": taker.coin})
 
     def _fire_triggers(self, coin: str) -> None:
+        """Trigger orders the mark has crossed fire. As at Hyperliquid, a fired trigger
+        order stays the same order (same oid and cloid): its status goes "open" ->
+        "triggered" (docs, Info endpoint, orderStatus: "triggered: Trigger order
+        triggered"; nautilus_trader's Hyperliquid adapter maps it to a state of the same
+        order), then it executes: a market trigger as an IOC bounded by its limit price
+        (its unfilled rest canceled), a limit trigger as a GTC at its limit price. Its
+        fills carry that oid and cloid. The mark decides, as at the venue (docs, "Take
+        profit and stop loss orders": "The mark price is used to trigger TP/SL orders")."""
         mark = self.marks[coin]
         for o in list(self.orders.values()):
-            if o.coin != coin or o.status != "open" or o.trigger_px is None:
+            if o.coin != coin or o.status != "open" or o.trigger_px is None or o.triggered:
                 continue
             # a stop fires when the price moves against the position it protects; a take-
             # profit when it moves in favour (a sell closes a long, a buy a short)
             rising = (o.tpsl == "tp") != o.is_buy
-            if (mark >= o.trigger_px) if rising else (mark <= o.trigger_px):
-                o.status = "triggered"
-                self._push_order(o)
-                child = Order(next(self._oids), o.user, coin, o.is_buy,
-                              (Decimal("1e9") if o.is_buy else Decimal("0"))
-                              if o.trigger_is_market else o.px, o.sz, o.sz, None,
-                              o.reduce_only, "Ioc" if o.trigger_is_market else "Gtc",
-                              timestamp=self.now_ms())
-                self._match(child)
-                child.status = "filled" if child.sz == 0 else (
-                    "open" if child.tif == "Gtc" else "canceled")
-                self.orders[child.oid] = child
-                self._push_order(child)
+            if not ((mark >= o.trigger_px) if rising else (mark <= o.trigger_px)):
+                continue
+            o.triggered = True
+            o.status = "triggered"
+            self._push_order(o)
+            o.tif = "Ioc" if o.trigger_is_market else "Gtc"
+            o.status = "open"
+            self._match(o)
+            if o.sz == 0:
+                o.status = "filled"
+            elif o.tif == "Ioc":
+                o.status = "canceled"
+            self._push_order(o)
         self._push_book(coin)
 
     def _book_wire(self, coin: str) -> dict[str, Any]:
@@ -656,6 +673,7 @@ class FakeHyperliquid:
 
     def _push_order(self, o: Order) -> None:
         user = o.user
+        self.order_log.append((o.oid, o.status))
         self._broadcast("orderUpdates", [{"order": o.wire(), "status": o.status,
                                           "statusTimestamp": self.now_ms()}],
                         lambda s: s == {"type": "orderUpdates", "user": user})

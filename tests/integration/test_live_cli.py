@@ -108,11 +108,15 @@ def test_real_venue_needs_a_key_from_the_environment(tmp_path: Path, capsys,
     code = main(["live", str(write_scenario(tmp_path)), "--paper", "--resume", "abc",
                  "--db", str(tmp_path / "x.duckdb")])
     assert code == 2 and "--resume continues a run on a real venue" in capsys.readouterr().err
+    # stop entries and brackets trade on the venue now: not refused up front any more,
+    # the next check (the promotion gate) is what stops this unvalidated config
     stops = tmp_path / "stops.toml"
-    stops.write_text(SCENARIO.format(exposure=0.5) + '[execution]\norder_type = "stop"\n')
+    stops.write_text(SCENARIO.format(exposure=0.5) + '[execution]\norder_type = "stop"\n'
+                     'take_profit = 0.03\nstop_loss = 0.02\n')
     monkeypatch.setenv("QUORUM_HL_SECRET_KEY", "0x" + "11" * 32)
     code = main(["live", str(stops), "--venue", "hyperliquid", "--db", str(tmp_path / "x.db")])
-    assert code == 2 and "order_type = 'stop' is not supported" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "promotion gate refused" in err and "not supported" not in err
 
 
 def test_unvalidated_config_is_refused_before_connecting(tmp_path: Path, capsys) -> None:

@@ -12,7 +12,7 @@ import pytest
 from live.hyperliquid.config import Credentials
 from live.hyperliquid.errors import VenueRejected
 from live.hyperliquid.signing import Signer
-from live.hyperliquid.venue import CANCELED, FILLED, REJECTED, RESTING, TRIGGERED
+from live.hyperliquid.venue import CANCELED, FILLED, REJECTED, RESTING
 from live.hyperliquid.wire import limit_type, order_action, order_wire
 from tests.fakes.hyperliquid import FakeHyperliquid
 
@@ -145,7 +145,13 @@ def test_triggers_fire_when_the_mark_crosses(fake: FakeHyperliquid) -> None:
             fake.set_mark("ETH", 1960.0)
             assert (await venue.order_state(sl.cloid)).status == RESTING
             fake.set_mark("ETH", 1949.0)  # stop fires: a market sell into the bids
-            assert (await venue.order_state(sl.cloid)).status == TRIGGERED
+            fired = await venue.order_state(sl.cloid)
+            # the same order (oid, cloid) went triggered, then filled; its fill names it
+            assert (fired.status, fired.oid, fired.filled_size) == (FILLED, sl.oid, 1.0)
+            statuses = [status for oid, status in fake.order_log if oid == sl.oid]
+            assert statuses == ["open", "triggered", "filled"]
+            (fill,) = [f for f in await venue.fills() if f.oid == sl.oid]
+            assert (fill.cloid, fill.size, fill.price) == (sl.cloid, -1.0, 1999.0)
             assert await venue.positions() == []
             assert (await venue.order_state(tp.cloid)).status == RESTING
 

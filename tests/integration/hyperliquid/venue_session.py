@@ -95,7 +95,8 @@ async def drive(fake: FakeHyperliquid, session: VenueSession, clock: ManualClock
                 stop_after: int | None = None, on_step: Any = None) -> None:
     """Bar k opens (the clock moves there) and is pushed; the push of bar k + 1 closes
     it. The book is quoted at bar k's open before bar k is closed, and the next bar
-    waits until the runner has taken bar k and nothing of ours works at the venue."""
+    waits until the runner has taken bar k and nothing of ours is in flux at the venue
+    (what works rests there: brackets, stop entries)."""
     await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1, 10)
     end = len(bars) if stop_after is None else stop_after
     for k in range(start, end):
@@ -123,10 +124,10 @@ async def settled(session: VenueSession, bars_seen: int, timeout: float = 10.0) 
                 f"{runner.queue.qsize()}, legs {legs}, outbox {len(port._outbox)}")
 
     try:
-        await wait_for(lambda: runner.bars_seen >= bars_seen and port.idle
+        await wait_for(lambda: runner.bars_seen >= bars_seen and port.settled
                        and runner.queue.empty(), timeout)
         await asyncio.sleep(0.01)
-        await wait_for(lambda: port.idle and runner.queue.empty(), timeout)
+        await wait_for(lambda: port.settled and runner.queue.empty(), timeout)
     except AssertionError:
         raise AssertionError(state()) from None
 
