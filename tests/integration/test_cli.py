@@ -245,11 +245,12 @@ def test_demo_outputs(demo):
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["run_id"] == run_id and summary["status"] == "completed"
     assert summary["fills"] == count(demo["db"], "fills", run_id)
-    equity = pd.read_csv(out_dir / "equity.csv")
+    # run ids are hex: one like "706700e37331" would otherwise be read as a float
+    equity = pd.read_csv(out_dir / "equity.csv", dtype={"run_id": str})
     assert len(equity) == count(demo["db"], "equity", run_id)
     assert (equity["run_id"] == run_id).all()
     assert summary["final_equity"] == pytest.approx(equity["equity"].iloc[-1])
-    fills = pd.read_csv(out_dir / "fills.csv")
+    fills = pd.read_csv(out_dir / "fills.csv", dtype={"run_id": str})
     assert len(fills) == summary["fills"]
     assert (out_dir / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
