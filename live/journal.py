@@ -1,7 +1,8 @@
 """The write-ahead journal of a real-venue session: an append-only file per run.
 
 Before a leg's request goes out, its ``venue_orders`` row (``live.records``) is appended
-here as one JSON line, with one ``write(2)``. That is the write-ahead: after a crash, the
+here as one JSON line (the values; the file's first line names the columns), with one
+``write(2)``. That is the write-ahead: after a crash, the
 row names the client order id to look up at the venue. The row reaches the DuckDB table
 with the session's next commit (at most ``flush_every_s`` later), and ``absorb`` puts
 whatever a dead process left only here into the table before anything else reads it.
@@ -59,13 +60,16 @@ class OrderJournal:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if os.fstat(self._fd).st_size == 0:  # a header names the columns of every row
+                os.write(self._fd, (json.dumps(VENUE_ORDER_COLUMNS) + "\n").encode())
 
     def append(self, row: dict[str, Any]) -> None:
         """Make ``row`` durable against the process dying (see the module docstring)."""
         if self._fd is None:
             return
-        line = json.dumps(row, separators=(",", ":"), allow_nan=False) + "\n"
-        os.write(self._fd, line.encode())
+        values = [row.get(c) for c in VENUE_ORDER_COLUMNS]  # a list dumps twice as fast
+        os.write(self._fd, (json.dumps(values, separators=(",", ":"), allow_nan=False)
+                            + "\n").encode())
         if self.sync:
             os.fsync(self._fd)
 
@@ -88,7 +92,7 @@ def absorb(con: duckdb.DuckDBPyConnection, directory: Path | None) -> int:
     marks = ", ".join("?" for _ in VENUE_ORDER_COLUMNS)
     added = 0
     for path in sorted(directory.glob(f"*{_SUFFIX}")):
-        for row in _rows(path):
+        for row in journal_rows(path):
             key = [row["run_id"], row["order_id"], row["leg"]]
             (known,) = con.execute("SELECT count(*) FROM venue_orders WHERE run_id = ? AND "
                                    "order_id = ? AND leg = ?", key).fetchone()  # type: ignore[misc]
@@ -99,14 +103,22 @@ def absorb(con: duckdb.DuckDBPyConnection, directory: Path | None) -> int:
     return added
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def journal_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of one journal file, as dicts of ``venue_orders`` columns."""
     lines = path.read_bytes().split(b"\n")
     rows = []
+    columns: list[str] | None = None
     for n, line in enumerate(lines, 1):
         if not line:
             continue
         try:
-            rows.append(json.loads(line))
+            values = json.loads(line)
+            if columns is None:
+                columns = list(values)
+                continue
+            if len(values) != len(columns):
+                raise ValueError
+            rows.append(dict(zip(columns, values, strict=True)))
         except ValueError:
             if n < len(lines):  # a whole line (a newline follows) that is not a row
                 raise ValueError(f"{path}: line {n} is not a journal row") from None

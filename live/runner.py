@@ -30,6 +30,7 @@ failure or interrupt), with the same causal regime labels as a backtest's. A
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import sys
 import time
@@ -45,7 +46,7 @@ from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage
 from live.kill import KillRequested, KillSwitch
 from sim.config import ScenarioConfig
 from sim.data import MarketData
-from sim.engine import Engine
+from sim.engine import Engine, fewer_gc_passes
 from sim.messages import Bar, ScenarioEvent
 from sim.recorder import Recorder
 from sim.regimes.labels import LABELS, regime_codes
@@ -181,26 +182,38 @@ class LiveRunner:
         if self.port is not None and self.reconcile_every_s:
             watchers.append(asyncio.create_task(self._reconcile_every(self.reconcile_every_s)))
         try:
-            active = len(pumps)
-            while active:
-                item = await queue.get()
-                if item is _END:
-                    active -= 1
-                    continue
-                self._handle(item)
-                if self.port is not None:  # requests of this step reach the wire first
-                    self.port.start_requests()
-                    await asyncio.sleep(0)
-                self._commit()
-            self._release(None)
-            if self.port is not None:  # the run ends: cancel what works, wait for the venue
-                self.engine.desk.end_run()
-                self._commit()
-                await self.settle()
+            await self._consume_queue(queue, len(pumps))
         finally:
             for task in pumps + watchers:
                 task.cancel()
             await asyncio.gather(*pumps, *watchers, return_exceptions=True)
+
+    async def _consume_queue(self, queue: asyncio.Queue[object], active: int) -> None:
+        """Apply queued items until ``active`` feeds have ended. The cyclic GC runs less
+        often meanwhile, and what exists when the warm-up ends is frozen out of its passes
+        (``_warm_up``): a full pass over a live process's heap takes milliseconds, which
+        would otherwise land between a market event and its order now and then."""
+        gc.collect()
+        gc.freeze()
+        with fewer_gc_passes():
+            try:
+                while active:
+                    item = await queue.get()
+                    if item is _END:
+                        active -= 1
+                        continue
+                    self._handle(item)
+                    if self.port is not None:  # requests of this step reach the wire first
+                        self.port.start_requests()
+                        await asyncio.sleep(0)
+                    self._commit()
+            finally:
+                gc.unfreeze()
+        self._release(None)
+        if self.port is not None:  # the run ends: cancel what works, wait for the venue
+            self.engine.desk.end_run()
+            self._commit()
+            await self.settle()
 
     def _handle(self, item: object) -> None:
         if isinstance(item, VenueMessage):
@@ -340,6 +353,8 @@ class LiveRunner:
             return
         desk.hold = None
         self._warming = False
+        gc.collect()  # the state built so far lives as long as the session: out of GC passes
+        gc.freeze()
         if self.resume:  # no equity row for the last (dropped) warm-up time
             self.engine._last_ts = None
 

@@ -84,7 +84,7 @@ def test_a_line_cut_short_at_the_end_is_skipped_with_a_warning(tmp_path, caplog)
     journal.close()
     assert journal.path is not None
     with journal.path.open("ab") as f:
-        f.write(b'{"run_id":"r1","order_id":2,"le')  # the machine stopped mid-write
+        f.write(b"[\"r1\",2,0,\"0x")  # the machine stopped mid-write
     con = store()
     with caplog.at_level(logging.WARNING):
         assert absorb(con, tmp_path) == 1
@@ -98,7 +98,7 @@ def test_a_damaged_line_inside_the_journal_is_an_error_naming_it(tmp_path) -> No
     assert journal.path is not None
     with journal.path.open("ab") as f:
         f.write(b"not json\n")
-    with pytest.raises(ValueError, match="line 2 is not a journal row"):
+    with pytest.raises(ValueError, match="line 3 is not a journal row"):
         absorb(store(), tmp_path)
 
 

@@ -9,7 +9,6 @@ the venue's, and every order of the run ended in a definite state."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from live.hyperliquid.stream import candle
+from live.journal import journal_rows
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 
@@ -145,7 +145,7 @@ def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_
     # the write-ahead row of the order in flight is in the run's journal (its commit to the
     # table had not come yet); its outcome is unknown to the store
     journal = db.parent / f"{db.name}.journal" / f"{run_id}.orders.jsonl"
-    journalled = [json.loads(line) for line in journal.read_text().splitlines()]
+    journalled = journal_rows(journal)
     open_legs = [row["cloid"] for row in journalled if row["cloid"] not in ended]
     assert status == "running" and len(open_legs) == 1, (journalled, ended)
     killed_cloid = open_legs[0]
