@@ -13,11 +13,18 @@ continues where its durable records leave it.
   resting is cancelled (rule: the restarted session re-decides from its own warm-up, so an
   order from before the restart does not stand).
 
-What is not restored: the risk engine's counters (orders per day, the breaker's equity
-history start again from the restart), and rows without money in them (signals,
-decisions, equity, order events) of up to the last second before the crash (the runner
-commits those at most every second; fills and order outcomes at once, each transaction
-whole).
+* Funding booked from the venue (``venue_funding``) is booked into the ledger again and
+  known as booked; the account's capital outside the run is restored (``live.funding``).
+* The risk engine continues (``live.risk_state``): orders sent today count toward
+  ``max_orders_per_day`` and the order-rate window, the start-of-day equity and the
+  drawdown peak come from the stored equity rows, and a circuit breaker tripped or a
+  kill switch pulled before the crash stays so.
+
+What is not restored: per-agent trade counts (they start again from the restart), and
+rows without money in them (signals, decisions, equity, order events) of up to the last
+second before the crash (the runner commits those at most every second; fills, funding,
+order outcomes and risk trips at once, each transaction whole), so the drawdown peak and
+the day's start equity are those of the equity rows that were committed.
 """
 
 from __future__ import annotations
@@ -79,6 +86,10 @@ def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConne
             t.oid = int(row["oid"])
             port.by_oid[t.oid] = t
         t.close = ("cancelled", "restart: an order from before the restart does not stand")
+    from live.funding import restore_funding
+    from live.risk_state import restore_risk
+    restore_funding(runner, port, con)
+    restore_risk(runner, con, port.now_ns())
     return len(legs)
 
 
