@@ -137,6 +137,7 @@ class FakeHyperliquid:
         self.candles: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.actions_run: list[tuple[str, dict[str, Any]]] = []  # (user, action) accepted
         self.requests = {"/info": 0, "/exchange": 0}
+        self.info_kinds: dict[str, int] = {}  # /info requests answered, by type
         # monotonic clock stamps (system-wide on Linux: comparable across processes):
         # when each candle was pushed, and when each /exchange request arrived
         self.push_log: list[tuple[int, int]] = []  # (candle open time ms, ns)
@@ -373,6 +374,7 @@ class FakeHyperliquid:
 
     def _answer_info(self, body: dict[str, Any]) -> Any:
         kind = body["type"]
+        self.info_kinds[kind] = self.info_kinds.get(kind, 0) + 1
         if kind == "meta":
             return {"universe": [{"name": a.name, "szDecimals": a.sz_decimals,
                                   "maxLeverage": a.max_leverage}
