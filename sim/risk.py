@@ -33,6 +33,9 @@ Definitions
   last close is the symbol's previous mark (no check before the first close).
 * Order rate: orders that reached a venue within the last ``order_window_ns`` (counted,
   like the daily count, only once sent).
+* A restarted live run continues this state (``RiskEngine.restore``, from plain values
+  its store holds: ``live.risk_state``): the day's and the window's orders, the
+  start-of-day equity and the peak, a tripped breaker, a pulled kill switch.
 
 Per-agent permissions
 ---------------------
