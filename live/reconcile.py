@@ -1,7 +1,10 @@
 """Reconciliation of a live run with its venue, at start and every ``live.reconcile_every``.
 
-A snapshot of the account (fills, positions, open orders, fetched by a task) is compared
-with the store on the pipeline's single thread. Every difference is an alert: a line on
+A snapshot of the account (fills, positions and account value, open orders, funding
+payments, fetched by a task) is compared with the store on the pipeline's single thread.
+Funding is not a difference: each payment of the run's coins settled after the run's
+start is booked once, first (``HyperliquidPort.book_funding``: the ledger, the
+``funding`` table, its key in ``venue_funding``). Every difference is an alert: a line on
 stderr and a ``reconciliations`` row (kind, symbol, coin, store and venue values, the
 action taken). The rules, in the order they are applied:
 
@@ -22,6 +25,19 @@ action taken). The rules, in the order they are applied:
    role ``adjustment`` (fills.liquidity "adjustment", no fee) at the last mark (else the
    venue's entry price), so equity at that mark is unchanged. Positions in coins the run
    does not trade are not the run's: they are not compared.
+5. ``account``: under the same condition as rule 4, after it: the venue's account value
+   (``clearinghouseState`` ``marginSummary.accountValue``) is compared with the store's
+   equity at the venue's marks (cash plus each position at the venue's mark, less any
+   funding the venue settled after its account snapshot was taken). The first
+   comparison of a run fixes the capital the account holds outside the run
+   (``venue_accounts``: zero when the account holds just the scenario's
+   ``initial_cash``; a notice on stderr otherwise); later ones alert when
+   ``account value - outside - store equity`` exceeds ``ACCOUNT_TOLERANCE_USD`` or
+   ``ACCOUNT_TOLERANCE_FRACTION`` of the store's equity, whichever is larger (float and
+   decimal rounding of fills, fees and funding stay far below it; a deposit, a
+   withdrawal, a builder fee or trading the account elsewhere do not). Alert only: the
+   store is never repaired, the venue is not touched, and a difference that persists is
+   alerted once (again when it moves by more than the tolerance).
 """
 
 from __future__ import annotations
@@ -33,6 +49,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from live.hyperliquid.port import HyperliquidPort, Snapshot
 
+ACCOUNT_TOLERANCE_USD = 1.0
+ACCOUNT_TOLERANCE_FRACTION = 1e-4
+
 
 def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
     """Apply the rules; True when positions were compared too (rule 4 ran)."""
@@ -41,6 +60,8 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
               file=sys.stderr, flush=True)
         return False
     quiet = snap.generation == port.generation
+    for pay in snap.funding:
+        port.book_funding(pay)
     for fill in snap.fills:
         t = port.by_cloid.get(fill.cloid or "") or port.by_oid.get(fill.oid)
         if fill.tid not in port.booked and port.book(fill):
@@ -94,4 +115,59 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
         port.alert("position", symbol, coin, held, venue,
                    f"adjusted by {venue - held:+g} at {price:g} (order {order_id})",
                    f"the venue holds {venue:g} {coin}, the store {held:g}")
+    _compare_account(port, snap)
     return True
+
+
+def store_equity_at(port: HyperliquidPort, marks: dict[str, float]) -> float:
+    """The store's equity with each position at the venue's mark of its coin (the
+    store's own last price where the venue has none)."""
+    portfolio = port.desk.portfolio
+    equity = portfolio.cash
+    for s, symbol in enumerate(port.desk.symbols):
+        qty = portfolio.qty[s]
+        if qty == 0.0:
+            continue
+        mark = marks.get(port.coins.get(symbol, ""))
+        if mark is None:
+            mark = portfolio.price[s]
+            if not (math.isfinite(mark) and mark > 0):
+                mark = portfolio.avg_price[s]
+        equity += qty * mark
+    return equity
+
+
+def _compare_account(port: HyperliquidPort, snap: Snapshot) -> None:
+    """Rule 5 (see the module): alert only."""
+    account = snap.account
+    if account is None:
+        return
+    late = sum(p.usdc for p in snap.funding
+               if p.time_ms > account.time_ms and (p.coin, p.time_ms) in port.funded)
+    equity = store_equity_at(port, account.marks) - late
+    venue = account.account_value
+    if port.account_outside is None:
+        port.record_account(venue, equity)
+        outside = venue - equity
+        if abs(outside) > _tolerance(equity):
+            print(f"quorum live: the venue account holds {venue:.2f}, the run {equity:.2f}: "
+                  f"{outside:+.2f} is taken as capital outside the run", file=sys.stderr,
+                  flush=True)
+        return
+    expected = equity + port.account_outside
+    diff = venue - expected
+    tolerance = _tolerance(equity)
+    if abs(diff) <= tolerance:
+        port.account_alerted = None
+        return
+    if port.account_alerted is not None and abs(diff - port.account_alerted) <= tolerance:
+        return  # alerted already
+    port.account_alerted = diff
+    port.alert("account", None, None, expected, venue, "alert only: nothing repaired",
+               f"the venue's account value {venue:.6g} differs from the store's equity at "
+               f"the venue's marks {equity:.6g} (+ {port.account_outside:.6g} outside the "
+               f"run) by {diff:+.6g} (tolerance {tolerance:.6g})")
+
+
+def _tolerance(equity: float) -> float:
+    return max(ACCOUNT_TOLERANCE_USD, ACCOUNT_TOLERANCE_FRACTION * abs(equity))

@@ -7,6 +7,14 @@
 * ``venue_fills``: the venue's trade id (``tid``) of every fill booked, committed in the
   same transaction as the ``fills`` row it became: a fill is booked exactly once, across
   reconnects, snapshots and restarts.
+* ``venue_funding``: every funding payment of the venue booked (into the ledger and the
+  ``funding`` table, in the same transaction), keyed (run, coin, time): the venue settles
+  a coin once per funding time, and its ``hash`` for funding is the zero hash, so it is
+  kept but is no key. A payment is booked once across polls, reconnects and restarts.
+* ``venue_accounts``: one row per run, written at its first account comparison: the
+  venue's account value and the store's equity then. Their difference (``outside``) is
+  capital the account holds beyond the run's (zero for an account funded with the
+  scenario's ``initial_cash``); later comparisons measure drift from it (``live.reconcile``).
 * ``reconciliations``: every difference found between the venue and the store, and what
   was done about it (see ``live.reconcile``).
 
@@ -42,6 +50,13 @@ _DDL = (
         order_id BIGINT NOT NULL, cloid VARCHAR, oid BIGINT NOT NULL, coin VARCHAR NOT NULL,
         quantity DOUBLE NOT NULL, price DOUBLE NOT NULL, fee DOUBLE NOT NULL,
         time_ms BIGINT NOT NULL, PRIMARY KEY (run_id, tid))""",
+    """CREATE TABLE IF NOT EXISTS venue_funding (
+        run_id VARCHAR NOT NULL, coin VARCHAR NOT NULL, time_ms BIGINT NOT NULL,
+        symbol VARCHAR NOT NULL, usdc DOUBLE NOT NULL, szi DOUBLE NOT NULL,
+        rate DOUBLE NOT NULL, hash VARCHAR, PRIMARY KEY (run_id, coin, time_ms))""",
+    """CREATE TABLE IF NOT EXISTS venue_accounts (
+        run_id VARCHAR PRIMARY KEY, ts BIGINT NOT NULL, account_value DOUBLE NOT NULL,
+        store_equity DOUBLE NOT NULL, outside DOUBLE NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS reconciliations (
         run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
         symbol VARCHAR, coin VARCHAR, store_value DOUBLE, venue_value DOUBLE,
@@ -96,6 +111,32 @@ def insert_reconciliation(con: duckdb.DuckDBPyConnection, run_id: str, ts: int, 
                           venue_value: float | None, action: str, detail: str) -> None:
     con.execute("INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, ts, kind, symbol, coin, store_value, venue_value, action, detail])
+
+
+def insert_funding(con: duckdb.DuckDBPyConnection, run_id: str, coin: str, time_ms: int,
+                   symbol: str, usdc: float, szi: float, rate: float, hash: str) -> None:
+    con.execute("INSERT INTO venue_funding VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, coin, time_ms, symbol, usdc, szi, rate, hash or None])
+
+
+def insert_account(con: duckdb.DuckDBPyConnection, run_id: str, ts: int,
+                   account_value: float, store_equity: float) -> None:
+    con.execute("INSERT INTO venue_accounts VALUES (?, ?, ?, ?, ?)",
+                [run_id, ts, account_value, store_equity, account_value - store_equity])
+
+
+def booked_funding(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[Any, ...]]:
+    """(coin, time_ms, symbol, usdc, szi, rate) of every funding payment booked, in order."""
+    return con.execute("SELECT coin, time_ms, symbol, usdc, szi, rate FROM venue_funding"
+                       " WHERE run_id = ? ORDER BY time_ms, coin", [run_id]).fetchall()
+
+
+def account_outside(con: duckdb.DuckDBPyConnection, run_id: str) -> float | None:
+    """The capital outside the run recorded at its first account comparison (None: none
+    yet)."""
+    row = con.execute("SELECT outside FROM venue_accounts WHERE run_id = ?",
+                      [run_id]).fetchone()
+    return None if row is None else float(row[0])
 
 
 def booked_tids(con: duckdb.DuckDBPyConnection, run_id: str) -> set[int]:

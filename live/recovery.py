@@ -20,11 +20,18 @@ continues where its durable records leave it.
     cancelled: the restarted session re-decides from its own warm-up, so an order from
     before the restart does not stand.
 
-What is not restored: the risk engine's counters (orders per day, the breaker's equity
-history start again from the restart), and rows without money in them (signals,
-decisions, equity, order events) of up to the last second before the crash (the runner
-commits those at most every second; fills and order outcomes at once, each transaction
-whole).
+* Funding booked from the venue (``venue_funding``) is booked into the ledger again and
+  known as booked; the account's capital outside the run is restored (``live.funding``).
+* The risk engine continues (``live.risk_state``): orders sent today count toward
+  ``max_orders_per_day`` and the order-rate window, the start-of-day equity and the
+  drawdown peak come from the stored equity rows, and a circuit breaker tripped or a
+  kill switch pulled before the crash stays so.
+
+What is not restored: per-agent trade counts (they start again from the restart), and
+rows without money in them (signals, decisions, equity, order events) of up to the last
+second before the crash (the runner commits those at most every second; fills, funding,
+order outcomes and risk trips at once, each transaction whole), so the drawdown peak and
+the day's start equity are those of the equity rows that were committed.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from live.funding import restore_funding
 from live.records import booked_tids, create_tables, open_venue_orders
+from live.risk_state import restore_risk
 from sim.messages import OrderFilled
 from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
 
@@ -87,6 +96,8 @@ def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConne
             port.by_oid[t.oid] = t
         if not _guards_position(life, portfolio.qty[life.s]):
             t.close = ("cancelled", "restart: an order from before the restart does not stand")
+    restore_funding(runner, port, con)
+    restore_risk(runner, con, port.now_ns())
     return len(legs)
 
 

@@ -44,6 +44,7 @@ from live.feeds import AsyncBarFeed
 from live.history import BarHistory
 from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage
 from live.kill import KillRequested, KillSwitch
+from live.risk_state import RiskTrips
 from sim.config import ScenarioConfig
 from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
@@ -108,6 +109,7 @@ class LiveRunner:
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
         self.port: HyperliquidPort | None = None
+        self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
         self.hold_until_ns: int | None = None  # bars closed by then are the warm-up
         self.interval_ns = 0
         self.reconcile_every_s: float | None = None
@@ -162,6 +164,8 @@ class LiveRunner:
         bar is taken."""
         port = self.port
         assert port is not None
+        self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
+                               self.run_id, self.engine.risk)
         await port.start(self.queue)
         await self.settle()
         for _ in range(3):  # until a round finds the account quiet enough to compare all
@@ -231,14 +235,18 @@ class LiveRunner:
         ``venue_orders`` row was committed when the port inserted it, outside any
         transaction: write-ahead), then write the buffered rows and the port's records
         (fills with their trade ids, order outcomes) in one transaction: at once when
-        the port has records, else at most every ``flush_every_s`` (a commit costs
-        milliseconds; rows without money in them may wait that long)."""
+        the port has records or the risk engine tripped (``RiskTrips``), else at most
+        every ``flush_every_s`` (a commit costs milliseconds; rows without money in them
+        may wait that long)."""
         port = self.port
         if port is None:
             return
         port.start_requests()
         now = time.monotonic()
-        if not (force or port.has_records or now - self._flushed >= self.flush_every_s):
+        trips = self.trips
+        tripped = trips is not None and trips.pending
+        if not (force or port.has_records or tripped
+                or now - self._flushed >= self.flush_every_s):
             return
         self._flushed = now
         con = self.store.con  # type: ignore[attr-defined]
@@ -246,6 +254,9 @@ class LiveRunner:
         try:
             self.recorder.flush()
             port.write()
+            if tripped:
+                assert trips is not None
+                trips.write(self.engine.clock.now_ns())
         except BaseException:
             con.rollback()
             raise
@@ -303,6 +314,8 @@ class LiveRunner:
         if self.killed_by is not None:
             return
         self.killed_by = source
+        if self.trips is not None:
+            self.trips.pull(source)
         now = self.engine.clock.now_ns()
         print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
               file=sys.stderr, flush=True)

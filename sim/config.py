@@ -538,8 +538,8 @@ class LiveConfig(_Model):
     ``coins``: venue coin per symbol where they differ (default: the symbol itself).
     ``close_grace``: how long after a candle's close time the feed waits for the next
     candle before asking the venue's REST history for it. ``reconcile_every``: with a
-    real venue, how often positions and open orders are compared with the store (also
-    at start).
+    real venue, how often positions, open orders and the account value are compared
+    with the store and the account's funding is fetched (also at start).
     """
 
     interval: str | None = None

@@ -188,15 +188,24 @@ class ExecutionDesk:
         last_close: float, agents: tuple[str, ...], decision_ts: int | None = None,
         role: str = ENTRY, parent_id: int = 0, replaces: int = 0,
     ) -> None:
-        """Risk-check, route and send one order (decision-, risk- or bracket-made)."""
+        """Risk-check, route and send one order (decision-, risk- or bracket-made).
+
+        While the desk holds (``hold``: a live session's warm-up) an order is denied
+        before risk judges it: the held bars are history, and judging them would move the
+        risk engine's day, peak and breaker with stale prices (a resumed run's restored
+        state among them)."""
         risk = self.risk
         ts = order.ts
-        if self._track_equity:
-            self._observe_booked_equity(ts)
-        gross = self._gross_exposure() if risk.needs_account else 0.0
-        denial = risk.check(order, position, equity=equity, gross_exposure=gross,
-                            last_close=last_close, agents=agents)
-        tripped = risk.tripped_now
+        if self.hold is None:
+            if self._track_equity:
+                self._observe_booked_equity(ts)
+            gross = self._gross_exposure() if risk.needs_account else 0.0
+            denial = risk.check(order, position, equity=equity, gross_exposure=gross,
+                                last_close=last_close, agents=agents)
+            tripped = risk.tripped_now
+        else:
+            denial = OrderDenied(order.order_id, ts, order.symbol, "hold", self.hold)
+            tripped = False
         life = Order(order.order_id, order.decision_id, ts,
                      ts if decision_ts is None else decision_ts, order.symbol, s,
                      order.quantity, order.ref_price, order.kind, order.limit_price,
@@ -207,8 +216,6 @@ class ExecutionDesk:
             life.expires_at = ts + ttl
         self.recorder.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
                                   order.ref_price, role)
-        if denial is None and self.hold is not None:
-            denial = OrderDenied(order.order_id, ts, order.symbol, "hold", self.hold)
         if denial is None:
             legs = self.router.route_legs(order)
             if legs:
@@ -774,7 +781,13 @@ class ExecutionDesk:
         if position == 0.0:
             return
         mark = portfolio.price[s]
-        payment = -rate * position * mark
-        portfolio.fund(payment)
-        self.recorder.funding(FundingPaid(self.clock.now, self.symbols[s], position, mark,
-                                          rate, payment), s)
+        self.book_funding(s, self.clock.now, position, mark, rate, -rate * position * mark)
+
+    def book_funding(self, s: int, ts: int, position: float, mark: float, rate: float,
+                     payment: float) -> None:
+        """Book one funding payment of symbol s (received if positive) into the one ledger
+        and the ``funding`` table: the simulated perpetual's settlement above, or one a
+        live venue reports (its own amount, ``live.reconcile``)."""
+        self.portfolio.fund(payment)
+        self.recorder.funding(FundingPaid(ts, self.symbols[s], position, mark, rate, payment),
+                              s)

@@ -33,6 +33,9 @@ Definitions
   last close is the symbol's previous mark (no check before the first close).
 * Order rate: orders that reached a venue within the last ``order_window_ns`` (counted,
   like the daily count, only once sent).
+* A restarted live run continues this state (``RiskEngine.restore``, from plain values
+  its store holds: ``live.risk_state``): the day's and the window's orders, the
+  start-of-day equity and the peak, a tripped breaker, a pulled kill switch.
 
 Per-agent permissions
 ---------------------
@@ -415,6 +418,44 @@ class RiskEngine:
 
     def kill(self) -> None:
         self.killed = True
+
+    @property
+    def breaker_until(self) -> int | None:
+        """When a tripped daily-loss breaker ends (ns); None for the others."""
+        return self._breaker_until
+
+    def restore(
+        self, now: int, *, sent: Iterable[int] = (), equity_ts: Sequence[int] = (),
+        equity: Sequence[float] = (), breaker: tuple[str, float | None, int | None] | None = None,
+        killed: bool = False,
+    ) -> None:
+        """Continue a run's risk state after a restart, from plain values (a live run
+        reads them from its store: ``live.risk_state``), as if the process never died.
+
+        ``now``: the time of the restart (its day is the current day); ``sent``: the time
+        of every order of the run that reached a venue (counted toward the day's and the
+        window's limits, as ``on_order_sent`` counted them); ``equity_ts``/``equity``: the
+        booked equity rows, ascending (the drawdown peak over them and the initial equity;
+        the start-of-day equity: the last row before today began, else the initial
+        equity); ``breaker``: (check, value, until ns or None) of a tripped circuit breaker
+        (a daily-loss breaker whose day has ended is not restored); ``killed``: the kill
+        switch was pulled. Per-agent trade counts start again from zero."""
+        self.peak_equity = self.day_start_equity = self.initial_equity
+        self._last_booked_equity = self.initial_equity
+        self._day_end = -1  # the day is rolled to ``now`` afresh: counters start at 0
+        self._roll_day(now)
+        if len(equity):
+            self.observe_equity(equity_ts, equity, 0, now)
+        times = sorted(sent)
+        start, end = self._day_start, self._day_end
+        self._orders_today = sum(1 for t in times if start <= t < end)
+        self._sent = deque(times) if self.limits.max_orders_per_window is not None else deque()
+        self.breaker = self.breaker_value = self._breaker_until = None
+        if breaker is not None:
+            name, value, until = breaker
+            if until is None or now < until:
+                self.breaker, self.breaker_value, self._breaker_until = name, value, until
+        self.killed = self.killed or killed
 
     def _roll_day(self, ts: int) -> None:
         if self._day_start <= ts < self._day_end:

@@ -12,7 +12,11 @@ Durability (``live.records``, ``live.journal``): the leg's ``venue_orders`` row 
 appended to the run's journal when it is submitted, and its request starts only after
 that (``start_requests``): write-ahead. The row reaches the table with the next commit.
 Each booked fill's venue trade id is written with the ``fills`` row in one transaction
-(``write``), and a trade id is booked once.
+(``write``), and a trade id is booked once. Funding the venue charged or paid the
+account (``userFunding``, fetched with every reconciliation snapshot) is booked the same
+way (``book_funding``): into the one ledger and the ``funding`` table through the desk,
+its key (coin, time) in ``venue_funding`` in the same transaction, once; payments up to
+the run's start are not the run's.
 
 Order types (what a scenario's order becomes at Hyperliquid):
 
@@ -63,6 +67,8 @@ from live.hyperliquid.venue import (
     REJECTED,
     RESTING,
     TRIGGERED,
+    AccountState,
+    FundingPayment,
     HyperliquidVenue,
     OrderState,
     Position,
@@ -74,7 +80,9 @@ from live.hyperliquid.venue import (
 from live.journal import OrderJournal
 from live.records import (
     client_order_id,
+    insert_account,
     insert_fill,
+    insert_funding,
     insert_reconciliation,
     insert_venue_order,
     update_venue_order,
@@ -130,6 +138,8 @@ class Snapshot(VenueMessage):
     open_orders: tuple[dict[str, Any], ...]
     generation: int  # the port's activity counter when the fetch started
     error: str | None = None
+    account: AccountState | None = None  # fetched before ``funding``
+    funding: tuple[FundingPayment, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -160,6 +170,8 @@ class _Durable:
     fills: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
+    funding: list[tuple[Any, ...]] = field(default_factory=list)
+    account: tuple[int, float, float] | None = None
 
 
 class HyperliquidPort:
@@ -184,6 +196,16 @@ class HyperliquidPort:
         self.by_leg: dict[int, Tracked] = {}
         self.by_oid: dict[int, Tracked] = {}
         self.booked: set[int] = set()  # venue trade ids booked in this run
+        self.funded: set[tuple[str, int]] = set()  # (coin, time ms) of funding booked
+        # Funding settled at or before this time (ms) is not the run's: the run's start
+        # (``live.recovery`` restores it for a resumed run).
+        self.funding_since_ms = now_ns() // 1_000_000
+        self.funding_cursor_ms = 0  # the latest funding time booked (the next fetch's start)
+        # Capital the venue account holds beyond the run's equity, fixed at the run's first
+        # account comparison (``live.reconcile`` rule 5), and the last difference alerted.
+        self.account_outside: float | None = None
+        self.account_alerted: float | None = None
+        self._snapshotting = False
         self.queue: asyncio.Queue[object] | None = None
         self.generation = 0  # bumped by every order event: reconciliation needs quiet
         self.reconciled = False  # the last reconciliation compared positions too
@@ -298,10 +320,16 @@ class HyperliquidPort:
             update_venue_order(self.con, self.run_id, **u)
         for alert in d.alerts:
             insert_reconciliation(self.con, self.run_id, *alert)
+        for row in d.funding:
+            insert_funding(self.con, self.run_id, *row)
+        if d.account is not None:
+            insert_account(self.con, self.run_id, *d.account)
         d.orders.clear()
         d.fills.clear()
         d.updates.clear()
         d.alerts.clear()
+        d.funding.clear()
+        d.account = None
 
     def start_requests(self) -> None:
         """Start the requests submitted since the last call (write-ahead: their rows are
@@ -314,9 +342,9 @@ class HyperliquidPort:
 
     @property
     def has_records(self) -> bool:
-        """Fills, order outcomes or alerts wait to be written (``write``)."""
+        """Fills, funding, order outcomes or alerts wait to be written (``write``)."""
         d = self._durable
-        return bool(d.fills or d.updates or d.alerts)
+        return bool(d.fills or d.updates or d.alerts or d.funding or d.account)
 
     @property
     def idle(self) -> bool:
@@ -463,6 +491,33 @@ class HyperliquidPort:
             self._finish(t)
         return True
 
+    def book_funding(self, pay: FundingPayment) -> bool:
+        """Book one funding payment of the account, once (by coin and time), through the
+        desk's funding path; False if not booked (booked already, from before the run's
+        start, or on a coin the run does not trade: not the run's)."""
+        key = (pay.coin, pay.time_ms)
+        symbol = self.symbol_of.get(pay.coin)
+        if key in self.funded or pay.time_ms <= self.funding_since_ms or symbol is None:
+            return False
+        desk = self.desk
+        s = desk.symbols.index(symbol)
+        # The price the venue charged at (its oracle price), so the stored row keeps a
+        # backtest's identity payment = -rate x position x mark.
+        mark = (-pay.usdc / (pay.rate * pay.szi) if pay.rate and pay.szi
+                else desk.portfolio.price[s])
+        self.funded.add(key)
+        self.funding_cursor_ms = max(self.funding_cursor_ms, pay.time_ms)
+        desk.router.observe_funding(symbol, pay.rate)
+        desk.book_funding(s, pay.time_ms * 1_000_000, pay.szi, mark, pay.rate, pay.usdc)
+        self._durable.funding.append((pay.coin, pay.time_ms, symbol, pay.usdc, pay.szi,
+                                      pay.rate, pay.hash))
+        return True
+
+    def record_account(self, account_value: float, store_equity: float) -> None:
+        """Fix the capital outside the run (its first account comparison), durably."""
+        self.account_outside = account_value - store_equity
+        self._durable.account = (self.now_ns(), account_value, store_equity)
+
     def _finish(self, t: Tracked) -> None:
         """Close the leg at the desk once the venue said it ended and every fill it
         reported is booked; until then, fetch the fills."""
@@ -500,6 +555,11 @@ class HyperliquidPort:
         self._outbox.append(go)
 
     def request_snapshot(self) -> None:
+        """Fetch the account for reconciliation (one fetch at a time: a round asked for
+        while one is under way is that one)."""
+        if self._snapshotting:
+            return
+        self._snapshotting = True
         self._spawn(self._snapshot(self.generation))
 
     async def _deliver(self, msg: VenueMessage) -> None:
@@ -545,12 +605,19 @@ class HyperliquidPort:
         venue = self.venue
         try:
             fills = tuple(await venue.fills())
-            positions = tuple(await venue.positions())
+            account = await venue.account_state()
             open_orders = tuple(await venue.open_orders())
+            # after the account: what settled since its time is told apart (rule 5)
+            start = max(self.funding_since_ms + 1, self.funding_cursor_ms)
+            funding = tuple(await venue.funding(start))
         except Exception as exc:
-            await self._deliver(Snapshot((), (), (), generation, f"{type(exc).__name__}: {exc}"))
-            return
-        await self._deliver(Snapshot(fills, positions, open_orders, generation))
+            msg = Snapshot((), (), (), generation, f"{type(exc).__name__}: {exc}")
+        else:
+            msg = Snapshot(fills, account.positions, open_orders, generation,
+                           account=account, funding=funding)
+        finally:
+            self._snapshotting = False
+        await self._deliver(msg)
 
     async def _pump_stream(self) -> None:
         assert self.stream is not None

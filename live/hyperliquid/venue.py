@@ -43,6 +43,8 @@ from live.hyperliquid.wire import (
 )
 from sim.messages import Bar
 
+_PAGE = 500  # entries a time-range /info reply holds at most
+
 RESTING, FILLED, CANCELED, REJECTED, TRIGGERED = (
     "resting", "filled", "canceled", "rejected", "triggered")
 
@@ -88,6 +90,34 @@ class Position:
     unrealized_pnl: float
     leverage: float | None
     liquidation_price: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """The account as ``clearinghouseState`` reports it: ``account_value`` is
+    ``marginSummary.accountValue`` (USDC plus every position at the venue's mark),
+    ``marks`` the mark of each position (``positionValue / |szi|``), ``time_ms`` when the
+    venue took the snapshot."""
+
+    positions: tuple[Position, ...]
+    account_value: float
+    marks: dict[str, float]
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement of one position (``userFunding``): ``usdc`` > 0 received,
+    < 0 paid; ``szi`` the signed position it was charged on, ``rate`` the funding rate.
+    Identified by (coin, time_ms): the venue settles each coin once per funding time and
+    its ``hash`` is the zero hash for funding, so it cannot serve as the key."""
+
+    time_ms: int
+    coin: str
+    usdc: float
+    szi: float
+    rate: float
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +204,63 @@ class HyperliquidVenue:
     # -- account state ---------------------------------------------------------------------
 
     async def positions(self) -> list[Position]:
+        return list((await self.account_state()).positions)
+
+    async def account_state(self) -> AccountState:
+        """Positions, account value and marks from one ``clearinghouseState`` (shape:
+        https://hyperliquid.gitbook.io/hyperliquid-docs/for-developers/api/info-endpoint/
+        perpetuals, "Retrieve user's perpetuals account summary": ``marginSummary`` with
+        ``accountValue``, ``totalNtlPos``, ``totalRawUsd``; ``assetPositions[].position``
+        with ``szi``, ``positionValue``, ...; ``time``)."""
         state = await self.rest.info({"type": "clearinghouseState", "user": self.account})
         out = []
+        marks = {}
         for item in state.get("assetPositions", []):
             p = item["position"]
             lev = p.get("leverage") or {}
-            out.append(Position(p["coin"], float(p["szi"]), _opt_float(p.get("entryPx")),
+            size = float(p["szi"])
+            out.append(Position(p["coin"], size, _opt_float(p.get("entryPx")),
                                 float(p.get("unrealizedPnl") or 0.0),
                                 _opt_float(lev.get("value")), _opt_float(p.get("liquidationPx"))))
-        return out
+            value = _opt_float(p.get("positionValue"))
+            if value is not None and size:
+                marks[p["coin"]] = value / abs(size)
+        summary = state.get("marginSummary") or {}
+        return AccountState(tuple(out), float(summary.get("accountValue") or 0.0), marks,
+                            int(state.get("time") or 0))
+
+    async def funding(self, start_ms: int, end_ms: int | None = None) -> list[FundingPayment]:
+        """The account's funding payments from ``start_ms`` on (inclusive), oldest first.
+
+        Request ``{"type": "userFunding", "user", "startTime", "endTime"?}`` (ms); reply a
+        list of ``{"time", "hash", "delta": {"type": "funding", "coin", "usdc", "szi",
+        "fundingRate", "nSamples"}}`` (Hyperliquid docs, info endpoint / perpetuals,
+        "Retrieve a user's funding history or non-funding ledger updates"; the same
+        shape in the nktkas/hyperliquid SDK's ``userFunding`` schema). A reply holds at
+        most 500 entries ("use the last returned timestamp as the next startTime", info
+        endpoint, Pagination): pages are walked so, the overlap dropped by (coin, time)."""
+        out: dict[tuple[str, int], FundingPayment] = {}
+        start = int(start_ms)
+        while True:
+            req: dict[str, Any] = {"type": "userFunding", "user": self.account,
+                                   "startTime": start}
+            if end_ms is not None:
+                req["endTime"] = int(end_ms)
+            rows = await self.rest.info(req)
+            for r in rows:
+                delta = r.get("delta") or {}
+                if delta.get("type", "funding") != "funding":
+                    continue
+                pay = FundingPayment(int(r["time"]), delta["coin"], float(delta["usdc"]),
+                                     float(delta.get("szi") or 0.0),
+                                     float(delta.get("fundingRate") or 0.0),
+                                     str(r.get("hash") or ""))
+                out[(pay.coin, pay.time_ms)] = pay
+            last = max((int(r["time"]) for r in rows), default=start)
+            if len(rows) < _PAGE or last <= start:
+                break
+            start = last
+        return sorted(out.values(), key=lambda p: (p.time_ms, p.coin))
 
     async def fills(self) -> list[VenueFill]:
         rows = await self.rest.info({"type": "userFills", "user": self.account})

@@ -14,12 +14,18 @@ What it does like the exchange:
   cloid; see ``_fire_triggers``); a market trigger's limit price may not be on the wrong
   side of its trigger; cancel by oid and by cloid;
   ``updateLeverage`` within the asset's maximum;
-- ``/info``: meta, allMids, l2Book, candleSnapshot, clearinghouseState, userFills,
-  openOrders, orderStatus (by oid or cloid);
+- ``/info``: meta, allMids, l2Book, candleSnapshot, clearinghouseState (positions, and
+  ``marginSummary``: ``totalRawUsd`` is the account's USDC after every fill's notional,
+  fee and funding, ``accountValue`` that plus each position marked at the mid),
+  userFills, userFunding (by time, at most 500 a reply, oldest first), openOrders,
+  orderStatus (by oid or cloid);
+- funding: ``pay_funding(coin, rate)`` charges every open position on ``coin``
+  size x mark x rate (longs pay a positive rate; rounded to USDC's 6 decimals) and
+  books it as a ``userFunding`` entry;
 - ``/ws``: subscribe to candle, trades, l2Book, userFills (with a snapshot first),
   orderUpdates; answers ping with pong.
 
-Not modelled: margin and liquidation (any order is affordable), funding, spot, the
+Not modelled: margin and liquidation (any order is affordable), spot, the
 address-based action budget, batched grouping semantics (normalTpsl).
 
 Faults (``server.faults``): the next N requests answered 429 or 502 without being run;
@@ -112,6 +118,8 @@ class Account:
     positions: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # szi, entry
     leverage: dict[str, tuple[int, bool]] = field(default_factory=dict)
     fills: list[dict[str, Any]] = field(default_factory=list)
+    raw_usd: Decimal = Decimal(0)  # USDC: deposits - bought + sold - fees + funding
+    funding: list[dict[str, Any]] = field(default_factory=list)  # userFunding entries
 
 
 class FakeHyperliquid:
@@ -133,6 +141,7 @@ class FakeHyperliquid:
         self.actions_run: list[tuple[str, dict[str, Any]]] = []  # (user, action) accepted
         self.order_log: list[tuple[int, str]] = []  # (oid, status) of every orderUpdates push
         self.requests = {"/info": 0, "/exchange": 0}
+        self.info_kinds: dict[str, int] = {}  # /info requests answered, by type
         # monotonic clock stamps (system-wide on Linux: comparable across processes):
         # when each candle was pushed, and when each /exchange request arrived
         self.push_log: list[tuple[int, int]] = []  # (candle open time ms, ns)
@@ -193,10 +202,41 @@ class FakeHyperliquid:
 
     # -- test controls ---------------------------------------------------------------------
 
-    def open_account(self, address: str) -> None:
-        """An account that may trade (actions from unknown signers are refused)."""
+    def open_account(self, address: str, usdc: float = 0.0) -> None:
+        """An account that may trade (actions from unknown signers are refused), with
+        ``usdc`` deposited."""
         with self.lock:
-            self.accounts.setdefault(address.lower(), Account())
+            acct = self.accounts.setdefault(address.lower(), Account())
+            acct.raw_usd += Decimal(repr(usdc))
+
+    def pay_funding(self, coin: str, rate: float, time_ms: int | None = None) -> None:
+        """A funding settlement on ``coin`` at ``rate`` (at ``time_ms``, default now):
+        every open position pays size x mark x rate (a long pays a positive rate, a short
+        receives it), rounded to 6 decimals, as Hyperliquid books it to the account."""
+        with self.lock:
+            t = self.now_ms() if time_ms is None else int(time_ms)
+            d_rate = Decimal(repr(rate))
+            for acct in self.accounts.values():
+                szi, entry = acct.positions.get(coin, (Decimal(0), Decimal(0)))
+                if szi == 0:
+                    continue
+                mark = self._mid(coin) or entry
+                usdc = (-szi * mark * d_rate).quantize(Decimal("0.000001"))
+                acct.raw_usd += usdc
+                acct.funding.append({"time": t, "hash": "0x" + "00" * 32, "delta": {
+                    "type": "funding", "coin": coin, "usdc": _s(usdc), "szi": _s(szi),
+                    "fundingRate": _s(d_rate), "nSamples": None}})
+                acct.funding.sort(key=lambda f: f["time"])
+
+    def account_value(self, user: str) -> float:
+        """``marginSummary.accountValue`` of ``user``."""
+        with self.lock:
+            acct = self.accounts.get(user.lower(), Account())
+            return float(self._clearinghouse(acct)["marginSummary"]["accountValue"])
+
+    def raw_usd(self, user: str) -> float:
+        acct = self.accounts.get(user.lower())
+        return float(acct.raw_usd) if acct else 0.0
 
     def approve_agent(self, agent: str, account: str) -> None:
         self.agents[agent.lower()] = account.lower()
@@ -330,7 +370,7 @@ class FakeHyperliquid:
         op, args = body["op"], body.get("args", {})
         if op == "logs":
             return JSONResponse({"pushes": self.push_log, "exchange": self.exchange_log})
-        if op not in ("open_account", "quote", "push_bar", "subscribed"):
+        if op not in ("open_account", "quote", "push_bar", "subscribed", "pay_funding"):
             return Response(f"unknown op {op!r}", status_code=400)
         return JSONResponse({"result": getattr(self, op)(**args)})
 
@@ -338,6 +378,7 @@ class FakeHyperliquid:
 
     def _answer_info(self, body: dict[str, Any]) -> Any:
         kind = body["type"]
+        self.info_kinds[kind] = self.info_kinds.get(kind, 0) + 1
         if kind == "meta":
             return {"universe": [{"name": a.name, "szDecimals": a.sz_decimals,
                                   "maxLeverage": a.max_leverage}
@@ -356,6 +397,11 @@ class FakeHyperliquid:
             return self._clearinghouse(acct)
         if kind == "userFills":
             return list(reversed(acct.fills))[:2000]
+        if kind == "userFunding":
+            start = int(body["startTime"])
+            end = body.get("endTime")
+            end = self.now_ms() if end is None else int(end)
+            return [f for f in acct.funding if start <= f["time"] <= end][:500]
         if kind == "openOrders":
             return [o.wire() for o in self.orders.values()
                     if o.user == user and o.status == "open"]
@@ -371,18 +417,25 @@ class FakeHyperliquid:
 
     def _clearinghouse(self, acct: Account) -> dict[str, Any]:
         positions = []
+        value = acct.raw_usd
+        notional = Decimal(0)
         for coin, (szi, entry) in acct.positions.items():
             if szi == 0:
                 continue
             mark = self._mid(coin) or entry
+            value += szi * mark
+            notional += abs(szi) * mark
             lev, cross = acct.leverage.get(coin, (20, True))
             positions.append({"type": "oneWay", "position": {
                 "coin": coin, "szi": _s(szi), "entryPx": _s(entry),
                 "unrealizedPnl": _s((mark - entry) * szi),
                 "positionValue": _s(abs(szi) * mark), "liquidationPx": None,
                 "leverage": {"type": "cross" if cross else "isolated", "value": lev}}})
+        summary = {"accountValue": _s(value), "totalNtlPos": _s(notional),
+                   "totalRawUsd": _s(acct.raw_usd), "totalMarginUsed": "0"}
         return {"assetPositions": positions, "time": self.now_ms(),
-                "marginSummary": {"accountValue": "0", "totalNtlPos": "0"}}
+                "marginSummary": summary, "crossMarginSummary": dict(summary),
+                "withdrawable": _s(max(value, Decimal(0)))}
 
     # -- /exchange -------------------------------------------------------------------------
 
@@ -574,10 +627,12 @@ class FakeHyperliquid:
             elif (szi > 0) == (signed > 0):
                 entry = (entry * abs(szi) + px * qty) / abs(new)
             acct.positions[o.coin] = (new, entry)
+            fee_paid = qty * px * fee
+            acct.raw_usd -= signed * px + fee_paid
             fill = {"coin": o.coin, "px": _s(px), "sz": _s(qty), "side": "B" if o.is_buy else "A",
                     "time": now, "startPosition": _s(szi), "dir": "Open Long" if signed > 0
                     else "Open Short", "closedPnl": _s(closed), "hash": "0x" + "00" * 32,
-                    "oid": o.oid, "crossed": crossed, "fee": _s(qty * px * fee), "tid": tid,
+                    "oid": o.oid, "crossed": crossed, "fee": _s(fee_paid), "tid": tid,
                     "feeToken": "USDC"}
             if o.cloid:
                 fill["cloid"] = o.cloid

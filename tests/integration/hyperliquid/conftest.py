@@ -13,12 +13,13 @@ from live.hyperliquid.venue import HyperliquidVenue
 from tests.fakes.hyperliquid import FakeHyperliquid
 
 KEY = "0x" + "11" * 32  # a throwaway test key
+DEPOSIT = 10_000.0  # the test account's USDC: the test scenarios' initial_cash
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeHyperliquid]:
     server = FakeHyperliquid(mainnet=False).start()
-    server.open_account(Signer(KEY, mainnet=False).address)
+    server.open_account(Signer(KEY, mainnet=False).address, usdc=DEPOSIT)
     server.seed_book("ETH", bids=[(1999.0, 5.0), (1998.0, 5.0)],
                      asks=[(2001.0, 1.0), (2002.0, 5.0)])
     server.seed_book("BTC", bids=[(59990.0, 1.0)], asks=[(60010.0, 1.0)])

@@ -91,9 +91,12 @@ def test_a_position_changed_behind_the_runs_back_is_found_periodically(
                                      max_bars=len(bars))
         task = asyncio.create_task(session.run())
         await drive(fake, session, clock, bars, 0, stop_after=4)
-        with fake.lock:  # someone traded the account elsewhere
-            fake.accounts[ACCOUNT].positions["ETH"] = (Decimal("-0.5"), Decimal("2010"))
         portfolio = session.runner.engine.portfolio
+        with fake.lock:  # someone traded the account elsewhere (sold at the store's mark,
+            # which is where rule 4 books it: the account value agrees, no rule 5 alert)
+            acct = fake.accounts[ACCOUNT]
+            acct.positions["ETH"] = (Decimal("-0.5"), Decimal("2010"))
+            acct.raw_usd += Decimal("0.5") * Decimal(repr(portfolio.price[0]))
         await wait_for(lambda: portfolio.qty[0] == -0.5, 5)
         quote_at(fake, bars[3])
         await drive(fake, session, clock, bars, 4)

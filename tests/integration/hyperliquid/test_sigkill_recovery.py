@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from live.hyperliquid.stream import candle
-from live.journal import journal_rows
+from live.journal import absorb, journal_dir, journal_rows
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 
@@ -65,13 +66,16 @@ def price(k: int) -> float:
 
 class Exchange:
     """Pushes a candle every ``pace`` seconds, from the current minute on, with the book
-    quoted around it; each push closes the candle before."""
+    quoted around it; each push closes the candle before. While ``gate()`` is false,
+    nothing is pushed."""
 
-    def __init__(self, fake: FakeHyperliquid, start_ms: int, pace: float = 0.15) -> None:
+    def __init__(self, fake: FakeHyperliquid, start_ms: int, pace: float = 0.15,
+                 gate: Callable[[], bool] = lambda: True) -> None:
         self.fake = fake
         self.next_ms = start_ms
         self.k = 0
         self.pace = pace
+        self.gate = gate
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -84,7 +88,7 @@ class Exchange:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            if self.fake.subscribed(candle("ETH", "1m")):
+            if self.fake.subscribed(candle("ETH", "1m")) and self.gate():
                 self.push_one()
             time.sleep(self.pace)
 
@@ -189,3 +193,73 @@ def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_
         venue_once_each(fake, store, run_id)
     assert fake.position(ACCOUNT, "ETH") is not None
     assert not journal.exists()  # the run completed: every journalled row is in the store
+
+
+def midday_timezone() -> str:
+    """A fixed-offset zone where it is about noon now: the risk day cannot end during the
+    test, whatever the hour it runs at."""
+    offset = 12 - time.gmtime().tm_hour  # Etc/GMT-N is UTC+N
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def orders_at(fake: FakeHyperliquid) -> int:
+    return sum(len(a["orders"]) for user, a in list(fake.actions_run)
+               if user == ACCOUNT.lower() and a["type"] == "order")
+
+
+@pytest.mark.slow
+def test_orders_sent_before_a_sigkill_count_toward_the_days_limit(
+        fake: FakeHyperliquid, tmp_path) -> None:
+    """max_orders_per_day = 4: the first process sends 3 and is killed; the resumed one
+    may send 1 more that day, and the next is denied by the limit (a fresh risk engine
+    would send up to 4 more)."""
+    tz = midday_timezone()
+    scenario = tmp_path / "sigkill.toml"
+    scenario.write_text(SCENARIO + f'[risk]\nmax_orders_per_day = 4\ntimezone = "{tz}"\n')
+    db = tmp_path / "runs.duckdb"
+    now_ms = time.time_ns() // 1_000_000
+    minute = now_ms - now_ms % MIN_MS
+    for k in range(6, 0, -1):
+        p = price(-k)
+        fake.push_bar("ETH", "1m", MIN_MS, minute - k * MIN_MS, p, p + 1, p - 1, p, 10.0)
+    limit = [3]  # the exchange pushes no bar once this many orders reached it
+    exchange = Exchange(fake, minute, gate=lambda: orders_at(fake) < limit[0])
+
+    first = child(db, scenario, fake)
+    try:
+        exchange.thread.start()
+        wait(lambda: orders_at(fake) >= 3, "three orders", first)
+        time.sleep(0.5)  # the third one's answer is booked; no bar comes, no order
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == -signal.SIGKILL
+    assert orders_at(fake) == 3
+    with DuckDBStore(db) as store:
+        (run_id,) = store.con.execute("SELECT run_id FROM runs").fetchone()
+        absorb(store.con, journal_dir(str(db)))  # as the restart will, first of all
+        assert store.con.execute("SELECT count(*) FROM venue_orders").fetchone() == (3,)
+
+    limit[0] = 10**9
+    second = child(db, scenario, fake, "--max-bars", "16")
+    try:
+        out, _ = second.communicate(timeout=90)
+    finally:
+        exchange.stop.set()
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, out
+    assert f"RESUMING live run {run_id}" in out
+
+    with DuckDBStore(db) as store:
+        con = store.con
+        sent = con.execute("SELECT count(DISTINCT order_id) FROM venue_orders WHERE"
+                           " run_id = ?", [run_id]).fetchone()[0]
+        denied = con.execute(
+            "SELECT limit_value, actual_value FROM risk_events WHERE run_id = ? AND"
+            " check_name = 'max_orders_per_day'", [run_id]).fetchall()
+        venue_once_each(fake, store, run_id)
+    assert sent == 4 and orders_at(fake) == 4
+    assert denied and all(d == (4.0, 4.0) for d in denied), denied
