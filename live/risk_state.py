@@ -71,21 +71,27 @@ class RiskTrips:
 
     def write(self, ts: int) -> None:
         """Write what changed (inside the caller's transaction)."""
+        insert_trips(self.con, self.take(ts))
+
+    def take(self, ts: int) -> list[list[object]]:
+        """The rows of what changed since the last call (for a writer elsewhere)."""
         risk = self.risk
+        rows: list[list[object]] = []
         if self._kill_source is not None or (risk.killed and not self._killed):
-            self._insert(ts, KILL_SWITCH, self._kill_source or "risk", None, None)
+            rows.append([self.run_id, ts, KILL_SWITCH, self._kill_source or "risk", None, None])
             self._killed = True
             self._kill_source = None
         if risk.breaker != self._breaker:
             if risk.breaker is not None:
-                self._insert(ts, CIRCUIT_BREAKER, risk.breaker, risk.breaker_value,
-                             risk.breaker_until)
+                rows.append([self.run_id, ts, CIRCUIT_BREAKER, risk.breaker,
+                             risk.breaker_value, risk.breaker_until])
             self._breaker = risk.breaker
+        return rows
 
-    def _insert(self, ts: int, kind: str, name: str, value: float | None,
-                until: int | None) -> None:
-        self.con.execute("INSERT INTO live_risk_trips VALUES (?, ?, ?, ?, ?, ?)",
-                         [self.run_id, ts, kind, name, value, until])
+
+def insert_trips(con: duckdb.DuckDBPyConnection, rows: list[list[object]]) -> None:
+    for row in rows:
+        con.execute("INSERT INTO live_risk_trips VALUES (?, ?, ?, ?, ?, ?)", row)
 
 
 def sent_order_times(con: duckdb.DuckDBPyConnection, run_id: str) -> list[int]:

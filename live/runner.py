@@ -14,9 +14,9 @@ its next bar arrives; when all feeds end, whatever is held is released.
 With a real venue (``attach_port``: ``live.hyperliquid.port``), the venue's answers and
 pushes are queued messages too, applied by the same consumer; after every step (a bar, a
 venue message) the requests submitted in that step go out (their ``venue_orders`` rows are
-already committed: write-ahead), then the buffered rows and the port's durable records
-are committed in one transaction (at once when there are fills or order outcomes, else
-at most every second).
+in the run's journal already: write-ahead), then the buffered rows and the port's durable
+records are handed to the store writer's thread as one transaction (at once when there
+are fills or order outcomes, else at most every second): the loop never waits for DuckDB.
 Bars that had closed before the session started (the warm-up) never send an order: the
 desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
 still working and the runner waits (``settle_s``) for the venue to confirm.
@@ -37,14 +37,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
-from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage
+from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage, write_records
 from live.kill import KillRequested, KillSwitch
-from live.risk_state import RiskTrips
+from live.risk_state import RiskTrips, insert_trips
+from live.writer import StoreWriter
 from sim.config import ScenarioConfig
 from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
@@ -59,9 +61,10 @@ from sim.runner import (
     new_run_id,
     stored_run,
 )
-from sim.store import RunStore
+from sim.store import RunStore, append_batch
 
 _BEFORE_ALL = -(2**63)
+_BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 _END = object()
 WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
                "sent to a real venue")
@@ -109,6 +112,7 @@ class LiveRunner:
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
         self.port: HyperliquidPort | None = None
+        self.writer: StoreWriter | None = None  # with a real venue: DuckDB off the loop
         self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
         self.hold_until_ns: int | None = None  # bars closed by then are the warm-up
         self.interval_ns = 0
@@ -149,14 +153,18 @@ class LiveRunner:
                     " WHERE run_id = ?", [self.run_id])
             self.queue = asyncio.Queue()
             try:
-                if self.port is not None:
-                    await self._start_port()
-                await self._consume(feeds, kill_switch)
-            finally:
-                if self.port is not None:
-                    await self.port.close()
-            self.engine.finish()
-            self._commit(force=True)
+                try:
+                    if self.port is not None:
+                        await self._start_port()
+                    await self._consume(feeds, kill_switch)
+                finally:
+                    if self.port is not None:
+                        await self.port.close()
+                self.engine.finish()
+                self._commit(force=True)
+            finally:  # what was handed over is written before the run is closed
+                if self.writer is not None:
+                    self.writer.close()
         return RunResult(self.run_id, "completed", self.bars_seen)
 
     async def _start_port(self) -> None:
@@ -164,6 +172,7 @@ class LiveRunner:
         bar is taken."""
         port = self.port
         assert port is not None
+        self.writer = StoreWriter(self.store.con)  # type: ignore[attr-defined]
         self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
                                self.run_id, self.engine.risk)
         await port.start(self.queue)
@@ -231,36 +240,41 @@ class LiveRunner:
             self.accept(item)  # type: ignore[arg-type]
 
     def _commit(self, force: bool = False) -> None:
-        """With a real venue: start the requests made in this step (each one's
-        ``venue_orders`` row was committed when the port inserted it, outside any
-        transaction: write-ahead), then write the buffered rows and the port's records
-        (fills with their trade ids, order outcomes) in one transaction: at once when
-        the port has records or the risk engine tripped (``RiskTrips``), else at most
-        every ``flush_every_s`` (a commit costs milliseconds; rows without money in them
-        may wait that long)."""
+        """With a real venue: start the requests made in this step (each one's row is in
+        the journal already: write-ahead), then hand the buffered rows and the port's
+        records (fills with their trade ids, order outcomes) to the store writer as one
+        transaction (``live.writer``: the loop does not wait for DuckDB). At once when the
+        port has records or the risk engine tripped (``RiskTrips``), else at most every
+        ``flush_every_s``; ``force``: and wait until it is written."""
         port = self.port
         if port is None:
             return
         port.start_requests()
+        writer = self.writer
+        assert writer is not None
+        writer.check()
         now = time.monotonic()
         trips = self.trips
         tripped = trips is not None and trips.pending
-        if not (force or port.has_records or tripped
-                or now - self._flushed >= self.flush_every_s):
-            return
-        self._flushed = now
-        con = self.store.con  # type: ignore[attr-defined]
-        con.begin()
-        try:
-            self.recorder.flush()
-            port.write()
-            if tripped:
-                assert trips is not None
-                trips.write(self.engine.clock.now_ns())
-        except BaseException:
-            con.rollback()
-            raise
-        con.commit()
+        if force or port.has_records or tripped or now - self._flushed >= self.flush_every_s:
+            self._flushed = now
+            run_id = self.run_id
+            batches = self.recorder.take_batches()
+            bars = self._new_bars()
+            records = port.take_records()
+            trip_rows = trips.take(self.engine.clock.now_ns()) if tripped else []  # type: ignore[union-attr]
+
+            def write(con: duckdb.DuckDBPyConnection) -> None:
+                for table, batch in batches:
+                    append_batch(con, run_id, table, batch)
+                if bars:
+                    append_batch(con, run_id, "bars", bars_table(bars))
+                write_records(con, run_id, records)
+                insert_trips(con, trip_rows)
+
+            writer.submit(write)
+        if force:
+            writer.wait()
 
     async def settle(self, timeout_s: float | None = None) -> bool:
         """Apply venue messages until nothing of ours is working at the venue (True), or
@@ -373,27 +387,43 @@ class LiveRunner:
 
 
     def _write_bars(self) -> None:
-        """Append the bars accepted since the last write (a ``before_flush`` hook), with
-        causal regime labels: a label depends on past closes only, so labelling the whole
-        history and keeping the new tail gives what a backtest of these bars stores."""
+        """Append the bars accepted since the last write (a ``before_flush`` hook)."""
+        parts = self._new_bars()
+        if parts:
+            self.store.append(self.run_id, "bars", bars_table(parts))
+
+    def _new_bars(self) -> list[tuple[str, int, dict[str, np.ndarray]]]:
+        """Each symbol's history (read-only views: appends never change them) and where
+        its unwritten bars start; from now on they count as written."""
         parts = []
         for s, history in enumerate(self.histories):
             start, n = self._bars_written[s], len(history)
             if start == n:
                 continue
-            ts, close = history.column("ts"), history.column("close")
-            codes = regime_codes(ts, close)[start:]
-            cols = {"ts": pa.array(ts[start:], pa.timestamp("ns")),
-                    "symbol": pa.array([history.symbol] * (n - start), pa.string())}
-            for name in ("open", "high", "low", "close", "volume"):
-                cols[name] = history.column(name)[start:]
-            cols["regime"] = pa.array([LABELS[c] for c in codes], pa.string())
-            cols["source_regime"] = pa.nulls(n - start, pa.string())
-            cols["filled"] = np.zeros(n - start, dtype=bool)
-            parts.append(pa.table(cols))
+            parts.append((history.symbol, start,
+                          {name: history.column(name) for name in _BAR_FIELDS}))
             self._bars_written[s] = n
-        if parts:
-            self.store.append(self.run_id, "bars", pa.concat_tables(parts))
+        return parts
+
+
+def bars_table(parts: list[tuple[str, int, dict[str, np.ndarray]]]) -> pa.Table:
+    """The ``bars`` rows of ``parts`` (symbol, first new bar, history), with causal regime
+    labels: a label depends on past closes only, so labelling the whole history and
+    keeping the new tail gives what a backtest of these bars stores. Pure: any thread."""
+    tables = []
+    for symbol, start, cols in parts:
+        ts = cols["ts"]
+        k = len(ts) - start
+        codes = regime_codes(ts, cols["close"])[start:]
+        table = {"ts": pa.array(ts[start:], pa.timestamp("ns")),
+                 "symbol": pa.array([symbol] * k, pa.string())}
+        for name in _BAR_FIELDS[1:]:
+            table[name] = cols[name][start:]
+        table["regime"] = pa.array([LABELS[c] for c in codes], pa.string())
+        table["source_regime"] = pa.nulls(k, pa.string())
+        table["filled"] = np.zeros(k, dtype=bool)
+        tables.append(pa.table(table))
+    return pa.concat_tables(tables)
 
 
 async def _pump(feed: AsyncBarFeed, queue: asyncio.Queue[object]) -> None:

@@ -136,11 +136,7 @@ class Recorder:
     def discard(self) -> None:
         """Drop every buffered row unwritten (a resumed live session's warm-up: those
         bars were, or would have been, recorded by the session that first saw them)."""
-        for buffer in (self._signals, self._decisions, self._performance, self._orders,
-                       self._order_events, self._funding, self._liquidations, self._denials,
-                       self._routes, self._fills, self.equity_ts, self.equity_cash,
-                       self.equity_value, self.equity_realized, self.equity_unrealized):
-            buffer.clear()
+        self._clear()
 
     # -- flushing ----------------------------------------------------------------------
     def pending_rows(self) -> int:
@@ -151,13 +147,30 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
-        """Write every buffered row; called at the end, on failure and as buffers fill."""
+        """Write every buffered row; called at the end, on failure and as buffers fill.
+        The buffers are emptied only once every table is written."""
         for hook in self.before_flush:
             hook()
+        for table, batch in self._batches():
+            self.store.append(self.run_id, table, batch)
+        self._clear()
+
+    def take_batches(self) -> list[tuple[str, pa.Table]]:
+        """The buffered rows as one table per store table, the buffers emptied: for a
+        writer that is not this thread (``live.writer``). No ``before_flush`` hooks."""
+        batches = self._batches()
+        self._clear()
+        return batches
+
+    def _batches(self) -> list[tuple[str, pa.Table]]:
+        out = []
         for table, columns in self._columns():
             names = [name for name, _ in TABLES[table]]
             assert list(columns) == names, (table, list(columns))
-            self.store.append(self.run_id, table, pa.table(columns))
+            out.append((table, pa.table(columns)))
+        return out
+
+    def _clear(self) -> None:
         for buffer in (self._signals, self._decisions, self._performance, self._orders,
                        self._order_events, self._funding, self._liquidations, self._denials,
                        self._routes, self._fills, self.equity_ts, self.equity_cash,

@@ -232,17 +232,7 @@ class DuckDBStore:
         )
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None:
-        if batch.num_rows == 0:
-            return
-        names = ", ".join(name for name, _ in TABLES[table])
-        self.con.register("_quorum_batch", batch)
-        try:
-            self.con.execute(
-                f"INSERT INTO {table} (run_id, {names}) SELECT ?, {names} FROM _quorum_batch",
-                [run_id],
-            )
-        finally:
-            self.con.unregister("_quorum_batch")
+        append_batch(self.con, run_id, table, batch)
 
     def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
         if status not in RUN_STATUSES:
@@ -272,3 +262,20 @@ class DuckDBStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def append_batch(con: duckdb.DuckDBPyConnection, run_id: str, table: str,
+                 batch: pa.Table) -> None:
+    """Insert ``batch`` (the columns of ``TABLES[table]``) as rows of ``run_id``, through
+    ``con`` (the store's connection, or a cursor of it owned by another thread)."""
+    if batch.num_rows == 0:
+        return
+    names = ", ".join(name for name, _ in TABLES[table])
+    con.register("_quorum_batch", batch)
+    try:
+        con.execute(
+            f"INSERT INTO {table} (run_id, {names}) SELECT ?, {names} FROM _quorum_batch",
+            [run_id],
+        )
+    finally:
+        con.unregister("_quorum_batch")

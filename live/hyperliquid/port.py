@@ -165,7 +165,9 @@ class Tracked:
 
 
 @dataclass(slots=True)
-class _Durable:
+class Durable:
+    """Rows the port made durable-to-be: written with the next commit of the session."""
+
     orders: list[dict[str, Any]] = field(default_factory=list)  # journalled, not in the store
     fills: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -210,7 +212,7 @@ class HyperliquidPort:
         self.generation = 0  # bumped by every order event: reconciliation needs quiet
         self.reconciled = False  # the last reconciliation compared positions too
         self._outbox: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self._durable = _Durable()
+        self._durable = Durable()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -311,25 +313,12 @@ class HyperliquidPort:
     def write(self) -> None:
         """Write what must be durable with the rows the recorder is flushing (the runner
         calls this inside the same transaction)."""
-        d = self._durable
-        for order in d.orders:
-            insert_venue_order(self.con, order)
-        for row in d.fills:
-            insert_fill(self.con, self.run_id, *row)
-        for u in d.updates:
-            update_venue_order(self.con, self.run_id, **u)
-        for alert in d.alerts:
-            insert_reconciliation(self.con, self.run_id, *alert)
-        for row in d.funding:
-            insert_funding(self.con, self.run_id, *row)
-        if d.account is not None:
-            insert_account(self.con, self.run_id, *d.account)
-        d.orders.clear()
-        d.fills.clear()
-        d.updates.clear()
-        d.alerts.clear()
-        d.funding.clear()
-        d.account = None
+        write_records(self.con, self.run_id, self.take_records())
+
+    def take_records(self) -> Durable:
+        """What waits to be written, handed over (``write_records``, on any connection)."""
+        records, self._durable = self._durable, Durable()
+        return records
 
     def start_requests(self) -> None:
         """Start the requests submitted since the last call (write-ahead: their rows are
@@ -679,3 +668,20 @@ def _venue_type(prepared: PreparedOrder) -> str:
     if "trigger" in kind:
         return f"trigger_{kind['trigger']['tpsl']}"
     return str(kind["limit"]["tif"]).lower()
+
+
+def write_records(con: duckdb.DuckDBPyConnection, run_id: str, d: Durable) -> None:
+    """Write a port's records (inside the caller's transaction): the journalled order
+    rows first, then what refers to them."""
+    for order in d.orders:
+        insert_venue_order(con, order)
+    for row in d.fills:
+        insert_fill(con, run_id, *row)
+    for u in d.updates:
+        update_venue_order(con, run_id, **u)
+    for alert in d.alerts:
+        insert_reconciliation(con, run_id, *alert)
+    for row in d.funding:
+        insert_funding(con, run_id, *row)
+    if d.account is not None:
+        insert_account(con, run_id, *d.account)

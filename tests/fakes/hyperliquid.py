@@ -146,6 +146,8 @@ class FakeHyperliquid:
         # when each candle was pushed, and when each /exchange request arrived
         self.push_log: list[tuple[int, int]] = []  # (candle open time ms, ns)
         self.exchange_log: list[int] = []
+        self.played = 0  # ``play`` sequences finished
+        self._playing: set[asyncio.Task[None]] = set()
         self._oids = itertools.count(1_000)
         self._tids = itertools.count(1)
         self._conns: list[_Conn] = []
@@ -285,6 +287,17 @@ class FakeHyperliquid:
             "o": repr(o), "c": repr(c), "h": repr(h), "l": repr(lo), "v": repr(v),
             "n": trades})
 
+    async def play(self, coin: str, interval: str, interval_ms: int,
+                   bars: list[tuple[int, float]], gap_s: float) -> None:
+        """Push flat candles ``(open time ms, price)`` one every ``gap_s``, each with the
+        book quoted around its price first: a market that runs in the server's process
+        alone, so a client measured against it shares its process with nothing else."""
+        for t_ms, px in bars:
+            self.quote(coin, px - 0.1, px + 0.1, 1e6)
+            self.push_bar(coin, interval, interval_ms, t_ms, px, px + 1, px - 1, px, 1.0)
+            await asyncio.sleep(gap_s)
+        self.played += 1
+
     def subscribed(self, subscription: dict[str, Any]) -> int:
         """How many open streams hold ``subscription``."""
         return sum(subscription in conn.subs for conn in list(self._conns))
@@ -370,6 +383,13 @@ class FakeHyperliquid:
         op, args = body["op"], body.get("args", {})
         if op == "logs":
             return JSONResponse({"pushes": self.push_log, "exchange": self.exchange_log})
+        if op == "play":  # runs on in the server's loop; "played" tells when it is done
+            task = asyncio.get_running_loop().create_task(self.play(**args))
+            self._playing.add(task)
+            task.add_done_callback(self._playing.discard)
+            return JSONResponse({"result": None})
+        if op == "played":
+            return JSONResponse({"result": self.played})
         if op not in ("open_account", "quote", "push_bar", "subscribed", "pay_funding"):
             return Response(f"unknown op {op!r}", status_code=400)
         return JSONResponse({"result": getattr(self, op)(**args)})

@@ -11,9 +11,11 @@ system-wide monotonic clock: the event is the push of the candle that closes bar
 "order sent" is the arrival of the signed ``/exchange`` request it caused. Between them:
 server JSON, loopback WebSocket, ``HyperliquidStream``, ``HyperliquidCandleFeed``
 (closure rule), the runner's queue, ``Engine.on_bar`` (agents, consensus, policy, risk,
-router), the desk's external leg, the write-ahead row and its commit (DuckDB), order
-preparation and signing, and the HTTP request to the server. Each event is pushed 1 ms
-after the previous bar's orders settled (latency on an idle pipeline, not throughput).
+router), the desk's external leg, the write-ahead journal row, order preparation and
+signing, and the request on the order lane. The fake plays the bars itself (``play``),
+one every 20 ms, so nothing but the live session runs in the client's process, and each
+bar's order has been answered, filled and committed before the next candle (latency on
+an idle pipeline, not throughput).
 
 Two figures come out of one run:
 
@@ -48,10 +50,11 @@ from sim.config import parse_scenario
 from sim.store import DuckDBStore
 from tests.fakes.clock import ManualClock
 from tests.integration.hyperliquid.conftest import make_config
-from tests.integration.hyperliquid.venue_session import CREDENTIALS, VERDICT, settled
+from tests.integration.hyperliquid.venue_session import CREDENTIALS, VERDICT
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_MS = 60_000
+GAP_S = 0.02  # between candles: each bar's order is answered, filled and committed first
 T0 = 1_704_067_200_000
 SCENARIO = {
     "name": "venue-latency", "seed": 3, "initial_cash": 100_000.0,
@@ -146,17 +149,11 @@ def measure(tmp_path: Path, n_bars: int, stamps: _ClientStamps | None = None) ->
 
                     while not await subscribed():
                         await asyncio.sleep(0.01)
-                    for k in range(n_bars + 1):
-                        c = float(closes[k])
-                        clock.set((T0 + k * MIN_MS) * 1_000_000)
-                        await do("quote", coin="ETH", bid=c - 0.1, ask=c + 0.1, size=1e6)
-                        await do("push_bar", coin="ETH", interval="1m", interval_ms=MIN_MS,
-                                 t_ms=T0 + k * MIN_MS, o=c, h=c + 1, lo=c - 1, c=c, v=1.0)
-                        if 0 < k < n_bars:  # after the last, the run ends: it need not
-                            await settled(live, k)  # drain what the venue still pushes
-                        await asyncio.sleep(0.001)
-                    clock.set((T0 + (n_bars + 2) * MIN_MS) * 1_000_000)
-                    await asyncio.wait_for(task, 60)
+                    # the fake plays the market in its own process; this one only trades
+                    bars = [[T0 + k * MIN_MS, float(closes[k])] for k in range(n_bars + 1)]
+                    await do("play", coin="ETH", interval="1m", interval_ms=MIN_MS,
+                             bars=bars, gap_s=GAP_S)
+                    await asyncio.wait_for(task, 60 + n_bars * GAP_S * 2)
                 return (await do("logs"))  # type: ignore[return-value]
 
         logs = asyncio.run(session())
