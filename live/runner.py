@@ -256,7 +256,9 @@ class LiveRunner:
         now = time.monotonic()
         trips = self.trips
         tripped = trips is not None and trips.pending
-        if force or port.has_records or tripped or now - self._flushed >= self.flush_every_s:
+        full = self.recorder.pending_rows() >= self.recorder.flush_rows
+        if (force or full or port.has_records or tripped
+                or now - self._flushed >= self.flush_every_s):
             self._flushed = now
             run_id = self.run_id
             batches = self.recorder.take_batches()
@@ -369,7 +371,8 @@ class LiveRunner:
                 # time the run was down), so it is dropped, bars included.
                 self.recorder.discard()
                 self._bars_written[s] = len(histories[s])
-        self.recorder.maybe_flush()
+        if self.writer is None:  # else the step's rows go to the writer (``_commit``)
+            self.recorder.maybe_flush()
 
     def _warm_up(self, ts: int) -> None:
         """Hold orders while bars are history; the first live bar ends the warm-up."""
