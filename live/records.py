@@ -1,7 +1,8 @@
 """What a session against a real venue keeps durably, next to the run's own tables.
 
-* ``venue_orders``: one row per order leg sent to a real venue, written (and committed)
-  *before* the request goes out (write-ahead), then updated as the venue answers. The
+* ``venue_orders``: one row per order leg sent to a real venue, made durable *before* the
+  request goes out (write-ahead: appended to the run's journal, ``live.journal``; in
+  this table from the next commit), then updated as the venue answers. The
   client order id (cloid) is derived from (run id, order id, leg), so after a crash the
   row names the order to look up at the venue, and a resubmission is recognisable.
 * ``venue_fills``: the venue's trade id (``tid``) of every fill booked, committed in the

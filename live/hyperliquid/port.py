@@ -322,7 +322,7 @@ class HyperliquidPort:
 
     def start_requests(self) -> None:
         """Start the requests submitted since the last call (write-ahead: their rows are
-        committed already)."""
+        in the journal already)."""
         if self._closed:  # the session is over: what is left is resolved by the next one
             return
         outbox, self._outbox = self._outbox, []
