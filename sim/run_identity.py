@@ -1,10 +1,10 @@
 """A run's identity: what it is, not when or where it ran.
 
 The run id of a resolved scenario is a hash of its config (as ``runs.config`` stores it)
-and of the content of every file it reads. The same combination gets the same id whenever
-and by whichever worker it runs, and editing a data file makes a new run instead of
-reusing a stale one. The config holds data paths resolved to absolute ones, so a checkout
-at another path gets other ids for scenarios that read files.
+in which every file it reads stands for the digest of its content. The same combination
+gets the same id whenever, wherever and by whichever worker it runs (a checkout at
+another path included), and editing a data file makes a new run instead of reusing a
+stale one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from sim.config import ConfigError, FileSourceConfig, ScenarioConfig
 
-IDENTITY_VERSION = "quorum-run/1"
+IDENTITY_VERSION = "quorum-run/2"  # 2: files by content only, not by path
 
 
 def file_digest(path: str) -> str:
@@ -35,35 +35,31 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
-def referenced_files(config: ScenarioConfig) -> list[str]:
-    """Every file a run of ``config`` reads: recorded data, funding, an agent's ``path``."""
-    files = []
-    for source in config.data:
-        if isinstance(source, FileSourceConfig):
-            files.append(source.path)
-            if source.funding:
-                files.append(source.funding)
-    for agent in config.agents:
-        path = agent.params.get("path")
-        if isinstance(path, str) and os.path.isfile(path):
-            files.append(path)
-    return files
-
-
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def run_identity(config: ScenarioConfig) -> str:
     """The run id of a resolved config: 16 hex digits of sha256 over the config (as stored
-    in ``runs.config``) and the digests of the files it reads. A missing file is an error
+    in ``runs.config``) with every file it reads replaced by the digest of its content,
+    so the same files give the same id wherever they lie. A missing file is an error
     here, before anything runs."""
-    files = {}
-    for path in referenced_files(config):
-        try:
-            files[path] = file_digest(path)
-        except OSError as exc:
-            raise ConfigError(f"{config.name}: cannot read {path}: {exc.strerror}") from None
-    payload = canonical_json({"v": IDENTITY_VERSION, "config": config.model_dump(mode="json"),
-                              "files": files})
+    dump = config.model_dump(mode="json")
+    for source, raw in zip(config.data, dump["data"], strict=True):
+        if isinstance(source, FileSourceConfig):
+            raw["path"] = _content(config, source.path)
+            if source.funding:
+                raw["funding"] = _content(config, source.funding)
+    for agent, raw in zip(config.agents, dump["agents"], strict=True):
+        path = agent.params.get("path")
+        if isinstance(path, str) and os.path.isfile(path):
+            raw["params"]["path"] = _content(config, path)
+    payload = canonical_json({"v": IDENTITY_VERSION, "config": dump})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _content(config: ScenarioConfig, path: str) -> str:
+    try:
+        return "sha256:" + file_digest(path)
+    except OSError as exc:
+        raise ConfigError(f"{config.name}: cannot read {path}: {exc.strerror}") from None

@@ -112,6 +112,23 @@ def test_run_id_follows_the_content_of_data_files(tmp_path: Path) -> None:
     assert load_sweep(path).runs[0].run_id != before
 
 
+def test_run_id_does_not_depend_on_where_the_files_are(tmp_path: Path) -> None:
+    """The same sweep over the same data in two checkouts gives the same run ids."""
+    rows = ("timestamp,open,high,low,close,volume\n"
+            + "".join(f"2024-01-01T00:{m:02d}:00Z,1,1,1,1,1\n" for m in range(30)))
+    base = BASE.replace('kind = "gbm"\nsymbol = "SYN"\nbars = 600\ninterval = "1h"',
+                        'symbol = "SYN"\npath = "bars.csv"')
+    ids = []
+    for checkout in ("one", "elsewhere/two"):
+        where = tmp_path / checkout
+        where.mkdir(parents=True)
+        (where / "bars.csv").write_text(rows)
+        sweep = load_sweep(sweep_file(where, 'seeds = [1, 2]\n', base))
+        assert all(str(where) in r.config.data[0].path for r in sweep.runs)  # resolved
+        ids.append([r.run_id for r in sweep.runs])
+    assert ids[0] == ids[1] and len(set(ids[0])) == 2
+
+
 def test_random_samples_are_seeded_and_within_bounds(tmp_path: Path) -> None:
     body = ('[random]\nsamples = 5\nseed = {seed}\n[random.params]\n'
             '"policy.exposure" = {{ uniform = [0.1, 0.3] }}\n'
