@@ -17,8 +17,8 @@ costs about 10 us (BENCHMARKS.md). What it guarantees:
 * **The machine loses power** before the kernel wrote the page out: the tail of the
   journal may be lost, with orders that were sent. The restart's reconciliation
   (``live.reconcile``) then finds orders and positions at the venue that the store does
-  not know, and raises them as alerts under its documented rules. ``sync=True`` (an
-  ``fsync`` per order) would close this gap at the cost the journal exists to avoid.
+  not know, and raises them as alerts under its documented rules. An ``fsync`` per
+  order would close this gap at the cost the journal exists to avoid.
 * A line cut short (power lost mid-write) is the last one and its request was never
   sent (it goes out after the write returns), so ``absorb`` skips it, with a warning.
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import duckdb
 
-from live.records import VENUE_ORDER_COLUMNS
+from live.records import VENUE_ORDER_COLUMNS, insert_venue_order
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +53,8 @@ def journal_dir(store_path: str) -> Path | None:
 class OrderJournal:
     """Appends write-ahead rows of one run; a no-op without a directory (memory store)."""
 
-    def __init__(self, directory: Path | None, run_id: str, *, sync: bool = False) -> None:
+    def __init__(self, directory: Path | None, run_id: str) -> None:
         self.path = None if directory is None else directory / f"{run_id}{_SUFFIX}"
-        self.sync = sync
         self._fd: int | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +69,6 @@ class OrderJournal:
         values = [row.get(c) for c in VENUE_ORDER_COLUMNS]  # a list dumps twice as fast
         os.write(self._fd, (json.dumps(values, separators=(",", ":"), allow_nan=False)
                             + "\n").encode())
-        if self.sync:
-            os.fsync(self._fd)
 
     def close(self, *, remove: bool = False) -> None:
         """Close the file; ``remove``: every row is in the store, the file has done its job."""
@@ -88,8 +85,6 @@ def absorb(con: duckdb.DuckDBPyConnection, directory: Path | None) -> int:
     them)."""
     if directory is None or not directory.is_dir():
         return 0
-    cols = ", ".join(VENUE_ORDER_COLUMNS)
-    marks = ", ".join("?" for _ in VENUE_ORDER_COLUMNS)
     added = 0
     for path in sorted(directory.glob(f"*{_SUFFIX}")):
         for row in journal_rows(path):
@@ -97,8 +92,7 @@ def absorb(con: duckdb.DuckDBPyConnection, directory: Path | None) -> int:
             (known,) = con.execute("SELECT count(*) FROM venue_orders WHERE run_id = ? AND "
                                    "order_id = ? AND leg = ?", key).fetchone()  # type: ignore[misc]
             if not known:
-                con.execute(f"INSERT INTO venue_orders ({cols}) VALUES ({marks})",
-                            [row.get(c) for c in VENUE_ORDER_COLUMNS])
+                insert_venue_order(con, row)
                 added += 1
     return added
 

@@ -50,7 +50,6 @@ class RiskTrips:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, risk: RiskEngine) -> None:
         create_table(con)
-        self.con = con
         self.run_id = run_id
         self.risk = risk
         # what is stored already (a resumed run's restored state is not written again)
@@ -68,10 +67,6 @@ class RiskTrips:
         risk = self.risk
         return (risk.breaker != self._breaker or self._kill_source is not None
                 or (risk.killed and not self._killed))
-
-    def write(self, ts: int) -> None:
-        """Write what changed (inside the caller's transaction)."""
-        insert_trips(self.con, self.take(ts))
 
     def take(self, ts: int) -> list[list[object]]:
         """The rows of what changed since the last call (for a writer elsewhere)."""

@@ -48,7 +48,7 @@ from live.kill import KillRequested, KillSwitch
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
 from sim.config import ScenarioConfig
-from sim.data import MarketData
+from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
 from sim.messages import Bar, ScenarioEvent
 from sim.recorder import Recorder
@@ -64,7 +64,7 @@ from sim.runner import (
 from sim.store import RunStore, append_batch
 
 _BEFORE_ALL = -(2**63)
-_BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+_BAR_FIELDS = ("ts", *BAR_COLUMNS)
 _END = object()
 WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
                "sent to a real venue")

@@ -214,7 +214,7 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                             run_id=resume_run, resume=resume_run is not None)
         started = now_ns()
         journals = journal_dir(store.path)
-        port = HyperliquidPort(venue, runner.engine.desk, store.con, runner.run_id, coins,
+        port = HyperliquidPort(venue, runner.engine.desk, runner.run_id, coins,
                                now_ns=now_ns, refresh_s=refresh_s,
                                journal=OrderJournal(journals, runner.run_id))
         runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,

@@ -179,14 +179,13 @@ class Durable:
 class HyperliquidPort:
     """One account at Hyperliquid as the external venue of one live run."""
 
-    def __init__(self, venue: HyperliquidVenue, desk: ExecutionDesk,
-                 con: duckdb.DuckDBPyConnection, run_id: str, coins: Mapping[str, str], *,
+    def __init__(self, venue: HyperliquidVenue, desk: ExecutionDesk, run_id: str,
+                 coins: Mapping[str, str], *,
                  now_ns: Callable[[], int] = time.time_ns, refresh_s: float = 0.5,
                  stream: HyperliquidStream | None = None,
                  journal: OrderJournal | None = None) -> None:
         self.venue = venue
         self.desk = desk
-        self.con = con
         self.run_id = run_id
         self.coins = dict(coins)  # symbol -> coin
         self.symbol_of = {c: s for s, c in self.coins.items()}
@@ -309,11 +308,6 @@ class HyperliquidPort:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.stream is not None:
             await self.stream.close()
-
-    def write(self) -> None:
-        """Write what must be durable with the rows the recorder is flushing (the runner
-        calls this inside the same transaction)."""
-        write_records(self.con, self.run_id, self.take_records())
 
     def take_records(self) -> Durable:
         """What waits to be written, handed over (``write_records``, on any connection)."""

@@ -112,6 +112,20 @@ def wait(cond, what: str, proc: subprocess.Popen, timeout: float = 30.0) -> None
         time.sleep(0.01)
 
 
+def resume(db: Path, scenario: Path, fake: FakeHyperliquid, exchange: Exchange, run_id: str,
+           *, max_bars: int, timeout: float) -> None:
+    """Start the process again; it resumes ``run_id`` by itself and ends normally."""
+    second = child(db, scenario, fake, "--max-bars", str(max_bars))
+    try:
+        out, _ = second.communicate(timeout=timeout)
+    finally:
+        exchange.stop.set()
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, out
+    assert f"RESUMING live run {run_id}" in out
+
+
 @pytest.mark.slow
 def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_path) -> None:
     scenario = tmp_path / "sigkill.toml"
@@ -155,15 +169,7 @@ def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_
     killed_cloid = open_legs[0]
     assert any(o.cloid == killed_cloid for o in fake.user_orders(ACCOUNT))  # it landed
 
-    second = child(db, scenario, fake, "--max-bars", "6")
-    try:
-        out, _ = second.communicate(timeout=60)
-    finally:
-        exchange.stop.set()
-        if second.poll() is None:
-            second.kill()
-    assert second.returncode == 0, out
-    assert f"RESUMING live run {run_id}" in out
+    resume(db, scenario, fake, exchange, run_id, max_bars=6, timeout=60)
 
     with DuckDBStore(db) as store:
         con = store.con
@@ -243,15 +249,7 @@ def test_orders_sent_before_a_sigkill_count_toward_the_days_limit(
         assert store.con.execute("SELECT count(*) FROM venue_orders").fetchone() == (3,)
 
     limit[0] = 10**9
-    second = child(db, scenario, fake, "--max-bars", "16")
-    try:
-        out, _ = second.communicate(timeout=90)
-    finally:
-        exchange.stop.set()
-        if second.poll() is None:
-            second.kill()
-    assert second.returncode == 0, out
-    assert f"RESUMING live run {run_id}" in out
+    resume(db, scenario, fake, exchange, run_id, max_bars=16, timeout=90)
 
     with DuckDBStore(db) as store:
         con = store.con
