@@ -6,6 +6,8 @@ socket (client, connection pool and anyio layers), more than the whole 1 ms budg
 market event to order sent. Writing the request on a connection that is already open,
 with h11 (the HTTP/1.1 state machine under httpx itself), takes about 15 us: the bytes
 are handed to the kernel before the first ``await``. BENCHMARKS.md has the figures.
+``send`` is that first part alone, synchronous: an order is written in the very step that
+decided it (``HyperliquidRest.dispatch``), and ``receive`` awaits the reply later.
 
 Connections are opened on demand (``connect`` opens one ahead of the first order) and
 kept while the server keeps them; an idle one the server has closed is dropped before
@@ -54,6 +56,9 @@ class LaneResponse:
 
 
 class _Connection:
+    """One kept-alive connection; as ``Sent``, one with a request written, its reply
+    not yet read."""
+
     __slots__ = ("http", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -67,6 +72,9 @@ class _Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+
+Sent = _Connection
 
 
 class OrderLane:
@@ -86,36 +94,50 @@ class OrderLane:
         self._idle: list[_Connection] = []
         self.opened = 0  # connections opened over the lane's life (for tests and ops)
 
+    @property
+    def idle(self) -> bool:
+        """A kept connection is open: ``send`` can write now."""
+        return any(c.usable for c in self._idle)
+
     async def connect(self) -> None:
         """Open a connection ahead of need, so the first order pays no handshake."""
         if not any(c.usable for c in self._idle):
             self._keep(await self._open())
 
     async def post(self, path: str, body: bytes) -> LaneResponse:
+        sent = self.send(path, body)
+        if sent is None:
+            sent = await self._open()
+            self._write(sent, path, body)
+        return await self.receive(sent)
+
+    def send(self, path: str, body: bytes) -> Sent | None:
+        """Write the request now, on a kept connection, without yielding to the loop (so
+        the bytes reach the kernel in the caller's step); None when no connection is
+        open (``post`` opens one). ``receive`` reads the reply."""
         conn = self._take()
-        if conn is None:
-            conn = await self._open()
-        request = h11.Request(method="POST", target=self.prefix + path, headers=[
-            ("host", self.authority), ("content-type", "application/json"),
-            ("content-length", str(len(body)))])
+        if conn is not None:
+            self._write(conn, path, body)
+        return conn
+
+    async def receive(self, sent: Sent) -> LaneResponse:
+        """The reply to the request ``send`` wrote on ``sent``; the connection is kept
+        for the next request if both sides finished cleanly, else closed."""
         try:
-            http = conn.http
-            conn.writer.write(http.send(request) + http.send(h11.Data(data=body))  # type: ignore[operator]
-                              + http.send(h11.EndOfMessage()))
             async with asyncio.timeout(self.timeout_s):
-                response = await self._response(conn)
+                response = await self._response(sent)
         except BaseException as exc:
-            conn.close()
+            sent.close()
             if isinstance(exc, TimeoutError):
                 raise LaneError(f"no reply within {self.timeout_s:g} s", sent=True) from None
             if isinstance(exc, OSError | h11.ProtocolError):
                 raise LaneError(f"{type(exc).__name__}: {exc}", sent=True) from None
             raise
-        if conn.http.our_state is h11.DONE and conn.http.their_state is h11.DONE:
-            conn.http.start_next_cycle()
-            self._keep(conn)
+        if sent.http.our_state is h11.DONE and sent.http.their_state is h11.DONE:
+            sent.http.start_next_cycle()
+            self._keep(sent)
         else:
-            conn.close()
+            sent.close()
         return response
 
     async def aclose(self) -> None:
@@ -138,6 +160,20 @@ class OrderLane:
                             sent=False) from None
         self.opened += 1
         return _Connection(reader, writer)
+
+    def _write(self, conn: _Connection, path: str, body: bytes) -> None:
+        request = h11.Request(method="POST", target=self.prefix + path, headers=[
+            ("host", self.authority), ("content-type", "application/json"),
+            ("content-length", str(len(body)))])
+        http = conn.http
+        try:
+            conn.writer.write(http.send(request) + http.send(h11.Data(data=body))  # type: ignore[operator]
+                              + http.send(h11.EndOfMessage()))
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, OSError | h11.ProtocolError):
+                raise LaneError(f"{type(exc).__name__}: {exc}", sent=True) from None
+            raise
 
     def _take(self) -> _Connection | None:
         while self._idle:

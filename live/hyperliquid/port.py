@@ -60,6 +60,7 @@ import duckdb
 
 from live.hyperliquid.errors import SubmissionUnresolved, TransportFailed
 from live.hyperliquid.lane import LaneError
+from live.hyperliquid.rest import Dispatched
 from live.hyperliquid.stream import HyperliquidStream, order_updates, user_fills
 from live.hyperliquid.venue import (
     CANCELED,
@@ -243,7 +244,7 @@ class HyperliquidPort:
             state = OrderState(cloid, coin, REJECTED, prepared.size, message=prepared.rejection)
             self._outbox.append(lambda: self._deliver(Placed(cloid, state)))
         else:
-            self._outbox.append(lambda: self._place(t, prepared))
+            self._outbox.append(lambda: self._dispatch(t, prepared))
 
     def cancel(self, leg: Leg, code: str, reason: str) -> None:
         t = self.by_leg.get(id(leg))
@@ -316,7 +317,8 @@ class HyperliquidPort:
 
     def start_requests(self) -> None:
         """Start the requests submitted since the last call (write-ahead: their rows are
-        in the journal already)."""
+        in the journal already). An order's request is written here, before this
+        returns, when a kept connection is open (``HyperliquidRest.dispatch``)."""
         if self._closed:  # the session is over: what is left is resolved by the next one
             return
         outbox, self._outbox = self._outbox, []
@@ -549,9 +551,19 @@ class HyperliquidPort:
         assert self.queue is not None
         self.queue.put_nowait(msg)
 
-    async def _place(self, t: Tracked, prepared: PreparedOrder) -> None:
+    def _dispatch(self, t: Tracked, prepared: PreparedOrder) -> Coroutine[Any, Any, None]:
+        """Sign the order and write its request now, in the step that submitted it (no
+        hop through the loop before it reaches the kernel); the task awaits the reply."""
         try:
-            state = await self.venue.place(prepared)
+            dispatched = self.venue.rest.dispatch(prepared.action)
+        except Exception:  # e.g. it cannot be signed: ``place`` fails the same way, in turn
+            dispatched = None
+        return self._place(t, prepared, dispatched)
+
+    async def _place(self, t: Tracked, prepared: PreparedOrder,
+                     dispatched: Dispatched | None = None) -> None:
+        try:
+            state = await self.venue.place(prepared, dispatched)
         except SubmissionUnresolved as exc:
             msg = Placed(t.cloid, None, str(exc), unresolved=True)
         except TransportFailed as exc:

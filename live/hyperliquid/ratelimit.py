@@ -66,6 +66,7 @@ class WeightLimiter:
         self._total = 0
         self._closed_until = 0.0
         self._lock = asyncio.Lock()
+        self._queued = 0  # callers inside ``acquire`` (holding or waiting for the lock)
 
     @property
     def spent(self) -> int:
@@ -82,23 +83,39 @@ class WeightLimiter:
         """Wait until ``weight`` fits in the window (and any 429 cool-down is over)."""
         if weight > self.budget:
             raise ValueError(f"one request of weight {weight} exceeds the budget {self.budget}")
-        async with self._lock:  # first come, first served
-            while True:
-                now = self._clock()
-                self._expire(now)
-                if now < self._closed_until:
-                    await self._sleep(self._closed_until - now)
-                    continue
-                if self._total + weight <= self.budget:
-                    self.charge(weight, now)
-                    return
-                # wait for enough of the oldest spending to leave the window
-                need, freed = self._total + weight - self.budget, 0
-                for at, w in self._spent:
-                    freed += w
-                    if freed >= need:
-                        await self._sleep(at + self.window_s - now)
-                        break
+        self._queued += 1
+        try:
+            async with self._lock:  # first come, first served
+                while True:
+                    now = self._clock()
+                    self._expire(now)
+                    if now < self._closed_until:
+                        await self._sleep(self._closed_until - now)
+                        continue
+                    if self._total + weight <= self.budget:
+                        self.charge(weight, now)
+                        return
+                    # wait for enough of the oldest spending to leave the window
+                    need, freed = self._total + weight - self.budget, 0
+                    for at, w in self._spent:
+                        freed += w
+                        if freed >= need:
+                            await self._sleep(at + self.window_s - now)
+                            break
+        finally:
+            self._queued -= 1
+
+    def try_acquire(self, weight: int) -> bool:
+        """Take ``weight`` now if ``acquire`` would not wait (no one queued, no cool-down,
+        room in the window); else take nothing and say so."""
+        if self._queued or weight > self.budget:
+            return False
+        now = self._clock()
+        self._expire(now)
+        if now < self._closed_until or self._total + weight > self.budget:
+            return False
+        self.charge(weight, now)
+        return True
 
     def charge(self, weight: int, now: float | None = None) -> None:
         """Book weight without waiting (e.g. what a response's size added)."""

@@ -29,13 +29,14 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from live.hyperliquid.config import Credentials, HyperliquidConfig
 from live.hyperliquid.errors import TransportFailed, VenueRejected
-from live.hyperliquid.lane import LaneError, LaneResponse, OrderLane
+from live.hyperliquid.lane import LaneError, LaneResponse, OrderLane, Sent
 from live.hyperliquid.nonce import NonceSource
 from live.hyperliquid.ratelimit import WeightLimiter, info_extra_weight, info_weight
 from live.hyperliquid.wire import action_weight
@@ -43,6 +44,15 @@ from live.hyperliquid.wire import action_weight
 log = logging.getLogger(__name__)
 
 Landed = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """A signed action (``body``); ``sent``: its request written already, reply unread."""
+
+    body: bytes
+    sent: Sent | None
+    failed: str = ""  # writing it failed, after bytes may have left
 
 
 class HyperliquidRest:
@@ -128,15 +138,32 @@ class HyperliquidRest:
             payload["vaultAddress"] = creds.vault
         return json.dumps(payload, separators=(",", ":")).encode()
 
+    def dispatch(self, action: dict[str, Any]) -> Dispatched:
+        """Sign ``action`` and, when a kept connection is open and the rate limit would not
+        wait, write the request now, before the caller yields to the loop: an order
+        reaches the kernel in the step that decided it. ``exchange(..., dispatched=)``
+        then reads the reply (or sends it, if it could not be written here)."""
+        body = self.signed_body(action)
+        if not (self.lane.idle and self.limiter.try_acquire(action_weight(action))):
+            return Dispatched(body, None)
+        try:
+            return Dispatched(body, self.lane.send("/exchange", body))
+        except LaneError as exc:  # it may have gone: ``exchange`` asks before it gives up
+            return Dispatched(body, None, str(exc))
+
     async def exchange(self, action: dict[str, Any], *, landed: Landed | None = None,
-                       resign: bool = False, body: bytes | None = None) -> dict[str, Any] | None:
+                       resign: bool = False, body: bytes | None = None,
+                       dispatched: Dispatched | None = None) -> dict[str, Any] | None:
         """POST a signed action; returns the venue's reply, or None when an earlier
         attempt landed and its reply was lost (``landed`` said so). Raises
         ``VenueRejected`` (the venue's message) or ``TransportFailed`` (nothing definite;
-        ``.ambiguous`` tells whether it may have landed)."""
+        ``.ambiguous`` tells whether it may have landed). ``dispatched``: signed (and
+        maybe written) by ``dispatch``."""
+        sent, ambiguous = None, ""
+        if dispatched is not None:
+            body, sent, ambiguous = dispatched.body, dispatched.sent, dispatched.failed
         body = body if body is not None else self.signed_body(action)
         weight = action_weight(action)
-        ambiguous = ""
         for attempt in range(self.config.max_attempts):
             if attempt:
                 self.retries += 1
@@ -144,9 +171,13 @@ class HyperliquidRest:
                     return None
                 if resign:
                     body = self.signed_body(action)
-            await self.limiter.acquire(weight)
             try:
-                resp = await self.lane.post("/exchange", body)
+                if sent is not None:  # the first attempt, written by ``dispatch``
+                    request, sent = sent, None
+                    resp = await self.lane.receive(request)
+                else:
+                    await self.limiter.acquire(weight)
+                    resp = await self.lane.post("/exchange", body)
             except LaneError as exc:
                 problem = str(exc)
                 if exc.sent:  # it may have run

@@ -22,7 +22,7 @@ import httpx
 
 from live.hyperliquid.config import Credentials, HyperliquidConfig
 from live.hyperliquid.errors import SubmissionUnresolved, TransportFailed, VenueRejected
-from live.hyperliquid.rest import HyperliquidRest
+from live.hyperliquid.rest import Dispatched, HyperliquidRest
 from live.hyperliquid.wire import (
     MIN_NOTIONAL,
     AssetInfo,
@@ -357,8 +357,10 @@ class HyperliquidVenue:
         return PreparedOrder(coin, cloid, sz, px, order_action([wire]) if wire else {},
                              rejection)
 
-    async def place(self, order: PreparedOrder) -> OrderState:
-        """Send a prepared order; a definite state, or ``SubmissionUnresolved``."""
+    async def place(self, order: PreparedOrder, dispatched: Dispatched | None = None
+                    ) -> OrderState:
+        """Send a prepared order; a definite state, or ``SubmissionUnresolved``.
+        ``dispatched``: its action signed, maybe sent, by ``rest.dispatch``."""
         if order.rejection is not None:
             return OrderState(order.cloid, order.coin, REJECTED, order.size,
                               message=order.rejection)
@@ -367,7 +369,7 @@ class HyperliquidVenue:
             return await self.order_state(order.cloid) is not None
 
         try:
-            reply = await self.rest.exchange(order.action, landed=landed)
+            reply = await self.rest.exchange(order.action, landed=landed, dispatched=dispatched)
         except VenueRejected as exc:
             return OrderState(order.cloid, order.coin, REJECTED, order.size, message=exc.message)
         except TransportFailed as exc:

@@ -4,6 +4,7 @@ state, and nothing is duplicated (one order at the venue per cloid, one fill per
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import pytest
@@ -209,3 +210,32 @@ async def wait_for(condition, timeout: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("fault", [None, "http_429", "http_5xx", "exchange_5xx_after_run",
+                                   "exchange_hold_after_run"])
+def test_an_order_written_in_its_step_survives_each_fault_and_lands_once(fake, fault) -> None:
+    """``rest.dispatch`` writes the signed request before the caller yields (the port's
+    path for every order); its reply, or the fault instead of one, is handled as for a
+    request sent from the task."""
+    fake.faults.hold_s = 1.0  # client timeout 0.5 s
+
+    async def go():
+        async with await open_venue(fake) as venue:
+            await venue.rest.warm()  # the session opens the lane at start
+            prepared = venue.prepare_limit("ETH", True, 0.1, 1990.0)
+            if fault:
+                setattr(fake.faults, fault, 1)
+            dispatched = venue.rest.dispatch(prepared.action)
+            assert dispatched.sent is not None
+            if fault is None:  # with the kernel already: the fake (its own thread) runs it
+                deadline = time.monotonic() + 5  # while this loop has not yielded once
+                while not fake.actions_run and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                assert [a["orders"][0]["c"] for _, a in fake.actions_run] == [prepared.cloid]
+            state = await venue.place(prepared, dispatched)
+            assert state.status == RESTING and state.oid is not None
+            assert_once_each(fake, venue.account, [prepared.cloid])
+            assert venue.rest.retries == (0 if fault is None else 1)
+
+    run(go())

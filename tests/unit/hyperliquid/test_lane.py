@@ -191,3 +191,46 @@ def test_status_and_headers_are_passed_on() -> None:
 def test_a_url_that_is_not_http_is_refused() -> None:
     with pytest.raises(ValueError, match="not an http"):
         OrderLane("ws://127.0.0.1:1/ws", 1.0)
+
+
+def test_send_writes_before_yielding_and_receive_reads_the_reply() -> None:
+    async def main() -> None:
+        async with Server(echo) as server:
+            lane = OrderLane(server.url, 2.0)
+            assert not lane.idle and lane.send("/x", b"[0]") is None  # nothing open yet
+            await lane.connect()
+            assert lane.idle
+            sent = lane.send("/exchange", b'{"n":1}')
+            assert sent is not None and not lane.idle  # taken by this request
+            # the request is with the kernel already: the server sees it although this
+            # coroutine has not awaited the reply yet
+            for _ in range(200):
+                if server.requests:
+                    break
+                await asyncio.sleep(0.005)
+            assert server.requests and server.requests[0].endswith(b'{"n":1}')
+            resp = await lane.receive(sent)
+            assert resp.json() == {"n": 1} and lane.idle  # kept for the next request
+            assert (await lane.post("/exchange", b"[2]")).json() == [2]
+            assert lane.opened == 1
+            await lane.aclose()
+
+    run(main())
+
+
+def test_receive_after_the_server_drops_the_request_is_a_sent_failure() -> None:
+    async def drop(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        return False  # close without answering
+
+    async def main() -> None:
+        async with Server(drop) as server:
+            lane = OrderLane(server.url, 2.0)
+            await lane.connect()
+            sent = lane.send("/exchange", b"{}")
+            assert sent is not None
+            with pytest.raises(LaneError) as err:
+                await lane.receive(sent)
+            assert err.value.sent and not lane.idle  # it may have run; never reused
+            await lane.aclose()
+
+    run(main())

@@ -58,3 +58,29 @@ def test_refuses_a_request_larger_than_the_budget_and_a_budget_above_the_publish
     lim = WeightLimiter(10)
     with pytest.raises(ValueError, match="exceeds the budget"):
         asyncio.run(lim.acquire(11))
+
+
+def test_try_acquire_takes_only_what_acquire_would_take_without_waiting() -> None:
+    t = FakeTime()
+    lim = WeightLimiter(100, clock=t.clock, sleep=t.sleep)
+    assert lim.try_acquire(60) and lim.spent == 60
+    t.now = 10.0
+    assert not lim.try_acquire(41) and lim.spent == 60  # would not fit: nothing taken
+    assert lim.try_acquire(40) and lim.spent == 100
+    t.now = 60.0  # the first 60 left the window
+    lim.close_for(5.0)
+    assert not lim.try_acquire(1)  # a 429 cool-down is on
+    t.now = 65.0
+    assert lim.try_acquire(1) and lim.spent == 41
+    assert not lim.try_acquire(101)
+
+    async def queued() -> None:  # someone waits in ``acquire``: no jumping the queue
+        waiter = asyncio.ensure_future(lim.acquire(100))
+        await asyncio.sleep(0)
+        assert not lim.try_acquire(1)
+        await waiter
+        assert not lim.try_acquire(1) and lim.spent == 100  # only the waiter's weight...
+        t.now = 200.0
+        assert lim.try_acquire(1)  # ...and once nobody waits, room is taken again
+
+    asyncio.run(queued())
