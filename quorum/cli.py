@@ -324,6 +324,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-bars must be >= 1, got {args.max_bars}")
     if args.resume is not None and args.venue is None:
         raise UsageError("--resume continues a run on a real venue: use it with --venue")
+    rehearse_every_s = _rehearse_every(args)
     config = load_scenario(args.scenario)
     check_live_config(config)
     if args.venue is not None:
@@ -374,7 +375,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                 session = await open_venue_session(
                     config, store, hl, verdict, override_reason=args.override_gate,
                     kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
-                    resume_run=resume_run)
+                    resume_run=resume_run, rehearse_every_s=rehearse_every_s)
                 announce(session.runner.run_id, resume_run is not None, session.recovered)
                 return await session.run()
 
@@ -382,6 +383,25 @@ def cmd_live(args: argparse.Namespace) -> int:
     _console().print(f"run id: {result.run_id}  ({result.bars} bars, mode {mode}, "
                      f"store: {args.db})")
     return 0
+
+
+def _rehearse_every(args: argparse.Namespace) -> float | None:
+    """``--rehearse-every`` in seconds (None: off), checked: 100us..1s, real venue only."""
+    from sim.config import parse_duration
+
+    if args.rehearse_every is None:
+        return None
+    if args.venue is None:
+        raise UsageError("--rehearse-every keeps a real venue's order path warm: use it "
+                         "with --venue")
+    try:
+        ns = parse_duration(args.rehearse_every)
+    except ValueError as exc:
+        raise UsageError(f"--rehearse-every: {exc}") from None
+    if not 100_000 <= ns <= 1_000_000_000:
+        raise UsageError(f"--rehearse-every must be between 100us and 1s, got "
+                         f"{args.rehearse_every!r}")
+    return ns / 1e9
 
 
 def cmd_kill(args: argparse.Namespace) -> int:
@@ -588,6 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", metavar="URL",
                    help="Hyperliquid REST base URL, its /ws for the stream (default: "
                         "$QUORUM_HL_URL, else the network's public API)")
+    p.add_argument("--rehearse-every", metavar="DURATION",
+                   help="with --venue: a dry run of the order path (prepare, sign, encode; "
+                        "nothing sent) this often, e.g. 1ms, so it runs warm when a market "
+                        "event comes; costs CPU (default: off; see BENCHMARKS.md)")
     p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("kill", help="pull the kill switch of a running live session")

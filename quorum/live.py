@@ -197,9 +197,11 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                              kill_file: Path, credentials: Credentials,
                              max_bars: int | None = None, clock: PacingClock | None = None,
                              resume_run: str | None = None, settle_s: float = 10.0,
-                             refresh_s: float = 0.5) -> VenueSession:
+                             refresh_s: float = 0.5, rehearse_every_s: float | None = None
+                             ) -> VenueSession:
     """Build a session trading a Hyperliquid account (``resume_run``: continue that run):
-    markets loaded, the previous process's state restored, the session recorded."""
+    markets loaded, the previous process's state restored, the session recorded.
+    ``rehearse_every_s``: ``HyperliquidPort.rehearse`` this often (None: never)."""
     check_real_venue_config(config)
     coins, interval_ns, interval = check_live_config(config)
     now_ns = clock.now_ns if clock is not None else time.time_ns
@@ -216,7 +218,8 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
         journals = journal_dir(store.path)
         port = HyperliquidPort(venue, runner.engine.desk, runner.run_id, coins,
                                now_ns=now_ns, refresh_s=refresh_s,
-                               journal=OrderJournal(journals, runner.run_id))
+                               journal=OrderJournal(journals, runner.run_id),
+                               rehearse_every_s=rehearse_every_s)
         runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,
                            reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
                            settle_s=settle_s)

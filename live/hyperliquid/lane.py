@@ -161,14 +161,21 @@ class OrderLane:
         self.opened += 1
         return _Connection(reader, writer)
 
-    def _write(self, conn: _Connection, path: str, body: bytes) -> None:
+    def encode(self, path: str, body: bytes) -> bytes:
+        """The bytes ``send`` would write for this request, written nowhere (a dry run:
+        ``HyperliquidRest.rehearse``)."""
+        return self._encode(h11.Connection(h11.CLIENT), path, body)
+
+    def _encode(self, http: h11.Connection, path: str, body: bytes) -> bytes:
         request = h11.Request(method="POST", target=self.prefix + path, headers=[
             ("host", self.authority), ("content-type", "application/json"),
             ("content-length", str(len(body)))])
-        http = conn.http
+        return (http.send(request) + http.send(h11.Data(data=body))  # type: ignore[operator]
+                + http.send(h11.EndOfMessage()))
+
+    def _write(self, conn: _Connection, path: str, body: bytes) -> None:
         try:
-            conn.writer.write(http.send(request) + http.send(h11.Data(data=body))  # type: ignore[operator]
-                              + http.send(h11.EndOfMessage()))
+            conn.writer.write(self._encode(conn.http, path, body))
         except BaseException as exc:
             conn.close()
             if isinstance(exc, OSError | h11.ProtocolError):

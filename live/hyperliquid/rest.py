@@ -129,8 +129,17 @@ class HyperliquidRest:
 
     def signed_body(self, action: dict[str, Any]) -> bytes:
         """The JSON body for ``action``, signed with a fresh nonce."""
+        return self._body(action, self.nonces.next())
+
+    def rehearse(self, action: dict[str, Any]) -> bytes:
+        """Sign and encode ``action`` as ``dispatch`` would, with nonce 0 (never valid, and
+        no nonce of the source used up), and send nothing: the request's bytes. A dry run
+        that keeps the order path's code and data in the CPU caches between market events
+        (``live.rehearse_every``; BENCHMARKS.md has what it buys)."""
+        return self.lane.encode("/exchange", self._body(action, 0))
+
+    def _body(self, action: dict[str, Any], nonce: int) -> bytes:
         creds = self._creds()
-        nonce = self.nonces.next()
         sig = creds.signer.sign_l1_action(action, nonce, vault_address=creds.vault)
         payload: dict[str, Any] = {"action": action, "nonce": nonce,
                                    "signature": sig.to_wire()}

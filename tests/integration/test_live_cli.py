@@ -108,6 +108,13 @@ def test_real_venue_needs_a_key_from_the_environment(tmp_path: Path, capsys,
     code = main(["live", str(write_scenario(tmp_path)), "--paper", "--resume", "abc",
                  "--db", str(tmp_path / "x.duckdb")])
     assert code == 2 and "--resume continues a run on a real venue" in capsys.readouterr().err
+    for rehearse, message in (("1ms", "use it with --venue"), ("10us", "between 100us and 1s"),
+                              ("2s", "between 100us and 1s"), ("soon", "--rehearse-every: ")):
+        venue = ["--venue", "hyperliquid"] if message != "use it with --venue" else ["--paper"]
+        code = main(["live", str(write_scenario(tmp_path)), *venue, "--rehearse-every",
+                     rehearse, "--db", str(tmp_path / "x.duckdb")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     # stop entries and brackets trade on the venue now: not refused up front any more,
     # the next check (the promotion gate) is what stops this unvalidated config
     stops = tmp_path / "stops.toml"

@@ -114,7 +114,7 @@ def _first_after(events: list[int], answers: list[int]) -> list[int]:
     return out
 
 
-def measure(tmp_path: Path, n_bars: int, stamps: _ClientStamps | None = None) -> list[int]:
+def measure(tmp_path: Path, n_bars: int, rehearse_every_s: float | None = None) -> list[int]:
     """Event -> order sent, in ns, for every bar that made an order."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.fakes.hyperliquid"], cwd=ROOT,
@@ -140,7 +140,7 @@ def measure(tmp_path: Path, n_bars: int, stamps: _ClientStamps | None = None) ->
                         parse_scenario(SCENARIO), store, make_config(remote), VERDICT,
                         override_reason=None, kill_file=tmp_path / "k.kill",
                         credentials=CREDENTIALS, max_bars=n_bars, clock=clock,
-                        settle_s=5.0, refresh_s=0.05)
+                        settle_s=5.0, refresh_s=0.05, rehearse_every_s=rehearse_every_s)
                     task = asyncio.create_task(live.run())
                     sub = candle("ETH", "1m")
 
@@ -168,13 +168,15 @@ def _pct(values: list[int], q: float) -> float:
     return data[int(q * (len(data) - 1))] / 1e3  # us
 
 
-def test_market_event_to_order_sent(benchmark, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("rehearse_every_s", [None, 0.001], ids=["plain", "rehearsed-1ms"])
+def test_market_event_to_order_sent(benchmark, tmp_path, monkeypatch, rehearse_every_s) -> None:
+    """``rehearsed-1ms``: the session as ``quorum live --rehearse-every 1ms`` runs it."""
     n_bars = 30 if benchmark.disabled else int(os.environ.get("QUORUM_BENCH_BARS", "1500"))
     stamps = _ClientStamps()
     stamps.install(monkeypatch)
     result: list[list[int]] = []
-    benchmark.pedantic(lambda: result.append(measure(tmp_path, n_bars)), rounds=1,
-                       iterations=1)
+    benchmark.pedantic(lambda: result.append(measure(tmp_path, n_bars, rehearse_every_s)),
+                       rounds=1, iterations=1)
     latencies = result[0]
     tick_to_trade = _first_after(stamps.frames, stamps.writes)
     assert latencies, "the scenario sent orders"

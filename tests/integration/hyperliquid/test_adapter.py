@@ -11,7 +11,7 @@ import pytest
 
 from live.hyperliquid.config import Credentials
 from live.hyperliquid.errors import VenueRejected
-from live.hyperliquid.signing import Signer
+from live.hyperliquid.signing import Signature, Signer, recover_l1_signer
 from live.hyperliquid.venue import CANCELED, FILLED, REJECTED, RESTING
 from live.hyperliquid.wire import limit_type, order_action, order_wire
 from tests.fakes.hyperliquid import FakeHyperliquid
@@ -213,3 +213,30 @@ def test_the_key_never_shows_in_reprs_or_logs(fake: FakeHyperliquid, caplog) -> 
     assert "429" in texts[-1]  # something was logged
     for text in texts:
         assert KEY.removeprefix("0x") not in text.lower()
+
+
+def test_a_rehearsal_signs_and_encodes_an_order_and_sends_nothing(fake: FakeHyperliquid) -> None:
+    """``rest.rehearse`` (the port's dry run between market events) runs the real signing
+    and encoding but uses up no nonce, no rate-limit weight, and reaches no server."""
+    async def go():
+        async with await open_venue(fake) as venue:
+            rest = venue.rest
+            await rest.warm()
+            prepared = venue.prepare_market("ETH", True, 0.5, 2000.0)
+            before = (rest.nonces.last, rest.limiter.spent, len(fake.actions_run))
+            raw = rest.rehearse(prepared.action)
+            head, body = raw.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"POST /exchange HTTP/1.1\r\n")
+            assert b"content-length: %d" % len(body) in head.lower()
+            payload = json.loads(body)
+            assert payload["nonce"] == 0 and payload["action"] == prepared.action
+            signer = recover_l1_signer(payload["action"],
+                                       Signature.from_wire(payload["signature"]), 0,
+                                       mainnet=False)
+            assert signer == rest.credentials.signer.address
+            await asyncio.sleep(0.05)
+            assert (rest.nonces.last, rest.limiter.spent, len(fake.actions_run)) == before
+            state = await venue.place(prepared)  # the real one still goes, once
+            assert state.status == FILLED and len(fake.actions_run) == before[2] + 1
+
+    run(go())

@@ -100,22 +100,28 @@ def test_an_ioc_that_meets_no_liquidity_expires_with_the_venues_message(
         venue_once_each(fake, store, result.run_id)
 
 
-def test_parity_with_the_backtest_of_the_same_bars(fake: FakeHyperliquid, tmp_path) -> None:
+@pytest.mark.parametrize("rehearse_every_s", [None, 0.001])
+def test_parity_with_the_backtest_of_the_same_bars(fake: FakeHyperliquid, tmp_path,
+                                                   rehearse_every_s) -> None:
     """The recorded bars through the live runner against the fake with the real adapter:
     the same signals, decisions, votes, orders, risk events and bars as the backtest, row
     for row (floats to 1e-9 relative). With the fake's book quoted at each bar's open (as
     the driver does), the fills are the backtest's too (price, quantity, fee, cash,
     position, realized PnL to 1e-9) and so is equity; only fill times differ (the venue's
-    clock, not the bar's)."""
+    clock, not the bar's). Rehearsing the order path every millisecond changes nothing
+    of this, and sends nothing more."""
     config = scenario()
     bars = bars_of(config)
     clock = history(fake, bars, 0)
 
     async def go(store: DuckDBStore):
-        session = await open_session(fake, store, config, clock, tmp_path, max_bars=len(bars))
+        session = await open_session(fake, store, config, clock, tmp_path, max_bars=len(bars),
+                                     rehearse_every_s=rehearse_every_s)
         task = asyncio.create_task(session.run())
         await drive(fake, session, clock, bars, 0)
-        return await asyncio.wait_for(task, 60)
+        result = await asyncio.wait_for(task, 60)
+        assert (session.port.rehearsals > 100) == (rehearse_every_s is not None)
+        return result
 
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
         sim = run_scenario(config, store)
