@@ -23,15 +23,15 @@ continues where its durable records leave it.
 * Funding booked from the venue (``venue_funding``) is booked into the ledger again and
   known as booked; the account's capital outside the run is restored (``live.funding``).
 * The risk engine continues (``live.risk_state``): orders sent today count toward
-  ``max_orders_per_day`` and the order-rate window, the start-of-day equity and the
-  drawdown peak come from the stored equity rows, and a circuit breaker tripped or a
-  kill switch pulled before the crash stays so.
+  ``max_orders_per_day``, the order-rate window and each agent's ``max_trades_per_day``;
+  the start-of-day equity and the drawdown peak come from the stored equity rows; and a
+  circuit breaker tripped or a kill switch pulled before the crash stays so.
 
-What is not restored: per-agent trade counts (they start again from the restart), and
-rows without money in them (signals, decisions, equity, order events) of up to the last
-second before the crash (the runner commits those at most every second; fills, funding,
-order outcomes and risk trips at once, each transaction whole), so the drawdown peak and
-the day's start equity are those of the equity rows that were committed.
+What is not restored: rows without money in them (signals, decisions, equity, order
+events) of up to the last second before the crash (the runner commits those at most
+every second; fills, funding, order outcomes and risk trips at once, each transaction
+whole), so the drawdown peak and the day's start equity are those of the equity rows
+that were committed.
 """
 
 from __future__ import annotations

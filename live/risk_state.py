@@ -8,6 +8,12 @@ What is read back from the store when a run resumes (``restore_risk``, called by
   was neither denied nor booked by the desk itself (adjustments, liquidations). The day's
   count (``max_orders_per_day``, in the risk timezone's day of the restart) and the order
   rate window continue from them;
+* per agent, the day's orders made from decisions it voted for (``max_trades_per_day`` of
+  its permissions): the agents on the decision's side in the stored ``votes``. A sent
+  order whose decision rows did not survive the crash (they are committed with the
+  step's other rows, up to a second later than the journalled order) counts against
+  every agent that has permissions: at worst an agent is held back a trade early,
+  never let past its limit;
 * the booked ``equity`` rows: the drawdown peak and the start-of-day equity (daily loss);
 * ``live_risk_trips``: a circuit breaker tripped before the restart stays tripped (a
   daily-loss one until its day ends) and a kill switch pulled stays pulled.
@@ -18,16 +24,17 @@ transaction as the step's other rows, at once, not on the once-a-second schedule
 rows without money in them). A kill request is written when it is made, before the
 kill switch event reaches the engine.
 
-Not restored: per-agent trade counts (``max_trades_per_day`` of an agent's permissions)
-start again from zero, and a flatten ordered before the restart is not repeated.
+Not restored: a flatten ordered before the restart is not repeated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
 
+from sim.orders import ENTRY
 from sim.risk import RiskEngine
 
 if TYPE_CHECKING:
@@ -89,16 +96,40 @@ def insert_trips(con: duckdb.DuckDBPyConnection, rows: list[list[object]]) -> No
         con.execute("INSERT INTO live_risk_trips VALUES (?, ?, ?, ?, ?, ?)", row)
 
 
-def sent_order_times(con: duckdb.DuckDBPyConnection, run_id: str) -> list[int]:
-    """The time (ns) of every order of ``run_id`` that reached a venue, ascending."""
+def sent_orders(con: duckdb.DuckDBPyConnection, run_id: str
+                ) -> list[tuple[int, int | None, str | None]]:
+    """(time ns, decision id, role) of every order of ``run_id`` that reached a venue, by
+    time (decision id and role None when only its routing row is stored)."""
     rows = con.execute(
-        "SELECT min(ts) FROM ("
-        " SELECT order_id, ts FROM venue_orders WHERE run_id = ?"
-        " UNION ALL SELECT order_id, epoch_ns(ts) FROM routing_decisions WHERE run_id = ?"
-        " UNION ALL SELECT order_id, epoch_ns(ts) FROM orders WHERE run_id = ?"
-        "  AND status <> 'denied' AND role NOT IN ('adjustment', 'liquidation')"
+        "SELECT min(ts), max(decision_id), max(role) FROM ("
+        " SELECT order_id, ts, decision_id, role FROM venue_orders WHERE run_id = ?"
+        " UNION ALL SELECT order_id, epoch_ns(ts), NULL, NULL FROM routing_decisions"
+        "  WHERE run_id = ?"
+        " UNION ALL SELECT order_id, epoch_ns(ts), decision_id, role FROM orders"
+        "  WHERE run_id = ? AND status <> 'denied' AND role NOT IN ('adjustment', 'liquidation')"
         ") GROUP BY order_id ORDER BY 1", [run_id, run_id, run_id]).fetchall()
-    return [int(r[0]) for r in rows]
+    return [(int(ts), None if d is None else int(d), role) for ts, d, role in rows]
+
+
+def agent_trades(con: duckdb.DuckDBPyConnection, run_id: str,
+                 sent: list[tuple[int, int | None, str | None]], with_permissions: Sequence[str]
+                 ) -> list[tuple[int, tuple[str, ...]]]:
+    """(time, agents attributed) of the sent orders made from decisions (see the module:
+    an order whose decision is not stored counts against ``with_permissions``)."""
+    voters: dict[int, tuple[str, ...]] = {
+        int(d): tuple(agents or ()) for d, agents in con.execute(
+            "SELECT d.decision_id, list(v.agent ORDER BY v.agent) FILTER (v.side = d.side)"
+            " FROM decisions d LEFT JOIN votes v ON v.run_id = d.run_id"
+            "  AND v.decision_id = d.decision_id"
+            " WHERE d.run_id = ? GROUP BY d.decision_id", [run_id]).fetchall()}
+    unknown = tuple(with_permissions)
+    out = []
+    for ts, decision_id, role in sent:
+        if role not in (ENTRY, None):
+            continue  # bracket legs, flattens: made by the desk, not by agents
+        out.append((ts, voters.get(decision_id, unknown) if decision_id is not None
+                    else unknown))
+    return out
 
 
 def restore_risk(runner: LiveRunner, con: duckdb.DuckDBPyConnection, now_ns: int) -> None:
@@ -113,9 +144,11 @@ def restore_risk(runner: LiveRunner, con: duckdb.DuckDBPyConnection, now_ns: int
         " ORDER BY ts DESC, rowid DESC LIMIT 1", [run_id, CIRCUIT_BREAKER]).fetchone()
     kill = con.execute("SELECT name FROM live_risk_trips WHERE run_id = ? AND kind = ?"
                        " ORDER BY ts LIMIT 1", [run_id, KILL_SWITCH]).fetchone()
-    risk.restore(now_ns, sent=sent_order_times(con, run_id),
+    sent = sent_orders(con, run_id)
+    risk.restore(now_ns, sent=[ts for ts, _, _ in sent],
                  equity_ts=[int(r[0]) for r in equity], equity=[float(r[1]) for r in equity],
                  breaker=None if breaker is None else (str(breaker[0]), breaker[1], breaker[2]),
-                 killed=kill is not None)
+                 killed=kill is not None,
+                 agent_trades=agent_trades(con, run_id, sent, list(risk.limits.agents)))
     if kill is not None and runner.killed_by is None:
         runner.killed_by = f"{kill[0]} (before the restart)"

@@ -427,7 +427,7 @@ class RiskEngine:
     def restore(
         self, now: int, *, sent: Iterable[int] = (), equity_ts: Sequence[int] = (),
         equity: Sequence[float] = (), breaker: tuple[str, float | None, int | None] | None = None,
-        killed: bool = False,
+        killed: bool = False, agent_trades: Iterable[tuple[int, Sequence[str]]] = (),
     ) -> None:
         """Continue a run's risk state after a restart, from plain values (a live run
         reads them from its store: ``live.risk_state``), as if the process never died.
@@ -439,7 +439,8 @@ class RiskEngine:
         the start-of-day equity: the last row before today began, else the initial
         equity); ``breaker``: (check, value, until ns or None) of a tripped circuit breaker
         (a daily-loss breaker whose day has ended is not restored); ``killed``: the kill
-        switch was pulled. Per-agent trade counts start again from zero."""
+        switch was pulled; ``agent_trades``: (time, agents attributed) of every decision's
+        order that reached a venue (an agent's ``max_trades_per_day``)."""
         self.peak_equity = self.day_start_equity = self.initial_equity
         self._last_booked_equity = self.initial_equity
         self._day_end = -1  # the day is rolled to ``now`` afresh: counters start at 0
@@ -450,6 +451,11 @@ class RiskEngine:
         start, end = self._day_start, self._day_end
         self._orders_today = sum(1 for t in times if start <= t < end)
         self._sent = deque(times) if self.limits.max_orders_per_window is not None else deque()
+        self._agent_trades.clear()
+        for ts, agents in agent_trades:
+            if start <= ts < end:
+                for a in agents:
+                    self._agent_trades[a] = self._agent_trades.get(a, 0) + 1
         self.breaker = self.breaker_value = self._breaker_until = None
         if breaker is not None:
             name, value, until = breaker

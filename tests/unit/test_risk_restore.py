@@ -88,3 +88,23 @@ def test_a_tripped_breaker_and_the_kill_switch_are_restored() -> None:
     killed.restore(NOW, killed=True)
     breach = killed.first_breach(order(at(5, 11)), 0.0)
     assert killed.killed and breach is not None and breach.check == "kill_switch"
+
+
+def test_an_agents_trades_today_count_toward_its_max_trades_per_day() -> None:
+    from sim.risk import AgentPermissions
+
+    risk = RiskEngine(limits=RiskLimits(timezone=TZ, agents={
+        "a": AgentPermissions(max_trades_per_day=2), "b": AgentPermissions(max_trades_per_day=2)}),
+        initial_equity=10_000.0)
+    # yesterday (local) does not count; today: "a" twice, "b" once
+    risk.restore(NOW, sent=[t for t, _ in TRADES], agent_trades=TRADES)
+    breach = risk.first_breach(order(at(5, 10, 1)), 0.0, agents=("a",))
+    assert breach is not None and (breach.check, breach.limit, breach.value) == (
+        "agent_max_trades_per_day", 2, 2)
+    assert risk.first_breach(order(at(5, 10, 1)), 0.0, agents=("b",)) is None
+    risk.on_order_sent(order(at(5, 10, 1)), ("b",))
+    assert risk.first_breach(order(at(5, 10, 2)), 0.0, agents=("b",)) is not None
+    assert risk.first_breach(order(at(6, 0, 1)), 0.0, agents=("a", "b")) is None  # next day
+
+
+TRADES = [(at(4, 23), ("a", "b")), (at(5, 1), ("a",)), (at(5, 9), ("a", "b"))]

@@ -214,14 +214,17 @@ def orders_at(fake: FakeHyperliquid) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("limit", "check"), [
+    ("max_orders_per_day = 4\n", "max_orders_per_day"),
+    ("[risk.agents.sma]\nmax_trades_per_day = 4\n", "agent_max_trades_per_day")])
 def test_orders_sent_before_a_sigkill_count_toward_the_days_limit(
-        fake: FakeHyperliquid, tmp_path) -> None:
-    """max_orders_per_day = 4: the first process sends 3 and is killed; the resumed one
-    may send 1 more that day, and the next is denied by the limit (a fresh risk engine
-    would send up to 4 more)."""
+        fake: FakeHyperliquid, tmp_path, limit: str, check: str) -> None:
+    """max_orders_per_day = 4, or the agent's max_trades_per_day = 4: the first process
+    sends 3 and is killed; the resumed one may send 1 more that day, and the next is
+    denied by the limit (a fresh risk engine would send up to 4 more)."""
     tz = midday_timezone()
     scenario = tmp_path / "sigkill.toml"
-    scenario.write_text(SCENARIO + f'[risk]\nmax_orders_per_day = 4\ntimezone = "{tz}"\n')
+    scenario.write_text(SCENARIO + f'[risk]\ntimezone = "{tz}"\n{limit}')
     db = tmp_path / "runs.duckdb"
     now_ms = time.time_ns() // 1_000_000
     minute = now_ms - now_ms % MIN_MS
@@ -257,7 +260,7 @@ def test_orders_sent_before_a_sigkill_count_toward_the_days_limit(
                            " run_id = ?", [run_id]).fetchone()[0]
         denied = con.execute(
             "SELECT limit_value, actual_value FROM risk_events WHERE run_id = ? AND"
-            " check_name = 'max_orders_per_day'", [run_id]).fetchall()
+            " check_name = ?", [run_id, check]).fetchall()
         venue_once_each(fake, store, run_id)
     assert sent == 4 and orders_at(fake) == 4
     assert denied and all(d == (4.0, 4.0) for d in denied), denied
