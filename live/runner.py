@@ -15,8 +15,8 @@ With a real venue (``attach_port``: ``live.hyperliquid.port``), the venue's answ
 pushes are queued messages too, applied by the same consumer; after every step (a bar, a
 venue message) the requests submitted in that step go out (their ``venue_orders`` rows are
 in the run's journal already: write-ahead), then the buffered rows and the port's durable
-records are handed to the store writer's thread as one transaction (at once when there
-are fills or order outcomes, else at most every second): the loop never waits for DuckDB.
+records are handed to the store writer's thread as one transaction (at most every second,
+at once when the risk engine tripped): the loop never waits for DuckDB.
 Bars that had closed before the session started (the warm-up) never send an order: the
 desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
 still working and the runner waits (``settle_s``) for the venue to confirm.
@@ -66,6 +66,7 @@ from sim.store import RunStore, append_batch
 _BEFORE_ALL = -(2**63)
 _BAR_FIELDS = ("ts", *BAR_COLUMNS)
 _END = object()
+_FLUSH = object()  # queued by the flush timer: commit what waits (``_commit``)
 WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
                "sent to a real venue")
 
@@ -120,6 +121,7 @@ class LiveRunner:
         self.settle_s = 10.0
         self.flush_every_s = 1.0
         self._flushed = 0.0
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._warming = False
         self.queue: asyncio.Queue[object] = asyncio.Queue()
 
@@ -163,7 +165,16 @@ class LiveRunner:
                 self.engine.finish()
                 self._commit(force=True)
             finally:  # what was handed over is written before the run is closed
+                if self._flush_timer is not None:
+                    self._flush_timer.cancel()
+                    self._flush_timer = None
                 if self.writer is not None:
+                    if self.writer.error is None:
+                        # Interrupted or failed: what waits goes together, the port's
+                        # records with the recorder's rows (``stored_run`` would flush
+                        # fills alone, without their trade ids and legs' outcomes, and a
+                        # restart would book them again).
+                        self._commit(force=True)
                     self.writer.close()
         return RunResult(self.run_id, "completed", self.bars_seen)
 
@@ -229,6 +240,8 @@ class LiveRunner:
             await self.settle()
 
     def _handle(self, item: object) -> None:
+        if item is _FLUSH:
+            return  # nothing to apply: the step's ``_commit`` writes what waits
         if isinstance(item, VenueMessage):
             assert self.port is not None
             self.port.apply(item)
@@ -243,9 +256,14 @@ class LiveRunner:
         """With a real venue: start the requests made in this step (each one's row is in
         the journal already: write-ahead), then hand the buffered rows and the port's
         records (fills with their trade ids, order outcomes) to the store writer as one
-        transaction (``live.writer``: the loop does not wait for DuckDB). At once when the
-        port has records or the risk engine tripped (``RiskTrips``), else at most every
-        ``flush_every_s``; ``force``: and wait until it is written."""
+        transaction (``live.writer``: the loop does not wait for DuckDB). At most every
+        ``flush_every_s`` (a timer queues a step for what waits meanwhile), at once when
+        the risk engine tripped (``RiskTrips``); ``force``: at once, and wait until it is
+        written. Fills and outcomes need not be written at once: until they are, their
+        legs are open in the store, and a restart after a crash asks the venue for them
+        (``live.recovery``). Each hand-over costs the writer 10-30 ms of DuckDB inserts,
+        run beside the loop on the same cores; once per fill, it was busy most of the
+        time and slowed the market events that met it (BENCHMARKS.md)."""
         port = self.port
         if port is None:
             return
@@ -257,8 +275,11 @@ class LiveRunner:
         trips = self.trips
         tripped = trips is not None and trips.pending
         full = self.recorder.pending_rows() >= self.recorder.flush_rows
-        if (force or full or port.has_records or tripped
-                or now - self._flushed >= self.flush_every_s):
+        if not (force or full or tripped or now - self._flushed >= self.flush_every_s):
+            if self._flush_timer is None:
+                self._flush_timer = asyncio.get_running_loop().call_later(
+                    self.flush_every_s - (now - self._flushed), self._flush_due)
+        else:
             self._flushed = now
             run_id = self.run_id
             batches = self.recorder.take_batches()
@@ -274,9 +295,14 @@ class LiveRunner:
                 write_records(con, run_id, records)
                 insert_trips(con, trip_rows)
 
-            writer.submit(write)
+            if batches or bars or trip_rows or not records.empty:
+                writer.submit(write)
         if force:
             writer.wait()
+
+    def _flush_due(self) -> None:
+        self._flush_timer = None
+        self.queue.put_nowait(_FLUSH)
 
     async def settle(self, timeout_s: float | None = None) -> bool:
         """Apply venue messages until nothing of ours is working at the venue (True), or

@@ -177,6 +177,11 @@ class Durable:
     funding: list[tuple[Any, ...]] = field(default_factory=list)
     account: tuple[int, float, float] | None = None
 
+    @property
+    def empty(self) -> bool:
+        return not (self.orders or self.fills or self.updates or self.alerts or self.funding
+                    or self.account)
+
 
 class HyperliquidPort:
     """One account at Hyperliquid as the external venue of one live run."""
