@@ -108,3 +108,35 @@ def sweep_scaling(sweep_path: str, workers: tuple[int, ...] = (1, 2)) -> list[di
                 "load_after": round(os.getloadavg()[0], 2),
             })
     return rows
+
+
+def regime_matrix_timing(sweep_path: str, db: str, top: int = 10,
+                         repeat: int = 5) -> dict[str, Any]:
+    """Seconds to compute the regime matrix of a stored sweep's ``top`` best parameter
+    sets, as ``quorum sweep --out`` does (without drawing it): best and median of
+    ``repeat``, and the 1-minute load average before. The store is opened read-only."""
+    import os
+
+    import duckdb
+
+    from reports.regime_matrix import regime_matrix
+    from reports.sweep import rank_param_sets, sweep_matrix_runs, sweep_members
+    from sim.sweep import RANK_METRICS, load_sweep
+
+    sweep = load_sweep(sweep_path)
+    load = os.getloadavg()[0]
+    with duckdb.connect(db, read_only=True) as con:
+        members = sweep_members(con, sweep.sweep_id)
+        ranked = rank_param_sets(members, [(name, RANK_METRICS[name])
+                                           for name in sweep.config.rank_by],
+                                 sweep.config.aggregate)
+        runs, labels = sweep_matrix_runs(ranked, members, top)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            matrix = regime_matrix(con, runs, row_labels=labels)
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return {"runs": len(runs), "rows": len(matrix["rows"]), "best_s": round(times[0], 3),
+            "median_s": round(times[len(times) // 2], 3),
+            "ms_per_run": round(1e3 * times[0] / max(len(runs), 1), 2), "load_1min": load}

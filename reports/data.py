@@ -1,4 +1,6 @@
-"""What reports read from the store, as numpy arrays: one query per need, every row.
+"""What reports read from the store, as numpy arrays: one query per need, every row. The
+loaders take several runs at once (``RunData.many``: comparing 180 runs is then a handful
+of queries, not a thousand); one run is the case of one.
 
 Reports never touch the engine. Timestamps come back as int64 ns (UTC), as the metrics
 expect them.
@@ -7,7 +9,10 @@ expect them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cached_property
+from itertools import pairwise
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -19,36 +24,126 @@ class ReportError(ValueError):
     """The run cannot be reported (unknown, or has nothing to show)."""
 
 
+# Several runs in one statement: ``$ids`` lists them (each once), ``_K`` numbers each row's
+# run by its place in that list, so rows come back grouped by run as integers, not as
+# repeated run-id strings; ``$symbols`` holds one symbol per run where a query needs one.
+# (A filter on run_id rather than a join with the list: measured faster, one run or 180.)
+_IDS = "run_id IN (SELECT unnest($ids::VARCHAR[]))"
+_K = "list_position($ids::VARCHAR[], run_id) - 1"
+_SYMBOL = "list_extract($symbols::VARCHAR[], list_position($ids::VARCHAR[], run_id))"
+
+
+def _params(run_ids: Sequence[str], symbols: Sequence[str | None] | None = None,
+            ) -> dict[str, list[str | None]]:
+    ids = list(run_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("run ids repeat: each run is read once")
+    return {"ids": ids} if symbols is None else {"ids": ids, "symbols": list(symbols)}
+
+
+def _split(k: np.ndarray, n: int) -> list[slice]:
+    """The row range of each of runs ``0..n-1`` in rows ordered by run number ``k``."""
+    edges = np.searchsorted(k, np.arange(n + 1))
+    return [slice(int(a), int(b)) for a, b in pairwise(edges.tolist())]
+
+
+_CHECK = f"""
+SELECT i.run_id, r.run_id IS NOT NULL AS known, coalesce(e.n, 0) AS n
+FROM unnest($ids::VARCHAR[]) WITH ORDINALITY AS i(run_id, k)
+LEFT JOIN runs r USING (run_id)
+LEFT JOIN (SELECT run_id, count(*) AS n FROM equity WHERE {_IDS} GROUP BY run_id) e
+  USING (run_id)
+ORDER BY i.k
+"""
+
+
+def check_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> None:
+    """``check_run`` for each run, in one query; the first bad one in order raises."""
+    ids = list(dict.fromkeys(run_ids))
+    if not ids:
+        return
+    for run_id, known, n in con.execute(_CHECK, _params(ids)).fetchall():
+        if not known:
+            raise ReportError(f"no run {run_id!r} in the store")
+        if not n:
+            raise ReportError(f"run {run_id} is empty (no equity rows): nothing to report")
+
+
 def check_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Raise ``ReportError`` for an unknown run or one without a single equity row."""
-    row = con.execute(
-        "SELECT (SELECT count(*) FROM runs WHERE run_id = $r),"
-        " (SELECT count(*) FROM equity WHERE run_id = $r)", {"r": run_id},
-    ).fetchone()
-    if not row[0]:
-        raise ReportError(f"no run {run_id!r} in the store")
-    if not row[1]:
-        raise ReportError(f"run {run_id} is empty (no equity rows): nothing to report")
+    check_runs(con, [run_id])
 
 
-def initial_cash(con: duckdb.DuckDBPyConnection, run_id: str) -> float:
-    config = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()[0]
-    return float(json.loads(config)["initial_cash"])
+def run_rows(con: duckdb.DuckDBPyConnection,
+             run_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Each run's ``(scenario, config)`` (the config parsed), in the given order."""
+    params = _params(run_ids)
+    rows = {run_id: (str(scenario), config) for run_id, scenario, config in con.execute(
+        f"SELECT run_id, scenario, config FROM runs WHERE {_IDS}", params).fetchall()}
+    for run_id in params["ids"]:
+        if run_id not in rows:
+            raise ReportError(f"no run {run_id!r} in the store")
+    return [(rows[r][0], json.loads(rows[r][1])) for r in params["ids"]]
 
 
-def equity(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(ts, equity)``: one row per timestamp of the run, in time order."""
-    eq = con.execute(
-        "SELECT epoch_ns(ts) AS t, equity FROM equity WHERE run_id = ? ORDER BY ts", [run_id]
-    ).fetchnumpy()
-    return np.asarray(eq["t"], dtype=np.int64), np.asarray(eq["equity"], dtype=np.float64)
+def equities(con: duckdb.DuckDBPyConnection,
+             run_ids: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each run's ``(ts, equity)``: one row per timestamp of the run, in time order."""
+    eq = con.execute(f"SELECT {_K} AS k, epoch_ns(ts) AS t, equity FROM equity WHERE {_IDS}"
+                     " ORDER BY k, ts", _params(run_ids)).fetchnumpy()
+    ts = np.asarray(eq["t"], np.int64)
+    values = np.asarray(eq["equity"], np.float64)
+    return [(ts[s], values[s]) for s in _split(np.asarray(eq["k"], np.int64), len(run_ids))]
 
 
-def symbols(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
-    rows = con.execute(
-        "SELECT DISTINCT symbol FROM bars WHERE run_id = ? ORDER BY symbol", [run_id]
-    ).fetchall()
-    return [r[0] for r in rows]
+def run_symbols(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> list[list[str]]:
+    """Each run's symbols (those it has bars of), by name."""
+    out: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+    for run_id, symbol in con.execute(f"SELECT DISTINCT run_id, symbol FROM bars WHERE {_IDS}"
+                                      " ORDER BY symbol", _params(run_ids)).fetchall():
+        out[run_id].append(symbol)
+    return list(out.values())
+
+
+_REFERENCE_LABELS = f"""
+SELECT DISTINCT coalesce(regime, 'unknown') AS label FROM bars
+WHERE {_IDS} AND symbol = {_SYMBOL} ORDER BY 1
+"""
+
+_REFERENCE_BARS = f"""
+SELECT {_K} AS k, epoch_ns(ts) AS t,
+       list_position($names::VARCHAR[], coalesce(regime, 'unknown')) - 1 AS code
+FROM bars WHERE {_IDS} AND symbol = {_SYMBOL} ORDER BY k, ts
+"""
+
+
+def asof_codes(eq_ts: np.ndarray, bar_ts: np.ndarray, bar_codes: np.ndarray,
+               none: int) -> np.ndarray:
+    """Per equity row, the code of the latest bar at or before it (what an ASOF join
+    picks), ``none`` where there is no such bar."""
+    if not len(bar_ts):
+        return np.full(len(eq_ts), none, np.int64)
+    k = _latest(bar_ts, eq_ts)
+    return np.where(k >= 0, bar_codes[np.maximum(k, 0)], none)
+
+
+def equity_regimes(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
+                   symbols: Sequence[str | None], eq_ts: Sequence[np.ndarray],
+                   ) -> tuple[list[np.ndarray], list[str]]:
+    """The regime label of every equity row of each run (``eq_ts``: its equity times, as
+    ``equities`` gives them): the causal label (``bars.regime``) of the run's ``symbol``
+    at the latest of its bars at or before the row, ``"unknown"`` where there is none. As
+    ``(codes per run, names)``: ``names[codes[i]]`` is row ``i``'s label (integer codes: a
+    million strings are slow to fetch and to compare); names are shared by the runs."""
+    pick = _params(run_ids, symbols)
+    names = [r[0] for r in con.execute(_REFERENCE_LABELS, pick).fetchall()]
+    names += [] if "unknown" in names else ["unknown"]
+    got = con.execute(_REFERENCE_BARS, {**pick, "names": names}).fetchnumpy()
+    ts, codes = np.asarray(got["t"], np.int64), np.asarray(got["code"], np.int64)
+    parts = _split(np.asarray(got["k"], np.int64), len(run_ids))
+    unknown = names.index("unknown")
+    return [asof_codes(t, ts[s], codes[s], unknown)
+            for t, s in zip(eq_ts, parts, strict=True)], names
 
 
 def fills(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, np.ndarray]:
@@ -61,31 +156,6 @@ def fills(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, np.ndarray]:
     out = {k: np.asarray(v) for k, v in got.items()}
     out["ts"] = out["ts"].astype(np.int64)
     return out
-
-
-_EQUITY_REGIMES = """
-WITH ref AS (
-  SELECT ts, list_position($names, coalesce(regime, 'unknown')) - 1 AS code FROM bars
-  WHERE run_id = $r AND symbol = $s
-)
-SELECT coalesce(ref.code, list_position($names, 'unknown') - 1) AS code
-FROM equity e ASOF LEFT JOIN ref ON e.ts >= ref.ts
-WHERE e.run_id = $r ORDER BY e.ts
-"""
-
-
-def equity_regimes(con: duckdb.DuckDBPyConnection, run_id: str,
-                   symbol: str | None) -> tuple[np.ndarray, list[str]]:
-    """The regime label of every equity row (same order as ``equity``): the causal label
-    (``bars.regime``) of ``symbol`` at the latest of its bars at or before the row,
-    ``"unknown"`` where there is none. As ``(codes, names)``: ``names[codes[i]]`` is row
-    ``i``'s label (integer codes: a million strings are slow to fetch and to compare)."""
-    names = [r[0] for r in con.execute(
-        "SELECT DISTINCT coalesce(regime, 'unknown') FROM bars WHERE run_id = ? AND symbol = ?"
-        " ORDER BY 1", [run_id, symbol]).fetchall()]
-    names += [] if "unknown" in names else ["unknown"]
-    got = con.execute(_EQUITY_REGIMES, {"r": run_id, "s": symbol, "names": names}).fetchnumpy()
-    return np.asarray(got["code"], np.int64), names
 
 
 def bars(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str) -> dict[str, np.ndarray]:
@@ -175,14 +245,44 @@ class RunData:
         self.con = con
         self.run_id = run_id
 
-    @cached_property
-    def initial(self) -> float:
-        return initial_cash(self.con, self.run_id)
+    @classmethod
+    def many(cls, con: duckdb.DuckDBPyConnection,
+             run_ids: Sequence[str]) -> dict[str, RunData]:
+        """The runs (each once), with what comparing them reads (scenario, config, symbols,
+        equity, regime labels) read for all of them together: six queries in all, not
+        several per run. ``ReportError`` as ``check_run`` for the first bad one."""
+        ids = list(dict.fromkeys(run_ids))
+        check_runs(con, ids)
+        runs = [cls(con, run_id) for run_id in ids]
+        if not runs:
+            return {}
+        for run, row, eq, syms in zip(runs, run_rows(con, ids), equities(con, ids),
+                                      run_symbols(con, ids), strict=True):
+            # a cached_property keeps its value in the instance dict under its own name:
+            # putting it there is what the first read would do
+            run.__dict__.update(_row=row, _equity=eq, symbols=syms)
+        codes, names = equity_regimes(con, ids, [r.reference for r in runs],
+                                      [r.ts for r in runs])
+        for run, c in zip(runs, codes, strict=True):
+            run.__dict__["regimes"] = (c, names)
+        return {run.run_id: run for run in runs}
 
     @cached_property
+    def _row(self) -> tuple[str, dict[str, Any]]:
+        return run_rows(self.con, [self.run_id])[0]
+
+    @property
     def scenario(self) -> str:
-        return str(self.con.execute("SELECT scenario FROM runs WHERE run_id = ?",
-                                    [self.run_id]).fetchone()[0])
+        return self._row[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's stored configuration (``runs.config``), parsed."""
+        return self._row[1]
+
+    @property
+    def initial(self) -> float:
+        return float(self.config["initial_cash"])
 
     @property
     def title(self) -> str:
@@ -191,7 +291,7 @@ class RunData:
 
     @cached_property
     def _equity(self) -> tuple[np.ndarray, np.ndarray]:
-        return equity(self.con, self.run_id)
+        return equities(self.con, [self.run_id])[0]
 
     @property
     def ts(self) -> np.ndarray:
@@ -214,7 +314,7 @@ class RunData:
 
     @cached_property
     def symbols(self) -> list[str]:
-        return symbols(self.con, self.run_id)
+        return run_symbols(self.con, [self.run_id])[0]
 
     @property
     def reference(self) -> str | None:
@@ -245,7 +345,8 @@ class RunData:
     @cached_property
     def regimes(self) -> tuple[np.ndarray, list[str]]:
         """``(codes, names)``: each equity row's regime label (``equity_regimes``)."""
-        return equity_regimes(self.con, self.run_id, self.reference)
+        codes, names = equity_regimes(self.con, [self.run_id], [self.reference], [self.ts])
+        return codes[0], names
 
     @cached_property
     def trips(self) -> dict[str, np.ndarray]:

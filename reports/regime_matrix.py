@@ -35,7 +35,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from reports.data import RunData, check_run
+from reports.data import RunData
 from reports.figures import DPI, STYLE
 from reports.plots import REGIME_COLOURS
 from reports.slices import regime_returns, slice_stats
@@ -45,14 +45,12 @@ MIN_COLOURED_BARS = 30  # a cell with fewer bars keeps its number but gets no co
 SHARPE_COLOUR_LIMIT = 5.0
 GROUPINGS = ("scenario", "config", "run")
 
-def _row_label(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
-    scenario, config = con.execute(
-        "SELECT scenario, config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+def _row_label(run: RunData, by: str) -> str:
     if by == "run":
-        return f"{scenario} {run_id}"
+        return f"{run.scenario} {run.run_id}"
     if by == "scenario":
-        return str(scenario)
-    cfg = json.loads(config)
+        return run.scenario
+    cfg = run.config
     agents = "+".join(sorted(str(a.get("name")) for a in cfg.get("agents", [])))
     method = cfg.get("consensus", {}).get("method", "?")
     rest = json.dumps({k: cfg.get(k) for k in ("policy", "risk", "consensus")}, sort_keys=True)
@@ -66,12 +64,12 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
     2-D arrays rows x labels}`` (NaN, or 0 bars, where a row never saw a label)."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {GROUPINGS}, got {by!r}")
+    runs = RunData.many(con, run_ids)  # every run's rows in a few queries
     pooled: dict[str, dict[str, list[np.ndarray]]] = {}
     per_year: dict[str, list[float]] = {}
     for run_id in run_ids:
-        check_run(con, run_id)
-        run = RunData(con, run_id)
-        row = row_labels[run_id] if row_labels is not None else _row_label(con, run_id, by)
+        run = runs[run_id]
+        row = row_labels[run_id] if row_labels is not None else _row_label(run, by)
         per_year.setdefault(row, []).append(run.per_year)
         cells = pooled.setdefault(row, {})
         for name, returns in regime_returns(run).items():

@@ -314,15 +314,10 @@ def stability(rows: Sequence[Mapping[str, Any]], per_path: bool = False) -> dict
 
 
 # -- the regime matrix of a sweep --------------------------------------------------------
-def write_sweep_regime_matrix(con: duckdb.DuckDBPyConnection,
-                              ranked: Sequence[Mapping[str, Any]],
-                              members: Sequence[Mapping[str, Any]], out: Path,
-                              top: int = 20) -> tuple[Path, Path] | None:
-    """``reports.regime_matrix`` with one row per parameter set (the ``top`` best ranked,
-    in rank order), pooling its completed runs over regimes and seeds. None when no run
-    completed."""
-    from reports.regime_matrix import write_regime_matrix
-
+def sweep_matrix_runs(ranked: Sequence[Mapping[str, Any]], members: Sequence[Mapping[str, Any]],
+                      top: int = 20) -> tuple[list[str], dict[str, str]]:
+    """The regime matrix's runs (the completed runs of the ``top`` best ranked parameter
+    sets, in rank order) and each one's row: its parameter set."""
     chosen = [r["param_set"] for r in ranked[:top]]
     runs: list[str] = []
     labels: dict[str, str] = {}
@@ -332,6 +327,19 @@ def write_sweep_regime_matrix(con: duckdb.DuckDBPyConnection,
                     and mem["run_id"] not in labels):
                 labels[mem["run_id"]] = f"#{ps} {mem['label']}"
                 runs.append(mem["run_id"])
+    return runs, labels
+
+
+def write_sweep_regime_matrix(con: duckdb.DuckDBPyConnection,
+                              ranked: Sequence[Mapping[str, Any]],
+                              members: Sequence[Mapping[str, Any]], out: Path,
+                              top: int = 20) -> tuple[Path, Path] | None:
+    """``reports.regime_matrix`` with one row per parameter set (the ``top`` best ranked,
+    in rank order), pooling its completed runs over regimes and seeds. None when no run
+    completed."""
+    from reports.regime_matrix import write_regime_matrix
+
+    runs, labels = sweep_matrix_runs(ranked, members, top)
     if not runs:
         return None
     return write_regime_matrix(con, runs, out, row_labels=labels)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.sweep import rank_param_sets, stability, walk_forward, windows
+from reports.sweep import rank_param_sets, stability, sweep_matrix_runs, walk_forward, windows
 from sim.sweep import RANK_METRICS, WINDOW_METRICS
 
 DAY = 86_400 * 10**9
@@ -47,6 +47,16 @@ def test_ranking_aggregates_over_runs_and_orders_best_first() -> None:
     assert worst[0]["max_drawdown"] == 0.15 and worst[1]["max_drawdown"] == 0.30
     median = rank_param_sets(members[:4], [("max_drawdown", "min")], "median")
     assert [r["param_set"] for r in median] == [1, 0]
+
+
+def test_the_regime_matrix_takes_the_completed_runs_of_the_top_sets_in_rank_order() -> None:
+    members = [member(0, 0), member(1, 1), member(2, 0, status="failed"), member(3, 2),
+               member(4, 1), {**member(5, 1), "run_id": "run1"}]  # a run shared by 2 entries
+    ranked = [{"param_set": 1}, {"param_set": 0}, {"param_set": 2}]
+    runs, labels = sweep_matrix_runs(ranked, members, top=2)
+    assert runs == ["run1", "run4", "run0"]
+    assert labels == {"run1": "#1 p=1", "run4": "#1 p=1", "run0": "#0 p=0"}
+    assert sweep_matrix_runs(ranked, members, top=0) == ([], {})
 
 
 def test_ranking_breaks_the_first_metric_down_by_regime() -> None:
