@@ -15,6 +15,9 @@ Definitions
 * An order *grows* a position when ``|pos + q| > |pos|``. It *reduces* it when
   ``pos != 0``, ``|pos + q| <= |pos|`` and it does not cross zero; only reducing orders
   pass a tripped circuit breaker or an engaged kill switch (so flattening always works).
+  Position notional limits judge every order that is not a reduction: one that grows the
+  position, and one that flips it to the other side, even to a smaller size (it opens
+  a new position, at today's price).
 * Days (``max_orders_per_day``, the daily loss limit, an agent's ``max_trades_per_day``)
   are calendar days in ``timezone`` (default UTC), computed only when an order is checked.
 * Daily loss = (equity at the start of the day - equity now) / equity at the start of the
@@ -44,10 +47,10 @@ side (``Decision.side``). It must satisfy the permissions of **every** attribute
 that has any (agents without permissions are unrestricted; an order nobody is attributed
 to, e.g. a risk flatten, is checked against account limits only): the strictest limit of
 the voters binds. Permissions: ``max_trade_notional`` (order notional),
-``max_position_notional`` (symbol position after a growing order), ``max_trades_per_day``
-(orders attributed to the agent that reached a venue today), ``allowed_symbols`` and
-``risk_level`` ("low", "medium", "high": a gross leverage cap of 1x, 2x, 5x on growing
-orders, ``RISK_LEVEL_LEVERAGE``).
+``max_position_notional`` (symbol position after an order that is not a reduction),
+``max_trades_per_day`` (orders attributed to the agent that reached a venue today),
+``allowed_symbols`` and ``risk_level`` ("low", "medium", "high": a gross leverage cap of
+1x, 2x, 5x on growing orders, ``RISK_LEVEL_LEVERAGE``).
 """
 
 from __future__ import annotations
@@ -243,8 +246,11 @@ def check_order_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
 
 
 def check_position_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    """Any order that puts on a position is judged by the position it leaves: one that
+    grows it, and one that flips it to the other side (a flip to a smaller size still
+    opens a new position, at today's price). Only a pure reduction is never stopped."""
     limit = ctx.limits.max_position_notional
-    if limit is not None and grows(ctx.position, order.quantity):
+    if limit is not None and not reduces(ctx.position, order.quantity):
         after = abs(ctx.position + order.quantity) * order.ref_price
         if after > limit:
             return Breach("max_position_notional", limit, after,
@@ -280,6 +286,7 @@ def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | No
     if not perms or not ctx.agents:
         return None
     growing = grows(ctx.position, order.quantity)
+    opening = not reduces(ctx.position, order.quantity)  # see ``check_position_notional``
     notional = order.notional
     after = abs(ctx.position + order.quantity) * order.ref_price
     lev = -1.0  # computed on first use: most agents carry no risk level
@@ -298,12 +305,13 @@ def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | No
             return Breach("agent_max_trade_notional", p.max_trade_notional, notional,
                           f"order notional {notional:.6g} exceeds agent {name!r}'s "
                           f"{p.max_trade_notional:.6g}")
-        if not growing:
-            continue
-        if p.max_position_notional is not None and after > p.max_position_notional:
+        if (opening and p.max_position_notional is not None
+                and after > p.max_position_notional):
             return Breach("agent_max_position_notional", p.max_position_notional, after,
                           f"position notional after the order {after:.6g} exceeds agent "
                           f"{name!r}'s {p.max_position_notional:.6g}")
+        if not growing:
+            continue
         if p.risk_level is not None:
             if lev < 0.0:
                 lev = leverage_after(order, ctx)

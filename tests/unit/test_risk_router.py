@@ -98,6 +98,26 @@ def test_notional_checks() -> None:
     assert r.check_position_notional(order(-9), ctx(limits=lim, position=20.0)) is None
 
 
+def test_a_flip_is_judged_by_the_position_it_opens() -> None:
+    """Found by the risk/router property test: long 998.6175 flipped by -1996.4664 at
+    0.5010950 leaves short 997.8489, |after| < |before| but 500.017 of notional against a
+    500 limit. A flip opens a new position: denied past the limit, allowed within it. A
+    pure reduction passes even when what is left is over the limit at today's price."""
+    lim = RiskLimits(max_position_notional=500.0)
+    flip = order(-1996.4663852181336, price=0.5010949681022405)
+    b = r.check_position_notional(flip, ctx(limits=lim, position=998.6175159689847))
+    assert b is not None and b.check == "max_position_notional" and b.limit == 500.0
+    assert b.value == pytest.approx(997.848869249149 * 0.5010949681022405, rel=1e-12)
+    assert r.check_position_notional(order(-1990.0, price=0.5), ctx(
+        limits=lim, position=998.6175159689847)) is None  # short 991.38: 495.7 of notional
+    assert r.check_position_notional(order(-1.0, price=0.6), ctx(
+        limits=lim, position=998.0)) is None  # reduces: 598.2 left, still allowed
+    agents = RiskLimits(agents={"a": AgentPermissions(max_position_notional=500.0)})
+    b = r.check_agent_permissions(flip, ctx(limits=agents, position=998.6175159689847,
+                                            agents=("a",), agent_trades_today=(0,)))
+    assert b is not None and b.check == "agent_max_position_notional"
+
+
 def test_leverage() -> None:
     lim = RiskLimits(max_leverage=2.0)
     # 10 held of this symbol (1000 at 100) + 500 elsewhere; equity 1000
