@@ -27,11 +27,11 @@ continues where its durable records leave it.
   the start-of-day equity and the drawdown peak come from the stored equity rows; and a
   circuit breaker tripped or a kill switch pulled before the crash stays so.
 
-What is not restored: rows without money in them (signals, decisions, equity, order
-events) of up to the last second before the crash (the runner commits those at most
-every second; fills, funding, order outcomes and risk trips at once, each transaction
-whole), so the drawdown peak and the day's start equity are those of the equity rows
-that were committed.
+What is not restored: rows of up to the last second before the crash (the runner
+commits at most every second, risk trips at once, each transaction whole). Fills and
+order outcomes among them are not lost: their legs are still open in the store, so
+they are settled at the venue by cloid above. The drawdown peak and the day's start
+equity are those of the equity rows that were committed.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ What is read back from the store when a run resumes (``restore_risk``, called by
 The breaker and the kill switch live only in the risk engine's memory, so they are
 written down as they happen (``RiskTrips``: the live runner writes a trip in the same
 transaction as the step's other rows, at once, not on the once-a-second schedule of
-rows without money in them). A kill request is written when it is made, before the
+the others). A kill request is written when it is made, before the
 kill switch event reaches the engine.
 
 Not restored: a flatten ordered before the restart is not repeated.

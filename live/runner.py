@@ -66,7 +66,6 @@ from sim.store import RunStore, append_batch
 _BEFORE_ALL = -(2**63)
 _BAR_FIELDS = ("ts", *BAR_COLUMNS)
 _END = object()
-_FLUSH = object()  # queued by the flush timer: commit what waits (``_commit``)
 WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
                "sent to a real venue")
 
@@ -170,10 +169,11 @@ class LiveRunner:
                     self._flush_timer = None
                 if self.writer is not None:
                     if self.writer.error is None:
-                        # Interrupted or failed: what waits goes together, the port's
-                        # records with the recorder's rows (``stored_run`` would flush
-                        # fills alone, without their trade ids and legs' outcomes, and a
-                        # restart would book them again).
+                        # Interrupted or failed (after success nothing waits any more):
+                        # what waits goes together, the port's records with the
+                        # recorder's rows (``stored_run`` would flush fills alone,
+                        # without their trade ids and legs' outcomes, and a restart
+                        # would book them again).
                         self._commit(force=True)
                     self.writer.close()
         return RunResult(self.run_id, "completed", self.bars_seen)
@@ -240,8 +240,6 @@ class LiveRunner:
             await self.settle()
 
     def _handle(self, item: object) -> None:
-        if item is _FLUSH:
-            return  # nothing to apply: the step's ``_commit`` writes what waits
         if isinstance(item, VenueMessage):
             assert self.port is not None
             self.port.apply(item)
@@ -257,7 +255,7 @@ class LiveRunner:
         the journal already: write-ahead), then hand the buffered rows and the port's
         records (fills with their trade ids, order outcomes) to the store writer as one
         transaction (``live.writer``: the loop does not wait for DuckDB). At most every
-        ``flush_every_s`` (a timer queues a step for what waits meanwhile), at once when
+        ``flush_every_s`` (a timer commits what waits when no step comes), at once when
         the risk engine tripped (``RiskTrips``); ``force``: at once, and wait until it is
         written. Fills and outcomes need not be written at once: until they are, their
         legs are open in the store, and a restart after a crash asks the venue for them
@@ -280,6 +278,9 @@ class LiveRunner:
                 self._flush_timer = asyncio.get_running_loop().call_later(
                     self.flush_every_s - (now - self._flushed), self._flush_due)
         else:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
             self._flushed = now
             run_id = self.run_id
             batches = self.recorder.take_batches()
@@ -301,8 +302,11 @@ class LiveRunner:
             writer.wait()
 
     def _flush_due(self) -> None:
+        """The timer: between two steps, so the port's and the recorder's rows are whole.
+        A writer that failed stops the session at the next step (``writer.check``)."""
         self._flush_timer = None
-        self.queue.put_nowait(_FLUSH)
+        if self.writer is not None and self.writer.error is None:
+            self._commit()
 
     async def settle(self, timeout_s: float | None = None) -> bool:
         """Apply venue messages until nothing of ours is working at the venue (True), or

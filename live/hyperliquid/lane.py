@@ -101,7 +101,7 @@ class OrderLane:
 
     async def connect(self) -> None:
         """Open a connection ahead of need, so the first order pays no handshake."""
-        if not any(c.usable for c in self._idle):
+        if not self.idle:
             self._keep(await self._open())
 
     async def post(self, path: str, body: bytes) -> LaneResponse:

@@ -366,12 +366,6 @@ class HyperliquidPort:
             self._spawn(make())
 
     @property
-    def has_records(self) -> bool:
-        """Fills, funding, order outcomes or alerts wait to be written (``write``)."""
-        d = self._durable
-        return bool(d.fills or d.updates or d.alerts or d.funding or d.account)
-
-    @property
     def idle(self) -> bool:
         """Nothing of ours is working or in flight at the venue."""
         return not self.by_cloid and not self._outbox
