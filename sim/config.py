@@ -19,10 +19,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -354,6 +356,32 @@ class RiskConfig(_Model):
         return v
 
 
+class InstrumentConfig(_Model):
+    """One symbol's price and size rules on a venue (``[venues.instruments.SYMBOL]``,
+    ``sim.instruments``): a fixed ``tick_size`` or a decimal rule (``sig_figs``
+    significant figures, ``price_decimals`` decimals); a fixed ``lot_size`` or
+    ``size_decimals``; ``min_size`` (units), ``min_notional`` (quote currency),
+    ``max_leverage`` (caps the venue's). Unset fields come from the venue's rule."""
+
+    tick_size: PositiveFloat | None = None
+    sig_figs: int | None = Field(default=None, ge=1, le=15)
+    price_decimals: int | None = Field(default=None, ge=0, le=12)
+    lot_size: PositiveFloat | None = None
+    size_decimals: int | None = Field(default=None, ge=0, le=12)
+    min_size: NonNegativeFloat | None = None
+    min_notional: NonNegativeFloat | None = None
+    max_leverage: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> InstrumentConfig:
+        if self.tick_size is not None and (self.sig_figs is not None
+                                           or self.price_decimals is not None):
+            raise ValueError("tick_size: a fixed tick or sig_figs/price_decimals, not both")
+        if self.lot_size is not None and self.size_decimals is not None:
+            raise ValueError("lot_size: a fixed lot or size_decimals, not both")
+        return self
+
+
 class VenueConfig(_Model):
     """A simulated venue. ``preset`` ("hyperliquid", "ostium": ``sim.venue.PRESETS``)
     fills every setting not given explicitly. ``health``: its state at the start;
@@ -367,7 +395,12 @@ class VenueConfig(_Model):
     ``latency_sigma``) applies when ``execution.latency`` is on; ``timeout_ms``: an order
     longer in flight times out; ``reject_rate``: probability an arriving order is refused.
     ``kind = "perp"``: margin (``max_leverage``, ``maintenance_margin``), liquidation and
-    funding (the data's funding file, else ``funding_rate`` every ``funding_interval``)."""
+    funding (the data's funding file, else ``funding_rate`` every ``funding_interval``).
+
+    Price and size rules are per symbol (``sim.instruments``): ``instruments`` (symbol ->
+    ``InstrumentConfig``) over the venue-wide ``tick_size``/``lot_size``/``min_size``
+    over the preset's rule (Hyperliquid: 5 significant figures, 6 - szDecimals decimals,
+    8 for spot, $10 minimum notional; Ostium: no tick, 7 USDC minimum)."""
 
     name: str = Field(min_length=1)
     symbols: list[str] = Field(min_length=1)
@@ -393,6 +426,7 @@ class VenueConfig(_Model):
     maintenance_margin: float = Field(default=0.0, ge=0, lt=1)
     funding_rate: float | None = Field(default=None, gt=-1, lt=1)
     funding_interval: str = "8h"
+    instruments: dict[str, InstrumentConfig] = Field(default_factory=dict)
 
     @field_validator("funding_interval")
     @classmethod
@@ -415,6 +449,9 @@ class VenueConfig(_Model):
                 f"margin 1 / max_leverage = {1.0 / self.max_leverage:g}")
         if self.latency_dist == "lognormal" and self.latency_sigma <= 0.0:
             raise ValueError("latency_sigma: must be > 0 for latency_dist = 'lognormal'")
+        for symbol in self.instruments:
+            if symbol not in self.symbols:
+                raise ValueError(f"instruments.{symbol}: not one of the venue's symbols")
         return self
 
     @model_validator(mode="before")
@@ -423,6 +460,15 @@ class VenueConfig(_Model):
         from sim.venue import PRESETS
 
         return with_preset(data, PRESETS)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without an instruments table the stored config (and so every hash of it) is
+        what it was before the table existed."""
+        data: dict[str, Any] = handler(self)
+        if not self.instruments:
+            data.pop("instruments", None)
+        return data
 
 
 class RouterConfig(_Model):

@@ -514,6 +514,7 @@ class ExecutionDesk:
     def _account(self, s: int) -> Account:
         portfolio = self.portfolio
         qty, price = portfolio.qty, portfolio.price
+        symbols = self.symbols
         other = other_im = other_mm = 0.0
         for j in portfolio._held:
             if j == s:
@@ -522,9 +523,11 @@ class ExecutionDesk:
             other += value
             perp = self.perp[j]
             if perp is not None:
-                other_im += abs(value) / perp.max_leverage
+                other_im += abs(value) / perp.leverage.get(symbols[j], perp.max_leverage)
                 other_mm += abs(value) * perp.maintenance_margin
-        return Account(qty[s], portfolio.cash, other, other_im, other_mm, self.perp[s])
+        perp = self.perp[s]
+        leverage = 1.0 if perp is None else perp.leverage.get(symbols[s], perp.max_leverage)
+        return Account(qty[s], portfolio.cash, other, other_im, other_mm, perp, leverage)
 
     def _bar_range(self, s: int) -> float:
         """The previous completed bar's (high - low) / close: volatility-scaled slippage

@@ -20,13 +20,16 @@ Rules (the README's "Execution model" states them for users):
   order the segment reaches their prices (ties: the older order first). Market orders
   fill only at observations.
 * Takers pay the venue's slippage (fixed, volatility-scaled, square-root impact) and its
-  taker fee; makers pay the maker fee (negative: a rebate) at their limit price.
+  taker fee, at a price on the symbol's grid (``sim.instruments``) that must lie in the
+  model's band around the price taken against (else ``FillOutsideBand`` stops the run);
+  makers pay the maker fee (negative: a rebate) at their limit price.
 * Participation: with ``max_participation`` a venue fills at most that share of the
   event's volume (the bar's, or the trade's); the rest stays working for later events.
 * Reduce-only orders never grow or flip a position: they fill at most what reduces it,
   and are cancelled when the position is gone. A bracket that fills cancels its sibling.
 * Spot buys are trimmed to the cash (legacy rule); perpetual fills that grow a position
-  are trimmed to what the account's margin allows (initial margin = 1 / max_leverage).
+  are trimmed to what the account's margin allows (initial margin = 1 / leverage, the
+  venue's ``max_leverage`` capped by the symbol's instrument).
 * Perpetual liquidation: when equity falls below the maintenance margin of the account's
   perpetual positions (cross margin), the position is closed at its liquidation price,
   where equity equals the maintenance requirement (at the observed price when the market
@@ -81,6 +84,7 @@ class Account:
     other_margin: float = 0.0  # initial margin held by other perpetual positions
     other_maintenance: float = 0.0
     perp: object | None = None  # the perpetual venue whose margin rules apply, or None
+    leverage: float = 1.0  # this symbol's on that venue: min(venue's, the instrument's cap)
 
 
 class Matcher:
@@ -223,9 +227,11 @@ class Matcher:
         venue = leg.venue
         buy = qty > 0
         slip = venue.slippage(self._participation(qty), self.bar_range)
-        price = venue.taker_price(buy, market, slip)
+        inst = venue.instruments[leg.order.symbol]
+        price = inst.taker_price(buy, market, slip)
         if limit is not None:  # a marketable limit never fills past its limit
             price = min(price, limit) if buy else max(price, limit)
+        inst.check_taker(leg.order.order_id, buy, market, slip, price)
         self._book(leg, qty, price, venue.fee_rate(False), TAKER)
 
     def _make(self, leg: Leg, limit: float) -> None:
@@ -247,11 +253,12 @@ class Matcher:
                     room = max(allowed - abs(account.position), 0.0) if (
                         account.position == 0.0 or (account.position > 0) == (qty > 0)) \
                         else allowed + abs(account.position)
-                    room = _lots(room, venue.lot_size)
+                    room = venue.instruments[leg.order.symbol].floor_size(room, True)
                     qty = math.copysign(min(abs(qty), room), qty)
                     trimmed = True
         elif qty > 0:
-            fitted = venue.affordable(qty, price, fee_rate, account.cash)
+            fitted = venue.affordable(qty, price, fee_rate, account.cash,
+                                      venue.instruments[leg.order.symbol])
             trimmed = fitted != qty
             qty = fitted
         if qty == 0.0:
@@ -296,10 +303,9 @@ class Matcher:
     def _margin_room(self, price: float) -> float:
         """Largest |position| the account's margin allows at ``price``."""
         a = self.account
-        perp = a.perp
         equity = a.cash + a.position * price + a.other_value
         free = equity - a.other_margin
-        return max(free, 0.0) * perp.max_leverage / price  # type: ignore[attr-defined]
+        return max(free, 0.0) * a.leverage / price
 
     def _close(self, leg: Leg, status: str, reason: str) -> None:
         self.closed[id(leg)] = (leg, status, reason)
@@ -342,12 +348,6 @@ class Matcher:
         for leg in self._others.values():
             if id(leg) not in self.closed and leg.order.reduce_only:
                 self._close(leg, CANCELLED, "position liquidated")
-
-
-def _lots(qty: float, lot: float) -> float:
-    if lot <= 0.0:
-        return qty
-    return math.floor(qty / lot + 1e-9) * lot
 
 
 # Intrabar conventions: the order the bar's extremes are visited in after the open.

@@ -2,8 +2,10 @@
 
 Eligibility: a venue is a candidate for an order when it lists the symbol and is not
 down. Venues that are up are tried first (in score order), degraded ones only after them.
-After rounding the quantity down to the venue's lot size (``round_quantity``), a venue is
-also ineligible when nothing is left or the quantity is below its ``min_size``.
+After rounding the quantity down to the symbol's lots on that venue (its instrument,
+``sim.instruments``), a venue is also ineligible when nothing is left, the quantity is
+below the instrument's ``min_size``, or (unless the order is reduce-only) its notional
+at the order's reference price is below ``min_notional``.
 Policies (``router.policy``):
 
 * ``cheapest`` (the default): lowest taker fee; score = fee bps.
@@ -23,7 +25,7 @@ Policies (``router.policy``):
   what no venue can take is not sent (the order fills smaller than asked).
 
 Quantities are rounded toward zero to whole lots, so a closing order on a venue with a
-lot size may leave a remainder smaller than one lot.
+lot may leave a remainder smaller than one lot.
 
 Ties keep the order the venues are listed in (stable, deterministic). Every decision
 carries the candidates with their scores and the reason. ``timer`` measures how long
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sim.messages import OrderRouted, RouteCandidate, SubmitOrder
-from sim.venue import DOWN, UP, SimVenue, round_quantity
+from sim.venue import DOWN, UP, SimVenue
 
 POLICIES = ("cheapest", "preference", "cost", "split")
 
@@ -135,7 +137,8 @@ class VenueRouter:
             return f"no venue lists {symbol}"
         if all(v.health == DOWN for v in listing):
             return f"every venue listing {symbol} is down"
-        return f"the order is below every open venue's lot or minimum size for {symbol}"
+        return (f"the order is below every open venue's lot, minimum size or minimum "
+                f"notional for {symbol}")
 
     def route_legs(
         self, order: SubmitOrder, exclude: frozenset[str] = frozenset()
@@ -162,9 +165,11 @@ class VenueRouter:
                 for k, (sc, v, q) in enumerate(legs)
             )
         for rank, (sc, _, v) in enumerate(pool):
-            qty = round_quantity(order.quantity, v.lot_size)
-            if qty == 0.0 or abs(qty) < v.min_size:
-                note += f"; {v.name}: below lot/min size"
+            inst = v.instruments.get(order.symbol) or v.instrument(order.symbol,
+                                                                     order.ref_price)
+            qty = inst.round_size(order.quantity)
+            if qty == 0.0 or inst.too_small(qty, order.ref_price, order.reduce_only):
+                note += f"; {v.name}: below lot/min size/min notional"
                 continue
             reason = self._reason(sc, len(listing), rank) + note
             if v.health != UP:
@@ -195,8 +200,10 @@ class VenueRouter:
                 break
             cap = left if v.max_order_notional is None else min(
                 left, v.max_order_notional / order.ref_price)
-            qty = abs(round_quantity(cap, v.lot_size))
-            if qty <= 0.0 or qty < v.min_size:
+            inst = v.instruments.get(order.symbol) or v.instrument(order.symbol,
+                                                                     order.ref_price)
+            qty = abs(inst.round_size(cap))
+            if qty <= 0.0 or inst.too_small(qty, order.ref_price, order.reduce_only):
                 continue
             legs.append((sc, v, sign * qty))
             left -= qty

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -23,12 +23,14 @@ from sim.config import (
     RegimeSourceConfig,
     RiskConfig,
     ScenarioConfig,
+    VenueConfig,
     parse_duration,
     parse_timestamp,
 )
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import AgentSlot, Engine
+from sim.instruments import Instrument, resolve, unrepresentable
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
 from sim.performance import AgentPerformance
@@ -117,6 +119,8 @@ def build_engine(
                 agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
                 slots[s].append(AgentSlot(index, agent_cfg.name, agent))
     venue_rngs = RandomStreams.spawn(config.seed, 0, 0, len(config.venues)).venues
+    first_prices = {b.symbol: float(b.open[0]) for b in data.bars if len(b)}
+    rules = [venue_instruments(v, first_prices, config.initial_cash) for v in config.venues]
     venues = [SimVenue(v.name, frozenset(v.symbols), v.fee_bps, v.slippage_bps,
                        maker_fee_bps=v.maker_fee_bps, min_size=v.min_size,
                        tick_size=v.tick_size, lot_size=v.lot_size, latency_ms=v.latency_ms,
@@ -127,8 +131,10 @@ def build_engine(
                        funding_rate=v.funding_rate,
                        funding_interval_ns=parse_duration(v.funding_interval),
                        latency_dist=v.latency_dist, latency_sigma=v.latency_sigma,
-                       reject_rate=v.reject_rate, timeout_ms=v.timeout_ms, rng=rng)
-              for v, rng in zip(config.venues, venue_rngs, strict=True)]
+                       reject_rate=v.reject_rate, timeout_ms=v.timeout_ms, rng=rng,
+                       instruments=instruments, resolver=resolver)
+              for v, rng, (instruments, resolver) in zip(config.venues, venue_rngs, rules,
+                                                         strict=True)]
     cons = config.consensus
     performance = AgentPerformance([len(s) for s in slots], cons.decay,
                                    online=cons.method == "performance_weighted")
@@ -159,6 +165,42 @@ def build_engine(
         for e in config.events])
     schedule_funding(engine, data)
     return engine
+
+
+def venue_instruments(
+    v: VenueConfig, first_prices: Mapping[str, float], cash: float,
+) -> tuple[dict[str, Instrument], Callable[[str, float], Instrument] | None]:
+    """Each symbol's instrument on venue ``v`` (``sim.instruments.resolve``), checked
+    against the symbol's first price and the account: a spec that cannot represent the
+    prices or can never be traded is a ConfigError naming venue, symbol and field.
+    A symbol whose first price is not known yet (a live session) and whose rule needs one
+    is resolved, and checked, by the returned resolver at its first order."""
+
+    def make(symbol: str, price: float | None) -> Instrument | None:
+        spec = v.instruments.get(symbol)
+        return resolve(v.name, symbol, rule=v.preset, kind=v.kind, tick_size=v.tick_size,
+                       lot_size=v.lot_size, min_size=v.min_size,
+                       spec=spec.model_dump(exclude_none=True) if spec else None,
+                       price=price)
+
+    def checked(symbol: str, price: float) -> Instrument:
+        inst = make(symbol, price)
+        assert inst is not None
+        problem = unrepresentable(inst, price, cash)
+        if problem is not None:
+            raise ConfigError(problem)
+        return inst
+
+    out: dict[str, Instrument] = {}
+    lazy = False
+    for symbol in sorted(v.symbols):
+        price = first_prices.get(symbol)
+        inst = checked(symbol, price) if price is not None else make(symbol, None)
+        if inst is None:
+            lazy = True
+        else:
+            out[symbol] = inst
+    return out, checked if lazy else None
 
 
 def schedule_funding(engine: Engine, data: MarketData) -> None:

@@ -2,21 +2,28 @@
 orders (matched against market events by ``sim.matching``).
 
 Buys pay ``slippage_bps`` above the market, sells receive that much below; the taker fee
-is charged on the filled notional. With a ``tick_size`` the fill price is put on the tick
-grid (buys up, sells down: never better than market +- slippage); the router has already
-rounded the quantity down to whole lots (``round_quantity``). A cash account cannot spend
-more than it holds, so a buy is trimmed to what the cash covers after slippage and fees
-(whole lots when the venue has a lot size).
+is charged on the filled notional. Each symbol has its own price and size rules
+(``instruments``: ``sim.instruments.Instrument``, prebuilt per symbol): the fill price is
+put on the symbol's price grid (buys up, sells down: never better than market +-
+slippage) and checked against the model's band; the router has already rounded the
+quantity down to the symbol's lots. A cash account cannot spend more than it holds, so a
+buy is trimmed to what the cash covers after slippage and fees (whole lots when the
+symbol has a lot).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
+from sim.instruments import Instrument, round_price, round_quantity
 from sim.messages import OrderFilled, SubmitOrder
+
+__all__ = ["DOWN", "PRESETS", "SimVenue", "Venue", "round_price", "round_quantity",
+           "venue_preset"]
 
 UP, DEGRADED, DOWN = "up", "degraded", "down"
 HEALTH = (UP, DEGRADED, DOWN)
@@ -33,25 +40,6 @@ class Venue(Protocol):
     ) -> OrderFilled | None: ...
 
 
-def round_quantity(qty: float, lot: float) -> float:
-    """Signed quantity rounded toward zero to a whole number of lots (``lot`` 0: as is)."""
-    if lot <= 0.0:
-        return qty
-    size = abs(qty)
-    lots = math.floor(size / lot + 1e-9)  # 0.3 / 0.1 is 2.9999999999999996
-    rounded = lots * lot
-    if rounded > size:  # on the grid already, up to float error: keep it exactly
-        rounded = size
-    return math.copysign(rounded, qty) if lots else 0.0
-
-
-def round_price(price: float, tick: float) -> float:
-    """Price rounded to the nearest tick (``tick`` 0: as is)."""
-    if tick <= 0.0:
-        return price
-    return round(price / tick) * tick
-
-
 # Simulated presets modelled on public venue documentation. Figures are the base (lowest
 # volume) tier and were taken from the venues' public docs as summarised here; they change,
 # so check them before relying on them:
@@ -62,10 +50,10 @@ def round_price(price: float, tick: float) -> float:
 #   2026-09-12); some third-party summaries give 1 bp maker, which that answer does not
 #   bear out. Hourly funding (simulated for kind = "perp" venues, and scored by the
 #   cost router).
-#   Tick/lot sizes are per asset (szDecimals); 0.01 / 0.001 are representative for
-#   BTC/ETH-style contracts; minimum order value about $10 (expressed here as a
-#   minimum size in units is venue- and asset-specific: left 0). Latency: ~0.2 s block
-#   time on HyperCore.
+#   Price and size rules are per asset (szDecimals), so the preset carries the rule, not
+#   one tick: ``sim.instruments`` (5 significant figures, 6 - szDecimals decimals, 8 for
+#   spot, sizes at szDecimals, $10 minimum notional). Latency: ~0.2 s block time on
+#   HyperCore.
 # * Ostium (RWA and crypto perpetuals: FX, commodities, indices, stocks, crypto),
 #   https://ostium-labs.gitbook.io/ostium-docs/fee-breakdown
 #   crypto opening fee 3 bps ("maker": leverage <= 20x and the trade reduces the open-
@@ -75,13 +63,12 @@ def round_price(price: float, tick: float) -> float:
 #   (approximated here as the taker fee on every fill: conservative, about twice the
 #   real round-trip cost). Crypto figures checked on 2026-11-21 against the official
 #   page and two independent summaries (3 / 10 bps).
-#   Oracle-priced on Arbitrum: latency ~1-2 s. Tick/lot are representative only.
+#   Oracle-priced on Arbitrum: latency ~1-2 s. Pair rules (no tick, minimum position):
+#   ``sim.instruments``, with their source.
 PRESETS: dict[str, dict[str, float]] = {
     "hyperliquid": {"fee_bps": 4.5, "maker_fee_bps": 1.5, "slippage_bps": 1.0,
-                    "tick_size": 0.01, "lot_size": 0.001, "min_size": 0.0,
                     "latency_ms": 200.0},
     "ostium": {"fee_bps": 10.0, "maker_fee_bps": 3.0, "slippage_bps": 2.0,
-               "tick_size": 0.0001, "lot_size": 0.0001, "min_size": 0.0,
                "latency_ms": 1500.0},
 }
 
@@ -101,14 +88,19 @@ def venue_preset(name: str) -> dict[str, float]:
 class SimVenue:
     """A simulated venue: its fee schedule and price rules, the orders working on it
     (``book``: symbol index -> legs, matched by ``sim.matching``), its latency and its
-    faults. Every setting beyond fees, slippage, tick and lot is off by default."""
+    faults. Every setting beyond fees, slippage and the symbols' rules is off by default.
 
-    __slots__ = ("_fee", "_maker", "_slip", "added_latency_ms", "book", "fee_bps",
-                 "funding_interval_ns", "funding_rate", "health", "impact_bps", "kind",
-                 "latency_dist", "latency_ms", "latency_sigma", "lot_size", "maintenance_margin",
-                 "maker_fee_bps", "max_leverage", "max_order_notional", "max_participation",
-                 "min_size", "name", "reject_rate", "rng", "slippage_bps", "symbols",
-                 "tick_size", "timeout_ms", "volatility_slippage")
+    ``instruments``: symbol -> its rules, prebuilt; a symbol not given gets the venue-wide
+    ``tick_size``/``lot_size``/``min_size``, or with a ``resolver`` is resolved by it at
+    its first order (a rule that needs a price not known at build time)."""
+
+    __slots__ = ("_fee", "_maker", "_resolver", "_slip", "added_latency_ms", "book",
+                 "fee_bps", "funding_interval_ns", "funding_rate", "health", "impact_bps",
+                 "instruments", "kind", "latency_dist", "latency_ms", "latency_sigma",
+                 "leverage", "lot_size", "maintenance_margin", "maker_fee_bps",
+                 "max_leverage", "max_order_notional", "max_participation", "min_size",
+                 "name", "reject_rate", "rng", "slippage_bps", "symbols", "tick_size",
+                 "timeout_ms", "volatility_slippage")
 
     def __init__(
         self, name: str, symbols: frozenset[str], fee_bps: float = 0.0, slippage_bps: float = 0.0,
@@ -120,6 +112,8 @@ class SimVenue:
         funding_rate: float | None = None, funding_interval_ns: int = 8 * 3600 * 10**9,
         latency_dist: str = "fixed", latency_sigma: float = 0.0, reject_rate: float = 0.0,
         timeout_ms: float | None = None, rng: np.random.Generator | None = None,
+        instruments: Mapping[str, Instrument] | None = None,
+        resolver: Callable[[str, float], Instrument] | None = None,
     ) -> None:
         self.name = name
         self.symbols = frozenset(symbols)
@@ -129,7 +123,7 @@ class SimVenue:
         self.volatility_slippage = volatility_slippage  # x the previous bar's range
         self.impact_bps = impact_bps  # square-root impact at 100% participation
         self.max_participation = max_participation  # of a bar's (or trade's) volume
-        self.min_size = min_size
+        self.min_size = min_size  # venue-wide defaults of the symbols' rules (instruments)
         self.tick_size = tick_size
         self.lot_size = lot_size
         self.latency_ms = latency_ms  # network, one way; used when execution.latency is on
@@ -150,6 +144,16 @@ class SimVenue:
         self._fee = fee_bps / 10_000.0
         self._maker = maker_fee_bps / 10_000.0
         self._slip = slippage_bps / 10_000.0
+        self.instruments: dict[str, Instrument] = {}
+        self.leverage: dict[str, float] = {}  # per symbol: min(max_leverage, its cap)
+        self._resolver = resolver
+        given = instruments or {}
+        for symbol in sorted(self.symbols):
+            inst = given.get(symbol)
+            if inst is None and resolver is None:
+                inst = Instrument(name, symbol, tick=tick_size, lot=lot_size, min_size=min_size)
+            if inst is not None:
+                self.set_instrument(inst)
 
     # -- prices and fees -------------------------------------------------------------
     def fee_rate(self, maker: bool) -> float:
@@ -166,23 +170,29 @@ class SimVenue:
             slip += self.impact_bps / 10_000.0 * math.sqrt(participation)
         return slip
 
-    def taker_price(self, buy: bool, market_price: float, slip: float) -> float:
-        """``market_price`` moved ``slip`` against the taker, on the tick grid (buys round
-        up, sells down: never better than market +- slippage)."""
-        if buy:
-            price = market_price * (1.0 + slip)
-            if self.tick_size > 0.0:
-                price = math.ceil(price / self.tick_size - 1e-9) * self.tick_size
-            return price
-        price = market_price * (1.0 - slip)
-        if self.tick_size > 0.0:
-            price = max(math.floor(price / self.tick_size + 1e-9) * self.tick_size,
-                        self.tick_size)
-        return price
+    def instrument(self, symbol: str, price: float) -> Instrument:
+        """The symbol's rules; resolved here, once, from ``price`` (an order's) when the
+        venue's rule needs a price that was not known when the run was built (live)."""
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            if self._resolver is None:
+                raise KeyError(f"venue {self.name!r} has no instrument {symbol!r}")
+            inst = self._resolver(symbol, price)
+            self.set_instrument(inst)
+        return inst
 
-    def affordable(self, qty: float, price: float, fee_rate: float, cash: float) -> float:
+    def set_instrument(self, inst: Instrument) -> None:
+        """Use ``inst`` for its symbol from now on (a live venue's metadata replaces the
+        scenario's before the first order)."""
+        self.instruments[inst.symbol] = inst
+        cap = inst.max_leverage
+        self.leverage[inst.symbol] = (self.max_leverage if cap is None
+                                      else min(self.max_leverage, cap))
+
+    def affordable(self, qty: float, price: float, fee_rate: float, cash: float,
+                   inst: Instrument) -> float:
         """A buy of ``qty`` trimmed to what ``cash`` covers with the fee (whole lots when
-        the venue has a lot size); 0 when not one unit is affordable. Rounding never
+        the symbol has a lot); 0 when not one unit is affordable. Rounding never
         overdraws: the cost is checked as the portfolio books it."""
         affordable = cash / (price * (1.0 + fee_rate))
         if affordable <= 0.0:
@@ -191,11 +201,11 @@ class SimVenue:
             qty = affordable
             while qty > 0.0 and qty * price + qty * price * fee_rate > cash:
                 qty = math.nextafter(qty, 0.0)
-            if self.lot_size > 0.0:
-                lot = self.lot_size
-                qty = math.floor(qty / lot) * lot
+            lot = inst.lot
+            if lot > 0.0:
+                qty = inst.floor_size(qty)
                 while qty > 0.0 and qty * price + qty * price * fee_rate > cash:
-                    qty -= lot
+                    qty = qty - lot if inst.size_decimals is None else inst.floor_size(qty - lot)
                 if qty <= 0.0:
                     return 0.0
         return qty
@@ -206,9 +216,12 @@ class SimVenue:
         """A market order filled at once against ``market_price`` (the immediate case of
         the matching in ``sim.matching``): None when a buy cannot afford a single unit."""
         qty = order.quantity
-        price = self.taker_price(qty > 0, market_price, self._slip)
-        if qty > 0:
-            qty = self.affordable(qty, price, self._fee, cash)
+        inst = self.instruments[order.symbol]
+        buy = qty > 0
+        price = inst.taker_price(buy, market_price, self._slip)
+        inst.check_taker(order.order_id, buy, market_price, self._slip, price)
+        if buy:
+            qty = self.affordable(qty, price, self._fee, cash, inst)
             if qty <= 0.0:
                 return None
         fee = abs(qty) * price * self._fee

@@ -3,7 +3,8 @@
 Everything here is pure (no I/O, no clock) and shared by the client and the fake server,
 so both sides apply the same rules.
 
-Rules (Hyperliquid docs, "Tick and lot size"):
+Rules (Hyperliquid docs, "Tick and lot size"; implemented once in ``sim.instruments``,
+which the simulation's Hyperliquid preset uses too):
 - a size has at most ``szDecimals`` decimals (per asset, from ``meta``);
 - a price has at most 5 significant figures and at most ``6 - szDecimals`` decimals for
   perpetuals (``8 - szDecimals`` for spot); an integer price is always allowed, whatever
@@ -22,18 +23,28 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
-PERP_MAX_DECIMALS = 6
-SPOT_MAX_DECIMALS = 8
-MAX_SIG_FIGS = 5
-MIN_NOTIONAL = 10.0  # USD; "Order must have minimum value of $10."
+from sim.instruments import (
+    HL_MIN_NOTIONAL,
+    HL_PERP_DECIMALS,
+    HL_SIG_FIGS,
+    HL_SPOT_DECIMALS,
+    Instrument,
+    Rounding,
+    floor_decimals,
+    hyperliquid_instrument,
+    round_decimal_price,
+)
+
+PERP_MAX_DECIMALS = HL_PERP_DECIMALS
+SPOT_MAX_DECIMALS = HL_SPOT_DECIMALS
+MAX_SIG_FIGS = HL_SIG_FIGS
+MIN_NOTIONAL = HL_MIN_NOTIONAL  # USD; "Order must have minimum value of $10."
 
 Tif = Literal["Gtc", "Ioc", "Alo"]
 Tpsl = Literal["tp", "sl"]
-Rounding = Literal["nearest", "down", "up"]
-_MODES = {"nearest": ROUND_HALF_EVEN, "down": ROUND_FLOOR, "up": ROUND_CEILING}
 
 
 class WireError(ValueError):
@@ -54,6 +65,13 @@ class AssetInfo:
     def price_decimals(self) -> int:
         return (SPOT_MAX_DECIMALS if self.spot else PERP_MAX_DECIMALS) - self.sz_decimals
 
+    def instrument(self, venue: str, symbol: str) -> Instrument:
+        """This asset's rules as the simulation's instrument (a live session replaces the
+        scenario's with it)."""
+        return hyperliquid_instrument(venue, symbol, self.sz_decimals, spot=self.spot,
+                                      max_leverage=float(self.max_leverage),
+                                      source="hyperliquid meta")
+
 
 def float_to_wire(x: float) -> str:
     """``x`` as the exchange's number string: at most 8 decimals, no trailing zeros."""
@@ -69,23 +87,18 @@ def float_to_wire(x: float) -> str:
 def round_price(px: float, asset: AssetInfo, mode: Rounding = "nearest") -> float:
     """``px`` on the asset's price grid: 5 significant figures, at most
     ``price_decimals`` decimals; integer prices are always valid, so a price of 100,000 or
-    more is rounded to a whole number, never to 5 significant figures."""
+    more is rounded to a whole number, never to 5 significant figures. The rule is
+    ``sim.instruments``' (one implementation for simulated and real fills)."""
     if not px > 0 or not math.isfinite(px):
         raise WireError(f"price must be positive and finite, got {px!r}")
-    d = Decimal(repr(px))
-    exponent = min(max(d.adjusted() - (MAX_SIG_FIGS - 1), -asset.price_decimals), 0)
-    rounded = d.quantize(Decimal(1).scaleb(exponent), rounding=_MODES[mode])
-    if rounded <= 0:  # rounded down below the smallest tick: the smallest tick instead
-        rounded = Decimal(1).scaleb(exponent)
-    return float(rounded)
+    return round_decimal_price(px, MAX_SIG_FIGS, asset.price_decimals, mode)
 
 
 def round_size(sz: float, asset: AssetInfo) -> float:
     """``sz`` rounded toward zero to ``szDecimals`` decimals (never more than asked)."""
     if not sz >= 0 or not math.isfinite(sz):
         raise WireError(f"size must be non-negative and finite, got {sz!r}")
-    d = Decimal(repr(sz)).quantize(Decimal(1).scaleb(-asset.sz_decimals), rounding=ROUND_DOWN)
-    return float(d)
+    return floor_decimals(sz, asset.sz_decimals)
 
 
 def price_error(px_text: str, asset: AssetInfo) -> str | None:

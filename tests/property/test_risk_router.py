@@ -14,8 +14,11 @@ down/up/degraded). Read back from the store:
   position-increasing order reaches a venue (the daily-loss breaker: until its day ends);
 * every routing leg goes to a venue that lists the symbol and is not down at that time;
   a degraded venue only when no venue that is up could take it; leg quantities are whole
-  lots, at least the venue's minimum and never more than the order; fill prices lie on
-  the venue's tick grid.
+  lots of the symbol's instrument on that venue, at least its minimum size and notional
+  and never more than the order; fill prices lie on the instrument's price grid;
+* a venue whose instrument cannot represent a symbol's prices (a tick of 1% of the first
+  price or more, or a lot worth more than the account) is refused before the run, naming
+  venue, symbol and field.
 """
 
 from __future__ import annotations
@@ -34,12 +37,12 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from sim.config import parse_scenario
+from sim.config import ConfigError, parse_scenario
 from sim.data import MarketData, gbm_bars, merge
+from sim.instruments import Instrument, resolve, unrepresentable
 from sim.risk import CHECK_NAMES, reduces
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
-from sim.venue import round_quantity
 from tests.property import _support as sup
 
 GRID = 1e-9
@@ -150,11 +153,32 @@ def on_grid(x: float, step: float) -> bool:
     return abs(k - round(k)) <= 1e-6 * max(1.0, abs(k))
 
 
+def on_price_grid(price: float, inst: Instrument) -> bool:
+    if inst.tick > 0.0:
+        return on_grid(price, inst.tick)
+    return abs(inst.round_price(price) - price) <= 1e-12 * price
+
+
+def instruments_of(cfg: Any, bars: MarketData) -> dict[tuple[str, str], Instrument]:
+    """Every (venue, symbol)'s instrument as the run resolves it, before its checks."""
+    first = {b.symbol: float(b.open[0]) for b in bars.bars}
+    out = {}
+    for v in cfg.venues:
+        for sym in v.symbols:
+            spec = v.instruments.get(sym)
+            out[(v.name, sym)] = resolve(
+                v.name, sym, rule=v.preset, kind=v.kind, tick_size=v.tick_size,
+                lot_size=v.lot_size, min_size=v.min_size,
+                spec=spec.model_dump(exclude_none=True) if spec else None, price=first[sym])
+    return out
+
+
 def day_of(ts: int, tz: ZoneInfo) -> Any:
     return datetime.fromtimestamp(ts / 1e9, tz).date()
 
 
-def check_run(con: Any, run_id: str, cfg: Any) -> dict[str, int]:
+def check_run(con: Any, run_id: str, cfg: Any,
+              instruments: dict[tuple[str, str], Instrument]) -> dict[str, int]:
     raw_risk = cfg.risk
     tz = ZoneInfo(raw_risk.timezone)
     venues = {v.name: v for v in cfg.venues}
@@ -261,20 +285,24 @@ def check_run(con: Any, run_id: str, cfg: Any) -> dict[str, int]:
         assert o["symbol"] in v.symbols, "routed to a venue that does not list the symbol"
         h = health(v.name, r["ts"])
         assert h != "down", f"routed to {v.name} while it was down"
+        ref, reduce_only = o["ref_price"], o["reduce_only"]
         if h == "degraded":
             for other in cfg.venues:
                 if o["symbol"] in other.symbols and health(other.name, r["ts"]) == "up":
-                    q = round_quantity(r["quantity"] if cfg.router.policy == "split"
-                                       else o["quantity"], other.lot_size)
-                    assert q == 0.0 or abs(q) < other.min_size or cfg.router.policy == "split"
+                    other_inst = instruments[(other.name, o["symbol"])]
+                    q = other_inst.round_size(r["quantity"] if cfg.router.policy == "split"
+                                              else o["quantity"])
+                    assert (q == 0.0 or other_inst.too_small(q, ref, reduce_only)
+                            or cfg.router.policy == "split")
+        inst = instruments[(v.name, o["symbol"])]
         q = r["quantity"]
         assert q != 0.0 and (q > 0) == (o["quantity"] > 0)
-        assert on_grid(q, v.lot_size), (q, v.lot_size)
-        assert abs(q) >= v.min_size
+        assert on_grid(q, inst.lot), (q, inst)
+        assert not inst.too_small(q, ref, reduce_only), (q, ref, inst)
         legs[r["order_id"]] += abs(q)
         assert legs[r["order_id"]] <= abs(o["quantity"]) * (1 + GRID)
     for f in fills:
-        assert on_grid(f["price"], venues[f["venue"]].tick_size), f
+        assert on_price_grid(f["price"], instruments[(f["venue"], f["symbol"])]), f
     for check in sorted({d["check_name"] for d in denials}):
         event(f"denied by {check}")
     event(f"router {cfg.router.policy}: {'some' if routes else 'no'} routes")
@@ -286,9 +314,21 @@ def check_run(con: Any, run_id: str, cfg: Any) -> dict[str, int]:
 def test_limits_breaker_and_routing_hold(case: dict[str, Any]) -> None:
     bars = market(case)
     config = parse_scenario(case["raw"], "property")
+    instruments = instruments_of(config, bars)
+    first = {b.symbol: float(b.open[0]) for b in bars.bars}
+    refused = [unrepresentable(inst, first[sym], config.initial_cash)
+               for (_, sym), inst in instruments.items()]
+    refused = [r for r in refused if r is not None]
     with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "r.duckdb") as store:
+        if refused:
+            with pytest.raises(ConfigError) as caught:
+                run_scenario(config, store, data=bars)
+            assert str(caught.value) in refused
+            assert not store.con.execute("SELECT count(*) FROM runs").fetchone()[0]
+            event("refused: an instrument cannot represent the prices")
+            return
         run_id = run_scenario(config, store, data=bars).run_id
-        counts = check_run(store.con, run_id, config)
+        counts = check_run(store.con, run_id, config, instruments)
     event(f"fills: {'some' if counts['fills'] else 'none'}")
 
 
