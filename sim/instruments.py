@@ -225,6 +225,12 @@ class Instrument:
         if price > 0.0 and lo - tol <= price <= hi + tol:
             return
         side = "buy" if buy else "sell"
+        if not price > 0.0:
+            raise FillOutsideBand(
+                f"fill at a price that is not positive: order {order_id} ({side} "
+                f"{self.symbol} on {self.venue}) at {price:.10g} against a reference price "
+                f"of {reference:.10g}: the slippage model charged {slip:.6g} (fixed + "
+                "volatility + impact; a sell cannot pay 100% or more)")
         raise FillOutsideBand(
             f"fill outside the execution band: order {order_id} ({side} {self.symbol} on "
             f"{self.venue}) at {price:.10g} against a reference price of {reference:.10g}; "

@@ -157,6 +157,11 @@ def test_the_band_allows_slippage_and_one_step_and_nothing_else() -> None:
                        (True, math.nan), (False, -1.0)]:
         with pytest.raises(FillOutsideBand, match=r"order 12 \((buy|sell) X on v\)"):
             inst.check_taker(12, buy, 100.2, 0.0, price)
+    # slippage of 100% or more (e.g. square-root impact far past a bar's volume) would
+    # sell at a negative price: inside the arithmetic band, still never a fill
+    plain = Instrument("v", "X")
+    with pytest.raises(FillOutsideBand, match=r"not positive: order 3 .* charged 1\.34"):
+        plain.check_taker(3, False, 1.0, 1.34, plain.taker_price(False, 1.0, 1.34))
 
 
 def test_a_sell_below_one_tick_would_fill_above_the_market_and_is_stopped() -> None:
