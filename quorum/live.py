@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from live.clock import PacingClock
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.config import Credentials, HyperliquidConfig
+from live.hyperliquid.meta import adopt_meta
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
 from live.journal import OrderJournal, absorb, journal_dir
@@ -179,6 +181,7 @@ class VenueSession:
     venue: HyperliquidVenue
     kill_file: Path
     recovered: int
+    instrument_changes: tuple[str, ...] = ()  # where Hyperliquid's rules replaced the scenario's
 
     async def run(self) -> RunResult:
         completed = False
@@ -214,6 +217,10 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                               f"perpetual {', '.join(missing)} (live.coins maps symbols)")
         runner = LiveRunner(config, store, symbols=list(coins), mode="live",
                             run_id=resume_run, resume=resume_run is not None)
+        # the venue's own rules replace the scenario's, said before the first order
+        instrument_changes = adopt_meta(runner.engine.router.venues, coins, assets)
+        for line in instrument_changes:
+            print(f"quorum live: instruments: {line}", file=sys.stderr, flush=True)
         started = now_ns()
         journals = journal_dir(store.path)
         port = HyperliquidPort(venue, runner.engine.desk, runner.run_id, coins,
@@ -247,4 +254,5 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
     except BaseException:
         await venue.aclose()
         raise
-    return VenueSession(runner, port, feed, venue, kill_file, recovered)
+    return VenueSession(runner, port, feed, venue, kill_file, recovered,
+                        tuple(instrument_changes))
