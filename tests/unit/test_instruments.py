@@ -238,3 +238,22 @@ def test_taker_prices_are_on_the_grid_and_inside_the_band(sz_decimals: int, spot
     assert lo * (1 - 1e-9) <= fill <= hi * (1 + 1e-9)
     assert price_error(repr(fill), AssetInfo("X", 0, inst.size_decimals or 0, 1,
                                              spot=spot)) is None
+
+
+def test_without_a_first_price_the_venue_resolves_and_checks_at_the_first_order() -> None:
+    """A live session builds the engine before any bar: a rule that needs the price is
+    resolved from the first order's, and refused there if it cannot represent it."""
+    from sim.runner import venue_instruments
+
+    cfg = parse_scenario({"name": "t", "agents": [{"name": "a", "kind": "sma_crossover"}],
+                          "venues": [{"name": "hl", "symbols": ["ADABTC", "BTC"],
+                                      "preset": "hyperliquid", "kind": "perp",
+                                      "max_leverage": 2.0,
+                                      "instruments": {"BTC": {"size_decimals": 5}}}]})
+    built, resolver = venue_instruments(cfg.venues[0], {}, 10_000.0)
+    assert set(built) == {"BTC"} and resolver is not None  # BTC needs no price
+    assert resolver("ADABTC", 0.5).size_decimals == 0
+    with pytest.raises(ConfigError, match=r"^venues\.hl\.instruments\.ADABTC\.price_decimals"):
+        resolver("ADABTC", 5.33e-05)
+    built, resolver = venue_instruments(cfg.venues[0], {"ADABTC": 0.5, "BTC": 9e4}, 1e4)
+    assert set(built) == {"ADABTC", "BTC"} and resolver is None
