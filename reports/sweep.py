@@ -145,6 +145,8 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
             "failed": len({g["run_id"] for g in group if g["status"] == "failed"}),
         }
         row["missing"] = row["runs"] - row["completed"] - row["failed"]
+        # runs made by other code than the sweep's (kept by --reuse-stale)
+        row["stale"] = len({g["run_id"] for g in group if g.get("stale")})
         for metric, direction in rank_by:
             vals = [d["metrics"].get(metric, math.nan) for d in done.values()]
             row[metric] = _aggregate(vals, aggregate, direction)

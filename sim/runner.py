@@ -17,6 +17,7 @@ import numpy as np
 
 from sim.agents.base import build_agent
 from sim.agents.external import call_log_for
+from sim.code_identity import code_identity
 from sim.config import (
     ConfigError,
     FileSourceConfig,
@@ -40,6 +41,7 @@ from sim.regimes.generators import generate
 from sim.regimes.shocks import apply_shocks
 from sim.risk import AgentPermissions, RiskEngine, RiskLimits
 from sim.router import VenueRouter
+from sim.run_identity import config_identity
 from sim.store import RunStore
 from sim.venue import SimVenue
 from sim.view import MarketView
@@ -265,6 +267,20 @@ def run_scenario(
     return RunResult(run_id, "completed", engine.bars_seen)
 
 
+def record_code(store: RunStore, run_id: str, config: ScenarioConfig) -> None:
+    """Keep the code that makes the run with it (``sim.run_identity``), in stores that keep
+    it (``record_code``). A live config whose files are not here gets no config id."""
+    record = getattr(store, "record_code", None)
+    if record is None:
+        return
+    try:
+        config_id = config_identity(config)
+    except ConfigError:
+        config_id = ""
+    code = code_identity(a.model_dump(mode="json") for a in config.agents)
+    record(run_id, config_id, code.code_id, code.quorum, code.modules)
+
+
 def load_ticks(config: ScenarioConfig) -> tuple[Trades, MarketData]:
     """The trades of a tick-replay scenario, and the bars they make (what agents see and
     the ``bars`` table stores: the same aggregation ``run_ticks`` performs on the fly)."""
@@ -302,6 +318,7 @@ def stored_run(
     if not resume:
         store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
                          code_version(), data_hash, mode)
+        record_code(store, run_id, config)
     try:
         yield
     except BaseException as exc:
