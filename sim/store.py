@@ -108,6 +108,12 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("request_hash", "VARCHAR"), ("request", "JSON"), ("response", "JSON"),
         ("error", "VARCHAR"), ("elapsed_ms", "DOUBLE"),
     ),
+    # Per agent per symbol that calls an outside service (sim.agents.base.CallStats),
+    # at the end of a run: calls made, how many failed, the last error.
+    "agent_errors": (
+        ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("calls", "BIGINT"),
+        ("errors", "BIGINT"), ("last_error", "VARCHAR"),
+    ),
 }
 
 _RUNS_DDL = """
