@@ -145,19 +145,30 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
     first = cfg.rank_by[0]
     table = []
     any_stale = any(row["stale"] for row in ranked)
+    any_thin = any(row["thin"] for row in ranked)
     for row in ranked[:args.top]:
         table.append({
-            "rank": row["rank"], "set": row["param_set"], "parameters": row["label"],
+            "rank": "-" if row["rank"] is None else row["rank"], "set": row["param_set"],
+            "parameters": row["label"],
             "runs": f"{row['completed']}/{row['runs']}", "failed": row["failed"],
             **({"stale": row["stale"]} if any_stale else {}),
-            **{f"{k} ({cfg.aggregate})": _fmt(row[k]) for k, _ in rank_by},
+            **{key: value for k, _ in rank_by for key, value in (
+                (f"{k} ({cfg.aggregate})", _fmt(row[k])),
+                (f"{k} from", f"{row[f'{k}_n']}/{row['runs']}"))},
             f"{first} std": _fmt(row[f"{first}_std"]),
             **({"worst regime": _worst_regime(row["by_regime"], RANK_METRICS[first])}
                if len(row["by_regime"]) > 1 else {}),
+            **({"flag": f"{first} in {row[f'{first}_n']} of {row['runs']} runs: not ranked"
+                if row["thin"] else ""} if any_thin else {}),
         })
     print_table(table, title=f"sweep {cfg.name}: parameter sets ranked by "
                              f"{', '.join(cfg.rank_by)} over regimes x seeds "
                              f"(top {min(args.top, len(ranked))} of {len(ranked)})")
+    thin = [row for row in ranked if row["thin"]]
+    if thin:
+        console.print(f"note: {len(thin)} parameter sets not ranked: their {first} is "
+                      f"missing in most of their runs (undefined, e.g. a run that never "
+                      f"traded); '{first} from' says how many runs each figure rests on")
     stale = {m["run_id"] for m in members if m["stale"]}
     if stale:
         console.print(f"note: {len(stale)} runs in this ranking were made by other code "
