@@ -34,13 +34,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pydantic import ValidationError
 
 from quorum.sweep_executors import Executor, WorkerLost
 from quorum.sweep_worker import RunOutcome, RunTask
+from sim.config import ScenarioConfig
 from sim.provenance import code_version
+from sim.run_identity import config_identity, legacy_run_id
 from sim.store import TABLES, DuckDBStore
 from sim.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json, describe_params
 
@@ -106,17 +110,42 @@ def stored_status(store: DuckDBStore, run_ids: Sequence[str]) -> dict[str, str]:
 def stale_runs(store: DuckDBStore, runs: Sequence[SweepRun], statuses: Sequence[str]
                ) -> dict[str, str]:
     """Per run id of ``runs``: the latest stored run of the same combination (config and
-    data) made by other code, with a status in ``statuses``."""
+    data) made by other code, with a status in ``statuses``. Runs stored before Quorum
+    recorded code count too (``_legacy_runs``)."""
     if not runs:
         return {}
-    rows = store.con.execute(
-        "SELECT c.config_id, c.run_id FROM run_code c JOIN runs r USING (run_id)"
-        " WHERE list_contains(?, c.config_id) AND list_contains(?, r.status)"
-        " ORDER BY r.finished_at, r.run_id", [[r.identity.config_id for r in runs],
-                                              list(statuses)]).fetchall()
-    latest = dict(rows)  # later rows win
+    found = store.con.execute(
+        "SELECT r.finished_at, r.run_id, c.config_id FROM run_code c JOIN runs r"
+        " USING (run_id) WHERE list_contains(?, c.config_id) AND list_contains(?, r.status)",
+        [[r.identity.config_id for r in runs], list(statuses)]).fetchall()
+    found += _legacy_runs(store, runs, statuses)
+    found.sort(key=lambda f: (f[0] is not None, f[0] or 0, f[1]))  # by finish time
+    latest = {config_id: run_id for _, run_id, config_id in found}  # the latest wins
     return {r.run_id: latest[r.identity.config_id] for r in runs
             if r.identity.config_id in latest and latest[r.identity.config_id] != r.run_id}
+
+
+def _legacy_runs(store: DuckDBStore, runs: Sequence[SweepRun], statuses: Sequence[str]
+                 ) -> list[tuple[Any, str, str]]:
+    """(finished_at, run id, config id) of runs a Quorum before ``quorum-run/3`` stored for
+    these combinations: no ``run_code`` row, an id that is still the old formula over the
+    stored config (so the files are unchanged), and a config this Quorum reads."""
+    rows = store.con.execute(
+        "SELECT r.finished_at, r.run_id, r.config FROM runs r ANTI JOIN run_code c"
+        " USING (run_id) WHERE list_contains(?, r.scenario) AND list_contains(?, r.status)"
+        " AND r.mode = 'backtest'",
+        [sorted({r.config.name for r in runs}), list(statuses)]).fetchall()
+    out = []
+    for finished_at, run_id, text in rows:
+        raw = json.loads(text)
+        if legacy_run_id(raw) != run_id:
+            continue
+        try:
+            config_id = config_identity(ScenarioConfig.model_validate(raw))
+        except (ValidationError, ValueError):  # ConfigError is a ValueError
+            continue
+        out.append((finished_at, run_id, config_id))
+    return out
 
 
 def delete_runs(store: DuckDBStore, run_ids: Sequence[str]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from sim.config import ConfigError, FileSourceConfig, ScenarioConfig
 IDENTITY_VERSION = "quorum-run/3"  # 3: the code counts; 2: files by content, not path
 
 __all__ = ["IDENTITY_VERSION", "RunIdentity", "canonical_json", "config_identity",
-           "file_digest", "identify", "run_identity"]
+           "file_digest", "identify", "legacy_run_id", "run_identity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,32 @@ def identify(config: ScenarioConfig) -> RunIdentity:
 def run_identity(config: ScenarioConfig) -> str:
     """The run id of a resolved config: 16 hex digits (``identify``)."""
     return identify(config).run_id
+
+
+LEGACY_VERSION = "quorum-run/2"  # sweep runs stored before the code counted
+
+
+def legacy_run_id(stored: Mapping[str, Any]) -> str | None:
+    """The id a Quorum before ``quorum-run/3`` gave the run whose ``runs.config`` is
+    ``stored``: that config with its files by their content now. It equals the stored
+    run's id only if the run was a sweep's and its files have not changed since (None
+    when a file is gone), which is what makes such a run recognisable as the same
+    combination made by unknown code."""
+    dump = json.loads(json.dumps(stored))
+    try:
+        for raw in dump.get("data", []):
+            if raw.get("kind") == "file":
+                raw["path"] = "sha256:" + file_digest(raw["path"])
+                if raw.get("funding"):
+                    raw["funding"] = "sha256:" + file_digest(raw["funding"])
+        for raw in dump.get("agents", []):
+            path = (raw.get("params") or {}).get("path")
+            if isinstance(path, str) and os.path.isfile(path):
+                raw["params"]["path"] = "sha256:" + file_digest(path)
+        payload = canonical_json({"v": LEGACY_VERSION, "config": dump})
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def _content(config: ScenarioConfig, path: str) -> str:

@@ -6,15 +6,20 @@ Observed on 9d04f14: an edited exit rule, ``48 runs, 48 already stored, 0 to run
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 
-from sim.store import DuckDBStore
+from sim.store import TABLES, DuckDBStore
+
+REPO = Path(__file__).resolve().parents[2]
 
 AGENT = '''
 from helpers import EXIT_BAR
@@ -69,9 +74,10 @@ def sweep(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def members(tmp: Path, proc: subprocess.CompletedProcess[str]) -> list[tuple[str, float]]:
+def members(tmp: Path, proc: subprocess.CompletedProcess[str], name: str = "exits_sweep"
+            ) -> list[tuple[str, float]]:
     """(run id, final equity) of the combinations of the sweep ``proc`` ran, in order."""
-    match = re.search(r"sweep exits_sweep \((\w+)\)", proc.stdout)
+    match = re.search(rf"sweep {name} \((\w+)\)", proc.stdout)
     assert match, proc.stdout
     con = duckdb.connect(str(tmp / "runs.duckdb"), read_only=True)
     try:
@@ -137,3 +143,71 @@ def test_a_run_stored_by_an_older_quorum_shows_as_code_unknown(tmp_path: Path) -
     proc = quorum(tmp_path, "show", "0123456789abcdef", "--db", str(db))
     assert proc.returncode == 0, proc.stderr
     assert "stale: code unknown (stored by an older Quorum)" in proc.stdout
+
+
+def _id_before_code_counted(stored: dict) -> str:
+    """9d04f14's run id (sim/run_identity.py, quorum-run/2), copied: the stored config
+    with each file by the sha256 of its content."""
+    dump = json.loads(json.dumps(stored))
+    for raw in dump["data"]:
+        if raw.get("kind") == "file":
+            raw["path"] = "sha256:" + hashlib.sha256(Path(raw["path"]).read_bytes()).hexdigest()
+    payload = json.dumps({"v": "quorum-run/2", "config": dump}, sort_keys=True,
+                         separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def test_runs_of_a_store_from_before_code_counted_are_stale_and_reusable(tmp_path: Path
+                                                                          ) -> None:
+    """A store written before runs recorded their code: its sweep runs are kept (never
+    deleted), made again by default and reused with --reuse-stale; its files by content
+    still decide whether an old run is the same combination."""
+    data = tmp_path / "bars.csv"
+    shutil.copy(REPO / "data" / "binance_ETH_BTC_5m_2018-01.csv", data)
+    (tmp_path / "base.toml").write_text(f'''
+name = "old"
+seed = 1
+[[data]]
+kind = "file"
+symbol = "ETHBTC"
+path = "{data}"
+interval = "5m"
+[[agents]]
+name = "sma"
+kind = "sma_crossover"
+params = {{ fast = 5, slow = 20 }}
+[[venues]]
+name = "v"
+symbols = ["ETHBTC"]
+''')
+    (tmp_path / "sweep.toml").write_text('name = "old_sweep"\nscenario = "base.toml"\n'
+                                         '[grid]\n"agents.sma.params.fast" = [3, 5]\n')
+    db = str(tmp_path / "runs.duckdb")
+    assert "2 runs, 0 already stored, 2 to run" in sweep(tmp_path).stdout
+    with DuckDBStore(db) as store:  # turn it into what the older Quorum left
+        con = store.con
+        for run_id, config in con.execute("SELECT run_id, config FROM runs").fetchall():
+            old = _id_before_code_counted(json.loads(config))
+            for table in (*TABLES, "run_metrics", "runs"):
+                con.execute(f"UPDATE {table} SET run_id = ? WHERE run_id = ?", [old, run_id])
+        for table in ("run_code", "sweeps", "sweep_runs"):
+            con.execute(f"DELETE FROM {table}")
+        old_ids = sorted(r for (r,) in con.execute("SELECT run_id FROM runs").fetchall())
+
+    kept = sweep(tmp_path, "--reuse-stale")
+    assert "2 runs, 2 already stored (2 made by other code, kept by --reuse-stale)" in (
+        kept.stdout)
+    assert sorted(r for r, _ in members(tmp_path, kept, "old_sweep")) == old_ids
+    show = quorum(tmp_path, "show", old_ids[0], "--db", "runs.duckdb")
+    assert "stale: code unknown (stored by an older Quorum)" in show.stdout
+
+    shutil.copy(data, tmp_path / "copy.csv")  # rewritten with the same bytes: still found
+    shutil.copy(tmp_path / "copy.csv", data)
+    assert "2 runs, 2 already stored" in sweep(tmp_path, "--reuse-stale").stdout
+    lines = data.read_text().splitlines(keepends=True)
+    data.write_text("".join(lines[:-1]))  # the data changed: not the same combination
+    changed = sweep(tmp_path, "--reuse-stale")
+    assert "2 runs, 0 already stored, 2 to run" in changed.stdout, changed.stdout
+    with DuckDBStore(db) as store:  # the old runs are still there
+        assert store.con.execute("SELECT count(*) FROM runs WHERE list_contains(?, run_id)",
+                                 [old_ids]).fetchone()[0] == 2
