@@ -139,7 +139,7 @@ def _user_file(name: str) -> tuple[str, bool] | None:
 def _find(name: str) -> tuple[str, bool] | None:
     try:
         spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError, AttributeError):
+    except Exception:  # a parent package that fails to import: its run will say why
         return None
     if spec is None or not spec.has_location or not spec.origin:
         return None
