@@ -147,6 +147,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from quorum.code_status import code_status
     from reports.summary import run_summary
 
     with _open_existing(args.db) as store:
@@ -160,6 +161,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         names = ("scenario", "status", "seed", "code_version", "data_hash", "started_at",
                  "finished_at", "error")
         info = dict(zip(names, row[:-1], strict=True))
+        info["code"] = code_status(store.con, run_id, row[-1])  # made by the code here?
         summary = run_summary(store.con, run_id)
         rows = [{"field": k, "value": v} for k, v in {**info, **summary}.items()
                 if k not in ("scenario", "status", "seed")]
@@ -635,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parameter sets shown in the table and the regime matrix (default 10)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run failed runs again (by default a stored failure is final)")
+    p.add_argument("--reuse-stale", action="store_true",
+                   help="keep stored runs made by other code (an edited agent, another "
+                        "Quorum) instead of running them again; the ranking marks them")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_sweep)
 

@@ -11,10 +11,16 @@ Order: runs arrive in whatever order they finish, so they sit in the file in tha
 What they hold does not change: within a run, rows keep the run's own order, and
 everything read back (``reports.sweep``) orders by combination index or parameter set.
 
-Resume: a run is identified by the hash of its resolved config (``sim.sweep``). Before
-anything runs, the driver asks the store which of the sweep's runs are there, completed
-or failed, and runs only the others. A run found ``running`` or ``interrupted`` (left by
-something else), or a failed one with ``retry_failed``, is deleted and made again.
+Resume: a run is identified by the hash of its resolved config, data and code
+(``sim.run_identity``). Before anything runs, the driver asks the store which of the
+sweep's runs are there, completed or failed, and runs only the others. A run found
+``running`` or ``interrupted`` (left by something else), or a failed one with
+``retry_failed``, is deleted and made again.
+
+Stale runs: a stored run of the same combination made by other code (an edited agent
+module, another Quorum) is not the sweep's run; the combination runs again and the old
+run stays in the store. With ``reuse_stale`` the combination points at the latest such
+run instead (``sweep_runs.run_id``), and the report marks it.
 """
 
 from __future__ import annotations
@@ -28,13 +34,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pydantic import ValidationError
 
 from quorum.sweep_executors import Executor, WorkerLost
 from quorum.sweep_worker import RunOutcome, RunTask
+from sim.config import ScenarioConfig
 from sim.provenance import code_version
+from sim.run_identity import config_identity, legacy_run_id
 from sim.store import TABLES, DuckDBStore
 from sim.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json, describe_params
 
@@ -63,8 +73,11 @@ def transaction(store: DuckDBStore) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-def register_sweep(store: DuckDBStore, sweep: Sweep) -> None:
-    """The sweep and its combinations, once (the same sweep id is already there)."""
+def register_sweep(store: DuckDBStore, sweep: Sweep,
+                   used: dict[str, str] | None = None) -> None:
+    """The sweep and its combinations, once (the same sweep id is already there); each
+    combination's run is ``used[run_id]`` (a stale run kept in its place) or its own."""
+    used = used or {}
     with transaction(store):
         store.con.execute(
             "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
@@ -73,7 +86,7 @@ def register_sweep(store: DuckDBStore, sweep: Sweep) -> None:
         rows = pa.table({
             "sweep_id": [sweep.sweep_id] * len(sweep.runs),
             "idx": [r.idx for r in sweep.runs],
-            "run_id": [r.run_id for r in sweep.runs],
+            "run_id": [used.get(r.run_id, r.run_id) for r in sweep.runs],
             "param_set": [r.param_set for r in sweep.runs],
             "params": [canonical_json(r.params) for r in sweep.runs],
             "label": [describe_params(r.params) for r in sweep.runs],
@@ -83,7 +96,7 @@ def register_sweep(store: DuckDBStore, sweep: Sweep) -> None:
         store.con.register("_sweep_rows", rows)
         try:
             store.con.execute("INSERT INTO sweep_runs SELECT * FROM _sweep_rows "
-                              "ON CONFLICT DO NOTHING")
+                              "ON CONFLICT DO UPDATE SET run_id = excluded.run_id")
         finally:
             store.con.unregister("_sweep_rows")
 
@@ -94,11 +107,52 @@ def stored_status(store: DuckDBStore, run_ids: Sequence[str]) -> dict[str, str]:
     return dict(rows)
 
 
+def stale_runs(store: DuckDBStore, runs: Sequence[SweepRun], statuses: Sequence[str]
+               ) -> dict[str, str]:
+    """Per run id of ``runs``: the latest stored run of the same combination (config and
+    data) made by other code, with a status in ``statuses``. Runs stored before Quorum
+    recorded code count too (``_legacy_runs``)."""
+    if not runs:
+        return {}
+    found = store.con.execute(
+        "SELECT r.finished_at, r.run_id, c.config_id FROM run_code c JOIN runs r"
+        " USING (run_id) WHERE list_contains(?, c.config_id) AND list_contains(?, r.status)",
+        [[r.identity.config_id for r in runs], list(statuses)]).fetchall()
+    found += _legacy_runs(store, runs, statuses)
+    found.sort(key=lambda f: (f[0] is not None, f[0] or 0, f[1]))  # by finish time
+    latest = {config_id: run_id for _, run_id, config_id in found}  # the latest wins
+    return {r.run_id: latest[r.identity.config_id] for r in runs
+            if r.identity.config_id in latest and latest[r.identity.config_id] != r.run_id}
+
+
+def _legacy_runs(store: DuckDBStore, runs: Sequence[SweepRun], statuses: Sequence[str]
+                 ) -> list[tuple[Any, str, str]]:
+    """(finished_at, run id, config id) of runs a Quorum before ``quorum-run/3`` stored for
+    these combinations: no ``run_code`` row, an id that is still the old formula over the
+    stored config (so the files are unchanged), and a config this Quorum reads."""
+    rows = store.con.execute(
+        "SELECT r.finished_at, r.run_id, r.config FROM runs r ANTI JOIN run_code c"
+        " USING (run_id) WHERE list_contains(?, r.scenario) AND list_contains(?, r.status)"
+        " AND r.mode = 'backtest'",
+        [sorted({r.config.name for r in runs}), list(statuses)]).fetchall()
+    out = []
+    for finished_at, run_id, text in rows:
+        raw = json.loads(text)
+        if legacy_run_id(raw) != run_id:
+            continue
+        try:
+            config_id = config_identity(ScenarioConfig.model_validate(raw))
+        except (ValidationError, ValueError):  # ConfigError is a ValueError
+            continue
+        out.append((finished_at, run_id, config_id))
+    return out
+
+
 def delete_runs(store: DuckDBStore, run_ids: Sequence[str]) -> None:
     if not run_ids:
         return
     with transaction(store):
-        for table in (*TABLES, "run_metrics", "runs"):
+        for table in (*TABLES, "run_metrics", "run_code", "runs"):
             store.con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)",
                               [list(run_ids)])
 
@@ -109,6 +163,7 @@ def merge_outcomes(store: DuckDBStore, items: Sequence[tuple[SweepRun, RunOutcom
     them (with many short runs, per-statement cost would make the driver the bottleneck)."""
     with transaction(store):
         _insert_arrow(store, "runs", _run_rows(items))
+        _insert_arrow(store, "run_code", _code_rows(items))
         for table in TABLES:
             parts = [(o.run_id, batch) for _, o in items for name, batch in o.store.batches
                      if name == table]
@@ -153,6 +208,21 @@ def _run_rows(items: Sequence[tuple[SweepRun, RunOutcome]]) -> pa.Table:
         ("n_bars", pa.int64()), ("error", pa.string()), ("mode", pa.string())]))
 
 
+def _code_rows(items: Sequence[tuple[SweepRun, RunOutcome]]) -> pa.Table:
+    """The code each run was made by, as its worker saw it (the driver's view for a run
+    that failed before it started)."""
+    rows = []
+    for run, outcome in items:
+        code = outcome.store.code or (run.identity.config_id, run.identity.code.code_id,
+                                      run.identity.code.quorum, run.identity.code.modules)
+        config_id, code_id, quorum, modules = code
+        rows.append({"run_id": outcome.run_id, "config_id": config_id, "code_id": code_id,
+                     "quorum": quorum, "modules": canonical_json(modules)})
+    return pa.Table.from_pylist(rows, schema=pa.schema([
+        ("run_id", pa.string()), ("config_id", pa.string()), ("code_id", pa.string()),
+        ("quorum", pa.string()), ("modules", pa.string())]))
+
+
 def _append_runs(store: DuckDBStore, table: str, parts: Sequence[tuple[str, pa.Table]]
                  ) -> None:
     """Several runs' batches of ``table`` in one INSERT, each run's rows in its order.
@@ -190,8 +260,10 @@ def _insert_arrow(store: DuckDBStore, table: str, data: pa.Table) -> None:
 @dataclass(frozen=True, slots=True)
 class SweepPlan:
     total: int  # distinct runs in the sweep
-    already: int  # stored before this invocation
+    already: int  # stored before this invocation (stale runs kept included)
     todo: list[SweepRun]
+    reused: int = 0  # stale runs kept in place of the sweep's own (reuse_stale)
+    stale: int = 0  # combinations to run that have a stale run stored (not reused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,16 +277,23 @@ class SweepProgress:
     outcome: RunOutcome
 
 
-def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False) -> SweepPlan:
-    """Register the sweep, clear leftovers, and list the runs still to make."""
+def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False,
+               reuse_stale: bool = False) -> SweepPlan:
+    """Register the sweep, clear leftovers, and list the runs still to make. A run of the
+    same combination made by other code is kept in place of the sweep's own only with
+    ``reuse_stale``; otherwise the combination runs again."""
     create_sweep_tables(store)
-    register_sweep(store, sweep)
     unique = sweep.unique_runs()
     status = stored_status(store, [r.run_id for r in unique])
-    keep = {"completed"} if retry_failed else {"completed", "failed"}
+    keep = ("completed",) if retry_failed else ("completed", "failed")
     delete_runs(store, [rid for rid, s in status.items() if s not in keep])
-    todo = [r for r in unique if status.get(r.run_id) not in keep]
-    return SweepPlan(len(unique), len(unique) - len(todo), todo)
+    missing = [r for r in unique if status.get(r.run_id) not in keep]
+    stale = stale_runs(store, missing, keep)
+    used = stale if reuse_stale else {}
+    register_sweep(store, sweep, used)
+    todo = [r for r in missing if r.run_id not in used]
+    return SweepPlan(len(unique), len(unique) - len(todo), todo, reused=len(used),
+                     stale=0 if reuse_stale else len(stale))
 
 
 def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,

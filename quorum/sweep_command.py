@@ -90,11 +90,18 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
     sweep = load_sweep(args.sweep)
     mode = "quiet" if args.quiet else ("bar" if sys.stderr.isatty() else "lines")
     with opened(args.db) as store:
-        plan = plan_sweep(store, sweep, retry_failed=args.retry_failed)
+        plan = plan_sweep(store, sweep, retry_failed=args.retry_failed,
+                          reuse_stale=args.reuse_stale)
+        kept = (f" ({plan.reused} made by other code, kept by --reuse-stale)"
+                if plan.reused else "")
         console.print(f"sweep {sweep.config.name} ({sweep.sweep_id}): {plan.total} runs, "
-                      f"{plan.already} already stored, {len(plan.todo)} to run"
+                      f"{plan.already} already stored{kept}, {len(plan.todo)} to run"
                       + (f"; {len(sweep.skipped)} invalid combinations left out"
                          if sweep.skipped else ""))
+        if plan.stale:
+            console.print(f"{plan.stale} of the runs to make have a stored run made by "
+                          "other code (an edited agent module or another Quorum): run "
+                          "again; --reuse-stale keeps the old ones instead")
         try:
             if plan.todo:
                 start = time.perf_counter()
@@ -130,29 +137,43 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
             console: Any) -> int:
     cfg = sweep.config
     members = sweep_members(con, sweep.sweep_id)
+    own = {r.idx: r.run_id for r in sweep.runs}
+    for member in members:  # a stale run kept in the combination's place
+        member["stale"] = member["run_id"] != own[member["idx"]]
     rank_by = [(name, RANK_METRICS[name]) for name in cfg.rank_by]
     ranked = rank_param_sets(members, rank_by, cfg.aggregate)
     first = cfg.rank_by[0]
     table = []
+    any_stale = any(row["stale"] for row in ranked)
+    any_thin = any(row["thin"] for row in ranked)
     for row in ranked[:args.top]:
         table.append({
-            "rank": row["rank"], "set": row["param_set"], "parameters": row["label"],
+            "rank": "-" if row["rank"] is None else row["rank"], "set": row["param_set"],
+            "parameters": row["label"],
             "runs": f"{row['completed']}/{row['runs']}", "failed": row["failed"],
-            **{f"{k} ({cfg.aggregate})": _fmt(row[k]) for k, _ in rank_by},
+            **({"stale": row["stale"]} if any_stale else {}),
+            **{key: value for k, _ in rank_by for key, value in (
+                (f"{k} ({cfg.aggregate})", _fmt(row[k])),
+                (f"{k} from", f"{row[f'{k}_n']}/{row['runs']}"))},
             f"{first} std": _fmt(row[f"{first}_std"]),
             **({"worst regime": _worst_regime(row["by_regime"], RANK_METRICS[first])}
                if len(row["by_regime"]) > 1 else {}),
+            **({"flag": f"{first} in {row[f'{first}_n']} of {row['runs']} runs: not ranked"
+                if row["thin"] else ""} if any_thin else {}),
         })
     print_table(table, title=f"sweep {cfg.name}: parameter sets ranked by "
                              f"{', '.join(cfg.rank_by)} over regimes x seeds "
                              f"(top {min(args.top, len(ranked))} of {len(ranked)})")
-    versions = con.execute(
-        "SELECT DISTINCT code_version FROM runs WHERE run_id IN (SELECT run_id FROM sweep_runs "
-        "WHERE sweep_id = ?) ORDER BY 1", [sweep.sweep_id]).fetchall()
-    if len(versions) > 1:
-        console.print(f"note: this sweep's runs were made by {len(versions)} code versions "
-                      f"({', '.join(v[0] for v in versions)}); runs are identified by config, "
-                      "not code: use a new --db to remake them all")
+    thin = [row for row in ranked if row["thin"]]
+    if thin:
+        console.print(f"note: {len(thin)} parameter sets not ranked: their {first} is "
+                      f"missing in most of their runs (undefined, e.g. a run that never "
+                      f"traded); '{first} from' says how many runs each figure rests on")
+    stale = {m["run_id"] for m in members if m["stale"]}
+    if stale:
+        console.print(f"note: {len(stale)} runs in this ranking were made by other code "
+                      "than this (kept by --reuse-stale; column 'stale'): run without "
+                      "--reuse-stale to make them with this code")
     failures = {m["run_id"]: m for m in members if m["status"] == "failed"}
     if failures:
         console.print(f"{len(failures)} runs failed (stored with their error; quorum show "

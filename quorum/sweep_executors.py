@@ -9,16 +9,19 @@ and the driver makes sure that order reaches nothing it stores or reports.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import queue
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from quorum.sweep_worker import RunOutcome, RunTask, execute_run, ignore_sigint, one_line
 
 Executor = Callable[[Sequence[RunTask]], Iterator[list[RunOutcome]]]
+CONNECT_TIMEOUT_S = 10.0  # --cluster: how long a scheduler has to answer
 
 
 class WorkerLost(RuntimeError):
@@ -149,9 +152,10 @@ def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[list[RunOutcome
         raise ClusterUnreachable("--cluster needs dask.distributed: pip install "
                                  "'quorum[cluster]'") from None
     check_reachable(address)
+    probe_scheduler(address)
     try:
-        client = Client(address, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+        client = Client(address, timeout=f"{CONNECT_TIMEOUT_S:g}s", set_as_default=False)
+    except Exception as exc:
         raise ClusterUnreachable(f"cannot reach the dask scheduler at {address}: "
                                  f"{one_line(exc)}") from None
     token = os.urandom(4).hex()
@@ -191,3 +195,47 @@ def check_reachable(address: str) -> None:
     except OSError as exc:
         raise ClusterUnreachable(f"cannot reach the dask scheduler at {address}: "
                                  f"{exc.strerror or exc}") from None
+
+
+def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Ask ``address`` who it is (the scheduler's ``identity`` call) and raise
+    ``ClusterUnreachable`` unless a Dask scheduler answers within ``timeout`` seconds.
+
+    dask.distributed's client trusts whatever accepts the connection: it reads a peer
+    that is not Dask (an HTTP server, anything sending bytes) as frame lengths and tries to
+    allocate them (``MemoryError: Unable to allocate 3.07 EiB``), and waits for a silent
+    peer's handshake with no timeout at all. The probe runs on a loop in a thread of its
+    own, bounded by ``timeout``, so whatever the peer does costs at most that long."""
+    outcome: list[Any] = []
+
+    def probe() -> None:
+        try:
+            outcome.append(asyncio.run(asyncio.wait_for(_identity(address, timeout),
+                                                        timeout)))
+        except BaseException as exc:  # MemoryError included: the peer sent garbage
+            outcome.append(exc)
+
+    thread = threading.Thread(target=probe, name="dask-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 2.0)  # the loop's own timeout fires first; this is a backstop
+    got = outcome[0] if outcome else TimeoutError()
+    if isinstance(got, TimeoutError):
+        raise ClusterUnreachable(f"no answer from a dask scheduler at {address} within "
+                                 f"{timeout:g} s")
+    if isinstance(got, BaseException):
+        raise ClusterUnreachable(f"{address} is not a dask scheduler: {one_line(got)}")
+    if not isinstance(got, dict) or got.get("type") != "Scheduler":
+        kind = got.get("type") if isinstance(got, dict) else type(got).__name__
+        raise ClusterUnreachable(f"{address} answers, but is not a dask scheduler "
+                                 f"({kind!r})")
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    from distributed.comm import connect
+
+    comm = await connect(address, timeout=timeout)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()

@@ -35,6 +35,7 @@ class CollectingStore:
     created: tuple[Any, ...] | None = None
     batches: list[tuple[str, pa.Table]] = field(default_factory=list)
     finished: tuple[str, int, str | None] | None = None
+    code: tuple[str, str, str, dict[str, str]] | None = None  # config_id, code_id, ...
     started_at: datetime | None = None
     finished_at: datetime | None = None
 
@@ -42,6 +43,10 @@ class CollectingStore:
                    code_version: str, data_hash: str, mode: str = "backtest") -> None:
         self.created = (scenario, config, seed, code_version, data_hash, mode)
         self.started_at = datetime.now(UTC)
+
+    def record_code(self, run_id: str, config_id: str, code_id: str, quorum: str,
+                    modules: dict[str, str]) -> None:
+        self.code = (config_id, code_id, quorum, dict(modules))
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None:
         if batch.num_rows:

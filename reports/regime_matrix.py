@@ -12,7 +12,9 @@ order, give (``reports.slices.slice_stats``)
   row's runs; NaN with fewer than 2 bars or zero spread);
 * ``max_drawdown``: the largest fall of the compounded path of those returns, concatenated
   (segments are glued end to end, so time out of the regime is skipped);
-* ``bars``: how many bars carried the label.
+* ``bars``: how many bars carried the label;
+* ``runs``: how many of the row's runs had such bars (``row_runs``: the row's runs), so a
+  cell pooled from one run of twelve says so.
 
 Rows are runs grouped by ``by``: ``"scenario"`` (the scenario name), ``"config"`` (agents,
 consensus, policy and risk: the same configuration run in different regimes shares a
@@ -60,8 +62,9 @@ def _row_label(run: RunData, by: str) -> str:
 def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
                   by: str = "scenario", row_labels: Mapping[str, str] | None = None,
                   ) -> dict[str, Any]:
-    """``{"rows": [...], "labels": [...], "sharpe"|"return"|"max_drawdown"|"bars":
-    2-D arrays rows x labels}`` (NaN, or 0 bars, where a row never saw a label)."""
+    """``{"rows": [...], "labels": [...], "row_runs": [...], "sharpe"|"return"|
+    "max_drawdown"|"bars"|"runs": 2-D arrays rows x labels}`` (NaN, or 0 bars and runs,
+    where a row never saw a label)."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {GROUPINGS}, got {by!r}")
     runs = RunData.many(con, run_ids)  # every run's rows in a few queries
@@ -73,13 +76,15 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
         per_year.setdefault(row, []).append(run.per_year)
         cells = pooled.setdefault(row, {})
         for name, returns in regime_returns(run).items():
-            cells.setdefault(name, []).append(returns)
+            if len(returns):
+                cells.setdefault(name, []).append(returns)
     known = [n for n in REGIME_COLOURS if any(n in c for c in pooled.values())]
     other = sorted({n for c in pooled.values() for n in c} - set(known))
     labels_all = known + other
     rows = list(pooled)
-    out: dict[str, Any] = {"rows": rows, "labels": labels_all}
-    for stat in (*STATS, "bars"):
+    out: dict[str, Any] = {"rows": rows, "labels": labels_all,
+                           "row_runs": [len(per_year[row]) for row in rows]}
+    for stat in (*STATS, "bars", "runs"):
         out[stat] = np.full((len(rows), len(labels_all)), np.nan)
     for i, row in enumerate(rows):
         ppy = float(np.nanmedian(per_year[row])) if per_year[row] else float("nan")
@@ -87,6 +92,7 @@ def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
             parts = pooled[row].get(name)
             r = np.concatenate(parts) if parts else np.zeros(0)
             out["bars"][i, j] = len(r)
+            out["runs"][i, j] = len(parts or ())
             if not len(r):
                 continue
             stats = slice_stats(r, ppy)
@@ -113,12 +119,13 @@ def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], 
     csv_path = out / "regime_matrix.csv"
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["row", "regime", "bars", *STATS])
+        w.writerow(["row", "regime", "bars", *STATS, "runs", "row_runs"])
         for i, row in enumerate(m["rows"]):
             for j, name in enumerate(m["labels"]):
                 if m["bars"][i, j]:
                     w.writerow([row, name, int(m["bars"][i, j]),
-                                *(f"{m[s][i, j]:.6g}" for s in STATS)])
+                                *(f"{m[s][i, j]:.6g}" for s in STATS),
+                                int(m["runs"][i, j]), m["row_runs"][i]])
     rows, labels = m["rows"], m["labels"]
     height = max(3.5, 1.2 + 0.45 * len(rows))
     with plt.rc_context({**STYLE, "axes.grid": False}):
@@ -144,14 +151,17 @@ def write_regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], 
                     v, n = data[i, j], int(m["bars"][i, j])
                     text = "—" if not n else ("n/a" if not np.isfinite(v) else
                                               (f"{v:.2f}" if key == "sharpe" else f"{v:.1%}"))
-                    ax.text(j, i, f"{text}\n({n})" if n else text, ha="center", va="center",
-                            fontsize=7, color=_ink(image, shown[i, j], few[i, j]))
+                    k, total = int(m["runs"][i, j]), m["row_runs"][i]
+                    rests = f"({n})" if total == 1 else f"({n} · {k}/{total} runs)"
+                    ax.text(j, i, f"{text}\n{rests}" if n else text, ha="center",
+                            va="center", fontsize=7,
+                            color=_ink(image, shown[i, j], few[i, j]))
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
             ax.set_yticks(range(len(rows)), rows)
             ax.set_title(title)
         rows_are = by if row_labels is None else "parameter set"
         fig.suptitle(f"Regime matrix ({rows_are} x causal regime of the first symbol; cell: value "
-                     f"and bars; under {MIN_COLOURED_BARS} bars not coloured)",
+                     f"(bars · runs); under {MIN_COLOURED_BARS} bars not coloured)",
                      fontweight="bold")
         fig.tight_layout()
         png = out / "regime_matrix.png"

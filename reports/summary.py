@@ -57,7 +57,25 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         "total_return": total_return(equity, initial),
         "max_drawdown": max_drawdown(equity, initial),
         "sharpe": sharpe_ratio(equity, initial, periods_per_year(ts)),
+        **agent_errors(con, run_id),
     }
+
+
+def agent_errors(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
+    """``{"agent_errors": "name 3/900 calls (0.3%); ..."}`` for a run whose agents call a
+    service (the ``agent_errors`` table), so failed calls are in every run's summary;
+    empty when no agent calls out."""
+    try:
+        rows = con.execute(
+            "SELECT agent, sum(calls), sum(errors) FROM agent_errors WHERE run_id = ?"
+            " GROUP BY agent ORDER BY agent", [run_id]).fetchall()
+    except duckdb.CatalogException:  # a store from before the table
+        return {}
+    if not rows:
+        return {}
+    return {"agent_errors": "; ".join(
+        f"{agent} {errors}/{calls} calls ({errors / calls if calls else 0.0:.1%})"
+        for agent, calls, errors in rows)}
 
 
 def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str, Any]]:

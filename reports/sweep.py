@@ -129,10 +129,14 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
 
     Each ``rank_by`` metric is aggregated over the set's completed runs (regimes x seeds):
     ``mean``, ``median`` or ``worst`` (the minimum of a higher-is-better metric, the
-    maximum of a lower-is-better one), NaN values left out. Sets with a failed or missing
-    run rank after complete ones; then by the first metric, the next ones breaking ties,
-    NaN last; then by parameter-set number. ``std`` is the sample spread of the first
-    metric over the set's runs; ``by_regime`` its aggregate within each regime."""
+    maximum of a lower-is-better one), NaN values left out; ``{metric}_n`` says how many
+    runs the figure rests on. A set whose first metric is missing (NaN: e.g. a Sharpe
+    ratio of a run that never traded) in most of its runs is ``thin``: it gets no rank
+    (``rank`` None) and comes last, for its figure speaks for a few runs only. Sets with a
+    failed or missing run rank after complete ones; then by the first metric, the next
+    ones breaking ties, NaN last; then by parameter-set number. ``std`` is the sample
+    spread of the first metric over the set's runs; ``by_regime`` its aggregate within
+    each regime."""
     sets: dict[int, list[Mapping[str, Any]]] = {}
     for member in sorted(members, key=lambda mem: mem["idx"]):  # sums in one fixed order
         sets.setdefault(int(member["param_set"]), []).append(member)
@@ -145,10 +149,14 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
             "failed": len({g["run_id"] for g in group if g["status"] == "failed"}),
         }
         row["missing"] = row["runs"] - row["completed"] - row["failed"]
+        # runs made by other code than the sweep's (kept by --reuse-stale)
+        row["stale"] = len({g["run_id"] for g in group if g.get("stale")})
         for metric, direction in rank_by:
             vals = [d["metrics"].get(metric, math.nan) for d in done.values()]
             row[metric] = _aggregate(vals, aggregate, direction)
+            row[f"{metric}_n"] = sum(not math.isnan(v) for v in vals)
         first, direction = rank_by[0]
+        row["thin"] = 2 * row[f"{first}_n"] < row["runs"]  # missing in most of its runs
         regimes: dict[str, list[float]] = {}
         for d in done.values():
             regimes.setdefault(d["regime"] or "base", []).append(
@@ -159,10 +167,10 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
         vals = vals[~np.isnan(vals)]
         row[f"{first}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
         rows.append(row)
-    rows.sort(key=lambda r: (r["failed"] + r["missing"] > 0,
+    rows.sort(key=lambda r: (r["thin"], r["failed"] + r["missing"] > 0,
                              *(_order_key(r[k], d) for k, d in rank_by), r["param_set"]))
     for i, row in enumerate(rows, 1):
-        row["rank"] = i
+        row["rank"] = None if row["thin"] else i
     return rows
 
 

@@ -237,6 +237,8 @@ class AgentConfig(_Model):
     kind: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     symbols: list[str] | None = None  # default: every symbol in the data
+    # An agent that calls a service (CallStats): the run fails when errors / calls passes it.
+    max_error_rate: float = Field(default=0.1, ge=0, le=1)
 
     @field_validator("kind")
     @classmethod

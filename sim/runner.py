@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pyarrow as pa
 
-from sim.agents.base import build_agent
+from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
+from sim.code_identity import code_identity
 from sim.config import (
     ConfigError,
     FileSourceConfig,
@@ -42,6 +44,7 @@ from sim.regimes.generators import generate
 from sim.regimes.shocks import apply_shocks
 from sim.risk import AgentPermissions, RiskEngine, RiskLimits
 from sim.router import VenueRouter
+from sim.run_identity import config_identity
 from sim.store import RunStore
 from sim.venue import SimVenue
 from sim.view import MarketView
@@ -307,6 +310,59 @@ def run_scenario(
     return RunResult(run_id, "completed", engine.bars_seen)
 
 
+def record_code(store: RunStore, run_id: str, config: ScenarioConfig) -> None:
+    """Keep the code that makes the run with it (``sim.run_identity``), in stores that keep
+    it (``record_code``). A live config whose files are not here gets no config id."""
+    record = getattr(store, "record_code", None)
+    if record is None:
+        return
+    try:
+        config_id = config_identity(config)
+    except ConfigError:
+        config_id = ""
+    code = code_identity(a.model_dump(mode="json") for a in config.agents)
+    record(run_id, config_id, code.code_id, code.quorum, code.modules)
+
+
+class ErrorRateExceeded(RuntimeError):
+    """An agent's calls to its service failed more often than its ``max_error_rate``."""
+
+
+def record_agent_errors(store: RunStore, run_id: str, engine: Engine
+                        ) -> list[tuple[str, str, CallStats]]:
+    """Store (``agent_errors``) and return each calling agent's ``CallStats`` per symbol:
+    (symbol, agent name, stats), for agents that have ``call_stats()``."""
+    rows = []
+    for symbol, slots in zip(engine.symbols, engine.agents, strict=True):
+        for slot in slots:
+            stats = getattr(slot.agent, "call_stats", None)
+            if stats is not None:
+                rows.append((symbol, slot.name, stats()))
+    if rows:
+        store.append(run_id, "agent_errors", pa.table({
+            "symbol": [r[0] for r in rows], "agent": [r[1] for r in rows],
+            "calls": pa.array([r[2].calls for r in rows], pa.int64()),
+            "errors": pa.array([r[2].errors for r in rows], pa.int64()),
+            "last_error": pa.array([r[2].last_error for r in rows], pa.string())}))
+    return rows
+
+
+def check_error_rates(config: ScenarioConfig, rows: list[tuple[str, str, CallStats]]
+                      ) -> None:
+    """Raise ``ErrorRateExceeded`` naming the first agent (in config order) whose errors /
+    calls over all its symbols is above its ``max_error_rate``."""
+    for agent in config.agents:
+        mine = [stats for _, name, stats in rows if name == agent.name]
+        calls = sum(s.calls for s in mine)
+        errors = sum(s.errors for s in mine)
+        if calls and errors / calls > agent.max_error_rate:
+            last = next((s.last_error for s in reversed(mine) if s.last_error), None)
+            raise ErrorRateExceeded(
+                f"agent {agent.name!r}: {errors} of {calls} calls to its service failed "
+                f"({errors / calls:.1%}), above max_error_rate {agent.max_error_rate:g}"
+                + (f"; last error: {last}" if last else ""))
+
+
 def load_ticks(config: ScenarioConfig) -> tuple[Trades, MarketData]:
     """The trades of a tick-replay scenario, and the bars they make (what agents see and
     the ``bars`` table stores: the same aggregation ``run_ticks`` performs on the fly)."""
@@ -340,12 +396,15 @@ def stored_run(
 ) -> Iterator[None]:
     """Create the run (``resume``: it exists; a live session continues it); on leaving,
     mark it completed, or keep what was computed and mark it interrupted (Ctrl-C,
-    cancellation) or failed (any other exception, re-raised)."""
+    cancellation) or failed (any other exception, re-raised; an agent whose service
+    failed more often than its ``max_error_rate`` too)."""
     if not resume:
         store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
                          code_version(), data_hash, mode)
+        record_code(store, run_id, config)
     try:
         yield
+        check_error_rates(config, record_agent_errors(store, run_id, engine))
     except BaseException as exc:
         stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         try:

@@ -108,6 +108,12 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("request_hash", "VARCHAR"), ("request", "JSON"), ("response", "JSON"),
         ("error", "VARCHAR"), ("elapsed_ms", "DOUBLE"),
     ),
+    # Per agent per symbol that calls an outside service (sim.agents.base.CallStats),
+    # at the end of a run: calls made, how many failed, the last error.
+    "agent_errors": (
+        ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("calls", "BIGINT"),
+        ("errors", "BIGINT"), ("last_error", "VARCHAR"),
+    ),
 }
 
 _RUNS_DDL = """
@@ -170,6 +176,17 @@ CREATE TABLE IF NOT EXISTS live_sessions (
     kill_file VARCHAR
 )"""
 
+# The code that made each run (sim.code_identity; sim.run_identity): a run stored by an
+# older Quorum has no row, and counts as made by unknown code.
+_RUN_CODE_DDL = """
+CREATE TABLE IF NOT EXISTS run_code (
+    run_id VARCHAR PRIMARY KEY,
+    config_id VARCHAR NOT NULL,
+    code_id VARCHAR NOT NULL,
+    quorum VARCHAR NOT NULL,
+    modules JSON NOT NULL
+)"""
+
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
 
 
@@ -212,6 +229,7 @@ class DuckDBStore:
         con.execute(_RUNS_DDL)
         con.execute(_VALIDATIONS_DDL)
         con.execute(_LIVE_SESSIONS_DDL)
+        con.execute(_RUN_CODE_DDL)
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {kind}" for name, kind in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, {cols})")
@@ -233,6 +251,13 @@ class DuckDBStore:
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None:
         append_batch(self.con, run_id, table, batch)
+
+    def record_code(self, run_id: str, config_id: str, code_id: str, quorum: str,
+                    modules: Mapping[str, str]) -> None:
+        """The code that makes run ``run_id`` (a ``run_code`` row)."""
+        self.con.execute("INSERT OR REPLACE INTO run_code VALUES (?, ?, ?, ?, ?)",
+                         [run_id, config_id, code_id, quorum, json.dumps(dict(modules),
+                                                                         sort_keys=True)])
 
     def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
         if status not in RUN_STATUSES:

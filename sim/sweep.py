@@ -31,8 +31,9 @@ With a suite, each regime scenario contributes its ``data`` (and its seed, unles
 is given); everything else comes from the base, so one configuration meets every regime.
 
 Each combination is resolved to a full ``ScenarioConfig``; its run id is a hash of that
-config plus the content digests of the files it reads (``sim.run_identity``), so a
-finished run is recognised by what it is, not by when or where it ran. This module only
+config, the content digests of the files it reads and the code that runs it
+(``sim.run_identity``), so a finished run is recognised by what it is, not by when or
+where it ran, and a run made by other code is not taken for it. This module only
 describes and expands sweeps; ``quorum.sweep`` runs them.
 """
 
@@ -60,7 +61,7 @@ from sim.config import (
     parse_duration,
 )
 from sim.config_paths import PathError, resolve_path, set_value, short_name
-from sim.run_identity import canonical_json, run_identity
+from sim.run_identity import RunIdentity, canonical_json, identify
 from sim.suite import load_suite
 
 # Metrics a sweep may rank by, with the better direction ("max" or "min"). The values are
@@ -260,6 +261,7 @@ class SweepRun:
     regime: str | None
     seed: int
     config: ScenarioConfig
+    identity: RunIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,8 +436,9 @@ def load_sweep(path: str | Path) -> Sweep:
             _check_sweepable(config, source)
             for seed in cfg.seeds or [own_seed]:
                 seeded = config.model_copy(update={"seed": seed})
-                runs.append(SweepRun(len(runs), run_identity(seeded), param_set, dict(params),
-                                     regime, seed, seeded))
+                identity = identify(seeded)
+                runs.append(SweepRun(len(runs), identity.run_id, param_set, dict(params),
+                                     regime, seed, seeded, identity))
     if not runs:
         raise SweepError(f"{source}: every combination is invalid, e.g. {skipped[0][2]}")
     if cfg.walk_forward is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -26,6 +27,19 @@ class AgentError(ValueError):
 @runtime_checkable
 class Agent(Protocol):
     def on_bar(self, view: MarketView) -> Signal | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """An agent's calls to an outside service so far, and how many failed (it abstained
+    or kept its last view instead of crashing the run). An agent that calls out reports
+    them from an optional ``call_stats()`` method; the run stores them at its end
+    (``agent_errors``) and fails when errors / calls passes the agent's
+    ``max_error_rate``, so a dead service cannot go unnoticed."""
+
+    calls: int
+    errors: int
+    last_error: str | None = None
 
 
 AgentFactory = Callable[..., Agent]

@@ -58,7 +58,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 
-from sim.agents.base import AgentParams
+from sim.agents.base import AgentParams, CallStats
 from sim.messages import HOLD, Side, Signal
 from sim.store import DuckDBStore
 from sim.view import MarketView
@@ -289,6 +289,14 @@ class ExternalAgent:
             self._headers.update({h: os.environ[v] for h, v in (headers_env or {}).items()})
         self._client: Any = None
         self._last: Signal | None = None
+        self._calls = 0
+        self._errors = 0
+        self._last_error: str | None = None
+
+    def call_stats(self) -> CallStats:
+        """Requests answered so far (from the service or the log) and how many of the
+        answers were errors."""
+        return CallStats(self._calls, self._errors, self._last_error)
 
     # -- per bar --------------------------------------------------------------------------
     def on_bar(self, view: MarketView) -> Signal | None:
@@ -298,6 +306,10 @@ class ExternalAgent:
         request = self.build_request(view)
         check_causal(request, view.ts)
         record = self.exchange(view.ts, view.symbol, canonical_json(request))
+        self._calls += 1
+        if record.error is not None:
+            self._errors += 1
+            self._last_error = record.error
         if record.error is None:
             try:
                 signal = parse_decision(json.loads(record.response or "null"))

@@ -231,7 +231,8 @@ def test_demo_run_writes_every_pipeline_table(demo):
     # none of its agents calls an outside service (tests/integration/test_external_agent),
     # and it trades spot only: no funding or liquidations (tests/unit/test_perpetuals.py)
     empty = [t for t, n in counts.items()
-             if n == 0 and t not in ("risk_events", "agent_calls", "funding", "liquidations")]
+             if n == 0 and t not in ("risk_events", "agent_calls", "agent_errors", "funding",
+                                     "liquidations")]
     assert not empty, counts
     assert counts["equity"] == 5760  # one row per timestamp; the three series align
     assert counts["votes"] >= counts["decisions"] > 0
@@ -335,7 +336,8 @@ def test_tight_risk_fills_every_table(tmp_path, capsys):
     assert code == 0, err
     run_id = RUN_ID.search(out).group(1)
     counts = {table: count(db, table, run_id) for table in TABLES
-              if table not in ("agent_calls", "funding", "liquidations")}  # spot, no calls
+              if table not in ("agent_calls", "agent_errors", "funding",
+                               "liquidations")}  # spot, no calls
     assert all(counts.values()), counts
     assert rows(db, "SELECT DISTINCT status FROM orders WHERE run_id = ? ORDER BY 1",
                 [run_id]) == [("denied",), ("filled",)]

@@ -8,6 +8,7 @@ NaN where NaN."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import warnings
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from reports.data import ReportError, RunData, check_run
 from reports.metrics import periods_per_year
 from reports.plots import REGIME_COLOURS
-from reports.regime_matrix import GROUPINGS, STATS, regime_matrix
+from reports.regime_matrix import GROUPINGS, STATS, regime_matrix, write_regime_matrix
 from reports.slices import regime_returns, slice_stats
 from sim.config import load_scenario
 from sim.runner import run_scenario
@@ -304,3 +305,20 @@ def test_batched_equals_run_by_run_on_random_stores(spec: list[dict[str, Any]],
             got, ref = regime_matrix(store.con, run_ids, by), reference_matrix(store.con,
                                                                                run_ids, by)
         assert_same(got, ref)
+
+
+def test_each_cell_says_how_many_of_its_rows_runs_it_rests_on(made, tmp_path) -> None:
+    """A pooled cell from one run of several says so (the counts behind every figure)."""
+    labels = {"a1": "x", "d1": "x", "a2": "y", "b1": "z", "c1": "y"}
+    m = regime_matrix(made, MADE, row_labels=labels)
+    assert m["row_runs"] == [2, 2, 1]
+    x = dict(zip(m["labels"], m["runs"][0], strict=True))
+    # trend_up and crash: both a1 and d1; unknown and zeta: a1 alone
+    assert (x["trend_up"], x["crash"], x["unknown"], x["zeta"]) == (2, 2, 1, 1)
+    y = dict(zip(m["labels"], m["runs"][1], strict=True))
+    assert y["unknown"] == 2 and y["crash"] == 0  # a2 and c1 never labelled
+    _, csv_path = write_regime_matrix(made, MADE, tmp_path, row_labels=labels)
+    with csv_path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    zeta = next(r for r in rows if r["row"] == "x" and r["regime"] == "zeta")
+    assert (zeta["bars"], zeta["runs"], zeta["row_runs"]) == ("2", "1", "2")

@@ -126,7 +126,8 @@ def test_compare_and_regime_matrix_write_files(store, tmp_path: Path) -> None:
     assert metrics[0] == ",".join(["metric", *ids])
     assert any(line.startswith("sharpe,") for line in metrics)
     lines = (out / "regime_matrix.csv").read_text().splitlines()
-    assert lines[0] == "row,regime,bars,sharpe,return,max_drawdown" and len(lines) > 3
+    assert lines[0] == "row,regime,bars,sharpe,return,max_drawdown,runs,row_runs"
+    assert len(lines) > 3
 
 
 def test_regime_matrix_bars_add_up_and_returns_compound(store) -> None:

@@ -36,17 +36,38 @@ def test_ranking_aggregates_over_runs_and_orders_best_first() -> None:
     by = [("sharpe", "max"), ("max_drawdown", "min")]
     mean = rank_param_sets(members, by, "mean")
     # sets 0 and 1 tie on mean sharpe (2.0): the lower mean drawdown (0.10 < 0.20) wins;
-    # set 3's sharpe is NaN (last among complete sets); set 2 has a failed run (after all)
-    assert [r["param_set"] for r in mean] == [1, 0, 3, 2]
-    assert [r["rank"] for r in mean] == [1, 2, 3, 4]
+    # set 2 has a failed run (after complete sets); set 3's sharpe is NaN in all its runs:
+    # not ranked, last
+    assert [r["param_set"] for r in mean] == [1, 0, 2, 3]
+    assert [r["rank"] for r in mean] == [1, 2, 3, None]
+    assert [r["sharpe_n"] for r in mean] == [2, 2, 1, 0]
+    assert [r["thin"] for r in mean] == [False, False, False, True]
     assert mean[0]["sharpe"] == 2.0 and mean[0]["max_drawdown"] == pytest.approx(0.10)
     assert mean[1]["sharpe_std"] == pytest.approx(np.std([1.0, 3.0], ddof=1))
-    assert mean[3]["failed"] == 1 and mean[3]["completed"] == 1 and mean[3]["sharpe"] == 5.0
+    assert mean[2]["failed"] == 1 and mean[2]["completed"] == 1 and mean[2]["sharpe"] == 5.0
     worst = rank_param_sets(members, by, "worst")
-    assert [r["param_set"] for r in worst] == [1, 0, 3, 2]  # worst sharpe 2.0 vs 1.0
+    assert [r["param_set"] for r in worst] == [1, 0, 2, 3]  # worst sharpe 2.0 vs 1.0
     assert worst[0]["max_drawdown"] == 0.15 and worst[1]["max_drawdown"] == 0.30
     median = rank_param_sets(members[:4], [("max_drawdown", "min")], "median")
     assert [r["param_set"] for r in median] == [1, 0]
+
+
+def test_a_figure_from_a_few_of_a_sets_runs_is_flagged_not_ranked() -> None:
+    """The observed case: "12/12 completed" and a mean Sharpe of -2.595 from 1 run, the
+    other 11 never traded (Sharpe undefined). It must not rank as if it stood for 12."""
+    members = [member(i, 0, seed=i, sharpe=-2.595 if i == 0 else math.nan)
+               for i in range(12)]
+    members += [member(12 + i, 1, seed=i, sharpe=-3.0 + 0.1 * (i % 2)) for i in range(12)]
+    members += [member(24 + i, 2, seed=i, sharpe=1.0 if i < 6 else math.nan)
+                for i in range(12)]  # half: not "most" missing, ranked with its count
+    ranked = rank_param_sets(members, [("sharpe", "max")], "mean")
+    by_set = {r["param_set"]: r for r in ranked}
+    assert by_set[0]["completed"] == 12 and by_set[0]["sharpe"] == -2.595
+    assert by_set[0]["sharpe_n"] == 1 and by_set[0]["thin"] and by_set[0]["rank"] is None
+    assert by_set[1]["sharpe_n"] == 12 and by_set[2]["sharpe_n"] == 6
+    assert [(r["param_set"], r["rank"]) for r in ranked] == [(2, 1), (1, 2), (0, None)]
+    for how in ("median", "worst"):  # whatever the aggregate
+        assert rank_param_sets(members, [("sharpe", "max")], how)[-1]["param_set"] == 0
 
 
 def test_the_regime_matrix_takes_the_completed_runs_of_the_top_sets_in_rank_order() -> None:
