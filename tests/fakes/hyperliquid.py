@@ -244,8 +244,7 @@ class FakeHyperliquid:
     def account_value(self, user: str) -> float:
         """``marginSummary.accountValue`` of ``user``."""
         with self.lock:
-            acct = self.accounts.get(user.lower(), Account())
-            return float(self._clearinghouse(acct)["marginSummary"]["accountValue"])
+            return float(self._clearinghouse(user.lower())["marginSummary"]["accountValue"])
 
     def raw_usd(self, user: str) -> float:
         acct = self.accounts.get(user.lower())
@@ -425,7 +424,7 @@ class FakeHyperliquid:
         user = str(body["user"]).lower()
         acct = self.accounts.get(user, Account())
         if kind == "clearinghouseState":
-            return self._clearinghouse(acct)
+            return self._clearinghouse(user)
         if kind == "userFills":
             return list(reversed(acct.fills))[:2000]
         if kind == "userFunding":
@@ -446,7 +445,8 @@ class FakeHyperliquid:
             return {"status": "unknownOid"}
         raise ValueError(f"unknown info type {kind!r}")
 
-    def _clearinghouse(self, acct: Account) -> dict[str, Any]:
+    def _clearinghouse(self, user: str) -> dict[str, Any]:
+        acct = self.accounts.get(user, Account())
         positions = []
         value = acct.raw_usd
         notional = Decimal(0)
@@ -463,7 +463,7 @@ class FakeHyperliquid:
                 "positionValue": _s(abs(szi) * mark), "liquidationPx": None,
                 "marginUsed": _s(abs(szi) * mark / lev),
                 "leverage": {"type": "cross" if cross else "isolated", "value": lev}}})
-        used = self._margin_used(acct)
+        used = self._margin_used(user)
         summary = {"accountValue": _s(value), "totalNtlPos": _s(notional),
                    "totalRawUsd": _s(acct.raw_usd), "totalMarginUsed": _s(used)}
         return {"assetPositions": positions, "time": self.now_ms(),
@@ -484,14 +484,14 @@ class FakeHyperliquid:
                 value += szi * (self._mid(coin) or entry)
         return value
 
-    def _margin_used(self, acct: Account) -> Decimal:
+    def _margin_used(self, user: str) -> Decimal:
         """Initial margin of the positions at the mark, and of the resting orders that
         would add to them at their own price."""
+        acct = self.accounts.get(user, Account())
         used = Decimal(0)
         for coin, (szi, entry) in acct.positions.items():
             if szi:
                 used += abs(szi) * (self._mid(coin) or entry) / self._leverage(acct, coin)[0]
-        user = next((u for u, a in self.accounts.items() if a is acct), None)
         for o in self.orders.values():
             if o.user != user or o.status != "open" or o.reduce_only or o.trigger_px is not None:
                 continue
@@ -500,15 +500,16 @@ class FakeHyperliquid:
                 used += o.sz * o.px / self._leverage(acct, o.coin)[0]
         return used
 
-    def _short_of_margin(self, acct: Account, asset: AssetInfo, is_buy: bool, sz: Decimal,
+    def _short_of_margin(self, user: str, asset: AssetInfo, is_buy: bool, sz: Decimal,
                          px: Decimal) -> bool:
         """Would this order add exposure the account cannot margin?"""
+        acct = self.accounts[user]
         szi = acct.positions.get(asset.name, (Decimal(0), Decimal(0)))[0]
         added = abs(szi + (sz if is_buy else -sz)) - abs(szi)
         if added <= 0:
             return False  # it only reduces (or flips to no more than it closes)
         needed = added * px / self._leverage(acct, asset.name)[0]
-        return needed > self._account_value(acct) - self._margin_used(acct)
+        return needed > self._account_value(acct) - self._margin_used(user)
 
     # -- /exchange -------------------------------------------------------------------------
 
@@ -591,7 +592,7 @@ class FakeHyperliquid:
             if szi == 0 or (szi > 0) == w["b"]:
                 return {"error": "Reduce only order would increase position. "
                                  f"asset={asset.index}"}
-        elif trig is None and self._short_of_margin(self.accounts[user], asset, w["b"], sz, px):
+        elif trig is None and self._short_of_margin(user, asset, w["b"], sz, px):
             return {"error": f"Insufficient margin to place order. asset={asset.index}"}
         order = Order(next(self._oids), user, coin, w["b"], px, sz, sz, cloid, w["r"],
                       w["t"].get("limit", {}).get("tif", "Gtc"), timestamp=self.now_ms())

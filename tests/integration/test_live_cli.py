@@ -288,10 +288,11 @@ def test_sigterm_stops_a_paper_session_like_sigint(tmp_path: Path, fake: FakeHyp
 
 
 def test_a_paper_session_commits_while_it_runs(tmp_path: Path, fake: FakeHyperliquid) -> None:
-    """SIGKILL mid-session: what the session saw up to the last commit (at most a second
+    """SIGKILL mid-session: what the session saw up to its last commit (at most a second
     before) is in the store. Before, nothing was written until 10,000 rows waited: 14
     bars in, a SIGKILL left no bar, no equity, no signal. The child holds the store's
-    lock, so a commit is seen as its write-ahead log growing."""
+    lock, so a commit is seen as its write-ahead log growing; bars are pushed until it
+    has grown twice."""
     child = Child(tmp_path, fake)
     wal = child.db.with_name(child.db.name + ".wal")
     child.wait(lambda: fake.subscribed(candle("ETH", "1m")) == 1, "subscription")
@@ -303,8 +304,22 @@ def test_a_paper_session_commits_while_it_runs(tmp_path: Path, fake: FakeHyperli
             size.append(now)
         return len(size) > 2
 
-    pusher(fake, 14).join(5)
-    child.wait(grew, "two commits")  # the first step's, then the timer's (a second on)
+    stop = threading.Event()
+
+    def market() -> None:  # a bar every 50 ms until told to stop
+        for k in range(400):
+            if stop.is_set():
+                return
+            push(fake, fake.minute + k * MIN_MS, 2010.0 + (k % 3))  # type: ignore[attr-defined]
+            time.sleep(0.05)
+
+    pushing = threading.Thread(target=market, daemon=True)
+    pushing.start()
+    try:
+        child.wait(grew, "two commits", timeout=30)
+    finally:
+        stop.set()
+        pushing.join(5)
     child.proc.send_signal(signal.SIGKILL)
     assert child.end() == -signal.SIGKILL
     with DuckDBStore(child.db) as store:
