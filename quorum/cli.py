@@ -323,6 +323,7 @@ def _live(args: argparse.Namespace) -> int:
         open_venue_session,
         paper_session,
         run_to_resume,
+        without_log,
     )
     from quorum.signals import run_interruptible
     from sim.validation import check_promotion
@@ -354,7 +355,7 @@ def _live(args: argparse.Namespace) -> int:
         raise UsageError("--override-gate needs a reason")
     with DuckDBStore(args.db) as store:
         resume_run = run_to_resume(store, config, args.resume) if args.venue else None
-        with _without_log("sim.validation"):  # the override is printed below, once
+        with without_log("sim.validation"):  # the override is printed below, once
             verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
             raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")
@@ -417,23 +418,6 @@ def _failed_session(store: DuckDBStore, run_ids: list[str], exc: Exception, db: 
     if status is None:
         return f"{what} (nothing stored)"
     return f"{what} (run {run_ids[-1]}, stored as {status}; quorum show {run_ids[-1]} --db {db})"
-
-
-@contextmanager
-def _without_log(name: str) -> Iterator[None]:
-    """Records of logger ``name`` dropped meanwhile (the CLI says it itself)."""
-    import logging
-
-    logger = logging.getLogger(name)
-
-    def drop(record: logging.LogRecord) -> bool:
-        return False
-
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
 
 
 def _rehearse_every(args: argparse.Namespace) -> float | None:

@@ -11,9 +11,11 @@ candle feed, the live runner, the venue port, the kill switch and the session re
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from sim.store import DuckDBStore
 from sim.validation import PromotionVerdict
 
 ENV_URL = "QUORUM_HL_URL"  # REST base URL override (the WebSocket is its /ws)
+REST_LOG = "live.hyperliquid.rest"  # its retries are logged (warnings) as they happen
 
 
 def default_kill_file(db: str | Path) -> Path:
@@ -126,7 +129,8 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
 
     venue = HyperliquidVenue(hl)  # market data only
     try:
-        assets = await venue.load_markets()
+        with without_log(REST_LOG):  # a failure is one line: the attempts are in it
+            assets = await venue.load_markets()
     except Exception as exc:  # unreachable, or not Hyperliquid: the run fails on record
         record()
         runner.store_failed(unreachable(hl, exc))
@@ -151,6 +155,21 @@ def check_listed(config: ScenarioConfig, hl: HyperliquidConfig, coins: dict[str,
     if missing:
         raise ConfigError(f"scenario {config.name!r}: Hyperliquid {hl.network} has no "
                           f"perpetual {', '.join(missing)} (live.coins maps symbols)")
+
+
+@contextmanager
+def without_log(name: str) -> Iterator[None]:
+    """Records of logger ``name`` dropped meanwhile (the caller says it in one line)."""
+    logger = logging.getLogger(name)
+
+    def drop(record: logging.LogRecord) -> bool:
+        return False
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def unreachable(hl: HyperliquidConfig, exc: Exception) -> TransportFailed:
@@ -258,8 +277,10 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
     venue = HyperliquidVenue(hl, credentials)
     try:
         try:
-            assets = await venue.load_markets()
-            account_value = (await venue.account_value() if resume_run is None else None)
+            with without_log(REST_LOG):  # a failure is one line: the attempts are in it
+                assets = await venue.load_markets()
+                account_value = (await venue.account_value() if resume_run is None
+                                 else None)
         except Exception as exc:  # unreachable, or not Hyperliquid: the run fails on record
             runner = LiveRunner(config, store, symbols=list(coins), mode="live",
                                 run_id=resume_run, resume=resume_run is not None)
