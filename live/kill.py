@@ -5,13 +5,18 @@ it between bars, so the pipeline stays single-threaded exactly as in a backtest.
 request does is the scenario's own kill switch (``sim.risk``): from then on only
 position-reducing orders pass, and with ``risk.flatten_on_trip`` every position is closed.
 
-``quorum kill`` creates the file; ``kill -USR1 <pid>`` sends the signal.
+``quorum kill`` creates the file; ``kill -USR1 <pid>`` sends the signal. The signal's
+handler stays installed for the whole session (``armed``), also after the switch was
+pulled: a second pull, by either means, changes nothing, and never ends the process
+(the signal's default action would).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +31,7 @@ class KillRequested:
 
 
 class KillSwitch:
-    """Watch ``path`` (polled every ``poll_s`` seconds) and, when installed, a signal."""
+    """Watch ``path`` (polled every ``poll_s`` seconds) and, while armed, a signal."""
 
     def __init__(self, path: str | Path | None = None, *, poll_s: float = 0.25,
                  signum: signal.Signals | None = DEFAULT_SIGNAL) -> None:
@@ -40,34 +45,40 @@ class KillSwitch:
             return KillRequested(f"file {self.path}")
         return None
 
-    async def watch(self, queue: asyncio.Queue[object]) -> None:
-        """Put one ``KillRequested`` on ``queue`` when the switch is pulled, then stop."""
+    def _pull(self, queue: asyncio.Queue[object], request: KillRequested) -> None:
+        if self.pulled is None:
+            self.pulled = request
+        queue.put_nowait(request)
+
+    @contextmanager
+    def armed(self, queue: asyncio.Queue[object]) -> Iterator[None]:
+        """While inside (on the running loop's thread), every ``signum`` puts a
+        ``KillRequested`` on ``queue``; on leaving, the signal's previous handler is back.
+        Not the main thread, or no signals here: the file only."""
+        if self.signum is None:
+            yield
+            return
+        signum = self.signum
         loop = asyncio.get_running_loop()
-        fired: asyncio.Future[KillRequested] = loop.create_future()
-
-        def on_signal() -> None:
-            if not fired.done():
-                fired.set_result(KillRequested(f"signal {self.signum.name}"))  # type: ignore[union-attr]
-
-        installed = False
-        if self.signum is not None:
-            try:
-                loop.add_signal_handler(self.signum, on_signal)
-                installed = True
-            except (NotImplementedError, RuntimeError, ValueError):
-                installed = False  # not the main thread, or no signals here: file only
+        previous = signal.getsignal(signum)
         try:
-            while not fired.done():
-                found = self.check_file()
-                if found is not None:
-                    fired.set_result(found)
-                    break
-                await asyncio.wait([fired], timeout=self.poll_s)
-            self.pulled = fired.result()
-            queue.put_nowait(self.pulled)
+            loop.add_signal_handler(
+                signum, lambda: self._pull(queue, KillRequested(f"signal {signum.name}")))
+        except (NotImplementedError, RuntimeError, ValueError):
+            yield
+            return
+        try:
+            yield
         finally:
-            if installed:
-                loop.remove_signal_handler(self.signum)  # type: ignore[arg-type]
+            loop.remove_signal_handler(signum)
+            if previous is not None:
+                signal.signal(signum, previous)
+
+    async def watch(self, queue: asyncio.Queue[object]) -> None:
+        """Put one ``KillRequested`` on ``queue`` when the file appears, then stop."""
+        while (found := self.check_file()) is None:
+            await asyncio.sleep(self.poll_s)
+        self._pull(queue, found)
 
 
 def pull(path: str | Path) -> Path:

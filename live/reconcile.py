@@ -30,8 +30,9 @@ action taken). The rules, in the order they are applied:
    equity at the venue's marks (cash plus each position at the venue's mark, less any
    funding the venue settled after its account snapshot was taken). The first
    comparison of a run fixes the capital the account holds outside the run
-   (``venue_accounts``: zero when the account holds just the scenario's
-   ``initial_cash``; a notice on stderr otherwise); later ones alert when
+   (``venue_accounts``: zero when the session trades the whole account, what
+   ``live.capital`` leaves out otherwise; a notice on stderr when it is not zero);
+   later ones alert when
    ``account value - outside - store equity`` exceeds ``ACCOUNT_TOLERANCE_USD`` or
    ``ACCOUNT_TOLERANCE_FRACTION`` of the store's equity, whichever is larger (float and
    decimal rounding of fills, fees and funding stay far below it; a deposit, a

@@ -14,8 +14,8 @@
   kept but is no key. A payment is booked once across polls, reconnects and restarts.
 * ``venue_accounts``: one row per run, written at its first account comparison: the
   venue's account value and the store's equity then. Their difference (``outside``) is
-  capital the account holds beyond the run's (zero for an account funded with the
-  scenario's ``initial_cash``); later comparisons measure drift from it (``live.reconcile``).
+  capital the account holds beyond the run's (zero when the session trades the whole
+  account, ``live.capital``); later comparisons measure drift from it (``live.reconcile``).
 * ``reconciliations``: every difference found between the venue and the store, and what
   was done about it (see ``live.reconcile``).
 

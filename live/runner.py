@@ -11,31 +11,37 @@ every symbol has reported that timestamp or a later one (a per-symbol watermark)
 released in (timestamp, symbol order). A symbol missing a bar holds the others back until
 its next bar arrives; when all feeds end, whatever is held is released.
 
-With a real venue (``attach_port``: ``live.hyperliquid.port``), the venue's answers and
-pushes are queued messages too, applied by the same consumer; after every step (a bar, a
-venue message) the requests submitted in that step go out (their ``venue_orders`` rows are
-in the run's journal already: write-ahead), then the buffered rows and the port's durable
-records are handed to the store writer's thread as one transaction (at most every second,
-at once when the risk engine tripped): the loop never waits for DuckDB.
+After every step the buffered rows are handed to the store writer's thread as one
+transaction, at most every second (a timer commits what waits when no step comes), in a
+paper session as in a venue session: the loop never waits for DuckDB, and a process
+killed mid-session leaves at most the last second unstored. With a real venue
+(``attach_port``: ``live.hyperliquid.port``), the venue's answers and pushes are queued
+messages too, applied by the same consumer; after every step (a bar, a venue message)
+the requests submitted in that step go out first (their ``venue_orders`` rows are in the
+run's journal already: write-ahead), and the port's durable records go with the rows
+(at once when the risk engine tripped).
 Bars that had closed before the session started (the warm-up) never send an order: the
 desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
 still working and the runner waits (``settle_s``) for the venue to confirm.
 
 The run is stored with its ``mode`` ("paper": live data, simulated fills; "live": a real
-venue). The bars the run saw go to the ``bars`` table as the recorder flushes (and on a
+venue). The bars the run saw go to the ``bars`` table with every commit (and on a
 failure or interrupt), with the same causal regime labels as a backtest's. A
-``KillSwitch`` (file or signal) is applied between bars, like any other message.
+``KillSwitch`` (file or signal) is applied between bars, like any other message. A
+cancelled session (Ctrl-C, SIGTERM: ``quorum.signals``) is stored ``interrupted`` with
+how it was stopped (``Interrupted``), its rows committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import heapq
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import numpy as np
@@ -68,6 +74,11 @@ _BAR_FIELDS = ("ts", *BAR_COLUMNS)
 _END = object()
 WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
                "sent to a real venue")
+
+
+class Interrupted(asyncio.CancelledError):
+    """The session was stopped: a signal ("SIGTERM received") or its task cancelled. A
+    ``CancelledError``, so asyncio and ``stored_run`` treat it as one (``interrupted``)."""
 
 
 class LiveRunner:
@@ -112,7 +123,7 @@ class LiveRunner:
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
         self.port: HyperliquidPort | None = None
-        self.writer: StoreWriter | None = None  # with a real venue: DuckDB off the loop
+        self.writer: StoreWriter | None = None  # while running: DuckDB off the loop
         self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
         self.hold_until_ns: int | None = None  # bars closed by then are the warm-up
         self.interval_ns = 0
@@ -145,14 +156,20 @@ class LiveRunner:
         self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
     ) -> RunResult:
         """Consume ``feeds`` until all end; the run is stored as completed, failed or
-        interrupted (cancelled or Ctrl-C), like a backtest."""
-        with stored_run(self.store, self.run_id, self.config, self.data_hash, self.recorder,
-                        self.engine, self.mode, resume=self.resume):
+        interrupted (cancelled, Ctrl-C or SIGTERM: ``Interrupted``), like a backtest. The
+        kill switch's signal is armed for the whole run, shutdown included."""
+        self.queue = asyncio.Queue()
+        armed = (kill_switch.armed(self.queue) if kill_switch is not None
+                 else contextlib.nullcontext())
+        with armed, stored_run(self.store, self.run_id, self.config, self.data_hash,
+                               self.recorder, self.engine, self.mode, resume=self.resume):
             if self.resume:
                 self.store.con.execute(  # type: ignore[attr-defined]
                     "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL"
                     " WHERE run_id = ?", [self.run_id])
-            self.queue = asyncio.Queue()
+            con = getattr(self.store, "con", None)
+            if con is not None:  # DuckDB off the loop, committed on the timer (``_commit``)
+                self.writer = StoreWriter(con)
             try:
                 try:
                     if self.port is not None:
@@ -163,6 +180,8 @@ class LiveRunner:
                         await self.port.close()
                 self.engine.finish()
                 self._commit(force=True)
+            except asyncio.CancelledError as exc:  # stored with how it was stopped
+                raise Interrupted(str(exc) or "cancelled") from None
             finally:  # what was handed over is written before the run is closed
                 if self._flush_timer is not None:
                     self._flush_timer.cancel()
@@ -178,12 +197,19 @@ class LiveRunner:
                     self.writer.close()
         return RunResult(self.run_id, "completed", self.bars_seen)
 
+    def store_failed(self, exc: Exception) -> NoReturn:
+        """Store the run as failed before it took anything (its venue could not be
+        reached), and raise ``exc``: a session that cannot start is on record like one
+        that failed later."""
+        with stored_run(self.store, self.run_id, self.config, self.data_hash, self.recorder,
+                        self.engine, self.mode, resume=self.resume):
+            raise exc
+
     async def _start_port(self) -> None:
         """Resolve what a previous process left at the venue, then reconcile, before any
         bar is taken."""
         port = self.port
         assert port is not None
-        self.writer = StoreWriter(self.store.con)  # type: ignore[attr-defined]
         self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
                                self.run_id, self.engine.risk)
         await port.start(self.queue)
@@ -251,8 +277,8 @@ class LiveRunner:
             self.accept(item)  # type: ignore[arg-type]
 
     def _commit(self, force: bool = False) -> None:
-        """With a real venue: start the requests made in this step (each one's row is in
-        the journal already: write-ahead), then hand the buffered rows and the port's
+        """With a real venue, start the requests made in this step first (each one's row
+        is in the journal already: write-ahead). Then hand the buffered rows and the port's
         records (fills with their trade ids, order outcomes) to the store writer as one
         transaction (``live.writer``: the loop does not wait for DuckDB). At most every
         ``flush_every_s`` (a timer commits what waits when no step comes), at once when
@@ -263,11 +289,11 @@ class LiveRunner:
         run beside the loop on the same cores; once per fill, it was busy most of the
         time and slowed the market events that met it (BENCHMARKS.md)."""
         port = self.port
-        if port is None:
-            return
-        port.start_requests()
+        if port is not None:
+            port.start_requests()
         writer = self.writer
-        assert writer is not None
+        if writer is None:  # not running, or a store without a connection: the recorder's
+            return  # own flushes (``_release``)
         writer.check()
         now = time.monotonic()
         trips = self.trips
@@ -285,7 +311,7 @@ class LiveRunner:
             run_id = self.run_id
             batches = self.recorder.take_batches()
             bars = self._new_bars()
-            records = port.take_records()
+            records = port.take_records() if port is not None else None
             trip_rows = trips.take(self.engine.clock.now_ns()) if tripped else []  # type: ignore[union-attr]
 
             def write(con: duckdb.DuckDBPyConnection) -> None:
@@ -293,10 +319,11 @@ class LiveRunner:
                     append_batch(con, run_id, table, batch)
                 if bars:
                     append_batch(con, run_id, "bars", bars_table(bars))
-                write_records(con, run_id, records)
+                if records is not None:
+                    write_records(con, run_id, records)
                 insert_trips(con, trip_rows)
 
-            if batches or bars or trip_rows or not records.empty:
+            if batches or bars or trip_rows or (records is not None and not records.empty):
                 writer.submit(write)
         if force:
             writer.wait()
@@ -358,6 +385,8 @@ class LiveRunner:
         """Pull the scenario's kill switch now: it takes effect before the next bar (only
         position-reducing orders pass; with ``flatten_on_trip`` positions are closed)."""
         if self.killed_by is not None:
+            print(f"quorum live: kill switch already pulled by {self.killed_by}; {source} "
+                  "changes nothing", file=sys.stderr, flush=True)
             return
         self.killed_by = source
         if self.trips is not None:

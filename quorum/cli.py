@@ -307,9 +307,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """A paper or real-venue session; exit 2 before connecting when the gate or the input
-    refuses."""
-    import asyncio
+    refuses. SIGTERM stops it as Ctrl-C does (``quorum.signals``)."""
+    from quorum.signals import sigterm_as_sigint
 
+    with sigterm_as_sigint():
+        return _live(args)
+
+
+def _live(args: argparse.Namespace) -> int:
+    from live.capital import describe
     from live.hyperliquid.config import Credentials
     from quorum.live import (
         check_live_config,
@@ -319,13 +325,18 @@ def cmd_live(args: argparse.Namespace) -> int:
         open_venue_session,
         paper_session,
         run_to_resume,
+        without_log,
     )
+    from quorum.signals import run_interruptible
     from sim.validation import check_promotion
 
     if args.max_bars is not None and args.max_bars < 1:
         raise UsageError(f"--max-bars must be >= 1, got {args.max_bars}")
     if args.resume is not None and args.venue is None:
         raise UsageError("--resume continues a run on a real venue: use it with --venue")
+    if args.capital_from_account and args.venue is None:
+        raise UsageError("--capital-from-account sizes from a real account: use it with "
+                         "--venue")
     rehearse_every_s = _rehearse_every(args)
     config = load_scenario(args.scenario)
     check_live_config(config)
@@ -346,7 +357,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         raise UsageError("--override-gate needs a reason")
     with DuckDBStore(args.db) as store:
         resume_run = run_to_resume(store, config, args.resume) if args.venue else None
-        verdict = check_promotion(store, config, override_reason=args.override_gate)
+        with without_log("sim.validation"):  # the override is printed below, once
+            verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
             raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")
         for warning in verdict.warnings:
@@ -357,6 +369,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                   f" -- reason given: {args.override_gate.strip()} (stored as validation "
                   f"{verdict.validation_id})", file=sys.stderr, flush=True)
         mode = "paper" if args.venue is None else "live"
+        run_ids: list[str] = []  # the session's run, once it has one
 
         def announce(run_id: str, resumed: bool = False, recovered: int = 0) -> None:
             what = (f"RESUMING live run {run_id} ({recovered} order(s) to resolve at the "
@@ -366,25 +379,47 @@ def cmd_live(args: argparse.Namespace) -> int:
                   f"`quorum kill --kill-file {kill_file}` or kill -USR1 {os.getpid()}",
                   file=sys.stderr, flush=True)
 
-        if args.venue is None:
-            result = asyncio.run(paper_session(
-                config, store, hl, verdict, override_reason=args.override_gate,
-                kill_file=kill_file, max_bars=args.max_bars, on_start=announce))
-        else:
+        async def trade() -> RunResult:
             assert credentials is not None
+            session = await open_venue_session(
+                config, store, hl, verdict, override_reason=args.override_gate,
+                kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
+                resume_run=resume_run, rehearse_every_s=rehearse_every_s,
+                capital_from_account=args.capital_from_account, on_run=run_ids.append)
+            if session.capital is not None:
+                print(describe(session.capital, "hyperliquid"), file=sys.stderr, flush=True)
+            announce(session.runner.run_id, resume_run is not None, session.recovered)
+            return await session.run()
 
-            async def trade() -> RunResult:
-                session = await open_venue_session(
+        try:
+            if args.venue is None:
+                result = run_interruptible(paper_session(
                     config, store, hl, verdict, override_reason=args.override_gate,
-                    kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
-                    resume_run=resume_run, rehearse_every_s=rehearse_every_s)
-                announce(session.runner.run_id, resume_run is not None, session.recovered)
-                return await session.run()
-
-            result = asyncio.run(trade())
+                    kill_file=kill_file, max_bars=args.max_bars, on_start=announce,
+                    on_run=run_ids.append))
+            else:
+                result = run_interruptible(trade())
+        except (*BAD_INPUT, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # one line; "stored as failed" only if it is
+            raise RunFailed(_failed_session(store, run_ids, exc, args.db)) from exc
     _console().print(f"run id: {result.run_id}  ({result.bars} bars, mode {mode}, "
                      f"store: {args.db})")
     return 0
+
+
+def _failed_session(store: DuckDBStore, run_ids: list[str], exc: Exception, db: str) -> str:
+    """What ``quorum live`` says when its session failed: why, and where the run is."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    what = f"{type(exc).__name__}: {first}"
+    status = None
+    if run_ids:
+        row = store.con.execute("SELECT status FROM runs WHERE run_id = ?",
+                                [run_ids[-1]]).fetchone()
+        status = None if row is None else row[0]
+    if status is None:
+        return f"{what} (nothing stored)"
+    return f"{what} (run {run_ids[-1]}, stored as {status}; quorum show {run_ids[-1]} --db {db})"
 
 
 def _rehearse_every(args: argparse.Namespace) -> float | None:
@@ -607,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start although the promotion gate refuses (logged and stored)")
     p.add_argument("--max-bars", type=int, metavar="N",
                    help="end after N live bars per symbol (default: run until Ctrl-C)")
+    p.add_argument("--capital-from-account", action="store_true",
+                   help="with --venue: trade an account holding less than the scenario's "
+                        "initial_cash, sized from what it holds (stored with the session)")
     p.add_argument("--url", metavar="URL",
                    help="Hyperliquid REST base URL, its /ws for the stream (default: "
                         "$QUORUM_HL_URL, else the network's public API)")

@@ -11,17 +11,21 @@ candle feed, the live runner, the venue port, the kill switch and the session re
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from live.capital import SessionCapital, session_capital, stored_capital, with_capital
 from live.clock import PacingClock
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.config import Credentials, HyperliquidConfig
+from live.hyperliquid.errors import TransportFailed
 from live.hyperliquid.meta import adopt_meta
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
@@ -30,13 +34,14 @@ from live.kill import KillSwitch
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
 from live.runner import LiveRunner
-from live.session import record_resume, record_session
+from live.session import record_resume, record_session, session_initial_cash
 from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration, source_symbols
 from sim.runner import RunResult
 from sim.store import DuckDBStore
 from sim.validation import PromotionVerdict
 
 ENV_URL = "QUORUM_HL_URL"  # REST base URL override (the WebSocket is its /ws)
+REST_LOG = "live.hyperliquid.rest"  # its retries are logged (warnings) as they happen
 
 
 def default_kill_file(db: str | Path) -> Path:
@@ -101,25 +106,79 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
                         verdict: PromotionVerdict, *, override_reason: str | None,
                         kill_file: Path, max_bars: int | None = None,
                         clock: PacingClock | None = None,
-                        on_start: Callable[[str], None] | None = None) -> RunResult:
-    """One paper session until ``max_bars`` bars per symbol (None: until interrupted)."""
+                        on_start: Callable[[str], None] | None = None,
+                        on_run: Callable[[str], None] | None = None) -> RunResult:
+    """One paper session until ``max_bars`` bars per symbol (None: until interrupted).
+    The venue's market list is read first: a coin it does not list is refused (exit 2);
+    a venue that cannot be reached fails the run (stored ``failed``). ``on_run``: told
+    the run id before anything is stored."""
     coins, interval_ns, interval = check_live_config(config)
+    runner = LiveRunner(config, store, symbols=list(coins), mode="paper")
+    if on_run is not None:
+        on_run(runner.run_id)
+    now = (clock.now_ns() if clock is not None else time.time_ns())
+
+    def record() -> None:
+        record_session(
+            store.con, run_id=runner.run_id, mode="paper", venue="sim", network=hl.network,
+            data_url=hl.rest_url, interval=interval, warmup_bars=config.live.warmup_bars,
+            started_ns=now, config_hash=verdict.config_hash,
+            validation_id=verdict.validation_id, gate=verdict.reason,
+            overridden=verdict.overridden,
+            override_reason=override_reason if verdict.overridden else None,
+            warnings=verdict.warnings, kill_file=str(kill_file),
+            initial_cash=config.initial_cash, capital=config.initial_cash)
+
+    venue = HyperliquidVenue(hl)  # market data only
+    try:
+        with without_log(REST_LOG):  # a failure is one line: the attempts are in it
+            assets = await venue.load_markets()
+    except Exception as exc:  # unreachable, or not Hyperliquid: the run fails on record
+        record()
+        runner.store_failed(unreachable(hl, exc))
+    finally:
+        await venue.aclose()
+    check_listed(config, hl, coins, assets)
     feed = HyperliquidCandleFeed(
         hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
         close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
         clock=clock)
-    runner = LiveRunner(config, store, symbols=list(coins), mode="paper")
-    now = (clock.now_ns() if clock is not None else time.time_ns())
-    record_session(
-        store.con, run_id=runner.run_id, mode="paper", venue="sim", network=hl.network,
-        data_url=hl.rest_url, interval=interval, warmup_bars=config.live.warmup_bars,
-        started_ns=now, config_hash=verdict.config_hash, validation_id=verdict.validation_id,
-        gate=verdict.reason, overridden=verdict.overridden,
-        override_reason=override_reason if verdict.overridden else None,
-        warnings=verdict.warnings, kill_file=str(kill_file))
+    record()
     if on_start is not None:
         on_start(runner.run_id)
     return await runner.run([feed], kill_switch=KillSwitch(kill_file))
+
+
+def check_listed(config: ScenarioConfig, hl: HyperliquidConfig, coins: dict[str, str],
+                 assets: Mapping[str, object]) -> None:
+    """Every coin the scenario trades is a perpetual the venue lists (else exit 2: a
+    candle subscription to an unknown coin would wait for ever)."""
+    missing = sorted(c for c in coins.values() if c not in assets)
+    if missing:
+        raise ConfigError(f"scenario {config.name!r}: Hyperliquid {hl.network} has no "
+                          f"perpetual {', '.join(missing)} (live.coins maps symbols)")
+
+
+@contextmanager
+def without_log(name: str) -> Iterator[None]:
+    """Records of logger ``name`` dropped meanwhile (the caller says it in one line)."""
+    logger = logging.getLogger(name)
+
+    def drop(record: logging.LogRecord) -> bool:
+        return False
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def unreachable(hl: HyperliquidConfig, exc: Exception) -> TransportFailed:
+    """Why a session could not start, in one line naming the venue and its URL."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TransportFailed(f"Hyperliquid {hl.network} at {hl.rest_url} could not be used: "
+                           f"{first}")
 
 
 def check_real_venue_config(config: ScenarioConfig) -> None:
@@ -159,12 +218,16 @@ def run_to_resume(store: DuckDBStore, config: ScenarioConfig, resume: str | None
 
 def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> None:
     """A run continues only with the configuration it started with (``[live]``, how it is
-    fed, may change)."""
+    fed, may change). Its stored ``initial_cash`` is the capital it traded
+    (``live.capital``): the scenario's own is compared instead."""
     (stored,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
     before = json.loads(stored)
     now = json.loads(json.dumps(config.model_dump(mode="json")))
     before.pop("live", None)
     now.pop("live", None)
+    scenario_cash = session_initial_cash(con, run_id)
+    if scenario_cash is not None:
+        before["initial_cash"] = scenario_cash
     if before != now:
         raise ConfigError(f"{what} run {run_id} was started with another configuration than "
                           f"{config.name!r} now has; resume it with that configuration "
@@ -173,7 +236,9 @@ def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> No
 
 @dataclass(slots=True)
 class VenueSession:
-    """A real-venue session built and ready to run (tests reach into its parts)."""
+    """A real-venue session built and ready to run (tests reach into its parts).
+    ``capital``: where a new session's capital came from (None: a resumed run keeps its
+    own)."""
 
     runner: LiveRunner
     port: HyperliquidPort
@@ -181,6 +246,7 @@ class VenueSession:
     venue: HyperliquidVenue
     kill_file: Path
     recovered: int
+    capital: SessionCapital | None = None
     instrument_changes: tuple[str, ...] = ()  # where Hyperliquid's rules replaced the scenario's
 
     async def run(self) -> RunResult:
@@ -200,23 +266,46 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                              kill_file: Path, credentials: Credentials,
                              max_bars: int | None = None, clock: PacingClock | None = None,
                              resume_run: str | None = None, settle_s: float = 10.0,
-                             refresh_s: float = 0.5, rehearse_every_s: float | None = None
-                             ) -> VenueSession:
+                             refresh_s: float = 0.5, rehearse_every_s: float | None = None,
+                             capital_from_account: bool = False,
+                             on_run: Callable[[str], None] | None = None) -> VenueSession:
     """Build a session trading a Hyperliquid account (``resume_run``: continue that run):
-    markets loaded, the previous process's state restored, the session recorded.
-    ``rehearse_every_s``: ``HyperliquidPort.rehearse`` this often (None: never)."""
+    markets loaded, the capital taken from the account (``live.capital``), the previous
+    process's state restored, the session recorded. ``rehearse_every_s``:
+    ``HyperliquidPort.rehearse`` this often (None: never). A venue that cannot be
+    reached fails the run (stored ``failed``); ``on_run`` is told its id first."""
     check_real_venue_config(config)
     coins, interval_ns, interval = check_live_config(config)
     now_ns = clock.now_ns if clock is not None else time.time_ns
     venue = HyperliquidVenue(hl, credentials)
     try:
-        assets = await venue.load_markets()
-        missing = sorted(c for c in coins.values() if c not in assets)
-        if missing:
-            raise ConfigError(f"scenario {config.name!r}: Hyperliquid {hl.network} has no "
-                              f"perpetual {', '.join(missing)} (live.coins maps symbols)")
-        runner = LiveRunner(config, store, symbols=list(coins), mode="live",
+        try:
+            with without_log(REST_LOG):  # a failure is one line: the attempts are in it
+                assets = await venue.load_markets()
+                account_value = (await venue.account_value() if resume_run is None
+                                 else None)
+        except Exception as exc:  # unreachable, or not Hyperliquid: the run fails on record
+            runner = LiveRunner(config, store, symbols=list(coins), mode="live",
+                                run_id=resume_run, resume=resume_run is not None)
+            if on_run is not None:
+                on_run(runner.run_id)
+            if resume_run is None:
+                _record_live(store, runner.run_id, hl, interval, config, verdict,
+                             override_reason, kill_file, now_ns(), None)
+            runner.store_failed(unreachable(hl, exc))
+        check_listed(config, hl, coins, assets)
+        capital = None
+        if account_value is not None:
+            capital = session_capital(config, "hyperliquid", account_value,
+                                      from_account=capital_from_account)
+            trading = with_capital(config, capital.capital)
+        else:
+            assert resume_run is not None
+            trading = with_capital(config, stored_capital(store.con, resume_run))
+        runner = LiveRunner(trading, store, symbols=list(coins), mode="live",
                             run_id=resume_run, resume=resume_run is not None)
+        if on_run is not None:
+            on_run(runner.run_id)
         # the venue's own rules replace the scenario's, said before the first order
         instrument_changes = adopt_meta(runner.engine.router.venues, coins, assets)
         for line in instrument_changes:
@@ -239,14 +328,8 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                           recovered_orders=recovered, config_hash=verdict.config_hash,
                           validation_id=verdict.validation_id)
         else:
-            record_session(
-                store.con, run_id=runner.run_id, mode="live", venue="hyperliquid",
-                network=hl.network, data_url=hl.rest_url, interval=interval,
-                warmup_bars=config.live.warmup_bars, started_ns=started,
-                config_hash=verdict.config_hash, validation_id=verdict.validation_id,
-                gate=verdict.reason, overridden=verdict.overridden,
-                override_reason=override_reason if verdict.overridden else None,
-                warnings=verdict.warnings, kill_file=str(kill_file))
+            _record_live(store, runner.run_id, hl, interval, config, verdict, override_reason,
+                         kill_file, started, capital)
         feed = HyperliquidCandleFeed(
             hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
             close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
@@ -254,5 +337,24 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
     except BaseException:
         await venue.aclose()
         raise
-    return VenueSession(runner, port, feed, venue, kill_file, recovered,
+    return VenueSession(runner, port, feed, venue, kill_file, recovered, capital,
                         tuple(instrument_changes))
+
+
+def _record_live(store: DuckDBStore, run_id: str, hl: HyperliquidConfig, interval: str,
+                 config: ScenarioConfig, verdict: PromotionVerdict,
+                 override_reason: str | None, kill_file: Path, started_ns: int,
+                 capital: SessionCapital | None) -> None:
+    """The ``live_sessions`` row of a new real-venue session (``capital`` None: the
+    venue was not reached)."""
+    record_session(
+        store.con, run_id=run_id, mode="live", venue="hyperliquid", network=hl.network,
+        data_url=hl.rest_url, interval=interval, warmup_bars=config.live.warmup_bars,
+        started_ns=started_ns, config_hash=verdict.config_hash,
+        validation_id=verdict.validation_id, gate=verdict.reason,
+        overridden=verdict.overridden,
+        override_reason=override_reason if verdict.overridden else None,
+        warnings=verdict.warnings, kill_file=str(kill_file), initial_cash=config.initial_cash,
+        capital=None if capital is None else capital.capital,
+        account_value=None if capital is None else capital.account_value,
+        capital_from_account=capital is not None and capital.from_account)

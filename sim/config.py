@@ -587,7 +587,9 @@ class LiveConfig(_Model):
     ``close_grace``: how long after a candle's close time the feed waits for the next
     candle before asking the venue's REST history for it. ``reconcile_every``: with a
     real venue, how often positions, open orders and the account value are compared
-    with the store and the account's funding is fetched (also at start).
+    with the store and the account's funding is fetched (also at start). ``capital``: with
+    a real venue, the most of the account's equity the session trades (default: all of
+    it; ``live.capital``).
     """
 
     interval: str | None = None
@@ -595,6 +597,7 @@ class LiveConfig(_Model):
     coins: dict[str, str] = Field(default_factory=dict)
     close_grace: str = "2s"
     reconcile_every: str = "1m"
+    capital: PositiveFloat | None = None
 
     @field_validator("interval", "close_grace", "reconcile_every")
     @classmethod

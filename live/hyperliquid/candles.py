@@ -104,7 +104,7 @@ class HyperliquidCandleFeed:
         self.stream = stream or HyperliquidStream(
             config.stream_url, [candle(c, self.interval) for c in self.coins],
             ping_s=config.ws_ping_s, backoff_s=min(0.5, config.backoff_s),
-            max_backoff_s=config.max_backoff_s)
+            max_backoff_s=config.max_backoff_s, give_up_s=config.ws_give_up_s)
         self.on_event = on_event  # (how the bar closed, bar): "push", "rest", "warmup"
         self.rest_checks = 0  # candleSnapshot requests made (warm-up, gaps, timers)
         self._changed = asyncio.Event()

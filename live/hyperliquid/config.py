@@ -46,6 +46,7 @@ class HyperliquidConfig(BaseModel):
     weight_budget: int = Field(default=1000, gt=0, le=1200)
     market_slippage: float = Field(default=0.05, gt=0, lt=1)  # IOC bound around the mid
     ws_ping_s: float = Field(default=30.0, gt=0)  # the server drops idle sockets at 60 s
+    ws_give_up_s: float = Field(default=60.0, gt=0)  # failing to (re)connect this long: fail
 
     @property
     def mainnet(self) -> bool:

@@ -32,3 +32,7 @@ class SubmissionUnresolved(HyperliquidError):
     def __init__(self, cloid: str, detail: str) -> None:
         super().__init__(f"order {cloid}: outcome unknown after retries ({detail})")
         self.cloid = cloid
+
+
+class StreamUnavailable(HyperliquidError):
+    """The WebSocket could not be (re)connected for the stream's ``give_up_s``."""

@@ -331,7 +331,7 @@ class HyperliquidPort:
                 cfg.stream_url, [order_updates(self.venue.account),
                                  user_fills(self.venue.account)],
                 ping_s=cfg.ws_ping_s, backoff_s=min(0.5, cfg.backoff_s),
-                max_backoff_s=cfg.max_backoff_s)
+                max_backoff_s=cfg.max_backoff_s, give_up_s=cfg.ws_give_up_s)
         self._spawn(self._pump_stream())
         if self.rehearse_every_s:
             self._rehearse_later()
@@ -649,9 +649,15 @@ class HyperliquidPort:
         await self._deliver(msg)
 
     async def _pump_stream(self) -> None:
+        """The account's pushes to the queue; if the stream gives up (no connection for
+        its ``give_up_s``), its error goes to the queue and fails the session."""
         assert self.stream is not None
-        async for msg in self.stream:
-            await self._deliver(Pushed(msg))
+        try:
+            async for msg in self.stream:
+                await self._deliver(Pushed(msg))
+        except Exception as exc:
+            assert self.queue is not None
+            self.queue.put_nowait(exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

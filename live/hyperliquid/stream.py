@@ -10,6 +10,11 @@ n}}`` first: anything may have been missed in between, so the consumer reconcile
 (``isSnapshot``) of recent fills, so fills are repeated after every reconnect:
 ``FillDeduper`` passes each trade id once.
 
+Reconnecting is bounded: once connecting has failed for ``give_up_s`` seconds in a row
+(default 60: no network, a wrong URL, the server refusing), the stream ends with
+``StreamUnavailable`` naming the last error, and the session fails on it (stored
+``failed``, exit 1) instead of retrying for ever.
+
 No per-message compression is offered: inflating every frame costs tens of microseconds
 between a market event and the order it causes, and the messages are small.
 """
@@ -25,6 +30,8 @@ from typing import Any
 
 import websockets
 from websockets.exceptions import ConnectionClosed
+
+from live.hyperliquid.errors import StreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +59,13 @@ def order_updates(user: str) -> dict[str, Any]:
 class HyperliquidStream:
     """``async for msg in stream`` yields ``{"channel": ..., "data": ...}`` until ``close``.
 
-    ``max_reconnects`` (None: forever) bounds consecutive failed connects before giving up
-    with the last error.
+    ``max_reconnects`` (None: no limit) bounds consecutive failed connects, ``give_up_s``
+    (None: no limit) how long they may go on, before giving up (``StreamUnavailable``).
     """
 
     def __init__(self, url: str, subscriptions: Iterable[dict[str, Any]] = (), *,
                  ping_s: float = 30.0, backoff_s: float = 0.5, max_backoff_s: float = 10.0,
-                 max_reconnects: int | None = None,
+                 max_reconnects: int | None = None, give_up_s: float | None = 60.0,
                  connect: Callable[..., Any] = websockets.connect) -> None:
         self.url = url
         self._ws: Any = None
@@ -69,6 +76,7 @@ class HyperliquidStream:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.max_reconnects = max_reconnects
+        self.give_up_s = give_up_s
         self._connect = connect
         self._closed = False
         self._pending: set[asyncio.Future[None]] = set()
@@ -94,16 +102,26 @@ class HyperliquidStream:
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         failures = 0
+        loop = asyncio.get_running_loop()
+        failing_since = 0.0
         while not self._closed:
             try:
                 ws = await self._connect(self.url, ping_interval=None, open_timeout=10,
                                          compression=None)
             except (TimeoutError, OSError, websockets.InvalidHandshake) as exc:
                 failures += 1
+                if failures == 1:
+                    failing_since = loop.time()
                 if self.max_reconnects is not None and failures > self.max_reconnects:
                     raise
+                delay = self._delay(failures)
+                if self.give_up_s is not None and (
+                        loop.time() + delay - failing_since > self.give_up_s):
+                    raise StreamUnavailable(
+                        f"no WebSocket connection to {self.url} within {self.give_up_s:g} s "
+                        f"({failures} attempts; last: {type(exc).__name__}: {exc})") from exc
                 log.warning("ws connect failed (%s); retry %d", type(exc).__name__, failures)
-                await asyncio.sleep(self._delay(failures))
+                await asyncio.sleep(delay)
                 continue
             failures = 0
             self._ws = ws

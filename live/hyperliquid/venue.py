@@ -229,6 +229,11 @@ class HyperliquidVenue:
         return AccountState(tuple(out), float(summary.get("accountValue") or 0.0), marks,
                             int(state.get("time") or 0))
 
+    async def account_value(self) -> float:
+        """The account's equity as the venue reports it (``marginSummary.accountValue``):
+        what a new session trades (``live.capital``)."""
+        return (await self.account_state()).account_value
+
     async def funding(self, start_ms: int, end_ms: int | None = None) -> list[FundingPayment]:
         """The account's funding payments from ``start_ms`` on (inclusive), oldest first.
 

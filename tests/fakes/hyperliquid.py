@@ -25,7 +25,18 @@ What it does like the exchange:
 - ``/ws``: subscribe to candle, trades, l2Book, userFills (with a snapshot first),
   orderUpdates; answers ping with pong.
 
-Not modelled: margin and liquidation (any order is affordable), spot, the
+- margin (cross, as at Hyperliquid: docs, "Margining"): a position's initial margin is
+  size x mark / leverage, the leverage being the account's for the coin
+  (``updateLeverage``) or, by default, 20x capped at the asset's maximum; a resting order
+  that would add to a position reserves size x its price / leverage. An order that would
+  add to the account's exposure (``|position after| > |position before|``, counting
+  the order in full at its own price) is refused when its margin is more than the
+  account value less the margin in use, with the venue's message "Insufficient margin to
+  place order. asset=N"; orders that only reduce are never refused for margin.
+  ``clearinghouseState`` reports ``totalMarginUsed`` and ``withdrawable`` accordingly.
+
+Not modelled: liquidation, maintenance margin, margin of trigger orders (checked when
+they fire at Hyperliquid; not at all here), isolated margin accounting, spot, the
 address-based action budget, batched grouping semantics (normalTpsl).
 
 Faults (``server.faults``): the next N requests answered 429 or 502 without being run;
@@ -233,8 +244,7 @@ class FakeHyperliquid:
     def account_value(self, user: str) -> float:
         """``marginSummary.accountValue`` of ``user``."""
         with self.lock:
-            acct = self.accounts.get(user.lower(), Account())
-            return float(self._clearinghouse(acct)["marginSummary"]["accountValue"])
+            return float(self._clearinghouse(user.lower())["marginSummary"]["accountValue"])
 
     def raw_usd(self, user: str) -> float:
         acct = self.accounts.get(user.lower())
@@ -414,7 +424,7 @@ class FakeHyperliquid:
         user = str(body["user"]).lower()
         acct = self.accounts.get(user, Account())
         if kind == "clearinghouseState":
-            return self._clearinghouse(acct)
+            return self._clearinghouse(user)
         if kind == "userFills":
             return list(reversed(acct.fills))[:2000]
         if kind == "userFunding":
@@ -435,7 +445,8 @@ class FakeHyperliquid:
             return {"status": "unknownOid"}
         raise ValueError(f"unknown info type {kind!r}")
 
-    def _clearinghouse(self, acct: Account) -> dict[str, Any]:
+    def _clearinghouse(self, user: str) -> dict[str, Any]:
+        acct = self.accounts.get(user, Account())
         positions = []
         value = acct.raw_usd
         notional = Decimal(0)
@@ -445,17 +456,60 @@ class FakeHyperliquid:
             mark = self._mid(coin) or entry
             value += szi * mark
             notional += abs(szi) * mark
-            lev, cross = acct.leverage.get(coin, (20, True))
+            lev, cross = self._leverage(acct, coin)
             positions.append({"type": "oneWay", "position": {
                 "coin": coin, "szi": _s(szi), "entryPx": _s(entry),
                 "unrealizedPnl": _s((mark - entry) * szi),
                 "positionValue": _s(abs(szi) * mark), "liquidationPx": None,
+                "marginUsed": _s(abs(szi) * mark / lev),
                 "leverage": {"type": "cross" if cross else "isolated", "value": lev}}})
+        used = self._margin_used(user)
         summary = {"accountValue": _s(value), "totalNtlPos": _s(notional),
-                   "totalRawUsd": _s(acct.raw_usd), "totalMarginUsed": "0"}
+                   "totalRawUsd": _s(acct.raw_usd), "totalMarginUsed": _s(used)}
         return {"assetPositions": positions, "time": self.now_ms(),
                 "marginSummary": summary, "crossMarginSummary": dict(summary),
-                "withdrawable": _s(max(value, Decimal(0)))}
+                "withdrawable": _s(max(value - used, Decimal(0)))}
+
+    # -- margin ----------------------------------------------------------------------------
+
+    def _leverage(self, acct: Account, coin: str) -> tuple[int, bool]:
+        """The account's leverage for ``coin``: as set, else 20x (cross) or the asset's
+        maximum if lower."""
+        return acct.leverage.get(coin, (min(20, self.assets[coin].max_leverage), True))
+
+    def _account_value(self, acct: Account) -> Decimal:
+        value = acct.raw_usd
+        for coin, (szi, entry) in acct.positions.items():
+            if szi:
+                value += szi * (self._mid(coin) or entry)
+        return value
+
+    def _margin_used(self, user: str) -> Decimal:
+        """Initial margin of the positions at the mark, and of the resting orders that
+        would add to them at their own price."""
+        acct = self.accounts.get(user, Account())
+        used = Decimal(0)
+        for coin, (szi, entry) in acct.positions.items():
+            if szi:
+                used += abs(szi) * (self._mid(coin) or entry) / self._leverage(acct, coin)[0]
+        for o in self.orders.values():
+            if o.user != user or o.status != "open" or o.reduce_only or o.trigger_px is not None:
+                continue
+            szi = acct.positions.get(o.coin, (Decimal(0), Decimal(0)))[0]
+            if szi == 0 or (szi > 0) == o.is_buy:
+                used += o.sz * o.px / self._leverage(acct, o.coin)[0]
+        return used
+
+    def _short_of_margin(self, user: str, asset: AssetInfo, is_buy: bool, sz: Decimal,
+                         px: Decimal) -> bool:
+        """Would this order add exposure the account cannot margin?"""
+        acct = self.accounts[user]
+        szi = acct.positions.get(asset.name, (Decimal(0), Decimal(0)))[0]
+        added = abs(szi + (sz if is_buy else -sz)) - abs(szi)
+        if added <= 0:
+            return False  # it only reduces (or flips to no more than it closes)
+        needed = added * px / self._leverage(acct, asset.name)[0]
+        return needed > self._account_value(acct) - self._margin_used(user)
 
     # -- /exchange -------------------------------------------------------------------------
 
@@ -538,6 +592,8 @@ class FakeHyperliquid:
             if szi == 0 or (szi > 0) == w["b"]:
                 return {"error": "Reduce only order would increase position. "
                                  f"asset={asset.index}"}
+        elif trig is None and self._short_of_margin(user, asset, w["b"], sz, px):
+            return {"error": f"Insufficient margin to place order. asset={asset.index}"}
         order = Order(next(self._oids), user, coin, w["b"], px, sz, sz, cloid, w["r"],
                       w["t"].get("limit", {}).get("tif", "Gtc"), timestamp=self.now_ms())
         if trig is not None:

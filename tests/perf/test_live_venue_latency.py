@@ -131,7 +131,8 @@ def measure(tmp_path: Path, n_bars: int, rehearse_every_s: float | None = None) 
                     reply.raise_for_status()
                     return reply.json()
 
-                await do("open_account", address=CREDENTIALS.account)
+                await do("open_account", address=CREDENTIALS.account,  # initial_cash
+                         usdc=SCENARIO["initial_cash"])
                 await do("quote", coin="ETH", bid=float(closes[0]) - 0.1,
                          ask=float(closes[0]) + 0.1, size=1e6)
                 clock = ManualClock(T0 * 1_000_000)

@@ -240,3 +240,44 @@ def test_a_rehearsal_signs_and_encodes_an_order_and_sends_nothing(fake: FakeHype
             assert state.status == FILLED and len(fake.actions_run) == before[2] + 1
 
     run(go())
+
+
+def test_an_order_the_account_cannot_margin_is_rejected_with_the_venues_message(
+        fake: FakeHyperliquid) -> None:
+    """Cross margin as at Hyperliquid: a position's initial margin is size x mark /
+    leverage, a resting order that would add to it reserves size x price / leverage, and
+    an order adding exposure beyond what is left is refused ("Insufficient margin to
+    place order."); an order that only reduces is never refused for margin."""
+    account = Credentials(Signer(KEY, mainnet=False)).account
+
+    async def go():
+        async with await open_venue(fake) as venue:
+            # 10,000 USDC at the default 20x: 100 ETH at the 5% bound (2100) needs 10,500
+            big = await venue.market("ETH", True, 100.0)
+            assert big.status == REJECTED
+            assert big.message == "Insufficient margin to place order. asset=1"
+            await venue.set_leverage("ETH", 1)
+            rest = await venue.limit("ETH", True, 4.0, 1990.0)  # reserves 7,960 at 1x
+            assert rest.status == RESTING
+            state = await venue.account_state()
+            assert state.account_value == 10_000.0
+            over = await venue.market("ETH", True, 2.0)  # 2 x 2100 > 10,000 - 7,960
+            assert over.status == REJECTED and over.message.startswith("Insufficient margin")
+            await venue.cancel("ETH", rest.oid)
+            two = await venue.market("ETH", True, 2.0)  # 4,200 of 10,000: fills
+            assert two.status == FILLED and two.filled_size == 2.0
+            summary = (await venue.rest.info({"type": "clearinghouseState",
+                                              "user": account}))["marginSummary"]
+            mark = (1999.0 + 2002.0) / 2  # the book's mid after the fills
+            assert float(summary["totalMarginUsed"]) == pytest.approx(2 * mark)
+            with fake.lock:  # most of the USDC withdrawn: the position is under-margined
+                fake.accounts[account].raw_usd -= 9_000
+            add = await venue.market("ETH", True, 0.01)
+            assert add.status == REJECTED and "Insufficient margin" in add.message
+            flip = await venue.market("ETH", False, 5.0)  # closes 2, would open 3 short
+            assert flip.status == REJECTED and "Insufficient margin" in flip.message
+            cut = await venue.market("ETH", False, 1.5)  # only reduces: never refused
+            assert cut.status == FILLED and cut.filled_size == 1.5
+            assert fake.position(account, "ETH") == 0.5
+
+    run(go())

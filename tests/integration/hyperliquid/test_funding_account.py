@@ -154,8 +154,9 @@ def test_funding_is_booked_once_across_polls_a_reconnect_and_a_restart(
 def test_funding_from_before_the_run_is_not_the_runs(fake: FakeHyperliquid, tmp_path) -> None:
     """The account holds ETH before the run and was charged funding an hour before it
     started: the run adopts the position (rule 4) but not that payment (it is capital
-    outside the run); a payment after the start is booked."""
-    config = scenario(live={"reconcile_every": "1s"}, agents=QUIET)
+    outside the run); a payment after the start is booked. The run trades 10,000 of
+    the account (``live.capital``), so what the account holds beyond is outside it."""
+    config = scenario(live={"reconcile_every": "1s", "capital": DEPOSIT}, agents=QUIET)
     bars = bars_of(config)[:12]
     clock = history(fake, bars, 0)
     start_ms = clock.now_ns() // 1_000_000

@@ -77,12 +77,12 @@ def quote_at(fake: FakeHyperliquid, bar: Bar) -> None:
 async def open_session(fake: FakeHyperliquid, store: DuckDBStore, config: ScenarioConfig,
                        clock: ManualClock, tmp_path: Path, *, max_bars: int,
                        resume: str | None = None, rehearse_every_s: float | None = None,
-                       **hl: Any) -> VenueSession:
+                       capital_from_account: bool = False, **hl: Any) -> VenueSession:
     return await open_venue_session(
         config, store, make_config(fake, **hl), VERDICT, override_reason=None,
         kill_file=tmp_path / "runs.kill", credentials=CREDENTIALS, max_bars=max_bars,
         clock=clock, resume_run=resume, settle_s=5.0, refresh_s=0.05,
-        rehearse_every_s=rehearse_every_s)
+        rehearse_every_s=rehearse_every_s, capital_from_account=capital_from_account)
 
 
 def history(fake: FakeHyperliquid, bars: list[Bar], warmup: int) -> ManualClock:
