@@ -30,6 +30,10 @@ Definitions
   The breaker is evaluated when an order is checked, never per bar (no cost on the
   no-trade path): it trips at the first order after the breach, and a flatten happens
   then, not at the bar where equity first crossed the limit.
+* Equity <= 0 (the account lost more than it had): only reducing orders pass, like a
+  tripped breaker; any other is denied (check ``equity``, the equity as the value). Always
+  on: sizing aims at flat then (``sim.policy``), so this is the backstop for every
+  order, whoever made it.
 * Leverage = gross exposure after the order (sum |qty| x mark over symbols, this one at
   the order's price) / equity, checked when the order grows its position.
 * Price band (fat finger): deny when ``|ref_price / last_close - 1| > price_band``; the
@@ -163,6 +167,17 @@ def check_circuit_breaker(order: SubmitOrder, ctx: RiskContext) -> Breach | None
         return Breach("circuit_breaker", limit, ctx.breaker_value,
                       f"circuit breaker tripped by {ctx.breaker}: only position-reducing "
                       "orders may go")
+    return None
+
+
+def check_equity(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    """No new exposure on an account with nothing left: equity <= 0 (NaN: unknown, as in
+    a check given no account) lets only reductions through."""
+    equity = ctx.equity
+    if equity <= 0.0 and not reduces(ctx.position, order.quantity):
+        return Breach("equity", 0.0, equity,
+                      f"equity {equity:,.2f} is not positive: only position-reducing orders "
+                      "may go")
     return None
 
 
@@ -329,6 +344,7 @@ Check = Callable[[SubmitOrder, RiskContext], "Breach | None"]
 CHECK_ORDER: tuple[Check, ...] = (
     check_kill_switch,
     check_circuit_breaker,
+    check_equity,
     check_daily_loss,
     check_drawdown,
     check_allowed_symbols,
@@ -342,8 +358,8 @@ CHECK_ORDER: tuple[Check, ...] = (
 )
 
 CHECK_NAMES = frozenset({
-    "kill_switch", "circuit_breaker", "daily_loss_limit", "max_drawdown", "allowed_symbols",
-    "max_orders_per_day", "order_rate", "price_band", "max_order_notional",
+    "kill_switch", "circuit_breaker", "equity", "daily_loss_limit", "max_drawdown",
+    "allowed_symbols", "max_orders_per_day", "order_rate", "price_band", "max_order_notional",
     "max_position_notional", "max_leverage", "agent_allowed_symbols",
     "agent_max_trades_per_day", "agent_max_trade_notional", "agent_max_position_notional",
     "agent_risk_level",
