@@ -122,11 +122,14 @@ class Engine:
         self._last_ts: int | None = None
         self._decision_id = 0
         self._symbol_index = {sym: i for i, sym in enumerate(self.symbols)}
-        self._book_ts = recorder.equity_ts.append
-        self._book_cash = recorder.equity_cash.append
-        self._book_equity = recorder.equity_value.append
-        self._book_realized = recorder.equity_realized.append
-        self._book_unrealized = recorder.equity_unrealized.append
+        # Equity per time step goes to the ledger's book; the recorder writes it from there.
+        book = portfolio.book
+        recorder.equity = book
+        self._book_ts = book.ts.append
+        self._book_cash = book.cash.append
+        self._book_equity = book.equity.append
+        self._book_realized = book.realized.append
+        self._book_unrealized = book.unrealized.append
         self._queued = self.queue.heap  # the heap list itself: truthiness costs no call
         self._agent_calls = [
             tuple(enumerate(a.agent.on_bar for a in slots)) for slots in self.agents
