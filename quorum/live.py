@@ -106,6 +106,7 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
         hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
         close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
         clock=clock)
+    await feed.check_warmup()  # a short history is bad input, before anything is stored
     runner = LiveRunner(config, store, symbols=list(coins), mode="paper")
     now = (clock.now_ns() if clock is not None else time.time_ns())
     record_session(
@@ -212,6 +213,10 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
         if missing:
             raise ConfigError(f"scenario {config.name!r}: Hyperliquid {hl.network} has no "
                               f"perpetual {', '.join(missing)} (live.coins maps symbols)")
+        await HyperliquidCandleFeed(  # a short history is bad input, before anything is stored
+            hl, coins, interval_ns, warmup_bars=config.live.warmup_bars, clock=clock,
+            close_grace_ns=parse_duration(config.live.close_grace), venue=venue,
+        ).check_warmup()
         runner = LiveRunner(config, store, symbols=list(coins), mode="live",
                             run_id=resume_run, resume=resume_run is not None)
         started = now_ns()
