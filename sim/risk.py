@@ -23,7 +23,9 @@ Definitions
 * Daily loss = (equity at the start of the day - equity now) / equity at the start of the
   day, where the start-of-day equity is the last equity row booked before the day began
   (initial cash if none). Drawdown = (peak equity - equity now) / peak, the peak taken
-  over booked equity rows and the equity at each check. Either breaching its limit trips
+  over booked equity rows and the equity at each check (booked rows come from the
+  ledger's equity book, ``sim.portfolio.EquityBook``, never from the recorder: the view
+  is the same whenever and by whom the rows are written). Either breaching its limit trips
   the circuit breaker: the daily-loss breaker lasts until the day ends, the drawdown
   breaker and the kill switch for the rest of the run. ``flatten_on_trip`` makes the
   engine close every open position when the breaker trips or the switch is pulled.
@@ -427,7 +429,8 @@ class RiskEngine:
         self, ts: Sequence[int], values: Sequence[float], start: int, now: int
     ) -> None:
         """Booked equity rows ``[start:]`` (ascending ts, all before ``now``): the peak and
-        the start-of-day equity follow them. Called only before a check, never per bar."""
+        the start-of-day equity follow them. Called by the equity book before a check
+        and before its rows are written (``EquityBook.follow``), never per bar."""
         if start < len(values):
             peak = max(values[start:])
             if not peak <= self.peak_equity:  # also replaces a NaN peak
