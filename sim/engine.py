@@ -407,9 +407,9 @@ class Engine:
         symbol are cancelled first (cancel/replace): the new order is sized from the
         position actually held.
 
-        At equity <= 0 sizing aims at flat; a decision for exposure that finds nothing to
-        reduce goes to risk as an order of 0 units, to be denied there (check "equity")
-        and stored with its reason rather than vanish. An order on the side opposite to
+        At equity <= 0 sizing aims at flat; a decision for exposure on a flat position
+        goes to risk as an order of 0 units, to be denied there (check "equity") and
+        stored with its reason rather than vanish. An order on the side opposite to
         its decision stops the run (``InvertedOrderError``): a bug, not a result."""
         self._acted_target[s] = target
         portfolio = self.portfolio
@@ -421,8 +421,8 @@ class Engine:
         equity = portfolio.equity()
         qty = self.policy.order_quantity(target, position, equity, price)
         if qty == 0.0:
-            if not (target and equity <= 0.0):
-                return
+            if not (target and equity <= 0.0 and position == 0.0):
+                return  # nothing to trade (or a reduction too small to trade)
         elif inverted(target, position, qty):
             raise InvertedOrderError(
                 f"decision {decision.decision_id} ({decision.side.name}, target exposure "
