@@ -175,6 +175,12 @@ class SimVenue:
                 price = math.ceil(price / self.tick_size - 1e-9) * self.tick_size
             return price
         price = market_price * (1.0 - slip)
+        if not price > 0.0:  # a sale cannot pay to be taken: a model past its range
+            raise ValueError(
+                f"venue {self.name!r}: a sell would fill at {price:.6g} (market "
+                f"{market_price:.6g} less {slip:.2%} taker slippage: fixed, volatility and "
+                "impact together reached 100%); lower slippage_bps, volatility_slippage or "
+                "impact_bps")
         if self.tick_size > 0.0:
             price = max(math.floor(price / self.tick_size + 1e-9) * self.tick_size,
                         self.tick_size)

@@ -231,3 +231,26 @@ def test_an_inverted_order_stops_the_run_as_failed_naming_it(tmp_path: Path,
     assert "decision 1 (LONG" in str(err.value) and "to -100" in str(err.value)
     assert status == "failed" and "InvertedOrderError" in error
     assert n_fills == 0  # stopped before the order went anywhere
+
+
+def test_slippage_reaching_100_percent_stops_the_run_never_a_negative_price(
+        tmp_path: Path) -> None:
+    """Each slippage field is below 10,000 bps, but fixed + volatility-scaled slippage can
+    still pass 100% on a wide bar: a sell filled at a negative price (observed with
+    slippage_bps = 1e9). Now the run stops as failed, naming the venue and the cause."""
+    opens = [100, 100, 100, 100, 100, 100]
+    closes = [100, 100, 100, 100, 100, 100]
+    frame_ = frame(opens, closes)
+    frame_.loc[2, "low"] = 20.0  # a bar 80% wide: the next fills pay 0.8 x that
+    config = parse_scenario({
+        "name": "slip", "agents": [{"name": "s", "kind": AGENT,
+                                    "params": {"script": [[1, "LONG"], [3, "FLAT"]]}}],
+        "venues": [{"name": "v", "symbols": ["X"], "slippage_bps": 5_000.0,
+                    "volatility_slippage": 1.0}]}, "slip")
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        with pytest.raises(ValueError, match=r"venue 'v': a sell would fill at -30"):
+            run_scenario(config, store, data=merge([bars_from_frame(frame_, "X")]))
+        status, error = store.con.execute("SELECT status, error FROM runs").fetchone()
+        (low,) = store.con.execute("SELECT min(price) FROM fills").fetchone()
+    assert status == "failed" and "taker slippage" in error
+    assert low > 0.0
