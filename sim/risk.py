@@ -178,7 +178,7 @@ def check_equity(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     equity = ctx.equity
     if equity <= 0.0 and not reduces(ctx.position, order.quantity):
         return Breach("equity", 0.0, equity,
-                      f"equity {equity:,.2f} is not positive: only position-reducing orders "
+                      f"equity {equity:,.6g} is not positive: only position-reducing orders "
                       "may go")
     return None
 
