@@ -44,6 +44,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"quorum: error: {message}\n")
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (a bad one exits 2 naming the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _console(stream: Any = None) -> Console:
     stream = stream or sys.stdout
     width = None if stream.isatty() else 160  # pipes and CI logs: do not squeeze to 80
@@ -563,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list stored runs, newest first")
     db_option(p)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (>= 1)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("show", help="provenance and summary of one run")

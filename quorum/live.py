@@ -143,6 +143,7 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
         hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
         close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
         clock=clock)
+    await feed.check_warmup()  # a short history is bad input, before anything is stored
     record()
     if on_start is not None:
         on_start(runner.run_id)
@@ -294,6 +295,10 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                              override_reason, kill_file, now_ns(), None)
             runner.store_failed(unreachable(hl, exc))
         check_listed(config, hl, coins, assets)
+        await HyperliquidCandleFeed(  # a short history is bad input, before anything is stored
+            hl, coins, interval_ns, warmup_bars=config.live.warmup_bars, clock=clock,
+            close_grace_ns=parse_duration(config.live.close_grace), venue=venue,
+        ).check_warmup()
         capital = None
         if account_value is not None:
             capital = session_capital(config, "hyperliquid", account_value,

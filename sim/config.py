@@ -52,15 +52,29 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_NS[match.group(2)]
 
 
+# Nanosecond timestamps (int64) hold 1677-09-21T00:12:43Z .. 2262-04-11T23:47:16Z.
+TIME_RANGE = "1677-09-22 .. 2262-04-11 (what nanosecond timestamps hold)"
+
+
 def parse_timestamp(text: str) -> int:
-    """ISO 8601 -> ns since the epoch, UTC (a time without a zone is taken as UTC)."""
+    """ISO 8601 -> ns since the epoch, UTC (a time without a zone is taken as UTC). A time
+    nanoseconds cannot hold is an error (pandas would wrap it around to 1677)."""
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError):
         raise ValueError(f"{text!r} is not an ISO 8601 time like 2024-01-01T00:00:00Z") from None
     if ts is pd.NaT:
         raise ValueError(f"{text!r} is not a time")
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).value
+    try:
+        return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).value
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"{text!r} is outside {TIME_RANGE}") from None
+
+
+# How far a generated log price may wander (e^700 ~ 1e304, the float limit ~ e^709): a
+# drift over the whole span plus this many standard deviations of its noise.
+_LOG_PRICE_LIMIT = 700.0
+_NOISE_SDS = 10.0
 
 
 def with_preset(data: Any, presets: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -171,14 +185,47 @@ class _GeneratedSource(_Model):
         parse_timestamp(v)
         return v
 
+    @model_validator(mode="after")
+    def _times_fit(self) -> _GeneratedSource:
+        """The last bar's time must be a time too (int64 nanoseconds would wrap)."""
+        last = parse_timestamp(self.start) + parse_duration(self.interval) * (self.bars - 1)
+        if last > pd.Timestamp.max.value:
+            raise ValueError(
+                f"start, interval, bars: {self.bars} bars of {self.interval} from "
+                f"{self.start} end past {TIME_RANGE}; use fewer bars, a shorter interval "
+                "or an earlier start")
+        return self
+
+    def span_years(self) -> float:
+        """The series' span in years of 365 days."""
+        return parse_duration(self.interval) * self.bars / (365 * 86_400 * 10**9)
+
 
 class GbmSourceConfig(_GeneratedSource):
-    """A seeded geometric Brownian motion series (annualised drift and volatility)."""
+    """A seeded geometric Brownian motion series (annualised drift and volatility).
+
+    Drift, volatility, interval and bars together must keep the price a float: the log
+    price after the whole span, drift plus ten standard deviations of the noise, within
+    e^+-700 (past that the series is inf or 0, and the run would fail halfway)."""
 
     kind: Literal["gbm"]
     symbol: str = Field(min_length=1)
     drift: float = 0.0
     volatility: NonNegativeFloat = 0.8
+
+    @model_validator(mode="after")
+    def _price_stays_finite(self) -> GbmSourceConfig:
+        span = self.span_years()
+        mu = self.drift - 0.5 * self.volatility**2  # drift of the log price, per year
+        reach = (abs(np.log(self.price)) + abs(mu) * span
+                 + _NOISE_SDS * self.volatility * np.sqrt(span))
+        if not reach <= _LOG_PRICE_LIMIT:
+            raise ValueError(
+                f"drift, volatility, interval: over {self.bars} bars of {self.interval} the "
+                f"price could reach e^{reach:.3g}, past what a float holds "
+                f"(e^{_LOG_PRICE_LIMIT:g}); use a smaller drift or volatility, or fewer or "
+                "shorter bars")
+        return self
 
 
 class RegimeSourceConfig(_GeneratedSource):
@@ -407,11 +454,13 @@ class VenueConfig(_Model):
     name: str = Field(min_length=1)
     symbols: list[str] = Field(min_length=1)
     preset: Literal["hyperliquid", "ostium"] | None = None
-    fee_bps: NonNegativeFloat = 0.0  # taker
+    # Fees and slippage below 100% (10,000 bps): at 100% a sale receives nothing or less
+    # (negative prices, fees past the notional: equity below zero from one fill).
+    fee_bps: float = Field(default=0.0, ge=0, lt=10_000)  # taker
     maker_fee_bps: float = Field(default=0.0, gt=-100, lt=100)  # negative: a rebate
-    slippage_bps: NonNegativeFloat = 0.0
+    slippage_bps: float = Field(default=0.0, ge=0, lt=10_000)
     volatility_slippage: NonNegativeFloat = 0.0
-    impact_bps: NonNegativeFloat = 0.0
+    impact_bps: float = Field(default=0.0, ge=0, lt=10_000)
     max_participation: float | None = Field(default=None, gt=0, le=1)
     min_size: NonNegativeFloat = 0.0
     tick_size: NonNegativeFloat = 0.0
@@ -644,6 +693,8 @@ class ScenarioConfig(_Model):
         for name in venue_names:
             if venue_names.count(name) > 1:
                 raise ValueError(f"venues: name {name!r} is used twice")
+        if self.data:  # data passed in code is checked by the runner instead
+            check_venue_symbols(self.venues, seen)
         for name in self.router.preference:
             if name not in venue_names:
                 raise ValueError(f"router.preference: {name!r} is not a venue")
@@ -670,6 +721,15 @@ class ScenarioConfig(_Model):
 
     def with_seed(self, seed: int) -> ScenarioConfig:
         return parse_scenario({**self.model_dump(), "seed": seed}, f"scenario {self.name!r}")
+
+
+def check_venue_symbols(venues: list[VenueConfig], symbols: set[str]) -> None:
+    """A venue that lists none of the data's symbols can take no order: a typo (every
+    order would be denied as unroutable, the run would complete with nothing traded)."""
+    for v in venues:
+        if not set(v.symbols) & symbols:
+            raise ValueError(f"venues.{v.name}.symbols: lists none of the data's symbols "
+                             f"({', '.join(sorted(symbols))})")
 
 
 def _describe(error: ValidationError, source: str) -> str:

@@ -486,13 +486,21 @@ def gbm_bars(
         raise DataError(f"{symbol}: generated series needs at least one bar, got {n}")
     dt = interval_ns / NS_PER_YEAR
     step_sd = volatility * np.sqrt(dt)
-    log_ret = (drift - 0.5 * volatility**2) * dt + step_sd * rng.standard_normal(n)
-    close = s0 * np.exp(np.cumsum(log_ret))
-    open_ = np.concatenate(([s0], close[:-1]))
-    wick = np.abs(rng.standard_normal((2, n))) * step_sd * 0.5
-    high = np.maximum(open_, close) * np.exp(wick[0])
-    low = np.minimum(open_, close) * np.exp(-wick[1])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # checked below
+        log_ret = (drift - 0.5 * volatility**2) * dt + step_sd * rng.standard_normal(n)
+        close = s0 * np.exp(np.cumsum(log_ret))
+        open_ = np.concatenate(([s0], close[:-1]))
+        wick = np.abs(rng.standard_normal((2, n))) * step_sd * 0.5
+        high = np.maximum(open_, close) * np.exp(wick[0])
+        low = np.minimum(open_, close) * np.exp(-wick[1])
     volume = rng.lognormal(mean=3.0, sigma=0.5, size=n)
+    if not (np.isfinite(high).all() and np.isfinite(low).all() and low.min() > 0.0):
+        raise DataError(f"{symbol}: the generated price leaves the range of floating point "
+                        "numbers over these bars; use fewer bars or a smaller drift or "
+                        "volatility")
+    if start_ns + interval_ns * (n - 1) > np.iinfo(np.int64).max:
+        raise DataError(f"{symbol}: {n} bars of {interval_ns} ns from {start_ns} overflow "
+                        "nanosecond timestamps")
     ts = start_ns + interval_ns * np.arange(n, dtype=np.int64)
     arrays = [ts, open_, high, low, close, volume]
     for a in arrays:

@@ -43,7 +43,7 @@ from sim.execution import ExecutionDesk
 from sim.messages import Decision, FillTiming, ScenarioEvent, Side, Signal
 from sim.orders import ExecutionSettings
 from sim.performance import AgentPerformance
-from sim.policy import TargetExposurePolicy
+from sim.policy import InvertedOrderError, TargetExposurePolicy, inverted
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
 from sim.risk import RiskEngine, attributed_agents
@@ -122,11 +122,14 @@ class Engine:
         self._last_ts: int | None = None
         self._decision_id = 0
         self._symbol_index = {sym: i for i, sym in enumerate(self.symbols)}
-        self._book_ts = recorder.equity_ts.append
-        self._book_cash = recorder.equity_cash.append
-        self._book_equity = recorder.equity_value.append
-        self._book_realized = recorder.equity_realized.append
-        self._book_unrealized = recorder.equity_unrealized.append
+        # Equity per time step goes to the ledger's book; the recorder writes it from there.
+        book = portfolio.book
+        recorder.equity = book
+        self._book_ts = book.ts.append
+        self._book_cash = book.cash.append
+        self._book_equity = book.equity.append
+        self._book_realized = book.realized.append
+        self._book_unrealized = book.unrealized.append
         self._queued = self.queue.heap  # the heap list itself: truthiness costs no call
         self._agent_calls = [
             tuple(enumerate(a.agent.on_bar for a in slots)) for slots in self.agents
@@ -402,7 +405,12 @@ class Engine:
         """Turn a decision into an order at ``price``: size it and hand it to the desk
         (risk check, route, execute). Orders still working from earlier decisions on the
         symbol are cancelled first (cancel/replace): the new order is sized from the
-        position actually held."""
+        position actually held.
+
+        At equity <= 0 sizing aims at flat; a decision for exposure on a flat position
+        goes to risk as an order of 0 units, to be denied there (check "equity") and
+        stored with its reason rather than vanish. An order on the side opposite to
+        its decision stops the run (``InvertedOrderError``): a bug, not a result."""
         self._acted_target[s] = target
         portfolio = self.portfolio
         last_close = portfolio.price[s]  # the previous mark: the price band's reference
@@ -413,7 +421,14 @@ class Engine:
         equity = portfolio.equity()
         qty = self.policy.order_quantity(target, position, equity, price)
         if qty == 0.0:
-            return
+            if not (target and equity <= 0.0 and position == 0.0):
+                return  # nothing to trade (or a reduction too small to trade)
+        elif inverted(target, position, qty):
+            raise InvertedOrderError(
+                f"decision {decision.decision_id} ({decision.side.name}, target exposure "
+                f"{target:+.6g}) on {self.symbols[s]} made an order of {qty:+.6g} that takes "
+                f"the position from {position:+.6g} to {position + qty:+.6g} (equity "
+                f"{equity:.6g}, price {price:.6g}): an order opposite to its decision")
         agents = attributed_agents(decision) if self._attribute else ()
         desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
                              equity, last_close, agents, replaced)

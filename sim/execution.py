@@ -121,11 +121,11 @@ class ExecutionDesk:
         n = len(self.symbols)
         self._order_id = 0
         self._fill_id = 0
-        # Risk state fed only when an order is checked (never per bar).
-        self._eq_seen = 0  # equity rows already shown to the risk engine
+        # Risk follows the ledger's equity book: shown its rows when an order is checked
+        # and before they are written (never per bar), never through the recorder.
         self._track_equity = risk.limits.needs_equity_history
         if self._track_equity:
-            recorder.before_flush.append(self._observe_booked_equity)
+            portfolio.book.follow(risk.observe_equity)
         self._flattening = False
         # Working orders live in their venue's book (sim.orders, sim.matching).
         self._live: dict[int, Order] = {}  # orders not yet terminal
@@ -198,7 +198,7 @@ class ExecutionDesk:
         ts = order.ts
         if self.hold is None:
             if self._track_equity:
-                self._observe_booked_equity(ts)
+                self.portfolio.book.catch_up(ts)
             gross = self._gross_exposure() if risk.needs_account else 0.0
             denial = risk.check(order, position, equity=equity, gross_exposure=gross,
                                 last_close=last_close, agents=agents)
@@ -726,22 +726,6 @@ class ExecutionDesk:
                 self._submit(i, order, position, portfolio.equity(), price, (), role=FLATTEN)
         finally:
             self._flattening = False
-
-    def _observe_booked_equity(self, now: int | None = None) -> None:
-        """Show the risk engine the equity rows booked since it last looked (before an
-        order is checked, and before the recorder flushes them away)."""
-        rec = self.recorder
-        values = rec.equity_value
-        if len(values) < self._eq_seen:
-            self._eq_seen = 0
-        if now is None:  # called before a flush: the buffers are about to be emptied
-            if self._eq_seen < len(values):
-                self.risk.observe_equity(rec.equity_ts, values, self._eq_seen,
-                                         rec.equity_ts[-1])
-            self._eq_seen = 0
-            return
-        self.risk.observe_equity(rec.equity_ts, values, self._eq_seen, now)
-        self._eq_seen = len(values)
 
     def _gross_exposure(self) -> float:
         portfolio = self.portfolio

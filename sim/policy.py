@@ -31,6 +31,13 @@ size (under ``fixed_fraction`` it caps ``exposure``, before the confidence scali
 time, a trade worth ``min_notional`` or less, or of fewer than ``min_quantity`` units, is
 not made.
 
+Sizing never turns a decision into a position on the other side: the position an order
+aims at is ``target x equity / price``, and at equity <= 0 (an account that lost more
+than it had: fees, a perpetual gapping through its liquidation price) there is nothing
+to size from, so it aims at flat: an order can then only reduce. ``inverted`` is the
+invariant the engine holds every decision's order to (``InvertedOrderError`` stops the
+run if it ever fails).
+
 Presets (``PRESETS``) fill every setting a scenario does not give explicitly.
 """
 
@@ -83,6 +90,27 @@ def annualised_volatility(view: MarketView, lookback: int) -> float | None:
         return None
     vol = float(np.std(np.diff(np.log(closes)), ddof=1))
     return vol * math.sqrt(YEAR_NS / interval)
+
+
+class InvertedOrderError(RuntimeError):
+    """An order that would put a position on the side opposite to its decision (or is not
+    a finite quantity): a bug, never a result. The run stops as failed, naming it."""
+
+
+def inverted(target: float, position: float, quantity: float) -> bool:
+    """True when an order of ``quantity`` made for the signed target exposure ``target``
+    is impossible: it leaves the position on the other side of the decision (LONG: below
+    zero; SHORT: above zero), a flat target (FLAT, or SHORT without shorting) anywhere but
+    flat, or the quantity is not finite. A LONG decision may still sell down to a smaller
+    long (a lower target), and a SHORT buy back part of a short."""
+    if not -math.inf < quantity < math.inf:  # NaN fails both comparisons
+        return True
+    after = position + quantity
+    if target > 0.0:
+        return after < 0.0
+    if target < 0.0:
+        return after > 0.0
+    return after != 0.0
 
 
 class TargetExposurePolicy:
@@ -175,9 +203,13 @@ class TargetExposurePolicy:
 
         Zero when the trade would be worth ``min_notional`` or less, or is smaller than
         ``min_quantity`` units. Fees are left to the venue's fill, which trims buys to
-        the cash available (as a cash account must).
+        the cash available (as a cash account must). At equity <= 0 the position aimed
+        at is flat (no equity to size from): a negative equity would otherwise turn the
+        target around (a LONG decision selling). A NaN equity stays NaN, for the
+        engine's invariant to stop the run rather than trade on it.
         """
-        delta = (target * equity / price if target else 0.0) - position
+        wanted = target * equity / price if target and not equity <= 0.0 else 0.0
+        delta = wanted - position
         if abs(delta) * price <= self.min_notional or abs(delta) < self.min_quantity:
             return 0.0
         return delta

@@ -7,15 +7,70 @@ hold it to that tolerance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sim.messages import OrderFilled
 
+# (ts, equity, first row not yet seen, now): ``sim.risk.RiskEngine.observe_equity``.
+EquityFollower = Callable[[Sequence[int], Sequence[float], int, int], None]
+
+
+class EquityBook:
+    """The account at the end of each time step, as the engine books it (one row per time
+    step: ts, cash, equity, realized and unrealized PnL), until the rows are written.
+
+    One way: the engine appends (bound ``list.append``s on the per-bar path); the recorder
+    writes the rows and the risk engine follows them (``follow``: its drawdown peak and
+    start-of-day equity). Rows leave only through ``drain``, which first shows the
+    follower those it has not seen, whoever drains: a backtest's flush or a live
+    session's hand-over to its store writer. What risk knows never depends on when, or
+    by whom, the rows are written; risk never reads the output sink."""
+
+    __slots__ = ("_follower", "_seen", "cash", "equity", "realized", "ts", "unrealized")
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.cash: list[float] = []
+        self.equity: list[float] = []
+        self.realized: list[float] = []
+        self.unrealized: list[float] = []
+        self._follower: EquityFollower | None = None
+        self._seen = 0  # rows the follower has seen
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def follow(self, follower: EquityFollower) -> None:
+        self._follower = follower
+        self._seen = 0
+
+    def catch_up(self, now: int) -> None:
+        """Show the follower the rows booked since it last looked (before a check)."""
+        if self._follower is not None:
+            self._follower(self.ts, self.equity, self._seen, now)
+            self._seen = len(self.ts)
+
+    def drain(self) -> None:
+        """The rows are written: the follower sees the unseen ones, then they go."""
+        if self._follower is not None and self._seen < len(self.ts):
+            self._follower(self.ts, self.equity, self._seen, self.ts[-1])
+        self.discard()
+
+    def discard(self) -> None:
+        """Drop the rows unseen (a resumed live session's warm-up: they were booked, and
+        followed, by the session that first saw those bars)."""
+        for column in (self.ts, self.cash, self.equity, self.realized, self.unrealized):
+            column.clear()
+        self._seen = 0
+
 
 class Portfolio:
+    """Cash, positions and PnL now; ``book`` keeps the equity of each time step the engine
+    has booked and not yet written."""
+
     __slots__ = (
-        "_held", "avg_price", "cash", "cost_basis", "fees_paid", "funding_total", "initial_cash",
-        "price", "qty", "realized", "realized_total",
+        "_held", "avg_price", "book", "cash", "cost_basis", "fees_paid", "funding_total",
+        "initial_cash", "price", "qty", "realized", "realized_total",
     )
 
     def __init__(self, symbols: Sequence[str], initial_cash: float) -> None:
@@ -31,6 +86,7 @@ class Portfolio:
         self.funding_total = 0.0  # perpetual funding received (negative: paid)
         self._held: list[int] = []  # symbols with a position: equity sums only these
         self.cost_basis = 0.0  # sum of quantity x average price over open positions
+        self.book = EquityBook()
 
     def apply(self, symbol_index: int, fill: OrderFilled) -> None:
         q, p, i = fill.quantity, fill.price, symbol_index

@@ -3,7 +3,8 @@
 Components report what happened with one call per event, which appends one tuple (the
 message itself where there is one); columns are built only at flush, in bulk. Symbols and
 agents travel as small integers and become names at flush. Equity, the one per-bar table,
-is appended by the engine straight into its three column lists.
+is the ledger's ``EquityBook`` (``equity``), which the engine appends to; the recorder
+writes its rows and drains it (the risk engine follows the book, not the recorder).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sim.messages import (
     Side,
 )
 from sim.orders import Order
+from sim.portfolio import EquityBook
 from sim.store import TABLES, RunStore
 
 _TS = pa.timestamp("ns")
@@ -79,13 +81,10 @@ class Recorder:
         self._denials: list[tuple[OrderDenied, int]] = []
         self._routes: list[tuple[OrderRouted, int]] = []
         self._fills: list[tuple[OrderFilled, int, float, float, float]] = []
-        self.equity_ts: list[int] = []
-        self.equity_cash: list[float] = []
-        self.equity_value: list[float] = []
-        self.equity_realized: list[float] = []
-        self.equity_unrealized: list[float] = []
-        # Called before buffered rows are written and dropped (the engine's risk state
-        # reads the equity rows it has not seen yet).
+        # The equity rows: the engine sets this to its portfolio's book.
+        self.equity = EquityBook()
+        # Called before buffered rows are written and dropped (a live session writes the
+        # bars it has taken since).
         self.before_flush: list[Callable[[], None]] = []
 
     # -- one call per event ------------------------------------------------------------
@@ -136,11 +135,11 @@ class Recorder:
     def discard(self) -> None:
         """Drop every buffered row unwritten (a resumed live session's warm-up: those
         bars were, or would have been, recorded by the session that first saw them)."""
-        self._clear()
+        self._clear(written=False)
 
     # -- flushing ----------------------------------------------------------------------
     def pending_rows(self) -> int:
-        return max(len(self.equity_ts), len(self._signals), len(self._decisions))
+        return max(len(self.equity), len(self._signals), len(self._decisions))
 
     def maybe_flush(self) -> None:
         if self.pending_rows() >= self.flush_rows:
@@ -157,7 +156,8 @@ class Recorder:
 
     def take_batches(self) -> list[tuple[str, pa.Table]]:
         """The buffered rows as one table per store table, the buffers emptied: for a
-        writer that is not this thread (``live.writer``). No ``before_flush`` hooks."""
+        writer that is not this thread (``live.writer``). No ``before_flush`` hooks (the
+        equity book's follower still sees its rows: ``EquityBook.drain``)."""
         batches = self._batches()
         self._clear()
         return batches
@@ -170,12 +170,15 @@ class Recorder:
             out.append((table, pa.table(columns)))
         return out
 
-    def _clear(self) -> None:
+    def _clear(self, written: bool = True) -> None:
         for buffer in (self._signals, self._decisions, self._performance, self._orders,
                        self._order_events, self._funding, self._liquidations, self._denials,
-                       self._routes, self._fills, self.equity_ts, self.equity_cash,
-                       self.equity_value, self.equity_realized, self.equity_unrealized):
+                       self._routes, self._fills):
             buffer.clear()
+        if written:
+            self.equity.drain()
+        else:
+            self.equity.discard()
 
     def _names(self, lookup: np.ndarray, idx: Sequence[int]) -> pa.Array:
         """Small integer codes -> a dictionary-encoded string column (no Python strings)."""
@@ -381,12 +384,13 @@ class Recorder:
                 "realized_pnl": _floats(realized),
                 "liquidity": [f.liquidity for f in fills],
             }))
-        if self.equity_ts:
+        book = self.equity
+        if book.ts:
             out.append(("equity", {
-                "ts": self._ts(self.equity_ts),
-                "cash": _floats(self.equity_cash),
-                "equity": _floats(self.equity_value),
-                "realized_pnl": _floats(self.equity_realized),
-                "unrealized_pnl": _floats(self.equity_unrealized),
+                "ts": self._ts(book.ts),
+                "cash": _floats(book.cash),
+                "equity": _floats(book.equity),
+                "realized_pnl": _floats(book.realized),
+                "unrealized_pnl": _floats(book.unrealized),
             }))
         return out

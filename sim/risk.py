@@ -23,13 +23,19 @@ Definitions
 * Daily loss = (equity at the start of the day - equity now) / equity at the start of the
   day, where the start-of-day equity is the last equity row booked before the day began
   (initial cash if none). Drawdown = (peak equity - equity now) / peak, the peak taken
-  over booked equity rows and the equity at each check. Either breaching its limit trips
+  over booked equity rows and the equity at each check (booked rows come from the
+  ledger's equity book, ``sim.portfolio.EquityBook``, never from the recorder: the view
+  is the same whenever and by whom the rows are written). Either breaching its limit trips
   the circuit breaker: the daily-loss breaker lasts until the day ends, the drawdown
   breaker and the kill switch for the rest of the run. ``flatten_on_trip`` makes the
   engine close every open position when the breaker trips or the switch is pulled.
   The breaker is evaluated when an order is checked, never per bar (no cost on the
   no-trade path): it trips at the first order after the breach, and a flatten happens
   then, not at the bar where equity first crossed the limit.
+* Equity <= 0 (the account lost more than it had): only reducing orders pass, like a
+  tripped breaker; any other is denied (check ``equity``, the equity as the value). Always
+  on: sizing aims at flat then (``sim.policy``), so this is the backstop for every
+  order, whoever made it.
 * Leverage = gross exposure after the order (sum |qty| x mark over symbols, this one at
   the order's price) / equity, checked when the order grows its position.
 * Price band (fat finger): deny when ``|ref_price / last_close - 1| > price_band``; the
@@ -163,6 +169,17 @@ def check_circuit_breaker(order: SubmitOrder, ctx: RiskContext) -> Breach | None
         return Breach("circuit_breaker", limit, ctx.breaker_value,
                       f"circuit breaker tripped by {ctx.breaker}: only position-reducing "
                       "orders may go")
+    return None
+
+
+def check_equity(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+    """No new exposure on an account with nothing left: equity <= 0 (NaN: unknown, as in
+    a check given no account) lets only reductions through."""
+    equity = ctx.equity
+    if equity <= 0.0 and not reduces(ctx.position, order.quantity):
+        return Breach("equity", 0.0, equity,
+                      f"equity {equity:,.6g} is not positive: only position-reducing orders "
+                      "may go")
     return None
 
 
@@ -329,6 +346,7 @@ Check = Callable[[SubmitOrder, RiskContext], "Breach | None"]
 CHECK_ORDER: tuple[Check, ...] = (
     check_kill_switch,
     check_circuit_breaker,
+    check_equity,
     check_daily_loss,
     check_drawdown,
     check_allowed_symbols,
@@ -342,8 +360,8 @@ CHECK_ORDER: tuple[Check, ...] = (
 )
 
 CHECK_NAMES = frozenset({
-    "kill_switch", "circuit_breaker", "daily_loss_limit", "max_drawdown", "allowed_symbols",
-    "max_orders_per_day", "order_rate", "price_band", "max_order_notional",
+    "kill_switch", "circuit_breaker", "equity", "daily_loss_limit", "max_drawdown",
+    "allowed_symbols", "max_orders_per_day", "order_rate", "price_band", "max_order_notional",
     "max_position_notional", "max_leverage", "agent_allowed_symbols",
     "agent_max_trades_per_day", "agent_max_trade_notional", "agent_max_position_notional",
     "agent_risk_level",
@@ -411,7 +429,8 @@ class RiskEngine:
         self, ts: Sequence[int], values: Sequence[float], start: int, now: int
     ) -> None:
         """Booked equity rows ``[start:]`` (ascending ts, all before ``now``): the peak and
-        the start-of-day equity follow them. Called only before a check, never per bar."""
+        the start-of-day equity follow them. Called by the equity book before a check
+        and before its rows are written (``EquityBook.follow``), never per bar."""
         if start < len(values):
             peak = max(values[start:])
             if not peak <= self.peak_equity:  # also replaces a NaN peak

@@ -26,6 +26,7 @@ from sim.config import (
     RiskConfig,
     ScenarioConfig,
     VenueConfig,
+    check_venue_symbols,
     parse_duration,
     parse_timestamp,
 )
@@ -257,6 +258,10 @@ def check_agent_symbols(config: ScenarioConfig, data: MarketData) -> None:
         for symbol in agent.symbols or ():
             if symbol not in known:
                 raise ConfigError(f"agents.{agent.name}.symbols: {symbol!r} is not in the data")
+    try:
+        check_venue_symbols(config.venues, known)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def new_run_id() -> str:

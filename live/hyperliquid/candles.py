@@ -25,7 +25,10 @@ What is yielded, per symbol, is strictly increasing in open time, each bar once:
 Warm-up: ``warmup_bars`` closed candles per symbol are fetched from ``candleSnapshot`` at
 start (closed by rule 2 at that moment, so never the open candle: no lookahead) and
 yielded first, as ordinary bars. The stream is subscribed before the history is fetched,
-so nothing falls between the two.
+so nothing falls between the two. A venue whose history cannot give that many (a new
+listing, quiet intervals without candles) is an error naming ``live.warmup_bars``, never a
+silently shorter warm-up: ``check_warmup`` before a session starts (bad input: nothing
+is stored yet), and the warm-up itself refuses a short history.
 
 Bars are labelled by open time (ns), the convention every backtest bar follows.
 """
@@ -42,6 +45,7 @@ from live.clock import PacingClock, WallClock
 from live.hyperliquid.config import HyperliquidConfig
 from live.hyperliquid.stream import HyperliquidStream, candle
 from live.hyperliquid.venue import HyperliquidVenue
+from sim.config import ConfigError
 from sim.messages import Bar
 
 log = logging.getLogger(__name__)
@@ -218,15 +222,45 @@ class HyperliquidCandleFeed:
 
     # -- REST ------------------------------------------------------------------------------
 
+    async def check_warmup(self) -> None:
+        """ConfigError (``live.warmup_bars``) unless the venue has ``warmup_bars`` closed
+        candles of every coin now: asked before a session starts, so a short history is
+        bad input, not a run that warms up on less than it was told."""
+        if not self.warmup_bars:
+            return
+        try:
+            now = self.clock.now_ns()
+            for c in self.coins.values():
+                rows = await self._history(c, now)
+                if len(rows) < self.warmup_bars:
+                    raise ConfigError(self._short(c, len(rows)))
+        except BaseException:
+            if self._own_venue:
+                await self.venue.aclose()
+            raise
+
+    def _short(self, c: _Coin, found: int) -> str:
+        return (f"live.warmup_bars = {self.warmup_bars}: Hyperliquid has {found} closed "
+                f"{self.interval} candle(s) of {c.coin} in the last {self.warmup_bars} "
+                "intervals; lower live.warmup_bars (a warm-up shorter than asked would "
+                "leave the agents colder than their backtest)")
+
+    async def _history(self, c: _Coin, now: int) -> list[Bar]:
+        """The closed candles of the last ``warmup_bars`` intervals (at most that many)."""
+        start = now - (self.warmup_bars + 2) * self.interval_ns - self.grace_ns
+        rows = [b for b in await self._snapshot(c, start, now) if self._closed_by(b, now)]
+        return rows[-self.warmup_bars:]
+
     async def _warmup(self) -> list[Bar]:
         if not self.warmup_bars:
             return []
         now = self.clock.now_ns()
         out = []
         for c in self.coins.values():
-            start = now - (self.warmup_bars + 2) * self.interval_ns - self.grace_ns
-            rows = [b for b in await self._snapshot(c, start, now) if self._closed_by(b, now)]
-            out += self._emit(c, rows[-self.warmup_bars:], "warmup", warmup=True)
+            rows = await self._history(c, now)
+            if len(rows) < self.warmup_bars:  # checked up front too (``check_warmup``)
+                raise ValueError(self._short(c, len(rows)))
+            out += self._emit(c, rows, "warmup", warmup=True)
         return out
 
     async def _rest_closed(self, c: _Coin) -> list[Bar]:

@@ -12,6 +12,7 @@ import pytest
 
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.stream import candle
+from sim.config import ConfigError
 from sim.messages import Bar
 from tests.fakes.clock import ManualClock
 from tests.fakes.hyperliquid import FakeHyperliquid
@@ -199,3 +200,27 @@ def test_two_coins_each_in_order(fake: FakeHyperliquid) -> None:
             Bar("XBT", (T0 + k * MIN_MS) * 1_000_000, *bar_at(k, "BTC")) for k in range(2)]
 
     asyncio.run(go())
+
+
+def test_a_history_shorter_than_the_warmup_is_an_error_never_a_shorter_warmup(
+        fake: FakeHyperliquid) -> None:
+    """3 closed candles, warmup_bars = 4: asked up front it is bad input naming the field;
+    the warm-up itself refuses too (it used to warm up on 3, silently)."""
+    for k in range(3):
+        push(fake, k)
+    push(fake, 3, partial=True)
+    now = (T0 + 3 * MIN_MS) * 1_000_000 + 30 * 10**9
+
+    async def go() -> list[Bar]:
+        feed = make_feed(fake, ManualClock(now), warmup_bars=4, max_bars=1)
+        with pytest.raises(ConfigError, match=r"live\.warmup_bars = 4: Hyperliquid has 3 "
+                                              r"closed 1m candle\(s\) of ETH"):
+            await feed.check_warmup()
+        await make_feed(fake, ManualClock(now), warmup_bars=3).check_warmup()  # enough
+        got: list[Bar] = []
+        with pytest.raises(ValueError, match=r"live\.warmup_bars = 4"):
+            async for bar in make_feed(fake, ManualClock(now), warmup_bars=4, max_bars=1):
+                got.append(bar)
+        return got
+
+    assert asyncio.run(go()) == []
