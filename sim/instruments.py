@@ -202,15 +202,11 @@ class Instrument:
                 price = round_decimal_price(price, self.sig_figs, self.price_decimals, "up")
             return price
         price = market * (1.0 - slip)
-        if not price > 0.0:  # a sale cannot pay to be taken: a model past its range
-            raise FillOutsideBand(
-                f"venue {self.venue!r}: a sell of {self.symbol} would fill at {price:.6g} "
-                f"(market {market:.6g} less {slip:.2%} taker slippage: fixed, volatility and "
-                "impact together reached 100%); lower slippage_bps, volatility_slippage or "
-                "impact_bps")
+        if not price > 0.0:  # slippage of 100% or more: left as is, for check_taker to stop
+            return price
         if tick > 0.0:
             price = max(math.floor(price / tick + 1e-9) * tick, tick)
-        elif self.decimal_price and price > 0.0:
+        elif self.decimal_price:
             price = round_decimal_price(price, self.sig_figs, self.price_decimals, "down")
         return price
 

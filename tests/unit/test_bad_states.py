@@ -249,9 +249,10 @@ def test_slippage_reaching_100_percent_stops_the_run_never_a_negative_price(
         "venues": [{"name": "v", "symbols": ["X"], "slippage_bps": 5_000.0,
                     "volatility_slippage": 1.0}]}, "slip")
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
-        with pytest.raises(FillOutsideBand, match=r"venue 'v': a sell of X would fill at -30"):
+        with pytest.raises(FillOutsideBand,
+                           match=r"not positive: order \d+ \(sell X on v\) at -30"):
             run_scenario(config, store, data=merge([bars_from_frame(frame_, "X")]))
         status, error = store.con.execute("SELECT status, error FROM runs").fetchone()
         (low,) = store.con.execute("SELECT min(price) FROM fills").fetchone()
-    assert status == "failed" and "taker slippage" in error
+    assert status == "failed" and "a sell cannot pay 100% or more" in error
     assert low > 0.0
