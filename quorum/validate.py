@@ -12,7 +12,7 @@ import numpy as np
 
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
 from sim.config import ScenarioConfig, load_scenario
-from sim.runner import run_scenario
+from sim.runner import new_run_id, run_scenario
 from sim.store import DuckDBStore
 from sim.suite import load_suite
 from sim.validation import (
@@ -25,6 +25,15 @@ from sim.validation import (
 )
 
 DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "scenarios" / "regimes" / "suite.toml"
+
+
+class SuiteRunError(Exception):
+    """A suite run raised (``__cause__``): no verdict is recorded."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        super().__init__(f"suite run {where} (run {run_id})")
+        self.run_id = run_id
+        self.where = where
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +57,11 @@ def run_validation(config: ScenarioConfig, store: DuckDBStore, *,
         regime = load_scenario(path)
         for seed in suite.seeds or [regime.seed]:
             run_cfg = suite_run_config(config, regime.with_seed(seed))
-            result = run_scenario(run_cfg, store)
+            run_id = new_run_id()
+            try:
+                result = run_scenario(run_cfg, store, run_id=run_id)
+            except Exception as exc:
+                raise SuiteRunError(run_id, f"{Path(path).stem}@{seed}") from exc
             m = _run_metrics(store, Path(path).stem, seed, result.run_id, config.initial_cash)
             metrics.append(m)
             files[f"{m.regime}@{seed}"] = (str(path), seed)
