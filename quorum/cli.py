@@ -330,15 +330,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Exit 0 when the configuration passed the suite, 1 when it failed (both recorded)."""
-    from quorum.validate import DEFAULT_SUITE, SuiteRunError, run_validation
-    from sim.validation import load_thresholds
+    """Exit 0 when the configuration passed the suite, 1 when it failed (both recorded).
+    A suite or thresholds other than the gate requires make the validation an override,
+    said loudly: the gate does not accept it."""
+    from quorum.validate import SuiteRunError, run_validation
+    from sim.validation import gate_requirement, load_thresholds
 
     config = load_scenario(args.scenario)
-    thresholds = load_thresholds(args.thresholds)
+    required = gate_requirement(config)
+    thresholds = load_thresholds(args.thresholds) if args.thresholds else None
     with DuckDBStore(args.db) as store:
         try:
-            outcome = run_validation(config, store, suite_path=args.suite or DEFAULT_SUITE,
+            outcome = run_validation(config, store, suite_path=args.suite,
                                      thresholds=thresholds)
         except SuiteRunError as exc:
             error = run_error(store, exc.run_id, args.db, exc.__cause__ or exc)
@@ -349,7 +352,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
                    "total_return": m.total_return} for m in outcome.metrics],
                  title=f"validation of {config.name} (config {outcome.config_hash})")
     verdict = "PASSED" if outcome.passed else "FAILED"
-    _console().print(f"{verdict}: validation {outcome.validation_id} stored in {args.db}")
+    if outcome.overrides:
+        _console().print(f"{verdict}, AS AN OVERRIDE: validation {outcome.validation_id} ran "
+                         f"with {'; '.join(outcome.overrides)}. Stored as an override: the "
+                         f"promotion gate does not accept it (it requires "
+                         f"{required.describe()})", markup=False)
+    else:
+        _console().print(f"{verdict}: validation {outcome.validation_id} stored in {args.db} "
+                         f"({required.describe()})", markup=False)
     for failure in outcome.failures:
         _console().print(f"  - {failure}", markup=False)
     return 0 if outcome.passed else 1
@@ -399,6 +409,8 @@ def cmd_live(args: argparse.Namespace) -> int:
         verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
             raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")
+        if not verdict.overridden:  # which suite and thresholds it passed
+            print(f"quorum live: gate: {verdict.reason}", file=sys.stderr, flush=True)
         for warning in verdict.warnings:
             print(f"quorum live: warning: {warning}", file=sys.stderr)
         if verdict.overridden:
