@@ -12,7 +12,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +21,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from quorum import signals
+from quorum.outcomes import BAD_INPUT, Interrupted, RunFailed, run_error
 from sim.agents.base import AgentError
-from sim.config import ConfigError, load_scenario
-from sim.data import DataError
+from sim.config import load_scenario
 from sim.runner import RunResult
-from sim.store import DuckDBStore, StoreError
+from sim.store import DuckDBStore, StoreError, is_interrupt, one_line
 
 DEFAULT_DB = "runs.duckdb"
-BAD_INPUT = (ConfigError, DataError, AgentError, StoreError)
+# Commands that make runs: SIGTERM stops them as Ctrl-C does (quorum.signals).
+RUN_COMMANDS = ("run", "sweep", "validate", "live")
 
 
 class UsageError(Exception):
     """Bad input found by the CLI itself."""
-
-
-class RunFailed(Exception):
-    """The run started and then failed; it is in the store with status 'failed'."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {args.seed}")
         config = config.with_seed(args.seed)
+    out = _output_dir(args.out) if args.out else None  # before the run, not after
     run_id = new_run_id()
     with DuckDBStore(args.db) as store:
         show_progress = sys.stderr.isatty() and not args.quiet
@@ -118,22 +117,36 @@ def cmd_run(args: argparse.Namespace) -> int:
             with _progress(show_progress) as (on_start, on_progress):
                 result = run_scenario(config, store, run_id=run_id, on_start=on_start,
                                       on_progress=on_progress)
-        except (*BAD_INPUT, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # the run is stored as failed; say so in one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise RunFailed(f"{type(exc).__name__}: {first} (run {run_id}, stored as failed; "
-                            f"quorum show {run_id} --db {args.db})") from exc
+        except BaseException as exc:  # one line, by what the store holds (quorum.outcomes)
+            raise run_error(store, run_id, args.db, exc) from exc
         summary = run_summary(store.con, result.run_id)
         rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "run_id"]
         _print_table(rows, title=f"{config.name}: {config.description}".rstrip(": "))
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
+        if out is not None:
             _write_outputs(store.con, result.run_id, summary, out)
             _console().print(f"outputs: {out}/ (summary.json, equity.csv, fills.csv, equity.png)")
     _console().print(f"run id: {result.run_id}  (store: {args.db})")
     return 0
+
+
+def _output_dir(path: str) -> Path:
+    """``--out DIR``, made now: a path naming a file, or one that cannot be made, is bad
+    input found before the run rather than after it."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {path}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot make the directory: "
+                         f"{exc.strerror or exc}") from None
+    return out
+
+
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal, for the statements that take no parameter where
+    a file name goes (DuckDB's COPY ... TO)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _write_outputs(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[str, Any],
@@ -143,23 +156,41 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[st
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     for table in ("equity", "fills"):
         con.execute(
-            f"COPY (SELECT * FROM {table} WHERE run_id = ? ORDER BY ts) TO '{out / table}.csv'"
-            " (HEADER)", [run_id],
+            f"COPY (SELECT * FROM {table} WHERE run_id = ? ORDER BY ts)"
+            f" TO {sql_string(str(out / table) + '.csv')} (HEADER)", [run_id],
         )
     plot_equity(con, run_id, out / "equity.png")
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from reports.summary import list_runs
+    from sim.liveness import abandoned_runs, mark_abandoned
 
-    with _open_existing(args.db) as store:
-        _print_table(list_runs(store.con, args.limit), title=f"runs in {args.db}")
+    with _open_existing(args.db, write=args.fix_abandoned) as store:
+        if args.fix_abandoned:
+            marked, live = mark_abandoned(store.con)
+            _console().print(f"marked {len(marked)} run(s) abandoned"
+                             + (f": {', '.join(marked)}" if marked else ""))
+            if live:
+                _console().print(f"left running for `quorum live --venue` to resume: "
+                                 f"{', '.join(live)}")
+        gone = abandoned_runs(store.con)
+        rows = list_runs(store.con, args.limit)
+        for row in rows:
+            if row["run_id"] in gone:
+                row["status"] = "abandoned"
+        _print_table(rows, title=f"runs in {args.db}")
+        if gone:
+            _console().print(f"{len(gone)} run(s) shown as abandoned: the process writing "
+                             "it is gone; `quorum runs --fix-abandoned` stores that")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from quorum.code_status import code_status
+    from reports.data import coverage
     from reports.summary import run_summary
+    from sim.liveness import abandoned_runs
 
     with _open_existing(args.db) as store:
         run_id = store.resolve_run_id(args.run_id)
@@ -173,6 +204,13 @@ def cmd_show(args: argparse.Namespace) -> int:
                  "finished_at", "error")
         info = dict(zip(names, row[:-1], strict=True))
         info["code"] = code_status(store.con, run_id, row[-1])  # made by the code here?
+        gone = abandoned_runs(store.con).get(run_id) if info["status"] == "running" else None
+        if gone is not None:
+            info.update(status="abandoned", error=gone[1] + " (not stored yet: "
+                        "`quorum runs --fix-abandoned` stores it)")
+        note = coverage(store.con, run_id).note()
+        if note is not None:
+            _console().print(note, markup=False)
         summary = run_summary(store.con, run_id)
         rows = [{"field": k, "value": v} for k, v in {**info, **summary}.items()
                 if k not in ("scenario", "status", "seed")]
@@ -257,21 +295,30 @@ def _report_run_ids(store: DuckDBStore, run_ids: Sequence[str]) -> list[str]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from reports.data import coverage
     from reports.report import write_report
 
     with _open_existing(args.db) as store:
         (run_id,) = _report_run_ids(store, [args.run_id])
+        note = coverage(store.con, run_id).note()
         report = write_report(store.con, run_id, Path(args.out or f"report_{run_id}"))
+    if note is not None:
+        _console().print(note, markup=False)
     _console().print(f"report: {report.html} ({len(report.pngs)} figures, PNGs alongside)")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from reports.data import coverage
     from reports.report import compare_runs
     from reports.summary import fmt as fmt_metric
 
     with _open_existing(args.db) as store:
         run_ids = _report_run_ids(store, args.run_ids)
+        for run_id in run_ids:
+            note = coverage(store.con, run_id).note()
+            if note is not None:
+                _console().print(f"run {run_id}: {note}", markup=False)
         out = Path(args.out or "compare_" + "_".join(r[:6] for r in run_ids[:6]))
         rows, png = compare_runs(store.con, run_ids, out)
         names = [k for k in rows[0] if k != "run_id"]
@@ -296,36 +343,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Exit 0 when the configuration passed the suite, 1 when it failed (both recorded)."""
-    from quorum.validate import DEFAULT_SUITE, run_validation
-    from sim.validation import load_thresholds
+    """Exit 0 when the configuration passed the suite, 1 when it failed (both recorded).
+    A suite or thresholds other than the gate requires make the validation an override,
+    said loudly: the gate does not accept it."""
+    from quorum.validate import SuiteRunError, run_validation
+    from sim.validation import gate_requirement, load_thresholds
 
     config = load_scenario(args.scenario)
-    thresholds = load_thresholds(args.thresholds)
+    required = gate_requirement(config)
+    thresholds = load_thresholds(args.thresholds) if args.thresholds else None
     with DuckDBStore(args.db) as store:
-        outcome = run_validation(config, store, suite_path=args.suite or DEFAULT_SUITE,
-                                 thresholds=thresholds)
+        try:
+            outcome = run_validation(config, store, suite_path=args.suite,
+                                     thresholds=thresholds)
+        except SuiteRunError as exc:
+            error = run_error(store, exc.run_id, args.db, exc.__cause__ or exc)
+            raise (RunFailed(f"{exc.where} of the suite: {error}")
+                   if isinstance(error, RunFailed) else error) from None
     _print_table([{"regime": m.regime, "seed": m.seed, "run": m.run_id,
                    "sharpe": m.sharpe, "max_drawdown": m.max_drawdown,
                    "total_return": m.total_return} for m in outcome.metrics],
                  title=f"validation of {config.name} (config {outcome.config_hash})")
     verdict = "PASSED" if outcome.passed else "FAILED"
-    _console().print(f"{verdict}: validation {outcome.validation_id} stored in {args.db}")
+    if outcome.overrides:
+        _console().print(f"{verdict}, AS AN OVERRIDE: validation {outcome.validation_id} ran "
+                         f"with {'; '.join(outcome.overrides)}. Stored as an override: the "
+                         f"promotion gate does not accept it (it requires "
+                         f"{required.describe()})", markup=False)
+    else:
+        _console().print(f"{verdict}: validation {outcome.validation_id} stored in {args.db} "
+                         f"({required.describe()})", markup=False)
     for failure in outcome.failures:
-        _console().print(f"  - {failure}")
+        _console().print(f"  - {failure}", markup=False)
     return 0 if outcome.passed else 1
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     """A paper or real-venue session; exit 2 before connecting when the gate or the input
     refuses. SIGTERM stops it as Ctrl-C does (``quorum.signals``)."""
-    from quorum.signals import sigterm_as_sigint
-
-    with sigterm_as_sigint():
-        return _live(args)
-
-
-def _live(args: argparse.Namespace) -> int:
     from live.capital import describe
     from live.hyperliquid.config import Credentials
     from quorum.live import (
@@ -372,6 +427,8 @@ def _live(args: argparse.Namespace) -> int:
             verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
             raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")
+        if not verdict.overridden:  # which suite and thresholds it passed
+            print(f"quorum live: gate: {verdict.reason}", file=sys.stderr, flush=True)
         for warning in verdict.warnings:
             print(f"quorum live: warning: {warning}", file=sys.stderr)
         if verdict.overridden:
@@ -549,11 +606,17 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _open_existing(db: str) -> Iterator[DuckDBStore]:
+def _open_existing(db: str, *, write: bool = False) -> Iterator[DuckDBStore]:
+    """The store, read-only unless ``write``: a store the user may not write can be read,
+    and so can one another reader has open. A damaged file often opens and fails on the
+    first block read: one line naming the store (exit 2), not DuckDB's traceback."""
     if not Path(db).is_file():
         raise UsageError(f"no run store at {db} (run a scenario first, or pass --db PATH)")
-    with DuckDBStore(db) as store:
-        yield store
+    with DuckDBStore(db, read_only=not write) as store:
+        try:
+            yield store
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot read run store {db}: {one_line(exc)}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -575,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list stored runs, newest first")
     db_option(p)
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (>= 1)")
+    p.add_argument("--fix-abandoned", action="store_true",
+                   help="store runs whose process died while they ran as abandoned")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("show", help="provenance and summary of one run")
@@ -729,18 +794,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stoppable = args.command in RUN_COMMANDS
     try:
-        return args.func(args)
+        with signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext():
+            return args.func(args)
     except (*BAD_INPUT, UsageError) as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)
         return 2
     except RunFailed as exc:
         print(f"quorum: run failed: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("quorum: interrupted; what was computed is stored, run marked interrupted",
+    except KeyboardInterrupt as exc:
+        print(f"quorum: {exc}" if isinstance(exc, Interrupted) else
+              "quorum: interrupted; what was computed is stored, run marked interrupted",
               file=sys.stderr)
-        return 130
+        return signals.interrupted_exit_code()
+    except Exception as exc:
+        if is_interrupt(exc) or (stoppable and signals.received()):
+            print(f"quorum: interrupted ({type(exc).__name__}: {one_line(exc)})",
+                  file=sys.stderr)
+            return signals.interrupted_exit_code()
+        if os.environ.get("QUORUM_TRACEBACK"):
+            raise
+        print(f"quorum: {args.command} failed: {type(exc).__name__}: {one_line(exc)} "
+              "(a bug: QUORUM_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,19 +1,23 @@
-"""SIGTERM stops a command the way Ctrl-C (SIGINT) does.
+"""SIGTERM stops a command the way Ctrl-C (SIGINT) does, for every command that runs.
 
-systemd, docker and CI stop a process with SIGTERM, whose default action ends it on the
-spot: a run left ``running`` with its rows unstored. Here SIGTERM takes the path SIGINT
-takes, whatever that path is at that moment:
+systemd, docker, CI runners and ``timeout`` stop a process with SIGTERM, whose default
+action ends it on the spot: a run left ``running`` with its buffered rows lost. Here both
+signals take the interrupt path every command already has for Ctrl-C (rows so far
+written, the run marked ``interrupted``), and the signal is remembered so the exit code
+can say which it was: 130 for SIGINT, 143 for SIGTERM (128 + the signal number, as a
+shell reports a death by signal).
 
-* ``sigterm_as_sigint()``: SIGTERM calls the current SIGINT handler. In plain code that
-  raises ``KeyboardInterrupt`` (the run is stored ``interrupted``, exit 130); under
-  ``asyncio.run`` it cancels the main task; inside ``quorum.sweep.sigint_deferred`` it
-  is held until the transaction is committed, like Ctrl-C. If SIGINT is ignored (a
-  background job of a non-interactive shell), SIGTERM still raises ``KeyboardInterrupt``.
-* ``run_interruptible(coro)``: ``asyncio.run`` for a live session. SIGINT and SIGTERM
-  cancel the session's task with the signal's name as the message (the run is stored
-  ``interrupted`` with it), then ``KeyboardInterrupt`` is raised outside the loop. A
-  second signal cancels again (stops waiting for the venue) and never interrupts a
-  commit under way: the handlers run on the loop, between steps.
+* ``interrupts_as_keyboard_interrupt()``: around a command (``quorum.cli.main``), both
+  signals raise ``KeyboardInterrupt("SIGINT")`` / ``("SIGTERM")`` in the main thread.
+* ``interrupts_deferred()`` (``sim.interrupts.stop_signals_held``, which the store uses
+  around its writes and a sweep around each commit): both are held while a block runs
+  and delivered after it; DuckDB turns a signal that arrives mid-statement into a failed
+  statement.
+* ``run_interruptible(coro)``: ``asyncio.run`` for a live session. Both signals cancel
+  the session's task with "SIGTERM received" (or SIGINT) as the message, which the run
+  stores as its reason, then ``KeyboardInterrupt`` is raised outside the loop. A second
+  signal cancels again (stops waiting for the venue) and never interrupts a commit under
+  way: the loop runs the handlers between steps.
 """
 
 from __future__ import annotations
@@ -26,39 +30,56 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, TypeVar
 
+from sim.interrupts import STOP_SIGNALS, restore_handlers
+from sim.interrupts import stop_signals_held as interrupts_deferred
+
+__all__ = ["interrupted_exit_code", "interrupts_as_keyboard_interrupt",
+           "interrupts_deferred", "received", "run_interruptible"]
+
 T = TypeVar("T")
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: list[int] = []
 
 
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 @contextmanager
-def sigterm_as_sigint() -> Iterator[None]:
-    """While inside, SIGTERM is handled as SIGINT is (see the module)."""
+def interrupts_as_keyboard_interrupt() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM raise ``KeyboardInterrupt("SIGINT")`` /
+    ``("SIGTERM")`` in the main thread (elsewhere: nothing is changed)."""
     if not _main_thread():
         yield
         return
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler):
-            handler(signal.SIGINT, frame)
-        else:  # SIG_IGN or SIG_DFL: stop anyway, through the interrupt path
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    _received.clear()
+    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore_handlers(previous)
+
+
+def received() -> int | None:
+    """The first stop signal received (inside ``interrupts_as_keyboard_interrupt`` or
+    ``run_interruptible``)."""
+    return _received[0] if _received else None
+
+
+def interrupted_exit_code() -> int:
+    """128 + the signal that stopped the command (130 when none was seen: a
+    ``KeyboardInterrupt`` raised some other way counts as Ctrl-C)."""
+    return 128 + (received() or signal.SIGINT)
 
 
 def run_interruptible(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)``; SIGINT or SIGTERM cancel ``main`` with "SIGTERM received"
     (or SIGINT), then ``KeyboardInterrupt`` is raised here."""
-    received: list[str] = []
+    names: list[str] = []
 
     async def guarded() -> T:
         loop = asyncio.get_running_loop()
@@ -66,7 +87,8 @@ def run_interruptible(main: Coroutine[Any, Any, T]) -> T:
         assert task is not None
 
         def on_signal(signum: signal.Signals) -> None:
-            received.append(signum.name)
+            _received.append(signum)
+            names.append(signum.name)
             task.cancel(f"{signum.name} received")
 
         installed = []
@@ -89,6 +111,6 @@ def run_interruptible(main: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(guarded())
     except asyncio.CancelledError:
-        if received:
-            raise KeyboardInterrupt(received[0]) from None
+        if names:
+            raise KeyboardInterrupt(names[0]) from None
         raise

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ValidationError
 
+from quorum.signals import interrupts_deferred
 from quorum.sweep_executors import Executor, WorkerLost
 from quorum.sweep_worker import RunOutcome, RunTask
 from sim.config import ScenarioConfig
@@ -313,7 +312,9 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
 
     def store_pending() -> None:
         items = list(pending)
-        with sigint_deferred():  # stored and reported, then Ctrl-C if it came meanwhile
+        # stored and reported, then Ctrl-C (or SIGTERM) if it came meanwhile: DuckDB
+        # would roll the statement back, and these runs are better kept
+        with interrupts_deferred():
             merge_outcomes(store, items)
             pending.clear()
             for run, outcome in items:
@@ -341,24 +342,6 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
         if close is not None:
             close()
     return progress["failed"]
-
-
-@contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done, then raise it. DuckDB turns a signal that
-    arrives mid-statement into "Query interrupted" and aborts the transaction; runs being
-    stored are better finished (milliseconds) than rolled back and made again."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 @contextmanager

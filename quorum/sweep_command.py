@@ -29,6 +29,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from quorum import signals
 from quorum.sweep import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
 from quorum.sweep_executors import (
     ClusterUnreachable,
@@ -39,8 +40,6 @@ from quorum.sweep_executors import (
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
 from sim.config import parse_duration
 from sim.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
-
-EXIT_INTERRUPTED = 130
 
 
 class SweepUsageError(ValueError):
@@ -113,17 +112,19 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
                          f"with {args.workers or default_workers()} worker(s)")
                 console.print(f"made {len(plan.todo)} runs in {seconds:.1f} s "
                               f"({len(plan.todo) / seconds * 60:.1f} runs/min) {where}")
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, WorkerLost) as exc:
+            # SIGTERM sent to the whole process group can end a worker before the
+            # driver's own handler runs: a lost worker after a stop signal is the stop.
+            if isinstance(exc, WorkerLost) and signals.received() is None:
+                print(f"quorum: sweep stopped: {exc}; the runs stored so far are kept, run "
+                      "the same command again to resume", file=sys.stderr)
+                return 1
             status = stored_status(store, [r.run_id for r in sweep.unique_runs()])
             print(f"quorum: sweep interrupted: {len(status)} of {plan.total} runs "
                   f"stored; run the same command again to resume", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return signals.interrupted_exit_code()
         except ClusterUnreachable as exc:
             raise SweepUsageError(str(exc)) from None
-        except WorkerLost as exc:
-            print(f"quorum: sweep stopped: {exc}; the runs stored so far are kept, run the "
-                  "same command again to resume", file=sys.stderr)
-            return 1
         return _report(store.con, sweep, args, print_table, console)
 
 

@@ -5,26 +5,38 @@ functions every report uses."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
 from sim.config import ScenarioConfig, load_scenario
-from sim.runner import run_scenario
+from sim.runner import new_run_id, run_scenario
 from sim.store import DuckDBStore
 from sim.suite import load_suite
 from sim.validation import (
+    DEFAULT_SUITE,
     RunMetrics,
     Thresholds,
     config_hash,
+    deviations,
     evaluate,
+    gate_requirement,
     record_validation,
     suite_run_config,
 )
 
-DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "scenarios" / "regimes" / "suite.toml"
+__all__ = ["DEFAULT_SUITE", "SuiteRunError", "ValidationOutcome", "run_validation"]
+
+
+class SuiteRunError(Exception):
+    """A suite run raised (``__cause__``): no verdict is recorded."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        super().__init__(f"suite run {where} (run {run_id})")
+        self.run_id = run_id
+        self.where = where
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +46,21 @@ class ValidationOutcome:
     passed: bool
     failures: list[str]
     metrics: list[RunMetrics]
+    # how the suite or thresholds fall short of what the gate requires: non-empty, the
+    # validation is stored as an override that the gate does not accept
+    overrides: list[str] = field(default_factory=list)
 
 
 def run_validation(config: ScenarioConfig, store: DuckDBStore, *,
-                   suite_path: str | Path = DEFAULT_SUITE,
+                   suite_path: str | Path | None = None,
                    thresholds: Thresholds | None = None,
                    on_run: Callable[[RunMetrics], None] | None = None) -> ValidationOutcome:
-    thresholds = thresholds or Thresholds()
+    """The suite with ``config``'s trading configuration, checked against ``thresholds``.
+    Suite and thresholds default to what the scenario's gate requires
+    (``sim.validation.gate_requirement``); others make the validation an override."""
+    required = gate_requirement(config)
+    suite_path = suite_path or required.suite
+    thresholds = thresholds or required.thresholds
     suite = load_suite(suite_path)
     metrics: list[RunMetrics] = []
     files: dict[str, tuple[str, int]] = {}
@@ -48,16 +68,23 @@ def run_validation(config: ScenarioConfig, store: DuckDBStore, *,
         regime = load_scenario(path)
         for seed in suite.seeds or [regime.seed]:
             run_cfg = suite_run_config(config, regime.with_seed(seed))
-            result = run_scenario(run_cfg, store)
+            run_id = new_run_id()
+            try:
+                result = run_scenario(run_cfg, store, run_id=run_id)
+            except Exception as exc:
+                raise SuiteRunError(run_id, f"{Path(path).stem}@{seed}") from exc
             m = _run_metrics(store, Path(path).stem, seed, result.run_id, config.initial_cash)
             metrics.append(m)
             files[f"{m.regime}@{seed}"] = (str(path), seed)
             if on_run is not None:
                 on_run(m)
     failures = evaluate(metrics, thresholds)
+    overrides = deviations(str(suite_path), thresholds,
+                           [Path(p).stem for p in suite.scenarios], required)
     vid = record_validation(store, config, str(Path(suite_path).resolve()), files, metrics,
-                            thresholds, failures)
-    return ValidationOutcome(vid, config_hash(config), not failures, failures, metrics)
+                            thresholds, failures, overrides)
+    return ValidationOutcome(vid, config_hash(config), not failures, failures, metrics,
+                             overrides)
 
 
 def _run_metrics(store: DuckDBStore, regime: str, seed: int, run_id: str,

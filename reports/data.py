@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
 from typing import Any
@@ -24,6 +25,44 @@ class ReportError(ValueError):
     """The run cannot be reported (unknown, or has nothing to show)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What of a run the store holds: its status (``sim.liveness.run_status``), the bars
+    that ran (``RAN``) and the bars it was given."""
+
+    status: str
+    ran: int
+    given: int
+    until_ns: int | None
+
+    @property
+    def partial(self) -> bool:
+        return self.status != "completed"
+
+    def note(self) -> str | None:
+        """What a report of a partial run says first; None for a completed run."""
+        if not self.partial:
+            return None
+        until = ("" if self.until_ns is None else
+                 f", up to {np.datetime64(self.until_ns, 'ns').astype(str)[:19]} UTC")
+        of = f", of the {self.given:,} it was given" if self.given > self.ran else ""
+        return (f"partial run ({self.status}): covers the {self.ran:,} bars that ran{of}"
+                f"{until}")
+
+
+def coverage(con: duckdb.DuckDBPyConnection, run_id: str) -> Coverage:
+    from sim.liveness import run_status
+
+    status = run_status(con, run_id)
+    if status is None:
+        raise ReportError(f"no run {run_id!r} in the store")
+    ran, given, until = con.execute(
+        f"SELECT count(*) FILTER (WHERE {RAN}), count(*),"
+        " (SELECT epoch_ns(max(ts)) FROM equity WHERE run_id = $r)"
+        " FROM bars WHERE run_id = $r", {"r": run_id}).fetchone()
+    return Coverage(status, int(ran), int(given), None if until is None else int(until))
+
+
 # Several runs in one statement: ``$ids`` lists them (each once), ``_K`` numbers each row's
 # run by its place in that list, so rows come back grouped by run as integers, not as
 # repeated run-id strings; ``$symbols`` holds one symbol per run where a query needs one.
@@ -31,6 +70,13 @@ class ReportError(ValueError):
 _IDS = "run_id IN (SELECT unnest($ids::VARCHAR[]))"
 _K = "list_position($ids::VARCHAR[], run_id) - 1"
 _SYMBOL = "list_extract($symbols::VARCHAR[], list_position($ids::VARCHAR[], run_id))"
+
+# The bars a run got through: those its equity rows reach. A run stores every bar it is
+# given before the first one runs, so an interrupted, failed or abandoned run has bars
+# past its last equity row, and reports cover only the ones that ran. For a query on run
+# ``$r`` (one subquery, evaluated once); ``_RAN_MANY`` is the same for any run of ``bars``.
+RAN = "ts <= (SELECT max(e.ts) FROM equity e WHERE e.run_id = $r)"
+_RAN_MANY = "ts <= (SELECT max(e.ts) FROM equity e WHERE e.run_id = bars.run_id)"
 
 
 def _params(run_ids: Sequence[str], symbols: Sequence[str | None] | None = None,
@@ -107,13 +153,13 @@ def run_symbols(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> list[
 
 _REFERENCE_LABELS = f"""
 SELECT DISTINCT coalesce(regime, 'unknown') AS label FROM bars
-WHERE {_IDS} AND symbol = {_SYMBOL} ORDER BY 1
+WHERE {_IDS} AND symbol = {_SYMBOL} AND {_RAN_MANY} ORDER BY 1
 """
 
 _REFERENCE_BARS = f"""
 SELECT {_K} AS k, epoch_ns(ts) AS t,
        list_position($names::VARCHAR[], coalesce(regime, 'unknown')) - 1 AS code
-FROM bars WHERE {_IDS} AND symbol = {_SYMBOL} ORDER BY k, ts
+FROM bars WHERE {_IDS} AND symbol = {_SYMBOL} AND {_RAN_MANY} ORDER BY k, ts
 """
 
 
@@ -159,10 +205,11 @@ def fills(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, np.ndarray]:
 
 
 def bars(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str) -> dict[str, np.ndarray]:
-    """One symbol's bars in time order: ``ts`` (int64 ns), ``open``, ``close``."""
+    """One symbol's bars that ran (``RAN``) in time order: ``ts`` (int64 ns), ``open``,
+    ``close``."""
     got = con.execute(
-        "SELECT epoch_ns(ts) AS ts, open, close FROM bars WHERE run_id = ? AND symbol = ?"
-        " ORDER BY ts", [run_id, symbol]).fetchnumpy()
+        "SELECT epoch_ns(ts) AS ts, open, close FROM bars WHERE run_id = $r AND symbol = $s"
+        f" AND {RAN} ORDER BY ts", {"r": run_id, "s": symbol}).fetchnumpy()
     return {"ts": np.asarray(got["ts"], np.int64), "open": np.asarray(got["open"], np.float64),
             "close": np.asarray(got["close"], np.float64)}
 

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 from matplotlib.patches import Patch
 
+from reports.data import RAN
 from reports.plots import REGIME_COLOURS, UNKNOWN_REGIME_COLOUR
 
 MAX_POINTS = 5_000
@@ -129,25 +130,25 @@ def regime_shading(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str | No
     collapsed into runs of equal labels; exact when the symbol has fewer bars than that."""
     if symbol is None:
         return Shading()
-    n = con.execute("SELECT count(*) FROM bars WHERE run_id = ? AND symbol = ?",
-                    [run_id, symbol]).fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM bars WHERE run_id = $r AND symbol = $s AND {RAN}",
+                    {"r": run_id, "s": symbol}).fetchone()[0]
     if not n:
         return Shading()
     step = max(1, math.ceil(n / MAX_SHADE_BUCKETS))
     rows = con.execute(
-        """
+        f"""
         SELECT min(t) AS t0, max(t) AS t1, arg_max(regime, t) AS label
         FROM (SELECT epoch_ns(ts) AS t, coalesce(regime, 'unknown') AS regime,
                      (row_number() OVER (ORDER BY ts) - 1) // $step AS bucket
-              FROM bars WHERE run_id = $r AND symbol = $s)
+              FROM bars WHERE run_id = $r AND symbol = $s AND {RAN})
         GROUP BY bucket ORDER BY bucket
         """, {"r": run_id, "s": symbol, "step": step},
     ).fetchnumpy()
     t0 = np.asarray(rows["t0"], np.int64)
     labels = np.asarray(rows["label"]).astype(str)
     share_rows = con.execute(
-        "SELECT coalesce(regime, 'unknown'), count(*) FROM bars WHERE run_id = ? AND symbol = ?"
-        " GROUP BY ALL", [run_id, symbol]).fetchall()
+        "SELECT coalesce(regime, 'unknown'), count(*) FROM bars WHERE run_id = $r"
+        f" AND symbol = $s AND {RAN} GROUP BY ALL", {"r": run_id, "s": symbol}).fetchall()
     share = {name: k / n for name, k in share_rows}
     # a bucket reaches to the start of the next; the last one a median bucket further
     width = int(np.median(np.diff(t0))) if len(t0) > 1 else 1
@@ -244,8 +245,8 @@ def fig_price(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str, shading:
               path: Path) -> Path:
     """Close with fills marked; ``shading``: this symbol's own regime labels."""
     bars = con.execute(
-        "SELECT epoch_ns(ts) AS t, close FROM bars WHERE run_id = ? AND symbol = ? ORDER BY ts",
-        [run_id, symbol]).fetchnumpy()
+        f"SELECT epoch_ns(ts) AS t, close FROM bars WHERE run_id = $r AND symbol = $s AND {RAN}"
+        " ORDER BY ts", {"r": run_id, "s": symbol}).fetchnumpy()
     ts, close = np.asarray(bars["t"], np.int64), np.asarray(bars["close"], np.float64)
     fills = con.execute(
         "SELECT epoch_ns(ts) AS t, price, quantity, position_after FROM fills"

@@ -47,6 +47,7 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
 h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
 h3 { font-size: .95em; margin: .6em 0 .2em; color: #1f4e79; }
 p.note { color: #616161; font-size: .9em; }
+p.warn { color: #8a1c1c; background: #fdecea; padding: .4em .7em; font-weight: 600; }
 table { border-collapse: collapse; font-size: .85em; }
 td, th { border-bottom: 1px solid #e0e0e0; padding: .2em .7em; text-align: right;
          white-space: nowrap; }
@@ -94,6 +95,7 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = data.RunData(con, run_id)
+    partial = data.coverage(con, run_id).note()
     syms, reference = run.symbols, run.reference
     shading = figures.regime_shading(con, run_id, reference)
     ts, equity, ex = run.ts, run.equity, run.exposure
@@ -152,14 +154,14 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
                              "arrival to fill; fill price against the decision price, in bps "
                              "of the expected notional (positive is a cost)."))
     page = out / f"report_{_safe(run_id)}.html"
-    page.write_text(_page(run_id, reference, syms, metrics, tables, sections, frame is None),
-                    encoding="utf-8")
+    page.write_text(_page(run_id, reference, syms, metrics, tables, sections, frame is None,
+                          partial), encoding="utf-8")
     return Report(page, [p for _, p, _ in sections], metrics, tables)
 
 
 def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str, Any],
           tables: dict[str, list[dict[str, Any]]], sections: list[tuple[str, Path, str]],
-          no_execution: bool) -> str:
+          no_execution: bool, partial: str | None = None) -> str:
     scenario = html.escape(str(metrics.get("scenario", "")))
     more = "" if len(syms) <= MAX_PRICE_CHARTS else \
         f" Price charts for the first {MAX_PRICE_CHARTS} of {len(syms)} symbols."
@@ -173,6 +175,8 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
         f"<title>Quorum report: {scenario} {html.escape(run_id)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Quorum report: {scenario}</h1>",
+        *([f"<p class=\"warn\">{html.escape(partial[0].upper() + partial[1:])}.</p>"]
+          if partial else []),
         f"<p class=\"note\">run {html.escape(run_id)}. Annualised figures use the bar spacing "
         "on a 365-day year (crypto trades every day). Regime labels of "
         f"{html.escape(str(reference))} (first symbol alphabetically) slice run-wide numbers "
@@ -232,7 +236,9 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
         days = np.concatenate(([0.0], (ts - ts[0]) / 86_400e9))
         if len(ts) > 1:  # the start is one bar before the first bar closes
             days[1:] += float(np.median(np.diff(ts))) / 86_400e9
-        curves.append((f"{m['scenario']} {run_id} ({m['total_return']:+.1%})", days, curve))
+        status = "" if m["status"] == "completed" else f", {m['status']}"
+        curves.append((f"{m['scenario']} {run_id} ({m['total_return']:+.1%}{status})", days,
+                       curve))
     with (out / "compare_metrics.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["metric", *run_ids])

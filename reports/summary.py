@@ -13,6 +13,7 @@ import numpy as np
 
 from reports.data import RunData
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
+from sim.liveness import run_status
 
 _COUNTS = """
 SELECT
@@ -32,6 +33,8 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     if row is None:
         raise KeyError(run_id)
     scenario, status, seed, n_bars, config = row
+    if status == "running":  # or abandoned: its writer is gone (sim.liveness)
+        status = run_status(con, run_id)
     initial = float(json.loads(config)["initial_cash"])
     eq = con.execute(
         "SELECT epoch_ns(ts), equity FROM equity WHERE run_id = ? ORDER BY ts", [run_id]

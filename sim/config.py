@@ -656,6 +656,16 @@ class LiveConfig(_Model):
         return v
 
 
+class GateConfig(_Model):
+    """What the promotion gate requires of this scenario (``sim.validation``): the suite
+    ``quorum validate`` runs and the thresholds it must pass, as TOML files (paths
+    relative to the scenario). Unset: the default suite and thresholds. Not part of the
+    validated trading configuration."""
+
+    suite: str | None = Field(default=None, min_length=1)
+    thresholds: str | None = Field(default=None, min_length=1)
+
+
 class ScenarioConfig(_Model):
     name: str = Field(min_length=1)
     description: str = ""
@@ -671,6 +681,16 @@ class ScenarioConfig(_Model):
     events: list[EventConfig] = Field(default_factory=list)
     execution: ExecutionConfig = ExecutionConfig()
     live: LiveConfig = LiveConfig()
+    validation: GateConfig | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without ``validation`` when unset, so a scenario that names no gate dumps (and
+        so hashes into run ids and stored configs) exactly as before the field existed."""
+        out = handler(self)
+        if self.validation is None:
+            out.pop("validation", None)
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioConfig:
@@ -771,6 +791,10 @@ def load_scenario(path: str | Path) -> ScenarioConfig:
                 p = Path(source[key])
                 if not p.is_absolute():
                     source[key] = str((path.parent / p).resolve())
+    gate = raw.get("validation")
+    for key in ("suite", "thresholds") if isinstance(gate, dict) else ():
+        if isinstance(gate.get(key), str) and not Path(gate[key]).is_absolute():
+            gate[key] = str((path.parent / gate[key]).resolve())
     agents = raw.get("agents")
     for agent in agents if isinstance(agents, list) else []:
         params = agent.get("params") if isinstance(agent, dict) else None

@@ -59,6 +59,19 @@ __all__ = [
 _SIDES = frozenset(Side)
 
 
+def _is_text(value: object) -> bool:
+    """A str the store can hold: a lone surrogate (``"\\ud800"``) is not UTF-8 text."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class AgentOutputError(ValueError):
     """An agent returned something that is not a valid signal."""
 
@@ -340,16 +353,23 @@ class Engine:
 
     # -- steps -----------------------------------------------------------------------
     def _accept_signal(self, s: int, pos: int, signal: Signal, ts: int) -> None:
-        if (
-            type(signal) is not Signal
-            or signal.side not in _SIDES
-            or not 0.0 <= signal.confidence <= 1.0
-            or (signal.target is not None and not 0.0 <= signal.target <= 1.0)
-        ):
+        # Checked here, on the way in, so a bad value fails the run naming the agent (not
+        # the recorder's flush later, naming nothing).
+        try:
+            valid = (
+                type(signal) is Signal
+                and signal.side in _SIDES
+                and 0.0 <= signal.confidence <= 1.0
+                and (signal.target is None or 0.0 <= signal.target <= 1.0)
+                and (signal.reason is None or _is_text(signal.reason))
+            )
+        except TypeError:  # a confidence or target that is no number
+            valid = False
+        if not valid:
             raise AgentOutputError(
                 f"agent {self._agent_names[s][pos]!r} on {self.symbols[s]} returned "
                 f"{signal!r}: expected Signal(side, confidence in [0, 1], target in [0, 1] "
-                "or None) or None"
+                "or None, reason text or None) or None"
             )
         self.recorder.signal(ts, s, self._agent_indexes[s][pos], signal)
         view = self.views[s]

@@ -86,6 +86,8 @@ class Recorder:
         # Called before buffered rows are written and dropped (a live session writes the
         # bars it has taken since).
         self.before_flush: list[Callable[[], None]] = []
+        # (table, batch) made by a flush and not yet in the store (see ``flush``)
+        self._unwritten: list[tuple[str, pa.Table]] = []
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -147,12 +149,17 @@ class Recorder:
 
     def flush(self) -> None:
         """Write every buffered row; called at the end, on failure and as buffers fill.
-        The buffers are emptied only once every table is written."""
+        The rows become one batch per table, and a batch leaves the queue only once the
+        store has it: a flush cut short (a write failed, a signal rolled a statement back)
+        and called again writes what is left, never a table twice."""
         for hook in self.before_flush:
             hook()
-        for table, batch in self._batches():
-            self.store.append(self.run_id, table, batch)
+        self._unwritten.extend(self._batches())
         self._clear()
+        while self._unwritten:
+            table, batch = self._unwritten[0]
+            self.store.append(self.run_id, table, batch)
+            del self._unwritten[0]
 
     def take_batches(self) -> list[tuple[str, pa.Table]]:
         """The buffered rows as one table per store table, the buffers emptied: for a

@@ -46,7 +46,7 @@ from sim.regimes.shocks import apply_shocks
 from sim.risk import AgentPermissions, RiskEngine, RiskLimits
 from sim.router import VenueRouter
 from sim.run_identity import config_identity
-from sim.store import RunStore
+from sim.store import RunStore, is_interrupt
 from sim.venue import SimVenue
 from sim.view import MarketView
 
@@ -400,22 +400,30 @@ def stored_run(
     recorder: Recorder, engine: Engine, mode: str = "backtest", *, resume: bool = False,
 ) -> Iterator[None]:
     """Create the run (``resume``: it exists; a live session continues it); on leaving,
-    mark it completed, or keep what was computed and mark it interrupted (Ctrl-C,
-    cancellation) or failed (any other exception, re-raised; an agent whose service
+    mark it completed, or keep what was computed and mark it interrupted (Ctrl-C, a
+    signal that cut a store write short, cancellation: re-raised as KeyboardInterrupt or
+    CancelledError) or failed (any other exception, re-raised; an agent whose service
     failed more often than its ``max_error_rate`` too)."""
     if not resume:
         store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
                          code_version(), data_hash, mode)
         record_code(store, run_id, config)
+    elif hasattr(store, "claim_run"):  # this process writes it now (sim.liveness)
+        store.claim_run(run_id)
     try:
         yield
         check_error_rates(config, record_agent_errors(store, run_id, engine))
     except BaseException as exc:
-        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        in_store = is_interrupt(exc)  # a signal during a store write: Ctrl-C all the same
+        stopped = in_store or isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        error = (f"KeyboardInterrupt: during a store write ({exc})" if in_store
+                 else f"{type(exc).__name__}: {exc}")
         try:
             recorder.flush()
         finally:
             store.finish_run(run_id, "interrupted" if stopped else "failed",
-                             engine.bars_seen, f"{type(exc).__name__}: {exc}")
+                             engine.bars_seen, error)
+        if in_store:
+            raise KeyboardInterrupt(str(exc)) from exc
         raise
     store.finish_run(run_id, "completed", engine.bars_seen, None)

@@ -8,12 +8,16 @@ flush, never row by row. Wall-clock stamps (started_at, finished_at) come from D
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
+
+from sim.interrupts import stop_signals_held
 
 SCHEMA_VERSION = 10
 
@@ -129,8 +133,14 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at TIMESTAMPTZ,
     n_bars BIGINT,
     error VARCHAR,
-    mode VARCHAR NOT NULL DEFAULT 'backtest'
+    mode VARCHAR NOT NULL DEFAULT 'backtest',
+    writer_pid BIGINT,
+    writer_host VARCHAR
 )"""
+
+# Columns added since the table was first made, for stores written before them (a run
+# row's writer: the process that created it, see ``sim.liveness``).
+_RUNS_ADDED = (("writer_pid", "BIGINT"), ("writer_host", "VARCHAR"))
 
 # How a run met the market: replayed bars ("backtest"), live data with simulated fills
 # ("paper"), or a real venue ("live").
@@ -187,7 +197,8 @@ CREATE TABLE IF NOT EXISTS run_code (
     modules JSON NOT NULL
 )"""
 
-RUN_STATUSES = ("running", "completed", "failed", "interrupted")
+# "abandoned": it was running when its process died (``sim.liveness``).
+RUN_STATUSES = ("running", "completed", "failed", "interrupted", "abandoned")
 
 
 class RunStore(Protocol):
@@ -207,16 +218,65 @@ class StoreError(RuntimeError):
     pass
 
 
-class DuckDBStore:
-    """Opens (and if needed creates) the file; safe to reopen with later runs."""
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (DuckDB's run to several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
-    def __init__(self, path: str | Path) -> None:
+
+def this_writer() -> tuple[str, int]:
+    """(host, process id) stored with every run this process creates."""
+    return socket.gethostname(), os.getpid()
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """A signal that came while DuckDB ran a statement. DuckDB runs the Python handler,
+    drops the ``KeyboardInterrupt`` it raises, rolls the statement back and raises this
+    instead: it is the user's Ctrl-C (or a SIGTERM), not a failure. (The store's own
+    writes hold signals, ``sim.interrupts``; this is for every other statement.)"""
+    return (isinstance(exc, duckdb.InterruptException)
+            or (type(exc) is RuntimeError and str(exc) == "Query interrupted")
+            # raised while DuckDB read an Arrow batch: "... failed: KeyboardInterrupt"
+            or (isinstance(exc, duckdb.Error) and "KeyboardInterrupt" in str(exc)))
+
+
+class DuckDBStore:
+    """Opens (and if needed creates) the file; safe to reopen with later runs.
+
+    ``read_only``: for commands that only read. The file must be a Quorum store already;
+    nothing is created or migrated, a store the user cannot write can be read, and other
+    readers may have it open at the same time (a writer excludes every other process)."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
+        self.read_only = read_only
         try:
-            self.con = duckdb.connect(self.path)
+            self.con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
-        self._create_schema()
+            raise StoreError(f"cannot open run store {self.path}: {one_line(exc)}") from None
+        try:
+            if read_only:
+                self._check_schema()
+            else:
+                self._create_schema()
+        except duckdb.Error as exc:  # a damaged file often opens and fails on first read
+            self.con.close()
+            raise StoreError(f"cannot read run store {self.path}: {one_line(exc)}") from None
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _check_schema(self) -> None:
+        try:
+            row = self.con.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            row = None
+        if row is None:
+            raise StoreError(f"{self.path} is not a Quorum run store (no schema version)")
+        if int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {row[0]}, this Quorum reads {SCHEMA_VERSION}")
 
     def _create_schema(self) -> None:
         con = self.con
@@ -227,6 +287,8 @@ class DuckDBStore:
                 f"{self.path} has schema version {row[0]}, this Quorum writes {SCHEMA_VERSION}"
             )
         con.execute(_RUNS_DDL)
+        for name, kind in _RUNS_ADDED:
+            con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {kind}")
         con.execute(_VALIDATIONS_DDL)
         con.execute(_LIVE_SESSIONS_DDL)
         con.execute(_RUN_CODE_DDL)
@@ -242,15 +304,25 @@ class DuckDBStore:
     ) -> None:
         if mode not in RUN_MODES:
             raise ValueError(f"unknown run mode {mode!r}; one of {RUN_MODES}")
-        self.con.execute(
-            "INSERT INTO runs (run_id, scenario, config, seed, code_version, data_hash, status,"
-            " started_at, mode) VALUES (?, ?, ?, ?, ?, ?, 'running', now(), ?)",
-            [run_id, scenario, json.dumps(config, sort_keys=True), seed, code_version, data_hash,
-             mode],
-        )
+        host, pid = this_writer()
+        with stop_signals_held():
+            self.con.execute(
+                "INSERT INTO runs (run_id, scenario, config, seed, code_version, data_hash,"
+                " status, started_at, mode, writer_pid, writer_host)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', now(), ?, ?, ?)",
+                [run_id, scenario, json.dumps(config, sort_keys=True), seed, code_version,
+                 data_hash, mode, pid, host],
+            )
+
+    def claim_run(self, run_id: str) -> None:
+        """This process writes ``run_id`` from now on (a live session continuing it)."""
+        host, pid = this_writer()
+        self.con.execute("UPDATE runs SET writer_pid = ?, writer_host = ? WHERE run_id = ?",
+                         [pid, host, run_id])
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None:
-        append_batch(self.con, run_id, table, batch)
+        with stop_signals_held():  # a Ctrl-C mid-INSERT would fail it (sim.interrupts)
+            append_batch(self.con, run_id, table, batch)
 
     def record_code(self, run_id: str, config_id: str, code_id: str, quorum: str,
                     modules: Mapping[str, str]) -> None:
@@ -262,11 +334,12 @@ class DuckDBStore:
     def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        self.con.execute(
-            "UPDATE runs SET status = ?, finished_at = now(), n_bars = ?, error = ?"
-            " WHERE run_id = ?",
-            [status, n_bars, error, run_id],
-        )
+        with stop_signals_held():
+            self.con.execute(
+                "UPDATE runs SET status = ?, finished_at = now(), n_bars = ?, error = ?"
+                " WHERE run_id = ?",
+                [status, n_bars, error, run_id],
+            )
 
     def resolve_run_id(self, prefix: str) -> str:
         """Accept a unique prefix of a run id, as git does for commits."""

@@ -19,6 +19,16 @@ failed. ``check_promotion`` is what live mode asks before trading:
 A different code version is reported as a warning, not a refusal (every commit changes
 it; re-validate after changes to the pipeline).
 
+**What the gate requires** (``GateRequirement``): the suite and thresholds the scenario
+names under ``[validation]``, else the default suite and ``Thresholds()``. A validation
+counts only if it ran that suite with thresholds at least as strict, in every regime of
+the suite (passing stricter limits implies passing these). Any other validation, one
+with ``--thresholds`` looser than required or another ``--suite``, is stored as kind
+``override`` with the deviations as its reason, and the gate does not accept it: it is
+the user overriding the gate, and says so. The requirement is checked again when the
+gate is asked, so tightening a scenario's thresholds retires validations that passed
+looser ones.
+
 Default thresholds (``Thresholds``), meant as a floor that catches a configuration that
 blows up or loses steadily, not as proof of an edge:
 
@@ -52,6 +62,8 @@ from sim.runner import RandomStreams, load_market_data
 from sim.store import DuckDBStore
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SUITE = Path(__file__).resolve().parent.parent / "scenarios" / "regimes" / "suite.toml"
 
 # What decides how a configuration trades: its hash is what a validation certifies.
 TRADING_FIELDS = ("initial_cash", "agents", "consensus", "policy", "risk", "router",
@@ -95,6 +107,64 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
         raise ConfigError(f"{path}: cannot read thresholds: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(_describe(exc, str(path))) from None
+
+
+def describe_thresholds(t: Thresholds) -> str:
+    """``max_drawdown 0.3, min_sharpe -1, min_mean_sharpe 0; crash: max_drawdown 0.45``."""
+    text = (f"max_drawdown {t.max_drawdown:g}, min_sharpe {t.min_sharpe:g}, "
+            f"min_mean_sharpe {t.min_mean_sharpe:g}")
+    for name, own in sorted(t.regimes.items()):
+        parts = [f"{k} {v:g}" for k, v in (("max_drawdown", own.max_drawdown),
+                                            ("min_sharpe", own.min_sharpe)) if v is not None]
+        if parts:
+            text += f"; {name}: {', '.join(parts)}"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class GateRequirement:
+    """The suite (resolved path) and thresholds a validation must have run with to count,
+    from the scenario's ``[validation]`` or the defaults."""
+
+    suite: str
+    thresholds: Thresholds
+    named_by: str  # "the scenario" or "the defaults", for messages
+
+    def describe(self) -> str:
+        return (f"suite {self.suite}, thresholds {describe_thresholds(self.thresholds)} "
+                f"({self.named_by})")
+
+
+def gate_requirement(config: ScenarioConfig) -> GateRequirement:
+    """What ``config``'s promotion gate requires (ConfigError for a missing file)."""
+    gate = config.validation
+    suite = gate.suite if gate is not None and gate.suite else None
+    thresholds = gate.thresholds if gate is not None else None
+    return GateRequirement(
+        str(Path(suite or DEFAULT_SUITE).resolve()), load_thresholds(thresholds),
+        "named by the scenario" if suite or thresholds else "the defaults")
+
+
+def deviations(suite: str, thresholds: Thresholds, regimes: Sequence[str],
+               required: GateRequirement) -> list[str]:
+    """How a validation of ``regimes`` (suite scenario stems) with ``suite`` and
+    ``thresholds`` falls short of ``required``: another suite, or any limit looser than
+    required in a regime it covers. Empty: the gate accepts it."""
+    out = []
+    if str(Path(suite).resolve()) != required.suite:
+        out.append(f"suite {suite} instead of {required.suite}")
+    need = required.thresholds
+    if thresholds.min_mean_sharpe < need.min_mean_sharpe:
+        out.append(f"min_mean_sharpe {thresholds.min_mean_sharpe:g} < "
+                   f"{need.min_mean_sharpe:g}")
+    for regime in sorted(set(regimes)):
+        (dd, sharpe), (need_dd, need_sharpe) = (thresholds.for_regime(regime),
+                                                need.for_regime(regime))
+        if dd > need_dd:
+            out.append(f"{regime}: max_drawdown {dd:g} > {need_dd:g}")
+        if sharpe < need_sharpe:
+            out.append(f"{regime}: min_sharpe {sharpe:g} < {need_sharpe:g}")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,13 +293,18 @@ def evaluate(metrics: Sequence[RunMetrics], thresholds: Thresholds) -> list[str]
 
 def record_validation(store: DuckDBStore, config: ScenarioConfig, suite: str,
                       suite_files: dict[str, tuple[str, int]], metrics: Sequence[RunMetrics],
-                      thresholds: Thresholds, failures: Sequence[str]) -> str:
-    """Store a suite validation; ``suite_files`` maps "regime@seed" to (file, seed)."""
+                      thresholds: Thresholds, failures: Sequence[str],
+                      overrides: Sequence[str] = ()) -> str:
+    """Store a suite validation; ``suite_files`` maps "regime@seed" to (file, seed).
+    With ``overrides`` (its ``deviations`` from the gate's requirement) it is stored as
+    kind ``override``, the deviations as its reason: the gate does not accept it."""
     data_hashes = {f"{m.regime}@{m.seed}": {"file": suite_files[f"{m.regime}@{m.seed}"][0],
                                             "seed": m.seed, "hash": m.data_hash}
                    for m in metrics}
-    return _insert(store, "suite", config, suite, data_hashes, thresholds.model_dump(),
-                   [_json_safe(asdict(m)) for m in metrics], not failures, list(failures), None)
+    return _insert(store, "override" if overrides else "suite", config, suite, data_hashes,
+                   thresholds.model_dump(), [_json_safe(asdict(m)) for m in metrics],
+                   not failures, list(failures),
+                   f"not the gate's requirement: {'; '.join(overrides)}" if overrides else None)
 
 
 def check_promotion(store: DuckDBStore, config: ScenarioConfig, *,
@@ -254,13 +329,16 @@ def check_promotion(store: DuckDBStore, config: ScenarioConfig, *,
 def _verdict(store: DuckDBStore, config: ScenarioConfig, check_data: bool) -> PromotionVerdict:
     h = config_hash(config)
     con = store.con
+    required = gate_requirement(config)
     rows = con.execute(
-        "SELECT validation_id, passed, failures, data_hashes, code_version FROM validations"
-        " WHERE kind = 'suite' AND config_hash = ? ORDER BY created_at DESC, validation_id",
-        [h]).fetchall()
+        "SELECT validation_id, passed, failures, data_hashes, code_version, suite, thresholds"
+        " FROM validations WHERE kind = 'suite' AND config_hash = ?"
+        " ORDER BY created_at DESC, validation_id", [h]).fetchall()
+    short = {r[0]: _short_of(r[5], r[6], r[3], required) for r in rows}
     passing = [r for r in rows if r[1]]
-    if passing:
-        vid, _, _, data_hashes, version = passing[0]
+    accepted = [r for r in passing if not short[r[0]]]
+    if accepted:
+        vid, _, _, data_hashes, version, *_ = accepted[0]
         warnings = () if version == code_version() else (
             f"validated with code {version}, running {code_version()}",)
         if check_data:
@@ -269,12 +347,28 @@ def _verdict(store: DuckDBStore, config: ScenarioConfig, check_data: bool) -> Pr
                 return PromotionVerdict(
                     False, f"suite data changed since validation {vid}: {', '.join(stale)}",
                     h, vid, changed=tuple(stale), warnings=warnings)
-        return PromotionVerdict(True, f"validation {vid} passed", h, vid, warnings=warnings)
+        return PromotionVerdict(True, f"validation {vid} passed: {required.describe()}", h,
+                                vid, warnings=warnings)
+    if passing:
+        vid = passing[0][0]
+        return PromotionVerdict(
+            False, f"validation {vid} passed with {'; '.join(short[vid])}, not what the gate "
+                   f"requires ({required.describe()}): validate again", h, vid,
+            failures=tuple(short[vid]))
     if rows:
         vid, _, failures, *_ = rows[0]
         failed = tuple(json.loads(failures))
         return PromotionVerdict(False, f"validation {vid} failed: {'; '.join(failed)}", h, vid,
                                 failures=failed)
+    loosened = con.execute(
+        "SELECT validation_id, reason FROM validations WHERE kind = 'override'"
+        " AND config_hash = ? AND suite IS NOT NULL ORDER BY created_at DESC, validation_id"
+        " LIMIT 1", [h]).fetchone()
+    if loosened is not None:
+        return PromotionVerdict(
+            False, f"validation {loosened[0]} is an override ({loosened[1]}), which the gate "
+                   f"does not accept: validate with {required.describe()}, or pass "
+                   "--override-gate REASON", h, loosened[0])
     last = con.execute(
         "SELECT validation_id, config FROM validations WHERE kind = 'suite' AND scenario = ?"
         " ORDER BY passed DESC, created_at DESC, validation_id LIMIT 1",
@@ -287,6 +381,17 @@ def _verdict(store: DuckDBStore, config: ScenarioConfig, check_data: bool) -> Pr
     return PromotionVerdict(
         False, f"config {h} of scenario {config.name!r} has no validation: run "
                "`quorum validate` on it first", h)
+
+
+def _short_of(suite: str | None, thresholds: str, data_hashes: str,
+              required: GateRequirement) -> list[str]:
+    """``deviations`` of a stored suite validation (JSON columns as stored)."""
+    try:
+        used = Thresholds.model_validate(json.loads(thresholds))
+    except ValidationError:
+        return ["thresholds this version cannot read"]
+    regimes = [key.rsplit("@", 1)[0] for key in json.loads(data_hashes)]
+    return deviations(suite or "(no suite recorded)", used, regimes, required)
 
 
 def _stale_data(data_hashes: dict[str, dict[str, Any]]) -> list[str]:

@@ -143,3 +143,6 @@ def build_agent(
         return factory(**kwargs)
     except (TypeError, ValueError) as exc:
         raise AgentError(f"agent {kind!r}: bad parameters {dict(params)}: {exc}") from None
+    except Exception as exc:  # the user's constructor: one line naming it, no traceback
+        raise AgentError(f"agent {kind!r}: its constructor raised {type(exc).__name__}: "
+                         f"{exc}") from None

@@ -175,6 +175,19 @@ def canonical_json(obj: Any) -> str:
                       allow_nan=False)
 
 
+def text_only(obj: Any) -> Any:
+    """``obj`` (decoded JSON) with every lone surrogate replaced by ``?``: JSON may escape
+    one (``"\\ud800"``), Python decodes it, and neither the store nor Arrow takes it as
+    text. A service's odd reason must not fail the run (this agent promises never to)."""
+    if isinstance(obj, str):
+        return obj if obj.isascii() else obj.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {text_only(k): text_only(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [text_only(v) for v in obj]
+    return obj
+
+
 def request_hash(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -391,7 +404,7 @@ class ExternalAgent:
                     retry = code >= 500
                 else:
                     try:
-                        obj = json.loads(answer.content)
+                        obj = text_only(json.loads(answer.content))
                         response = canonical_json(obj)
                     except (ValueError, UnicodeDecodeError):
                         error = f"bad response: not JSON: {_one_line(answer.text)}"

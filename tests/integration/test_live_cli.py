@@ -140,15 +140,19 @@ def test_gate_refuses_a_changed_config_and_lets_the_validated_one_trade(
         REGIME.format(name="trend_up", params="{ drift = 2.0, volatility = 0.6 }"))
     suite = tmp_path / "suite.toml"
     suite.write_text('name = "mini"\nscenarios = ["trend_up.toml"]\nseeds = [1]\n')
+    loose = tmp_path / "loose.toml"
+    loose.write_text("".join(f"{k} = {v!r}\n" for k, v in LOOSE.model_dump().items()
+                             if k != "regimes"))
+    gate = f'\n[validation]\nsuite = "{suite}"\nthresholds = "{loose}"\n'  # what it requires
     validated = write_scenario(tmp_path)
+    validated.write_text(validated.read_text() + gate)
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
-        outcome = run_validation(load_scenario(validated), store, suite_path=suite,
-                                 thresholds=LOOSE)
-    assert outcome.passed
+        outcome = run_validation(load_scenario(validated), store)
+    assert outcome.passed and not outcome.overrides
 
     changed = tmp_path / "changed" / "live.toml"
     changed.parent.mkdir()
-    changed.write_text(SCENARIO.format(exposure=0.9))
+    changed.write_text(SCENARIO.format(exposure=0.9) + gate)
     assert live(tmp_path, changed, "--url", fake.base_url) == 2
     err = capsys.readouterr().err
     assert f"config changed since validation {outcome.validation_id}: policy.exposure" in err
@@ -157,7 +161,10 @@ def test_gate_refuses_a_changed_config_and_lets_the_validated_one_trade(
     assert live(tmp_path, validated, "--url", fake.base_url, "--max-bars", "2") == 0
     thread.join(5)
     err = capsys.readouterr().err
-    assert f"gate: validation {outcome.validation_id} passed" in err
+    # which suite and thresholds it passed, before anything connects
+    assert (f"quorum live: gate: validation {outcome.validation_id} passed: suite "
+            f"{suite}, thresholds max_drawdown 1, min_sharpe -1e+09, min_mean_sharpe -1e+09 "
+            "(named by the scenario)") in err
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
         row = store.con.execute(
             "SELECT r.mode, r.status, r.n_bars, s.validation_id, s.overridden, s.warmup_bars,"
@@ -276,12 +283,12 @@ def test_the_override_is_printed_once(tmp_path: Path, fake: FakeHyperliquid) -> 
 
 def test_sigterm_stops_a_paper_session_like_sigint(tmp_path: Path, fake: FakeHyperliquid) -> None:
     """systemd, docker and CI stop with SIGTERM: stored interrupted, rows committed,
-    exit 130 (before: the process ended on the spot, the run left running)."""
+    exit 143 (before: the process ended on the spot, the run left running)."""
     child = Child(tmp_path, fake)
     child.wait(lambda: fake.subscribed(candle("ETH", "1m")) == 1, "subscription")
     pusher(fake, 3).join(5)
     child.proc.send_signal(signal.SIGTERM)
-    assert child.end() == 130, "".join(child.lines)
+    assert child.end() == 143, "".join(child.lines)
     mode, status, n_bars, error, bars = child.run_row()
     assert (mode, status, error) == ("paper", "interrupted", "Interrupted: SIGTERM received")
     assert n_bars >= 5 and bars == n_bars

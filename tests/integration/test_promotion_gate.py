@@ -46,9 +46,11 @@ symbols = ["AAA", "BBB"]
 LOOSE = Thresholds(max_drawdown=1.0, min_sharpe=-1e9, min_mean_sharpe=-1e9)
 
 
-def scenario(exposure: float = 0.5, fast: int = 5, name: str = "candidate"):
+def scenario(exposure: float = 0.5, fast: int = 5, name: str = "candidate",
+             validation: dict[str, str] | None = None):
     return parse_scenario({
         "name": name, "seed": 3, "initial_cash": 10_000.0,
+        **({"validation": validation} if validation else {}),
         "data": [{"kind": "gbm", "symbol": "XYZ", "bars": 50}],
         "agents": [{"name": "sma", "kind": "sma_crossover",
                     "params": {"fast": fast, "slow": 20}, "symbols": ["XYZ"]}],
@@ -70,8 +72,16 @@ def suite(tmp_path: Path) -> Path:
     return path
 
 
+def loose_gate(suite: Path) -> dict[str, str]:
+    """A scenario's [validation] naming ``suite`` and the LOOSE thresholds (a file)."""
+    path = suite.parent / "loose.toml"
+    path.write_text("max_drawdown = 1.0\nmin_sharpe = -1e9\nmin_mean_sharpe = -1e9\n")
+    return {"suite": str(suite), "thresholds": str(path)}
+
+
 def test_gate(tmp_path: Path, suite: Path, caplog) -> None:
-    config = scenario()
+    gate = loose_gate(suite)
+    config = scenario(validation=gate)
     with DuckDBStore(tmp_path / "gate.duckdb") as store:
         refused = check_promotion(store, config)
         assert not refused.allowed and "has no validation" in refused.reason
@@ -121,7 +131,7 @@ def test_gate(tmp_path: Path, suite: Path, caplog) -> None:
         assert check_promotion(store, config).allowed
 
         # a failing validation of a new config: refused, naming the failures
-        other = scenario(exposure=0.9)
+        other = scenario(exposure=0.9, validation=gate)
         failing = run_validation(other, store, suite_path=suite,
                                  thresholds=Thresholds(min_mean_sharpe=1e6))
         assert not failing.passed

@@ -55,7 +55,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def con(store):
-    with duckdb.connect(store["db"]) as c:  # as the CLI opens it (one config per file)
+    with duckdb.connect(store["db"], read_only=True) as c:  # as the CLI reads it (one
+        # configuration per file and process)
         yield c
 
 

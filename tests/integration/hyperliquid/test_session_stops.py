@@ -1,6 +1,6 @@
 """How a session ends when it cannot go on: the network is gone (bounded reconnects,
 then the run fails, stored) or the process is told to stop (SIGTERM, as systemd,
-docker and CI send it: stored interrupted, rows committed, exit 130)."""
+docker and CI send it: stored interrupted, rows committed, exit 143)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_a_paper_session_whose_stream_never_connects_fails_and_is_stored(
 
 @pytest.mark.slow
 def test_sigterm_stops_a_venue_session_like_sigint(fake: FakeHyperliquid, tmp_path) -> None:
-    """``quorum live --venue`` in a child process, trading; SIGTERM: exit 130, the run
+    """``quorum live --venue`` in a child process, trading; SIGTERM: exit 143, the run
     stored interrupted with its orders' outcomes committed (before: the process ended
     at once, the run left running with its last second of rows unstored)."""
     path = tmp_path / "sigterm.toml"
@@ -85,7 +85,7 @@ def test_sigterm_stops_a_venue_session_like_sigint(fake: FakeHyperliquid, tmp_pa
         exchange.stop.set()
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, out
+    assert proc.returncode == 143, out
     assert "Traceback" not in out
     with DuckDBStore(db) as store:
         con = store.con
