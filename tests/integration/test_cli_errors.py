@@ -180,11 +180,16 @@ def test_a_damaged_store_is_one_line_naming_it(one_run: tuple[Path, str], tmp_pa
         db.write_bytes(data[:8192] + b"\xff" * 40_000 + data[8192 + 40_000:])
     else:
         db.write_bytes(os.urandom(len(data)))
+    failed = 0
     for argv in damaged_commands(db, run_id, tmp_path):
         code, _, err = run_cli(capsys, *argv)
+        if code == 0 and argv[0] == "query":  # its table's pages may be the intact ones
+            continue
+        failed += 1
         line = one_line(err)
         assert code == 2, (argv, err)
         assert f"run store {db}" in line or "query failed" in line, (argv, line)
+    assert failed >= len(damaged_commands(db, run_id, tmp_path)) - 1
 
 
 def test_read_commands_open_the_store_read_only(one_run: tuple[Path, str],
