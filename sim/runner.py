@@ -12,12 +12,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from sim.agents.base import build_agent
 from sim.agents.external import call_log_for
 from sim.config import (
+    CalibratedSourceConfig,
     ConfigError,
     FileSourceConfig,
     RegimeSourceConfig,
@@ -91,6 +93,14 @@ def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) ->
             )
             bars.extend(apply_shocks(generated, source.shocks, rng) if source.shocks
                         else generated)
+        elif isinstance(source, CalibratedSourceConfig):
+            from sim.regimes.calibrated import generate_calibrated, load_model
+
+            bars.extend(generate_calibrated(
+                load_model(source.model), source.bars, rng, symbols=source.symbols,
+                prices=source.prices, start_ns=parse_timestamp(source.start),
+                source=f"generated:calibrated({Path(source.model).name})",
+            ))
         else:
             bars.append(gbm_bars(
                 source.symbol, source.bars, rng, start_ns=parse_timestamp(source.start),
