@@ -54,6 +54,7 @@ __all__ = [
     "generate_calibrated",
     "load_model",
     "model_to_toml",
+    "simulate_returns",
     "t_correlation_factor",
 ]
 
@@ -264,22 +265,35 @@ def generate_calibrated(
     start_prices = list(prices) if prices is not None else [s.price for s in model.symbols]
     step = interval_ns if interval_ns is not None else parse_duration(model.interval)
 
+    states, paths, rng_bar = _simulate(model, n, rng)
+    ts = start_ns + step * np.arange(n, dtype=np.int64)
+    labels = np.array(model.states, dtype=object)[states]
+    for a in (ts, labels):
+        a.setflags(write=False)
+    return [_bars(sm, name, r, sigma, float(start_prices[i]), ts, labels, rng_bar, source)
+            for i, (sm, name, (r, sigma)) in enumerate(zip(model.symbols, names, paths,
+                                                            strict=True))]
+
+
+def simulate_returns(model: CalibratedModel, n: int, rng: np.random.Generator) -> np.ndarray:
+    """The log returns ``generate_calibrated`` would give with this ``rng``, (symbols,
+    bars), without building bars: what calibration simulates while it tunes."""
+    return np.array([r for r, _ in _simulate(model, n, rng)[1]])
+
+
+def _simulate(model: CalibratedModel, n: int, rng: np.random.Generator) -> tuple[
+        np.ndarray, list[tuple[np.ndarray, np.ndarray]], np.random.Generator]:
+    """States, each symbol's (returns, volatility), and the stream left for the bars."""
+    k = len(model.symbols)
     rng_chain, rng_z, rng_bar, *rest = rng.spawn(3 + 3 * k)
     states = _state_path(model, n, rng_chain)
     z = rng_z.standard_normal((k, n))
     if k > 1 and model.correlation is not None:
         z = t_correlation_factor(np.array(model.correlation),
                                  [s.nu for s in model.symbols]) @ z
-    ts = start_ns + step * np.arange(n, dtype=np.int64)
-    labels = np.array(model.states, dtype=object)[states]
-    for a in (ts, labels):
-        a.setflags(write=False)
-    out = []
-    for i, (sm, name) in enumerate(zip(model.symbols, names, strict=True)):
-        r, sigma = _returns(sm, states, z[i], rest[3 * i: 3 * i + 3])
-        out.append(_bars(sm, name, r, sigma, float(start_prices[i]), ts, labels, rng_bar,
-                         source))
-    return out
+    paths = [_returns(sm, states, z[i], rest[3 * i: 3 * i + 3])
+             for i, sm in enumerate(model.symbols)]
+    return states, paths, rng_bar
 
 
 def _bars(sm: SymbolModel, name: str, r: np.ndarray, sigma: np.ndarray, price: float,

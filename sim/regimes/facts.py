@@ -53,27 +53,33 @@ FACTS: tuple[Fact, ...] = (
     Fact("annual_volatility", "annualised volatility of log returns", "rel", 0.10),
     Fact("range_median", "median log(high/low) per bar", "rel", 0.30),
     Fact("range_p90", "90th percentile of log(high/low)", "rel", 0.30),
+    Fact("volume_median", "median volume per bar", "rel", 0.30),
     Fact("log_volume_sd", "standard deviation of log volume (bars with volume)", "rel", 0.30),
     Fact("regime_duration", "mean spell of the causal regime labels, in bars", "rel", 0.50),
 )
 
 
 def bar_returns(bars: SymbolBars) -> np.ndarray:
-    """Log returns of consecutive bars, leaving out those across a gap."""
+    """Log returns of consecutive bars, leaving out those across a gap (for daily bars:
+    a gap longer than four days)."""
     r = np.diff(np.log(np.asarray(bars.close, dtype=np.float64)))
     if len(bars.ts) > 2:
         steps = np.diff(bars.ts)
-        r = r[steps <= np.median(steps)]
+        usual = np.median(steps)
+        # Daily bars: a weekend or a holiday is the market's calendar, not missing data.
+        r = r[steps <= (4 * usual if usual >= 86_400 * 10**9 else usual)]
     return r
 
 
 def acf(x: np.ndarray, lags: int) -> np.ndarray:
     """Sample autocorrelation at lags 1..``lags`` (the usual biased estimator)."""
     x = np.asarray(x, dtype=np.float64) - np.mean(x)
-    denom = float(x @ x)
+    denom = float(np.sum(x * x))
     if denom == 0 or x.size <= lags:
         return np.full(lags, np.nan)
-    return np.array([float(x[:-k] @ x[k:]) / denom for k in range(1, lags + 1)])
+    # Elementwise products, not ``@``: a BLAS dot may spin threads, which on a busy
+    # machine costs milliseconds a call.
+    return np.array([float(np.sum(x[:-k] * x[k:])) / denom for k in range(1, lags + 1)])
 
 
 def kurtosis(r: np.ndarray) -> float:
@@ -138,6 +144,7 @@ def stylized_facts(bars: SymbolBars, bars_per_year: float) -> dict[str, float]:
         "annual_volatility": float(np.std(r, ddof=1) * math.sqrt(bars_per_year)),
         "range_median": float(np.median(log_range)),
         "range_p90": float(np.quantile(log_range, 0.9)),
+        "volume_median": float(np.median(vol)) if vol.size else math.nan,
         "log_volume_sd": float(np.std(np.log(vol))) if vol.size > 1 else math.nan,
         "regime_duration": _spell_mean(label_regimes(bars.ts, bars.close)),
     }
