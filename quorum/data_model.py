@@ -41,6 +41,8 @@ def add_parsers(data_sub: argparse._SubParsersAction) -> None:
                    help="regimes of the Markov chain (default 2)")
     p.add_argument("--seed", type=int, default=0,
                    help="random numbers of the moment matching (default 0)")
+    p.add_argument("--symbols", metavar="A,B", help="symbol names, one per file (default: "
+                   "each file's name without suffix)")
     p.set_defaults(func=cmd_calibrate)
 
     p = data_sub.add_parser("compare", help="stylized facts of real and generated bars side "
@@ -90,7 +92,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".toml":
         raise UsageError(f"--out: {out} must be a .toml file")
-    model = calibrate(args.files, interval_ns=interval, states=args.states, seed=args.seed)
+    names = None
+    if args.symbols is not None:
+        names = [s.strip() for s in args.symbols.split(",")]
+        if len(names) != len(args.files) or not all(names) or len(set(names)) != len(names):
+            raise UsageError(f"--symbols: {len(args.files)} distinct name(s) needed, one per "
+                             f"file; got {args.symbols!r}")
+    model = calibrate(args.files, interval_ns=interval, states=args.states, seed=args.seed,
+                      symbols=names)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(model_to_toml(model), encoding="utf-8")
     rows = []

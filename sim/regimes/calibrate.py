@@ -67,8 +67,10 @@ def tuned_facts(r: np.ndarray) -> dict[str, float]:
             "acf_1": float(np.sum(d[1:] * d[:-1]) / np.sum(d * d)), "std": float(np.std(r))}
 
 
-def _load(paths: Sequence[Path], interval_ns: int | None) -> tuple[list[_Series], int]:
-    loaded = [load_bars(p, Path(p).stem) for p in paths]
+def _load(paths: Sequence[Path], interval_ns: int | None,
+          symbols: Sequence[str] | None = None) -> tuple[list[_Series], int]:
+    names = symbols if symbols is not None else [Path(p).stem for p in paths]
+    loaded = [load_bars(p, name) for p, name in zip(paths, names, strict=True)]
     for b in loaded:
         if len(b) < _MIN_BARS:
             raise DataError(f"{b.source}: {len(b)} bars; calibration needs at least {_MIN_BARS}")
@@ -313,12 +315,14 @@ def _tune(model: CalibratedModel, target: dict[str, float], seed: int) -> Symbol
 
 
 def calibrate(paths: Sequence[str | Path], *, interval_ns: int | None = None,
-              states: int = 2, seed: int = 0, tune: bool = True) -> CalibratedModel:
+              states: int = 2, seed: int = 0, tune: bool = True,
+              symbols: Sequence[str] | None = None) -> CalibratedModel:
     """A model of the bars in ``paths`` (one symbol per file, named by the file's stem).
 
     ``states``: regimes of the chain (1-3). ``seed``: the common random numbers of the
     moment matching (the fit is deterministic for a given seed). ``tune`` False keeps
-    the maximum-likelihood parameters as fitted.
+    the maximum-likelihood parameters as fitted. ``symbols``: names for the files'
+    symbols (default each file's stem).
     """
     from sim.data import _duration
 
@@ -326,7 +330,9 @@ def calibrate(paths: Sequence[str | Path], *, interval_ns: int | None = None,
         raise DataError(f"states: {states} is not 1, 2 or 3")
     if not paths:
         raise DataError("no files to calibrate")
-    series, interval_ns = _load([Path(p) for p in paths], interval_ns)
+    if symbols is not None and len(symbols) != len(paths):
+        raise DataError(f"symbols: {len(symbols)} name(s) for {len(paths)} file(s)")
+    series, interval_ns = _load([Path(p) for p in paths], interval_ns, symbols)
     matrix, _, per_series = _fit_states(series, states)
     symbols = [_fit_symbol(s, st, states) for s, st in zip(series, per_series, strict=True)]
     corr = None

@@ -130,6 +130,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path,
     code, _, err = run(capsys, "data", "calibrate", str(DATA / FILES[0]), "--out",
                        str(tmp_path / "m.json"))
     assert code == 2 and "--out" in err
+    code, _, err = run(capsys, "data", "calibrate", str(DATA / FILES[0]), "--symbols", "A,B",
+                       "--out", str(tmp_path / "m.toml"))
+    assert code == 2 and "--symbols: 1 distinct name(s) needed" in err
     code, _, err = run(capsys, "data", "compare", str(tmp_path / "none.csv"), str(short))
     assert code == 2 and "file not found" in err
 
