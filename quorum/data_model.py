@@ -55,6 +55,15 @@ def add_parsers(data_sub: argparse._SubParsersAction) -> None:
                         "for intraday bars, the bars a year it has for daily bars)")
     p.set_defaults(func=cmd_compare)
 
+    p = data_sub.add_parser("strategy-check", help="each agent of a scenario on recorded "
+                            "bars: its Sharpe ratio there and over calibrated paths")
+    p.add_argument("scenario", help="scenario whose data are the recorded files the model "
+                                    "was fitted to")
+    p.add_argument("--model", required=True, metavar="MODEL.toml")
+    p.add_argument("--paths", type=int, default=50, help="calibrated paths (default 50)")
+    p.add_argument("--out", metavar="DIR", help="also write strategy_check.csv")
+    p.set_defaults(func=cmd_strategy_check)
+
 
 def calibrated_source(args: argparse.Namespace, symbols: list[str] | None) -> dict[str, Any]:
     """The ``[[data]]`` table ``quorum data generate calibrated`` stands for."""
@@ -145,6 +154,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_strategy_check(args: argparse.Namespace) -> int:
+    from quorum.cli import UsageError, _console, _print_table
+    from quorum.strategy_check import strategy_check
+    from sim.config import load_scenario
+
+    if not 1 <= args.paths <= 10_000:
+        raise UsageError("--paths: must be between 1 and 10000")
+    config = load_scenario(args.scenario)
+    checks = strategy_check(config, args.model, args.paths)
+    rows = [c.row() for c in checks]
+    _print_table(rows, title=f"Sharpe ratio: {config.name} on its data vs {args.paths} "
+                             f"calibrated paths ({Path(args.model).name})")
+    if args.out:
+        import pandas as pd
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(out / "strategy_check.csv", index=False)
+        _console().print(f"wrote {out / 'strategy_check.csv'}")
+    return 0
+
+
 def _row(r: FactRow) -> dict[str, str]:
     def num(x: float) -> str:
         return f"{x:.4g}"
@@ -199,4 +230,5 @@ def plot_facts(real: np.ndarray, generated: np.ndarray, out: Path) -> list[Path]
     return [qq, acf_png]
 
 
-__all__ = ["FACTS", "add_parsers", "cmd_calibrate", "cmd_compare", "plot_facts"]
+__all__ = ["FACTS", "add_parsers", "cmd_calibrate", "cmd_compare", "cmd_strategy_check",
+           "plot_facts"]
