@@ -15,7 +15,7 @@ import os
 from functools import cache
 from typing import Any
 
-from sim.config import ConfigError, FileSourceConfig, ScenarioConfig
+from sim.config import CalibratedSourceConfig, ConfigError, FileSourceConfig, ScenarioConfig
 
 IDENTITY_VERSION = "quorum-run/2"  # 2: files by content only, not by path
 
@@ -50,6 +50,8 @@ def run_identity(config: ScenarioConfig) -> str:
             raw["path"] = _content(config, source.path)
             if source.funding:
                 raw["funding"] = _content(config, source.funding)
+        elif isinstance(source, CalibratedSourceConfig):
+            raw["model"] = _content(config, source.model)  # a refitted model: a new run
     for agent, raw in zip(config.agents, dump["agents"], strict=True):
         path = agent.params.get("path")
         if isinstance(path, str) and os.path.isfile(path):

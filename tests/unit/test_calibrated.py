@@ -228,3 +228,21 @@ def test_scenario_source_errors_name_the_field(tmp_path: Path) -> None:
         load_scenario(scenario(tmp_path, 'model = "m.toml"\nbars = 10\nsymbols = ["X"]'))
     with pytest.raises(ConfigError, match="bars"):
         load_scenario(scenario(tmp_path, 'model = "m.toml"\nbars = 0'))
+
+
+def test_run_identity_follows_the_model_content_not_its_path(tmp_path: Path) -> None:
+    """A refitted model is a new run (a sweep must not reuse the old one's rows); the
+    same model at another path is the same run."""
+    from sim.run_identity import run_identity
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        _write_model(tmp_path / sub / "m.toml", model(symbol("A"), symbol("B")))
+    ids = []
+    for sub in ("a", "b"):
+        path = scenario(tmp_path / sub, 'model = "m.toml"\nbars = 50\nsymbols = ["X", "Y"]')
+        ids.append(run_identity(load_scenario(path)))
+    assert ids[0] == ids[1]
+    _write_model(tmp_path / "b" / "m.toml", model(symbol("A", nu=7.0), symbol("B")))
+    changed = run_identity(load_scenario(tmp_path / "b" / "s.toml"))
+    assert changed != ids[0]
