@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -190,16 +191,31 @@ class RegimeSourceConfig(_GeneratedSource):
     params: dict[str, Any] = Field(default_factory=dict)
     correlation: list[list[float]] | None = None
     shocks: list[dict[str, Any]] = Field(default_factory=list)
+    # 1: the textbook models; 2: with stylized facts (sim.regimes.stylized). Left out of
+    # the stored config when 1, so runs stored before version 2 keep their config and id.
+    generator_version: Literal[1, 2] = 1
+
+    @model_serializer(mode="wrap")
+    def _without_default_version(self, handler: Any) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("generator_version") == 1:
+            del dumped["generator_version"]
+        return dumped
 
     @model_validator(mode="after")
     def _generator_inputs(self) -> RegimeSourceConfig:
         """Regime parameters, correlation and shocks are checked here, not mid-run."""
-        from sim.regimes.generators import validate_correlation, validate_params
+        from sim.regimes.generators import (
+            check_generator_version,
+            validate_correlation,
+            validate_params,
+        )
         from sim.regimes.shocks import parse_shock
 
         if len(set(self.symbols)) != len(self.symbols):
             raise ValueError(f"symbols: a symbol is listed twice in {self.symbols}")
-        validate_params(self.regime, self.params)
+        check_generator_version(validate_params(self.regime, self.params),
+                                self.generator_version)
         if self.correlation is not None:
             validate_correlation(self.correlation, len(self.symbols))
         for i, shock in enumerate(self.shocks):

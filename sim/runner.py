@@ -90,6 +90,7 @@ def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) ->
                 correlation=source.correlation, price=source.price,
                 start_ns=parse_timestamp(source.start),
                 interval_ns=parse_duration(source.interval), substeps=source.substeps,
+                version=source.generator_version,
             )
             bars.extend(apply_shocks(generated, source.shocks, rng) if source.shocks
                         else generated)
