@@ -33,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from sim.data import NS_PER_YEAR, DataError, SymbolBars, load_bars
 from sim.regimes.calibrated import CalibratedModel, StateModel, SymbolModel, simulate_returns
 from sim.regimes.facts import acf, bars_per_year, kurtosis
+from sim.regimes.params import describe_validation_error
 
 __all__ = ["TUNED_FACTS", "calibrate", "tuned_facts"]
 
@@ -214,10 +216,11 @@ def _bar_shape(s: _Series, sigma: np.ndarray) -> dict[str, float]:
         return {"wick_level": float(level), "wick_slope": float(slope), "wick_sd": wick_sd}
     v_slope, v_level = np.polyfit(np.log(log_range[ok]), np.log(v[ok]), 1)
     resid = np.log(v[ok]) - (v_level + v_slope * np.log(log_range[ok]))
+    ar = acf(resid, 1)[0]  # NaN for a volume the regression explains fully (constant)
     return {"wick_level": float(level), "wick_slope": float(slope), "wick_sd": wick_sd,
             "volume_level": float(v_level), "volume_slope": float(v_slope),
             "volume_sd": float(resid.std()),
-            "volume_ar": float(np.clip(acf(resid, 1)[0], -0.95, 0.95))}
+            "volume_ar": float(np.clip(ar, -0.95, 0.95)) if np.isfinite(ar) else 0.0}
 
 
 def _simulated(model: CalibratedModel, seed: int, paths: int = _PATHS) -> dict[str, float]:
@@ -356,6 +359,7 @@ def calibrate(paths: Sequence[str | Path], *, interval_ns: int | None = None,
         raise DataError(f"symbols: {len(symbols)} name(s) for {len(paths)} file(s)")
     series, interval_ns = _load([Path(p) for p in paths], interval_ns, symbols)
     matrix, _, per_series = _fit_states(series, states)
+    states = len(matrix)  # one, where no slow states could be found (see _fit_states)
     symbols = [_fit_symbol(s, st, states) for s, st in zip(series, per_series, strict=True)]
     corr = None
     if len(series) > 1:
@@ -374,4 +378,8 @@ def calibrate(paths: Sequence[str | Path], *, interval_ns: int | None = None,
             alone = model.model_copy(update={"symbols": [model.symbols[i]], "correlation": None})
             tuned.append(_tune(alone, tuned_facts(s.r), seed))
         model = model.model_copy(update={"symbols": tuned})
-    return CalibratedModel.model_validate(model.model_dump())
+    try:
+        return CalibratedModel.model_validate(model.model_dump())
+    except ValidationError as exc:  # e.g. a fit that returned NaN: say so, in one line
+        raise DataError(f"{paths[0]}: the fit gives no valid model: "
+                        f"{describe_validation_error(exc, 'model')}") from None

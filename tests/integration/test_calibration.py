@@ -151,3 +151,28 @@ def test_model_keeps_the_source_correlation() -> None:
     bars = generate_calibrated(model, 50_000, np.random.default_rng(0))
     ra, rb = (np.log(b.close / b.open) for b in bars)
     assert abs(np.corrcoef(ra, rb)[0, 1] - target) < 0.1
+
+
+def test_no_slow_states_and_constant_volume(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the switching fit finds only flickering states, the model falls back to one
+    state (names, matrix and per-symbol states agreeing); a constant volume gives a
+    volume model without spread, not NaN."""
+    import sim.regimes.calibrate as cal
+
+    n = 3000
+    r = np.random.default_rng(1).standard_t(3, n) * 0.002
+    close = 100 * np.exp(np.cumsum(r))
+    opened = np.concatenate(([100.0], close[:-1]))
+    path = tmp_path / "flat_volume.csv"
+    pd.DataFrame({
+        "timestamp": pd.date_range("2024-01-01", periods=n, freq="5min", tz="UTC")
+        .strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "open": opened, "high": np.maximum(opened, close) * 1.001,
+        "low": np.minimum(opened, close) * 0.999, "close": close, "volume": 10.0,
+    }).to_csv(path, index=False)
+    monkeypatch.setattr(cal, "_MIN_SPELL", 1e12)  # no fit is slow enough
+    model = cal.calibrate([path], tune=False)
+    assert model.states == ["normal"] and model.transition == [[1.0]]
+    assert len(model.symbols[0].states) == 1
+    assert model.symbols[0].volume_ar == 0.0 and model.symbols[0].volume_sd == 0.0
