@@ -51,6 +51,7 @@ _MIN_NU, _M4_BOUND = 8.5, 0.85
 _MAX_GARCH_PERSISTENCE, _SV_PERSISTENCE, _MAX_SV_SD = 0.95, 0.99, 0.6
 _MIN_SPELL = 10.0  # bars: a chain state must last longer than this on average
 _MIN_BARS = 500
+_NO_WICK = -30.0  # wick level of data without wicks: exp(-30) volatilities, nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +209,12 @@ def _bar_shape(s: _Series, sigma: np.ndarray) -> dict[str, float]:
     # Wicks of a tick or less are price discreteness, not volatility: fitted on the rest,
     # with a robust spread (1.4826 MAD) so a few rounding-sized wicks do not inflate it.
     ok = wick > 0.05 * sigma
-    slope, level = np.polyfit(np.log(sigma[ok]), np.log(wick[ok]), 1)
-    resid = np.log(wick[ok]) - (level + slope * np.log(sigma[ok]))
-    wick_sd = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+    if ok.sum() < 20:  # bars without wicks (open and close are the extremes)
+        level, slope, wick_sd = _NO_WICK, 1.0, 0.0
+    else:
+        slope, level = np.polyfit(np.log(sigma[ok]), np.log(wick[ok]), 1)
+        resid = np.log(wick[ok]) - (level + slope * np.log(sigma[ok]))
+        wick_sd = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
     ok = (v > 0) & (log_range > 0)
     if ok.sum() < 20:
         return {"wick_level": float(level), "wick_slope": float(slope), "wick_sd": wick_sd}

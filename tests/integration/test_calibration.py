@@ -176,3 +176,12 @@ def test_no_slow_states_and_constant_volume(tmp_path: Path,
     assert model.states == ["normal"] and model.transition == [[1.0]]
     assert len(model.symbols[0].states) == 1
     assert model.symbols[0].volume_ar == 0.0 and model.symbols[0].volume_sd == 0.0
+    # Bars whose open and close are the extremes (no wicks): generated bars have none.
+    frame = pd.read_csv(path)
+    frame["high"] = frame[["open", "close"]].max(axis=1)
+    frame["low"] = frame[["open", "close"]].min(axis=1)
+    frame.to_csv(path, index=False)
+    model = cal.calibrate([path], tune=False)
+    bars = generate_calibrated(model, 1000, np.random.default_rng(0))[0]
+    body = np.maximum(bars.open, bars.close)
+    assert np.all(bars.high - body <= 1e-9 * body)
