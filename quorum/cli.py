@@ -590,14 +590,23 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
             params[name.strip()] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             params[name.strip()] = value  # a bare word, e.g. a state name
-    source = {"kind": "regime", "regime": args.regime, "bars": args.bars,
-              "symbols": [s.strip() for s in args.symbols.split(",") if s.strip()],
-              "interval": args.interval, "start": args.start, "price": args.price,
-              "params": params}
+    symbols = [s.strip() for s in (args.symbols or "SYN").split(",") if s.strip()]
+    source: dict[str, Any] = {
+        "kind": "regime", "regime": args.regime, "bars": args.bars, "symbols": symbols,
+        "interval": args.interval or "1m", "start": args.start,
+        "price": 100.0 if args.price is None else args.price,
+        "params": params, "generator_version": args.generator_version}
+    if args.regime == "calibrated":
+        from quorum.data_model import calibrated_source
+
+        source = calibrated_source(args, symbols if args.symbols else None)
+        symbols = source["symbols"]
+    elif args.model is not None:
+        raise UsageError("--model: only with the regime 'calibrated'")
     config = parse_scenario(
         {"name": f"generate_{args.regime}", "seed": args.seed, "data": [source],
          "agents": [{"name": "none", "kind": "sma_crossover"}],
-         "venues": [{"name": "none", "symbols": source["symbols"]}]},
+         "venues": [{"name": "none", "symbols": symbols}]},
         "arguments",
     )
     for path, rows in write_generated(config, Path(args.out)):
@@ -763,7 +772,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = agents_sub.add_parser("list", help="every agent type with its parameters and defaults")
     p.set_defaults(func=cmd_agents_list)
 
-    data = sub.add_parser("data", help="market data files: generate, inspect")
+    data = sub.add_parser("data", help="market data files: generate, inspect, calibrate, "
+                                       "compare")
     data_sub = data.add_subparsers(dest="data_command", metavar="COMMAND", required=True,
                                    parser_class=_Parser)
     p = data_sub.add_parser("inspect", help="statistics, gaps and regimes of a bar file")
@@ -776,19 +786,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_inspect)
 
     p = data_sub.add_parser("generate", help="write a seeded regime series to a file")
-    p.add_argument("regime", help="trend_up, trend_down, ranging, high_volatility, crash or "
-                                  "regime_switching")
+    p.add_argument("regime", help="trend_up, trend_down, ranging, high_volatility, crash, "
+                                  "regime_switching, or calibrated (with --model)")
+    p.add_argument("--model", metavar="MODEL.toml",
+                   help="with calibrated: the model from quorum data calibrate")
     p.add_argument("--bars", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="FILE", help=".csv or .parquet; with "
                    "several symbols one file each, named FILE_SYMBOL.ext")
-    p.add_argument("--symbols", default="SYN", help="comma-separated (default SYN)")
-    p.add_argument("--interval", default="1m")
+    p.add_argument("--symbols", help="comma-separated (default SYN; calibrated: the "
+                                     "model's symbols)")
+    p.add_argument("--interval", help="bar spacing (default 1m; calibrated: the model's)")
     p.add_argument("--start", default="2024-01-01T00:00:00Z")
-    p.add_argument("--price", type=float, default=100.0)
+    p.add_argument("--price", type=float,
+                   help="start price (default 100; calibrated: each source's first close)")
+    p.add_argument("--generator-version", type=int, choices=[1, 2], default=1,
+                   help="2: with stylized facts (fat tails, clustering, reversal; "
+                        "--param stylized={...}); default 1, the textbook models")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="regime parameter, value in TOML syntax (repeatable)")
     p.set_defaults(func=cmd_data_generate)
+    from quorum.data_model import add_parsers as add_model_parsers
+
+    add_model_parsers(data_sub)
     return parser
 
 

@@ -239,16 +239,31 @@ class RegimeSourceConfig(_GeneratedSource):
     params: dict[str, Any] = Field(default_factory=dict)
     correlation: list[list[float]] | None = None
     shocks: list[dict[str, Any]] = Field(default_factory=list)
+    # 1: the textbook models; 2: with stylized facts (sim.regimes.stylized). Left out of
+    # the stored config when 1, so runs stored before version 2 keep their config and id.
+    generator_version: Literal[1, 2] = 1
+
+    @model_serializer(mode="wrap")
+    def _without_default_version(self, handler: Any) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("generator_version") == 1:
+            del dumped["generator_version"]
+        return dumped
 
     @model_validator(mode="after")
     def _generator_inputs(self) -> RegimeSourceConfig:
         """Regime parameters, correlation and shocks are checked here, not mid-run."""
-        from sim.regimes.generators import validate_correlation, validate_params
+        from sim.regimes.generators import (
+            check_generator_version,
+            validate_correlation,
+            validate_params,
+        )
         from sim.regimes.shocks import parse_shock
 
         if len(set(self.symbols)) != len(self.symbols):
             raise ValueError(f"symbols: a symbol is listed twice in {self.symbols}")
-        validate_params(self.regime, self.params)
+        check_generator_version(validate_params(self.regime, self.params),
+                                self.generator_version)
         if self.correlation is not None:
             validate_correlation(self.correlation, len(self.symbols))
         for i, shock in enumerate(self.shocks):
@@ -256,24 +271,67 @@ class RegimeSourceConfig(_GeneratedSource):
         return self
 
 
+class CalibratedSourceConfig(_Model):
+    """Bars from a calibrated market model (``quorum data calibrate``; see
+    ``sim.regimes.calibrated``): one symbol per symbol of the model, named ``symbols``
+    (default the model's), at the model's bar interval."""
+
+    kind: Literal["calibrated"]
+    model: str
+    bars: int = Field(gt=0)
+    symbols: list[str] | None = None
+    start: str = "2024-01-01T00:00:00Z"
+    prices: list[PositiveFloat] | None = None  # default: each source's first close
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        parse_timestamp(v)
+        return v
+
+    @model_validator(mode="after")
+    def _model_file(self) -> CalibratedSourceConfig:
+        """The model is read and checked here, not mid-run."""
+        from sim.regimes.calibrated import load_model
+
+        model = load_model(self.model)
+        k = len(model.symbols)
+        for name, given in (("symbols", self.symbols), ("prices", self.prices)):
+            if given is not None and len(given) != k:
+                raise ValueError(f"{name}: the model has {k} symbol(s), {len(given)} given")
+        if self.symbols is not None and len(set(self.symbols)) != k:
+            raise ValueError(f"symbols: a symbol is listed twice in {self.symbols}")
+        return self
+
+    def symbol_names(self) -> list[str]:
+        from sim.regimes.calibrated import load_model
+
+        return self.symbols or [s.name for s in load_model(self.model).symbols]
+
+
 def _source_kind(value: Any) -> str:
     kind = value.get("kind", "file") if isinstance(value, dict) else getattr(value, "kind", "")
-    return kind if kind in ("file", "gbm", "regime") else "unknown"
+    return kind if kind in ("file", "gbm", "regime", "calibrated") else "unknown"
 
 
 SourceConfig = Annotated[
     Annotated[FileSourceConfig, Tag("file")]
     | Annotated[GbmSourceConfig, Tag("gbm")]
-    | Annotated[RegimeSourceConfig, Tag("regime")],
+    | Annotated[RegimeSourceConfig, Tag("regime")]
+    | Annotated[CalibratedSourceConfig, Tag("calibrated")],
     Discriminator(
         _source_kind,
         custom_error_type="unknown_source",
-        custom_error_message="kind must be 'file' (the default), 'gbm' or 'regime'",
+        custom_error_message="kind must be 'file' (the default), 'gbm', 'regime' or "
+                             "'calibrated'",
     ),
 ]
 
 
-def source_symbols(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConfig) -> list[str]:
+def source_symbols(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConfig
+                   | CalibratedSourceConfig) -> list[str]:
+    if isinstance(source, CalibratedSourceConfig):
+        return source.symbol_names()
     return list(source.symbols) if isinstance(source, RegimeSourceConfig) else [source.symbol]
 
 
@@ -755,7 +813,7 @@ def check_venue_symbols(venues: list[VenueConfig], symbols: set[str]) -> None:
 def _describe(error: ValidationError, source: str) -> str:
     parts = []
     for err in error.errors():
-        tags = ("file", "gbm", "regime")
+        tags = ("file", "gbm", "regime", "calibrated")
         where = ".".join(str(x) for x in err["loc"] if x not in tags) or "scenario"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -786,7 +844,7 @@ def load_scenario(path: str | Path) -> ScenarioConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from None
     for source in raw.get("data", []) if isinstance(raw.get("data"), list) else []:
-        for key in ("path", "funding"):
+        for key in ("path", "funding", "model"):
             if isinstance(source, dict) and isinstance(source.get(key), str):
                 p = Path(source[key])
                 if not p.is_absolute():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.code_identity import CodeIdentity, code_identity, file_digest
-from sim.config import ConfigError, FileSourceConfig, ScenarioConfig
+from sim.config import CalibratedSourceConfig, ConfigError, FileSourceConfig, ScenarioConfig
 
 IDENTITY_VERSION = "quorum-run/3"  # 3: the code counts; 2: files by content, not path
 
@@ -52,6 +52,8 @@ def config_identity(config: ScenarioConfig) -> str:
             raw["path"] = _content(config, source.path)
             if source.funding:
                 raw["funding"] = _content(config, source.funding)
+        elif isinstance(source, CalibratedSourceConfig):
+            raw["model"] = _content(config, source.model)  # a refitted model: a new run
     for agent, raw in zip(config.agents, dump.get("agents", []), strict=True):
         path = agent.params.get("path")
         if isinstance(path, str) and os.path.isfile(path):

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
 from sim.code_identity import code_identity
 from sim.config import (
+    CalibratedSourceConfig,
     ConfigError,
     FileSourceConfig,
     RegimeSourceConfig,
@@ -94,9 +96,18 @@ def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) ->
                 correlation=source.correlation, price=source.price,
                 start_ns=parse_timestamp(source.start),
                 interval_ns=parse_duration(source.interval), substeps=source.substeps,
+                version=source.generator_version,
             )
             bars.extend(apply_shocks(generated, source.shocks, rng) if source.shocks
                         else generated)
+        elif isinstance(source, CalibratedSourceConfig):
+            from sim.regimes.calibrated import generate_calibrated, load_model
+
+            bars.extend(generate_calibrated(
+                load_model(source.model), source.bars, rng, symbols=source.symbols,
+                prices=source.prices, start_ns=parse_timestamp(source.start),
+                source=f"generated:calibrated({Path(source.model).name})",
+            ))
         else:
             bars.append(gbm_bars(
                 source.symbol, source.bars, rng, start_ns=parse_timestamp(source.start),

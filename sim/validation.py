@@ -56,7 +56,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sim.config import ConfigError, ScenarioConfig, _describe, load_scenario, parse_scenario
+from sim.config import (
+    ConfigError,
+    ScenarioConfig,
+    _describe,
+    load_scenario,
+    parse_scenario,
+    source_symbols,
+)
 from sim.provenance import code_version
 from sim.runner import RandomStreams, load_market_data
 from sim.store import DuckDBStore
@@ -242,8 +249,7 @@ def suite_run_config(config: ScenarioConfig, regime: ScenarioConfig) -> Scenario
     re-pointed at the regime's symbols (agents and venues trade all of them; a risk
     ``allowed_symbols`` list is dropped) and scheduled events are left out: both are
     tied to the scenario's own market, not to how it trades."""
-    symbols = [s for d in regime.model_dump(mode="json")["data"]
-               for s in (d.get("symbols") or [d["symbol"]])]
+    symbols = [s for d in regime.data for s in source_symbols(d)]
     raw = config.model_dump(mode="json")
     raw["agents"] = [{**a, "symbols": None} for a in raw["agents"]]
     raw["venues"] = [{**v, "symbols": symbols} for v in raw["venues"]]

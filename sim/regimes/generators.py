@@ -50,11 +50,13 @@ from sim.regimes.params import (
     params_model,
     validate_params,
 )
+from sim.regimes.stylized import check_version, stylize
 
 __all__ = [
     "BASE_REGIMES",
     "REGIMES",
     "GeneratedSourceError",
+    "check_generator_version",
     "generate",
     "params_model",
     "validate_correlation",
@@ -306,6 +308,22 @@ def _check_arguments(
         )
 
 
+def check_generator_version(model: BaseModel, version: int) -> None:
+    """Version 1 has no stylized facts: ``stylized`` parameters there are an error, not
+    silently ignored."""
+    try:
+        check_version(version)
+    except ValueError as exc:
+        raise GeneratedSourceError(str(exc)) from None
+    if version == 1:
+        given = [f"params.{name}" for name in ("stylized",) if getattr(model, name, None)]
+        if isinstance(model, RegimeSwitchingParams):
+            given += [f"params.state_params.{state}.stylized" for state in model.states
+                      if getattr(model.params_of(state), "stylized", None) is not None]
+        if given:
+            raise GeneratedSourceError(f"{given[0]}: needs generator_version = 2")
+
+
 def _describe(regime: str, params: BaseModel, substeps: int) -> str:
     dumped = params.model_dump(exclude_none=True)
     shared = [f for f in BarParams.model_fields if f in dumped]  # volume fields last
@@ -326,6 +344,7 @@ def generate(
     start_ns: int = 0,
     interval_ns: int = 60_000_000_000,
     substeps: int = 8,
+    version: int = 1,
 ) -> list[SymbolBars]:
     """``n`` bars of ``regime`` for each of ``symbols``, all starting at ``price``.
 
@@ -335,7 +354,9 @@ def generate(
     correlation of log returns for the GBM regimes and, with heavier tails and
     regime-dependent scaling, approximately so for the others (jumps are not correlated
     beyond ``shared_jumps``). ``substeps``: path points per bar from which high and low
-    are taken (1 gives bars with no wicks).
+    are taken (1 gives bars with no wicks). ``version``: 1 the textbook models (every run
+    stored before version 2 existed), 2 with stylized facts laid over them
+    (``sim.regimes.stylized``; each regime's ``stylized`` parameters).
     """
     if not isinstance(regime, str) or regime not in REGIMES:
         params_model(str(regime))  # raises the unknown-regime error
@@ -343,6 +364,7 @@ def generate(
         model = validate_params(regime, params)
         _check_arguments(n, symbols, price, start_ns, interval_ns, substeps)
         corr = validate_correlation(correlation, len(symbols))
+        check_generator_version(model, version)
     except GeneratedSourceError as exc:
         message = str(exc)
         if not message.startswith("regime "):
@@ -368,6 +390,8 @@ def generate(
             rows = np.flatnonzero(states == code)
             if rows.size:
                 inc[:, rows] = _KERNELS[name](p, grid.normals(rows.size), starts[rows], grid)
+    if version == 2:
+        inc = stylize(inc, states, state_params, grid.dt_sub, rng)
     x0 = math.log(price)
     for code, p in enumerate(state_params):
         if isinstance(p, RangingParams) and p.level is not None:
@@ -399,7 +423,8 @@ def generate(
 
     ts = start_ns + interval_ns * np.arange(n, dtype=np.int64)
     labels = np.array(names, dtype=object)[states]
-    source = _describe(regime, model, substeps)
+    source = _describe(regime, model, substeps) + ("" if version == 1 else
+                                                   f" generator v{version}")
     for a in (ts, labels):
         a.setflags(write=False)
     out = []

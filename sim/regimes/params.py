@@ -39,8 +39,29 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class StylizedParams(_Model):
+    """Stylized facts laid over a regime's bars by generator version 2 (see
+    ``sim.regimes.stylized``): fat tails (each bar's shocks scaled by a Student-t
+    mixing variable with ``tail_nu`` degrees of freedom), volatility clustering (a
+    log-volatility AR(1) with persistence ``vol_persistence`` per bar and stationary
+    spread ``vol_of_vol``) and short-horizon reversal (AR(1) of bar returns with
+    coefficient ``reversal``). The regime's own volatility stays the average level.
+
+    The defaults come from calibrating the bundled ETH/BTC, LTC/BTC and ADA/BTC 5-minute
+    bars (``quorum data calibrate``): ``reversal`` is the median of their fitted values
+    (-0.145, -0.25, -0.08); ``tail_nu``, ``vol_persistence`` and ``vol_of_vol`` give a GBM
+    regime ETH/BTC's excess kurtosis and |r| autocorrelation at lags 1 and 20 (about 7.4,
+    0.24 and 0.19 against 7.05, 0.31 and 0.18)."""
+
+    tail_nu: float = Field(default=10.0, gt=2, le=1000)
+    vol_persistence: float = Field(default=0.99, ge=0, lt=1)
+    vol_of_vol: float = Field(default=0.5, ge=0, le=2)
+    reversal: float = Field(default=-0.15, gt=-1, lt=1)
+
+
 class BarParams(_Model):
-    """What every base regime shares: how volume is drawn.
+    """What every base regime shares: how volume is drawn, and (generator version 2)
+    the stylized facts laid over the bars (``stylized``; unset: the defaults).
 
     A bar's volume is ``volume * exp(volume_sigma * N(0, 1)) * (1 + volume_activity *
     range / ref)``, where ``range = log(high / low)`` and ``ref`` is the expected range of a
@@ -51,6 +72,7 @@ class BarParams(_Model):
     volume: PositiveFloat = 20.0  # median volume of a bar with no range
     volume_sigma: NonNegativeFloat = 0.5  # lognormal spread of volume around that
     volume_activity: NonNegativeFloat = 1.0  # extra volume per reference range
+    stylized: StylizedParams | None = None  # generator version 2 only
 
 
 class _GbmParams(BarParams):
