@@ -361,7 +361,8 @@ class Engine:
                 and signal.side in _SIDES
                 and 0.0 <= signal.confidence <= 1.0
                 and (signal.target is None or 0.0 <= signal.target <= 1.0)
-                and (signal.reason is None or _is_text(signal.reason))
+                and ((reason := signal.reason) is None
+                     or (type(reason) is str and reason.isascii()) or _is_text(reason))
             )
         except TypeError:  # a confidence or target that is no number
             valid = False
