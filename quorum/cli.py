@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from quorum import signals
+from quorum.agent_path import agent_import_path
 from quorum.outcomes import BAD_INPUT, Interrupted, RunFailed, run_error
 from sim.agents.base import AgentError
 from sim.config import load_scenario
@@ -796,7 +797,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stoppable = args.command in RUN_COMMANDS
     try:
-        with signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext():
+        with (agent_import_path(args),  # module:Class agents beside the scenario, then here
+              signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext()):
             return args.func(args)
     except (*BAD_INPUT, UsageError) as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)
