@@ -673,8 +673,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regimes", action="store_true",
                    help="also write the regime matrix (Sharpe, return, max drawdown per "
                         "regime label)")
-    p.add_argument("--by", choices=["scenario", "config", "run"], default="scenario",
-                   help="regime matrix rows (default: scenario)")
+    p.add_argument("--by", choices=["scenario", "config", "run"], default="run",
+                   help="regime matrix rows: each run apart (the default), or runs pooled "
+                        "by scenario or by config (agents and their params, consensus, "
+                        "policy, risk)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="benchmarks")
