@@ -13,7 +13,15 @@ from pathlib import Path
 
 from sim.config import load_scenario
 from sim.store import DuckDBStore
-from sim.validation import Thresholds, check_promotion, gate_requirement
+from sim.suite import load_suite
+from sim.sweep import load_sweep
+from sim.validation import (
+    DEFAULT_SUITE,
+    Thresholds,
+    check_promotion,
+    gate_requirement,
+    trading_config,
+)
 from tests._readme import REPO, fenced_blocks, readme_text
 
 VALIDATED = REPO / "scenarios" / "validated.toml"
@@ -41,3 +49,15 @@ def test_readme_default_thresholds_are_the_codes() -> None:
               if "min_mean_sharpe" in b.text and "[validation]" not in b.text]
     assert len(blocks) == 1
     assert Thresholds.model_validate(tomllib.loads(blocks[0].text)) == Thresholds()
+
+
+def test_the_gate_search_ran_the_bundled_configuration() -> None:
+    """The sweep the scenario says it was found by holds it: one of its parameter sets,
+    in every regime of the default suite with the suite's seeds, is its trading config."""
+    sweep = load_sweep(REPO / "scenarios" / "sweeps" / "gate_search.toml")
+    want = trading_config(load_scenario(VALIDATED))
+    mine = {r.param_set for r in sweep.runs if trading_config(r.config) == want}
+    assert len(mine) == 1
+    cells = {(r.regime, r.seed) for r in sweep.runs if r.param_set in mine}
+    suite = load_suite(DEFAULT_SUITE)
+    assert cells == {(Path(p).stem, s) for p in suite.scenarios for s in suite.seeds}
