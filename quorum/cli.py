@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from quorum import signals
+from quorum.agent_path import agent_import_path
 from quorum.outcomes import BAD_INPUT, Interrupted, RunFailed, run_error
 from sim.agents.base import AgentError
 from sim.config import load_scenario
@@ -681,8 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--regimes", action="store_true",
                    help="also write the regime matrix (Sharpe, return, max drawdown per "
                         "regime label)")
-    p.add_argument("--by", choices=["scenario", "config", "run"], default="scenario",
-                   help="regime matrix rows (default: scenario)")
+    p.add_argument("--by", choices=["scenario", "config", "run"], default="run",
+                   help="regime matrix rows: each run apart (the default), or runs pooled "
+                        "by scenario or by config (agents and their params, consensus, "
+                        "policy, risk)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="benchmarks")
@@ -816,7 +819,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stoppable = args.command in RUN_COMMANDS
     try:
-        with signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext():
+        with (agent_import_path(args),  # module:Class agents beside the scenario, then here
+              signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext()):
             return args.func(args)
     except (*BAD_INPUT, UsageError) as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)

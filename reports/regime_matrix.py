@@ -16,9 +16,10 @@ order, give (``reports.slices.slice_stats``)
 * ``runs``: how many of the row's runs had such bars (``row_runs``: the row's runs), so a
   cell pooled from one run of twelve says so.
 
-Rows are runs grouped by ``by``: ``"scenario"`` (the scenario name), ``"config"`` (agents,
-consensus, policy and risk: the same configuration run in different regimes shares a
-row), or ``"run"``; or given per run id by ``row_labels`` (e.g. a sweep's parameter sets).
+Rows are runs grouped by ``by``: ``"scenario"`` (the scenario name), ``"config"`` (the
+agents with their kinds and params, consensus, policy and risk: the same configuration run
+in different regimes shares a row; ``config_label``), or ``"run"``; or given per run id by
+``row_labels`` (e.g. a sweep's parameter sets).
 """
 
 from __future__ import annotations
@@ -52,11 +53,21 @@ def _row_label(run: RunData, by: str) -> str:
         return f"{run.scenario} {run.run_id}"
     if by == "scenario":
         return run.scenario
-    cfg = run.config
-    agents = "+".join(sorted(str(a.get("name")) for a in cfg.get("agents", [])))
+    return config_label(run.config)
+
+
+def config_label(cfg: Mapping[str, Any]) -> str:
+    """``sma+zscore / confidence_weighted [1a2b3c]``: the agents and consensus method, and a
+    hash of what makes the configuration: each agent's kind and params, the consensus,
+    policy and risk. Not the data, the agents' symbols or the venues (a suite run points
+    them at its regime's symbols), so one configuration meets every regime in one row."""
+    agents = sorted(cfg.get("agents", []), key=lambda a: str(a.get("name")))
+    names = "+".join(str(a.get("name")) for a in agents)
     method = cfg.get("consensus", {}).get("method", "?")
-    rest = json.dumps({k: cfg.get(k) for k in ("policy", "risk", "consensus")}, sort_keys=True)
-    return f"{agents} / {method} [{hashlib.sha256(rest.encode()).hexdigest()[:6]}]"
+    what = {k: cfg.get(k) for k in ("policy", "risk", "consensus")}
+    what["agents"] = [{k: a.get(k) for k in ("name", "kind", "params")} for a in agents]
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:6]
+    return f"{names} / {method} [{digest}]"
 
 
 def regime_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,10 +57,12 @@ def _reference_row(con: duckdb.DuckDBPyConnection, run_id: str, by: str) -> str:
     if by == "scenario":
         return str(scenario)
     cfg = json.loads(config)
-    agents = "+".join(sorted(str(a.get("name")) for a in cfg.get("agents", [])))
+    agents = sorted(cfg.get("agents", []), key=lambda a: str(a.get("name")))
     method = cfg.get("consensus", {}).get("method", "?")
-    rest = json.dumps({k: cfg.get(k) for k in ("policy", "risk", "consensus")}, sort_keys=True)
-    return f"{agents} / {method} [{hashlib.sha256(rest.encode()).hexdigest()[:6]}]"
+    rest = {k: cfg.get(k) for k in ("policy", "risk", "consensus")}
+    rest["agents"] = [{k: a.get(k) for k in ("name", "kind", "params")} for a in agents]
+    digest = hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:6]
+    return f"{'+'.join(str(a.get('name')) for a in agents)} / {method} [{digest}]"
 
 
 def reference_matrix(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
@@ -322,3 +327,46 @@ def test_each_cell_says_how_many_of_its_rows_runs_it_rests_on(made, tmp_path) ->
         rows = list(csv.DictReader(fh))
     zeta = next(r for r in rows if r["row"] == "x" and r["regime"] == "zeta")
     assert (zeta["bars"], zeta["runs"], zeta["row_runs"]) == ("2", "1", "2")
+
+
+# -- what a row is ----------------------------------------------------------------------------
+def _sma(fast: int, symbols: list[str], kind: str = "sma_crossover") -> dict[str, Any]:
+    return {**CFG_A, "agents": [{"name": "sma", "kind": kind, "params": {"fast": fast},
+                                 "symbols": symbols}]}
+
+
+def test_config_rows_part_agent_params_and_pool_regimes() -> None:
+    """Two sweep members with sma.fast 6 and 12 are two configurations (they shared a row
+    when only agent names were hashed); one configuration whose agent a suite run pointed
+    at another regime's symbols is one."""
+    with DuckDBStore(":memory:") as store:
+        for run_id, cfg in (("f6", _sma(6, ["BTC"])), ("f6eth", _sma(6, ["ETH"])),
+                            ("f12", _sma(12, ["BTC"])),
+                            ("ema", _sma(6, ["BTC"], "ema_crossover"))):
+            add_run(store, run_id, "s", cfg, [(h, 1000.0 + h) for h in range(4)],
+                    {"BTC": [(h, "trend_up") for h in range(4)]})
+        m = regime_matrix(store.con, ["f6", "f6eth", "f12", "ema"], by="config")
+    assert len(m["rows"]) == 3 and m["row_runs"] == [2, 1, 1]
+
+
+def test_compare_puts_each_run_in_its_own_row_by_default(tmp_path: Path) -> None:
+    """``compare A B --regimes`` of two seeds of one scenario: two rows, not one pooled."""
+    def quorum(*argv: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "quorum.cli", *argv], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    scenario = str(REPO / "scenarios" / "regimes" / "trend_up.toml")
+    ids = [re.search(r"run id: ([0-9a-f]{12})", quorum("run", scenario, "--seed", seed,
+                                                      "--quiet")).group(1)
+           for seed in ("1", "2")]
+    quorum("compare", *ids, "--regimes", "--out", "cmp")
+    with (tmp_path / "cmp" / "regime_matrix.csv").open() as fh:
+        rows = {r["row"]: int(r["row_runs"]) for r in csv.DictReader(fh)}
+    assert sorted(rows) == sorted(f"regime_trend_up {i}" for i in ids)
+    assert set(rows.values()) == {1}
+    quorum("compare", *ids, "--regimes", "--by", "scenario", "--out", "pooled")
+    with (tmp_path / "pooled" / "regime_matrix.csv").open() as fh:
+        assert {(r["row"], r["row_runs"]) for r in csv.DictReader(fh)} == {
+            ("regime_trend_up", "2")}
