@@ -64,18 +64,8 @@ from live.hyperliquid.lane import LaneError
 from live.hyperliquid.rest import Dispatched
 from live.hyperliquid.stream import HyperliquidStream, order_updates, user_fills
 from live.hyperliquid.venue import (
-    CANCELED,
-    FILLED,
-    REJECTED,
-    RESTING,
-    TRIGGERED,
-    AccountState,
-    FundingPayment,
     HyperliquidVenue,
-    OrderState,
-    Position,
     PreparedOrder,
-    VenueFill,
     parse_fill,
     state_from_update,
 )
@@ -88,6 +78,18 @@ from live.records import (
     insert_reconciliation,
     insert_venue_order,
     update_venue_order,
+)
+from live.venue_types import (
+    CANCELED,
+    FILLED,
+    REJECTED,
+    RESTING,
+    TRIGGERED,
+    AccountState,
+    FundingPayment,
+    OrderState,
+    Position,
+    VenueFill,
 )
 from sim import orders as lifecycle
 from sim.execution import ExecutionDesk

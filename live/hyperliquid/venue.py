@@ -41,33 +41,21 @@ from live.hyperliquid.wire import (
     trigger_type,
     update_leverage_action,
 )
+from live.venue_types import (
+    CANCELED,
+    FILLED,
+    REJECTED,
+    RESTING,
+    TRIGGERED,
+    AccountState,
+    FundingPayment,
+    OrderState,
+    Position,
+    VenueFill,
+)
 from sim.messages import Bar
 
 _PAGE = 500  # entries a time-range /info reply holds at most
-
-RESTING, FILLED, CANCELED, REJECTED, TRIGGERED = (
-    "resting", "filled", "canceled", "rejected", "triggered")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """Where an order stands at the venue. ``filled_size`` of ``size`` has filled (an
-    IOC's unfilled rest is canceled by the venue); ``message`` says why it was rejected
-    or canceled when known; ``venue_status`` is the venue's own word for it."""
-
-    cloid: str
-    coin: str
-    status: str
-    size: float
-    oid: int | None = None
-    filled_size: float = 0.0
-    avg_price: float | None = None
-    message: str | None = None
-    venue_status: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in (FILLED, CANCELED, REJECTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,58 +68,6 @@ class PreparedOrder:
     price: float
     action: dict[str, Any]
     rejection: str | None = None  # set when a local check refused it (nothing is sent)
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    coin: str
-    size: float  # signed: positive long
-    entry_price: float | None
-    unrealized_pnl: float
-    leverage: float | None
-    liquidation_price: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountState:
-    """The account as ``clearinghouseState`` reports it: ``account_value`` is
-    ``marginSummary.accountValue`` (USDC plus every position at the venue's mark),
-    ``marks`` the mark of each position (``positionValue / |szi|``), ``time_ms`` when the
-    venue took the snapshot."""
-
-    positions: tuple[Position, ...]
-    account_value: float
-    marks: dict[str, float]
-    time_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class FundingPayment:
-    """One funding settlement of one position (``userFunding``): ``usdc`` > 0 received,
-    < 0 paid; ``szi`` the signed position it was charged on, ``rate`` the funding rate.
-    Identified by (coin, time_ms): the venue settles each coin once per funding time and
-    its ``hash`` is the zero hash for funding, so it cannot serve as the key."""
-
-    time_ms: int
-    coin: str
-    usdc: float
-    szi: float
-    rate: float
-    hash: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class VenueFill:
-    tid: int
-    oid: int
-    coin: str
-    size: float  # signed: positive bought
-    price: float
-    fee: float
-    time_ms: int
-    closed_pnl: float
-    cloid: str | None
-    crossed: bool = True  # took liquidity (taker); False: a maker fill
 
 
 class HyperliquidVenue:
