@@ -48,7 +48,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort, Snapshot
+    from live.hyperliquid.port import HyperliquidPort
+    from live.port import Snapshot
 
 ACCOUNT_TOLERANCE_USD = 1.0
 ACCOUNT_TOLERANCE_FRACTION = 1e-4
@@ -69,8 +70,8 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
             port.alert("fill", port.symbol_of.get(fill.coin), fill.coin, None, fill.size,
                        "booked", f"trade {fill.tid} of order "
                        f"{t.leg.order.order_id if t else '?'} was not booked")
-    open_cloids = {str(o.get("cloid")).lower() for o in snap.open_orders if o.get("cloid")}
-    open_oids = {int(o["oid"]) for o in snap.open_orders}
+    open_cloids = {o.cloid for o in snap.open_orders if o.cloid}
+    open_oids = {o.oid for o in snap.open_orders}
     for t in list(port.by_cloid.values()):
         if t.placing or t.refreshing or t.done is not None:
             continue
@@ -81,12 +82,10 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
                            "is working in the store, not open at the venue")
             port.refresh(t)
     for o in snap.open_orders:
-        coin, oid = o["coin"], int(o["oid"])
-        cloid = str(o.get("cloid") or "").lower()
+        coin, oid, cloid = o.coin, o.oid, o.cloid or ""
         if coin not in port.symbol_of or cloid in port.by_cloid or oid in port.by_oid:
             continue
-        size = float(o["sz"]) * (1 if o.get("side") == "B" else -1)
-        port.alert("unknown_order", port.symbol_of[coin], coin, None, size,
+        port.alert("unknown_order", port.symbol_of[coin], coin, None, o.size,
                    "cancelled at the venue", f"open order {oid} ({cloid or 'no cloid'}) "
                    "was not sent by this run")
         port.cancel_foreign(coin, oid)
@@ -104,7 +103,7 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
         held = portfolio.qty[s]
         position = venue_positions.get(coin)
         venue = position.size if position is not None else 0.0
-        lot = 10.0 ** -port.venue.asset(coin).sz_decimals
+        lot = port.venue.lot_size(coin)
         if abs(held - venue) <= lot / 2:
             continue
         price = portfolio.price[s]

@@ -49,8 +49,9 @@ import pyarrow as pa
 
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
-from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage, write_records
+from live.hyperliquid.port import HyperliquidPort, write_records
 from live.kill import KillRequested, KillSwitch
+from live.port import Snapshot, VenueMessage
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
 from sim.config import ScenarioConfig

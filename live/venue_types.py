@@ -11,6 +11,7 @@ venue's own word is kept beside it (``OrderState.venue_status``) for messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 # An order's normalised status at the venue.
 RESTING, FILLED, CANCELED, REJECTED, TRIGGERED = (
@@ -88,3 +89,33 @@ class VenueFill:
     closed_pnl: float
     cloid: str | None
     crossed: bool = True  # took liquidity (taker); False: a maker fill
+
+
+@dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """An order the venue lists as open on the account (ours or anyone's)."""
+
+    coin: str
+    oid: int
+    cloid: str | None  # lower case; None when it was sent without one
+    size: float  # signed: positive buys
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """One order as the core asks a venue to place it, before the venue's rounding.
+
+    ``price`` is the limit price of a limit order, the trigger price of a trigger order,
+    and the reference price a market order's slippage bound is taken from. A limit price
+    is rounded toward the passive side (never worse than asked), a trigger price likewise
+    (buys down, sells up)."""
+
+    coin: str
+    is_buy: bool
+    size: float  # absolute, in units of the asset
+    kind: Literal["market", "limit", "trigger"]
+    price: float
+    cloid: str
+    tif: Literal["gtc", "ioc", "alo"] = "gtc"  # a limit order's time in force
+    trigger: Literal["tp", "sl"] | None = None  # a trigger order's kind
+    reduce_only: bool = False

@@ -70,6 +70,7 @@ from live.hyperliquid.venue import (
     state_from_update,
 )
 from live.journal import OrderJournal
+from live.port import Snapshot, VenueMessage
 from live.records import (
     client_order_id,
     insert_account,
@@ -85,10 +86,9 @@ from live.venue_types import (
     REJECTED,
     RESTING,
     TRIGGERED,
-    AccountState,
     FundingPayment,
+    OrderRequest,
     OrderState,
-    Position,
     VenueFill,
 )
 from sim import orders as lifecycle
@@ -97,12 +97,6 @@ from sim.orders import FLATTEN, IOC, LIMIT, MARKET, TAKE_PROFIT, Leg, Order
 
 _NO_MATCH = "could not immediately match"
 _EPS = 1e-9
-
-
-class VenueMessage:
-    """Something the venue (or a request to it) reported; applied by the consumer."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,19 +125,6 @@ class Pushed(VenueMessage):
     """A stream message (``orderUpdates``, ``userFills``, ``reconnected``)."""
 
     message: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot(VenueMessage):
-    """The account as the venue sees it, for reconciliation (``live.reconcile``)."""
-
-    fills: tuple[VenueFill, ...]
-    positions: tuple[Position, ...]
-    open_orders: tuple[dict[str, Any], ...]
-    generation: int  # the port's activity counter when the fetch started
-    error: str | None = None
-    account: AccountState | None = None  # fetched before ``funding``
-    funding: tuple[FundingPayment, ...] = ()
 
 
 @dataclass(slots=True, eq=False)
@@ -270,29 +251,31 @@ class HyperliquidPort:
     # -- order shapes ----------------------------------------------------------------------
 
     def prepare(self, life: Order, leg: Leg, cloid: str, coin: str) -> PreparedOrder:
-        """The leg as a Hyperliquid order (see the module's mapping); no I/O."""
+        """The leg as the venue's order (see the module's mapping); no I/O."""
+        return self.venue.prepare(self.request(life, leg, cloid, coin))
+
+    def request(self, life: Order, leg: Leg, cloid: str, coin: str) -> OrderRequest:
+        """The leg as a neutral order request (see the module's mapping)."""
         is_buy = leg.quantity > 0
         size = abs(leg.quantity)
         reduce_only = _reduce_only(life)
-        venue = self.venue
         if life.kind == MARKET:
             view = self.desk.views[life.s]
             ref = view.close if view.close == view.close and view.close > 0 else life.ref_price
-            return venue.prepare_market(coin, is_buy, size, ref, reduce_only=reduce_only,
-                                        cloid=cloid)
+            return OrderRequest(coin, is_buy, size, "market", ref, cloid,
+                                reduce_only=reduce_only)
         if life.role == TAKE_PROFIT:  # a bracket's limit: a take-profit trigger at its level
             assert life.limit_price is not None
-            return venue.prepare_trigger(coin, is_buy, size, life.limit_price, "tp",
-                                         reduce_only=reduce_only, cloid=cloid)
+            return OrderRequest(coin, is_buy, size, "trigger", life.limit_price, cloid,
+                                trigger="tp", reduce_only=reduce_only)
         if life.kind == LIMIT:
-            tif = "Alo" if life.post_only else ("Ioc" if life.tif == IOC else "Gtc")
+            tif = "alo" if life.post_only else ("ioc" if life.tif == IOC else "gtc")
             assert life.limit_price is not None
-            return venue.prepare_limit(coin, is_buy, size, life.limit_price, tif=tif,
-                                       reduce_only=reduce_only, cloid=cloid,
-                                       rounding="down" if is_buy else "up")
+            return OrderRequest(coin, is_buy, size, "limit", life.limit_price, cloid, tif=tif,
+                                reduce_only=reduce_only)
         assert life.stop_price is not None
-        return venue.prepare_trigger(coin, is_buy, size, life.stop_price, "sl",
-                                     reduce_only=reduce_only, cloid=cloid)
+        return OrderRequest(coin, is_buy, size, "trigger", life.stop_price, cloid,
+                            trigger="sl", reduce_only=reduce_only)
 
     def rehearse(self) -> bytes:
         """A dry run of an order's way from preparation to the request's bytes: nothing is

@@ -49,13 +49,17 @@ from live.venue_types import (
     TRIGGERED,
     AccountState,
     FundingPayment,
+    OpenOrder,
+    OrderRequest,
     OrderState,
     Position,
     VenueFill,
 )
+from sim.instruments import Instrument
 from sim.messages import Bar
 
 _PAGE = 500  # entries a time-range /info reply holds at most
+_TIF: dict[str, Tif] = {"gtc": "Gtc", "ioc": "Ioc", "alo": "Alo"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +207,15 @@ class HyperliquidVenue:
             start = last
         return sorted(out.values(), key=lambda p: (p.time_ms, p.coin))
 
-    async def fills(self) -> list[VenueFill]:
+    async def fills(self, since_ms: int = 0) -> list[VenueFill]:
+        """The account's recent fills (``userFills``: the venue's latest 2000) at or after
+        ``since_ms``."""
         rows = await self.rest.info({"type": "userFills", "user": self.account})
-        return [parse_fill(r) for r in rows]
+        return [f for f in map(parse_fill, rows) if f.time_ms >= since_ms]
 
-    async def open_orders(self) -> list[dict[str, Any]]:
-        return list(await self.rest.info({"type": "openOrders", "user": self.account}))
+    async def open_orders(self) -> list[OpenOrder]:
+        rows = await self.rest.info({"type": "openOrders", "user": self.account})
+        return [parse_open_order(r) for r in rows]
 
     async def order_state(self, ref: str | int, coin: str = "", size: float = 0.0
                           ) -> OrderState | None:
@@ -235,6 +242,28 @@ class HyperliquidVenue:
         return sum(abs(f.size) * f.price for f in fills) / size if size else None
 
     # -- orders ----------------------------------------------------------------------------
+
+    def instrument(self, coin: str, venue: str, symbol: str) -> Instrument:
+        return self.asset(coin).instrument(venue, symbol)
+
+    def lot_size(self, coin: str) -> float:
+        return 10.0 ** -self.asset(coin).sz_decimals
+
+    def prepare(self, request: OrderRequest) -> PreparedOrder:
+        """A neutral request as a Hyperliquid order: a market order an IOC bounded by
+        ``market_slippage`` from its reference price, a limit GTC/IOC/ALO rounded toward
+        the passive side, a trigger a market trigger ("tp"/"sl")."""
+        r = request
+        if r.kind == "market":
+            return self.prepare_market(r.coin, r.is_buy, r.size, r.price,
+                                       reduce_only=r.reduce_only, cloid=r.cloid)
+        if r.kind == "trigger":
+            assert r.trigger is not None
+            return self.prepare_trigger(r.coin, r.is_buy, r.size, r.price, r.trigger,
+                                        reduce_only=r.reduce_only, cloid=r.cloid)
+        return self.prepare_limit(r.coin, r.is_buy, r.size, r.price, tif=_TIF[r.tif],
+                                  reduce_only=r.reduce_only, cloid=r.cloid,
+                                  rounding="down" if r.is_buy else "up")
 
     def prepare_limit(self, coin: str, is_buy: bool, size: float, price: float, *,
                       tif: Tif = "Gtc", reduce_only: bool = False, cloid: str | None = None,
@@ -414,6 +443,13 @@ def state_from_update(update: dict[str, Any]) -> OrderState:
     return OrderState(cloid=order.get("cloid") or "", coin=order.get("coin", ""),
                       status=_normalise(venue_status), size=orig, oid=int(order["oid"]),
                       filled_size=orig - float(order["sz"]), venue_status=venue_status)
+
+
+def parse_open_order(r: dict[str, Any]) -> OpenOrder:
+    """An ``openOrders`` entry as the neutral ``OpenOrder``."""
+    cloid = r.get("cloid")
+    size = float(r["sz"]) * (1 if r.get("side") == "B" else -1)
+    return OpenOrder(r["coin"], int(r["oid"]), str(cloid).lower() if cloid else None, size)
 
 
 def parse_fill(r: dict[str, Any]) -> VenueFill:
