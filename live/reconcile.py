@@ -158,11 +158,11 @@ def _compare_account(port: HyperliquidPort, snap: Snapshot) -> None:
     diff = venue - expected
     tolerance = _tolerance(equity)
     if abs(diff) <= tolerance:
-        port.account_alerted = None
+        port.note_account_difference(None)
         return
     if port.account_alerted is not None and abs(diff - port.account_alerted) <= tolerance:
         return  # alerted already
-    port.account_alerted = diff
+    port.note_account_difference(diff)
     port.alert("account", None, None, expected, venue, "alert only: nothing repaired",
                f"the venue's account value {venue:.6g} differs from the store's equity at "
                f"the venue's marks {equity:.6g} (+ {port.account_outside:.6g} outside the "

@@ -52,6 +52,7 @@ from live.history import BarHistory
 from live.hyperliquid.port import HyperliquidPort, write_records
 from live.kill import KillRequested, KillSwitch
 from live.port import Snapshot, VenueMessage
+from live.reconcile import reconcile
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
 from sim.config import ScenarioConfig
@@ -124,6 +125,7 @@ class LiveRunner:
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
         self.port: HyperliquidPort | None = None
+        self.reconciled = False  # the last reconciliation compared positions too
         self.writer: StoreWriter | None = None  # while running: DuckDB off the loop
         self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
         self.hold_until_ns: int | None = None  # bars closed by then are the warm-up
@@ -219,7 +221,7 @@ class LiveRunner:
             port.request_snapshot()
             await self._until(lambda msg: isinstance(msg, Snapshot))
             await self.settle()
-            if port.reconciled:
+            if self.reconciled:
                 break
 
     async def _consume(
@@ -267,7 +269,10 @@ class LiveRunner:
             await self.settle()
 
     def _handle(self, item: object) -> None:
-        if isinstance(item, VenueMessage):
+        if isinstance(item, Snapshot):
+            assert self.port is not None
+            self.reconciled = reconcile(self.port, item)
+        elif isinstance(item, VenueMessage):
             assert self.port is not None
             self.port.apply(item)
         elif isinstance(item, KillRequested):
@@ -446,7 +451,7 @@ class LiveRunner:
         gc.collect()  # the state built so far lives as long as the session: out of GC passes
         gc.freeze()
         if self.resume:  # no equity row for the last (dropped) warm-up time
-            self.engine._last_ts = None
+            self.engine.drop_pending_equity()
 
 
     def _write_bars(self) -> None:

@@ -53,7 +53,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,7 +200,6 @@ class HyperliquidPort:
         self._snapshotting = False
         self.queue: asyncio.Queue[object] | None = None
         self.generation = 0  # bumped by every order event: reconciliation needs quiet
-        self.reconciled = False  # the last reconciliation compared positions too
         self._outbox: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._durable = Durable()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -371,9 +370,6 @@ class HyperliquidPort:
             self._placed(msg)
         elif isinstance(msg, Refreshed):
             self._refreshed(msg)
-        elif isinstance(msg, Snapshot):
-            from live.reconcile import reconcile
-            self.reconciled = reconcile(self, msg)
 
     # -- applying what the venue said ------------------------------------------------------
 
@@ -522,6 +518,27 @@ class HyperliquidPort:
         self.account_outside = account_value - store_equity
         self._durable.account = (self.now_ns(), account_value, store_equity)
 
+    def note_account_difference(self, diff: float | None) -> None:
+        """The account difference last alerted (None: the account agrees again)."""
+        self.account_alerted = diff
+
+    def restore_funding(self, since_ms: int | None, booked: Iterable[tuple[str, int]],
+                        outside: float | None) -> None:
+        """Continue a stored run's funding (``live.funding``): payments up to ``since_ms``
+        (the run's first start) are not the run's, ``booked`` (coin, time ms) are booked
+        already and the next fetch starts at the latest; ``outside`` is the capital the
+        account holds beyond the run (None: not fixed yet)."""
+        if since_ms is not None:
+            self.funding_since_ms = since_ms
+        for coin, time_ms in booked:
+            self.funded.add((coin, time_ms))
+            self.funding_cursor_ms = max(self.funding_cursor_ms, time_ms)
+        self.account_outside = outside
+
+    def know_booked(self, tids: Iterable[int]) -> None:
+        """Venue trade ids a previous process of the run booked: never booked again."""
+        self.booked |= set(tids)
+
     def _finish(self, t: Tracked) -> None:
         """Close the leg at the desk once the venue said it ended and every fill it
         reported is booked; until then, fetch the fills."""
@@ -664,10 +681,13 @@ class HyperliquidPort:
             self.by_oid.pop(t.oid, None)
 
     def adopt(self, leg: Leg, cloid: str, coin: str, size: float, ioc: bool,
-              booked: float) -> Tracked:
-        """Track a leg a previous process sent (a restart); it is looked up by cloid."""
+              booked: float, *, oid: int | None = None,
+              close: tuple[str, str] | None = None) -> Tracked:
+        """Track a leg a previous process sent (a restart); it is looked up by cloid.
+        ``oid``: the venue's id, if the previous process learnt it; ``close``: (state,
+        reason) to cancel it with once the venue's answer is in (it does not stand)."""
         t = Tracked(leg, cloid, coin, size, ioc, placing=False, booked=booked,
-                    status="unresolved")
+                    status="unresolved", oid=oid, close=close)
         self._track(t)
         return t
 

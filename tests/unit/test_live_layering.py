@@ -42,3 +42,103 @@ def test_the_neutral_types_name_no_venue() -> None:
     source = (ROOT / "live/venue_types.py").read_text().lower()
     assert "hyperliquid" not in source and "ostium" not in source
     assert not {m for m in _imports(ROOT / "live/venue_types.py") if m.startswith("live.")}
+
+
+def _live_modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted((ROOT / "live").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph``, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_circles_in_live() -> None:
+    """Counting every import (also under TYPE_CHECKING and inside functions): a circle
+    means two modules cannot be understood, tested or moved apart."""
+    modules = _live_modules()
+    graph = {name: {m for m in _imports(path) if m in modules and m != name}
+             for name, path in modules.items()}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_cycle_finder_finds_a_circle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def _root(node: ast.expr) -> ast.expr:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node
+
+
+def _written(tree: ast.AST) -> list[ast.expr]:
+    """Every assignment target in ``tree``."""
+    out: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            out.extend(node.targets)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            out.append(node.target)
+    return [t for elt in out for t in (elt.elts if isinstance(elt, ast.Tuple) else [elt])]
+
+
+def test_nothing_in_live_writes_another_object_private_fields() -> None:
+    found = []
+    for name, path in _live_modules().items():
+        for target in _written(ast.parse(path.read_text())):
+            node = target
+            while isinstance(node, ast.Subscript):
+                node = node.value
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "self")):
+                found.append(f"{name}:{target.lineno} {ast.unparse(target)}")
+    assert not found
+
+
+def test_the_core_changes_the_order_port_only_through_its_methods() -> None:
+    """Reconciliation, recovery and funding ask the port (``adopt``, ``know_booked``,
+    ``restore_funding``, ``note_account_difference``): none assigns to its fields or to
+    what it tracks."""
+    found = []
+    for name in ("live.reconcile", "live.recovery", "live.funding", "live.runner"):
+        tree = ast.parse(_live_modules()[name].read_text())
+        mutated = [node.func.value for node in ast.walk(tree)
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                   and node.func.attr in _MUTATORS
+                   and isinstance(node.func.value, (ast.Attribute, ast.Subscript))]
+        for target in _written(tree) + mutated:
+            if isinstance(target, ast.Name):
+                continue  # a local name, not the port's state
+            root = _root(target)
+            if (isinstance(root, ast.Name) and root.id in ("port", "t")) or (
+                    "port." in ast.unparse(target)):
+                found.append(f"{name}:{target.lineno} {ast.unparse(target)}")
+    assert not found
+
+
+_MUTATORS = {"add", "append", "clear", "discard", "extend", "pop", "remove", "setdefault",
+             "update"}
