@@ -142,3 +142,15 @@ def test_the_core_changes_the_order_port_only_through_its_methods() -> None:
 
 _MUTATORS = {"add", "append", "clear", "discard", "extend", "pop", "remove", "setdefault",
              "update"}
+
+
+def test_the_import_contracts_hold(capsys) -> None:
+    """``lint-imports`` (run by .ci/run) with pyproject.toml's contracts: the kernel
+    imports neither live, reports nor the CLI; reports no live; adapters not each other."""
+    from importlinter.cli import lint_imports
+
+    code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True,
+                        no_logo=True)
+    out = capsys.readouterr().out
+    assert "venue adapters do not import each other KEPT" in out
+    assert code == 0, out
