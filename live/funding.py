@@ -1,6 +1,6 @@
 """Funding of a live run's perpetuals across a restart.
 
-The venue's funding payments are booked once each by ``HyperliquidPort.book_funding``
+The venue's funding payments are booked once each by ``OrderPort.book_funding``
 (``live.reconcile``); their keys (coin, time) and amounts are in ``venue_funding``. A
 resumed run (``restore_funding``, called by ``live.recovery.restore``) books them into
 the rebuilt ledger again (cash, as their ``funding`` rows already say), knows them as
@@ -18,11 +18,11 @@ import duckdb
 from live.records import account_outside, booked_funding, create_tables
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort
+    from live.port import OrderPort
     from live.runner import LiveRunner
 
 
-def restore_funding(runner: LiveRunner, port: HyperliquidPort,
+def restore_funding(runner: LiveRunner, port: OrderPort,
                     con: duckdb.DuckDBPyConnection) -> int:
     """Restore the run's booked funding into ``runner``'s ledger and ``port``; returns how
     many payments."""

@@ -3,7 +3,7 @@
 A snapshot of the account (fills, positions and account value, open orders, funding
 payments, fetched by a task) is compared with the store on the pipeline's single thread.
 Funding is not a difference: each payment of the run's coins settled after the run's
-start is booked once, first (``HyperliquidPort.book_funding``: the ledger, the
+start is booked once, first (``OrderPort.book_funding``: the ledger, the
 ``funding`` table, its key in ``venue_funding``). Every difference is an alert: a line on
 stderr and a ``reconciliations`` row (kind, symbol, coin, store and venue values, the
 action taken). The rules, in the order they are applied:
@@ -48,14 +48,13 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort
-    from live.port import Snapshot
+    from live.port import OrderPort, Snapshot
 
 ACCOUNT_TOLERANCE_USD = 1.0
 ACCOUNT_TOLERANCE_FRACTION = 1e-4
 
 
-def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
+def reconcile(port: OrderPort, snap: Snapshot) -> bool:
     """Apply the rules; True when positions were compared too (rule 4 ran)."""
     if snap.error is not None:
         print(f"quorum live: reconciliation skipped, the venue did not answer: {snap.error}",
@@ -119,7 +118,7 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
     return True
 
 
-def store_equity_at(port: HyperliquidPort, marks: dict[str, float]) -> float:
+def store_equity_at(port: OrderPort, marks: dict[str, float]) -> float:
     """The store's equity with each position at the venue's mark of its coin (the
     store's own last price where the venue has none)."""
     portfolio = port.desk.portfolio
@@ -137,7 +136,7 @@ def store_equity_at(port: HyperliquidPort, marks: dict[str, float]) -> float:
     return equity
 
 
-def _compare_account(port: HyperliquidPort, snap: Snapshot) -> None:
+def _compare_account(port: OrderPort, snap: Snapshot) -> None:
     """Rule 5 (see the module): alert only."""
     account = snap.account
     if account is None:

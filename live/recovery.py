@@ -47,11 +47,11 @@ from sim.messages import OrderFilled
 from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort
+    from live.port import OrderPort
     from live.runner import LiveRunner
 
 
-def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConnection) -> int:
+def restore(runner: LiveRunner, port: OrderPort, con: duckdb.DuckDBPyConnection) -> int:
     """Restore ``runner``'s stored run into its engine and ``port``; returns how many
     legs with an unknown outcome were taken back."""
     create_tables(con)

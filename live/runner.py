@@ -15,7 +15,7 @@ After every step the buffered rows are handed to the store writer's thread as on
 transaction, at most every second (a timer commits what waits when no step comes), in a
 paper session as in a venue session: the loop never waits for DuckDB, and a process
 killed mid-session leaves at most the last second unstored. With a real venue
-(``attach_port``: ``live.hyperliquid.port``), the venue's answers and pushes are queued
+(``attach_port``: an adapter's ``live.port.OrderPort``), the venue's answers and pushes are queued
 messages too, applied by the same consumer; after every step (a bar, a venue message)
 the requests submitted in that step go out first (their ``venue_orders`` rows are in the
 run's journal already: write-ahead), and the port's durable records go with the rows
@@ -49,10 +49,10 @@ import pyarrow as pa
 
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
-from live.hyperliquid.port import HyperliquidPort, write_records
 from live.kill import KillRequested, KillSwitch
-from live.port import Snapshot, VenueMessage
+from live.port import OrderPort, Snapshot, VenueMessage
 from live.reconcile import reconcile
+from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
 from sim.config import ScenarioConfig
@@ -124,7 +124,7 @@ class LiveRunner:
         self.recorder.before_flush.append(self._write_bars)
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
-        self.port: HyperliquidPort | None = None
+        self.port: OrderPort | None = None
         self.reconciled = False  # the last reconciliation compared positions too
         self.writer: StoreWriter | None = None  # while running: DuckDB off the loop
         self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
@@ -138,7 +138,7 @@ class LiveRunner:
         self._warming = False
         self.queue: asyncio.Queue[object] = asyncio.Queue()
 
-    def attach_port(self, port: HyperliquidPort, *, hold_until_ns: int, interval_ns: int,
+    def attach_port(self, port: OrderPort, *, hold_until_ns: int, interval_ns: int,
                     reconcile_every_s: float | None = None, settle_s: float = 10.0) -> None:
         """Route every order to ``port`` (a real venue) instead of the simulated venues;
         bars closed by ``hold_until_ns`` (the warm-up) send no order."""

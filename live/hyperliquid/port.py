@@ -54,10 +54,8 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import duckdb
 
 from live.hyperliquid.errors import SubmissionUnresolved, TransportFailed
 from live.hyperliquid.lane import LaneError
@@ -70,16 +68,9 @@ from live.hyperliquid.venue import (
     state_from_update,
 )
 from live.journal import OrderJournal
+from live.orders import Tracked
 from live.port import Snapshot, VenueMessage
-from live.records import (
-    client_order_id,
-    insert_account,
-    insert_fill,
-    insert_funding,
-    insert_reconciliation,
-    insert_venue_order,
-    update_venue_order,
-)
+from live.records import Durable, client_order_id
 from live.venue_types import (
     CANCELED,
     FILLED,
@@ -125,45 +116,6 @@ class Pushed(VenueMessage):
     """A stream message (``orderUpdates``, ``userFills``, ``reconnected``)."""
 
     message: dict[str, Any]
-
-
-@dataclass(slots=True, eq=False)
-class Tracked:
-    """One leg at the venue, from submission until the desk has closed it."""
-
-    leg: Leg
-    cloid: str
-    coin: str
-    size: float  # absolute size sent (rounded to the venue's lot)
-    ioc: bool
-    placing: bool = True  # the place request has not answered yet
-    acked: bool = False
-    oid: int | None = None
-    venue_filled: float = 0.0  # absolute, as the venue reports it
-    booked: float = 0.0  # absolute, booked from fills
-    done: tuple[str, str] | None = None  # the venue says it ended: (desk state, reason)
-    close: tuple[str, str] | None = None  # the desk asked to cancel it: (state, reason)
-    cancel_sent: bool = False
-    refreshing: bool = False
-    status: str = "sent"
-    triggered: bool = False  # a trigger order the venue has fired (it executes now)
-
-
-@dataclass(slots=True)
-class Durable:
-    """Rows the port made durable-to-be: written with the next commit of the session."""
-
-    orders: list[dict[str, Any]] = field(default_factory=list)  # journalled, not in the store
-    fills: list[tuple[Any, ...]] = field(default_factory=list)
-    updates: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[tuple[Any, ...]] = field(default_factory=list)
-    funding: list[tuple[Any, ...]] = field(default_factory=list)
-    account: tuple[int, float, float] | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not (self.orders or self.fills or self.updates or self.alerts or self.funding
-                    or self.account)
 
 
 class HyperliquidPort:
@@ -723,20 +675,3 @@ def _venue_type(prepared: PreparedOrder) -> str:
     if "trigger" in kind:
         return f"trigger_{kind['trigger']['tpsl']}"
     return str(kind["limit"]["tif"]).lower()
-
-
-def write_records(con: duckdb.DuckDBPyConnection, run_id: str, d: Durable) -> None:
-    """Write a port's records (inside the caller's transaction): the journalled order
-    rows first, then what refers to them."""
-    for order in d.orders:
-        insert_venue_order(con, order)
-    for row in d.fills:
-        insert_fill(con, run_id, *row)
-    for u in d.updates:
-        update_venue_order(con, run_id, **u)
-    for alert in d.alerts:
-        insert_reconciliation(con, run_id, *alert)
-    for row in d.funding:
-        insert_funding(con, run_id, *row)
-    if d.account is not None:
-        insert_account(con, run_id, *d.account)
