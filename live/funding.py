@@ -18,7 +18,7 @@ import duckdb
 from live.records import account_outside, booked_funding, create_tables
 
 if TYPE_CHECKING:
-    from live.port import OrderPort
+    from live.orders import OrderPort
     from live.runner import LiveRunner
 
 

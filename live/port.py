@@ -16,13 +16,9 @@ status reports out); the names and shapes are this project's.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from live.orders import Tracked
-from live.records import Durable
 from live.venue_types import (
     AccountState,
     FundingPayment,
@@ -32,9 +28,7 @@ from live.venue_types import (
     Position,
     VenueFill,
 )
-from sim.execution import ExecutionDesk
 from sim.instruments import Instrument
-from sim.orders import Leg
 
 
 class PreparedOrder(Protocol):
@@ -121,49 +115,3 @@ class Snapshot(VenueMessage):
     error: str | None = None
     account: AccountState | None = None  # fetched before ``funding``
     funding: tuple[FundingPayment, ...] = ()
-
-
-class OrderPort(Protocol):
-    """One venue account as the external venue of one live run, as the core (runner,
-    reconciliation, recovery, funding) drives it: it tracks the run's legs at the venue
-    (``live.orders.Tracked``, by cloid and venue id), books what the venue reports through
-    the desk's one fill and funding paths, and keeps its rows for the next commit
-    (``take_records``). Its state changes only through these methods."""
-
-    venue: VenueAdapter
-    desk: ExecutionDesk
-    coins: dict[str, str]  # symbol -> the venue's coin
-    symbol_of: dict[str, str]  # coin -> symbol
-    now_ns: Callable[[], int]
-    generation: int  # bumped by every order event: reconciliation needs quiet
-    by_cloid: Mapping[str, Tracked]
-    by_oid: Mapping[int, Tracked]
-    booked: set[int]  # venue trade ids booked in this run (read only)
-    funded: set[tuple[str, int]]  # (coin, time ms) of funding booked (read only)
-    account_outside: float | None
-    account_alerted: float | None
-
-    @property
-    def settled(self) -> bool: ...
-
-    async def start(self, queue: asyncio.Queue[object]) -> None: ...
-    async def close(self) -> None: ...
-    def apply(self, msg: VenueMessage) -> None: ...
-    def start_requests(self) -> None: ...
-    def take_records(self) -> Durable: ...
-    def request_snapshot(self) -> None: ...
-    def refresh(self, t: Tracked, delay: float = 0.0) -> None: ...
-    def cancel_foreign(self, coin: str, oid: int) -> None: ...
-    def book(self, fill: VenueFill) -> bool: ...
-    def book_funding(self, pay: FundingPayment) -> bool: ...
-    def record_account(self, account_value: float, store_equity: float) -> None: ...
-    def note_account_difference(self, diff: float | None) -> None: ...
-    def know_booked(self, tids: Iterable[int]) -> None: ...
-    def restore_funding(self, since_ms: int | None, booked: Iterable[tuple[str, int]],
-                        outside: float | None) -> None: ...
-    def adopt(self, leg: Leg, cloid: str, coin: str, size: float, ioc: bool,
-              booked: float, *, oid: int | None = None,
-              close: tuple[str, str] | None = None) -> Tracked: ...
-    def alert(self, kind: str, symbol: str | None, coin: str | None,
-              store_value: float | None, venue_value: float | None, action: str,
-              detail: str) -> None: ...

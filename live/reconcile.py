@@ -48,7 +48,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from live.port import OrderPort, Snapshot
+    from live.orders import OrderPort
+    from live.port import Snapshot
 
 ACCOUNT_TOLERANCE_USD = 1.0
 ACCOUNT_TOLERANCE_FRACTION = 1e-4

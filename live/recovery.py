@@ -47,7 +47,7 @@ from sim.messages import OrderFilled
 from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
 
 if TYPE_CHECKING:
-    from live.port import OrderPort
+    from live.orders import OrderPort
     from live.runner import LiveRunner
 
 

@@ -50,7 +50,8 @@ import pyarrow as pa
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
 from live.kill import KillRequested, KillSwitch
-from live.port import OrderPort, Snapshot, VenueMessage
+from live.orders import OrderPort
+from live.port import Snapshot, VenueMessage
 from live.reconcile import reconcile
 from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
