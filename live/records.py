@@ -79,8 +79,8 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def client_order_id(run_id: str, order_id: int, leg: int) -> str:
     """The cloid of leg ``leg`` of order ``order_id`` in run ``run_id``: 16 bytes of a hash,
-    as Hyperliquid takes them (0x + 32 hex digits). The same inputs always give the same
-    id, so a resubmission of the same leg is recognisable as such."""
+    as 0x + 32 hex digits (the form a venue takes a client order id in). The same inputs
+    always give the same id, so a resubmission of the same leg is recognisable as such."""
     digest = hashlib.blake2b(f"quorum/{run_id}/{order_id}/{leg}".encode(), digest_size=16)
     return "0x" + digest.hexdigest()
 

@@ -172,3 +172,11 @@ def test_every_core_module_is_under_the_no_adapter_contract() -> None:
     adapters = {"live." + p.name for p in (ROOT / "live").iterdir()
                 if p.is_dir() and (p / "__init__.py").exists()}
     assert set(contract["forbidden_modules"]) == adapters
+
+
+def test_no_core_module_names_a_venue() -> None:
+    """What is particular to a venue lives in its adapter's folder (issue 18's check:
+    ``grep -ril hyperliquid live/*.py`` finds nothing)."""
+    named = [p.name for p in (ROOT / "live").glob("*.py")
+             if any(v in p.read_text().lower() for v in ("hyperliquid", "ostium"))]
+    assert not named
