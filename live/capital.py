@@ -2,8 +2,9 @@
 
 A backtest starts from the scenario's ``initial_cash``. A session on a real venue trades
 the money the account holds: the account's equity as the venue reports it (asked of the
-adapter: Hyperliquid's ``marginSummary.accountValue``), capped by ``live.capital`` when
-set (the part of a shared account the session may use; it never raises the figure).
+adapter: ``VenueAdapter.account_value``, cash plus positions at the venue's marks),
+capped by ``live.capital`` when set (the part of a shared account the session may use;
+it never raises the figure).
 Sizing, the risk engine's equity limits and the run's returns all start from it: the
 run's stored ``initial_cash`` is that capital, and its ``live_sessions`` row keeps the
 scenario's ``initial_cash``, the account's equity and the capital side by side.

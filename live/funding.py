@@ -1,6 +1,6 @@
 """Funding of a live run's perpetuals across a restart.
 
-The venue's funding payments are booked once each by ``HyperliquidPort.book_funding``
+The venue's funding payments are booked once each by ``OrderPort.book_funding``
 (``live.reconcile``); their keys (coin, time) and amounts are in ``venue_funding``. A
 resumed run (``restore_funding``, called by ``live.recovery.restore``) books them into
 the rebuilt ledger again (cash, as their ``funding`` rows already say), knows them as
@@ -18,11 +18,11 @@ import duckdb
 from live.records import account_outside, booked_funding, create_tables
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort
+    from live.orders import OrderPort
     from live.runner import LiveRunner
 
 
-def restore_funding(runner: LiveRunner, port: HyperliquidPort,
+def restore_funding(runner: LiveRunner, port: OrderPort,
                     con: duckdb.DuckDBPyConnection) -> int:
     """Restore the run's booked funding into ``runner``'s ledger and ``port``; returns how
     many payments."""
@@ -30,13 +30,11 @@ def restore_funding(runner: LiveRunner, port: HyperliquidPort,
     run_id = runner.run_id
     row = con.execute("SELECT started_ns FROM live_sessions WHERE run_id = ?",
                       [run_id]).fetchone()
-    if row is not None:
-        port.funding_since_ms = int(row[0]) // 1_000_000
     portfolio = runner.engine.portfolio
     payments = booked_funding(con, run_id)
-    for coin, time_ms, _symbol, usdc, _szi, _rate in payments:
+    for _coin, _time_ms, _symbol, usdc, _szi, _rate in payments:
         portfolio.fund(float(usdc))
-        port.funded.add((coin, int(time_ms)))
-        port.funding_cursor_ms = max(port.funding_cursor_ms, int(time_ms))
-    port.account_outside = account_outside(con, run_id)
+    port.restore_funding(None if row is None else int(row[0]) // 1_000_000,
+                         [(coin, int(time_ms)) for coin, time_ms, *_ in payments],
+                         account_outside(con, run_id))
     return len(payments)

@@ -3,7 +3,7 @@
 A snapshot of the account (fills, positions and account value, open orders, funding
 payments, fetched by a task) is compared with the store on the pipeline's single thread.
 Funding is not a difference: each payment of the run's coins settled after the run's
-start is booked once, first (``HyperliquidPort.book_funding``: the ledger, the
+start is booked once, first (``OrderPort.book_funding``: the ledger, the
 ``funding`` table, its key in ``venue_funding``). Every difference is an alert: a line on
 stderr and a ``reconciliations`` row (kind, symbol, coin, store and venue values, the
 action taken). The rules, in the order they are applied:
@@ -48,13 +48,14 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort, Snapshot
+    from live.orders import OrderPort
+    from live.port import Snapshot
 
 ACCOUNT_TOLERANCE_USD = 1.0
 ACCOUNT_TOLERANCE_FRACTION = 1e-4
 
 
-def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
+def reconcile(port: OrderPort, snap: Snapshot) -> bool:
     """Apply the rules; True when positions were compared too (rule 4 ran)."""
     if snap.error is not None:
         print(f"quorum live: reconciliation skipped, the venue did not answer: {snap.error}",
@@ -69,8 +70,8 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
             port.alert("fill", port.symbol_of.get(fill.coin), fill.coin, None, fill.size,
                        "booked", f"trade {fill.tid} of order "
                        f"{t.leg.order.order_id if t else '?'} was not booked")
-    open_cloids = {str(o.get("cloid")).lower() for o in snap.open_orders if o.get("cloid")}
-    open_oids = {int(o["oid"]) for o in snap.open_orders}
+    open_cloids = {o.cloid for o in snap.open_orders if o.cloid}
+    open_oids = {o.oid for o in snap.open_orders}
     for t in list(port.by_cloid.values()):
         if t.placing or t.refreshing or t.done is not None:
             continue
@@ -81,12 +82,10 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
                            "is working in the store, not open at the venue")
             port.refresh(t)
     for o in snap.open_orders:
-        coin, oid = o["coin"], int(o["oid"])
-        cloid = str(o.get("cloid") or "").lower()
+        coin, oid, cloid = o.coin, o.oid, o.cloid or ""
         if coin not in port.symbol_of or cloid in port.by_cloid or oid in port.by_oid:
             continue
-        size = float(o["sz"]) * (1 if o.get("side") == "B" else -1)
-        port.alert("unknown_order", port.symbol_of[coin], coin, None, size,
+        port.alert("unknown_order", port.symbol_of[coin], coin, None, o.size,
                    "cancelled at the venue", f"open order {oid} ({cloid or 'no cloid'}) "
                    "was not sent by this run")
         port.cancel_foreign(coin, oid)
@@ -104,7 +103,7 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
         held = portfolio.qty[s]
         position = venue_positions.get(coin)
         venue = position.size if position is not None else 0.0
-        lot = 10.0 ** -port.venue.asset(coin).sz_decimals
+        lot = port.venue.lot_size(coin)
         if abs(held - venue) <= lot / 2:
             continue
         price = portfolio.price[s]
@@ -120,7 +119,7 @@ def reconcile(port: HyperliquidPort, snap: Snapshot) -> bool:
     return True
 
 
-def store_equity_at(port: HyperliquidPort, marks: dict[str, float]) -> float:
+def store_equity_at(port: OrderPort, marks: dict[str, float]) -> float:
     """The store's equity with each position at the venue's mark of its coin (the
     store's own last price where the venue has none)."""
     portfolio = port.desk.portfolio
@@ -138,7 +137,7 @@ def store_equity_at(port: HyperliquidPort, marks: dict[str, float]) -> float:
     return equity
 
 
-def _compare_account(port: HyperliquidPort, snap: Snapshot) -> None:
+def _compare_account(port: OrderPort, snap: Snapshot) -> None:
     """Rule 5 (see the module): alert only."""
     account = snap.account
     if account is None:
@@ -159,11 +158,11 @@ def _compare_account(port: HyperliquidPort, snap: Snapshot) -> None:
     diff = venue - expected
     tolerance = _tolerance(equity)
     if abs(diff) <= tolerance:
-        port.account_alerted = None
+        port.note_account_difference(None)
         return
     if port.account_alerted is not None and abs(diff - port.account_alerted) <= tolerance:
         return  # alerted already
-    port.account_alerted = diff
+    port.note_account_difference(diff)
     port.alert("account", None, None, expected, venue, "alert only: nothing repaired",
                f"the venue's account value {venue:.6g} differs from the store's equity at "
                f"the venue's marks {equity:.6g} (+ {port.account_outside:.6g} outside the "

@@ -25,6 +25,7 @@ The tables belong to live mode and are created on first use; they hold no secret
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -78,8 +79,8 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def client_order_id(run_id: str, order_id: int, leg: int) -> str:
     """The cloid of leg ``leg`` of order ``order_id`` in run ``run_id``: 16 bytes of a hash,
-    as Hyperliquid takes them (0x + 32 hex digits). The same inputs always give the same
-    id, so a resubmission of the same leg is recognisable as such."""
+    as 0x + 32 hex digits (the form a venue takes a client order id in). The same inputs
+    always give the same id, so a resubmission of the same leg is recognisable as such."""
     digest = hashlib.blake2b(f"quorum/{run_id}/{order_id}/{leg}".encode(), digest_size=16)
     return "0x" + digest.hexdigest()
 
@@ -152,3 +153,37 @@ def open_venue_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[
         f"status IN ({', '.join('?' for _ in OPEN_STATUSES)}) ORDER BY order_id, leg",
         [run_id, *OPEN_STATUSES])
     return [dict(zip(VENUE_ORDER_COLUMNS, row, strict=True)) for row in cur.fetchall()]
+
+
+@dataclass(slots=True)
+class Durable:
+    """Rows the port made durable-to-be: written with the next commit of the session."""
+
+    orders: list[dict[str, Any]] = field(default_factory=list)  # journalled, not in the store
+    fills: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[tuple[Any, ...]] = field(default_factory=list)
+    funding: list[tuple[Any, ...]] = field(default_factory=list)
+    account: tuple[int, float, float] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.orders or self.fills or self.updates or self.alerts or self.funding
+                    or self.account)
+
+
+def write_records(con: duckdb.DuckDBPyConnection, run_id: str, d: Durable) -> None:
+    """Write a port's records (inside the caller's transaction): the journalled order
+    rows first, then what refers to them."""
+    for order in d.orders:
+        insert_venue_order(con, order)
+    for row in d.fills:
+        insert_fill(con, run_id, *row)
+    for u in d.updates:
+        update_venue_order(con, run_id, **u)
+    for alert in d.alerts:
+        insert_reconciliation(con, run_id, *alert)
+    for row in d.funding:
+        insert_funding(con, run_id, *row)
+    if d.account is not None:
+        insert_account(con, run_id, *d.account)

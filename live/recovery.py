@@ -47,11 +47,11 @@ from sim.messages import OrderFilled
 from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
 
 if TYPE_CHECKING:
-    from live.hyperliquid.port import HyperliquidPort
+    from live.orders import OrderPort
     from live.runner import LiveRunner
 
 
-def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConnection) -> int:
+def restore(runner: LiveRunner, port: OrderPort, con: duckdb.DuckDBPyConnection) -> int:
     """Restore ``runner``'s stored run into its engine and ``port``; returns how many
     legs with an unknown outcome were taken back."""
     create_tables(con)
@@ -74,8 +74,8 @@ def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConne
     desk.restore_ids(int(order_id), int(fills[-1][0]) if fills else 0)
     (decision_id,) = con.execute("SELECT coalesce(max(decision_id), 0) FROM decisions"
                                  " WHERE run_id = ?", [run_id]).fetchone()
-    engine._decision_id = max(engine._decision_id, int(decision_id))
-    port.booked |= booked_tids(con, run_id)
+    engine.restore_decision_id(int(decision_id))
+    port.know_booked(booked_tids(con, run_id))
 
     lives: dict[int, Order] = {}
     legs = open_venue_orders(con, run_id)
@@ -89,15 +89,16 @@ def restore(runner: LiveRunner, port: HyperliquidPort, con: duckdb.DuckDBPyConne
                                 " WHERE run_id = ? AND cloid = ?",
                                 [run_id, row["cloid"]]).fetchone()
         leg.remaining = row["quantity"] - booked
-        t = port.adopt(leg, row["cloid"], row["coin"], row["size"],
-                       row["kind"] == MARKET or row["tif"] == IOC, abs(booked))
-        if row["oid"] is not None:
-            t.oid = int(row["oid"])
-            port.by_oid[t.oid] = t
-        if not _guards_position(life, portfolio.qty[life.s]):
-            t.close = ("cancelled", "restart: an order from before the restart does not stand")
+        stands = _guards_position(life, portfolio.qty[life.s])
+        port.adopt(leg, row["cloid"], row["coin"], row["size"],
+                   row["kind"] == MARKET or row["tif"] == IOC, abs(booked),
+                   oid=None if row["oid"] is None else int(row["oid"]),
+                   close=None if stands else (
+                       "cancelled", "restart: an order from before the restart does not stand"))
     restore_funding(runner, port, con)
-    restore_risk(runner, con, port.now_ns())
+    killed_by = restore_risk(engine.risk, run_id, con, port.now_ns())
+    if killed_by is not None and runner.killed_by is None:
+        runner.killed_by = killed_by
     return len(legs)
 
 

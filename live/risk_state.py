@@ -30,15 +30,11 @@ Not restored: a flatten ordered before the restart is not repeated.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from sim.orders import ENTRY
 from sim.risk import RiskEngine
-
-if TYPE_CHECKING:
-    from live.runner import LiveRunner
 
 _DDL = """CREATE TABLE IF NOT EXISTS live_risk_trips (
     run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
@@ -132,11 +128,11 @@ def agent_trades(con: duckdb.DuckDBPyConnection, run_id: str,
     return out
 
 
-def restore_risk(runner: LiveRunner, con: duckdb.DuckDBPyConnection, now_ns: int) -> None:
-    """Restore ``runner``'s risk engine from its stored run (see the module)."""
+def restore_risk(risk: RiskEngine, run_id: str, con: duckdb.DuckDBPyConnection,
+                 now_ns: int) -> str | None:
+    """Restore ``risk`` from its stored run (see the module); returns what pulled the kill
+    switch before the restart, if it was pulled."""
     create_table(con)
-    run_id = runner.run_id
-    risk = runner.engine.risk
     equity = con.execute("SELECT epoch_ns(ts), equity FROM equity WHERE run_id = ?"
                          " ORDER BY ts", [run_id]).fetchall()
     breaker = con.execute(
@@ -150,5 +146,4 @@ def restore_risk(runner: LiveRunner, con: duckdb.DuckDBPyConnection, now_ns: int
                  breaker=None if breaker is None else (str(breaker[0]), breaker[1], breaker[2]),
                  killed=kill is not None,
                  agent_trades=agent_trades(con, run_id, sent, list(risk.limits.agents)))
-    if kill is not None and runner.killed_by is None:
-        runner.killed_by = f"{kill[0]} (before the restart)"
+    return None if kill is None else f"{kill[0]} (before the restart)"

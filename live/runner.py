@@ -15,7 +15,7 @@ After every step the buffered rows are handed to the store writer's thread as on
 transaction, at most every second (a timer commits what waits when no step comes), in a
 paper session as in a venue session: the loop never waits for DuckDB, and a process
 killed mid-session leaves at most the last second unstored. With a real venue
-(``attach_port``: ``live.hyperliquid.port``), the venue's answers and pushes are queued
+(``attach_port``: an adapter's ``live.port.OrderPort``), the venue's answers and pushes are queued
 messages too, applied by the same consumer; after every step (a bar, a venue message)
 the requests submitted in that step go out first (their ``venue_orders`` rows are in the
 run's journal already: write-ahead), and the port's durable records go with the rows
@@ -49,8 +49,11 @@ import pyarrow as pa
 
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
-from live.hyperliquid.port import HyperliquidPort, Snapshot, VenueMessage, write_records
 from live.kill import KillRequested, KillSwitch
+from live.orders import OrderPort
+from live.port import Snapshot, VenueMessage
+from live.reconcile import reconcile
+from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
 from sim.config import ScenarioConfig
@@ -122,7 +125,8 @@ class LiveRunner:
         self.recorder.before_flush.append(self._write_bars)
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
-        self.port: HyperliquidPort | None = None
+        self.port: OrderPort | None = None
+        self.reconciled = False  # the last reconciliation compared positions too
         self.writer: StoreWriter | None = None  # while running: DuckDB off the loop
         self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
         self.hold_until_ns: int | None = None  # bars closed by then are the warm-up
@@ -135,7 +139,7 @@ class LiveRunner:
         self._warming = False
         self.queue: asyncio.Queue[object] = asyncio.Queue()
 
-    def attach_port(self, port: HyperliquidPort, *, hold_until_ns: int, interval_ns: int,
+    def attach_port(self, port: OrderPort, *, hold_until_ns: int, interval_ns: int,
                     reconcile_every_s: float | None = None, settle_s: float = 10.0) -> None:
         """Route every order to ``port`` (a real venue) instead of the simulated venues;
         bars closed by ``hold_until_ns`` (the warm-up) send no order."""
@@ -218,7 +222,7 @@ class LiveRunner:
             port.request_snapshot()
             await self._until(lambda msg: isinstance(msg, Snapshot))
             await self.settle()
-            if port.reconciled:
+            if self.reconciled:
                 break
 
     async def _consume(
@@ -266,7 +270,10 @@ class LiveRunner:
             await self.settle()
 
     def _handle(self, item: object) -> None:
-        if isinstance(item, VenueMessage):
+        if isinstance(item, Snapshot):
+            assert self.port is not None
+            self.reconciled = reconcile(self.port, item)
+        elif isinstance(item, VenueMessage):
             assert self.port is not None
             self.port.apply(item)
         elif isinstance(item, KillRequested):
@@ -445,7 +452,7 @@ class LiveRunner:
         gc.collect()  # the state built so far lives as long as the session: out of GC passes
         gc.freeze()
         if self.resume:  # no equity row for the last (dropped) warm-up time
-            self.engine._last_ts = None
+            self.engine.drop_pending_equity()
 
 
     def _write_bars(self) -> None:

@@ -243,6 +243,15 @@ class Engine:
         """Bars that entered the pipeline (exact even after an interruption)."""
         return sum(view.n for view in self.views)
 
+    def restore_decision_id(self, decision_id: int) -> None:
+        """Continue a stored run (a live restart): new decisions number after this one."""
+        self._decision_id = max(self._decision_id, decision_id)
+
+    def drop_pending_equity(self) -> None:
+        """The bar run last books no equity row (a resumed live run re-runs its stored
+        warm-up, whose rows exist already)."""
+        self._last_ts = None
+
     def finish(self) -> None:
         """Cancel the orders still working (the run ended), run what is still queued and
         record the last equity row."""

@@ -41,33 +41,25 @@ from live.hyperliquid.wire import (
     trigger_type,
     update_leverage_action,
 )
+from live.venue_types import (
+    CANCELED,
+    FILLED,
+    REJECTED,
+    RESTING,
+    TRIGGERED,
+    AccountState,
+    FundingPayment,
+    OpenOrder,
+    OrderRequest,
+    OrderState,
+    Position,
+    VenueFill,
+)
+from sim.instruments import Instrument
 from sim.messages import Bar
 
 _PAGE = 500  # entries a time-range /info reply holds at most
-
-RESTING, FILLED, CANCELED, REJECTED, TRIGGERED = (
-    "resting", "filled", "canceled", "rejected", "triggered")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderState:
-    """Where an order stands at the venue. ``filled_size`` of ``size`` has filled (an
-    IOC's unfilled rest is canceled by the venue); ``message`` says why it was rejected
-    or canceled when known; ``venue_status`` is the venue's own word for it."""
-
-    cloid: str
-    coin: str
-    status: str
-    size: float
-    oid: int | None = None
-    filled_size: float = 0.0
-    avg_price: float | None = None
-    message: str | None = None
-    venue_status: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in (FILLED, CANCELED, REJECTED)
+_TIF: dict[str, Tif] = {"gtc": "Gtc", "ioc": "Ioc", "alo": "Alo"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,58 +72,6 @@ class PreparedOrder:
     price: float
     action: dict[str, Any]
     rejection: str | None = None  # set when a local check refused it (nothing is sent)
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    coin: str
-    size: float  # signed: positive long
-    entry_price: float | None
-    unrealized_pnl: float
-    leverage: float | None
-    liquidation_price: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class AccountState:
-    """The account as ``clearinghouseState`` reports it: ``account_value`` is
-    ``marginSummary.accountValue`` (USDC plus every position at the venue's mark),
-    ``marks`` the mark of each position (``positionValue / |szi|``), ``time_ms`` when the
-    venue took the snapshot."""
-
-    positions: tuple[Position, ...]
-    account_value: float
-    marks: dict[str, float]
-    time_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class FundingPayment:
-    """One funding settlement of one position (``userFunding``): ``usdc`` > 0 received,
-    < 0 paid; ``szi`` the signed position it was charged on, ``rate`` the funding rate.
-    Identified by (coin, time_ms): the venue settles each coin once per funding time and
-    its ``hash`` is the zero hash for funding, so it cannot serve as the key."""
-
-    time_ms: int
-    coin: str
-    usdc: float
-    szi: float
-    rate: float
-    hash: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class VenueFill:
-    tid: int
-    oid: int
-    coin: str
-    size: float  # signed: positive bought
-    price: float
-    fee: float
-    time_ms: int
-    closed_pnl: float
-    cloid: str | None
-    crossed: bool = True  # took liquidity (taker); False: a maker fill
 
 
 class HyperliquidVenue:
@@ -267,12 +207,15 @@ class HyperliquidVenue:
             start = last
         return sorted(out.values(), key=lambda p: (p.time_ms, p.coin))
 
-    async def fills(self) -> list[VenueFill]:
+    async def fills(self, since_ms: int = 0) -> list[VenueFill]:
+        """The account's recent fills (``userFills``: the venue's latest 2000) at or after
+        ``since_ms``."""
         rows = await self.rest.info({"type": "userFills", "user": self.account})
-        return [parse_fill(r) for r in rows]
+        return [f for f in map(parse_fill, rows) if f.time_ms >= since_ms]
 
-    async def open_orders(self) -> list[dict[str, Any]]:
-        return list(await self.rest.info({"type": "openOrders", "user": self.account}))
+    async def open_orders(self) -> list[OpenOrder]:
+        rows = await self.rest.info({"type": "openOrders", "user": self.account})
+        return [parse_open_order(r) for r in rows]
 
     async def order_state(self, ref: str | int, coin: str = "", size: float = 0.0
                           ) -> OrderState | None:
@@ -299,6 +242,28 @@ class HyperliquidVenue:
         return sum(abs(f.size) * f.price for f in fills) / size if size else None
 
     # -- orders ----------------------------------------------------------------------------
+
+    def instrument(self, coin: str, venue: str, symbol: str) -> Instrument:
+        return self.asset(coin).instrument(venue, symbol)
+
+    def lot_size(self, coin: str) -> float:
+        return 10.0 ** -self.asset(coin).sz_decimals
+
+    def prepare(self, request: OrderRequest) -> PreparedOrder:
+        """A neutral request as a Hyperliquid order: a market order an IOC bounded by
+        ``market_slippage`` from its reference price, a limit GTC/IOC/ALO rounded toward
+        the passive side, a trigger a market trigger ("tp"/"sl")."""
+        r = request
+        if r.kind == "market":
+            return self.prepare_market(r.coin, r.is_buy, r.size, r.price,
+                                       reduce_only=r.reduce_only, cloid=r.cloid)
+        if r.kind == "trigger":
+            assert r.trigger is not None
+            return self.prepare_trigger(r.coin, r.is_buy, r.size, r.price, r.trigger,
+                                        reduce_only=r.reduce_only, cloid=r.cloid)
+        return self.prepare_limit(r.coin, r.is_buy, r.size, r.price, tif=_TIF[r.tif],
+                                  reduce_only=r.reduce_only, cloid=r.cloid,
+                                  rounding="down" if r.is_buy else "up")
 
     def prepare_limit(self, coin: str, is_buy: bool, size: float, price: float, *,
                       tif: Tif = "Gtc", reduce_only: bool = False, cloid: str | None = None,
@@ -478,6 +443,13 @@ def state_from_update(update: dict[str, Any]) -> OrderState:
     return OrderState(cloid=order.get("cloid") or "", coin=order.get("coin", ""),
                       status=_normalise(venue_status), size=orig, oid=int(order["oid"]),
                       filled_size=orig - float(order["sz"]), venue_status=venue_status)
+
+
+def parse_open_order(r: dict[str, Any]) -> OpenOrder:
+    """An ``openOrders`` entry as the neutral ``OpenOrder``."""
+    cloid = r.get("cloid")
+    size = float(r["sz"]) * (1 if r.get("side") == "B" else -1)
+    return OpenOrder(r["coin"], int(r["oid"]), str(cloid).lower() if cloid else None, size)
 
 
 def parse_fill(r: dict[str, Any]) -> VenueFill:

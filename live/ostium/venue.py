@@ -4,7 +4,8 @@ Optional: ``pip install 'quorum[ostium]'``. The SDK is imported only when a venu
 from the environment, so nothing else needs it. It talks to an Arbitrum RPC endpoint (for
 transactions) and Ostium's subgraph and price service (for reads).
 
-The same shape as ``HyperliquidVenue`` where the venues agree: ``load_markets``, ``mids``,
+Answers in the neutral reports of ``live.venue_types``, the same shape as
+``HyperliquidVenue`` where the venues agree: ``load_markets``, ``mids``,
 ``positions``, ``market`` (size in units of the asset, returning an ``OrderState``) and a
 close. Where they differ, Ostium's own terms show: a trade is opened with USDC collateral
 and a leverage (size x price = collateral x leverage), is identified by (pair id, trade
@@ -30,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from live.hyperliquid.venue import REJECTED, RESTING, OrderState, Position
+from live.venue_types import REJECTED, RESTING, OrderState, Position
 
 ENV_PRIVATE_KEY = "QUORUM_OSTIUM_PRIVATE_KEY"
 ENV_RPC_URL = "QUORUM_OSTIUM_RPC_URL"
