@@ -78,6 +78,18 @@ def _print_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> No
     _console().print(table)
 
 
+def interval_option(value: str | None) -> int | None:
+    """An ``--interval`` option in nanoseconds (None: not given); bad input is one line."""
+    from sim.config import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"--interval: {exc}") from None
+
+
 @contextmanager
 def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
     """Yield (on_start, on_progress) callbacks that drive a progress bar on stderr."""
@@ -529,15 +541,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from quorum.inspect_data import chart_path, inspect_bars
-    from sim.config import parse_duration
     from sim.data import load_bars
 
-    interval = None
-    if args.interval is not None:
-        try:
-            interval = parse_duration(args.interval)
-        except ValueError as exc:
-            raise UsageError(f"--interval: {exc}") from None
+    interval = interval_option(args.interval)
     path = Path(args.file)
     symbol = args.symbol or path.stem
     bars = load_bars(path, symbol)  # gaps are reported below, not refused

@@ -89,17 +89,11 @@ def calibrated_source(args: argparse.Namespace, symbols: list[str] | None) -> di
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from quorum.cli import UsageError, _console, _print_table
-    from sim.config import parse_duration
+    from quorum.cli import UsageError, _console, _print_table, interval_option
     from sim.regimes.calibrate import calibrate
     from sim.regimes.calibrated import model_to_toml
 
-    interval = None
-    if args.interval is not None:
-        try:
-            interval = parse_duration(args.interval)
-        except ValueError as exc:
-            raise UsageError(f"--interval: {exc}") from None
+    interval = interval_option(args.interval)
     out = Path(args.out)
     if out.suffix.lower() != ".toml":
         raise UsageError(f"--out: {out} must be a .toml file")
