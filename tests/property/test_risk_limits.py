@@ -79,6 +79,12 @@ def market(case: dict[str, Any]) -> MarketData:
     ])
 
 
+def _opens(before: float, after: float) -> bool:
+    """The order opens exposure the position limit judges: it grows the position, or
+    flips it (a flip opens a new position at today's price, even a smaller one)."""
+    return abs(after) > abs(before) or before * after < 0.0
+
+
 def check_run(con: Any, run_id: str, raw: dict[str, Any], data: MarketData) -> dict[str, int]:
     limits = raw["risk"]
     max_order = limits.get("max_order_notional")
@@ -175,7 +181,7 @@ def check_run(con: Any, run_id: str, raw: dict[str, Any], data: MarketData) -> d
         if max_order is not None:
             assert abs(q) * ref <= max_order, "fill breaches max_order_notional"
         before, after = last_position[sym], f["position_after"]
-        if max_position is not None and abs(after) > abs(before):
+        if max_position is not None and _opens(before, after):
             assert abs(after) * ref <= max_position, "fill breaches max_position_notional"
         last_position[sym] = after
         # the ledger, recomputed exactly
@@ -208,7 +214,7 @@ def check_run(con: Any, run_id: str, raw: dict[str, Any], data: MarketData) -> d
             failing.append("max_orders_per_day")
         if max_order is not None and abs(q) * ref > max_order:
             failing.append("max_order_notional")
-        if (max_position is not None and abs(pos + q) > abs(pos)
+        if (max_position is not None and _opens(pos, pos + q)
                 and abs(pos + q) * ref > max_position):
             failing.append("max_position_notional")
         if failing:
