@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
+from sim.bus import EventBus
 from sim.code_identity import code_identity
 from sim.config import (
     CalibratedSourceConfig,
@@ -38,6 +41,7 @@ from sim.engine import AgentSlot, Engine
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
+from sim.observed import ObservedEngine, ObservedRecorder
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
@@ -117,10 +121,25 @@ def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) ->
     return merge(bars)
 
 
+def make_recorder(store: RunStore, run_id: str, symbols: Sequence[str],
+                  config: ScenarioConfig, flush_rows: int = 500_000,
+                  bus: EventBus | None = None) -> Recorder:
+    """The run's recorder: an ``ObservedRecorder`` publishing on ``bus`` when there is one."""
+    agents = [a.name for a in config.agents]
+    if bus is None:
+        return Recorder(store, run_id, symbols, agents, config.consensus.method,
+                        flush_rows=flush_rows)
+    return ObservedRecorder(store, run_id, symbols, agents, config.consensus.method, bus,
+                            flush_rows=flush_rows)
+
+
 def build_engine(
     config: ScenarioConfig, data: MarketData, recorder: Recorder,
-    agent_rngs: list[np.random.Generator],
+    agent_rngs: list[np.random.Generator], bus: EventBus | None = None,
 ) -> Engine:
+    """The pipeline for ``config`` on ``data``. With a ``bus`` the engine publishes bars
+    and equity on it (``sim.observed.ObservedEngine``); pair it with an
+    ``ObservedRecorder`` on the same bus for the rest of the pipeline's events."""
     symbols = data.symbols
     slots: list[list[AgentSlot]] = [[] for _ in symbols]
     for index, (agent_cfg, rng) in enumerate(zip(config.agents, agent_rngs, strict=True)):
@@ -157,7 +176,8 @@ def build_engine(
                                 conflict=cons.conflict, quorum=cons.quorum,
                                 performance=performance)
     views = [MarketView(b) for b in data.bars]
-    engine = Engine(
+    engine_class: Any = Engine if bus is None else partial(ObservedEngine, bus=bus)
+    engine = engine_class(
         symbols,
         views,
         slots,
@@ -288,8 +308,12 @@ def run_scenario(
     on_start: Callable[[str, int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     flush_rows: int = 500_000,
+    bus: EventBus | None = None,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
+
+    ``bus``: publish the run's events on it (``sim.bus``), delivered synchronously and
+    deterministically to its subscribers; the stored rows are the same without it.
 
     ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
@@ -308,9 +332,8 @@ def run_scenario(
         data = load_market_data(config, streams.data)
     check_agent_symbols(config, data)
     run_id = run_id or new_run_id()
-    recorder = Recorder(store, run_id, data.symbols, [a.name for a in config.agents],
-                        config.consensus.method, flush_rows=flush_rows)
-    engine = build_engine(config, data, recorder, streams.agents)
+    recorder = make_recorder(store, run_id, data.symbols, config, flush_rows, bus)
+    engine = build_engine(config, data, recorder, streams.agents, bus)
     data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
     with stored_run(store, run_id, config, data_hash, recorder, engine):
         store.append(run_id, "bars", data.bars_table())  # the market the run saw
