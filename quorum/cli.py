@@ -31,7 +31,7 @@ from sim.store import DuckDBStore, StoreError, is_interrupt, one_line
 
 DEFAULT_DB = "runs.duckdb"
 # Commands that make runs: SIGTERM stops them as Ctrl-C does (quorum.signals).
-RUN_COMMANDS = ("run", "sweep", "validate", "live")
+RUN_COMMANDS = ("run", "sweep", "validate", "live", "sandbox")
 
 
 class UsageError(Exception):
@@ -422,6 +422,11 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.venue is not None:
         check_real_venue_config(config)
     hl = hyperliquid_config(testnet=args.testnet, url=args.url)
+    clock = None
+    if args.url:  # a ``quorum sandbox`` plays its market on its own clock: run on it
+        from live.hyperliquid.fake.sandbox import probe_clock
+
+        clock = probe_clock(hl.rest_url)
     credentials = None
     if args.venue is not None:
         try:
@@ -466,7 +471,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                 config, store, hl, verdict, override_reason=args.override_gate,
                 kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
                 resume_run=resume_run, rehearse_every_s=rehearse_every_s,
-                capital_from_account=args.capital_from_account, on_run=run_ids.append)
+                capital_from_account=args.capital_from_account, on_run=run_ids.append,
+                clock=clock)
             if session.capital is not None:
                 print(describe(session.capital, "hyperliquid"), file=sys.stderr, flush=True)
             announce(session.runner.run_id, resume_run is not None, session.recovered)
@@ -477,7 +483,7 @@ def cmd_live(args: argparse.Namespace) -> int:
                 result = run_interruptible(paper_session(
                     config, store, hl, verdict, override_reason=args.override_gate,
                     kill_file=kill_file, max_bars=args.max_bars, on_start=announce,
-                    on_run=run_ids.append))
+                    on_run=run_ids.append, clock=clock))
             else:
                 result = run_interruptible(trade())
         except (*BAD_INPUT, KeyboardInterrupt):
@@ -818,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     from quorum.data_model import add_parsers as add_model_parsers
 
     add_model_parsers(data_sub)
+    from quorum.sandbox import add_parser as add_sandbox_parser
+
+    add_sandbox_parser(sub)
     return parser
 
 

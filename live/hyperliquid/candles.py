@@ -84,7 +84,8 @@ class HyperliquidCandleFeed:
 
     ``max_bars``: end after that many bars per symbol past the warm-up (None: run until
     cancelled). ``clock`` decides when a candle is closed by time (rule 2); it is the wall
-    clock except in tests and replays. ``venue`` (for REST) and ``stream`` may be given;
+    clock except in tests and replays (a sandbox's accelerated clock: ``close_grace_ns``
+    stays real time, see below). ``venue`` (for REST) and ``stream`` may be given;
     by default both are built from ``config``.
     """
 
@@ -99,9 +100,15 @@ class HyperliquidCandleFeed:
         self.interval = hyperliquid_interval(interval_ns)
         self.interval_ns = interval_ns
         self.warmup_bars = warmup_bars
-        self.grace_ns = close_grace_ns
         self.max_bars = max_bars
         self.clock = clock or WallClock()
+        self.grace_ns = close_grace_ns
+        # How long past a close to wait for the push that closes it before asking REST
+        # (rule 2). The wait is for the transport (a push on its way), so it is real
+        # time: on a clock running ``speed`` times faster (a sandbox replay) it spans as
+        # much more clock time, or every few milliseconds of jitter would send the feed
+        # to REST. What counts as closed (``_closed_by``) stays ``close_grace_ns``.
+        self.push_wait_ns = int(close_grace_ns * getattr(self.clock, "speed", 1.0))
         self._own_venue = venue is None
         self.venue = venue or HyperliquidVenue(config)
         self.coins = {coin: _Coin(symbol, coin) for symbol, coin in coins.items()}
@@ -167,9 +174,9 @@ class HyperliquidCandleFeed:
         if c.retry_at is not None:
             return c.retry_at
         if c.open is not None:
-            return c.open.ts + self.interval_ns + self.grace_ns
+            return c.open.ts + self.interval_ns + self.push_wait_ns
         if c.next_ts is not None:
-            return c.next_ts + self.interval_ns + self.grace_ns
+            return c.next_ts + self.interval_ns + self.push_wait_ns
         return None
 
     # -- events ----------------------------------------------------------------------------
