@@ -78,6 +78,16 @@ def readme_commands(lang: str = "sh") -> list[Command]:
     return [c for b in fenced_blocks(readme_text(), lang) for c in shell_commands(b)]
 
 
+DOCS = REPO / "docs"
+
+
+def docs_commands(lang: str = "sh") -> list[tuple[Path, Command]]:
+    """The ```sh commands of every page of the docs site, with their page."""
+    return [(page, c) for page in sorted(DOCS.rglob("*.md"))
+            for b in fenced_blocks(page.read_text(encoding="utf-8"), lang)
+            for c in shell_commands(b)]
+
+
 def as_test_argv(argv: list[str]) -> list[str]:
     """A README command as the test process runs it: the venv's ``quorum`` and ``python``
     are this interpreter's (tests run in the project's venv)."""

@@ -25,6 +25,7 @@ from tests._readme import (
     REPO,
     Command,
     as_test_argv,
+    docs_commands,
     fenced_blocks,
     readme_commands,
     readme_text,
@@ -95,6 +96,19 @@ def test_every_shell_command_runs(store_dir: Path) -> None:
         done = _run(as_test_argv(command.argv), store_dir)
         assert done.returncode == 0, f"README.md:{command.line}: {done.stderr}"
         assert done.stdout.strip(), f"README.md:{command.line}: no output"
+
+
+def test_every_docs_shell_command_runs(store_dir: Path) -> None:
+    """The docs site's commands, run as written from a directory beside ``scenarios/``."""
+    if not (store_dir / "scenarios").exists():
+        (store_dir / "scenarios").symlink_to(REPO / "scenarios")
+    commands = docs_commands()
+    assert commands
+    for page, command in commands:
+        done = _run(as_test_argv(command.argv), store_dir)
+        where = f"{page.relative_to(REPO)}:{command.line}"
+        assert done.returncode == 0, f"{where}: {done.stderr}"
+        assert done.stdout.strip(), f"{where}: no output"
 
 
 def test_every_sql_block_runs(store_dir: Path) -> None:
