@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class Block:
     lang: str
     text: str
     line: int  # of the opening fence, 1-based, for messages
+    info: str = ""  # the rest of the fence's info string, e.g. title="research/x.py"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,13 @@ def readme_text() -> str:
 
 def fenced_blocks(text: str, lang: str) -> list[Block]:
     """Every ```lang block of ``text``, in order."""
-    out = []
-    for m in _FENCE.finditer(text):
-        if m.group(1) == lang:
-            out.append(Block(lang, m.group(2), text.count("\n", 0, m.start()) + 1))
-    return out
+    return [b for b in all_blocks(text) if b.lang == lang]
+
+
+def all_blocks(text: str) -> list[Block]:
+    """Every fenced block of ``text``, in order."""
+    return [Block(m.group(1), m.group(3), text.count("\n", 0, m.start()) + 1,
+                  m.group(2).strip()) for m in _FENCE.finditer(text)]
 
 
 def shell_commands(block: Block) -> list[Command]:

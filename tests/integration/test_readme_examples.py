@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests._docs_runner import run_page
 from tests._readme import (
+    DOCS,
     REPO,
     Command,
     as_test_argv,
@@ -98,17 +100,13 @@ def test_every_shell_command_runs(store_dir: Path) -> None:
         assert done.stdout.strip(), f"README.md:{command.line}: no output"
 
 
-def test_every_docs_shell_command_runs(store_dir: Path) -> None:
-    """The docs site's commands, run as written from a directory beside ``scenarios/``."""
-    if not (store_dir / "scenarios").exists():
-        (store_dir / "scenarios").symlink_to(REPO / "scenarios")
-    commands = docs_commands()
-    assert commands
-    for page, command in commands:
-        done = _run(as_test_argv(command.argv), store_dir)
-        where = f"{page.relative_to(REPO)}:{command.line}"
-        assert done.returncode == 0, f"{where}: {done.stderr}"
-        assert done.stdout.strip(), f"{where}: no output"
+@pytest.mark.parametrize("page", sorted(DOCS.rglob("*.md")), ids=lambda p: p.name)
+def test_every_docs_page_runs_as_written(page: Path, tmp_path: Path) -> None:
+    """Each docs page, read top to bottom in a fresh directory beside ``scenarios/``:
+    its files saved, its commands run (``tests._docs_runner``)."""
+    (tmp_path / "scenarios").symlink_to(REPO / "scenarios")
+    ran = run_page(page, tmp_path)
+    assert ran == len([c for p, c in docs_commands() if p == page])
 
 
 def test_every_sql_block_runs(store_dir: Path) -> None:

@@ -1,0 +1,118 @@
+"""Run a docs page as a reader would: its files written, its commands run in order.
+
+A page is read top to bottom in a scratch directory (with ``scenarios/`` beside it):
+
+* a fenced block with ``title="PATH"`` is written to ``PATH`` (the reader saves it);
+* each command of a ```sh block runs as written, through this interpreter's ``quorum``;
+  ``VAR=value`` prefixes become its environment;
+* a command ending in ``&`` runs in the background until the page ends; the first
+  ``http://127.0.0.1:PORT`` it prints replaces ``http://127.0.0.1:PORT`` in later commands;
+* ``RUN_ID`` in a command is the latest run in the directory's ``runs.duckdb``;
+* a command exits 0, unless the comment above it says ``exits N``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from tests._readme import all_blocks, as_test_argv, shell_commands
+
+_TITLE = re.compile(r'title="([^"]+)"')
+_EXITS = re.compile(r"\bexits? (\d+)\b")
+_URL = re.compile(r"http://127\.0\.0\.1:\d+")
+_ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=")
+PLACEHOLDER_URL = "http://127.0.0.1:PORT"
+
+
+@dataclass
+class PageRun:
+    page: Path
+    cwd: Path
+    url: str | None = None
+    background: list[subprocess.Popen[str]] = field(default_factory=list)
+    ran: int = 0
+
+    def where(self, line: int) -> str:
+        return f"{self.page.name}:{line}"
+
+    def latest_run(self) -> str:
+        with duckdb.connect(str(self.cwd / "runs.duckdb"), read_only=True) as con:
+            row = con.execute("select run_id from runs order by started_at desc limit 1"
+                              ).fetchone()
+        assert row is not None, "RUN_ID: no run in runs.duckdb yet"
+        return str(row[0])
+
+    def fill(self, arg: str) -> str:
+        if "RUN_ID" in arg:
+            arg = arg.replace("RUN_ID", self.latest_run())
+        if PLACEHOLDER_URL in arg:
+            assert self.url is not None, f"{arg}: no background server printed a URL"
+            arg = arg.replace(PLACEHOLDER_URL, self.url)
+        return arg
+
+    def run(self, argv: list[str], line: int, comment: str, timeout: float) -> None:
+        env = {**os.environ, "COLUMNS": "200"}
+        while argv and _ENV.match(argv[0]):
+            name, _, value = argv.pop(0).partition("=")
+            env[name] = value
+        background = argv[-1] == "&"
+        argv = [self.fill(a) for a in as_test_argv(argv[:-1] if background else argv)]
+        if background:
+            self.start(argv, env, line)
+            return
+        done = subprocess.run(argv, cwd=self.cwd, capture_output=True, text=True, env=env,
+                              timeout=timeout)
+        wanted = int(m.group(1)) if (m := _EXITS.search(comment)) else 0
+        assert done.returncode == wanted, (
+            f"{self.where(line)}: exit {done.returncode}, expected {wanted}: "
+            f"{done.stderr[-2000:]}")
+        assert (done.stdout + done.stderr).strip(), f"{self.where(line)}: no output"
+        self.ran += 1
+
+    def start(self, argv: list[str], env: dict[str, str], line: int) -> None:
+        proc = subprocess.Popen(argv, cwd=self.cwd, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=env)
+        self.background.append(proc)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = proc.stdout.readline()
+            if not text:
+                break
+            if m := _URL.search(text):
+                self.url = m.group(0)
+                self.ran += 1
+                return
+        raise AssertionError(f"{self.where(line)}: the background command printed no URL")
+
+    def stop(self) -> None:
+        for proc in self.background:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_page(page: Path, cwd: Path, timeout: float = 300) -> int:
+    """Run every file and command of ``page`` in ``cwd``; the number of commands run."""
+    state = PageRun(page, cwd)
+    try:
+        for block in all_blocks(page.read_text(encoding="utf-8")):
+            if m := _TITLE.search(block.info):
+                target = cwd / m.group(1)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(block.text, encoding="utf-8")
+            elif block.lang == "sh":
+                for command in shell_commands(block):
+                    state.run(list(command.argv), command.line, command.comment, timeout)
+    finally:
+        state.stop()
+    return state.ran
