@@ -827,6 +827,9 @@ def build_parser() -> argparse.ArgumentParser:
     from quorum.sandbox import add_parser as add_sandbox_parser
 
     add_sandbox_parser(sub)
+    from quorum.api.serve import add_parsers as add_api_parsers
+
+    add_api_parsers(sub)
     return parser
 
 

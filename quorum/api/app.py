@@ -1,0 +1,183 @@
+"""The control API's HTTP app (FastAPI): reads of a run store, with keys and roles.
+
+``create_app`` builds the same app for ``quorum serve`` (a stored run, read-only) and, with
+the operator kernel's commands, for a running session. Every answer is JSON; every error
+has one shape: ``{"error": {"status", "code", "message", "field"}}`` (``field`` names the
+parameter or body field at fault, for a 422). OpenAPI at ``/docs``.
+
+Access: with no key file, the server only binds to loopback and everything is allowed
+(``quorum serve`` refuses another address, exit 2). Once a key file exists, every
+endpoint needs ``X-API-Key``: 401 without a valid one, 403 for a role that may not.
+Keys are never logged: uvicorn's access log is off.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations,
+which name dependencies made inside ``create_app``.)
+"""
+
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from quorum.api.keys import KeyStore, role_allows
+from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
+
+Limit = Annotated[int, Query(ge=1, le=10_000, description="at most this many rows")]
+RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: "
+                                                 "the latest run)")]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: the key's id (None when no keys are configured) and role."""
+
+    key_id: str | None
+    role: str
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "code": code, "message": message,
+                                   "field": field}}, status_code=status)
+
+
+def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
+               store: str = "") -> FastAPI:
+    app = FastAPI(title="Quorum", summary="Watch and steer Quorum runs and sessions",
+                  version="1")
+
+    # -- errors: one shape -------------------------------------------------------------
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body",
+                                                                            "path"))
+        return _error(422, "invalid", f"{where or 'request'}: {first.get('msg', 'invalid')}",
+                      where or None)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(UnknownRun)
+    async def _unknown(request: Request, exc: UnknownRun) -> JSONResponse:
+        return _error(404, "not_found", str(exc.args[0]))
+
+    @app.exception_handler(ReadTimeout)
+    async def _slow(request: Request, exc: ReadTimeout) -> JSONResponse:
+        return _error(503, "timeout", str(exc))
+
+    # -- access ------------------------------------------------------------------------
+    def caller(request: Request) -> Caller:
+        if not keys.required:
+            return Caller(None, "admin")
+        entry = keys.check(request.headers.get("x-api-key"))
+        if entry is None:
+            raise HTTPException(401, "a valid X-API-Key header is needed")
+        return Caller(entry.key_id, entry.role)
+
+    def require(role: str) -> Callable[..., Caller]:
+        def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
+            if not role_allows(who.role, role):
+                raise HTTPException(403, f"role {who.role!r} may not do this (needs {role})")
+            return who
+        return check
+
+    Viewer = Annotated[Caller, Depends(require("viewer"))]
+
+    # -- reads (sync handlers: FastAPI runs them in its thread pool, off the loop) ------
+    @app.get("/api/health", summary="the server, and the store it reads")
+    def health(who: Viewer) -> dict[str, Any]:
+        runs = reader.rows("select count(*) as n from runs")[0]["n"]
+        return {"status": "healthy", "mode": mode, "store": store, "runs": runs}
+
+    @app.get("/api/runs", summary="stored runs, newest first")
+    def runs(who: Viewer, limit: Limit = 50,
+             status: Annotated[str | None, Query(max_length=20)] = None,
+             mode: Annotated[str | None, Query(max_length=20)] = None) -> list[dict[str, Any]]:
+        where, params = ["true"], []
+        for column, value in (("status", status), ("mode", mode)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return reader.rows(
+            "select run_id, scenario, mode, status, seed, n_bars, started_at, finished_at "
+            f"from runs where {' and '.join(where)} order by started_at desc limit ?",
+            [*params, limit])
+
+    @app.get("/api/runs/{run}", summary="one run: provenance, config and row counts")
+    def run(who: Viewer, run: str) -> dict[str, Any]:
+        run_id = reader.run_id(run)
+        row = reader.rows("select * exclude (config), config::varchar as config from runs "
+                          "where run_id = ?", [run_id])[0]
+        counts = {t: reader.rows(f"select count(*) as n from {t} where run_id = ?",
+                                 [run_id])[0]["n"]
+                  for t in ("signals", "decisions", "orders", "fills")}
+        return {**row, "counts": counts}
+
+    @app.get("/api/orders", summary="a run's orders in their terminal state, newest first")
+    def orders(who: Viewer, run: RunRef = None, limit: Limit = 100,
+               status: Annotated[str | None, Query(max_length=20)] = None,
+               symbol: Annotated[str | None, Query(max_length=64)] = None
+               ) -> list[dict[str, Any]]:
+        run_id = reader.run_id(run)
+        where, params = ["run_id = ?"], [run_id]
+        for column, value in (("status", status), ("symbol", symbol)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        return reader.rows(f"select * exclude (run_id) from orders where {' and '.join(where)}"
+                           " order by ts desc, order_id desc limit ?", [*params, limit])
+
+    @app.get("/api/fills", summary="a run's fills, newest first")
+    def fills(who: Viewer, run: RunRef = None, limit: Limit = 100,
+              symbol: Annotated[str | None, Query(max_length=64)] = None
+              ) -> list[dict[str, Any]]:
+        run_id = reader.run_id(run)
+        extra = " and symbol = ?" if symbol is not None else ""
+        params = [run_id, symbol] if symbol is not None else [run_id]
+        return reader.rows("select * exclude (run_id) from fills where run_id = ?"
+                           f"{extra} order by ts desc, fill_id desc limit ?", [*params, limit])
+
+    @app.get("/api/decisions/{decision_id}",
+             summary="why this trade: a decision, its votes, the signals behind them")
+    def decision(who: Viewer, decision_id: int, run: RunRef = None) -> dict[str, Any]:
+        run_id = reader.run_id(run)
+        found = reader.rows("select * exclude (run_id) from decisions where run_id = ? and "
+                            "decision_id = ?", [run_id, decision_id])
+        if not found:
+            raise HTTPException(404, f"run {run_id} has no decision {decision_id}")
+        made = found[0]
+        votes = reader.rows(  # each vote with the agent's signal standing at the decision
+            "select v.agent, v.side, v.confidence, v.weight, s.ts as signal_ts, s.target, "
+            "s.reason from votes v left join (select agent, ts, target, reason from signals "
+            "where run_id = ? and symbol = ? and ts <= ? qualify row_number() over "
+            "(partition by agent order by ts desc) = 1) s using (agent) "
+            "where v.run_id = ? and v.decision_id = ? order by v.agent",
+            [run_id, made["symbol"], made["ts"], run_id, decision_id])
+        orders = reader.rows("select order_id, status, quantity, filled_quantity, "
+                             "avg_fill_price, venue from orders where run_id = ? and "
+                             "decision_id = ? order by order_id", [run_id, decision_id])
+        return {**made, "run_id": run_id, "votes": votes, "orders": orders}
+
+    @app.get("/api/market", summary="the last bar of each symbol")
+    def market(who: Viewer, run: RunRef = None) -> list[dict[str, Any]]:
+        run_id = reader.run_id(run)
+        return reader.rows("select symbol, ts, open, high, low, close, volume from bars "
+                           "where run_id = ? qualify row_number() over (partition by symbol "
+                           "order by ts desc) = 1 order by symbol", [run_id])
+
+    @app.get("/api/equity", summary="the account over time (the last rows)")
+    def equity(who: Viewer, run: RunRef = None, limit: Limit = 1000) -> list[dict[str, Any]]:
+        run_id = reader.run_id(run)
+        return reader.rows("select * from (select ts, cash, equity, realized_pnl, "
+                           "unrealized_pnl from equity where run_id = ? order by ts desc "
+                           "limit ?) order by ts", [run_id, limit])
+
+    return app
