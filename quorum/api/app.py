@@ -15,17 +15,20 @@ which name dependencies made inside ``create_app``.)
 """
 
 
+import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from quorum.api.keys import KeyStore, role_allows
 from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
+from quorum.api.stream import StreamHub
 
 Limit = Annotated[int, Query(ge=1, le=10_000, description="at most this many rows")]
 RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: "
@@ -46,7 +49,7 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 
 
 def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
-               store: str = "") -> FastAPI:
+               store: str = "", hub: StreamHub | None = None) -> FastAPI:
     app = FastAPI(title="Quorum", summary="Watch and steer Quorum runs and sessions",
                   version="1")
 
@@ -180,4 +183,71 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
                            "unrealized_pnl from equity where run_id = ? order by ts desc "
                            "limit ?) order by ts", [run_id, limit])
 
+    # -- the live stream ---------------------------------------------------------------
+    @app.get("/api/events", summary="stream messages after a sequence number (polling)")
+    def events(who: Viewer, since: Annotated[int, Query(ge=0)] = 0,
+               topics: Annotated[str, Query(max_length=2000, description="comma-separated "
+                                            "stream topics")] = "") -> dict[str, Any]:
+        if hub is None:
+            raise HTTPException(404, "no live stream: this server reads a stored run")
+        wanted = [t for t in topics.split(",") if t] or list(ALL_TOPICS)
+        found = hub.since(since, wanted)
+        if found is None:
+            return _gap_error(since, hub)
+        return {"last_seq": hub.last_seq, "events": [json.loads(text) for _, text in found]}
+
+    @app.websocket("/ws")
+    async def stream(ws: WebSocket) -> None:
+        """Send ``{"subscribe": [topics], "since": SEQ}`` first; then messages come."""
+        if keys.required:  # browsers cannot set headers on a WebSocket: ?key= too
+            entry = keys.check(ws.headers.get("x-api-key") or ws.query_params.get("key"))
+            if entry is None:
+                await ws.close(code=1008, reason="a valid key is needed")
+                return
+        await ws.accept()
+        if hub is None:
+            await ws.close(code=1011, reason="no live stream: this server reads a stored run")
+            return
+        try:
+            hello = await ws.receive_json()
+            wanted = list(hello.get("subscribe") or ALL_TOPICS)
+            since = hello.get("since")
+        except (WebSocketDisconnect, ValueError, AttributeError):
+            await ws.close(code=1003, reason='expected {"subscribe": [...], "since": SEQ}')
+            return
+        client = hub.connect(wanted, asyncio.get_running_loop())
+        sent = 0
+        try:
+            if since is not None:
+                backlog = hub.since(int(since), wanted)
+                if backlog is None:
+                    await ws.send_json({"type": "gap", "since": since,
+                                        "oldest": hub.evicted_upto + 1})
+                else:
+                    for seq, text in backlog:
+                        await ws.send_text(text)
+                        sent = seq
+            while True:
+                item = await client.queue.get()
+                if item is None:
+                    await ws.close(code=1013, reason="too slow: reconnect with since")
+                    return
+                seq, text = item
+                if seq > sent:  # not sent already from the backlog
+                    await ws.send_text(text)
+                    sent = seq
+        except WebSocketDisconnect:
+            return
+        finally:
+            hub.disconnect(client)
+
     return app
+
+
+ALL_TOPICS = ("market:update", "agent:update", "trades:all", "trade:alert", "logs:all",
+              "health", "equity", "system:event")
+
+
+def _gap_error(since: int, hub: StreamHub) -> JSONResponse:
+    return _error(410, "gap", f"events after {since} are no longer kept (oldest kept: "
+                  f"{hub.evicted_upto + 1}); reload from the REST endpoints")
