@@ -124,12 +124,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = config.with_seed(args.seed)
     out = _output_dir(args.out) if args.out else None  # before the run, not after
     run_id = new_run_id()
-    with DuckDBStore(args.db) as store:
+    from quorum.api.server import watched
+
+    with DuckDBStore(args.db) as store, watched(store.con, args.db, args, "run") as watch:
         show_progress = sys.stderr.isatty() and not args.quiet
         try:
             with _progress(show_progress) as (on_start, on_progress):
                 result = run_scenario(config, store, run_id=run_id, on_start=on_start,
-                                      on_progress=on_progress)
+                                      on_progress=on_progress, bus=watch.bus)
         except BaseException as exc:  # one line, by what the store holds (quorum.outcomes)
             raise run_error(store, run_id, args.db, exc) from exc
         summary = run_summary(store.con, result.run_id)
@@ -654,6 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
     db_option(p)
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--out", metavar="DIR", help="also write summary, CSVs and an equity plot")
+    p.add_argument("--api", metavar="[HOST:]PORT", help="serve the API and the live stream "
+                   "while it runs (e.g. 127.0.0.1:8765; port 0 picks one)")
+    p.add_argument("--keys", metavar="FILE", help="API key file (default $QUORUM_KEYS, else "
+                   ".quorum/keys.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
