@@ -23,10 +23,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
 from quorum.api.keys import KeyStore, role_allows
+from quorum.api.metrics import BusMetrics, StoreMetrics
 from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
 from quorum.api.stream import StreamHub
 
@@ -49,7 +51,8 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 
 
 def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
-               store: str = "", hub: StreamHub | None = None) -> FastAPI:
+               store: str = "", hub: StreamHub | None = None,
+               metrics: BusMetrics | None = None) -> FastAPI:
     app = FastAPI(title="Quorum", summary="Watch and steer Quorum runs and sessions",
                   version="1")
 
@@ -182,6 +185,12 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
         return reader.rows("select * from (select ts, cash, equity, realized_pnl, "
                            "unrealized_pnl from equity where run_id = ? order by ts desc "
                            "limit ?) order by ts", [run_id, limit])
+
+    exposed: BusMetrics | StoreMetrics = metrics or StoreMetrics(reader)
+
+    @app.get("/metrics", summary="Prometheus exposition", response_class=Response)
+    def prometheus(who: Viewer) -> Response:
+        return Response(exposed.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     # -- the live stream ---------------------------------------------------------------
     @app.get("/api/events", summary="stream messages after a sequence number (polling)")

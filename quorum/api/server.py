@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from quorum.api.app import create_app
+from quorum.api.metrics import BusMetrics
 from quorum.api.reads import StoreReader
 from quorum.api.serve import check_binding, load_keys, parse_address
 from quorum.api.stream import StreamHub
@@ -68,7 +69,8 @@ def watched(con: Any, db: str, args: argparse.Namespace, mode: str) -> Iterator[
     check_binding(host, keys)
     bus = EventBus()
     hub = StreamHub(bus)
-    app = create_app(StoreReader(con), keys, mode=mode, store=db, hub=hub)
+    app = create_app(StoreReader(con), keys, mode=mode, store=db, hub=hub,
+                     metrics=BusMetrics(bus))
     server = ApiServer(app, host, port).start()
     url = f"http://{host}:{server.port}"
     print(f"quorum {mode}: API at {url} (OpenAPI at /docs, stream at /ws; keys "

@@ -164,3 +164,13 @@ def test_keys_add_prints_the_key_once_and_stores_its_hash(tmp_path: Path) -> Non
     assert KeyStore(tmp_path / "k.toml").check(key) is not None
     listed = quorum("keys", "list", "--keys", "k.toml", cwd=tmp_path)
     assert "viewer" in listed.stdout and key not in listed.stdout
+
+
+def test_metrics_of_a_stored_store(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path / "keys.toml")
+    key = keys.add("viewer")
+    api = client(con, KeyStore(tmp_path / "keys.toml"))
+    assert api.get("/metrics").status_code == 401
+    text = api.get("/metrics", headers={"X-API-Key": key}).text
+    (n,) = con.execute("select count(*) from runs where status = 'completed'").fetchone()
+    assert f'quorum_runs{{mode="backtest",status="completed"}} {float(n)}' in text
