@@ -141,6 +141,19 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
         return reader.rows(f"select * exclude (run_id) from orders where {' and '.join(where)}"
                            " order by ts desc, order_id desc limit ?", [*params, limit])
 
+    @app.get("/api/orders/{order_id}", summary="one order, its events and its fills")
+    def order(who: Viewer, order_id: int, run: RunRef = None) -> dict[str, Any]:
+        run_id = reader.run_id(run)
+        found = reader.rows("select * exclude (run_id) from orders where run_id = ? and "
+                            "order_id = ?", [run_id, order_id])
+        if not found:
+            raise HTTPException(404, f"run {run_id} has no order {order_id}")
+        events = reader.rows("select * exclude (run_id, order_id) from order_events where "
+                             "run_id = ? and order_id = ? order by ts", [run_id, order_id])
+        fills = reader.rows("select * exclude (run_id, order_id) from fills where "
+                            "run_id = ? and order_id = ? order by ts", [run_id, order_id])
+        return {**found[0], "run_id": run_id, "events": events, "fills": fills}
+
     @app.get("/api/fills", summary="a run's fills, newest first")
     def fills(who: Viewer, run: RunRef = None, limit: Limit = 100,
               symbol: Annotated[str | None, Query(max_length=64)] = None

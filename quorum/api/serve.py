@@ -74,6 +74,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     listing = keys_sub.add_parser("list", help="the keys' ids and roles (never the keys)")
     listing.add_argument("--keys", metavar="FILE")
     listing.set_defaults(func=cmd_keys_list)
+    from quorum.api.console import add_parser as add_console_parser
+
+    add_console_parser(sub)
 
 
 def cmd_keys_add(args: argparse.Namespace) -> int:
@@ -95,11 +98,13 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import time
+
     import duckdb
-    import uvicorn
 
     from quorum.api.app import create_app
     from quorum.api.reads import StoreReader
+    from quorum.api.server import ApiServer
 
     host, port = parse_address(args.api)
     keys = load_keys(args.keys)
@@ -108,8 +113,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ServeUsageError(f"no run store at {args.db}")
     con = duckdb.connect(args.db, read_only=True)
     app = create_app(StoreReader(con), keys, mode="read-only", store=str(args.db))
-    print(f"quorum serve: http://{host}:{port} (OpenAPI at /docs; store {args.db}, "
-          f"read-only; keys {'required' if keys.required else 'off, loopback only'})",
-          flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    server = ApiServer(app, host, port).start()
+    print(f"quorum serve: http://{host}:{server.port} (OpenAPI at /docs; store {args.db}, "
+          f"read-only; keys {'required' if keys.required else 'off, loopback only'}; "
+          "Ctrl-C stops)", flush=True)
+    try:
+        while server.thread.is_alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        con.close()
     return 0

@@ -20,7 +20,8 @@ from sim.runner import run_scenario
 from sim.store import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[2]
-READS = ["/api/health", "/api/runs", "/api/runs/{run}", "/api/orders", "/api/fills",
+READS = ["/api/health", "/api/runs", "/api/runs/{run}", "/api/orders", "/api/orders/{order}",
+         "/api/fills",
          "/api/decisions/{decision}", "/api/market", "/api/equity"]
 
 
@@ -130,7 +131,7 @@ def test_role_matrix_for_reads(con: duckdb.DuckDBPyConnection, tmp_path: Path) -
     (run_id,) = con.execute("select run_id from runs").fetchone()
     (decision,) = con.execute("select min(decision_id) from decisions").fetchone()
     for path in READS:
-        url = path.format(run=run_id, decision=decision)
+        url = path.format(run=run_id, decision=decision, order=1)
         assert api.get(url).status_code == 401, url
         assert api.get(url, headers={"X-API-Key": "qk_nope"}).status_code == 401, url
         for role, key in made.items():
@@ -142,8 +143,9 @@ def test_every_read_endpoint_is_in_the_matrix(con: duckdb.DuckDBPyConnection,
     paths = {r.path for r in create_app(StoreReader(con), no_keys(tmp_path)).routes
              if r.path.startswith("/api/")}
     # /api/events is the stream's polling form: tests/integration/test_api_stream.py
-    assert paths - {"/api/events"} == {p.replace("{decision}", "{decision_id}")
-                                       for p in READS}
+    assert paths - {"/api/events"} == {
+        p.replace("{decision}", "{decision_id}").replace("{order}", "{order_id}")
+        for p in READS}
 
 
 def quorum(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
