@@ -126,7 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     from quorum.api.server import watched
 
-    with DuckDBStore(args.db) as store, watched(store.con, args.db, args, "run") as watch:
+    with DuckDBStore(args.db) as store, watched(store.con, args.db, args, "run",
+                                                         run_id) as watch:
         show_progress = sys.stderr.isatty() and not args.quiet
         try:
             with _progress(show_progress) as (on_start, on_progress):

@@ -19,11 +19,13 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
@@ -32,6 +34,7 @@ from quorum.api.metrics import BusMetrics, StoreMetrics
 from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
 from quorum.api.stream import StreamHub
 
+STATIC = Path(__file__).parent / "static"  # the dashboard: shipped in the package
 Limit = Annotated[int, Query(ge=1, le=10_000, description="at most this many rows")]
 RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: "
                                                  "the latest run)")]
@@ -78,6 +81,13 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     @app.exception_handler(ReadTimeout)
     async def _slow(request: Request, exc: ReadTimeout) -> JSONResponse:
         return _error(503, "timeout", str(exc))
+
+    # -- the dashboard: its page and assets need no key (the page asks for one) ---------
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
 
     # -- access ------------------------------------------------------------------------
     def caller(request: Request) -> Caller:

@@ -24,8 +24,10 @@ class UnknownRun(LookupError):
 
 
 class StoreReader:
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, timeout_s: float = 5.0,
+                 default_run: str | None = None) -> None:
         self.con = con
+        self.default_run = default_run  # the run being watched (None: the latest)
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # cursor() on the shared connection
 
@@ -50,7 +52,12 @@ class StoreReader:
                               "where table_schema = 'main' and table_name = ?", [name]))
 
     def run_id(self, ref: str | None) -> str:
-        """A run id from an id, a unique prefix, or None (the latest run)."""
+        """A run id from an id, a unique prefix, or None (the run being watched, else the
+        latest run)."""
+        if ref is None and self.default_run is not None:
+            if self.rows("select 1 from runs where run_id = ?", [self.default_run]):
+                return self.default_run
+            raise UnknownRun(f"run {self.default_run} has not started yet")
         if ref is None:
             rows = self.rows("select run_id from runs order by started_at desc limit 1")
         else:

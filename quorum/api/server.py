@@ -58,9 +58,11 @@ class Watch:
 
 
 @contextmanager
-def watched(con: Any, db: str, args: argparse.Namespace, mode: str) -> Iterator[Watch]:
+def watched(con: Any, db: str, args: argparse.Namespace, mode: str,
+            run_id: str | None = None) -> Iterator[Watch]:
     """With ``--api``: a bus for the run to publish on, its stream and the API over the
-    run's own store connection, served until the block ends. Without: no bus."""
+    run's own store connection, served until the block ends; reads default to ``run_id``
+    (the run being watched). Without: no bus."""
     if getattr(args, "api", None) is None:
         yield Watch(None)
         return
@@ -69,7 +71,7 @@ def watched(con: Any, db: str, args: argparse.Namespace, mode: str) -> Iterator[
     check_binding(host, keys)
     bus = EventBus()
     hub = StreamHub(bus)
-    app = create_app(StoreReader(con), keys, mode=mode, store=db, hub=hub,
+    app = create_app(StoreReader(con, default_run=run_id), keys, mode=mode, store=db, hub=hub,
                      metrics=BusMetrics(bus))
     server = ApiServer(app, host, port).start()
     url = f"http://{host}:{server.port}"
