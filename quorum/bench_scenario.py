@@ -254,6 +254,7 @@ def cli(args: Any, print_table: Any, echo: Any) -> int:
         print_table([summary_row(report)], title=f"bench: {args.which}")
         print_table(stage_rows(report), title="stages (µs per call)")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1))
         echo(f"json: {args.json}")
     return 0
