@@ -791,6 +791,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep stored runs made by other code (an edited agent, another "
                         "Quorum) instead of running them again; the ranking marks them")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--prescreen", type=_positive_int, metavar="N",
+                   help="rank every parameter set with vectorbt on the agents' batch "
+                        "signals first, run only the top N sets through the engine, and "
+                        "report the rank agreement per regime")
     p.set_defaults(func=cmd_sweep)
 
     agents = sub.add_parser("agents", help="the agent library")
