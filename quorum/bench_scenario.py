@@ -227,6 +227,9 @@ def live_fake(bars: int) -> dict[str, Any]:
 def cli(args: Any, print_table: Any, echo: Any) -> int:
     """The ``quorum bench SCENARIO`` and ``quorum bench live`` commands."""
     report: dict[str, Any]
+    if args.stress and args.against:
+        raise ConfigError("bench: --stress and --against do not combine; run them one at a "
+                          "time")
     if args.which == "live":
         if not args.fake:
             raise ConfigError("bench live: only --fake is supported (the fake exchange)")

@@ -189,6 +189,7 @@ def test_cli_against_a_commit_and_a_file(scenario: Path, tmp_path: Path) -> None
     ["--against", "no-such-ref-xyz"],
     ["--stress", "agent=1,2"],
     ["--stress", "agents=0"],
+    ["--stress", "agents=1,2", "--against", "HEAD"],
 ])
 def test_cli_bad_bench_input_is_one_line_exit_2(scenario: Path, tmp_path: Path,
                                                args: list[str]) -> None:
