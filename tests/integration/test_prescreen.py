@@ -91,10 +91,12 @@ def write_sweep(tmp_path: Path, scenario: str, sweep: str) -> Path:
     return path
 
 
-def test_single_sma_without_limits_gives_the_engines_metrics(tmp_path: Path) -> None:
-    """Where both are exact, vectorbt's metrics are the engine's for every run, to 1e-9,
-    and the rank agreement is perfect."""
-    sweep = load_sweep(write_sweep(tmp_path, EXACT_SCENARIO, EXACT_SWEEP))
+@pytest.mark.parametrize("fill_at", ["next_open", "close"])
+def test_single_sma_without_limits_gives_the_engines_metrics(tmp_path: Path,
+                                                             fill_at: str) -> None:
+    """Where both are exact, vectorbt's metrics are the engine's for every run, to 1e-9."""
+    scenario = EXACT_SCENARIO + f'[execution]\nfill_at = "{fill_at}"\n'
+    sweep = load_sweep(write_sweep(tmp_path, scenario, EXACT_SWEEP))
     ranking, screened, top = prescreen(sweep, 6)
     assert len(ranking) == 6 and len(top.runs) == len(sweep.runs)
     with opened(str(tmp_path / "runs.duckdb")) as store:
