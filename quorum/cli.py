@@ -351,9 +351,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.which != "throughput":  # a scenario file, or "live"
+        from quorum.bench_scenario import cli
+
+        return cli(args, _print_table, _console().print)
     from quorum.bench import throughput
 
-    result = throughput(bars=args.bars, agents=args.agents, db=args.db, repeat=args.repeat)
+    result = throughput(bars=args.bars or 1_000_000, agents=args.agents, db=args.db,
+                        repeat=args.repeat)
     _print_table([result], title="throughput: whole pipeline incl. DuckDB writes")
     return 0
 
@@ -707,13 +712,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "policy, risk)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("bench", help="benchmarks")
-    p.add_argument("which", choices=["throughput"])
-    p.add_argument("--bars", type=int, default=1_000_000)
+    p = sub.add_parser("bench", help="benchmarks: throughput, a scenario's stages, live")
+    p.add_argument("which", metavar="throughput|live|SCENARIO",
+                   help="the built-in throughput bench, the live path (with --fake), or "
+                        "a scenario file: latency per stage, throughput, peak memory")
+    p.add_argument("--bars", type=int, default=None,
+                   help="bars (throughput: 1,000,000; a scenario: its generated sources)")
     p.add_argument("--agents", type=int, default=1, choices=[1, 4])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--db", default=None, metavar="PATH",
                    help="store to write to (default: a temporary file)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs first (scenario)")
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    p.add_argument("--stress", nargs="+", metavar="KEY=N,N",
+                   help="agents=1,2,4 symbols=1,4: replicate agents and symbols on a grid")
+    p.add_argument("--out", default="bench_out", metavar="DIR",
+                   help="where --stress writes bench_stress.png and .csv")
+    p.add_argument("--against", metavar="REF",
+                   help="a commit (exported to a temporary tree) or another scenario "
+                        "file: the same bench in the same run, and the ratios")
+    p.add_argument("--fake", action="store_true", help="bench live: the fake exchange")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("validate", help="run the regime suite with a scenario's trading "
@@ -786,6 +804,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep stored runs made by other code (an edited agent, another "
                         "Quorum) instead of running them again; the ranking marks them")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--prescreen", type=_positive_int, metavar="N",
+                   help="rank every parameter set with vectorbt on the agents' batch "
+                        "signals first, run only the top N sets through the engine, and "
+                        "report the rank agreement per regime")
     p.set_defaults(func=cmd_sweep)
 
     agents = sub.add_parser("agents", help="the agent library")

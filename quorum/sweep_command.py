@@ -87,6 +87,16 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
     if args.top < 1:
         raise SweepUsageError(f"--top must be >= 1, got {args.top}")
     sweep = load_sweep(args.sweep)
+    screened = None
+    if getattr(args, "prescreen", None) is not None:  # vectorbt first, the top N to the engine
+        from quorum.prescreen import prescreen
+
+        start = time.perf_counter()
+        ranking, screened, sweep = prescreen(sweep, args.prescreen)
+        console.print(f"pre-screen: {len(screened)} runs by vectorbt in "
+                      f"{time.perf_counter() - start:.1f} s; the top "
+                      f"{min(args.prescreen, len(ranking))} of {len(ranking)} parameter sets "
+                      "go to the engine")
     mode = "quiet" if args.quiet else ("bar" if sys.stderr.isatty() else "lines")
     with opened(args.db) as store:
         plan = plan_sweep(store, sweep, retry_failed=args.retry_failed,
@@ -125,7 +135,25 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
             return signals.interrupted_exit_code()
         except ClusterUnreachable as exc:
             raise SweepUsageError(str(exc)) from None
+        if screened is not None:
+            _prescreen_report(store.con, sweep, screened, args, print_table)
         return _report(store.con, sweep, args, print_table, console)
+
+
+def _prescreen_report(con: Any, sweep: Sweep, screened: Mapping[str, Mapping[str, float]],
+                      args: argparse.Namespace, print_table: Any) -> None:
+    """How well the pre-screen's ranking predicted the engine's, per regime."""
+    from quorum.prescreen import agreement, engine_metrics
+
+    top_sets = sorted({r.param_set for r in sweep.runs})
+    engine = engine_metrics(con, [r.run_id for r in sweep.unique_runs()])
+    rows = agreement(sweep, top_sets, dict(screened), engine)  # type: ignore[arg-type]
+    print_table([{k: _fmt(v) for k, v in row.items()} for row in rows],
+                title="pre-screen (vectorbt) against the engine, top sets")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_csv(out / "prescreen_agreement.csv", rows)
 
 
 def _fmt(v: Any) -> Any:
@@ -140,7 +168,7 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
     members = sweep_members(con, sweep.sweep_id)
     own = {r.idx: r.run_id for r in sweep.runs}
     for member in members:  # a stale run kept in the combination's place
-        member["stale"] = member["run_id"] != own[member["idx"]]
+        member["stale"] = member["run_id"] != own.get(member["idx"], member["run_id"])
     rank_by = [(name, RANK_METRICS[name]) for name in cfg.rank_by]
     ranked = rank_param_sets(members, rank_by, cfg.aggregate)
     first = cfg.rank_by[0]

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from sim.agents import batch_forms
 from sim.agents.base import AgentParams
+from sim.agents.batch import SignalChanges
 from sim.indicators import (
     EMA,
     RateOfChange,
@@ -27,7 +29,7 @@ from sim.indicators import (
     WilderRSI,
 )
 from sim.messages import FLAT, LONG, SHORT, Side, Signal
-from sim.view import MarketView
+from sim.view import BarSource, MarketView
 
 
 def _steps(confidence_step: float) -> int:
@@ -79,6 +81,10 @@ class EmaCrossover:
                                reason=f"EMA cross: EMA({fast}) at or below EMA({slow})"),
         }
         self._last: Side | None = None
+
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.ema_crossover(self, bars)
 
     def on_bar(self, view: MarketView) -> Signal | None:
         close = view.close
@@ -157,6 +163,10 @@ class DonchianBreakout:
                                reason=f"Donchian exit: close above the {exit_window}-bar high")
         self._last: Signal | None = None
 
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.donchian_breakout(self, bars)
+
     def on_bar(self, view: MarketView) -> Signal | None:
         high, low, close = view.high, view.low, view.close
         hi, lo, exit_hi, exit_lo = self._hi, self._lo, self._exit_hi, self._exit_lo
@@ -229,6 +239,10 @@ class BollingerReversion:
         self._flat = Signal(FLAT, 1.0, reason="Bollinger: back at the middle band")
         self._inside = Signal(FLAT, 1.0, reason="Bollinger: inside the bands")
         self._last: Signal | None = None
+
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.bollinger_reversion(self, bars)
 
     def on_bar(self, view: MarketView) -> Signal | None:
         close = view.close
@@ -322,6 +336,10 @@ class Rsi:
         self._inside = Signal(FLAT, 1.0, reason=f"RSI({period}) between the thresholds")
         self._last: Signal | None = None
 
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.rsi(self, bars)
+
     def on_bar(self, view: MarketView) -> Signal | None:
         rsi_ind = self._rsi
         rsi = rsi_ind.update(view.close)
@@ -406,6 +424,10 @@ class Momentum:
             self._down = _ladder(SHORT, steps, f"momentum: {window}-bar rate of change down")
         self._flat = Signal(FLAT, 1.0, reason=f"momentum: {window}-bar rate of change flat")
         self._last: Signal | None = None
+
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.momentum(self, bars)
 
     def on_bar(self, view: MarketView) -> Signal | None:
         roc_ind = self._roc

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from sim.agents import batch_forms
 from sim.agents.base import AgentParams
+from sim.agents.batch import SignalChanges
 from sim.indicators import FastSlowMeans
 from sim.messages import FLAT, LONG, SHORT, Side, Signal
-from sim.view import MarketView
+from sim.view import BarSource, MarketView
 
 _SIGNALS = {
     side: Signal(side, 1.0, reason=f"SMA cross: fast {'above' if side is LONG else 'below'} slow")
@@ -43,6 +45,10 @@ class SmaCrossover:
         self._slow = slow
         self._last: Side | None = None
         self._down = FLAT if long_only else SHORT
+
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.sma_crossover(self, bars, _SIGNALS)
 
     def on_bar(self, view: MarketView) -> Signal | None:
         fast, slow = self._means.update(view.close)

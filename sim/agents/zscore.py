@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from sim.agents import batch_forms
 from sim.agents.base import AgentParams
+from sim.agents.batch import SignalChanges
 from sim.indicators import RollingZScore
 from sim.messages import FLAT, LONG, SHORT, Side, Signal
-from sim.view import MarketView
+from sim.view import BarSource, MarketView
 
 
 class ZScoreReversionParams(AgentParams):
@@ -60,6 +62,10 @@ class ZScoreReversion:
         }
         self._flat = Signal(FLAT, 1.0, reason="z-score back near the mean")
         self._last: Signal | None = None
+
+    def batch_signals(self, bars: BarSource) -> SignalChanges:
+        """Every signal ``on_bar`` would return over ``bars``, at once (``sim.agents.batch``)."""
+        return batch_forms.zscore_reversion(self, bars)
 
     def on_bar(self, view: MarketView) -> Signal | None:
         zscore = self._z
