@@ -30,6 +30,7 @@ from live.hyperliquid.meta import adopt_meta
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
 from live.journal import OrderJournal, absorb, journal_dir
+from live.commands import CommandChannel, default_command_dir
 from live.kill import KillSwitch
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
@@ -147,7 +148,8 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
     record()
     if on_start is not None:
         on_start(runner.run_id)
-    return await runner.run([feed], kill_switch=KillSwitch(kill_file))
+    return await runner.run([feed], kill_switch=KillSwitch(kill_file),
+                            commands=CommandChannel(default_command_dir(store.path)))
 
 
 def check_listed(config: ScenarioConfig, hl: HyperliquidConfig, coins: dict[str, str],
@@ -253,7 +255,10 @@ class VenueSession:
     async def run(self) -> RunResult:
         completed = False
         try:
-            result = await self.runner.run([self.feed], kill_switch=KillSwitch(self.kill_file))
+            store_path = self.runner.store.path  # type: ignore[attr-defined]
+            result = await self.runner.run(
+                [self.feed], kill_switch=KillSwitch(self.kill_file),
+                commands=CommandChannel(default_command_dir(store_path)))
             completed = True
             return result
         finally:

@@ -28,7 +28,7 @@ import traceback
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -204,6 +204,11 @@ class AgentRoster:
     def _apply_batch(self, batch: AgentBatch, ts: int) -> CommandOutcome:
         self.seq += 1
         batch_id = self.seq  # the batch's number: its rows carry it
+        # A command that names no actor or reason of its own has the batch's.
+        commands = tuple(replace(
+            c, actor=batch.actor if c.actor == "operator" else c.actor,
+            reason=c.reason or batch.reason) for c in batch.commands)
+        batch = replace(batch, commands=commands)
         view = self._view()
         plans: list[_Plan] = []
         for i, command in enumerate(batch.commands, 1):
@@ -222,7 +227,7 @@ class AgentRoster:
             c = plan.command
             results.append(self._record(ts, c.agent, c.command, plan.before, plan.after,
                                         plan.spec_before, plan.spec_after, c.actor,
-                                        c.reason or batch.reason, APPLIED, batch_id))
+                                        c.reason, APPLIED, batch_id))
         return CommandOutcome(batch_id, ts, ALL_AGENTS, "batch", APPLIED, None, tuple(results))
 
     def _rejected(self, ts: int, command: AgentCommand, why: str,
