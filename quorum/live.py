@@ -23,6 +23,7 @@ from typing import Any
 
 from live.capital import SessionCapital, session_capital, stored_capital, with_capital
 from live.clock import PacingClock
+from live.commands import CommandChannel, default_command_dir
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.config import Credentials, HyperliquidConfig
 from live.hyperliquid.errors import TransportFailed
@@ -30,7 +31,6 @@ from live.hyperliquid.meta import adopt_meta
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
 from live.journal import OrderJournal, absorb, journal_dir
-from live.commands import CommandChannel, default_command_dir
 from live.kill import KillSwitch
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore

@@ -303,7 +303,7 @@ def test_quorum_agent_from_a_shell_reaches_a_running_session(tmp_path: Path) -> 
             for i, bar in enumerate(self.bars):
                 if i == 200:
                     threading.Thread(target=shell, daemon=True).start()
-                if 200 <= i and not done.is_set():
+                if i >= 200 and not done.is_set():
                     await asyncio.sleep(0.005)
                 yield bar
                 await asyncio.sleep(0)
