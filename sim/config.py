@@ -348,7 +348,7 @@ class AgentConfig(_Model):
     # agent_errors, its signal withdrawn) until max_errors within error_window put it in
     # "errored". None: fail in backtests, abstain in paper and venue sessions.
     on_error: Literal["fail", "abstain"] | None = None
-    max_errors: int | None = Field(default=5, ge=1)  # None: the breaker never trips
+    max_errors: int = Field(default=5, ge=0)  # 0: the breaker never trips
     error_window: str | None = "1h"  # None: errors since it last started or resumed
     latency_budget_ms: PositiveFloat | None = None  # sessions: slower bars are flagged
 

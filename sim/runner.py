@@ -226,7 +226,7 @@ def error_policy(agent: AgentConfig | None, session: bool) -> ErrorPolicy:
     if agent is None:
         return ErrorPolicy("abstain" if session else "fail")
     return ErrorPolicy(
-        agent.on_error or ("abstain" if session else "fail"), agent.max_errors,
+        agent.on_error or ("abstain" if session else "fail"), agent.max_errors or None,
         parse_duration(agent.error_window) if agent.error_window else None,
         None if agent.latency_budget_ms is None else int(agent.latency_budget_ms * 1e6))
 

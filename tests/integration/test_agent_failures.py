@@ -137,7 +137,7 @@ def test_resume_clears_an_errored_agent(tmp_path: Path) -> None:
 
 def test_abstain_in_a_backtest_when_asked(tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
-        result = run_scenario(_config(on_error="abstain", max_errors=None), store)
+        result = run_scenario(_config(on_error="abstain", max_errors=0), store)
         assert result.status == "completed"
         n = store.con.execute("SELECT count(*) FROM agent_errors WHERE run_id = ? AND"
                               " kind = 'exception'", [result.run_id]).fetchone()

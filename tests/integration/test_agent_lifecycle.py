@@ -24,6 +24,7 @@ from sim.config import parse_scenario, parse_timestamp
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data, run_scenario
 from sim.store import DuckDBStore
+from tests.integration.test_live_cli import fake  # noqa: F401 (the fake exchange fixture)
 from tests.integration.test_live_seam import _bars
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "scenarios" / "operations.toml"
@@ -327,3 +328,37 @@ def test_quorum_agent_without_a_session_says_so(tmp_path: Path,
     assert "no session took the command" in capsys.readouterr().out
     assert list((tmp_path / "x.commands").iterdir()) == []  # withdrawn
     assert main(["agent", "spawn", "m", "--db", str(tmp_path / "x.duckdb")]) == 2
+
+
+def test_quorum_agent_steers_a_quorum_live_paper_session_on_the_fake(
+        tmp_path: Path, fake: Any) -> None:  # noqa: F811 (the fixture)
+    """End to end, as the README says it: ``quorum live --paper`` in a child process on
+    the fake exchange, ``quorum agent`` from this one; outcomes come back while it runs."""
+    import signal as signals
+
+    from live.hyperliquid.stream import candle
+    from tests.integration.test_live_cli import Child, pusher
+
+    child = Child(tmp_path, fake)
+    child.wait(lambda: fake.subscribed(candle("ETH", "1m")) == 1, "subscription")
+    db = str(child.db)
+    assert main(["agent", "pause", "sma", "--reason", "review", "--db", db]) == 0
+    assert main(["agent", "spawn", "mom", "--kind", "momentum", "--param", "window=3",
+                 "--db", db]) == 0
+    assert main(["agent", "update", "mom", "--param", "window=0", "--db", db]) == 1
+    assert main(["agent", "resume", "sma", "mom", "--db", db]) == 1  # mom is active
+    pusher(fake, 3).join(5)
+    assert main(["agent", "kill", "--flatten", "--reason", "drill", "--db", db]) == 0
+    child.proc.send_signal(signals.SIGINT)
+    assert child.end() == 130, "".join(child.lines)
+    with DuckDBStore(child.db) as store:
+        rows = store.con.execute(
+            "SELECT agent, command, outcome, reason FROM agent_events ORDER BY seq").fetchall()
+        states = store.con.execute("SELECT agent, state FROM agent_states ORDER BY first_seq"
+                                   ).fetchall()
+    assert [(r[0], r[1], r[2].split(":")[0]) for r in rows] == [
+        ("sma", "start", "applied"), ("sma", "pause", "applied"), ("mom", "spawn", "applied"),
+        ("mom", "update", "rejected"), ("sma", "resume", "rejected"),
+        ("mom", "resume", "rejected"), ("*", "kill", "applied")]
+    assert "params.window" in rows[3][2] and rows[1][3] == "review"
+    assert states == [("sma", "paused"), ("mom", "active")]
