@@ -40,7 +40,7 @@ import gc
 import heapq
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, NoReturn
 
@@ -59,7 +59,8 @@ from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
-from sim.bus import EventBus
+from sim.bus import DECISION, EventBus, QueuedSubscription
+from sim.bus_events import DecisionMade
 from sim.config import ScenarioConfig
 from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
@@ -105,6 +106,7 @@ class LiveRunner:
         mode: str = "paper",
         resume: bool = False,
         bus: EventBus | None = None,
+        on_decision: Callable[[DecisionMade], None] | None = None,
     ) -> None:
         symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
         if not symbols:
@@ -123,11 +125,19 @@ class LiveRunner:
         streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
         # With a bus, the pipeline publishes what it records (sim.observed); agents abstain
         # on errors by default and are timed against their latency budgets.
+        # ``on_decision`` is called with each decision on a thread of its own (a slow
+        # callback never delays an order; what it could not keep up with is counted).
+        self._on_decision: QueuedSubscription | None = None
+        if on_decision is not None:
+            bus = bus or EventBus()
+            self._on_decision = bus.subscribe_queued(
+                lambda envelope: on_decision(envelope.event), [DECISION], name="on_decision")
         self.bus = bus
         self.recorder = make_recorder(store, self.run_id, symbols, config, flush_rows, bus)
         self.engine: Engine = build_engine(config, data, self.recorder, streams.agents, bus,
                                            session=True, timer=time.perf_counter_ns)
         self.lifecycle: AgentRoster = self.engine.lifecycle
+        self.lifecycle.on_kill = self._kill_command
         self._loop: asyncio.AbstractEventLoop | None = None
         self._commands: CommandChannel | None = None
         self._index = {sym: s for s, sym in enumerate(symbols)}
@@ -232,6 +242,8 @@ class LiveRunner:
             except asyncio.CancelledError as exc:  # stored with how it was stopped
                 raise Interrupted(str(exc) or "cancelled") from None
             finally:  # what was handed over is written before the run is closed
+                if self._on_decision is not None and self.bus is not None:
+                    self.bus.unsubscribe(self._on_decision)  # delivers what it holds
                 if self._flush_timer is not None:
                     self._flush_timer.cancel()
                     self._flush_timer = None
@@ -452,6 +464,18 @@ class LiveRunner:
         print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
               file=sys.stderr, flush=True)
         self.engine.schedule_events([ScenarioEvent(now, "kill_switch")])
+
+    def _kill_command(self, ts: int, flatten: bool, source: str) -> None:
+        """A ``kill`` lifecycle command: the kill switch now (the consumer applies it
+        between bars), pulled durably as ``kill`` does; ``flatten`` closes every
+        position even when the scenario does not flatten on a trip."""
+        if self.killed_by is None:
+            self.killed_by = source
+            if self.trips is not None:
+                self.trips.pull(source)
+            print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
+                  file=sys.stderr, flush=True)
+        self.engine.kill(ts, flatten)
 
     def accept(self, bar: Bar) -> None:
         """Take one closed bar; pass on every held bar all symbols have now got past."""

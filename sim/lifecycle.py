@@ -130,6 +130,10 @@ class AgentRoster:
         self.default_policy = default_policy
         self.bus = bus
         self.timer = timer  # monotonic ns: set by a live session to time agents
+        # How a kill command pulls the switch: (ts, flatten, source). A live session sets
+        # its own, which also keeps the pull durable (live.risk_state).
+        self.on_kill: Callable[[int, bool, str], None] = (
+            lambda ts, flatten, source: engine.kill(ts, flatten))
         self.seq = 0  # the last agent_events row's number
         self.agents: dict[str, AgentState] = {}
         self._by_index: dict[int, AgentState] = {}
@@ -249,8 +253,10 @@ class AgentRoster:
         if verb not in COMMANDS:
             raise Rejected(f"unknown command {verb!r}; one of {', '.join(COMMANDS)}")
         if verb == "kill":
+            source = f"command by {command.actor}" + (f" ({command.reason})"
+                                                       if command.reason else "")
             return _Plan(command, None, None, None, None,
-                         lambda: self.engine.kill(ts, command.flatten))
+                         lambda: self.on_kill(ts, command.flatten, source))
         if command.flatten:
             raise Rejected("flatten: only for kill")
         if verb not in ("spawn", "update") and (command.params is not None

@@ -172,3 +172,18 @@ def test_a_slow_agent_is_flagged_in_a_session(tmp_path: Path, monkeypatch: Any) 
         assert runner.lifecycle.agents["sma"].slow_bars == 30
         assert runner.lifecycle.states() == {"sma": "active", "fast": "active"}
     assert len(flagged) == 30 and flagged[0].kind == "latency"
+
+
+def test_on_decision_in_a_session_gets_every_stored_decision(tmp_path: Path) -> None:
+    from sim.bus_events import DecisionMade
+
+    seen: list[DecisionMade] = []
+    config = _config(on_error="abstain", max_errors=0)
+    data = load_market_data(config, RandomStreams.spawn(config.seed, 1, 2).data)
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        runner = LiveRunner(config, store, on_decision=seen.append)
+        asyncio.run(runner.run([_Feed(_bars(data), {})]))
+        stored = store.con.execute(
+            "SELECT decision_id, side FROM decisions WHERE run_id = ? ORDER BY decision_id",
+            [runner.run_id]).fetchall()
+    assert stored and [(d.decision_id, d.side.name) for d in seen] == stored

@@ -349,6 +349,8 @@ def test_quorum_agent_steers_a_quorum_live_paper_session_on_the_fake(
     assert main(["agent", "resume", "sma", "mom", "--db", db]) == 1  # mom is active
     pusher(fake, 3).join(5)
     assert main(["agent", "kill", "--flatten", "--reason", "drill", "--db", db]) == 0
+    child.wait(lambda: child.saw("KILL SWITCH pulled by command by operator (drill)"),
+               "the kill command")
     child.proc.send_signal(signals.SIGINT)
     assert child.end() == 130, "".join(child.lines)
     with DuckDBStore(child.db) as store:
