@@ -1,5 +1,5 @@
-"""The agent roster: each agent's lifecycle state, the commands that change it, and what
-the kernel forgives an agent that fails.
+"""The agent roster: each agent's lifecycle state and the commands that change it (what
+the kernel forgives an agent that fails is ``sim.agent_faults``).
 
 States: ``active`` (sees bars, votes), ``paused`` (sees bars, so its state stays warm, but
 its standing signal is withdrawn and it does not vote; ``resume`` stands its current view
@@ -23,8 +23,6 @@ sessions) is called through a wrapper.
 
 from __future__ import annotations
 
-import hashlib
-import traceback
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -47,29 +45,15 @@ from sim.agent_commands import (
     StoredAgent,
     spec_json,
 )
+from sim.agent_faults import ErrorPolicy, FaultKeeper, OnBar
 from sim.agents.base import Agent, AgentError, build_agent
 from sim.agents.external import call_log_for
-from sim.bus import AGENT, AGENT_ERROR, EventBus
-from sim.bus_events import AgentFailed, AgentStateChanged
+from sim.bus import AGENT, EventBus
+from sim.bus_events import AgentStateChanged
 from sim.engine import AgentSlot, Engine, valid_signal
-from sim.messages import HOLD, Signal
+from sim.messages import Signal
 from sim.recorder import Recorder
 from sim.view import MarketView
-
-OnBar = Callable[[MarketView], Signal | None]
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorPolicy:
-    """What an agent's failures do: ``fail`` the run, or ``abstain`` (stored, signal
-    withdrawn, still active) until ``max_errors`` within ``error_window_ns`` (None: since
-    it last started or resumed) trip its breaker. ``latency_budget_ns``: slower bars are
-    flagged (sessions only)."""
-
-    on_error: str = "fail"
-    max_errors: int | None = 5
-    error_window_ns: int | None = 3_600_000_000_000
-    latency_budget_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -129,11 +113,11 @@ class AgentRoster:
         self.scenario = scenario
         self.default_policy = default_policy
         self.bus = bus
-        self.timer = timer  # monotonic ns: set by a live session to time agents
         # How a kill command pulls the switch: (ts, flatten, source). A live session sets
         # its own, which also keeps the pull durable (live.risk_state).
         self.on_kill: Callable[[int, bool, str], None] = (
             lambda ts, flatten, source: engine.kill(ts, flatten))
+        self.faults = FaultKeeper(recorder, engine.symbols, bus, timer, self._trip)
         self.seq = 0  # the last agent_events row's number
         self.agents: dict[str, AgentState] = {}
         self._by_index: dict[int, AgentState] = {}
@@ -145,7 +129,7 @@ class AgentRoster:
         for s, slots in enumerate(engine.agents):
             for pos, slot in enumerate(slots):
                 self._by_index[slot.index].positions[s] = pos
-        if any(self._wrapped(a) for a in self.agents.values()):
+        if any(self.faults.wrapped(a) for a in self.agents.values()):
             for s in range(len(engine.symbols)):
                 self._rebuild_calls(s)
 
@@ -442,6 +426,13 @@ class AgentRoster:
         for s in sorted(touched):
             self._rebuild_calls(s)
 
+    def _trip(self, agent: AgentState, ts: int, reason: str) -> None:
+        """Its circuit breaker tripped: errored (no calls, no votes) until resumed."""
+        was = agent.state
+        self._set_errored(agent, ts)
+        self._record(ts, agent.name, "error", was, ERRORED, agent.spec(), agent.spec(),
+                     "kernel", reason, APPLIED)
+
     def _set_errored(self, agent: AgentState, ts: int) -> None:
         agent.state = ERRORED
         agent.shadow.clear()
@@ -451,100 +442,18 @@ class AgentRoster:
             self._rebuild_calls(s)
 
     # -- the calls the bar path makes ---------------------------------------------------
-    def _wrapped(self, agent: AgentState) -> bool:
-        return agent.policy.on_error == "abstain" or (
-            self.timer is not None and agent.policy.latency_budget_ns is not None)
-
     def _rebuild_calls(self, s: int) -> None:
         calls = []
         for pos, slot in enumerate(self.engine.agents[s]):
             agent = self._by_index[slot.index]
             if agent.positions.get(s) != pos or agent.state in (STOPPED, ERRORED):
                 continue
-            call = self._call(agent, s, slot.agent)
+            call = self.faults.call(agent, s, slot.agent.on_bar)
             if agent.state == PAUSED:
                 call = _paused(call, agent.shadow, s)
             calls.append((pos, call))
         self.engine.set_calls(s, tuple(calls))
 
-    def _call(self, agent: AgentState, s: int, instance: Agent) -> OnBar:
-        on_bar = instance.on_bar
-        if not self._wrapped(agent):
-            return on_bar
-        abstain = agent.policy.on_error == "abstain"
-        timer = self.timer if agent.policy.latency_budget_ns is not None else None
-        budget = agent.policy.latency_budget_ns or 0
-        failed, slow = self._failed, self._slow
-        held: list[Any] = [None, False]  # its last signal; whether it abstained since
-
-        def guarded(view: MarketView) -> Signal | None:
-            start = timer() if timer is not None else 0
-            try:
-                signal = on_bar(view)
-            except Exception as exc:
-                if not abstain:
-                    raise
-                held[1] = True
-                return failed(agent, s, view, exc)
-            if timer is not None and (elapsed := timer() - start) > budget:
-                slow(agent, s, view, elapsed)
-            if signal is not None:
-                held[0] = signal
-                held[1] = False
-            elif held[1]:  # working again with an unchanged view: it stands again
-                held[1] = False
-                return held[0]  # type: ignore[no-any-return]
-            return signal
-
-        return guarded
-
-    def _failed(self, agent: AgentState, s: int, view: MarketView, exc: Exception
-                ) -> Signal:
-        """An abstaining agent raised on a bar: stored, published, counted against its
-        breaker; its signal on the symbol is withdrawn (a HOLD: no opinion)."""
-        ts, symbol = view.ts, self.engine.symbols[s]
-        kind, message = type(exc).__name__, str(exc)
-        frames = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        digest = hashlib.blake2b(frames.encode(), digest_size=8).hexdigest()
-        agent.errors += 1
-        self.recorder.rare_row("agent_errors", (
-            symbol, agent.name, None, 1, message, "exception", ts, view.n, kind, digest,
-            None))
-        if self.bus is not None and self.bus.wants(AGENT_ERROR):
-            self.bus.publish(AGENT_ERROR, ts, AgentFailed(
-                ts, agent.name, symbol, view.n, "exception", kind, message, digest))
-        policy = agent.policy
-        if policy.max_errors is not None:
-            recent = agent.recent_errors
-            recent.append(ts)
-            if policy.error_window_ns is not None:
-                while recent and recent[0] <= ts - policy.error_window_ns:
-                    recent.popleft()
-            if len(recent) >= policy.max_errors:
-                n, was = len(recent), agent.state
-                self._set_errored(agent, ts)
-                window = ("" if policy.error_window_ns is None
-                          else f" within {policy.error_window_ns / 1e9:g} s")
-                self._record(ts, agent.name, "error", was, ERRORED, agent.spec(),
-                             agent.spec(), "kernel",
-                             f"{n} errors{window} (max_errors {policy.max_errors}); last: "
-                             f"{kind}: {message}", APPLIED)
-        return Signal(HOLD, 0.0, None, f"abstained: {kind}")
-
-    def _slow(self, agent: AgentState, s: int, view: MarketView, elapsed_ns: int) -> None:
-        """A timed agent overran its latency budget on a bar: stored, counted, published."""
-        agent.slow_bars += 1
-        ts, symbol = view.ts, self.engine.symbols[s]
-        budget_ms = (agent.policy.latency_budget_ns or 0) / 1e6
-        message = f"{elapsed_ns / 1e6:.3f} ms on a bar, budget {budget_ms:g} ms"
-        self.recorder.rare_row("agent_errors", (
-            symbol, agent.name, None, None, message, "latency", ts, view.n, "LatencyBudget",
-            None, elapsed_ns / 1e6))
-        if self.bus is not None and self.bus.wants(AGENT_ERROR):
-            self.bus.publish(AGENT_ERROR, ts, AgentFailed(
-                ts, agent.name, symbol, view.n, "latency", "LatencyBudget", message, ""))
-
-    # -- the record ---------------------------------------------------------------------
     def _record(self, ts: int, agent: str, command: str, before: str | None,
                 after: str | None, spec_before: str | None, spec_after: str | None,
                 actor: str, reason: str, outcome: str, batch: int | None = None

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.agent_commands import AgentCommand
+from sim.agent_faults import ErrorPolicy
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
 from sim.bus import DECISION, EventBus
@@ -42,7 +43,7 @@ from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.instruments import Instrument, resolve, unrepresentable
-from sim.lifecycle import AgentRoster, ErrorPolicy
+from sim.lifecycle import AgentRoster
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
 from sim.observed import ObservedEngine, ObservedRecorder
