@@ -79,6 +79,20 @@ class AgentState:
         return spec_json(self.kind, self.params, self.symbols)
 
 
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One agent as ``AgentRoster.snapshot`` shows it: its state, spec, the errors it
+    was forgiven and the bars it overran its latency budget on."""
+
+    name: str
+    state: str
+    kind: str
+    params: dict[str, Any]
+    symbols: tuple[str, ...] | None
+    errors: int
+    slow_bars: int
+
+
 class Rejected(Exception):
     """A command that cannot be applied; the message says why."""
 
@@ -136,6 +150,13 @@ class AgentRoster:
     # -- reading ------------------------------------------------------------------------
     def states(self) -> dict[str, str]:
         return {name: a.state for name, a in self.agents.items()}
+
+    def snapshot(self) -> tuple[AgentInfo, ...]:
+        """The agent set now, as plain values (what the control API shows); a copy, so
+        another thread may take it while the session runs."""
+        return tuple(AgentInfo(a.name, a.state, a.kind, dict(a.params), a.symbols,
+                               a.errors, a.slow_bars)
+                     for a in list(self.agents.values()))
 
     # -- the run's first agents ----------------------------------------------------------
     def start(self, ts: int, actor: str = "scenario") -> None:

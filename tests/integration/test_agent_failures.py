@@ -92,6 +92,9 @@ def test_a_paper_session_abstains_then_trips_the_breaker_and_completes(tmp_path:
         assert tripped[0][2:5] == ("active", "errored", "kernel")
         assert "3 errors within 600 s" in tripped[0][5] and "ZeroDivisionError" in tripped[0][5]
         assert runner.lifecycle.states()["broken"] == "errored"
+        info = {a.name: a for a in runner.lifecycle.snapshot()}
+        assert (info["broken"].state, info["broken"].errors, info["sma"].errors) == (
+            "errored", 3, 0)
         # its vote is withdrawn from the first failure on; it voted before
         votes = con.execute(
             "SELECT epoch_ns(d.ts), v.side FROM votes v JOIN decisions d"
