@@ -40,13 +40,15 @@ import gc
 import heapq
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, NoReturn
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from live.commands import CommandChannel
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
 from live.kill import KillRequested, KillSwitch
@@ -56,17 +58,21 @@ from live.reconcile import reconcile
 from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
+from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
+from sim.bus import DECISION, EventBus, QueuedSubscription
+from sim.bus_events import DecisionMade
 from sim.config import ScenarioConfig
 from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
+from sim.lifecycle import AgentRoster
 from sim.messages import Bar, ScenarioEvent
-from sim.recorder import Recorder
 from sim.regimes.labels import LABELS, regime_codes
 from sim.runner import (
     RandomStreams,
     RunResult,
     build_engine,
     check_agent_symbols,
+    make_recorder,
     new_run_id,
     stored_run,
 )
@@ -99,6 +105,8 @@ class LiveRunner:
         capacity: int = 1024,
         mode: str = "paper",
         resume: bool = False,
+        bus: EventBus | None = None,
+        on_decision: Callable[[DecisionMade], None] | None = None,
     ) -> None:
         symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
         if not symbols:
@@ -115,9 +123,23 @@ class LiveRunner:
         data = MarketData(tuple(self.histories), np.empty(0, np.int32), np.empty(0, np.int64))
         check_agent_symbols(config, data)
         streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
-        self.recorder = Recorder(store, self.run_id, symbols, [a.name for a in config.agents],
-                                 config.consensus.method, flush_rows=flush_rows)
-        self.engine: Engine = build_engine(config, data, self.recorder, streams.agents)
+        # With a bus, the pipeline publishes what it records (sim.observed); agents abstain
+        # on errors by default and are timed against their latency budgets.
+        # ``on_decision`` is called with each decision on a thread of its own (a slow
+        # callback never delays an order; what it could not keep up with is counted).
+        self._on_decision: QueuedSubscription | None = None
+        if on_decision is not None:
+            bus = bus or EventBus()
+            self._on_decision = bus.subscribe_queued(
+                lambda envelope: on_decision(envelope.event), [DECISION], name="on_decision")
+        self.bus = bus
+        self.recorder = make_recorder(store, self.run_id, symbols, config, flush_rows, bus)
+        self.engine: Engine = build_engine(config, data, self.recorder, streams.agents, bus,
+                                           session=True, timer=time.perf_counter_ns)
+        self.lifecycle: AgentRoster = self.engine.lifecycle
+        self.lifecycle.on_kill = self._kill_command
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._commands: CommandChannel | None = None
         self._index = {sym: s for s, sym in enumerate(symbols)}
         self._watermark = [_BEFORE_ALL] * len(symbols)
         self._held: list[tuple[int, int, Bar]] = []  # heap keyed (ts, symbol index)
@@ -138,6 +160,33 @@ class LiveRunner:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._warming = False
         self.queue: asyncio.Queue[object] = asyncio.Queue()
+        con = getattr(store, "con", None)
+        if resume and con is not None:  # the agent set the run had, not the scenario's
+            self.lifecycle.restore(current_agents(con, self.run_id), stored_seq(con, self.run_id))
+
+    def submit(self, command: AgentCommand | AgentBatch) -> Future[CommandOutcome]:
+        """Queue a lifecycle command (any thread); the session's consumer applies it
+        between bars and stores it. The future's result is its ``CommandOutcome``
+        (applied, or rejected with why)."""
+        return self._enqueue(_Submitted(command, None))
+
+    def submit_rejected(self, command: AgentCommand, why: str) -> Future[CommandOutcome]:
+        """Store ``command`` as rejected (a message that was not one)."""
+        return self._enqueue(_Submitted(command, why))
+
+    def _enqueue(self, item: _Submitted) -> Future[CommandOutcome]:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError(f"session {self.run_id} is not running")
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:  # in order with what this thread queued before (a feed, a watcher)
+            self.queue.put_nowait(item)
+        else:
+            loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        return item.future
 
     def attach_port(self, port: OrderPort, *, hold_until_ns: int, interval_ns: int,
                     reconcile_every_s: float | None = None, settle_s: float = 10.0) -> None:
@@ -157,12 +206,18 @@ class LiveRunner:
         return self.engine.bars_seen
 
     async def run(
-        self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
+        self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None,
+        commands: CommandChannel | None = None,
     ) -> RunResult:
         """Consume ``feeds`` until all end; the run is stored as completed, failed or
         interrupted (cancelled, Ctrl-C or SIGTERM: ``Interrupted``), like a backtest. The
-        kill switch's signal is armed for the whole run, shutdown included."""
+        kill switch's signal is armed for the whole run, shutdown included. ``commands``:
+        a local channel of agent commands (``live.commands``), watched while it runs."""
         self.queue = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._commands = commands
+        if not self.resume:  # the agents it starts with, as a backtest stores them
+            self.lifecycle.start(time.time_ns(), actor="session")
         armed = (kill_switch.armed(self.queue) if kill_switch is not None
                  else contextlib.nullcontext())
         with armed, stored_run(self.store, self.run_id, self.config, self.data_hash,
@@ -187,6 +242,8 @@ class LiveRunner:
             except asyncio.CancelledError as exc:  # stored with how it was stopped
                 raise Interrupted(str(exc) or "cancelled") from None
             finally:  # what was handed over is written before the run is closed
+                if self._on_decision is not None and self.bus is not None:
+                    self.bus.unsubscribe(self._on_decision)  # delivers what it holds
                 if self._flush_timer is not None:
                     self._flush_timer.cancel()
                     self._flush_timer = None
@@ -233,6 +290,9 @@ class LiveRunner:
         # The watchers do not count as feeds: the session ends when the feeds do.
         watchers = ([asyncio.create_task(kill_switch.watch(queue))]
                     if kill_switch is not None else [])
+        if self._commands is not None:
+            watchers.append(asyncio.create_task(
+                self._commands.watch(self.submit, self.submit_rejected)))
         if self.port is not None and self.reconcile_every_s:
             watchers.append(asyncio.create_task(self._reconcile_every(self.reconcile_every_s)))
         try:
@@ -278,6 +338,8 @@ class LiveRunner:
             self.port.apply(item)
         elif isinstance(item, KillRequested):
             self.kill(item.source)
+        elif isinstance(item, _Submitted):
+            item.apply(self.lifecycle)
         elif isinstance(item, BaseException):
             raise item
         else:
@@ -403,6 +465,18 @@ class LiveRunner:
               file=sys.stderr, flush=True)
         self.engine.schedule_events([ScenarioEvent(now, "kill_switch")])
 
+    def _kill_command(self, ts: int, flatten: bool, source: str) -> None:
+        """A ``kill`` lifecycle command: the kill switch now (the consumer applies it
+        between bars), pulled durably as ``kill`` does; ``flatten`` closes every
+        position even when the scenario does not flatten on a trip."""
+        if self.killed_by is None:
+            self.killed_by = source
+            if self.trips is not None:
+                self.trips.pull(source)
+            print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
+                  file=sys.stderr, flush=True)
+        self.engine.kill(ts, flatten)
+
     def accept(self, bar: Bar) -> None:
         """Take one closed bar; pass on every held bar all symbols have now got past."""
         s = self._index.get(bar.symbol)
@@ -493,6 +567,36 @@ def bars_table(parts: list[tuple[str, int, dict[str, np.ndarray]]]) -> pa.Table:
         table["filled"] = np.zeros(k, dtype=bool)
         tables.append(pa.table(table))
     return pa.concat_tables(tables)
+
+
+class _Submitted:
+    """A lifecycle command on the session's queue, and the future its outcome goes to."""
+
+    __slots__ = ("command", "future", "why")
+
+    def __init__(self, command: AgentCommand | AgentBatch, why: str | None) -> None:
+        self.command = command
+        self.why = why
+        self.future: Future[CommandOutcome] = Future()
+
+    def apply(self, roster: AgentRoster) -> None:
+        try:
+            if self.why is not None:
+                assert isinstance(self.command, AgentCommand)
+                outcome = roster.reject(self.command, self.why)
+            else:
+                outcome = roster.apply(self.command)
+        except BaseException as exc:  # a bug, not bad input: the session fails on it
+            self.future.set_exception(exc)
+            raise
+        self.future.set_result(outcome)
+
+
+def stored_seq(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The last ``agent_events`` row number of ``run_id`` (0: none)."""
+    row = con.execute("SELECT max(seq) FROM agent_events WHERE run_id = ?",
+                      [run_id]).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 async def _pump(feed: AsyncBarFeed, queue: asyncio.Queue[object]) -> None:

@@ -544,6 +544,12 @@ def cmd_kill(args: argparse.Namespace) -> int:
     _console().print(f"kill switch pulled: {path} (a session watching it stops adding "
                      "exposure; remove the file before the next session)")
     return 0
+def cmd_agent(args: argparse.Namespace) -> int:
+    from quorum.agent_command import send_agent_command
+
+    return send_agent_command(args, _console(), UsageError)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from quorum.sweep_command import SweepUsageError, run_sweep_command
 
@@ -784,6 +790,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kill-file", metavar="PATH",
                    help="the session's kill file (default: the store's name with .kill)")
     p.set_defaults(func=cmd_kill)
+    p = sub.add_parser("agent", help="steer the agents of a running live session: spawn, "
+                                     "pause, resume, stop, update, kill")
+    from quorum.agent_command import add_agent_arguments
+
+    add_agent_arguments(p)
+    db_option(p)
+    p.set_defaults(func=cmd_agent)
     p = sub.add_parser("sweep", help="run a sweep over parameters, regimes and seeds; rank, "
                                      "walk forward, regime matrix")
     p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/regimes_grid.toml")

@@ -23,6 +23,7 @@ from typing import Any
 
 from live.capital import SessionCapital, session_capital, stored_capital, with_capital
 from live.clock import PacingClock
+from live.commands import CommandChannel, default_command_dir
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.config import Credentials, HyperliquidConfig
 from live.hyperliquid.errors import TransportFailed
@@ -147,7 +148,8 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
     record()
     if on_start is not None:
         on_start(runner.run_id)
-    return await runner.run([feed], kill_switch=KillSwitch(kill_file))
+    return await runner.run([feed], kill_switch=KillSwitch(kill_file),
+                            commands=CommandChannel(default_command_dir(store.path)))
 
 
 def check_listed(config: ScenarioConfig, hl: HyperliquidConfig, coins: dict[str, str],
@@ -253,7 +255,10 @@ class VenueSession:
     async def run(self) -> RunResult:
         completed = False
         try:
-            result = await self.runner.run([self.feed], kill_switch=KillSwitch(self.kill_file))
+            store_path = self.runner.store.path  # type: ignore[attr-defined]
+            result = await self.runner.run(
+                [self.feed], kill_switch=KillSwitch(self.kill_file),
+                commands=CommandChannel(default_command_dir(store_path)))
             completed = True
             return result
         finally:

@@ -68,10 +68,13 @@ def agent_errors(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
     """``{"agent_errors": "name 3/900 calls (0.3%); ..."}`` for a run whose agents call a
     service (the ``agent_errors`` table), so failed calls are in every run's summary;
     empty when no agent calls out."""
-    try:
-        rows = con.execute(
-            "SELECT agent, sum(calls), sum(errors) FROM agent_errors WHERE run_id = ?"
-            " GROUP BY agent ORDER BY agent", [run_id]).fetchall()
+    query = ("SELECT agent, sum(calls), sum(errors) FROM agent_errors WHERE run_id = ?"
+             " {} GROUP BY agent ORDER BY agent")
+    try:  # the summary rows (kind "calls"), not the failures an agent was forgiven
+        rows = con.execute(query.format("AND coalesce(kind, 'calls') = 'calls'"),
+                           [run_id]).fetchall()
+    except duckdb.BinderException:  # a store from before the kind column
+        rows = con.execute(query.format(""), [run_id]).fetchall()
     except duckdb.CatalogException:  # a store from before the table
         return {}
     if not rows:

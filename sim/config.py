@@ -344,6 +344,30 @@ class AgentConfig(_Model):
     symbols: list[str] | None = None  # default: every symbol in the data
     # An agent that calls a service (CallStats): the run fails when errors / calls passes it.
     max_error_rate: float = Field(default=0.1, ge=0, le=1)
+    # An exception from the agent (sim.lifecycle): "fail" the run, or "abstain" (stored in
+    # agent_errors, its signal withdrawn) until max_errors within error_window put it in
+    # "errored". None: fail in backtests, abstain in paper and venue sessions.
+    on_error: Literal["fail", "abstain"] | None = None
+    max_errors: int = Field(default=5, ge=0)  # 0: the breaker never trips
+    error_window: str | None = "1h"  # None: errors since it last started or resumed
+    latency_budget_ms: PositiveFloat | None = None  # sessions: slower bars are flagged
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Failure-tolerance fields only when set: a scenario that sets none dumps (and
+        so hashes into run ids) exactly as before they existed."""
+        out = handler(self)
+        for name, default in _AGENT_TOLERANCE_DEFAULTS.items():
+            if out.get(name, default) == default:
+                out.pop(name, None)
+        return out
+
+    @field_validator("error_window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
 
     @field_validator("kind")
     @classmethod
@@ -362,6 +386,10 @@ class AgentConfig(_Model):
         except AgentError as exc:
             raise ValueError(f"agent {self.name!r}: {exc}") from None
         return self
+
+
+_AGENT_TOLERANCE_DEFAULTS: dict[str, Any] = {
+    "on_error": None, "max_errors": 5, "error_window": "1h", "latency_budget_ms": None}
 
 
 class ConsensusConfig(_Model):
@@ -599,10 +627,29 @@ class EventConfig(_Model):
 
     at: str
     kind: Literal["kill_switch", "venue_down", "venue_up", "venue_degraded", "venue_latency",
-                  "venue_reject_rate"]
+                  "venue_reject_rate", "agent_spawn", "agent_pause", "agent_resume",
+                  "agent_stop", "agent_update"]
     venue: str | None = None
     latency_ms: NonNegativeFloat | None = None
     rate: float | None = Field(default=None, ge=0, le=1)
+    # agent_* events (sim.lifecycle): the agent; for agent_spawn its kind, params and
+    # symbols; for agent_update the params to change and/or its new symbols.
+    agent: str | None = None
+    agent_kind: str | None = None
+    params: dict[str, Any] | None = None
+    symbols: list[str] | None = None
+    reason: str = ""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The agent fields only when set (older scenarios hash as before)."""
+        out = handler(self)
+        for name in ("agent", "agent_kind", "params", "symbols"):
+            if out.get(name) is None:
+                out.pop(name, None)
+        if not out.get("reason"):
+            out.pop("reason", None)
+        return out
 
     @field_validator("at")
     @classmethod
@@ -612,6 +659,11 @@ class EventConfig(_Model):
 
     @model_validator(mode="after")
     def _venue(self) -> EventConfig:
+        if self.kind.startswith("agent_"):
+            return self._agent_event()
+        for name in ("agent", "agent_kind", "params", "symbols"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: only for agent_* events")
         if self.kind == "kill_switch" and self.venue is not None:
             raise ValueError("venue: a kill_switch event names no venue")
         if self.kind != "kill_switch" and self.venue is None:
@@ -620,6 +672,26 @@ class EventConfig(_Model):
             raise ValueError("latency_ms: required for, and only for, a venue_latency event")
         if (self.kind == "venue_reject_rate") != (self.rate is not None):
             raise ValueError("rate: required for, and only for, a venue_reject_rate event")
+        return self
+
+    def _agent_event(self) -> EventConfig:
+        for name in ("venue", "latency_ms", "rate"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: not for a {self.kind} event")
+        if self.agent is None:
+            raise ValueError(f"agent: required for a {self.kind} event")
+        spawn, update = self.kind == "agent_spawn", self.kind == "agent_update"
+        if spawn != (self.agent_kind is not None):
+            raise ValueError("agent_kind: required for, and only for, an agent_spawn event")
+        if not (spawn or update) and (self.params is not None or self.symbols is not None):
+            raise ValueError(f"params: not for a {self.kind} event")
+        if update and self.params is None and self.symbols is None:
+            raise ValueError("params: an agent_update changes params and/or symbols")
+        if spawn:
+            try:
+                build_agent(self.agent_kind or "", self.params or {}, np.random.default_rng(0))
+            except AgentError as exc:
+                raise ValueError(f"agent_kind: {exc}") from None
         return self
 
 
@@ -779,6 +851,16 @@ class ScenarioConfig(_Model):
         for i, ev in enumerate(self.events):
             if ev.venue is not None and ev.venue not in venue_names:
                 raise ValueError(f"events.{i}.venue: {ev.venue!r} is not a venue")
+        spawned = {ev.agent for ev in self.events if ev.kind == "agent_spawn"}
+        for i, ev in enumerate(self.events):
+            if ev.kind == "agent_spawn" and ev.agent in names:
+                raise ValueError(f"events.{i}.agent: {ev.agent!r} is an agent already")
+            if (ev.kind.startswith("agent_") and ev.kind != "agent_spawn"
+                    and ev.agent not in names and ev.agent not in spawned):
+                raise ValueError(f"events.{i}.agent: no agent is named {ev.agent!r}")
+            for sym in ev.symbols or ():
+                if self.data and sym not in seen:
+                    raise ValueError(f"events.{i}.symbols: {sym!r} is not in data")
         for name in self.risk.agents:
             if name not in names:
                 raise ValueError(f"risk.agents.{name}: no agent has this name")

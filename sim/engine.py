@@ -76,6 +76,18 @@ class AgentOutputError(ValueError):
     """An agent returned something that is not a valid signal."""
 
 
+def valid_signal(signal: object) -> bool:
+    """What ``Engine._accept_signal`` accepts (checked inline there: it runs on every
+    signal change)."""
+    try:
+        return (type(signal) is Signal and signal.side in _SIDES
+                and 0.0 <= signal.confidence <= 1.0
+                and (signal.target is None or 0.0 <= signal.target <= 1.0)
+                and (signal.reason is None or _is_text(signal.reason)))
+    except TypeError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSlot:
     """One agent instance trading one symbol; ``index`` is its column in the votes."""
@@ -167,6 +179,9 @@ class Engine:
             self.symbols, self.views, risk, router, portfolio, recorder, self.queue,
             self.clock, self.execution, dispatch_before=self._drain_before,
             on_flatten=self._forget_decision)
+        # The agent roster (sim.lifecycle.AgentRoster) that steers the agents, set by
+        # sim.runner.build_engine.
+        self.lifecycle: Any = None
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
@@ -398,9 +413,7 @@ class Engine:
         s, pos, given = item
         if self._signal_ts[s][pos] != given:
             return  # replaced since: the vote on the replacement saw it
-        pending = self._pending[s]
-        if pending.__class__ is not _Revote:
-            self._pending[s] = _Revote(pending)  # type: ignore[call-overload]
+        self.revote(s)
 
     def _vote(self, s: int, ts: int, close: float) -> None:
         """Consensus on symbol ``s`` at bar ``ts``'s close. Stale signals are dropped here,
@@ -469,6 +482,61 @@ class Engine:
         self._acted_target[s] = 0.0
         self._pending[s] = None
 
+    # -- the agent set changes (sim.lifecycle), between bars only ----------------------
+    def add_slot(self, s: int, slot: AgentSlot) -> int:
+        """A new agent instance on symbol ``s`` (it calls nothing until ``set_calls``);
+        returns its position, its column in the symbol's votes from now on."""
+        self.agents[s] = (*self.agents[s], slot)
+        self._standing[s].append(None)
+        self._signal_ts[s].append(0)
+        self._agent_names[s] = (*self._agent_names[s], slot.name)
+        self._agent_indexes[s] = (*self._agent_indexes[s], slot.index)
+        self.performance.add_slot(s)
+        return len(self.agents[s]) - 1
+
+    def replace_slot(self, s: int, pos: int, slot: AgentSlot) -> None:
+        """A rebuilt agent takes position ``pos`` of symbol ``s`` (``update``)."""
+        slots = list(self.agents[s])
+        slots[pos] = slot
+        self.agents[s] = tuple(slots)
+
+    def set_calls(self, s: int, calls: tuple[tuple[int, Callable[[MarketView], Any]], ...]
+                  ) -> None:
+        """The (position, on_bar) pairs symbol ``s``'s bars call from the next bar on: a
+        lifecycle change swaps this tuple, so the bar path tests no state."""
+        self._agent_calls[s] = calls
+
+    def set_standing(self, s: int, pos: int, signal: Signal | None, ts: int) -> None:
+        """Give (a signal: recorded as the agent's) or withdraw (None) the standing
+        signal of position ``pos`` on ``s``; consensus votes again at the next bar."""
+        standing = self._standing[s]
+        if signal is None:
+            if standing[pos] is None:
+                return
+        elif signal is not standing[pos]:
+            self._accept_signal(s, pos, signal, ts)
+        standing[pos] = signal
+        self.revote(s)
+
+    def standing(self, s: int, pos: int) -> Signal | None:
+        return self._standing[s][pos]
+
+    def revote(self, s: int) -> None:
+        """Consensus on ``s`` votes at the close of its next bar (as a stale signal
+        makes it: the mark rides in ``_pending``)."""
+        pending = self._pending[s]
+        if pending.__class__ is not _Revote:
+            self._pending[s] = _Revote(pending)  # type: ignore[call-overload]
+
+    def kill(self, ts: int, flatten: bool = False) -> None:
+        """The account's kill switch: only position-reducing orders pass from now on;
+        working entries are cancelled; positions closed with ``flatten`` (or the risk
+        limits' ``flatten_on_trip``)."""
+        self.risk.kill()
+        self.desk.cancel_entries(ts, "kill switch")
+        if flatten or self.risk.limits.flatten_on_trip:
+            self.desk.flatten(ts)
+
     # -- scenario events and dispatch -------------------------------------------------
     def schedule_events(self, events: Sequence[ScenarioEvent]) -> None:
         """Put scenario events on the queue; each runs before the bars at its time."""
@@ -478,10 +546,7 @@ class Engine:
     def _on_event(self, event: ScenarioEvent) -> None:
         kind = event.kind
         if kind == "kill_switch":
-            self.risk.kill()
-            self.desk.cancel_entries(event.ts, "kill switch")
-            if self.risk.limits.flatten_on_trip:
-                self.desk.flatten(event.ts)
+            self.kill(event.ts)
             return
         if kind == "venue_latency" and event.venue is not None:
             self.router.venue(event.venue).added_latency_ms = float(event.value or 0.0)

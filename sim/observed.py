@@ -56,6 +56,10 @@ class ObservedRecorder(Recorder):
         self._symbol_names = tuple(symbols)
         self._agent_names = tuple(agents)
 
+    def add_agent(self, name: str) -> int:
+        self._agent_names = (*self._agent_names, name)
+        return super().add_agent(name)
+
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
         super().signal(ts, symbol, agent, signal)
         if self.bus.wants(SIGNAL):

@@ -69,6 +69,17 @@ class AgentPerformance:
         self._sides: list[list[array[int]]] = [[array("b") for _ in range(k)]
                                                for k in sizes]
 
+    def add_slot(self, symbol: int) -> None:
+        """One more agent on ``symbol`` (spawned while the run goes): its figures start
+        now, at the prior."""
+        self._weights[symbol].append(0.5)
+        self._h[symbol].append(0.0)
+        self._n[symbol].append(0.0)
+        self._side[symbol].append(HOLD)
+        self._start_close[symbol].append(0.0)
+        self._starts[symbol].append(array("q"))
+        self._sides[symbol].append(array("b"))
+
     def weights(self, symbol: int) -> list[float]:
         return self._weights[symbol]
 

@@ -41,6 +41,11 @@ _ORDER_ROW = attrgetter(
     "reason")
 
 
+# DuckDB column type -> Arrow type, for the rare rows built from Python values.
+_ARROW = {"TIMESTAMP_NS": _TS, "VARCHAR": pa.string(), "JSON": pa.string(),
+          "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+
+
 def _ints(values: Sequence[int]) -> np.ndarray:
     return np.fromiter(values, dtype=np.int64, count=len(values))
 
@@ -88,6 +93,9 @@ class Recorder:
         self.before_flush: list[Callable[[], None]] = []
         # (table, batch) made by a flush and not yet in the store (see ``flush``)
         self._unwritten: list[tuple[str, pa.Table]] = []
+        # Rare rows (agent lifecycle events, forgiven agent failures), whole rows in the
+        # table's column order; ``agent_events`` survive ``discard`` (see there).
+        self._rare: dict[str, list[tuple[Any, ...]]] = {}
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -133,6 +141,19 @@ class Recorder:
     def fill(self, fill: OrderFilled, symbol: int, cash: float, position: float,
              realized: float) -> None:
         self._fills.append((fill, symbol, cash, position, realized))
+
+    def add_agent(self, name: str) -> int:
+        """A new agent joins the run (spawned while it runs): its index for the calls."""
+        self._agents = np.append(self._agents, np.array([name], dtype=object))
+        for attr in ("vote_counts", "majority_counts", "overruled_counts"):
+            counts = getattr(self, attr)
+            setattr(self, attr, np.hstack([counts, np.zeros((counts.shape[0], 1), np.int64)]))
+        return len(self._agents) - 1
+
+    def rare_row(self, table: str, row: tuple[Any, ...]) -> None:
+        """One row of a table written seldom (``agent_events``, ``agent_errors``), its
+        values in ``TABLES[table]`` order (timestamps as ns integers)."""
+        self._rare.setdefault(table, []).append(row)
 
     def discard(self) -> None:
         """Drop every buffered row unwritten (a resumed live session's warm-up: those
@@ -182,6 +203,10 @@ class Recorder:
                        self._order_events, self._funding, self._liquidations, self._denials,
                        self._routes, self._fills):
             buffer.clear()
+        for table, rows in self._rare.items():
+            # A command applied during a resumed session's warm-up happened now: kept.
+            if written or table != "agent_events":
+                rows.clear()
         if written:
             self.equity.drain()
         else:
@@ -221,6 +246,12 @@ class Recorder:
 
     def _columns(self) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
+        for table, rows in self._rare.items():
+            if rows:
+                columns = list(zip(*rows, strict=True))
+                out.append((table, {name: pa.array(list(col), _ARROW[kind])
+                                    for (name, kind), col in zip(TABLES[table], columns,
+                                                                 strict=True)}))
         if self._signals:
             ts, sym, agent, sig = zip(*self._signals, strict=True)
             out.append(("signals", {

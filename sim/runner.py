@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.agent_commands import AgentCommand
+from sim.agent_faults import ErrorPolicy
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
-from sim.bus import EventBus
+from sim.bus import DECISION, EventBus
+from sim.bus_events import DecisionMade
 from sim.code_identity import code_identity
 from sim.config import (
+    AgentConfig,
     CalibratedSourceConfig,
     ConfigError,
     FileSourceConfig,
@@ -37,8 +41,9 @@ from sim.config import (
 )
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
-from sim.engine import AgentSlot, Engine
+from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.instruments import Instrument, resolve, unrepresentable
+from sim.lifecycle import AgentRoster
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
 from sim.observed import ObservedEngine, ObservedRecorder
@@ -135,11 +140,17 @@ def make_recorder(store: RunStore, run_id: str, symbols: Sequence[str],
 
 def build_engine(
     config: ScenarioConfig, data: MarketData, recorder: Recorder,
-    agent_rngs: list[np.random.Generator], bus: EventBus | None = None,
+    agent_rngs: list[np.random.Generator], bus: EventBus | None = None, *,
+    session: bool = False, timer: Callable[[], int] | None = None,
 ) -> Engine:
     """The pipeline for ``config`` on ``data``. With a ``bus`` the engine publishes bars
     and equity on it (``sim.observed.ObservedEngine``); pair it with an
-    ``ObservedRecorder`` on the same bus for the rest of the pipeline's events."""
+    ``ObservedRecorder`` on the same bus for the rest of the pipeline's events.
+
+    The engine's agents are steered by its ``lifecycle`` (``sim.lifecycle.AgentRoster``),
+    which also runs the scenario's agent_* events. ``session``: a paper or venue session
+    (agents abstain on errors by default); ``timer``: a monotonic ns clock that times the
+    agents with a ``latency_budget_ms`` (sessions only: a backtest never reads a clock)."""
     symbols = data.symbols
     slots: list[list[AgentSlot]] = [[] for _ in symbols]
     for index, (agent_cfg, rng) in enumerate(zip(config.agents, agent_rngs, strict=True)):
@@ -197,9 +208,38 @@ def build_engine(
     engine.schedule_events([
         ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue,
                       e.latency_ms if e.kind == "venue_latency" else e.rate)
-        for e in config.events])
+        for e in config.events if not e.kind.startswith("agent_")])
+    engine.lifecycle = roster = build_roster(config, engine, recorder, bus, session, timer)
+    for e in config.events:
+        if e.kind.startswith("agent_"):
+            engine.queue.push(parse_timestamp(e.at), PRIORITY_EVENT, roster.apply, AgentCommand(
+                e.kind.removeprefix("agent_"), e.agent or "", "scenario", e.reason,
+                e.agent_kind, e.params, None if e.symbols is None else tuple(e.symbols)))
+    firsts = [int(b.ts[0]) for b in data.bars if len(b)]
+    if firsts:  # a live session records its agents when it starts (LiveRunner.run)
+        roster.start(min(firsts))
     schedule_funding(engine, data)
     return engine
+
+
+def error_policy(agent: AgentConfig | None, session: bool) -> ErrorPolicy:
+    """An agent's failure tolerance (``sim.lifecycle``); None: a spawned agent's."""
+    if agent is None:
+        return ErrorPolicy("abstain" if session else "fail")
+    return ErrorPolicy(
+        agent.on_error or ("abstain" if session else "fail"), agent.max_errors or None,
+        parse_duration(agent.error_window) if agent.error_window else None,
+        None if agent.latency_budget_ms is None else int(agent.latency_budget_ms * 1e6))
+
+
+def build_roster(config: ScenarioConfig, engine: Engine, recorder: Recorder,
+                 bus: EventBus | None, session: bool, timer: Callable[[], int] | None
+                 ) -> AgentRoster:
+    return AgentRoster(
+        engine, recorder, seed=config.seed, scenario=config.name,
+        specs=[(a.name, a.kind, a.params, a.symbols, error_policy(a, session))
+               for a in config.agents],
+        default_policy=error_policy(None, session), bus=bus, timer=timer)
 
 
 def venue_instruments(
@@ -309,11 +349,14 @@ def run_scenario(
     on_progress: Callable[[int], None] | None = None,
     flush_rows: int = 500_000,
     bus: EventBus | None = None,
+    on_decision: Callable[[DecisionMade], None] | None = None,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
 
     ``bus``: publish the run's events on it (``sim.bus``), delivered synchronously and
     deterministically to its subscribers; the stored rows are the same without it.
+    ``on_decision``: called with each decision consensus records (``DecisionMade``:
+    side, confidence, target, the votes by agent), in order, as the run makes it.
 
     ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
@@ -331,6 +374,9 @@ def run_scenario(
             raise ConfigError(f"scenario {config.name!r}: no data sources")
         data = load_market_data(config, streams.data)
     check_agent_symbols(config, data)
+    if on_decision is not None:
+        bus = bus or EventBus()
+        bus.subscribe(lambda envelope: on_decision(envelope.event), [DECISION])
     run_id = run_id or new_run_id()
     recorder = make_recorder(store, run_id, data.symbols, config, flush_rows, bus)
     engine = build_engine(config, data, recorder, streams.agents, bus)
@@ -378,11 +424,17 @@ def record_agent_errors(store: RunStore, run_id: str, engine: Engine
             if stats is not None:
                 rows.append((symbol, slot.name, stats()))
     if rows:
+        n = len(rows)
         store.append(run_id, "agent_errors", pa.table({
             "symbol": [r[0] for r in rows], "agent": [r[1] for r in rows],
             "calls": pa.array([r[2].calls for r in rows], pa.int64()),
             "errors": pa.array([r[2].errors for r in rows], pa.int64()),
-            "last_error": pa.array([r[2].last_error for r in rows], pa.string())}))
+            "last_error": pa.array([r[2].last_error for r in rows], pa.string()),
+            "kind": pa.array(["calls"] * n, pa.string()),
+            "ts": pa.nulls(n, pa.timestamp("ns")), "bar": pa.nulls(n, pa.int64()),
+            "error_type": pa.nulls(n, pa.string()),
+            "traceback_digest": pa.nulls(n, pa.string()),
+            "elapsed_ms": pa.nulls(n, pa.float64())}))
     return rows
 
 

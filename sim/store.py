@@ -114,11 +114,37 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     # Per agent per symbol that calls an outside service (sim.agents.base.CallStats),
     # at the end of a run: calls made, how many failed, the last error.
+    # Also one row per failure an agent was forgiven (``on_error = "abstain"``,
+    # sim.lifecycle): kind "exception" (its type, message and a digest of its traceback)
+    # or "latency" (slower than its ``latency_budget_ms``), at bar ``bar`` of ``symbol``;
+    # the summary rows have kind "calls".
     "agent_errors": (
         ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("calls", "BIGINT"),
-        ("errors", "BIGINT"), ("last_error", "VARCHAR"),
+        ("errors", "BIGINT"), ("last_error", "VARCHAR"), ("kind", "VARCHAR"),
+        ("ts", "TIMESTAMP_NS"), ("bar", "BIGINT"), ("error_type", "VARCHAR"),
+        ("traceback_digest", "VARCHAR"), ("elapsed_ms", "DOUBLE"),
+    ),
+    # Every agent lifecycle command (sim.agent_commands), applied or rejected, and the
+    # kernel's own changes (command "start": the run's first agents; "error": the
+    # circuit breaker). params_*: the agent's spec {kind, params, symbols} as JSON.
+    "agent_events": (
+        ("seq", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("agent", "VARCHAR"),
+        ("command", "VARCHAR"), ("state_before", "VARCHAR"), ("state_after", "VARCHAR"),
+        ("params_before", "JSON"), ("params_after", "JSON"), ("actor", "VARCHAR"),
+        ("reason", "VARCHAR"), ("outcome", "VARCHAR"), ("batch", "BIGINT"),
     ),
 }
+
+# Columns added to a table of ``TABLES`` since it was first made (stores written before).
+_TABLES_ADDED = {"agent_errors": TABLES["agent_errors"][5:]}
+
+# Each run's agents now: the last applied agent_events row of each (sim.agent_commands).
+_AGENT_STATES_VIEW = """
+CREATE OR REPLACE VIEW agent_states AS
+SELECT run_id, agent, arg_max(state_after, seq) AS state, arg_max(params_after, seq) AS spec,
+       max(ts) AS since, min(seq) AS first_seq
+FROM agent_events WHERE outcome = 'applied' AND agent <> '*'
+GROUP BY run_id, agent"""
 
 _RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -295,6 +321,10 @@ class DuckDBStore:
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {kind}" for name, kind in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, {cols})")
+        for table, added in _TABLES_ADDED.items():
+            for name, kind in added:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
+        con.execute(_AGENT_STATES_VIEW)
         if row is None:
             con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 

@@ -169,6 +169,10 @@ def test_record_then_replay_offline_gives_identical_rows(server, tmp_path):
         assert len(service.hits) == CALLS
         a, b = snapshot(store, recorded), snapshot(store, replayed)
         for table in TABLES:
+            if table == "agent_events":  # the agents' specs say "record" and "replay"
+                strip = [(*r[:6], *r[8:]) for r in a[table]]
+                assert strip == [(*r[:6], *r[8:]) for r in b[table]] and strip
+                continue
             assert a[table] == b[table], table
         assert a["signals"] and a["decisions"] and a["fills"]
 
