@@ -149,7 +149,14 @@ class OstiumGateway:
     async def _json(self, method: str, url: str, what: str, **kw: Any) -> Any:
         if not url:
             raise OstiumWireError(f"Ostium {what}: no URL configured")
-        response = await self.http.request(method, url, **kw)
+        try:
+            response = await self.http.request(method, url, **kw)
+        except httpx.TimeoutException:
+            raise OstiumWireError(f"Ostium {what}: no answer within "
+                                  f"{self.config.timeout_s:g} s") from None
+        except httpx.TransportError as exc:
+            raise OstiumWireError(f"Ostium {what}: {type(exc).__name__}: {exc}".strip()
+                                  ) from None
         if response.status_code != 200:
             text = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
             raise OstiumWireError(f"Ostium {what}: HTTP {response.status_code} {text}".strip())

@@ -96,6 +96,7 @@ __all__ = ["OstiumUnavailable", "OstiumVenue", "PreparedOrder"]
 
 LOT = 1e-9  # no lot at Ostium (sizes follow 6-decimal collateral): reconciliation's step
 _EPS = 1e-9
+_REST = 1e-4  # of an order's size: what closing by percentage (2 decimals) may leave
 
 Kind = Literal["MARKET", "LIMIT", "STOP"]
 
@@ -127,6 +128,8 @@ class _Placement:
     limit_id: str | None = None  # the subgraph's id of that limit, once seen
     canceled: bool = False
     unresolved: bool = False  # a send whose outcome is unknown: found by its fields
+    short: bool = False  # not all of it was sent (refused, reduce-only, below minimum)
+    in_flight: str | None = None  # "open" or "close": the call under way (or unanswered)
     collateral: float = 0.0
     leverage: float = 0.0
     message: str | None = None
@@ -259,6 +262,7 @@ class OstiumVenue:
                 return OrderState(order.cloid, order.coin, REJECTED, order.size,
                                   message=str(exc), venue_status="reverted")
             p.message = str(exc)  # a later part refused: what was sent stands
+            p.short = True
         except Exception:
             p.unresolved = True
             raise
@@ -270,26 +274,50 @@ class OstiumVenue:
         return state
 
     async def _market(self, p: _Placement) -> None:
+        """Close trades against the order (oldest first), then open what is left. The
+        plan is made before anything is sent: a step whose answer is lost ends the
+        order there (``short`` unless it was the last), the cloid's lookup finds it."""
         order = p.order
         pair = self.pair(order.coin)
         left = order.size
+        closes: list[tuple[OstiumTrade, float]] = []
         against = [t for t in await self._trades() if t.coin == order.coin
                    and t.is_long != order.is_buy]
         for t in sorted(against, key=lambda t: (t.time_ms, t.index)):
-            if left <= _EPS * order.size:
+            if left <= _REST * order.size:
                 break
             pct = min(100.0, round(100.0 * left / t.units, 2))
             if pct <= 0:
                 break
-            reply = await self.gateway.trade("close_trade", pair.pair_id, t.index, order.price,
-                                             pct, order.slippage_pct)
-            self._sent_order(p, reply)
+            closes.append((t, pct))
             left -= t.units * pct / 100.0
-        if order.reduce_only:
-            if p.oid is None:
-                p.message = f"quorum: reduce-only: no {order.coin} position to reduce"
-            return
-        if left * order.price >= (pair.min_notional or OSTIUM_MIN_NOTIONAL):
+        opens = False
+        if left > _REST * order.size:
+            if order.reduce_only:
+                p.message = (f"quorum: reduce-only: no {order.coin} position to reduce"
+                             if not closes else
+                             f"reduce-only: the rest ({left:g}) would open a trade")
+                p.short = True
+            elif left * order.price < (pair.min_notional or OSTIUM_MIN_NOTIONAL):
+                p.message = f"the rest ({left:g}) is below Ostium's minimum position"
+                p.short = True
+            else:
+                opens = True
+        steps = len(closes) + opens
+        for n, (t, pct) in enumerate(closes):
+            p.in_flight = "close"
+            try:
+                reply = await self.gateway.trade("close_trade", pair.pair_id, t.index,
+                                                 order.price, pct, order.slippage_pct)
+            except TradeRefused:
+                p.in_flight = None
+                raise
+            except Exception:
+                p.short = p.short or n < steps - 1
+                raise
+            p.in_flight = None
+            self._sent_order(p, reply)
+        if opens:
             await self._open(p, left, "MARKET")
 
     async def _open(self, p: _Placement, size: float, kind: Kind) -> None:
@@ -298,8 +326,15 @@ class OstiumVenue:
         leverage = self.config.leverage
         collateral = math.floor(size * order.price / leverage * 1e6) / 1e6
         p.collateral, p.leverage = collateral, leverage
-        reply = await self.gateway.trade("open_trade", pair.pair_id, order.is_buy, collateral,
-                                         leverage, kind, order.price, order.slippage_pct)
+        p.in_flight = "open"
+        try:
+            reply = await self.gateway.trade("open_trade", pair.pair_id, order.is_buy,
+                                             collateral, leverage, kind, order.price,
+                                             order.slippage_pct)
+        except TradeRefused:
+            p.in_flight = None
+            raise
+        p.in_flight = None
         if kind == "MARKET":
             self._sent_order(p, reply)
             return
@@ -405,7 +440,7 @@ class OstiumVenue:
                 pending = True  # gone from the active limits, its execution not indexed yet
         return _aggregate(p.order.cloid, p.order.coin, p.order.size, p.oid, orders,
                           p.message, pending or resting, "open" if resting else None,
-                          canceled=p.canceled)
+                          canceled=p.canceled or p.short)
 
     def _know_limit_id(self, p: _Placement, limit_id: str) -> None:
         p.limit_id = limit_id
@@ -413,8 +448,8 @@ class OstiumVenue:
 
     async def _find_landed(self, p: _Placement) -> None:
         """A send whose outcome is unknown: the account's orders and limits initiated
-        since it was sent that match it (pair, direction, collateral, leverage) and no
-        other placement claims."""
+        since it was sent that match it and no other placement claims: an open by pair,
+        direction, collateral and leverage; a close by pair and the closed direction."""
         order = p.order
         pair = self.pair(order.coin)
         since_s = p.sent_ms // 1000 - 5
@@ -429,9 +464,17 @@ class OstiumVenue:
         if order.kind == "MARKET":
             data = await self.gateway.query(ORDERS_INITIATED, {
                 "trader": self.account, "since": str(max(0, since_s))})
-            for o in [parse_order(r, self._coin_of) for r in data.get("orders", [])]:
-                if (o.order_id not in claimed_orders and o.action.lower() == "open"
-                        and matches(o.is_long, o.collateral, p.leverage, o.pair_id)):
+            closing = p.in_flight == "close"
+            for o in [parse_order(r, self._coin_of) for r in _list(data, "orders")]:
+                if o.order_id in claimed_orders:
+                    continue
+                if closing:
+                    found = (o.action.lower() == "close" and o.pair_id == pair.pair_id
+                             and o.is_long != order.is_buy)
+                else:
+                    found = (o.action.lower() == "open"
+                             and matches(o.is_long, o.collateral, p.leverage, o.pair_id))
+                if found:
                     self._sent_order(p, {"order_id": o.order_id})
                     p.unresolved = False
                     return
@@ -583,8 +626,9 @@ def _aggregate(cloid: str, coin: str, size: float, oid: int | None,
                orders: list[OstiumOrder], message: str | None, working: bool,
                venue_status: str | None, *, canceled: bool = False) -> OrderState:
     """One neutral state of the keeper orders a cloid became: resting while any is
-    pending (or its limit rests), else filled when every one executed, else canceled
-    (the keeper's reason) or, nothing executed, as the keeper said."""
+    pending (or its limit rests); else filled when every one executed and all of the
+    order was sent; else canceled, with the keeper's reason or why the rest was not
+    sent (``message``), what did execute as its filled part."""
     executed = [o for o in orders if not o.pending and not o.cancelled]
     filled = sum((o.units for o in executed), 0.0)
     avg = (sum(o.units * (o.price or 0.0) for o in executed) / filled) if filled else None

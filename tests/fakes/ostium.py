@@ -26,7 +26,8 @@ keeper order naming it. ``accrue(coin, funding_rate, rollover_rate)`` adds to ev
 trade on ``coin`` units x mid x rate of funding (longs pay a positive rate) and of
 rollover; a close settles its share of both.
 
-Faults (``server.faults``): ``latency_s`` before every request; ``down`` answers every
+Faults (``server.faults``): ``latency_s`` before every request (or only those to
+``latency_only``: "chain", "subgraph", "prices", "rpc"); ``down`` answers every
 request 503; the next ``reject`` chain calls revert with ``reject_reason``; the next
 ``lost_reply`` chain calls run and answer 502 (the outcome is unknown to the client);
 the next ``garbage`` subgraph requests get a reply that is not JSON;
@@ -60,6 +61,7 @@ DEFAULT_PAIRS = (("BTC", 0, 50.0, 5.0), ("ETH", 1, 50.0, 5.0), ("EUR", 2, 100.0,
 @dataclass
 class Faults:
     latency_s: float = 0.0
+    latency_only: str | None = None  # "chain", "subgraph", "prices" or "rpc": latency there
     down: bool = False
     reject: int = 0
     reject_reason: str = "execution reverted: BELOW_MIN_POS"
@@ -386,7 +388,7 @@ class FakeOstium:
     async def _pre(self, path: str) -> Response | None:
         with self.lock:
             self.requests[path] = self.requests.get(path, 0) + 1
-        if self.faults.latency_s:
+        if self.faults.latency_s and self.faults.latency_only in (None, path):
             await asyncio.sleep(self.faults.latency_s)
         if self.faults.down:
             return Response("service unavailable", status_code=503)

@@ -85,7 +85,8 @@ def test_reduce_only_never_opens(fake: FakeOstium) -> None:
         assert nothing.status == REJECTED and "no ETH position" in (nothing.message or "")
         await place(venue, "ETH", True, 0.5, "market", 2000.0, 2)
         state = await place(venue, "ETH", False, 2.0, "market", 2000.0, 3, reduce_only=True)
-        assert state.status == FILLED and state.filled_size == pytest.approx(0.5)
+        assert state.status == CANCELED and state.filled_size == pytest.approx(0.5)
+        assert "reduce-only: the rest (1.5) would open a trade" in (state.message or "")
         assert await venue.positions() == []
 
     run(fake, check)
