@@ -55,7 +55,7 @@ class OstiumPriceFeed:
         self.clock = clock
         self.poll_ns = int(poll_s * _NS)
         self.give_up_ns = int(give_up_s * _NS)
-        self.polls = 0
+        self.polls = 0  # polls answered (or failed)
         self.failures = 0
 
     async def __aiter__(self) -> AsyncIterator[Bar]:
@@ -70,16 +70,17 @@ class OstiumPriceFeed:
             for ts, symbol in closed:
                 b = building.pop(symbol)
                 yield Bar(symbol, ts, b.open, b.high, b.low, b.close, float(b.samples))
-            self.polls += 1
             try:
                 quotes = await self.prices()
             except (OstiumWireError, httpx.HTTPError) as exc:
                 self.failures += 1
+                self.polls += 1
                 if now - last_ok >= self.give_up_ns:
-                    raise OstiumWireError(f"Ostium price service: no answer for "
-                                          f"{(now - last_ok) / _NS:g} s: {exc}") from None
+                    raise OstiumWireError(f"no answer for {(now - last_ok) / _NS:g} s: "
+                                          f"{exc}") from None
                 quotes = {}
             else:
+                self.polls += 1
                 last_ok = now
             start = now - now % self.interval_ns
             for symbol, coin in self.coins.items():
