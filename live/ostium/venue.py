@@ -57,6 +57,7 @@ from live.ostium.wire import (
     ORDER_BY_ID,
     ORDERS_INITIATED,
     ORDERS_OF_LIMIT,
+    ORDERS_RECENT,
     ORDERS_SINCE,
     PAGE,
     PAIRS,
@@ -508,7 +509,15 @@ class OstiumVenue:
         return [parse_limit(r, self._coin_of) for r in _list(data, "limits")]
 
     async def _executed(self, since_ms: int) -> list[OstiumOrder]:
-        """Executed orders from ``since_ms`` on (inclusive), oldest first, every page."""
+        """Executed orders from ``since_ms`` on (inclusive), oldest first, every page;
+        ``since_ms`` <= 0: the latest ``PAGE`` (a bounded read, like a venue's "recent
+        fills", for lookups that name no cursor)."""
+        if since_ms <= 0:
+            data = await self.gateway.query(ORDERS_RECENT, {"trader": self.account})
+            return sorted((o for o in (parse_order(r, self._coin_of)
+                                       for r in _list(data, "orders"))
+                           if o.executed_ms is not None),
+                          key=lambda o: (o.executed_ms or 0, o.order_id))
         out: list[OstiumOrder] = []
         skip = 0
         while True:
@@ -529,7 +538,7 @@ class OstiumVenue:
 
     async def fills(self, since_ms: int = 0) -> list[VenueFill]:
         """Each executed keeper order is one fill (Ostium fills an order whole, at one
-        price); its trade id is the order id."""
+        price); its trade id is the order id. ``since_ms`` 0: the latest 1000."""
         out = []
         for o in await self._executed(since_ms):
             assert o.price is not None and o.executed_ms is not None

@@ -315,6 +315,11 @@ ORDERS_SINCE = f"""query orders($trader: Bytes!, $since: BigInt!, $skip: Int!) {
          orderBy: executedAt, orderDirection: asc) {{ {_ORDER_FIELDS} }}
 }}"""
 
+ORDERS_RECENT = f"""query ordersRecent($trader: Bytes!) {{
+  orders(where: {{ trader: $trader, isPending: false, isCancelled: false }}, first: 1000,
+         orderBy: executedAt, orderDirection: desc) {{ {_ORDER_FIELDS} }}
+}}"""
+
 ORDERS_INITIATED = f"""query ordersInitiated($trader: Bytes!, $since: BigInt!) {{
   orders(where: {{ trader: $trader, initiatedAt_gte: $since }}, first: 1000,
          orderBy: initiatedAt, orderDirection: asc) {{ {_ORDER_FIELDS} }}

@@ -3,7 +3,8 @@ in a background thread, so the adapter under test talks real HTTP.
 
 What it serves, shaped as Ostium's (``live.ostium.wire``):
 - ``POST /subgraph``: GraphQL requests answered by operation name (``pairs``, ``trades``,
-  ``limits``, ``orders``, ``ordersInitiated``, ``order``, ``ordersOfLimit``; their
+  ``limits``, ``orders``, ``ordersRecent``, ``ordersInitiated``, ``order``,
+  ``ordersOfLimit``; their
   variables honoured), entities in the subgraph's fixed point (USDC 6 decimals, leverage
   2, prices and units 18, times in seconds);
 - ``GET /PricePublish/latest-prices``: the price service's list (bid, mid, ask,
@@ -477,6 +478,11 @@ class FakeOstium:
                            and not o.pending and not o.cancelled and (o.executed or 0) >= since),
                           key=lambda o: (o.executed or 0, o.id))
             return {"orders": [self._order_wire(o) for o in rows[skip:skip + 1000]]}
+        if op == "ordersRecent":
+            rows = sorted((o for o in self.orders.values() if o.trader == trader
+                           and not o.pending and not o.cancelled),
+                          key=lambda o: (o.executed or 0, o.id), reverse=True)
+            return {"orders": [self._order_wire(o) for o in rows[:1000]]}
         if op == "ordersInitiated":
             since = int(v["since"])
             return {"orders": [self._order_wire(o) for o in self.orders.values()
