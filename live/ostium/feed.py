@@ -87,13 +87,13 @@ class OstiumPriceFeed:
                 q = quotes.get(coin)
                 if q is None or not q.open:
                     continue
-                b = building.get(symbol)
-                if b is None:
+                bar = building.get(symbol)
+                if bar is None:
                     building[symbol] = _Building(start, q.mid, q.mid, q.mid, q.mid, 1)
                 else:
-                    b.high, b.low = max(b.high, q.mid), min(b.low, q.mid)
-                    b.close = q.mid
-                    b.samples += 1
+                    bar.high, bar.low = max(bar.high, q.mid), min(bar.low, q.mid)
+                    bar.close = q.mid
+                    bar.samples += 1
             next_poll += self.poll_ns
             if next_poll <= now:  # fell behind (a slow answer): poll again at once
                 next_poll = now + 1

@@ -78,6 +78,7 @@ from live.ostium.wire import (
     parse_prices,
     parse_trade,
 )
+from live.port import PreparedOrder as AnyPrepared
 from live.venue_types import (
     CANCELED,
     FILLED,
@@ -245,9 +246,11 @@ class OstiumVenue:
         return PreparedOrder(r.coin, r.cloid, r.size, r.price, r.is_buy, kind, slip,
                              r.reduce_only, refusal)
 
-    async def place(self, order: PreparedOrder) -> OrderState:
+    async def place(self, order: AnyPrepared) -> OrderState:
         """Send it; a definite state (``resting`` while the keeper has not executed it),
         or the exception of a send whose outcome is unknown (the cloid settles it)."""
+        if not isinstance(order, PreparedOrder):
+            raise TypeError(f"not an Ostium order (prepare it here): {order!r}")
         if order.rejection is not None:
             return OrderState(order.cloid, order.coin, REJECTED, order.size,
                               message=order.rejection)

@@ -196,7 +196,7 @@ def parse_pairs(reply: Any) -> dict[str, OstiumPair]:
             continue
         coin = str(_field(p, "from", "pair"))
         lev = _num(p, "maxLeverage", f"pair {coin}", LEVERAGE_SCALE, default=0.0)
-        fee = p.get("fee") if isinstance(p.get("fee"), Mapping) else {}
+        fee: Mapping[str, Any] = p["fee"] if isinstance(p.get("fee"), Mapping) else {}
         min_pos = _num(fee, "minLevPos", f"pair {coin}", COLLATERAL_SCALE, default=0.0)
         out[coin] = OstiumPair(coin, _int(p, "id", f"pair {coin}"), lev or None,
                                min_pos or None)

@@ -374,13 +374,13 @@ class FakeOstium:
                 self._keep(o)
             return {"order_id": o.id}
         if fn == "cancelOpenLimitOrder":
-            lim = next((x for x in self.limits.values() if x.active and x.trader == trader
-                        and x.pair == int(a["pairIndex"]) and x.index == int(a["index"])),
-                       None)
-            if lim is None:
+            rests = next((x for x in self.limits.values() if x.active and x.trader == trader
+                          and x.pair == int(a["pairIndex"]) and x.index == int(a["index"])),
+                         None)
+            if rests is None:
                 raise _Revert("execution reverted: NO_LIMIT")
-            lim.active = False
-            wallet.usdc += lim.collateral
+            rests.active = False
+            wallet.usdc += rests.collateral
             return {}
         raise _Revert(f"execution reverted: unknown function {fn}")
 

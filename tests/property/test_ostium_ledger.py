@@ -127,8 +127,8 @@ async def _session(fake: FakeOstium, price: float, deposit: float, steps: list[t
     held = sum(p.size for p in state.positions)
     assert math.isclose(held, fake.position(address, COIN), rel_tol=1e-9, abs_tol=1e-12)
     assert math.isclose(position, held, rel_tol=1e-9, abs_tol=1e-9 * abs(held) + 1e-12)
-    for now, placed in later:  # a refused order is unknown; the rest name their state
-        if placed == "rejected":
+    for now, at_placing in later:  # a refused order is unknown; the rest name their state
+        if at_placing == "rejected":
             assert now is None
         else:
             assert now is not None and now.status in ("resting", "filled", "canceled")

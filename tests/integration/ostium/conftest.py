@@ -48,3 +48,9 @@ async def place(venue: OstiumVenue, coin: str, is_buy: bool, size: float, kind: 
                 price: float, n: int, **kw: Any) -> OrderState:
     return await venue.place(venue.prepare(OrderRequest(coin, is_buy, size, kind,  # type: ignore[arg-type]
                                                         price, cloid(n), **kw)))
+
+
+async def status_of(venue: OstiumVenue, n: int) -> str | None:
+    """The status of order ``cloid(n)``, None if the venue does not know it."""
+    state = await venue.order_state(cloid(n))
+    return None if state is None else state.status

@@ -16,7 +16,7 @@ from live.ostium.venue import OstiumVenue
 from live.venue_types import CANCELED, FILLED, REJECTED, RESTING, OrderRequest
 from tests.fakes.ostium import FakeOstium
 
-from .conftest import ACCOUNT, DEPOSIT, cloid, place, run
+from .conftest import ACCOUNT, DEPOSIT, cloid, place, run, status_of
 
 ORACLE_FEE = 0.1
 
@@ -141,7 +141,7 @@ def test_a_limit_rests_then_executes_when_the_oracle_crosses_it(fake: FakeOstium
         assert fake.wallet(ACCOUNT) == pytest.approx(DEPOSIT - 0.5 * 1900 / 5)
         assert await venue.account_value() == pytest.approx(DEPOSIT)  # collateral held
         fake.set_price("ETH", 1950.0)
-        assert (await venue.order_state(cloid(1))).status == RESTING
+        assert await status_of(venue, 1) == RESTING
         fake.set_price("ETH", 1890.0)
         done = await venue.order_state(cloid(1))
         assert done is not None and done.status == FILLED and done.oid == state.oid
@@ -159,9 +159,9 @@ def test_a_stop_entry_opens_once_the_price_rises_through_it(fake: FakeOstium) ->
         state = await place(venue, "ETH", True, 0.5, "trigger", 2100.0, 1, trigger="sl")
         assert state.status == RESTING
         fake.set_price("ETH", 2050.0)
-        assert (await venue.order_state(cloid(1))).status == RESTING
+        assert await status_of(venue, 1) == RESTING
         fake.set_price("ETH", 2110.0)
-        assert (await venue.order_state(cloid(1))).status == FILLED
+        assert await status_of(venue, 1) == FILLED
         (pos,) = await venue.positions()
         assert pos.size > 0 and pos.entry_price == pytest.approx(2110.0)
 
@@ -198,7 +198,7 @@ def test_a_market_order_pending_at_the_keeper(fake: FakeOstium) -> None:
         after = await venue.cancel_by_cloid("ETH", cloid(1))
         assert after.status == RESTING and "cannot be canceled" in (after.message or "")
         fake.run_keeper()
-        assert (await venue.order_state(cloid(1))).status == FILLED
+        assert await status_of(venue, 1) == FILLED
 
     run(fake, check)
 

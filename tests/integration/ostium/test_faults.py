@@ -12,13 +12,13 @@ import pytest
 
 from live.ostium.venue import OstiumVenue
 from live.ostium.wire import OstiumWireError
-from live.venue_types import CANCELED, FILLED, REJECTED, RESTING
+from live.venue_types import CANCELED, FILLED, REJECTED, RESTING, OrderState
 from tests.fakes.ostium import FakeOstium
 
 from .conftest import ACCOUNT, DEPOSIT, cloid, place, run
 
 
-async def landed(venue: OstiumVenue, n: int) -> object:
+async def landed(venue: OstiumVenue, n: int) -> OrderState:
     """The cloid's state once the venue knows it (the test's time limit bounds it)."""
     while (state := await venue.order_state(cloid(n))) is None:
         await asyncio.sleep(0.02)

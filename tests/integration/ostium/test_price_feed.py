@@ -29,6 +29,10 @@ async def until(test: Callable[[], bool]) -> None:
         await asyncio.sleep(0.005)
 
 
+async def polled(feed: OstiumPriceFeed, n: int) -> None:
+    await until(lambda: feed.polls == n)
+
+
 def test_bars_hold_the_samples_of_their_interval_only(fake: FakeOstium) -> None:
     fake.set_price("EUR", 1.1, market_open=False)
 
@@ -36,12 +40,12 @@ def test_bars_hold_the_samples_of_their_interval_only(fake: FakeOstium) -> None:
         clock = ManualClock(T0)
         feed = OstiumPriceFeed(venue.prices, {"ETH-PERP": "ETH", "EURUSD": "EUR"}, 60 * S,
                                clock, poll_s=10)
-        bars = feed.__aiter__()
+        bars: Any = feed.__aiter__()  # an async generator (aclose)
         first: asyncio.Task[Bar] = asyncio.ensure_future(anext(bars))
         for n, mid in enumerate([2000.0, 2050.0, 1990.0, 2020.0, 2020.0, 2015.0]):
             fake.set_price("ETH", mid)
             clock.set(T0 + n * 10 * S)
-            await until(lambda n=n: feed.polls == n + 1)
+            await polled(feed, n + 1)
         assert not first.done()  # the interval has not closed
         fake.set_price("ETH", 3000.0)  # after the close: belongs to the next bar
         clock.set(T0 + 60 * S)
@@ -68,13 +72,13 @@ def test_a_silent_service_skips_samples_then_ends_the_feed(fake: FakeOstium) -> 
         fake.faults.down = True
         for n in range(1, 6):
             clock.set(T0 + n * 10 * S)
-            await until(lambda n=n: feed.polls == n + 1)
+            await polled(feed, n + 1)
         assert feed.failures == 5 and not nxt.done()
         clock.set(T0 + 60 * S)  # the bar closes though the service is silent
         assert (await nxt) == Bar("ETH-PERP", T0, 2000.0, 2000.0, 2000.0, 2000.0, 1.0)
         nxt = asyncio.ensure_future(anext(bars))
         for n in range(7, 10):
-            await until(lambda n=n: feed.polls == n)
+            await polled(feed, n)
             clock.set(T0 + n * 10 * S)
         with pytest.raises(OstiumWireError, match=r"^no answer for 90 s: Ostium price service"):
             await nxt
