@@ -1,128 +1,96 @@
-"""The Ostium adapter against a fake SDK object (the real SDK is never installed in CI and
-no test touches a network). What this exercises: our mapping of pairs, prices, orders,
-closes and open trades onto the SDK calls, and the error paths. What it cannot: that the
-real SDK, RPC, subgraph and keeper behave as its documentation says."""
+"""The Ostium adapter's real trader (``SdkTrader``) against a stand-in for the official SDK
+(the real SDK is never installed in CI and no test touches a network). What this
+exercises: our mapping of opens, closes and cancels onto the SDK's calls (3.x:
+``perform_trade(params, at_price)`` returning ``{"receipt", "order_id"}``,
+``close_trade(pair, index, price, percentage)``, ``cancel_limit_order(pair, index)``),
+which failures are refusals, and building it from the environment. What it cannot: that
+the SDK, the RPC, the subgraph and the keeper behave as documented."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
+from typing import Any
 
 import pytest
 
-from live.ostium.venue import OstiumTrade, OstiumUnavailable, OstiumVenue
+from live.ostium.gateway import (
+    OstiumConfig,
+    OstiumGateway,
+    OstiumUnavailable,
+    SdkTrader,
+    TradeRefused,
+)
+from live.ostium.venue import OstiumVenue
 
-ADDRESS = "0x" + "ab" * 20
+KEY = "0x" + "22" * 32
 
 
 class FakeSDK:
-    """The handful of ``OstiumSDK`` calls the adapter makes, recording what it was asked."""
+    """The ``sdk.ostium`` calls the trader makes, recording what it was asked."""
 
     def __init__(self) -> None:
-        self.trades_sent: list[tuple[dict, float]] = []
-        self.closes: list[tuple[int, int, float, float]] = []
-        self.refuse: str | None = None
-        self.open: list[dict] = []
-        self.slippage = 2.0
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail: Exception | None = None
         sdk = self
 
-        class Subgraph:
-            async def get_pairs(self):
-                return [{"id": "0", "from": "BTC", "to": "USD"},
-                        {"id": "1", "from": "ETH", "to": "USD"},
-                        {"id": "5", "from": "EUR", "to": "GBP"}]
+        class Client:
+            slippage = 2.0
 
-            async def get_open_trades(self, address):
-                assert address == ADDRESS
-                return sdk.open
+            def set_slippage_percentage(self, pct: float) -> None:
+                self.slippage = pct
 
-        class Price:
-            async def get_price(self, base, quote):
-                return ({"BTC": 60_000.0, "ETH": 2_000.0}[base], True, False)
+            def perform_trade(self, params: dict[str, Any], at_price: float) -> Any:
+                if sdk.fail:
+                    raise sdk.fail
+                sdk.calls.append(("open", params, at_price, self.slippage))
+                return {"receipt": {"logs": []}, "order_id": 41}
 
-        class Trading:
-            def set_slippage_percentage(self, pct):
-                sdk.slippage = pct
+            def close_trade(self, pair: int, index: int, price: float, pct: float) -> Any:
+                sdk.calls.append(("close", pair, index, price, pct, self.slippage))
+                return {"receipt": {}, "order_id": 42}
 
-            def perform_trade(self, params, at_price):
-                if sdk.refuse:
-                    raise ValueError(sdk.refuse)
-                sdk.trades_sent.append((params, at_price))
-                return {"transactionHash": bytes.fromhex("12" * 32)}
+            def cancel_limit_order(self, pair: int, index: int) -> Any:
+                if sdk.fail:
+                    raise sdk.fail
+                sdk.calls.append(("cancel", pair, index))
+                return {}
 
-            def close_trade(self, pair_id, index, market_price, close_percentage=100):
-                sdk.closes.append((pair_id, index, market_price, close_percentage))
-                return {"transactionHash": "0x" + "34" * 32}
-
-        self.subgraph, self.price, self.ostium = Subgraph(), Price(), Trading()
+        self.ostium = Client()
 
 
-def venue(sdk: FakeSDK, **kw) -> OstiumVenue:
-    v = OstiumVenue(sdk, ADDRESS, **kw)
-    asyncio.run(v.load_markets())
-    return v
-
-
-def test_pairs_and_prices() -> None:
-    v = venue(FakeSDK())
-    assert sorted(v.pairs) == ["BTC", "ETH"]  # USD-quoted only
-    assert v.pair("ETH").pair_id == 1
-    assert asyncio.run(v.mids()) == {"BTC": 60_000.0, "ETH": 2_000.0}
-    with pytest.raises(ValueError, match="unknown Ostium pair 'SOL'"):
-        v.pair("SOL")
-
-
-def test_market_order_becomes_collateral_and_leverage() -> None:
+def test_opens_and_closes_map_onto_the_sdk_calls() -> None:
     sdk = FakeSDK()
-    v = venue(sdk, leverage=10.0, slippage_pct=0.5)
-    state = asyncio.run(v.market("ETH", True, 0.5))
-    params, px = sdk.trades_sent[0]
-    assert params == {"collateral": 100.0, "leverage": 10.0, "asset_type": 1,
-                      "direction": True, "order_type": "MARKET"}  # 0.5 x 2000 / 10
-    assert px == 2_000.0 and sdk.slippage == 0.5
-    assert (state.status, state.venue_status, state.cloid) == ("resting", "pending", "12" * 32)
-    short = asyncio.run(v.market("BTC", False, 0.01, reference_px=59_000.0))
-    assert sdk.trades_sent[1][0]["direction"] is False
-    assert sdk.trades_sent[1][0]["collateral"] == pytest.approx(0.01 * 59_000 / 10)
-    assert short.status == "resting"
+    trader = SdkTrader(sdk, "0x" + "ab" * 20)
+    assert trader.open_trade(1, True, 200.0, 5.0, "MARKET", 2000.0, 0.5) == {
+        "order_id": 41, "limit_index": None}
+    assert sdk.calls[-1] == ("open", {"collateral": 200.0, "leverage": 5.0, "asset_type": 1,
+                                      "direction": True, "order_type": "MARKET"}, 2000.0, 0.5)
+    limit = trader.open_trade(0, False, 100.0, 10.0, "LIMIT", 65_000.0, 0.0)
+    assert limit["limit_index"] is None  # not decodable from this receipt: found by fields
+    assert sdk.calls[-1][1]["order_type"] == "LIMIT"
+    assert trader.close_trade(1, 3, 2100.0, 25.0, 1.0) == {"order_id": 42}
+    assert sdk.calls[-1] == ("close", 1, 3, 2100.0, 25.0, 1.0)
+    trader.cancel_limit(0, 2)
+    assert sdk.calls[-1] == ("cancel", 0, 2)
 
 
-def test_refusals_are_rejections_with_the_message() -> None:
+def test_a_revert_is_a_refusal_anything_else_is_unknown() -> None:
     sdk = FakeSDK()
-    v = venue(sdk)
-    sdk.refuse = "execution reverted: BELOW_MIN_POS"
-    state = asyncio.run(v.market("ETH", True, 0.5))
-    assert state.status == "rejected" and state.message == "execution reverted: BELOW_MIN_POS"
-    assert asyncio.run(v.market("ETH", True, 0.0)).message.startswith("quorum: size 0.0")
-    assert sdk.trades_sent == []
+    trader = SdkTrader(sdk, "0x" + "ab" * 20)
+    sdk.fail = Exception("execution reverted: BELOW_MIN_POS\n\nRaise the collateral")
+    with pytest.raises(TradeRefused, match=r"^execution reverted: BELOW_MIN_POS$"):
+        trader.open_trade(1, True, 1.0, 5.0, "MARKET", 2000.0, 2.0)
+    sdk.fail = TimeoutError("receipt not found in 120 s")
+    with pytest.raises(TimeoutError):  # it may have landed: the cloid's lookup settles it
+        trader.open_trade(1, True, 1.0, 5.0, "MARKET", 2000.0, 2.0)
+    sdk.fail = Exception("execution reverted: NO_LIMIT")
+    with pytest.raises(TradeRefused):
+        trader.cancel_limit(1, 0)
 
 
-def test_open_trades_positions_and_close() -> None:
-    sdk = FakeSDK()
-    v = venue(sdk, leverage=5.0)
-    sdk.open = [  # fixed point as the subgraph stores it
-        {"pair": {"id": "1", "from": "ETH"}, "index": "0", "isBuy": True,
-         "collateral": str(200 * 10**6), "leverage": "1000", "openPrice": str(2000 * 10**18)},
-        {"pair": {"id": "1", "from": "ETH"}, "index": "2", "isBuy": False,
-         "collateral": str(100 * 10**6), "leverage": "500", "openPrice": str(2500 * 10**18)},
-    ]
-    trades = asyncio.run(v.trades())
-    assert trades[0] == OstiumTrade("ETH", 1, 0, True, 200.0, 10.0, 2000.0)
-    assert trades[0].size == pytest.approx(1.0)  # 200 x 10 / 2000
-    assert trades[1].size == pytest.approx(-0.2)  # 100 x 5 / 2500
-    (pos,) = asyncio.run(v.positions())
-    assert pos.coin == "ETH" and pos.size == pytest.approx(0.8)
-    assert pos.entry_price == pytest.approx((1.0 * 2000 + 0.2 * 2500) / 1.2)
-    state = asyncio.run(v.close(trades[1], fraction=0.5))
-    assert sdk.closes == [(1, 2, 2_000.0, 50.0)]
-    assert state.status == "resting" and state.size == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="fraction"):
-        asyncio.run(v.close(trades[1], fraction=0))
-
-
-def test_missing_sdk_is_a_clear_error(monkeypatch) -> None:
+def test_missing_sdk_or_environment_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ostium_python_sdk", None)  # import fails
-    env = {"QUORUM_OSTIUM_PRIVATE_KEY": "0x" + "22" * 32, "QUORUM_OSTIUM_RPC_URL": "http://x"}
+    env = {"QUORUM_OSTIUM_PRIVATE_KEY": KEY, "QUORUM_OSTIUM_RPC_URL": "http://x"}
     with pytest.raises(OstiumUnavailable, match=r"pip install 'quorum\[ostium\]'"):
         OstiumVenue.from_env("testnet", environ=env)
     with pytest.raises(ValueError, match="set QUORUM_OSTIUM_PRIVATE_KEY") as err:
@@ -131,26 +99,53 @@ def test_missing_sdk_is_a_clear_error(monkeypatch) -> None:
 
 
 def test_from_env_builds_the_sdk_without_leaking_the_key(monkeypatch) -> None:
-    built = {}
+    built: dict[str, Any] = {}
 
     class Module:
         class NetworkConfig:
             @staticmethod
-            def testnet():
+            def testnet() -> str:
                 return "testnet-config"
 
             @staticmethod
-            def mainnet():
+            def mainnet() -> str:
                 return "mainnet-config"
 
         @staticmethod
-        def OstiumSDK(config, key, rpc):  # the SDK class, as a factory
+        def OstiumSDK(config: str, key: str, rpc: str) -> FakeSDK:  # the SDK class
             built.update(config=config, key=key, rpc=rpc)
             return FakeSDK()
 
     monkeypatch.setitem(sys.modules, "ostium_python_sdk", Module)
-    key = "0x" + "22" * 32
-    v = OstiumVenue.from_env("testnet", environ={"QUORUM_OSTIUM_PRIVATE_KEY": key,
-                                                 "QUORUM_OSTIUM_RPC_URL": "http://rpc"})
-    assert built == {"config": "testnet-config", "key": key, "rpc": "http://rpc"}
-    assert v.account.startswith("0x") and "22" * 8 not in repr(v)
+    venue = OstiumVenue.from_env("testnet", environ={"QUORUM_OSTIUM_PRIVATE_KEY": KEY,
+                                                     "QUORUM_OSTIUM_RPC_URL": "http://rpc"})
+    assert built == {"config": "testnet-config", "key": KEY, "rpc": "http://rpc"}
+    assert venue.account.startswith("0x") and len(venue.account) == 42
+    assert venue.config.rpc_url == "http://rpc" and venue.config.network == "testnet"
+    assert venue.config.usdc.lower() == "0xe73b11fb1e3eeee8af2a23079a4410fe1b370548"
+    for text in (repr(venue), repr(venue.gateway), repr(venue.gateway.trader)):
+        assert "22" * 8 not in text
+
+
+def test_config_checks_its_settings() -> None:
+    with pytest.raises(ValueError, match="leverage must be >= 1"):
+        OstiumConfig(leverage=0.5)
+    with pytest.raises(ValueError, match="slippage_pct"):
+        OstiumConfig(slippage_pct=-1)
+    cfg = OstiumConfig.for_network("mainnet", base_url="http://127.0.0.1:9/")
+    assert (cfg.subgraph_url, cfg.price_url, cfg.rpc_url) == (
+        "http://127.0.0.1:9/subgraph", "http://127.0.0.1:9", "http://127.0.0.1:9/rpc")
+
+
+def test_a_read_only_gateway_refuses_to_trade() -> None:
+    import asyncio
+
+    from live.ostium.wire import OstiumWireError
+
+    async def go() -> None:
+        gateway = OstiumGateway(OstiumConfig.for_network("testnet"), "0x" + "ab" * 20)
+        with pytest.raises(OstiumWireError, match="read only"):
+            await gateway.trade("cancel_limit", 0, 0)
+        await gateway.aclose()
+
+    asyncio.run(go())
