@@ -1,6 +1,6 @@
 """An Ostium adapter (perpetuals on Arbitrum) over the official ``ostium-python-sdk``.
 
-Optional: ``pip install 'quorum[ostium]'``. The SDK is imported only when a venue is built
+Optional: ``pip install 'quorum-harness[ostium]'``. The SDK is imported only when a venue is built
 from the environment, so nothing else needs it. It talks to an Arbitrum RPC endpoint (for
 transactions) and Ostium's subgraph and price service (for reads).
 
@@ -49,7 +49,7 @@ def _import_sdk() -> Any:
         import ostium_python_sdk
     except ImportError:
         raise OstiumUnavailable(
-            "the Ostium adapter needs the optional SDK: pip install 'quorum[ostium]' "
+            "the Ostium adapter needs the optional SDK: pip install 'quorum-harness[ostium]' "
             "(ostium-python-sdk)") from None
     return ostium_python_sdk
 
