@@ -29,7 +29,9 @@ from sim.config import load_scenario
 from sim.runner import RunResult
 from sim.store import DuckDBStore, StoreError, is_interrupt, one_line
 
-DEFAULT_DB = "runs.duckdb"
+DEFAULT_DB = "runs.duckdb"  # the name; where it goes without --db: quorum.store_path
+_DB_HELP = ("DuckDB run store (default: $QUORUM_DB, else the project's .quorum/runs.duckdb "
+            "or a runs.duckdb found from here up, else ./runs.duckdb; printed on stderr)")
 # Commands that make runs: SIGTERM stops them as Ctrl-C does (quorum.signals).
 RUN_COMMANDS = ("run", "sweep", "validate", "live")
 
@@ -640,8 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def db_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
-                       help=f"DuckDB run store (default: {DEFAULT_DB})")
+        p.add_argument("--db", default=None, metavar="PATH", help=_DB_HELP)
 
     p = sub.add_parser("run", help="run a scenario and store every step")
     p.add_argument("scenario", help="scenario TOML file, e.g. scenarios/demo.toml")
@@ -756,9 +757,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a sweep over parameters, regimes and seeds; rank, "
                                      "walk forward, regime matrix")
     p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/regimes_grid.toml")
-    p.add_argument("--db", "--store", dest="db", default=DEFAULT_DB, metavar="PATH",
-                   help=f"DuckDB run store (default: {DEFAULT_DB}); runs already in it are "
-                        "not made again")
+    p.add_argument("--db", "--store", dest="db", default=None, metavar="PATH",
+                   help=_DB_HELP + "; runs already in it are not made again")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default: every core; 1 runs in this process)")
     p.add_argument("--cluster", metavar="tcp://HOST:PORT",
@@ -821,10 +821,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _choose_store(args: argparse.Namespace) -> None:
+    """``args.db`` when ``--db`` was not given: the project's store (``quorum.store_path``),
+    said on stderr; a command that writes makes its ``.quorum/`` folder."""
+    from quorum.store_path import default_store, shown
+
+    if getattr(args, "db", "") is not None or args.command == "bench":
+        return
+    chosen = default_store()
+    args.db = shown(chosen.path)
+    if args.command in RUN_COMMANDS:
+        chosen.path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"quorum: store {args.db} ({chosen.why})", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stoppable = args.command in RUN_COMMANDS
     try:
+        _choose_store(args)
         with (agent_import_path(args),  # module:Class agents beside the scenario, then here
               signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext()):
             return args.func(args)
