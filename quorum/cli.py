@@ -178,9 +178,10 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[st
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from reports.summary import list_runs
+    from reports.run_list import UnknownSweep, list_runs
     from sim.liveness import abandoned_runs, mark_abandoned
 
+    where = _run_filter(args)
     with _open_existing(args.db, write=args.fix_abandoned) as store:
         if args.fix_abandoned:
             marked, live = mark_abandoned(store.con)
@@ -190,15 +191,41 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 _console().print(f"left running for `quorum live --venue` to resume: "
                                  f"{', '.join(live)}")
         gone = abandoned_runs(store.con)
-        rows = list_runs(store.con, args.limit)
-        for row in rows:
-            if row["run_id"] in gone:
-                row["status"] = "abandoned"
+        try:
+            rows = list_runs(store.con, args.limit, where, set(gone))
+        except UnknownSweep as exc:
+            raise UsageError(f"--sweep: {exc}") from None
         _print_table(rows, title=f"runs in {args.db}")
-        if gone:
+        if any(row["status"] == "abandoned" for row in rows):
             _console().print(f"{len(gone)} run(s) shown as abandoned: the process writing "
                              "it is gone; `quorum runs --fix-abandoned` stores that")
     return 0
+
+
+def _run_filter(args: argparse.Namespace) -> Any:
+    """``quorum runs``' filters; ``--since`` is a time (ISO 8601, UTC unless it says) or a
+    duration back from now (``2h``, ``3d``)."""
+    import time
+    from datetime import UTC, datetime
+
+    from reports.run_list import RunFilter
+    from sim.config import parse_duration
+
+    since = None
+    if args.since is not None:
+        try:
+            since = (time.time_ns() - parse_duration(args.since)) // 1000
+        except ValueError:
+            try:
+                stamp = datetime.fromisoformat(args.since)
+            except ValueError:
+                raise UsageError(f"--since {args.since!r}: expected a time such as "
+                                 "2026-01-31 or 2026-01-31T12:00, or a duration back from "
+                                 "now such as 2h or 3d") from None
+            stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+            since = round(stamp.timestamp() * 1_000_000)
+    return RunFilter(scenario=args.scenario, status=args.status, mode=args.mode,
+                     since_us=since, sweep=args.sweep, kind=args.kind)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -657,6 +684,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (>= 1)")
     p.add_argument("--fix-abandoned", action="store_true",
                    help="store runs whose process died while they ran as abandoned")
+    p.add_argument("--scenario", metavar="NAME", help="only this scenario (a glob: 'rsi*')")
+    p.add_argument("--status", choices=["completed", "failed", "interrupted", "running",
+                                        "abandoned"])
+    p.add_argument("--mode", choices=["backtest", "paper", "live"])
+    p.add_argument("--kind", choices=["run", "sweep", "validation", "paper", "live"],
+                   help="what made it: a single run, a sweep, a validation, a session")
+    p.add_argument("--since", metavar="WHEN", help="started at or after WHEN: a time "
+                   "(2026-01-31, 2026-01-31T12:00; UTC unless it says) or a duration back "
+                   "from now (2h, 3d)")
+    p.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its name, "
+                   "or its id or a prefix of it)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("show", help="provenance and summary of one run")
