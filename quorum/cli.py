@@ -856,7 +856,32 @@ def build_parser() -> argparse.ArgumentParser:
     from quorum.data_model import add_parsers as add_model_parsers
 
     add_model_parsers(data_sub)
+    _add_debug(parser)
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` on every command: a failure's full traceback (the file and line of an
+    agent's own code), then the usual one line."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        if not any("--debug" in a.option_strings for a in parser._actions):
+            parser.add_argument("--debug", action="store_true",
+                                help="on failure, print the full traceback first")
+        return
+    for action in actions:
+        for child in dict.fromkeys(action.choices.values()):
+            _add_debug(child)
+
+
+def _print_traceback(args: argparse.Namespace, exc: BaseException) -> None:
+    """With ``--debug``: the traceback of what failed (a wrapped run error's cause)."""
+    if not getattr(args, "debug", False):
+        return
+    import traceback
+
+    shown = exc.__cause__ if isinstance(exc, RunFailed) and exc.__cause__ else exc
+    traceback.print_exception(shown, file=sys.stderr)
 
 
 def _choose_store(args: argparse.Namespace) -> None:
@@ -882,9 +907,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext()):
             return args.func(args)
     except (*BAD_INPUT, UsageError) as exc:
+        _print_traceback(args, exc)
         print(f"quorum: error: {exc}", file=sys.stderr)
         return 2
     except RunFailed as exc:
+        _print_traceback(args, exc)
         print(f"quorum: run failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
@@ -899,8 +926,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return signals.interrupted_exit_code()
         if os.environ.get("QUORUM_TRACEBACK"):
             raise
+        _print_traceback(args, exc)
         print(f"quorum: {args.command} failed: {type(exc).__name__}: {one_line(exc)} "
-              "(a bug: QUORUM_TRACEBACK=1 shows where)", file=sys.stderr)
+              "(a bug: --debug shows where)", file=sys.stderr)
         return 1
 
 

@@ -78,6 +78,31 @@ def _reporter(total: int, already: int, name: str, mode: str) -> Iterator[Any]:
         yield advance
 
 
+DEBUG_TRACEBACKS = 3  # --debug: the full traceback of the first failures, not of hundreds
+
+
+def _with_tracebacks(report: Any) -> Any:
+    """``report``, and on stderr the traceback of each of the first failed runs (a worker's
+    traceback travels with its outcome; the store keeps the one-line error)."""
+    shown: list[str] = []
+
+    def on_stored(p: SweepProgress) -> None:
+        if report is not None:
+            report(p)
+        trace = p.outcome.traceback
+        if p.outcome.status == "failed" and trace:
+            if len(shown) < DEBUG_TRACEBACKS:
+                print(f"quorum: --debug: run {p.outcome.run_id} "
+                      f"({describe_params(p.run.params)}, {p.run.regime or 'base'} seed "
+                      f"{p.run.seed}) failed:\n{trace}", file=sys.stderr, flush=True)
+            elif len(shown) == DEBUG_TRACEBACKS:
+                print(f"quorum: --debug: only the first {DEBUG_TRACEBACKS} failures' "
+                      "tracebacks are shown", file=sys.stderr, flush=True)
+            shown.append(p.outcome.run_id)
+
+    return on_stored
+
+
 def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) -> int:
     if args.cluster is not None and args.workers is not None:
         raise SweepUsageError("--workers does not apply with --cluster (the cluster's "
@@ -106,7 +131,8 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
                 start = time.perf_counter()
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
                     execute_sweep(store, plan, executor_for(args.workers, args.cluster),
-                                  on_stored=report)
+                                  on_stored=_with_tracebacks(report) if getattr(
+                                      args, "debug", False) else report)
                 seconds = time.perf_counter() - start
                 where = (f"on {args.cluster}" if args.cluster else
                          f"with {args.workers or default_workers()} worker(s)")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from sim.agent_failure import agent_failure
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
 from sim.code_identity import code_identity
@@ -429,6 +430,9 @@ def stored_run(
         stopped = in_store or isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         error = (f"KeyboardInterrupt: during a store write ({exc})" if in_store
                  else f"{type(exc).__name__}: {exc}")
+        found = None if stopped else agent_failure(exc)
+        if found is not None:  # which agent, symbol and bar (sim.agent_failure)
+            error = f"{found.describe()}: {error}"
         try:
             recorder.flush()
         finally:
