@@ -353,6 +353,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from reports.data import coverage
     from reports.report import compare_runs
+    from reports.run_labels import run_labels
     from reports.summary import fmt as fmt_metric
 
     with _open_existing(args.db) as store:
@@ -362,16 +363,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             if note is not None:
                 _console().print(f"run {run_id}: {note}", markup=False)
         out = Path(args.out or "compare_" + "_".join(r[:6] for r in run_ids[:6]))
-        rows, png = compare_runs(store.con, run_ids, out)
+        labels = run_labels(store.con, run_ids)  # what differs between them, not ids
+        rows, png = compare_runs(store.con, run_ids, out, labels)
         names = [k for k in rows[0] if k != "run_id"]
-        table = [{"metric": k, **{r["run_id"]: fmt_metric(r.get(k), k) for r in rows}}
-                 for k in names]
+        table = [{"metric": k, **{labels[r["run_id"]]: fmt_metric(r.get(k), k)
+                                  for r in rows}} for k in ["run_id", *names]]
         _print_table(table, title="compare")
         _console().print(f"equity overlay: {png} (compare_metrics.csv alongside)")
         if args.regimes:
             from reports.regime_matrix import write_regime_matrix
 
-            matrix, csv_path = write_regime_matrix(store.con, run_ids, out, by=args.by)
+            matrix, csv_path = write_regime_matrix(
+                store.con, run_ids, out, by=args.by,
+                row_labels=labels if args.by == "run" else None)
             _console().print(f"regime matrix: {matrix} ({csv_path.name} alongside)")
     return 0
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,11 +218,14 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
 
 # -- compare --------------------------------------------------------------------------------
 def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
-                 out: Path) -> tuple[list[dict[str, Any]], Path]:
+                 out: Path, labels: Mapping[str, str] | None = None,
+                 ) -> tuple[list[dict[str, Any]], Path]:
     """Metrics of each run (one dict per run, also written to ``compare_metrics.csv``:
-    one row per metric, one column per run, full precision) and an overlaid equity PNG,
-    each curve divided by its run's initial cash (1.0 at the start), against days since
-    its start."""
+    one row per metric, one column per run, full precision, a ``label`` row first) and an
+    overlaid equity PNG, each curve divided by its run's initial cash (1.0 at the start),
+    against days since its start. ``labels``: each run's name in the legend and the CSV
+    (``reports.run_labels``: what differs between the runs); default the run ids."""
+    labels = labels or {r: r for r in run_ids}
     for run_id in run_ids:
         check_run(con, run_id)
     out = Path(out)
@@ -237,11 +240,12 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
         if len(ts) > 1:  # the start is one bar before the first bar closes
             days[1:] += float(np.median(np.diff(ts))) / 86_400e9
         status = "" if m["status"] == "completed" else f", {m['status']}"
-        curves.append((f"{m['scenario']} {run_id} ({m['total_return']:+.1%}{status})", days,
-                       curve))
+        curves.append((f"{labels.get(run_id, run_id)} ({m['total_return']:+.1%}{status})",
+                       days, curve))
     with (out / "compare_metrics.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["metric", *run_ids])
+        writer.writerow(["label", *(labels.get(r, r) for r in run_ids)])
         for name in rows[0]:
             if name != "run_id":
                 writer.writerow([name, *(r.get(name) for r in rows)])
