@@ -805,10 +805,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (default: every core; 1 runs in this process)")
     p.add_argument("--cluster", metavar="tcp://HOST:PORT",
                    help="run on a dask.distributed cluster (its scheduler address) instead")
-    p.add_argument("--out", metavar="DIR", help="also write ranking.csv, the regime matrix "
-                   "and, with walk_forward, walk_forward.csv and stability.csv")
+    p.add_argument("--out", metavar="DIR", help="also write the sweep's HTML report, "
+                   "ranking.csv, the regime matrix and, with walk_forward, walk_forward.csv "
+                   "and stability.csv")
     p.add_argument("--top", type=int, default=10, metavar="N",
                    help="parameter sets shown in the table and the regime matrix (default 10)")
+    p.add_argument("--run-reports", type=int, default=1, metavar="N",
+                   help="with --out: also write the report of every run of the N best "
+                        "sets, linked from the sweep's HTML page (default 1; 0: none)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run failed runs again (by default a stored failure is final)")
     p.add_argument("--reuse-stale", action="store_true",

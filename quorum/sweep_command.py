@@ -38,6 +38,7 @@ from quorum.sweep_executors import (
     executor_for,
 )
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
+from reports.sweep_report import SweepPage, write_sweep_report
 from sim.config import parse_duration
 from sim.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
 
@@ -247,8 +248,39 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
         matrix = write_sweep_regime_matrix(con, ranked, members, out, top=args.top)
         if matrix is not None:
             written += [matrix[0].name, matrix[1].name]
+        page = write_sweep_report(
+            SweepPage(cfg.name, sweep.sweep_id, cfg.description or "", rank_by,
+                      cfg.aggregate, cfg.window_metric if cfg.walk_forward else None),
+            ranked, members, out, stability=stability, windows=windows,
+            causal_matrix=None if matrix is None else matrix[0],
+            run_reports=_run_reports(con, ranked, members, out,
+                                     getattr(args, "run_reports", 1)))
         console.print(f"outputs: {out}/ ({', '.join(written)})")
+        console.print(f"report: {page} (one self-contained HTML file, PNGs alongside)")
+    else:
+        console.print("the HTML report, the CSVs and the regime matrix: add --out DIR")
     return 1 if failures else 0
+
+
+def _run_reports(con: Any, ranked: Sequence[Mapping[str, Any]],
+                 members: Sequence[Mapping[str, Any]], out: Path, best: int
+                 ) -> dict[str, Path]:
+    """``quorum report`` of each run of the ``best`` best ranked sets, under
+    ``out/runs/``, for the sweep page to link to (a run with nothing to report is left
+    out)."""
+    from reports.report import ReportError, write_report
+
+    chosen = {r["param_set"] for r in ranked[:max(best, 0)]}
+    pages: dict[str, Path] = {}
+    for mem in members:
+        run_id = mem["run_id"]
+        if mem["param_set"] not in chosen or run_id in pages or mem["status"] is None:
+            continue
+        try:
+            pages[run_id] = write_report(con, run_id, out / "runs" / run_id).html
+        except ReportError:
+            continue
+    return pages
 
 
 def _worst_regime(by_regime: Mapping[str, float], direction: str) -> str:
