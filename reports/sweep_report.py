@@ -12,6 +12,7 @@ written. A figure or cell that pools several runs says how many.
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,15 @@ def _completed(members: Sequence[Mapping[str, Any]], metric: str
     return out
 
 
+def _hashable(v: Any) -> Any:
+    """A parameter value usable as a key (a list or table value as its JSON)."""
+    try:
+        hash(v)
+    except TypeError:
+        return json.dumps(v, sort_keys=True)
+    return v
+
+
 def _value_key(v: Any) -> tuple[int, float, str]:
     return (0, float(v), "") if isinstance(v, int | float) and not isinstance(v, bool) \
         else (1, 0.0, str(v))
@@ -86,7 +96,7 @@ def metric_lines(members: Sequence[Mapping[str, Any]], param: str, metric: str, 
     done = _completed(members, metric)
     regimes = {mem["regime"] or "base" for mem, _ in done}
     for mem, value in done:
-        key = mem["params"].get(param)
+        key = _hashable(mem["params"].get(param))
         for series in ("all", *([mem["regime"] or "base"] if len(regimes) > 1 else [])):
             groups.setdefault(series, {}).setdefault(key, []).append(value)
     return {series: [(v, _aggregate(vals, how, direction),
@@ -100,7 +110,8 @@ def pair_grid(members: Sequence[Mapping[str, Any]], a: str, b: str, metric: str,
     """(values of a, values of b, aggregate grid a x b, runs pooled per cell)."""
     cells: dict[tuple[Any, Any], list[float]] = {}
     for mem, value in _completed(members, metric):
-        cells.setdefault((mem["params"].get(a), mem["params"].get(b)), []).append(value)
+        cells.setdefault((_hashable(mem["params"].get(a)), _hashable(mem["params"].get(b))),
+                         []).append(value)
     va = sorted({k[0] for k in cells}, key=_value_key)
     vb = sorted({k[1] for k in cells}, key=_value_key)
     grid = np.full((len(va), len(vb)), np.nan)
