@@ -123,7 +123,7 @@ def test_open_trades_positions_and_close() -> None:
 def test_missing_sdk_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ostium_python_sdk", None)  # import fails
     env = {"QUORUM_OSTIUM_PRIVATE_KEY": "0x" + "22" * 32, "QUORUM_OSTIUM_RPC_URL": "http://x"}
-    with pytest.raises(OstiumUnavailable, match=r"pip install 'quorum\[ostium\]'"):
+    with pytest.raises(OstiumUnavailable, match=r"pip install 'quorum-harness\[ostium\]'"):
         OstiumVenue.from_env("testnet", environ=env)
     with pytest.raises(ValueError, match="set QUORUM_OSTIUM_PRIVATE_KEY") as err:
         OstiumVenue.from_env("testnet", environ={"QUORUM_OSTIUM_RPC_URL": "http://x"})
