@@ -29,7 +29,9 @@ from sim.config import load_scenario
 from sim.runner import RunResult
 from sim.store import DuckDBStore, StoreError, is_interrupt, one_line
 
-DEFAULT_DB = "runs.duckdb"
+DEFAULT_DB = "runs.duckdb"  # the name; where it goes without --db: quorum.store_path
+_DB_HELP = ("DuckDB run store (default: $QUORUM_DB, else the project's .quorum/runs.duckdb "
+            "or a runs.duckdb found from here up, else ./runs.duckdb; printed on stderr)")
 # Commands that make runs: SIGTERM stops them as Ctrl-C does (quorum.signals).
 RUN_COMMANDS = ("run", "sweep", "validate", "live", "sandbox")
 
@@ -179,9 +181,10 @@ def _write_outputs(con: duckdb.DuckDBPyConnection, run_id: str, summary: dict[st
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from reports.summary import list_runs
+    from reports.run_list import UnknownSweep, list_runs
     from sim.liveness import abandoned_runs, mark_abandoned
 
+    where = _run_filter(args)
     with _open_existing(args.db, write=args.fix_abandoned) as store:
         if args.fix_abandoned:
             marked, live = mark_abandoned(store.con)
@@ -191,15 +194,41 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 _console().print(f"left running for `quorum live --venue` to resume: "
                                  f"{', '.join(live)}")
         gone = abandoned_runs(store.con)
-        rows = list_runs(store.con, args.limit)
-        for row in rows:
-            if row["run_id"] in gone:
-                row["status"] = "abandoned"
+        try:
+            rows = list_runs(store.con, args.limit, where, set(gone))
+        except UnknownSweep as exc:
+            raise UsageError(f"--sweep: {exc}") from None
         _print_table(rows, title=f"runs in {args.db}")
-        if gone:
+        if any(row["status"] == "abandoned" for row in rows):
             _console().print(f"{len(gone)} run(s) shown as abandoned: the process writing "
                              "it is gone; `quorum runs --fix-abandoned` stores that")
     return 0
+
+
+def _run_filter(args: argparse.Namespace) -> Any:
+    """``quorum runs``' filters; ``--since`` is a time (ISO 8601, UTC unless it says) or a
+    duration back from now (``2h``, ``3d``)."""
+    import time
+    from datetime import UTC, datetime
+
+    from reports.run_list import RunFilter
+    from sim.config import parse_duration
+
+    since = None
+    if args.since is not None:
+        try:
+            since = (time.time_ns() - parse_duration(args.since)) // 1000
+        except ValueError:
+            try:
+                stamp = datetime.fromisoformat(args.since)
+            except ValueError:
+                raise UsageError(f"--since {args.since!r}: expected a time such as "
+                                 "2026-01-31 or 2026-01-31T12:00, or a duration back from "
+                                 "now such as 2h or 3d") from None
+            stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+            since = round(stamp.timestamp() * 1_000_000)
+    return RunFilter(scenario=args.scenario, status=args.status, mode=args.mode,
+                     since_us=since, sweep=args.sweep, kind=args.kind)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -327,6 +356,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from reports.data import coverage
     from reports.report import compare_runs
+    from reports.run_labels import run_labels
     from reports.summary import fmt as fmt_metric
 
     with _open_existing(args.db) as store:
@@ -336,16 +366,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             if note is not None:
                 _console().print(f"run {run_id}: {note}", markup=False)
         out = Path(args.out or "compare_" + "_".join(r[:6] for r in run_ids[:6]))
-        rows, png = compare_runs(store.con, run_ids, out)
+        labels = run_labels(store.con, run_ids)  # what differs between them, not ids
+        rows, png = compare_runs(store.con, run_ids, out, labels)
         names = [k for k in rows[0] if k != "run_id"]
-        table = [{"metric": k, **{r["run_id"]: fmt_metric(r.get(k), k) for r in rows}}
-                 for k in names]
+        table = [{"metric": k, **{labels[r["run_id"]]: fmt_metric(r.get(k), k)
+                                  for r in rows}} for k in ["run_id", *names]]
         _print_table(table, title="compare")
         _console().print(f"equity overlay: {png} (compare_metrics.csv alongside)")
         if args.regimes:
             from reports.regime_matrix import write_regime_matrix
 
-            matrix, csv_path = write_regime_matrix(store.con, run_ids, out, by=args.by)
+            matrix, csv_path = write_regime_matrix(
+                store.con, run_ids, out, by=args.by,
+                row_labels=labels if args.by == "run" else None)
             _console().print(f"regime matrix: {matrix} ({csv_path.name} alongside)")
     return 0
 
@@ -660,8 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def db_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
-                       help=f"DuckDB run store (default: {DEFAULT_DB})")
+        p.add_argument("--db", default=None, metavar="PATH", help=_DB_HELP)
 
     p = sub.add_parser("run", help="run a scenario and store every step")
     p.add_argument("scenario", help="scenario TOML file, e.g. scenarios/demo.toml")
@@ -680,6 +712,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive_int, default=50, help="at most this many (>= 1)")
     p.add_argument("--fix-abandoned", action="store_true",
                    help="store runs whose process died while they ran as abandoned")
+    p.add_argument("--scenario", metavar="NAME", help="only this scenario (a glob: 'rsi*')")
+    p.add_argument("--status", choices=["completed", "failed", "interrupted", "running",
+                                        "abandoned"])
+    p.add_argument("--mode", choices=["backtest", "paper", "live"])
+    p.add_argument("--kind", choices=["run", "sweep", "validation", "paper", "live"],
+                   help="what made it: a single run, a sweep, a validation, a session")
+    p.add_argument("--since", metavar="WHEN", help="started at or after WHEN: a time "
+                   "(2026-01-31, 2026-01-31T12:00; UTC unless it says) or a duration back "
+                   "from now (2h, 3d)")
+    p.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its name, "
+                   "or its id or a prefix of it)")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("show", help="provenance and summary of one run")
@@ -800,17 +843,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a sweep over parameters, regimes and seeds; rank, "
                                      "walk forward, regime matrix")
     p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/regimes_grid.toml")
-    p.add_argument("--db", "--store", dest="db", default=DEFAULT_DB, metavar="PATH",
-                   help=f"DuckDB run store (default: {DEFAULT_DB}); runs already in it are "
-                        "not made again")
+    p.add_argument("--db", "--store", dest="db", default=None, metavar="PATH",
+                   help=_DB_HELP + "; runs already in it are not made again")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default: every core; 1 runs in this process)")
     p.add_argument("--cluster", metavar="tcp://HOST:PORT",
                    help="run on a dask.distributed cluster (its scheduler address) instead")
-    p.add_argument("--out", metavar="DIR", help="also write ranking.csv, the regime matrix "
-                   "and, with walk_forward, walk_forward.csv and stability.csv")
+    p.add_argument("--out", metavar="DIR", help="also write the sweep's HTML report, "
+                   "ranking.csv, the regime matrix and, with walk_forward, walk_forward.csv "
+                   "and stability.csv")
     p.add_argument("--top", type=int, default=10, metavar="N",
                    help="parameter sets shown in the table and the regime matrix (default 10)")
+    p.add_argument("--run-reports", type=int, default=1, metavar="N",
+                   help="with --out: also write the report of every run of the N best "
+                        "sets, linked from the sweep's HTML page (default 1; 0: none)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run failed runs again (by default a stored failure is final)")
     p.add_argument("--reuse-stale", action="store_true",
@@ -872,20 +918,62 @@ def build_parser() -> argparse.ArgumentParser:
     from quorum.api.serve import add_parsers as add_api_parsers
 
     add_api_parsers(sub)
+    _add_debug(parser)
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug`` on every command: a failure's full traceback (the file and line of an
+    agent's own code), then the usual one line."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        if not any("--debug" in a.option_strings for a in parser._actions):
+            parser.add_argument("--debug", action="store_true",
+                                help="on failure, print the full traceback first")
+        return
+    for action in actions:
+        for child in dict.fromkeys(action.choices.values()):
+            _add_debug(child)
+
+
+def _print_traceback(args: argparse.Namespace, exc: BaseException) -> None:
+    """With ``--debug``: the traceback of what failed (a wrapped run error's cause)."""
+    if not getattr(args, "debug", False):
+        return
+    import traceback
+
+    shown = exc.__cause__ if isinstance(exc, RunFailed) and exc.__cause__ else exc
+    traceback.print_exception(shown, file=sys.stderr)
+
+
+def _choose_store(args: argparse.Namespace) -> None:
+    """``args.db`` when ``--db`` was not given: the project's store (``quorum.store_path``),
+    said on stderr; a command that writes makes its ``.quorum/`` folder."""
+    from quorum.store_path import default_store, shown
+
+    if getattr(args, "db", "") is not None or args.command == "bench":
+        return
+    chosen = default_store()
+    args.db = shown(chosen.path)
+    if args.command in RUN_COMMANDS:
+        chosen.path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"quorum: store {args.db} ({chosen.why})", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stoppable = args.command in RUN_COMMANDS
     try:
+        _choose_store(args)
         with (agent_import_path(args),  # module:Class agents beside the scenario, then here
               signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext()):
             return args.func(args)
     except (*BAD_INPUT, UsageError) as exc:
+        _print_traceback(args, exc)
         print(f"quorum: error: {exc}", file=sys.stderr)
         return 2
     except RunFailed as exc:
+        _print_traceback(args, exc)
         print(f"quorum: run failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
@@ -900,8 +988,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return signals.interrupted_exit_code()
         if os.environ.get("QUORUM_TRACEBACK"):
             raise
+        _print_traceback(args, exc)
         print(f"quorum: {args.command} failed: {type(exc).__name__}: {one_line(exc)} "
-              "(a bug: QUORUM_TRACEBACK=1 shows where)", file=sys.stderr)
+              "(a bug: --debug shows where)", file=sys.stderr)
         return 1
 
 

@@ -14,10 +14,11 @@ import signal
 import duckdb
 
 from quorum import signals
+from sim.agent_failure import with_agent
 from sim.agents.base import AgentError
 from sim.config import ConfigError
 from sim.data import DataError
-from sim.store import DuckDBStore, StoreError, is_interrupt, one_line
+from sim.store import DuckDBStore, StoreError, is_interrupt
 
 BAD_INPUT = (ConfigError, DataError, AgentError, StoreError)
 
@@ -51,7 +52,7 @@ def run_error(store: DuckDBStore, run_id: str, db: str, exc: BaseException) -> B
             return Interrupted(f"{what} before the run was stored; nothing stored")
         return Interrupted(f"{what}; run {run_id} stored as {status} with what was "
                            f"computed ({show})")
-    text = f"{type(exc).__name__}: {one_line(exc)}"
+    text = with_agent(exc)  # names the agent, symbol and bar when an agent raised
     if status is not None:
         return RunFailed(f"{text} (run {run_id}, stored as {status}; {show})")
     if isinstance(exc, BAD_INPUT):

@@ -38,6 +38,7 @@ from quorum.sweep_executors import (
     executor_for,
 )
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
+from reports.sweep_report import SweepPage, write_sweep_report
 from sim.config import parse_duration
 from sim.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
 
@@ -78,6 +79,31 @@ def _reporter(total: int, already: int, name: str, mode: str) -> Iterator[Any]:
         yield advance
 
 
+DEBUG_TRACEBACKS = 3  # --debug: the full traceback of the first failures, not of hundreds
+
+
+def _with_tracebacks(report: Any) -> Any:
+    """``report``, and on stderr the traceback of each of the first failed runs (a worker's
+    traceback travels with its outcome; the store keeps the one-line error)."""
+    shown: list[str] = []
+
+    def on_stored(p: SweepProgress) -> None:
+        if report is not None:
+            report(p)
+        trace = p.outcome.traceback
+        if p.outcome.status == "failed" and trace:
+            if len(shown) < DEBUG_TRACEBACKS:
+                print(f"quorum: --debug: run {p.outcome.run_id} "
+                      f"({describe_params(p.run.params)}, {p.run.regime or 'base'} seed "
+                      f"{p.run.seed}) failed:\n{trace}", file=sys.stderr, flush=True)
+            elif len(shown) == DEBUG_TRACEBACKS:
+                print(f"quorum: --debug: only the first {DEBUG_TRACEBACKS} failures' "
+                      "tracebacks are shown", file=sys.stderr, flush=True)
+            shown.append(p.outcome.run_id)
+
+    return on_stored
+
+
 def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) -> int:
     if args.cluster is not None and args.workers is not None:
         raise SweepUsageError("--workers does not apply with --cluster (the cluster's "
@@ -116,7 +142,8 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
                 start = time.perf_counter()
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
                     execute_sweep(store, plan, executor_for(args.workers, args.cluster),
-                                  on_stored=report)
+                                  on_stored=_with_tracebacks(report) if getattr(
+                                      args, "debug", False) else report)
                 seconds = time.perf_counter() - start
                 where = (f"on {args.cluster}" if args.cluster else
                          f"with {args.workers or default_workers()} worker(s)")
@@ -249,8 +276,39 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
         matrix = write_sweep_regime_matrix(con, ranked, members, out, top=args.top)
         if matrix is not None:
             written += [matrix[0].name, matrix[1].name]
+        page = write_sweep_report(
+            SweepPage(cfg.name, sweep.sweep_id, cfg.description or "", rank_by,
+                      cfg.aggregate, cfg.window_metric if cfg.walk_forward else None),
+            ranked, members, out, stability=stability, windows=windows,
+            causal_matrix=None if matrix is None else matrix[0],
+            run_reports=_run_reports(con, ranked, members, out,
+                                     getattr(args, "run_reports", 1)))
         console.print(f"outputs: {out}/ ({', '.join(written)})")
+        console.print(f"report: {page} (one self-contained HTML file, PNGs alongside)")
+    else:
+        console.print("the HTML report, the CSVs and the regime matrix: add --out DIR")
     return 1 if failures else 0
+
+
+def _run_reports(con: Any, ranked: Sequence[Mapping[str, Any]],
+                 members: Sequence[Mapping[str, Any]], out: Path, best: int
+                 ) -> dict[str, Path]:
+    """``quorum report`` of each run of the ``best`` best ranked sets, under
+    ``out/runs/``, for the sweep page to link to (a run with nothing to report is left
+    out)."""
+    from reports.report import ReportError, write_report
+
+    chosen = {r["param_set"] for r in ranked[:max(best, 0)]}
+    pages: dict[str, Path] = {}
+    for mem in members:
+        run_id = mem["run_id"]
+        if mem["param_set"] not in chosen or run_id in pages or mem["status"] is None:
+            continue
+        try:
+            pages[run_id] = write_report(con, run_id, out / "runs" / run_id).html
+        except ReportError:
+            continue
+    return pages
 
 
 def _worst_regime(by_regime: Mapping[str, float], direction: str) -> str:

@@ -150,7 +150,7 @@ def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[list[RunOutcome
         from distributed import Client, as_completed
     except ImportError:
         raise ClusterUnreachable("--cluster needs dask.distributed: pip install "
-                                 "'quorum[cluster]'") from None
+                                 "'quorum-harness[cluster]'") from None
     check_reachable(address)
     probe_scheduler(address)
     try:

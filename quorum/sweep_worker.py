@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.agent_failure import with_agent
 from sim.config import ScenarioConfig
 
 
@@ -71,11 +73,12 @@ class RunOutcome:
     store: CollectingStore
     metrics: dict[str, float]
     seconds: float
+    traceback: str | None = None  # a failure's, for ``quorum sweep --debug`` (not stored)
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    """``Type: message``, naming the agent, symbol and bar when an agent raised."""
+    return with_agent(exc)
 
 
 def execute_run(task: RunTask) -> RunOutcome:
@@ -87,11 +90,13 @@ def execute_run(task: RunTask) -> RunOutcome:
     start = time.perf_counter()
     try:
         run_scenario(task.config, store, run_id=task.run_id)
-        status, error = "completed", None
+        status, error, trace = "completed", None, None
     except Exception as exc:
         status, error = "failed", one_line(exc)
+        trace = "".join(traceback.format_exception(exc))
     metrics = run_metrics_of(task.config, store) if status == "completed" else {}
-    return RunOutcome(task.run_id, status, error, store, metrics, time.perf_counter() - start)
+    return RunOutcome(task.run_id, status, error, store, metrics, time.perf_counter() - start,
+                      trace)
 
 
 def run_metrics_of(config: ScenarioConfig, store: CollectingStore) -> dict[str, float]:

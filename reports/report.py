@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from reports import data, execution, figures, slices
+from reports.agent_indicators import SHOWN, AgentIndicators, agent_indicators
 from reports.data import ReportError, check_run
+from reports.scenario_tables import scenario_tables
 from reports.summary import METRIC_GROUPS, NOT_STORED, fmt, run_metrics
 
 MAX_PRICE_CHARTS = 12
@@ -153,15 +155,68 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
                              "Per fill: time from submission to arrival at the venue and from "
                              "arrival to fill; fill price against the decision price, in bps "
                              "of the expected notional (positive is a cost)."))
+    scenario = scenario_tables(con, run_id)
+    behind = agent_indicators(con, run_id)
+    for entry in behind:  # every signal with its indicator values, for a closer look
+        if entry.rows:
+            _write_rows(out / f"indicators_{_safe(entry.agent)}.csv", entry.rows)
     page = out / f"report_{_safe(run_id)}.html"
     page.write_text(_page(run_id, reference, syms, metrics, tables, sections, frame is None,
-                          partial), encoding="utf-8")
-    return Report(page, [p for _, p, _ in sections], metrics, tables)
+                          partial, _scenario_html(scenario) + _indicators_html(behind)),
+                    encoding="utf-8")
+    return Report(page, [p for _, p, _ in sections], metrics,
+                  {**tables, **{f"scenario.{k}": v for k, v in scenario.items()},
+                   **{f"indicators.{e.agent}": e.rows for e in behind}})
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "ts": _iso(r["ts"])} for r in rows)
+
+
+def _iso(ts_ns: int) -> str:
+    return np.datetime_as_string(np.datetime64(int(ts_ns), "ns"), unit="s").replace("T", " ")
+
+
+def _scenario_html(tables: dict[str, list[dict[str, Any]]]) -> str:
+    """The resolved scenario: run settings, agents, consensus, policy, risk, venues, data."""
+    parts = ["<h2>Scenario (as resolved and stored with the run)</h2>",
+             "<p class=\"note\">What the run traded with: every setting after defaults, as in "
+             "<code>quorum show RUN --config</code>.</p>", "<div class=\"grid\">"]
+    for key in ("run", "consensus", "policy", "risk"):
+        parts.append(f"<div><h3>{key}</h3>{_table_html(tables[key], 'defaults')}</div>")
+    parts.append("</div>")
+    for key in ("agents", "venues", "data"):
+        parts.append(f"<h3>{key}</h3>{_table_html(tables[key], 'none')}")
+    return "\n".join(parts)
+
+
+def _indicators_html(entries: list[AgentIndicators]) -> str:
+    """Per agent, its latest signals with the indicator values it compared."""
+    parts = ["<h2>What each agent decided on</h2>",
+             f"<p class=\"note\">Each agent's signals (the latest {SHOWN}; every one in "
+             "indicators_AGENT.csv alongside) with its indicators' values at that bar, "
+             "recomputed after the run from the stored bars and the agent's params by the "
+             "agent class's indicators() hook.</p>"]
+    for e in entries:
+        title = f"<h3>{html.escape(e.agent)} ({html.escape(e.kind)})</h3>"
+        if not e.rows:
+            parts.append(f"{title}<p class=\"note\">No indicator values: "
+                         f"{html.escape(e.note or 'none')}.</p>")
+            continue
+        shown = [{**r, "ts": _iso(r["ts"])} for r in e.rows[-SHOWN:]]
+        more = f" ({len(e.rows):,} signals in all)" if len(e.rows) > SHOWN else ""
+        parts.append(f"{title}{_table_html(shown, 'no signals')}"
+                     + (f"<p class=\"note\">{html.escape(more.strip(' ()'))}</p>"
+                        if more else ""))
+    return "\n".join(parts)
 
 
 def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str, Any],
           tables: dict[str, list[dict[str, Any]]], sections: list[tuple[str, Path, str]],
-          no_execution: bool, partial: str | None = None) -> str:
+          no_execution: bool, partial: str | None = None, extra: str = "") -> str:
     scenario = html.escape(str(metrics.get("scenario", "")))
     more = "" if len(syms) <= MAX_PRICE_CHARTS else \
         f" Price charts for the first {MAX_PRICE_CHARTS} of {len(syms)} symbols."
@@ -209,6 +264,7 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
         if note:
             body.append(f"<p class=\"note\">{html.escape(note)}</p>")
         body.append(_table_html(tables[key], empty))
+    body.append(extra)  # the resolved scenario, and what each agent decided on
     for title, path, note in sections:
         body += [f"<h2>{html.escape(title)}</h2>", f"<p class=\"note\">{html.escape(note)}</p>",
                  _img(path)]
@@ -218,11 +274,14 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
 
 # -- compare --------------------------------------------------------------------------------
 def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
-                 out: Path) -> tuple[list[dict[str, Any]], Path]:
+                 out: Path, labels: Mapping[str, str] | None = None,
+                 ) -> tuple[list[dict[str, Any]], Path]:
     """Metrics of each run (one dict per run, also written to ``compare_metrics.csv``:
-    one row per metric, one column per run, full precision) and an overlaid equity PNG,
-    each curve divided by its run's initial cash (1.0 at the start), against days since
-    its start."""
+    one row per metric, one column per run, full precision, a ``label`` row first) and an
+    overlaid equity PNG, each curve divided by its run's initial cash (1.0 at the start),
+    against days since its start. ``labels``: each run's name in the legend and the CSV
+    (``reports.run_labels``: what differs between the runs); default the run ids."""
+    labels = labels or {r: r for r in run_ids}
     for run_id in run_ids:
         check_run(con, run_id)
     out = Path(out)
@@ -237,11 +296,12 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str],
         if len(ts) > 1:  # the start is one bar before the first bar closes
             days[1:] += float(np.median(np.diff(ts))) / 86_400e9
         status = "" if m["status"] == "completed" else f", {m['status']}"
-        curves.append((f"{m['scenario']} {run_id} ({m['total_return']:+.1%}{status})", days,
-                       curve))
+        curves.append((f"{labels.get(run_id, run_id)} ({m['total_return']:+.1%}{status})",
+                       days, curve))
     with (out / "compare_metrics.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["metric", *run_ids])
+        writer.writerow(["label", *(labels.get(r, r) for r in run_ids)])
         for name in rows[0]:
             if name != "run_id":
                 writer.writerow([name, *(r.get(name) for r in rows)])

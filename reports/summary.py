@@ -84,23 +84,6 @@ def agent_errors(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
         for agent, calls, errors in rows)}
 
 
-def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 50) -> list[dict[str, Any]]:
-    """Newest first, with final equity so runs can be compared at a glance."""
-    rows = con.execute(
-        """
-        SELECT r.run_id, r.scenario, r.status, r.seed, r.n_bars,
-               strftime(r.started_at AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M:%S') AS started,
-               round(epoch_ms(r.finished_at) - epoch_ms(r.started_at)) / 1000.0 AS seconds,
-               (SELECT e.equity FROM equity e WHERE e.run_id = r.run_id
-                ORDER BY e.ts DESC LIMIT 1) AS final_equity
-        FROM runs r ORDER BY r.started_at DESC, r.run_id LIMIT ?
-        """,
-        [limit],
-    )
-    names = [d[0] for d in rows.description]
-    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
-
-
 # -- every run-level metric -------------------------------------------------------------
 # Groups, in the order the report's metrics table shows them. Fractions (returns,
 # drawdowns, exposure, rates) are marked so they can be shown as percentages.

@@ -7,12 +7,15 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+# The name Quorum is installed under (pyproject.toml); "quorum" on PyPI is another project.
+DISTRIBUTION = "quorum-harness"
+
 
 @cache
 def code_version() -> str:
     """Package version, plus the git commit (and '-dirty') when run from a checkout."""
     try:
-        base = version("quorum")
+        base = version(DISTRIBUTION)
     except PackageNotFoundError:
         base = "unknown"
     root = Path(__file__).resolve().parent.parent

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.agent_commands import AgentCommand
+from sim.agent_failure import agent_failure
 from sim.agent_faults import ErrorPolicy
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
@@ -504,6 +505,9 @@ def stored_run(
         stopped = in_store or isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         error = (f"KeyboardInterrupt: during a store write ({exc})" if in_store
                  else f"{type(exc).__name__}: {exc}")
+        found = None if stopped else agent_failure(exc)
+        if found is not None:  # which agent, symbol and bar (sim.agent_failure)
+            error = f"{found.describe()}: {error}"
         try:
             recorder.flush()
         finally:

@@ -3,8 +3,8 @@
 Reads need no key: the subgraph (GraphQL over HTTP POST), the price service (HTTP GET)
 and the chain's JSON-RPC (``eth_call`` of USDC's ``balanceOf``), each with a timeout.
 Writes are transactions to Ostium's trading contract; the official ``ostium-python-sdk``
-signs and sends them (``SdkTrader``, optional: ``pip install 'quorum[ostium]'``, imported
-only when built). A transaction that reverted is a definite refusal (``TradeRefused``);
+signs and sends them (``SdkTrader``, optional: ``pip install 'quorum-harness[ostium]'``,
+imported only when built). A transaction that reverted is a definite refusal (``TradeRefused``);
 any other failure leaves the outcome unknown and is raised as it is.
 
 Credentials from the environment only, never logged or stored:
@@ -179,7 +179,7 @@ def _import_sdk() -> Any:
         import ostium_python_sdk
     except ImportError:
         raise OstiumUnavailable(
-            "the Ostium adapter needs the optional SDK: pip install 'quorum[ostium]' "
+            "the Ostium adapter needs the optional SDK: pip install 'quorum-harness[ostium]' "
             "(ostium-python-sdk)") from None
     return ostium_python_sdk
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from sim.agents import batch_forms
+from sim.agents import indicator_series as series
 from sim.agents.base import AgentParams
 from sim.agents.batch import SignalChanges
 from sim.indicators import (
@@ -67,6 +68,7 @@ class EmaCrossover:
     """
 
     Params = EmaCrossoverParams
+    indicators = staticmethod(series.ema_crossover)  # report time only (no per-bar cost)
     __slots__ = ("_down", "_fast", "_last", "_signals", "_slow")
 
     def __init__(self, fast: int = 12, slow: int = 26, long_only: bool = False) -> None:
@@ -137,6 +139,7 @@ class DonchianBreakout:
     """
 
     Params = DonchianBreakoutParams
+    indicators = staticmethod(series.donchian_breakout)  # report time only (no per-bar cost)
     __slots__ = ("_count", "_down", "_exit_hi", "_exit_lo", "_flat", "_hi", "_last", "_lo",
                  "_long", "_short", "_window", "_x_long", "_x_short")
 
@@ -223,6 +226,7 @@ class BollingerReversion:
     """
 
     Params = BollingerReversionParams
+    indicators = staticmethod(series.bollinger_reversion)  # report time only (no per-bar cost)
     __slots__ = ("_bands", "_flat", "_inside", "_last", "_long", "_scale", "_short", "_steps",
                  "_width")
 
@@ -306,6 +310,7 @@ class Rsi:
     """
 
     Params = RsiParams
+    indicators = staticmethod(series.rsi)  # report time only (no per-bar cost)
     __slots__ = ("_exit", "_flat", "_inside", "_last", "_long", "_long_scale", "_overbought",
                  "_oversold", "_rsi", "_short", "_short_scale", "_steps")
 
@@ -397,6 +402,7 @@ class Momentum:
     """
 
     Params = MomentumParams
+    indicators = staticmethod(series.momentum)  # report time only (no per-bar cost)
     __slots__ = ("_down", "_flat", "_last", "_long", "_roc", "_scale", "_steps", "_threshold")
 
     def __init__(

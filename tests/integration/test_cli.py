@@ -573,7 +573,9 @@ def test_agent_exception_marks_run_failed_and_keeps_rows(tmp_path, user_agents):
         run_scenario(config, store, run_id="failed000001")
     run = run_row(db, "failed000001")
     assert run["status"] == "failed"
-    assert run["error"] == "RuntimeError: boom at bar 100"
+    # the agent, the symbol and the bar (sim.agent_failure), then the exception
+    assert run["error"] == ("agent 'user' raised on SYN at bar 100 (2024-01-01 01:39:00 UTC): "
+                            "RuntimeError: boom at bar 100")
     assert run["n_bars"] == 100 and run["finished_at"] is not None
     # everything computed before bar 100 is kept: bars 1..99 of equity, both signals,
     # the fills at the opens of bars 11 and 51

@@ -57,9 +57,10 @@ def test_an_agent_raising_a_bad_input_class_is_a_failed_run(tmp_path: Path, caps
     assert code == 1, err
     ((run_id, status, stored_error),) = stored(db)
     line = one_line(err)
-    assert line.startswith(f"quorum: run failed: {error}: raised by the agent at bar 50")
+    assert line.startswith("quorum: run failed: agent "), line  # which agent, where
+    assert "at bar 50 (" in line and f"): {error}: raised by the agent at bar 50" in line
     assert f"run {run_id}, stored as failed" in line
-    assert status == "failed" and stored_error.startswith(error)
+    assert status == "failed" and f"): {error}: " in stored_error
     assert count(db, "equity", run_id) == 49 and "run id:" not in out
 
 

@@ -33,7 +33,10 @@ from tests._readme import (
     readme_text,
 )
 
-ENV = {**os.environ, "COLUMNS": "200"}
+ENV = {**{k: v for k, v in os.environ.items() if k != "QUORUM_DB"}, "COLUMNS": "200"}
+# Where a project's commands store their runs without --db (quorum.store_path): the store
+# of a checkout, whose root holds scenarios/.
+STORE = Path(".quorum") / "runs.duckdb"
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,8 +45,10 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``runs.duckdb`` with the tiny sweep, then the demo at seeds 7 and 8 (the latest)."""
+    """A project (its ``scenarios/`` beside the store) whose store holds the tiny sweep,
+    then the demo at seeds 7 and 8 (the latest)."""
     where = tmp_path_factory.mktemp("readme")
+    (where / "scenarios").symlink_to(REPO / "scenarios")
     quorum = [sys.executable, "-m", "quorum.cli"]
     steps = [
         [*quorum, "sweep", str(REPO / "scenarios/sweeps/tiny.toml"), "--quiet",
@@ -58,7 +63,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _last_run(store: Path) -> str:
-    with duckdb.connect(str(store / "runs.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(store / STORE), read_only=True) as con:
         row = con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
     assert row is not None
     return str(row[0])
@@ -119,7 +124,7 @@ def test_every_sql_block_runs(store_dir: Path) -> None:
 
 def test_shortfall_query_is_the_last_runs_orders(store_dir: Path) -> None:
     got = _query_csv(_command("as shortfall"), store_dir)
-    with duckdb.connect(str(store_dir / "runs.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(store_dir / STORE), read_only=True) as con:
         orders = con.execute(
             "SELECT order_id, filled_quantity, ref_price, avg_fill_price, fees, ts, arrival_ts "
             "FROM orders WHERE run_id = ? AND filled_quantity <> 0 ORDER BY order_id",
@@ -139,7 +144,7 @@ def test_asof_query_gives_each_agents_standing_signal(store_dir: Path) -> None:
     latest signal at or before the decision, empty before its first."""
     got = _query_csv(_command("what every agent was saying"), store_dir)
     run_id = _last_run(store_dir)
-    with duckdb.connect(str(store_dir / "runs.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(store_dir / STORE), read_only=True) as con:
         decisions = con.execute("SELECT ts, symbol, side FROM decisions WHERE run_id = ?",
                                 [run_id]).fetchall()
         signals = con.execute("SELECT ts, symbol, agent, side, confidence FROM signals "
@@ -177,7 +182,7 @@ def test_scenario_example_trades(tmp_path: Path) -> None:
     done = _run([sys.executable, "-m", "quorum.cli", "run", "scenarios/my_test.toml",
                  "--quiet"], tmp_path)
     assert done.returncode == 0, done.stderr
-    with duckdb.connect(str(tmp_path / "runs.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(tmp_path / STORE), read_only=True) as con:
         orders, denied = con.execute(
             "SELECT count(*), count(*) FILTER (status = 'denied') FROM orders").fetchone()
         venues = con.execute("SELECT count(DISTINCT venue) FROM fills").fetchone()[0]

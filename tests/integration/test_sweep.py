@@ -266,7 +266,8 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None
     metrics = con.execute("SELECT count(DISTINCT run_id) FROM run_metrics").fetchone()[0]
     con.close()
     assert [r[1] for r in rows] == ["completed", "failed", "failed", "failed"]
-    assert rows[2][2:] == ("RuntimeError: boom at bar 100", 100)
+    assert rows[2][2].startswith("agent 'f' raised on SYN at bar 100 (")  # issue 21
+    assert rows[2][2].endswith("): RuntimeError: boom at bar 100") and rows[2][3] == 100
     assert equity > 0  # what the failing run computed before it failed is kept
     assert rows[1][2].startswith("DataError") and "bad.csv" in rows[1][2]
     assert rows[1][3] == 0

@@ -91,7 +91,7 @@ def test_a_revert_is_a_refusal_anything_else_is_unknown() -> None:
 def test_missing_sdk_or_environment_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "ostium_python_sdk", None)  # import fails
     env = {"QUORUM_OSTIUM_PRIVATE_KEY": KEY, "QUORUM_OSTIUM_RPC_URL": "http://x"}
-    with pytest.raises(OstiumUnavailable, match=r"pip install 'quorum\[ostium\]'"):
+    with pytest.raises(OstiumUnavailable, match=r"pip install 'quorum-harness\[ostium\]'"):
         OstiumVenue.from_env("testnet", environ=env)
     with pytest.raises(ValueError, match="set QUORUM_OSTIUM_PRIVATE_KEY") as err:
         OstiumVenue.from_env("testnet", environ={"QUORUM_OSTIUM_RPC_URL": "http://x"})
