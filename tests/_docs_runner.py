@@ -7,7 +7,8 @@ A page is read top to bottom in a scratch directory (with ``scenarios/`` beside 
   ``VAR=value`` prefixes become its environment;
 * a command ending in ``&`` runs in the background until the page ends; the first
   ``http://127.0.0.1:PORT`` it prints replaces ``http://127.0.0.1:PORT`` in later commands;
-* ``RUN_ID`` in a command is the latest run in the directory's ``runs.duckdb``;
+* ``RUN_ID`` in a command is the latest run in the store the commands chose
+  (``quorum.store_path``);
 * a command exits 0, unless the comment above it says ``exits N``.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from quorum.store_path import default_store
 from tests._readme import all_blocks, as_test_argv, shell_commands
 
 _TITLE = re.compile(r'title="([^"]+)"')
@@ -43,10 +45,11 @@ class PageRun:
         return f"{self.page.name}:{line}"
 
     def latest_run(self) -> str:
-        with duckdb.connect(str(self.cwd / "runs.duckdb"), read_only=True) as con:
+        store = default_store(self.cwd, environ={}).path  # where the page's commands wrote
+        with duckdb.connect(str(store), read_only=True) as con:
             row = con.execute("select run_id from runs order by started_at desc limit 1"
                               ).fetchone()
-        assert row is not None, "RUN_ID: no run in runs.duckdb yet"
+        assert row is not None, f"RUN_ID: no run in {store} yet"
         return str(row[0])
 
     def fill(self, arg: str) -> str:
