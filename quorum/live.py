@@ -31,6 +31,7 @@ from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
 from live.journal import OrderJournal, absorb, journal_dir
 from live.kill import KillSwitch
+from live.orders import OrderManager
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
 from live.runner import LiveRunner
@@ -242,7 +243,7 @@ class VenueSession:
     own)."""
 
     runner: LiveRunner
-    port: HyperliquidPort
+    port: OrderManager
     feed: HyperliquidCandleFeed
     venue: HyperliquidVenue
     kill_file: Path
@@ -317,10 +318,11 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
             print(f"quorum live: instruments: {line}", file=sys.stderr, flush=True)
         started = now_ns()
         journals = journal_dir(store.path)
-        port = HyperliquidPort(venue, runner.engine.desk, runner.run_id, coins,
-                               now_ns=now_ns, refresh_s=refresh_s,
-                               journal=OrderJournal(journals, runner.run_id),
-                               rehearse_every_s=rehearse_every_s)
+        adapter = HyperliquidPort(venue, rehearse_coin=next(iter(coins.values())),
+                                  rehearse_every_s=rehearse_every_s)
+        port = OrderManager(adapter, runner.engine.desk, runner.run_id, coins,
+                            now_ns=now_ns, refresh_s=refresh_s,
+                            journal=OrderJournal(journals, runner.run_id))
         runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,
                            reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
                            settle_s=settle_s)
