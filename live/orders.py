@@ -122,11 +122,12 @@ class OrderManager(LegBook):
     def __init__(self, venue: VenueAdapter, desk: ExecutionDesk, run_id: str,
                  coins: Mapping[str, str], *,
                  now_ns: Callable[[], int] = time.time_ns, refresh_s: float = 0.5,
-                 journal: OrderJournal | None = None) -> None:
+                 poll_s: float = 1.0, journal: OrderJournal | None = None) -> None:
         super().__init__(run_id, coins, now_ns=now_ns, journal=journal)
         self.venue = venue
         self.desk = desk
         self.refresh_s = refresh_s
+        self.poll_s = poll_s
         self.requests = VenueRequests(venue)
         self.queue: asyncio.Queue[object] | None = None
         self._outbox: list[Callable[[], None]] = []  # requests of this step, not started
@@ -213,14 +214,25 @@ class OrderManager(LegBook):
 
     async def start(self, queue: asyncio.Queue[object]) -> None:
         """Deliver messages to ``queue`` from now on (the adapter's pushes too); look up
-        the legs a previous process left (a restart)."""
+        the legs a previous process left (a restart). An adapter that does not push is
+        polled instead: every ``poll_s`` each leg that rests there is looked up, so a
+        fill or a cancel at the venue is learnt within that, not at reconciliation."""
         self.queue = queue
         self.requests.bind(queue.put_nowait)
         if isinstance(self.venue, PushingAdapter):
             await self.venue.connect(queue.put_nowait)
+        else:
+            self.requests.spawn(self._poll())
         for t in list(self.by_cloid.values()):  # legs a previous process left (a restart)
             if not t.placing:
                 self.refresh(t)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            for t in list(self.by_cloid.values()):
+                if not t.placing and t.done is None:
+                    self.refresh(t)
 
     async def close(self) -> None:
         self._closed = True
