@@ -2,12 +2,14 @@
 ``live.port`` (``tests.fakes.loopback``: no stream, no names for order types, nothing of
 Hyperliquid) runs a whole live session through the same runner, order manager and
 reconciliation. Orders are placed, rest, fill, expire, are cancelled and are refused
-while the venue is down; the store ends equal to the venue's own books."""
+while the venue is down; the store ends equal to the venue's own books. Registered as a
+venue kind (``live.venues``), it is traded by ``quorum live``'s own session code."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,10 +18,14 @@ from live.orders import OrderManager
 from live.port import DescribingAdapter, PushingAdapter, VenueAdapter
 from live.records import OPEN_STATUSES, create_tables
 from live.runner import LiveRunner
+from live.venues import kind_of, register, venue_kind
+from quorum.live import VenueSession, open_venue_session
 from sim.config import parse_duration, parse_scenario
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data
 from sim.store import DuckDBStore
+from sim.validation import PromotionVerdict
+from tests.fakes.clock import ManualClock
 from tests.fakes.loopback import LoopbackVenue
 from tests.integration.test_live_seam import _bars
 
@@ -146,3 +152,113 @@ def test_a_session_on_an_adapter_that_knows_only_the_contract(tmp_path, executio
         assert by_status.get("expired")
         assert all(venue.states[c].status == "expired" for c in by_status["expired"]
                    if c in venue.states)
+
+
+# -- the same adapter as a venue kind: ``quorum live``'s session code builds it by kind --
+
+
+@dataclass(frozen=True)
+class LoopbackSettings:
+    network: str = "loop"
+    rest_url: str = "memory://loopback"
+
+
+class LoopbackConnection(LoopbackVenue):
+    """The loopback account as a connection: markets, and the account value."""
+
+    async def load_markets(self) -> dict[str, object]:
+        return {"ETH": object()}
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class LoopbackKind:
+    """A venue kind registered by this test (``live.venues``): nothing in quorum.live or
+    the core names it."""
+
+    name = "loopback"
+    title = "Loopback"
+    retry_log = "tests.loopback"
+
+    def __init__(self) -> None:
+        self.bars: list[Bar] = []
+        self.feeds: list[SessionFeed] = []
+        self.connections: list[LoopbackConnection] = []
+
+    def settings(self, *, testnet: bool, url: str | None) -> LoopbackSettings:
+        return LoopbackSettings()
+
+    def owns(self, settings: object) -> bool:
+        return isinstance(settings, LoopbackSettings)
+
+    def interval_name(self, interval_ns: int) -> str:
+        return f"{interval_ns // 60_000_000_000}m"
+
+    def connect(self, settings: Any, credentials: Any = None) -> LoopbackConnection:
+        connection = LoopbackConnection()
+        connection.price["ETH"] = self.bars[0].open
+        self.connections.append(connection)
+        return connection
+
+    def candle_feed(self, settings: Any, coins: Any, interval_ns: int, **kw: Any
+                    ) -> SessionFeed:
+        feed = SessionFeed(self.bars, self.connections[-1])
+        self.feeds.append(feed)
+        return feed
+
+    def adapter(self, connection: Any, *, coins: Any, rehearse_every_s: Any = None
+                ) -> LoopbackConnection:
+        return connection  # the connection answers the contract itself
+
+    def unreachable(self, settings: Any, exc: Exception) -> Exception:
+        return RuntimeError(f"loopback: {exc}")
+
+
+class SessionFeed(Feed):
+    """``Feed`` once the session exists (``session``: its runner and order manager)."""
+
+    def __init__(self, bars: list[Bar], venue: LoopbackVenue) -> None:
+        self.bars, self.venue, self.compared_holding = bars, venue, 0
+
+    async def check_warmup(self) -> None:
+        return None
+
+    def attach(self, session: VenueSession) -> None:
+        self.runner, self.port = session.runner, session.port
+
+
+KIND = LoopbackKind()
+register("loopback", f"{__name__}:KIND")
+
+
+def test_quorum_live_builds_a_session_on_any_registered_venue_kind(tmp_path) -> None:
+    """``open_venue_session`` finds the kind by the settings it made and builds the
+    connection, candle feed and adapter through it: the loopback venue is traded, and
+    the session is recorded as its own."""
+    config = parse_scenario({**SCENARIO, "execution": {"order_type": "market"}})
+    streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
+    KIND.bars = _bars(load_market_data(config, streams.data))
+    assert venue_kind("loopback") is KIND and kind_of(LoopbackSettings()) is KIND
+
+    async def go(store: DuckDBStore) -> str:
+        session = await open_venue_session(
+            config, store, LoopbackSettings(), PromotionVerdict(True, "test", "cafe"),
+            override_reason=None, kill_file=tmp_path / "runs.kill", credentials=None,
+            clock=ManualClock(KIND.bars[0].ts), settle_s=5.0, refresh_s=0.01)
+        feed = KIND.feeds[-1]
+        feed.attach(session)
+        assert session.port.venue is KIND.connections[-1]
+        return (await session.run()).run_id
+
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        run_id = asyncio.run(go(store))
+        venue = KIND.connections[-1]
+        assert venue.closed and venue.trades
+        (kind, network, status) = store.con.execute(
+            "SELECT s.venue, s.network, r.status FROM live_sessions s JOIN runs r USING"
+            " (run_id) WHERE run_id = ?", [run_id]).fetchone()
+        assert (kind, network, status) == ("loopback", "loop", "completed")
+        booked = store.con.execute("SELECT tid FROM venue_fills WHERE run_id = ? ORDER BY tid",
+                                   [run_id]).fetchall()
+        assert [t for (t,) in booked] == [f.tid for f in venue.trades]

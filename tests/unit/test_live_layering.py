@@ -183,7 +183,7 @@ def test_no_core_module_names_a_venue() -> None:
     assert not named
 
 
-_KERNEL_STATE = {"desk", "portfolio", "engine", "runner", "views", "recorder", "risk"}
+_KERNEL_STATE = {"desk", "portfolio", "engine", "views"}
 
 
 def _adapter_modules() -> dict[str, Path]:
@@ -228,3 +228,24 @@ def test_no_adapter_subclasses_a_core_class() -> None:
 
 # What an adapter may extend: the contract's message and error types.
 _CONTRACT_BASES = {"VenueMessage", "OrderNotSent", "OutcomeUnknown"}
+
+
+def test_quorum_live_builds_venues_by_kind_and_imports_no_adapter() -> None:
+    """``quorum live``'s session code finds a venue's kind in the registry (``live.venues``)
+    by name: it imports no adapter folder, so a new venue needs no change there."""
+    adapters = {"live." + p.name for p in (ROOT / "live").iterdir()
+                if p.is_dir() and (p / "__init__.py").exists()}
+    imported = _imports(ROOT / "quorum/live.py")
+    assert not {m for m in imported if any(m == a or m.startswith(a + ".") for a in adapters)}
+    assert "live.venues" in imported
+
+
+def test_a_venue_kind_is_found_by_its_folder_name() -> None:
+    import pytest
+
+    from live.venues import kind_of, venue_kind
+
+    kind = venue_kind("hyperliquid")  # imports live.hyperliquid, which registers it
+    assert kind.name == "hyperliquid" and kind_of(kind.settings(testnet=True, url=None)) is kind
+    with pytest.raises(ValueError, match=r"unknown venue 'nowhere' \(known: .*hyperliquid"):
+        venue_kind("nowhere")
