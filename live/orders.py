@@ -47,6 +47,7 @@ from live.port import (
 )
 from live.records import Durable, client_order_id
 from live.requests import Placed, Refreshed, VenueRequests
+from live.shapes import order_request, reduce_only
 from live.tracking import LegBook, Tracked
 from live.venue_types import (
     CANCELED,
@@ -56,15 +57,14 @@ from live.venue_types import (
     RESTING,
     TRIGGERED,
     FundingPayment,
-    OrderRequest,
     OrderState,
     VenueFill,
 )
 from sim import orders as lifecycle
 from sim.execution import ExecutionDesk
-from sim.orders import FLATTEN, IOC, LIMIT, MARKET, TAKE_PROFIT, Leg, Order
+from sim.orders import IOC, MARKET, Leg, Order
 
-__all__ = ["OrderManager", "OrderPort", "Placed", "Refreshed", "Tracked", "reduce_only"]
+__all__ = ["OrderManager", "OrderPort", "Placed", "Refreshed", "Tracked"]
 
 _EPS = 1e-9
 
@@ -174,35 +174,10 @@ class OrderManager(LegBook):
     # -- order shapes ----------------------------------------------------------------------
 
     def prepare(self, life: Order, leg: Leg, cloid: str, coin: str) -> PreparedOrder:
-        """The leg as the venue's order (its adapter's ``prepare``); no I/O."""
-        return self.venue.prepare(self.request(life, leg, cloid, coin))
-
-    def request(self, life: Order, leg: Leg, cloid: str, coin: str) -> OrderRequest:
-        """The leg as a neutral order request: a market order with the last close as the
-        reference its slippage bound is taken from; a bracket's take-profit a "tp"
-        trigger at its level (a market order once fired); a limit order with its time in
-        force ("alo" when post-only); a stop (a stop entry, a stop-loss) an "sl" trigger.
-        Flattening orders go reduce-only, as do the legs the scenario marked so."""
-        is_buy = leg.quantity > 0
-        size = abs(leg.quantity)
-        only_reduce = reduce_only(life)
-        if life.kind == MARKET:
-            view = self.desk.views[life.s]
-            ref = view.close if view.close == view.close and view.close > 0 else life.ref_price
-            return OrderRequest(coin, is_buy, size, "market", ref, cloid,
-                                reduce_only=only_reduce)
-        if life.role == TAKE_PROFIT:  # a bracket's limit: a take-profit trigger at its level
-            assert life.limit_price is not None
-            return OrderRequest(coin, is_buy, size, "trigger", life.limit_price, cloid,
-                                trigger="tp", reduce_only=only_reduce)
-        if life.kind == LIMIT:
-            tif = "alo" if life.post_only else ("ioc" if life.tif == IOC else "gtc")
-            assert life.limit_price is not None
-            return OrderRequest(coin, is_buy, size, "limit", life.limit_price, cloid, tif=tif,
-                                reduce_only=only_reduce)
-        assert life.stop_price is not None
-        return OrderRequest(coin, is_buy, size, "trigger", life.stop_price, cloid,
-                            trigger="sl", reduce_only=only_reduce)
+        """The leg as the venue's order (its adapter's ``prepare``); no I/O. A market
+        order's slippage bound is taken from the symbol's last close."""
+        close = self.desk.views[life.s].close if life.kind == MARKET else float("nan")
+        return self.venue.prepare(order_request(life, leg, cloid, coin, close))
 
     def venue_type(self, prepared: PreparedOrder) -> str:
         """The venue's order type of ``prepared``, for the ``venue_orders`` row."""
@@ -449,8 +424,3 @@ class OrderManager(LegBook):
         while one is under way is that one)."""
         self.requests.snapshot(self.generation,
                                max(self.funding_since_ms + 1, self.funding_cursor_ms))
-
-
-def reduce_only(life: Order) -> bool:
-    """Whether the leg may only reduce a position at the venue (risk's flattening too)."""
-    return life.reduce_only or life.role == FLATTEN
