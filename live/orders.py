@@ -124,6 +124,8 @@ class OrderManager(LegBook):
                  now_ns: Callable[[], int] = time.time_ns, refresh_s: float = 0.5,
                  poll_s: float = 1.0, journal: OrderJournal | None = None) -> None:
         super().__init__(run_id, coins, now_ns=now_ns, journal=journal)
+        if poll_s <= 0:
+            raise ValueError(f"poll_s must be positive, got {poll_s}")
         self.venue = venue
         self.desk = desk
         self.refresh_s = refresh_s
