@@ -72,7 +72,7 @@ _EPS = 1e-9
 class OrderPort(Protocol):
     """One venue account as the external venue of one live run, as the core (runner,
     reconciliation, recovery, funding) drives it: it tracks the run's legs at the venue
-    (``live.orders.Tracked``, by cloid and venue id), books what the venue reports through
+    (``live.tracking.Tracked``, by cloid and venue id), books what the venue reports through
     the desk's one fill and funding paths, and keeps its rows for the next commit
     (``take_records``). Its state changes only through these methods."""
 
