@@ -1,111 +1,78 @@
 """The venue-neutral order manager of a live run: the one OMS for any real venue.
 
 The desk hands a routed leg to ``submit`` and a cancel to ``cancel``; both return at once.
-The I/O (placing through the adapter's contract, ``live.port.VenueAdapter``; lookups by
-cloid; fills) runs in asyncio tasks that only put their outcome on the live runner's queue
-as a ``VenueMessage``. The runner's single consumer calls ``apply`` with each message,
-which drives the desk (``external_accepted`` / ``external_fill`` / ``external_closed``):
-fills are booked by the desk's one fill path into the one ledger and recorded in the run's
-usual tables. A venue's adapter package subclasses ``OrderManager`` only for what is its
-own wire: pushes, transport errors, a request written ahead of its task.
+The manager composes two halves: ``live.tracking.LegBook`` (what it knows of its legs,
+their write-ahead rows and durable records) and ``live.requests.VenueRequests`` (the I/O:
+placing, lookups by cloid, cancels and account snapshots through the adapter's contract,
+``live.port.VenueAdapter``, in tasks that only deliver messages). What the venue reports
+reaches the kernel as messages: the requests' answers and an adapter's pushes
+(``OrdersUpdated``, ``FillsReported``, ``Reconnected``) go on the live runner's queue,
+and its single consumer calls ``apply`` with each; only here are they applied to the
+desk (``external_accepted`` / ``external_fill`` / ``external_closed``): fills are booked
+by the desk's one fill path into the one ledger and recorded in the run's usual tables.
+An adapter translates and does I/O; it never sees the desk.
 
-Each leg is a ``Tracked`` record from submission (or adoption after a restart) until the
-desk closed it, keyed by the core's client order id (``cloid``, from run id, order id and
-leg: ``live.records.client_order_id``) and, once the venue answers, by its order id.
-
-Durability (``live.records``, ``live.journal``): the leg's ``venue_orders`` row is
-appended to the run's journal when it is submitted, and its request starts only after
-that (``start_requests``): write-ahead. Each booked fill's venue trade id is written with
-the ``fills`` row in one transaction, and a trade id is booked once; funding likewise,
-once per (coin, time), payments up to the run's start not the run's.
+Durability: a leg's row is written ahead (``LegBook.write_ahead``) when it is submitted,
+and its request starts only after that (``start_requests``). Each booked fill's venue
+trade id is written with the ``fills`` row in one transaction, and a trade id is booked
+once; funding likewise, once per (coin, time), payments up to the run's start not the
+run's.
 
 Outcomes -> the desk's terminal states: filled -> filled; an IOC's (or a fired market
-trigger's) unfilled rest canceled by the venue, or an IOC that matched nothing -> expired;
-canceled after the desk asked (replace, ``order_ttl``, run end) -> that request's state;
-canceled by the venue on its own (margin, reduce-only) -> cancelled with the venue's word;
-refused -> rejected with the venue's message; not found at the venue once nothing is in
-flight -> rejected ("never placed"). A leg ends only when every fill the venue reports for
-it is booked.
+trigger's) unfilled rest canceled by the venue, or an IOC that matched nothing (status
+``expired``) -> expired; canceled after the desk asked (replace, ``order_ttl``, run end)
+-> that request's state; canceled by the venue on its own (margin, reduce-only) ->
+cancelled with the venue's word; refused -> rejected with the venue's message; not found
+at the venue once nothing is in flight -> rejected ("never placed"). A leg ends only when
+every fill the venue reports for it is booked.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from live.journal import OrderJournal
-from live.port import PreparedOrder, Snapshot, VenueAdapter, VenueMessage
+from live.port import (
+    DescribingAdapter,
+    FillsReported,
+    OrdersUpdated,
+    PreparedOrder,
+    PushingAdapter,
+    Reconnected,
+    VenueAdapter,
+    VenueMessage,
+)
 from live.records import Durable, client_order_id
+from live.requests import Placed, Refreshed, VenueRequests
+from live.shapes import order_request, reduce_only
+from live.tracking import LegBook, Tracked
 from live.venue_types import (
     CANCELED,
+    EXPIRED,
     FILLED,
     REJECTED,
     RESTING,
     TRIGGERED,
     FundingPayment,
-    OrderRequest,
     OrderState,
     VenueFill,
 )
 from sim import orders as lifecycle
 from sim.execution import ExecutionDesk
-from sim.orders import FLATTEN, IOC, LIMIT, MARKET, TAKE_PROFIT, Leg, Order
+from sim.orders import IOC, MARKET, Leg, Order
+
+__all__ = ["OrderManager", "OrderPort", "Placed", "Refreshed", "Tracked"]
 
 _EPS = 1e-9
-
-
-@dataclass(slots=True, eq=False)
-class Tracked:
-    """One leg at the venue, from submission until the desk has closed it."""
-
-    leg: Leg
-    cloid: str
-    coin: str
-    size: float  # absolute size sent (rounded to the venue's lot)
-    ioc: bool
-    placing: bool = True  # the place request has not answered yet
-    acked: bool = False
-    oid: int | None = None
-    venue_filled: float = 0.0  # absolute, as the venue reports it
-    booked: float = 0.0  # absolute, booked from fills
-    done: tuple[str, str] | None = None  # the venue says it ended: (desk state, reason)
-    close: tuple[str, str] | None = None  # the desk asked to cancel it: (state, reason)
-    cancel_sent: bool = False
-    refreshing: bool = False
-    status: str = "sent"
-    triggered: bool = False  # a trigger order the venue has fired (it executes now)
-
-
-@dataclass(frozen=True, slots=True)
-class Placed(VenueMessage):
-    """The answer to placing a leg: a definite state, or an error (``unresolved``: it may
-    have landed; the cloid settles it)."""
-
-    cloid: str
-    state: OrderState | None
-    error: str | None = None
-    unresolved: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Refreshed(VenueMessage):
-    """The venue's view of one leg, looked up by cloid, with its fills."""
-
-    cloid: str
-    state: OrderState | None
-    fills: tuple[VenueFill, ...] = ()
-    error: str | None = None
 
 
 class OrderPort(Protocol):
     """One venue account as the external venue of one live run, as the core (runner,
     reconciliation, recovery, funding) drives it: it tracks the run's legs at the venue
-    (``live.orders.Tracked``, by cloid and venue id), books what the venue reports through
+    (``live.tracking.Tracked``, by cloid and venue id), books what the venue reports through
     the desk's one fill and funding paths, and keeps its rows for the next commit
     (``take_records``). Its state changes only through these methods."""
 
@@ -148,40 +115,25 @@ class OrderPort(Protocol):
               detail: str) -> None: ...
 
 
-class OrderManager:
-    """The legs of one live run at one venue account (``venue``: its adapter)."""
+class OrderManager(LegBook):
+    """The legs of one live run at one venue account (``venue``: its adapter, used only
+    through the contract of ``live.port``)."""
 
     def __init__(self, venue: VenueAdapter, desk: ExecutionDesk, run_id: str,
                  coins: Mapping[str, str], *,
                  now_ns: Callable[[], int] = time.time_ns, refresh_s: float = 0.5,
-                 journal: OrderJournal | None = None) -> None:
+                 poll_s: float = 1.0, journal: OrderJournal | None = None) -> None:
+        super().__init__(run_id, coins, now_ns=now_ns, journal=journal)
+        if poll_s <= 0:
+            raise ValueError(f"poll_s must be positive, got {poll_s}")
         self.venue = venue
         self.desk = desk
-        self.run_id = run_id
-        self.coins = dict(coins)  # symbol -> coin
-        self.symbol_of = {c: s for s, c in self.coins.items()}
-        self.now_ns = now_ns
         self.refresh_s = refresh_s
-        self.journal = journal or OrderJournal(None, run_id)
-        self.by_cloid: dict[str, Tracked] = {}
-        self.by_leg: dict[int, Tracked] = {}
-        self.by_oid: dict[int, Tracked] = {}
-        self.booked: set[int] = set()  # venue trade ids booked in this run
-        self.funded: set[tuple[str, int]] = set()  # (coin, time ms) of funding booked
-        # Funding settled at or before this time (ms) is not the run's: the run's start
-        # (``live.recovery`` restores it for a resumed run).
-        self.funding_since_ms = now_ns() // 1_000_000
-        self.funding_cursor_ms = 0  # the latest funding time booked (the next fetch's start)
-        # Capital the venue account holds beyond the run's equity, fixed at the run's first
-        # account comparison (``live.reconcile`` rule 5), and the last difference alerted.
-        self.account_outside: float | None = None
-        self.account_alerted: float | None = None
-        self._snapshotting = False
+        self.poll_s = poll_s
+        self.polls = 0  # lookups rounds of an adapter that does not push (see ``start``)
+        self.requests = VenueRequests(venue)
         self.queue: asyncio.Queue[object] | None = None
-        self.generation = 0  # bumped by every order event: reconciliation needs quiet
-        self._outbox: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self._durable = Durable()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: list[Callable[[], None]] = []  # requests of this step, not started
         self._closed = False
 
     # -- the venue port (called by the desk) -----------------------------------------------
@@ -193,9 +145,9 @@ class OrderManager:
         prepared = self.prepare(life, leg, cloid, coin)
         t = Tracked(leg, cloid, coin, prepared.size,
                     life.kind == MARKET or life.tif == IOC)
-        self._track(t)
+        self.track(t)
         now = self.now_ns()
-        row = {
+        self.write_ahead({  # durable before the request can start
             "run_id": self.run_id, "order_id": life.order_id, "leg": leg_no, "cloid": cloid,
             "venue": leg.venue.name, "symbol": life.symbol, "coin": coin,
             "quantity": leg.quantity, "size": prepared.size, "price": prepared.price,
@@ -205,14 +157,13 @@ class OrderManager:
             "limit_price": life.limit_price, "stop_price": life.stop_price,
             "post_only": life.post_only, "role": life.role, "parent_id": life.parent_id,
             "replaces": life.replaces, "status": "sent", "oid": None, "filled": 0.0,
-            "message": prepared.rejection, "sent_ns": now, "updated_ns": now}
-        self.journal.append(row)  # write-ahead: durable before the request can start
-        self._durable.orders.append(row)
-        if prepared.rejection is not None:
+            "message": prepared.rejection, "sent_ns": now, "updated_ns": now})
+        requests = self.requests
+        if prepared.rejection is not None:  # refused locally: nothing is sent
             state = OrderState(cloid, coin, REJECTED, prepared.size, message=prepared.rejection)
-            self._outbox.append(lambda: self._deliver(Placed(cloid, state)))
+            self._outbox.append(lambda: requests.deliver_later(Placed(cloid, state)))
         else:
-            self._outbox.append(lambda: self._dispatch(t, prepared))
+            self._outbox.append(lambda: requests.place(prepared))
 
     def cancel(self, leg: Leg, code: str, reason: str) -> None:
         t = self.by_leg.get(id(leg))
@@ -226,70 +177,57 @@ class OrderManager:
     # -- order shapes ----------------------------------------------------------------------
 
     def prepare(self, life: Order, leg: Leg, cloid: str, coin: str) -> PreparedOrder:
-        """The leg as the venue's order (its adapter's ``prepare``); no I/O."""
-        return self.venue.prepare(self.request(life, leg, cloid, coin))
+        """The leg as the venue's order (its adapter's ``prepare``); no I/O. A market
+        order's slippage bound is taken from the symbol's last close."""
+        close = self.desk.views[life.s].close if life.kind == MARKET else float("nan")
+        return self.venue.prepare(order_request(life, leg, cloid, coin, close))
 
-    def request(self, life: Order, leg: Leg, cloid: str, coin: str) -> OrderRequest:
-        """The leg as a neutral order request: a market order with the last close as the
-        reference its slippage bound is taken from; a bracket's take-profit a "tp"
-        trigger at its level (a market order once fired); a limit order with its time in
-        force ("alo" when post-only); a stop (a stop entry, a stop-loss) an "sl" trigger.
-        Flattening orders go reduce-only, as do the legs the scenario marked so."""
-        is_buy = leg.quantity > 0
-        size = abs(leg.quantity)
-        only_reduce = reduce_only(life)
-        if life.kind == MARKET:
-            view = self.desk.views[life.s]
-            ref = view.close if view.close == view.close and view.close > 0 else life.ref_price
-            return OrderRequest(coin, is_buy, size, "market", ref, cloid,
-                                reduce_only=only_reduce)
-        if life.role == TAKE_PROFIT:  # a bracket's limit: a take-profit trigger at its level
-            assert life.limit_price is not None
-            return OrderRequest(coin, is_buy, size, "trigger", life.limit_price, cloid,
-                                trigger="tp", reduce_only=only_reduce)
-        if life.kind == LIMIT:
-            tif = "alo" if life.post_only else ("ioc" if life.tif == IOC else "gtc")
-            assert life.limit_price is not None
-            return OrderRequest(coin, is_buy, size, "limit", life.limit_price, cloid, tif=tif,
-                                reduce_only=only_reduce)
-        assert life.stop_price is not None
-        return OrderRequest(coin, is_buy, size, "trigger", life.stop_price, cloid,
-                            trigger="sl", reduce_only=only_reduce)
+    def venue_type(self, prepared: PreparedOrder) -> str:
+        """The venue's order type of ``prepared``, for the ``venue_orders`` row."""
+        if isinstance(self.venue, DescribingAdapter):
+            return self.venue.venue_type(prepared)
+        return "none" if prepared.rejection is not None else "order"
 
     # -- the runner's side -----------------------------------------------------------------
 
     async def start(self, queue: asyncio.Queue[object]) -> None:
-        """Deliver messages to ``queue`` from now on; look up the legs a previous process
-        left (a restart)."""
+        """Deliver messages to ``queue`` from now on (the adapter's pushes too); look up
+        the legs a previous process left (a restart). An adapter that does not push is
+        polled instead: every ``poll_s`` each leg that rests there is looked up, so a
+        fill or a cancel at the venue is learnt within that, not at reconciliation."""
         self.queue = queue
-        self._look_up_adopted()
-
-    def _look_up_adopted(self) -> None:
+        self.requests.bind(queue.put_nowait)
+        if isinstance(self.venue, PushingAdapter):
+            await self.venue.connect(queue.put_nowait)
+        else:
+            self.requests.spawn(self._poll())
         for t in list(self.by_cloid.values()):  # legs a previous process left (a restart)
             if not t.placing:
                 self.refresh(t)
 
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            self.polls += 1
+            for t in list(self.by_cloid.values()):
+                if not t.placing and t.done is None:
+                    self.refresh(t)
+
     async def close(self) -> None:
         self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def take_records(self) -> Durable:
-        """What waits to be written, handed over (``write_records``, on any connection)."""
-        records, self._durable = self._durable, Durable()
-        return records
+        await self.requests.close()
+        if isinstance(self.venue, PushingAdapter):
+            await self.venue.disconnect()
 
     def start_requests(self) -> None:
         """Start the requests submitted since the last call (write-ahead: their rows are
-        in the journal already). An order's request is written here, before this
-        returns, when the adapter writes it at once (its ``_dispatch``)."""
+        in the journal already). An adapter may write an order's request before its
+        ``place`` returns: then it is on the wire when this returns."""
         if self._closed:  # the session is over: what is left is resolved by the next one
             return
         outbox, self._outbox = self._outbox, []
-        for make in outbox:
-            self._spawn(make())
+        for start in outbox:
+            start()
 
     @property
     def idle(self) -> bool:
@@ -306,10 +244,23 @@ class OrderManager:
             and t.close is None and t.done is None for t in self.by_cloid.values())
 
     def apply(self, msg: VenueMessage) -> None:
+        """Apply one message of the venue (an answer, a push) to the legs and the desk."""
         if isinstance(msg, Placed):
             self._placed(msg)
         elif isinstance(msg, Refreshed):
             self._refreshed(msg)
+        elif isinstance(msg, FillsReported):
+            for fill in msg.fills:
+                self.book(fill)
+        elif isinstance(msg, OrdersUpdated):
+            for state in msg.states:
+                t = self.find(state.cloid, state.oid)
+                if t is not None and not t.placing:
+                    self._apply_state(t, state)
+        elif isinstance(msg, Reconnected):  # anything may have been missed: look it all up
+            for t in list(self.by_cloid.values()):
+                if not t.placing:
+                    self.refresh(t)
 
     # -- applying what the venue said ------------------------------------------------------
 
@@ -321,7 +272,7 @@ class OrderManager:
         if msg.state is not None:
             self._apply_state(t, msg.state)
         elif msg.unresolved:
-            self._status(t, "unresolved", msg.error)
+            self.set_status(t, "unresolved", msg.error)
             self.refresh(t, delay=self.refresh_s)
         else:  # nothing reached the venue (refused before running, or never connected)
             t.done = (lifecycle.REJECTED, f"venue unreachable: {msg.error}")
@@ -350,18 +301,16 @@ class OrderManager:
             self.refresh(t, delay=self.refresh_s)
 
     def _apply_state(self, t: Tracked, state: OrderState) -> None:
-        if state.oid is not None and t.oid is None:
-            t.oid = state.oid
-            self.by_oid[state.oid] = t
+        if state.oid is not None:
+            self.learn_oid(t, state.oid)
         if t.done is not None:
             t.venue_filled = max(t.venue_filled, state.filled_size)
             self._finish(t)
             return
         status = state.status
-        if status == REJECTED:
-            message = state.message or state.venue_status or "rejected"
-            code = lifecycle.EXPIRED if self.matched_nothing(message) else lifecycle.REJECTED
-            t.done = (code, message)
+        if status in (REJECTED, EXPIRED):
+            message = state.message or state.venue_status or status
+            t.done = (lifecycle.EXPIRED if status == EXPIRED else lifecycle.REJECTED, message)
         else:
             if not t.acked:
                 t.acked = True
@@ -369,7 +318,7 @@ class OrderManager:
             if status == TRIGGERED:
                 t.triggered = True
             if status in (RESTING, TRIGGERED):
-                self._status(t, "resting", None)
+                self.set_status(t, "resting", None)
                 if t.close is not None and not t.cancel_sent:
                     self._send_cancel(t)
                 return
@@ -393,14 +342,12 @@ class OrderManager:
         """Book one venue fill of ours, once (by trade id); False if not booked."""
         if fill.tid in self.booked:
             return False
-        t = self.by_cloid.get(fill.cloid or "") or self.by_oid.get(fill.oid)
+        t = self.find(fill.cloid, fill.oid)
         if t is None:
             return False  # not this run's (an earlier session, another client): reconcile
         self.booked.add(fill.tid)
         self.generation += 1
-        if t.oid is None:
-            t.oid = fill.oid
-            self.by_oid[fill.oid] = t
+        self.learn_oid(t, fill.oid)
         if not t.acked:
             t.acked = True
             self.desk.external_accepted(t.leg, self.now_ns())
@@ -408,9 +355,8 @@ class OrderManager:
                                           fill.price, fill.fee,
                                           "taker" if fill.crossed else "maker")
         t.booked += abs(fill.size)
-        self._durable.fills.append((fill.tid, fill_id, t.leg.order.order_id, t.cloid,
-                                    fill.oid, fill.coin, fill.size, fill.price, fill.fee,
-                                    fill.time_ms))
+        self.record_fill((fill.tid, fill_id, t.leg.order.order_id, t.cloid, fill.oid,
+                          fill.coin, fill.size, fill.price, fill.fee, fill.time_ms))
         if t.done is not None:
             self._finish(t)
         return True
@@ -433,35 +379,9 @@ class OrderManager:
         self.funding_cursor_ms = max(self.funding_cursor_ms, pay.time_ms)
         desk.router.observe_funding(symbol, pay.rate)
         desk.book_funding(s, pay.time_ms * 1_000_000, pay.szi, mark, pay.rate, pay.usdc)
-        self._durable.funding.append((pay.coin, pay.time_ms, symbol, pay.usdc, pay.szi,
-                                      pay.rate, pay.hash))
+        self.record_funding((pay.coin, pay.time_ms, symbol, pay.usdc, pay.szi, pay.rate,
+                             pay.hash))
         return True
-
-    def record_account(self, account_value: float, store_equity: float) -> None:
-        """Fix the capital outside the run (its first account comparison), durably."""
-        self.account_outside = account_value - store_equity
-        self._durable.account = (self.now_ns(), account_value, store_equity)
-
-    def note_account_difference(self, diff: float | None) -> None:
-        """The account difference last alerted (None: the account agrees again)."""
-        self.account_alerted = diff
-
-    def restore_funding(self, since_ms: int | None, booked: Iterable[tuple[str, int]],
-                        outside: float | None) -> None:
-        """Continue a stored run's funding (``live.funding``): payments up to ``since_ms``
-        (the run's first start) are not the run's, ``booked`` (coin, time ms) are booked
-        already and the next fetch starts at the latest; ``outside`` is the capital the
-        account holds beyond the run (None: not fixed yet)."""
-        if since_ms is not None:
-            self.funding_since_ms = since_ms
-        for coin, time_ms in booked:
-            self.funded.add((coin, time_ms))
-            self.funding_cursor_ms = max(self.funding_cursor_ms, time_ms)
-        self.account_outside = outside
-
-    def know_booked(self, tids: Iterable[int]) -> None:
-        """Venue trade ids a previous process of the run booked: never booked again."""
-        self.booked |= set(tids)
 
     def _finish(self, t: Tracked) -> None:
         """Close the leg at the desk once the venue said it ended and every fill it
@@ -473,160 +393,38 @@ class OrderManager:
                 self.refresh(t, delay=self.refresh_s)
             return
         code, reason = t.done
-        self._untrack(t)
+        self.untrack(t)
         self.generation += 1
-        self._status(t, code, reason or None)
+        self.set_status(t, code, reason or None)
         self.desk.external_closed(t.leg, self.now_ns(), code, reason)
 
-    # -- requests (tasks that only enqueue) ------------------------------------------------
+    # -- requests (tasks that only deliver messages) ---------------------------------------
 
     def refresh(self, t: Tracked, delay: float = 0.0) -> None:
         """Look the leg up by cloid (state and fills), after ``delay`` seconds."""
         if t.refreshing:
             return
         t.refreshing = True
-        self._spawn(self._refresh(t.cloid, t.coin, delay))
+        self.requests.spawn(self.requests.look_up(t.cloid, t.coin, delay,
+                                                  self.by_cloid.__contains__))
 
     def _send_cancel(self, t: Tracked) -> None:
         t.cancel_sent = True
-        self._outbox.append(lambda: self._cancel(t))
+        self._outbox.append(lambda: self.requests.spawn(self._cancel(t)))
+
+    async def _cancel(self, t: Tracked) -> None:
+        await self.requests.cancel(t.coin, t.cloid)
+        if not t.refreshing:  # whatever happened, the lookup says
+            t.refreshing = True
+            await self.requests.look_up(t.cloid, t.coin, 0.0, self.by_cloid.__contains__)
 
     def cancel_foreign(self, coin: str, oid: int) -> None:
         """Cancel an open order this run does not track (reconciliation rule 3)."""
-        async def go() -> None:
-            with contextlib.suppress(Exception):
-                await self.venue.cancel(coin, oid)
-
-        self._outbox.append(go)
+        requests = self.requests
+        self._outbox.append(lambda: requests.spawn(requests.cancel_foreign(coin, oid)))
 
     def request_snapshot(self) -> None:
         """Fetch the account for reconciliation (one fetch at a time: a round asked for
         while one is under way is that one)."""
-        if self._snapshotting:
-            return
-        self._snapshotting = True
-        self._spawn(self._snapshot(self.generation))
-
-    async def _deliver(self, msg: VenueMessage) -> None:
-        assert self.queue is not None
-        self.queue.put_nowait(msg)
-
-    def _dispatch(self, t: Tracked, prepared: PreparedOrder) -> Coroutine[Any, Any, None]:
-        """The request of a submitted leg, started by ``start_requests`` (an adapter may
-        write it at once: see its port)."""
-        return self._place(t, prepared)
-
-    async def _place(self, t: Tracked, prepared: PreparedOrder) -> None:
-        try:
-            state = await self.venue.place(prepared)
-        except Exception as exc:  # it may have landed; the cloid settles it
-            msg = self.place_failed(t.cloid, exc)
-        else:
-            msg = Placed(t.cloid, state)
-        await self._deliver(msg)
-
-    def place_failed(self, cloid: str, exc: Exception) -> Placed:
-        """What placing an order that raised ``exc`` says: by default the outcome is
-        unknown (it may have landed) and the cloid is looked up."""
-        return Placed(cloid, None, f"{type(exc).__name__}: {exc}", unresolved=True)
-
-    # -- what an adapter says of its own wire ----------------------------------------------
-
-    def venue_type(self, prepared: PreparedOrder) -> str:
-        """The venue's order type of ``prepared``, for the ``venue_orders`` row."""
-        return "none" if prepared.rejection is not None else "order"
-
-    def matched_nothing(self, message: str) -> bool:
-        """A rejection that means an IOC found nothing to match: it expired."""
-        return False
-
-    async def _cancel(self, t: Tracked) -> None:
-        with contextlib.suppress(Exception):  # whatever happened, the lookup says
-            await self.venue.cancel_by_cloid(t.coin, t.cloid)
-        if not t.refreshing:
-            t.refreshing = True
-            await self._refresh(t.cloid, t.coin, 0.0)
-
-    async def _refresh(self, cloid: str, coin: str, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-            if cloid not in self.by_cloid:
-                return  # settled meanwhile (the push came): nothing to ask, no weight spent
-        try:
-            state = await self.venue.order_state(cloid, coin)
-            oid = state.oid if state is not None else None
-            fills = tuple(f for f in await self.venue.fills()
-                          if f.cloid == cloid or (oid is not None and f.oid == oid))
-        except Exception as exc:
-            await self._deliver(Refreshed(cloid, None, (), f"{type(exc).__name__}: {exc}"))
-            return
-        await self._deliver(Refreshed(cloid, state, fills))
-
-    async def _snapshot(self, generation: int) -> None:
-        venue = self.venue
-        try:
-            fills = tuple(await venue.fills())
-            account = await venue.account_state()
-            open_orders = tuple(await venue.open_orders())
-            # after the account: what settled since its time is told apart (rule 5)
-            start = max(self.funding_since_ms + 1, self.funding_cursor_ms)
-            funding = tuple(await venue.funding(start))
-        except Exception as exc:
-            msg = Snapshot((), (), (), generation, f"{type(exc).__name__}: {exc}")
-        else:
-            msg = Snapshot(fills, account.positions, open_orders, generation,
-                           account=account, funding=funding)
-        finally:
-            self._snapshotting = False
-        await self._deliver(msg)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # -- bookkeeping -----------------------------------------------------------------------
-
-    def _track(self, t: Tracked) -> None:
-        self.by_cloid[t.cloid] = t
-        self.by_leg[id(t.leg)] = t
-        if t.oid is not None:
-            self.by_oid[t.oid] = t
-
-    def _untrack(self, t: Tracked) -> None:
-        self.by_cloid.pop(t.cloid, None)
-        self.by_leg.pop(id(t.leg), None)
-        if t.oid is not None:
-            self.by_oid.pop(t.oid, None)
-
-    def adopt(self, leg: Leg, cloid: str, coin: str, size: float, ioc: bool,
-              booked: float, *, oid: int | None = None,
-              close: tuple[str, str] | None = None) -> Tracked:
-        """Track a leg a previous process sent (a restart); it is looked up by cloid.
-        ``oid``: the venue's id, if the previous process learnt it; ``close``: (state,
-        reason) to cancel it with once the venue's answer is in (it does not stand)."""
-        t = Tracked(leg, cloid, coin, size, ioc, placing=False, booked=booked,
-                    status="unresolved", oid=oid, close=close)
-        self._track(t)
-        return t
-
-    def _status(self, t: Tracked, status: str, message: str | None) -> None:
-        t.status = status
-        self._durable.updates.append({
-            "cloid": t.cloid, "status": status, "oid": t.oid, "filled": t.booked,
-            "message": message, "updated_ns": self.now_ns()})
-
-    def alert(self, kind: str, symbol: str | None, coin: str | None,
-              store_value: float | None, venue_value: float | None, action: str,
-              detail: str) -> None:
-        """A difference between the venue and the store: stderr now, a stored row with
-        the next commit."""
-        print(f"quorum live: RECONCILIATION ALERT {kind} {coin or ''}: {detail}; {action}",
-              file=sys.stderr, flush=True)
-        self._durable.alerts.append((self.now_ns(), kind, symbol, coin, store_value,
-                                     venue_value, action, detail))
-
-
-def reduce_only(life: Order) -> bool:
-    """Whether the leg may only reduce a position at the venue (risk's flattening too)."""
-    return life.reduce_only or life.role == FLATTEN
+        self.requests.snapshot(self.generation,
+                               max(self.funding_since_ms + 1, self.funding_cursor_ms))

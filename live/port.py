@@ -6,6 +6,13 @@ state) asks it only what ``VenueAdapter`` lists and reads only the neutral repor
 ``live.venue_types``. What an adapter's tasks report reaches the runner's single
 consumer as a ``VenueMessage`` on its queue, never as a call into the desk.
 
+What a venue pushes (an account stream) an adapter translates into the same reports and
+hands to the core through the ``emit`` it is given on ``connect`` (``PushingAdapter``):
+``OrdersUpdated``, ``FillsReported``, ``Reconnected``. Failures of a request are told
+apart by two neutral exceptions: ``OrderNotSent`` (certainly never reached the venue)
+and ``OutcomeUnknown`` (it may have landed; the cloid settles it). An adapter needs
+nothing else of the core: it never holds the desk, the portfolio or the engine.
+
 Cursors are venue times in milliseconds: ``fills(since_ms)`` and ``funding(start_ms)``
 answer what happened at or after the cursor, so the core keeps the cursor (it knows what
 it booked) and an adapter keeps no state about what was booked.
@@ -16,8 +23,9 @@ status reports out); the names and shapes are this project's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from live.venue_types import (
     AccountState,
@@ -58,7 +66,11 @@ class VenueAdapter(Protocol):
         ...
 
     async def place(self, order: PreparedOrder) -> OrderState:
-        """Send it: a definite state, or an exception when the outcome is unknown."""
+        """Send it: a definite state, or an exception (``OrderNotSent``,
+        ``OutcomeUnknown``; any other counts as unknown). Called in the step that
+        submitted the order and awaited in a task: an adapter may write the request
+        before it returns the awaitable (a plain ``def`` returning a coroutine), so the
+        order reaches the wire without a hop through the event loop."""
         ...
 
     async def cancel_by_cloid(self, coin: str, cloid: str) -> OrderState: ...
@@ -102,6 +114,59 @@ class VenueMessage:
     consumer, on the pipeline's thread."""
 
     __slots__ = ()
+
+
+# What an adapter hands its pushes (and a stream's fatal error) to: the runner's queue.
+Emit: TypeAlias = Callable[[VenueMessage | Exception], None]
+
+
+class OrderNotSent(Exception):
+    """A request certainly never reached the venue (refused before it was sent, no
+    connection): the order does not exist there."""
+
+
+class OutcomeUnknown(Exception):
+    """A request may have reached the venue and its answer was lost: the order is
+    looked up by its cloid, never sent again."""
+
+
+@runtime_checkable
+class PushingAdapter(Protocol):
+    """An adapter whose venue pushes the account's events: between ``connect`` and
+    ``disconnect`` it emits ``OrdersUpdated``, ``FillsReported`` and ``Reconnected``
+    (anything may have been missed) as they come, or an exception that ends the
+    session (the stream gave up)."""
+
+    async def connect(self, emit: Emit) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+
+@runtime_checkable
+class DescribingAdapter(Protocol):
+    """An adapter that names the venue's order type of an order it prepared (the
+    ``venue_orders.venue_type`` column; else "order", or "none" when refused locally)."""
+
+    def venue_type(self, order: PreparedOrder) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrdersUpdated(VenueMessage):
+    """Orders of the account changed state at the venue (pushed)."""
+
+    states: tuple[OrderState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FillsReported(VenueMessage):
+    """Fills of the account (pushed); the core books each of its own once."""
+
+    fills: tuple[VenueFill, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected(VenueMessage):
+    """The adapter's stream came back after a gap: what it would have pushed may be lost."""
 
 
 @dataclass(frozen=True, slots=True)

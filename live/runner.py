@@ -15,11 +15,12 @@ After every step the buffered rows are handed to the store writer's thread as on
 transaction, at most every second (a timer commits what waits when no step comes), in a
 paper session as in a venue session: the loop never waits for DuckDB, and a process
 killed mid-session leaves at most the last second unstored. With a real venue
-(``attach_port``: an adapter's ``live.port.OrderPort``), the venue's answers and pushes are queued
-messages too, applied by the same consumer; after every step (a bar, a venue message)
-the requests submitted in that step go out first (their ``venue_orders`` rows are in the
-run's journal already: write-ahead), and the port's durable records go with the rows
-(at once when the risk engine tripped).
+(``attach_port``: the core's order manager over a venue's adapter,
+``live.orders.OrderPort``), the venue's answers and pushes are queued messages too,
+applied by the same consumer; after every step (a bar, a venue message) the requests
+submitted in that step go out first (their ``venue_orders`` rows are in the run's journal
+already: write-ahead), and the port's durable records go with the rows (at once when the
+risk engine tripped).
 Bars that had closed before the session started (the warm-up) never send an order: the
 desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
 still working and the runner waits (``settle_s``) for the venue to confirm.

@@ -16,6 +16,9 @@ from typing import Literal
 # An order's normalised status at the venue.
 RESTING, FILLED, CANCELED, REJECTED, TRIGGERED = (
     "resting", "filled", "canceled", "rejected", "triggered")
+# The venue ended it without a fill because it could not match at once (an IOC against an
+# empty book): not a refusal of the order, so the core ends the leg ``expired``.
+EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,7 @@ class OrderState:
 
     @property
     def done(self) -> bool:
-        return self.status in (FILLED, CANCELED, REJECTED)
+        return self.status in (FILLED, CANCELED, REJECTED, EXPIRED)
 
 
 @dataclass(frozen=True, slots=True)

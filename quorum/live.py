@@ -1,18 +1,20 @@
-"""``quorum live``: live Hyperliquid candles through the scenario's own pipeline.
+"""``quorum live``: a venue's live candles through the scenario's own pipeline.
 
 ``--paper``: fills simulated by the scenario's ``SimVenue`` model, a run of mode "paper".
-``--venue hyperliquid``: orders go to a Hyperliquid account (keys from the environment
+``--venue NAME``: orders go to an account at that venue (keys from the environment
 only), a run of mode "live"; a restart continues an unfinished run (``live.recovery``).
 
 What is wired here: the gate verdict (asked by the CLI before anything connects), the
-candle feed, the live runner, the venue port, the kill switch and the session record.
+candle feed, the live runner, the order manager over the venue's adapter, the kill
+switch and the session record. Everything particular to a venue comes from its kind
+(``live.venues``), found by its name or by the settings it made: this module imports
+no adapter.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,25 +26,23 @@ from typing import Any
 from live.capital import SessionCapital, session_capital, stored_capital, with_capital
 from live.clock import PacingClock
 from live.commands import CommandChannel, default_command_dir
-from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
-from live.hyperliquid.config import Credentials, HyperliquidConfig
-from live.hyperliquid.errors import TransportFailed
-from live.hyperliquid.meta import adopt_meta
-from live.hyperliquid.port import HyperliquidPort
-from live.hyperliquid.venue import HyperliquidVenue
+from live.instruments import adopt_instruments
 from live.journal import OrderJournal, absorb, journal_dir
 from live.kill import KillSwitch
+from live.orders import OrderManager
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
 from live.runner import LiveRunner
 from live.session import record_resume, record_session, session_initial_cash
+from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, kind_of, venue_kind
 from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration, source_symbols
 from sim.runner import RunResult
 from sim.store import DuckDBStore
 from sim.validation import PromotionVerdict
 
-ENV_URL = "QUORUM_HL_URL"  # REST base URL override (the WebSocket is its /ws)
-REST_LOG = "live.hyperliquid.rest"  # its retries are logged (warnings) as they happen
+# The venue `quorum live` takes its candles from, and trades on with --venue (today the
+# CLI's only choice): a name in the registry of venue kinds, not an import.
+DEFAULT_VENUE = "hyperliquid"
 
 
 def default_kill_file(db: str | Path) -> Path:
@@ -51,18 +51,16 @@ def default_kill_file(db: str | Path) -> Path:
     return Path(db).with_suffix(".kill")
 
 
-def hyperliquid_config(*, testnet: bool, url: str | None) -> HyperliquidConfig:
-    """The network's public URLs, or ``url`` (else ``$QUORUM_HL_URL``) for REST with its
-    ``/ws`` for the stream."""
-    url = url or os.environ.get(ENV_URL) or None
-    ws = None
-    if url:
-        url = url.rstrip("/")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"--url {url!r}: expected http://HOST[:PORT] or https://...")
-        ws = "ws" + url.removeprefix("http") + "/ws"
-    return HyperliquidConfig(network="testnet" if testnet else "mainnet", base_url=url,
-                             ws_url=ws)
+def venue_settings(venue: str, *, testnet: bool, url: str | None) -> VenueSettings:
+    """Venue kind ``venue``'s settings for its test or main network (``url``: another
+    base URL; ConfigError if it is bad)."""
+    return venue_kind(venue).settings(testnet=testnet, url=url)
+
+
+def hyperliquid_config(*, testnet: bool, url: str | None) -> Any:
+    """The default venue's settings (``DEFAULT_VENUE``): the public URLs of its network,
+    or ``url`` (else its environment's override)."""
+    return venue_settings(DEFAULT_VENUE, testnet=testnet, url=url)
 
 
 def live_interval_ns(config: ScenarioConfig) -> int:
@@ -92,18 +90,20 @@ def live_coins(config: ScenarioConfig) -> dict[str, str]:
     return {s: config.live.coins.get(s, s) for s in symbols}
 
 
-def check_live_config(config: ScenarioConfig) -> tuple[dict[str, str], int, str]:
-    """(coins, interval ns, Hyperliquid interval name), or ConfigError naming the field."""
+def check_live_config(config: ScenarioConfig, venue: str | VenueKind = DEFAULT_VENUE
+                      ) -> tuple[dict[str, str], int, str]:
+    """(coins, interval ns, the venue's interval name), or ConfigError naming the field."""
+    kind = venue_kind(venue) if isinstance(venue, str) else venue
     coins = live_coins(config)
     interval_ns = live_interval_ns(config)
     try:
-        name = hyperliquid_interval(interval_ns)
+        name = kind.interval_name(interval_ns)
     except ValueError as exc:
         raise ConfigError(f"scenario {config.name!r}: live.interval: {exc}") from None
     return coins, interval_ns, name
 
 
-async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: HyperliquidConfig,
+async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSettings,
                         verdict: PromotionVerdict, *, override_reason: str | None,
                         kill_file: Path, max_bars: int | None = None,
                         clock: PacingClock | None = None,
@@ -112,8 +112,10 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
     """One paper session until ``max_bars`` bars per symbol (None: until interrupted).
     The venue's market list is read first: a coin it does not list is refused (exit 2);
     a venue that cannot be reached fails the run (stored ``failed``). ``on_run``: told
-    the run id before anything is stored."""
-    coins, interval_ns, interval = check_live_config(config)
+    the run id before anything is stored. ``hl``: the settings of the venue whose
+    candles it trades on (``live.venues``)."""
+    kind = kind_of(hl)
+    coins, interval_ns, interval = check_live_config(config, kind)
     runner = LiveRunner(config, store, symbols=list(coins), mode="paper")
     if on_run is not None:
         on_run(runner.run_id)
@@ -130,17 +132,17 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
             warnings=verdict.warnings, kill_file=str(kill_file),
             initial_cash=config.initial_cash, capital=config.initial_cash)
 
-    venue = HyperliquidVenue(hl)  # market data only
+    venue = kind.connect(hl)  # market data only
     try:
-        with without_log(REST_LOG):  # a failure is one line: the attempts are in it
+        with without_log(kind.retry_log):  # a failure is one line: the attempts are in it
             assets = await venue.load_markets()
-    except Exception as exc:  # unreachable, or not Hyperliquid: the run fails on record
+    except Exception as exc:  # unreachable, or not that venue: the run fails on record
         record()
-        runner.store_failed(unreachable(hl, exc))
+        runner.store_failed(kind.unreachable(hl, exc))
     finally:
         await venue.aclose()
-    check_listed(config, hl, coins, assets)
-    feed = HyperliquidCandleFeed(
+    check_listed(config, hl, coins, assets, kind)
+    feed = kind.candle_feed(
         hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
         close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
         clock=clock)
@@ -152,13 +154,14 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyperliq
                             commands=CommandChannel(default_command_dir(store.path)))
 
 
-def check_listed(config: ScenarioConfig, hl: HyperliquidConfig, coins: dict[str, str],
-                 assets: Mapping[str, object]) -> None:
+def check_listed(config: ScenarioConfig, hl: VenueSettings, coins: dict[str, str],
+                 assets: Mapping[str, object], kind: VenueKind | None = None) -> None:
     """Every coin the scenario trades is a perpetual the venue lists (else exit 2: a
     candle subscription to an unknown coin would wait for ever)."""
     missing = sorted(c for c in coins.values() if c not in assets)
     if missing:
-        raise ConfigError(f"scenario {config.name!r}: Hyperliquid {hl.network} has no "
+        title = (kind or kind_of(hl)).title
+        raise ConfigError(f"scenario {config.name!r}: {title} {hl.network} has no "
                           f"perpetual {', '.join(missing)} (live.coins maps symbols)")
 
 
@@ -175,13 +178,6 @@ def without_log(name: str) -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(drop)
-
-
-def unreachable(hl: HyperliquidConfig, exc: Exception) -> TransportFailed:
-    """Why a session could not start, in one line naming the venue and its URL."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return TransportFailed(f"Hyperliquid {hl.network} at {hl.rest_url} could not be used: "
-                           f"{first}")
 
 
 def check_real_venue_config(config: ScenarioConfig) -> None:
@@ -244,13 +240,13 @@ class VenueSession:
     own)."""
 
     runner: LiveRunner
-    port: HyperliquidPort
-    feed: HyperliquidCandleFeed
-    venue: HyperliquidVenue
+    port: OrderManager  # the core's order manager over the venue's adapter (``port.venue``)
+    feed: CandleFeed
+    venue: VenueConnection
     kill_file: Path
     recovered: int
     capital: SessionCapital | None = None
-    instrument_changes: tuple[str, ...] = ()  # where Hyperliquid's rules replaced the scenario's
+    instrument_changes: tuple[str, ...] = ()  # where the venue's rules replaced the scenario's
 
     async def run(self) -> RunResult:
         completed = False
@@ -267,46 +263,48 @@ class VenueSession:
             await self.venue.aclose()
 
 
-async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: HyperliquidConfig,
+async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSettings,
                              verdict: PromotionVerdict, *, override_reason: str | None,
-                             kill_file: Path, credentials: Credentials,
+                             kill_file: Path, credentials: Any,
                              max_bars: int | None = None, clock: PacingClock | None = None,
                              resume_run: str | None = None, settle_s: float = 10.0,
                              refresh_s: float = 0.5, rehearse_every_s: float | None = None,
                              capital_from_account: bool = False,
                              on_run: Callable[[str], None] | None = None) -> VenueSession:
-    """Build a session trading a Hyperliquid account (``resume_run``: continue that run):
-    markets loaded, the capital taken from the account (``live.capital``), the previous
-    process's state restored, the session recorded. ``rehearse_every_s``:
-    ``HyperliquidPort.rehearse`` this often (None: never). A venue that cannot be
-    reached fails the run (stored ``failed``); ``on_run`` is told its id first."""
+    """Build a session trading an account at the venue whose settings ``hl`` are (its
+    kind: ``live.venues``; ``resume_run``: continue that run): markets loaded, the
+    capital taken from the account (``live.capital``), the previous process's state
+    restored, the session recorded. ``rehearse_every_s``: the adapter's dry run of the
+    order path this often (None: never). A venue that cannot be reached fails the run
+    (stored ``failed``); ``on_run`` is told its id first."""
     check_real_venue_config(config)
-    coins, interval_ns, interval = check_live_config(config)
+    kind = kind_of(hl)
+    coins, interval_ns, interval = check_live_config(config, kind)
     now_ns = clock.now_ns if clock is not None else time.time_ns
-    venue = HyperliquidVenue(hl, credentials)
+    venue = kind.connect(hl, credentials)
     try:
         try:
-            with without_log(REST_LOG):  # a failure is one line: the attempts are in it
+            with without_log(kind.retry_log):  # a failure is one line: the attempts are in it
                 assets = await venue.load_markets()
                 account_value = (await venue.account_value() if resume_run is None
                                  else None)
-        except Exception as exc:  # unreachable, or not Hyperliquid: the run fails on record
+        except Exception as exc:  # unreachable, or not that venue: the run fails on record
             runner = LiveRunner(config, store, symbols=list(coins), mode="live",
                                 run_id=resume_run, resume=resume_run is not None)
             if on_run is not None:
                 on_run(runner.run_id)
             if resume_run is None:
-                _record_live(store, runner.run_id, hl, interval, config, verdict,
+                _record_live(store, runner.run_id, kind, hl, interval, config, verdict,
                              override_reason, kill_file, now_ns(), None)
-            runner.store_failed(unreachable(hl, exc))
-        check_listed(config, hl, coins, assets)
-        await HyperliquidCandleFeed(  # a short history is bad input, before anything is stored
+            runner.store_failed(kind.unreachable(hl, exc))
+        check_listed(config, hl, coins, assets, kind)
+        await kind.candle_feed(  # a short history is bad input, before anything is stored
             hl, coins, interval_ns, warmup_bars=config.live.warmup_bars, clock=clock,
-            close_grace_ns=parse_duration(config.live.close_grace), venue=venue,
+            close_grace_ns=parse_duration(config.live.close_grace), connection=venue,
         ).check_warmup()
         capital = None
         if account_value is not None:
-            capital = session_capital(config, "hyperliquid", account_value,
+            capital = session_capital(config, kind.name, account_value,
                                       from_account=capital_from_account)
             trading = with_capital(config, capital.capital)
         else:
@@ -317,15 +315,16 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
         if on_run is not None:
             on_run(runner.run_id)
         # the venue's own rules replace the scenario's, said before the first order
-        instrument_changes = adopt_meta(runner.engine.router.venues, coins, assets)
+        instrument_changes = adopt_instruments(runner.engine.router.venues, coins,
+                                               venue.instrument, kind.title)
         for line in instrument_changes:
             print(f"quorum live: instruments: {line}", file=sys.stderr, flush=True)
         started = now_ns()
         journals = journal_dir(store.path)
-        port = HyperliquidPort(venue, runner.engine.desk, runner.run_id, coins,
-                               now_ns=now_ns, refresh_s=refresh_s,
-                               journal=OrderJournal(journals, runner.run_id),
-                               rehearse_every_s=rehearse_every_s)
+        adapter = kind.adapter(venue, coins=coins, rehearse_every_s=rehearse_every_s)
+        port = OrderManager(adapter, runner.engine.desk, runner.run_id, coins,
+                            now_ns=now_ns, refresh_s=refresh_s,
+                            journal=OrderJournal(journals, runner.run_id))
         runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,
                            reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
                            settle_s=settle_s)
@@ -338,9 +337,9 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                           recovered_orders=recovered, config_hash=verdict.config_hash,
                           validation_id=verdict.validation_id)
         else:
-            _record_live(store, runner.run_id, hl, interval, config, verdict, override_reason,
-                         kill_file, started, capital)
-        feed = HyperliquidCandleFeed(
+            _record_live(store, runner.run_id, kind, hl, interval, config, verdict,
+                         override_reason, kill_file, started, capital)
+        feed = kind.candle_feed(
             hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
             close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
             clock=clock)
@@ -351,14 +350,15 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Hyp
                         tuple(instrument_changes))
 
 
-def _record_live(store: DuckDBStore, run_id: str, hl: HyperliquidConfig, interval: str,
+def _record_live(store: DuckDBStore, run_id: str, kind: VenueKind, hl: VenueSettings,
+                 interval: str,
                  config: ScenarioConfig, verdict: PromotionVerdict,
                  override_reason: str | None, kill_file: Path, started_ns: int,
                  capital: SessionCapital | None) -> None:
     """The ``live_sessions`` row of a new real-venue session (``capital`` None: the
     venue was not reached)."""
     record_session(
-        store.con, run_id=run_id, mode="live", venue="hyperliquid", network=hl.network,
+        store.con, run_id=run_id, mode="live", venue=kind.name, network=hl.network,
         data_url=hl.rest_url, interval=interval, warmup_bars=config.live.warmup_bars,
         started_ns=started_ns, config_hash=verdict.config_hash,
         validation_id=verdict.validation_id, gate=verdict.reason,

@@ -14,7 +14,7 @@ So every (venue, symbol) has its own ``Instrument``, resolved once when a run is
 Where a spec comes from, by precedence: the scenario's ``[venues.instruments.SYMBOL]``
 entry, else the venue-wide ``tick_size``/``lot_size`` when set, else the preset's rule
 (``RULES``), else no grid. A live session on a real venue replaces the spec with the
-venue's own metadata (``live.hyperliquid.meta``).
+venue's own metadata (``live.instruments``, from the venue's adapter).
 
 The decimal rule is implemented once, here: ``live.hyperliquid.wire`` rounds the prices
 and sizes it sends with ``round_decimal_price`` and ``floor_decimals``.

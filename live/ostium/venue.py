@@ -208,6 +208,13 @@ class OstiumVenue:
         return Instrument(venue, symbol, min_notional=p.min_notional or OSTIUM_MIN_NOTIONAL,
                           max_leverage=p.max_leverage, source="ostium pairs")
 
+    def venue_type(self, prepared: AnyPrepared) -> str:
+        """What an order became at Ostium (the ``venue_orders.venue_type`` column:
+        market, limit, stop), or "none" when it was refused here (``DescribingAdapter``)."""
+        if prepared.rejection is not None or not isinstance(prepared, PreparedOrder):
+            return "none"
+        return prepared.kind.lower()
+
     def lot_size(self, coin: str) -> float:
         self.pair(coin)
         return LOT

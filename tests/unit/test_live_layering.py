@@ -158,6 +158,7 @@ def test_the_import_contracts_hold() -> None:
     assert done.returncode == 0, out
     assert "venue adapters do not import each other KEPT" in out
     assert "the live core imports no venue adapter KEPT" in out
+    assert "venue adapters hold no desk, portfolio or engine KEPT" in out
 
 
 def test_every_core_module_is_under_the_no_adapter_contract() -> None:
@@ -180,3 +181,71 @@ def test_no_core_module_names_a_venue() -> None:
     named = [p.name for p in (ROOT / "live").glob("*.py")
              if any(v in p.read_text().lower() for v in ("hyperliquid", "ostium"))]
     assert not named
+
+
+_KERNEL_STATE = {"desk", "portfolio", "engine", "views"}
+
+
+def _adapter_modules() -> dict[str, Path]:
+    return {name: path for name, path in _live_modules().items()
+            if name.count(".") >= 1 and (ROOT / "live" / name.split(".")[1]).is_dir()}
+
+
+def test_adapters_hold_no_desk_portfolio_or_engine() -> None:
+    """An adapter translates and does I/O (issue 18 §1): no parameter, attribute or name
+    of one of its modules is the desk, the portfolio, the engine or what they hold."""
+    found = []
+    for name, path in _adapter_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.arg) and node.arg in _KERNEL_STATE:
+                found.append(f"{name}:{node.lineno} parameter {node.arg}")
+            elif isinstance(node, ast.Attribute) and node.attr in _KERNEL_STATE:
+                found.append(f"{name}:{node.lineno} .{node.attr}")
+            elif isinstance(node, ast.Name) and node.id in _KERNEL_STATE:
+                found.append(f"{name}:{node.lineno} {node.id}")
+    assert _adapter_modules(), "no adapter found"
+    assert not found
+
+
+def test_no_adapter_subclasses_a_core_class() -> None:
+    """Composition, not inheritance: an adapter's classes extend nothing of the core (it
+    is handed to the core's order manager, which uses it through the contract)."""
+    core = {".".join(p.relative_to(ROOT).with_suffix("").parts)
+            for p in (ROOT / "live").glob("*.py")}
+    found = []
+    for name, path in _adapter_modules().items():
+        tree = ast.parse(path.read_text())
+        imported = {alias.asname or alias.name: node.module for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module in core
+                    for alias in node.names}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                found += [f"{name}.{node.name}({ast.unparse(b)})" for b in node.bases
+                          if isinstance(b, ast.Name) and b.id in imported
+                          and b.id not in _CONTRACT_BASES]
+    assert not found
+
+
+# What an adapter may extend: the contract's message and error types.
+_CONTRACT_BASES = {"VenueMessage", "OrderNotSent", "OutcomeUnknown"}
+
+
+def test_quorum_live_builds_venues_by_kind_and_imports_no_adapter() -> None:
+    """``quorum live``'s session code finds a venue's kind in the registry (``live.venues``)
+    by name: it imports no adapter folder, so a new venue needs no change there."""
+    adapters = {"live." + p.name for p in (ROOT / "live").iterdir()
+                if p.is_dir() and (p / "__init__.py").exists()}
+    imported = _imports(ROOT / "quorum/live.py")
+    assert not {m for m in imported if any(m == a or m.startswith(a + ".") for a in adapters)}
+    assert "live.venues" in imported
+
+
+def test_a_venue_kind_is_found_by_its_folder_name() -> None:
+    import pytest
+
+    from live.venues import kind_of, venue_kind
+
+    kind = venue_kind("hyperliquid")  # imports live.hyperliquid, which registers it
+    assert kind.name == "hyperliquid" and kind_of(kind.settings(testnet=True, url=None)) is kind
+    with pytest.raises(ValueError, match=r"unknown venue 'nowhere' \(known: .*hyperliquid"):
+        venue_kind("nowhere")

@@ -10,10 +10,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from live.orders import OrderManager, OrderPort
-from live.port import VenueAdapter
+from live.port import FillsReported, OrdersUpdated, PushingAdapter, Reconnected, VenueAdapter
 from live.venue_types import (
     FILLED,
     REJECTED,
+    RESTING,
     AccountState,
     FundingPayment,
     OpenOrder,
@@ -159,3 +160,63 @@ def test_an_order_the_adapter_refuses_locally_is_never_sent_and_ends_rejected() 
     assert desk.events == [("closed", lifecycle.REJECTED)]
     (row,) = port.take_records().orders
     assert row["message"] == "size rounds to 0"
+
+
+@dataclass
+class PushingVenue(MemoryVenue):
+    """Answers a place with "resting", then pushes its fills and its filled state (as a
+    venue's stream does); counts lookups, which the pushes make unnecessary."""
+
+    emit: Any = None
+    lookups: int = 0
+    pushed: bool = False
+
+    async def connect(self, emit: Any) -> None:
+        self.emit = emit
+
+    async def disconnect(self) -> None:
+        self.emit = None
+
+    async def place(self, order: Prepared) -> OrderState:
+        filled = await super().place(order)
+
+        def push() -> None:  # after the answer: the order rested, then traded
+            self.emit(FillsReported(tuple(f for f in self.trades if f.cloid == order.cloid)))
+            self.emit(OrdersUpdated((filled,)))
+            self.pushed = True
+
+        asyncio.get_running_loop().call_soon(push)
+        return OrderState(order.cloid, order.coin, RESTING, order.size, oid=filled.oid)
+
+    async def order_state(self, ref: str | int, coin: str = "", size: float = 0.0
+                          ) -> OrderState | None:
+        self.lookups += 1
+        return await super().order_state(ref, coin, size)
+
+
+def test_a_pushing_adapter_settles_legs_by_its_messages_alone() -> None:
+    venue = PushingVenue()
+    assert isinstance(venue, PushingAdapter)
+    desk = RecordingDesk()
+    port = OrderManager(venue, desk, "run-1", {"X-PERP": "X"},  # type: ignore[arg-type]
+                        now_ns=lambda: 5_000_000_000, refresh_s=0.0)
+    life = Order(1, 1, 0, 0, "X-PERP", 0, 2.0, 10.0, kind=LIMIT, limit_price=10.0)
+    leg = Leg(life, SimpleNamespace(name="memory"), 2.0, 2.0, 0, 0)
+
+    async def go() -> None:
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        await port.start(queue)
+        assert venue.emit is not None  # connected: its pushes go to the runner's queue
+        port.submit(leg, 0)
+        port.start_requests()
+        while not port.idle:
+            port.apply(await asyncio.wait_for(queue.get(), 5))
+        port.apply(Reconnected())  # nothing is tracked any more: nothing to look up
+        await asyncio.sleep(0)
+        await port.close()
+        assert venue.emit is None  # disconnected
+
+    asyncio.run(go())
+    assert venue.pushed and venue.lookups == 0
+    assert desk.events == [("accepted",), ("fill", 1.0, 10.0, 0.01, "taker"),
+                           ("fill", 1.0, 10.0, 0.01, "taker"), ("closed", lifecycle.FILLED)]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from live.hyperliquid.port import HyperliquidPort
+from live.orders import OrderManager
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid, Order
 
@@ -62,7 +62,7 @@ def store_cash(store: DuckDBStore, run_id: str) -> float:
                              " DESC LIMIT 1", [run_id]).fetchone()[0]
 
 
-async def until_quiet(port: HyperliquidPort, queue: asyncio.Queue[Any], done: Any) -> None:
+async def until_quiet(port: OrderManager, queue: asyncio.Queue[Any], done: Any) -> None:
     await wait_for(lambda: done() and port.settled and queue.empty(), 10)
     await asyncio.sleep(0.02)
     await wait_for(lambda: port.settled and queue.empty(), 10)

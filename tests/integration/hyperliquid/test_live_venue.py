@@ -120,7 +120,7 @@ def test_parity_with_the_backtest_of_the_same_bars(fake: FakeHyperliquid, tmp_pa
         task = asyncio.create_task(session.run())
         await drive(fake, session, clock, bars, 0)
         result = await asyncio.wait_for(task, 60)
-        assert (session.port.rehearsals > 100) == (rehearse_every_s is not None)
+        assert (session.port.venue.rehearsals > 100) == (rehearse_every_s is not None)
         return result
 
     with DuckDBStore(tmp_path / "runs.duckdb") as store:

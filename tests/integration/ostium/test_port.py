@@ -1,7 +1,7 @@
-"""The live core's order manager driving the Ostium adapter (``live.ostium.port``) on the
-fake Ostium: legs go from submission to the desk's terminal state through the neutral
-reports alone. Ostium pushes nothing, so the port polls resting legs; these tests wait
-for the outcome (bounded), they assert no timing."""
+"""The live core's order manager (``live.orders.OrderManager``) driving the Ostium adapter
+on the fake Ostium: legs go from submission to the desk's terminal state through the
+neutral reports alone. Ostium pushes nothing, so the manager polls resting legs; these
+tests wait for the outcome (bounded), they assert no timing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from live.orders import OrderPort
-from live.ostium.port import OstiumPort
+from live.orders import OrderManager, OrderPort
 from sim import orders as lifecycle
 from sim.orders import LIMIT, MARKET, STOP, Leg, Order
 from tests.fakes.ostium import FakeOstium
@@ -46,13 +45,13 @@ def leg_of(order_id: int, quantity: float, kind: str = MARKET, **kw: Any) -> Leg
     return Leg(life, SimpleNamespace(name="ostium"), quantity, quantity, 0, 0)
 
 
-async def drive(fake: FakeOstium, steps: Any) -> tuple[RecordingDesk, OstiumPort]:
+async def drive(fake: FakeOstium, steps: Any) -> tuple[RecordingDesk, OrderManager]:
     """Run ``steps(port, queue)`` (an async function) with the port started, applying what
     comes off the queue until the port is idle; returns the desk and the port."""
     venue = fake.venue(ACCOUNT)
     await venue.load_markets()
     desk = RecordingDesk()
-    port = OstiumPort(venue, desk, "run-1", {"ETH-PERP": "ETH"},  # type: ignore[arg-type]
+    port = OrderManager(venue, desk, "run-1", {"ETH-PERP": "ETH"},  # type: ignore[arg-type]
                       refresh_s=0.01, poll_s=0.02)
     _: OrderPort = port
     queue: asyncio.Queue[object] = asyncio.Queue()
@@ -75,7 +74,7 @@ async def drive(fake: FakeOstium, steps: Any) -> tuple[RecordingDesk, OstiumPort
     return desk, port
 
 
-def run(fake: FakeOstium, steps: Any) -> tuple[RecordingDesk, OstiumPort]:
+def run(fake: FakeOstium, steps: Any) -> tuple[RecordingDesk, OrderManager]:
     return asyncio.run(asyncio.wait_for(drive(fake, steps), BOUND_S))
 
 
@@ -85,7 +84,7 @@ def closed(desk: RecordingDesk, order_id: int) -> tuple[str, str] | None:
 
 
 def test_a_market_leg_is_placed_filled_booked_once_and_closed(fake: FakeOstium) -> None:
-    async def steps(port: OstiumPort, apply_until: Any) -> None:
+    async def steps(port: OrderManager, apply_until: Any) -> None:
         port.submit(leg_of(1, 0.5), 0)
         port.start_requests()
         await apply_until(lambda: port.idle)
@@ -100,7 +99,7 @@ def test_a_market_leg_is_placed_filled_booked_once_and_closed(fake: FakeOstium) 
 
 
 def test_a_limit_leg_rests_then_fills_when_the_oracle_crosses(fake: FakeOstium) -> None:
-    async def steps(port: OstiumPort, apply_until: Any) -> None:
+    async def steps(port: OrderManager, apply_until: Any) -> None:
         port.submit(leg_of(2, 0.5, LIMIT, limit_price=1900.0), 0)
         port.start_requests()
         await apply_until(lambda: any(t.status == "resting" for t in port.by_cloid.values()))
@@ -114,7 +113,7 @@ def test_a_limit_leg_rests_then_fills_when_the_oracle_crosses(fake: FakeOstium) 
 
 
 def test_a_resting_stop_canceled_by_the_desk_ends_in_its_state(fake: FakeOstium) -> None:
-    async def steps(port: OstiumPort, apply_until: Any) -> None:
+    async def steps(port: OrderManager, apply_until: Any) -> None:
         leg = leg_of(3, 0.5, STOP, stop_price=2200.0)
         port.submit(leg, 0)
         port.start_requests()
@@ -131,7 +130,7 @@ def test_a_resting_stop_canceled_by_the_desk_ends_in_its_state(fake: FakeOstium)
 def test_a_market_leg_the_keeper_holds_is_settled_by_polling(fake: FakeOstium) -> None:
     fake.faults.keeper_hold = True
 
-    async def steps(port: OstiumPort, apply_until: Any) -> None:
+    async def steps(port: OrderManager, apply_until: Any) -> None:
         port.submit(leg_of(4, -0.5), 0)
         port.start_requests()
         await apply_until(lambda: any(t.status == "resting" for t in port.by_cloid.values()))
@@ -149,7 +148,7 @@ def test_a_market_leg_the_keeper_holds_is_settled_by_polling(fake: FakeOstium) -
 def test_a_refused_leg_is_rejected_with_the_contract_reason(fake: FakeOstium) -> None:
     fake.faults.reject = 1
 
-    async def steps(port: OstiumPort, apply_until: Any) -> None:
+    async def steps(port: OrderManager, apply_until: Any) -> None:
         port.submit(leg_of(5, 0.5), 0)
         port.start_requests()
         await apply_until(lambda: port.idle)
@@ -161,7 +160,7 @@ def test_a_refused_leg_is_rejected_with_the_contract_reason(fake: FakeOstium) ->
 def test_a_leg_whose_reply_was_lost_is_found_and_booked_once(fake: FakeOstium) -> None:
     fake.faults.lost_reply = 1
 
-    async def steps(port: OstiumPort, apply_until: Any) -> None:
+    async def steps(port: OrderManager, apply_until: Any) -> None:
         port.submit(leg_of(6, 0.5), 0)
         port.start_requests()
         await apply_until(lambda: port.idle)
