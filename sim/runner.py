@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
-from sim.bus import EventBus
+from sim.bus import BAR, EQUITY, EventBus
 from sim.code_identity import code_identity
 from sim.config import (
     CalibratedSourceConfig,
@@ -41,6 +41,7 @@ from sim.engine import AgentSlot, Engine
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
+from sim.monitor.watch import watch_backtest
 from sim.observed import ObservedEngine, ObservedRecorder
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
@@ -176,7 +177,10 @@ def build_engine(
                                 conflict=cons.conflict, quorum=cons.quorum,
                                 performance=performance)
     views = [MarketView(b) for b in data.bars]
-    engine_class: Any = Engine if bus is None else partial(ObservedEngine, bus=bus)
+    # Per-bar publishing only when someone listens to bars or equity already: a watched
+    # run (sim.monitor) takes event-level topics and keeps the plain bar path.
+    per_bar = bus is not None and (bus.wants(BAR) or bus.wants(EQUITY))
+    engine_class: Any = partial(ObservedEngine, bus=bus) if per_bar else Engine
     engine = engine_class(
         symbols,
         views,
@@ -309,11 +313,14 @@ def run_scenario(
     on_progress: Callable[[int], None] | None = None,
     flush_rows: int = 500_000,
     bus: EventBus | None = None,
+    monitor: bool | None = None,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
 
     ``bus``: publish the run's events on it (``sim.bus``), delivered synchronously and
     deterministically to its subscribers; the stored rows are the same without it.
+    ``monitor``: watch the run (``sim.monitor``: health, alerts, logs on sim time, stored
+    in ``health``, ``alerts``, ``logs``); None: when the scenario has ``[monitor]``.
 
     ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
@@ -332,20 +339,28 @@ def run_scenario(
         data = load_market_data(config, streams.data)
     check_agent_symbols(config, data)
     run_id = run_id or new_run_id()
+    watching = config.monitor is not None if monitor is None else monitor
+    if watching and bus is None:
+        bus = EventBus()
     recorder = make_recorder(store, run_id, data.symbols, config, flush_rows, bus)
     engine = build_engine(config, data, recorder, streams.agents, bus)
+    watch = watch_backtest(config, engine, data, bus) if watching and bus else None
     data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
     with stored_run(store, run_id, config, data_hash, recorder, engine):
         store.append(run_id, "bars", data.bars_table())  # the market the run saw
         if on_start is not None:
             on_start(run_id, len(data))
-        if trades is None:
-            engine.run(data, on_progress=on_progress)
-        else:
-            source = config.data[0]
-            assert isinstance(source, FileSourceConfig) and source.interval is not None
-            engine.run_ticks(0, trades.ts.tolist(), trades.price.tolist(),
-                             trades.amount.tolist(), parse_duration(source.interval))
+        try:
+            if trades is None:
+                engine.run(data, on_progress=on_progress)
+            else:
+                source = config.data[0]
+                assert isinstance(source, FileSourceConfig) and source.interval is not None
+                engine.run_ticks(0, trades.ts.tolist(), trades.price.tolist(),
+                                 trades.amount.tolist(), parse_duration(source.interval))
+        finally:  # what was seen before a failure is stored with it
+            if watch is not None:
+                watch.finish(store, run_id)
     return RunResult(run_id, "completed", engine.bars_seen)
 
 

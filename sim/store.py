@@ -118,6 +118,21 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("calls", "BIGINT"),
         ("errors", "BIGINT"), ("last_error", "VARCHAR"),
     ),
+    # Watching a run (sim.monitor): alerts the detectors raised, each component's health
+    # changes, and the structured log; seq is the event's bus sequence number.
+    "alerts": (
+        ("alert_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("severity", "VARCHAR"),
+        ("source", "VARCHAR"), ("kind", "VARCHAR"), ("message", "VARCHAR"),
+        ("data", "JSON"), ("acknowledged", "BOOLEAN"), ("seq", "BIGINT"),
+    ),
+    "health": (
+        ("ts", "TIMESTAMP_NS"), ("component", "VARCHAR"), ("state", "VARCHAR"),
+        ("previous", "VARCHAR"), ("reason", "VARCHAR"), ("seq", "BIGINT"),
+    ),
+    "logs": (
+        ("ts", "TIMESTAMP_NS"), ("level", "VARCHAR"), ("category", "VARCHAR"),
+        ("agent", "VARCHAR"), ("message", "VARCHAR"), ("data", "JSON"), ("seq", "BIGINT"),
+    ),
 }
 
 _RUNS_DDL = """
