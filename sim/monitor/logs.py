@@ -67,6 +67,8 @@ def to_record(envelope: Envelope) -> LogRecord | None:
                          data={"order_id": f.order_id, "fill_id": f.fill_id,
                                "symbol": f.symbol, "venue": f.venue})
     if topic == ORDER_CLOSED:
+        if e.status == "denied":  # the denial's own line says why
+            return None
         level = "info" if e.status in ("filled", "cancelled") else "warning"
         return LogRecord(ts, level, "order",
                          f"order {e.order_id} {e.symbol} {e.status}: {e.filled:+.8g} of "

@@ -106,7 +106,7 @@ class Monitor:
         self.health = HealthBoard(bus)
         self.alert_id = 0
         self._ns = parse_duration
-        self._active: set[tuple[str, str]] = set()
+        self._active: set[tuple[str, str]] = set()  # (source, kind + scope) raised
         self._lock = threading.RLock()  # events (a worker) and heartbeats (a timer)
         self._sides: dict[tuple[str, str], int] = {}
         self._flips: dict[tuple[str, str], deque[int]] = {}
@@ -143,9 +143,10 @@ class Monitor:
         return event
 
     def _edge(self, ts: int, found: d.Finding | None, severity: str, source: str,
-              kind: str) -> None:
-        """Raise when a condition begins; re-arm when it clears."""
-        key = (source, kind)
+              kind: str, scope: str = "") -> None:
+        """Raise when a condition begins; re-arm when it clears (per ``scope`` within a
+        source and kind: a symbol, say)."""
+        key = (source, kind + scope)
         if found is None:
             self._active.discard(key)
         elif key not in self._active:
@@ -190,7 +191,7 @@ class Monitor:
         if found is not None:
             found = d.Finding(f"{e.agent} on {e.symbol}: {found.message}",
                               {**found.data, "symbol": e.symbol})
-        self._edge(e.ts, found, "warning", source, "signal_flapping")
+        self._edge(e.ts, found, "warning", source, "signal_flapping", e.symbol)
 
     def _on_fill(self, e: FillBooked) -> None:
         factor = self.config.slippage_factor
@@ -394,5 +395,5 @@ def intervals_of(symbols: Iterable[str], timestamps: Callable[[str], Sequence[in
     for symbol in symbols:
         ts = timestamps(symbol)
         steps = [b - a for a, b in pairwise(ts[:65]) if b > a]
-        out[symbol] = min(steps) if steps else 0
+        out[symbol] = int(min(steps)) if steps else 0
     return out
