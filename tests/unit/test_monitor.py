@@ -122,7 +122,7 @@ class _Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 receiver.arrived.set()
                 receiver.gate.wait()
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
