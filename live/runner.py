@@ -56,17 +56,18 @@ from live.reconcile import reconcile
 from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
 from live.writer import StoreWriter
+from sim.bus import EventBus
 from sim.config import ScenarioConfig
 from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
 from sim.messages import Bar, ScenarioEvent
-from sim.recorder import Recorder
 from sim.regimes.labels import LABELS, regime_codes
 from sim.runner import (
     RandomStreams,
     RunResult,
     build_engine,
     check_agent_symbols,
+    make_recorder,
     new_run_id,
     stored_run,
 )
@@ -99,6 +100,7 @@ class LiveRunner:
         capacity: int = 1024,
         mode: str = "paper",
         resume: bool = False,
+        bus: EventBus | None = None,
     ) -> None:
         symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
         if not symbols:
@@ -115,9 +117,12 @@ class LiveRunner:
         data = MarketData(tuple(self.histories), np.empty(0, np.int32), np.empty(0, np.int64))
         check_agent_symbols(config, data)
         streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
-        self.recorder = Recorder(store, self.run_id, symbols, [a.name for a in config.agents],
-                                 config.consensus.method, flush_rows=flush_rows)
-        self.engine: Engine = build_engine(config, data, self.recorder, streams.agents)
+        # With a ``bus`` the pipeline publishes its events (sim.observed) for a
+        # ``live.observe.SessionWatch`` (``watch``: started and closed with the run).
+        self.bus = bus
+        self.watch: Any = None
+        self.recorder = make_recorder(store, self.run_id, symbols, config, flush_rows, bus)
+        self.engine: Engine = build_engine(config, data, self.recorder, streams.agents, bus)
         self._index = {sym: s for s, sym in enumerate(symbols)}
         self._watermark = [_BEFORE_ALL] * len(symbols)
         self._held: list[tuple[int, int, Bar]] = []  # heap keyed (ts, symbol index)
@@ -174,6 +179,8 @@ class LiveRunner:
             con = getattr(self.store, "con", None)
             if con is not None:  # DuckDB off the loop, committed on the timer (``_commit``)
                 self.writer = StoreWriter(con)
+            if self.watch is not None:
+                self.watch.start()
             try:
                 try:
                     if self.port is not None:
@@ -187,6 +194,8 @@ class LiveRunner:
             except asyncio.CancelledError as exc:  # stored with how it was stopped
                 raise Interrupted(str(exc) or "cancelled") from None
             finally:  # what was handed over is written before the run is closed
+                if self.watch is not None:  # its last rows go with the writer's last job
+                    self.watch.close()
                 if self._flush_timer is not None:
                     self._flush_timer.cancel()
                     self._flush_timer = None
