@@ -19,6 +19,7 @@ from typing import Any
 
 from sim.bus import EventBus
 from sim.monitor.config import MonitorConfig
+from sim.monitor.figures import AgentFigures, LiveFigures, figures_table
 from sim.monitor.health import CRITICAL, HEALTHY
 from sim.monitor.logs import EventLogger, LogFile, log_path
 from sim.monitor.monitor import EngineProbe, Monitor, MonitorContext, intervals_of
@@ -49,6 +50,10 @@ class SessionWatch:
         self.monitor = Monitor(bus, cfg, context, EngineProbe(runner.engine))
         self.monitor.attach(queued=True)
         self.webhook = WebhookSink.from_env(bus, cfg, runner.run_id)
+        # per-agent figures and the positions view, current for an API to read
+        self._figure_rows: list[AgentFigures] = []
+        self.figures = LiveFigures(bus, runner.engine, self._on_figures)
+        self.figures.attach(queued=True)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -78,11 +83,23 @@ class SessionWatch:
                                f"store writer failed: {type(error).__name__}" if error
                                else "", alert_kind="store_failed")
         self.monitor.heartbeat(now)
+        self.figures.refresh()
         if writer is not None and error is None:
             self._hand_over(writer)
 
-    def _hand_over(self, writer: Any) -> None:
+    def _on_figures(self, figures: list[AgentFigures], held: Any, why: str) -> None:
+        if why == "close":
+            self._figure_rows.extend(figures)
+
+    def _tables(self) -> dict[str, Any]:
         tables = self.rows.take()
+        rows, self._figure_rows = self._figure_rows, []
+        if rows:
+            tables["agent_figures"] = figures_table(rows)
+        return tables
+
+    def _hand_over(self, writer: Any) -> None:
+        tables = self._tables()
         if tables:
             run_id = self.runner.run_id
 
@@ -101,7 +118,8 @@ class SessionWatch:
             self._thread.join(5)
         self.logger.log(time.time_ns(), "info", "system",
                         f"session {self.runner.run_id} ended")
-        for sub in (self.monitor.subscription, self.logger.subscription):
+        for sub in (self.monitor.subscription, self.logger.subscription,
+                    self.figures.subscription):
             if sub is not None:
                 self.bus.unsubscribe(sub)
         if self.log_file is not None:
@@ -110,8 +128,10 @@ class SessionWatch:
             self.webhook.close()
         if self.rows.subscription is not None:
             self.bus.unsubscribe(self.rows.subscription)
+        self.figures.refresh("close")  # the session's last figures are stored
         writer = self.runner.writer
         if writer is None:
-            self.rows.write(self.runner.store, self.runner.run_id)
+            for table, batch in self._tables().items():
+                self.runner.store.append(self.runner.run_id, table, batch)
         elif writer.error is None:
             self._hand_over(writer)

@@ -133,6 +133,14 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("ts", "TIMESTAMP_NS"), ("level", "VARCHAR"), ("category", "VARCHAR"),
         ("agent", "VARCHAR"), ("message", "VARCHAR"), ("data", "JSON"), ("seq", "BIGINT"),
     ),
+    # A session's per-agent figures as it ran (sim.monitor.figures): each time a position
+    # closed, and at the end.
+    "agent_figures": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
+        ("trades", "BIGINT"), ("hit_rate", "DOUBLE"), ("win_rate", "DOUBLE"),
+        ("shadow_pnl", "DOUBLE"), ("apr_30d", "DOUBLE"), ("apr_90d", "DOUBLE"),
+        ("apr_inception", "DOUBLE"), ("sharpe", "DOUBLE"),
+    ),
 }
 
 _RUNS_DDL = """

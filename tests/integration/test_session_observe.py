@@ -29,6 +29,9 @@ def test_a_paper_session_logs_beside_the_store_and_in_it(tmp_path: Path, fake, c
         run_id = store.con.execute("SELECT run_id FROM runs").fetchone()[0]
         stored = store.con.execute("SELECT level, category, message FROM logs "
                                    "WHERE run_id = ? ORDER BY seq", [run_id]).fetchall()
+        figures = store.con.execute("SELECT agent, symbol FROM agent_figures "
+                                    "WHERE run_id = ?", [run_id]).fetchall()
+    assert ("sma", "ETH") in figures  # the session's last figures at least
     lines = list(read_lines(log_path(db, run_id)))
     assert lines[0]["message"] == f"session {run_id} started (paper)"
     assert lines[-1]["message"] == f"session {run_id} ended"
