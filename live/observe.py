@@ -116,6 +116,7 @@ class SessionWatch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        self.monitor.heartbeat(time.time_ns())  # the state the session ends in
         self.logger.log(time.time_ns(), "info", "system",
                         f"session {self.runner.run_id} ended")
         for sub in (self.monitor.subscription, self.logger.subscription,
