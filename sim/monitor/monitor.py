@@ -210,8 +210,7 @@ class Monitor:
         if e.check == "kill_switch":
             self._risk_state(e.ts, True, None)
         elif e.check in BREAKER_CHECKS:
-            self._risk_state(e.ts, False, e.check if e.check != "circuit_breaker" else
-                             "circuit_breaker", e.reason)
+            self._risk_state(e.ts, False, e.check, e.reason)
         limit = self.config.burst_count
         if limit is None:
             return
