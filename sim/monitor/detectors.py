@@ -9,10 +9,11 @@ backtest (sim time) and a session (wall time).
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,11 @@ def drawdown_velocity(ts: Sequence[int], equity: Sequence[float], now: int, wind
     start = bisect_left(ts, now - window_ns)
     if start >= len(equity):
         return None
-    peak = max(equity[start:])
-    last = equity[-1]
+    return drop_from_peak(max(equity[start:]), equity[-1], limit)
+
+
+def drop_from_peak(peak: float, last: float, limit: float) -> Finding | None:
+    """The test ``drawdown_velocity`` makes, given the window's peak and the last value."""
     if not peak > 0.0:
         return None
     drop = (peak - last) / peak
@@ -43,6 +47,44 @@ def drawdown_velocity(ts: Sequence[int], equity: Sequence[float], now: int, wind
                        f"{last:.2f}), above {limit:.1%}",
                        {"peak": peak, "equity": last, "drop": drop, "limit": limit})
     return None
+
+
+class WindowPeak:
+    """The peak of the equity rows within the last ``window_ns``, kept incrementally:
+    what ``drawdown_velocity`` computes, without re-reading the whole window at every
+    heartbeat. The rows booked since the last look (after the last time seen: a
+    session's book is emptied each time its rows are written) form a block whose max is
+    taken once; blocks leave the window whole, and the one the window's edge cuts is
+    re-measured over its part inside while its rows are still in the book."""
+
+    __slots__ = ("_blocks", "_last", "_last_ts", "window_ns")
+
+    def __init__(self, window_ns: int) -> None:
+        self.window_ns = window_ns
+        self._blocks: deque[list[Any]] = deque()  # [first ts, last ts, max]
+        self._last_ts: int | None = None
+        self._last = 0.0
+
+    def check(self, ts: Sequence[int], equity: Sequence[float], now: int,
+              limit: float) -> Finding | None:
+        blocks = self._blocks
+        n = min(len(ts), len(equity))  # another thread may be appending
+        lo = 0 if self._last_ts is None else bisect_right(ts, self._last_ts, 0, n)
+        if lo < n:
+            blocks.append([ts[lo], ts[n - 1], max(equity[lo:n])])
+            self._last_ts, self._last = ts[n - 1], equity[n - 1]
+        horizon = now - self.window_ns
+        while blocks and blocks[0][1] < horizon:
+            blocks.popleft()
+        if not blocks:
+            return None
+        first = blocks[0]
+        if first[0] < horizon and n and ts[0] <= first[0]:  # cut, and still in the book
+            start = bisect_left(ts, horizon, 0, n)
+            stop = bisect_right(ts, first[1], 0, n)
+            if start < stop:
+                first[0], first[2] = ts[start], max(equity[start:stop])
+        return drop_from_peak(max(b[2] for b in blocks), self._last, limit)
 
 
 def slippage_excess(price: float, ref_price: float, expected_bps: float, factor: float,

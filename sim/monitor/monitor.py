@@ -105,7 +105,6 @@ class Monitor:
         self.probe = probe
         self.health = HealthBoard(bus)
         self.alert_id = 0
-        self._ns = parse_duration
         self._active: set[tuple[str, str]] = set()  # (source, kind + scope) raised
         self._lock = threading.RLock()  # events (a worker) and heartbeats (a timer)
         self._sides: dict[tuple[str, str], int] = {}
@@ -116,6 +115,11 @@ class Monitor:
         self._rejects: dict[str, deque[int]] = {}
         self._submitted: dict[int, int] = {}
         self.subscription: Subscription | None = None
+        self._peak = d.WindowPeak(parse_duration(config.drawdown_window))
+        # durations parsed once: detectors run on every event
+        self._flap_ns = parse_duration(config.flap_window)
+        self._burst_ns = parse_duration(config.burst_window)
+        self._silent_ns = parse_duration(config.silent_after) if config.silent_after else 0
         for agent in context.agents:
             self.health.set(context.start_ts, f"agent:{agent}", HEALTHY)
         self.health.set(context.start_ts, "risk", HEALTHY)
@@ -186,7 +190,7 @@ class Monitor:
         if previous is None or previous == side:
             return
         window = self.config.flap_window
-        count = d.in_window(self._flips.setdefault(key, deque()), e.ts, self._ns(window))
+        count = d.in_window(self._flips.setdefault(key, deque()), e.ts, self._flap_ns)
         found = d.flapping(count, limit, window)
         if found is not None:
             found = d.Finding(f"{e.agent} on {e.symbol}: {found.message}",
@@ -215,7 +219,7 @@ class Monitor:
         if limit is None:
             return
         window = self.config.burst_window
-        count = d.in_window(self._denials, e.ts, self._ns(window))
+        count = d.in_window(self._denials, e.ts, self._burst_ns)
         self._edge(e.ts, d.burst(count, limit, window, "risk denials"), "warning", "risk",
                    "denial_burst")
 
@@ -235,7 +239,7 @@ class Monitor:
             if limit is not None:
                 window = self.config.burst_window
                 count = d.in_window(self._rejects.setdefault(e.venue, deque()), e.ts,
-                                    self._ns(window))
+                                    self._burst_ns)
                 found = d.burst(count, limit, window, "venue rejects or timeouts")
                 self._edge(e.ts, found, "warning", f"venue:{e.venue}", "reject_burst")
                 self._venue_state(e.ts, e.venue, "rejects", found)
@@ -324,12 +328,10 @@ class Monitor:
                     self._risk_state(now, killed, breaker)
                 if cfg.drawdown_velocity is not None:
                     ts, equity = probe.equity()
-                    found = d.drawdown_velocity(ts, equity, now,
-                                                self._ns(cfg.drawdown_window),
-                                                cfg.drawdown_velocity)
+                    found = self._peak.check(ts, equity, now, cfg.drawdown_velocity)
                     self._edge(now, found, "critical", "account", "drawdown_velocity")
             if cfg.silent_after is not None:
-                after = self._ns(cfg.silent_after)
+                after = self._silent_ns
                 for agent, last in self._last_signal.items():
                     if self._agent_state.get(agent, "active") != "active":
                         continue

@@ -10,6 +10,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sim.bus import AGENT, AGENT_ERROR, ALERT, HEALTH, LOG, EventBus
@@ -45,6 +46,29 @@ def test_detectors_on_hand_made_numbers():
     # a 15m bar opened at 0 closed at 15m; 4 intervals later is 75m: stale past that
     q = H // 4
     assert d.stale(0, 5 * q + 1, q, 4) is not None and d.stale(0, 5 * q, q, 4) is None
+
+
+def test_window_peak_finds_what_the_pure_detector_finds():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        n = int(rng.integers(1, 300))
+        ts = np.cumsum(rng.integers(1, 4, n) * (H // 4)).tolist()
+        equity = (100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))).tolist()
+        window = int(rng.integers(1, 40)) * H // 4
+        peak = d.WindowPeak(window)
+        looks = sorted(set(rng.integers(1, n + 1, 10).tolist()) | {n})
+        drained = d.WindowPeak(window)  # a session's book: emptied when rows are written
+        written = 0
+        for k in looks:  # heartbeats at the time of row k, each seeing rows [0, k)
+            now = ts[k - 1]
+            expected = d.drawdown_velocity(ts[:k], equity[:k], now, window, 0.01)
+            assert peak.check(ts[:k], equity[:k], now, 0.01) == expected
+            # the peak of rows already written may come from a block a little older
+            # than the window's edge: never lower than the exact one
+            found = drained.check(ts[written:k], equity[written:k], now, 0.01)
+            if expected is not None:
+                assert found is not None and found.data["peak"] >= expected.data["peak"]
+            written = k if rng.random() < 0.5 else written
 
 
 def test_health_board_publishes_changes_and_the_overall_state():
