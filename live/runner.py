@@ -133,7 +133,9 @@ class LiveRunner:
             bus = bus or EventBus()
             self._on_decision = bus.subscribe_queued(
                 lambda envelope: on_decision(envelope.event), [DECISION], name="on_decision")
+        # ``watch``: a ``live.observe.SessionWatch``, started and closed with the run.
         self.bus = bus
+        self.watch: Any = None
         self.recorder = make_recorder(store, self.run_id, symbols, config, flush_rows, bus)
         self.engine: Engine = build_engine(config, data, self.recorder, streams.agents, bus,
                                            session=True, timer=time.perf_counter_ns)
@@ -230,6 +232,8 @@ class LiveRunner:
             con = getattr(self.store, "con", None)
             if con is not None:  # DuckDB off the loop, committed on the timer (``_commit``)
                 self.writer = StoreWriter(con)
+            if self.watch is not None:
+                self.watch.start()
             try:
                 try:
                     if self.port is not None:
@@ -245,6 +249,8 @@ class LiveRunner:
             finally:  # what was handed over is written before the run is closed
                 if self._on_decision is not None and self.bus is not None:
                     self.bus.unsubscribe(self._on_decision)  # delivers what it holds
+                if self.watch is not None:  # its last rows go with the writer's last job
+                    self.watch.close()
                 if self._flush_timer is not None:
                     self._flush_timer.cancel()
                     self._flush_timer = None

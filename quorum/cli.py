@@ -134,12 +134,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             with _progress(show_progress) as (on_start, on_progress):
                 result = run_scenario(config, store, run_id=run_id, on_start=on_start,
-                                      on_progress=on_progress, bus=watch.bus)
+                                      on_progress=on_progress, bus=watch.bus,
+                                      monitor=not args.no_monitor)
         except BaseException as exc:  # one line, by what the store holds (quorum.outcomes)
             raise run_error(store, run_id, args.db, exc) from exc
         summary = run_summary(store.con, result.run_id)
         rows = [{"metric": k, "value": v} for k, v in summary.items() if k != "run_id"]
         _print_table(rows, title=f"{config.name}: {config.description}".rstrip(": "))
+        if not args.no_monitor:
+            from quorum.observe import print_run_alerts
+
+            print_run_alerts(store.con, result.run_id, _print_table)
         if out is not None:
             _write_outputs(store.con, result.run_id, summary, out)
             _console().print(f"outputs: {out}/ (summary.json, equity.csv, fills.csv, equity.png)")
@@ -273,6 +278,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                          title="routing by venue and symbol")
         if args.metrics:
             _print_metrics(store.con, run_id)
+        from quorum.observe import print_observed
+
+        print_observed(store.con, run_id, args, _print_table)
     return 0
 
 
@@ -705,6 +713,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", metavar="FILE", help="API key file (default $QUORUM_KEYS, else "
                    ".quorum/keys.toml)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-monitor", action="store_true",
+                   help="do not watch the run (health, alerts, logs: on by default)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", help="list stored runs, newest first")
@@ -734,7 +744,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", action="store_true",
                    help="also print every metric and the per-regime, per-agent, per-venue "
                         "and per-risk-check tables (the numbers of `quorum report`)")
+    p.add_argument("--health", action="store_true", help="also print the health timeline")
+    p.add_argument("--alerts", action="store_true", help="also print the alerts raised")
+    p.add_argument("--tools", action="store_true",
+                   help="also print tool feedback: calls, success, latency per service/venue")
     p.set_defaults(func=cmd_show)
+    from quorum.observe import add_parsers as add_observe_parsers
+
+    add_observe_parsers(sub, db_option)
 
     p = sub.add_parser("query", help="run SQL against the store")
     p.add_argument("sql")

@@ -29,12 +29,14 @@ from live.commands import CommandChannel, default_command_dir
 from live.instruments import adopt_instruments
 from live.journal import OrderJournal, absorb, journal_dir
 from live.kill import KillSwitch
+from live.observe import SessionWatch
 from live.orders import OrderManager
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
 from live.runner import LiveRunner
 from live.session import record_resume, record_session, session_initial_cash
 from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, kind_of, venue_kind
+from sim.bus import EventBus
 from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration, source_symbols
 from sim.runner import RunResult
 from sim.store import DuckDBStore
@@ -43,6 +45,16 @@ from sim.validation import PromotionVerdict
 # The venue `quorum live` takes its candles from, and trades on with --venue (today the
 # CLI's only choice): a name in the registry of venue kinds, not an import.
 DEFAULT_VENUE = "hyperliquid"
+
+
+def watched_runner(config: ScenarioConfig, store: DuckDBStore, **kwargs: Any) -> LiveRunner:
+    """A ``LiveRunner`` with its observers (``live.observe``): every session is watched,
+    logs beside the store, alerts and health in it, a webhook if the environment names
+    one. The bus keeps the last 10,000 events for subscribers that fall behind."""
+    bus = EventBus(history=10_000)
+    runner = LiveRunner(config, store, bus=bus, **kwargs)
+    runner.watch = SessionWatch(runner, bus, getattr(store, "path", None))
+    return runner
 
 
 def default_kill_file(db: str | Path) -> Path:
@@ -116,7 +128,7 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSet
     candles it trades on (``live.venues``)."""
     kind = kind_of(hl)
     coins, interval_ns, interval = check_live_config(config, kind)
-    runner = LiveRunner(config, store, symbols=list(coins), mode="paper")
+    runner = watched_runner(config, store, symbols=list(coins), mode="paper")
     if on_run is not None:
         on_run(runner.run_id)
     now = (clock.now_ns() if clock is not None else time.time_ns())
@@ -289,7 +301,7 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
                 account_value = (await venue.account_value() if resume_run is None
                                  else None)
         except Exception as exc:  # unreachable, or not that venue: the run fails on record
-            runner = LiveRunner(config, store, symbols=list(coins), mode="live",
+            runner = watched_runner(config, store, symbols=list(coins), mode="live",
                                 run_id=resume_run, resume=resume_run is not None)
             if on_run is not None:
                 on_run(runner.run_id)
@@ -310,7 +322,7 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
         else:
             assert resume_run is not None
             trading = with_capital(config, stored_capital(store.con, resume_run))
-        runner = LiveRunner(trading, store, symbols=list(coins), mode="live",
+        runner = watched_runner(trading, store, symbols=list(coins), mode="live",
                             run_id=resume_run, resume=resume_run is not None)
         if on_run is not None:
             on_run(runner.run_id)

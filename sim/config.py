@@ -31,6 +31,7 @@ from pydantic import (
 from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import time_zone
+from sim.monitor.config import MonitorConfig
 
 if TYPE_CHECKING:
     from sim.orders import ExecutionSettings
@@ -812,6 +813,7 @@ class ScenarioConfig(_Model):
     execution: ExecutionConfig = ExecutionConfig()
     live: LiveConfig = LiveConfig()
     validation: GateConfig | None = None
+    monitor: MonitorConfig | None = None  # health, detectors, alerts (sim.monitor)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -820,6 +822,8 @@ class ScenarioConfig(_Model):
         out = handler(self)
         if self.validation is None:
             out.pop("validation", None)
+        if self.monitor is None:  # likewise for a scenario without ``[monitor]``
+            out.pop("monitor", None)
         return out
 
     @model_validator(mode="after")

@@ -103,6 +103,15 @@ class AgentPerformance:
         sides[pos] = side
         starts[pos] = close
 
+    def episodes(self, symbol: int, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of agent ``pos``'s episodes on ``symbol``: (first bar numbers, sides).
+        Copies, so an observer on another thread can read them while the loop appends
+        (a buffer view would stop the append)."""
+        starts = np.array(self._starts[symbol][pos].tolist(), dtype=np.int64)
+        sides = np.array(self._sides[symbol][pos].tolist(), dtype=np.int64)
+        n = min(len(starts), len(sides))
+        return starts[:n], sides[:n]
+
     def rows(self, symbol: int, opens: Sequence[float], closes: Sequence[float]
              ) -> list[PerformanceRow]:
         """Final figures for ``symbol`` given the bars seen so far (0-based arrays), in

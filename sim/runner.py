@@ -24,7 +24,7 @@ from sim.agent_failure import agent_failure
 from sim.agent_faults import ErrorPolicy
 from sim.agents.base import CallStats, build_agent
 from sim.agents.external import call_log_for
-from sim.bus import DECISION, EventBus
+from sim.bus import BAR, DECISION, EQUITY, EventBus
 from sim.bus_events import DecisionMade
 from sim.code_identity import code_identity
 from sim.config import (
@@ -47,6 +47,7 @@ from sim.instruments import Instrument, resolve, unrepresentable
 from sim.lifecycle import AgentRoster
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
 from sim.messages import FillTiming, ScenarioEvent
+from sim.monitor.watch import watch_backtest
 from sim.observed import ObservedEngine, ObservedRecorder
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
@@ -188,7 +189,10 @@ def build_engine(
                                 conflict=cons.conflict, quorum=cons.quorum,
                                 performance=performance)
     views = [MarketView(b) for b in data.bars]
-    engine_class: Any = Engine if bus is None else partial(ObservedEngine, bus=bus)
+    # Per-bar publishing only when someone listens to bars or equity already: a watched
+    # run (sim.monitor) takes event-level topics and keeps the plain bar path.
+    per_bar = bus is not None and (bus.wants(BAR) or bus.wants(EQUITY))
+    engine_class: Any = partial(ObservedEngine, bus=bus) if per_bar else Engine
     engine = engine_class(
         symbols,
         views,
@@ -351,6 +355,7 @@ def run_scenario(
     flush_rows: int = 500_000,
     bus: EventBus | None = None,
     on_decision: Callable[[DecisionMade], None] | None = None,
+    monitor: bool | None = None,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
 
@@ -358,6 +363,8 @@ def run_scenario(
     deterministically to its subscribers; the stored rows are the same without it.
     ``on_decision``: called with each decision consensus records (``DecisionMade``:
     side, confidence, target, the votes by agent), in order, as the run makes it.
+    ``monitor``: watch the run (``sim.monitor``: health, alerts, logs on sim time, stored
+    in ``health``, ``alerts``, ``logs``); None: when the scenario has ``[monitor]``.
 
     ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
@@ -379,20 +386,28 @@ def run_scenario(
         bus = bus or EventBus()
         bus.subscribe(lambda envelope: on_decision(envelope.event), [DECISION])
     run_id = run_id or new_run_id()
+    watching = config.monitor is not None if monitor is None else monitor
+    if watching and bus is None:
+        bus = EventBus()
     recorder = make_recorder(store, run_id, data.symbols, config, flush_rows, bus)
     engine = build_engine(config, data, recorder, streams.agents, bus)
+    watch = watch_backtest(config, engine, data, bus) if watching and bus else None
     data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
     with stored_run(store, run_id, config, data_hash, recorder, engine):
         store.append(run_id, "bars", data.bars_table())  # the market the run saw
         if on_start is not None:
             on_start(run_id, len(data))
-        if trades is None:
-            engine.run(data, on_progress=on_progress)
-        else:
-            source = config.data[0]
-            assert isinstance(source, FileSourceConfig) and source.interval is not None
-            engine.run_ticks(0, trades.ts.tolist(), trades.price.tolist(),
-                             trades.amount.tolist(), parse_duration(source.interval))
+        try:
+            if trades is None:
+                engine.run(data, on_progress=on_progress)
+            else:
+                source = config.data[0]
+                assert isinstance(source, FileSourceConfig) and source.interval is not None
+                engine.run_ticks(0, trades.ts.tolist(), trades.price.tolist(),
+                                 trades.amount.tolist(), parse_duration(source.interval))
+        finally:  # what was seen before a failure is stored with it
+            if watch is not None:
+                watch.finish(store, run_id)
     return RunResult(run_id, "completed", engine.bars_seen)
 
 

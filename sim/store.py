@@ -133,6 +133,29 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("params_before", "JSON"), ("params_after", "JSON"), ("actor", "VARCHAR"),
         ("reason", "VARCHAR"), ("outcome", "VARCHAR"), ("batch", "BIGINT"),
     ),
+    # Watching a run (sim.monitor): alerts the detectors raised, each component's health
+    # changes, and the structured log; seq is the event's bus sequence number.
+    "alerts": (
+        ("alert_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("severity", "VARCHAR"),
+        ("source", "VARCHAR"), ("kind", "VARCHAR"), ("message", "VARCHAR"),
+        ("data", "JSON"), ("acknowledged", "BOOLEAN"), ("seq", "BIGINT"),
+    ),
+    "health": (
+        ("ts", "TIMESTAMP_NS"), ("component", "VARCHAR"), ("state", "VARCHAR"),
+        ("previous", "VARCHAR"), ("reason", "VARCHAR"), ("seq", "BIGINT"),
+    ),
+    "logs": (
+        ("ts", "TIMESTAMP_NS"), ("level", "VARCHAR"), ("category", "VARCHAR"),
+        ("agent", "VARCHAR"), ("message", "VARCHAR"), ("data", "JSON"), ("seq", "BIGINT"),
+    ),
+    # A session's per-agent figures as it ran (sim.monitor.figures): each time a position
+    # closed, and at the end.
+    "agent_figures": (
+        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
+        ("trades", "BIGINT"), ("hit_rate", "DOUBLE"), ("win_rate", "DOUBLE"),
+        ("shadow_pnl", "DOUBLE"), ("apr_30d", "DOUBLE"), ("apr_90d", "DOUBLE"),
+        ("apr_inception", "DOUBLE"), ("sharpe", "DOUBLE"),
+    ),
 }
 
 # Columns added to a table of ``TABLES`` since it was first made (stores written before).

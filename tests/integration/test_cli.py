@@ -229,10 +229,12 @@ def test_demo_run_writes_every_pipeline_table(demo):
     counts = {table: count(db, table, run_id) for table in TABLES}
     # the demo's limits never bind, so it records no risk denials (see the tight-risk test),
     # none of its agents calls an outside service (tests/integration/test_external_agent),
-    # and it trades spot only: no funding or liquidations (tests/unit/test_perpetuals.py)
+    # and it trades spot only: no funding or liquidations (tests/unit/test_perpetuals.py);
+    # it stays healthy (no health changes) and agent_figures are a session's
+    # (tests/integration/test_monitor_scenario.py, test_session_observe.py)
     empty = [t for t, n in counts.items()
              if n == 0 and t not in ("risk_events", "agent_calls", "agent_errors", "funding",
-                                     "liquidations")]
+                                     "liquidations", "health", "agent_figures")]
     assert not empty, counts
     assert counts["equity"] == 5760  # one row per timestamp; the three series align
     assert counts["votes"] >= counts["decisions"] > 0
@@ -337,7 +339,8 @@ def test_tight_risk_fills_every_table(tmp_path, capsys):
     run_id = RUN_ID.search(out).group(1)
     counts = {table: count(db, table, run_id) for table in TABLES
               if table not in ("agent_calls", "agent_errors", "funding",
-                               "liquidations")}  # spot, no calls
+                               "liquidations",  # spot, no calls
+                               "health", "alerts", "agent_figures")}  # nothing to watch
     assert all(counts.values()), counts
     assert rows(db, "SELECT DISTINCT status FROM orders WHERE run_id = ? ORDER BY 1",
                 [run_id]) == [("denied",), ("filled",)]
