@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from quorum.signals import interrupts_deferred
 from quorum.sweep_executors import Executor, WorkerLost
 from quorum.sweep_worker import RunOutcome, RunTask
-from sim.config import ScenarioConfig
+from sim.config import ScenarioConfig, stored_scenario
 from sim.provenance import code_version
 from sim.run_identity import config_identity, legacy_run_id
 from sim.store import TABLES, DuckDBStore
@@ -140,7 +140,7 @@ def _legacy_runs(store: DuckDBStore, runs: Sequence[SweepRun], statuses: Sequenc
         if legacy_run_id(raw) != run_id:
             continue
         try:
-            config_id = config_identity(ScenarioConfig.model_validate(raw))
+            config_id = config_identity(ScenarioConfig.model_validate(stored_scenario(raw)))
         except (ValidationError, ValueError):  # ConfigError is a ValueError
             continue
         out.append((finished_at, run_id, config_id))

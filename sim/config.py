@@ -228,6 +228,22 @@ class GbmSourceConfig(_GeneratedSource):
         return self
 
 
+STORED_GENERATOR_VERSION = 1  # a regime source stored without generator_version ran this
+
+
+def stored_scenario(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored ``runs.config`` as the scenario it ran: its regime sources stored without
+    ``generator_version`` ran version 1 (the current default is 2), so it is filled in
+    before the config is parsed again."""
+    out = dict(raw)
+    data = out.get("data")
+    if isinstance(data, list):
+        out["data"] = [{**d, "generator_version": STORED_GENERATOR_VERSION}
+                       if isinstance(d, dict) and d.get("kind") == "regime"
+                       and "generator_version" not in d else d for d in data]
+    return out
+
+
 class RegimeSourceConfig(_GeneratedSource):
     """A named, seeded market regime (``sim.regimes``) for one or more correlated symbols,
     optionally with scripted shocks layered on top."""
@@ -239,15 +255,19 @@ class RegimeSourceConfig(_GeneratedSource):
     params: dict[str, Any] = Field(default_factory=dict)
     correlation: list[list[float]] | None = None
     shocks: list[dict[str, Any]] = Field(default_factory=list)
-    # 1: the textbook models; 2: with stylized facts (sim.regimes.stylized). Left out of
-    # the stored config when 1, so runs stored before version 2 keep their config and id.
-    generator_version: Literal[1, 2] = 1
+    # 2 (the default): with stylized facts (sim.regimes.stylized); 1: the textbook models
+    # every run stored before version 2 used. As stored (runs.config, the run identity)
+    # version 1 is left out and 2 always written, so a stored source without the field is
+    # version 1 (``stored_scenario``) and those runs keep their config and config id.
+    generator_version: Literal[1, 2] = 2  # sim.regimes.stylized.DEFAULT_GENERATOR_VERSION
 
     @model_serializer(mode="wrap")
-    def _without_default_version(self, handler: Any) -> Any:
+    def _version_as_stored(self, handler: Any) -> Any:
         dumped = handler(self)
-        if isinstance(dumped, dict) and dumped.get("generator_version") == 1:
-            del dumped["generator_version"]
+        if isinstance(dumped, dict):
+            dumped.pop("generator_version", None)
+            if self.generator_version != STORED_GENERATOR_VERSION:
+                dumped["generator_version"] = self.generator_version
         return dumped
 
     @model_validator(mode="after")

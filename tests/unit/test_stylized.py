@@ -1,6 +1,7 @@
-"""Generator version 2 (``sim.regimes.stylized``): the named regimes with fat tails,
-volatility clustering and short-horizon reversal; version 1 untouched and still the
-default, so stored runs reproduce; the store records the version."""
+"""Generator version 2 (``sim.regimes.stylized``, the default): the named regimes with
+fat tails, volatility clustering and short-horizon reversal; version 1 untouched, so
+stored runs reproduce (tests/integration/test_generator_v1_reproducible.py); the store
+records the version."""
 
 from __future__ import annotations
 
@@ -28,12 +29,15 @@ def returns(regime: str, version: int, n: int = 100_000, seed: int = 0,
     return np.log(b.close / b.open)
 
 
-def test_version_1_is_the_default_and_unchanged() -> None:
+def test_version_2_is_the_default() -> None:
     for regime in REGIMES:
         a = generate(regime, 3000, np.random.default_rng(1), symbols=("A", "B"))
-        b = generate(regime, 3000, np.random.default_rng(1), symbols=("A", "B"), version=1)
-        for x, y in zip(a, b, strict=True):
+        b = generate(regime, 3000, np.random.default_rng(1), symbols=("A", "B"), version=2)
+        c = generate(regime, 3000, np.random.default_rng(1), symbols=("A", "B"), version=1)
+        for x, y, z in zip(a, b, c, strict=True):
             assert x.close.tobytes() == y.close.tobytes() and x.source == y.source
+            assert x.close.tobytes() != z.close.tobytes()
+            assert y.source.endswith(" generator v2") and "generator" not in z.source
 
 
 @pytest.mark.parametrize("regime", ["trend_up", "ranging", "regime_switching"])
@@ -67,9 +71,9 @@ def test_stylized_parameters_per_regime_and_per_state() -> None:
 
 def test_stylized_parameters_need_version_2() -> None:
     with pytest.raises(GeneratedSourceError, match=r"params.stylized: needs generator_version"):
-        generate("trend_up", 10, np.random.default_rng(0), params={"stylized": {}})
+        generate("trend_up", 10, np.random.default_rng(0), params={"stylized": {}}, version=1)
     with pytest.raises(GeneratedSourceError, match=r"state_params\.ranging\.stylized"):
-        generate("regime_switching", 10, np.random.default_rng(0),
+        generate("regime_switching", 10, np.random.default_rng(0), version=1,
                  params={"state_params": {"ranging": {"stylized": {"reversal": 0.1}}}})
     with pytest.raises(GeneratedSourceError, match="generator_version"):
         generate("trend_up", 10, np.random.default_rng(0), version=3)
@@ -86,9 +90,9 @@ def scenario(version: int | None, **params: object):
 
 
 def test_the_store_records_the_version_and_old_configs_keep_their_id(tmp_path: Path) -> None:
-    old, explicit, new = scenario(None), scenario(1), scenario(2)
+    old, default, new = scenario(1), scenario(None), scenario(2)
     assert "generator_version" not in old.model_dump(mode="json")["data"][0]
-    assert run_identity(old) == run_identity(explicit)  # stored runs keep their ids
+    assert run_identity(default) == run_identity(new)  # the default is version 2
     assert run_identity(new) != run_identity(old)
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
         run_id = run_scenario(new, store).run_id
@@ -107,4 +111,16 @@ def test_cli_generates_version_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
                  "--generator-version", "2", "--param", "stylized={reversal = -0.2}",
                  "--out", str(out)]) == 0
     assert out.is_file()
+    capsys.readouterr()
+
+
+def test_cli_default_is_version_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = {}
+    for name, flag in (("default", []), ("v2", ["--generator-version", "2"]),
+                       ("v1", ["--generator-version", "1"])):
+        files[name] = tmp_path / f"{name}.csv"
+        assert main(["data", "generate", "trend_up", "--bars", "500", "--interval", "5m",
+                     *flag, "--out", str(files[name])]) == 0
+    text = {name: path.read_text() for name, path in files.items()}
+    assert text["default"] == text["v2"] != text["v1"]
     capsys.readouterr()
