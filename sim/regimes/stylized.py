@@ -61,7 +61,8 @@ def stylize(inc: np.ndarray, states: np.ndarray, state_params: Sequence[Any], dt
     nu, rho, spread, phi = (per_bar(f) for f in ("tail_nu", "vol_persistence", "vol_of_vol",
                                                   "reversal"))
     mu = np.array([_mean_step(p, dt_sub) for p in state_params])[states]
-    noise = inc - mu[None, :, None]
+    noise = inc  # reshaped in place: one pass less over the substeps
+    noise -= mu[None, :, None]
     # One mixing variable and one log-volatility per bar, shared by every symbol: a
     # market's volatility moves together, and scales drawn per symbol would weaken the
     # symbols' correlation by the square of the scale's mean (0.7 became ~0.5).
@@ -74,8 +75,9 @@ def stylize(inc: np.ndarray, states: np.ndarray, state_params: Sequence[Any], dt
     noise *= scale[None, :, None]
     total = noise.sum(axis=-1)
     extra = linear_recurrence(phi, total) - total  # reversal * x[t-1]
-    noise += (extra / s)[..., None]
-    noise += mu[None, :, None]
+    extra /= s
+    extra += mu
+    noise += extra[..., None]
     return noise
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sim.config import parse_scenario, stored_scenario
+from sim.config import parse_scenario, stored_config, stored_scenario
 from sim.run_identity import config_identity, identify
 from sim.runner import run_scenario
 from sim.store import TABLES, DuckDBStore
@@ -89,12 +89,13 @@ def test_stored_configs_keep_their_version_and_id(tmp_path: Path) -> None:
     before_v2 = raw_scenario("trend_up", None)  # what 49f5da9 parsed as version 1
     pinned = parse_scenario(raw_scenario("trend_up", 1), "pinned")
     default = parse_scenario(before_v2, "default")
-    assert "generator_version" not in pinned.model_dump(mode="json")["data"][0]
+    assert "generator_version" not in stored_config(pinned)["data"][0]
     assert default.data[0].generator_version == 2
-    assert default.model_dump(mode="json")["data"][0]["generator_version"] == 2
-    assert default.model_dump(mode="json", exclude_defaults=True)["data"][0][
-        "generator_version"] == 2
+    assert stored_config(default)["data"][0]["generator_version"] == 2
     assert identify(pinned).config_id != identify(default).config_id
+    for config in (pinned, default):  # a dump parses back to its version
+        again = parse_scenario(config.model_dump(mode="json"), "dumped")
+        assert again.data[0].generator_version == config.data[0].generator_version
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
         for config in (pinned, default):
             run_id = run_scenario(config, store).run_id
@@ -103,3 +104,14 @@ def test_stored_configs_keep_their_version_and_id(tmp_path: Path) -> None:
             again = parse_scenario(stored_scenario(json.loads(text)), "stored")
             assert again.data[0].generator_version == config.data[0].generator_version
             assert config_identity(again) == config_identity(config)
+
+
+def test_a_pinned_regime_stays_version_1_in_the_suite_and_in_sweeps() -> None:
+    """The promotion gate and sweeps rebuild each run from the scenarios' dumps; a suite
+    regime that pins version 1 is still version 1 there."""
+    from sim.validation import suite_run_config
+
+    pinned = parse_scenario(raw_scenario("crash", 1), "pinned")
+    default = parse_scenario(raw_scenario("trend_up", None), "default")
+    assert suite_run_config(default, pinned).data[0].generator_version == 1
+    assert suite_run_config(pinned, default).data[0].generator_version == 2

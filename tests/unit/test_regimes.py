@@ -295,7 +295,7 @@ def test_switching_states_keep_their_character() -> None:
         "state_params": {"trend_up": {"drift": 50.0, "volatility": 0.3},
                          "ranging": {"level": 100.0, "half_life": 2.0}},
     }
-    (b,) = generate("regime_switching", 100_000, rng(17), params=params)
+    (b,) = generate("regime_switching", 100_000, rng(17), params=params, version=1)
     label = np.asarray(b.source_regime)
     r = log_returns(b)
     assert r[label == "trend_up"].mean() > Z * r[label == "trend_up"].std() / math.sqrt(
