@@ -663,7 +663,9 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
         "kind": "regime", "regime": args.regime, "bars": args.bars, "symbols": symbols,
         "interval": args.interval or "1m", "start": args.start,
         "price": 100.0 if args.price is None else args.price,
-        "params": params, "generator_version": args.generator_version}
+        "params": params}
+    if args.generator_version is not None:
+        source["generator_version"] = args.generator_version
     if args.regime == "calibrated":
         from quorum.data_model import calibrated_source
 
@@ -920,9 +922,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default="2024-01-01T00:00:00Z")
     p.add_argument("--price", type=float,
                    help="start price (default 100; calibrated: each source's first close)")
-    p.add_argument("--generator-version", type=int, choices=[1, 2], default=1,
-                   help="2: with stylized facts (fat tails, clustering, reversal; "
-                        "--param stylized={...}); default 1, the textbook models")
+    p.add_argument("--generator-version", type=int, choices=[1, 2],
+                   help="default 2: with stylized facts (fat tails, clustering, reversal; "
+                        "--param stylized={...}); 1: the textbook models of older runs")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="regime parameter, value in TOML syntax (repeatable)")
     p.set_defaults(func=cmd_data_generate)

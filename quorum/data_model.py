@@ -74,7 +74,7 @@ def calibrated_source(args: argparse.Namespace, symbols: list[str] | None) -> di
         raise UsageError("--model: required for the regime 'calibrated'")
     if args.param:
         raise UsageError("--param: a calibrated model takes its parameters from --model")
-    if args.generator_version != 1:
+    if args.generator_version is not None:
         raise UsageError("--generator-version: applies to the named regimes only")
     model = load_model(args.model)
     if args.interval is not None and args.interval != model.interval:

@@ -37,7 +37,14 @@ from live.runner import LiveRunner
 from live.session import record_resume, record_session, session_initial_cash
 from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, kind_of, venue_kind
 from sim.bus import EventBus
-from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_duration, source_symbols
+from sim.config import (
+    ConfigError,
+    FileSourceConfig,
+    ScenarioConfig,
+    parse_duration,
+    source_symbols,
+    stored_config,
+)
 from sim.runner import RunResult
 from sim.store import DuckDBStore
 from sim.validation import PromotionVerdict
@@ -233,7 +240,7 @@ def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> No
     (``live.capital``): the scenario's own is compared instead."""
     (stored,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
     before = json.loads(stored)
-    now = json.loads(json.dumps(config.model_dump(mode="json")))
+    now = json.loads(json.dumps(stored_config(config)))
     before.pop("live", None)
     now.pop("live", None)
     scenario_cash = session_initial_cash(con, run_id)

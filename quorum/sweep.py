@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from quorum.signals import interrupts_deferred
 from quorum.sweep_executors import Executor, WorkerLost
 from quorum.sweep_worker import RunOutcome, RunTask
-from sim.config import ScenarioConfig
+from sim.config import ScenarioConfig, stored_config, stored_scenario
 from sim.provenance import code_version
 from sim.run_identity import config_identity, legacy_run_id
 from sim.store import TABLES, DuckDBStore
@@ -140,7 +140,7 @@ def _legacy_runs(store: DuckDBStore, runs: Sequence[SweepRun], statuses: Sequenc
         if legacy_run_id(raw) != run_id:
             continue
         try:
-            config_id = config_identity(ScenarioConfig.model_validate(raw))
+            config_id = config_identity(ScenarioConfig.model_validate(stored_scenario(raw)))
         except (ValidationError, ValueError):  # ConfigError is a ValueError
             continue
         out.append((finished_at, run_id, config_id))
@@ -188,7 +188,7 @@ def _run_rows(items: Sequence[tuple[SweepRun, RunOutcome]]) -> pa.Table:
         if got.created is not None:
             scenario, config, seed, version, data_hash, mode = got.created
         else:
-            scenario, config, seed = (run.config.name, run.config.model_dump(mode="json"),
+            scenario, config, seed = (run.config.name, stored_config(run.config),
                                       run.config.seed)
             version, data_hash, mode = code_version(), "", "backtest"
         status, n_bars, error = (got.finished if got.finished is not None

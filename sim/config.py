@@ -229,6 +229,41 @@ class GbmSourceConfig(_GeneratedSource):
         return self
 
 
+STORED_GENERATOR_VERSION = 1  # a regime source stored without generator_version ran this
+
+
+def _regime_sources(raw: Mapping[str, Any], change: Any) -> dict[str, Any]:
+    out = dict(raw)
+    data = out.get("data")
+    if isinstance(data, list):
+        out["data"] = [change(d) if isinstance(d, dict) and d.get("kind") == "regime" else d
+                       for d in data]
+    return out
+
+
+def as_stored(dump: Mapping[str, Any]) -> dict[str, Any]:
+    """A scenario's dump as ``runs.config`` and the run identity keep it: a regime source
+    at generator version 1 without the field, as every run stored before version 2 was
+    (so such a run keeps its stored config and config id). Read back with
+    ``stored_scenario``."""
+    return _regime_sources(dump, lambda d: {k: v for k, v in d.items()
+                                            if k != "generator_version"}
+                           if d.get("generator_version") == STORED_GENERATOR_VERSION else d)
+
+
+def stored_scenario(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored ``runs.config`` as the scenario it ran: its regime sources stored without
+    ``generator_version`` ran version 1 (the default for a scenario file is 2), so it is
+    filled in before the config is parsed again."""
+    return _regime_sources(raw, lambda d: d if "generator_version" in d
+                           else {**d, "generator_version": STORED_GENERATOR_VERSION})
+
+
+def stored_config(config: ScenarioConfig) -> dict[str, Any]:
+    """``config`` as ``runs.config`` stores it (``as_stored``)."""
+    return as_stored(config.model_dump(mode="json"))
+
+
 class RegimeSourceConfig(_GeneratedSource):
     """A named, seeded market regime (``sim.regimes``) for one or more correlated symbols,
     optionally with scripted shocks layered on top."""
@@ -240,15 +275,16 @@ class RegimeSourceConfig(_GeneratedSource):
     params: dict[str, Any] = Field(default_factory=dict)
     correlation: list[list[float]] | None = None
     shocks: list[dict[str, Any]] = Field(default_factory=list)
-    # 1: the textbook models; 2: with stylized facts (sim.regimes.stylized). Left out of
-    # the stored config when 1, so runs stored before version 2 keep their config and id.
-    generator_version: Literal[1, 2] = 1
+    # 2 (the default): with stylized facts (sim.regimes.stylized); 1: the textbook models
+    # every run stored before version 2 used. Always dumped, so a dump parses back to the
+    # same version; runs.config and the run identity leave version 1 out (``as_stored``).
+    generator_version: Literal[1, 2] = 2  # sim.regimes.stylized.DEFAULT_GENERATOR_VERSION
 
     @model_serializer(mode="wrap")
-    def _without_default_version(self, handler: Any) -> Any:
-        dumped = handler(self)
-        if isinstance(dumped, dict) and dumped.get("generator_version") == 1:
-            del dumped["generator_version"]
+    def _with_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The version even where defaults are left out: a dump without it means 1."""
+        dumped: dict[str, Any] = handler(self)
+        dumped["generator_version"] = self.generator_version
         return dumped
 
     @model_validator(mode="after")

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.code_identity import CodeIdentity, code_identity, file_digest
-from sim.config import CalibratedSourceConfig, ConfigError, FileSourceConfig, ScenarioConfig
+from sim.config import (
+    CalibratedSourceConfig,
+    ConfigError,
+    FileSourceConfig,
+    ScenarioConfig,
+    as_stored,
+)
 
 IDENTITY_VERSION = "quorum-run/3"  # 3: the code counts; 2: files by content, not path
 
@@ -46,7 +52,7 @@ def config_identity(config: ScenarioConfig) -> str:
     """16 hex digits of sha256 over the config with every file it reads replaced by the
     digest of its content, so the same files give the same id wherever they lie. A
     missing file is an error here, before anything runs."""
-    dump = config.model_dump(mode="json", exclude_defaults=True)
+    dump = as_stored(config.model_dump(mode="json", exclude_defaults=True))
     for source, raw in zip(config.data, dump.get("data", []), strict=True):
         if isinstance(source, FileSourceConfig):
             raw["path"] = _content(config, source.path)

@@ -39,6 +39,7 @@ from sim.config import (
     check_venue_symbols,
     parse_duration,
     parse_timestamp,
+    stored_config,
 )
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
@@ -507,7 +508,7 @@ def stored_run(
     CancelledError) or failed (any other exception, re-raised; an agent whose service
     failed more often than its ``max_error_rate`` too)."""
     if not resume:
-        store.create_run(run_id, config.name, config.model_dump(mode="json"), config.seed,
+        store.create_run(run_id, config.name, stored_config(config), config.seed,
                          code_version(), data_hash, mode)
         record_code(store, run_id, config)
     elif hasattr(store, "claim_run"):  # this process writes it now (sim.liveness)

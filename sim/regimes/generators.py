@@ -50,7 +50,7 @@ from sim.regimes.params import (
     params_model,
     validate_params,
 )
-from sim.regimes.stylized import check_version, stylize
+from sim.regimes.stylized import DEFAULT_GENERATOR_VERSION, check_version, stylize
 
 __all__ = [
     "BASE_REGIMES",
@@ -344,7 +344,7 @@ def generate(
     start_ns: int = 0,
     interval_ns: int = 60_000_000_000,
     substeps: int = 8,
-    version: int = 1,
+    version: int = DEFAULT_GENERATOR_VERSION,
 ) -> list[SymbolBars]:
     """``n`` bars of ``regime`` for each of ``symbols``, all starting at ``price``.
 
@@ -354,9 +354,10 @@ def generate(
     correlation of log returns for the GBM regimes and, with heavier tails and
     regime-dependent scaling, approximately so for the others (jumps are not correlated
     beyond ``shared_jumps``). ``substeps``: path points per bar from which high and low
-    are taken (1 gives bars with no wicks). ``version``: 1 the textbook models (every run
-    stored before version 2 existed), 2 with stylized facts laid over them
-    (``sim.regimes.stylized``; each regime's ``stylized`` parameters).
+    are taken (1 gives bars with no wicks). ``version``: 2 (the default) with stylized
+    facts laid over the textbook models (``sim.regimes.stylized``; each regime's
+    ``stylized`` parameters), 1 the textbook models alone (every run stored before
+    version 2 existed; drawn exactly as then).
     """
     if not isinstance(regime, str) or regime not in REGIMES:
         params_model(str(regime))  # raises the unknown-regime error

@@ -6,7 +6,10 @@ clusters little) and the S&P 500 daily file
 (once per file, module-scoped). From each model three seeds of 20,000 bars are generated;
 the median over the seeds must match the source: excess kurtosis within 35%, the
 autocorrelation of |r| at lags 1 and 20 within 0.06, the lag-1 autocorrelation of r
-within 0.05, annualised volatility within 10% (252-day year for the S&P 500). Then
+within 0.05, annualised volatility within 10% (252-day year for the S&P 500). The S&P
+500's |r| autocorrelation at lag 1 passes with 0.005 to spare (0.301 against 0.246; its
+median over 30 seeds is 0.281, one path's sd 0.034): the index's clustering decays
+slower from lag 1 to 20 than the model's slow components can (README). Then
 ``generate calibrated`` -> ``compare`` through the CLI, and bad input.
 """
 
@@ -113,11 +116,11 @@ def test_generate_then_compare(models: dict[str, Path], tmp_path: Path,
 
 def test_compare_fails_a_series_without_the_facts(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """The named regime_switching generator (no fat tails, no reversal) against the ETH
-    pair: compare must say so, and exit 1."""
+    """The named regime_switching generator's textbook version (no fat tails, no
+    reversal) against the ETH pair: compare must say so, and exit 1."""
     gen = tmp_path / "plain.csv"
     assert main(["data", "generate", "regime_switching", "--bars", "20000", "--interval",
-                 "5m", "--out", str(gen)]) == 0
+                 "5m", "--generator-version", "1", "--out", str(gen)]) == 0
     code, out, _ = run(capsys, "data", "compare", str(DATA / FILES[0]), str(gen))
     assert code == 1
     assert "excess_kurtosis" in out and "FAIL" in out

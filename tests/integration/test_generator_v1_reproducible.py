@@ -1,0 +1,117 @@
+"""Stored runs reproduce after the default generator became version 2: a regime source
+that pins ``generator_version = 1`` gives the rows Quorum gave before version 2 existed,
+byte for byte, and keeps its stored config and config id; a source without the field is
+version 2 and stored with it, so it can never pass for a version-1 run.
+
+The digests were computed on commit 49f5da9 (generator version 1 the default, the field
+left out of these scenarios) by ``table_digest`` below: every stored table of the run,
+every column except the wall-clock ``elapsed_*`` ones (the run id is not a column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.config import parse_scenario, stored_config, stored_scenario
+from sim.run_identity import config_identity, identify
+from sim.runner import run_scenario
+from sim.store import TABLES, DuckDBStore
+
+# regime -> (params, shocks) as in scenarios/regimes/, shortened to 600 hourly bars.
+CASES: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+    "trend_up": ({"drift": 3.0, "volatility": 0.6}, []),
+    "ranging": ({"half_life": 24.0, "volatility": 0.5}, []),
+    "high_volatility": ({}, []),
+    "crash": ({"drift": -0.5, "volatility": 0.9},
+              [{"kind": "flash_crash", "at": 300, "drop": 0.2, "bars": 6, "recovery": 0.5,
+                "recovery_bars": 48}]),
+    "regime_switching": ({}, []),
+}
+DIGESTS_AT_49F5DA9 = {
+    "crash": "d3e4b10a4c0d9d89",
+    "high_volatility": "d6296919b91fda64",
+    "ranging": "78cf8ab7f495f3cf",
+    "regime_switching": "7c91f81118118af8",
+    "trend_up": "2d90694a6bf4a19a",
+}
+
+
+def raw_scenario(regime: str, version: int | None) -> dict[str, Any]:
+    params, shocks = CASES[regime]
+    source: dict[str, Any] = {
+        "kind": "regime", "regime": regime, "symbols": ["BTC", "ETH"],
+        "correlation": [[1.0, 0.7], [0.7, 1.0]], "bars": 600, "interval": "1h",
+        "start": "2024-01-01T00:00:00Z", "price": 100.0, "params": params, "shocks": shocks}
+    if version is not None:
+        source["generator_version"] = version
+    return {
+        "name": f"regime_{regime}", "seed": 11, "initial_cash": 10_000.0, "data": [source],
+        "agents": [{"name": "sma", "kind": "sma_crossover", "params": {"fast": 12, "slow": 48}},
+                   {"name": "zscore", "kind": "zscore_reversion",
+                    "params": {"window": 48, "entry": 2.0, "exit": 0.5}}],
+        "consensus": {"method": "confidence_weighted"},
+        "policy": {"exposure": 0.4, "allow_short": True},
+        "risk": {"max_position_notional": 6_000.0, "max_orders_per_day": 24},
+        "venues": [{"name": "alpha", "symbols": ["BTC", "ETH"], "fee_bps": 5.0,
+                    "slippage_bps": 1.0}]}
+
+
+def table_digest(store: DuckDBStore, run_id: str) -> str:
+    h = hashlib.sha256()
+    for table, columns in TABLES.items():
+        names = ", ".join(n for n, _ in columns if not n.startswith("elapsed"))
+        rows = store.con.execute(f"SELECT {names} FROM {table} WHERE run_id = ? ORDER BY ALL",
+                                 [run_id]).fetchall()
+        h.update(f"{table}:{rows!r}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("regime", sorted(CASES))
+def test_pinned_version_1_gives_the_rows_of_before(regime: str, tmp_path: Path) -> None:
+    pinned = parse_scenario(raw_scenario(regime, 1), regime)
+    default = parse_scenario(raw_scenario(regime, None), regime)
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        old = table_digest(store, run_scenario(pinned, store).run_id)
+        new = table_digest(store, run_scenario(default, store).run_id)
+    assert old == DIGESTS_AT_49F5DA9[regime]
+    assert new != old  # the default is version 2 now
+
+
+def test_stored_configs_keep_their_version_and_id(tmp_path: Path) -> None:
+    """Version 1 is stored as before (without the field, so the config id of a run stored
+    before version 2 is the pinned scenario's); version 2, now the default, is always
+    written; a stored config read back (``stored_scenario``) is the version it ran."""
+    before_v2 = raw_scenario("trend_up", None)  # what 49f5da9 parsed as version 1
+    pinned = parse_scenario(raw_scenario("trend_up", 1), "pinned")
+    default = parse_scenario(before_v2, "default")
+    assert "generator_version" not in stored_config(pinned)["data"][0]
+    assert default.data[0].generator_version == 2
+    assert stored_config(default)["data"][0]["generator_version"] == 2
+    assert identify(pinned).config_id != identify(default).config_id
+    for config in (pinned, default):  # a dump parses back to its version
+        again = parse_scenario(config.model_dump(mode="json"), "dumped")
+        assert again.data[0].generator_version == config.data[0].generator_version
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        for config in (pinned, default):
+            run_id = run_scenario(config, store).run_id
+            (text,) = store.con.execute("SELECT config FROM runs WHERE run_id = ?",
+                                        [run_id]).fetchone()
+            again = parse_scenario(stored_scenario(json.loads(text)), "stored")
+            assert again.data[0].generator_version == config.data[0].generator_version
+            assert config_identity(again) == config_identity(config)
+
+
+def test_a_pinned_regime_stays_version_1_in_the_suite_and_in_sweeps() -> None:
+    """The promotion gate and sweeps rebuild each run from the scenarios' dumps; a suite
+    regime that pins version 1 is still version 1 there."""
+    from sim.validation import suite_run_config
+
+    pinned = parse_scenario(raw_scenario("crash", 1), "pinned")
+    default = parse_scenario(raw_scenario("trend_up", None), "default")
+    assert suite_run_config(default, pinned).data[0].generator_version == 1
+    assert suite_run_config(pinned, default).data[0].generator_version == 2
