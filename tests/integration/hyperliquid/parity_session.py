@@ -1,0 +1,114 @@
+"""A venue session on the fake Hyperliquid whose faults are known, for ``quorum parity``.
+
+The fake stamps its fills on the session's own (manual) clock, so a fill's time minus the
+time its order was sent is the venue's latency as the store sees it. Two faults can be
+injected per bar: ``lag_ms`` (the venue executes that much after the request, as a slow
+matching engine or a network hop would) and ``depth`` (the book at that bar holds only
+this many units, so a market order, an IOC, fills part and the venue cancels the rest).
+Bar times sit a few hours before the wall clock: the fake checks each request's nonce
+(wall time) against its own clock, within two days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from live.hyperliquid.signing import Signer
+from live.hyperliquid.stream import candle
+from sim.config import ScenarioConfig
+from sim.messages import Bar
+from sim.runner import RunResult
+from sim.store import DuckDBStore
+from tests.fakes.clock import ManualClock
+from tests.fakes.hyperliquid import FakeHyperliquid
+
+from .conftest import DEPOSIT, KEY
+from .test_faults import wait_for
+from .venue_session import (
+    INTERVAL_NS,
+    SCENARIO,
+    bars_of,
+    open_session,
+    push,
+    scenario,
+    settled,
+)
+
+HOURS_BEFORE_NOW = 6
+
+
+def recent_start() -> str:
+    """A bar grid starting a few hours ago (whole minutes)."""
+    now = time.time_ns() // INTERVAL_NS * INTERVAL_NS - HOURS_BEFORE_NOW * 3_600 * 10**9
+    return datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parity_scenario(**overrides: Any) -> ScenarioConfig:
+    data = [{**SCENARIO["data"][0], "start": recent_start()}]
+    return scenario(data=data, **overrides)
+
+
+@dataclass
+class Faults:
+    """Per bar index k (the bar whose open the order meets): what the venue does."""
+
+    lag_ms: dict[int, int] = field(default_factory=dict)
+    depth: dict[int, float] = field(default_factory=dict)
+
+
+async def _drive(fake: FakeHyperliquid, session: Any, clock: ManualClock, bars: list[Bar],
+                 faults: Faults, lag: list[int]) -> None:
+    await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1, 10)
+    for k in range(len(bars)):
+        clock.set(bars[k].ts)
+        if k > 0:
+            j = k - 1  # bar j closes now: its open is what the orders of this step meet
+            lag[0] = faults.lag_ms.get(j, 0)
+            _quote(fake, bars[j], faults.depth.get(j))
+        push(fake, bars[k])
+        if k > 0:
+            await settled(session, k)
+    lag[0] = faults.lag_ms.get(len(bars) - 1, 0)
+    _quote(fake, bars[-1], None)
+    clock.set(bars[-1].ts + INTERVAL_NS + 2 * 10**9)
+
+
+def _quote(fake: FakeHyperliquid, bar: Bar, size: float | None) -> None:
+    """The book around ``bar``'s open on the price grid, ``size`` units a side (None: deep)."""
+    bid = math.floor(bar.open * 10 + 1e-9) / 10
+    ask = math.ceil(bar.open * 10 - 1e-9) / 10
+    fake.quote(bar.symbol, round(bid, 1), round(ask, 1),
+               **({} if size is None else {"size": size}))
+
+
+def run_session(tmp_path: Path, config: ScenarioConfig, faults: Faults | None = None,
+                db: Path | None = None) -> tuple[str, Path]:
+    """Run the venue session over the scenario's bars; (run id, store path)."""
+    faults = faults or Faults()
+    bars = bars_of(config)
+    clock = ManualClock(bars[0].ts + INTERVAL_NS // 2)
+    lag = [0]
+    fake = FakeHyperliquid(mainnet=False,
+                           now_ms=lambda: clock.now_ns() // 1_000_000 + lag[0]).start()
+    fake.open_account(Signer(KEY, mainnet=False).address, usdc=DEPOSIT)
+    db = db or tmp_path / "runs.duckdb"
+
+    async def go(store: DuckDBStore) -> RunResult:
+        session = await open_session(fake, store, config, clock, tmp_path,
+                                     max_bars=len(bars))
+        task = asyncio.create_task(session.run())
+        await _drive(fake, session, clock, bars, faults, lag)
+        return await asyncio.wait_for(task, 60)
+
+    try:
+        with DuckDBStore(db) as store:
+            result = asyncio.run(go(store))
+    finally:
+        fake.stop()
+    return result.run_id, db
