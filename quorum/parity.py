@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
 
 from live.runner import WARMUP_HOLD
+from reports.parity import Parity, parity
+from reports.parity_html import ParityReport, write_parity_report
 from sim.config import ConfigError, ScenarioConfig, parse_duration, parse_scenario, source_symbols
 from sim.data import MarketData, SymbolBars
 from sim.recorder import Recorder
@@ -159,3 +162,25 @@ def copy_run(src: duckdb.DuckDBPyConnection, dst: duckdb.DuckDBPyConnection,
                 dst.execute(f"CREATE TABLE {table} AS SELECT * FROM _copied")
         finally:
             dst.unregister("_copied")
+
+
+def latest_session(con: duckdb.DuckDBPyConnection) -> str:
+    """The store's most recent paper or live session (ConfigError when it has none)."""
+    row = con.execute("SELECT run_id FROM runs WHERE mode IN ('paper', 'live')"
+                      " ORDER BY started_at DESC, run_id LIMIT 1").fetchone()
+    if row is None:
+        raise ConfigError("no paper or live session in the store to replay")
+    return str(row[0])
+
+
+def run_parity(con: duckdb.DuckDBPyConnection, live_run: str, out: Path,
+               latency_tolerance_ms: float = 100.0) -> tuple[Parity, ParityReport]:
+    """Replay ``live_run``, diff it, write the HTML report into ``out``."""
+    rep = replay(con, live_run)
+    try:
+        result = parity(rep.store.con, rep.live_run, rep.replay_run, rep.mode,
+                        latency_tolerance_ms=latency_tolerance_ms)
+        page = write_parity_report(result, out)
+    finally:
+        rep.store.close()
+    return result, page

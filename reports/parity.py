@@ -81,6 +81,7 @@ class Parity:
     slippage: list[dict[str, Any]]  # per venue: the model's price error on live fills
     calibration: list[dict[str, Any]]  # per venue: suggested settings
     dispatch_ms: float | None  # median: order's bar time -> sent to the venue
+    fill_errors: dict[str, list[float]] = field(default_factory=dict)  # venue -> bps per fill
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -523,7 +524,8 @@ def _venue_settings(con: duckdb.DuckDBPyConnection,
 
 def _slippage_and_calibration(con: duckdb.DuckDBPyConnection, live: str,
                               pairs: list[dict[str, Any]], mode: str
-                              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                         dict[str, list[float]]]:
     """Per venue: the model's price error on the live fills (bps, positive: live cost
     more), and settings fitted to the live fills.
 
@@ -541,9 +543,11 @@ def _slippage_and_calibration(con: duckdb.DuckDBPyConnection, live: str,
     for p in pairs:
         by[p["venue"]].append(p)
     slippage, calibration = [], []
+    errors: dict[str, list[float]] = {}
     for venue in sorted(by):
         ps = by[venue]
         err = np.array([p["side"] * (p["live_price"] / p["model_price"] - 1) * 1e4 for p in ps])
+        errors[venue] = err.tolist()
         slippage.append({"venue": venue, "fills": len(ps), "mean_bps": float(err.mean()),
                          "median_bps": float(np.median(err)),
                          "mean_abs_bps": float(np.abs(err).mean()),
@@ -568,7 +572,7 @@ def _slippage_and_calibration(con: duckdb.DuckDBPyConnection, live: str,
             row["suggested_latency_dist"] = "lognormal"
             row["suggested_latency_sigma"] = round(float(np.std(np.log(positive))), 4)
         calibration.append(row)
-    return slippage, calibration
+    return slippage, calibration, errors
 
 
 def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
@@ -584,7 +588,7 @@ def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
     counts: dict[str, dict[str, int]] = {s: {} for s in STAGES}
     for d in out:
         counts[d.stage][d.cause] = counts[d.stage].get(d.cause, 0) + 1
-    slippage, calibration = _slippage_and_calibration(con, live, pairs, mode)
+    slippage, calibration, errors = _slippage_and_calibration(con, live, pairs, mode)
     dispatch = [p["dispatch_ms"] for p in pairs if p["dispatch_ms"] is not None]
     notes = []
     if mode == "paper":
@@ -593,4 +597,4 @@ def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
     return Parity(live, model, mode, out, counts, curves,
                   {"live": _shortfall(con, live), "model": _shortfall(con, model)},
                   slippage, calibration, float(np.median(dispatch)) if dispatch else None,
-                  notes)
+                  errors, notes)
