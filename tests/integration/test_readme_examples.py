@@ -30,7 +30,8 @@ from tests._readme import (
     readme_text,
 )
 
-ENV = {**os.environ, "COLUMNS": "200"}
+# from the clone's root, as the README's commands are run: its test helpers importable
+ENV = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)}
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,10 @@ Bar times sit a few hours before the wall clock: the fake checks each request's 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from live.hyperliquid.signing import Signer
 from live.hyperliquid.stream import candle
 from sim.config import ScenarioConfig
 from sim.messages import Bar
-from sim.runner import RunResult
+from sim.runner import RunResult, run_scenario
 from sim.store import DuckDBStore
 from tests.fakes.clock import ManualClock
 from tests.fakes.hyperliquid import FakeHyperliquid
@@ -112,3 +114,37 @@ def run_session(tmp_path: Path, config: ScenarioConfig, faults: Faults | None = 
     finally:
         fake.stop()
     return result.run_id, db
+
+
+def order_times(config: ScenarioConfig) -> list[int]:
+    """The bar times of the backtest's filled orders (where faults can go)."""
+    with DuckDBStore(":memory:") as store:
+        run = run_scenario(config, store)
+        return [t for (t,) in store.con.execute(
+            "SELECT epoch_ns(ts) FROM orders WHERE run_id = ? AND status = 'filled'"
+            " ORDER BY order_id", [run.run_id]).fetchall()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A venue session on the fake (README: "The parity report"), into ``--db``."""
+    parser = argparse.ArgumentParser(prog="python -m tests.integration.hyperliquid."
+                                     "parity_session", description=main.__doc__)
+    parser.add_argument("--db", default="runs.duckdb")
+    parser.add_argument("--thin-order", type=int, action="append", default=[],
+                        help="the book holds 1.5 units when the n-th order (from 1) fills")
+    parser.add_argument("--slow-order", type=int, action="append", default=[],
+                        help="the venue fills the n-th order 750 ms after it was sent")
+    args = parser.parse_args(argv)
+    config = parity_scenario()
+    times = order_times(config)
+    index = {b.ts: k for k, b in enumerate(bars_of(config))}
+    faults = Faults(lag_ms={index[times[n - 1]]: 750 for n in args.slow_order},
+                    depth={index[times[n - 1]]: 1.5 for n in args.thin_order})
+    db = Path(args.db).resolve()
+    run_id, _ = run_session(db.parent, config, faults, db=db)
+    print(f"venue session {run_id} on the fake Hyperliquid stored in {args.db}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

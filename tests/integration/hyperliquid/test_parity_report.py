@@ -29,7 +29,7 @@ from sim.store import DuckDBStore
 from tests.integration.test_live_seam import SCENARIO as SEAM
 from tests.integration.test_live_seam import _bars
 
-from .parity_session import Faults, parity_scenario, run_session
+from .parity_session import Faults, order_times, parity_scenario, run_session
 from .venue_session import INTERVAL_NS, bars_of
 
 LAG_MS = (750, 400)  # the slow venue, at two orders
@@ -45,18 +45,9 @@ def _diff(db: Path, run_id: str, **kw):
             rep.store.close()
 
 
-def _order_times(config) -> list[int]:
-    """The bar times of the backtest's filled orders (where the faults go)."""
-    with DuckDBStore(":memory:") as store:
-        run = run_scenario(config, store)
-        return [t for (t,) in store.con.execute(
-            "SELECT epoch_ns(ts) FROM orders WHERE run_id = ? AND status = 'filled'"
-            " ORDER BY order_id", [run.run_id]).fetchall()]
-
-
 def test_injected_latency_and_partial_fills_are_the_explained_divergences(tmp_path) -> None:
     config = parity_scenario()
-    times = _order_times(config)
+    times = order_times(config)
     assert len(times) >= 8
     index = {b.ts: k for k, b in enumerate(bars_of(config))}
     thin = {times[1]: DEPTH[0], times[5]: DEPTH[1]}
