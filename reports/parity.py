@@ -45,6 +45,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from sim.config import parse_duration
+
 REL = 1e-9
 CAUSES = ("partial_fill", "venue_rejection", "latency", "price", "fee", "funding_rate",
           "restart", "lifecycle", "reconciliation", "carried", "unexplained")
@@ -133,6 +135,12 @@ class _Context:
                     "SELECT max(epoch_ns(ts)) FROM bars WHERE run_id = ? AND epoch_ns(ts) < ?",
                     [live, resumed]).fetchone() or (None,)
                 self.restart_from = int(last if last is not None else resumed)
+        self.interval_ns = 0  # a live bar is taken once closed: one interval after its ts
+        if "live_sessions" in tables:
+            row = con.execute("SELECT interval FROM live_sessions WHERE run_id = ?",
+                              [live]).fetchone()
+            if row is not None:
+                self.interval_ns = parse_duration(str(row[0]))
         self.trips: list[tuple[int, str]] = []
         if "live_risk_trips" in tables:
             self.trips = [(int(t), str(k)) for t, k in con.execute(
@@ -157,13 +165,14 @@ class _Context:
         self.roots: list[Divergence] = []  # explained or not, the first of their chain
 
     def context_cause(self, ts: int) -> tuple[str, str] | None:
-        """A restart or a trip at or before ``ts``, if any."""
+        """A restart before the bar at ``ts``, or a trip (wall time) before it was taken
+        (its close), if any."""
         if self.restart_from is not None and ts >= self.restart_from:
             return "restart", ("at or after the last bar stored before the session was "
                                "restarted: the bars it was down for are not in the run, and "
                                "its state was rebuilt from the venue")
         for t, kind in self.trips:
-            if t <= ts + 0:
+            if t <= ts + self.interval_ns:
                 return "lifecycle", f"{kind.replace('_', ' ')} tripped live at {t}"
         return None
 

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from tests.fakes.hyperliquid import FakeHyperliquid
 from .conftest import DEPOSIT, KEY
 from .test_faults import wait_for
 from .venue_session import (
+    ACCOUNT,
     INTERVAL_NS,
     SCENARIO,
     bars_of,
@@ -62,29 +64,41 @@ class Faults:
 
     lag_ms: dict[int, int] = field(default_factory=dict)
     depth: dict[int, float] = field(default_factory=dict)
+    offset: dict[int, float] = field(default_factory=dict)  # the book this much wider
+    refuse: set[int] = field(default_factory=set)  # the account drained: margin refused
+    funding: dict[int, float] = field(default_factory=dict)  # paid at the bar's open
 
 
 async def _drive(fake: FakeHyperliquid, session: Any, clock: ManualClock, bars: list[Bar],
                  faults: Faults, lag: list[int]) -> None:
     await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1, 10)
+    account = fake.accounts[ACCOUNT.lower()]
     for k in range(len(bars)):
         clock.set(bars[k].ts)
+        held = None
         if k > 0:
             j = k - 1  # bar j closes now: its open is what the orders of this step meet
             lag[0] = faults.lag_ms.get(j, 0)
-            _quote(fake, bars[j], faults.depth.get(j))
+            _quote(fake, bars[j], faults.depth.get(j), faults.offset.get(j, 0.0))
+            if j in faults.funding:
+                fake.pay_funding(bars[j].symbol, faults.funding[j], bars[j].ts // 1_000_000)
+            if j in faults.refuse:
+                held, account.raw_usd = account.raw_usd, Decimal(1)
         push(fake, bars[k])
         if k > 0:
             await settled(session, k)
+        if held is not None:
+            account.raw_usd = held
     lag[0] = faults.lag_ms.get(len(bars) - 1, 0)
     _quote(fake, bars[-1], None)
     clock.set(bars[-1].ts + INTERVAL_NS + 2 * 10**9)
 
 
-def _quote(fake: FakeHyperliquid, bar: Bar, size: float | None) -> None:
-    """The book around ``bar``'s open on the price grid, ``size`` units a side (None: deep)."""
-    bid = math.floor(bar.open * 10 + 1e-9) / 10
-    ask = math.ceil(bar.open * 10 - 1e-9) / 10
+def _quote(fake: FakeHyperliquid, bar: Bar, size: float | None, offset: float = 0.0) -> None:
+    """The book around ``bar``'s open on the price grid, ``size`` units a side (None:
+    deep), ``offset`` wider on each side."""
+    bid = math.floor(bar.open * 10 + 1e-9) / 10 - offset
+    ask = math.ceil(bar.open * 10 - 1e-9) / 10 + offset
     fake.quote(bar.symbol, round(bid, 1), round(ask, 1),
                **({} if size is None else {"size": size}))
 

@@ -15,6 +15,7 @@ import asyncio
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from live.clock import AcceleratedClock
@@ -141,3 +142,80 @@ def test_a_backtest_is_refused_in_one_line(tmp_path, capsys) -> None:
     assert err.count("\n") == 0 and "is a backtest run" in err
     assert main(["parity", "--db", str(db)]) == 2
     assert "no paper or live session" in capsys.readouterr().err
+
+
+def test_a_refusal_a_price_off_the_model_and_venue_funding_are_explained(tmp_path) -> None:
+    """The venue refuses the first order (margin: the account drained for that bar), fills
+    a later one half a dollar off the modelled price (a wider book), and charges funding
+    the scenario does not model: three roots, each with its cause; nothing unexplained."""
+    config = parity_scenario(live={"reconcile_every": "1s"})  # funding is polled with it
+    times = order_times(config)
+    bars = bars_of(config)
+    index = {b.ts: k for k, b in enumerate(bars)}
+    funded = index[times[4]] + 1  # a bar between two orders, a position open
+    faults = Faults(refuse={index[times[0]]}, offset={index[times[2]]: 0.5},
+                    funding={funded: 0.0005})
+    run_id, db = run_session(tmp_path, config, faults)
+    result = _diff(db, run_id)
+
+    assert result.unexplained == []
+    roots = {(d.cause, d.ts): d for d in result.divergences if d.cause != "carried"}
+    assert set(roots) == {("venue_rejection", times[0]), ("price", times[2]),
+                          ("funding_rate", bars[funded].ts)}
+    refused = roots[("venue_rejection", times[0])]
+    assert "Insufficient margin" in refused.detail and refused.live == 0.0
+    priced = roots[("price", times[2])]
+    assert abs(priced.live - priced.model) == pytest.approx(0.5)
+    paid = roots[("funding_rate", bars[funded].ts)]
+    assert paid.model is None and paid.live != 0.0 and "0.0005" in paid.detail
+
+
+def test_the_calibration_is_fitted_to_the_live_fills(tmp_path) -> None:
+    """A book 0.3 wider than the model's at every bar: every fill is a ``price``
+    divergence, and the suggested slippage is the median of their errors, computed here
+    from the stored live fills (the model's price is the live one less 0.3 for a buy)."""
+    config = parity_scenario()
+    bars = bars_of(config)
+    run_id, db = run_session(tmp_path, config,
+                             Faults(offset={k: 0.3 for k in range(len(bars))}))
+    result = _diff(db, run_id)
+    assert result.unexplained == []
+    prices = [d for d in result.divergences if d.field == "price"]
+    assert prices and all(d.cause == "price" for d in prices)
+    with duckdb.connect(str(db), read_only=True) as con:
+        fills = con.execute("SELECT quantity, price FROM fills WHERE run_id = ?",
+                            [run_id]).fetchall()
+    errors = sorted(0.3 / (px - 0.3 * (1 if q > 0 else -1)) * 1e4 for q, px in fills)
+    (cal,) = result.calibration
+    assert cal["fills"] == len(fills) == len(prices)
+    assert cal["suggested_slippage_bps"] == pytest.approx(float(np.median(errors)), abs=1e-3)
+    assert 1.0 < cal["suggested_slippage_bps"] < 2.0
+
+
+@pytest.mark.parametrize("table", ["live_risk_trips", "live_resumes"])
+def test_a_trip_or_a_restart_explains_what_follows_it_only(tmp_path, table) -> None:
+    """The store says the kill switch was pulled (or the session restarted) at a bar:
+    a fill altered after it is explained by it (``lifecycle`` / ``restart``), one altered
+    before it is not."""
+    db, run_id = _paper_session(tmp_path)
+    with duckdb.connect(str(db)) as con:
+        fills = con.execute("SELECT fill_id, epoch_ns(ts), price FROM fills WHERE run_id = ?"
+                            " ORDER BY fill_id", [run_id]).fetchall()
+        (early, t_early, p_early), (late, t_late, p_late) = fills[1], fills[-2]
+        at = (t_early + t_late) // 2
+        if table == "live_risk_trips":
+            con.execute("CREATE TABLE live_risk_trips (run_id VARCHAR, ts BIGINT, kind VARCHAR,"
+                        " name VARCHAR, value DOUBLE, until_ns BIGINT)")
+            con.execute("INSERT INTO live_risk_trips VALUES (?, ?, 'kill_switch', 'file', "
+                        "NULL, NULL)", [run_id, at])
+        else:
+            con.execute("CREATE TABLE live_resumes (run_id VARCHAR, resumed_ns BIGINT, "
+                        "recovered_orders INTEGER, config_hash VARCHAR, validation_id VARCHAR)")
+            con.execute("INSERT INTO live_resumes VALUES (?, ?, 0, 'x', NULL)", [run_id, at])
+        for fill_id, price in ((early, p_early), (late, p_late)):
+            con.execute("UPDATE fills SET price = ? WHERE run_id = ? AND fill_id = ?",
+                        [price * 1.002, run_id, fill_id])
+    result = _diff(db, run_id)
+    by_time = {d.ts: d.cause for d in result.divergences if d.field == "price"}
+    assert by_time == {t_early: "unexplained",
+                       t_late: "lifecycle" if table == "live_risk_trips" else "restart"}
