@@ -18,6 +18,8 @@ Each divergence gets one cause, the most specific the store supports:
 
 * ``partial_fill``: the venue filled less than asked and ended the rest (its leg and
   message in ``venue_orders``); ``venue_rejection``: the venue refused the order;
+  ``routing``: the order went to another venue because the live router fell back
+  (``routing_decisions.reason``);
 * ``latency``: the venue's latency exceeds the model's by more than the tolerance;
 * ``price`` / ``fee`` / ``funding_rate``: the venue's own record of the fill (or payment)
   is what was booked, and it differs from the model's;
@@ -36,7 +38,6 @@ no divergence.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -45,10 +46,11 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from reports.parity_costs import shortfall, slippage_and_calibration
 from sim.config import parse_duration
 
 REL = 1e-9
-CAUSES = ("partial_fill", "venue_rejection", "latency", "price", "fee", "funding_rate",
+CAUSES = ("partial_fill", "venue_rejection", "routing", "latency", "price", "fee", "funding_rate",
           "restart", "lifecycle", "reconciliation", "carried", "unexplained")
 STAGES = ("signals", "decisions", "orders", "fills", "funding", "equity")
 ROOT_STAGES = ("orders", "fills", "funding")  # where an equity difference can start
@@ -268,6 +270,7 @@ def _decisions(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: _Cont
 _ORDER_SQL = """
 SELECT order_id, epoch_ns(ts) AS ts, epoch_ns(decision_ts) AS decision_ts, symbol, role,
        venue, order_type, quantity, ref_price, limit_price, stop_price, reduce_only, status,
+       epoch_ns(arrival_ts) AS arrival_ts,
        filled_quantity, avg_fill_price, fees, reason
 FROM orders WHERE run_id = ? ORDER BY order_id
 """
@@ -287,6 +290,8 @@ class _Book:
         position: dict[str, float] = defaultdict(float)
         self.before: dict[int, float] = {}  # order id -> the symbol's position before it
         fills = _rows(con, _FILL_SQL, run_id)
+        self.routing = {r["order_id"]: r["reason"] or "" for r in _rows(
+            con, "SELECT order_id, reason FROM routing_decisions WHERE run_id = ?", run_id)}
         self.adjustments = [f for f in fills if f["liquidity"] == "adjustment"]
         by_order: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for f in fills:
@@ -298,12 +303,25 @@ class _Book:
                 self.fills[o["order_id"]].append(f)
         eq = con.execute("SELECT epoch_ns(ts), equity FROM equity WHERE run_id = ? ORDER BY ts",
                          [run_id]).fetchnumpy()
-        self.eq_ts = np.asarray(eq["epoch_ns(ts)"], dtype=np.int64)
-        self.eq = np.asarray(eq["equity"], dtype=np.float64)
+        self.eq_ts: list[int] = np.asarray(eq["epoch_ns(ts)"], dtype=np.int64).tolist()
+        self.eq: list[float] = np.asarray(eq["equity"], dtype=np.float64).tolist()
+        # each symbol's position after each order, in order: (order ts, position)
+        self._path: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+        for o in self.orders:
+            times, after = self._path[o["symbol"]]
+            times.append(o["ts"])
+            after.append(self.before[o["order_id"]] + sum(
+                f["quantity"] for f in self.fills.get(o["order_id"], [])))
 
     def equity_before(self, ts: int) -> float | None:
-        i = bisect.bisect_left(self.eq_ts.tolist(), ts) - 1
-        return None if i < 0 else float(self.eq[i])
+        i = bisect.bisect_left(self.eq_ts, ts) - 1
+        return None if i < 0 else self.eq[i]
+
+    def position_before(self, symbol: str, ts: int) -> float:
+        """The symbol's position after every order submitted before ``ts``."""
+        times, after = self._path.get(symbol, ([], []))
+        i = bisect.bisect_left(times, ts) - 1
+        return 0.0 if i < 0 else after[i]
 
     def keyed(self) -> dict[tuple, dict[str, Any]]:
         return _numbered(self.orders, ("ts", "symbol", "role"))
@@ -364,14 +382,20 @@ def _order_cause(ctx: _Context, A: _Book, B: _Book, x: dict[str, Any] | None,
         return found
     if row["decision_ts"] is not None and (row["decision_ts"], row["symbol"]) in decisions:
         return "carried", "its decision differs"
-    if x is not None and y is not None:
-        pa_, pb = A.before[x["order_id"]], B.before[y["order_id"]]
-        ea, eb = A.equity_before(row["ts"]), B.equity_before(row["ts"])
-        if not _close(pa_, pb, 1e-6) or not _close(ea, eb, 1e-6):
-            cause, detail = _carried(ctx, row["ts"])
-            state = (f"sized from position {pa_:.10g} live vs {pb:.10g} modelled, equity "
-                     f"{_g(ea)} vs {_g(eb)}")
-            return cause or None, f"{state}; {detail}" if detail else state
+    if x is not None and y is not None and x["venue"] != y["venue"]:
+        reason = A.routing.get(x["order_id"], "")
+        if reason.startswith("fallback"):
+            return "routing", f"the live router fell back: {reason}"
+    pa_ = (A.before[x["order_id"]] if x is not None
+           else A.position_before(row["symbol"], row["ts"]))
+    pb = (B.before[y["order_id"]] if y is not None
+          else B.position_before(row["symbol"], row["ts"]))
+    ea, eb = A.equity_before(row["ts"]), B.equity_before(row["ts"])
+    if not _close(pa_, pb, 1e-6) or not _close(ea, eb, 1e-6):
+        cause, detail = _carried(ctx, row["ts"])
+        state = (f"sized from position {pa_:.10g} live vs {pb:.10g} modelled, equity "
+                 f"{_g(ea)} vs {_g(eb)}")
+        return cause, f"{state}; {detail}" if detail else state
     return None, ""
 
 
@@ -427,7 +451,10 @@ def _fills(ctx: _Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, An
     sent = min((leg["sent_ns"] for leg in legs), default=None)
     live_lat = (ta - sent) / 1e6 if sent is not None and ta is not None else \
         (ta - x["ts"]) / 1e6 if ta is not None else None
-    model_lat = (tb - y["ts"]) / 1e6 if tb is not None else None
+    # the model's latency is submission -> arrival at the venue (what ``latency_ms``
+    # models); on bars its fill then waits for the first open after arrival
+    model_lat = ((y["arrival_ts"] - y["ts"]) / 1e6 if y["arrival_ts"] is not None
+                 else (tb - y["ts"]) / 1e6 if tb is not None else None)
     if live_lat is not None and model_lat is not None and \
             abs(live_lat - model_lat) > latency_tolerance_ms:
         cause, detail = None, ""
@@ -504,86 +531,6 @@ def _equity(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: _Context
     return curves
 
 
-# -- summary figures ----------------------------------------------------------------------
-_SHORTFALL_SQL = """
-SELECT o.venue, f.quantity, o.ref_price, f.price FROM fills f
-JOIN orders o ON o.run_id = f.run_id AND o.order_id = f.order_id
-WHERE f.run_id = ? AND f.liquidity != 'adjustment' AND o.ref_price IS NOT NULL
-"""
-
-
-def _shortfall(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, float]:
-    """Implementation shortfall against the decision price: cash (positive is a cost) and
-    bps of the expected notional."""
-    rows = con.execute(_SHORTFALL_SQL, [run_id]).fetchall()
-    cost = sum(q * (px - ref) for _, q, ref, px in rows)
-    notional = sum(abs(q) * ref for _, q, ref, _ in rows)
-    return {"fills": float(len(rows)), "shortfall": float(cost),
-            "shortfall_bps": float(cost / notional * 1e4) if notional else 0.0}
-
-
-def _venue_settings(con: duckdb.DuckDBPyConnection,
-                    run_id: str) -> tuple[dict[str, dict[str, Any]], bool]:
-    """The run's venues as configured, and whether its model applies latency."""
-    row = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    cfg = json.loads(row[0]) if row is not None else {}
-    return ({v["name"]: v for v in cfg.get("venues", [])},
-            bool(cfg.get("execution", {}).get("latency", False)))
-
-
-def _slippage_and_calibration(con: duckdb.DuckDBPyConnection, live: str,
-                              pairs: list[dict[str, Any]], mode: str
-                              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                         dict[str, list[float]]]:
-    """Per venue: the model's price error on the live fills (bps, positive: live cost
-    more), and settings fitted to the live fills.
-
-    Calibration: ``slippage_bps`` is the current setting plus the median over the venue's
-    market-order fills of the model's error (live price against the modelled price, in
-    bps, positive when live cost more), floored at 0. The model's price grid rounding
-    stays the model's; only the fixed slippage moves. The median, not the mean, so one
-    fill through a thin book does not set it. ``latency_ms``
-    is the mean of the venue's latency (fill time minus sent time), the quantity the
-    model's fixed, exponential or lognormal latency takes as its mean; with five or more
-    positive samples ``latency_sigma`` is the standard deviation of their logarithm
-    (``latency_dist = "lognormal"``)."""
-    venues, latency_on = _venue_settings(con, live)
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for p in pairs:
-        by[p["venue"]].append(p)
-    slippage, calibration = [], []
-    errors: dict[str, list[float]] = {}
-    for venue in sorted(by):
-        ps = by[venue]
-        err = np.array([p["side"] * (p["live_price"] / p["model_price"] - 1) * 1e4 for p in ps])
-        errors[venue] = err.tolist()
-        slippage.append({"venue": venue, "fills": len(ps), "mean_bps": float(err.mean()),
-                         "median_bps": float(np.median(err)),
-                         "mean_abs_bps": float(np.abs(err).mean()),
-                         "rmse_bps": float(np.sqrt((err ** 2).mean()))})
-        if mode != "live":
-            continue
-        setting = venues.get(venue, {})
-        market = [e for p, e in zip(ps, err.tolist(), strict=True)
-                  if p["order_type"] == "market"]
-        current = float(setting.get("slippage_bps") or 0.0)
-        lat = [p["live_latency_ms"] for p in ps if p["live_latency_ms"] is not None]
-        row: dict[str, Any] = {
-            "venue": venue, "fills": len(ps),
-            "slippage_bps": setting.get("slippage_bps"),
-            "suggested_slippage_bps": round(max(0.0, current + float(np.median(market))), 3)
-            if market else None,
-            "latency_ms": setting.get("latency_ms") if latency_on else 0.0,
-            "suggested_latency_ms": round(float(np.mean(lat)), 3) if lat else None,
-        }
-        positive = [v for v in lat if v > 0]
-        if len(positive) >= 5:
-            row["suggested_latency_dist"] = "lognormal"
-            row["suggested_latency_sigma"] = round(float(np.std(np.log(positive))), 4)
-        calibration.append(row)
-    return slippage, calibration, errors
-
-
 def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
            latency_tolerance_ms: float = 100.0) -> Parity:
     """Diff session ``live`` against its replay ``model`` (runs of the store ``con``)."""
@@ -597,13 +544,13 @@ def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
     counts: dict[str, dict[str, int]] = {s: {} for s in STAGES}
     for d in out:
         counts[d.stage][d.cause] = counts[d.stage].get(d.cause, 0) + 1
-    slippage, calibration, errors = _slippage_and_calibration(con, live, pairs, mode)
+    slippage, calibration, errors = slippage_and_calibration(con, live, pairs, mode)
     dispatch = [p["dispatch_ms"] for p in pairs if p["dispatch_ms"] is not None]
     notes = []
     if mode == "paper":
         notes.append("paper session: its fills are the scenario's simulated venues, so every "
                      "divergence is unexplained by construction (parity there is exact)")
     return Parity(live, model, mode, out, counts, curves,
-                  {"live": _shortfall(con, live), "model": _shortfall(con, model)},
+                  {"live": shortfall(con, live), "model": shortfall(con, model)},
                   slippage, calibration, float(np.median(dispatch)) if dispatch else None,
                   errors, notes)
