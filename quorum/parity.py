@@ -78,7 +78,9 @@ def stored_bars(con: duckdb.DuckDBPyConnection, run_id: str,
                                               else np.float64) for c in cols}
             for a in arrays.values():
                 a.setflags(write=False)
-            bars.append(SymbolBars(symbol, f"run {run_id}", **arrays))
+            bars.append(SymbolBars(symbol, f"run {run_id}", arrays["ts"], arrays["open"],
+                                   arrays["high"], arrays["low"], arrays["close"],
+                                   arrays["volume"]))
     if not bars:
         raise ConfigError(f"run {run_id} stored no bars: nothing to replay")
     sym = np.concatenate([np.full(len(b), i, np.int32) for i, b in enumerate(bars)])
