@@ -70,13 +70,13 @@ class Faults:
 
 
 async def _drive(fake: FakeHyperliquid, session: Any, clock: ManualClock, bars: list[Bar],
-                 faults: Faults, lag: list[int]) -> None:
+                 faults: Faults, lag: list[int], start: int) -> None:
     await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1, 10)
     account = fake.accounts[ACCOUNT.lower()]
-    for k in range(len(bars)):
+    for k in range(start, len(bars)):
         clock.set(bars[k].ts)
         held = None
-        if k > 0:
+        if k > start:
             j = k - 1  # bar j closes now: its open is what the orders of this step meet
             lag[0] = faults.lag_ms.get(j, 0)
             _quote(fake, bars[j], faults.depth.get(j), faults.offset.get(j, 0.0))
@@ -85,7 +85,7 @@ async def _drive(fake: FakeHyperliquid, session: Any, clock: ManualClock, bars: 
             if j in faults.refuse:
                 held, account.raw_usd = account.raw_usd, Decimal(1)
         push(fake, bars[k])
-        if k > 0:
+        if k > start:
             await settled(session, k)
         if held is not None:
             account.raw_usd = held
@@ -105,21 +105,25 @@ def _quote(fake: FakeHyperliquid, bar: Bar, size: float | None, offset: float = 
 
 def run_session(tmp_path: Path, config: ScenarioConfig, faults: Faults | None = None,
                 db: Path | None = None) -> tuple[str, Path]:
-    """Run the venue session over the scenario's bars; (run id, store path)."""
+    """Run the venue session over the scenario's bars; (run id, store path). The first
+    ``live.warmup_bars`` bars are history when it starts (their orders are held)."""
     faults = faults or Faults()
     bars = bars_of(config)
-    clock = ManualClock(bars[0].ts + INTERVAL_NS // 2)
+    warmup = config.live.warmup_bars
+    clock = ManualClock(bars[warmup].ts + INTERVAL_NS // 2)
     lag = [0]
     fake = FakeHyperliquid(mainnet=False,
                            now_ms=lambda: clock.now_ns() // 1_000_000 + lag[0]).start()
     fake.open_account(Signer(KEY, mainnet=False).address, usdc=DEPOSIT)
+    for bar in bars[:warmup]:
+        push(fake, bar)
     db = db or tmp_path / "runs.duckdb"
 
     async def go(store: DuckDBStore) -> RunResult:
         session = await open_session(fake, store, config, clock, tmp_path,
-                                     max_bars=len(bars))
+                                     max_bars=len(bars) - warmup)
         task = asyncio.create_task(session.run())
-        await _drive(fake, session, clock, bars, faults, lag)
+        await _drive(fake, session, clock, bars, faults, lag, warmup)
         return await asyncio.wait_for(task, 60)
 
     try:

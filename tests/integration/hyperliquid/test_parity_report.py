@@ -82,13 +82,19 @@ def test_injected_latency_and_partial_fills_are_the_explained_divergences(tmp_pa
     assert cal["suggested_slippage_bps"] == 0.0  # the book was at the modelled price
 
 
-def test_a_session_without_faults_diffs_to_nothing(tmp_path) -> None:
+@pytest.mark.parametrize("warmup", [0, 25])
+def test_a_session_without_faults_diffs_to_nothing(tmp_path, warmup) -> None:
     """The same venue session with no fault, through the CLI: zero divergences, and the
-    page and its figures are written."""
-    config = parity_scenario()
+    page and its figures are written. With a warm-up, its bars' orders were held live
+    (denied, check "hold"), and the replay holds them too."""
+    config = parity_scenario(live={"warmup_bars": warmup})
     run_id, db = run_session(tmp_path, config)
     result = _diff(db, run_id)
     assert result.divergences == []
+    with duckdb.connect(str(db), read_only=True) as con:
+        (held,) = con.execute("SELECT count(*) FROM risk_events WHERE run_id = ? AND "
+                              "check_name = 'hold'", [run_id]).fetchone()
+    assert (held > 0) == (warmup > 0)
     assert result.shortfall["live"]["fills"] >= 5
     assert result.shortfall["live"]["shortfall"] == pytest.approx(
         result.shortfall["model"]["shortfall"], rel=1e-9)
