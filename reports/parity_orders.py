@@ -174,9 +174,12 @@ def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any
     if not close(qa, qb, 1e-9) or (x["status"] != y["status"] and not order_diverged):
         cause, detail = None, ""
         ended = [leg for leg in legs if leg["status"] not in ("filled",)]
-        if x["status"] == "rejected" and ended:
+        if x["status"] == "rejected" and (ended or (ctx.mode == "live" and x["reason"])):
+            # refused by the venue, or by the adapter before sending on the venue's own
+            # rules (its minimum order value: ``quorum live: instruments``)
             cause = "venue_rejection"
-            detail = f"the venue refused it: {ended[-1]['message'] or x['reason']}"
+            why = ended[-1]["message"] if ended and ended[-1]["message"] else x["reason"]
+            detail = f"the venue refused it: {why}"
         elif ended and abs(qa) < sum(leg["size"] for leg in legs) - 1e-12:
             cause = "partial_fill"
             detail = (f"the venue filled {abs(qa):.10g} of {sum(leg['size'] for leg in legs):.10g}"
