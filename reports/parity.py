@@ -100,7 +100,7 @@ def _signals(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context
         what = row_diff(x, y, ("side",), ("confidence", "target"))
         if what:
             add(out, ctx, "signals", k[0], k[1], k[2], what, pick(x, what), pick(y, what),
-                 None, "")
+                None, "")
 
 
 def _decisions(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
@@ -121,7 +121,7 @@ def _decisions(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Conte
             if cause is not None and ctx.context_cause(k[0]):
                 cause = None
             add(out, ctx, "decisions", k[0], k[1], f"#{k[2]}", what, pick(x, what),
-                 pick(y, what), cause, detail)
+                pick(y, what), cause, detail)
     return diverged
 
 
@@ -146,7 +146,7 @@ def _funding(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context
             detail = (f"the venue charged rate {venue['rate']:.6g}; the model "
                       + ("none at this time" if y is None else f"{y['rate']:.6g}"))
         add(out, ctx, "funding", k[0], k[1], "", what, pick(x, "payment"),
-             pick(y, "payment"), cause, detail, root=True)
+            pick(y, "payment"), cause, detail, root=True)
 
 
 def _equity(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
@@ -172,8 +172,8 @@ def _equity(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
             cause = None
         end = f"{len(span)} equity row(s) from {first} to {span[-1]}"
         add(out, ctx, "equity", first, "", f"{first}..{span[-1]}",
-             "equity" if worst in a and worst in b else "missing rows",
-             a.get(worst), b.get(worst), cause, f"{end}; {detail}" if detail else end)
+            "equity" if worst in a and worst in b else "missing rows",
+            a.get(worst), b.get(worst), cause, f"{end}; {detail}" if detail else end)
         span.clear()
 
     for t in sorted(set(a) | set(b)):

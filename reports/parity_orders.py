@@ -98,30 +98,35 @@ def _filled(fills: list[dict[str, Any]]) -> tuple[float, float | None, float, in
 
 
 def orders_and_fills(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
-                      out: list[Divergence], decisions: set[tuple[int, str]],
+                     out: list[Divergence], decisions: set[tuple[int, str]],
                       latency_tolerance_ms: float) -> list[dict[str, Any]]:
     """Both stages at once, in time order (a fill's divergence carries into later orders).
     Returns the matched filled pairs (for the slippage error and calibration)."""
     A, B = _Book(con, live), _Book(con, model)
     a, b = A.keyed(), B.keyed()
     for adj in A.adjustments:
-        add(out, ctx, "fills", adj["ts"], adj["symbol"], f"order {adj['order_id']}",
-             "adjustment", adj["quantity"], None, "reconciliation",
-             "a position adopted from the venue (reconciliation)", root=True)
+        # stamped by the wall clock when booked: it counts from the bar being formed then
+        # (a live bar is taken at its close, one interval after its ts)
+        add(out, ctx, "fills", adj["ts"] - ctx.interval_ns, adj["symbol"],
+            f"order {adj['order_id']}", "adjustment", adj["quantity"], None,
+            "reconciliation", f"a position adopted from the venue (reconciliation), booked "
+            f"at {adj['ts']}", root=True)
     pairs = []
     for k in sorted(set(a) | set(b), key=lambda k: (k[0], k[1], k[2], k[3])):
         x, y = a.get(k), b.get(k)
+        if x is not None and x["role"] == "adjustment":
+            continue  # a position adopted from the venue: its fill is the divergence
         ts, symbol = k[0], k[1]
         name = f"{k[2]} order {x['order_id'] if x else '-'}/{y['order_id'] if y else '-'}"
         what = row_diff(x, y, ("venue", "order_type", "reduce_only"),
-                         ("quantity", "limit_price", "stop_price"))
+                        ("quantity", "limit_price", "stop_price"))
         denied = [r for r in (x, y) if r is not None and r["status"] == "denied"]
         if not what and denied and x["status"] != y["status"]:  # type: ignore[index]
             what = "status"
         if what:
             cause, detail = _order_cause(ctx, A, B, x, y, decisions)
             add(out, ctx, "orders", ts, symbol, name, what, pick(x, what), pick(y, what),
-                 cause, detail, root=True)
+                cause, detail, root=True)
             if x is None or y is None or "status" in what:
                 continue
         if x is None or y is None or x["status"] == "denied":
@@ -187,9 +192,10 @@ def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any
                       + (f": {ended[-1]['message']}" if ended[-1]["message"] else "") + ")")
         elif order_diverged:
             cause, detail = "carried", "the order itself differs"
-        add(out, ctx, "fills", ts, symbol, name, "filled quantity" if not close(qa, qb, 1e-9)
-             else "status", qa if not close(qa, qb, 1e-9) else x["status"],
-             qb if not close(qa, qb, 1e-9) else y["status"], cause, detail, root=True)
+        differs = not close(qa, qb, 1e-9)
+        add(out, ctx, "fills", ts, symbol, name, "filled quantity" if differs else "status",
+            qa if differs else x["status"], qb if differs else y["status"], cause, detail,
+            root=True)
     if pxa is None or pxb is None:
         return None
     side = 1.0 if qa > 0 else -1.0
@@ -211,7 +217,7 @@ def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any
             detail = (f"the venue charged {rate_a * 1e4:.4g} bps, the model "
                       f"{rate_b * 1e4:.4g} bps")
         add(out, ctx, "fills", ts, symbol, name, "fee rate", rate_a, rate_b, cause, detail,
-             root=True)
+            root=True)
     sent = min((leg["sent_ns"] for leg in legs), default=None)
     live_lat = (ta - sent) / 1e6 if sent is not None and ta is not None else \
         (ta - x["ts"]) / 1e6 if ta is not None else None
@@ -227,7 +233,7 @@ def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any
             detail = (f"the venue filled it {live_lat:.6g} ms after it was sent; the model "
                       f"{model_lat:.6g} ms after submission")
         add(out, ctx, "fills", ts, symbol, name, "timing", live_lat, model_lat, cause,
-             detail, root=True)
+            detail, root=True)
     return {"venue": x["venue"], "order_type": x["order_type"], "side": side,
             "ref_price": x["ref_price"], "live_price": pxa,
             "model_price": pxb, "live_latency_ms": (ta - sent) / 1e6

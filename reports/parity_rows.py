@@ -129,7 +129,7 @@ class Context:
 
 
 def add(out: list[Divergence], ctx: Context, stage: str, ts: int, symbol: str, key: str,
-         what: str, live: Any, model: Any, cause: str | None, detail: str,
+        what: str, live: Any, model: Any, cause: str | None, detail: str,
          root: bool = False) -> None:
     if cause is None:
         found = ctx.context_cause(ts)
@@ -153,7 +153,7 @@ def carried(ctx: Context, ts: int) -> tuple[str | None, str]:
 
 
 def row_diff(x: dict[str, Any] | None, y: dict[str, Any] | None, exact: tuple[str, ...],
-              floats: tuple[str, ...]) -> str:
+             floats: tuple[str, ...]) -> str:
     if x is None:
         return "missing live"
     if y is None:

@@ -67,6 +67,7 @@ class Faults:
     offset: dict[int, float] = field(default_factory=dict)  # the book this much wider
     refuse: set[int] = field(default_factory=set)  # the account drained: margin refused
     funding: dict[int, float] = field(default_factory=dict)  # paid at the bar's open
+    held: float = 0.0  # an ETH position the account holds before the session (adopted)
 
 
 async def _drive(fake: FakeHyperliquid, session: Any, clock: ManualClock, bars: list[Bar],
@@ -117,6 +118,10 @@ def run_session(tmp_path: Path, config: ScenarioConfig, faults: Faults | None = 
     fake.open_account(Signer(KEY, mainnet=False).address, usdc=DEPOSIT)
     for bar in bars[:warmup]:
         push(fake, bar)
+    if faults.held:
+        entry = Decimal(repr(round(bars[warmup].open, 1)))
+        fake.accounts[ACCOUNT.lower()].positions["ETH"] = (Decimal(repr(faults.held)), entry)
+        _quote(fake, bars[warmup], None)  # a mark for the adoption
     db = db or tmp_path / "runs.duckdb"
 
     async def go(store: DuckDBStore) -> RunResult:

@@ -225,3 +225,18 @@ def test_a_trip_or_a_restart_explains_what_follows_it_only(tmp_path, table) -> N
     by_time = {d.ts: d.cause for d in result.divergences if d.field == "price"}
     assert by_time == {t_early: "unexplained",
                        t_late: "lifecycle" if table == "live_risk_trips" else "restart"}
+
+
+def test_a_position_adopted_from_the_venue_is_a_reconciliation(tmp_path) -> None:
+    """The account holds 0.25 ETH when the session starts: reconciliation adopts it (an
+    adjustment fill), the first order is sized from it, and all that follows is carried
+    from that root."""
+    config = parity_scenario()
+    run_id, db = run_session(tmp_path, config, Faults(held=0.25))
+    result = _diff(db, run_id)
+    assert result.unexplained == []
+    (root,) = [d for d in result.divergences if d.cause != "carried"]
+    assert (root.stage, root.field, root.cause, root.live) == (
+        "fills", "adjustment", "reconciliation", pytest.approx(0.25))
+    carried = [d for d in result.divergences if d.cause == "carried"]
+    assert {d.stage for d in carried} >= {"orders", "equity"}
