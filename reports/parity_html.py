@@ -72,6 +72,8 @@ def summary_lines(p: Parity) -> list[str]:
     for d in p.unexplained[:20]:
         lines.append(f"  UNEXPLAINED {_ts(d.ts)} {d.stage} {d.symbol} {d.key} {d.field}: "
                      f"live {d.live!r}, model {d.model!r}")
+    if bad > 20:
+        lines.append(f"  ... {bad - 20} more unexplained (see the report)")
     sl, sm = p.shortfall["live"], p.shortfall["model"]
     lines.append(f"  implementation shortfall: live {sl['shortfall']:.6g} "
                  f"({sl['shortfall_bps']:.4g} bps), modelled {sm['shortfall']:.6g} "
