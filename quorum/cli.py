@@ -391,6 +391,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    from quorum.parity import latest_session, run_parity
+    from reports.parity_html import summary_lines
+
+    if args.latency_tolerance < 0:
+        raise UsageError(f"--latency-tolerance must be >= 0, got {args.latency_tolerance:g}")
+    with _open_existing(args.db) as store:
+        run_id = (store.resolve_run_id(args.run_id) if args.run_id
+                  else latest_session(store.con))
+        result, page = run_parity(store.con, run_id, Path(args.out or f"parity_{run_id}"),
+                                  args.latency_tolerance)
+    for line in summary_lines(result):
+        print(line)
+    print(f"report: {page.html} ({len(page.pngs)} figures, PNGs alongside)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.which != "throughput":  # a scenario file, or "live"
         from quorum.bench_scenario import cli
@@ -779,6 +796,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "by scenario or by config (agents and their params, consensus, "
                         "policy, risk)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("parity", help="replay a paper or live session through the backtest "
+                       "and explain every difference, stage by stage (HTML report)")
+    p.add_argument("run_id", nargs="?", metavar="LIVE_RUN",
+                   help="the session's run id or a unique prefix (default: the latest "
+                        "paper or live session)")
+    db_option(p)
+    p.add_argument("--out", metavar="DIR", help="output directory (default: parity_RUN_ID)")
+    p.add_argument("--latency-tolerance", type=float, default=100.0, metavar="MS",
+                   help="a fill's venue latency beyond the model's by more than this is a "
+                        "divergence (default 100)")
+    p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("bench", help="benchmarks: throughput, a scenario's stages, live")
     p.add_argument("which", metavar="throughput|live|SCENARIO",

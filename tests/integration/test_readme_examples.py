@@ -33,7 +33,9 @@ from tests._readme import (
     readme_text,
 )
 
-ENV = {**{k: v for k, v in os.environ.items() if k != "QUORUM_DB"}, "COLUMNS": "200"}
+# from the clone's root, as the README's commands are run: its test helpers importable
+ENV = {**{k: v for k, v in os.environ.items() if k != "QUORUM_DB"}, "COLUMNS": "200",
+       "PYTHONPATH": str(REPO)}
 # Where a project's commands store their runs without --db (quorum.store_path): the store
 # of a checkout, whose root holds scenarios/.
 STORE = Path(".quorum") / "runs.duckdb"
