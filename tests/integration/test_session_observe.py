@@ -33,8 +33,12 @@ def test_a_paper_session_logs_beside_the_store_and_in_it(tmp_path: Path, fake, c
                                     "WHERE run_id = ?", [run_id]).fetchall()
     assert ("sma", "ETH") in figures  # the session's last figures at least
     lines = list(read_lines(log_path(db, run_id)))
-    assert lines[0]["message"] == f"session {run_id} started (paper)"
+    system = [r["message"] for r in lines if r["category"] == "system"]
+    assert system[0] == f"session {run_id} started (paper)"
     assert lines[-1]["message"] == f"session {run_id} ended"
+    # the agents a session starts with are logged as lifecycle rows (sim.lifecycle)
+    assert any(r["category"] == "agent" and r["message"].startswith("start ")
+               for r in lines)
     assert [(r["level"], r["category"], r["message"]) for r in lines] == stored
     capsys.readouterr()
     assert main(["logs", run_id[:6], "--db", str(db), "--format", "jsonl",
