@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -57,18 +56,26 @@ def run_serial(tasks: Sequence[RunTask]) -> Iterator[list[RunOutcome]]:
 
 def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOutcome]]:
     """``workers`` spawned processes (not forked: the driver holds a DuckDB connection and
-    may run a progress thread) fed through queues, at most ``2 * workers`` runs ahead.
+    may run a progress thread) fed through a queue, at most ``2 * workers`` runs ahead.
 
-    A plain pair of queues rather than ``concurrent.futures``: on Ctrl-C the workers are
+    A plain queue rather than ``concurrent.futures``: on Ctrl-C the workers are
     terminated mid-run, and a process pool's manager thread can then hang the driver's
-    exit on a half-written result. Here nothing waits on the queues once the driver stops
-    reading. Yields an empty list when nothing finished for half a second."""
+    exit on a half-written result. Results come back on one pipe per worker, not a shared
+    queue: a worker killed while writing its result (the OOM killer) leaves a half
+    message, and on a pipe that other workers still hold open the driver would wait for
+    the rest forever; on its own pipe the write end dies with it and the read fails at
+    once. Yields an empty list when nothing finished for half a second."""
     ctx = multiprocessing.get_context("spawn")
-    todo, done = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=serve, args=(todo, done), daemon=True, name=f"sweep-{i}")
-             for i in range(workers)]
-    for proc in procs:
+    todo = ctx.Queue()
+    procs, results = [], []
+    for i in range(workers):
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=serve, args=(todo, send), daemon=True, name=f"sweep-{i}")
         proc.start()
+        send.close()  # the worker holds the only write end: its death closes the pipe
+        procs.append(proc)
+        results.append(receive)
+    owner = dict(zip(results, procs, strict=True))
     pending = iter(tasks)
     outstanding = 0
     finished = False
@@ -86,18 +93,21 @@ def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOu
         feed()
         while outstanding:
             ready: list[RunOutcome] = []
-            try:
-                ready.append(_unwrap(done.get(timeout=0.5)))
-                while True:
-                    ready.append(_unwrap(done.get_nowait()))
-            except queue.Empty:
-                pass
+            broken: list[Any] = []
+            for conn in wait_for_results(results, 0.5):
+                try:
+                    while conn.poll():
+                        ready.append(_unwrap(conn.recv()))
+                except (EOFError, OSError):  # its worker is gone (mid-write, or after)
+                    results.remove(conn)
+                    broken.append(owner[conn])
             # Workers leave only when told to (after the loop): one that is gone was
             # killed. Checked on every pass, not only when nothing finished, so a death
             # is noticed even when the other workers could finish every run.
-            dead = [p for p in procs if not p.is_alive()]
+            dead = broken or [p for p in procs if not p.is_alive()]
             if dead:
                 yield ready  # what finished is kept
+                dead[0].join(timeout=5)  # its exit code, if it has one yet
                 raise WorkerLost(f"worker {dead[0].name} died (exit code "
                                  f"{dead[0].exitcode}); out of memory?")
             outstanding -= len(ready)
@@ -105,17 +115,24 @@ def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOu
             yield ready
         finished = True
     finally:
-        _stop_workers(procs, todo, done, finished)
+        _stop_workers(procs, todo, results, finished)
+
+
+def wait_for_results(conns: Sequence[Any], timeout: float) -> list[Any]:
+    """The result pipes with something to read (or closed), within ``timeout`` seconds."""
+    from multiprocessing.connection import wait
+
+    return list(wait(list(conns), timeout=timeout)) if conns else []
 
 
 def serve(todo: Any, done: Any) -> None:
-    """A worker: run tasks until the ``None`` that says stop."""
+    """A worker: run tasks until the ``None`` that says stop; results on its own pipe."""
     ignore_sigint()
     while (task := todo.get()) is not None:
         try:
-            done.put(("ok", execute_run(task)))
+            done.send(("ok", execute_run(task)))
         except BaseException as exc:  # not a run's failure: execute_run catches those
-            done.put(("lost", f"run {task.run_id}: {one_line(exc)}"))
+            done.send(("lost", f"run {task.run_id}: {one_line(exc)}"))
 
 
 def _unwrap(item: tuple[str, Any]) -> RunOutcome:
@@ -125,7 +142,8 @@ def _unwrap(item: tuple[str, Any]) -> RunOutcome:
     return payload
 
 
-def _stop_workers(procs: Sequence[Any], todo: Any, done: Any, finished: bool) -> None:
+def _stop_workers(procs: Sequence[Any], todo: Any, results: Sequence[Any],
+                  finished: bool) -> None:
     """Finished: tell the workers to stop and wait for them. Otherwise (Ctrl-C, an error)
     end them now: their runs are dropped and made again on resume."""
     if finished:
@@ -138,9 +156,10 @@ def _stop_workers(procs: Sequence[Any], todo: Any, done: Any, finished: bool) ->
             proc.terminate()
     for proc in procs:
         proc.join(timeout=5)
-    for q in (todo, done):  # exit must never wait on a queue's feeder thread
-        q.cancel_join_thread()
-        q.close()
+    todo.cancel_join_thread()  # exit must never wait on a queue's feeder thread
+    todo.close()
+    for conn in results:
+        conn.close()
 
 
 def run_dask(tasks: Sequence[RunTask], address: str) -> Iterator[list[RunOutcome]]:
