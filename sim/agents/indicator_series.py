@@ -103,37 +103,27 @@ def bollinger_reversion(bars: Bars, window: int = 20, width: float = 2.0,
     return out
 
 
+def _series(bars: Bars, indicator: Any, name: str) -> dict[str, np.ndarray]:
+    """One online indicator of the closes, as the column ``name`` (NaN until ready)."""
+    close = bars["close"]
+    out = _empty(len(close), name)
+    for i, x in enumerate(close.tolist()):
+        value = indicator.update(x)
+        if indicator.ready:
+            out[name][i] = value
+    return out
+
+
 def rsi(bars: Bars, period: int = 14, **_: Any) -> dict[str, np.ndarray]:
     """``rsi``: Wilder's RSI of the closes."""
-    close = bars["close"]
-    out = _empty(len(close), "rsi")
-    ind = WilderRSI(period)
-    for i, x in enumerate(close.tolist()):
-        value = ind.update(x)
-        if ind.ready:
-            out["rsi"][i] = value
-    return out
+    return _series(bars, WilderRSI(period), "rsi")
 
 
 def momentum(bars: Bars, window: int = 20, **_: Any) -> dict[str, np.ndarray]:
     """``roc``: the rate of change over ``window`` bars."""
-    close = bars["close"]
-    out = _empty(len(close), "roc")
-    ind = RateOfChange(window)
-    for i, x in enumerate(close.tolist()):
-        value = ind.update(x)
-        if ind.ready:
-            out["roc"][i] = value
-    return out
+    return _series(bars, RateOfChange(window), "roc")
 
 
 def zscore_reversion(bars: Bars, window: int = 50, **_: Any) -> dict[str, np.ndarray]:
     """``z``: the close's z-score over the last ``window`` closes."""
-    close = bars["close"]
-    out = _empty(len(close), "z")
-    ind = RollingZScore(window)
-    for i, x in enumerate(close.tolist()):
-        value = ind.update(x)
-        if ind.ready:
-            out["z"][i] = value
-    return out
+    return _series(bars, RollingZScore(window), "z")
