@@ -8,7 +8,9 @@ A page is read top to bottom in a scratch directory (with ``scenarios/`` beside 
 * a command ending in ``&`` runs in the background until the page ends; the first
   ``http://127.0.0.1:PORT`` it prints replaces ``http://127.0.0.1:PORT`` in later commands;
 * ``RUN_ID`` in a command is the latest run in the store the commands chose
-  (``quorum.store_path``);
+  (``quorum.store_path``), ``PREV_RUN_ID`` the one before it;
+* a ```sql block runs as ``quorum query`` against that store, where the page's commands
+  so far left it;
 * a command exits 0, unless the comment above it says ``exits N``.
 """
 
@@ -38,21 +40,25 @@ class PageRun:
     page: Path
     cwd: Path
     url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to every command's
     background: list[subprocess.Popen[str]] = field(default_factory=list)
     ran: int = 0
 
     def where(self, line: int) -> str:
         return f"{self.page.name}:{line}"
 
-    def latest_run(self) -> str:
-        store = default_store(self.cwd, environ={}).path  # where the page's commands wrote
+    def latest_run(self, back: int = 0) -> str:
+        """The latest run in the store the page's commands wrote (``back`` runs before)."""
+        store = default_store(self.cwd, environ={}).path
         with duckdb.connect(str(store), read_only=True) as con:
-            row = con.execute("select run_id from runs order by started_at desc limit 1"
-                              ).fetchone()
-        assert row is not None, f"RUN_ID: no run in {store} yet"
+            row = con.execute("select run_id from runs order by started_at desc "
+                              "limit 1 offset ?", [back]).fetchone()
+        assert row is not None, f"RUN_ID: fewer than {back + 1} runs in {store}"
         return str(row[0])
 
     def fill(self, arg: str) -> str:
+        if "PREV_RUN_ID" in arg:
+            arg = arg.replace("PREV_RUN_ID", self.latest_run(back=1))
         if "RUN_ID" in arg:
             arg = arg.replace("RUN_ID", self.latest_run())
         if PLACEHOLDER_URL in arg:
@@ -61,7 +67,7 @@ class PageRun:
         return arg
 
     def run(self, argv: list[str], line: int, comment: str, timeout: float) -> None:
-        env = {**os.environ, "COLUMNS": "200"}
+        env = {**os.environ, "COLUMNS": "200", **self.env}
         while argv and _ENV.match(argv[0]):
             name, _, value = argv.pop(0).partition("=")
             env[name] = value
@@ -104,9 +110,11 @@ class PageRun:
                 proc.kill()
 
 
-def run_page(page: Path, cwd: Path, timeout: float = 300) -> int:
-    """Run every file and command of ``page`` in ``cwd``; the number of commands run."""
-    state = PageRun(page, cwd)
+def run_page(page: Path, cwd: Path, timeout: float = 300,
+             env: dict[str, str] | None = None) -> int:
+    """Run every file, command and SQL block of ``page`` in ``cwd``; how many of the
+    commands and SQL blocks ran."""
+    state = PageRun(page, cwd, env=dict(env or {}))
     try:
         for block in all_blocks(page.read_text(encoding="utf-8")):
             if m := _TITLE.search(block.info):
@@ -116,6 +124,8 @@ def run_page(page: Path, cwd: Path, timeout: float = 300) -> int:
             elif block.lang == "sh":
                 for command in shell_commands(block):
                     state.run(list(command.argv), command.line, command.comment, timeout)
+            elif block.lang == "sql":
+                state.run([".venv/bin/quorum", "query", block.text], block.line, "", timeout)
     finally:
         state.stop()
     return state.ran

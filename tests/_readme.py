@@ -84,11 +84,25 @@ def readme_commands(lang: str = "sh") -> list[Command]:
 DOCS = REPO / "docs"
 
 
+def docs_pages() -> list[Path]:
+    """Every page of the docs site, and the README (run the same way)."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def page_commands(page: Path, lang: str = "sh") -> list[Command]:
+    """The ```sh commands of one page."""
+    return [c for b in fenced_blocks(page.read_text(encoding="utf-8"), lang)
+            for c in shell_commands(b)]
+
+
+def page_sql(page: Path) -> list[Block]:
+    """The ```sql blocks of one page."""
+    return fenced_blocks(page.read_text(encoding="utf-8"), "sql")
+
+
 def docs_commands(lang: str = "sh") -> list[tuple[Path, Command]]:
     """The ```sh commands of every page of the docs site, with their page."""
-    return [(page, c) for page in sorted(DOCS.rglob("*.md"))
-            for b in fenced_blocks(page.read_text(encoding="utf-8"), lang)
-            for c in shell_commands(b)]
+    return [(page, c) for page in sorted(DOCS.rglob("*.md")) for c in page_commands(page, lang)]
 
 
 def as_test_argv(argv: list[str]) -> list[str]:

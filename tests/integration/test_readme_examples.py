@@ -1,9 +1,12 @@
-"""The README's commands and SQL, run as written against a store the demo made.
+"""The README's and the docs pages' commands and SQL, run as written.
 
-The store holds a small sweep and two demo runs (seeds 7 and 8, the second the latest),
-so an example that forgets to pick one run mixes runs and is caught. The queries with a
-meaning that can be wrong while still running (the ASOF join, the shortfall) are checked
-against the same answer computed independently from the tables.
+Each page (the README too) is read top to bottom in a fresh directory, as a reader in a
+clone would (``tests._docs_runner``): its files saved, its commands run, its SQL run
+against the store its commands made. The queries of "Query the store" whose meaning can
+be wrong while still running (the ASOF join, the shortfall) are also checked against the
+same answer computed independently from the tables, on a store holding a small sweep and
+two demo runs (seeds 7 and 8, the second the latest), so an example that forgets to pick
+one run mixes runs and is caught.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import pytest
 from tests._docs_runner import run_page
 from tests._readme import (
     DOCS,
+    README,
     REPO,
     Command,
     as_test_argv,
-    docs_commands,
+    docs_pages,
     fenced_blocks,
-    readme_commands,
-    readme_text,
+    page_commands,
+    page_sql,
 )
 
 # from the clone's root, as the README's commands are run: its test helpers importable
@@ -39,6 +43,9 @@ ENV = {**{k: v for k, v in os.environ.items() if k != "QUORUM_DB"}, "COLUMNS": "
 # Where a project's commands store their runs without --db (quorum.store_path): the store
 # of a checkout, whose root holds scenarios/.
 STORE = Path(".quorum") / "runs.duckdb"
+_ENV_PREFIX = re.compile(r"^[A-Z_][A-Z0-9_]*=")  # VAR=value before a command
+QUERY_PAGE = DOCS / "howto" / "query.md"
+SCENARIO_PAGE = DOCS / "howto" / "scenarios.md"
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -72,56 +79,54 @@ def _last_run(store: Path) -> str:
 
 
 def _command(marker: str) -> Command:
-    """The one README shell command whose text or comment contains ``marker``."""
-    found = [c for c in readme_commands() if marker in c.comment or marker in " ".join(c.argv)]
-    assert len(found) == 1, f"{len(found)} README commands match {marker!r}"
+    """The one shell command of "Query the store" whose text or comment has ``marker``."""
+    found = [c for c in page_commands(QUERY_PAGE)
+             if marker in c.comment or marker in " ".join(c.argv)]
+    assert len(found) == 1, f"{len(found)} commands of {QUERY_PAGE.name} match {marker!r}"
     return found[0]
 
 
 def _query_csv(command: Command, cwd: Path) -> pd.DataFrame:
     done = _run([*as_test_argv(command.argv), "--csv"], cwd)
-    assert done.returncode == 0, f"README.md:{command.line}: {done.stderr}"
+    assert done.returncode == 0, f"{QUERY_PAGE.name}:{command.line}: {done.stderr}"
     return pd.read_csv(io.StringIO(done.stdout))
 
 
 def test_every_shell_command_uses_the_venv() -> None:
     """A bare ``quorum`` (or a ``duckdb`` CLI) fails in a fresh clone: exit 127 unless the
     venv is activated, and a CLI of another DuckDB version cannot open the store."""
-    commands = readme_commands()
-    assert commands
-    bare = [f"README.md:{c.line}: {c.argv[0]}" for c in commands
-            if c.argv[0] not in (".venv/bin/quorum", ".venv/bin/python")]
+    commands = [(page, c) for page in docs_pages() for c in page_commands(page)]
+    assert len({page for page, _ in commands}) > 10
+    bare = [f"{page.name}:{c.line}: {c.argv[0]}" for page, c in commands
+            if next(a for a in c.argv if not _ENV_PREFIX.match(a))
+            not in (".venv/bin/quorum", ".venv/bin/python")]
     assert not bare, bare
 
 
 def test_no_advice_to_install_a_duckdb_cli() -> None:
     """PyPI's duckdb-cli does not follow the duckdb package's versions, so the CLI it
     installs may be unable to read the store the package wrote."""
-    assert not re.search(r"pip install\W+duckdb-cli", readme_text())
+    for page in docs_pages():
+        assert not re.search(r"pip install\W+duckdb-cli", page.read_text(encoding="utf-8")), page
 
 
-def test_every_shell_command_runs(store_dir: Path) -> None:
-    for command in readme_commands():
-        done = _run(as_test_argv(command.argv), store_dir)
-        assert done.returncode == 0, f"README.md:{command.line}: {done.stderr}"
-        assert done.stdout.strip(), f"README.md:{command.line}: no output"
-
-
-@pytest.mark.parametrize("page", sorted(DOCS.rglob("*.md")), ids=lambda p: p.name)
+@pytest.mark.parametrize("page", docs_pages(), ids=lambda p: p.name)
 def test_every_docs_page_runs_as_written(page: Path, tmp_path: Path) -> None:
-    """Each docs page, read top to bottom in a fresh directory beside ``scenarios/``:
-    its files saved, its commands run (``tests._docs_runner``)."""
-    (tmp_path / "scenarios").symlink_to(REPO / "scenarios")
-    ran = run_page(page, tmp_path)
-    assert ran == len([c for p, c in docs_commands() if p == page])
+    """Each page (and the README), read top to bottom in a fresh directory beside the
+    clone's ``scenarios/`` and ``data/``: its files saved, its commands run, its SQL run
+    against the store they made (``tests._docs_runner``). ``PYTHONPATH`` is the clone, as
+    for a reader who runs the developer pages' commands from it."""
+    for name in ("scenarios", "data"):
+        (tmp_path / name).symlink_to(REPO / name)
+    ran = run_page(page, tmp_path, env={"PYTHONPATH": str(REPO)})
+    assert ran == len(page_commands(page)) + len(page_sql(page))
 
 
-def test_every_sql_block_runs(store_dir: Path) -> None:
-    blocks = fenced_blocks(readme_text(), "sql")
-    assert blocks
-    for block in blocks:
-        done = _run([sys.executable, "-m", "quorum.cli", "query", block.text], store_dir)
-        assert done.returncode == 0, f"README.md:{block.line}: {done.stderr}"
+def test_the_docs_show_sql_and_the_readme_a_tour() -> None:
+    """What the page runner runs is there to run: SQL in the pages, commands in the
+    README's tour."""
+    assert sum(len(page_sql(p)) for p in docs_pages()) >= 5
+    assert len(page_commands(README)) >= 8
 
 
 def test_shortfall_query_is_the_last_runs_orders(store_dir: Path) -> None:
@@ -173,9 +178,10 @@ def test_asof_query_gives_each_agents_standing_signal(store_dir: Path) -> None:
 
 
 def test_scenario_example_trades(tmp_path: Path) -> None:
-    """The README's scenario example, copied as is (its data path is relative to a
-    scenario in ``scenarios/``): it trades, and its limits deny few of its orders."""
-    example = [b for b in fenced_blocks(readme_text(), "toml")
+    """The scenario example of "Write a scenario", copied as is (its data path is
+    relative to a scenario one folder below the clone's root): it trades, and its limits
+    deny few of its orders."""
+    example = [b for b in fenced_blocks(SCENARIO_PAGE.read_text(encoding="utf-8"), "toml")
                if b.text.startswith('name = "my_test"')]
     assert len(example) == 1
     (tmp_path / "scenarios").mkdir()
