@@ -1,7 +1,7 @@
 """The documented path "validate, then ``live --paper``" works as bundled: one bundled
 configuration passes the promotion gate's defaults (the default suite and thresholds, not
-its own), the live gate then accepts it, and the README's default thresholds are the
-code's."""
+its own), the live gate then accepts it, and the default thresholds the docs give
+("The promotion gate") are the code's."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ from sim.validation import (
     gate_requirement,
     trading_config,
 )
-from tests._readme import REPO, fenced_blocks, readme_text
+from tests._readme import DOCS, REPO, fenced_blocks, readme_text
 
 VALIDATED = REPO / "scenarios" / "validated.toml"
+GATE_PAGE = DOCS / "concepts" / "promotion-gate.md"
 
 
 def test_the_tour_validates_a_bundled_configuration_that_passes(tmp_path: Path) -> None:
-    tour = re.findall(r"^\s+\.venv/bin/quorum validate (scenarios/\S+\.toml)\s+#.*pass",
+    tour = re.findall(r"^[ \t]*\.venv/bin/quorum validate (scenarios/\S+\.toml)\s+#.*pass",
                       readme_text(), re.MULTILINE)
     assert set(tour) == {"scenarios/validated.toml"}
     config = load_scenario(REPO / tour[0])
@@ -44,8 +45,8 @@ def test_the_tour_validates_a_bundled_configuration_that_passes(tmp_path: Path) 
     assert verdict.allowed and not verdict.overridden, verdict.reason
 
 
-def test_readme_default_thresholds_are_the_codes() -> None:
-    blocks = [b for b in fenced_blocks(readme_text(), "toml")
+def test_documented_default_thresholds_are_the_codes() -> None:
+    blocks = [b for b in fenced_blocks(GATE_PAGE.read_text(encoding="utf-8"), "toml")
               if "min_mean_sharpe" in b.text and "[validation]" not in b.text]
     assert len(blocks) == 1
     assert Thresholds.model_validate(tomllib.loads(blocks[0].text)) == Thresholds()
