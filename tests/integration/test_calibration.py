@@ -9,8 +9,9 @@ autocorrelation of |r| at lags 1 and 20 within 0.06, the lag-1 autocorrelation o
 within 0.05, annualised volatility within 10% (252-day year for the S&P 500). The S&P
 500's |r| autocorrelation at lag 1 passes with 0.005 to spare (0.301 against 0.246; its
 median over 30 seeds is 0.281, one path's sd 0.034): the index's clustering decays
-slower from lag 1 to 20 than the model's slow components can (README). Then
-``generate calibrated`` -> ``compare`` through the CLI, and bad input.
+slower from lag 1 to 20 than the model's slow components can
+(docs/concepts/calibrated-regimes.md). Then ``generate calibrated`` -> ``compare``
+through the CLI, and bad input.
 """
 
 from __future__ import annotations

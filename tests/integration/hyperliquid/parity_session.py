@@ -149,7 +149,8 @@ def order_times(config: ScenarioConfig) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """A venue session on the fake (README: "The parity report"), into ``--db``."""
+    """A venue session on the fake, into ``--db`` (docs/dev/live-adapter.md: "The parity
+    report on injected faults")."""
     parser = argparse.ArgumentParser(prog="python -m tests.integration.hyperliquid."
                                      "parity_session", description=main.__doc__)
     parser.add_argument("--db", default="runs.duckdb")
