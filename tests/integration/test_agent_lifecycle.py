@@ -409,3 +409,46 @@ def test_quorum_agent_steers_a_quorum_live_paper_session_on_the_fake(
         ("mom", "resume", "rejected"), ("*", "kill", "applied")]
     assert "params.window" in rows[3][2] and rows[1][3] == "review"
     assert states == [("sma", "paused"), ("mom", "active")]
+
+
+def test_parity_explains_what_a_command_sent_to_the_session_changed(tmp_path: Path) -> None:
+    """``quorum parity`` replays a session's bars without the commands sent to it: each
+    divergence they cause is explained from agent_events ("sma paused by ops at T"),
+    none is left unexplained."""
+    from quorum.parity import replay
+    from reports.parity import parity
+
+    config = parse_scenario({**_raw(), "events": []})
+    sent: dict[str, int] = {}
+
+    def hooks(runner: LiveRunner, bars: list[Bar]) -> dict[int, Callable[[], None]]:
+        def pause() -> None:
+            runner.submit(AgentCommand("pause", "sma", actor="ops", reason="review"))
+
+        def spawn() -> None:
+            runner.submit(AgentCommand("spawn", "mom", actor="ops", kind="momentum",
+                                       params={"window": 12}))
+        return {400: pause, 900: spawn}
+
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        session = _session(config, store, hooks).run_id
+        for agent, ts in store.con.execute(
+                "SELECT agent, epoch_ns(ts) FROM agent_events WHERE run_id = ? AND actor = 'ops'",
+                [session]).fetchall():
+            sent[agent] = ts
+        rep = replay(store.con, session)
+    try:
+        result = parity(rep.store.con, rep.live_run, rep.replay_run, rep.mode)
+    finally:
+        rep.store.close()
+    assert result.divergences and not result.unexplained
+    assert {d.cause for d in result.divergences} <= {"lifecycle", "carried"}
+    signals = [d for d in result.divergences if d.stage == "signals"]
+    assert {d.key for d in signals} == {"sma", "mom"}  # nobody else's signals moved
+    for d in signals:
+        assert d.cause == "lifecycle" and d.ts >= sent[d.key]
+    said = {d.key: d.detail for d in signals}
+    assert said["sma"].startswith("sma paused by ops at ") and said["sma"].endswith("(review)")
+    assert said["mom"].startswith("mom spawned by ops at ")
+    first = min(d.ts for d in result.divergences)
+    assert sent["sma"] <= first < sent["mom"]  # nothing diverged before the first command
