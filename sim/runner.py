@@ -161,7 +161,8 @@ def build_engine(
         # One instance per symbol, each with its own stream so symbols never share state.
         streams = rng.spawn(len(symbols))
         # Agents that call outside services keep their exchanges in the run store.
-        call_log = call_log_for(recorder.store, config.name, recorder.run_id, agent_cfg.name)
+        call_log = call_log_for(recorder.store, config.name, recorder.run_id, agent_cfg.name,
+                                bus)
         for s, symbol in enumerate(symbols):
             if symbol in wanted:
                 agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
