@@ -64,6 +64,8 @@ class SessionWatch:
         """Start the heartbeat (the runner calls it once its store writer exists)."""
         self.logger.log(time.time_ns(), "info", "system",
                         f"session {self.runner.run_id} started ({self.runner.mode})")
+        self.monitor.sent_at_close = self.runner.port is not None
+        self._learn_intervals()
         self._thread = threading.Thread(target=self._beat, name="quorum-heartbeat",
                                         daemon=True)
         self._thread.start()
@@ -75,11 +77,7 @@ class SessionWatch:
     def tick(self) -> None:
         """One heartbeat: health re-checked, rows handed to the writer."""
         now = time.time_ns()
-        if len(self._intervals) < len(self.runner.histories):
-            found = intervals_of(
-                [h.symbol for h in self.runner.histories],
-                lambda s: self.runner.histories[self.runner.symbols.index(s)].column("ts"))
-            self._intervals.update({s: i for s, i in found.items() if i})
+        self._learn_intervals()
         writer = self.runner.writer
         error = None if writer is None else writer.error
         self.monitor.component(now, "store", CRITICAL if error else HEALTHY,
@@ -89,6 +87,18 @@ class SessionWatch:
         self.figures.refresh()
         if writer is not None and error is None:
             self._hand_over(writer)
+
+    def _learn_intervals(self) -> None:
+        """Each symbol's bar interval, from the bars the session holds (a real venue
+        session knows it from the start: ``runner.interval_ns``)."""
+        runner = self.runner
+        if len(self._intervals) < len(runner.histories):
+            if runner.interval_ns:
+                self._intervals.update(dict.fromkeys(runner.symbols, runner.interval_ns))
+                return
+            found = intervals_of([h.symbol for h in runner.histories],
+                                 lambda s: runner.histories[runner.symbols.index(s)].column("ts"))
+            self._intervals.update({s: i for s, i in found.items() if i})
 
     def _on_figures(self, figures: list[AgentFigures], held: Any, why: str) -> None:
         if why == "close":

@@ -120,6 +120,10 @@ class Monitor:
         self._submitted: dict[int, int] = {}
         self._fallback: dict[str, str] = {}  # symbol -> why its feed is degraded (REST)
         self._calls: dict[str, deque[tuple[bool, float]]] = {}  # tool -> its last calls
+        # A session on a real venue stamps an order with its bar's time (the bar's open)
+        # but sends it when the bar has closed, an interval later, and stamps the
+        # venue's answer on the wall clock: its latency counts from the close.
+        self.sent_at_close = False
         self.subscription: Subscription | None = None
         self._peak = d.WindowPeak(parse_duration(config.drawdown_window))
         # durations parsed once: detectors run on every event
@@ -236,7 +240,8 @@ class Monitor:
     def _on_order(self, e: OrderEvent) -> None:
         event = e.event
         if event == "submitted":
-            self._submitted[e.order_id] = e.ts
+            self._submitted[e.order_id] = e.ts + (
+                self.context.intervals.get(e.symbol, 0) if self.sent_at_close else 0)
         elif event == "arrived":
             sent = self._submitted.pop(e.order_id, None)
             limit = self.config.latency_ms
