@@ -678,7 +678,7 @@ class EventConfig(_Model):
     reason: str = ""
     # agent_* events with the same ``batch`` label (and the same ``at``) are applied
     # together, all or none, like ``quorum agent`` given several names.
-    batch: str | None = Field(default=None, min_length=1)
+    batch: str | None = Field(default=None, min_length=1)  # agent_* events: one batch
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
