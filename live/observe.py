@@ -8,6 +8,11 @@ wall clock; it re-checks health (``sim.monitor.Monitor.heartbeat``), feeds the s
 writer's state into the ``store`` component, and hands the buffered alert, health and
 log rows to the session's store writer (``live.writer``), which writes them beside the
 pipeline's rows, never on the loop.
+
+What only a session sees reaches the monitor on the bus too, published from the loop
+(one append each): a reconciliation round's differences (``report_reconciliation``), a
+candle feed closing bars by REST (``FeedFallback``), the venue client's requests as tool
+calls (``VenueCalls``).
 """
 
 from __future__ import annotations
