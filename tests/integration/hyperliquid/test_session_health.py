@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from reports.observe import tool_feedback
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 
@@ -40,9 +41,13 @@ def test_slow_venue_requests_degrade_the_venue(fake: FakeHyperliquid, tmp_path) 
             [result.run_id]).fetchone()[0]
         orders = store.con.execute("SELECT count(*) FROM venue_orders WHERE run_id = ?",
                                    [result.run_id]).fetchone()[0]
+        tools = {t["tool"]: t for t in tool_feedback(store.con, result.run_id)}
     # an order's latency counts from its bar's close, when the session sends it: 1-minute
     # bars are no 60 s latency spikes (each order here took about 0.12 s)
     assert orders and spikes == 0
+    # and `quorum show --tools` reads the venue's latency the same way (the session's
+    # clock here is the test's, which moves in steps: well under a second, not 60 s)
+    assert 0.0 <= tools["venue:hl"]["p50_ms"] < 1_000.0, tools
     assert health and health[0][0] == "degraded"
     assert health[0][1].startswith("tool: venue:hl: p99 latency ")
     assert alerts and alerts[0][0] == "warning" and "above 50 ms" in alerts[0][1]
