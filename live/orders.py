@@ -88,6 +88,8 @@ class OrderPort(Protocol):
     funded: set[tuple[str, int]]  # (coin, time ms) of funding booked (read only)
     account_outside: float | None
     account_alerted: float | None
+    differences: int  # reconciliation differences alerted so far
+    last_difference: tuple[str, str]  # the last one's kind and what it said
 
     @property
     def settled(self) -> bool: ...

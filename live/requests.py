@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -62,11 +63,17 @@ def place_failed(cloid: str, exc: BaseException) -> Placed:
     return Placed(cloid, None, f"{type(exc).__name__}: {exc}", unresolved=True)
 
 
+# Told of every answered request: (what was asked, whether it went through, ms taken,
+# the error). The session's tool feedback (``LiveRunner``: the venue's health).
+OnCall = Callable[[str, bool, float, str | None], None]
+
+
 class VenueRequests:
     """The requests of one live run to one venue adapter, as tasks."""
 
     def __init__(self, venue: VenueAdapter) -> None:
         self.venue = venue
+        self.on_call: OnCall | None = None
         self.emit: Emit | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshotting = False
@@ -91,22 +98,32 @@ class VenueRequests:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _called(self, what: str, started: float, error: BaseException | None) -> None:
+        if self.on_call is not None:
+            self.on_call(what, error is None, (time.perf_counter() - started) * 1e3,
+                         None if error is None else type(error).__name__)
+
     def place(self, order: PreparedOrder) -> None:
         """Place ``order`` now: the adapter may write the request before this returns;
         its answer comes in a task."""
+        started = time.perf_counter()
         try:
             reply = self.venue.place(order)
         except Exception as exc:  # a request that could not even start
+            self._called("place", started, exc)
             self.spawn(self._later(place_failed(order.cloid, exc)))
             return
-        self.spawn(self._placed(order.cloid, reply))
+        self.spawn(self._placed(order.cloid, reply, started))
 
-    async def _placed(self, cloid: str, reply: Awaitable[OrderState]) -> None:
+    async def _placed(self, cloid: str, reply: Awaitable[OrderState],
+                      started: float) -> None:
         try:
             state = await reply
         except Exception as exc:  # it may have landed (unless the adapter says it did not)
+            self._called("place", started, exc)
             msg = place_failed(cloid, exc)
         else:
+            self._called("place", started, None)
             msg = Placed(cloid, state)
         self.deliver(msg)
 
@@ -126,14 +143,17 @@ class VenueRequests:
             if not wanted(cloid):
                 return
         venue = self.venue
+        started = time.perf_counter()
         try:
             state = await venue.order_state(cloid, coin)
             oid = state.oid if state is not None else None
             fills = tuple(f for f in await venue.fills()
                           if f.cloid == cloid or (oid is not None and f.oid == oid))
         except Exception as exc:
+            self._called("lookup", started, exc)
             self.deliver(Refreshed(cloid, None, (), f"{type(exc).__name__}: {exc}"))
             return
+        self._called("lookup", started, None)
         self.deliver(Refreshed(cloid, state, fills))
 
     async def cancel(self, coin: str, cloid: str) -> None:
@@ -156,6 +176,7 @@ class VenueRequests:
 
     async def _snapshot(self, generation: int, funding_start_ms: int) -> None:
         venue = self.venue
+        started = time.perf_counter()
         try:
             fills = tuple(await venue.fills())
             account = await venue.account_state()
@@ -163,8 +184,10 @@ class VenueRequests:
             # after the account: what settled since its time is told apart (rule 5)
             funding = tuple(await venue.funding(funding_start_ms))
         except Exception as exc:
+            self._called("snapshot", started, exc)
             msg = Snapshot((), (), (), generation, f"{type(exc).__name__}: {exc}")
         else:
+            self._called("snapshot", started, None)
             msg = Snapshot(fills, account.positions, open_orders, generation,
                            account=account, funding=funding)
         finally:

@@ -53,6 +53,7 @@ from live.commands import CommandChannel
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
 from live.kill import KillRequested, KillSwitch
+from live.observe import VenueCalls, report_reconciliation
 from live.orders import OrderPort
 from live.port import Snapshot, VenueMessage
 from live.reconcile import reconcile
@@ -198,6 +199,9 @@ class LiveRunner:
         self.port = port
         for venue in self.engine.router.venues:
             self.engine.desk.attach_external(venue.name, port)
+        requests = getattr(port, "requests", None)
+        if self.bus is not None and requests is not None:  # tool feedback: the venue's health
+            requests.on_call = VenueCalls(self.bus, [v.name for v in self.engine.router.venues])
         self.hold_until_ns = hold_until_ns
         self.interval_ns = interval_ns
         self.reconcile_every_s = reconcile_every_s
@@ -339,7 +343,9 @@ class LiveRunner:
     def _handle(self, item: object) -> None:
         if isinstance(item, Snapshot):
             assert self.port is not None
+            before = self.port.differences
             self.reconciled = reconcile(self.port, item)
+            report_reconciliation(self.bus, self.port, before, self.reconciled)
         elif isinstance(item, VenueMessage):
             assert self.port is not None
             self.port.apply(item)

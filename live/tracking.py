@@ -74,6 +74,10 @@ class LegBook:
         self.account_outside: float | None = None
         self.account_alerted: float | None = None
         self.generation = 0  # bumped by every order event: reconciliation needs quiet
+        # Every difference alerted, and the last one's (kind, detail): the session's
+        # monitor reads them after each reconciliation round (``LiveRunner``).
+        self.differences = 0
+        self.last_difference: tuple[str, str] = ("", "")
         self._durable = Durable()
 
     # -- tracking --------------------------------------------------------------------------
@@ -169,6 +173,8 @@ class LegBook:
               file=sys.stderr, flush=True)
         self._durable.alerts.append((self.now_ns(), kind, symbol, coin, store_value,
                                      venue_value, action, detail))
+        self.differences += 1
+        self.last_difference = (kind, f"{detail}; {action}")
 
     def take_records(self) -> Durable:
         """What waits to be written, handed over (``write_records``, on any connection)."""

@@ -29,7 +29,7 @@ from live.commands import CommandChannel, default_command_dir
 from live.instruments import adopt_instruments
 from live.journal import OrderJournal, absorb, journal_dir
 from live.kill import KillSwitch
-from live.observe import SessionWatch
+from live.observe import FeedFallback, SessionWatch
 from live.orders import OrderManager
 from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
@@ -165,6 +165,7 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSet
         hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
         close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
         clock=clock)
+    FeedFallback.attach(feed, runner.bus)  # a feed on REST degrades its health
     await feed.check_warmup()  # a short history is bad input, before anything is stored
     record()
     if on_start is not None:
@@ -362,6 +363,7 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
             hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
             close_grace_ns=parse_duration(config.live.close_grace), max_bars=max_bars,
             clock=clock)
+        FeedFallback.attach(feed, runner.bus)  # a feed on REST degrades its health
     except BaseException:
         await venue.aclose()
         raise

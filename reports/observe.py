@@ -70,10 +70,24 @@ _TREND = """
             THEN ', failing more' ELSE '' END"""
 
 
+def sent_after_ms(con: duckdb.DuckDBPyConnection, run_id: str) -> float:
+    """How long after its stamp a run's order leaves for its venue (ms): a session on a
+    real venue stamps an order with its bar's time (the open) and sends it once the bar
+    has closed, one interval later (``live_sessions.interval``); 0 otherwise."""
+    from sim.config import parse_duration
+
+    try:
+        row = con.execute("SELECT s.interval FROM live_sessions s JOIN runs r USING (run_id)"
+                          " WHERE run_id = ? AND r.mode = 'live'", [run_id]).fetchone()
+    except duckdb.CatalogException:  # no session was ever stored here
+        return 0.0
+    return parse_duration(str(row[0])) / 1e6 if row is not None else 0.0
+
+
 def tool_feedback(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
     """Per external service (an agent's ``agent_calls``) and per venue (its orders:
-    submitted to arrived, refusals and timeouts): calls, success rate, latency p50/p99
-    (ms) and the trend from the first third of the run's calls to the last."""
+    sent to arrived, refusals and timeouts): calls, success rate, latency p50/p99 (ms)
+    and the trend from the first third of the run's calls to the last."""
     agents = _rows(con, f"""
         WITH c AS (SELECT agent, elapsed_ms AS latency_ms, error IS NOT NULL AS failed,
                           ntile(3) OVER (PARTITION BY agent ORDER BY ts) AS third
@@ -87,7 +101,7 @@ def tool_feedback(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str,
         WITH s AS (SELECT order_id, min(ts) AS sent FROM order_events
                    WHERE run_id = ? AND event = 'submitted' GROUP BY order_id),
         e AS (SELECT e.venue, e.ts, e.event <> 'arrived' AS failed,
-                     date_diff('microsecond', s.sent, e.ts) / 1000.0 AS latency_ms
+                     date_diff('microsecond', s.sent, e.ts) / 1000.0 - ? AS latency_ms
               FROM order_events e JOIN s USING (order_id)
               WHERE e.run_id = ? AND e.venue IS NOT NULL
                 AND e.event IN ('arrived', 'venue_rejected', 'venue_expired')),
@@ -96,5 +110,5 @@ def tool_feedback(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str,
                round(1 - avg(failed::INT), 4) AS success_rate,
                round(quantile_cont(latency_ms, 0.5), 3) AS p50_ms,
                round(quantile_cont(latency_ms, 0.99), 3) AS p99_ms, {_TREND} AS trend
-        FROM c GROUP BY venue ORDER BY venue""", [run_id, run_id])
+        FROM c GROUP BY venue ORDER BY venue""", [run_id, sent_after_ms(con, run_id), run_id])
     return agents + venues

@@ -24,7 +24,9 @@ Each divergence gets one cause, the most specific the store supports:
 * ``price`` / ``fee`` / ``funding_rate``: the venue's own record of the fill (or payment)
   is what was booked, and it differs from the model's;
 * ``restart``: at or after the last bar stored before a restart (``live_resumes``);
-* ``lifecycle``: after a kill switch or circuit breaker tripped live (``live_risk_trips``);
+* ``lifecycle``: after a kill switch or circuit breaker tripped live (``live_risk_trips``),
+  or a lifecycle command the session applied and its replay did not (``agent_events``:
+  "sma paused by operator at T (reason)"; a signal only by its own agent's commands);
 * ``reconciliation``: a position adopted from the venue (an ``adjustment`` fill);
 * ``carried``: follows from an earlier divergence (the position or equity an order was
   sized from already differed, its decision differed, an equity span after a fill);
@@ -100,7 +102,7 @@ def _signals(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context
         what = row_diff(x, y, ("side",), ("confidence", "target"))
         if what:
             add(out, ctx, "signals", k[0], k[1], k[2], what, pick(x, what), pick(y, what),
-                None, "")
+                None, "", agent=k[2])
 
 
 def _decisions(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
@@ -188,7 +190,7 @@ def _equity(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
 def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
            latency_tolerance_ms: float = 100.0) -> Parity:
     """Diff session ``live`` against its replay ``model`` (runs of the store ``con``)."""
-    ctx = Context(con, live, mode)
+    ctx = Context(con, live, mode, model)
     out: list[Divergence] = []
     _signals(con, live, model, ctx, out)
     decisions = _decisions(con, live, model, ctx, out)
@@ -203,7 +205,8 @@ def parity(con: duckdb.DuckDBPyConnection, live: str, model: str, mode: str, *,
     notes = []
     if mode == "paper":
         notes.append("paper session: its fills are the scenario's simulated venues, so every "
-                     "divergence is unexplained by construction (parity there is exact)")
+                     "divergence but those a lifecycle command sent to the session explains "
+                     "is unexplained by construction (parity there is exact)")
     return Parity(live, model, mode, out, counts, curves,
                   {"live": shortfall(con, live), "model": shortfall(con, model)},
                   slippage, calibration, float(np.median(dispatch)) if dispatch else None,

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from sim.config import parse_duration
+from sim.monitor.logs import iso
 
 REL = 1e-9
 CAUSES = ("partial_fill", "venue_rejection", "routing", "latency", "price", "fee", "funding_rate",
@@ -67,7 +68,8 @@ def numbered(rows: list[dict[str, Any]], key: tuple[str, ...]) -> dict[tuple, di
 class Context:
     """What the store says about the session beyond its rows, and the diff so far."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, live: str, mode: str) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, live: str, mode: str,
+                 model: str | None = None) -> None:
         tables = table_names(con)
         self.mode = mode
         self.restart_from: int | None = None
@@ -106,11 +108,18 @@ class Context:
             for pay in rows(con, "SELECT symbol, time_ms, usdc, szi, rate FROM venue_funding"
                             " WHERE run_id = ?", live):
                 self.venue_funding[(pay["symbol"], pay["time_ms"] * 1_000_000)] = pay
+        # Lifecycle commands the session applied and its replay did not (sent while it
+        # ran: ``quorum agent``, the API; the scenario's own are replayed): (ts, agent,
+        # what was done), in order.
+        self.commands: list[tuple[int, str, str]] = []
+        if "agent_events" in tables:
+            self.commands = _session_commands(con, live, model)
         self.roots: list[Divergence] = []  # explained or not, the first of their chain
 
-    def context_cause(self, ts: int) -> tuple[str, str] | None:
-        """A restart before the bar at ``ts``, or a trip (wall time) before it was taken
-        (its close), if any."""
+    def context_cause(self, ts: int, agent: str | None = None) -> tuple[str, str] | None:
+        """A restart before the bar at ``ts``, a trip (wall time) before it was taken
+        (its close), or a lifecycle command the session applied at or before it (on
+        ``agent`` when given: a signal follows its own agent's commands only), if any."""
         if self.restart_from is not None and ts >= self.restart_from:
             return "restart", ("at or after the last bar stored before the session was "
                                "restarted: the bars it was down for are not in the run, and "
@@ -118,7 +127,13 @@ class Context:
         for t, kind in self.trips:
             if t <= ts + self.interval_ns:
                 return "lifecycle", f"{kind.replace('_', ' ')} tripped live at {t}"
-        return None
+        said = None
+        for t, who, what in self.commands:
+            if t > ts:
+                break
+            if agent is None or who == agent:
+                said = what
+        return None if said is None else ("lifecycle", said)
 
     def earlier_root(self, ts: int) -> Divergence | None:
         """The first order, fill or funding divergence at or before ``ts``."""
@@ -128,11 +143,38 @@ class Context:
         return None
 
 
+_DONE = {"spawn": "spawned", "pause": "paused", "resume": "resumed", "stop": "stopped",
+         "update": "updated", "error": "errored (its circuit breaker)"}
+
+
+def _session_commands(con: duckdb.DuckDBPyConnection, live: str, model: str | None
+                      ) -> list[tuple[int, str, str]]:
+    """The applied ``agent_events`` rows of ``live`` (not its ``start`` rows) that the
+    run ``model`` has no row for at the same time: (ts, agent, "paused by X at T
+    (reason)")."""
+    got = con.execute(
+        "SELECT epoch_ns(ts), agent, command, actor, reason FROM agent_events"
+        " WHERE run_id = ? AND outcome = 'applied' AND command <> 'start' ORDER BY seq",
+        [live]).fetchall()
+    replayed = set() if model is None else set(con.execute(
+        "SELECT epoch_ns(ts), agent, command FROM agent_events WHERE run_id = ?"
+        " AND outcome = 'applied'", [model]).fetchall())
+    out = []
+    for ts, agent, command, actor, reason in got:
+        if (ts, agent, command) in replayed:
+            continue
+        done = ("kill switch pulled" if command == "kill"
+                else f"{agent} {_DONE.get(command, command)}")
+        out.append((int(ts), str(agent), f"{done} by {actor} at {iso(int(ts))}"
+                    + (f" ({reason})" if reason else "")))
+    return out
+
+
 def add(out: list[Divergence], ctx: Context, stage: str, ts: int, symbol: str, key: str,
         what: str, live: Any, model: Any, cause: str | None, detail: str,
-         root: bool = False) -> None:
+        root: bool = False, agent: str | None = None) -> None:
     if cause is None:
-        found = ctx.context_cause(ts)
+        found = ctx.context_cause(ts, agent)
         if found is not None:
             cause, detail = found[0], f"{detail}; {found[1]}" if detail else found[1]
         else:

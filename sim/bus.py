@@ -49,8 +49,13 @@ AGENT_ERROR = "agent_error"
 HEALTH = "health"
 ALERT = "alert"
 LOG = "log"
+# What a session's edges report for the monitor to judge: a component's state seen from
+# outside the pipeline (reconciliation, the feed's REST fallback), a call to a tool.
+COMPONENT = "component"
+CALL = "call"
 TOPICS = frozenset((BAR, SIGNAL, DECISION, ORDER, ORDER_CLOSED, FILL, DENIAL, ROUTE, FUNDING,
-                    LIQUIDATION, EQUITY, POSITION, AGENT, AGENT_ERROR, HEALTH, ALERT, LOG))
+                    LIQUIDATION, EQUITY, POSITION, AGENT, AGENT_ERROR, HEALTH, ALERT, LOG,
+                    COMPONENT, CALL))
 ALL = "*"
 
 

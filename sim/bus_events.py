@@ -163,6 +163,33 @@ class HealthChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ComponentReported:
+    """Topic ``component``: what an edge of a session saw of a component (the
+    reconciliation found differences, a feed fell back to REST): the monitor puts it in
+    ``state`` and, with ``alert_kind``, alerts when it leaves ``healthy``."""
+
+    ts: int
+    component: str
+    state: str  # healthy | degraded | critical
+    reason: str
+    alert_kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCalled:
+    """Topic ``call``: one call to an outside tool (``tool`` "agent:NAME": an external
+    agent's service; "venue:NAME": a venue client's request), how it went and how long
+    it took (ms, retries included)."""
+
+    ts: int
+    tool: str
+    call: str  # what was asked: a symbol, "place", "lookup", "snapshot"
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRaised:
     """Topic ``alert``: a detector fired (severity info | warning | critical)."""
 

@@ -676,12 +676,15 @@ class EventConfig(_Model):
     params: dict[str, Any] | None = None
     symbols: list[str] | None = None
     reason: str = ""
+    # agent_* events with the same ``batch`` label (and the same ``at``) are applied
+    # together, all or none, like ``quorum agent`` given several names.
+    batch: str | None = Field(default=None, min_length=1)  # agent_* events: one batch
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The agent fields only when set (older scenarios hash as before)."""
         out = handler(self)
-        for name in ("agent", "agent_kind", "params", "symbols"):
+        for name in ("agent", "agent_kind", "params", "symbols", "batch"):
             if out.get(name) is None:
                 out.pop(name, None)
         if not out.get("reason"):
@@ -698,7 +701,7 @@ class EventConfig(_Model):
     def _venue(self) -> EventConfig:
         if self.kind.startswith("agent_"):
             return self._agent_event()
-        for name in ("agent", "agent_kind", "params", "symbols"):
+        for name in ("agent", "agent_kind", "params", "symbols", "batch"):
             if getattr(self, name) is not None:
                 raise ValueError(f"{name}: only for agent_* events")
         if self.kind == "kill_switch" and self.venue is not None:
@@ -901,6 +904,14 @@ class ScenarioConfig(_Model):
             for sym in ev.symbols or ():
                 if self.data and sym not in seen:
                     raise ValueError(f"events.{i}.symbols: {sym!r} is not in data")
+        batches: dict[str, tuple[int, str]] = {}
+        for i, ev in enumerate(self.events):
+            if ev.batch is None:
+                continue
+            at, first = batches.setdefault(ev.batch, (parse_timestamp(ev.at), ev.at))
+            if parse_timestamp(ev.at) != at:
+                raise ValueError(f"events.{i}.at: batch {ev.batch!r} is applied at {first};"
+                                 " every command of a batch shares it")
         for name in self.risk.agents:
             if name not in names:
                 raise ValueError(f"risk.agents.{name}: no agent has this name")

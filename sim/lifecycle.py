@@ -345,7 +345,7 @@ class AgentRoster:
         seq = np.random.SeedSequence([self.seed, zlib.crc32(name.encode()), generation])
         rngs = np.random.default_rng(seq).spawn(len(wanted))
         call_log = call_log_for(self.recorder.store, self.scenario, self.recorder.run_id,
-                                name)
+                                name, self.bus)
         built = {}
         for s, rng in zip(wanted, rngs, strict=True):
             try:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.agent_commands import AgentCommand
+from sim.agent_commands import AgentBatch, AgentCommand
 from sim.agent_failure import agent_failure
 from sim.agent_faults import ErrorPolicy
 from sim.agents.base import CallStats, build_agent
@@ -161,7 +161,8 @@ def build_engine(
         # One instance per symbol, each with its own stream so symbols never share state.
         streams = rng.spawn(len(symbols))
         # Agents that call outside services keep their exchanges in the run store.
-        call_log = call_log_for(recorder.store, config.name, recorder.run_id, agent_cfg.name)
+        call_log = call_log_for(recorder.store, config.name, recorder.run_id, agent_cfg.name,
+                                bus)
         for s, symbol in enumerate(symbols):
             if symbol in wanted:
                 agent = build_agent(agent_cfg.kind, agent_cfg.params, streams[s], call_log)
@@ -216,16 +217,37 @@ def build_engine(
                       e.latency_ms if e.kind == "venue_latency" else e.rate)
         for e in config.events if not e.kind.startswith("agent_")])
     engine.lifecycle = roster = build_roster(config, engine, recorder, bus, session, timer)
-    for e in config.events:
-        if e.kind.startswith("agent_"):
-            engine.queue.push(parse_timestamp(e.at), PRIORITY_EVENT, roster.apply, AgentCommand(
-                e.kind.removeprefix("agent_"), e.agent or "", "scenario", e.reason,
-                e.agent_kind, e.params, None if e.symbols is None else tuple(e.symbols)))
+    for ts, command in scripted_commands(config):
+        engine.queue.push(ts, PRIORITY_EVENT, roster.apply, command)
     firsts = [int(b.ts[0]) for b in data.bars if len(b)]
     if firsts:  # a live session records its agents when it starts (LiveRunner.run)
         roster.start(min(firsts))
     schedule_funding(engine, data)
     return engine
+
+
+def scripted_commands(config: ScenarioConfig
+                      ) -> list[tuple[int, AgentCommand | AgentBatch]]:
+    """The scenario's agent_* ``[[events]]`` as lifecycle commands (actor "scenario"), in
+    file order: those sharing a ``batch`` label as one ``AgentBatch`` (its reason the
+    label), placed where its first command is."""
+    order: list[tuple[int, AgentCommand | str]] = []
+    batches: dict[str, list[AgentCommand]] = {}
+    for e in config.events:
+        if not e.kind.startswith("agent_"):
+            continue
+        command = AgentCommand(e.kind.removeprefix("agent_"), e.agent or "", "scenario",
+                               e.reason, e.agent_kind, e.params,
+                               None if e.symbols is None else tuple(e.symbols))
+        if e.batch is None:
+            order.append((parse_timestamp(e.at), command))
+            continue
+        if e.batch not in batches:
+            batches[e.batch] = []
+            order.append((parse_timestamp(e.at), e.batch))
+        batches[e.batch].append(command)
+    return [(ts, AgentBatch(tuple(batches[c]), "scenario", c) if isinstance(c, str) else c)
+            for ts, c in order]
 
 
 def error_policy(agent: AgentConfig | None, session: bool) -> ErrorPolicy:

@@ -59,6 +59,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from sim.agents.base import AgentParams, CallStats
+from sim.bus import CALL, EventBus
+from sim.bus_events import ToolCalled
 from sim.messages import HOLD, Side, Signal
 from sim.store import DuckDBStore
 from sim.view import MarketView
@@ -161,10 +163,35 @@ class DuckDBCallLog:
         }))
 
 
-def call_log_for(store: object, scenario: str, run_id: str, agent: str) -> CallLog | None:
-    """The call log of ``agent`` in run ``run_id``; None for a store that cannot keep one."""
+class ObservedCallLog:
+    """A call log that also publishes each call it keeps (topic ``call``: a
+    ``ToolCalled`` of tool ``agent:NAME``), so a watched run judges the service's
+    success rate and latency as it goes (``sim.monitor``). Replayed answers are found,
+    not appended: only calls made now are published."""
+
+    def __init__(self, inner: CallLog, bus: EventBus, agent: str) -> None:
+        self.inner = inner
+        self.bus = bus
+        self.tool = f"agent:{agent}"
+
+    def find(self, request_hash: str) -> CallRecord | None:
+        return self.inner.find(request_hash)
+
+    def append(self, record: CallRecord) -> None:
+        self.inner.append(record)
+        if self.bus.wants(CALL):
+            self.bus.publish(CALL, record.ts, ToolCalled(
+                record.ts, self.tool, record.symbol, record.error is None, record.elapsed_ms,
+                record.error))
+
+
+def call_log_for(store: object, scenario: str, run_id: str, agent: str,
+                 bus: EventBus | None = None) -> CallLog | None:
+    """The call log of ``agent`` in run ``run_id`` (published on ``bus`` when given);
+    None for a store that cannot keep one."""
     if isinstance(store, DuckDBStore):
-        return DuckDBCallLog(store, scenario, run_id, agent)
+        log = DuckDBCallLog(store, scenario, run_id, agent)
+        return log if bus is None else ObservedCallLog(log, bus, agent)
     return None
 
 

@@ -55,6 +55,14 @@ class MonitorConfig(BaseModel):
     latency_ms: float | None = Field(default=2_000.0, gt=0)
     # Stale data: no bar of a symbol for ``stale_bars`` bar intervals.
     stale_bars: float | None = Field(default=3.0, gt=0)
+    # Tool feedback: over an outside tool's last ``tool_window`` calls (an external
+    # agent's service, a venue client's requests; judged once ``tool_min_calls`` were
+    # made), a success rate below ``tool_min_success`` or a p99 latency above
+    # ``tool_p99_ms`` degrades that agent's or venue's health, with a warning.
+    tool_window: int = Field(default=20, ge=2)
+    tool_min_calls: int = Field(default=5, ge=1)
+    tool_min_success: float | None = Field(default=0.8, gt=0, le=1)
+    tool_p99_ms: float | None = Field(default=5_000.0, gt=0)
     # Sinks. The webhook's URL (and an optional bearer token) come from the environment
     # variables named here; no variable set, no webhook.
     webhook_url_env: str = "QUORUM_ALERT_WEBHOOK"

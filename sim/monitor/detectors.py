@@ -157,3 +157,25 @@ def stale(last_bar_ts: int, now: int, interval_ns: int, bars: float) -> Finding 
                        {"intervals": waited / interval_ns, "limit": bars,
                         "last_bar_ts": last_bar_ts})
     return None
+
+
+def tool_trouble(calls: Sequence[tuple[bool, float]], min_calls: int,
+                 min_success: float | None, p99_ms: float | None) -> Finding | None:
+    """An outside tool's recent calls (ok, latency ms), oldest first: too many failed
+    (success rate below ``min_success``) or the slow tail is too slow (p99 above
+    ``p99_ms``, nearest rank). Nothing is judged on fewer than ``min_calls`` calls."""
+    n = len(calls)
+    if n < min_calls:
+        return None
+    ok = sum(1 for good, _ in calls if good)
+    rate = ok / n
+    latencies = sorted(ms for _, ms in calls)
+    p99 = latencies[min(n - 1, int(0.99 * n))]
+    data: dict[str, float | int | str] = {"calls": n, "success_rate": rate, "p99_ms": p99}
+    if min_success is not None and rate < min_success:
+        return Finding(f"{n - ok} of its last {n} calls failed (success {rate:.0%}, below "
+                       f"{min_success:.0%})", data)
+    if p99_ms is not None and p99 > p99_ms:
+        return Finding(f"p99 latency {p99:.0f} ms over its last {n} calls, above "
+                       f"{p99_ms:g} ms", data)
+    return None

@@ -25,6 +25,8 @@ from sim.bus import (
     AGENT,
     AGENT_ERROR,
     ALERT,
+    CALL,
+    COMPONENT,
     DENIAL,
     FILL,
     ORDER,
@@ -37,16 +39,18 @@ from sim.bus_events import (
     AgentFailed,
     AgentStateChanged,
     AlertRaised,
+    ComponentReported,
     FillBooked,
     OrderEvent,
     SignalChanged,
+    ToolCalled,
 )
 from sim.messages import LONG, SHORT, OrderDenied
 from sim.monitor import detectors as d
 from sim.monitor.config import MonitorConfig
 from sim.monitor.health import CRITICAL, DEGRADED, HEALTHY, HealthBoard
 
-TOPICS = (SIGNAL, FILL, DENIAL, ORDER, AGENT, AGENT_ERROR)
+TOPICS = (SIGNAL, FILL, DENIAL, ORDER, AGENT, AGENT_ERROR, COMPONENT, CALL)
 BREAKER_CHECKS = frozenset(("daily_loss_limit", "max_drawdown", "circuit_breaker"))
 _VENUE_HEALTH = {"up": HEALTHY, "degraded": DEGRADED, "down": CRITICAL}
 
@@ -114,6 +118,12 @@ class Monitor:
         self._denials: deque[int] = deque()
         self._rejects: dict[str, deque[int]] = {}
         self._submitted: dict[int, int] = {}
+        self._fallback: dict[str, str] = {}  # symbol -> why its feed is degraded (REST)
+        self._calls: dict[str, deque[tuple[bool, float]]] = {}  # tool -> its last calls
+        # A session on a real venue stamps an order with its bar's time (the bar's open)
+        # but sends it when the bar has closed, an interval later, and stamps the
+        # venue's answer on the wall clock: its latency counts from the close.
+        self.sent_at_close = False
         self.subscription: Subscription | None = None
         self._peak = d.WindowPeak(parse_duration(config.drawdown_window))
         # durations parsed once: detectors run on every event
@@ -173,6 +183,10 @@ class Monitor:
                 self._on_agent(event)
             elif topic == AGENT_ERROR:
                 self._on_agent_error(event)
+            elif topic == COMPONENT:
+                self._on_component(event)
+            elif topic == CALL:
+                self._on_call(event)
 
     def _on_signal(self, e: SignalChanged) -> None:
         self._last_signal[e.agent] = e.ts
@@ -226,7 +240,8 @@ class Monitor:
     def _on_order(self, e: OrderEvent) -> None:
         event = e.event
         if event == "submitted":
-            self._submitted[e.order_id] = e.ts
+            self._submitted[e.order_id] = e.ts + (
+                self.context.intervals.get(e.symbol, 0) if self.sent_at_close else 0)
         elif event == "arrived":
             sent = self._submitted.pop(e.order_id, None)
             limit = self.config.latency_ms
@@ -280,6 +295,40 @@ class Monitor:
             self.health.set(e.ts, source, DEGRADED, f"{kind.replace('_', ' ')}: "
                                                     f"{e.error_type}")
 
+    def _on_component(self, e: ComponentReported) -> None:
+        if e.component.startswith("feed:"):  # judged with staleness (``_check_feeds``)
+            symbol = e.component.removeprefix("feed:")
+            if e.state == HEALTHY:
+                self._fallback.pop(symbol, None)
+            else:
+                self._fallback[symbol] = e.reason
+            h = self.health.get(e.component)
+            if h is None or h.state != CRITICAL:  # stale data outranks a fallback
+                self.health.set(e.ts, e.component, e.state, e.reason)
+            if e.alert_kind is not None:
+                found = d.Finding(e.reason, {"symbol": symbol}) if e.state != HEALTHY else None
+                self._edge(e.ts, found, "warning", e.component, e.alert_kind)
+            return
+        self.component(e.ts, e.component, e.state, e.reason, e.alert_kind)
+
+    def _on_call(self, e: ToolCalled) -> None:
+        cfg = self.config
+        calls = self._calls.get(e.tool)
+        if calls is None:
+            calls = self._calls[e.tool] = deque(maxlen=cfg.tool_window)
+        calls.append((e.ok, e.latency_ms))
+        found = d.tool_trouble(calls, cfg.tool_min_calls, cfg.tool_min_success,
+                               cfg.tool_p99_ms)
+        if found is not None:
+            found = d.Finding(f"{e.tool}: {found.message}", {**found.data, "tool": e.tool})
+        self._edge(e.ts, found, "warning", e.tool, "tool_degraded")
+        h = self.health.get(e.tool)
+        if found is not None:
+            if h is None or h.state == HEALTHY:
+                self.health.set(e.ts, e.tool, DEGRADED, f"tool: {found.message}")
+        elif h is not None and h.state == DEGRADED and h.reason.startswith("tool"):
+            self.health.set(e.ts, e.tool, HEALTHY, "tool calls back to normal")
+
     # -- state changes -------------------------------------------------------------------
     def _risk_state(self, ts: int, killed: bool, breaker: str | None,
                     reason: str = "") -> None:
@@ -306,12 +355,20 @@ class Monitor:
     def component(self, ts: int, component: str, state: str, reason: str = "",
                   alert_kind: str | None = None) -> None:
         """Set a component's health from outside (a session's store writer,
-        reconciliation); with ``alert_kind``, a critical state raises that alert once."""
+        reconciliation); with ``alert_kind``, entering ``degraded`` raises that alert as
+        a warning, entering ``critical`` as critical (each once), and coming back to
+        ``healthy`` re-arms both."""
         with self._lock:
             self.health.set(ts, component, state, reason)
-            if alert_kind is not None:
-                found = d.Finding(reason, {}) if state == CRITICAL else None
-                self._edge(ts, found, "critical", component, alert_kind)
+            if alert_kind is None:
+                return
+            if state == HEALTHY:
+                for scope in (DEGRADED, CRITICAL):
+                    self._edge(ts, None, "", component, alert_kind, scope)
+            else:
+                self._edge(ts, d.Finding(reason, {}),
+                           "critical" if state == CRITICAL else "warning", component,
+                           alert_kind, state)
 
     # -- heartbeat -----------------------------------------------------------------------
     def heartbeat(self, now: int) -> None:
@@ -355,8 +412,12 @@ class Monitor:
             found = d.stale(last, now, interval, bars)
             source = f"feed:{symbol}"
             self._edge(now, found, "critical", source, "stale_data")
-            self.health.set(now, source, HEALTHY if found is None else CRITICAL,
-                            "" if found is None else f"stale: {found.message}")
+            if found is not None:
+                self.health.set(now, source, CRITICAL, f"stale: {found.message}")
+            elif symbol in self._fallback:
+                self.health.set(now, source, DEGRADED, self._fallback[symbol])
+            else:
+                self.health.set(now, source, HEALTHY)
 
     def _check_venues(self, now: int, venues: Mapping[str, str]) -> None:
         for venue, modelled in venues.items():

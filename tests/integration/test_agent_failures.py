@@ -115,6 +115,32 @@ def test_a_paper_session_abstains_then_trips_the_breaker_and_completes(tmp_path:
                                                                    "errored")]
 
 
+def test_a_watched_paper_session_alerts_each_error_and_the_breaker(tmp_path: Path) -> None:
+    """As ``quorum live`` watches it: each forgiven error is a warning, the breaker a
+    critical alert (what a webhook gets), and the agent's health follows."""
+    from quorum.live import watched_runner
+
+    config = _config(max_errors=3, error_window="10m")
+    data = load_market_data(config, RandomStreams.spawn(config.seed, 1, 2).data)
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        runner = watched_runner(config, store)
+        asyncio.run(runner.run([_Feed(_bars(data), {})]))
+        con, run_id = store.con, runner.run_id
+        assert con.execute("SELECT status FROM runs WHERE run_id = ?",
+                           [run_id]).fetchone() == ("completed",)
+        alerts = con.execute(
+            "SELECT severity, kind, message FROM alerts WHERE run_id = ? AND source ="
+            " 'agent:broken' ORDER BY alert_id", [run_id]).fetchall()
+        health = con.execute(
+            "SELECT previous, state FROM health WHERE run_id = ? AND component ="
+            " 'agent:broken' ORDER BY seq", [run_id]).fetchall()
+    assert [(a[0], a[1]) for a in alerts] == [("warning", "agent_error")] * 3 + [
+        ("critical", "agent_breaker")]
+    assert "(bar 50): ZeroDivisionError: bar 50: broken" in alerts[0][2]
+    assert "broken errored (3 errors within 600 s" in alerts[3][2]
+    assert health == [("healthy", "degraded"), ("degraded", "critical")]
+
+
 def test_resume_clears_an_errored_agent(tmp_path: Path) -> None:
     outcomes: list[CommandOutcome] = []
 

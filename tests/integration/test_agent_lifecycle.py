@@ -22,7 +22,7 @@ from sim.bus import AGENT, EventBus
 from sim.bus_events import AgentStateChanged
 from sim.config import parse_scenario, parse_timestamp
 from sim.messages import Bar
-from sim.runner import RandomStreams, load_market_data, run_scenario
+from sim.runner import RandomStreams, load_market_data, run_scenario, scripted_commands
 from sim.store import DuckDBStore
 from tests.integration.test_live_cli import fake  # noqa: F401 (the fake exchange fixture)
 from tests.integration.test_live_seam import _bars
@@ -72,9 +72,16 @@ def test_the_operations_scenario_stores_each_command_and_its_effect_on_the_votes
             ("zscore", "update", "active", "active", "applied"),
             ("momentum", "spawn", None, "active", "applied"),
             ("momentum", "update", "active", "active", "applied"),
+            ("zscore", "pause", "active", "paused", "applied"),  # the batch, together
+            ("breakout", "spawn", None, "active", "applied"),
             ("ema", "stop", "active", "stopped", "applied"),
+            ("ema", "resume", "stopped", "stopped", "rejected: agent 'ema' is stopped"),
         ]
         assert '"window": 96' in rows[5][4] and '"entry": 2.0' in rows[5][4]  # merged
+        batches = con.execute("SELECT agent, batch, reason FROM agent_events WHERE run_id = ?"
+                              " AND batch IS NOT NULL ORDER BY seq", [run_id]).fetchall()
+        assert [b[0] for b in batches] == ["zscore", "breakout"]
+        assert len({b[1] for b in batches}) == 1 and {b[2] for b in batches} == {"rotate"}
         assert [(e.agent, e.command, e.state) for e in published] == [
             (r[0], r[1], r[3]) for r in rows]
         actors = con.execute("SELECT DISTINCT actor FROM agent_events WHERE run_id = ?"
@@ -88,16 +95,56 @@ def test_the_operations_scenario_stores_each_command_and_its_effect_on_the_votes
         # others voted while it was paused: decisions were made without it
         assert [ts for ts, _ in _votes(con, run_id, "zscore") if pause <= ts < resume]
 
-        spawn, widen, stop = (parse_timestamp(e.at) for e in config.events[3:6])
+        spawn, widen = (parse_timestamp(e.at) for e in config.events[3:5])
+        rotate, stop = parse_timestamp(config.events[5].at), parse_timestamp(config.events[7].at)
         assert min(ts for ts, _ in _votes(con, run_id, "momentum")) >= spawn
         eth = _votes(con, run_id, "momentum", "ETH")
         assert eth and min(ts for ts, _ in eth) >= widen
         ema = _votes(con, run_id, "ema")
         assert ema and max(ts for ts, _ in ema) < stop
+        zscore = _votes(con, run_id, "zscore")
+        assert zscore and max(ts for ts, _ in zscore) < rotate  # paused by the batch
+        assert min(ts for ts, _ in _votes(con, run_id, "breakout")) >= rotate
 
         assert [(a.name, a.state, a.symbols) for a in current_agents(con, run_id)] == [
-            ("sma", "active", None), ("zscore", "active", None), ("ema", "stopped", ("ETH",)),
-            ("momentum", "active", ("BTC", "ETH"))]
+            ("sma", "active", None), ("zscore", "paused", None), ("ema", "stopped", ("ETH",)),
+            ("momentum", "active", ("BTC", "ETH")), ("breakout", "active", None)]
+
+
+def test_the_operations_drill_is_watched_health_and_alerts_follow_the_commands(
+        tmp_path: Path) -> None:
+    config = parse_scenario(_raw())
+    at = [parse_timestamp(e.at) for e in config.events]
+    pause, resume, rotate, rejected, kill = at[0], at[1], at[5], at[8], at[9]
+    assert config.events[9].kind == "kill_switch"
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        run_id = run_scenario(config, store).run_id  # [monitor]: watched
+        con = store.con
+        alerts = con.execute("SELECT epoch_ns(ts), severity, source, kind FROM alerts"
+                             " WHERE run_id = ? ORDER BY alert_id", [run_id]).fetchall()
+        health = con.execute("SELECT epoch_ns(ts), component, previous, state, reason"
+                             " FROM health WHERE run_id = ? ORDER BY seq", [run_id]).fetchall()
+    kinds = {a[3] for a in alerts}
+    detectors = {"drawdown_velocity", "signal_flapping", "agent_silent", "denial_burst",
+                 "kill_switch"}
+    assert detectors <= kinds  # five detectors, beside the lifecycle's own alerts
+    assert (kill, "critical", "risk", "kill_switch") in alerts
+    assert (rejected, "info", "agent:ema", "command_rejected") in alerts
+    assert {a[2] for a in alerts if a[3] == "signal_flapping"} == {"agent:momentum"}
+    assert min(a[0] for a in alerts if a[3] == "signal_flapping") > at[3]  # after its spawn
+    # a paused agent is not "silent": silence counts for active agents only
+    assert not [a for a in alerts if a[2] == "agent:sma" and a[3] == "agent_silent"
+                and pause <= a[0] < resume]
+    assert (pause, "agent:sma", "healthy", "degraded",
+            "paused by scenario: review after a losing week") in health
+    assert (resume, "agent:sma", "degraded", "healthy", "resume by scenario") in health
+    assert (rotate, "agent:zscore", "healthy", "degraded", "paused by scenario: rotate") in health
+    assert (rotate, "agent:breakout", None, "healthy", "spawn by scenario") in health
+    assert (kill, "risk", "healthy", "critical", "kill switch engaged") in health
+    overall = [h for h in health if h[1] == "overall"]
+    assert overall[0][:4] == (pause, "overall", "healthy", "degraded")
+    assert [h for h in overall if h[0] == kill] == [
+        (kill, "overall", "degraded", "critical", "risk: kill switch engaged")]
 
 
 def test_a_replayed_operations_run_is_identical(tmp_path: Path) -> None:
@@ -106,7 +153,8 @@ def test_a_replayed_operations_run_is_identical(tmp_path: Path) -> None:
         a = run_scenario(config, store).run_id
         b = run_scenario(config, store).run_id
         for table, order in (("agent_events", "seq"), ("votes", "decision_id, agent"),
-                             ("signals", "ts, symbol, agent"), ("fills", "fill_id")):
+                             ("signals", "ts, symbol, agent"), ("fills", "fill_id"),
+                             ("alerts", "alert_id"), ("health", "seq")):
             query = f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? ORDER BY {order}"
             assert (store.con.execute(query, [a]).fetchall()
                     == store.con.execute(query, [b]).fetchall())
@@ -154,13 +202,8 @@ def test_the_same_commands_sent_to_a_paper_session_give_the_same_rows_at_the_sam
 
     def hooks(runner: LiveRunner, bars: list[Bar]) -> dict[int, Callable[[], None]]:
         out: dict[int, Callable[[], None]] = {}
-        for e in scripted.events:
-            if not e.kind.startswith("agent_"):
-                continue
-            command = AgentCommand(e.kind.removeprefix("agent_"), e.agent or "", "scenario",
-                                   e.reason, e.agent_kind, e.params,
-                                   None if e.symbols is None else tuple(e.symbols))
-            out[_first_at(bars, parse_timestamp(e.at))] = (
+        for at, command in scripted_commands(scripted):  # the batch as one AgentBatch
+            out[_first_at(bars, at)] = (
                 lambda c=command: runner.submit(c).add_done_callback(
                     lambda f: outcomes.append(f.result())))
         return out
@@ -169,7 +212,9 @@ def test_the_same_commands_sent_to_a_paper_session_give_the_same_rows_at_the_sam
         backtest = run_scenario(scripted, store).run_id
         paper = _session(live_config, store, hooks).run_id
         con = store.con
-        assert all(o.applied for o in outcomes) and len(outcomes) == 6
+        assert [o.command for o in outcomes] == [
+            "pause", "resume", "update", "spawn", "update", "batch", "stop", "resume"]
+        assert [o.applied for o in outcomes] == [True] * 7 + [False]
         assert _events(con, paper) == _events(con, backtest)
         for table, columns, order in (
                 ("votes", "decision_id, agent, side, confidence, weight", "decision_id, agent"),
@@ -364,3 +409,46 @@ def test_quorum_agent_steers_a_quorum_live_paper_session_on_the_fake(
         ("mom", "resume", "rejected"), ("*", "kill", "applied")]
     assert "params.window" in rows[3][2] and rows[1][3] == "review"
     assert states == [("sma", "paused"), ("mom", "active")]
+
+
+def test_parity_explains_what_a_command_sent_to_the_session_changed(tmp_path: Path) -> None:
+    """``quorum parity`` replays a session's bars without the commands sent to it: each
+    divergence they cause is explained from agent_events ("sma paused by ops at T"),
+    none is left unexplained."""
+    from quorum.parity import replay
+    from reports.parity import parity
+
+    config = parse_scenario({**_raw(), "events": []})
+    sent: dict[str, int] = {}
+
+    def hooks(runner: LiveRunner, bars: list[Bar]) -> dict[int, Callable[[], None]]:
+        def pause() -> None:
+            runner.submit(AgentCommand("pause", "sma", actor="ops", reason="review"))
+
+        def spawn() -> None:
+            runner.submit(AgentCommand("spawn", "mom", actor="ops", kind="momentum",
+                                       params={"window": 12}))
+        return {400: pause, 900: spawn}
+
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        session = _session(config, store, hooks).run_id
+        for agent, ts in store.con.execute(
+                "SELECT agent, epoch_ns(ts) FROM agent_events WHERE run_id = ? AND actor = 'ops'",
+                [session]).fetchall():
+            sent[agent] = ts
+        rep = replay(store.con, session)
+    try:
+        result = parity(rep.store.con, rep.live_run, rep.replay_run, rep.mode)
+    finally:
+        rep.store.close()
+    assert result.divergences and not result.unexplained
+    assert {d.cause for d in result.divergences} <= {"lifecycle", "carried"}
+    signals = [d for d in result.divergences if d.stage == "signals"]
+    assert {d.key for d in signals} == {"sma", "mom"}  # nobody else's signals moved
+    for d in signals:
+        assert d.cause == "lifecycle" and d.ts >= sent[d.key]
+    said = {d.key: d.detail for d in signals}
+    assert said["sma"].startswith("sma paused by ops at ") and said["sma"].endswith("(review)")
+    assert said["mom"].startswith("mom spawned by ops at ")
+    first = min(d.ts for d in result.divergences)
+    assert sent["sma"] <= first < sent["mom"]  # nothing diverged before the first command

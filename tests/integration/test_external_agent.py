@@ -305,3 +305,31 @@ def test_record_and_replay_need_a_log_but_live_does_not(server):
             ExternalAgent(url + "/decide", mode=mode, lookback=10).on_bar(view)
     signal = ExternalAgent(url + "/decide", mode="live", lookback=10).on_bar(view)
     assert signal is not None and signal.side is not HOLD and len(service.hits) == 1
+
+
+@pytest.mark.parametrize(("path", "degraded"), [("/error", True), ("/decide", False)])
+def test_a_failing_service_degrades_its_agent_in_a_watched_run(server, tmp_path, path,
+                                                                degraded):
+    """Tool feedback: each call the agent makes is published (topic ``call``); the monitor
+    judges the service's success rate over its last calls and degrades the agent."""
+    url, _, _ = server
+    raw = {**scenario(url + path, "record", every=20, retries=0, max_error_rate=1.0),
+           "monitor": {"tool_min_calls": 3, "tool_window": 5}}
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        run_id = run(store, raw)
+        alerts = store.con.execute(
+            "SELECT source, kind, severity, message FROM alerts WHERE run_id = ? AND"
+            " kind = 'tool_degraded'", [run_id]).fetchall()
+        health = store.con.execute(
+            "SELECT epoch_ns(ts), state, reason FROM health WHERE run_id = ? AND"
+            " component = 'agent:service' ORDER BY seq", [run_id]).fetchall()
+        third = store.con.execute(
+            "SELECT epoch_ns(ts) FROM agent_calls WHERE run_id = ? ORDER BY ts LIMIT 1"
+            " OFFSET 2", [run_id]).fetchone()[0]
+    if not degraded:
+        assert alerts == [] and not [h for h in health if h[2].startswith("tool")]
+        return
+    assert alerts == [("agent:service", "tool_degraded", "warning",
+                       "agent:service: 3 of its last 3 calls failed (success 0%, below 80%)")]
+    # degraded at the third failed call (the first the monitor judges), not before
+    assert health[0][:2] == (third, "degraded") and health[0][2].startswith("tool: ")

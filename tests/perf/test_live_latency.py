@@ -24,6 +24,7 @@ import time
 from live.hyperliquid.candles import HyperliquidCandleFeed
 from live.hyperliquid.stream import candle
 from live.runner import LiveRunner
+from quorum.live import watched_runner
 from sim.config import parse_scenario
 from sim.store import DuckDBStore
 from tests.fakes.clock import ManualClock
@@ -48,9 +49,12 @@ def _pct(values: list[int], q: float) -> float:
     return data[int(q * (len(data) - 1))] / 1e3  # us
 
 
-def measure(tmp_path, n_bars: int) -> tuple[list[int], list[int], list[int]]:
+def measure(tmp_path, n_bars: int, scenario: dict | None = None, watched: bool = False
+            ) -> tuple[list[int], list[int], list[int]]:
     """(event -> on_bar, event -> order, feed -> order) latencies in ns; "feed" is when the
-    candle feed takes the decoded message (the server and the socket are behind it)."""
+    candle feed takes the decoded message (the server and the socket are behind it).
+    ``watched``: the session's observers too (``quorum.live.watched_runner``: monitor,
+    logs, alert rows, a webhook if the environment names one)."""
     import numpy as np
 
     rng = np.random.default_rng(1)
@@ -62,12 +66,13 @@ def measure(tmp_path, n_bars: int) -> tuple[list[int], list[int], list[int]]:
     handled = [0]
     fake = FakeHyperliquid().start()
     try:
-        config = parse_scenario(SCENARIO)
+        config = parse_scenario(scenario or SCENARIO)
         clock = ManualClock(T0 * 1_000_000)
         feed = HyperliquidCandleFeed(make_config(fake), {"ETH": "ETH"}, MIN_MS * 1_000_000,
                                      clock=clock, max_bars=n_bars)
         with DuckDBStore(tmp_path / "lat.duckdb") as store:
-            runner = LiveRunner(config, store, flush_rows=1_000_000)
+            runner = (watched_runner(config, store, flush_rows=1_000_000) if watched
+                      else LiveRunner(config, store, flush_rows=1_000_000))
             engine_on_bar, record_order = runner.engine.on_bar, runner.recorder.order
             current = [0]
 
@@ -132,3 +137,55 @@ def test_market_event_to_order(benchmark, tmp_path) -> None:
             for q in (0.5, 0.9, 0.99):
                 benchmark.extra_info[f"{name}_p{round(q * 100)}_us"] = round(_pct(values, q), 1)
         print(benchmark.extra_info)
+
+
+# The same session, watched, with every alert (severity info and up) for the webhook and a
+# flapping threshold the SMA 2/3 crosses all the time: a steady stream of alerts.
+ALERTING = {**SCENARIO, "monitor": {"webhook_min_severity": "info", "flap_changes": 1,
+                                    "flap_window": "5m", "heartbeat_s": 0.05}}
+
+
+def test_a_dead_webhook_never_slows_trading(benchmark, tmp_path, monkeypatch) -> None:
+    """Same-run A/B, rounds alternating which arm goes first: a watched session with no
+    webhook against one whose webhook is a server that accepts connections and never
+    answers (each POST waits out its timeout, then retries). Event-to-order percentiles
+    per arm in extra_info and BENCHMARKS.md; the figure compared is p99."""
+    import socket
+
+    from sim.store import DuckDBStore as Store
+
+    n_bars = 40 if benchmark.disabled else 2000
+    rounds = 1 if benchmark.disabled else 4
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(64)  # never accepted: connections wait in the backlog, no answer comes
+    url = f"http://127.0.0.1:{dead.getsockname()[1]}/hook"
+    to_order: dict[str, list[int]] = {"none": [], "dead": []}
+    alerts: dict[str, int] = {"none": 0, "dead": 0}
+
+    def arms() -> None:
+        for r in range(rounds):
+            for arm in (("none", "dead") if r % 2 == 0 else ("dead", "none")):
+                if arm == "dead":
+                    monkeypatch.setenv("QUORUM_ALERT_WEBHOOK", url)
+                else:
+                    monkeypatch.delenv("QUORUM_ALERT_WEBHOOK", raising=False)
+                where = tmp_path / f"{arm}{r}"
+                where.mkdir()
+                to_order[arm] += measure(where, n_bars, ALERTING, watched=True)[1]
+                with Store(where / "lat.duckdb") as store:
+                    alerts[arm] += store.con.execute("SELECT count(*) FROM alerts"
+                                                     ).fetchone()[0]
+
+    try:
+        benchmark.pedantic(arms, rounds=1, iterations=1)
+    finally:
+        dead.close()
+    assert to_order["none"] and to_order["dead"]
+    assert alerts["dead"] > 0  # the webhook had alerts to (fail to) deliver
+    for arm, values in to_order.items():
+        benchmark.extra_info[f"{arm}_alerts"] = alerts[arm]
+        benchmark.extra_info[f"{arm}_orders"] = len(values)
+        for q in (0.5, 0.9, 0.99):
+            benchmark.extra_info[f"{arm}_p{round(q * 100)}_us"] = round(_pct(values, q), 1)
+    print(benchmark.extra_info)

@@ -167,6 +167,8 @@ def test_a_kill_command_is_the_account_kill_switch() -> None:
     ({"kind": "agent_update", "agent": "sma", "symbols": ["DOGE"]},
      "events.0.symbols: 'DOGE' is not in data"),
     ({"kind": "kill_switch", "agent": "sma"}, "agent: only for agent_* events"),
+    ({"kind": "kill_switch", "batch": "b"}, "batch: only for agent_* events"),
+    ({"kind": "agent_pause", "agent": "sma", "batch": ""}, "batch: String should have"),
 ])
 def test_bad_agent_events_are_one_line_naming_the_field(event: dict[str, Any],
                                                         message: str) -> None:
@@ -174,6 +176,30 @@ def test_bad_agent_events_are_one_line_naming_the_field(event: dict[str, Any],
         parse_scenario(_raw([SMA], [{"at": SPAWN_AT, **event}]))
     text = str(err.value)
     assert message in text and "\n" not in text
+
+
+def test_a_scripted_batch_shares_its_time_and_is_applied_all_or_none() -> None:
+    pause = {"at": SPAWN_AT, "kind": "agent_pause", "agent": "sma", "batch": "b"}
+    with pytest.raises(ConfigError, match=r"events\.1\.at: batch 'b' is applied at "
+                       f"{SPAWN_AT}; every command"):
+        parse_scenario(_raw([SMA, MOMENTUM], [
+            pause, {**pause, "at": "2024-01-01T06:00:00Z", "agent": "mom"}]))
+    # the same time written another way is the same time
+    parse_scenario(_raw([SMA, MOMENTUM], [pause, {**pause, "at": "2024-01-01 05:00",
+                                                  "agent": "mom"}]))
+    # resuming an active agent is refused at run time: the whole batch is, sma keeps voting
+    store = CollectingStore()
+    run_scenario(parse_scenario(_raw([SMA, MOMENTUM], [
+        pause, {**pause, "kind": "agent_resume", "agent": "mom"},
+        {"at": SPAWN_AT, "kind": "agent_pause", "agent": "mom"}])), store)
+    rows = [(r["agent"], r["command"], r["outcome"].split(":")[0], r["batch"])
+            for r in _rows(store, "agent_events") if r["command"] != "start"]
+    batch = rows[0][3]
+    assert batch is not None and rows == [
+        ("sma", "pause", "rejected", batch), ("mom", "resume", "rejected", batch),
+        ("mom", "pause", "applied", None)]
+    spawn = parse_timestamp(SPAWN_AT)
+    assert [s for s in _signals(store, "sma") if s[0].value > spawn]
 
 
 def test_tolerance_fields_leave_old_scenarios_dumping_as_before() -> None:

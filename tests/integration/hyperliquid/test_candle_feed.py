@@ -12,8 +12,12 @@ import pytest
 
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.stream import candle
+from live.observe import FeedFallback
+from sim.bus import HEALTH, EventBus
 from sim.config import ConfigError
 from sim.messages import Bar
+from sim.monitor.config import MonitorConfig
+from sim.monitor.monitor import Monitor, MonitorContext
 from tests.fakes.clock import ManualClock
 from tests.fakes.hyperliquid import FakeHyperliquid
 
@@ -105,9 +109,19 @@ def test_a_later_push_closes_a_candle_and_updates_never_leak(fake: FakeHyperliqu
 
 
 def test_the_clock_closes_a_quiet_candle_from_rest(fake: FakeHyperliquid) -> None:
+    # a watched session hooks the feed (live.observe.FeedFallback): on REST, the feed's
+    # health is degraded until a bar closes on the stream again
+    bus = EventBus()
+    health: list[tuple[str, str]] = []
+    bus.subscribe(lambda env: health.append((env.event.component, env.event.state)),
+                  (HEALTH,))
+    Monitor(bus, MonitorConfig(), MonitorContext((), {}, {}, 0)).attach()
+
     async def go() -> None:
         clock = ManualClock(T0 * 1_000_000)
-        c = Collector(make_feed(fake, clock)).start()
+        c = Collector(make_feed(fake, clock))
+        FeedFallback.attach(c.feed, bus)
+        c.start()
         await until(lambda: fake.subscribed(candle("ETH", "1m")) == 1)
         push(fake, 0, partial=True)
         push(fake, 0)
@@ -132,6 +146,9 @@ def test_the_clock_closes_a_quiet_candle_from_rest(fake: FakeHyperliquid) -> Non
         await until(lambda: len(c.bars) == 2)
         await c.stop()
         assert c.bars == [expected(0), expected(1)]
+        assert c.how == ["rest", "push"]
+        feed = [h for h in health if h[0] == "feed:ETH"]
+        assert feed == [("feed:ETH", "degraded"), ("feed:ETH", "healthy")]
 
     asyncio.run(go())
 

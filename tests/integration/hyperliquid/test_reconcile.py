@@ -70,6 +70,18 @@ def test_at_start_a_venue_position_is_adopted_and_a_foreign_order_cancelled(
             " JOIN fills f USING (run_id, order_id) WHERE o.run_id = ? AND o.role ="
             " 'adjustment'", [result.run_id]).fetchall()
         venue_once_each(fake, store, result.run_id, frozenset((foreign.cloid, btc.cloid)))
+        health = store.con.execute(
+            "SELECT state, reason FROM health WHERE run_id = ? AND component ="
+            " 'reconciliation' ORDER BY seq", [result.run_id]).fetchall()
+        alerts = store.con.execute(
+            "SELECT severity, message FROM alerts WHERE run_id = ? AND kind ="
+            " 'reconciliation_mismatch' ORDER BY alert_id", [result.run_id]).fetchall()
+    # the watched session's monitor: the reconciliation's health and an alert for each
+    # mismatch that began (the foreign order, cancelled: degraded; the position: critical)
+    assert [h[0] for h in health] == ["degraded", "critical"]
+    assert "unknown_order: open order" in health[0][1]
+    assert "position: the venue holds 0.25 ETH, the store 0" in health[1][1]
+    assert [a[0] for a in alerts] == ["warning", "critical"]
     assert ("unknown_order", "ETH", None, 0.01, "cancelled at the venue") in found
     assert found[[k for k, *_ in found].index("position")][:4] == ("position", "ETH", 0.0, 0.25)
     assert adjustment == [("adjustment", "filled", 0.25, 0.0, "adjustment")]
