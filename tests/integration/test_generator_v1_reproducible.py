@@ -3,19 +3,28 @@ that pins ``generator_version = 1`` gives the rows Quorum gave before version 2 
 byte for byte, and keeps its stored config and config id; a source without the field is
 version 2 and stored with it, so it can never pass for a version-1 run.
 
-The digests were computed on commit 49f5da9 (generator version 1 the default, the field
-left out of these scenarios) by ``table_digest`` below: every stored table of the run,
-every column except the wall-clock ``elapsed_*`` ones (the run id is not a column), of
-the tables a store held then (``COLUMNS_AT_49F5DA9``).
+"The rows of before" are computed here, on this machine, by the code of commit 49f5da9
+(generator version 1 the default, the field left out of these scenarios), taken from the
+clone's history: float results can differ in their last bits between machines (numpy picks
+its math kernels by CPU), so digests pinned on one machine fail on another although
+nothing changed. ``table_digest`` covers every stored table of the run, every column
+except the wall-clock ``elapsed_*`` ones (the run id is not a column), of the tables a
+store held then (``COLUMNS_AT_49F5DA9``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from sim.config import parse_scenario, stored_config, stored_scenario
@@ -33,13 +42,8 @@ CASES: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
                 "recovery_bars": 48}]),
     "regime_switching": ({}, []),
 }
-DIGESTS_AT_49F5DA9 = {
-    "crash": "d3e4b10a4c0d9d89",
-    "high_volatility": "d6296919b91fda64",
-    "ranging": "78cf8ab7f495f3cf",
-    "regime_switching": "7c91f81118118af8",
-    "trend_up": "2d90694a6bf4a19a",
-}
+BEFORE_V2 = "49f5da9"  # the last commit with generator version 1 as the default
+REPO = Path(__file__).resolve().parents[2]
 
 
 def raw_scenario(regime: str, version: int | None) -> dict[str, Any]:
@@ -95,24 +99,63 @@ COLUMNS_AT_49F5DA9: dict[str, tuple[str, ...]] = {
 }
 
 
-def table_digest(store: DuckDBStore, run_id: str) -> str:
+def table_digest(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
     h = hashlib.sha256()
     for table, columns in COLUMNS_AT_49F5DA9.items():
         names = ", ".join(n for n in columns if not n.startswith("elapsed"))
-        rows = store.con.execute(f"SELECT {names} FROM {table} WHERE run_id = ? ORDER BY ALL",
-                                 [run_id]).fetchall()
+        rows = con.execute(f"SELECT {names} FROM {table} WHERE run_id = ? ORDER BY ALL",
+                           [run_id]).fetchall()
         h.update(f"{table}:{rows!r}\n".encode())
     return h.hexdigest()[:16]
 
 
+_AT_BEFORE_V2 = """
+import json, pathlib, sys
+from sim.config import parse_scenario
+from sim.runner import run_scenario
+from sim.store import DuckDBStore
+cases = json.loads(sys.stdin.read())
+with DuckDBStore(pathlib.Path(sys.argv[1])) as store:
+    print(json.dumps({regime: run_scenario(parse_scenario(raw, regime), store).run_id
+                      for regime, raw in cases.items()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def digests_before_v2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each case's digest as the code of ``BEFORE_V2`` stores it, run here: its ``sim``
+    package from the clone's history, in a fresh interpreter."""
+    where = tmp_path_factory.mktemp("before_v2")
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", BEFORE_V2, "sim"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(where, filter="data")
+    cases = {regime: raw_scenario(regime, None) for regime in sorted(CASES)}
+    db = where / "before.duckdb"
+    done = subprocess.run([sys.executable, "-c", _AT_BEFORE_V2, str(db)],
+                          input=json.dumps(cases), capture_output=True, text=True,
+                          timeout=300, cwd=where, env={**os.environ, "PYTHONPATH": str(where)})
+    assert done.returncode == 0, done.stderr
+    run_ids = json.loads(done.stdout)
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {regime: table_digest(con, run_id) for regime, run_id in run_ids.items()}
+
+
+def test_the_reference_covers_every_case(digests_before_v2: dict[str, str]) -> None:
+    """One reference per case, each its own market."""
+    assert sorted(digests_before_v2) == sorted(CASES)
+    assert len(set(digests_before_v2.values())) == len(CASES)  # five different markets
+
+
 @pytest.mark.parametrize("regime", sorted(CASES))
-def test_pinned_version_1_gives_the_rows_of_before(regime: str, tmp_path: Path) -> None:
+def test_pinned_version_1_gives_the_rows_of_before(regime: str, tmp_path: Path,
+                                                   digests_before_v2: dict[str, str]) -> None:
     pinned = parse_scenario(raw_scenario(regime, 1), regime)
     default = parse_scenario(raw_scenario(regime, None), regime)
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
-        old = table_digest(store, run_scenario(pinned, store).run_id)
-        new = table_digest(store, run_scenario(default, store).run_id)
-    assert old == DIGESTS_AT_49F5DA9[regime]
+        old = table_digest(store.con, run_scenario(pinned, store).run_id)
+        new = table_digest(store.con, run_scenario(default, store).run_id)
+    assert old == digests_before_v2[regime]
     assert new != old  # the default is version 2 now
 
 
