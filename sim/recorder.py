@@ -24,6 +24,7 @@ from sim.messages import (
     OrderFilled,
     OrderRouted,
     PositionLiquidated,
+    RouteCandidate,
     Side,
 )
 from sim.orders import Order
@@ -39,6 +40,36 @@ _ORDER_ROW = attrgetter(
     "limit_price", "stop_price", "post_only", "reduce_only", "role", "parent_id", "replaces",
     "venue", "decision_ts", "arrival_ts", "fill_ts", "filled", "filled_notional", "fees",
     "reason")
+
+# One pass over the buffered messages each (attrgetter: no Python code per row).
+_SIGNAL_ROW = attrgetter("side", "confidence", "target", "reason")
+_FILL_ROW = attrgetter("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee",
+                       "ref_price", "liquidity")
+_ROUTE_ROW = attrgetter("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
+_ROUTED_ORDER = attrgetter("order_id", "quantity")
+_CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
+                    "candidate_fees_bps": pa.list_(pa.float64()),
+                    "candidate_scores": pa.list_(pa.float64())}
+
+
+def _candidate_columns(candidates: Sequence[tuple[RouteCandidate, ...]]) -> dict[str, Any]:
+    """The routing rows' candidate lists. The router reuses one candidates tuple per
+    plan, so each distinct tuple is converted once and the rows take from it."""
+    at: dict[int, int] = {}
+    distinct: list[tuple[RouteCandidate, ...]] = []
+    index = []
+    for c in candidates:
+        k = at.get(id(c))
+        if k is None:
+            k = at[id(c)] = len(distinct)
+            distinct.append(c)
+        index.append(k)
+    rows = pa.array(np.array(index, dtype=np.int64))
+    values = ([[c.venue for c in cs] for cs in distinct],
+              [[c.fee_bps for c in cs] for cs in distinct],
+              [[c.score for c in cs] for cs in distinct])
+    return {name: pa.array(v, type=kind).take(rows)
+            for (name, kind), v in zip(_CANDIDATE_TYPES.items(), values, strict=True)}
 
 
 # DuckDB column type -> Arrow type, for the rare rows built from Python values.
@@ -254,13 +285,14 @@ class Recorder:
                                                                  strict=True)}))
         if self._signals:
             ts, sym, agent, sig = zip(*self._signals, strict=True)
+            side, confidence, target, reason = zip(*map(_SIGNAL_ROW, sig), strict=True)
             out.append(("signals", {
                 "ts": self._ts(ts), "symbol": self._names(self._symbols, sym),
                 "agent": self._names(self._agents, agent),
-                "side": self._sides([s.side for s in sig]),
-                "confidence": _floats([s.confidence for s in sig]),
-                "target": pa.array([s.target for s in sig], type=pa.float64()),
-                "reason": pa.array([s.reason for s in sig], type=pa.string()),
+                "side": self._sides(side),
+                "confidence": _floats(confidence),
+                "target": pa.array(target, type=pa.float64()),
+                "reason": pa.array(reason, type=pa.string()),
             }))
         if self._decisions:
             ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = zip(
@@ -388,39 +420,37 @@ class Recorder:
             }))
         if self._routes:
             routes, sym = zip(*self._routes, strict=True)
+            orders, ts, venue, candidates, reason, elapsed = zip(*map(_ROUTE_ROW, routes),
+                                                                 strict=True)
+            oid, qty = zip(*map(_ROUTED_ORDER, orders), strict=True)
             out.append(("routing_decisions", {
-                "order_id": _ints([r.order.order_id for r in routes]),
-                "ts": self._ts([r.ts for r in routes]),
+                "order_id": _ints(oid),
+                "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
-                "venue": [r.venue for r in routes],
-                "candidates": pa.array([[c.venue for c in r.candidates] for r in routes],
-                                       type=pa.list_(pa.string())),
-                "candidate_fees_bps": pa.array(
-                    [[c.fee_bps for c in r.candidates] for r in routes],
-                    type=pa.list_(pa.float64())),
-                "candidate_scores": pa.array(
-                    [[c.score for c in r.candidates] for r in routes],
-                    type=pa.list_(pa.float64())),
-                "quantity": _floats([r.order.quantity for r in routes]),
-                "reason": [r.reason for r in routes],
-                "elapsed_ns": _ints([r.elapsed_ns for r in routes]),
+                "venue": list(venue),
+                **_candidate_columns(candidates),
+                "quantity": _floats(qty),
+                "reason": list(reason),
+                "elapsed_ns": _ints(elapsed),
             }))
         if self._fills:
             fills, sym, cash, position, realized = zip(*self._fills, strict=True)
+            (fill_id, oid, ts, venue, qty, price, fee, ref, liquidity) = zip(
+                *map(_FILL_ROW, fills), strict=True)
             out.append(("fills", {
-                "fill_id": _ints([f.fill_id for f in fills]),
-                "order_id": _ints([f.order_id for f in fills]),
-                "ts": self._ts([f.ts for f in fills]),
+                "fill_id": _ints(fill_id),
+                "order_id": _ints(oid),
+                "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
-                "venue": [f.venue for f in fills],
-                "quantity": _floats([f.quantity for f in fills]),
-                "price": _floats([f.price for f in fills]),
-                "fee": _floats([f.fee for f in fills]),
-                "ref_price": _floats([f.ref_price for f in fills]),
+                "venue": list(venue),
+                "quantity": _floats(qty),
+                "price": _floats(price),
+                "fee": _floats(fee),
+                "ref_price": _floats(ref),
                 "cash_after": _floats(cash),
                 "position_after": _floats(position),
                 "realized_pnl": _floats(realized),
-                "liquidity": [f.liquidity for f in fills],
+                "liquidity": list(liquidity),
             }))
         book = self.equity
         if book.ts:
