@@ -454,11 +454,13 @@ class Recorder:
             }))
         book = self.equity
         if book.ts:
+            # Copies, in one block each: the book's arrays are cleared after this (an
+            # array exporting its buffer could not be).
             out.append(("equity", {
-                "ts": self._ts(book.ts),
-                "cash": _floats(book.cash),
-                "equity": _floats(book.equity),
-                "realized_pnl": _floats(book.realized),
-                "unrealized_pnl": _floats(book.unrealized),
+                "ts": pa.array(np.array(book.ts, dtype=np.int64), type=_TS),
+                "cash": np.array(book.cash, dtype=np.float64),
+                "equity": np.array(book.equity, dtype=np.float64),
+                "realized_pnl": np.array(book.realized, dtype=np.float64),
+                "unrealized_pnl": np.array(book.unrealized, dtype=np.float64),
             }))
         return out
