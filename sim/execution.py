@@ -302,7 +302,7 @@ class ExecutionDesk:
         if venue.health == DOWN:
             self._refused(life, routed, venue, "venue down at arrival", REJECTED)
             return
-        if venue.rejects():
+        if venue.reject_rate > 0.0 and venue.rejects():  # no call while it cannot
             self._refused(life, routed, venue, "rejected by the venue (reject rate)", REJECTED)
             return
         if life.arrival_ts is None:

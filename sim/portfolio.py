@@ -118,8 +118,13 @@ class Portfolio:
         elif i not in self._held:
             self._held.append(i)
             self._held.sort()  # a fixed summation order keeps equity reproducible
-        # Recomputed, not adjusted: exactly 0 when flat, and fills are rare.
-        self.cost_basis = sum(self.qty[j] * self.avg_price[j] for j in self._held)
+        # Recomputed, not adjusted: exactly 0 when flat. The sum of ``sum()`` (from 0, in
+        # held order), without a generator per fill.
+        qty, avg = self.qty, self.avg_price
+        basis = 0
+        for j in self._held:
+            basis += qty[j] * avg[j]
+        self.cost_basis = basis
 
     def fund(self, payment: float) -> None:
         """Book a funding payment (received if positive) in cash: one add."""

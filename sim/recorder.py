@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -35,18 +35,18 @@ _TS = pa.timestamp("ns")
 # Side values -1..2 index this dictionary after adding 1.
 _SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
 # An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
-_ORDER_ROW = attrgetter(
+_ORDER_ROW = (
     "order_id", "decision_id", "ts", "s", "quantity", "ref_price", "status", "kind", "tif",
     "limit_price", "stop_price", "post_only", "reduce_only", "role", "parent_id", "replaces",
     "venue", "decision_ts", "arrival_ts", "fill_ts", "filled", "filled_notional", "fees",
     "reason")
 
-# One pass over the buffered messages each (attrgetter: no Python code per row).
-_SIGNAL_ROW = attrgetter("side", "confidence", "target", "reason")
-_FILL_ROW = attrgetter("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee",
-                       "ref_price", "liquidity")
-_ROUTE_ROW = attrgetter("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
-_ROUTED_ORDER = attrgetter("order_id", "quantity")
+# The fields of buffered messages that become columns (``_fields``).
+_SIGNAL_ROW = ("side", "confidence", "target", "reason")
+_FILL_ROW = ("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee", "ref_price",
+             "liquidity")
+_ROUTE_ROW = ("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
+_ROUTED_ORDER = ("order_id", "quantity")
 _CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
                     "candidate_fees_bps": pa.list_(pa.float64()),
                     "candidate_scores": pa.list_(pa.float64())}
@@ -75,6 +75,21 @@ def _candidate_columns(candidates: Sequence[tuple[RouteCandidate, ...]]) -> dict
 # DuckDB column type -> Arrow type, for the rare rows built from Python values.
 _ARROW = {"TIMESTAMP_NS": _TS, "VARCHAR": pa.string(), "JSON": pa.string(),
           "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+
+
+def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows of ``width`` values -> columns. One C-level pass per column (``itemgetter``):
+    ``zip(*rows)`` makes an iterator per row and costs half as much again. Every row must
+    have the width (checked: a short or long row is a bug that must not shift columns)."""
+    if set(map(len, rows)) != {width}:
+        raise ValueError(f"recorder rows of widths {sorted(set(map(len, rows)))}, "
+                         f"expected {width}")
+    return [list(map(itemgetter(k), rows)) for k in range(width)]
+
+
+def _fields(objects: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
+    """The named attributes of each object, as columns (one C-level pass per column)."""
+    return [list(map(attrgetter(name), objects)) for name in names]
 
 
 def _ints(values: Sequence[int]) -> np.ndarray:
@@ -284,8 +299,8 @@ class Recorder:
                                     for (name, kind), col in zip(TABLES[table], columns,
                                                                  strict=True)}))
         if self._signals:
-            ts, sym, agent, sig = zip(*self._signals, strict=True)
-            side, confidence, target, reason = zip(*map(_SIGNAL_ROW, sig), strict=True)
+            ts, sym, agent, sig = _transpose(self._signals, 4)
+            side, confidence, target, reason = _fields(sig, _SIGNAL_ROW)
             out.append(("signals", {
                 "ts": self._ts(ts), "symbol": self._names(self._symbols, sym),
                 "agent": self._names(self._agents, agent),
@@ -295,9 +310,8 @@ class Recorder:
                 "reason": pa.array(reason, type=pa.string()),
             }))
         if self._decisions:
-            ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = zip(
-                *self._decisions, strict=True
-            )
+            ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = (
+                _transpose(self._decisions, 11))
             out.append(("decisions", {
                 "decision_id": _ints(ids),
                 "ts": self._ts(ts),
@@ -342,7 +356,7 @@ class Recorder:
             # Order.avg_fill_price, so the values are identical.
             (oid, did, ts, sym, qty, ref, status, kind, tif, limit, stop, post, reduce, role,
              parent, replaces, venue, decision_ts, arrival_ts, fill_ts, filled, filled_notional,
-             fees, reason) = zip(*map(_ORDER_ROW, self._orders), strict=True)
+             fees, reason) = _fields(self._orders, _ORDER_ROW)
             quantity, ref_price = _floats(qty), _floats(ref)
             filled_qty = _floats(filled)
             unfilled = filled_qty == 0.0
@@ -376,8 +390,7 @@ class Recorder:
                 "reason": list(reason),
             }))
         if self._order_events:
-            oid, ts, sym, event, venue, qty, price, reason = zip(*self._order_events,
-                                                                  strict=True)
+            oid, ts, sym, event, venue, qty, price, reason = _transpose(self._order_events, 8)
             out.append(("order_events", {
                 "order_id": _ints(oid), "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
@@ -419,10 +432,9 @@ class Recorder:
                 "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
             }))
         if self._routes:
-            routes, sym = zip(*self._routes, strict=True)
-            orders, ts, venue, candidates, reason, elapsed = zip(*map(_ROUTE_ROW, routes),
-                                                                 strict=True)
-            oid, qty = zip(*map(_ROUTED_ORDER, orders), strict=True)
+            routes, sym = _transpose(self._routes, 2)
+            orders, ts, venue, candidates, reason, elapsed = _fields(routes, _ROUTE_ROW)
+            oid, qty = _fields(orders, _ROUTED_ORDER)
             out.append(("routing_decisions", {
                 "order_id": _ints(oid),
                 "ts": self._ts(ts),
@@ -434,9 +446,8 @@ class Recorder:
                 "elapsed_ns": _ints(elapsed),
             }))
         if self._fills:
-            fills, sym, cash, position, realized = zip(*self._fills, strict=True)
-            (fill_id, oid, ts, venue, qty, price, fee, ref, liquidity) = zip(
-                *map(_FILL_ROW, fills), strict=True)
+            fills, sym, cash, position, realized = _transpose(self._fills, 5)
+            fill_id, oid, ts, venue, qty, price, fee, ref, liquidity = _fields(fills, _FILL_ROW)
             out.append(("fills", {
                 "fill_id": _ints(fill_id),
                 "order_id": _ints(oid),

@@ -10,10 +10,10 @@ time of ``--repeat`` alternating rounds.
 
 It imports only ``sim`` and the standard library, so the same file measures another tree
 (``PYTHONPATH=TREE python tests/perf/order_cost.py``): a same-run A/B against main.
-``--peak`` reports the peak traced memory (tracemalloc) of one run of the frequent
-trader instead, and ``--profile FILE`` writes a cProfile of one such run.
+``--peak`` reports the peak resident memory of one run of SMA 10/50 instead (a fresh
+process per tree), and ``--profile FILE`` writes a cProfile of one run of SMA 2/3.
 
-Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--peak] [--json]``
+Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--peak] [--profile FILE]``
 """
 
 from __future__ import annotations
@@ -76,16 +76,17 @@ def measure(bars: int, repeat: int) -> dict[str, Any]:
 
 
 def peak(bars: int) -> dict[str, Any]:
-    """Peak memory traced by tracemalloc over one run of SMA 2/3 (Python objects only)."""
-    import tracemalloc
-
+    """Peak resident memory of this process over one run of SMA 10/50 (the issue 19
+    strategy), with its CPU time: run it in a fresh process per tree."""
     config = parse_scenario(scenario(bars, 10, 50), "order_cost")
     with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
-        tracemalloc.start()
-        run_scenario(config, store)
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return {"bars": bars, "strategy": "sma_10_50", "peak_traced_mb": round(top / 2**20, 1)}
+        start = _cpu()
+        result = run_scenario(config, store)
+        cpu = _cpu() - start
+        orders = _orders(store, result.run_id)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"bars": bars, "strategy": "sma_10_50", "orders": orders,
+            "cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1)}
 
 
 def profile(bars: int, out: str) -> None:
