@@ -23,7 +23,9 @@ def quick_init(cls: type[_T]) -> type[_T]:
     names, params = [], []
     namespace: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
-        assert f.default_factory is MISSING and f.init, (cls, f.name)
+        if f.default_factory is not MISSING or not f.init:
+            raise TypeError(f"quick_init: {cls.__name__}.{f.name} has a default factory "
+                            "or is left out of __init__")
         names.append(f.name)
         namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
         if f.default is MISSING:
