@@ -11,9 +11,11 @@ time of ``--repeat`` alternating rounds.
 It imports only ``sim`` and the standard library, so the same file measures another tree
 (``PYTHONPATH=TREE python tests/perf/order_cost.py``): a same-run A/B against main.
 ``--peak`` reports the peak resident memory of one run of SMA 10/50 instead (a fresh
-process per tree), and ``--profile FILE`` writes a cProfile of one run of SMA 2/3.
+process per tree), ``--opcodes`` the Python bytecodes and calls per order (deterministic:
+use a few thousand bars), and ``--profile FILE`` writes a cProfile of one run of SMA 2/3.
 
-Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--peak] [--profile FILE]``
+Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R]
+[--peak | --opcodes | --profile FILE]``
 """
 
 from __future__ import annotations
@@ -89,6 +91,40 @@ def peak(bars: int) -> dict[str, Any]:
             "cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1)}
 
 
+def opcodes(bars: int) -> dict[str, Any]:
+    """Python bytecodes and Python-level calls executed per order (``sys.settrace``
+    opcode events): a cost measure that no other process on the machine moves. C work
+    (DuckDB, numpy, pyarrow) is not counted, so it complements the CPU-time figure."""
+    import sys
+
+    counts = {}
+    for key in ((2, 3), (10, 50)):
+        config = parse_scenario(scenario(bars, *key), "order_cost")
+        ops = calls = 0
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            nonlocal ops, calls
+            frame.f_trace_opcodes = True
+            if event == "opcode":
+                ops += 1
+            elif event == "call":
+                calls += 1
+            return tracer
+
+        with tempfile.TemporaryDirectory() as tmp, \
+                DuckDBStore(Path(tmp) / "o.duckdb") as store:
+            sys.settrace(tracer)
+            try:
+                result = run_scenario(config, store)
+            finally:
+                sys.settrace(None)
+            counts[key] = (ops, calls, _orders(store, result.run_id))
+    (a, ca, na), (b, cb, nb) = counts[(2, 3)], counts[(10, 50)]
+    return {"bars": bars, "orders_sma_2_3": na, "orders_sma_10_50": nb,
+            "opcodes_per_order": round((a - b) / (na - nb), 1),
+            "python_calls_per_order": round((ca - cb) / (na - nb), 2)}
+
+
 def profile(bars: int, out: str) -> None:
     import cProfile
 
@@ -105,11 +141,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peak", action="store_true")
     parser.add_argument("--profile", metavar="FILE")
+    parser.add_argument("--opcodes", action="store_true")
     args = parser.parse_args()
     if args.profile:
         profile(args.bars, args.profile)
         return
-    result = peak(args.bars) if args.peak else measure(args.bars, args.repeat)
+    if args.opcodes:
+        result = opcodes(args.bars)
+    else:
+        result = peak(args.bars) if args.peak else measure(args.bars, args.repeat)
     print(json.dumps(result))
 
 
