@@ -152,8 +152,9 @@ class VenueRouter:
         listing = self._listing.get(order.symbol, ())
         if not listing:
             return ()
-        pool, candidates, note, reasons = self._plan(order.symbol,
-                                                     1.0 if order.quantity > 0 else -1.0)
+        side = 1.0 if order.quantity > 0 else -1.0
+        plan = self._plans.get((order.symbol, side if self._by_cost else 0.0))  # _plan's
+        pool, candidates, note, reasons = plan or self._plan(order.symbol, side)
         if exclude:
             pool = [t for t in pool if t[2].name not in exclude]
         if self.policy == "split":
