@@ -214,14 +214,15 @@ class ExecutionDesk:
         ttl = self.execution.ttl_ns
         if ttl is not None and role not in BRACKET_ROLES:
             life.expires_at = ts + ttl
-        self.recorder.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
-                                  order.ref_price, role)
+        rec = self.recorder
+        rec.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
+                        order.ref_price, role)
         if denial is None:
             legs = self.router.route_legs(order)
             if legs:
                 risk.on_order_sent(order, agents)
                 for leg in legs:
-                    self.recorder.routing(leg, s)
+                    rec.routing(leg, s)
                 self._live[life.order_id] = life
                 if life.expires_at is not None:
                     self.queue.push(life.expires_at, PRIORITY_ARRIVAL, self._expire_order, life)
@@ -232,10 +233,10 @@ class ExecutionDesk:
         if denial is not None:
             life.status = DENIED
             life.reason = denial.reason
-            self.recorder.order(life)
-            self.recorder.order_event(life.order_id, ts, s, DENIED, None, order.quantity,
-                                      None, denial.reason)
-            self.recorder.denial(denial, s)
+            rec.order(life)
+            rec.order_event(life.order_id, ts, s, DENIED, None, order.quantity, None,
+                            denial.reason)
+            rec.denial(denial, s)
         if tripped and risk.limits.flatten_on_trip:
             self.flatten(ts)
 
@@ -302,7 +303,7 @@ class ExecutionDesk:
         if venue.health == DOWN:
             self._refused(life, routed, venue, "venue down at arrival", REJECTED)
             return
-        if venue.rejects():
+        if venue.reject_rate > 0.0 and venue.rejects():  # no call while it cannot
             self._refused(life, routed, venue, "rejected by the venue (reject rate)", REJECTED)
             return
         if life.arrival_ts is None:

@@ -7,8 +7,38 @@ taken from the engine clock (event time, identical in sim and live).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from enum import IntEnum
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+def quick_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that sets each field through its
+    slot's descriptor. The one ``dataclass`` writes calls ``object.__setattr__`` per field,
+    which looks the name up on the type each time: 4 µs for a 12-field ``SubmitOrder``,
+    paid several times per order. Same signature, defaults and values; the instance is as
+    frozen as before (only ``__init__`` changes). No default factories (none here)."""
+    names, params = [], []
+    namespace: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING or not f.init:
+            raise TypeError(f"quick_init: {cls.__name__}.{f.name} has a default factory "
+                            "or is left out of __init__")
+        names.append(f.name)
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+    body = "".join(f"    _set_{n}(self, {n})\n" for n in names)
+    exec(f"def __init__(self, {', '.join(params)}):\n{body}", namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 class Side(IntEnum):
@@ -32,6 +62,7 @@ class FillTiming(IntEnum):
     CLOSE = 1
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Bar:
     """One OHLCV bar; ``ts`` is the bar's open time."""
@@ -45,6 +76,7 @@ class Bar:
     volume: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Signal:
     """What an agent returns: a view on one symbol. It stands until the agent returns another."""
@@ -55,6 +87,7 @@ class Signal:
     reason: str | None = None  # why, in words: stored with the signal for the audit
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """Consensus output for one symbol, with the votes that produced it.
@@ -74,6 +107,7 @@ class Decision:
     weights: tuple[float, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SubmitOrder:
     """An order; ``quantity`` is signed (positive buys). ``ref_price`` sized it (the
@@ -105,6 +139,7 @@ class SubmitOrder:
                            self.tif, self.post_only, self.reduce_only)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderDenied:
     order_id: int
@@ -116,6 +151,7 @@ class OrderDenied:
     value: float | None = None  # the value the check found
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RouteCandidate:
     venue: str
@@ -123,6 +159,7 @@ class RouteCandidate:
     score: float = 0.0  # the routing policy's score (lower is better)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderRouted:
     order: SubmitOrder
@@ -133,6 +170,7 @@ class OrderRouted:
     elapsed_ns: int  # wall time the router took: a measurement, not part of the simulation
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
     fill_id: int
@@ -147,6 +185,7 @@ class OrderFilled:
     liquidity: str = "taker"  # "maker", "taker" or "liquidation"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ScenarioEvent:
     """A scheduled scenario event: "kill_switch", "venue_down", "venue_up",
@@ -159,6 +198,7 @@ class ScenarioEvent:
     value: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FundingPaid:
     """A perpetual's funding at ``ts``: ``payment`` is what the account received (longs
@@ -172,6 +212,7 @@ class FundingPaid:
     payment: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PositionLiquidated:
     """A perpetual position closed by the venue at its liquidation price."""

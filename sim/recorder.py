@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from sim.messages import (
     OrderFilled,
     OrderRouted,
     PositionLiquidated,
+    RouteCandidate,
     Side,
 )
 from sim.orders import Order
@@ -34,16 +35,61 @@ _TS = pa.timestamp("ns")
 # Side values -1..2 index this dictionary after adding 1.
 _SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
 # An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
-_ORDER_ROW = attrgetter(
+_ORDER_ROW = (
     "order_id", "decision_id", "ts", "s", "quantity", "ref_price", "status", "kind", "tif",
     "limit_price", "stop_price", "post_only", "reduce_only", "role", "parent_id", "replaces",
     "venue", "decision_ts", "arrival_ts", "fill_ts", "filled", "filled_notional", "fees",
     "reason")
 
+# The fields of buffered messages that become columns (``_fields``).
+_SIGNAL_ROW = ("side", "confidence", "target", "reason")
+_FILL_ROW = ("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee", "ref_price",
+             "liquidity")
+_ROUTE_ROW = ("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
+_ROUTED_ORDER = ("order_id", "quantity")
+_CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
+                    "candidate_fees_bps": pa.list_(pa.float64()),
+                    "candidate_scores": pa.list_(pa.float64())}
+
+
+def _candidate_columns(candidates: Sequence[tuple[RouteCandidate, ...]]) -> dict[str, Any]:
+    """The routing rows' candidate lists. The router reuses one candidates tuple per
+    plan, so each distinct tuple is converted once and the rows take from it."""
+    at: dict[int, int] = {}
+    distinct: list[tuple[RouteCandidate, ...]] = []
+    index = []
+    for c in candidates:
+        k = at.get(id(c))
+        if k is None:
+            k = at[id(c)] = len(distinct)
+            distinct.append(c)
+        index.append(k)
+    rows = pa.array(np.array(index, dtype=np.int64))
+    values = ([[c.venue for c in cs] for cs in distinct],
+              [[c.fee_bps for c in cs] for cs in distinct],
+              [[c.score for c in cs] for cs in distinct])
+    return {name: pa.array(v, type=kind).take(rows)
+            for (name, kind), v in zip(_CANDIDATE_TYPES.items(), values, strict=True)}
+
 
 # DuckDB column type -> Arrow type, for the rare rows built from Python values.
 _ARROW = {"TIMESTAMP_NS": _TS, "VARCHAR": pa.string(), "JSON": pa.string(),
           "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
+
+
+def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows of ``width`` values -> columns. One C-level pass per column (``itemgetter``):
+    ``zip(*rows)`` makes an iterator per row and costs half as much again. Every row must
+    have the width (checked: a short or long row is a bug that must not shift columns)."""
+    if set(map(len, rows)) != {width}:
+        raise ValueError(f"recorder rows of widths {sorted(set(map(len, rows)))}, "
+                         f"expected {width}")
+    return [list(map(itemgetter(k), rows)) for k in range(width)]
+
+
+def _fields(objects: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
+    """The named attributes of each object, as columns (one C-level pass per column)."""
+    return [list(map(attrgetter(name), objects)) for name in names]
 
 
 def _ints(values: Sequence[int]) -> np.ndarray:
@@ -253,19 +299,19 @@ class Recorder:
                                     for (name, kind), col in zip(TABLES[table], columns,
                                                                  strict=True)}))
         if self._signals:
-            ts, sym, agent, sig = zip(*self._signals, strict=True)
+            ts, sym, agent, sig = _transpose(self._signals, 4)
+            side, confidence, target, reason = _fields(sig, _SIGNAL_ROW)
             out.append(("signals", {
                 "ts": self._ts(ts), "symbol": self._names(self._symbols, sym),
                 "agent": self._names(self._agents, agent),
-                "side": self._sides([s.side for s in sig]),
-                "confidence": _floats([s.confidence for s in sig]),
-                "target": pa.array([s.target for s in sig], type=pa.float64()),
-                "reason": pa.array([s.reason for s in sig], type=pa.string()),
+                "side": self._sides(side),
+                "confidence": _floats(confidence),
+                "target": pa.array(target, type=pa.float64()),
+                "reason": pa.array(reason, type=pa.string()),
             }))
         if self._decisions:
-            ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = zip(
-                *self._decisions, strict=True
-            )
+            ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = (
+                _transpose(self._decisions, 11))
             out.append(("decisions", {
                 "decision_id": _ints(ids),
                 "ts": self._ts(ts),
@@ -310,7 +356,7 @@ class Recorder:
             # Order.avg_fill_price, so the values are identical.
             (oid, did, ts, sym, qty, ref, status, kind, tif, limit, stop, post, reduce, role,
              parent, replaces, venue, decision_ts, arrival_ts, fill_ts, filled, filled_notional,
-             fees, reason) = zip(*map(_ORDER_ROW, self._orders), strict=True)
+             fees, reason) = _fields(self._orders, _ORDER_ROW)
             quantity, ref_price = _floats(qty), _floats(ref)
             filled_qty = _floats(filled)
             unfilled = filled_qty == 0.0
@@ -344,8 +390,7 @@ class Recorder:
                 "reason": list(reason),
             }))
         if self._order_events:
-            oid, ts, sym, event, venue, qty, price, reason = zip(*self._order_events,
-                                                                  strict=True)
+            oid, ts, sym, event, venue, qty, price, reason = _transpose(self._order_events, 8)
             out.append(("order_events", {
                 "order_id": _ints(oid), "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
@@ -387,48 +432,46 @@ class Recorder:
                 "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
             }))
         if self._routes:
-            routes, sym = zip(*self._routes, strict=True)
+            routes, sym = _transpose(self._routes, 2)
+            orders, ts, venue, candidates, reason, elapsed = _fields(routes, _ROUTE_ROW)
+            oid, qty = _fields(orders, _ROUTED_ORDER)
             out.append(("routing_decisions", {
-                "order_id": _ints([r.order.order_id for r in routes]),
-                "ts": self._ts([r.ts for r in routes]),
+                "order_id": _ints(oid),
+                "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
-                "venue": [r.venue for r in routes],
-                "candidates": pa.array([[c.venue for c in r.candidates] for r in routes],
-                                       type=pa.list_(pa.string())),
-                "candidate_fees_bps": pa.array(
-                    [[c.fee_bps for c in r.candidates] for r in routes],
-                    type=pa.list_(pa.float64())),
-                "candidate_scores": pa.array(
-                    [[c.score for c in r.candidates] for r in routes],
-                    type=pa.list_(pa.float64())),
-                "quantity": _floats([r.order.quantity for r in routes]),
-                "reason": [r.reason for r in routes],
-                "elapsed_ns": _ints([r.elapsed_ns for r in routes]),
+                "venue": list(venue),
+                **_candidate_columns(candidates),
+                "quantity": _floats(qty),
+                "reason": list(reason),
+                "elapsed_ns": _ints(elapsed),
             }))
         if self._fills:
-            fills, sym, cash, position, realized = zip(*self._fills, strict=True)
+            fills, sym, cash, position, realized = _transpose(self._fills, 5)
+            fill_id, oid, ts, venue, qty, price, fee, ref, liquidity = _fields(fills, _FILL_ROW)
             out.append(("fills", {
-                "fill_id": _ints([f.fill_id for f in fills]),
-                "order_id": _ints([f.order_id for f in fills]),
-                "ts": self._ts([f.ts for f in fills]),
+                "fill_id": _ints(fill_id),
+                "order_id": _ints(oid),
+                "ts": self._ts(ts),
                 "symbol": self._names(self._symbols, sym),
-                "venue": [f.venue for f in fills],
-                "quantity": _floats([f.quantity for f in fills]),
-                "price": _floats([f.price for f in fills]),
-                "fee": _floats([f.fee for f in fills]),
-                "ref_price": _floats([f.ref_price for f in fills]),
+                "venue": list(venue),
+                "quantity": _floats(qty),
+                "price": _floats(price),
+                "fee": _floats(fee),
+                "ref_price": _floats(ref),
                 "cash_after": _floats(cash),
                 "position_after": _floats(position),
                 "realized_pnl": _floats(realized),
-                "liquidity": [f.liquidity for f in fills],
+                "liquidity": list(liquidity),
             }))
         book = self.equity
         if book.ts:
+            # Copies, in one block each: the book's arrays are cleared after this (an
+            # array exporting its buffer could not be).
             out.append(("equity", {
-                "ts": self._ts(book.ts),
-                "cash": _floats(book.cash),
-                "equity": _floats(book.equity),
-                "realized_pnl": _floats(book.realized),
-                "unrealized_pnl": _floats(book.unrealized),
+                "ts": pa.array(np.array(book.ts, dtype=np.int64), type=_TS),
+                "cash": np.array(book.cash, dtype=np.float64),
+                "equity": np.array(book.equity, dtype=np.float64),
+                "realized_pnl": np.array(book.realized, dtype=np.float64),
+                "unrealized_pnl": np.array(book.unrealized, dtype=np.float64),
             }))
         return out

@@ -419,6 +419,9 @@ class RiskEngine:
             check_agent_permissions: bool(limits.agents),
         }
         self.checks = tuple(c for c in CHECK_ORDER if active.get(c, True))
+        # Only the checks that are always on (kill switch, equity): ``check`` answers
+        # without building a context while neither can deny (see there).
+        self._always_on_only = self.checks == (check_kill_switch, check_equity)
         self.needs_account = (
             limits.needs_equity_history or limits.max_leverage is not None
             or any(p.risk_level is not None for p in limits.agents.values())
@@ -519,7 +522,19 @@ class RiskEngine:
         gross_exposure: float = 0.0, last_close: float = _NAN,
         agents: tuple[str, ...] = (),
     ) -> OrderDenied | None:
-        """Deny with the first failed check, or return None if the order may go."""
+        """Deny with the first failed check, or return None if the order may go.
+
+        With only the always-on checks and the switch not pulled, an order on an account
+        with positive (or unknown, NaN) equity passes both: no context is built for it
+        (most orders of most runs). The state ``first_breach`` keeps is kept the same."""
+        if self._always_on_only and not self.killed and not equity <= 0.0:
+            self.tripped_now = False
+            ts = order.ts
+            if not self._day_start <= ts < self._day_end:
+                self._roll_day(ts)
+            if not equity <= self.peak_equity and equity == equity:
+                self.peak_equity = equity
+            return None
         breach = self.first_breach(order, position, equity=equity,
                                    gross_exposure=gross_exposure, last_close=last_close,
                                    agents=agents)
@@ -569,7 +584,8 @@ class RiskEngine:
     def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:
         """Count an order against the day's, the window's and its agents' limits once it
         has actually reached a venue."""
-        self._roll_day(order.ts)
+        if not self._day_start <= order.ts < self._day_end:
+            self._roll_day(order.ts)
         self._orders_today += 1
         if self.limits.max_orders_per_window is not None:
             self._sent.append(order.ts)

@@ -42,6 +42,8 @@ from sim.messages import OrderRouted, RouteCandidate, SubmitOrder
 from sim.venue import DOWN, UP, SimVenue
 
 POLICIES = ("cheapest", "preference", "cost", "split")
+# (venues to try as (score, listing position, venue), candidates, skipped note, reasons)
+_Plan = tuple[list[tuple[float, int, SimVenue]], tuple[RouteCandidate, ...], str, list[str]]
 
 
 class VenueRouter:
@@ -68,8 +70,7 @@ class VenueRouter:
         self.funding_horizon = funding_horizon
         self._funding: dict[str, float] = {}  # symbol -> last funding rate paid
         self._by_cost = policy in ("cost", "split")
-        self._plans: dict[tuple[str, float], tuple[list[tuple[float, int, SimVenue]],
-                                                   tuple[RouteCandidate, ...], str]] = {}
+        self._plans: dict[tuple[str, float], _Plan] = {}
 
     def venue(self, name: str) -> SimVenue:
         return self._by_name[name]
@@ -85,11 +86,11 @@ class VenueRouter:
             if self._by_cost:
                 self._plans.clear()
 
-    def _plan(self, symbol: str, side: float) -> tuple[list[tuple[float, int, SimVenue]],
-                                                       tuple[RouteCandidate, ...], str]:
+    def _plan(self, symbol: str, side: float) -> _Plan:
         """Per symbol (and side, for the cost policies), cached until a venue's health or
         the funding rate changes: the venues to try in order (up ones by score, then
-        degraded), the candidates and the skipped note."""
+        degraded), the candidates, the skipped note and the reason of each rank (made
+        once, not per order)."""
         key = (symbol, side if self._by_cost else 0.0)
         plan = self._plans.get(key)
         if plan is None:
@@ -105,7 +106,9 @@ class VenueRouter:
                                for i, v in enumerate(listing) if v.health != DOWN)
             skipped = [v.name for v in listing if v.health == DOWN]
             note = f"; skipped down: {', '.join(skipped)}" if skipped else ""
-            plan = self._plans[key] = (pool, candidates, note)
+            reasons = [self._reason(sc, len(listing), rank)
+                       for rank, (sc, _, _) in enumerate(pool)]
+            plan = self._plans[key] = (pool, candidates, note, reasons)
         return plan
 
     def funding_bps(self, venue: SimVenue, symbol: str, side: float) -> float:
@@ -149,8 +152,9 @@ class VenueRouter:
         listing = self._listing.get(order.symbol, ())
         if not listing:
             return ()
-        pool, candidates, note = self._plan(order.symbol,
-                                            1.0 if order.quantity > 0 else -1.0)
+        side = 1.0 if order.quantity > 0 else -1.0
+        plan = self._plans.get((order.symbol, side if self._by_cost else 0.0))  # _plan's
+        pool, candidates, note, reasons = plan or self._plan(order.symbol, side)
         if exclude:
             pool = [t for t in pool if t[2].name not in exclude]
         if self.policy == "split":
@@ -171,7 +175,8 @@ class VenueRouter:
             if qty == 0.0 or inst.too_small(qty, order.ref_price, order.reduce_only):
                 note += f"; {v.name}: below lot/min size/min notional"
                 continue
-            reason = self._reason(sc, len(listing), rank) + note
+            reason = (self._reason(sc, len(listing), rank) if exclude
+                      else reasons[rank]) + note
             if v.health != UP:
                 reason += f"; {v.name} is {v.health}: no venue that is up could take it"
             elapsed = self._timer() - start

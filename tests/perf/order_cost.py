@@ -1,0 +1,157 @@
+"""Per-order cost of the pipeline: microseconds of CPU per order, every row stored.
+
+Two runs on the same seeded one-minute GBM bars with the same agent code and the same
+per-bar work differ only in how often they trade: SMA 2/3 (an order every few bars) and
+SMA 10/50 (the issue 19 strategy). The SMA indicator costs the same per bar whatever its
+windows, so the difference in CPU time over the difference in orders is what one more
+order costs end to end: its signal, decision and votes rows, sizing, the risk check, the
+route, the fill, the ledger, the order's lifecycle and its rows in the store. Best CPU
+time of ``--repeat`` alternating rounds.
+
+It imports only ``sim`` and the standard library, so the same file measures another tree
+(``PYTHONPATH=TREE python tests/perf/order_cost.py``): a same-run A/B against main.
+``--peak`` reports the peak resident memory of one run of SMA 10/50 instead (a fresh
+process per tree), ``--opcodes`` the Python bytecodes and calls per order (deterministic:
+use a few thousand bars), and ``--profile FILE`` writes a cProfile of one run of SMA 2/3.
+
+Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R]
+[--peak | --opcodes | --profile FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sim.config import parse_scenario
+from sim.runner import run_scenario
+from sim.store import DuckDBStore
+
+
+def scenario(bars: int, fast: int, slow: int) -> dict[str, Any]:
+    """One symbol, one long-only SMA crossover agent, all in, 10 bps fee, next-open fills."""
+    return {
+        "name": f"order_cost_{fast}_{slow}",
+        "seed": 1,
+        "data": [{"kind": "gbm", "symbol": "BTCUSD", "bars": bars, "interval": "1m"}],
+        "agents": [{"name": f"sma_{fast}_{slow}", "kind": "sma_crossover",
+                    "params": {"fast": fast, "slow": slow, "long_only": True}}],
+        "venues": [{"name": "alpha", "symbols": ["BTCUSD"], "fee_bps": 10.0}],
+    }
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _orders(store: DuckDBStore, run_id: str) -> int:
+    return store.con.execute("SELECT count(*) FROM orders WHERE run_id = ?",
+                             [run_id]).fetchone()[0]
+
+
+def measure(bars: int, repeat: int) -> dict[str, Any]:
+    configs = {key: parse_scenario(scenario(bars, *key), "order_cost")
+               for key in ((2, 3), (10, 50))}
+    best = {key: float("inf") for key in configs}
+    orders: dict[tuple[int, int], int] = {}
+    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
+        for _ in range(repeat):
+            for key, config in configs.items():
+                start = _cpu()
+                result = run_scenario(config, store)
+                best[key] = min(best[key], _cpu() - start)
+                orders[key] = _orders(store, result.run_id)
+    many, few = (2, 3), (10, 50)
+    per_order = (best[many] - best[few]) / (orders[many] - orders[few])
+    return {
+        "bars": bars,
+        "orders_sma_2_3": orders[many], "orders_sma_10_50": orders[few],
+        "cpu_s_sma_2_3": round(best[many], 3), "cpu_s_sma_10_50": round(best[few], 3),
+        "us_per_order": round(per_order * 1e6, 2),
+        "orders_per_cpu_s": round(1.0 / per_order),
+    }
+
+
+def peak(bars: int) -> dict[str, Any]:
+    """Peak resident memory of this process over one run of SMA 10/50 (the issue 19
+    strategy), with its CPU time: run it in a fresh process per tree."""
+    config = parse_scenario(scenario(bars, 10, 50), "order_cost")
+    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
+        start = _cpu()
+        result = run_scenario(config, store)
+        cpu = _cpu() - start
+        orders = _orders(store, result.run_id)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"bars": bars, "strategy": "sma_10_50", "orders": orders,
+            "cpu_s": round(cpu, 3), "peak_rss_mb": round(rss, 1)}
+
+
+def opcodes(bars: int) -> dict[str, Any]:
+    """Python bytecodes and Python-level calls executed per order (``sys.settrace``
+    opcode events): a cost measure that no other process on the machine moves. C work
+    (DuckDB, numpy, pyarrow) is not counted, so it complements the CPU-time figure."""
+    import sys
+
+    counts = {}
+    for key in ((2, 3), (10, 50)):
+        config = parse_scenario(scenario(bars, *key), "order_cost")
+        ops = calls = 0
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            nonlocal ops, calls
+            frame.f_trace_opcodes = True
+            if event == "opcode":
+                ops += 1
+            elif event == "call":
+                calls += 1
+            return tracer
+
+        with tempfile.TemporaryDirectory() as tmp, \
+                DuckDBStore(Path(tmp) / "o.duckdb") as store:
+            sys.settrace(tracer)
+            try:
+                result = run_scenario(config, store)
+            finally:
+                sys.settrace(None)
+            counts[key] = (ops, calls, _orders(store, result.run_id))
+    (a, ca, na), (b, cb, nb) = counts[(2, 3)], counts[(10, 50)]
+    return {"bars": bars, "orders_sma_2_3": na, "orders_sma_10_50": nb,
+            "opcodes_per_order": round((a - b) / (na - nb), 1),
+            "python_calls_per_order": round((ca - cb) / (na - nb), 2)}
+
+
+def profile(bars: int, out: str) -> None:
+    import cProfile
+
+    config = parse_scenario(scenario(bars, 2, 3), "order_cost")
+    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
+        cProfile.runctx("run_scenario(config, store)", globals(),
+                        {"config": config, "store": store, "run_scenario": run_scenario},
+                        out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=300_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--peak", action="store_true")
+    parser.add_argument("--profile", metavar="FILE")
+    parser.add_argument("--opcodes", action="store_true")
+    args = parser.parse_args()
+    if args.profile:
+        profile(args.bars, args.profile)
+        return
+    if args.opcodes:
+        result = opcodes(args.bars)
+    else:
+        result = peak(args.bars) if args.peak else measure(args.bars, args.repeat)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
