@@ -127,17 +127,21 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSet
                         kill_file: Path, max_bars: int | None = None,
                         clock: PacingClock | None = None,
                         on_start: Callable[[str], None] | None = None,
-                        on_run: Callable[[str], None] | None = None) -> RunResult:
+                        on_run: Callable[[str], None] | None = None,
+                        on_runner: Callable[[LiveRunner], None] | None = None) -> RunResult:
     """One paper session until ``max_bars`` bars per symbol (None: until interrupted).
     The venue's market list is read first: a coin it does not list is refused (exit 2);
     a venue that cannot be reached fails the run (stored ``failed``). ``on_run``: told
     the run id before anything is stored. ``hl``: the settings of the venue whose
-    candles it trades on (``live.venues``)."""
+    candles it trades on (``live.venues``). ``on_runner``: given the runner before it
+    runs (``quorum live --api`` serves it)."""
     kind = kind_of(hl)
     coins, interval_ns, interval = check_live_config(config, kind)
     runner = watched_runner(config, store, symbols=list(coins), mode="paper")
     if on_run is not None:
         on_run(runner.run_id)
+    if on_runner is not None:
+        on_runner(runner)
     now = (clock.now_ns() if clock is not None else time.time_ns())
 
     def record() -> None:
@@ -289,7 +293,9 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
                              resume_run: str | None = None, settle_s: float = 10.0,
                              refresh_s: float = 0.5, rehearse_every_s: float | None = None,
                              capital_from_account: bool = False,
-                             on_run: Callable[[str], None] | None = None) -> VenueSession:
+                             on_run: Callable[[str], None] | None = None,
+                             on_runner: Callable[[LiveRunner], None] | None = None
+                             ) -> VenueSession:
     """Build a session trading an account at the venue whose settings ``hl`` are (its
     kind: ``live.venues``; ``resume_run``: continue that run): markets loaded, the
     capital taken from the account (``live.capital``), the previous process's state
@@ -333,6 +339,8 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
                             run_id=resume_run, resume=resume_run is not None)
         if on_run is not None:
             on_run(runner.run_id)
+        if on_runner is not None:  # before it runs (``quorum live --api`` serves it)
+            on_runner(runner)
         # the venue's own rules replace the scenario's, said before the first order
         instrument_changes = adopt_instruments(runner.engine.router.venues, coins,
                                                venue.instrument, kind.title)

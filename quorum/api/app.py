@@ -17,8 +17,6 @@ which name dependencies made inside ``create_app``.)
 
 import asyncio
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,10 +27,22 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from quorum.api.keys import KeyStore, role_allows
+from quorum.api.access import Access, Caller, error
+from quorum.api.audit import ControlGate, TokenBuckets
+from quorum.api.commands import commands_router
+from quorum.api.control import (
+    CommandTimeout,
+    ControlConfig,
+    Controller,
+    NotRunning,
+    ReadOnly,
+    ReadOnlyControl,
+)
+from quorum.api.keys import KeyStore
 from quorum.api.metrics import BusMetrics, StoreMetrics
 from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
 from quorum.api.stream import StreamHub
+from quorum.api.views import views_router
 
 STATIC = Path(__file__).parent / "static"  # the dashboard: shipped in the package
 Limit = Annotated[int, Query(ge=1, le=10_000, description="at most this many rows")]
@@ -40,29 +50,30 @@ RunRef = Annotated[str | None, Query(description="run id or a unique prefix (def
                                                  "the latest run)")]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking: the key's id (None when no keys are configured) and role."""
-
-    key_id: str | None
-    role: str
-
-
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "code": code, "message": message,
-                                   "field": field}}, status_code=status)
+    return error(status, code, message, field)
 
 
 def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
                store: str = "", hub: StreamHub | None = None,
-               metrics: BusMetrics | None = None) -> FastAPI:
+               metrics: BusMetrics | None = None, controller: Controller | None = None,
+               control: ControlConfig | None = None) -> FastAPI:
+    """``controller``: what steers the agents (default: none, ``ReadOnlyControl``);
+    ``control``: the control endpoints' limits."""
     app = FastAPI(title="Quorum", summary="Watch and steer Quorum runs and sessions",
                   version="1")
+    controller = controller or ReadOnlyControl(
+        "read-only: this server reads a run store; steer a session served by "
+        "`quorum live --api`")
+    control = control or ControlConfig()
+    access = Access(keys)
 
     # -- errors: one shape -------------------------------------------------------------
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return _error(422, "invalid", f"body: not JSON ({first.get('msg', '')})")
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body",
                                                                             "path"))
         return _error(422, "invalid", f"{where or 'request'}: {first.get('msg', 'invalid')}",
@@ -82,6 +93,18 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     async def _slow(request: Request, exc: ReadTimeout) -> JSONResponse:
         return _error(503, "timeout", str(exc))
 
+    @app.exception_handler(ReadOnly)
+    async def _read_only(request: Request, exc: ReadOnly) -> JSONResponse:
+        return _error(409, "read_only", str(exc))
+
+    @app.exception_handler(NotRunning)
+    async def _not_running(request: Request, exc: NotRunning) -> JSONResponse:
+        return _error(503, "not_running", str(exc))
+
+    @app.exception_handler(CommandTimeout)
+    async def _late(request: Request, exc: CommandTimeout) -> JSONResponse:
+        return _error(504, "timeout", str(exc))
+
     # -- the dashboard: its page and assets need no key (the page asks for one) ---------
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -89,29 +112,21 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    # -- access ------------------------------------------------------------------------
-    def caller(request: Request) -> Caller:
-        if not keys.required:
-            return Caller(None, "admin")
-        entry = keys.check(request.headers.get("x-api-key"))
-        if entry is None:
-            raise HTTPException(401, "a valid X-API-Key header is needed")
-        return Caller(entry.key_id, entry.role)
-
-    def require(role: str) -> Callable[..., Caller]:
-        def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
-            if not role_allows(who.role, role):
-                raise HTTPException(403, f"role {who.role!r} may not do this (needs {role})")
-            return who
-        return check
-
-    Viewer = Annotated[Caller, Depends(require("viewer"))]
+    # -- access, and the control calls' gate (rate limit, audit) ------------------------
+    Viewer = Annotated[Caller, Depends(access.require("viewer"))]
+    app.add_middleware(ControlGate, access=access,
+                       buckets=TokenBuckets(control.rate_per_s, control.burst),
+                       controller=controller, run_id=lambda: reader.default_run,
+                       max_body=control.max_body_bytes)
+    app.include_router(views_router(reader, controller, access))
+    app.include_router(commands_router(reader, controller, access, control))
 
     # -- reads (sync handlers: FastAPI runs them in its thread pool, off the loop) ------
     @app.get("/api/health", summary="the server, and the store it reads")
     def health(who: Viewer) -> dict[str, Any]:
         runs = reader.rows("select count(*) as n from runs")[0]["n"]
-        return {"status": "healthy", "mode": mode, "store": store, "runs": runs}
+        return {"status": "healthy", "mode": mode, "store": store, "runs": runs,
+                "control": controller.read_only or "on"}
 
     @app.get("/api/runs", summary="stored runs, newest first")
     def runs(who: Viewer, limit: Limit = 50,
