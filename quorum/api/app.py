@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -45,6 +46,7 @@ from quorum.api.stream import StreamHub
 from quorum.api.views import views_router
 
 STATIC = Path(__file__).parent / "static"  # the dashboard: shipped in the package
+RowId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]  # a BIGINT
 Limit = Annotated[int, Query(ge=1, le=10_000, description="at most this many rows")]
 RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: "
                                                  "the latest run)")]
@@ -167,7 +169,7 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
                            " order by ts desc, order_id desc limit ?", [*params, limit])
 
     @app.get("/api/orders/{order_id}", summary="one order, its events and its fills")
-    def order(who: Viewer, order_id: int, run: RunRef = None) -> dict[str, Any]:
+    def order(who: Viewer, order_id: RowId, run: RunRef = None) -> dict[str, Any]:
         run_id = reader.run_id(run)
         found = reader.rows("select * exclude (run_id) from orders where run_id = ? and "
                             "order_id = ?", [run_id, order_id])
@@ -191,7 +193,7 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
 
     @app.get("/api/decisions/{decision_id}",
              summary="why this trade: a decision, its votes, the signals behind them")
-    def decision(who: Viewer, decision_id: int, run: RunRef = None) -> dict[str, Any]:
+    def decision(who: Viewer, decision_id: RowId, run: RunRef = None) -> dict[str, Any]:
         run_id = reader.run_id(run)
         found = reader.rows("select * exclude (run_id) from decisions where run_id = ? and "
                             "decision_id = ?", [run_id, decision_id])

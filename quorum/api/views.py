@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 import duckdb
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
+from pydantic import AfterValidator
 from starlette.exceptions import HTTPException
 
 from quorum.api.access import Access, Caller
@@ -30,6 +31,17 @@ from sim.monitor.logs import LEVELS
 RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: the "
                                                  "run being watched, else the latest)")]
 Name = Annotated[str | None, Query(max_length=200)]
+
+
+def _storable(ts: datetime | None) -> datetime | None:
+    """The store keeps nanosecond timestamps: 1678..2261 (else a 422 naming the field)."""
+    if ts is not None and not 1678 <= ts.year <= 2261:
+        raise ValueError("a time between the years 1678 and 2261")
+    return ts
+
+
+Since = Annotated[datetime | None, AfterValidator(_storable),
+                  Query(description="ISO time (UTC unless it says): this and later")]
 _FIGURES = ("trades", "hit_rate", "win_rate", "shadow_pnl", "apr_30d", "apr_90d",
             "apr_inception", "sharpe")
 
@@ -191,7 +203,7 @@ def views_router(reader: StoreReader, controller: Controller, access: Access) ->
                severity: Annotated[Literal["info", "warning", "critical"] | None,
                                    Query(description="this severity and above")] = None,
                kind: Name = None, source: Name = None,
-               acknowledged: bool | None = None, since: datetime | None = None,
+               acknowledged: bool | None = None, since: Since = None,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[dict[str, Any]]:
         run_id = reader.run_id(run)
         where, params = ["run_id = ?"], [run_id]
@@ -218,7 +230,7 @@ def views_router(reader: StoreReader, controller: Controller, access: Access) ->
     def logs(who: Viewer, run: RunRef = None,
              level: Annotated[Literal["debug", "info", "trade", "warning", "error"] | None,
                               Query(description="this level and above")] = None,
-             agent: Name = None, category: Name = None, since: datetime | None = None,
+             agent: Name = None, category: Name = None, since: Since = None,
              text: Annotated[str | None, Query(max_length=200)] = None,
              limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
              format: Literal["json", "csv", "jsonl"] = "json"
