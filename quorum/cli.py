@@ -543,7 +543,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                 kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
                 resume_run=resume_run, rehearse_every_s=rehearse_every_s,
                 capital_from_account=args.capital_from_account, on_run=run_ids.append,
-                clock=clock, on_runner=api.attach if api is not None else None)
+                clock=clock, on_runner=api.attach if api is not None else None,
+                bus=api.bus if api is not None else None)
             if session.capital is not None:
                 print(describe(session.capital, "hyperliquid"), file=sys.stderr, flush=True)
             announce(session.runner.run_id, resume_run is not None, session.recovered)
@@ -555,7 +556,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                     config, store, hl, verdict, override_reason=args.override_gate,
                     kill_file=kill_file, max_bars=args.max_bars, on_start=announce,
                     on_run=run_ids.append, clock=clock,
-                    on_runner=api.attach if api is not None else None))
+                    on_runner=api.attach if api is not None else None,
+                    bus=api.bus if api is not None else None))
             else:
                 result = run_interruptible(trade())
         except (*BAD_INPUT, KeyboardInterrupt):

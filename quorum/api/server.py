@@ -122,18 +122,23 @@ class SessionApi:
         check_binding(self.host, self.keys)
         self.control = parse_rate(getattr(args, "api_rate", None))
         self.db = str(getattr(args, "db", "") or "")
+        # The session's bus, with the stream on it before the engine is built (it
+        # publishes bars and equity only when someone listens then).
+        self.bus = EventBus(history=10_000)
+        self.hub = StreamHub(self.bus)
+        self.metrics = BusMetrics(self.bus)
         self.server: ApiServer | None = None
         self.url: str | None = None
 
     def attach(self, runner: Any) -> None:
-        """Serve ``runner``'s session (called before it runs: the stream misses nothing)."""
+        """Serve ``runner``'s session, built on ``self.bus`` (called before it runs)."""
+        if runner.bus is not self.bus:
+            raise ValueError("the session's runner must be built on SessionApi.bus")
         con = runner.store.con
         audit.create_table(con)
-        hub = StreamHub(runner.bus)
         app = create_app(StoreReader(con, default_run=runner.run_id), self.keys,
-                         mode=runner.mode, store=self.db, hub=hub,
-                         metrics=BusMetrics(runner.bus), controller=SessionControl(runner),
-                         control=self.control)
+                         mode=runner.mode, store=self.db, hub=self.hub, metrics=self.metrics,
+                         controller=SessionControl(runner), control=self.control)
         try:
             self.server = ApiServer(app, self.host, self.port).start()
         except OSError as exc:

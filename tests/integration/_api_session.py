@@ -14,6 +14,7 @@ from typing import Any
 
 from live.runner import LiveRunner
 from quorum.live import watched_runner
+from sim.bus import EventBus
 from sim.config import parse_scenario
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data
@@ -48,17 +49,18 @@ class GatedFeed:
 
 class PaperSession:
     """``with PaperSession(tmp_path) as s:``: the session runs until the block ends (then
-    its remaining bars go through and it completes)."""
+    its remaining bars go through and it completes). ``bus``: the session's (one the
+    API's stream is on already, ``quorum.api.server.SessionApi.bus``)."""
 
-    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
+    def __init__(self, tmp_path: Path, bus: EventBus | None = None, **overrides: Any) -> None:
         config = parse_scenario({**SCENARIO, **overrides})
         data = load_market_data(config, RandomStreams.spawn(
             config.seed, len(config.data), len(config.agents)).data)
         self.feed = GatedFeed(_bars(data))
         self.db = tmp_path / "runs.duckdb"
         self.store = DuckDBStore(self.db)
-        self.runner: LiveRunner = watched_runner(config, self.store, symbols=data.symbols,
-                                                 mode="paper")
+        self.runner: LiveRunner = watched_runner(config, self.store, bus,
+                                                 symbols=data.symbols, mode="paper")
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
