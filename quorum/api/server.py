@@ -144,9 +144,18 @@ class SessionApi:
         except OSError as exc:
             raise ServeUsageError(f"--api {self.host}:{self.port}: {exc}") from None
         self.url = f"http://{self.host}:{self.server.port}"
-        print(f"quorum live: API at {self.url} (OpenAPI at /docs, stream at /ws, dashboard "
-              f"at /; keys {'required' if self.keys.required else 'off, loopback only'})",
-              file=sys.stderr, flush=True)
+        line = (f"quorum live: API at {self.url} (OpenAPI at /docs, stream at /ws, dashboard "
+                f"at /; keys {'required' if self.keys.required else 'off, loopback only'})")
+        threading.Thread(target=self._announce, args=(runner, line), daemon=True,
+                         name="quorum-api-ready").start()
+
+    def _announce(self, runner: Any, line: str) -> None:
+        """Say where the API is (on stdout, for scripts) once the session runs: from then
+        on its run is stored and its commands are taken."""
+        while runner.writer is None and self.server is not None:
+            time.sleep(0.01)
+        if self.server is not None:
+            print(line, flush=True)
 
     def close(self) -> None:
         if self.server is not None:

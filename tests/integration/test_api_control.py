@@ -331,3 +331,38 @@ def test_bad_bodies_are_a_4xx_never_a_5xx(live_api: Any, where: tuple[str, str],
 def test_bad_query_values_are_a_4xx_never_a_5xx(live_api: Any, path: str, name: str,
                                                 params: dict[str, str]) -> None:
     _holds_the_shape(live_api.get(path.format(name=quote(name, safe="")), params=params))
+
+
+def test_the_console_steers_a_session(tmp_path: Path) -> None:
+    """The console's control commands, each one or two API calls, against a session."""
+    from quorum.api.console import ApiClient, ConsoleError, run_line
+
+    with PaperSession(tmp_path) as s:
+        audit.create_table(s.store.con)
+        console = ApiClient(TestClient(create_app(
+            StoreReader(s.store.con, default_run=s.run_id), KeyStore(tmp_path / "none.toml"),
+            mode="paper", controller=SessionControl(s.runner))))
+        s.step(30)
+        assert run_line(console, "pause sma --reason=look") == (
+            "pause sma: applied (state paused)")
+        listing = run_line(console, "agents").splitlines()
+        assert listing[0].split()[:3] == ["name", "state", "kind"]
+        assert listing[1].split()[:2] == ["sma", "paused"]
+        with pytest.raises(ConsoleError, match=r"409 batch command 2 .resume 'mom'."):
+            run_line(console, "resume sma mom")  # a batch: all or none
+        assert run_line(console, "set mom window=4") == "update mom: applied (state active)"
+        assert s.runner.lifecycle.snapshot()[1].params == {"window": 4}
+        assert run_line(console, "spawn momentum --name m3 --param window=3").endswith(
+            "applied (state active)")
+        with pytest.raises(ConsoleError, match=r"409 .*window"):
+            run_line(console, "set mom window=0")
+        assert run_line(console, "kill --flatten").startswith("kill *: applied")
+        s.finish()
+        rows = s.store.con.execute(
+            "select agent, command, reason, outcome from agent_events where run_id = ? and "
+            "command <> 'start' order by seq", [s.run_id]).fetchall()
+    assert [(r[0], r[1], r[3].split(":")[0]) for r in rows] == [
+        ("sma", "pause", "applied"), ("sma", "resume", "rejected"),
+        ("mom", "resume", "rejected"), ("mom", "update", "applied"),
+        ("m3", "spawn", "applied"), ("mom", "update", "rejected"), ("*", "kill", "applied")]
+    assert rows[0][2] == "look"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,11 @@ def test_quorum_live_api_pauses_resumes_and_kills_a_paper_session(
     scenario = tmp_path / "api.toml"
     scenario.write_text(SCENARIO)
     child = Child(tmp_path, fake, "--api", "127.0.0.1:0", scenario=scenario)
-    child.wait(lambda: child.saw("API at http://"), "the API")
-    url = re.search(r"API at (http://\S+)", "".join(child.lines)).group(1)
+    said: list[str] = []  # the API's address comes on stdout once the session runs
+    threading.Thread(target=lambda: said.append(child.proc.stdout.readline()),
+                     daemon=True).start()
+    child.wait(lambda: said, "the API")
+    url = re.search(r"API at (http://\S+)", said[0]).group(1)
     child.wait(lambda: fake.subscribed(candle("ETH", "1m")) == 1, "subscription")
     with httpx.Client(base_url=url, timeout=20) as api:
         assert api.get("/api/health").json()["control"] == "on"
