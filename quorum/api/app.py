@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import duckdb
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -44,6 +45,7 @@ from quorum.api.metrics import BusMetrics, StoreMetrics
 from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
 from quorum.api.stream import StreamHub
 from quorum.api.views import views_router
+from sim.monitor.health import worst
 
 STATIC = Path(__file__).parent / "static"  # the dashboard: shipped in the package
 RowId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]  # a BIGINT
@@ -126,9 +128,23 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     # -- reads (sync handlers: FastAPI runs them in its thread pool, off the loop) ------
     @app.get("/api/health", summary="the server, and the store it reads")
     def health(who: Viewer) -> dict[str, Any]:
+        """``status``: this server; ``overall`` and ``components``: the watched (else the
+        latest) run's health as its monitor last stored it (none: not watched)."""
         runs = reader.rows("select count(*) as n from runs")[0]["n"]
+        components: list[dict[str, Any]] = []
+        if runs:
+            try:
+                components = reader.rows(
+                    "select component, arg_max(state, seq) as state, arg_max(reason, seq) "
+                    "as reason, max(ts) as since from health where run_id = ? and "
+                    "component <> 'overall' group by component order by component",
+                    [reader.run_id(None)])
+            except (UnknownRun, duckdb.CatalogException):
+                components = []
         return {"status": "healthy", "mode": mode, "store": store, "runs": runs,
-                "control": controller.read_only or "on"}
+                "control": controller.read_only or "on",
+                "overall": worst(*(c["state"] for c in components)) if components else None,
+                "components": components}
 
     @app.get("/api/runs", summary="stored runs, newest first")
     def runs(who: Viewer, limit: Limit = 50,

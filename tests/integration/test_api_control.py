@@ -179,6 +179,10 @@ def test_a_session_steered_over_http(tmp_path: Path) -> None:
                                      headers=as_op).json()):
             assert time.monotonic() < deadline, "no kill_switch alert stored"
             time.sleep(0.05)
+        health = api.get("/api/health", headers=as_op).json()
+        assert health["overall"] == "critical" and health["control"] == "on"
+        assert {"component": "risk", "state": "critical"} in [
+            {k: c[k] for k in ("component", "state")} for c in health["components"]]
         acked = api.post(f"/api/alerts/{alerts[0]['alert_id']}/ack", headers=as_op)
         assert acked.status_code == 200 and acked.json()["acknowledged"] is True
         assert api.post("/api/alerts/999999/ack", headers=as_op).status_code == 404
