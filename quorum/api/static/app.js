@@ -203,7 +203,7 @@ async function loadAgents() {
 async function load() {
   // Each panel on its own: a run that has not stored anything yet leaves it empty.
   const parts = [
-    async () => showHealth(await api("/api/health")),
+    async () => { const h = await api("/api/health"); showHealth({ ...h, status: h.overall || h.status }); },
     async () => { for (const bar of await api("/api/market")) state.prices[bar.symbol] = bar; },
     async () => { state.equity = await api("/api/equity?limit=2000"); },
     async () => {
