@@ -119,3 +119,25 @@ def test_quorum_live_api_pauses_resumes_and_kills_a_paper_session(
                               ).fetchall()
     assert audited == [("POST", "/api/agents/sma/pause", 200),
                        ("POST", "/api/agents/sma/resume", 200), ("POST", "/api/kill", 200)]
+
+
+def test_quorum_live_api_refuses_bad_input_before_connecting(tmp_path: Path) -> None:
+    """Beyond loopback without keys, or a bad --api-rate: exit 2, one line, nothing made."""
+    import subprocess
+    import sys
+
+    from tests.integration.test_live_cli import ROOT
+
+    scenario = tmp_path / "api.toml"
+    scenario.write_text(SCENARIO)
+    for extra, said in ((["--api", "0.0.0.0:8765"], "needs API keys"),
+                        (["--api", "127.0.0.1:0", "--api-rate", "0"], "--api-rate '0'")):
+        done = subprocess.run(
+            [sys.executable, "-m", "quorum.cli", "live", str(scenario), "--paper", "--db",
+             str(tmp_path / "runs.duckdb"), "--override-gate", "x", *extra],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                 "QUORUM_HL_URL": "http://127.0.0.1:9"})
+        assert done.returncode == 2, done.stderr
+        assert said in done.stderr and done.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "runs.duckdb").exists()
