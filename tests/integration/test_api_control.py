@@ -370,3 +370,37 @@ def test_the_console_steers_a_session(tmp_path: Path) -> None:
         ("mom", "resume", "rejected"), ("mom", "update", "applied"),
         ("m3", "spawn", "applied"), ("mom", "update", "rejected"), ("*", "kill", "applied")]
     assert rows[0][2] == "look"
+
+
+def test_a_session_not_running_or_not_answering_is_a_5xx_in_the_one_shape(
+        stored: Path, tmp_path: Path) -> None:
+    """Before the session runs its commands are refused (503 not_running); a command
+    the session does not apply in time is a 504 (it stays queued), never a hung call."""
+    from concurrent.futures import Future
+
+    from quorum.live import watched_runner
+    from sim.config import parse_scenario
+    from tests.integration._api_session import SCENARIO
+
+    con = duckdb.connect(str(stored), read_only=True)
+    store = DuckDBStore(tmp_path / "idle.duckdb")
+    try:
+        runner = watched_runner(parse_scenario(SCENARIO), store, symbols=["ETH"])
+        idle = TestClient(create_app(StoreReader(con), KeyStore(tmp_path / "none.toml"),
+                                     controller=SessionControl(runner)))
+        reply = idle.post("/api/agents/sma/pause")
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "not_running"
+
+        class Silent(SessionControl):  # a session that never gets to the command
+            def submit(self, command: Any) -> Future[Any]:
+                return Future()
+
+        slow = TestClient(create_app(StoreReader(con), KeyStore(tmp_path / "none.toml"),
+                                     controller=Silent(runner),
+                                     control=ControlConfig(command_timeout_s=0.2)))
+        reply = slow.post("/api/kill", json={"flatten": False})
+        assert reply.status_code == 504 and reply.json()["error"]["code"] == "timeout"
+        assert "stays queued" in reply.json()["error"]["message"]
+    finally:
+        con.close()
+        store.close()
