@@ -54,11 +54,13 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 # -- the clients (another process) ------------------------------------------------------
-def _clients(url: str, n: int, rps: float, ready: Any, stop: Any, out: str) -> None:
-    asyncio.run(_load(url, n, rps, ready, stop, out))
+def _clients(url: str, n: int, rps: float, ready: Any, stop: Any, out: str,
+             batch: bool) -> None:
+    asyncio.run(_load(url, n, rps, ready, stop, out, batch))
 
 
-async def _load(url: str, n: int, rps: float, ready: Any, stop: Any, out: str) -> None:
+async def _load(url: str, n: int, rps: float, ready: Any, stop: Any, out: str,
+                batch: bool) -> None:
     import httpx
     import websockets
 
@@ -70,14 +72,16 @@ async def _load(url: str, n: int, rps: float, ready: Any, stop: Any, out: str) -
         nonlocal connected
         async with websockets.connect(url.replace("http", "ws") + "/ws",
                                       max_queue=None) as ws:
-            await ws.send(json.dumps({"subscribe": TOPICS, "since": 0}))
+            await ws.send(json.dumps({"subscribe": TOPICS, "since": 0, "batch": batch}))
             connected += 1
             try:
-                async for text in ws:
+                async for frame in ws:
                     now = time.time_ns()
-                    m = json.loads(text)
-                    bar = m["data"].get("ts") if m.get("topic") == "market:update" else None
-                    got[i].append((m.get("seq", -1), m.get("topic", ""), now, bar))
+                    for text in str(frame).split("\n"):
+                        m = json.loads(text)
+                        bar = (m["data"].get("ts") if m.get("topic") == "market:update"
+                               else None)
+                        got[i].append((m.get("seq", -1), m.get("topic", ""), now, bar))
             except websockets.ConnectionClosed as exc:
                 closed[i] = exc.rcvd.code if exc.rcvd else -1
 
@@ -113,8 +117,8 @@ async def _load(url: str, n: int, rps: float, ready: Any, stop: Any, out: str) -
 
 
 # -- the session ----------------------------------------------------------------------
-def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rps: float
-            ) -> dict[str, Any]:
+def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rps: float,
+            batch: bool = False) -> dict[str, Any]:
     from fastapi import FastAPI  # noqa: F401 (imported before timing, as in a session)
 
     from live.hyperliquid.candles import HyperliquidCandleFeed
@@ -143,7 +147,7 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
     to_order: list[int] = []
     seen = [0]
     fake = FakeHyperliquid().start()
-    result: dict[str, Any] = {"api": api, "bars": n_bars}
+    result: dict[str, Any] = {"api": api, "bars": n_bars, "batch": batch}
     try:
         config = parse_scenario(SCENARIO)
         clock = ManualClock(T0 * 1_000_000)
@@ -180,7 +184,8 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
                                  metrics=BusMetrics(bus), controller=SessionControl(runner))
                 server = ApiServer(app, "127.0.0.1", 0).start()
                 proc = ctx.Process(target=_clients, args=(
-                    f"http://127.0.0.1:{server.port}", clients, rps, ready, stop, out))
+                    f"http://127.0.0.1:{server.port}", clients, rps, ready, stop, out,
+                    batch))
                 proc.start()
                 assert ready.wait(60), "the clients did not connect"
 
@@ -257,6 +262,8 @@ def main() -> None:
                         help="seconds between candles (default 0.05: 20 bars a second)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rps", type=float, default=20.0)
+    parser.add_argument("--batch", action="store_true",
+                        help='clients ask for batched frames ({"batch": true}: JSON lines)')
     parser.add_argument("--switch-ms", type=float,
                         help="the interpreter's thread switch interval in ms for both "
                              "sessions (default: Python's, 5 ms)")
@@ -267,7 +274,8 @@ def main() -> None:
         sys.setswitchinterval(args.switch_ms / 1e3)
     with tempfile.TemporaryDirectory() as tmp:
         a = session(Path(tmp), args.seconds, args.every, False, args.clients, args.rps)
-        b = session(Path(tmp), args.seconds, args.every, True, args.clients, args.rps)
+        b = session(Path(tmp), args.seconds, args.every, True, args.clients, args.rps,
+                    args.batch)
     ratio = (b["tick_to_trade_p99_us"] / a["tick_to_trade_p99_us"]
              if a.get("tick_to_trade_p99_us") and b.get("tick_to_trade_p99_us") else None)
     print(json.dumps({"without_api": a, "with_api": b,

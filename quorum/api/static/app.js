@@ -274,9 +274,9 @@ function connect() {
   ws.onopen = () => {
     state.failures = 0;
     $("link").textContent = "live";
-    ws.send(JSON.stringify({ subscribe: TOPICS, since: state.seq }));
+    ws.send(JSON.stringify({ subscribe: TOPICS, since: state.seq, batch: true }));
   };
-  ws.onmessage = (event) => handle(JSON.parse(event.data));
+  ws.onmessage = (event) => event.data.split("\n").forEach((line) => handle(JSON.parse(line)));
   ws.onclose = () => {
     state.failures += 1;
     if (state.failures >= 3) { poll(); return; }
