@@ -505,7 +505,12 @@ def cmd_live(args: argparse.Namespace) -> int:
                          "remove it to start a session")
     if args.override_gate is not None and not args.override_gate.strip():
         raise UsageError("--override-gate needs a reason")
-    with DuckDBStore(args.db) as store:
+    api = None
+    if args.api is not None:  # address and keys checked before anything connects
+        from quorum.api.server import SessionApi
+
+        api = SessionApi(args)
+    with DuckDBStore(args.db) as store, _closing(api):
         resume_run = run_to_resume(store, config, args.resume) if args.venue else None
         with without_log("sim.validation"):  # the override is printed below, once
             verdict = check_promotion(store, config, override_reason=args.override_gate)
@@ -538,7 +543,8 @@ def cmd_live(args: argparse.Namespace) -> int:
                 kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
                 resume_run=resume_run, rehearse_every_s=rehearse_every_s,
                 capital_from_account=args.capital_from_account, on_run=run_ids.append,
-                clock=clock)
+                clock=clock, on_runner=api.attach if api is not None else None,
+                bus=api.bus if api is not None else None)
             if session.capital is not None:
                 print(describe(session.capital, "hyperliquid"), file=sys.stderr, flush=True)
             announce(session.runner.run_id, resume_run is not None, session.recovered)
@@ -549,7 +555,9 @@ def cmd_live(args: argparse.Namespace) -> int:
                 result = run_interruptible(paper_session(
                     config, store, hl, verdict, override_reason=args.override_gate,
                     kill_file=kill_file, max_bars=args.max_bars, on_start=announce,
-                    on_run=run_ids.append, clock=clock))
+                    on_run=run_ids.append, clock=clock,
+                    on_runner=api.attach if api is not None else None,
+                    bus=api.bus if api is not None else None))
             else:
                 result = run_interruptible(trade())
         except (*BAD_INPUT, KeyboardInterrupt):
@@ -559,6 +567,16 @@ def cmd_live(args: argparse.Namespace) -> int:
     _console().print(f"run id: {result.run_id}  ({result.bars} bars, mode {mode}, "
                      f"store: {args.db})")
     return 0
+
+
+@contextmanager
+def _closing(api: Any) -> Iterator[None]:
+    """Stop a session's API server (if any) when the session's block ends."""
+    try:
+        yield
+    finally:
+        if api is not None:
+            api.close()
 
 
 def _failed_session(store: DuckDBStore, run_ids: list[str], exc: Exception, db: str) -> str:
@@ -870,6 +888,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", metavar="URL",
                    help="Hyperliquid REST base URL, its /ws for the stream (default: "
                         "$QUORUM_HL_URL, else the network's public API)")
+    p.add_argument("--api", metavar="[HOST:]PORT",
+                   help="serve the control API, the live stream and the dashboard in the "
+                        "session's process (e.g. 127.0.0.1:8765; beyond loopback needs keys)")
+    p.add_argument("--keys", metavar="FILE", help="API key file (default $QUORUM_KEYS, else "
+                   ".quorum/keys.toml)")
+    p.add_argument("--api-rate", metavar="RATE[:BURST]",
+                   help="control calls per second per key, and the burst (default 5:20)")
     p.add_argument("--rehearse-every", metavar="DURATION",
                    help="with --venue: a dry run of the order path (prepare, sign, encode; "
                         "nothing sent) this often, e.g. 1ms, so it runs warm when a market "

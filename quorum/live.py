@@ -54,11 +54,14 @@ from sim.validation import PromotionVerdict
 DEFAULT_VENUE = "hyperliquid"
 
 
-def watched_runner(config: ScenarioConfig, store: DuckDBStore, **kwargs: Any) -> LiveRunner:
+def watched_runner(config: ScenarioConfig, store: DuckDBStore, bus: EventBus | None = None,
+                   **kwargs: Any) -> LiveRunner:
     """A ``LiveRunner`` with its observers (``live.observe``): every session is watched,
     logs beside the store, alerts and health in it, a webhook if the environment names
-    one. The bus keeps the last 10,000 events for subscribers that fall behind."""
-    bus = EventBus(history=10_000)
+    one. The bus keeps the last 10,000 events for subscribers that fall behind; ``bus``:
+    one with subscribers already (``quorum live --api``: the stream wants every bar,
+    which the engine publishes only when someone listens as it is built)."""
+    bus = bus if bus is not None else EventBus(history=10_000)
     runner = LiveRunner(config, store, bus=bus, **kwargs)
     runner.watch = SessionWatch(runner, bus, getattr(store, "path", None))
     return runner
@@ -127,17 +130,22 @@ async def paper_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSet
                         kill_file: Path, max_bars: int | None = None,
                         clock: PacingClock | None = None,
                         on_start: Callable[[str], None] | None = None,
-                        on_run: Callable[[str], None] | None = None) -> RunResult:
+                        on_run: Callable[[str], None] | None = None,
+                        on_runner: Callable[[LiveRunner], None] | None = None,
+                        bus: EventBus | None = None) -> RunResult:
     """One paper session until ``max_bars`` bars per symbol (None: until interrupted).
     The venue's market list is read first: a coin it does not list is refused (exit 2);
     a venue that cannot be reached fails the run (stored ``failed``). ``on_run``: told
     the run id before anything is stored. ``hl``: the settings of the venue whose
-    candles it trades on (``live.venues``)."""
+    candles it trades on (``live.venues``). ``on_runner``: given the runner before it
+    runs (``quorum live --api`` serves it)."""
     kind = kind_of(hl)
     coins, interval_ns, interval = check_live_config(config, kind)
-    runner = watched_runner(config, store, symbols=list(coins), mode="paper")
+    runner = watched_runner(config, store, bus, symbols=list(coins), mode="paper")
     if on_run is not None:
         on_run(runner.run_id)
+    if on_runner is not None:
+        on_runner(runner)
     now = (clock.now_ns() if clock is not None else time.time_ns())
 
     def record() -> None:
@@ -290,7 +298,9 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
                              resume_run: str | None = None, settle_s: float = 10.0,
                              refresh_s: float = 0.5, rehearse_every_s: float | None = None,
                              capital_from_account: bool = False,
-                             on_run: Callable[[str], None] | None = None) -> VenueSession:
+                             on_run: Callable[[str], None] | None = None,
+                             on_runner: Callable[[LiveRunner], None] | None = None,
+                             bus: EventBus | None = None) -> VenueSession:
     """Build a session trading an account at the venue whose settings ``hl`` are (its
     kind: ``live.venues``; ``resume_run``: continue that run): markets loaded, the
     capital taken from the account (``live.capital``), the previous process's state
@@ -330,10 +340,12 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
         else:
             assert resume_run is not None
             trading = with_capital(config, stored_capital(store.con, resume_run))
-        runner = watched_runner(trading, store, symbols=list(coins), mode="live",
-                            run_id=resume_run, resume=resume_run is not None)
+        runner = watched_runner(trading, store, bus, symbols=list(coins), mode="live",
+                                run_id=resume_run, resume=resume_run is not None)
         if on_run is not None:
             on_run(runner.run_id)
+        if on_runner is not None:  # before it runs (``quorum live --api`` serves it)
+            on_runner(runner)
         # the venue's own rules replace the scenario's, said before the first order
         instrument_changes = adopt_instruments(runner.engine.router.venues, coins,
                                                venue.instrument, kind.title)

@@ -17,52 +17,67 @@ which name dependencies made inside ``create_app``.)
 
 import asyncio
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import duckdb
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
-from quorum.api.keys import KeyStore, role_allows
+from quorum.api.access import Access, Caller, error
+from quorum.api.audit import ControlGate, TokenBuckets
+from quorum.api.commands import commands_router
+from quorum.api.control import (
+    CommandTimeout,
+    ControlConfig,
+    Controller,
+    NotRunning,
+    ReadOnly,
+    ReadOnlyControl,
+)
+from quorum.api.keys import KeyStore
 from quorum.api.metrics import BusMetrics, StoreMetrics
 from quorum.api.reads import ReadTimeout, StoreReader, UnknownRun
 from quorum.api.stream import StreamHub
+from quorum.api.views import views_router
+from sim.monitor.health import worst
 
 STATIC = Path(__file__).parent / "static"  # the dashboard: shipped in the package
+RowId = Annotated[int, PathParam(ge=0, le=2**63 - 1)]  # a BIGINT
 Limit = Annotated[int, Query(ge=1, le=10_000, description="at most this many rows")]
 RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: "
                                                  "the latest run)")]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is asking: the key's id (None when no keys are configured) and role."""
-
-    key_id: str | None
-    role: str
-
-
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "code": code, "message": message,
-                                   "field": field}}, status_code=status)
+    return error(status, code, message, field)
 
 
 def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
                store: str = "", hub: StreamHub | None = None,
-               metrics: BusMetrics | None = None) -> FastAPI:
+               metrics: BusMetrics | None = None, controller: Controller | None = None,
+               control: ControlConfig | None = None) -> FastAPI:
+    """``controller``: what steers the agents (default: none, ``ReadOnlyControl``);
+    ``control``: the control endpoints' limits."""
     app = FastAPI(title="Quorum", summary="Watch and steer Quorum runs and sessions",
                   version="1")
+    controller = controller or ReadOnlyControl(
+        "read-only: this server reads a run store; steer a session served by "
+        "`quorum live --api`")
+    control = control or ControlConfig()
+    access = Access(keys)
 
     # -- errors: one shape -------------------------------------------------------------
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return _error(422, "invalid", f"body: not JSON ({first.get('msg', '')})")
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body",
                                                                             "path"))
         return _error(422, "invalid", f"{where or 'request'}: {first.get('msg', 'invalid')}",
@@ -82,6 +97,18 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     async def _slow(request: Request, exc: ReadTimeout) -> JSONResponse:
         return _error(503, "timeout", str(exc))
 
+    @app.exception_handler(ReadOnly)
+    async def _read_only(request: Request, exc: ReadOnly) -> JSONResponse:
+        return _error(409, "read_only", str(exc))
+
+    @app.exception_handler(NotRunning)
+    async def _not_running(request: Request, exc: NotRunning) -> JSONResponse:
+        return _error(503, "not_running", str(exc))
+
+    @app.exception_handler(CommandTimeout)
+    async def _late(request: Request, exc: CommandTimeout) -> JSONResponse:
+        return _error(504, "timeout", str(exc))
+
     # -- the dashboard: its page and assets need no key (the page asks for one) ---------
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -89,29 +116,35 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    # -- access ------------------------------------------------------------------------
-    def caller(request: Request) -> Caller:
-        if not keys.required:
-            return Caller(None, "admin")
-        entry = keys.check(request.headers.get("x-api-key"))
-        if entry is None:
-            raise HTTPException(401, "a valid X-API-Key header is needed")
-        return Caller(entry.key_id, entry.role)
-
-    def require(role: str) -> Callable[..., Caller]:
-        def check(who: Annotated[Caller, Depends(caller)]) -> Caller:
-            if not role_allows(who.role, role):
-                raise HTTPException(403, f"role {who.role!r} may not do this (needs {role})")
-            return who
-        return check
-
-    Viewer = Annotated[Caller, Depends(require("viewer"))]
+    # -- access, and the control calls' gate (rate limit, audit) ------------------------
+    Viewer = Annotated[Caller, Depends(access.require("viewer"))]
+    app.add_middleware(ControlGate, access=access,
+                       buckets=TokenBuckets(control.rate_per_s, control.burst),
+                       controller=controller, run_id=lambda: reader.default_run,
+                       max_body=control.max_body_bytes)
+    app.include_router(views_router(reader, controller, access))
+    app.include_router(commands_router(reader, controller, access, control))
 
     # -- reads (sync handlers: FastAPI runs them in its thread pool, off the loop) ------
     @app.get("/api/health", summary="the server, and the store it reads")
     def health(who: Viewer) -> dict[str, Any]:
+        """``status``: this server; ``overall`` and ``components``: the watched (else the
+        latest) run's health as its monitor last stored it (none: not watched)."""
         runs = reader.rows("select count(*) as n from runs")[0]["n"]
-        return {"status": "healthy", "mode": mode, "store": store, "runs": runs}
+        components: list[dict[str, Any]] = []
+        if runs:
+            try:
+                components = reader.rows(
+                    "select component, arg_max(state, seq) as state, arg_max(reason, seq) "
+                    "as reason, max(ts) as since from health where run_id = ? and "
+                    "component <> 'overall' group by component order by component",
+                    [reader.run_id(None)])
+            except (UnknownRun, duckdb.CatalogException):
+                components = []
+        return {"status": "healthy", "mode": mode, "store": store, "runs": runs,
+                "control": controller.read_only or "on",
+                "overall": worst(*(c["state"] for c in components)) if components else None,
+                "components": components}
 
     @app.get("/api/runs", summary="stored runs, newest first")
     def runs(who: Viewer, limit: Limit = 50,
@@ -152,7 +185,7 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
                            " order by ts desc, order_id desc limit ?", [*params, limit])
 
     @app.get("/api/orders/{order_id}", summary="one order, its events and its fills")
-    def order(who: Viewer, order_id: int, run: RunRef = None) -> dict[str, Any]:
+    def order(who: Viewer, order_id: RowId, run: RunRef = None) -> dict[str, Any]:
         run_id = reader.run_id(run)
         found = reader.rows("select * exclude (run_id) from orders where run_id = ? and "
                             "order_id = ?", [run_id, order_id])
@@ -176,7 +209,7 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
 
     @app.get("/api/decisions/{decision_id}",
              summary="why this trade: a decision, its votes, the signals behind them")
-    def decision(who: Viewer, decision_id: int, run: RunRef = None) -> dict[str, Any]:
+    def decision(who: Viewer, decision_id: RowId, run: RunRef = None) -> dict[str, Any]:
         run_id = reader.run_id(run)
         found = reader.rows("select * exclude (run_id) from decisions where run_id = ? and "
                             "decision_id = ?", [run_id, decision_id])
@@ -230,7 +263,9 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
 
     @app.websocket("/ws")
     async def stream(ws: WebSocket) -> None:
-        """Send ``{"subscribe": [topics], "since": SEQ}`` first; then messages come."""
+        """Send ``{"subscribe": [topics], "since": SEQ}`` first; then messages come, one
+        a frame; with ``"batch": true`` a frame holds what waited for the client, one
+        message a line (JSON lines: far fewer frames for a busy stream)."""
         if keys.required:  # browsers cannot set headers on a WebSocket: ?key= too
             entry = keys.check(ws.headers.get("x-api-key") or ws.query_params.get("key"))
             if entry is None:
@@ -244,6 +279,7 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
             hello = await ws.receive_json()
             wanted = list(hello.get("subscribe") or ALL_TOPICS)
             since = hello.get("since")
+            batch = 500 if hello.get("batch") is True else 1
         except (WebSocketDisconnect, ValueError, AttributeError):
             await ws.close(code=1003, reason='expected {"subscribe": [...], "since": SEQ}')
             return
@@ -256,18 +292,26 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
                     await ws.send_json({"type": "gap", "since": since,
                                         "oldest": hub.evicted_upto + 1})
                 else:
-                    for seq, text in backlog:
-                        await ws.send_text(text)
-                        sent = seq
+                    for i in range(0, len(backlog), batch):
+                        part = backlog[i:i + batch]
+                        await ws.send_text("\n".join(text for _, text in part))
+                        sent = part[-1][0]
             while True:
                 item = await client.queue.get()
-                if item is None:
+                items = [item]
+                while item is not None and len(items) < batch:
+                    try:
+                        item = client.queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    items.append(item)
+                fresh = [i for i in items if i is not None and i[0] > sent]  # not in backlog
+                if fresh:
+                    await ws.send_text("\n".join(text for _, text in fresh))
+                    sent = fresh[-1][0]
+                if items[-1] is None:
                     await ws.close(code=1013, reason="too slow: reconnect with since")
                     return
-                seq, text = item
-                if seq > sent:  # not sent already from the backlog
-                    await ws.send_text(text)
-                    sent = seq
         except WebSocketDisconnect:
             return
         finally:

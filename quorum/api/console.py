@@ -146,6 +146,133 @@ def _events(api: ApiClient, args: list[str]) -> str:
         time.sleep(0.5)
 
 
+def _agents(api: ApiClient, args: list[str]) -> str:
+    rows = api.get("/api/agents")
+    for r in rows:
+        r["symbols"] = ",".join(r["symbols"]) if r.get("symbols") else "(all)"
+        r["params"] = json.dumps(r.get("params") or {}, separators=(",", ":"))
+    return table(rows, ["name", "state", "kind", "symbols", "params", "signals", "votes",
+                        "errors"])
+
+
+def _outcome(reply: Any) -> str:
+    results = reply.get("results") or []
+    if results:
+        return "\n".join(f"{r['command']} {r['agent']}: {r['outcome']}" for r in results)
+    return f"{reply['command']} {reply['agent']}: {reply['outcome']} (state {reply['state']})"
+
+
+def _lifecycle(action: str) -> Callable[[ApiClient, list[str]], str]:
+    """pause/resume/stop NAME...: one agent a call, several as one batch (all or none)."""
+    def run(api: ApiClient, args: list[str]) -> str:
+        names = [a for a in args if not a.startswith("--reason=")]
+        reason = next((a.partition("=")[2] for a in args if a.startswith("--reason=")), "")
+        if not names:
+            raise ConsoleError(f"usage: {action} NAME... [--reason=WHY]")
+        if len(names) == 1:
+            return _outcome(api.call("POST", f"/api/agents/{names[0]}/{action}",
+                                     json={"reason": reason}))
+        return _outcome(api.call("POST", "/api/agents/batch", json={
+            "commands": [{"command": action, "agent": n} for n in names], "reason": reason}))
+    return run
+
+
+def _pairs(words: list[str]) -> dict[str, Any]:
+    """``k=v`` words as params; a value is read as JSON when it is one (3, 0.5, true)."""
+    out: dict[str, Any] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ConsoleError(f"{word!r}: expected key=value")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _spawn(api: ApiClient, args: list[str]) -> str:
+    words = list(args)
+    name = symbols = None
+    params: list[str] = []
+    kind = None
+    while words:
+        word = words.pop(0)
+        if word in ("--name", "--symbols", "--param") and not words:
+            raise ConsoleError(f"{word} needs a value")
+        if word == "--name":
+            name = words.pop(0)
+        elif word == "--symbols":
+            symbols = [s for s in words.pop(0).split(",") if s]
+        elif word == "--param":
+            params.append(words.pop(0))
+        elif kind is None:
+            kind = word
+        else:
+            raise ConsoleError(f"unexpected {word!r}")
+    if kind is None:
+        raise ConsoleError("usage: spawn KIND [--name NAME] [--symbols A,B] [--param k=v]")
+    body: dict[str, Any] = {"name": name or kind, "kind": kind, "params": _pairs(params)}
+    if symbols:
+        body["symbols"] = symbols
+    return _outcome(api.call("POST", "/api/agents", json=body))
+
+
+def _set(api: ApiClient, args: list[str]) -> str:
+    if len(args) < 2:
+        raise ConsoleError("usage: set NAME k=v... (or symbols=A,B)")
+    pairs = _pairs(args[1:])
+    body: dict[str, Any] = {}
+    if "symbols" in pairs:
+        body["symbols"] = [s for s in str(pairs.pop("symbols")).split(",") if s]
+    if pairs:
+        body["params"] = pairs
+    return _outcome(api.call("PATCH", f"/api/agents/{args[0]}", json=body))
+
+
+def _kill(api: ApiClient, args: list[str]) -> str:
+    flatten = "--flatten" in args
+    return _outcome(api.call("POST", "/api/kill", json={"flatten": flatten,
+                                                        "reason": "console"}))
+
+
+def _alerts(api: ApiClient, args: list[str]) -> str:
+    return table(api.get("/api/alerts", limit=_int(args, 0, 20)),
+                 ["alert_id", "ts", "severity", "source", "kind", "message", "acknowledged"])
+
+
+def _ack(api: ApiClient, args: list[str]) -> str:
+    if not args:
+        raise ConsoleError("usage: ack ALERT_ID")
+    reply = api.call("POST", f"/api/alerts/{_int(args, 0, 0)}/ack")
+    return f"alert {reply['alert_id']}: acknowledged"
+
+
+def _logs(api: ApiClient, args: list[str]) -> str:
+    words, params = list(args), {}
+    follow = "-f" in words
+    words = [w for w in words if w != "-f"]
+    while words:
+        word = words.pop(0)
+        if word in ("--agent", "--level", "--category", "--grep") and words:
+            params["text" if word == "--grep" else word[2:]] = words.pop(0)
+        else:
+            raise ConsoleError(f"unexpected {word!r}: logs [-f] [--agent A] [--level L] "
+                               "[--category C] [--grep TEXT]")
+    seen = 0
+    while True:
+        rows = api.get("/api/logs", limit=50, **params)
+        fresh = [r for r in rows if (r.get("seq") or 0) > seen]
+        lines = [f"{r['ts']} {r['level']:<7} {r['category']:<7} "
+                 f"{(r['agent'] or '-'):<10} {r['message']}" for r in fresh]
+        if not follow:
+            return "\n".join(lines) or "(none)"
+        for line in lines:
+            print(line, flush=True)
+        seen = max([seen, *(r.get("seq") or 0 for r in fresh)])
+        time.sleep(1.0)
+
+
 def _int(args: list[str], i: int, default: int) -> int:
     if len(args) <= i:
         return default
@@ -162,6 +289,20 @@ COMMANDS: dict[str, Command] = {
     "market": Command("market", "the last bar of each symbol", _market),
     "why": Command("why ORDER_ID", "the decision, votes and signals behind an order", _why),
     "events": Command("events [TOPIC...] [-f]", "the live stream (-f: follow)", _events),
+    "agents": Command("agents", "the agents: state, kind, symbols, params", _agents),
+    "pause": Command("pause NAME... [--reason=WHY]", "pause agents (operator)",
+                     _lifecycle("pause")),
+    "resume": Command("resume NAME...", "let paused agents vote again", _lifecycle("resume")),
+    "stop": Command("stop NAME...", "remove agents", _lifecycle("stop")),
+    "spawn": Command("spawn KIND [--name N] [--symbols A,B] [--param k=v]",
+                     "start an agent (admin)", _spawn),
+    "set": Command("set NAME k=v... [symbols=A,B]", "change an agent's params or symbols",
+                   _set),
+    "kill": Command("kill [--flatten]", "pull the kill switch (admin)", _kill),
+    "alerts": Command("alerts [N]", "the latest alerts", _alerts),
+    "ack": Command("ack ALERT_ID", "acknowledge an alert", _ack),
+    "logs": Command("logs [-f] [--agent A] [--level L] [--grep TEXT]",
+                    "the session's log (-f: follow)", _logs),
 }
 
 

@@ -93,6 +93,12 @@ class Client:
             self.queue.put_nowait(None)  # tells the sender to close: too slow
 
 
+def _hand_over(clients: list[Client], item: tuple[int, str]) -> None:
+    """On the clients' loop: one message to each of them."""
+    for client in clients:
+        client._put(item)
+
+
 class StreamHub:
     def __init__(self, bus: EventBus, *, buffer: int = 10_000) -> None:
         self._buffer: deque[tuple[int, tuple[str, ...], str]] = deque(maxlen=buffer)
@@ -119,9 +125,20 @@ class StreamHub:
             self._buffer.append((envelope.seq, stream_topics, text))
             self.last_seq = envelope.seq
             clients = list(self._clients)
+        # One wake-up per event loop, not one per client: the clients of a server share
+        # its loop, and each cross-thread hand-over costs the process (the GIL it shares
+        # with the trading loop) far more than the queue put it carries.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Client]] = {}
         for client in clients:
             if client.wants(stream_topics):
-                client.offer(envelope.seq, text)
+                by_loop.setdefault(client.loop, []).append(client)
+        item = (envelope.seq, text)
+        for loop, wanting in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_hand_over, wanting, item)
+            except RuntimeError:  # its loop is closed: those clients are gone
+                for client in wanting:
+                    client.dropped = True
 
     def route(self, envelope: Envelope) -> tuple[str, ...]:
         """The stream topics an envelope goes to (first: its main topic)."""

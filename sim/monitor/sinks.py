@@ -88,6 +88,15 @@ class MonitorRows:
             store.append(run_id, table, batch)
 
 
+def acknowledge_alert(con: Any, run_id: str, alert_id: int) -> bool:
+    """Mark a stored alert acknowledged (an operator has seen it; the control API's
+    ``POST /api/alerts/{id}/ack``); idempotent. False: the run has no such alert stored
+    (a session stores its alerts within a heartbeat of their firing)."""
+    found = con.execute("UPDATE alerts SET acknowledged = true WHERE run_id = ? AND "
+                        "alert_id = ? RETURNING alert_id", [run_id, alert_id]).fetchall()
+    return bool(found)
+
+
 def alert_payload(alert: AlertRaised, run_id: str) -> dict[str, Any]:
     """The JSON a webhook receives for one alert."""
     from sim.monitor.logs import iso

@@ -139,3 +139,25 @@ def test_an_event_that_cannot_be_sent_is_counted_not_raised() -> None:
     bus.publish(FILL, 1, object())  # routed to system:event, but no JSON form
     bus.close()
     assert hub.subscription.errors == 1  # an object is not JSON: counted, never raised
+
+
+def test_a_batching_client_gets_every_message_as_json_lines(tmp_path: Path) -> None:
+    """``"batch": true``: what waited goes as one frame, a message a line, in order; the
+    backlog, then the live messages, none twice and none missing."""
+    bus = EventBus()
+    hub = StreamHub(bus)
+    api = app_with(hub, tmp_path)
+    first = [bus.publish(BAR, t, BarClosed(t, "BTC", 1.0, 2.0, 0.5, 1.5, 10.0))
+             for t in range(1, 31)]
+    settle(hub, first[-1])
+    with api.websocket_connect("/ws") as ws:
+        ws.send_json({"subscribe": ["market:update"], "since": 0, "batch": True})
+        frame = ws.receive_text()
+        assert [json.loads(line)["seq"] for line in frame.split("\n")] == first
+        later = [bus.publish(BAR, t, BarClosed(t, "BTC", 1.0, 2.0, 0.5, 1.5, 10.0))
+                 for t in range(31, 61)]
+        seqs: list[int] = []
+        while len(seqs) < len(later):
+            seqs += [json.loads(line)["seq"] for line in ws.receive_text().split("\n")]
+        assert seqs == later
+    bus.close()

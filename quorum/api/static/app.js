@@ -160,6 +160,35 @@ async function batch(action) {
   } catch (error) { toast(`${action}: ${error.message}`); }
 }
 
+function showAlert(alert) {
+  if (document.querySelector(`#alerts li[data-alert="${alert.alert_id}"]`)) return;
+  const item = li($("alerts"), `${when(alert.ts)} ${alert.severity} ${alert.kind}: ` +
+    `${alert.message} `, alert.severity);
+  item.dataset.alert = alert.alert_id;
+  if (alert.acknowledged) { item.classList.add("acked"); return; }
+  const button = document.createElement("button");
+  button.textContent = "ack";
+  button.dataset.action = "ack";
+  button.onclick = async () => {
+    try {
+      await api(`/api/alerts/${alert.alert_id}/ack`, { method: "POST" });
+      item.classList.add("acked");
+      button.remove();
+    } catch (error) { toast(`ack ${alert.alert_id}: ${error.message}`); }
+  };
+  item.append(button);
+}
+
+async function killSwitch() {
+  const flatten = $("kill-flatten").checked;
+  if (!confirm(`Pull the kill switch${flatten ? " and flatten every position" : ""}?`)) return;
+  try {
+    const outcome = await api("/api/kill", { method: "POST",
+      body: JSON.stringify({ flatten, reason: "dashboard" }) });
+    toast(`kill switch: ${outcome.outcome}`);
+  } catch (error) { toast(`kill switch: ${error.message}`); }
+}
+
 // -- loading --------------------------------------------------------------------------
 async function loadAgents() {
   try {
@@ -174,7 +203,7 @@ async function loadAgents() {
 async function load() {
   // Each panel on its own: a run that has not stored anything yet leaves it empty.
   const parts = [
-    async () => showHealth(await api("/api/health")),
+    async () => { const h = await api("/api/health"); showHealth({ ...h, status: h.overall || h.status }); },
     async () => { for (const bar of await api("/api/market")) state.prices[bar.symbol] = bar; },
     async () => { state.equity = await api("/api/equity?limit=2000"); },
     async () => {
@@ -183,6 +212,7 @@ async function load() {
                                          ts: fill.ts };
       }
     },
+    async () => { for (const alert of (await api("/api/alerts?limit=50")).reverse()) showAlert(alert); },
     async () => {
       for (const order of (await api("/api/orders?limit=30")).reverse()) {
         li($("trades"), `#${order.order_id} ${order.symbol} ${fmt(order.quantity)} ` +
@@ -208,8 +238,7 @@ function handle(message) {
       drawEquity(); break;
     case "trades:all": li($("trades"), `#${data.order_id} ${data.symbol} ` +
       `${fmt(data.quantity)} ${data.status} · filled ${fmt(data.filled)}`); break;
-    case "trade:alert": li($("alerts"), `${when(data.ts)} ${data.severity} ${data.kind}: ` +
-      `${data.message}`, data.severity).dataset.alert = data.alert_id; break;
+    case "trade:alert": showAlert(data); break;
     case "logs:all": logLine(data); break;
     case "health": showHealth(data); break;
     case "agent:update":
@@ -245,9 +274,9 @@ function connect() {
   ws.onopen = () => {
     state.failures = 0;
     $("link").textContent = "live";
-    ws.send(JSON.stringify({ subscribe: TOPICS, since: state.seq }));
+    ws.send(JSON.stringify({ subscribe: TOPICS, since: state.seq, batch: true }));
   };
-  ws.onmessage = (event) => handle(JSON.parse(event.data));
+  ws.onmessage = (event) => event.data.split("\n").forEach((line) => handle(JSON.parse(line)));
   ws.onclose = () => {
     state.failures += 1;
     if (state.failures >= 3) { poll(); return; }
@@ -272,6 +301,7 @@ async function poll() {
   }
 }
 
+$("kill").onclick = killSwitch;
 document.querySelectorAll("[data-batch]").forEach((button) => {
   button.onclick = () => batch(button.dataset.batch);
 });

@@ -1,0 +1,287 @@
+"""Load on the control API of a paper session (issue 17 "Done when"), same-run A/B.
+
+    .venv/bin/python -m tests.perf.api_load --seconds 60 --clients 50 --rps 20
+
+Two sessions on the fake Hyperliquid (loopback), one after the other, each fed a candle
+every ``--every`` seconds for ``--seconds``: A without the API, B with it (the stream on
+the session's bus, the API server in the session's process) while another process holds
+``--clients`` WebSocket clients subscribed to every topic and makes ``--rps`` REST reads a
+second (agents, orders, fills, market, positions, alerts, logs, equity, metrics/agents).
+
+Figures: API read latency (p50/p99, measured by the client), stream delivery (from the
+moment the candle was pushed to the fake to the moment a client received that bar's
+``market:update``, wall clock shared by both processes), events lost by clients that kept
+up (each client's sequence numbers against every message the hub published), clients
+dropped, and the session's market-event-to-order latency (tick-to-trade, as
+tests/perf/test_live_latency.py measures it) with and without the API. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MIN_MS = 60_000
+T0 = 1_704_067_200_000
+SCENARIO = {
+    "name": "api-load", "seed": 3, "initial_cash": 100_000.0,
+    "data": [{"kind": "gbm", "symbol": "ETH", "bars": 10, "interval": "1m"}],
+    "agents": [{"name": "fast", "kind": "sma_crossover", "params": {"fast": 2, "slow": 3}},
+               {"name": "mom", "kind": "momentum", "params": {"window": 3}}],
+    "policy": {"exposure": 0.5, "allow_short": True},
+    "venues": [{"name": "paper", "symbols": ["ETH"], "fee_bps": 4.5, "slippage_bps": 1.0}],
+}
+TOPICS = ["market:update", "agent:update", "trades:all", "trade:alert", "logs:all", "health",
+          "equity", "system:event"]
+READS = ["/api/agents", "/api/orders?limit=50", "/api/fills?limit=50", "/api/market",
+         "/api/positions", "/api/alerts", "/api/logs?limit=50", "/api/equity?limit=100",
+         "/api/metrics/agents"]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    data = sorted(values)
+    return data[int(q * (len(data) - 1))]
+
+
+# -- the clients (another process) ------------------------------------------------------
+def _clients(url: str, n: int, rps: float, ready: Any, stop: Any, out: str,
+             batch: bool) -> None:
+    asyncio.run(_load(url, n, rps, ready, stop, out, batch))
+
+
+async def _load(url: str, n: int, rps: float, ready: Any, stop: Any, out: str,
+                batch: bool) -> None:
+    import httpx
+    import websockets
+
+    got: list[list[tuple[int, str, int, int | None]]] = [[] for _ in range(n)]
+    closed: list[int | None] = [None] * n
+    connected = 0
+
+    async def client(i: int) -> None:
+        nonlocal connected
+        async with websockets.connect(url.replace("http", "ws") + "/ws",
+                                      max_queue=None) as ws:
+            await ws.send(json.dumps({"subscribe": TOPICS, "since": 0, "batch": batch}))
+            connected += 1
+            try:
+                async for frame in ws:
+                    now = time.time_ns()
+                    for text in str(frame).split("\n"):
+                        m = json.loads(text)
+                        bar = (m["data"].get("ts") if m.get("topic") == "market:update"
+                               else None)
+                        got[i].append((m.get("seq", -1), m.get("topic", ""), now, bar))
+            except websockets.ConnectionClosed as exc:
+                closed[i] = exc.rcvd.code if exc.rcvd else -1
+
+    reads: list[float] = []
+    failed = 0
+
+    async def reader() -> None:
+        nonlocal failed
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            k = 0
+            start = time.perf_counter()
+            while not stop.is_set():
+                t = time.perf_counter()
+                reply = await http.get(READS[k % len(READS)])
+                reads.append((time.perf_counter() - t) * 1e3)
+                failed += reply.status_code != 200
+                k += 1
+                await asyncio.sleep(max(0.0, start + k / rps - time.perf_counter()))
+
+    tasks = [asyncio.create_task(client(i)) for i in range(n)]
+    while connected < n:
+        await asyncio.sleep(0.01)
+    ready.set()
+    http_task = asyncio.create_task(reader())
+    while not stop.is_set():
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # what is in flight arrives
+    for task in [*tasks, http_task]:
+        task.cancel()
+    await asyncio.gather(*tasks, http_task, return_exceptions=True)
+    Path(out).write_text(json.dumps({"got": got, "closed": closed, "reads_ms": reads,
+                                     "failed_reads": failed}))
+
+
+# -- the session ----------------------------------------------------------------------
+def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rps: float,
+            batch: bool = False) -> dict[str, Any]:
+    from fastapi import FastAPI  # noqa: F401 (imported before timing, as in a session)
+
+    from live.hyperliquid.candles import HyperliquidCandleFeed
+    from live.hyperliquid.stream import candle
+    from live.runner import LiveRunner
+    from quorum.api.app import create_app
+    from quorum.api.control import SessionControl
+    from quorum.api.keys import KeyStore
+    from quorum.api.metrics import BusMetrics
+    from quorum.api.reads import StoreReader
+    from quorum.api.server import ApiServer
+    from quorum.api.stream import StreamHub
+    from sim.bus import EventBus
+    from sim.config import parse_scenario
+    from sim.store import DuckDBStore
+    from tests.fakes.clock import ManualClock
+    from tests.fakes.hyperliquid import FakeHyperliquid
+    from tests.integration.hyperliquid.conftest import make_config
+    from tests.integration.hyperliquid.test_faults import wait_for
+
+    n_bars = int(seconds / every)
+    rng = np.random.default_rng(1)
+    closes = 2000.0 * np.exp(np.cumsum(rng.normal(0, 0.004, n_bars + 1)))
+    pushed: dict[int, int] = {}
+    pushed_wall: dict[int, int] = {}
+    to_order: list[int] = []
+    seen = [0]
+    fake = FakeHyperliquid().start()
+    result: dict[str, Any] = {"api": api, "bars": n_bars, "batch": batch}
+    try:
+        config = parse_scenario(SCENARIO)
+        clock = ManualClock(T0 * 1_000_000)
+        feed = HyperliquidCandleFeed(make_config(fake), {"ETH": "ETH"}, MIN_MS * 1_000_000,
+                                     clock=clock, max_bars=n_bars)
+        with DuckDBStore(tmp / f"load-{int(api)}.duckdb") as store:
+            bus = hub = None
+            if api:
+                bus = EventBus(history=10_000)
+                hub = StreamHub(bus, buffer=1_000_000)
+            runner = LiveRunner(config, store, bus=bus)
+            engine_on_bar, record_order = runner.engine.on_bar, runner.recorder.order
+            current = [0]
+
+            def on_bar(s: int, n: int, ts: int, *ohlcv: float) -> None:
+                current[0] = ts
+                seen[0] += 1
+                engine_on_bar(s, n, ts, *ohlcv)
+
+            def order(o: Any) -> None:
+                to_order.append(time.perf_counter_ns() - pushed[current[0]])
+                record_order(o)
+
+            runner.engine.on_bar = on_bar  # type: ignore[method-assign]
+            runner.recorder.order = order  # type: ignore[method-assign]
+            server = proc = None
+            ctx = mp.get_context("spawn")
+            ready, stop = ctx.Event(), ctx.Event()
+            out = str(tmp / "clients.json")
+            if api:
+                assert bus is not None and hub is not None
+                app = create_app(StoreReader(store.con, default_run=runner.run_id),
+                                 KeyStore(tmp / "no-keys.toml"), mode="paper", hub=hub,
+                                 metrics=BusMetrics(bus), controller=SessionControl(runner))
+                server = ApiServer(app, "127.0.0.1", 0).start()
+                proc = ctx.Process(target=_clients, args=(
+                    f"http://127.0.0.1:{server.port}", clients, rps, ready, stop, out,
+                    batch))
+                proc.start()
+                assert ready.wait(60), "the clients did not connect"
+
+            async def drive() -> None:
+                await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1)
+                start = time.perf_counter()
+                for k in range(n_bars + 1):
+                    c = float(closes[k])
+                    t = T0 + k * MIN_MS
+                    clock.set(t * 1_000_000)
+                    if k:
+                        pushed[(t - MIN_MS) * 1_000_000] = time.perf_counter_ns()
+                        pushed_wall[(t - MIN_MS) * 1_000_000] = time.time_ns()
+                    fake.push_bar("ETH", "1m", MIN_MS, t, c, c * 1.001, c * 0.999, c, 1.0)
+                    await asyncio.sleep(max(0.0, start + (k + 1) * every
+                                            - time.perf_counter()))
+
+            async def run() -> None:
+                driver = asyncio.create_task(drive())
+                await asyncio.wait_for(runner.run([feed]), seconds * 3 + 60)
+                await driver
+
+            asyncio.run(run())
+            if proc is not None:
+                stop.set()
+                proc.join(60)
+            if server is not None:
+                server.stop()
+            result["bars_taken"] = seen[0]
+            result["orders"] = len(to_order)
+            for q in (0.5, 0.99):
+                value = _pct([float(x) for x in to_order], q)
+                result[f"tick_to_trade_p{round(q * 100)}_us"] = (
+                    None if value is None else round(value / 1e3, 1))
+            if api:
+                assert hub is not None
+                result.update(_client_figures(json.loads(Path(out).read_text()),
+                                              [s for s, _, _ in hub._buffer], pushed_wall))
+    finally:
+        fake.stop()
+    return result
+
+
+def _client_figures(data: dict[str, Any], published: list[int],
+                    pushed_wall: dict[int, int]) -> dict[str, Any]:
+    delivery: list[float] = []
+    lost = 0
+    kept_up = 0
+    expected = set(published)
+    for got, closed in zip(data["got"], data["closed"], strict=True):
+        if closed is not None and closed != 1000:
+            continue  # dropped (too slow) or failed: it did not keep up
+        kept_up += 1
+        lost += len(expected - {seq for seq, _, _, _ in got})
+        for _, topic, wall, bar in got:
+            if topic == "market:update" and bar in pushed_wall:
+                delivery.append((wall - pushed_wall[bar]) / 1e6)
+    reads = data["reads_ms"]
+    out: dict[str, Any] = {
+        "stream_messages": len(published), "clients_kept_up": kept_up,
+        "clients_dropped": sum(c is not None and c != 1000 for c in data["closed"]),
+        "events_lost": lost, "reads": len(reads), "failed_reads": data["failed_reads"]}
+    for q in (0.5, 0.99):
+        r, d = _pct(reads, q), _pct(delivery, q)
+        out[f"api_read_p{round(q * 100)}_ms"] = None if r is None else round(r, 2)
+        out[f"stream_delivery_p{round(q * 100)}_ms"] = None if d is None else round(d, 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--every", type=float, default=0.05,
+                        help="seconds between candles (default 0.05: 20 bars a second)")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rps", type=float, default=20.0)
+    parser.add_argument("--batch", action="store_true",
+                        help='clients ask for batched frames ({"batch": true}: JSON lines)')
+    parser.add_argument("--switch-ms", type=float,
+                        help="the interpreter's thread switch interval in ms for both "
+                             "sessions (default: Python's, 5 ms)")
+    args = parser.parse_args()
+    if args.switch_ms is not None:
+        import sys
+
+        sys.setswitchinterval(args.switch_ms / 1e3)
+    with tempfile.TemporaryDirectory() as tmp:
+        a = session(Path(tmp), args.seconds, args.every, False, args.clients, args.rps)
+        b = session(Path(tmp), args.seconds, args.every, True, args.clients, args.rps,
+                    args.batch)
+    ratio = (b["tick_to_trade_p99_us"] / a["tick_to_trade_p99_us"]
+             if a.get("tick_to_trade_p99_us") and b.get("tick_to_trade_p99_us") else None)
+    print(json.dumps({"without_api": a, "with_api": b,
+                      "tick_to_trade_p99_ratio": None if ratio is None else round(ratio, 3)},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
