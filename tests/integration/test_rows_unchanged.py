@@ -1,8 +1,11 @@
 """Speed work on the order path changes no stored row: every bundled scenario, and a few
 built for the paths they take rarely, store exactly the rows they stored at da22740
 (``tests/fixtures/run_digests_da22740.json``, made by ``tests/_run_digests.py`` with that
-commit's code). A change meant to alter results updates the fixture in its own commit,
-saying why; a digest that moves otherwise is a regression."""
+commit's code; ``scenarios/operations.toml``'s entry re-made after that scenario was
+rewritten to drive every lifecycle command). A change meant to alter results updates the
+fixture in its own commit, saying why; a digest that moves otherwise is a regression.
+The digests hold on the machine kind they were made on: float results' last bits can
+follow the CPU (see test_generator_v1_reproducible)."""
 
 from __future__ import annotations
 
