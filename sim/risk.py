@@ -509,6 +509,12 @@ class RiskEngine:
         if self._breaker_until is not None and ts >= self._breaker_until:
             self.breaker = self.breaker_value = self._breaker_until = None
 
+    def trip(self, name: str, value: float, until: int | None) -> None:
+        """Trip the breaker from outside the checks (a farm's daily loss in money,
+        ``sim.farms``): until ``until`` (None: for good) only reductions pass."""
+        self.breaker, self.breaker_value, self._breaker_until = name, value, until
+        self.tripped_now = True
+
     def day_bounds(self, ts: int) -> tuple[int, int]:
         self._roll_day(ts)
         return self._day_start, self._day_end
