@@ -35,6 +35,9 @@ _UNSUPPORTED = (
     ("venues", lambda c: any(v.kind == "perp" for v in c.venues),
      "farms trade spot venues only (perpetual margin and funding per farm are not "
      "split yet)"),
+    ("venues", lambda c: any(v.volatility_slippage for v in c.venues),
+     "volatility_slippage is not supported with farms yet (a farm's buy must fit its cash "
+     "at a known worst price)"),
 )
 
 

@@ -37,8 +37,9 @@ class FarmDesk(ExecutionDesk):
         on_flatten: Callable[[Farm, int], None],
     ) -> None:
         venues = router.venues
-        margin = max((max(v.fee_bps, v.maker_fee_bps) + v.slippage_bps + v.impact_bps)
-                     / 10_000.0 for v in venues)
+        # The dearest fill per unit of reference price: fee on top of slipped price.
+        margin = max((1.0 + max(v.fee_bps, v.maker_fee_bps) / 10_000.0)
+                     * (1.0 + (v.slippage_bps + v.impact_bps) / 10_000.0) for v in venues) - 1.0
         self.farm_risk = FarmRisk(risk, portfolio, {s: i for i, s in enumerate(symbols)},
                                   margin)
         super().__init__(symbols, views, self.farm_risk,  # type: ignore[arg-type]

@@ -147,16 +147,21 @@ class FarmEngine(Engine):
 
     def _release_farm(self, farm: Farm, s: int, ts: int, price: float, last_close: float,
                       decision: Decision, target: float) -> None:
-        """``Engine._release`` for one farm: sized on the farm's ledger by its policy."""
+        """``Engine._release`` for one farm: sized on the farm's ledger by its policy, a
+        buy trimmed to what the farm's cash pays for at the dearest venue's costs."""
         farm.acted_target[s] = target
         self.portfolio.price[s] = price
-        desk = self.desk
-        desk.farm = farm  # type: ignore[attr-defined]
+        desk: FarmDesk = self.desk  # type: ignore[assignment]
+        desk.farm = farm
         replaced = desk.replace_working(s, ts) if self._n_working[s] else 0
         ledger = farm.ledger
         position = ledger.qty[s]
         equity = ledger.equity()
         qty = farm.policy.order_quantity(target, position, equity, price)
+        if qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
+            affordable = ledger.cash / (price * (1.0 + desk.farm_risk.cost_margin))
+            if qty > affordable > 0.0:
+                qty = affordable
         if qty == 0.0:
             if not (target and equity <= 0.0 and position == 0.0):
                 return

@@ -154,7 +154,7 @@ class FarmRisk:
             return _farm_denial(replace(denial, reason=f"farm {farm.name}: {denial.reason}"))
         if order.quantity > 0.0:  # a farm spends only the cash it has
             cost = order.quantity * order.ref_price * (1.0 + self.cost_margin)
-            if cost > farm.ledger.cash:
+            if cost > farm.ledger.cash * (1.0 + LEDGER_TOLERANCE):
                 return _farm_denial(OrderDenied(
                     order.order_id, order.ts, order.symbol, "capital",
                     f"farm {farm.name}: buying {order.quantity:.6g} at "

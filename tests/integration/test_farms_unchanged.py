@@ -1,6 +1,7 @@
 """A scenario without ``[[farms]]`` is one farm holding every agent, and its stored rows
 are those of before farms existed: every bundled scenario's tables (every column but the
-wall-clock ``elapsed_*`` ones) and its stored config hash as they did at da22740.
+wall-clock ``elapsed_*`` ones) and its stored config hash as they did at da22740 (the
+checkout's own path, in resolved data and agent file paths, replaced by ``<root>``).
 
 The digests in ``tests/fixtures/scenario_digests_da22740.json`` were made on commit
 da22740 (before farms) by ``scenario_digests`` below. ``templates/external.toml`` is left
@@ -32,9 +33,12 @@ def scenario_digests(store: DuckDBStore, run_id: str) -> dict[str, str]:
         names = ", ".join(n for n, _ in columns if not n.startswith("elapsed"))
         rows = store.con.execute(
             f"SELECT {names} FROM {table} WHERE run_id = ? ORDER BY ALL", [run_id]).fetchall()
-        out[table] = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+        text = repr(rows).replace(str(ROOT), "<root>")  # paths an agent was given
+        out[table] = hashlib.sha256(text.encode()).hexdigest()[:16]
     config = store.con.execute("SELECT config FROM runs WHERE run_id = ?",
                                [run_id]).fetchone()[0]
+    # Data paths are stored resolved: the checkout's own path is not part of the config.
+    config = config.replace(str(ROOT), "<root>")
     out["runs.config"] = hashlib.sha256(config.encode()).hexdigest()[:16]
     return out
 
