@@ -31,7 +31,7 @@ from pydantic import (
 from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import time_zone
-from sim.farm_config import FarmConfig, check_farms
+from sim.farm_config import AllocatorConfig, FarmConfig, check_farms
 from sim.monitor.config import MonitorConfig
 
 if TYPE_CHECKING:
@@ -857,6 +857,7 @@ class ScenarioConfig(_Model):
     validation: GateConfig | None = None
     monitor: MonitorConfig | None = None  # health, detectors, alerts (sim.monitor)
     farms: list[FarmConfig] = Field(default_factory=list)  # sim.farm_config
+    allocator: AllocatorConfig | None = None  # capital between farms (sim.allocator)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -869,6 +870,8 @@ class ScenarioConfig(_Model):
             out.pop("monitor", None)
         if not self.farms:  # and without ``[[farms]]``
             out.pop("farms", None)
+        if self.allocator is None:
+            out.pop("allocator", None)
         return out
 
     @model_validator(mode="after")

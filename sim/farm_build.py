@@ -7,9 +7,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sim.config import ScenarioConfig
+from sim.allocator import Allocator, schedule
+from sim.config import ScenarioConfig, parse_duration
 from sim.consensus import VotingConsensus
+from sim.data import MarketData
+from sim.event_queue import PRIORITY_EVENT
 from sim.farm_config import farm_capitals, farm_consensus, farm_policy
+from sim.farm_engine import FarmEngine
 from sim.farms import Farm
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
@@ -69,3 +73,24 @@ def record_farms(recorder: Recorder, config: ScenarioConfig, farms: Sequence[Far
             json.dumps(farm_consensus(config, fc).model_dump(mode="json"), sort_keys=True),
             json.dumps(farm_policy(config, fc).model_dump(mode="json"), sort_keys=True),
             json.dumps(fc.risk.model_dump(mode="json"), sort_keys=True)))
+
+
+def schedule_allocator(config: ScenarioConfig, engine: FarmEngine, data: MarketData) -> None:
+    """``[allocator]``: rebalance the farms' capital at its times (before their bars)."""
+    cfg = config.allocator
+    if cfg is None:
+        return
+    recorder = engine.recorder
+
+    def record(ts: int, source: str, target: str, amount: float, reason: str) -> None:
+        recorder.rare_row("capital_transfers", (ts, source, target, amount, reason))
+
+    allocator = Allocator(engine.farms, cfg.method, cfg.floor, cfg.lookback, record)
+    engine.allocator = allocator
+    stamps = [b.ts for b in data.bars if len(b)]
+    if not stamps:
+        return
+    first = min(int(ts[0]) for ts in stamps)
+    last = max(int(ts[-1]) for ts in stamps)
+    for ts in schedule(first, last, parse_duration(cfg.every)):
+        engine.queue.push(ts, PRIORITY_EVENT, allocator.rebalance, ts)

@@ -12,9 +12,16 @@ This module holds the farm models and the cross-checks against the rest of the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    field_validator,
+    model_validator,
+)
 
 if TYPE_CHECKING:
     from sim.config import ConsensusConfig, PolicyConfig, ScenarioConfig
@@ -84,6 +91,26 @@ class FarmConfig(_Model):
         return self
 
 
+class AllocatorConfig(_Model):
+    """Capital re-allocated between the farms every ``every`` (a duration) by ``method``
+    (``sim.allocator``): "equal", "inverse_volatility" or "performance" (both over the last
+    ``lookback`` time steps), each farm's weight at least ``floor``."""
+
+    method: Literal["equal", "inverse_volatility", "performance"]
+    every: str
+    lookback: int = Field(default=168, ge=2, le=1_000_000)
+    floor: float = Field(default=0.0, ge=0, lt=1)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        from sim.config import parse_duration
+
+        if parse_duration(v) <= 0:
+            raise ValueError("must be a positive duration")
+        return v
+
+
 def farm_capitals(farms: Sequence[FarmConfig], initial_cash: float) -> list[float]:
     """Each farm's starting capital: its amount, its share of ``initial_cash``, or an
     equal part of what is left after those. Whatever no farm takes stays unallocated in
@@ -99,6 +126,13 @@ def check_farms(config: ScenarioConfig) -> None:
     """Cross-check ``config.farms`` against the scenario; raises ValueError naming the
     field (pydantic turns it into the one-line ``ConfigError``)."""
     farms = config.farms
+    if config.allocator is not None:
+        if not farms:
+            raise ValueError("allocator: re-allocates capital between [[farms]]; this "
+                             "scenario has none")
+        if config.allocator.floor * len(farms) > 1.0:
+            raise ValueError(f"allocator.floor: {len(farms)} farms at "
+                             f"{config.allocator.floor:g} each is over 1")
     if not farms:
         return
     for field, unsupported, why in _UNSUPPORTED:
@@ -135,6 +169,10 @@ def check_farms(config: ScenarioConfig) -> None:
     if spawned:
         raise ValueError("events: agent_spawn is not supported with farms yet (the new "
                          "agent would belong to no farm)")
+    for i, e in enumerate(config.events):
+        if e.kind == "agent_update" and e.symbols is not None:
+            raise ValueError(f"events.{i}.symbols: an agent_update that moves an agent to "
+                             "other symbols is not supported with farms yet")
     fixed = sum(f.share for f in farms if f.share is not None)
     if fixed > 1.0 + 1e-12:
         raise ValueError(f"farms: capital shares add up to {fixed:g}, over 1")

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sim.allocator import Allocator
 from sim.consensus import expire
 from sim.engine import Engine, _Revote
 from sim.farm_desk import FarmDesk
-from sim.farms import Farm, check_ledgers
+from sim.farms import Farm, buy_split, check_ledgers
 from sim.messages import Decision, FillTiming
 from sim.policy import InvertedOrderError, inverted
 from sim.risk import attributed_agents
@@ -55,6 +56,7 @@ class FarmEngine(Engine):
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
         self.recorder.before_flush.append(self._write_farm_equity)
+        self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
 
     # -- time steps: book each farm, check the sum ----------------------------------------
     def on_bar(self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float,
@@ -70,10 +72,12 @@ class FarmEngine(Engine):
 
     def _book_farms(self, ts: int) -> None:
         check_ledgers(self.portfolio, self.farms, self.reserve, ts)
-        for farm in self.farms:
+        equities = [farm.ledger.equity() for farm in self.farms]
+        if self.allocator is not None:
+            self.allocator.observe(equities)
+        for farm, equity in zip(self.farms, equities, strict=True):
             ledger = farm.ledger
             book = ledger.book
-            equity = ledger.equity()
             book.ts.append(ts)
             book.cash.append(ledger.cash)
             book.equity.append(equity)
@@ -159,9 +163,10 @@ class FarmEngine(Engine):
         equity = ledger.equity()
         qty = farm.policy.order_quantity(target, position, equity, price)
         if qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
-            affordable = ledger.cash / (price * (1.0 + desk.farm_risk.cost_margin))
-            if qty > affordable > 0.0:
-                qty = affordable
+            cover, opening, affordable = buy_split(
+                qty, position, ledger.cash, price * (1.0 + desk.farm_risk.cost_margin))
+            if opening > affordable:
+                qty = cover + affordable
         if qty == 0.0:
             if not (target and equity <= 0.0 and position == 0.0):
                 return

@@ -85,6 +85,18 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
         same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
 
 
+def buy_split(qty: float, position: float, cash: float, unit_cost: float
+              ) -> tuple[float, float, float]:
+    """A buy of ``qty`` (> 0) by a farm holding ``position`` and ``cash``, at ``unit_cost``
+    per unit with fees: (cover, opening, affordable). ``cover`` buys back a short (a
+    reduction: always allowed), ``opening`` adds to a long, and ``affordable`` is the
+    most opening the cash left after the cover pays for."""
+    cover = min(qty, max(-position, 0.0))
+    opening = qty - cover
+    left = cash - cover * unit_cost
+    return cover, opening, max(left, 0.0) / unit_cost
+
+
 class FarmRisk:
     """The desk's risk engine in a farm run: an order is judged first by its farm's
     limits on the farm's ledger, then by the account's on the account (kill switch,
@@ -153,13 +165,16 @@ class FarmRisk:
         if denial is not None:
             return _farm_denial(replace(denial, reason=f"farm {farm.name}: {denial.reason}"))
         if order.quantity > 0.0:  # a farm spends only the cash it has
-            cost = order.quantity * order.ref_price * (1.0 + self.cost_margin)
-            if cost > farm.ledger.cash * (1.0 + LEDGER_TOLERANCE):
+            unit = order.ref_price * (1.0 + self.cost_margin)
+            cash = farm.ledger.cash
+            _, opening, affordable = buy_split(order.quantity, position, cash, unit)
+            if opening > affordable * (1.0 + LEDGER_TOLERANCE):
                 return _farm_denial(OrderDenied(
                     order.order_id, order.ts, order.symbol, "capital",
                     f"farm {farm.name}: buying {order.quantity:.6g} at "
-                    f"{order.ref_price:.6g} costs {cost:,.6g} with fees, more than its "
-                    f"cash {farm.ledger.cash:,.6g}", farm.ledger.cash, cost))
+                    f"{order.ref_price:.6g} costs {order.quantity * unit:,.6g} with fees, "
+                    f"more than its cash {cash:,.6g} pays for", cash,
+                    order.quantity * unit))
         return None
 
     def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:

@@ -515,6 +515,14 @@ class RiskEngine:
         self.breaker, self.breaker_value, self._breaker_until = name, value, until
         self.tripped_now = True
 
+    def shift_equity(self, delta: float) -> None:
+        """Capital moved in (``delta`` > 0) or out: the equity references move with it,
+        so a transfer never reads as a gain or a loss (``sim.allocator``)."""
+        self.initial_equity += delta
+        self.peak_equity += delta
+        self.day_start_equity += delta
+        self._last_booked_equity += delta
+
     def day_bounds(self, ts: int) -> tuple[int, int]:
         self._roll_day(ts)
         return self._day_start, self._day_end

@@ -1,5 +1,7 @@
-"""Farms, across price scales: the account ledger is the reserve plus the sum of the farm
-ledgers at every time step; no farm's cash goes below zero (it spends only what it has);
+"""Farms, across price scales (with and without an allocator moving capital between
+them): the account ledger is the reserve plus the sum of the farm ledgers at every time
+step; each farm's cash is its transfers and fills replayed, and no buy adds to a long
+beyond the farm's cash (it spends only what it has);
 a farm's breach stops only that farm (the other farms trade exactly as they would with
 no limit on it); the same scenario twice stores the same rows.
 
@@ -13,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +51,15 @@ def farm_scenarios(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             farm["policy"] = draw(sup.policy(max_exposure=1.5))
         farms.append(farm)
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):  # capital moved between the farms on a schedule
+        out["allocator"] = {
+            "method": draw(st.sampled_from(["equal", "inverse_volatility", "performance"])),
+            "every": draw(st.sampled_from(["6h", "1d", "3d"])),
+            "lookback": draw(st.sampled_from([2, 24])),
+            "floor": draw(st.sampled_from([0.0, 0.1]))}
     return {
+        **out,
         "name": "farm_property", "seed": draw(st.integers(0, 2**32)),
         "initial_cash": 10_000.0, "data": data, "agents": agents,
         "consensus": {"method": draw(st.sampled_from(["majority", "confidence_weighted"]))},
@@ -73,10 +84,41 @@ def _run(raw: dict[str, Any], path: Path) -> dict[str, list[tuple[Any, ...]]]:
                      "FROM fills_by_farm WHERE run_id = ? ORDER BY fill_id",
             "risk": "SELECT farm, check_name FROM risk_events_by_farm WHERE run_id = ? "
                     "ORDER BY order_id",
-            "transfers": "SELECT to_farm, amount FROM capital_transfers WHERE run_id = ?",
+            "transfers": "SELECT from_farm, to_farm, amount FROM capital_transfers "
+                         "WHERE run_id = ? ORDER BY ts, from_farm, to_farm",
+            "transfer_rows": "SELECT epoch_ns(ts), from_farm, to_farm, amount "
+                             "FROM capital_transfers WHERE run_id = ? ORDER BY rowid",
         }.items():
             out[name] = con.execute(sql, [run_id]).fetchall()
     return out
+
+
+def _replayed_cash(got: dict[str, list[tuple[Any, ...]]]) -> dict[str, float]:
+    """Each farm's cash replayed from its transfers and fills alone, checking on the way
+    that no buy adds to a long beyond the farm's cash (covering a short is a reduction:
+    it may leave a farm that lost more than it had below zero)."""
+    cash: dict[str, float] = {}
+    held: dict[tuple[str, str], float] = {}
+    transfers = sorted(got["transfer_rows"])
+    k = 0
+    for _fill_id, farm, ts, symbol, qty, price, fee in got["fills"]:
+        while k < len(transfers) and transfers[k][0] <= ts:
+            _, source, target, amount = transfers[k]
+            cash[source] = cash.get(source, 0.0) - amount
+            cash[target] = cash.get(target, 0.0) + amount
+            k += 1
+        position = held.get((farm, symbol), 0.0)
+        cash[farm] -= qty * price + fee
+        held[farm, symbol] = position + qty
+        opening = qty - min(qty, max(-position, 0.0)) if qty > 0 else 0.0
+        if opening > 0.0:
+            assert cash[farm] >= -TOLERANCE * max(1.0, qty * price), (
+                f"farm {farm} bought {qty} {symbol} at {price} with cash it did not have")
+    for _, source, target, amount in transfers[k:]:
+        cash[source] = cash.get(source, 0.0) - amount
+        cash[target] = cash.get(target, 0.0) + amount
+    cash.pop("account", None)
+    return cash
 
 
 def _close(a: float, b: float, scale: float) -> bool:
@@ -90,12 +132,15 @@ def test_account_is_the_sum_of_farms_and_no_farm_overspends(raw: dict[str, Any])
         got = _run(raw, Path(tmp) / "a.duckdb")
         again = _run(raw, Path(tmp) / "a.duckdb")
     assert got == again  # determinism, farm rows included
-    reserve = 10_000.0 - sum(amount for _, amount in got["transfers"])
+    reserve = 10_000.0 - sum(amount for source, _, amount in got["transfers"]
+                             if source == "account")
     assert reserve >= -1e-9
     by_ts: dict[int, list[tuple[float, float]]] = {}
-    for ts, _farm, cash, equity in got["farm_equity"]:
+    last_cash: dict[str, float] = {}
+    for ts, farm, cash, equity in got["farm_equity"]:
         by_ts.setdefault(ts, []).append((cash, equity))
-        assert cash >= -TOLERANCE * 10_000.0, f"farm {_farm} spent money it did not have"
+        last_cash[farm] = cash
+    assert _replayed_cash(got) == pytest.approx(last_cash, rel=TOLERANCE, abs=1e-6)
     assert len(got["equity"]) == len(by_ts)
     for ts, cash, equity in got["equity"]:
         farms = by_ts[ts]
@@ -113,6 +158,7 @@ def test_a_farms_breach_stops_only_that_farm(raw: dict[str, Any], limit: float) 
     """Farm f0 gets tight limits (daily loss as money and as a fraction, drawdown): its
     own orders may be denied; every other farm's fills are exactly those of the run
     without f0's limits."""
+    raw = {k: v for k, v in raw.items() if k != "allocator"}  # moves capital by results
     limited = {**raw, "farms": [
         {**raw["farms"][0], "risk": {"daily_loss_limit": limit, "max_drawdown": 2 * limit,
                                      "daily_loss": 1.0}},

@@ -236,3 +236,53 @@ def test_bad_farms_are_refused_in_one_line_naming_the_field(
     text = str(caught.value)
     assert "\n" not in text
     assert message in text, text
+
+
+def test_equal_weight_allocator_moves_cash_between_farms(tmp_path: Path) -> None:
+    """No trades; ``[allocator]`` equal weight every 2 minutes, from the first bar (T0):
+    at bar 3 (T0 + 2m, before its bars) a holds 6000 and b 4000 of 10 000, targets
+    5000 each: a gives 1000 of its cash to b. At bar 5 both are at target: nothing."""
+    raw = scenario({"alpha": [], "beta": []}, {"alpha": "X", "beta": "X"},
+                   [{"name": "a", "agents": ["alpha"], "capital": 6000.0},
+                    {"name": "b", "agents": ["beta"]}],
+                   allocator={"method": "equal", "every": "2m"})
+    config = parse_scenario(raw, "hand")
+    data = merge([bars_from_frame(_frame(OPPOSITE), "X")])
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        run_id = run_scenario(config, store, data=data).run_id
+        transfers = store.con.execute(
+            "SELECT epoch_ns(ts), from_farm, to_farm, amount, reason FROM capital_transfers"
+            " WHERE run_id = ? ORDER BY ts, from_farm, to_farm", [run_id]).fetchall()
+        cash = store.con.execute(
+            "SELECT farm, list(cash ORDER BY ts) FROM farm_equity WHERE run_id = ?"
+            " GROUP BY farm ORDER BY farm", [run_id]).fetchall()
+    assert transfers == [(bar_ts(1), "account", "a", 6000.0, "initial allocation"),
+                         (bar_ts(1), "account", "b", 4000.0, "initial allocation"),
+                         (bar_ts(3), "a", "b", 1000.0, "rebalance: equal")]
+    assert cash == [("a", [6000.0, 6000.0, 5000.0, 5000.0, 5000.0, 5000.0]),
+                    ("b", [4000.0, 4000.0, 5000.0, 5000.0, 5000.0, 5000.0])]
+
+
+def test_allocator_weights_by_hand() -> None:
+    """inverse volatility: a's returns 10%, -10%, 10% (sample sd 0.11547), b's 1%, -0.99%,
+    1% (sd 0.011490...): raw weights 1/sd; floor 0.2 of each, the rest 0.6 by raw.
+    performance: a +8.9%, b +1% over the window -> raw 0.089 : 0.01."""
+    from itertools import pairwise
+    from statistics import stdev
+
+    from sim.allocator import Allocator
+
+    a = [100.0, 110.0, 99.0, 108.9]
+    b = [100.0, 101.0, 100.0, 101.0]
+    farms: Any = [object(), object()]
+    inv = Allocator(farms, "inverse_volatility", 0.2, 3, lambda *row: None)
+    perf = Allocator(farms, "performance", 0.2, 3, lambda *row: None)
+    for allocator in (inv, perf):
+        for x, y in zip(a, b, strict=True):
+            allocator.observe([x, y])
+    sd = [stdev([q / p - 1 for p, q in pairwise(s)]) for s in (a, b)]
+    raw = [1 / sd[0], 1 / sd[1]]
+    assert inv.weights() == pytest.approx([0.2 + 0.6 * r / sum(raw) for r in raw], rel=1e-12)
+    gains = [108.9 / 100 - 1, 101 / 100 - 1]
+    assert perf.weights() == pytest.approx([0.2 + 0.6 * g / sum(gains) for g in gains],
+                                           rel=1e-12)
