@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from reports.farms import farm_table
 from sim.config import ConfigError, parse_scenario
 from sim.data import bars_from_frame, merge
 from sim.messages import Side, Signal
@@ -256,11 +257,18 @@ def test_equal_weight_allocator_moves_cash_between_farms(tmp_path: Path) -> None
         cash = store.con.execute(
             "SELECT farm, list(cash ORDER BY ts) FROM farm_equity WHERE run_id = ?"
             " GROUP BY farm ORDER BY farm", [run_id]).fetchall()
+        report = {row["farm"]: row for row in farm_table(store.con, run_id)}
     assert transfers == [(bar_ts(1), "account", "a", 6000.0, "initial allocation"),
                          (bar_ts(1), "account", "b", 4000.0, "initial allocation"),
                          (bar_ts(3), "a", "b", 1000.0, "rebalance: equal")]
     assert cash == [("a", [6000.0, 6000.0, 5000.0, 5000.0, 5000.0, 5000.0]),
                     ("b", [4000.0, 4000.0, 5000.0, 5000.0, 5000.0, 5000.0])]
+    # The per-farm report nets the transfer out: a moved 1000 away, it neither lost it
+    # nor b gained it.
+    assert [report[f]["moved_in"] for f in "ab"] == [-1000.0, 1000.0]
+    assert [report[f]["pnl"] for f in "ab"] == [0.0, 0.0]
+    assert [report[f]["total_return"] for f in "ab"] == [0.0, 0.0]
+    assert [report[f]["max_drawdown"] for f in "ab"] == [0.0, 0.0]
 
 
 def test_allocator_weights_by_hand() -> None:
@@ -286,3 +294,19 @@ def test_allocator_weights_by_hand() -> None:
     gains = [108.9 / 100 - 1, 101 / 100 - 1]
     assert perf.weights() == pytest.approx([0.2 + 0.6 * g / sum(gains) for g in gains],
                                            rel=1e-12)
+
+
+def test_sweeps_can_vary_farm_capital_and_allocator_fields() -> None:
+    """A sweep addresses farms by name like agents (``sim.config_paths``)."""
+    from sim.config import ScenarioConfig, load_scenario
+    from sim.config_paths import resolve_path, set_value
+
+    config = load_scenario(Path(__file__).resolve().parents[2] / "scenarios/farms.toml")
+    keys = resolve_path(config, "farms.smc.capital")
+    assert keys == ("farms", 2, "capital")
+    raw = config.model_dump(mode="json")
+    set_value(raw, keys, 1500.0)
+    set_value(raw, ("allocator",), {"method": "equal", "every": "7d", "floor": 0.1})
+    changed = ScenarioConfig.model_validate(raw)
+    assert changed.farms[2].capital == 1500.0
+    assert resolve_path(changed, "allocator.floor") == ("allocator", "floor")
