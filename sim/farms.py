@@ -20,7 +20,7 @@ from sim.consensus import Consensus
 from sim.messages import OrderDenied, OrderRouted, SubmitOrder
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
-from sim.risk import RiskEngine, RiskLimits, grows
+from sim.risk import RiskEngine, RiskLimits, reduces
 from sim.router import VenueRouter
 from sim.venue import SimVenue
 
@@ -152,7 +152,7 @@ class FarmRisk:
             if loss >= farm.daily_loss:
                 risk.trip("daily_loss", loss, end)
                 self.farm_tripped = farm
-        if risk.breaker == "daily_loss" and grows(position, order.quantity):
+        if risk.breaker == "daily_loss" and not reduces(position, order.quantity):
             return _farm_denial(OrderDenied(
                 order.order_id, order.ts, order.symbol, "circuit_breaker",
                 f"farm {farm.name}: circuit breaker tripped by daily_loss (lost "
