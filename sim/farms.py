@@ -100,8 +100,9 @@ def buy_split(qty: float, position: float, cash: float, unit_cost: float
 class FarmRisk:
     """The desk's risk engine in a farm run: an order is judged first by its farm's
     limits on the farm's ledger, then by the account's on the account (kill switch,
-    account breakers, venue limits), as one order of one account. ``farm``: the farm whose
-    order is being checked (the desk sets it)."""
+    account breakers, venue limits), as one order of one account; an order reducing its
+    farm's position counts as a reduction there too. ``farm``: the farm whose order is
+    being checked (the desk sets it)."""
 
     def __init__(self, account: RiskEngine, portfolio: Portfolio,
                  symbol_index: dict[str, int], cost_margin: float) -> None:
@@ -136,9 +137,15 @@ class FarmRisk:
         if denial is not None:
             return denial
         account = self.portfolio
+        held = account.qty[self.symbol_index[order.symbol]]
+        if reduces(position, order.quantity):
+            # A farm closing (part of) its own position takes risk off the account even
+            # when the netted account position grows (another farm holds the other side):
+            # it passes the account's checks as a reduction (kill switch, breakers).
+            held = position
         denial = self.account.check(
-            order, account.qty[self.symbol_index[order.symbol]], equity=account.equity(),
-            gross_exposure=gross_exposure, last_close=last_close, agents=agents)
+            order, held, equity=account.equity(), gross_exposure=gross_exposure,
+            last_close=last_close, agents=agents)
         self.tripped_now = self.account.tripped_now
         return denial
 

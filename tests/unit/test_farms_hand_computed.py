@@ -310,3 +310,28 @@ def test_sweeps_can_vary_farm_capital_and_allocator_fields() -> None:
     changed = ScenarioConfig.model_validate(raw)
     assert changed.farms[2].capital == 1500.0
     assert resolve_path(changed, "allocator.floor") == ("allocator", "floor")
+
+
+def test_the_account_kill_switch_flattens_each_farm_with_its_own_orders(
+        tmp_path: Path) -> None:
+    """As the opposite-views case (a long 30, b short 20 from bar 3's open at 100); a kill
+    switch at bar 4 with ``flatten_on_trip``: before bar 4's bars, at the latest mark (bar
+    3's close, 110), a sells 30 (fee 3.3) and b buys 20 back (fee 2.2), each an order of
+    its farm; the account ends flat and the FLAT decisions after bar 4 make no orders."""
+    raw = scenario(
+        {"alpha": [(2, "LONG"), (4, "FLAT")], "beta": [(2, "SHORT"), (4, "FLAT")]},
+        {"alpha": "X", "beta": "X"},
+        [{"name": "a", "agents": ["alpha"], "capital": 6000.0},
+         {"name": "b", "agents": ["beta"]}],
+        risk={"flatten_on_trip": True},
+        events=[{"at": "2024-03-01T00:03:00Z", "kind": "kill_switch"}])
+    got = run(tmp_path, raw, {"X": OPPOSITE})
+    fills = got["fills"]
+    assert list(zip(fills["ts"], fills["farm"], strict=True)) == [
+        (bar_ts(3), "a"), (bar_ts(3), "b"), (bar_ts(4), "a"), (bar_ts(4), "b")]
+    assert fills["quantity"].tolist() == approx([30.0, -20.0, -30.0, 20.0])
+    assert fills["fee"].tolist() == approx([3.0, 2.0, 3.3, 2.2])
+    assert fills["position_after"].tolist()[-1] == 0.0
+    # a: 2997 + 3300 - 3.3; b: 5998 - 2200 - 2.2
+    assert farm_rows(got, "a", "cash")[-1] == pytest.approx(6293.7, rel=1e-12)
+    assert farm_rows(got, "b", "cash")[-1] == pytest.approx(3795.8, rel=1e-12)
