@@ -311,6 +311,14 @@ def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     columns(slices.venue_table(run), "per venue")
     _print_table([{k: fmt(v, k) for k, v in row.items()}
                   for row in slices.denials_table(run)], title="risk denials by check")
+    from reports.farms import farm_correlation, farm_table
+
+    farms = farm_table(con, run_id)  # only a run with [[farms]] has any
+    if farms:
+        columns(farms, "per farm (contribution: its share of the account's PnL)")
+        _print_table([{k: fmt(v, k) for k, v in row.items()}
+                      for row in farm_correlation(con, run_id)],
+                     title="correlation of the farms' returns")
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 from reports import data, execution, figures, slices
 from reports.agent_indicators import SHOWN, AgentIndicators, agent_indicators
 from reports.data import ReportError, check_run
+from reports.farms import farm_correlation, farm_table
 from reports.scenario_tables import scenario_tables
 from reports.summary import METRIC_GROUPS, NOT_STORED, fmt, run_metrics
 
@@ -110,6 +111,10 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
         "venues": slices.venue_table(run),
         "denials": slices.denials_table(run),
     }
+    farms = farm_table(con, run_id)  # a run with [[farms]] only
+    if farms:
+        tables["farms"] = farms
+        tables["farm_correlation"] = farm_correlation(con, run_id)
     if frame is not None:
         tables["execution"] = [{"venue": v, **row}
                                for v, row in execution.execution_by(frame, "venue").items()]
@@ -257,6 +262,10 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
         ("execution", "Execution per venue", "Implementation shortfall against the decision "
          "price, and median decision-to-fill latency.", "no fills"),
         ("denials", "Risk denials by check", "", "no risk denials"),
+        ("farms", "Per farm",
+         "Each farm's own ledger: returns time-weighted and net of capital transfers; "
+         "contribution is its share of the account's PnL.", "no farms"),
+        ("farm_correlation", "Correlation of the farms' returns", "", "fewer than 2 farms"),
     ):
         if key not in tables:
             continue

@@ -31,6 +31,7 @@ from pydantic import (
 from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import time_zone
+from sim.farm_config import AllocatorConfig, FarmConfig, check_farms
 from sim.monitor.config import MonitorConfig
 
 if TYPE_CHECKING:
@@ -836,6 +837,11 @@ class GateConfig(_Model):
     thresholds: str | None = Field(default=None, min_length=1)
 
 
+# The farm models name these two; resolved now that both exist.
+FarmConfig.model_rebuild(_types_namespace={"ConsensusConfig": ConsensusConfig,
+                                           "PolicyConfig": PolicyConfig})
+
+
 class ScenarioConfig(_Model):
     name: str = Field(min_length=1)
     description: str = ""
@@ -853,6 +859,8 @@ class ScenarioConfig(_Model):
     live: LiveConfig = LiveConfig()
     validation: GateConfig | None = None
     monitor: MonitorConfig | None = None  # health, detectors, alerts (sim.monitor)
+    farms: list[FarmConfig] = Field(default_factory=list)  # sim.farm_config
+    allocator: AllocatorConfig | None = None  # capital between farms (sim.allocator)
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -863,6 +871,10 @@ class ScenarioConfig(_Model):
             out.pop("validation", None)
         if self.monitor is None:  # likewise for a scenario without ``[monitor]``
             out.pop("monitor", None)
+        if not self.farms:  # and without ``[[farms]]``
+            out.pop("farms", None)
+        if self.allocator is None:
+            out.pop("allocator", None)
         return out
 
     @model_validator(mode="after")
@@ -928,6 +940,7 @@ class ScenarioConfig(_Model):
                 or self.data[0].format != "trades"):
             raise ValueError("execution.replay: tick replay needs exactly one data source "
                                  "with format = 'trades'")
+        check_farms(self)
         return self
 
     def with_seed(self, seed: int) -> ScenarioConfig:

@@ -512,6 +512,20 @@ class RiskEngine:
         if self._breaker_until is not None and ts >= self._breaker_until:
             self.breaker = self.breaker_value = self._breaker_until = None
 
+    def trip(self, name: str, value: float, until: int | None) -> None:
+        """Trip the breaker from outside the checks (a farm's daily loss in money,
+        ``sim.farms``): until ``until`` (None: for good) only reductions pass."""
+        self.breaker, self.breaker_value, self._breaker_until = name, value, until
+        self.tripped_now = True
+
+    def shift_equity(self, delta: float) -> None:
+        """Capital moved in (``delta`` > 0) or out: the equity references move with it,
+        so a transfer never reads as a gain or a loss (``sim.allocator``)."""
+        self.initial_equity += delta
+        self.peak_equity += delta
+        self.day_start_equity += delta
+        self._last_booked_equity += delta
+
     def day_bounds(self, ts: int) -> tuple[int, int]:
         self._roll_day(ts)
         return self._day_start, self._day_end

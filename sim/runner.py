@@ -44,6 +44,8 @@ from sim.config import (
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
+from sim.farm_build import build_farms, record_farms, schedule_allocator
+from sim.farm_engine import FarmEngine
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.lifecycle import AgentRoster
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
@@ -195,6 +197,17 @@ def build_engine(
     # run (sim.monitor) takes event-level topics and keeps the plain bar path.
     per_bar = bus is not None and (bus.wants(BAR) or bus.wants(EQUITY))
     engine_class: Any = partial(ObservedEngine, bus=bus) if per_bar else Engine
+    if config.farms:  # several pipelines in one loop (sim.farm_engine)
+        if session:
+            raise ConfigError("farms: paper and live sessions with farms are not "
+                              "supported yet (backtests only)")
+        if per_bar:
+            raise ConfigError("farms: a run publishing every bar on a bus is not "
+                              "supported with farms yet")
+        farms, reserve = build_farms(config, symbols, slots, views)
+        record_farms(recorder, config, farms,
+                     min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
+        engine_class = partial(FarmEngine, farms=farms, reserve=reserve)
     engine = engine_class(
         symbols,
         views,
@@ -223,6 +236,8 @@ def build_engine(
     if firsts:  # a live session records its agents when it starts (LiveRunner.run)
         roster.start(min(firsts))
     schedule_funding(engine, data)
+    if isinstance(engine, FarmEngine):
+        schedule_allocator(config, engine, data)
     return engine
 
 

@@ -156,6 +156,24 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("shadow_pnl", "DOUBLE"), ("apr_30d", "DOUBLE"), ("apr_90d", "DOUBLE"),
         ("apr_inception", "DOUBLE"), ("sharpe", "DOUBLE"),
     ),
+    # Farms (sim.farm_engine), only in runs with ``[[farms]]``: each farm as configured
+    # (lists and tables as JSON), whose each order and decision is, each farm's ledger at
+    # each time step, and capital moved between ledgers ("account": the unallocated
+    # reserve; a run starts with one transfer to each farm).
+    "farms": (
+        ("farm", "VARCHAR"), ("agents", "JSON"), ("capital", "DOUBLE"), ("wallet", "JSON"),
+        ("consensus", "JSON"), ("policy", "JSON"), ("risk", "JSON"),
+    ),
+    "farm_orders": (("order_id", "BIGINT"), ("decision_id", "BIGINT"), ("farm", "VARCHAR")),
+    "farm_decisions": (("decision_id", "BIGINT"), ("farm", "VARCHAR")),
+    "farm_equity": (
+        ("ts", "TIMESTAMP_NS"), ("farm", "VARCHAR"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
+        ("realized_pnl", "DOUBLE"), ("unrealized_pnl", "DOUBLE"),
+    ),
+    "capital_transfers": (
+        ("ts", "TIMESTAMP_NS"), ("from_farm", "VARCHAR"), ("to_farm", "VARCHAR"),
+        ("amount", "DOUBLE"), ("reason", "VARCHAR"),
+    ),
 }
 
 # Columns added to a table of ``TABLES`` since it was first made (stores written before).
@@ -168,6 +186,37 @@ SELECT run_id, agent, arg_max(state_after, seq) AS state, arg_max(params_after, 
        max(ts) AS since, min(seq) AS first_seq
 FROM agent_events WHERE outcome = 'applied' AND agent <> '*'
 GROUP BY run_id, agent"""
+
+# The farm of each order, fill, decision and risk event (NULL: a run without farms, whose
+# one farm is the account), and each agent's trades: every order of a decision the agent
+# voted for (its vote on the decision's side), with its reasoning (its standing signal's
+# reason at the decision) and strategy (its kind). ``sim.farm_engine``.
+_FARM_VIEWS = (
+    """CREATE OR REPLACE VIEW orders_by_farm AS
+SELECT o.*, f.farm FROM orders o
+LEFT JOIN farm_orders f ON f.run_id = o.run_id AND f.order_id = o.order_id""",
+    """CREATE OR REPLACE VIEW fills_by_farm AS
+SELECT x.*, f.farm FROM fills x
+LEFT JOIN farm_orders f ON f.run_id = x.run_id AND f.order_id = x.order_id""",
+    """CREATE OR REPLACE VIEW risk_events_by_farm AS
+SELECT x.*, f.farm FROM risk_events x
+LEFT JOIN farm_orders f ON f.run_id = x.run_id AND f.order_id = x.order_id""",
+    """CREATE OR REPLACE VIEW decisions_by_farm AS
+SELECT d.*, f.farm FROM decisions d
+LEFT JOIN farm_decisions f ON f.run_id = d.run_id AND f.decision_id = d.decision_id""",
+    """CREATE OR REPLACE VIEW agent_trades AS
+SELECT o.run_id, v.agent, fo.farm, o.order_id, o.decision_id, o.ts, o.symbol, d.side,
+       o.quantity, o.avg_fill_price AS price, o.order_type,
+       json_extract_string(st.spec, '$.kind') AS strategy, sg.reason AS reasoning,
+       v.confidence, o.status, o.venue
+FROM orders o
+JOIN decisions d ON d.run_id = o.run_id AND d.decision_id = o.decision_id
+JOIN votes v ON v.run_id = o.run_id AND v.decision_id = o.decision_id AND v.side = d.side
+LEFT JOIN farm_orders fo ON fo.run_id = o.run_id AND fo.order_id = o.order_id
+LEFT JOIN agent_states st ON st.run_id = o.run_id AND st.agent = v.agent
+ASOF LEFT JOIN signals sg ON sg.run_id = o.run_id AND sg.agent = v.agent
+    AND sg.symbol = o.symbol AND d.ts >= sg.ts""",
+)
 
 _RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -348,6 +397,8 @@ class DuckDBStore:
             for name, kind in added:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
         con.execute(_AGENT_STATES_VIEW)
+        for view in _FARM_VIEWS:
+            con.execute(view)
         if row is None:
             con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 

@@ -231,10 +231,13 @@ def test_demo_run_writes_every_pipeline_table(demo):
     # none of its agents calls an outside service (tests/integration/test_external_agent),
     # and it trades spot only: no funding or liquidations (tests/unit/test_perpetuals.py);
     # it stays healthy (no health changes) and agent_figures are a session's
-    # (tests/integration/test_monitor_scenario.py, test_session_observe.py)
+    # (tests/integration/test_monitor_scenario.py, test_session_observe.py); it has no
+    # [[farms]], so no farm rows (tests/unit/test_farms_hand_computed.py)
+    farm_tables = ("farms", "farm_orders", "farm_decisions", "farm_equity",
+                   "capital_transfers")
     empty = [t for t, n in counts.items()
              if n == 0 and t not in ("risk_events", "agent_calls", "agent_errors", "funding",
-                                     "liquidations", "health", "agent_figures")]
+                                     "liquidations", "health", "agent_figures", *farm_tables)]
     assert not empty, counts
     assert counts["equity"] == 5760  # one row per timestamp; the three series align
     assert counts["votes"] >= counts["decisions"] > 0
@@ -340,7 +343,9 @@ def test_tight_risk_fills_every_table(tmp_path, capsys):
     counts = {table: count(db, table, run_id) for table in TABLES
               if table not in ("agent_calls", "agent_errors", "funding",
                                "liquidations",  # spot, no calls
-                               "health", "alerts", "agent_figures")}  # nothing to watch
+                               "health", "alerts", "agent_figures",  # nothing to watch
+                               "farms", "farm_orders", "farm_decisions", "farm_equity",
+                               "capital_transfers")}  # no [[farms]]
     assert all(counts.values()), counts
     assert rows(db, "SELECT DISTINCT status FROM orders WHERE run_id = ? ORDER BY 1",
                 [run_id]) == [("denied",), ("filled",)]

@@ -1,0 +1,197 @@
+"""``[[farms]]``: several pipelines, each with its own agents, capital, limits and wallet.
+
+A farm is a group of agents with its own consensus, policy, risk limits and ledger; the
+farms of a run share the market data, the venues and the account-level risk layer (the
+scenario's ``[risk]``). A scenario without ``[[farms]]`` is one farm holding every agent
+and runs the plain engine (its stored rows are those of before farms existed).
+
+This module holds the farm models and the cross-checks against the rest of the scenario
+(``check_farms``), called by ``ScenarioConfig``'s validator; errors name the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    field_validator,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from sim.config import ConsensusConfig, PolicyConfig, ScenarioConfig
+
+# Kept off by farms in this increment (each would need farm-scoped working orders or a
+# farm-scoped margin account): the scenario field that turns it on, and why.
+_UNSUPPORTED = (
+    ("execution.order_type", lambda c: c.execution.order_type != "market",
+     "farms trade market orders only (a farm's resting orders are not scoped yet)"),
+    ("execution.latency", lambda c: c.execution.latency,
+     "farms need execution.latency = false (orders in flight are not farm-scoped yet)"),
+    ("execution.take_profit", lambda c: c.execution.take_profit is not None,
+     "brackets are not supported with farms yet"),
+    ("execution.stop_loss", lambda c: c.execution.stop_loss is not None,
+     "brackets are not supported with farms yet"),
+    ("execution.replay", lambda c: c.execution.replay != "bars",
+     "farms run on bar replay only"),
+    ("venues", lambda c: any(v.kind == "perp" for v in c.venues),
+     "farms trade spot venues only (perpetual margin and funding per farm are not "
+     "split yet)"),
+    ("venues", lambda c: any(v.volatility_slippage for v in c.venues),
+     "volatility_slippage is not supported with farms yet (a farm's buy must fit its cash "
+     "at a known worst price)"),
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FarmRiskConfig(_Model):
+    """A farm's own limits, judged on its own ledger (the account's ``[risk]`` still
+    applies to every order). Fractions are of the farm's equity; ``daily_loss`` is money:
+    a farm losing that much since its day began stops opening positions until the next
+    day, like ``daily_loss_limit``."""
+
+    max_order_notional: PositiveFloat | None = None
+    max_position_notional: PositiveFloat | None = None
+    max_orders_per_day: int | None = Field(default=None, gt=0)
+    daily_loss_limit: float | None = Field(default=None, gt=0, le=1)
+    daily_loss: PositiveFloat | None = None
+    max_drawdown: float | None = Field(default=None, gt=0, le=1)
+    max_leverage: PositiveFloat | None = None
+    flatten_on_trip: bool = False
+    timezone: str = "UTC"
+
+
+class FarmConfig(_Model):
+    """One farm. ``capital`` is an amount or ``share`` a fraction of ``initial_cash``
+    (one of them; neither: an equal part of what the others leave). ``consensus`` and
+    ``policy`` default to the scenario's. ``wallet``: the venues (accounts) it trades
+    through; default every venue."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    agents: list[str] = Field(min_length=1)
+    capital: PositiveFloat | None = None
+    share: float | None = Field(default=None, gt=0, le=1)
+    consensus: ConsensusConfig | None = None
+    policy: PolicyConfig | None = None
+    risk: FarmRiskConfig = FarmRiskConfig()
+    wallet: list[str] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_capital(self) -> FarmConfig:
+        if self.capital is not None and self.share is not None:
+            raise ValueError("capital: give capital (an amount) or share, not both")
+        return self
+
+
+class AllocatorConfig(_Model):
+    """Capital re-allocated between the farms every ``every`` (a duration) by ``method``
+    (``sim.allocator``): "equal", "inverse_volatility" or "performance" (both over the last
+    ``lookback`` time steps), each farm's weight at least ``floor``."""
+
+    method: Literal["equal", "inverse_volatility", "performance"]
+    every: str
+    lookback: int = Field(default=168, ge=2, le=1_000_000)
+    floor: float = Field(default=0.0, ge=0, lt=1)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str) -> str:
+        from sim.config import parse_duration
+
+        if parse_duration(v) <= 0:
+            raise ValueError("must be a positive duration")
+        return v
+
+
+def farm_capitals(farms: Sequence[FarmConfig], initial_cash: float) -> list[float]:
+    """Each farm's starting capital: its amount, its share of ``initial_cash``, or an
+    equal part of what is left after those. Whatever no farm takes stays unallocated in
+    the account (its reserve)."""
+    fixed = [f.capital if f.capital is not None
+             else (f.share * initial_cash if f.share is not None else None) for f in farms]
+    left = initial_cash - sum(c for c in fixed if c is not None)
+    n_rest = sum(1 for c in fixed if c is None)
+    return [c if c is not None else left / n_rest for c in fixed]
+
+
+def check_farms(config: ScenarioConfig) -> None:
+    """Cross-check ``config.farms`` against the scenario; raises ValueError naming the
+    field (pydantic turns it into the one-line ``ConfigError``)."""
+    farms = config.farms
+    if config.allocator is not None:
+        if not farms:
+            raise ValueError("allocator: re-allocates capital between [[farms]]; this "
+                             "scenario has none")
+        if config.allocator.floor * len(farms) > 1.0:
+            raise ValueError(f"allocator.floor: {len(farms)} farms at "
+                             f"{config.allocator.floor:g} each is over 1")
+    if not farms:
+        return
+    for field, unsupported, why in _UNSUPPORTED:
+        if unsupported(config):
+            raise ValueError(f"{field}: {why}")
+    agents = [a.name for a in config.agents]
+    spawned = [e.agent for e in config.events if e.kind == "agent_spawn"]
+    owner: dict[str, str] = {}
+    names: set[str] = set()
+    venues = {v.name for v in config.venues}
+    for f in farms:
+        where = f"farms.{f.name}"
+        if f.name in names:
+            raise ValueError(f"farms: name {f.name!r} is used twice")
+        names.add(f.name)
+        for agent in f.agents:
+            if agent not in agents:
+                raise ValueError(f"{where}.agents: no agent is named {agent!r}")
+            if agent in owner:
+                raise ValueError(f"{where}.agents: {agent!r} is in farm {owner[agent]!r} "
+                                 "already (an agent trades for one farm)")
+            owner[agent] = f.name
+        for venue in f.wallet or ():
+            if venue not in venues:
+                raise ValueError(f"{where}.wallet: {venue!r} is not a venue")
+        cons = farm_consensus(config, f)
+        if cons.method == "performance_weighted":
+            raise ValueError(f"{where}.consensus.method: performance_weighted is not "
+                             "supported inside farms yet")
+    free = [a for a in agents if a not in owner]
+    if free:
+        raise ValueError(f"farms: agent {free[0]!r} is in no farm (list every agent in "
+                         "one farm)")
+    if spawned:
+        raise ValueError("events: agent_spawn is not supported with farms yet (the new "
+                         "agent would belong to no farm)")
+    for i, e in enumerate(config.events):
+        if e.kind == "agent_update" and e.symbols is not None:
+            raise ValueError(f"events.{i}.symbols: an agent_update that moves an agent to "
+                             "other symbols is not supported with farms yet")
+    fixed = sum(f.share for f in farms if f.share is not None)
+    if fixed > 1.0 + 1e-12:
+        raise ValueError(f"farms: capital shares add up to {fixed:g}, over 1")
+    capitals = farm_capitals(farms, config.initial_cash)
+    total = sum(capitals)
+    if total > config.initial_cash * (1.0 + 1e-12):
+        raise ValueError(f"farms: farm capital adds up to {total:g}, over initial_cash "
+                         f"{config.initial_cash:g}")
+    for f, capital in zip(farms, capitals, strict=True):
+        if not capital > 0.0:
+            raise ValueError(f"farms.{f.name}.capital: nothing is left for this farm "
+                             "(the other farms take all of initial_cash)")
+
+
+def farm_consensus(config: ScenarioConfig, farm: FarmConfig) -> ConsensusConfig:
+    """The farm's ``ConsensusConfig``: its own table, else the scenario's."""
+    return config.consensus if farm.consensus is None else farm.consensus
+
+
+def farm_policy(config: ScenarioConfig, farm: FarmConfig) -> PolicyConfig:
+    """The farm's ``PolicyConfig``: its own table, else the scenario's."""
+    return config.policy if farm.policy is None else farm.policy

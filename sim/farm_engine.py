@@ -1,0 +1,191 @@
+"""The engine of a run with ``[[farms]]``: one event loop, several pipelines.
+
+Every bar goes through the same loop as ``sim.engine.Engine`` (agents see it in the
+scenario's order, each signal recorded once); then each farm trading the symbol votes on
+its own agents' signals with its own consensus, and its decision is sized by its own
+policy on its own ledger and judged by its own limits before the account's
+(``sim.farm_desk``). Farms release their pending decisions at the next open in the order
+the scenario lists them, so two farms' opposite orders on one bar are both sent, the
+earlier-listed farm first (no internal crossing: each pays its fees and both fills reach
+the venue, which nets them in the account's position).
+
+At every time step each farm's equity is booked (the ``farm_equity`` table) and the
+account ledger is checked to be the sum of the farm ledgers (``sim.farms.check_ledgers``);
+a mismatch fails the run naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sim.allocator import Allocator
+from sim.consensus import expire
+from sim.engine import Engine, _Revote
+from sim.farm_desk import FarmDesk
+from sim.farms import Farm, buy_split, check_ledgers
+from sim.messages import Decision, FillTiming
+from sim.policy import InvertedOrderError, inverted
+from sim.risk import attributed_agents
+
+# A symbol's pending decisions: farm index -> (decision, target exposure).
+_Batch = dict[int, tuple[Decision, float]]
+
+
+class FarmEngine(Engine):
+    """``Engine`` with ``farms`` (``sim.farms.Farm``, in the scenario's order) and the
+    account's unallocated cash ``reserve``."""
+
+    def __init__(self, *args: Any, farms: Sequence[Farm], reserve: float,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.farms = tuple(farms)
+        self.reserve = reserve
+        for farm in self.farms:
+            farm.ledger.price = self.portfolio.price  # one mark per symbol for all
+            farm.last_decision = [None] * len(self.symbols)
+            farm.acted_target = [0.0] * len(self.symbols)
+        # Farms voting on each symbol, in the scenario's order.
+        self._voters = [tuple(f for f in self.farms if f.columns[s])
+                        for s in range(len(self.symbols))]
+        self.desk = FarmDesk(
+            self.symbols, self.views, self.risk, self.router, self.portfolio,
+            self.recorder, self.queue, self.clock, self.execution, self.farms,
+            dispatch_before=self._drain_before, on_flatten=self._forget_farm_decision)
+        self._watch = self.desk.watch
+        self._n_working = self.desk.n_working
+        self._tick_volume = self.desk.tick_volume
+        self.recorder.before_flush.append(self._write_farm_equity)
+        self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
+
+    # -- time steps: book each farm, check the sum ----------------------------------------
+    def on_bar(self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float,
+               v: float) -> None:
+        last_ts = self._last_ts
+        if ts != last_ts and last_ts is not None and ts > last_ts:
+            self._book_farms(last_ts)
+        super().on_bar(s, n, ts, o, h, lo, c, v)
+
+    def _snapshot(self, ts: int) -> None:
+        super()._snapshot(ts)
+        self._book_farms(ts)
+
+    def _book_farms(self, ts: int) -> None:
+        check_ledgers(self.portfolio, self.farms, self.reserve, ts)
+        equities = [farm.ledger.equity() for farm in self.farms]
+        if self.allocator is not None:
+            self.allocator.observe(equities)
+        for farm, equity in zip(self.farms, equities, strict=True):
+            ledger = farm.ledger
+            book = ledger.book
+            book.ts.append(ts)
+            book.cash.append(ledger.cash)
+            book.equity.append(equity)
+            book.realized.append(ledger.realized_total)
+            book.unrealized.append(ledger.unrealized(equity))
+
+    def _write_farm_equity(self) -> None:
+        """Before the recorder writes: each farm's booked rows become ``farm_equity``
+        rows, and its risk engine sees them first (``EquityBook.drain``)."""
+        for farm in self.farms:
+            book = farm.ledger.book
+            for row in zip(book.ts, book.cash, book.equity, book.realized, book.unrealized,
+                           strict=True):
+                self.recorder.rare_row("farm_equity", (row[0], farm.name, *row[1:]))
+            book.drain()
+
+    # -- decisions, farm by farm ----------------------------------------------------------
+    def _open(self, s: int, ts: int, o: float, h: float, lo: float, c: float, v: float,
+              pending: Any) -> bool:
+        changed = False
+        if self._watch[s]:
+            self.desk.venue_open(s, ts, o, v)
+        if pending is not None:
+            self._pending[s] = None
+            if pending.__class__ is _Revote:
+                changed = True
+                pending = pending.held
+            if pending:
+                last_close = self.portfolio.price[s]
+                for index in sorted(pending):
+                    decision, target = pending[index]
+                    self._release_farm(self.farms[index], s, ts, o, last_close, decision,
+                                       target)
+        if self._watch[s]:
+            self.desk.venue_path(s, ts, o, h, lo, c, v)
+        return changed
+
+    def _vote(self, s: int, ts: int, close: float) -> None:
+        standing = self._standing[s]
+        for farm in self._voters[s]:
+            columns = farm.columns[s]
+            signals = tuple([standing[p] for p in columns])
+            if self.max_signal_age is not None:
+                given = self._signal_ts[s]
+                signals = expire(signals, [given[p] for p in columns], ts,
+                                 self.max_signal_age)
+            side, confidence, target, weights, rule, agreement = farm.consensus.resolve(
+                signals, s)
+            key = (side, confidence, target)
+            if key == farm.last_decision[s]:
+                continue
+            farm.last_decision[s] = key
+            self._decision_id += 1
+            decision_id = self._decision_id
+            self.recorder.decision(decision_id, ts, s, side, confidence, target,
+                                   farm.agent_indexes[s], signals, weights, rule, agreement)
+            self.recorder.rare_row("farm_decisions", (decision_id, farm.name))
+            exposure = farm.policy.target_exposure(side, confidence, target, s)
+            if exposure is None or exposure == farm.acted_target[s]:
+                continue
+            decision = Decision(decision_id, ts, self.symbols[s], side, confidence, target,
+                                farm.agent_names[s], signals, weights)
+            if self.fill_timing is FillTiming.CLOSE:
+                self._release_farm(farm, s, ts, close, self.portfolio.price[s], decision,
+                                   exposure)
+            else:
+                batch: _Batch | None = self._pending[s]  # type: ignore[assignment]
+                if batch is None:
+                    self._pending[s] = batch = {}  # type: ignore[assignment]
+                batch[farm.index] = (decision, exposure)
+
+    def _release_farm(self, farm: Farm, s: int, ts: int, price: float, last_close: float,
+                      decision: Decision, target: float) -> None:
+        """``Engine._release`` for one farm: sized on the farm's ledger by its policy, a
+        buy trimmed to what the farm's cash pays for at the dearest venue's costs."""
+        farm.acted_target[s] = target
+        self.portfolio.price[s] = price
+        desk: FarmDesk = self.desk  # type: ignore[assignment]
+        desk.farm = farm
+        replaced = desk.replace_working(s, ts) if self._n_working[s] else 0
+        ledger = farm.ledger
+        position = ledger.qty[s]
+        equity = ledger.equity()
+        qty = farm.policy.order_quantity(target, position, equity, price)
+        if qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
+            cover, opening, affordable = buy_split(
+                qty, position, ledger.cash, price * (1.0 + desk.farm_risk.cost_margin))
+            if opening > affordable:
+                qty = cover + affordable
+        if qty == 0.0:
+            if not (target and equity <= 0.0 and position == 0.0):
+                return
+        elif inverted(target, position, qty):
+            raise InvertedOrderError(
+                f"farm {farm.name}: decision {decision.decision_id} ({decision.side.name}, "
+                f"target exposure {target:+.6g}) on {self.symbols[s]} made an order of "
+                f"{qty:+.6g} that takes the position from {position:+.6g} to "
+                f"{position + qty:+.6g}: an order opposite to its decision")
+        agents = attributed_agents(decision) if self._attribute else ()
+        desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
+                             equity, last_close, agents, replaced)
+
+    def _forget_farm_decision(self, farm: Farm, s: int) -> None:
+        """Risk is flattening ``farm`` on s: its target is flat, its pending decision
+        there dropped."""
+        farm.acted_target[s] = 0.0
+        pending = self._pending[s]
+        if pending.__class__ is _Revote:
+            pending = pending.held  # type: ignore[union-attr]
+        if pending:
+            pending.pop(farm.index, None)  # type: ignore[union-attr]

@@ -1,0 +1,225 @@
+"""A farm at run time: its agents' columns, its consensus, policy, risk and own ledger;
+the account-level risk seen through a farm (``FarmRisk``) and the farm's wallet
+(``FarmRouter``); the invariant that the account ledger is the sum of the farms'.
+
+The account (``Engine.portfolio``) is what the venues see: every fill books there as
+before, so two farms trading one symbol net at the venue. Each fill also books into the
+ledger of the farm whose order it was, so each farm keeps its own cash, positions,
+realised and unrealised PnL and fees. Cash, positions and fees add up exactly (up to
+float rounding, ``LEDGER_TOLERANCE``); realised PnL does not (netted positions realise at
+the account when farms hold opposite sides), so it is not part of the invariant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from sim.consensus import Consensus
+from sim.messages import OrderDenied, OrderRouted, SubmitOrder
+from sim.policy import TargetExposurePolicy
+from sim.portfolio import Portfolio
+from sim.risk import RiskEngine, RiskLimits, reduces
+from sim.router import VenueRouter
+from sim.venue import SimVenue
+
+# Relative tolerance of the ledger invariant: each booking is one IEEE add per ledger, so
+# the account and the sum of the farms drift apart by a few ulps per fill at most.
+LEDGER_TOLERANCE = 1e-9
+
+
+class LedgerMismatch(AssertionError):
+    """The account ledger is not the sum of the farm ledgers: a fill, fee or funding
+    payment was booked to one side only (a bug; the run fails naming it)."""
+
+
+@dataclass(slots=True, eq=False)
+class Farm:
+    """One farm's pipeline state. ``columns[s]``: the positions, in the engine's standing
+    signals of symbol s, of this farm's agents (its votes, in listed order)."""
+
+    index: int
+    name: str
+    capital: float
+    ledger: Portfolio
+    consensus: Consensus
+    policy: TargetExposurePolicy
+    risk: RiskEngine
+    columns: list[tuple[int, ...]]
+    agent_indexes: list[tuple[int, ...]]
+    agent_names: list[tuple[str, ...]]
+    daily_loss: float | None = None  # money; None: no such limit
+    flatten_on_trip: bool = False
+    outside_wallet: frozenset[str] = frozenset()  # venues it may not trade through
+    last_decision: list[tuple[object, float, float | None] | None] = field(
+        default_factory=list)
+    acted_target: list[float] = field(default_factory=list)
+
+    def gross_exposure(self) -> float:
+        ledger = self.ledger
+        return sum(abs(ledger.qty[i] * ledger.price[i]) for i in ledger._held)
+
+
+def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
+                  ts: int) -> None:
+    """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
+    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``)."""
+    ledgers = [f.ledger for f in farms]
+
+    def same(what: str, account_value: float, parts: list[float]) -> None:
+        total = math.fsum(parts)
+        scale = max(1.0, abs(account_value), *(abs(p) for p in parts))
+        if abs(account_value - total) > LEDGER_TOLERANCE * scale:
+            each = ", ".join(f"{f.name} {p!r}"
+                             for f, p in zip(farms, parts[-len(farms):], strict=True))
+            raise LedgerMismatch(
+                f"at {ts}: account {what} {account_value!r} is not the sum of the farm "
+                f"ledgers {total!r} ({each}): a fill, fee or funding payment was booked "
+                "to one side only")
+
+    same("cash", account.cash, [reserve, *(le.cash for le in ledgers)])
+    same("fees", account.fees_paid, [le.fees_paid for le in ledgers])
+    same("funding", account.funding_total, [le.funding_total for le in ledgers])
+    for i in range(len(account.qty)):
+        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+
+
+def buy_split(qty: float, position: float, cash: float, unit_cost: float
+              ) -> tuple[float, float, float]:
+    """A buy of ``qty`` (> 0) by a farm holding ``position`` and ``cash``, at ``unit_cost``
+    per unit with fees: (cover, opening, affordable). ``cover`` buys back a short (a
+    reduction: always allowed), ``opening`` adds to a long, and ``affordable`` is the
+    most opening the cash left after the cover pays for."""
+    cover = min(qty, max(-position, 0.0))
+    opening = qty - cover
+    left = cash - cover * unit_cost
+    return cover, opening, max(left, 0.0) / unit_cost
+
+
+class FarmRisk:
+    """The desk's risk engine in a farm run: an order is judged first by its farm's
+    limits on the farm's ledger, then by the account's on the account (kill switch,
+    account breakers, venue limits), as one order of one account; an order reducing its
+    farm's position counts as a reduction there too. ``farm``: the farm whose order is
+    being checked (the desk sets it)."""
+
+    def __init__(self, account: RiskEngine, portfolio: Portfolio,
+                 symbol_index: dict[str, int], cost_margin: float) -> None:
+        """``cost_margin``: the most a fill may cost over its reference price, as a
+        fraction (the dearest venue's fee and slippage): a farm's buy must fit its cash
+        with it."""
+        self.account = account
+        self.portfolio = portfolio
+        self.symbol_index = symbol_index
+        self.cost_margin = cost_margin
+        self.limits: RiskLimits = account.limits
+        self.needs_account = account.needs_account
+        self.tripped_now = False
+        self.farm_tripped: Farm | None = None  # a farm breaker the last check tripped
+        self.farm: Farm | None = None
+
+    def observe_equity(self, ts: Sequence[int], values: Sequence[float], start: int,
+                       now: int) -> None:
+        self.account.observe_equity(ts, values, start, now)
+
+    def kill(self) -> None:
+        self.account.kill()
+
+    def check(self, order: SubmitOrder, position: float, *, equity: float = math.nan,
+              gross_exposure: float = 0.0, last_close: float = math.nan,
+              agents: tuple[str, ...] = ()) -> OrderDenied | None:
+        farm = self.farm
+        assert farm is not None, "an order checked with no farm set"
+        self.tripped_now = False
+        self.farm_tripped = None
+        denial = self._farm_check(farm, order, position, equity, last_close)
+        if denial is not None:
+            return denial
+        account = self.portfolio
+        held = account.qty[self.symbol_index[order.symbol]]
+        if reduces(position, order.quantity):
+            # A farm closing (part of) its own position takes risk off the account even
+            # when the netted account position grows (another farm holds the other side):
+            # it passes the account's checks as a reduction (kill switch, breakers).
+            held = position
+        denial = self.account.check(
+            order, held, equity=account.equity(), gross_exposure=gross_exposure,
+            last_close=last_close, agents=agents)
+        self.tripped_now = self.account.tripped_now
+        return denial
+
+    def _farm_check(self, farm: Farm, order: SubmitOrder, position: float, equity: float,
+                    last_close: float) -> OrderDenied | None:
+        risk = farm.risk
+        farm.ledger.book.catch_up(order.ts)
+        if farm.daily_loss is not None and risk.breaker is None:
+            _, end = risk.day_bounds(order.ts)
+            loss = risk.day_start_equity - equity
+            if loss >= farm.daily_loss:
+                risk.trip("daily_loss", loss, end)
+                self.farm_tripped = farm
+        if risk.breaker == "daily_loss" and not reduces(position, order.quantity):
+            return _farm_denial(OrderDenied(
+                order.order_id, order.ts, order.symbol, "circuit_breaker",
+                f"farm {farm.name}: circuit breaker tripped by daily_loss (lost "
+                f"{risk.breaker_value:,.6g}, limit {farm.daily_loss:,.6g}): only "
+                "position-reducing orders may go", farm.daily_loss, risk.breaker_value))
+        denial = risk.check(order, position, equity=equity,
+                            gross_exposure=farm.gross_exposure(), last_close=last_close)
+        if risk.tripped_now:
+            self.farm_tripped = farm
+        if denial is not None:
+            return _farm_denial(replace(denial, reason=f"farm {farm.name}: {denial.reason}"))
+        if order.quantity > 0.0:  # a farm spends only the cash it has
+            unit = order.ref_price * (1.0 + self.cost_margin)
+            cash = farm.ledger.cash
+            _, opening, affordable = buy_split(order.quantity, position, cash, unit)
+            if opening > affordable * (1.0 + LEDGER_TOLERANCE):
+                return _farm_denial(OrderDenied(
+                    order.order_id, order.ts, order.symbol, "capital",
+                    f"farm {farm.name}: buying {order.quantity:.6g} at "
+                    f"{order.ref_price:.6g} costs {order.quantity * unit:,.6g} with fees, "
+                    f"more than its cash {cash:,.6g} pays for", cash,
+                    order.quantity * unit))
+        return None
+
+    def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:
+        self.account.on_order_sent(order, agents)
+        if self.farm is not None:
+            self.farm.risk.on_order_sent(order)
+
+
+def _farm_denial(denial: OrderDenied) -> OrderDenied:
+    """A farm's own limit denied the order: its check is named ``farm.<check>``."""
+    return replace(denial, check=f"farm.{denial.check}")
+
+
+class FarmRouter:
+    """The venue router as a farm sees it: only the venues of its wallet."""
+
+    def __init__(self, router: VenueRouter, risk: FarmRisk) -> None:
+        self.router = router
+        self.risk = risk
+        self.venues = router.venues
+
+    def _outside(self) -> frozenset[str]:
+        farm = self.risk.farm
+        return frozenset() if farm is None else farm.outside_wallet
+
+    def route_legs(self, order: SubmitOrder, exclude: frozenset[str] = frozenset()
+                   ) -> tuple[OrderRouted, ...]:
+        return self.router.route_legs(order, exclude | self._outside())
+
+    def why_not(self, symbol: str) -> str:
+        farm = self.risk.farm
+        if farm is None or not farm.outside_wallet:
+            return self.router.why_not(symbol)
+        wallet = ", ".join(v.name for v in self.venues if v.name not in farm.outside_wallet)
+        return f"{self.router.why_not(symbol)} (farm {farm.name} trades through {wallet})"
+
+    def venue(self, name: str) -> SimVenue:
+        return self.router.venue(name)
+
+    def observe_funding(self, symbol: str, rate: float) -> None:
+        self.router.observe_funding(symbol, rate)
