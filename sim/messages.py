@@ -170,6 +170,7 @@ class FundingPaid:
     mark: float
     rate: float
     payment: float
+    venue: str | None = None  # where it was paid (None: a store from before the column)
 
 
 @dataclass(frozen=True, slots=True)
