@@ -288,18 +288,23 @@ class OrderManager(LegBook):
             self.mark_up()
             self._apply_state(t, msg.state)
         elif msg.unresolved:
+            t.error = msg.error
             self.set_status(t, "unresolved", msg.error)
             self.refresh(t, delay=self.refresh_s)
         elif self.fallback and t.booked == 0.0:  # another account may take it
-            reason = f"venue unreachable: {msg.error}"
-            self.untrack(t)
-            self.generation += 1
-            self.set_status(t, lifecycle.REJECTED, reason)
-            self.mark_down(reason)
-            self.desk.external_refused(t.leg, reason)
+            self._fall_back(t, f"venue unreachable: {msg.error}")
         else:  # nothing reached the venue (refused before running, or never connected)
             t.done = (lifecycle.REJECTED, f"venue unreachable: {msg.error}")
             self._finish(t)
+
+    def _fall_back(self, t: Tracked, reason: str) -> None:
+        """The leg never reached this account's venue: it ends rejected here, the venue
+        is marked down, and the desk routes the order among the others."""
+        self.untrack(t)
+        self.generation += 1
+        self.set_status(t, lifecycle.REJECTED, reason)
+        self.mark_down(reason)
+        self.desk.external_refused(t.leg, reason)
 
     def _venues(self) -> list[str]:
         """The scenario venues whose legs come here."""
@@ -341,7 +346,11 @@ class OrderManager(LegBook):
         if t.cloid not in self.by_cloid:
             return  # the fills finished it
         if msg.state is None:
-            if not t.placing:
+            if not t.placing and self.fallback and t.error is not None and t.close is None \
+                    and t.booked == 0.0:  # its placing failed and it never landed
+                self._fall_back(t, f"venue unreachable: {t.error} (the order never "
+                                   "reached it)")
+            elif not t.placing:
                 t.done = (lifecycle.REJECTED, f"the venue does not know order {t.cloid}: "
                                               "it was never placed")
                 self._finish(t)

@@ -53,6 +53,7 @@ class Tracked:
     refreshing: bool = False
     status: str = "sent"
     triggered: bool = False  # a trigger order the venue has fired (it executes now)
+    error: str | None = None  # why its placing failed with the outcome unknown
 
 
 @dataclass(slots=True)

@@ -416,7 +416,7 @@ class ExecutionDesk:
 
     def external_refused(self, leg: Leg, reason: str) -> None:
         """The external venue of ``leg`` never got it (unreachable, nothing filled): the
-        leg is dropped and the router tries the venues not tried yet, as after a simulated
+        leg ends rejected and the router tries the venues not tried yet, as after a simulated
         venue's refusal (``_refused``: a fallback is a routing decision with its reason;
         with none left the order ends rejected)."""
         life = leg.order
@@ -425,8 +425,7 @@ class ExecutionDesk:
         s = life.s
         leg.status = REJECTED
         leg.venue.book[s].remove(leg)
-        self.n_working[s] -= 1
-        life.legs.remove(leg)  # type: ignore[union-attr]
+        self.n_working[s] -= 1  # it stays among the order's legs, numbered, never working
         routed = OrderRouted(
             SubmitOrder(life.order_id, life.decision_id, life.ts, life.symbol, leg.quantity,
                         life.ref_price, life.kind, life.limit_price, life.stop_price,
