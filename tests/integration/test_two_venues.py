@@ -12,13 +12,25 @@ import asyncio
 import duckdb
 import pytest
 
+from live.clock import AcceleratedClock
+from live.feeds import PacedReplayFeed
 from live.records import OPEN_STATUSES, create_tables
+from live.runner import LiveRunner
+from quorum.cli import main
+from quorum.parity import replay
+from reports.parity import parity
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 from tests.integration.hyperliquid.conftest import fake  # noqa: F401 - the fixture
-from tests.integration.hyperliquid.venue_session import ACCOUNT, bars_of, history
+from tests.integration.hyperliquid.venue_session import (
+    ACCOUNT,
+    INTERVAL_NS,
+    bars_of,
+    history,
+)
 from tests.integration.two_venues import (
     OST_ACCOUNT,
+    SCENARIO,
     drive,
     each_once_and_equal,
     open_two,
@@ -140,3 +152,41 @@ def test_an_older_store_gains_the_venue_columns_and_keeps_its_rows(tmp_path) -> 
                     " 2000.0, 0.1, 2000, 'ost')")
         create_tables(con)  # idempotent once migrated
         assert con.execute("SELECT count(*) FROM venue_fills").fetchone() == (2,)
+
+
+def test_a_two_venue_paper_session_diffs_to_nothing_against_its_backtest(
+        tmp_path, capsys) -> None:
+    """The same scenario as a paper session (both venues simulated, the router splitting
+    orders by cost, Hyperliquid down for a while by a scenario event): ``quorum parity``
+    replays it through the backtest engine with no divergence, fills on both venues."""
+    start = "2024-03-01T00:00:00Z"
+    config = scenario(
+        data=[{**SCENARIO["data"][0], "start": start}],
+        venues=[{**SCENARIO["venues"][0], "max_order_notional": 1_500.0},
+                SCENARIO["venues"][1]],
+        router={"policy": "split"},
+        events=[{"at": "2024-03-01T00:20:00Z", "kind": "venue_down", "venue": "hl"},
+                {"at": "2024-03-01T00:40:00Z", "kind": "venue_up", "venue": "hl"}])
+    bars = bars_of(config)
+    db = tmp_path / "runs.duckdb"
+    with DuckDBStore(db) as store:
+        clock = AcceleratedClock(start_ns=bars[0].ts, speed=30_000.0)
+        feed = PacedReplayFeed(bars, clock, INTERVAL_NS)
+        live = asyncio.run(LiveRunner(config, store).run([feed]))
+        by_venue = dict(store.con.execute(
+            "SELECT venue, count(*) FROM fills WHERE run_id = ? GROUP BY ALL",
+            [live.run_id]).fetchall())
+        down = store.con.execute(
+            "SELECT count(*) FROM routing_decisions WHERE run_id = ? AND venue = 'ost' AND"
+            " reason LIKE '%skipped down: hl%'", [live.run_id]).fetchone()[0]
+    assert by_venue.get("hl", 0) >= 2 and by_venue.get("ost", 0) >= 2, by_venue
+    assert down >= 1  # while it was down, orders went to Ostium whole
+    with duckdb.connect(str(db), read_only=True) as con:
+        rep = replay(con, live.run_id)
+        try:
+            result = parity(rep.store.con, rep.live_run, rep.replay_run, rep.mode)
+        finally:
+            rep.store.close()
+    assert result.divergences == [] and result.mode == "paper"
+    assert main(["parity", live.run_id, "--db", str(db), "--out", str(tmp_path / "r")]) == 0
+    assert ": 0 divergence(s), 0 explained, 0 unexplained" in capsys.readouterr().out
