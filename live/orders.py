@@ -472,7 +472,7 @@ class OrderManager(LegBook):
             return
         t.refreshing = True
         self.requests.spawn(self.requests.look_up(t.cloid, t.coin, delay,
-                                                  self.by_cloid.__contains__))
+                                                  self.by_cloid.__contains__, t.oid))
 
     def _send_cancel(self, t: Tracked) -> None:
         t.cancel_sent = True
@@ -482,7 +482,8 @@ class OrderManager(LegBook):
         await self.requests.cancel(t.coin, t.cloid)
         if not t.refreshing:  # whatever happened, the lookup says
             t.refreshing = True
-            await self.requests.look_up(t.cloid, t.coin, 0.0, self.by_cloid.__contains__)
+            await self.requests.look_up(t.cloid, t.coin, 0.0, self.by_cloid.__contains__,
+                                        t.oid)
 
     def cancel_foreign(self, coin: str, oid: int) -> None:
         """Cancel an open order this run does not track (reconciliation rule 3)."""

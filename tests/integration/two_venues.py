@@ -138,7 +138,9 @@ def each_once_and_equal(hl: FakeHyperliquid, ost: FakeOstium, store: DuckDBStore
         booked = [r[0] for r in con.execute(
             "SELECT tid FROM venue_fills WHERE run_id = ? AND venue = ?",
             [run_id, venue]).fetchall()]
-        assert Counter(booked) == Counter(tids), f"{venue}: a fill lost or booked twice"
+        assert Counter(booked) == Counter(tids), (
+            f"{venue}: a fill lost or booked twice: booked {sorted(booked)}, at the venue "
+            f"{sorted(tids)}")
     (hl_held,) = con.execute("SELECT coalesce(sum(quantity), 0) FROM fills WHERE run_id = ?"
                              " AND venue = 'hl'", [run_id]).fetchone()
     (ost_held,) = con.execute("SELECT coalesce(sum(quantity), 0) FROM fills WHERE run_id = ?"
