@@ -121,8 +121,8 @@ class VenueRequests:
                       wanted: Callable[[str], bool], oid: int | None = None) -> None:
         """The leg's state by cloid and its fills, after ``delay`` seconds, unless it is no
         longer ``wanted`` by then (settled meanwhile: nothing asked, no weight spent).
-        A venue that knows no client ids (Ostium: its adapter keeps them in memory) may
-        not know the cloid after a restart: then the venue's id ``oid``, if the previous
+        A venue that knows no client ids (its adapter keeps them in memory) may not know
+        the cloid after a restart: then the venue's id ``oid``, if the previous
         process stored it, finds the order."""
         if delay:
             await asyncio.sleep(delay)
