@@ -22,11 +22,23 @@ if TYPE_CHECKING:
     from live.runner import LiveRunner
 
 
-def restore_funding(runner: LiveRunner, port: OrderPort,
+def restore_funding(runner: LiveRunner, port: OrderPort | list[OrderPort],
                     con: duckdb.DuckDBPyConnection) -> int:
-    """Restore the run's booked funding into ``runner``'s ledger and ``port``; returns how
-    many payments."""
+    """Restore the run's booked funding into ``runner``'s ledger and ``port`` (several
+    accounts: each its own payments and outside capital); returns how many payments."""
     create_tables(con)
+    if isinstance(port, list):
+        row = con.execute("SELECT started_ns FROM live_sessions WHERE run_id = ?",
+                          [runner.run_id]).fetchone()
+        payments = booked_funding(con, runner.run_id)
+        for _coin, _time_ms, _symbol, usdc, _szi, _rate in payments:
+            runner.engine.portfolio.fund(float(usdc))
+        for p in port:
+            mine = booked_funding(con, runner.run_id, p.venue_name)
+            p.restore_funding(None if row is None else int(row[0]) // 1_000_000,
+                              [(coin, int(time_ms)) for coin, time_ms, *_ in mine],
+                              account_outside(con, runner.run_id, p.venue_name))
+        return len(payments)
     run_id = runner.run_id
     row = con.execute("SELECT started_ns FROM live_sessions WHERE run_id = ?",
                       [run_id]).fetchone()

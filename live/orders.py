@@ -25,11 +25,19 @@ trigger's) unfilled rest canceled by the venue, or an IOC that matched nothing (
 cancelled with the venue's word; refused -> rejected with the venue's message; not found
 at the venue once nothing is in flight -> rejected ("never placed"). A leg ends only when
 every fill the venue reports for it is booked.
+
+Several accounts in one session (``fallback``: the runner sets it when a second one is
+attached): a leg that never reached its venue (``OrderNotSent``: unreachable) ends
+rejected there, its scenario venues are marked down in the router, and the desk routes
+the order again among the venues not tried (``ExecutionDesk.external_refused``: the
+fallback is a ``routing_decisions`` row with the reason). The venue is up again once it
+answers (a snapshot, a placement).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
@@ -48,7 +56,7 @@ from live.port import (
 from live.records import Durable, client_order_id
 from live.requests import Placed, Refreshed, VenueRequests
 from live.shapes import order_request, reduce_only
-from live.tracking import LegBook, Tracked
+from live.tracking import LegBook, Tracked, VenueShare
 from live.venue_types import (
     CANCELED,
     EXPIRED,
@@ -63,6 +71,7 @@ from live.venue_types import (
 from sim import orders as lifecycle
 from sim.execution import ExecutionDesk
 from sim.orders import IOC, MARKET, Leg, Order
+from sim.venue import DOWN, UP
 
 __all__ = ["OrderManager", "OrderPort", "Placed", "Refreshed", "Tracked"]
 
@@ -91,6 +100,9 @@ class OrderPort(Protocol):
     differences: int  # reconciliation differences alerted so far
     last_difference: tuple[str, str]  # the last one's kind and what it said
 
+    venue_name: str | None  # several accounts: the scenario venue its rows are stored under
+    share: VenueShare | None  # several accounts: its part of the ledger (reconciliation)
+
     @property
     def settled(self) -> bool: ...
 
@@ -115,6 +127,8 @@ class OrderPort(Protocol):
     def alert(self, kind: str, symbol: str | None, coin: str | None,
               store_value: float | None, venue_value: float | None, action: str,
               detail: str) -> None: ...
+    def mark_up(self) -> None: ...
+    def mark_down(self, reason: str) -> None: ...
 
 
 class OrderManager(LegBook):
@@ -137,6 +151,8 @@ class OrderManager(LegBook):
         self.queue: asyncio.Queue[object] | None = None
         self._outbox: list[Callable[[], None]] = []  # requests of this step, not started
         self._closed = False
+        self.fallback = False  # another account can take what this one cannot reach
+        self.down: str | None = None  # why this account is marked down (fallback only)
 
     # -- the venue port (called by the desk) -----------------------------------------------
 
@@ -272,13 +288,53 @@ class OrderManager(LegBook):
             return
         t.placing = False
         if msg.state is not None:
+            self.mark_up()
             self._apply_state(t, msg.state)
         elif msg.unresolved:
+            t.error = msg.error
             self.set_status(t, "unresolved", msg.error)
             self.refresh(t, delay=self.refresh_s)
+        elif self.fallback and t.booked == 0.0:  # another account may take it
+            self._fall_back(t, f"venue unreachable: {msg.error}")
         else:  # nothing reached the venue (refused before running, or never connected)
             t.done = (lifecycle.REJECTED, f"venue unreachable: {msg.error}")
             self._finish(t)
+
+    def _fall_back(self, t: Tracked, reason: str) -> None:
+        """The leg never reached this account's venue: it ends rejected here, the venue
+        is marked down, and the desk routes the order among the others."""
+        self.untrack(t)
+        self.generation += 1
+        self.set_status(t, lifecycle.REJECTED, reason)
+        self.mark_down(reason)
+        self.desk.external_refused(t.leg, reason)
+
+    def _venues(self) -> list[str]:
+        """The scenario venues whose legs come here."""
+        return [name for name, port in self.desk.external.items() if port is self]
+
+    def mark_down(self, reason: str) -> None:
+        """This account cannot be reached: its scenario venues are down for the router
+        (orders go to the others) until it answers again (``mark_up``)."""
+        if not self.fallback or self.down is not None:
+            return
+        self.down = reason
+        names = self._venues()
+        for name in names:
+            self.desk.router.set_health(name, DOWN)
+        print(f"quorum live: venue {', '.join(names)} marked down ({reason}): orders go "
+              "to the other venues", file=sys.stderr, flush=True)
+
+    def mark_up(self) -> None:
+        """This account answered: its scenario venues are up again."""
+        if self.down is None:
+            return
+        self.down = None
+        names = self._venues()
+        for name in names:
+            self.desk.router.set_health(name, UP)
+        print(f"quorum live: venue {', '.join(names)} answers again: marked up",
+              file=sys.stderr, flush=True)
 
     def _refreshed(self, msg: Refreshed) -> None:
         t = self.by_cloid.get(msg.cloid)
@@ -293,7 +349,11 @@ class OrderManager(LegBook):
         if t.cloid not in self.by_cloid:
             return  # the fills finished it
         if msg.state is None:
-            if not t.placing:
+            if not t.placing and self.fallback and t.error is not None and t.close is None \
+                    and t.booked == 0.0:  # its placing failed and it never landed
+                self._fall_back(t, f"venue unreachable: {t.error} (the order never "
+                                   "reached it)")
+            elif not t.placing:
                 t.done = (lifecycle.REJECTED, f"the venue does not know order {t.cloid}: "
                                               "it was never placed")
                 self._finish(t)
@@ -356,6 +416,8 @@ class OrderManager(LegBook):
         fill_id = self.desk.external_fill(t.leg, fill.time_ms * 1_000_000, fill.size,
                                           fill.price, fill.fee,
                                           "taker" if fill.crossed else "maker")
+        if self.share is not None:
+            self.share.fill(t.leg.order.symbol, fill.size, fill.price, fill.fee)
         t.booked += abs(fill.size)
         self.record_fill((fill.tid, fill_id, t.leg.order.order_id, t.cloid, fill.oid,
                           fill.coin, fill.size, fill.price, fill.fee, fill.time_ms))
@@ -380,7 +442,12 @@ class OrderManager(LegBook):
         self.funded.add(key)
         self.funding_cursor_ms = max(self.funding_cursor_ms, pay.time_ms)
         desk.router.observe_funding(symbol, pay.rate)
-        desk.book_funding(s, pay.time_ms * 1_000_000, pay.szi, mark, pay.rate, pay.usdc)
+        venue = self.venue_name or next(
+            (n for n in self._venues() if symbol in desk.router.venue(n).symbols), None)
+        if self.share is not None:
+            self.share.flow += pay.usdc
+        desk.book_funding(s, pay.time_ms * 1_000_000, pay.szi, mark, pay.rate, pay.usdc,
+                          venue)
         self.record_funding((pay.coin, pay.time_ms, symbol, pay.usdc, pay.szi, pay.rate,
                              pay.hash))
         return True
@@ -408,7 +475,7 @@ class OrderManager(LegBook):
             return
         t.refreshing = True
         self.requests.spawn(self.requests.look_up(t.cloid, t.coin, delay,
-                                                  self.by_cloid.__contains__))
+                                                  self.by_cloid.__contains__, t.oid))
 
     def _send_cancel(self, t: Tracked) -> None:
         t.cancel_sent = True
@@ -418,7 +485,8 @@ class OrderManager(LegBook):
         await self.requests.cancel(t.coin, t.cloid)
         if not t.refreshing:  # whatever happened, the lookup says
             t.refreshing = True
-            await self.requests.look_up(t.cloid, t.coin, 0.0, self.by_cloid.__contains__)
+            await self.requests.look_up(t.cloid, t.coin, 0.0, self.by_cloid.__contains__,
+                                        t.oid)
 
     def cancel_foreign(self, coin: str, oid: int) -> None:
         """Cancel an open order this run does not track (reconciliation rule 3)."""

@@ -39,6 +39,13 @@ action taken). The rules, in the order they are applied:
    withdrawal, a builder fee or trading the account elsewhere do not). Alert only: the
    store is never repaired, the venue is not touched, and a difference that persists is
    alerted once (again when it moves by more than the tolerance).
+
+A session trading several accounts reconciles each with its own part of the ledger
+(``OrderPort.share``): rule 4 compares the account's position with the fills booked at
+it (and its earlier adjustments; a new one is booked at its venue), rule 5 its account
+value with that part's equity at the account's marks. A snapshot that fails marks the
+account's venues down for the router (orders go to the others); one that answers marks
+them up (``OrderPort.mark_down`` / ``mark_up``).
 """
 
 from __future__ import annotations
@@ -60,7 +67,9 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
     if snap.error is not None:
         print(f"quorum live: reconciliation skipped, the venue did not answer: {snap.error}",
               file=sys.stderr, flush=True)
+        port.mark_down(f"the venue did not answer: {snap.error}")
         return False
+    port.mark_up()
     quiet = snap.generation == port.generation
     for pay in snap.funding:
         port.book_funding(pay)
@@ -95,12 +104,13 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
         return False
     desk = port.desk
     portfolio = desk.portfolio
+    share = port.share
     venue_positions = {p.coin: p for p in snap.positions}
     for s, symbol in enumerate(desk.symbols):
         coin = port.coins.get(symbol)
         if coin is None:
             continue
-        held = portfolio.qty[s]
+        held = portfolio.qty[s] if share is None else share.qty.get(symbol, 0.0)
         position = venue_positions.get(coin)
         venue = position.size if position is not None else 0.0
         lot = port.venue.lot_size(coin)
@@ -110,8 +120,14 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
         if not (math.isfinite(price) and price > 0):
             price = (position.entry_price if position is not None and position.entry_price
                      else portfolio.avg_price[s])
-        order_id = desk.adjust(s, port.now_ns(), venue - held, price,
-                               f"reconciliation: the venue holds {venue:g}, the store {held:g}")
+        reason = f"reconciliation: the venue holds {venue:g}, the store {held:g}"
+        if share is None:
+            order_id = desk.adjust(s, port.now_ns(), venue - held, price, reason)
+        else:  # booked at the account's venue, so its part of the ledger holds it
+            assert port.venue_name is not None
+            order_id = desk.adjust(s, port.now_ns(), venue - held, price, reason,
+                                   port.venue_name)
+            share.fill(symbol, venue - held, price, 0.0)
         port.alert("position", symbol, coin, held, venue,
                    f"adjusted by {venue - held:+g} at {price:g} (order {order_id})",
                    f"the venue holds {venue:g} {coin}, the store {held:g}")
@@ -121,8 +137,20 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
 
 def store_equity_at(port: OrderPort, marks: dict[str, float]) -> float:
     """The store's equity with each position at the venue's mark of its coin (the
-    store's own last price where the venue has none)."""
+    store's own last price where the venue has none); with several accounts, the part of
+    it this account holds (``OrderPort.share``)."""
     portfolio = port.desk.portfolio
+    share = port.share
+    if share is not None:
+        prices = {}
+        for s, symbol in enumerate(port.desk.symbols):
+            mark = marks.get(port.coins.get(symbol, ""))
+            if mark is None:
+                mark = portfolio.price[s]
+                if not (math.isfinite(mark) and mark > 0):
+                    mark = portfolio.avg_price[s]
+            prices[symbol] = mark
+        return share.equity_at(prices)
     equity = portfolio.cash
     for s, symbol in enumerate(port.desk.symbols):
         qty = portfolio.qty[s]
@@ -149,7 +177,7 @@ def _compare_account(port: OrderPort, snap: Snapshot) -> None:
     if port.account_outside is None:
         port.record_account(venue, equity)
         outside = venue - equity
-        if abs(outside) > _tolerance(equity):
+        if abs(outside) > _tolerance(equity) and port.share is None:
             print(f"quorum live: the venue account holds {venue:.2f}, the run {equity:.2f}: "
                   f"{outside:+.2f} is taken as capital outside the run", file=sys.stderr,
                   flush=True)

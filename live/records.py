@@ -19,6 +19,13 @@
 * ``reconciliations``: every difference found between the venue and the store, and what
   was done about it (see ``live.reconcile``).
 
+A session trading several accounts (``quorum live --venues``) keeps these per account:
+``venue_fills``, ``venue_funding``, ``venue_accounts`` and ``reconciliations`` carry the
+``venue`` (the scenario venue the account is bound to; '' or NULL for a session of one
+account), part of the first three's keys (two venues' trade ids may coincide). Stores
+from before the column are migrated when the tables are first used (``create_tables``):
+their rows are one-account sessions' ('').
+
 The tables belong to live mode and are created on first use; they hold no secret.
 """
 
@@ -51,19 +58,30 @@ _DDL = (
         run_id VARCHAR NOT NULL, tid BIGINT NOT NULL, fill_id BIGINT NOT NULL,
         order_id BIGINT NOT NULL, cloid VARCHAR, oid BIGINT NOT NULL, coin VARCHAR NOT NULL,
         quantity DOUBLE NOT NULL, price DOUBLE NOT NULL, fee DOUBLE NOT NULL,
-        time_ms BIGINT NOT NULL, PRIMARY KEY (run_id, tid))""",
+        time_ms BIGINT NOT NULL, venue VARCHAR NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, venue, tid))""",
     """CREATE TABLE IF NOT EXISTS venue_funding (
         run_id VARCHAR NOT NULL, coin VARCHAR NOT NULL, time_ms BIGINT NOT NULL,
         symbol VARCHAR NOT NULL, usdc DOUBLE NOT NULL, szi DOUBLE NOT NULL,
-        rate DOUBLE NOT NULL, hash VARCHAR, PRIMARY KEY (run_id, coin, time_ms))""",
+        rate DOUBLE NOT NULL, hash VARCHAR, venue VARCHAR NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, venue, coin, time_ms))""",
     """CREATE TABLE IF NOT EXISTS venue_accounts (
-        run_id VARCHAR PRIMARY KEY, ts BIGINT NOT NULL, account_value DOUBLE NOT NULL,
-        store_equity DOUBLE NOT NULL, outside DOUBLE NOT NULL)""",
+        run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, account_value DOUBLE NOT NULL,
+        store_equity DOUBLE NOT NULL, outside DOUBLE NOT NULL,
+        venue VARCHAR NOT NULL DEFAULT '', PRIMARY KEY (run_id, venue))""",
     """CREATE TABLE IF NOT EXISTS reconciliations (
         run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
         symbol VARCHAR, coin VARCHAR, store_value DOUBLE, venue_value DOUBLE,
-        action VARCHAR NOT NULL, detail VARCHAR NOT NULL)""",
+        action VARCHAR NOT NULL, detail VARCHAR NOT NULL, venue VARCHAR)""",
 )
+# Tables whose key gained ``venue``: an older store's table is rebuilt with its rows
+# (one-account sessions: venue ''). Their columns before, in order.
+_REKEYED = {
+    "venue_fills": "run_id, tid, fill_id, order_id, cloid, oid, coin, quantity, price, fee,"
+                   " time_ms",
+    "venue_funding": "run_id, coin, time_ms, symbol, usdc, szi, rate, hash",
+    "venue_accounts": "run_id, ts, account_value, store_equity, outside",
+}
 
 VENUE_ORDER_COLUMNS = (
     "run_id", "order_id", "leg", "cloid", "venue", "symbol", "coin", "quantity", "size",
@@ -73,8 +91,21 @@ VENUE_ORDER_COLUMNS = (
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The live tables, created (or migrated from an older store) on first use."""
+    old = {table for (table,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name IN ('venue_fills',"
+        " 'venue_funding', 'venue_accounts') AND NOT EXISTS (SELECT 1 FROM duckdb_columns() c WHERE"
+        " c.table_oid = duckdb_tables.table_oid AND c.column_name = 'venue')").fetchall()}
+    for table in sorted(old):
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_before_venue")
     for ddl in _DDL:
         con.execute(ddl)
+    for table in sorted(old):
+        columns = _REKEYED[table]
+        con.execute(f"INSERT INTO {table} ({columns}, venue) SELECT {columns}, '' FROM"
+                    f" {table}_before_venue")
+        con.execute(f"DROP TABLE {table}_before_venue")
+    con.execute("ALTER TABLE reconciliations ADD COLUMN IF NOT EXISTS venue VARCHAR")
 
 
 def client_order_id(run_id: str, order_id: int, leg: int) -> str:
@@ -102,48 +133,65 @@ def update_venue_order(con: duckdb.DuckDBPyConnection, run_id: str, cloid: str, 
 
 def insert_fill(con: duckdb.DuckDBPyConnection, run_id: str, tid: int, fill_id: int,
                 order_id: int, cloid: str | None, oid: int, coin: str, quantity: float,
-                price: float, fee: float, time_ms: int) -> None:
-    con.execute("INSERT INTO venue_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                price: float, fee: float, time_ms: int, venue: str | None = None) -> None:
+    con.execute("INSERT INTO venue_fills (run_id, tid, fill_id, order_id, cloid, oid, coin,"
+                " quantity, price, fee, time_ms, venue) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, tid, fill_id, order_id, cloid, oid, coin, quantity, price, fee,
-                 time_ms])
+                 time_ms, venue or ""])
 
 
 def insert_reconciliation(con: duckdb.DuckDBPyConnection, run_id: str, ts: int, kind: str,
                           symbol: str | None, coin: str | None, store_value: float | None,
-                          venue_value: float | None, action: str, detail: str) -> None:
-    con.execute("INSERT INTO reconciliations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, ts, kind, symbol, coin, store_value, venue_value, action, detail])
+                          venue_value: float | None, action: str, detail: str,
+                          venue: str | None = None) -> None:
+    con.execute("INSERT INTO reconciliations (run_id, ts, kind, symbol, coin, store_value,"
+                " venue_value, action, detail, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, ts, kind, symbol, coin, store_value, venue_value, action, detail,
+                 venue])
 
 
 def insert_funding(con: duckdb.DuckDBPyConnection, run_id: str, coin: str, time_ms: int,
-                   symbol: str, usdc: float, szi: float, rate: float, hash: str) -> None:
-    con.execute("INSERT INTO venue_funding VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, coin, time_ms, symbol, usdc, szi, rate, hash or None])
+                   symbol: str, usdc: float, szi: float, rate: float, hash: str,
+                   venue: str | None = None) -> None:
+    con.execute("INSERT INTO venue_funding (run_id, coin, time_ms, symbol, usdc, szi, rate,"
+                " hash, venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, coin, time_ms, symbol, usdc, szi, rate, hash or None, venue or ""])
 
 
 def insert_account(con: duckdb.DuckDBPyConnection, run_id: str, ts: int,
-                   account_value: float, store_equity: float) -> None:
-    con.execute("INSERT INTO venue_accounts VALUES (?, ?, ?, ?, ?)",
-                [run_id, ts, account_value, store_equity, account_value - store_equity])
+                   account_value: float, store_equity: float,
+                   venue: str | None = None) -> None:
+    con.execute("INSERT INTO venue_accounts (run_id, ts, account_value, store_equity,"
+                " outside, venue) VALUES (?, ?, ?, ?, ?, ?)",
+                [run_id, ts, account_value, store_equity, account_value - store_equity,
+                 venue or ""])
 
 
-def booked_funding(con: duckdb.DuckDBPyConnection, run_id: str) -> list[tuple[Any, ...]]:
-    """(coin, time_ms, symbol, usdc, szi, rate) of every funding payment booked, in order."""
+def booked_funding(con: duckdb.DuckDBPyConnection, run_id: str,
+                   venue: str | None = None) -> list[tuple[Any, ...]]:
+    """(coin, time_ms, symbol, usdc, szi, rate) of every funding payment booked, in order
+    (``venue``: only that account's, in a session of several)."""
     return con.execute("SELECT coin, time_ms, symbol, usdc, szi, rate FROM venue_funding"
-                       " WHERE run_id = ? ORDER BY time_ms, coin", [run_id]).fetchall()
+                       " WHERE run_id = ? AND (? IS NULL OR venue = ?) ORDER BY time_ms, coin",
+                       [run_id, venue, venue]).fetchall()
 
 
-def account_outside(con: duckdb.DuckDBPyConnection, run_id: str) -> float | None:
+def account_outside(con: duckdb.DuckDBPyConnection, run_id: str,
+                    venue: str | None = None) -> float | None:
     """The capital outside the run recorded at its first account comparison (None: none
-    yet)."""
-    row = con.execute("SELECT outside FROM venue_accounts WHERE run_id = ?",
-                      [run_id]).fetchone()
+    yet; ``venue``: that account's, in a session of several)."""
+    row = con.execute("SELECT outside FROM venue_accounts WHERE run_id = ? AND venue = ?",
+                      [run_id, venue or ""]).fetchone()
     return None if row is None else float(row[0])
 
 
-def booked_tids(con: duckdb.DuckDBPyConnection, run_id: str) -> set[int]:
-    return {r[0] for r in con.execute("SELECT tid FROM venue_fills WHERE run_id = ?",
-                                      [run_id]).fetchall()}
+def booked_tids(con: duckdb.DuckDBPyConnection, run_id: str,
+                venue: str | None = None) -> set[int]:
+    """The venue trade ids the run booked (``venue``: that account's only)."""
+    return {r[0] for r in con.execute(
+        "SELECT tid FROM venue_fills WHERE run_id = ? AND (? IS NULL OR venue = ?)",
+        [run_id, venue, venue]).fetchall()}
 
 
 def open_venue_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
@@ -164,7 +212,7 @@ class Durable:
     updates: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
     funding: list[tuple[Any, ...]] = field(default_factory=list)
-    account: tuple[int, float, float] | None = None
+    account: tuple[int, float, float, str | None] | None = None
 
     @property
     def empty(self) -> bool:

@@ -27,6 +27,10 @@ continues where its durable records leave it.
   the start-of-day equity and the drawdown peak come from the stored equity rows; and a
   circuit breaker tripped or a kill switch pulled before the crash stays so.
 
+With several accounts (``ports``: one per account, by the scenario venues bound to it),
+each leg goes back to its venue's account, each account knows its own booked trade ids,
+funding and outside capital, and its part of the ledger (``OrderPort.share``) is rebuilt
+from the fills and funding stored at its venues.
 What is not restored: rows of up to the last second before the crash (the runner
 commits at most every second, risk trips at once, each transaction whole). Fills and
 order outcomes among them are not lost: their legs are still open in the store, so
@@ -36,12 +40,13 @@ equity are those of the equity rows that were committed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import duckdb
 
 from live.funding import restore_funding
-from live.records import booked_tids, create_tables, open_venue_orders
+from live.records import booked_funding, booked_tids, create_tables, open_venue_orders
 from live.risk_state import restore_risk
 from sim.messages import OrderFilled
 from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
@@ -51,9 +56,14 @@ if TYPE_CHECKING:
     from live.runner import LiveRunner
 
 
-def restore(runner: LiveRunner, port: OrderPort, con: duckdb.DuckDBPyConnection) -> int:
-    """Restore ``runner``'s stored run into its engine and ``port``; returns how many
-    legs with an unknown outcome were taken back."""
+def restore(runner: LiveRunner, port: OrderPort | Mapping[str, OrderPort],
+            con: duckdb.DuckDBPyConnection) -> int:
+    """Restore ``runner``'s stored run into its engine and ``port`` (several accounts: a
+    port by scenario venue); returns how many legs with an unknown outcome were taken
+    back."""
+    ports = port if isinstance(port, Mapping) else None
+    first = next(iter(ports.values())) if ports else port
+    assert not isinstance(first, Mapping)
     create_tables(con)
     run_id = runner.run_id
     engine = runner.engine
@@ -75,7 +85,12 @@ def restore(runner: LiveRunner, port: OrderPort, con: duckdb.DuckDBPyConnection)
     (decision_id,) = con.execute("SELECT coalesce(max(decision_id), 0) FROM decisions"
                                  " WHERE run_id = ?", [run_id]).fetchone()
     engine.restore_decision_id(int(decision_id))
-    port.know_booked(booked_tids(con, run_id))
+    if ports is None:
+        first.know_booked(booked_tids(con, run_id))
+    else:
+        for p in dict.fromkeys(ports.values()):
+            p.know_booked(booked_tids(con, run_id, p.venue_name))
+            _restore_share(p, [v for v, q in ports.items() if q is p], con, run_id)
 
     lives: dict[int, Order] = {}
     legs = open_venue_orders(con, run_id)
@@ -90,16 +105,32 @@ def restore(runner: LiveRunner, port: OrderPort, con: duckdb.DuckDBPyConnection)
                                 [run_id, row["cloid"]]).fetchone()
         leg.remaining = row["quantity"] - booked
         stands = _guards_position(life, portfolio.qty[life.s])
-        port.adopt(leg, row["cloid"], row["coin"], row["size"],
-                   row["kind"] == MARKET or row["tif"] == IOC, abs(booked),
-                   oid=None if row["oid"] is None else int(row["oid"]),
-                   close=None if stands else (
-                       "cancelled", "restart: an order from before the restart does not stand"))
-    restore_funding(runner, port, con)
-    killed_by = restore_risk(engine.risk, run_id, con, port.now_ns())
+        owner = first if ports is None else ports[row["venue"]]
+        owner.adopt(leg, row["cloid"], row["coin"], row["size"],
+                    row["kind"] == MARKET or row["tif"] == IOC, abs(booked),
+                    oid=None if row["oid"] is None else int(row["oid"]),
+                    close=None if stands else (
+                        "cancelled", "restart: an order from before the restart does not stand"))
+    restore_funding(runner, first if ports is None else list(dict.fromkeys(ports.values())), con)
+    killed_by = restore_risk(engine.risk, run_id, con, first.now_ns())
     if killed_by is not None and runner.killed_by is None:
         runner.killed_by = killed_by
     return len(legs)
+
+
+def _restore_share(port: OrderPort, venues: list[str], con: duckdb.DuckDBPyConnection,
+                   run_id: str) -> None:
+    """An account's part of the ledger: the fills stored at its venues (adjustments
+    included) and the funding it was paid."""
+    share = port.share
+    if share is None:
+        return
+    marks = ", ".join("?" for _ in venues)
+    for symbol, qty, price, fee in con.execute(
+            f"SELECT symbol, quantity, price, fee FROM fills WHERE run_id = ? AND venue IN"
+            f" ({marks}) ORDER BY fill_id", [run_id, *venues]).fetchall():
+        share.fill(symbol, qty, price, fee)
+    share.flow += sum(float(r[3]) for r in booked_funding(con, run_id, port.venue_name))
 
 
 def _guards_position(life: Order, position: float) -> bool:

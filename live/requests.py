@@ -135,9 +135,12 @@ class VenueRequests:
         self.deliver(msg)
 
     async def look_up(self, cloid: str, coin: str, delay: float,
-                      wanted: Callable[[str], bool]) -> None:
+                      wanted: Callable[[str], bool], oid: int | None = None) -> None:
         """The leg's state by cloid and its fills, after ``delay`` seconds, unless it is no
-        longer ``wanted`` by then (settled meanwhile: nothing asked, no weight spent)."""
+        longer ``wanted`` by then (settled meanwhile: nothing asked, no weight spent).
+        A venue that knows no client ids (its adapter keeps them in memory) may not know
+        the cloid after a restart: then the venue's id ``oid``, if the previous
+        process stored it, finds the order."""
         if delay:
             await asyncio.sleep(delay)
             if not wanted(cloid):
@@ -146,6 +149,8 @@ class VenueRequests:
         started = time.perf_counter()
         try:
             state = await venue.order_state(cloid, coin)
+            if state is None and oid is not None:
+                state = await venue.order_state(oid, coin)
             oid = state.oid if state is not None else None
             fills = tuple(f for f in await venue.fills()
                           if f.cloid == cloid or (oid is not None and f.oid == oid))

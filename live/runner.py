@@ -21,6 +21,11 @@ applied by the same consumer; after every step (a bar, a venue message) the requ
 submitted in that step go out first (their ``venue_orders`` rows are in the run's journal
 already: write-ahead), and the port's durable records go with the rows (at once when the
 risk engine tripped).
+Several accounts (``attach_port`` once per account, each with the scenario venues bound
+to it): each order manager's messages reach the same consumer tagged with their account
+(``_FromPort``), each account is reconciled with its own snapshots, and the legs routed
+to a venue go to its account's manager; one that cannot be reached is routed to the
+others (``live.orders``: the fallback).
 Bars that had closed before the session started (the warm-up) never send an order: the
 desk holds them (denied, check "hold"). When the feeds end, the desk cancels what is
 still working and the runner waits (``settle_s``) for the venue to confirm.
@@ -151,7 +156,8 @@ class LiveRunner:
         self.recorder.before_flush.append(self._write_bars)
         self.killed_by: str | None = None
         self.resume = resume  # continue a stored run (live.recovery restored its state)
-        self.port: OrderPort | None = None
+        self.port: OrderPort | None = None  # the first (with one account: the) port
+        self.ports: list[OrderPort] = []
         self.reconciled = False  # the last reconciliation compared positions too
         self.writer: StoreWriter | None = None  # while running: DuckDB off the loop
         self.trips: RiskTrips | None = None  # with a real venue: breaker/kill, durably
@@ -193,15 +199,25 @@ class LiveRunner:
         return item.future
 
     def attach_port(self, port: OrderPort, *, hold_until_ns: int, interval_ns: int,
-                    reconcile_every_s: float | None = None, settle_s: float = 10.0) -> None:
-        """Route every order to ``port`` (a real venue) instead of the simulated venues;
-        bars closed by ``hold_until_ns`` (the warm-up) send no order."""
-        self.port = port
-        for venue in self.engine.router.venues:
-            self.engine.desk.attach_external(venue.name, port)
+                    reconcile_every_s: float | None = None, settle_s: float = 10.0,
+                    venues: Sequence[str] | None = None) -> None:
+        """Route the orders of scenario ``venues`` (default: every venue no port has yet)
+        to ``port`` (a real venue account) instead of simulating them; bars closed by
+        ``hold_until_ns`` (the warm-up) send no order. Called once per account: with
+        several, each can fall back on the others (``live.orders``)."""
+        desk = self.engine.desk
+        names = (list(venues) if venues is not None else
+                 [v.name for v in self.engine.router.venues if v.name not in desk.external])
+        self.ports.append(port)
+        self.port = self.ports[0]
+        for name in names:
+            desk.attach_external(name, port)
+        if len(self.ports) > 1:
+            for p in self.ports:
+                p.fallback = True  # type: ignore[attr-defined]
         requests = getattr(port, "requests", None)
         if self.bus is not None and requests is not None:  # tool feedback: the venue's health
-            requests.on_call = VenueCalls(self.bus, [v.name for v in self.engine.router.venues])
+            requests.on_call = VenueCalls(self.bus, names)
         self.hold_until_ns = hold_until_ns
         self.interval_ns = interval_ns
         self.reconcile_every_s = reconcile_every_s
@@ -244,8 +260,8 @@ class LiveRunner:
                         await self._start_port()
                     await self._consume(feeds, kill_switch)
                 finally:
-                    if self.port is not None:
-                        await self.port.close()
+                    for port in self.ports:
+                        await port.close()
                 self.engine.finish()
                 self._commit(force=True)
             except asyncio.CancelledError as exc:  # stored with how it was stopped
@@ -280,18 +296,23 @@ class LiveRunner:
     async def _start_port(self) -> None:
         """Resolve what a previous process left at the venue, then reconcile, before any
         bar is taken."""
-        port = self.port
-        assert port is not None
+        assert self.port is not None
         self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
                                self.run_id, self.engine.risk)
-        await port.start(self.queue)
+        several = len(self.ports) > 1
+        for k, port in enumerate(self.ports):
+            await port.start(_PortQueue(self.queue, k) if several else self.queue)
         await self.settle()
-        for _ in range(3):  # until a round finds the account quiet enough to compare all
-            port.request_snapshot()
-            await self._until(lambda msg: isinstance(msg, Snapshot))
-            await self.settle()
-            if self.reconciled:
-                break
+        for k, port in enumerate(self.ports):
+            for _ in range(3):  # until a round finds the account quiet enough to compare all
+                port.request_snapshot()
+                await self._until(
+                    (lambda msg, k=k: isinstance(msg, _FromPort) and msg.port == k
+                     and isinstance(msg.msg, Snapshot)) if several
+                    else (lambda msg: isinstance(msg, Snapshot)))
+                await self.settle()
+                if self.reconciled:
+                    break
 
     async def _consume(
         self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
@@ -329,7 +350,8 @@ class LiveRunner:
                         continue
                     self._handle(item)
                     if self.port is not None:  # requests of this step reach the wire first
-                        self.port.start_requests()
+                        for port in self.ports:
+                            port.start_requests()
                         await asyncio.sleep(0)
                     self._commit()
             finally:
@@ -341,14 +363,17 @@ class LiveRunner:
             await self.settle()
 
     def _handle(self, item: object) -> None:
+        port = self.port
+        if isinstance(item, _FromPort):  # several accounts: the message names its own
+            port, item = self.ports[item.port], item.msg
         if isinstance(item, Snapshot):
-            assert self.port is not None
-            before = self.port.differences
-            self.reconciled = reconcile(self.port, item)
-            report_reconciliation(self.bus, self.port, before, self.reconciled)
+            assert port is not None
+            before = port.differences
+            self.reconciled = reconcile(port, item)
+            report_reconciliation(self.bus, port, before, self.reconciled)
         elif isinstance(item, VenueMessage):
-            assert self.port is not None
-            self.port.apply(item)
+            assert port is not None
+            port.apply(item)
         elif isinstance(item, KillRequested):
             self.kill(item.source)
         elif isinstance(item, _Submitted):
@@ -370,9 +395,8 @@ class LiveRunner:
         (``live.recovery``). Each hand-over costs the writer 10-30 ms of DuckDB inserts,
         run beside the loop on the same cores; once per fill, it was busy most of the
         time and slowed the market events that met it (BENCHMARKS.md)."""
-        port = self.port
-        if port is not None:
-            port.start_requests()
+        for p in self.ports:
+            p.start_requests()
         writer = self.writer
         if writer is None:  # not running, or a store without a connection: the recorder's
             return  # own flushes (``_release``)
@@ -393,7 +417,7 @@ class LiveRunner:
             run_id = self.run_id
             batches = self.recorder.take_batches()
             bars = self._new_bars()
-            records = port.take_records() if port is not None else None
+            records = [p.take_records() for p in self.ports]
             trip_rows = trips.take(self.engine.clock.now_ns()) if tripped else []  # type: ignore[union-attr]
 
             def write(con: duckdb.DuckDBPyConnection) -> None:
@@ -401,11 +425,11 @@ class LiveRunner:
                     append_batch(con, run_id, table, batch)
                 if bars:
                     append_batch(con, run_id, "bars", bars_table(bars))
-                if records is not None:
-                    write_records(con, run_id, records)
+                for r in records:
+                    write_records(con, run_id, r)
                 insert_trips(con, trip_rows)
 
-            if batches or bars or trip_rows or (records is not None and not records.empty):
+            if batches or bars or trip_rows or any(not r.empty for r in records):
                 writer.submit(write)
         if force:
             writer.wait()
@@ -421,15 +445,16 @@ class LiveRunner:
         """Apply venue messages until nothing of ours is working at the venue (True), or
         ``timeout_s`` (default ``settle_s``) passes (False: a warning; what is left is
         resolved by the next session of the run)."""
-        port = self.port
-        assert port is not None
+        ports = self.ports
+        assert ports
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.settle_s if timeout_s is None else timeout_s)
         self._commit(force=True)
-        while not port.settled:
+        while not all(p.settled for p in ports):
             left = deadline - loop.time()
             if left <= 0:
-                print(f"quorum live: {len(port.by_cloid)} order(s) not settled at the venue "
+                unsettled = sum(len(p.by_cloid) for p in ports)
+                print(f"quorum live: {unsettled} order(s) not settled at the venue "
                       f"after {self.settle_s:g} s; `quorum live --resume {self.run_id}` "
                       "resolves them", file=sys.stderr, flush=True)
                 return False
@@ -461,7 +486,8 @@ class LiveRunner:
         assert self.port is not None
         while True:
             await asyncio.sleep(seconds)
-            self.port.request_snapshot()
+            for port in self.ports:
+                port.request_snapshot()
 
     def kill(self, source: str) -> None:
         """Pull the scenario's kill switch now: it takes effect before the next bar (only
@@ -610,6 +636,30 @@ def stored_seq(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     row = con.execute("SELECT max(seq) FROM agent_events WHERE run_id = ?",
                       [run_id]).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+class _FromPort:
+    """A message of account ``port`` (its index in ``LiveRunner.ports``), in a session
+    trading several."""
+
+    __slots__ = ("msg", "port")
+
+    def __init__(self, port: int, msg: object) -> None:
+        self.port, self.msg = port, msg
+
+
+class _PortQueue:
+    """What an order manager of a several-account session delivers to: the runner's
+    queue, each message tagged with its account (an error ends the session as it is)."""
+
+    __slots__ = ("port", "queue")
+
+    def __init__(self, queue: asyncio.Queue[object], port: int) -> None:
+        self.queue, self.port = queue, port
+
+    def put_nowait(self, msg: object) -> None:
+        self.queue.put_nowait(msg if isinstance(msg, BaseException)
+                              else _FromPort(self.port, msg))
 
 
 async def _pump(feed: AsyncBarFeed, queue: asyncio.Queue[object]) -> None:

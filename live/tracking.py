@@ -12,6 +12,11 @@ to the run's journal when it is submitted (``write_ahead``), before its request 
 status changes, booked fills and funding, the first account comparison and alerts wait
 in ``Durable`` for the runner's next commit (``take_records``).
 
+In a session trading several accounts (``VenueShare``), each account's book also keeps its
+part of the ledger: the position per symbol of the fills booked at it (and the
+adjustments reconciliation booked for it) and the cash they and its funding moved. The
+desk's one portfolio holds the sum; reconciliation compares each account with its part.
+
 This is the state half of the order manager (``live.orders``): it holds no adapter and no
 desk, and does no I/O but the journal's append.
 """
@@ -48,6 +53,25 @@ class Tracked:
     refreshing: bool = False
     status: str = "sent"
     triggered: bool = False  # a trigger order the venue has fired (it executes now)
+    error: str | None = None  # why its placing failed with the outcome unknown
+
+
+@dataclass(slots=True)
+class VenueShare:
+    """One account's part of a several-account session's ledger: ``qty`` per symbol from
+    its own fills and adjustments, ``flow`` the cash they and its funding moved (so its
+    equity at marks is ``flow`` + sum of qty x mark, its capital sitting in the account
+    value's ``outside`` part, fixed at the first comparison)."""
+
+    qty: dict[str, float]
+    flow: float = 0.0
+
+    def fill(self, symbol: str, quantity: float, price: float, fee: float) -> None:
+        self.qty[symbol] = self.qty.get(symbol, 0.0) + quantity
+        self.flow -= quantity * price + fee
+
+    def equity_at(self, marks: Mapping[str, float]) -> float:
+        return self.flow + sum(q * marks[s] for s, q in self.qty.items() if q)
 
 
 class LegBook:
@@ -78,6 +102,11 @@ class LegBook:
         # monitor reads them after each reconciliation round (``LiveRunner``).
         self.differences = 0
         self.last_difference: tuple[str, str] = ("", "")
+        # A session with several accounts: the scenario venue this account is stored
+        # under (its rows' ``venue`` column) and its part of the ledger; None: one account,
+        # the whole ledger is its.
+        self.venue_name: str | None = None
+        self.share: VenueShare | None = None
         self._durable = Durable()
 
     # -- tracking --------------------------------------------------------------------------
@@ -148,17 +177,17 @@ class LegBook:
             "message": message, "updated_ns": self.now_ns()})
 
     def record_fill(self, row: tuple[Any, ...]) -> None:
-        """A booked fill's ``venue_fills`` row (trade id first)."""
-        self._durable.fills.append(row)
+        """A booked fill's ``venue_fills`` row (trade id first, venue last)."""
+        self._durable.fills.append((*row, self.venue_name))
 
     def record_funding(self, row: tuple[Any, ...]) -> None:
-        """A booked payment's ``venue_funding`` row (coin and time first)."""
-        self._durable.funding.append(row)
+        """A booked payment's ``venue_funding`` row (coin and time first, venue last)."""
+        self._durable.funding.append((*row, self.venue_name))
 
     def record_account(self, account_value: float, store_equity: float) -> None:
         """Fix the capital outside the run (its first account comparison), durably."""
         self.account_outside = account_value - store_equity
-        self._durable.account = (self.now_ns(), account_value, store_equity)
+        self._durable.account = (self.now_ns(), account_value, store_equity, self.venue_name)
 
     def note_account_difference(self, diff: float | None) -> None:
         """The account difference last alerted (None: the account agrees again)."""
@@ -169,10 +198,12 @@ class LegBook:
               detail: str) -> None:
         """A difference between the venue and the store: stderr now, a stored row with
         the next commit."""
-        print(f"quorum live: RECONCILIATION ALERT {kind} {coin or ''}: {detail}; {action}",
+        where = f" at {self.venue_name}" if self.venue_name else ""
+        print(f"quorum live: RECONCILIATION ALERT{where} {kind} {coin or ''}: {detail}; "
+              f"{action}",
               file=sys.stderr, flush=True)
         self._durable.alerts.append((self.now_ns(), kind, symbol, coin, store_value,
-                                     venue_value, action, detail))
+                                     venue_value, action, detail, self.venue_name))
         self.differences += 1
         self.last_difference = (kind, f"{detail}; {action}")
 

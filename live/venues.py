@@ -64,6 +64,7 @@ class VenueKind(Protocol):
     # The logger its request retries go to (warnings, as they happen): quiet while a
     # session connects, whose failure is said in one line with the attempts in it.
     retry_log: str
+    key_env: str  # the environment variable of an account's key (``[live.venues]`` remaps it)
 
     def settings(self, *, testnet: bool, url: str | None) -> VenueSettings:
         """The network's settings (``url``: another base URL); ConfigError if bad."""
@@ -75,6 +76,11 @@ class VenueKind(Protocol):
 
     def interval_name(self, interval_ns: int) -> str:
         """The venue's name of a candle interval; ValueError if it offers none."""
+        ...
+
+    def credentials(self, settings: Any, environ: Mapping[str, str] | None = None) -> Any:
+        """The account's credentials from the environment only (never a file or the
+        command line); ValueError saying what to set."""
         ...
 
     def connect(self, settings: Any, credentials: Any = None) -> VenueConnection:

@@ -469,44 +469,51 @@ def cmd_live(args: argparse.Namespace) -> int:
     """A paper or real-venue session; exit 2 before connecting when the gate or the input
     refuses. SIGTERM stops it as Ctrl-C does (``quorum.signals``)."""
     from live.capital import describe
-    from live.hyperliquid.config import Credentials
+    from live.venues import kind_of
     from quorum.live import (
         check_live_config,
         check_real_venue_config,
         default_kill_file,
-        hyperliquid_config,
         open_venue_session,
         paper_session,
         run_to_resume,
         without_log,
     )
+    from quorum.live_accounts import plan_session
     from quorum.signals import run_interruptible
     from sim.validation import check_promotion
 
+    real = not args.paper
+    if args.feed is not None and real:
+        raise UsageError("--feed chooses a paper session's market data: use it with --paper "
+                         "(--venue NAME trades on NAME's)")
+    if args.venues and (args.url or args.testnet):
+        raise UsageError("--venues: each venue's url and testnet are set in the scenario's "
+                         "[live.venues.NAME] (or $QUORUM_HL_URL, $QUORUM_OSTIUM_URL)")
     if args.max_bars is not None and args.max_bars < 1:
         raise UsageError(f"--max-bars must be >= 1, got {args.max_bars}")
-    if args.resume is not None and args.venue is None:
+    if args.resume is not None and not real:
         raise UsageError("--resume continues a run on a real venue: use it with --venue")
-    if args.capital_from_account and args.venue is None:
+    if args.capital_from_account and not real:
         raise UsageError("--capital-from-account sizes from a real account: use it with "
                          "--venue")
     rehearse_every_s = _rehearse_every(args)
     config = load_scenario(args.scenario)
-    check_live_config(config)
-    if args.venue is not None:
+    try:
+        plan = plan_session(config, paper=args.paper, venue=args.venue or args.feed,
+                            venues=args.venues, testnet=args.testnet, url=args.url)
+    except ValueError as exc:  # a key missing from the environment
+        raise UsageError(str(exc)) from None
+    hl = plan.feed
+    check_live_config(config, kind_of(hl))
+    if real:
         check_real_venue_config(config)
-    hl = hyperliquid_config(testnet=args.testnet, url=args.url)
     clock = None
-    if args.url:  # a ``quorum sandbox`` plays its market on its own clock: run on it
+    if args.url or hl.rest_url.startswith("http://"):  # a local venue: a sandbox?
+        # a ``quorum sandbox`` plays its market on its own clock: run on it
         from live.hyperliquid.fake.sandbox import probe_clock
 
         clock = probe_clock(hl.rest_url)
-    credentials = None
-    if args.venue is not None:
-        try:
-            credentials = Credentials.from_env(hl.mainnet)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
     kill_file = Path(args.kill_file) if args.kill_file else default_kill_file(args.db)
     if kill_file.exists():
         raise UsageError(f"kill file {kill_file} exists (the kill switch was pulled); "
@@ -519,7 +526,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
         api = SessionApi(args)
     with DuckDBStore(args.db) as store, _closing(api):
-        resume_run = run_to_resume(store, config, args.resume) if args.venue else None
+        resume_run = run_to_resume(store, config, args.resume) if real else None
         with without_log("sim.validation"):  # the override is printed below, once
             verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
@@ -533,33 +540,35 @@ def cmd_live(args: argparse.Namespace) -> int:
                   f"(config {verdict.config_hash}): {verdict.reason.removeprefix('OVERRIDDEN: ')}"
                   f" -- reason given: {args.override_gate.strip()} (stored as validation "
                   f"{verdict.validation_id})", file=sys.stderr, flush=True)
-        mode = "paper" if args.venue is None else "live"
+        mode = "live" if real else "paper"
         run_ids: list[str] = []  # the session's run, once it has one
 
         def announce(run_id: str, resumed: bool = False, recovered: int = 0) -> None:
             what = (f"RESUMING live run {run_id} ({recovered} order(s) to resolve at the "
                     "venue)" if resumed else f"{mode} session {run_id}")
-            print(f"quorum live: {what} on Hyperliquid {hl.network} "
+            print(f"quorum live: {what} on {plan.title} "
                   f"({hl.rest_url}); gate: {verdict.reason}; kill switch: "
                   f"`quorum kill --kill-file {kill_file}` or kill -USR1 {os.getpid()}",
                   file=sys.stderr, flush=True)
 
         async def trade() -> RunResult:
-            assert credentials is not None
+            first = plan.accounts[0]
             session = await open_venue_session(
                 config, store, hl, verdict, override_reason=args.override_gate,
-                kill_file=kill_file, credentials=credentials, max_bars=args.max_bars,
+                kill_file=kill_file, credentials=first.credentials, max_bars=args.max_bars,
                 resume_run=resume_run, rehearse_every_s=rehearse_every_s,
                 capital_from_account=args.capital_from_account, on_run=run_ids.append,
                 clock=clock, on_runner=api.attach if api is not None else None,
-                bus=api.bus if api is not None else None)
+                bus=api.bus if api is not None else None,
+                accounts=plan.accounts if len(plan.accounts) > 1 else None)
             if session.capital is not None:
-                print(describe(session.capital, "hyperliquid"), file=sys.stderr, flush=True)
+                names = "+".join(kind_of(a.settings).name for a in plan.accounts)
+                print(describe(session.capital, names), file=sys.stderr, flush=True)
             announce(session.runner.run_id, resume_run is not None, session.recovered)
             return await session.run()
 
         try:
-            if args.venue is None:
+            if not real:
                 result = run_interruptible(paper_session(
                     config, store, hl, verdict, override_reason=args.override_gate,
                     kill_file=kill_file, max_bars=args.max_bars, on_start=announce,
@@ -607,7 +616,7 @@ def _rehearse_every(args: argparse.Namespace) -> float | None:
 
     if args.rehearse_every is None:
         return None
-    if args.venue is None:
+    if args.paper:
         raise UsageError("--rehearse-every keeps a real venue's order path warm: use it "
                          "with --venue")
     try:
@@ -869,19 +878,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("live", help="trade a validated scenario on live market data "
-                       "(--paper: Hyperliquid candles, fills simulated by the scenario's "
-                       "venues; --venue hyperliquid: a real account)")
+                       "(--paper: fills simulated by the scenario's venues; --venue NAME: "
+                       "a real account there; --venues: one per scenario venue)")
     p.add_argument("scenario", help="scenario TOML file")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--paper", action="store_true",
-                     help="live data, simulated fills (the scenario's venue model)")
-    how.add_argument("--venue", choices=["hyperliquid"],
-                     help="trade a real account (keys from $QUORUM_HL_SECRET_KEY, never "
-                          "from a file or the command line)")
+                     help="live data (of --feed), simulated fills (the scenario's venue "
+                          "model)")
+    how.add_argument("--venue", metavar="NAME",
+                     help="trade a real account at venue NAME: hyperliquid or ostium (keys "
+                          "from the environment, e.g. $QUORUM_HL_SECRET_KEY, never from a "
+                          "file or the command line)")
+    how.add_argument("--venues", action="store_true",
+                     help="trade the account each scenario venue is bound to in its "
+                          "[live.venues.NAME] tables, in one session (orders fall back to "
+                          "another venue when one cannot be reached)")
+    p.add_argument("--feed", metavar="NAME",
+                   help="with --paper: the venue whose market data it trades on "
+                        "(hyperliquid, ostium; default: hyperliquid, or the first of the "
+                        "scenario's [live.venues] when it has them)")
     p.add_argument("--resume", metavar="RUN_ID",
                    help="continue this live run (default: the scenario's last live run "
                         "when it is unfinished)")
-    p.add_argument("--testnet", action="store_true", help="Hyperliquid testnet (default: mainnet)")
+    p.add_argument("--testnet", action="store_true",
+                   help="the venue's test network (default: mainnet)")
     db_option(p)
     p.add_argument("--kill-file", metavar="PATH",
                    help="the file that pulls the kill switch (default: the store's name "
@@ -894,8 +914,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --venue: trade an account holding less than the scenario's "
                         "initial_cash, sized from what it holds (stored with the session)")
     p.add_argument("--url", metavar="URL",
-                   help="Hyperliquid REST base URL, its /ws for the stream (default: "
-                        "$QUORUM_HL_URL, else the network's public API)")
+                   help="the venue's base URL (Hyperliquid: REST, its /ws the stream; "
+                        "default $QUORUM_HL_URL, $QUORUM_OSTIUM_URL, else the network's "
+                        "public API)")
     p.add_argument("--api", metavar="[HOST:]PORT",
                    help="serve the control API, the live stream and the dashboard in the "
                         "session's process (e.g. 127.0.0.1:8765; beyond loopback needs keys)")

@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,7 @@ from live.records import OPEN_STATUSES, create_tables
 from live.recovery import restore
 from live.runner import LiveRunner
 from live.session import record_resume, record_session, session_initial_cash
+from live.tracking import VenueShare
 from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, kind_of, venue_kind
 from sim.bus import EventBus
 from sim.config import (
@@ -261,11 +262,22 @@ def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> No
                           f"(--resume {run_id}) before starting a new run")
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One venue account of a session: its kind's ``settings``, its ``credentials`` and
+    the scenario ``venues`` bound to it (empty: every venue, a session of one account)."""
+
+    settings: VenueSettings
+    credentials: Any
+    venues: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class VenueSession:
     """A real-venue session built and ready to run (tests reach into its parts).
     ``capital``: where a new session's capital came from (None: a resumed run keeps its
-    own)."""
+    own). With several accounts, ``ports`` and ``connections`` hold one per account (the
+    first is ``port`` and ``venue``, whose market data feeds the session)."""
 
     runner: LiveRunner
     port: OrderManager  # the core's order manager over the venue's adapter (``port.venue``)
@@ -275,6 +287,8 @@ class VenueSession:
     recovered: int
     capital: SessionCapital | None = None
     instrument_changes: tuple[str, ...] = ()  # where the venue's rules replaced the scenario's
+    ports: tuple[OrderManager, ...] = ()
+    connections: tuple[VenueConnection, ...] = ()
 
     async def run(self) -> RunResult:
         completed = False
@@ -288,7 +302,8 @@ class VenueSession:
         finally:
             # every journalled row is in the store once the run has completed
             self.port.journal.close(remove=completed)
-            await self.venue.aclose()
+            for connection in self.connections or (self.venue,):
+                await connection.aclose()
 
 
 async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: VenueSettings,
@@ -300,45 +315,59 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
                              capital_from_account: bool = False,
                              on_run: Callable[[str], None] | None = None,
                              on_runner: Callable[[LiveRunner], None] | None = None,
-                             bus: EventBus | None = None) -> VenueSession:
+                             bus: EventBus | None = None,
+                             accounts: Sequence[Account] | None = None) -> VenueSession:
     """Build a session trading an account at the venue whose settings ``hl`` are (its
     kind: ``live.venues``; ``resume_run``: continue that run): markets loaded, the
     capital taken from the account (``live.capital``), the previous process's state
     restored, the session recorded. ``rehearse_every_s``: the adapter's dry run of the
     order path this often (None: never). A venue that cannot be reached fails the run
-    (stored ``failed``); ``on_run`` is told its id first."""
+    (stored ``failed``); ``on_run`` is told its id first.
+
+    ``accounts``: several accounts in one session instead (``hl`` and ``credentials``
+    are then the first's), each trading the scenario venues bound to it; the capital
+    is what they hold together, each is reconciled with its own part of the ledger, and
+    an account that cannot be reached has its orders routed to the others."""
     check_real_venue_config(config)
-    kind = kind_of(hl)
+    accounts = list(accounts or [Account(hl, credentials)])
+    several = len(accounts) > 1
+    kinds = [kind_of(a.settings) for a in accounts]
+    kind = kinds[0]
     coins, interval_ns, interval = check_live_config(config, kind)
     now_ns = clock.now_ns if clock is not None else time.time_ns
-    venue = kind.connect(hl, credentials)
+    connections: list[VenueConnection] = []
     try:
-        try:
-            with without_log(kind.retry_log):  # a failure is one line: the attempts are in it
-                assets = await venue.load_markets()
-                account_value = (await venue.account_value() if resume_run is None
-                                 else None)
-        except Exception as exc:  # unreachable, or not that venue: the run fails on record
-            runner = watched_runner(config, store, symbols=list(coins), mode="live",
-                                run_id=resume_run, resume=resume_run is not None)
-            if on_run is not None:
-                on_run(runner.run_id)
-            if resume_run is None:
-                _record_live(store, runner.run_id, kind, hl, interval, config, verdict,
-                             override_reason, kill_file, now_ns(), None)
-            runner.store_failed(kind.unreachable(hl, exc))
-        check_listed(config, hl, coins, assets, kind)
+        values: list[float] = []
+        for account, k in zip(accounts, kinds, strict=True):
+            venue = k.connect(account.settings, account.credentials)
+            connections.append(venue)
+            try:
+                with without_log(k.retry_log):  # a failure is one line: the attempts in it
+                    assets = await venue.load_markets()
+                    if resume_run is None:
+                        values.append(await venue.account_value())
+            except Exception as exc:  # unreachable, or not that venue: fails on record
+                runner = watched_runner(config, store, symbols=list(coins), mode="live",
+                                        run_id=resume_run, resume=resume_run is not None)
+                if on_run is not None:
+                    on_run(runner.run_id)
+                if resume_run is None:
+                    _record_live(store, runner.run_id, kinds, accounts, interval, config,
+                                 verdict, override_reason, kill_file, now_ns(), None)
+                runner.store_failed(k.unreachable(account.settings, exc))
+            check_listed(config, account.settings, _coins_of(config, coins, account),
+                         assets, k)
         await kind.candle_feed(  # a short history is bad input, before anything is stored
             hl, coins, interval_ns, warmup_bars=config.live.warmup_bars, clock=clock,
-            close_grace_ns=parse_duration(config.live.close_grace), connection=venue,
+            close_grace_ns=parse_duration(config.live.close_grace),
+            connection=connections[0],
         ).check_warmup()
         capital = None
-        if account_value is not None:
-            capital = session_capital(config, kind.name, account_value,
+        if resume_run is None:
+            capital = session_capital(config, "+".join(k.name for k in kinds), sum(values),
                                       from_account=capital_from_account)
             trading = with_capital(config, capital.capital)
         else:
-            assert resume_run is not None
             trading = with_capital(config, stored_capital(store.con, resume_run))
         runner = watched_runner(trading, store, bus, symbols=list(coins), mode="live",
                                 run_id=resume_run, resume=resume_run is not None)
@@ -346,30 +375,42 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
             on_run(runner.run_id)
         if on_runner is not None:  # before it runs (``quorum live --api`` serves it)
             on_runner(runner)
-        # the venue's own rules replace the scenario's, said before the first order
-        instrument_changes = adopt_instruments(runner.engine.router.venues, coins,
-                                               venue.instrument, kind.title)
-        for line in instrument_changes:
-            print(f"quorum live: instruments: {line}", file=sys.stderr, flush=True)
         started = now_ns()
         journals = journal_dir(store.path)
-        adapter = kind.adapter(venue, coins=coins, rehearse_every_s=rehearse_every_s)
-        port = OrderManager(adapter, runner.engine.desk, runner.run_id, coins,
-                            now_ns=now_ns, refresh_s=refresh_s,
-                            journal=OrderJournal(journals, runner.run_id))
-        runner.attach_port(port, hold_until_ns=started, interval_ns=interval_ns,
-                           reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
-                           settle_s=settle_s)
+        journal = OrderJournal(journals, runner.run_id)  # one per run, shared
+        instrument_changes: list[str] = []
+        ports: list[OrderManager] = []
+        by_venue: dict[str, OrderManager] = {}
+        for account, k, venue in zip(accounts, kinds, connections, strict=True):
+            bound = [v for v in runner.engine.router.venues
+                     if not account.venues or v.name in account.venues]
+            # the venue's own rules replace the scenario's, said before the first order
+            changes = adopt_instruments(bound, coins, venue.instrument, k.title)
+            for line in changes:
+                print(f"quorum live: instruments: {line}", file=sys.stderr, flush=True)
+            instrument_changes += changes
+            adapter = k.adapter(venue, coins=coins, rehearse_every_s=rehearse_every_s)
+            port = OrderManager(adapter, runner.engine.desk, runner.run_id, coins,
+                                now_ns=now_ns, refresh_s=refresh_s, journal=journal)
+            if several:
+                port.venue_name = bound[0].name
+                port.share = VenueShare({})
+            runner.attach_port(
+                port, hold_until_ns=started, interval_ns=interval_ns,
+                reconcile_every_s=parse_duration(config.live.reconcile_every) / 1e9,
+                settle_s=settle_s, venues=[v.name for v in bound])
+            ports.append(port)
+            by_venue.update((v.name, port) for v in bound)
         recovered = 0
         create_tables(store.con)
         absorb(store.con, journals)  # rows a dead process journalled but never committed
         if resume_run is not None:
-            recovered = restore(runner, port, store.con)
+            recovered = restore(runner, by_venue if several else ports[0], store.con)
             record_resume(store.con, run_id=resume_run, resumed_ns=started,
                           recovered_orders=recovered, config_hash=verdict.config_hash,
                           validation_id=verdict.validation_id)
         else:
-            _record_live(store, runner.run_id, kind, hl, interval, config, verdict,
+            _record_live(store, runner.run_id, kinds, accounts, interval, config, verdict,
                          override_reason, kill_file, started, capital)
         feed = kind.candle_feed(
             hl, coins, interval_ns, warmup_bars=config.live.warmup_bars,
@@ -377,21 +418,34 @@ async def open_venue_session(config: ScenarioConfig, store: DuckDBStore, hl: Ven
             clock=clock)
         FeedFallback.attach(feed, runner.bus)  # a feed on REST degrades its health
     except BaseException:
-        await venue.aclose()
+        for connection in connections:
+            await connection.aclose()
         raise
-    return VenueSession(runner, port, feed, venue, kill_file, recovered, capital,
-                        tuple(instrument_changes))
+    return VenueSession(runner, ports[0], feed, connections[0], kill_file, recovered, capital,
+                        tuple(instrument_changes), tuple(ports), tuple(connections))
 
 
-def _record_live(store: DuckDBStore, run_id: str, kind: VenueKind, hl: VenueSettings,
-                 interval: str,
+def _coins_of(config: ScenarioConfig, coins: dict[str, str], account: Account
+              ) -> dict[str, str]:
+    """The coins ``account`` trades: those of the symbols its scenario venues list."""
+    if not account.venues:
+        return coins
+    symbols = {s for v in config.venues if v.name in account.venues for s in v.symbols}
+    return {s: c for s, c in coins.items() if s in symbols}
+
+
+def _record_live(store: DuckDBStore, run_id: str, kinds: Sequence[VenueKind],
+                 accounts: Sequence[Account], interval: str,
                  config: ScenarioConfig, verdict: PromotionVerdict,
                  override_reason: str | None, kill_file: Path, started_ns: int,
                  capital: SessionCapital | None) -> None:
     """The ``live_sessions`` row of a new real-venue session (``capital`` None: the
-    venue was not reached)."""
+    venue was not reached). Several accounts: their kinds joined by "+" ("hyperliquid+
+    ostium"), the network and data URL of the first (whose market data feeds it)."""
+    hl = accounts[0].settings
     record_session(
-        store.con, run_id=run_id, mode="live", venue=kind.name, network=hl.network,
+        store.con, run_id=run_id, mode="live", venue="+".join(k.name for k in kinds),
+        network=hl.network,
         data_url=hl.rest_url, interval=interval, warmup_bars=config.live.warmup_bars,
         started_ns=started_ns, config_hash=verdict.config_hash,
         validation_id=verdict.validation_id, gate=verdict.reason,

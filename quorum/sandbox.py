@@ -1,6 +1,11 @@
 """``quorum sandbox``: a local exchange that speaks the Hyperliquid API, for trying live
 mode (paper, a venue session, the kill switch, a SIGKILL and resume) with no network and
 no account. See ``live.hyperliquid.fake.sandbox`` for what it plays and how.
+
+``--ostium``: a fake Ostium (``live.ostium.fake``) is served beside it, under ``/ostium``
+of the same URL, its oracle following the same market (each price the sandbox quotes),
+its clock the sandbox's, any address credited ``--fund`` USDC when first seen: a session
+trading both venues at once (``quorum live --venues``) runs offline.
 """
 
 from __future__ import annotations
@@ -10,11 +15,15 @@ import secrets
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.config import ConfigError, load_scenario, parse_duration
 from sim.data import SymbolBars
+
+if TYPE_CHECKING:
+    from live.hyperliquid.fake.sandbox import Sandbox
 
 DEFAULT_BARS = 20_000
 DEFAULT_SYMBOLS = ("BTC", "ETH")
@@ -38,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fund", type=float, default=100_000.0, metavar="USDC",
                    help="USDC credited to any new signing key (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated market")
+    p.add_argument("--ostium", action="store_true",
+                   help="also serve a fake Ostium following the same market at URL/ostium "
+                        "(for a two-venue session)")
     p.add_argument("--exit-when-done", action="store_true",
                    help="stop once the last bar has closed (default: serve until stopped)")
     p.set_defaults(func=cmd_sandbox)
@@ -73,6 +85,29 @@ def market(args: argparse.Namespace) -> list[SymbolBars]:
                                  price=price, start_ns=start, interval_ns=interval_ns)]
 
 
+def _serve_ostium(sandbox: Sandbox, symbols: list[str], fund: float) -> None:
+    """A fake Ostium under ``/ostium`` of the sandbox's server, following its quotes."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Mount, Route
+
+    from live.ostium.fake.exchange import FakeOstium
+
+    pairs = tuple((symbol, i, 50.0, 5.0) for i, symbol in enumerate(symbols))
+    ostium = FakeOstium(pairs=pairs, auto_fund=fund,
+                        now_s=lambda: sandbox.clock.now_ns() // 1_000_000_000)
+    sandbox.on_quote.append(ostium.set_price)
+
+    async def clock(request: Request) -> Response:  # ``probe_clock``: the same clock
+        body = await request.json()
+        if not isinstance(body, dict) or body.get("type") != "quorumSandbox":
+            return JSONResponse({"error": "unknown request"}, status_code=400)
+        return JSONResponse(sandbox.describe())
+
+    ostium.app.router.routes.append(Route("/info", clock, methods=["POST"]))
+    sandbox.exchange.app.router.routes.append(Mount("/ostium", app=ostium.app))
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from live.hyperliquid.fake.sandbox import Sandbox, wall_seconds
 
@@ -81,6 +116,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         sandbox = Sandbox(bars, speed=args.speed, history=args.history, fund=args.fund)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if args.ostium:
+        _serve_ostium(sandbox, [b.symbol for b in bars], args.fund)
     sandbox.start()
     to_play = sandbox.describe()["toPlay"]
     print(f"quorum sandbox: {sandbox.url}", flush=True)
@@ -93,6 +130,10 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
           f"--venue hyperliquid --testnet --url {sandbox.url} --override-gate 'sandbox'\n"
           "  (any key trades: a new one is credited with "
           f"{args.fund:,.0f} USDC; Ctrl-C stops the sandbox)", file=sys.stderr, flush=True)
+    if args.ostium:
+        print(f"  ostium: {sandbox.url}/ostium (QUORUM_OSTIUM_URL; any address in "
+              "QUORUM_OSTIUM_SANDBOX_ACCOUNT trades, credited the same)", file=sys.stderr,
+              flush=True)
     try:
         while not sandbox.finished.wait(0.5):
             pass

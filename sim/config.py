@@ -796,6 +796,20 @@ class ExecutionConfig(_Model):
             processing_ns=self.processing.total_ns, ticks=self.replay == "ticks")
 
 
+class LiveVenueConfig(_Model):
+    """The real venue account a scenario venue trades on in ``quorum live --venues``
+    (``[live.venues.NAME]``, NAME a venue of ``[[venues]]``): ``kind`` a venue kind
+    (``live.venues``: "hyperliquid", "ostium"), its ``testnet`` or main network,
+    ``url`` another base URL (a fake or sandbox), ``key_env`` the environment variable
+    holding this account's key (default: the kind's own, e.g. ``QUORUM_HL_SECRET_KEY``;
+    two accounts of one kind need two). Keys never come from the file."""
+
+    kind: str = Field(min_length=1)
+    testnet: bool = False
+    url: str | None = Field(default=None, min_length=1)
+    key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class LiveConfig(_Model):
     """How ``quorum live`` feeds this scenario (not part of the validated trading config).
 
@@ -809,7 +823,9 @@ class LiveConfig(_Model):
     real venue, how often positions, open orders and the account value are compared
     with the store and the account's funding is fetched (also at start). ``capital``: with
     a real venue, the most of the account's equity the session trades (default: all of
-    it; ``live.capital``).
+    it; ``live.capital``). ``venues``: the account each scenario venue trades on with
+    ``quorum live --venues`` (one session, several accounts; the first one's market data
+    feeds it).
     """
 
     interval: str | None = None
@@ -818,6 +834,7 @@ class LiveConfig(_Model):
     close_grace: str = "2s"
     reconcile_every: str = "1m"
     capital: PositiveFloat | None = None
+    venues: dict[str, LiveVenueConfig] = Field(default_factory=dict)
 
     @field_validator("interval", "close_grace", "reconcile_every")
     @classmethod
@@ -903,6 +920,13 @@ class ScenarioConfig(_Model):
         for name in self.router.preference:
             if name not in venue_names:
                 raise ValueError(f"router.preference: {name!r} is not a venue")
+        for name in self.live.venues:
+            if name not in venue_names:
+                raise ValueError(f"live.venues.{name}: {name!r} is not a venue of [[venues]]")
+        unbound = [n for n in venue_names if self.live.venues and n not in self.live.venues]
+        if unbound:
+            raise ValueError(f"live.venues: venue {unbound[0]!r} is not bound to an account "
+                             "(every venue of a several-account session is)")
         for i, ev in enumerate(self.events):
             if ev.venue is not None and ev.venue not in venue_names:
                 raise ValueError(f"events.{i}.venue: {ev.venue!r} is not a venue")

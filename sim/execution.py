@@ -415,6 +415,26 @@ class ExecutionDesk:
         self._maybe_final(leg.order, now)
         self._rewatch(leg.order.s)
 
+    def external_refused(self, leg: Leg, reason: str) -> None:
+        """The external venue of ``leg`` never got it (unreachable, nothing filled): the
+        leg ends rejected and the router tries the venues not tried yet, as after a simulated
+        venue's refusal (``_refused``: a fallback is a routing decision with its reason;
+        with none left the order ends rejected)."""
+        life = leg.order
+        if leg.status != WORKING:
+            return
+        s = life.s
+        leg.status = REJECTED
+        leg.venue.book[s].remove(leg)
+        self.n_working[s] -= 1  # it stays among the order's legs, numbered, never working
+        routed = OrderRouted(
+            SubmitOrder(life.order_id, life.decision_id, life.ts, life.symbol, leg.quantity,
+                        life.ref_price, life.kind, life.limit_price, life.stop_price,
+                        life.tif, life.post_only, life.reduce_only),
+            self.clock.now, leg.venue.name, (), "", 0)
+        self._refused(life, routed, leg.venue, reason, REJECTED)  # on the engine's clock
+        self._rewatch(s)
+
     def adopt_external(self, life: Order, venue: str, quantity: float) -> Leg:
         """Take back an order a previous process sent to external venue ``venue`` (a
         restart): it works again here until its port reports it closed."""
@@ -439,10 +459,12 @@ class ExecutionDesk:
         self._order_id = max(self._order_id, order_id)
         self._fill_id = max(self._fill_id, fill_id)
 
-    def adjust(self, s: int, now: int, quantity: float, price: float, reason: str) -> int:
+    def adjust(self, s: int, now: int, quantity: float, price: float, reason: str,
+               venue: str = "reconciliation") -> int:
         """Book a position adjustment (reconciliation with a venue: the venue is the truth)
         as a filled order of role "adjustment" at ``price`` without fee, through the one
-        fill path; returns its order id."""
+        fill path (its fill's ``venue``: the account's, when a session has several);
+        returns its order id."""
         self._order_id += 1
         life = Order(self._order_id, 0, now, now, self.symbols[s], s, quantity, price,
                      role="adjustment", reason=reason)
@@ -450,7 +472,7 @@ class ExecutionDesk:
         self.recorder.order_event(life.order_id, now, s, "submitted", None, quantity, price,
                                   "adjustment")
         self._book_fill(life, s, OrderFilled(self._fill_id + 1, life.order_id, now,
-                                             life.symbol, "reconciliation", quantity, price,
+                                             life.symbol, venue, quantity, price,
                                              0.0, price, "adjustment"))
         life.outcomes += ENDED[FILLED]
         self._maybe_final(life, now)
@@ -769,13 +791,15 @@ class ExecutionDesk:
         if position == 0.0:
             return
         mark = portfolio.price[s]
-        self.book_funding(s, self.clock.now, position, mark, rate, -rate * position * mark)
+        perp = self.perp[s]
+        self.book_funding(s, self.clock.now, position, mark, rate, -rate * position * mark,
+                          None if perp is None else perp.name)
 
     def book_funding(self, s: int, ts: int, position: float, mark: float, rate: float,
-                     payment: float) -> None:
-        """Book one funding payment of symbol s (received if positive) into the one ledger
-        and the ``funding`` table: the simulated perpetual's settlement above, or one a
-        live venue reports (its own amount, ``live.reconcile``)."""
+                     payment: float, venue: str | None = None) -> None:
+        """Book one funding payment of symbol s (received if positive) on ``venue`` into
+        the one ledger and the ``funding`` table: the simulated perpetual's settlement
+        above, or one a live venue reports (its own amount, ``live.reconcile``)."""
         self.portfolio.fund(payment)
-        self.recorder.funding(FundingPaid(ts, self.symbols[s], position, mark, rate, payment),
-                              s)
+        self.recorder.funding(FundingPaid(ts, self.symbols[s], position, mark, rate, payment,
+                                          venue), s)

@@ -210,6 +210,7 @@ class FundingPaid:
     mark: float
     rate: float
     payment: float
+    venue: str | None = None  # where it was paid (None: a store from before the column)
 
 
 @quick_init

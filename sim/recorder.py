@@ -407,6 +407,7 @@ class Recorder:
                 "mark": _floats([f.mark for f in paid]),
                 "rate": _floats([f.rate for f in paid]),
                 "payment": _floats([f.payment for f in paid]),
+                "venue": pa.array([f.venue for f in paid], pa.string()),
             }))
         if self._liquidations:
             liq, sym = zip(*self._liquidations, strict=True)

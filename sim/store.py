@@ -84,6 +84,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "funding": (
         ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("position", "DOUBLE"),
         ("mark", "DOUBLE"), ("rate", "DOUBLE"), ("payment", "DOUBLE"),
+        ("venue", "VARCHAR"),  # the venue it was paid on (added: NULL in older stores)
     ),
     "liquidations": (
         ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("venue", "VARCHAR"),
@@ -177,7 +178,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 # Columns added to a table of ``TABLES`` since it was first made (stores written before).
-_TABLES_ADDED = {"agent_errors": TABLES["agent_errors"][5:]}
+_TABLES_ADDED = {"agent_errors": TABLES["agent_errors"][5:],
+                 "funding": TABLES["funding"][6:]}
 
 # Each run's agents now: the last applied agent_events row of each (sim.agent_commands).
 _AGENT_STATES_VIEW = """

@@ -4,7 +4,7 @@ A page is read top to bottom in a scratch directory (with ``scenarios/`` beside 
 
 * a fenced block with ``title="PATH"`` is written to ``PATH`` (the reader saves it);
 * each command of a ```sh block runs as written, through this interpreter's ``quorum``;
-  ``VAR=value`` prefixes become its environment;
+  ``VAR=value`` prefixes become its environment (their values filled in as arguments are);
 * a command ending in ``&`` runs in the background until the page ends; the first
   ``http://127.0.0.1:PORT`` it prints replaces ``http://127.0.0.1:PORT`` in later commands;
 * ``RUN_ID`` in a command is the latest run in the store the commands chose
@@ -70,7 +70,7 @@ class PageRun:
         env = {**os.environ, "COLUMNS": "200", **self.env}
         while argv and _ENV.match(argv[0]):
             name, _, value = argv.pop(0).partition("=")
-            env[name] = value
+            env[name] = self.fill(value)
         background = argv[-1] == "&"
         argv = [self.fill(a) for a in as_test_argv(argv[:-1] if background else argv)]
         if background:

@@ -9,7 +9,7 @@ from typing import Any
 
 from live.clock import PacingClock
 from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
-from live.hyperliquid.config import Credentials, HyperliquidConfig
+from live.hyperliquid.config import ENV_SECRET_KEY, Credentials, HyperliquidConfig
 from live.hyperliquid.errors import TransportFailed
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
@@ -22,6 +22,7 @@ class HyperliquidKind:
     name = "hyperliquid"
     title = "Hyperliquid"
     retry_log = "live.hyperliquid.rest"
+    key_env = ENV_SECRET_KEY
 
     def settings(self, *, testnet: bool, url: str | None) -> HyperliquidConfig:
         """The network's public URLs, or ``url`` (else ``$QUORUM_HL_URL``) for REST with
@@ -41,6 +42,11 @@ class HyperliquidKind:
 
     def interval_name(self, interval_ns: int) -> str:
         return hyperliquid_interval(interval_ns)
+
+    def credentials(self, settings: HyperliquidConfig,
+                    environ: Mapping[str, str] | None = None) -> Credentials:
+        """The signing key of the account (``QUORUM_HL_SECRET_KEY``); ValueError if unset."""
+        return Credentials.from_env(settings.mainnet, environ)
 
     def connect(self, settings: HyperliquidConfig,
                 credentials: Credentials | None = None) -> HyperliquidVenue:

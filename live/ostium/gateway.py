@@ -68,6 +68,11 @@ class OstiumConfig:
         if not 0 <= self.slippage_pct < 100:
             raise ValueError(f"Ostium slippage_pct must be in [0, 100), got {self.slippage_pct}")
 
+    @property
+    def rest_url(self) -> str:
+        """Where a session's prices come from (stored with it: ``live_sessions.data_url``)."""
+        return self.price_url
+
     @classmethod
     def for_network(cls, network: Literal["mainnet", "testnet"], *,
                     rpc_url: str = "", base_url: str | None = None, **kw: Any) -> OstiumConfig:

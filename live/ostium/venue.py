@@ -135,6 +135,7 @@ class _Placement:
     collateral: float = 0.0
     leverage: float = 0.0
     message: str | None = None
+    at_keeper: bool = False  # last seen pending at the keeper (a market order)
 
     @property
     def oid(self) -> int | None:
@@ -449,9 +450,12 @@ class OstiumVenue:
             if live is None and not p.canceled and not any(
                     not o.pending for o in orders):
                 pending = True  # gone from the active limits, its execution not indexed yet
-        return _aggregate(p.order.cloid, p.order.coin, p.order.size, p.oid, orders,
-                          p.message, pending or resting, "open" if resting else None,
-                          canceled=p.canceled or p.short)
+        state = _aggregate(p.order.cloid, p.order.coin, p.order.size, p.oid, orders,
+                           p.message, pending or resting, "open" if resting else None,
+                           canceled=p.canceled or p.short)
+        # a market order the keeper has not executed: open at the venue (``open_orders``)
+        p.at_keeper = p.limit is None and state.status == RESTING
+        return state
 
     def _know_limit_id(self, p: _Placement, limit_id: str) -> None:
         p.limit_id = limit_id
@@ -543,8 +547,16 @@ class OstiumVenue:
     # -- the account -----------------------------------------------------------------------
 
     async def open_orders(self) -> list[OpenOrder]:
-        return [OpenOrder(x.coin, x.oid, self._cloid_of_limit.get((x.pair_id, x.index)),
-                          x.units if x.is_long else -x.units) for x in await self._limits()]
+        """Resting limits and stops, and the market orders of this process last seen
+        pending at the keeper (they work until it executes or cancels them; a lookup of
+        their cloid tells which)."""
+        limits = [OpenOrder(x.coin, x.oid, self._cloid_of_limit.get((x.pair_id, x.index)),
+                            x.units if x.is_long else -x.units) for x in await self._limits()]
+        pending = [OpenOrder(p.order.coin, p.oid, cloid,
+                             p.order.size if p.order.is_buy else -p.order.size)
+                   for cloid, p in self._placements.items()
+                   if p.at_keeper and p.oid is not None]
+        return limits + pending
 
     async def fills(self, since_ms: int = 0) -> list[VenueFill]:
         """Each executed keeper order is one fill (Ostium fills an order whole, at one

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +89,9 @@ class Sandbox:
                        for i, b in enumerate(bars))
         self.exchange = FakeHyperliquid(assets=assets, now_ms=self._now_ms, auto_fund=fund,
                                         sandbox=self.describe)
+        # Told every price the book is quoted around (coin, price), the history's last
+        # close and each bar's open: another fake venue can follow the same market.
+        self.on_quote: list[Callable[[str, float], None]] = []
         self.played = 0  # bar times played so far
         self.finished = threading.Event()
         self._stop = threading.Event()
@@ -177,6 +180,8 @@ class Sandbox:
     def _quote(self, coin: str, price: float) -> None:
         half = price * self.spread / 2
         self.exchange.quote(coin, price - half, price + half, size=1e9 / price)
+        for follow in self.on_quote:
+            follow(coin, price)
 
 
 def _interval(bars: Sequence[SymbolBars]) -> int:
