@@ -156,6 +156,9 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("shadow_pnl", "DOUBLE"), ("apr_30d", "DOUBLE"), ("apr_90d", "DOUBLE"),
         ("apr_inception", "DOUBLE"), ("sharpe", "DOUBLE"),
     ),
+    # How a run was made, one (key, value) row each: ``engine_path`` (``fast`` or
+    # ``per-bar``, sim.fast_path) and ``engine_path_reason``. Never part of the results.
+    "run_info": (("key", "VARCHAR"), ("value", "VARCHAR")),
 }
 
 # Columns added to a table of ``TABLES`` since it was first made (stores written before).
