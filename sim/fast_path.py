@@ -42,8 +42,10 @@ from sim.messages import Signal
 from sim.view import MarketView
 
 FAST = "fast"
-_SHORT = 24  # skipped runs up to this many rows are booked row by row, not with arrays
 PER_BAR = "per-bar"
+_DENSE = 4  # an event this few bars ahead: walk the bars before it through on_bar
+_SHORT = 24  # skipped runs up to this many rows are booked row by row, not with arrays
+_SHORT_SINGLE = 6  # the same for one symbol, whose array booking is cheaper
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,8 @@ class _Walk:
             np.not_equal(self.ts[1:], self.ts[:-1], out=moved[1:])
         self.starts = np.flatnonzero(moved)
         self.times = self.ts[self.starts]
+        self._due: int | None = None  # the queue head's time and its row (_queue_row)
+        self._due_row = 0
         events: list[np.ndarray] = []
         for s, calls in enumerate(engine._agent_calls):
             replays = []
@@ -162,9 +166,12 @@ class _Walk:
             if e >= boundary:
                 self._skip(p, boundary)
                 p = boundary
+            elif e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
+                self._process(p, e + 1)
+                p = e + 1
             else:
                 self._skip(p, e)
-                self._process(e)
+                self._process(e, e + 1)
                 p = e + 1
             if p == boundary:  # where Engine.run ends a chunk
                 engine.recorder.maybe_flush()
@@ -177,8 +184,11 @@ class _Walk:
         row of the first time at or after the event's (the engine drains on a time change;
         at most as early as needed, never later)."""
         due = self.engine._queued[0].ts
-        i = int(np.searchsorted(self.times, due))
-        return max(int(self.starts[i]) if i < len(self.starts) else self.n, p)
+        if due != self._due:  # the head of the queue changes seldom: one search each
+            i = int(np.searchsorted(self.times, due))
+            self._due = due
+            self._due_row = int(self.starts[i]) if i < len(self.starts) else self.n
+        return max(self._due_row, p)
 
     def _next_row(self, s: int, p: int) -> int:
         if self.single:
@@ -187,14 +197,22 @@ class _Walk:
         i = int(np.searchsorted(rows, p))
         return int(rows[i]) if i < len(rows) else self.n
 
-    def _process(self, r: int) -> None:
+    def _process(self, a: int, b: int) -> None:
+        """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
+        on_bar = self.engine.on_bar
         if self.single:
-            s, i = 0, r
-        else:
-            s, i = int(self.order_symbol[r]), int(self.order_pos[r])
-        b = self.bars[s]
-        self.engine.on_bar(s, i + 1, int(b.ts[i]), b.open.item(i), b.high.item(i),
-                           b.low.item(i), b.close.item(i), b.volume.item(i))
+            bars = self.bars[0]
+            ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
+                                  bars.volume)
+            for i in range(a, b):
+                on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
+                       v.item(i))
+            return
+        for r in range(a, b):
+            s, i = self.order_symbol.item(r), self.order_pos.item(r)
+            bars = self.bars[s]
+            on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
+                   bars.low.item(i), bars.close.item(i), bars.volume.item(i))
 
     # -- the bars in between -------------------------------------------------------------
     def _skip(self, a: int, b: int) -> None:
@@ -204,8 +222,11 @@ class _Walk:
         if a >= b:
             return
         engine = self.engine
-        if b - a <= _SHORT:
-            self._skip_rows(a, b)
+        if self.single and b - a > _SHORT_SINGLE:
+            self._skip_single(a, b)
+            moved = {0: b - 1}
+        elif b - a <= _SHORT:
+            moved = self._skip_rows(a, b)
         else:
             last = engine._last_ts
             seg_ts = self.ts[a:b]
@@ -216,13 +237,13 @@ class _Walk:
             if len(at):
                 self._book(a, b, at, prev[at])
             engine._last_ts = int(seg_ts[-1])
-        if self.single:
-            moved = [(0, b - 1)]
-        else:
-            lasts = ((s, self._last_row(s, a, b)) for s in range(len(self.bars)))
-            moved = [(s, int(self.order_pos[r])) for s, r in lasts if r >= 0]
+            if self.single:
+                moved = {0: b - 1}
+            else:
+                lasts = ((s, self._last_row(s, a, b)) for s in range(len(self.bars)))
+                moved = {s: int(self.order_pos[r]) for s, r in lasts if r >= 0}
         portfolio = engine.portfolio
-        for s, i in moved:
+        for s, i in moved.items():
             bars = self.bars[s]
             view = engine.views[s]
             view.n = i + 1
@@ -234,9 +255,43 @@ class _Walk:
             view.volume = bars.volume.item(i)
             portfolio.price[s] = close
 
-    def _skip_rows(self, a: int, b: int) -> None:
+    def _skip_single(self, a: int, b: int) -> None:
+        """``_skip``'s booking for one symbol, whose every row is a new time: the row
+        before the segment at the portfolio's state now, each later one at its close."""
+        engine = self.engine
+        portfolio = engine.portfolio
+        book = portfolio.book
+        last = engine._last_ts
+        bars = self.bars[0]
+        times = bars.ts[a : b - 1].tolist()
+        cash, realized = portfolio.cash, portfolio.realized_total
+        k = len(times)
+        if portfolio._held:
+            equity = portfolio.qty[0] * bars.close[a : b - 1]
+            equity += cash  # cash + qty x close, as Portfolio.equity adds them
+            unrealized = equity - cash
+            unrealized -= portfolio.cost_basis
+            equities, unrealizeds = equity.tolist(), unrealized.tolist()
+        else:
+            equities, unrealizeds = [cash] * k, [0.0] * k
+        if last is not None:
+            now = portfolio.equity()
+            book.ts.append(last)
+            book.cash.append(cash)
+            book.equity.append(now)
+            book.realized.append(realized)
+            book.unrealized.append(portfolio.unrealized(now))
+        book.ts.extend(times)
+        book.cash.extend([cash] * k)
+        book.equity.extend(equities)
+        book.realized.extend([realized] * k)
+        book.unrealized.extend(unrealizeds)
+        engine._last_ts = bars.ts.item(b - 1)
+
+    def _skip_rows(self, a: int, b: int) -> dict[int, int]:
         """``_skip``'s booking row by row, as ``on_bar`` does it (cheaper than arrays for
-        a few rows): at each time change the state so far, then the row's mark."""
+        a few rows): at each time change the state so far, then the row's mark. Returns
+        each symbol seen's last bar (its position in the symbol's bars)."""
         engine = self.engine
         portfolio = engine.portfolio
         price = portfolio.price
@@ -244,6 +299,8 @@ class _Walk:
         ts = self.ts
         single = self.single
         close = self.bars[0].close
+        moved: dict[int, int] = {}
+        order_symbol, order_pos = self.order_symbol, self.order_pos
         for r in range(a, b):
             t = ts.item(r)
             if t != last:
@@ -258,9 +315,13 @@ class _Walk:
             if single:
                 price[0] = close.item(r)
             else:
-                s = self.order_symbol.item(r)
-                price[s] = self.bars[s].close.item(self.order_pos.item(r))
+                s = order_symbol.item(r)
+                moved[s] = i = order_pos.item(r)
+                price[s] = self.bars[s].close.item(i)
         engine._last_ts = last
+        if single:
+            moved[0] = b - 1
+        return moved
 
     def _last_row(self, s: int, a: int, b: int) -> int:
         rows = self.rows_of[s]
