@@ -203,3 +203,45 @@ def test_a_run_with_batch_forms_takes_the_fast_path(tmp_path: Path) -> None:
         result = run_scenario(parse_scenario(_small([SMA])), store)
         assert engine_path(store, result.run_id) == ("fast", "every agent has a batch form")
         assert result.bars == 300
+
+
+def test_the_fast_path_hands_the_engine_only_the_event_bars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sim.engine import Engine
+
+    walked: list[int] = []
+    on_bar = Engine.on_bar
+
+    def counted(self: Engine, s: int, n: int, *rest: Any) -> None:
+        walked.append(n)
+        on_bar(self, s, n, *rest)
+
+    monkeypatch.setattr(Engine, "on_bar", counted)
+    raw = _small([{"name": "sma", "kind": "sma_crossover",
+                   "params": {"fast": 20, "slow": 80, "long_only": True}}])
+    raw["data"][0]["bars"] = 5000
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        run = run_scenario(parse_scenario(raw), store)
+        signals, fills, equity = store.con.execute(
+            "SELECT (SELECT count(*) FROM signals WHERE run_id = $r),"
+            " (SELECT count(*) FROM fills WHERE run_id = $r),"
+            " (SELECT count(*) FROM equity WHERE run_id = $r)", {"r": run.run_id}).fetchone()
+    assert equity == 5000 and fills > 10
+    # each signal change, and the bar after each decision (its fill at the next open),
+    # plus at most _DENSE - 1 quiet bars walked before each of them
+    assert len(walked) <= 4 * (signals + fills) < 5000 // 2
+
+
+def test_flushes_mid_run_happen_at_the_same_rows_on_both_paths(tmp_path: Path) -> None:
+    """Past one chunk (65,536 rows) with a small flush size: the recorder writes, and the
+    risk engine follows the equity book, at the same rows; a daily loss limit reads it."""
+    raw = _small([{"name": "sma", "kind": "sma_crossover", "params": {"fast": 5,
+                                                                      "slow": 40}}],
+                 risk={"daily_loss_limit": 0.002, "max_drawdown": 0.02})
+    raw["data"][0].update(bars=140_000, volatility=1.5)
+    fast, slow, (which, _), status = both_paths(parse_scenario(raw), tmp_path,
+                                                flush_rows=20_000)
+    assert which == "fast" and status[0] == "completed"
+    assert fast == slow
+    assert fast["risk_events"][0] > 0  # the limits bind
