@@ -40,7 +40,8 @@ def bench_scenario(bars: int, agents: int) -> dict[str, Any]:
     }
 
 
-def throughput(bars: int, agents: int, db: str | None = None, repeat: int = 3) -> dict[str, Any]:
+def throughput(bars: int, agents: int, db: str | None = None, repeat: int = 3,
+               fast_path: bool = True) -> dict[str, Any]:
     config = parse_scenario(bench_scenario(bars, agents), "bench")
     best = best_cpu = float("inf")
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,12 +49,13 @@ def throughput(bars: int, agents: int, db: str | None = None, repeat: int = 3) -
         with DuckDBStore(path) as store:
             for _ in range(repeat):
                 start, cpu = time.perf_counter(), _cpu_seconds()
-                result = run_scenario(config, store)
+                result = run_scenario(config, store, fast_path=fast_path)
                 best = min(best, time.perf_counter() - start)
                 best_cpu = min(best_cpu, _cpu_seconds() - cpu)
             counts = store.con.execute(
                 "SELECT (SELECT count(*) FROM fills WHERE run_id = $r),"
-                " (SELECT count(*) FROM decisions WHERE run_id = $r)",
+                " (SELECT count(*) FROM decisions WHERE run_id = $r),"
+                " (SELECT value FROM run_info WHERE run_id = $r AND key = 'engine_path')",
                 {"r": result.run_id},
             ).fetchone()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -66,6 +68,7 @@ def throughput(bars: int, agents: int, db: str | None = None, repeat: int = 3) -
         "decisions": counts[1],
         "fills": counts[0],
         "peak_rss_mb": round(peak_mb, 1),
+        "path": counts[2],
     }
 
 

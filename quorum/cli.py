@@ -135,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             with _progress(show_progress) as (on_start, on_progress):
                 result = run_scenario(config, store, run_id=run_id, on_start=on_start,
                                       on_progress=on_progress, bus=watch.bus,
-                                      monitor=not args.no_monitor)
+                                      monitor=not args.no_monitor,
+                                      fast_path=not args.per_bar)
         except BaseException as exc:  # one line, by what the store holds (quorum.outcomes)
             raise run_error(store, run_id, args.db, exc) from exc
         summary = run_summary(store.con, result.run_id)
@@ -254,6 +255,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                  "finished_at", "error")
         info = dict(zip(names, row[:-1], strict=True))
         info["code"] = code_status(store.con, run_id, row[-1])  # made by the code here?
+        info.update(engine_path(store.con, run_id))
         gone = abandoned_runs(store.con).get(run_id) if info["status"] == "running" else None
         if gone is not None:
             info.update(status="abandoned", error=gone[1] + " (not stored yet: "
@@ -282,6 +284,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         print_observed(store.con, run_id, args, _print_table)
     return 0
+
+
+def engine_path(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
+    """Which loop made the run and why (``sim.fast_path``); "" for runs stored before."""
+    rows = dict(con.execute("SELECT key, value FROM run_info WHERE run_id = ?",
+                            [run_id]).fetchall())
+    path = rows.get("engine_path")
+    return {"engine_path": f"{path} ({rows.get('engine_path_reason', '')})" if path else ""}
 
 
 def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -424,7 +434,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from quorum.bench import throughput
 
     result = throughput(bars=args.bars or 1_000_000, agents=args.agents, db=args.db,
-                        repeat=args.repeat)
+                        repeat=args.repeat, fast_path=not args.per_bar)
     _print_table([result], title="throughput: whole pipeline incl. DuckDB writes")
     return 0
 
@@ -769,6 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-monitor", action="store_true",
                    help="do not watch the run (health, alerts, logs: on by default)")
+    p.add_argument("--per-bar", action="store_true",
+                   help="walk every bar (no event-skipping fast path; same stored rows)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", help="list stored runs, newest first")
@@ -864,6 +876,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a commit (exported to a temporary tree) or another scenario "
                         "file: the same bench in the same run, and the ratios")
     p.add_argument("--fake", action="store_true", help="bench live: the fake exchange")
+    p.add_argument("--per-bar", action="store_true",
+                   help="bench throughput: the per-bar loop (A/B against the fast path)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("validate", help="run the regime suite with a scenario's trading "

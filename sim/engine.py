@@ -26,7 +26,7 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sim.clock import SimClock
 from sim.consensus import Consensus, expire
@@ -107,6 +107,10 @@ class _Revote:
 
 
 class Engine:
+    # Why a subclass needs every bar walked (``sim.fast_path.choose_path``); None: it
+    # does not.
+    per_bar_reason: ClassVar[str | None] = None
+
     def __init__(
         self,
         symbols: Sequence[str],

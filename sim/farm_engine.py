@@ -36,6 +36,8 @@ class FarmEngine(Engine):
     """``Engine`` with ``farms`` (``sim.farms.Farm``, in the scenario's order) and the
     account's unallocated cash ``reserve``."""
 
+    per_bar_reason = "farms: each farm's ledger is booked on every bar"
+
     def __init__(self, *args: Any, farms: Sequence[Farm], reserve: float,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -127,6 +127,8 @@ class ObservedEngine(Engine):
     (``EquityBooked``) when somebody listens. Built instead of ``Engine`` only for runs
     with observers; the bar path of an unobserved run is untouched."""
 
+    per_bar_reason = "bars or equity are published on the bus (an observer of each bar)"
+
     def __init__(self, *args: Any, bus: EventBus, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bus = bus

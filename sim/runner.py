@@ -46,6 +46,8 @@ from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.farm_build import build_farms, record_farms, schedule_allocator
 from sim.farm_engine import FarmEngine
+
+from sim.fast_path import FAST, choose_path, run_fast
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.lifecycle import AgentRoster
 from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
@@ -394,6 +396,7 @@ def run_scenario(
     bus: EventBus | None = None,
     on_decision: Callable[[DecisionMade], None] | None = None,
     monitor: bool | None = None,
+    fast_path: bool = True,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
 
@@ -403,6 +406,8 @@ def run_scenario(
     side, confidence, target, the votes by agent), in order, as the run makes it.
     ``monitor``: watch the run (``sim.monitor``: health, alerts, logs on sim time, stored
     in ``health``, ``alerts``, ``logs``); None: when the scenario has ``[monitor]``.
+    ``fast_path``: walk only the event bars when that is exact (``sim.fast_path``; the
+    stored rows are the same); False: the per-bar loop. The run's ``run_info`` says which.
 
     ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
@@ -431,12 +436,17 @@ def run_scenario(
     engine = build_engine(config, data, recorder, streams.agents, bus)
     watch = watch_backtest(config, engine, data, bus) if watching and bus else None
     data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
+    path = choose_path(engine, [e.kind for e in config.events], allowed=fast_path)
+    recorder.rare_row("run_info", ("engine_path", path.path))
+    recorder.rare_row("run_info", ("engine_path_reason", path.reason))
     with stored_run(store, run_id, config, data_hash, recorder, engine):
         store.append(run_id, "bars", data.bars_table())  # the market the run saw
         if on_start is not None:
             on_start(run_id, len(data))
         try:
-            if trades is None:
+            if trades is None and path.path == FAST:
+                run_fast(engine, data, on_progress=on_progress)
+            elif trades is None:
                 engine.run(data, on_progress=on_progress)
             else:
                 source = config.data[0]

@@ -175,6 +175,10 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("ts", "TIMESTAMP_NS"), ("from_farm", "VARCHAR"), ("to_farm", "VARCHAR"),
         ("amount", "DOUBLE"), ("reason", "VARCHAR"),
     ),
+
+    # How a run was made, one (key, value) row each: ``engine_path`` (``fast`` or
+    # ``per-bar``, sim.fast_path) and ``engine_path_reason``. Never part of the results.
+    "run_info": (("key", "VARCHAR"), ("value", "VARCHAR")),
 }
 
 # Columns added to a table of ``TABLES`` since it was first made (stores written before).

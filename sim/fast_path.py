@@ -1,0 +1,365 @@
+"""The event-skipping fast path: a backtest walks only the bars where something happens.
+
+Most bars change nothing: every agent's signal stands until it changes, no decision waits
+for an open, no order works, no queued event is due; such a bar only moves its symbol's
+mark and books one equity row, ``cash + sum(qty x close)``. Given each agent's batch form
+(``sim.agents.batch``: every bar where its signal changes, computed causally from the whole
+column), this walk hands ``Engine.on_bar`` only the *event* bars, with the agents' calls
+replaced by look-ups of those precomputed signals, and books the equity rows of the bars in
+between with array operations: the same IEEE operations in the same order as
+``Portfolio.equity`` (cash, then each held symbol's ``qty x mark`` in the ledger's order),
+so every stored row is byte-identical to the per-bar loop's.
+
+An event bar is one where the per-bar loop could do more than that: an agent's signal
+changes; a decision is pending for the symbol's next open (or a revote is marked there);
+the symbol has orders working or a perpetual position to watch (``desk.watch``); a queued
+event (scenario events, funding, order arrivals, signal expiry, monitor heartbeats) is due
+before it. The last three are re-read after every event bar, since each can start there.
+Circuit breakers need no per-bar events: risk evaluates them only when an order is checked,
+over the equity book, which holds every skipped bar's row by then. Taking a bar as an event
+bar when it need not be is always safe (``on_bar`` is the reference); the conditions err
+only that way.
+
+The recorder is flushed after the same bars as ``Engine.run`` flushes it (every ``chunk``
+rows), so buffered rows, and what the risk engine has followed, match at every flush.
+
+What it cannot do exactly runs the per-bar loop (``choose_path`` says why): an agent with
+no batch form, agent lifecycle events (``agent_*``: they rebuild agents mid-run), tick
+replay, per-bar bus topics (``bar``/``equity`` observers), or a caller asking for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.agents.batch import has_batch_form
+from sim.data import MarketData
+from sim.engine import Engine, fewer_gc_passes
+from sim.messages import Signal
+from sim.view import MarketView
+
+FAST = "fast"
+PER_BAR = "per-bar"
+_DENSE = 4  # an event this few bars ahead: walk the bars before it through on_bar
+_SHORT = 24  # skipped runs up to this many rows are booked row by row, not with arrays
+_SHORT_SINGLE = 6  # the same for one symbol, whose array booking is cheaper
+
+
+@dataclass(frozen=True, slots=True)
+class PathChoice:
+    """Which loop a run takes (``FAST`` or ``PER_BAR``) and why, as stored with the run."""
+
+    path: str
+    reason: str
+
+
+def choose_path(engine: Engine, events: Sequence[str] = (), *, allowed: bool = True
+                ) -> PathChoice:
+    """The fast path when it is exact for this engine, else the per-bar loop with the
+    first reason it is not. ``events``: the scenario's ``[[events]]`` kinds."""
+    if not allowed:
+        return PathChoice(PER_BAR, "asked for (--per-bar)")
+    if engine.per_bar_reason is not None:
+        return PathChoice(PER_BAR, engine.per_bar_reason)
+    if type(engine) is not Engine:
+        return PathChoice(PER_BAR, f"{type(engine).__name__}: an engine the fast path "
+                          "does not know")
+    if engine.execution.ticks:
+        return PathChoice(PER_BAR, "tick replay")
+    lifecycle = sorted({k for k in events if k.startswith("agent_")})
+    if lifecycle:
+        return PathChoice(PER_BAR, f"agent lifecycle events ({', '.join(lifecycle)}) "
+                          "change agents mid-run")
+    for s, slots in enumerate(engine.agents):
+        positions = sorted(pos for pos, _ in engine._agent_calls[s])
+        if positions != list(range(len(slots))):
+            return PathChoice(PER_BAR, f"not every agent on {engine.symbols[s]} is active")
+        for slot in slots:
+            if not has_batch_form(slot.agent):
+                return PathChoice(PER_BAR, f"agent {slot.name!r} "
+                                  f"({type(slot.agent).__name__}) has no batch form")
+    return PathChoice(FAST, "every agent has a batch form")
+
+
+def _replay(signals: dict[int, Signal]) -> Callable[[MarketView], Signal | None]:
+    """An agent's ``on_bar`` stand-in: its batch signal at the view's bar (numbered from
+    1 as ``view.n``), None where it does not change."""
+    get = signals.get
+
+    def on_bar(view: MarketView) -> Signal | None:
+        return get(view.n)
+
+    return on_bar
+
+
+def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
+             on_progress: Callable[[int], None] | None = None) -> None:
+    """``Engine.run`` over ``data`` visiting event bars only (see the module docstring);
+    the engine must have passed ``choose_path``."""
+    walk = _Walk(engine, data, chunk)
+    with fewer_gc_passes():
+        walk.run(on_progress)
+        engine.finish()
+
+
+class _Walk:
+    """The state of one fast run: the merged bar order, each symbol's rows in it, the
+    static event rows (signal changes) and the distinct times (queued events meet them)."""
+
+    def __init__(self, engine: Engine, data: MarketData, chunk: int) -> None:
+        self.engine = engine
+        self.bars = data.bars
+        self.chunk = chunk
+        self.n = n = len(data)
+        self.single = len(data.bars) == 1
+        order_symbol = data.order_symbol
+        self.order_symbol = order_symbol
+        self.order_pos = data.order_pos
+        if self.single:
+            self.ts = np.asarray(data.bars[0].ts, dtype=np.int64)
+            self.rows_of = [np.arange(n, dtype=np.int64)]
+        else:
+            self.ts = np.empty(n, dtype=np.int64)
+            self.rows_of = []
+            for s, b in enumerate(data.bars):
+                rows = np.flatnonzero(order_symbol == s)
+                self.ts[rows] = b.ts
+                self.rows_of.append(rows)
+        moved = np.ones(n, dtype=bool)
+        if n:
+            np.not_equal(self.ts[1:], self.ts[:-1], out=moved[1:])
+        self.starts = np.flatnonzero(moved)
+        self.times = self.ts[self.starts]
+        self._due: int | None = None  # the queue head's time and its row (_queue_row)
+        self._due_row = 0
+        events: list[np.ndarray] = []
+        for s, calls in enumerate(engine._agent_calls):
+            replays = []
+            for pos, _ in calls:
+                changes = engine.agents[s][pos].agent.batch_signals(data.bars[s])
+                replays.append((pos, _replay(dict(zip((changes.index + 1).tolist(),
+                                                      changes.signals, strict=True)))))
+                events.append(self.rows_of[s][changes.index])
+            engine.set_calls(s, tuple(replays))
+        self.static: list[int] = (np.unique(np.concatenate(events)).tolist() if events
+                                  else [])
+
+    # -- the walk ------------------------------------------------------------------------
+    def run(self, on_progress: Callable[[int], None] | None) -> None:
+        engine = self.engine
+        pending, watch, queued = engine._pending, engine._watch, engine._queued
+        symbols = range(len(self.bars))
+        static, k = self.static, 0
+        n, chunk = self.n, self.chunk
+        p = done = 0
+        while p < n:
+            boundary = min((p // chunk + 1) * chunk, n)
+            while k < len(static) and static[k] < p:
+                k += 1
+            e = static[k] if k < len(static) else n
+            if queued:
+                e = min(e, self._queue_row(p))
+            for s in symbols:
+                if pending[s] is not None or watch[s]:
+                    e = min(e, self._next_row(s, p))
+            if e >= boundary:
+                self._skip(p, boundary)
+                p = boundary
+            elif e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
+                self._process(p, e + 1)
+                p = e + 1
+            else:
+                self._skip(p, e)
+                self._process(e, e + 1)
+                p = e + 1
+            if p == boundary:  # where Engine.run ends a chunk
+                engine.recorder.maybe_flush()
+                if on_progress is not None:
+                    on_progress(p - done)
+                done = p
+
+    def _queue_row(self, p: int) -> int:
+        """The first row at or after ``p`` where the next queued event may run: the first
+        row of the first time at or after the event's (the engine drains on a time change;
+        at most as early as needed, never later)."""
+        due = self.engine._queued[0].ts
+        if due != self._due:  # the head of the queue changes seldom: one search each
+            i = int(np.searchsorted(self.times, due))
+            self._due = due
+            self._due_row = int(self.starts[i]) if i < len(self.starts) else self.n
+        return max(self._due_row, p)
+
+    def _next_row(self, s: int, p: int) -> int:
+        if self.single:
+            return p
+        rows = self.rows_of[s]
+        i = int(np.searchsorted(rows, p))
+        return int(rows[i]) if i < len(rows) else self.n
+
+    def _process(self, a: int, b: int) -> None:
+        """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
+        on_bar = self.engine.on_bar
+        if self.single:
+            bars = self.bars[0]
+            ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
+                                  bars.volume)
+            for i in range(a, b):
+                on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
+                       v.item(i))
+            return
+        for r in range(a, b):
+            s, i = self.order_symbol.item(r), self.order_pos.item(r)
+            bars = self.bars[s]
+            on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
+                   bars.low.item(i), bars.close.item(i), bars.volume.item(i))
+
+    # -- the bars in between -------------------------------------------------------------
+    def _skip(self, a: int, b: int) -> None:
+        """Rows ``[a, b)`` change nothing but marks: book the equity rows ``on_bar``
+        would book while walking them (each time's, at its last row's state) and leave
+        views, marks and the engine's time as they would be after row ``b - 1``."""
+        if a >= b:
+            return
+        engine = self.engine
+        if self.single and b - a > _SHORT_SINGLE:
+            self._skip_single(a, b)
+            moved = {0: b - 1}
+        elif b - a <= _SHORT:
+            moved = self._skip_rows(a, b)
+        else:
+            last = engine._last_ts
+            seg_ts = self.ts[a:b]
+            prev = np.empty(b - a, dtype=np.int64)
+            prev[1:] = seg_ts[:-1]
+            prev[0] = seg_ts[0] if last is None else last
+            at = np.flatnonzero(seg_ts != prev)  # rows where the time moves: book prev
+            if len(at):
+                self._book(a, b, at, prev[at])
+            engine._last_ts = int(seg_ts[-1])
+            if self.single:
+                moved = {0: b - 1}
+            else:
+                lasts = ((s, self._last_row(s, a, b)) for s in range(len(self.bars)))
+                moved = {s: int(self.order_pos[r]) for s, r in lasts if r >= 0}
+        portfolio = engine.portfolio
+        for s, i in moved.items():
+            bars = self.bars[s]
+            view = engine.views[s]
+            view.n = i + 1
+            view.ts = int(bars.ts[i])
+            view.open = bars.open.item(i)
+            view.high = bars.high.item(i)
+            view.low = bars.low.item(i)
+            view.close = close = bars.close.item(i)
+            view.volume = bars.volume.item(i)
+            portfolio.price[s] = close
+
+    def _skip_single(self, a: int, b: int) -> None:
+        """``_skip``'s booking for one symbol, whose every row is a new time: the row
+        before the segment at the portfolio's state now, each later one at its close."""
+        engine = self.engine
+        portfolio = engine.portfolio
+        book = portfolio.book
+        last = engine._last_ts
+        bars = self.bars[0]
+        times = bars.ts[a : b - 1].tolist()
+        cash, realized = portfolio.cash, portfolio.realized_total
+        k = len(times)
+        if portfolio._held:
+            equity = portfolio.qty[0] * bars.close[a : b - 1]
+            equity += cash  # cash + qty x close, as Portfolio.equity adds them
+            unrealized = equity - cash
+            unrealized -= portfolio.cost_basis
+            equities, unrealizeds = equity.tolist(), unrealized.tolist()
+        else:
+            equities, unrealizeds = [cash] * k, [0.0] * k
+        if last is not None:
+            now = portfolio.equity()
+            book.ts.append(last)
+            book.cash.append(cash)
+            book.equity.append(now)
+            book.realized.append(realized)
+            book.unrealized.append(portfolio.unrealized(now))
+        book.ts.extend(times)
+        book.cash.extend([cash] * k)
+        book.equity.extend(equities)
+        book.realized.extend([realized] * k)
+        book.unrealized.extend(unrealizeds)
+        engine._last_ts = bars.ts.item(b - 1)
+
+    def _skip_rows(self, a: int, b: int) -> dict[int, int]:
+        """``_skip``'s booking row by row, as ``on_bar`` does it (cheaper than arrays for
+        a few rows): at each time change the state so far, then the row's mark. Returns
+        each symbol seen's last bar (its position in the symbol's bars)."""
+        engine = self.engine
+        portfolio = engine.portfolio
+        price = portfolio.price
+        last = engine._last_ts
+        ts = self.ts
+        single = self.single
+        close = self.bars[0].close
+        moved: dict[int, int] = {}
+        order_symbol, order_pos = self.order_symbol, self.order_pos
+        for r in range(a, b):
+            t = ts.item(r)
+            if t != last:
+                if last is not None:
+                    equity = portfolio.equity()
+                    engine._book_ts(last)
+                    engine._book_cash(portfolio.cash)
+                    engine._book_equity(equity)
+                    engine._book_realized(portfolio.realized_total)
+                    engine._book_unrealized(portfolio.unrealized(equity))
+                last = t
+            if single:
+                price[0] = close.item(r)
+            else:
+                s = order_symbol.item(r)
+                moved[s] = i = order_pos.item(r)
+                price[s] = self.bars[s].close.item(i)
+        engine._last_ts = last
+        if single:
+            moved[0] = b - 1
+        return moved
+
+    def _last_row(self, s: int, a: int, b: int) -> int:
+        rows = self.rows_of[s]
+        i = int(np.searchsorted(rows, b)) - 1
+        return int(rows[i]) if i >= 0 and rows[i] >= a else -1
+
+    def _book(self, a: int, b: int, at: np.ndarray, booked_ts: np.ndarray) -> None:
+        """Equity rows at times ``booked_ts``, each at the state after row ``a + at - 1``
+        (-1: before the segment, the portfolio as it is now)."""
+        portfolio = self.engine.portfolio
+        book = portfolio.book
+        k = len(at)
+        cash = portfolio.cash
+        equity = np.full(k, cash)
+        qty, price = portfolio.qty, portfolio.price
+        before = at - 1  # segment position of each row's state
+        for s in portfolio._held:  # the ledger's order, as Portfolio.equity sums
+            marks = self._marks(s, a, b, before, price[s])
+            equity += qty[s] * marks
+        book.ts.extend(booked_ts.tolist())
+        book.cash.extend([cash] * k)
+        book.equity.extend(equity.tolist())
+        book.realized.extend([portfolio.realized_total] * k)
+        if portfolio._held:
+            book.unrealized.extend((equity - cash - portfolio.cost_basis).tolist())
+        else:
+            book.unrealized.extend([0.0] * k)
+
+    def _marks(self, s: int, a: int, b: int, before: np.ndarray, now: float) -> np.ndarray:
+        """Symbol ``s``'s mark after each segment position in ``before`` (-1: ``now``)."""
+        close = self.bars[s].close
+        if self.single:
+            return np.where(before >= 0, close[a:b][np.maximum(before, 0)], now)
+        mine = self.order_symbol[a:b] == s
+        last = np.where(mine, np.arange(b - a), -1)  # s's latest row at each position
+        np.maximum.accumulate(last, out=last)
+        last = np.where(before >= 0, last[np.maximum(before, 0)], -1)
+        pos = np.where(last >= 0, self.order_pos[a:b][np.maximum(last, 0)], 0)
+        return np.where(last >= 0, close[pos], now)
