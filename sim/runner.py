@@ -46,7 +46,6 @@ from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.farm_build import build_farms, record_farms, schedule_allocator
 from sim.farm_engine import FarmEngine
-
 from sim.fast_path import FAST, choose_path, run_fast
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.lifecycle import AgentRoster
