@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim.config import (
     ConfigError,
+    CalibratedSourceConfig,
     FileSourceConfig,
     ScenarioConfig,
     _describe,
@@ -452,7 +453,12 @@ def _span_ns(config: ScenarioConfig) -> int | None:
     for d in config.data:
         if isinstance(d, FileSourceConfig):
             return None
-        spans.append(d.bars * parse_duration(d.interval))
+        if isinstance(d, CalibratedSourceConfig):  # at the interval the model was fitted on
+            from sim.regimes.calibrated import load_model
+
+            spans.append(d.bars * parse_duration(load_model(d.model).interval))
+        else:
+            spans.append(d.bars * parse_duration(d.interval))
     return max(spans) if spans else None
 
 
