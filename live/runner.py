@@ -62,7 +62,7 @@ from live.writer import StoreWriter
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
 from sim.bus import DECISION, EventBus, QueuedSubscription
 from sim.bus_events import DecisionMade
-from sim.config import ScenarioConfig
+from sim.config import ScenarioConfig, source_symbols
 from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
 from sim.lifecycle import AgentRoster
@@ -109,7 +109,8 @@ class LiveRunner:
         bus: EventBus | None = None,
         on_decision: Callable[[DecisionMade], None] | None = None,
     ) -> None:
-        symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
+        symbols = tuple(symbols if symbols is not None
+                        else (s for d in config.data for s in source_symbols(d)))
         if not symbols:
             raise ValueError(f"scenario {config.name!r}: no symbols to trade")
         self.config = config

@@ -39,9 +39,9 @@ from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, k
 from sim.bus import EventBus
 from sim.config import (
     ConfigError,
-    FileSourceConfig,
     ScenarioConfig,
     parse_duration,
+    source_interval,
     source_symbols,
     stored_config,
 )
@@ -88,8 +88,7 @@ def live_interval_ns(config: ScenarioConfig) -> int:
         return parse_duration(config.live.interval)
     found = set()
     for source in config.data:
-        interval = (source.resample or source.interval
-                    if isinstance(source, FileSourceConfig) else source.interval)
+        interval = source_interval(source)
         if interval is not None:
             found.add(parse_duration(interval))
     if len(found) != 1:

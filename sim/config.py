@@ -372,6 +372,19 @@ def source_symbols(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConf
     return list(source.symbols) if isinstance(source, RegimeSourceConfig) else [source.symbol]
 
 
+def source_interval(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConfig
+                    | CalibratedSourceConfig) -> str | None:
+    """A source's bar interval: a file's resample target or declared interval (None: known
+    after loading), a generator's setting, a calibrated model's fitted interval."""
+    if isinstance(source, FileSourceConfig):
+        return source.resample or source.interval
+    if isinstance(source, CalibratedSourceConfig):
+        from sim.regimes.calibrated import load_model
+
+        return load_model(source.model).interval
+    return source.interval
+
+
 class AgentConfig(_Model):
     """An agent by registered name or ``"package.module:Class"``, with its parameters."""
 

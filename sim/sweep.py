@@ -54,12 +54,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim.config import (
     ConfigError,
-    CalibratedSourceConfig,
     FileSourceConfig,
     ScenarioConfig,
     _describe,
     load_scenario,
     parse_duration,
+    source_interval,
 )
 from sim.config_paths import PathError, resolve_path, set_value, short_name
 from sim.run_identity import RunIdentity, canonical_json, identify
@@ -453,12 +453,7 @@ def _span_ns(config: ScenarioConfig) -> int | None:
     for d in config.data:
         if isinstance(d, FileSourceConfig):
             return None
-        if isinstance(d, CalibratedSourceConfig):  # at the interval the model was fitted on
-            from sim.regimes.calibrated import load_model
-
-            spans.append(d.bars * parse_duration(load_model(d.model).interval))
-        else:
-            spans.append(d.bars * parse_duration(d.interval))
+        spans.append(d.bars * parse_duration(source_interval(d) or ""))
     return max(spans) if spans else None
 
 

@@ -1,5 +1,6 @@
-"""A walk-forward sweep over a calibrated source: its span is known before any run (the
-model's interval times its bars), so windows too long for it are refused up front."""
+"""A calibrated source's bar interval is its model's: a walk-forward sweep knows its span
+before any run (windows too long for it are refused up front) and a live session its
+candle interval (both read an ``interval`` the source does not have before: a traceback)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,10 @@ def test_windows_that_fit_the_models_span_load(tmp_path: Path) -> None:
 def test_windows_longer_than_the_models_span_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SweepError, match="walk_forward"):
         load_sweep(_sweep(tmp_path, "16d", "5d"))
+
+
+def test_a_live_session_reads_the_calibrated_models_interval() -> None:
+    from quorum.live import live_interval_ns
+    from sim.config import load_scenario
+
+    assert live_interval_ns(load_scenario(SCENARIO)) == 5 * 60 * 1_000_000_000
