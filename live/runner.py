@@ -122,7 +122,9 @@ class LiveRunner:
         self.histories = [BarHistory(sym, capacity) for sym in symbols]
         # A MarketData whose bars grow: build_engine wires views over them exactly as a
         # backtest does. The walk order is empty: bars come from feeds, not from here.
-        data = MarketData(tuple(self.histories), np.empty(0, np.int32), np.empty(0, np.int64))
+        # (a BarHistory has SymbolBars' columns; only its length grows)
+        data = MarketData(tuple(self.histories),  # type: ignore[arg-type]
+                          np.empty(0, np.int32), np.empty(0, np.int64))
         check_agent_symbols(config, data)
         streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
         # With a bus, the pipeline publishes what it records (sim.observed); agents abstain

@@ -986,6 +986,7 @@ def load_scenario(path: str | Path) -> ScenarioConfig:
                     source[key] = str((path.parent / p).resolve())
     gate = raw.get("validation")
     for key in ("suite", "thresholds") if isinstance(gate, dict) else ():
+        assert gate is not None  # narrowed by the isinstance above, for the type checker
         if isinstance(gate.get(key), str) and not Path(gate[key]).is_absolute():
             gate[key] = str((path.parent / gate[key]).resolve())
     agents = raw.get("agents")

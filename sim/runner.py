@@ -192,8 +192,9 @@ def build_engine(
     views = [MarketView(b) for b in data.bars]
     # Per-bar publishing only when someone listens to bars or equity already: a watched
     # run (sim.monitor) takes event-level topics and keeps the plain bar path.
-    per_bar = bus is not None and (bus.wants(BAR) or bus.wants(EQUITY))
-    engine_class: Any = partial(ObservedEngine, bus=bus) if per_bar else Engine
+    engine_class: Any = Engine
+    if bus is not None and (bus.wants(BAR) or bus.wants(EQUITY)):
+        engine_class = partial(ObservedEngine, bus=bus)
     engine = engine_class(
         symbols,
         views,

@@ -314,6 +314,7 @@ def _load_config(path: Path) -> SweepConfig:
         raw[key] = _against(path.parent, raw.get(key))
     grid = raw.get("grid")
     for name, values in grid.items() if isinstance(grid, dict) else ():
+        assert grid is not None  # narrowed by the isinstance above, for the type checker
         if name.rsplit(".", 1)[-1] in ("path", "funding") and isinstance(values, list):
             grid[name] = [_against(path.parent, v) for v in values]
     params = raw.get("random", {}).get("params") if isinstance(raw.get("random"), dict) else None
