@@ -297,7 +297,7 @@ class Recorder:
             at = (_ints(cols[0]), _ints(perf_agents))
             out.append(("agent_performance", {
                 "symbol": self._names(self._symbols, cols[0]),
-                "agent": self._names(self._agents, agent),
+                "agent": self._names(self._agents, perf_agents),
                 "signals": _ints(cols[2]), "scored": _ints(cols[3]), "hits": _ints(cols[4]),
                 "hit_rate": pa.array(cols[5], type=pa.float64()),
                 "shadow_pnl": _floats(cols[6]), "votes": self.vote_counts[at],
