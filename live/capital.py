@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import duckdb
 
 from sim.config import ConfigError, ScenarioConfig
+from sim.sql import one_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ def with_capital(config: ScenarioConfig, capital: float) -> ScenarioConfig:
 
 def stored_capital(con: duckdb.DuckDBPyConnection, run_id: str) -> float:
     """The capital a stored run started with (its ``initial_cash``)."""
-    (config,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    (config,) = one_row(con, "SELECT config FROM runs WHERE run_id = ?", [run_id])
     return float(json.loads(config)["initial_cash"])
 
 

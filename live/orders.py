@@ -91,8 +91,6 @@ class OrderPort(Protocol):
     symbol_of: dict[str, str]  # coin -> symbol
     now_ns: Callable[[], int]
     generation: int  # bumped by every order event: reconciliation needs quiet
-    by_cloid: Mapping[str, Tracked]
-    by_oid: Mapping[int, Tracked]
     booked: set[int]  # venue trade ids booked in this run (read only)
     funded: set[tuple[str, int]]  # (coin, time ms) of funding booked (read only)
     account_outside: float | None
@@ -104,7 +102,14 @@ class OrderPort(Protocol):
     share: VenueShare | None  # several accounts: its part of the ledger (reconciliation)
 
     @property
+    def by_cloid(self) -> Mapping[str, Tracked]: ...
+    @property
+    def by_oid(self) -> Mapping[int, Tracked]: ...
+    @property
     def settled(self) -> bool: ...
+
+    def submit(self, leg: Leg, leg_no: int) -> None: ...
+    def cancel(self, leg: Leg, code: str, reason: str) -> None: ...
 
     async def start(self, queue: asyncio.Queue[object]) -> None: ...
     async def close(self) -> None: ...

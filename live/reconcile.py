@@ -107,9 +107,10 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
     share = port.share
     venue_positions = {p.coin: p for p in snap.positions}
     for s, symbol in enumerate(desk.symbols):
-        coin = port.coins.get(symbol)
-        if coin is None:
+        traded = port.coins.get(symbol)
+        if traded is None:
             continue
+        coin = traded
         held = portfolio.qty[s] if share is None else share.qty.get(symbol, 0.0)
         position = venue_positions.get(coin)
         venue = position.size if position is not None else 0.0

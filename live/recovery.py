@@ -41,7 +41,7 @@ equity are those of the equity rows that were committed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -50,6 +50,7 @@ from live.records import booked_funding, booked_tids, create_tables, open_venue_
 from live.risk_state import restore_risk
 from sim.messages import OrderFilled
 from sim.orders import BRACKET_ROLES, IOC, MARKET, Order
+from sim.sql import one_row
 
 if TYPE_CHECKING:
     from live.orders import OrderPort
@@ -74,16 +75,16 @@ def restore(runner: LiveRunner, port: OrderPort | Mapping[str, OrderPort],
         "SELECT fill_id, order_id, epoch_ns(ts), symbol, venue, quantity, price, fee,"
         " ref_price, liquidity FROM fills WHERE run_id = ? ORDER BY fill_id",
         [run_id]).fetchall()
-    for row in fills:
-        portfolio.apply(index[row[3]], OrderFilled(*row))
-    (order_id,) = con.execute(
-        "SELECT coalesce(max(order_id), 0) FROM (SELECT order_id FROM orders WHERE run_id = ?"
+    for fill in fills:
+        portfolio.apply(index[fill[3]], OrderFilled(*fill))
+    (order_id,) = one_row(
+        con, "SELECT coalesce(max(order_id), 0) FROM (SELECT order_id FROM orders WHERE run_id = ?"
         " UNION ALL SELECT order_id FROM order_events WHERE run_id = ?"
         " UNION ALL SELECT order_id FROM venue_orders WHERE run_id = ?)",
-        [run_id, run_id, run_id]).fetchone()
+        [run_id, run_id, run_id])
     desk.restore_ids(int(order_id), int(fills[-1][0]) if fills else 0)
-    (decision_id,) = con.execute("SELECT coalesce(max(decision_id), 0) FROM decisions"
-                                 " WHERE run_id = ?", [run_id]).fetchone()
+    (decision_id,) = one_row(con, "SELECT coalesce(max(decision_id), 0) FROM decisions"
+                             " WHERE run_id = ?", [run_id])
     engine.restore_decision_id(int(decision_id))
     if ports is None:
         first.know_booked(booked_tids(con, run_id))
@@ -100,9 +101,8 @@ def restore(runner: LiveRunner, port: OrderPort | Mapping[str, OrderPort],
             life = _order(row, index[row["symbol"]], con, run_id)
             lives[life.order_id] = life
         leg = desk.adopt_external(life, row["venue"], row["quantity"])
-        (booked,) = con.execute("SELECT coalesce(sum(quantity), 0) FROM venue_fills"
-                                " WHERE run_id = ? AND cloid = ?",
-                                [run_id, row["cloid"]]).fetchone()
+        (booked,) = one_row(con, "SELECT coalesce(sum(quantity), 0) FROM venue_fills"
+                            " WHERE run_id = ? AND cloid = ?", [run_id, row["cloid"]])
         leg.remaining = row["quantity"] - booked
         stands = _guards_position(life, portfolio.qty[life.s])
         owner = first if ports is None else ports[row["venue"]]
@@ -139,20 +139,19 @@ def _guards_position(life: Order, position: float) -> bool:
         life.quantity > 0)
 
 
-def _order(row: dict, s: int, con: duckdb.DuckDBPyConnection, run_id: str) -> Order:
+def _order(row: dict[str, Any], s: int, con: duckdb.DuckDBPyConnection, run_id: str) -> Order:
     """The order of a write-ahead row, with what of it was filled already."""
     life = Order(row["order_id"], row["decision_id"], row["ts"], row["decision_ts"],
                  row["symbol"], s, row["quantity"], row["ref_price"], row["kind"],
                  row["limit_price"], row["stop_price"], row["tif"], row["post_only"],
                  row["reduce_only"] and row["role"] != "flatten", row["role"],
                  row["parent_id"], row["replaces"])
-    filled, notional, fees, last = con.execute(
-        "SELECT coalesce(sum(quantity), 0), coalesce(sum(abs(quantity) * price), 0),"
+    filled, notional, fees, last = one_row(
+        con, "SELECT coalesce(sum(quantity), 0), coalesce(sum(abs(quantity) * price), 0),"
         " coalesce(sum(fee), 0), max(epoch_ns(ts)) FROM fills WHERE run_id = ? AND"
-        " order_id = ?", [run_id, life.order_id]).fetchone()
+        " order_id = ?", [run_id, life.order_id])
     life.filled, life.filled_notional, life.fees, life.fill_ts = filled, notional, fees, last
-    (arrived,) = con.execute("SELECT min(epoch_ns(ts)) FROM order_events WHERE run_id = ?"
-                             " AND order_id = ? AND event = 'arrived'",
-                             [run_id, life.order_id]).fetchone()
+    (arrived,) = one_row(con, "SELECT min(epoch_ns(ts)) FROM order_events WHERE run_id = ?"
+                         " AND order_id = ? AND event = 'arrived'", [run_id, life.order_id])
     life.arrival_ts = arrived
     return life

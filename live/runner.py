@@ -68,7 +68,7 @@ from live.writer import StoreWriter
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
 from sim.bus import DECISION, EventBus, QueuedSubscription
 from sim.bus_events import DecisionMade
-from sim.config import ScenarioConfig
+from sim.config import ScenarioConfig, source_symbols
 from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
 from sim.lifecycle import AgentRoster
@@ -115,7 +115,8 @@ class LiveRunner:
         bus: EventBus | None = None,
         on_decision: Callable[[DecisionMade], None] | None = None,
     ) -> None:
-        symbols = tuple(symbols if symbols is not None else (d.symbol for d in config.data))
+        symbols = tuple(symbols if symbols is not None
+                        else (s for d in config.data for s in source_symbols(d)))
         if not symbols:
             raise ValueError(f"scenario {config.name!r}: no symbols to trade")
         self.config = config
@@ -127,7 +128,9 @@ class LiveRunner:
         self.histories = [BarHistory(sym, capacity) for sym in symbols]
         # A MarketData whose bars grow: build_engine wires views over them exactly as a
         # backtest does. The walk order is empty: bars come from feeds, not from here.
-        data = MarketData(tuple(self.histories), np.empty(0, np.int32), np.empty(0, np.int64))
+        # (a BarHistory has SymbolBars' columns; only its length grows)
+        data = MarketData(tuple(self.histories),  # type: ignore[arg-type]
+                          np.empty(0, np.int32), np.empty(0, np.int64))
         check_agent_symbols(config, data)
         streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
         # With a bus, the pipeline publishes what it records (sim.observed); agents abstain

@@ -11,6 +11,8 @@ scenario marked so.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from live.venue_types import OrderRequest
 from sim.orders import FLATTEN, IOC, LIMIT, MARKET, TAKE_PROFIT, Leg, Order
 
@@ -29,7 +31,8 @@ def order_request(life: Order, leg: Leg, cloid: str, coin: str,
         return OrderRequest(coin, is_buy, size, "trigger", life.limit_price, cloid,
                             trigger="tp", reduce_only=only_reduce)
     if life.kind == LIMIT:
-        tif = "alo" if life.post_only else ("ioc" if life.tif == IOC else "gtc")
+        tif: Literal["gtc", "ioc", "alo"] = (
+            "alo" if life.post_only else ("ioc" if life.tif == IOC else "gtc"))
         assert life.limit_price is not None
         return OrderRequest(coin, is_buy, size, "limit", life.limit_price, cloid, tif=tif,
                             reduce_only=only_reduce)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sim.config import parse_scenario
 from sim.runner import run_scenario
+from sim.sql import one_row
 from sim.store import DuckDBStore
 
 _AGENTS = [
@@ -52,12 +53,11 @@ def throughput(bars: int, agents: int, db: str | None = None, repeat: int = 3,
                 result = run_scenario(config, store, fast_path=fast_path)
                 best = min(best, time.perf_counter() - start)
                 best_cpu = min(best_cpu, _cpu_seconds() - cpu)
-            counts = store.con.execute(
-                "SELECT (SELECT count(*) FROM fills WHERE run_id = $r),"
+            counts = one_row(
+                store.con, "SELECT (SELECT count(*) FROM fills WHERE run_id = $r),"
                 " (SELECT count(*) FROM decisions WHERE run_id = $r),"
                 " (SELECT value FROM run_info WHERE run_id = $r AND key = 'engine_path')",
-                {"r": result.run_id},
-            ).fetchone()
+                {"r": result.run_id})
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "bars": bars,
@@ -106,8 +106,8 @@ def sweep_scaling(sweep_path: str, workers: tuple[int, ...] = (1, 2)) -> list[di
             worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime
                                                               + children.ru_stime)
             runs = len(plan.todo)
-            span = store.con.execute("SELECT epoch(max(finished_at)) - epoch(min(started_at))"
-                                     " FROM runs").fetchone()[0]
+            span = one_row(store.con, "SELECT epoch(max(finished_at)) - epoch(min(started_at))"
+                                      " FROM runs")[0]
             rows.append({
                 "workers": n, "runs": runs, "wall_s": round(wall, 1),
                 "runs_per_min": round(runs / wall * 60, 1),

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sim.sql import one_row
+
 _REPLICATED_SOURCE_KINDS = {"gbm", "regime", "calibrated"}
 
 
@@ -221,11 +223,11 @@ def bench(spec: dict[str, Any]) -> dict[str, Any]:
             walls.append(wall)
             cpus.append(cpu)
         peak = _peak_rss_mb()  # before the instrumented runs keep their samples
-        decisions, orders, fills = store.con.execute(
-            "SELECT (SELECT count(*) FROM decisions WHERE run_id = $r),"
+        decisions, orders, fills = one_row(
+            store.con, "SELECT (SELECT count(*) FROM decisions WHERE run_id = $r),"
             " (SELECT count(*) FROM orders WHERE run_id = $r),"
             " (SELECT count(*) FROM fills WHERE run_id = $r)",
-            {"r": result.run_id}).fetchone()
+            {"r": result.run_id})
         if spec.get("stages", True):
             build = runner.build_engine
 

@@ -211,12 +211,12 @@ def live_fake(bars: int) -> dict[str, Any]:
             super().__init__(*args, **kwargs)
             instrument(self.engine, self.recorder.store, stages)
 
-    bench_live.LiveRunner = TimedRunner
+    bench_live.LiveRunner = TimedRunner  # type: ignore[misc]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             to_bar, to_order, feed_to_order = bench_live.measure(Path(tmp), bars)
     finally:
-        bench_live.LiveRunner = plain
+        bench_live.LiveRunner = plain  # type: ignore[misc]
     figures = {name: percentiles(array("q", values)) for name, values in (
         ("event to bar in the engine", to_bar), ("event to order", to_order),
         ("feed to order (client side)", feed_to_order))}

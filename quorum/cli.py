@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 from rich.console import Console
@@ -27,6 +27,7 @@ from quorum.outcomes import BAD_INPUT, Interrupted, RunFailed, run_error
 from sim.agents.base import AgentError
 from sim.config import load_scenario
 from sim.runner import RunResult
+from sim.sql import one_row
 from sim.store import DuckDBStore, StoreError, is_interrupt, one_line
 
 DEFAULT_DB = "runs.duckdb"  # the name; where it goes without --db: quorum.store_path
@@ -41,7 +42,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other bad input
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other bad input
         self.exit(2, f"quorum: error: {message}\n")
 
 
@@ -247,10 +248,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         run_id = store.resolve_run_id(args.run_id)
         if args.metrics:  # refuse an empty run before printing anything
             (run_id,) = _report_run_ids(store, [run_id])
-        row = store.con.execute(
-            "SELECT scenario, status, seed, code_version, data_hash, started_at, finished_at,"
-            " error, config FROM runs WHERE run_id = ?", [run_id],
-        ).fetchone()
+        row = one_row(
+            store.con, "SELECT scenario, status, seed, code_version, data_hash, started_at,"
+            " finished_at, error, config FROM runs WHERE run_id = ?", [run_id])
         names = ("scenario", "status", "seed", "code_version", "data_hash", "started_at",
                  "finished_at", "error")
         info = dict(zip(names, row[:-1], strict=True))

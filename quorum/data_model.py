@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +211,9 @@ def plot_facts(real: np.ndarray, generated: np.ndarray, out: Path) -> list[Path]
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     lags = np.arange(1, MAX_LAG + 1)
-    for ax, (name, f) in zip(axes, (("r", lambda x: x), ("|r|", np.abs),
-                                    ("r²", np.square)), strict=True):
+    transforms: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
+        ("r", lambda x: x), ("|r|", np.abs), ("r²", np.square))
+    for ax, (name, f) in zip(axes, transforms, strict=True):
         ax.plot(lags, acf(f(real), MAX_LAG), "o-", ms=3, label="real", color="#212121")
         ax.plot(lags, acf(f(generated), MAX_LAG), "o-", ms=3, label="generated",
                 color="#e65100")

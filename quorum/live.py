@@ -40,13 +40,14 @@ from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, k
 from sim.bus import EventBus
 from sim.config import (
     ConfigError,
-    FileSourceConfig,
     ScenarioConfig,
     parse_duration,
+    source_interval,
     source_symbols,
     stored_config,
 )
 from sim.runner import RunResult
+from sim.sql import one_row
 from sim.store import DuckDBStore
 from sim.validation import PromotionVerdict
 
@@ -92,8 +93,7 @@ def live_interval_ns(config: ScenarioConfig) -> int:
         return parse_duration(config.live.interval)
     found = set()
     for source in config.data:
-        interval = (source.resample or source.interval
-                    if isinstance(source, FileSourceConfig) else source.interval)
+        interval = source_interval(source)
         if interval is not None:
             found.add(parse_duration(interval))
     if len(found) != 1:
@@ -226,22 +226,22 @@ def run_to_resume(store: DuckDBStore, config: ScenarioConfig, resume: str | None
     absorb(con, journal_dir(store.path))
     if resume is not None:
         run_id = store.resolve_run_id(resume)
-        row = con.execute("SELECT mode FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        row = one_row(con, "SELECT mode FROM runs WHERE run_id = ?", [run_id])
         if row[0] != "live":
             raise ConfigError(f"--resume {resume}: run {run_id} is a {row[0]} run, not live")
         _same_config(con, run_id, config, f"--resume {resume}")
         return run_id
-    row = con.execute("SELECT run_id, status FROM runs WHERE mode = 'live' AND scenario = ?"
-                      " ORDER BY started_at DESC LIMIT 1", [config.name]).fetchone()
-    if row is None:
+    last = con.execute("SELECT run_id, status FROM runs WHERE mode = 'live' AND scenario = ?"
+                       " ORDER BY started_at DESC LIMIT 1", [config.name]).fetchone()
+    if last is None:
         return None
     marks = ", ".join("?" for _ in OPEN_STATUSES)
-    (open_legs,) = con.execute(f"SELECT count(*) FROM venue_orders WHERE run_id = ? AND "
-                               f"status IN ({marks})", [row[0], *OPEN_STATUSES]).fetchone()
-    if row[1] != "running" and not open_legs:
+    (open_legs,) = one_row(con, f"SELECT count(*) FROM venue_orders WHERE run_id = ? AND "
+                                f"status IN ({marks})", [last[0], *OPEN_STATUSES])
+    if last[1] != "running" and not open_legs:
         return None
-    _same_config(con, row[0], config, f"the last live run of {config.name!r} is unfinished:")
-    return str(row[0])
+    _same_config(con, last[0], config, f"the last live run of {config.name!r} is unfinished:")
+    return str(last[0])
 
 
 def _same_config(con: Any, run_id: str, config: ScenarioConfig, what: str) -> None:

@@ -57,7 +57,7 @@ def interrupts_as_keyboard_interrupt() -> Iterator[None]:
         yield
         return
     _received.clear()
-    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
+    previous: dict[int, Any] = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
     try:
         yield
     finally:

@@ -237,7 +237,8 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
         for m in list(failures.values())[:5]:
             console.print(f"  {m['run_id']} {m['label']} {m['regime'] or 'base'} seed "
                           f"{m['seed']}: {m['error']}")
-    windows, stability = [], []
+    windows: list[dict[str, Any]] = []
+    stability: list[dict[str, Any]] = []
     if cfg.walk_forward is not None:
         wf = cfg.walk_forward
         metric = cfg.window_metric

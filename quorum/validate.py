@@ -13,6 +13,7 @@ import numpy as np
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
 from sim.config import ScenarioConfig, load_scenario
 from sim.runner import new_run_id, run_scenario
+from sim.sql import one_row
 from sim.store import DuckDBStore
 from sim.suite import load_suite
 from sim.validation import (
@@ -90,11 +91,11 @@ def run_validation(config: ScenarioConfig, store: DuckDBStore, *,
 def _run_metrics(store: DuckDBStore, regime: str, seed: int, run_id: str,
                  initial: float) -> RunMetrics:
     con = store.con
-    ts, equity = con.execute(
-        "SELECT list(epoch_ns(ts) ORDER BY ts), list(equity ORDER BY ts) FROM equity"
-        " WHERE run_id = ?", [run_id]).fetchone()
-    data_hash = con.execute("SELECT data_hash FROM runs WHERE run_id = ?",
-                            [run_id]).fetchone()[0]
+    ts, equity = one_row(
+        con, "SELECT list(epoch_ns(ts) ORDER BY ts), list(equity ORDER BY ts) FROM equity"
+        " WHERE run_id = ?", [run_id])
+    data_hash = one_row(con, "SELECT data_hash FROM runs WHERE run_id = ?",
+                        [run_id])[0]
     eq = np.asarray(equity or [], dtype=np.float64)
     per_year = periods_per_year(np.asarray(ts or [], dtype=np.int64))
     return RunMetrics(regime, seed, run_id, data_hash, sharpe_ratio(eq, initial, per_year),

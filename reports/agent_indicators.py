@@ -20,6 +20,7 @@ import numpy as np
 
 from reports.data import RAN
 from sim.agents.base import resolve_agent
+from sim.sql import one_row
 
 SHOWN = 12  # signals per agent in the page (the CSV has them all)
 
@@ -58,7 +59,7 @@ def _bars(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str) -> dict[str,
 
 def agent_indicators(con: duckdb.DuckDBPyConnection, run_id: str) -> list[AgentIndicators]:
     """One entry per agent of the run, in config order."""
-    (config,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    (config,) = one_row(con, "SELECT config FROM runs WHERE run_id = ?", [run_id])
     cfg = json.loads(config)
     signals = con.execute(
         "SELECT agent, symbol, epoch_ns(ts) AS ts, side, confidence, reason FROM signals "

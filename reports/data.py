@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 
 from reports.metrics import periods_per_year, round_trips
+from sim.sql import one_row
 
 
 class ReportError(ValueError):
@@ -56,10 +57,10 @@ def coverage(con: duckdb.DuckDBPyConnection, run_id: str) -> Coverage:
     status = run_status(con, run_id)
     if status is None:
         raise ReportError(f"no run {run_id!r} in the store")
-    ran, given, until = con.execute(
-        f"SELECT count(*) FILTER (WHERE {RAN}), count(*),"
+    ran, given, until = one_row(
+        con, f"SELECT count(*) FILTER (WHERE {RAN}), count(*),"
         " (SELECT epoch_ns(max(ts)) FROM equity WHERE run_id = $r)"
-        " FROM bars WHERE run_id = $r", {"r": run_id}).fetchone()
+        " FROM bars WHERE run_id = $r", {"r": run_id})
     return Coverage(status, int(ran), int(given), None if until is None else int(until))
 
 
@@ -80,7 +81,7 @@ _RAN_MANY = "ts <= (SELECT max(e.ts) FROM equity e WHERE e.run_id = bars.run_id)
 
 
 def _params(run_ids: Sequence[str], symbols: Sequence[str | None] | None = None,
-            ) -> dict[str, list[str | None]]:
+            ) -> dict[str, list[str] | list[str | None]]:
     ids = list(run_ids)
     if len(set(ids)) != len(ids):
         raise ValueError("run ids repeat: each run is read once")

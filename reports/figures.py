@@ -26,9 +26,11 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 from matplotlib.patches import Patch
+from matplotlib.typing import RcKeyType
 
 from reports.data import RAN
 from reports.plots import REGIME_COLOURS, UNKNOWN_REGIME_COLOUR
+from sim.sql import one_row
 
 MAX_POINTS = 5_000
 MAX_MARKERS = 5_000
@@ -37,7 +39,7 @@ FIG_INCHES = (11.0, 5.0)
 DPI = 100
 FIG_PX = (int(FIG_INCHES[0] * DPI), int(FIG_INCHES[1] * DPI))  # (width, height) of every PNG
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     "font.size": 9,
     "axes.titlesize": 11,
     "axes.titleweight": "bold",
@@ -130,8 +132,8 @@ def regime_shading(con: duckdb.DuckDBPyConnection, run_id: str, symbol: str | No
     collapsed into runs of equal labels; exact when the symbol has fewer bars than that."""
     if symbol is None:
         return Shading()
-    n = con.execute(f"SELECT count(*) FROM bars WHERE run_id = $r AND symbol = $s AND {RAN}",
-                    {"r": run_id, "s": symbol}).fetchone()[0]
+    n = one_row(con, f"SELECT count(*) FROM bars WHERE run_id = $r AND symbol = $s AND {RAN}",
+                {"r": run_id, "s": symbol})[0]
     if not n:
         return Shading()
     step = max(1, math.ceil(n / MAX_SHADE_BUCKETS))

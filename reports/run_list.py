@@ -14,6 +14,8 @@ from typing import Any
 
 import duckdb
 
+from sim.sql import one_row
+
 
 @dataclass(frozen=True, slots=True)
 class RunFilter:
@@ -26,8 +28,8 @@ class RunFilter:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables "
-                            "WHERE table_name = ?", [name]).fetchone()[0])
+    return bool(one_row(con, "SELECT count(*) FROM information_schema.tables "
+                             "WHERE table_name = ?", [name])[0])
 
 
 def sweep_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -78,7 +80,8 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 50,
     """Newest first, with final equity and kind; ``abandoned``: running runs whose writer
     is gone (shown and filtered as ``abandoned``)."""
     where = where or RunFilter()
-    clauses, params = ["TRUE"], []
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
     if where.scenario is not None:
         clauses.append("r.scenario GLOB ?")
         params.append(where.scenario)

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from reports.agent_indicators import resolved_params
+from sim.sql import one_row
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -42,7 +43,7 @@ def scenario_tables(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, An
     """``{"run": [...], "agents": [...], "consensus": [...], "policy": [...], "risk":
     [...], "venues": [...], "data": [...]}`` of table rows (field/value pairs for the
     single settings, one row per item for agents, venues and data)."""
-    (config,) = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    (config,) = one_row(con, "SELECT config FROM runs WHERE run_id = ?", [run_id])
     cfg = json.loads(config)
     agents = []
     for spec in cfg.get("agents", []):

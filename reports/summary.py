@@ -14,6 +14,7 @@ import numpy as np
 from reports.data import RunData
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
 from sim.liveness import run_status
+from sim.sql import one_row
 
 _COUNTS = """
 SELECT
@@ -40,9 +41,9 @@ def run_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         "SELECT epoch_ns(ts), equity FROM equity WHERE run_id = ? ORDER BY ts", [run_id]
     ).fetchnumpy()
     ts, equity = eq["epoch_ns(ts)"].astype(np.int64), eq["equity"].astype(np.float64)
-    signals, decisions, orders, denied, fills, fees = con.execute(
-        _COUNTS, {"id": run_id}
-    ).fetchone()
+    signals, decisions, orders, denied, fills, fees = one_row(
+        con, _COUNTS, {"id": run_id}
+    )
     return {
         "run_id": run_id,
         "scenario": scenario,

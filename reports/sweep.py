@@ -163,9 +163,9 @@ def rank_param_sets(members: Sequence[Mapping[str, Any]], rank_by: Sequence[tupl
                 d["metrics"].get(first, math.nan))
         row["by_regime"] = {name: _aggregate(v, aggregate, direction)
                             for name, v in sorted(regimes.items())}
-        vals = np.asarray([d["metrics"].get(first, math.nan) for d in done.values()])
-        vals = vals[~np.isnan(vals)]
-        row[f"{first}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+        firsts = np.asarray([d["metrics"].get(first, math.nan) for d in done.values()])
+        firsts = firsts[~np.isnan(firsts)]
+        row[f"{first}_std"] = float(firsts.std(ddof=1)) if len(firsts) > 1 else math.nan
         rows.append(row)
     rows.sort(key=lambda r: (r["thin"], r["failed"] + r["missing"] > 0,
                              *(_order_key(r[k], d) for k, d in rank_by), r["param_set"]))
@@ -186,7 +186,7 @@ def windows(first_ns: int, end_ns: int, train_ns: int, test_ns: int, step_ns: in
             anchored: bool = False) -> list[Window]:
     """Train ``[train_start, train_end)`` then test ``[train_end, test_end)``, moving on by
     ``step_ns``; only windows whose test ends by ``end_ns`` (the end of the last bar)."""
-    out = []
+    out: list[Window] = []
     k = 0
     while True:
         start = first_ns + k * step_ns
@@ -235,7 +235,7 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
         spacing = int(np.median(np.diff(ts0))) if len(ts0) > 1 else 0
         grid = windows(int(ts0[0]), int(ts0[-1]) + spacing, train_ns, test_ns, step_ns,
                        anchored) if len(ts0) else []
-        path_rows = []
+        path_rows: list[dict[str, Any]] = []
         for w in grid:
             best, best_score = None, math.nan
             for ps, (ts, eq, initial) in curves.items():
@@ -244,6 +244,8 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
                 if best is None or _order_key(score, direction) < _order_key(best_score,
                                                                              direction):
                     best, best_score = ps, score
+            if best is None:  # no curve to choose from
+                continue
             ts, eq, initial = curves[best]
             seg, start = _window_values(ts, eq, initial, w.train_end, w.test_end)
             test = window_score(metric, seg, start, m.periods_per_year(ts))

@@ -47,7 +47,8 @@ def fig_metric_lines(points: Mapping[str, Sequence[tuple[Any, float, int]]], par
         values = sorted({v for pts in points.values() for v, _, _ in pts},
                         key=lambda v: (_number(v) is None, _number(v) or 0.0, str(v)))
         numeric = all(_number(v) is not None for v in values)
-        where = {v: (_number(v) if numeric else i) for i, v in enumerate(values)}
+        where: dict[Any, float] = {v: (_number(v) or 0.0) if numeric else float(i)
+                                   for i, v in enumerate(values)}
         for label, pts in points.items():
             pts = sorted(pts, key=lambda p: where[p[0]])
             xs = [where[v] for v, _, _ in pts]

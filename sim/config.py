@@ -373,6 +373,19 @@ def source_symbols(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConf
     return list(source.symbols) if isinstance(source, RegimeSourceConfig) else [source.symbol]
 
 
+def source_interval(source: FileSourceConfig | GbmSourceConfig | RegimeSourceConfig
+                    | CalibratedSourceConfig) -> str | None:
+    """A source's bar interval: a file's resample target or declared interval (None: known
+    after loading), a generator's setting, a calibrated model's fitted interval."""
+    if isinstance(source, FileSourceConfig):
+        return source.resample or source.interval
+    if isinstance(source, CalibratedSourceConfig):
+        from sim.regimes.calibrated import load_model
+
+        return load_model(source.model).interval
+    return source.interval
+
+
 class AgentConfig(_Model):
     """An agent by registered name or ``"package.module:Class"``, with its parameters."""
 
@@ -1021,6 +1034,7 @@ def load_scenario(path: str | Path) -> ScenarioConfig:
                     source[key] = str((path.parent / p).resolve())
     gate = raw.get("validation")
     for key in ("suite", "thresholds") if isinstance(gate, dict) else ():
+        assert gate is not None  # narrowed by the isinstance above, for the type checker
         if isinstance(gate.get(key), str) and not Path(gate[key]).is_absolute():
             gate[key] = str((path.parent / gate[key]).resolve())
     agents = raw.get("agents")

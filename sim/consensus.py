@@ -204,8 +204,8 @@ class VotingConsensus:
         top = max(long, short, flat)
         tied = [side for side, w in ((SHORT, short), (FLAT, flat), (LONG, long)) if w == top]
         if rule == "highest_confidence":
-            confs = [max(s.confidence for s, w in zip(signals, votes)  # noqa: B905
-                         if w and s.side is side)  # type: ignore[union-attr]
+            confs = [max(s.confidence for s, w in zip(signals, votes, strict=False)
+                         if w and s is not None and s.side is side)
                      for side in tied]
             most = max(confs)
             return None if confs.count(most) > 1 else tied[confs.index(most)]

@@ -230,14 +230,14 @@ class AgentRoster:
                                    batch_id) for j, c in enumerate(batch.commands, 1))
                 return CommandOutcome(batch_id, ts, ALL_AGENTS, "batch", f"rejected: {why}",
                                       None, results)
-        results = []
+        applied: list[CommandOutcome] = []
         for plan in plans:
             plan.commit()
             c = plan.command
-            results.append(self._record(ts, c.agent, c.command, plan.before, plan.after,
+            applied.append(self._record(ts, c.agent, c.command, plan.before, plan.after,
                                         plan.spec_before, plan.spec_after, c.actor,
                                         c.reason, APPLIED, batch_id))
-        return CommandOutcome(batch_id, ts, ALL_AGENTS, "batch", APPLIED, None, tuple(results))
+        return CommandOutcome(batch_id, ts, ALL_AGENTS, "batch", APPLIED, None, tuple(applied))
 
     def _rejected(self, ts: int, command: AgentCommand, why: str,
                   batch: int | None = None) -> CommandOutcome:

@@ -112,8 +112,8 @@ class AgentPerformance:
         n = min(len(starts), len(sides))
         return starts[:n], sides[:n]
 
-    def rows(self, symbol: int, opens: Sequence[float], closes: Sequence[float]
-             ) -> list[PerformanceRow]:
+    def rows(self, symbol: int, opens: Sequence[float] | np.ndarray,
+             closes: Sequence[float] | np.ndarray) -> list[PerformanceRow]:
         """Final figures for ``symbol`` given the bars seen so far (0-based arrays), in
         bulk. Changes no state, so it can be asked at any time."""
         out: list[PerformanceRow] = []

@@ -324,25 +324,26 @@ class Recorder:
                 "agreement": _floats(agree),
             }))
             # Flattened with chain (no tuple per vote: millions of them on long runs).
-            sig = list(chain.from_iterable(votes))
+            vote_signals = list(chain.from_iterable(votes))
             per_decision = [len(v) for v in votes]
             vote_agents = list(chain.from_iterable(agents))
-            vote_sides = [HOLD if s is None else s.side for s in sig]
+            vote_sides = [HOLD if s is None else s.side for s in vote_signals]
             self._count_votes(sym, side, per_decision, vote_agents, vote_sides)
             out.append(("votes", {
                 "decision_id": np.repeat(_ints(ids), per_decision),
                 "agent": self._names(self._agents, vote_agents),
                 "side": self._sides(vote_sides),
-                "confidence": _floats([0.0 if s is None else s.confidence for s in sig]),
+                "confidence": _floats([0.0 if s is None else s.confidence
+                                       for s in vote_signals]),
                 "weight": _floats(list(chain.from_iterable(weights))),
             }))
         if self._performance:
-            agent, rows = zip(*self._performance, strict=True)
-            cols = list(zip(*rows, strict=True))
-            at = (_ints(cols[0]), _ints(agent))
+            perf_agents, perf_rows = zip(*self._performance, strict=True)
+            cols = list(zip(*perf_rows, strict=True))
+            at = (_ints(cols[0]), _ints(perf_agents))
             out.append(("agent_performance", {
                 "symbol": self._names(self._symbols, cols[0]),
-                "agent": self._names(self._agents, agent),
+                "agent": self._names(self._agents, perf_agents),
                 "signals": _ints(cols[2]), "scored": _ints(cols[3]), "hits": _ints(cols[4]),
                 "hit_rate": pa.array(cols[5], type=pa.float64()),
                 "shadow_pnl": _floats(cols[6]), "votes": self.vote_counts[at],

@@ -405,7 +405,7 @@ class RiskEngine:
         self.tripped_now = False  # set by ``check`` when this check tripped the breaker
         # Wanted by ``check`` only for account checks; the engine skips work otherwise.
         # Only the checks whose limits are set run (the kill switch always does).
-        active = {
+        active: dict[Check, bool] = {
             check_circuit_breaker: limits.needs_equity_history,
             check_daily_loss: limits.daily_loss_limit is not None,
             check_drawdown: limits.max_drawdown is not None,

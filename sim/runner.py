@@ -197,7 +197,9 @@ def build_engine(
     # Per-bar publishing only when someone listens to bars or equity already: a watched
     # run (sim.monitor) takes event-level topics and keeps the plain bar path.
     per_bar = bus is not None and (bus.wants(BAR) or bus.wants(EQUITY))
-    engine_class: Any = partial(ObservedEngine, bus=bus) if per_bar else Engine
+    engine_class: Any = Engine
+    if bus is not None and per_bar:
+        engine_class = partial(ObservedEngine, bus=bus)
     if config.farms:  # several pipelines in one loop (sim.farm_engine)
         if session:
             raise ConfigError("farms: paper and live sessions with farms are not "

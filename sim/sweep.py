@@ -59,6 +59,7 @@ from sim.config import (
     _describe,
     load_scenario,
     parse_duration,
+    source_interval,
 )
 from sim.config_paths import PathError, resolve_path, set_value, short_name
 from sim.run_identity import RunIdentity, canonical_json, identify
@@ -313,6 +314,7 @@ def _load_config(path: Path) -> SweepConfig:
         raw[key] = _against(path.parent, raw.get(key))
     grid = raw.get("grid")
     for name, values in grid.items() if isinstance(grid, dict) else ():
+        assert grid is not None  # narrowed by the isinstance above, for the type checker
         if name.rsplit(".", 1)[-1] in ("path", "funding") and isinstance(values, list):
             grid[name] = [_against(path.parent, v) for v in values]
     params = raw.get("random", {}).get("params") if isinstance(raw.get("random"), dict) else None
@@ -452,7 +454,7 @@ def _span_ns(config: ScenarioConfig) -> int | None:
     for d in config.data:
         if isinstance(d, FileSourceConfig):
             return None
-        spans.append(d.bars * parse_duration(d.interval))
+        spans.append(d.bars * parse_duration(source_interval(d) or ""))
     return max(spans) if spans else None
 
 

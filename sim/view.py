@@ -15,7 +15,8 @@ import numpy as np
 class BarSource(Protocol):
     """One symbol's bars as columns: fixed arrays in a backtest, a growing buffer live."""
 
-    symbol: str
+    @property
+    def symbol(self) -> str: ...
 
     def column(self, name: str) -> np.ndarray: ...
 

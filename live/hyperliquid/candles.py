@@ -160,7 +160,7 @@ class HyperliquidCandleFeed:
         while True:
             self._changed.clear()
             due = [d for c in self.coins.values() if (d := self._deadline(c)) is not None]
-            waits = [asyncio.ensure_future(self._changed.wait())]
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._changed.wait())]
             if due:
                 waits.append(asyncio.ensure_future(self.clock.sleep_until(min(due))))
             done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

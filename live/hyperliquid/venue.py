@@ -16,7 +16,7 @@ reference price given): the bound on how far it may fill from there.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -288,7 +288,7 @@ class HyperliquidVenue:
         rounded inward; Hyperliquid refuses a sell whose ``p`` is above its trigger (a buy
         below) as "Invalid TP/SL price"."""
         asset = self.asset(coin)
-        side = "down" if is_buy else "up"
+        side: Literal["down", "up"] = "down" if is_buy else "up"
         trig = round_price(trigger_px, asset, side)
         if limit_px is None:
             slip = self.config.market_slippage if slippage is None else slippage
@@ -412,6 +412,7 @@ class HyperliquidVenue:
 
     async def _cancel(self, action: dict[str, Any], ref: str | int, coin: str,
                       landed: Any) -> OrderState:
+        message: str | None
         try:
             reply = await self.rest.exchange(action, landed=landed)
         except VenueRejected as exc:

@@ -252,7 +252,7 @@ def create_app(reader: StoreReader, keys: KeyStore, *, mode: str = "read-only",
     @app.get("/api/events", summary="stream messages after a sequence number (polling)")
     def events(who: Viewer, since: Annotated[int, Query(ge=0)] = 0,
                topics: Annotated[str, Query(max_length=2000, description="comma-separated "
-                                            "stream topics")] = "") -> dict[str, Any]:
+                                            "stream topics")] = "") -> Any:
         if hub is None:
             raise HTTPException(404, "no live stream: this server reads a stored run")
         wanted = [t for t in topics.split(",") if t] or list(ALL_TOPICS)

@@ -131,6 +131,7 @@ def build_agent(
     ``sim.agents.external.CallLog``) are passed only to agents whose constructor takes them."""
     factory = resolve_agent(kind)
     kwargs = _validated(kind, factory, params)
+    accepted: Mapping[str, inspect.Parameter]
     try:
         accepted = inspect.signature(factory).parameters
     except (TypeError, ValueError):

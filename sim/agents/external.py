@@ -250,7 +250,7 @@ def parse_decision(obj: Any) -> Signal:
     side = _SIDES.get(raw.lower()) if isinstance(raw, str) else None
     if side is None:
         raise ValueError(f"side must be long, short, flat or hold, got {raw!r}")
-    values = []
+    values: list[float | None] = []
     for name in ("confidence", "target"):
         x = obj.get(name)
         if x is None and name == "target":

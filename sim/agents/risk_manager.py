@@ -147,7 +147,8 @@ class RiskManager:
         self._action_veto = var_action == "veto"
         self._step = target_step
         self._max_dd = max_drawdown
-        self._release = max_drawdown if release_drawdown is None else release_drawdown
+        # read only when ``max_drawdown`` is set
+        self._release = (max_drawdown or 0.0) if release_drawdown is None else release_drawdown
         self._ring = [0.0] * window
         self._i = 0
         self._count = 0  # returns seen

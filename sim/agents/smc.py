@@ -131,7 +131,7 @@ class Detection(NamedTuple):
     both the swing's level.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # a field named like tuple.index, by design
     kind: str
     ref: int
     low: float

@@ -364,7 +364,7 @@ def calibrate(paths: Sequence[str | Path], *, interval_ns: int | None = None,
     series, interval_ns = _load([Path(p) for p in paths], interval_ns, symbols)
     matrix, _, per_series = _fit_states(series, states)
     states = len(matrix)  # one, where no slow states could be found (see _fit_states)
-    symbols = [_fit_symbol(s, st, states) for s, st in zip(series, per_series, strict=True)]
+    fitted = [_fit_symbol(s, st, states) for s, st in zip(series, per_series, strict=True)]
     corr = None
     if len(series) > 1:
         common = series[0].ts
@@ -374,7 +374,7 @@ def calibrate(paths: Sequence[str | Path], *, interval_ns: int | None = None,
     model = CalibratedModel(
         interval=_duration(interval_ns), bars_per_year=_bars_per_year(series, interval_ns),
         sources=[str(p) for p in paths], states=list(STATE_NAMES[states]),
-        transition=matrix.tolist(), correlation=corr, symbols=symbols,
+        transition=matrix.tolist(), correlation=corr, symbols=fitted,
     )
     if tune:
         tuned = []

@@ -322,10 +322,9 @@ def _bars(sm: SymbolModel, name: str, r: np.ndarray, sigma: np.ndarray, price: f
     b[0] = sm.volume_sd * noise[1, 0]  # the first bar at the stationary spread
     y = linear_recurrence(np.full(n, phi), b)
     volume = np.exp(sm.volume_level + sm.volume_slope * np.log(log_range) + y)
-    cols = [open_, high, low, close, volume]
-    for c in cols:
-        c.setflags(write=False)
-    return SymbolBars(name, source, ts, *cols, source_regime=labels)
+    for col in (open_, high, low, close, volume):
+        col.setflags(write=False)
+    return SymbolBars(name, source, ts, open_, high, low, close, volume, source_regime=labels)
 
 
 def model_to_toml(model: CalibratedModel) -> str:

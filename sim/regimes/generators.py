@@ -171,7 +171,7 @@ def _crash(p: CrashParams, z: np.ndarray, starts: np.ndarray, grid: _Grid) -> np
         bar = np.repeat(np.arange(m), rng.poisson(rate, m))
         sub = rng.integers(0, s, bar.size)
         size = p.jump_mean + p.jump_std * rng.standard_normal((k, bar.size))
-        np.add.at(inc, (slice(None), bar, sub), size)
+        np.add.at(inc, (slice(None), bar, sub), size)  # type: ignore[arg-type]
     else:
         cell = np.repeat(np.arange(k * m), rng.poisson(rate, k * m))
         sub = rng.integers(0, s, cell.size)
@@ -402,7 +402,7 @@ def generate(
 
     path = np.cumsum(inc.reshape(k, n * s), axis=-1, out=inc.reshape(k, n * s))
     path += x0
-    path = path.reshape(k, n, s)
+    path = path.reshape(k, n, s)  # type: ignore[assignment]
     log_close = path[:, :, -1]
     log_open = np.empty((k, n))
     log_open[:, 0] = x0
@@ -430,10 +430,10 @@ def generate(
         a.setflags(write=False)
     out = []
     for i, sym in enumerate(symbols):
-        cols = [np.ascontiguousarray(c[i]) for c in (open_, high, low, close, volume)]
-        for c in cols:
-            c.setflags(write=False)
-        out.append(SymbolBars(sym, source, ts, *cols, source_regime=labels))
+        o, h, lo, c, v = (np.ascontiguousarray(x[i]) for x in (open_, high, low, close, volume))
+        for col in (o, h, lo, c, v):
+            col.setflags(write=False)
+        out.append(SymbolBars(sym, source, ts, o, h, lo, c, v, source_regime=labels))
     return out
 
 

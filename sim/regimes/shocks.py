@@ -268,7 +268,7 @@ def _apply(b: SymbolBars, shock: _Shock, at: int, index: int) -> SymbolBars:
     cols["source_regime"] = labels
     for x in cols.values():
         x.setflags(write=False)
-    return replace(b, source=f"{b.source} +{kind}@{at}", **cols)
+    return replace(b, source=f"{b.source} +{kind}@{at}", **cols)  # type: ignore[arg-type]
 
 
 def apply_shocks(

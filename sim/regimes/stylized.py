@@ -69,7 +69,7 @@ def stylize(inc: np.ndarray, states: np.ndarray, state_params: Sequence[Any], dt
     w = (nu - 2) / (2.0 * rng.standard_gamma(nu / 2))
     eta = rng.standard_normal(n)
     b = spread * np.sqrt(1 - rho**2) * eta
-    b[0] = spread[0] * eta[0]  # the first bar at the stationary spread
+    b[0] = spread[0] * eta[0]  # type: ignore[index]  # the first bar at the stationary spread
     v = linear_recurrence(rho, b)
     scale = np.sqrt(w) * np.exp(v - spread**2) * np.sqrt(1 - phi**2)
     noise *= scale[None, :, None]

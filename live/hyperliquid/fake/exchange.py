@@ -55,6 +55,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -137,7 +138,7 @@ class Account:
 class FakeHyperliquid:
     def __init__(self, *, mainnet: bool = False, assets: tuple[AssetInfo, ...] = DEFAULT_ASSETS,
                  now_ms: Any = None, auto_fund: float | None = None,
-                 sandbox: dict[str, Any] | None = None) -> None:
+                 sandbox: Callable[[], dict[str, Any]] | None = None) -> None:
         """``now_ms``: the exchange's time (fills, funding, book stamps, nonce window;
         default the wall clock). ``auto_fund``: an
         unknown signer gets an account with that much USDC (the sandbox: any throwaway
