@@ -78,6 +78,13 @@ __all__ = ["OrderManager", "OrderPort", "Placed", "Refreshed", "Tracked"]
 _EPS = 1e-9
 
 
+class Inbox(Protocol):
+    """Where an order port delivers its messages: the runner's queue, or a tag per account
+    in front of it (several accounts in one session)."""
+
+    def put_nowait(self, msg: object) -> None: ...
+
+
 class OrderPort(Protocol):
     """One venue account as the external venue of one live run, as the core (runner,
     reconciliation, recovery, funding) drives it: it tracks the run's legs at the venue
@@ -111,7 +118,7 @@ class OrderPort(Protocol):
     def submit(self, leg: Leg, leg_no: int) -> None: ...
     def cancel(self, leg: Leg, code: str, reason: str) -> None: ...
 
-    async def start(self, queue: asyncio.Queue[object]) -> None: ...
+    async def start(self, queue: Inbox) -> None: ...
     async def close(self) -> None: ...
     def apply(self, msg: VenueMessage) -> None: ...
     def start_requests(self) -> None: ...
@@ -153,7 +160,6 @@ class OrderManager(LegBook):
         self.poll_s = poll_s
         self.polls = 0  # lookups rounds of an adapter that does not push (see ``start``)
         self.requests = VenueRequests(venue)
-        self.queue: asyncio.Queue[object] | None = None
         self._outbox: list[Callable[[], None]] = []  # requests of this step, not started
         self._closed = False
         self.fallback = False  # another account can take what this one cannot reach
@@ -213,12 +219,11 @@ class OrderManager(LegBook):
 
     # -- the runner's side -----------------------------------------------------------------
 
-    async def start(self, queue: asyncio.Queue[object]) -> None:
+    async def start(self, queue: Inbox) -> None:
         """Deliver messages to ``queue`` from now on (the adapter's pushes too); look up
         the legs a previous process left (a restart). An adapter that does not push is
         polled instead: every ``poll_s`` each leg that rests there is looked up, so a
         fill or a cancel at the venue is learnt within that, not at reconciliation."""
-        self.queue = queue
         self.requests.bind(queue.put_nowait)
         if isinstance(self.venue, PushingAdapter):
             await self.venue.connect(queue.put_nowait)

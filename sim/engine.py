@@ -251,8 +251,8 @@ class Engine:
             if pending.__class__ is _Revote:  # a standing signal went stale
                 changed = True
                 pending = pending.held
-            if pending is not None:
-                self._release(s, ts, o, *pending)
+            if pending is not None:  # a (Decision, exposure) pair by now
+                self._release(s, ts, o, *pending)  # type: ignore[misc]
         if bars and self._watch[s]:  # ... and the bar's path
             self.desk.venue_path(s, ts, o, h, lo, c, v)
         return changed

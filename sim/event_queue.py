@@ -26,7 +26,7 @@ PRIORITY_EXPIRY = -1
 @dataclass(order=True, slots=True)
 class _Queued:
     ts: int
-    priority: int
+    priority: float  # fractional where an event sits between two others
     seq: int
     handler: Callable[[Any], None] = field(compare=False)
     message: Any = field(compare=False)
@@ -44,11 +44,11 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self.heap)
 
-    def push(self, ts: int, priority: int, handler: Callable[[Any], None], message: Any) -> None:
+    def push(self, ts: int, priority: float, handler: Callable[[Any], None], message: Any) -> None:
         self._seq += 1
         heapq.heappush(self.heap, _Queued(ts, priority, self._seq, handler, message))
 
-    def next_key(self) -> tuple[int, int] | None:
+    def next_key(self) -> tuple[int, float] | None:
         return (self.heap[0].ts, self.heap[0].priority) if self.heap else None
 
     def pop(self) -> _Queued:

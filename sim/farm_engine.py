@@ -148,7 +148,7 @@ class FarmEngine(Engine):
             else:
                 batch: _Batch | None = self._pending[s]  # type: ignore[assignment]
                 if batch is None:
-                    self._pending[s] = batch = {}  # type: ignore[assignment]
+                    self._pending[s] = batch = {}  # type: ignore[call-overload]
                 batch[farm.index] = (decision, exposure)
 
     def _release_farm(self, farm: Farm, s: int, ts: int, price: float, last_close: float,
@@ -190,4 +190,4 @@ class FarmEngine(Engine):
         if pending.__class__ is _Revote:
             pending = pending.held  # type: ignore[union-attr]
         if pending:
-            pending.pop(farm.index, None)  # type: ignore[union-attr]
+            pending.pop(farm.index, None)  # type: ignore[union-attr,attr-defined]

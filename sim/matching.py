@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sim.orders import (
     BRACKET_ROLES,
@@ -69,7 +70,7 @@ class Proposal:
     price: float
     fee: float
     liquidity: str
-    venue: object
+    venue: Any  # sim.venue.SimVenue (matching imports nothing of the venue's)
     liquidation_price: float | None = None
 
 
@@ -130,6 +131,7 @@ class Matcher:
                 self._take(leg, price, None)
             elif kind == LIMIT:
                 limit = order.limit_price
+                assert limit is not None  # a limit order has its price (sim.orders)
                 if id(leg) not in self.rested:
                     if (price <= limit) if buy else (price >= limit):
                         if order.post_only:
@@ -140,7 +142,8 @@ class Matcher:
                         price > limit or (self.limit_touch and price == limit)):
                     self._make(leg, limit)
             elif kind == STOP and (id(leg) in self.triggered or (
-                    (price >= order.stop_price) if buy else (price <= order.stop_price))):
+                    (price >= order.stop_price) if buy  # type: ignore[operator]
+                    else (price <= order.stop_price))):  # type: ignore[operator]
                 self.triggered.add(id(leg))
                 self._take(leg, price, None)
             self.rested.add(id(leg))
@@ -161,12 +164,14 @@ class Matcher:
             buy = order.quantity > 0
             if order.kind == LIMIT and id(leg) in self.rested:
                 level = order.limit_price
+                assert level is not None  # a limit order has its price (sim.orders)
                 if buy and not up and (b < level or (self.limit_touch and b == level)):
                     hits.append((a - level, leg.seq, leg, level))
                 elif not buy and up and (b > level or (self.limit_touch and b == level)):
                     hits.append((level - a, leg.seq, leg, level))
             elif order.kind == STOP and id(leg) not in self.triggered:
                 level = order.stop_price
+                assert level is not None  # a stop order has its trigger (sim.orders)
                 if (buy and up and b >= level) or (not buy and not up and b <= level):
                     hits.append((abs(level - a), leg.seq, leg, level))
         if hits:

@@ -121,7 +121,7 @@ class Portfolio:
         # Recomputed, not adjusted: exactly 0 when flat. The sum of ``sum()`` (from 0, in
         # held order), without a generator per fill.
         qty, avg = self.qty, self.avg_price
-        basis = 0
+        basis: float = 0  # an int 0, as sum() starts
         for j in self._held:
             basis += qty[j] * avg[j]
         self.cost_basis = basis

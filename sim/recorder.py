@@ -77,7 +77,7 @@ _ARROW = {"TIMESTAMP_NS": _TS, "VARCHAR": pa.string(), "JSON": pa.string(),
           "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
 
 
-def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[Any]:
     """Rows of ``width`` values -> columns. One C-level pass per column (``itemgetter``):
     ``zip(*rows)`` makes an iterator per row and costs half as much again. Every row must
     have the width (checked: a short or long row is a bug that must not shift columns)."""

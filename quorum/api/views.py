@@ -65,6 +65,7 @@ def agent_views(reader: StoreReader, controller: Controller, run_id: str
     """Every agent of the run: state and spec (the session's own, else the store's
     ``agent_states``), errors, signals and votes stored so far, figures per symbol."""
     live = controller.agents()
+    agents: list[dict[str, Any]]
     if live is not None:
         agents = [{"name": a.name, "state": a.state, "kind": a.kind, "params": a.params,
                    "symbols": None if a.symbols is None else list(a.symbols),
@@ -206,7 +207,8 @@ def views_router(reader: StoreReader, controller: Controller, access: Access) ->
                acknowledged: bool | None = None, since: Since = None,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> list[dict[str, Any]]:
         run_id = reader.run_id(run)
-        where, params = ["run_id = ?"], [run_id]
+        where: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
         if severity is not None:
             where.append("severity in (select unnest(?))")
             params.append(list(SEVERITIES[SEVERITIES.index(severity):]))
@@ -236,7 +238,8 @@ def views_router(reader: StoreReader, controller: Controller, access: Access) ->
              format: Literal["json", "csv", "jsonl"] = "json"
              ) -> list[dict[str, Any]] | Response:
         run_id = reader.run_id(run)
-        where, params = ["run_id = ?"], [run_id]
+        where: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
         if level is not None:
             where.append("level in (select unnest(?))")
             params.append([n for n, rank in LEVELS.items() if rank >= LEVELS[level]])

@@ -26,6 +26,7 @@ from live.hyperliquid.stream import candle
 from live.runner import LiveRunner
 from quorum.live import watched_runner
 from sim.config import parse_scenario
+from sim.sql import one_row
 from sim.store import DuckDBStore
 from tests.fakes.clock import ManualClock
 from tests.fakes.hyperliquid import FakeHyperliquid
@@ -174,8 +175,7 @@ def test_a_dead_webhook_never_slows_trading(benchmark, tmp_path, monkeypatch) ->
                 where.mkdir()
                 to_order[arm] += measure(where, n_bars, ALERTING, watched=True)[1]
                 with Store(where / "lat.duckdb") as store:
-                    alerts[arm] += store.con.execute("SELECT count(*) FROM alerts"
-                                                     ).fetchone()[0]
+                    alerts[arm] += one_row(store.con, "SELECT count(*) FROM alerts")[0]
 
     try:
         benchmark.pedantic(arms, rounds=1, iterations=1)
