@@ -573,7 +573,7 @@ class VenueConfig(_Model):
     fills every setting not given explicitly. ``health``: its state at the start;
     ``max_order_notional`` caps what the ``split`` router policy sends it per order.
 
-    Execution realism (all off by default; README "Execution model"): ``maker_fee_bps``
+    Execution realism (all off by default; docs/concepts/execution.md): ``maker_fee_bps``
     may be negative (a rebate); ``volatility_slippage`` x the previous bar's range and
     ``impact_bps`` x sqrt(participation) add to ``slippage_bps`` for takers;
     ``max_participation`` caps each fill at that share of the bar's (or trade's) volume.
@@ -764,8 +764,8 @@ class ProcessingConfig(_Model):
 
 
 class ExecutionConfig(_Model):
-    """How decisions become orders and how the simulated venues treat them (README,
-    "Execution model"). Every default is today's instant market-order model."""
+    """How decisions become orders and how the simulated venues treat them
+    (docs/concepts/execution.md). Every default is today's instant market-order model."""
 
     fill_at: Literal["next_open", "close"] = "next_open"
     order_type: Literal["market", "limit", "stop"] = "market"

@@ -7,7 +7,7 @@ copy of the state it needs (position, cash, what each leg has left), so it can t
 both ways (worst-case intrabar convention) before anything is booked; the engine books
 the proposals of the path it keeps.
 
-Rules (the README's "Execution model" states them for users):
+Rules (docs/concepts/execution.md states them for users):
 
 * At an observation at price ``p``: a market order takes at ``p``. A limit order seen for
   the first time takes at ``p`` if it is marketable there (never past its limit; a
