@@ -11,6 +11,8 @@ import os
 
 from hypothesis import settings
 
+import sim  # noqa: F401  (first: numpy's kernels the same on every machine, sim.portable_numpy)
+
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
