@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The digests made at da22740 (``main`` below, with that commit's code).
+FIXTURE = ROOT / "tests" / "fixtures" / "run_digests_da22740.json"
+
+
+def pinned_digests() -> dict[str, dict[str, str]]:
+    """The fixture: case (a scenario path or a ``SYNTHETIC`` name) -> table -> digest."""
+    return dict(json.loads(FIXTURE.read_text()))
 
 # The bundled scenarios whose rows are pinned: every scenario file under scenarios/ that
 # runs offline (no outside service, no recorded data file missing), shortened where long.

@@ -1,6 +1,10 @@
 """The event-skipping fast path (``sim.fast_path``) stores exactly what the per-bar loop
 stores: every table of the run, hashed in stored order, for every bundled scenario and
-for hypothesis-drawn ones; and where it cannot be exact the run falls back, saying why."""
+for hypothesis-drawn ones; and where it cannot be exact the run falls back, saying why.
+
+The bundled scenarios' per-bar runs are also the rows-unchanged check
+(``test_rows_unchanged``): the rows they stored at da22740, so each scenario runs twice
+in CI, not three times."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from sim.bus import BAR, EventBus
 from sim.config import load_scenario, parse_scenario
 from sim.runner import run_scenario
 from sim.store import TABLES, DuckDBStore
+from tests._run_digests import SCENARIOS as PINNED
+from tests._run_digests import pinned_digests, run_digests
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every bundled scenario but the one whose agent calls a service on the network.
@@ -47,13 +53,17 @@ def engine_path(store: DuckDBStore, run_id: str) -> tuple[str, str]:
     return rows["engine_path"], rows["engine_path_reason"]
 
 
-def both_paths(config: Any, tmp_path: Path, **kwargs: Any
+def both_paths(config: Any, tmp_path: Path, pinned: dict[str, str] | None = None,
+               **kwargs: Any
                ) -> tuple[dict[str, Any], dict[str, Any], tuple[str, str], str]:
-    """Hashes of the fast and the per-bar run, the fast run's path, and its status."""
+    """Hashes of the fast and the per-bar run, the fast run's path, and its status; with
+    ``pinned``, the per-bar run's rows are also checked against those digests."""
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
         fast = run_scenario(config, store, **kwargs)
         slow = run_scenario(config, store, fast_path=False, **kwargs)
         assert engine_path(store, slow.run_id)[0] == "per-bar"
+        if pinned is not None:
+            assert run_digests(store.con, slow.run_id) == pinned, "rows changed since da22740"
         status = store.con.execute("SELECT status, error FROM runs WHERE run_id = ?",
                                    [fast.run_id]).fetchone()
         return (table_hashes(store, fast.run_id), table_hashes(store, slow.run_id),
@@ -64,8 +74,11 @@ def both_paths(config: Any, tmp_path: Path, **kwargs: Any
 def test_every_bundled_scenario_stores_the_same_tables_on_both_paths(
     path: str, tmp_path: Path,
 ) -> None:
+    """Watched as the scenario asks (``[monitor]``), as the pinned digests were made; the
+    drawn scenarios below also draw a watch of scenarios without one."""
+    pinned = pinned_digests()[path] if path in PINNED else None
     fast, slow, (which, reason), _ = both_paths(load_scenario(ROOT / path), tmp_path,
-                                                monitor=True)  # as `quorum run` does
+                                                pinned=pinned)
     assert fast == slow
     assert fast["equity"][0] > 0
     kinds = {a.kind for a in load_scenario(ROOT / path).agents}
@@ -78,6 +91,11 @@ def test_every_bundled_scenario_stores_the_same_tables_on_both_paths(
         assert which == "per-bar" and "agent lifecycle events" in reason
     else:
         assert which == "fast", reason
+
+
+def test_every_pinned_scenario_is_run_here() -> None:
+    """The rows-unchanged check of the bundled scenarios is the one above: none left out."""
+    assert set(PINNED) <= set(SCENARIOS)
 
 
 # -- hypothesis-drawn scenarios ----------------------------------------------------------

@@ -5,31 +5,25 @@ commit's code; ``scenarios/operations.toml``'s entry re-made after that scenario
 rewritten to drive every lifecycle command). A change meant to alter results updates the
 fixture in its own commit, saying why; a digest that moves otherwise is a regression.
 The digests hold on the machine kind they were made on: float results' last bits can
-follow the CPU (see test_generator_v1_reproducible)."""
+follow the CPU (see test_generator_v1_reproducible).
+
+The bundled scenarios are checked where they run already: ``test_fast_path`` compares
+each one's per-bar run with these digests before comparing its fast run with it."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
 from sim.store import DuckDBStore
-from tests._run_digests import SCENARIOS, SYNTHETIC, scenario_digests, synthetic_digests
+from tests._run_digests import SCENARIOS, SYNTHETIC, pinned_digests, synthetic_digests
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run_digests_da22740.json"
-EXPECTED = json.loads(FIXTURE.read_text())
+EXPECTED = pinned_digests()
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBStore:
     with DuckDBStore(tmp_path_factory.mktemp("digests") / "runs.duckdb") as s:
         yield s
-
-
-@pytest.mark.parametrize("path", SCENARIOS)
-def test_a_bundled_scenario_stores_the_rows_of_before(path: str, store: DuckDBStore) -> None:
-    assert scenario_digests(path, store) == EXPECTED[path]
 
 
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
