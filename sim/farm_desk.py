@@ -34,7 +34,17 @@ from sim.execution import ExecutionDesk
 from sim.farms import Farm, FarmRisk, FarmRouter
 from sim.matching import Book, Matcher
 from sim.messages import OrderFilled, OrderRouted, SubmitOrder
-from sim.orders import ENTRY, FLATTEN, LIMIT, STOP, TERMINAL, ExecutionSettings, Leg, Order
+from sim.orders import (
+    ENTRY,
+    FLATTEN,
+    LIMIT,
+    STOP,
+    TERMINAL,
+    WORKING,
+    ExecutionSettings,
+    Leg,
+    Order,
+)
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
 from sim.risk import RiskEngine
@@ -181,6 +191,35 @@ class FarmDesk(ExecutionDesk):
             books[order_id] = book
         matcher.books = books
         return matcher
+
+    def venue_path(self, s: int, ts: int, o: float, h: float, lo: float, c: float,
+                   v: float) -> None:
+        """``worst_case`` is judged farm by farm when several farms have legs working on
+        s: each farm's legs follow the order of the bar's extremes that leaves the
+        account (so that farm: only its legs move) worth less at the close, farms in the
+        scenario's order, so a farm's fills never depend on another farm's orders. The
+        fixed conventions (``ohlc``, ``olhc``) are one path for all."""
+        if self.execution.intrabar != "worst_case":
+            super().venue_path(s, ts, o, h, lo, c, v)
+            return
+        groups: dict[int, list[Leg]] = {}
+        for leg in self._legs(s):
+            groups.setdefault(self._farm_of[leg.order.order_id].index, []).append(leg)
+        if len(groups) < 2:
+            super().venue_path(s, ts, o, h, lo, c, v)
+            return
+        up = (o, h, lo, c)
+        down = (o, lo, h, c)
+        self._obs_ts[s] = -1  # orders made now (brackets) wait for the next observation
+        for index in sorted(groups):
+            legs = [leg for leg in groups[index] if leg.status == WORKING]
+            if not legs:  # closed meanwhile (risk flattened the farm)
+                continue
+            first = self._matcher(s, ts, legs, v)
+            first.path(legs, up)
+            second = self._matcher(s, ts, legs, v)
+            second.path(legs, down)
+            self._commit(s, ts, second if second.value(c) < first.value(c) else first)
 
     # -- fills: the account and the order's farm --------------------------------------
     def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
