@@ -75,12 +75,18 @@ class Farm:
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
                   ts: int) -> None:
     """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
-    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``)."""
+    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``).
+
+    A position's scale is also what the account's equity buys at its mark: two farms'
+    positions netted in the account and then closed by each leave the account's running
+    sum a few ulps of the largest position held off zero (millions of units of a symbol
+    priced at a thousandth), where the farms' own are exactly zero."""
     ledgers = [f.ledger for f in farms]
 
-    def same(what: str, account_value: float, parts: list[float]) -> None:
+    def same(what: str, account_value: float, parts: list[float], size: float = 1.0
+             ) -> None:
         total = math.fsum(parts)
-        scale = max(1.0, abs(account_value), *(abs(p) for p in parts))
+        scale = max(size, abs(account_value), *(abs(p) for p in parts))
         if abs(account_value - total) > LEDGER_TOLERANCE * scale:
             each = ", ".join(f"{f.name} {p!r}"
                              for f, p in zip(farms, parts[-len(farms):], strict=True))
@@ -92,8 +98,12 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
     same("cash", account.cash, [reserve, *(le.cash for le in ledgers)])
     same("fees", account.fees_paid, [le.fees_paid for le in ledgers])
     same("funding", account.funding_total, [le.funding_total for le in ledgers])
+    equity = abs(account.equity())
     for i in range(len(account.qty)):
-        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+        mark = abs(account.price[i])
+        size = equity / mark if mark > 0.0 and math.isfinite(equity) else 1.0
+        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers],
+             max(1.0, size))
 
 
 def buy_split(qty: float, position: float, cash: float, unit_cost: float
