@@ -682,7 +682,8 @@ class ExecutionDesk:
                 continue
             if reduce_only and not life.reduce_only:
                 continue
-            if ledger is not None and self._ledger_of(life) is not ledger:
+            if (ledger is not None and ledger is not self.portfolio
+                    and self._ledger_of(life) is not ledger):  # the account's: all
                 continue
             self._stop_order(life, now, code, reason)
             last = life.order_id
