@@ -11,7 +11,8 @@ farm, ``floor + (1 - n * floor) * raw``, where ``raw`` is
   where positive (none positive: equal);
 
 and moves cash from farms above their target to farms below it: a farm gives at most the
-cash it holds (positions are never sold to fund a transfer), and what is given is shared
+cash it holds free (positions are never sold to fund a transfer, and cash its working
+buys reserve stays with it: ``Farm.free_cash``), and what is given is shared
 among the receivers in proportion to their shortfall. Each move is a ``capital_transfers``
 row; the account's cash does not change, so the ledger invariant still holds. A farm's
 risk state moves with its capital (its peak, start-of-day and initial equity shift by the
@@ -71,7 +72,7 @@ class Allocator:
         if not total > 0.0:
             return
         targets = [w * total for w in self.weights()]
-        give = [min(max(e - t, 0.0), max(f.ledger.cash, 0.0))
+        give = [min(max(e - t, 0.0), max(f.free_cash(), 0.0))
                 for f, e, t in zip(farms, equities, targets, strict=True)]
         need = [max(t - e, 0.0) for e, t in zip(equities, targets, strict=True)]
         pool, wanted = math.fsum(give), math.fsum(need)

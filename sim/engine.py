@@ -374,7 +374,7 @@ class Engine:
                 else:
                     self._pending[s] = None
                 if pending is not None:
-                    self._release(s, ts, price, *pending)
+                    self._release_held(s, ts, price, pending)
         if self._watch[s]:
             self.desk.trade(s, ts, price, amount)
         portfolio.price[s] = price
@@ -479,6 +479,11 @@ class Engine:
         agents = attributed_agents(decision) if self._attribute else ()
         desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
                              equity, last_close, agents, replaced)
+
+    def _release_held(self, s: int, ts: int, price: float, held: Any) -> None:
+        """Release what ``_pending[s]`` held (here a (Decision, exposure) pair; a farm run
+        holds one per farm) at ``price``: a trade's, in tick replay."""
+        self._release(s, ts, price, *held)
 
     def _forget_decision(self, s: int) -> None:
         """Risk is flattening symbol s: the target acted on is now flat, and a decision

@@ -645,8 +645,16 @@ class ExecutionDesk:
         if (life.filled and self._brackets and life.role not in BRACKET_ROLES
                 and not self._ending):
             self._attach_brackets(life, now)
-        elif self.portfolio.qty[life.s] == 0.0 and self.n_working[life.s]:
-            self._cancel_working(life.s, now, "position closed", reduce_only=True)
+        elif self.n_working[life.s]:
+            ledger = self._ledger_of(life)
+            if ledger.qty[life.s] == 0.0:
+                self._cancel_working(life.s, now, "position closed", reduce_only=True,
+                                     ledger=ledger)
+
+    def _ledger_of(self, life: Order) -> Portfolio:
+        """The ledger an order books into besides the account (a farm's, in a farm run:
+        ``sim.farm_desk``); its brackets and reduce-only orders follow that position."""
+        return self.portfolio
 
     def _rewatch(self, s: int) -> None:
         self.watch[s] = bool(self.n_working[s]) or (
@@ -661,9 +669,11 @@ class ExecutionDesk:
                 self._stop_order(life, self.clock.now, CANCELLED, "run ended")
 
     def _cancel_working(self, s: int, now: int, reason: str, *, entries_only: bool = False,
-                        reduce_only: bool = False, code: str = CANCELLED) -> int:
+                        reduce_only: bool = False, code: str = CANCELLED,
+                        ledger: Portfolio | None = None) -> int:
         """Cancel symbol s's live orders (``entries_only``: not brackets; ``reduce_only``:
-        only reduce-only ones). Returns the id of the last one cancelled (0: none)."""
+        only reduce-only ones; ``ledger``: only those booking into it, ``_ledger_of``).
+        Returns the id of the last one cancelled (0: none)."""
         last = 0
         for life in list(self._live.values()):
             if life.s != s or life.status in TERMINAL or life.closing is not None:
@@ -671,6 +681,9 @@ class ExecutionDesk:
             if entries_only and life.role in BRACKET_ROLES:
                 continue
             if reduce_only and not life.reduce_only:
+                continue
+            if (ledger is not None and ledger is not self.portfolio
+                    and self._ledger_of(life) is not ledger):  # the account's: all
                 continue
             self._stop_order(life, now, code, reason)
             last = life.order_id
@@ -691,10 +704,11 @@ class ExecutionDesk:
     def _attach_brackets(self, entry: Order, now: int) -> None:
         """Take-profit (limit) and stop-loss (stop) orders, reduce-only and one-cancels-
         the-other, for the whole position at its average price; the previous brackets of
-        the symbol are cancelled first."""
+        the symbol are cancelled first. The position is that of the entry's ledger
+        (``_ledger_of``: a farm's own, in a farm run)."""
         s = entry.s
-        self._cancel_working(s, now, "brackets replaced", reduce_only=True)
-        portfolio = self.portfolio
+        portfolio = self._ledger_of(entry)
+        self._cancel_working(s, now, "brackets replaced", reduce_only=True, ledger=portfolio)
         position = portfolio.qty[s]
         if position == 0.0:
             return

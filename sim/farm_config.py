@@ -26,25 +26,13 @@ from pydantic import (
 if TYPE_CHECKING:
     from sim.config import ConsensusConfig, PolicyConfig, ScenarioConfig
 
-# Kept off by farms in this increment (each would need farm-scoped working orders or a
-# farm-scoped margin account): the scenario field that turns it on, and why.
+# Kept off by farms in this increment (each would need a farm-scoped margin account): the
+# scenario field that turns it on, and why. Resting orders, latency, brackets, tick replay
+# and volatility slippage are farm-scoped (sim.farm_desk).
 _UNSUPPORTED = (
-    ("execution.order_type", lambda c: c.execution.order_type != "market",
-     "farms trade market orders only (a farm's resting orders are not scoped yet)"),
-    ("execution.latency", lambda c: c.execution.latency,
-     "farms need execution.latency = false (orders in flight are not farm-scoped yet)"),
-    ("execution.take_profit", lambda c: c.execution.take_profit is not None,
-     "brackets are not supported with farms yet"),
-    ("execution.stop_loss", lambda c: c.execution.stop_loss is not None,
-     "brackets are not supported with farms yet"),
-    ("execution.replay", lambda c: c.execution.replay != "bars",
-     "farms run on bar replay only"),
     ("venues", lambda c: any(v.kind == "perp" for v in c.venues),
      "farms trade spot venues only (perpetual margin and funding per farm are not "
      "split yet)"),
-    ("venues", lambda c: any(v.volatility_slippage for v in c.venues),
-     "volatility_slippage is not supported with farms yet (a farm's buy must fit its cash "
-     "at a known worst price)"),
 )
 
 

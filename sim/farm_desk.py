@@ -6,22 +6,50 @@ What a farm adds to the desk: its risk limits and wallet judge its orders first
 into the ledger of the order's farm; cancel/replace touches only the farm's own orders;
 risk-made flattening closes each farm's positions with orders of that farm (the account
 position is their sum, so the account ends flat too).
+
+Orders that are not filled at once (limit and stop orders resting on a venue, orders in
+flight under ``execution.latency``, brackets) stay the farm's until they end:
+
+* a buy reserves its cost at its price bound (``unit_cost``) from the farm's cash while
+  it is in flight or working (``Farm.reserved``): the farm's next buys are sized on, and
+  checked against, its free cash; the reservation shrinks as the order fills and is
+  released when it is cancelled, expires or is rejected;
+* matching treats each farm as a book of its own (``sim.matching.Book``): a buy's part
+  that adds to the farm's long is trimmed to its free cash plus what that order reserved,
+  at the actual fill price and fee (the bound is not a promise for a stop or a market
+  order that gaps; this trim is the guarantee), and a reduce-only order (a bracket)
+  reduces the farm's own position and is cancelled when that position is gone;
+* brackets are attached for the farm's position at the farm's average price and belong to
+  the entry's farm; a refused leg is re-routed within its farm's wallet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from sim.clock import SimClock
 from sim.event_queue import EventQueue
 from sim.execution import ExecutionDesk
 from sim.farms import Farm, FarmRisk, FarmRouter
-from sim.messages import OrderFilled, SubmitOrder
-from sim.orders import BRACKET_ROLES, ENTRY, FLATTEN, TERMINAL, ExecutionSettings, Order
+from sim.matching import Book, Matcher
+from sim.messages import OrderFilled, OrderRouted, SubmitOrder
+from sim.orders import (
+    ENTRY,
+    FLATTEN,
+    LIMIT,
+    STOP,
+    TERMINAL,
+    WORKING,
+    ExecutionSettings,
+    Leg,
+    Order,
+)
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
 from sim.risk import RiskEngine
 from sim.router import VenueRouter
+from sim.venue import SimVenue
 from sim.view import MarketView
 
 
@@ -37,11 +65,16 @@ class FarmDesk(ExecutionDesk):
         on_flatten: Callable[[Farm, int], None],
     ) -> None:
         venues = router.venues
-        # The dearest fill per unit of reference price: fee on top of slipped price.
-        margin = max((1.0 + max(v.fee_bps, v.maker_fee_bps) / 10_000.0)
-                     * (1.0 + (v.slippage_bps + v.impact_bps) / 10_000.0) for v in venues) - 1.0
-        self.farm_risk = FarmRisk(risk, portfolio, {s: i for i, s in enumerate(symbols)},
-                                  margin)
+        # Per venue: its dearest fee (taker or maker) and its fixed slippage and impact
+        # (at full participation), as fractions; its volatility slippage factor.
+        self._costs = tuple((max(v.fee_bps, v.maker_fee_bps) / 10_000.0,
+                             (v.slippage_bps + v.impact_bps) / 10_000.0,
+                             v.volatility_slippage) for v in venues)
+        # The dearest taker fill per unit of reference price: fee on top of slipped price.
+        self._margin = max((1.0 + fee) * (1.0 + slip) for fee, slip, _ in self._costs) - 1.0
+        self._fee_max = max(fee for fee, _, _ in self._costs)
+        self._index = {sym: i for i, sym in enumerate(symbols)}
+        self.farm_risk = FarmRisk(risk, portfolio, self._index, self.unit_cost)
         super().__init__(symbols, views, self.farm_risk,  # type: ignore[arg-type]
                          FarmRouter(router, self.farm_risk),  # type: ignore[arg-type]
                          portfolio, recorder, queue, clock, execution,
@@ -50,6 +83,9 @@ class FarmDesk(ExecutionDesk):
         self.farms = tuple(farms)
         self._farm_of: dict[int, Farm] = {}
         self._on_farm_flatten = on_flatten
+        # Every fill goes through matching, where each farm is a book of its own (the
+        # immediate path trims a buy to the account's cash only).
+        self._fast = False
         for farm in self.farms:  # its breakers follow its own equity
             farm.ledger.book.follow(farm.risk.observe_equity)
 
@@ -69,6 +105,36 @@ class FarmDesk(ExecutionDesk):
     def farm_of(self, order_id: int) -> Farm:
         return self._farm_of[order_id]
 
+    # -- what a buy may cost: its price bound -------------------------------------------
+    def unit_cost(self, order: SubmitOrder) -> float:
+        """The most one unit of buy ``order`` may cost, fees included, at its price bound:
+        a limit order never fills above its limit (a taker at its arrival, a maker at the
+        limit), at the dearest fee; a market order at its reference price and a stop at
+        its stop price, moved by the dearest venue's fixed slippage, impact at full
+        participation and volatility slippage on the bar range the fill would use now
+        (the previous completed bar's: known before the fill). A stop or a market order
+        filled later (latency, a gap) may cost more: matching trims it then."""
+        return self._unit(self._index[order.symbol], order.kind, order.ref_price,
+                          order.limit_price, order.stop_price)
+
+    def decision_unit(self, s: int, price: float) -> float:
+        """``unit_cost`` of the buy a decision sized at ``price`` makes (its order type
+        and prices from the execution settings)."""
+        execution = self.execution
+        limit, stop = execution.entry_prices(True, price)
+        return self._unit(s, execution.order_type, price, limit, stop)
+
+    def _unit(self, s: int, kind: str, ref: float, limit: float | None,
+              stop: float | None) -> float:
+        if kind == LIMIT and limit is not None:
+            return limit * (1.0 + self._fee_max)
+        margin = self._margin
+        if self._vol_slippage:
+            bar_range = self._bar_range(s)
+            margin = max((1.0 + fee) * (1.0 + slip + vol * bar_range)
+                         for fee, slip, vol in self._costs) - 1.0
+        return (stop if kind == STOP and stop is not None else ref) * (1.0 + margin)
+
     # -- orders in: tagged, judged by the farm first ------------------------------------
     def _submit(self, s: int, order: SubmitOrder, position: float, equity: float,
                 last_close: float, agents: tuple[str, ...], decision_ts: int | None = None,
@@ -86,21 +152,95 @@ class FarmDesk(ExecutionDesk):
         """Cancel the current farm's working entries on s (never another farm's)."""
         if not self.n_working[s]:
             return 0
-        farm = self._current()
-        last = 0
-        for life in list(self._live.values()):
-            if (life.s != s or life.status in TERMINAL or life.closing is not None
-                    or life.role in BRACKET_ROLES or self._farm_of.get(life.order_id)
-                    is not farm):
+        return self._cancel_working(s, ts, "replaced by a newer decision's order",
+                                    entries_only=True, ledger=self._current().ledger)
+
+    def _ledger_of(self, life: Order) -> Portfolio:
+        return self._farm_of[life.order_id].ledger
+
+    def _refused(self, life: Order, routed: OrderRouted, venue: SimVenue, reason: str,
+                 code: str) -> None:
+        """A leg refused or timed out (in flight, any farm's turn): the fallback stays in
+        the order's farm's wallet."""
+        with self._as(self._farm_of[life.order_id]):
+            super()._refused(life, routed, venue, reason, code)
+
+    @contextmanager
+    def _as(self, farm: Farm) -> Iterator[None]:
+        """Orders made meanwhile are ``farm``'s (an order's own, in its later life)."""
+        previous = self.farm_risk.farm
+        self.farm_risk.farm = farm
+        try:
+            yield
+        finally:
+            self.farm_risk.farm = previous
+
+    # -- matching: each farm a book of its own ------------------------------------------
+    def _matcher(self, s: int, now: int, legs: list[Leg], volume: float) -> Matcher:
+        matcher = super()._matcher(s, now, legs, volume)
+        books: dict[int, Book] = {}
+        of_farm: dict[int, Book] = {}
+        for leg in legs:
+            order_id = leg.order.order_id
+            farm = self._farm_of[order_id]
+            book = of_farm.get(farm.index)
+            if book is None:
+                book = of_farm[farm.index] = Book(
+                    farm.ledger.qty[s], farm.free_cash(),
+                    {k: list(v) for k, v in farm.reserved.items()})
+            books[order_id] = book
+        matcher.books = books
+        return matcher
+
+    def venue_path(self, s: int, ts: int, o: float, h: float, lo: float, c: float,
+                   v: float) -> None:
+        """``worst_case`` is judged farm by farm when several farms have legs working on
+        s: each farm's legs follow the order of the bar's extremes that leaves the
+        account (so that farm: only its legs move) worth less at the close, farms in the
+        scenario's order, so a farm's fills never depend on another farm's orders. The
+        fixed conventions (``ohlc``, ``olhc``) are one path for all."""
+        if self.execution.intrabar != "worst_case":
+            super().venue_path(s, ts, o, h, lo, c, v)
+            return
+        groups: dict[int, list[Leg]] = {}
+        for leg in self._legs(s):
+            groups.setdefault(self._farm_of[leg.order.order_id].index, []).append(leg)
+        if len(groups) < 2:
+            super().venue_path(s, ts, o, h, lo, c, v)
+            return
+        up = (o, h, lo, c)
+        down = (o, lo, h, c)
+        self._obs_ts[s] = -1  # orders made now (brackets) wait for the next observation
+        for index in sorted(groups):
+            legs = [leg for leg in groups[index] if leg.status == WORKING]
+            if not legs:  # closed meanwhile (risk flattened the farm)
                 continue
-            self._stop_order(life, ts, "cancelled", "replaced by a newer decision's order")
-            last = life.order_id
-        return last
+            first = self._matcher(s, ts, legs, v)
+            first.path(legs, up)
+            second = self._matcher(s, ts, legs, v)
+            second.path(legs, down)
+            self._commit(s, ts, second if second.value(c) < first.value(c) else first)
 
     # -- fills: the account and the order's farm --------------------------------------
     def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
         super()._book_fill(life, s, fill)
-        self._farm_of[life.order_id].ledger.apply(s, fill)
+        farm = self._farm_of[life.order_id]
+        farm.ledger.apply(s, fill)
+        held = farm.reserved.get(life.order_id)
+        if held is not None and fill.quantity > 0:  # as sim.matching.Matcher._book
+            held[0] -= min(held[0], fill.quantity * held[1])
+
+    def _maybe_final(self, life: Order, now: int) -> None:
+        super()._maybe_final(life, now)
+        if life.status in TERMINAL:  # what it reserved is free again
+            farm = self._farm_of.get(life.order_id)
+            if farm is not None:
+                farm.reserved.pop(life.order_id, None)
+
+    def _attach_brackets(self, entry: Order, now: int) -> None:
+        """The entry's farm's brackets, for that farm's position."""
+        with self._as(self._farm_of[entry.order_id]):
+            super()._attach_brackets(entry, now)
 
     # -- risk-made orders, farm by farm -------------------------------------------------
     def flatten(self, ts: int) -> None:
@@ -123,8 +263,8 @@ class FarmDesk(ExecutionDesk):
                     continue
                 self._on_farm_flatten(farm, i)
                 price = ledger.price[i]
-                if self.n_working[i]:
-                    self.replace_working(i, ts)
+                if self.n_working[i]:  # its entries and brackets: it closes the position
+                    self._cancel_working(i, ts, "flattened by risk", ledger=ledger)
                 self._order_id += 1
                 order = SubmitOrder(self._order_id, 0, ts, sym, -position, price)
                 self._obs_ts[i] = ts

@@ -100,7 +100,8 @@ class FarmEngine(Engine):
     def _open(self, s: int, ts: int, o: float, h: float, lo: float, c: float, v: float,
               pending: Any) -> bool:
         changed = False
-        if self._watch[s]:
+        bars = not self.execution.ticks  # in tick replay, trades drive the working orders
+        if bars and self._watch[s]:
             self.desk.venue_open(s, ts, o, v)
         if pending is not None:
             self._pending[s] = None
@@ -108,14 +109,18 @@ class FarmEngine(Engine):
                 changed = True
                 pending = pending.held
             if pending:
-                last_close = self.portfolio.price[s]
-                for index in sorted(pending):
-                    decision, target = pending[index]
-                    self._release_farm(self.farms[index], s, ts, o, last_close, decision,
-                                       target)
-        if self._watch[s]:
+                self._release_held(s, ts, o, pending)
+        if bars and self._watch[s]:
             self.desk.venue_path(s, ts, o, h, lo, c, v)
         return changed
+
+    def _release_held(self, s: int, ts: int, price: float, held: Any) -> None:
+        """Each farm's pending decision on s, in the scenario's order, at ``price``."""
+        batch: _Batch = held
+        last_close = self.portfolio.price[s]
+        for index in sorted(batch):
+            decision, target = batch[index]
+            self._release_farm(self.farms[index], s, ts, price, last_close, decision, target)
 
     def _vote(self, s: int, ts: int, close: float) -> None:
         standing = self._standing[s]
@@ -154,7 +159,8 @@ class FarmEngine(Engine):
     def _release_farm(self, farm: Farm, s: int, ts: int, price: float, last_close: float,
                       decision: Decision, target: float) -> None:
         """``Engine._release`` for one farm: sized on the farm's ledger by its policy, a
-        buy trimmed to what the farm's cash pays for at the dearest venue's costs."""
+        buy trimmed to what the farm's free cash (not reserved by its working orders)
+        pays for at the order's price bound (``FarmDesk.decision_unit``)."""
         farm.acted_target[s] = target
         self.portfolio.price[s] = price
         desk: FarmDesk = self.desk  # type: ignore[assignment]
@@ -166,7 +172,7 @@ class FarmEngine(Engine):
         qty = farm.policy.order_quantity(target, position, equity, price)
         if qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
             cover, opening, affordable = buy_split(
-                qty, position, ledger.cash, price * (1.0 + desk.farm_risk.cost_margin))
+                qty, position, farm.free_cash(), desk.decision_unit(s, price))
             if opening > affordable:
                 qty = cover + affordable
         if qty == 0.0:

@@ -13,7 +13,7 @@ the account when farms hold opposite sides), so it is not part of the invariant.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from sim.consensus import Consensus
@@ -55,6 +55,17 @@ class Farm:
     last_decision: list[tuple[object, float, float | None] | None] = field(
         default_factory=list)
     acted_target: list[float] = field(default_factory=list)
+    # Its buys not yet terminal (in flight or working): order id -> [cash reserved, price
+    # bound per unit with fees]. The reservation shrinks as the order fills and goes when
+    # it ends (filled, cancelled, expired, rejected): sim.farm_desk.
+    reserved: dict[int, list[float]] = field(default_factory=dict)
+
+    def free_cash(self) -> float:
+        """Cash no working order of the farm has reserved: what a new buy may spend."""
+        reserved = self.reserved
+        if not reserved:
+            return self.ledger.cash
+        return self.ledger.cash - math.fsum(held[0] for held in reserved.values())
 
     def gross_exposure(self) -> float:
         ledger = self.ledger
@@ -64,12 +75,18 @@ class Farm:
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
                   ts: int) -> None:
     """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
-    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``)."""
+    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``).
+
+    A position's scale is also what the account's equity buys at its mark: two farms'
+    positions netted in the account and then closed by each leave the account's running
+    sum a few ulps of the largest position held off zero (millions of units of a symbol
+    priced at a thousandth), where the farms' own are exactly zero."""
     ledgers = [f.ledger for f in farms]
 
-    def same(what: str, account_value: float, parts: list[float]) -> None:
+    def same(what: str, account_value: float, parts: list[float], size: float = 1.0
+             ) -> None:
         total = math.fsum(parts)
-        scale = max(1.0, abs(account_value), *(abs(p) for p in parts))
+        scale = max(size, abs(account_value), *(abs(p) for p in parts))
         if abs(account_value - total) > LEDGER_TOLERANCE * scale:
             each = ", ".join(f"{f.name} {p!r}"
                              for f, p in zip(farms, parts[-len(farms):], strict=True))
@@ -81,8 +98,12 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
     same("cash", account.cash, [reserve, *(le.cash for le in ledgers)])
     same("fees", account.fees_paid, [le.fees_paid for le in ledgers])
     same("funding", account.funding_total, [le.funding_total for le in ledgers])
+    equity = abs(account.equity())
     for i in range(len(account.qty)):
-        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+        mark = abs(account.price[i])
+        size = equity / mark if mark > 0.0 and math.isfinite(equity) else 1.0
+        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers],
+             max(1.0, size))
 
 
 def buy_split(qty: float, position: float, cash: float, unit_cost: float
@@ -105,14 +126,15 @@ class FarmRisk:
     being checked (the desk sets it)."""
 
     def __init__(self, account: RiskEngine, portfolio: Portfolio,
-                 symbol_index: dict[str, int], cost_margin: float) -> None:
-        """``cost_margin``: the most a fill may cost over its reference price, as a
-        fraction (the dearest venue's fee and slippage): a farm's buy must fit its cash
-        with it."""
+                 symbol_index: dict[str, int], unit_cost: Callable[[SubmitOrder], float]
+                 ) -> None:
+        """``unit_cost(order)``: the most a unit of a buy may cost with fees at the price
+        it is bounded by (``sim.farm_desk.FarmDesk.unit_cost``): a farm's buy must fit its
+        free cash at it, and reserves that much while it works."""
         self.account = account
         self.portfolio = portfolio
         self.symbol_index = symbol_index
-        self.cost_margin = cost_margin
+        self.unit_cost = unit_cost
         self.limits: RiskLimits = account.limits
         self.needs_account = account.needs_account
         self.tripped_now = False
@@ -171,23 +193,30 @@ class FarmRisk:
             self.farm_tripped = farm
         if denial is not None:
             return _farm_denial(replace(denial, reason=f"farm {farm.name}: {denial.reason}"))
-        if order.quantity > 0.0:  # a farm spends only the cash it has
-            unit = order.ref_price * (1.0 + self.cost_margin)
-            cash = farm.ledger.cash
+        if order.quantity > 0.0:  # a farm spends only the cash it has (not reserved)
+            unit = self.unit_cost(order)
+            cash = farm.free_cash()
             _, opening, affordable = buy_split(order.quantity, position, cash, unit)
             if opening > affordable * (1.0 + LEDGER_TOLERANCE):
+                held = "" if cash == farm.ledger.cash else ", its working orders reserving the rest"
                 return _farm_denial(OrderDenied(
                     order.order_id, order.ts, order.symbol, "capital",
                     f"farm {farm.name}: buying {order.quantity:.6g} at "
                     f"{order.ref_price:.6g} costs {order.quantity * unit:,.6g} with fees, "
-                    f"more than its cash {cash:,.6g} pays for", cash,
+                    f"more than its cash {cash:,.6g} pays for{held}", cash,
                     order.quantity * unit))
         return None
 
     def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:
+        """The order goes to a venue: the farm's limits count it, and a buy reserves
+        its cost at its price bound from the farm's cash until it ends."""
         self.account.on_order_sent(order, agents)
-        if self.farm is not None:
-            self.farm.risk.on_order_sent(order)
+        farm = self.farm
+        if farm is not None:
+            farm.risk.on_order_sent(order)
+            if order.quantity > 0.0 and not order.reduce_only:
+                unit = self.unit_cost(order)
+                farm.reserved[order.order_id] = [order.quantity * unit, unit]
 
 
 def _farm_denial(denial: OrderDenied) -> OrderDenied:

@@ -30,6 +30,12 @@ Rules (docs/concepts/execution.md states them for users):
 * Spot buys are trimmed to the cash (legacy rule); perpetual fills that grow a position
   are trimmed to what the account's margin allows (initial margin = 1 / leverage, the
   venue's ``max_leverage`` capped by the symbol's instrument).
+* Books (``Book``: a farm's ledger inside the account, ``sim.farm_desk``): an order that
+  belongs to a book fills as an order of that book's own account besides the account's.
+  Reduce-only means reducing the book's position (a bracket closes only its farm's
+  position); a flat book cancels its own reduce-only legs; the part of a spot buy that
+  adds to the book's long (beyond covering its short) is trimmed to the book's free cash
+  (its cash less what its other orders reserve), then the whole buy to the account's.
 * Perpetual liquidation: when equity falls below the maintenance margin of the account's
   perpetual positions (cross margin), the position is closed at its liquidation price,
   where equity equals the maintenance requirement (at the observed price when the market
@@ -88,16 +94,32 @@ class Account:
     leverage: float = 1.0  # this symbol's on that venue: min(venue's, the instrument's cap)
 
 
+@dataclass(slots=True, eq=False)
+class Book:
+    """A part of the account with a position and cash of its own (a farm's ledger), as
+    matching may change it: ``position`` in this symbol; ``free`` its cash less what
+    every working buy of it reserves; ``held``: order id -> [cash that order reserves, its
+    price bound per unit], shrinking as it fills (the desk books the same way)."""
+
+    position: float
+    free: float
+    held: dict[int, list[float]]
+
+
 class Matcher:
     """One evaluation: legs of one symbol against a sequence of market events."""
 
-    __slots__ = ("_others", "account", "bar_range", "budget", "closed", "fills", "limit_touch",
-                 "remaining", "rested", "triggered", "volume")
+    __slots__ = ("_others", "account", "bar_range", "books", "budget", "closed", "fills",
+                 "limit_touch", "remaining", "rested", "triggered", "volume")
 
     def __init__(self, legs: list[Leg], account: Account, volume: float, bar_range: float,
-                 limit_touch: bool, budget: dict[str, float] | None = None) -> None:
+                 limit_touch: bool, budget: dict[str, float] | None = None,
+                 books: dict[int, Book] | None = None) -> None:
         """``legs``: every working leg of the symbol (OCO and flat-position cancels look
-        through them all); ``budget``: participation already used in this bar/event."""
+        through them all); ``budget``: participation already used in this bar/event;
+        ``books``: order id -> the book it belongs to (None: every order is the
+        account's)."""
+        self.books = books
         self._others = {id(leg): leg for leg in legs}
         self.account = account
         self.volume = volume
@@ -197,6 +219,8 @@ class Matcher:
         qty = self.remaining[id(leg)]
         order = leg.order
         pos = self.account.position
+        if self.books is not None:
+            pos = self.books[order.order_id].position
         if order.reduce_only:
             if pos == 0.0 or (pos > 0.0) == (qty > 0.0):
                 self._close(leg, CANCELLED, "reduce-only: no position left to reduce")
@@ -250,6 +274,11 @@ class Matcher:
         account = self.account
         venue = leg.venue
         trimmed = False
+        book = None if self.books is None else self.books[leg.order.order_id]
+        if book is not None and qty > 0 and account.perp is None:
+            fitted = self._book_affordable(book, leg, qty, price, fee_rate)
+            trimmed = fitted != qty
+            qty = fitted
         if account.perp is not None:
             grows = abs(account.position + qty) > abs(account.position)
             if grows:
@@ -264,7 +293,7 @@ class Matcher:
         elif qty > 0:
             fitted = venue.affordable(qty, price, fee_rate, account.cash,
                                       venue.instruments[leg.order.symbol])
-            trimmed = fitted != qty
+            trimmed = trimmed or fitted != qty
             qty = fitted
         if qty == 0.0:
             if self.remaining[id(leg)] == leg.quantity:
@@ -276,6 +305,14 @@ class Matcher:
         fee = abs(qty) * price * fee_rate
         account.cash -= qty * price + fee
         account.position += qty
+        if book is not None:
+            book.position += qty
+            book.free -= qty * price + fee
+            held = book.held.get(leg.order.order_id)
+            if held is not None and qty > 0:  # what it reserved is spent or released
+                freed = min(held[0], qty * held[1])
+                held[0] -= freed
+                book.free += freed
         self._spend(leg, qty)
         self.fills.append(Proposal(leg, qty, price, fee, liquidity, venue))
         left = self.remaining[id(leg)] - qty
@@ -287,19 +324,39 @@ class Matcher:
         elif trimmed:
             self._close(leg, FILLED, "trimmed to the cash or margin available")
         order = leg.order
-        if account.position == 0.0 or (order.role in BRACKET_ROLES and left == 0.0):
-            self._on_position_change(leg)
+        flat = (account.position if book is None else book.position) == 0.0
+        if flat or (order.role in BRACKET_ROLES and left == 0.0):
+            self._on_position_change(leg, flat, book)
 
-    def _on_position_change(self, filled: Leg) -> None:
-        """OCO: a bracket that filled cancels its siblings; a flat position cancels every
-        reduce-only leg of the symbol (the engine passes them all in)."""
+    def _book_affordable(self, book: Book, leg: Leg, qty: float, price: float,
+                         fee_rate: float) -> float:
+        """A book's buy of ``qty``: covering its short always goes (a reduction); what
+        adds to its long is trimmed to its free cash, with what this order reserved, after
+        the cover is paid."""
+        cover = min(qty, max(-book.position, 0.0))
+        opening = qty - cover
+        if opening <= 0.0:
+            return qty
+        held = book.held.get(leg.order.order_id)
+        cash = book.free + (held[0] if held is not None else 0.0)
+        cash -= cover * price * (1.0 + fee_rate)
+        venue = leg.venue
+        fitted = venue.affordable(opening, price, fee_rate, max(cash, 0.0),
+                                  venue.instruments[leg.order.symbol])
+        return qty if fitted == opening else cover + fitted
+
+    def _on_position_change(self, filled: Leg, flat: bool, book: Book | None) -> None:
+        """OCO: a bracket that filled cancels its siblings; a flat position (the book's,
+        when orders belong to books) cancels every reduce-only leg of the symbol (of that
+        book; the engine passes them all in)."""
+        books = self.books
         for other_id, other in list(self._others.items()):
             if other_id in self.closed or other is filled:
                 continue
             o = other.order
             if not o.reduce_only:
                 continue
-            if self.account.position == 0.0:
+            if flat and (books is None or books[o.order_id] is book):
                 self._close(other, CANCELLED, "position closed")
             elif (filled.order.role in BRACKET_ROLES and o.role in BRACKET_ROLES
                   and o.parent_id == filled.order.parent_id):

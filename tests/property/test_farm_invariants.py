@@ -1,9 +1,15 @@
 """Farms, across price scales (with and without an allocator moving capital between
-them): the account ledger is the reserve plus the sum of the farm ledgers at every time
-step; each farm's cash is its transfers and fills replayed, and no buy adds to a long
-beyond the farm's cash (it spends only what it has);
+them), with market, limit and stop orders, brackets, time in force, execution latency,
+volatility slippage, maker fees and tick replay drawn: the account ledger is the reserve
+plus the sum of the farm ledgers at every time step; each farm's cash is its transfers
+and fills replayed, and no buy adds to a long beyond the farm's cash (it spends only what
+it has, resting and in-flight orders included);
 a farm's breach stops only that farm (the other farms trade exactly as they would with
 no limit on it); the same scenario twice stores the same rows.
+
+(Latency is drawn fixed: a random latency or reject rate draws from the venue's one
+seeded stream in the account's order of orders, so another farm's denied order would
+shift the draws of the rest.)
 
 The engine checks the sum itself on every step (``sim.farms.check_ledgers``) and would
 fail the run; here it is checked again from the stored rows, independently.
@@ -15,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,19 +66,69 @@ def farm_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "every": draw(st.sampled_from(["6h", "1d", "3d"])),
             "lookback": draw(st.sampled_from([2, 24])),
             "floor": draw(st.sampled_from([0.0, 0.1]))}
+    execution, venue_extra = draw(_execution())
+    venues = [{**v, **venue_extra, "volatility_slippage": draw(st.sampled_from([0.0, 0.3]))}
+              for v in draw(sup.venues(symbols, full_cover=True))]
+    if execution.get("replay") == "ticks":  # one symbol from a trades file (_run writes it)
+        data = [{"kind": "ticks", "symbol": symbols[0], "price": data[0]["price"],
+                 "trades": draw(st.integers(300, 600)), "seed": draw(st.integers(0, 999))}]
+        agents = [{**a, "symbols": [symbols[0]]} for a in agents]
+        venues = [{**v, "symbols": [symbols[0]]} for v in venues]
     return {
         **out,
         "name": "farm_property", "seed": draw(st.integers(0, 2**32)),
         "initial_cash": 10_000.0, "data": data, "agents": agents,
         "consensus": {"method": draw(st.sampled_from(["majority", "confidence_weighted"]))},
         "policy": draw(sup.policy(max_exposure=1.5)),
-        "venues": draw(sup.venues(symbols, full_cover=True)),
-        "execution": {"fill_at": draw(st.sampled_from(["next_open", "close"]))},
-        "farms": farms,
+        "venues": venues, "execution": execution, "farms": farms,
     }
 
 
+@st.composite
+def _execution(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``[execution]`` and what every venue gets with it (maker fee, fixed latency)."""
+    order_type = draw(st.sampled_from(["market", "market", "limit", "stop"]))
+    execution: dict[str, Any] = {"order_type": order_type}
+    if draw(st.integers(0, 5)) == 0:
+        execution["replay"] = "ticks"
+    else:
+        execution["fill_at"] = draw(st.sampled_from(["next_open", "close"]))
+    if order_type != "market":
+        execution["offset_bps"] = float(draw(st.sampled_from([0, 20, 100])))
+        execution["time_in_force"] = draw(st.sampled_from(["gtc", "gtc", "ioc"]))
+        execution["intrabar"] = draw(st.sampled_from(["worst_case", "ohlc"]))
+        if draw(st.booleans()):
+            execution["order_ttl"] = draw(st.sampled_from(["2h", "1d"]))
+    if draw(st.booleans()):
+        execution["take_profit"] = draw(st.sampled_from([0.01, 0.05]))
+        execution["stop_loss"] = draw(st.sampled_from([0.01, 0.05]))
+    extra: dict[str, Any] = {"maker_fee_bps": float(draw(st.sampled_from([0, -1, 5])))}
+    if draw(st.booleans()):
+        execution["latency"] = True
+        extra["latency_ms"] = float(draw(st.sampled_from([0, 20 * 60_000, 90 * 60_000])))
+    return execution, extra
+
+
+def _write_ticks(raw: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """A drawn ``kind = "ticks"`` source as a trades file: a seeded random walk, a few
+    trades a minute, aggregated into 1-minute bars by the run."""
+    source = raw["data"][0]
+    if source.get("kind") != "ticks":
+        return raw
+    rng = np.random.default_rng(source["seed"])
+    n = source["trades"]
+    seconds = np.cumsum(rng.integers(5, 40, n))
+    price = source["price"] * np.exp(np.cumsum(rng.normal(0.0, 0.004, n)))
+    path = directory / "trades.csv"
+    pd.DataFrame({"timestamp_ms": sup.START_NS // 10**6 + seconds * 1000,
+                  "trade_id": np.arange(n), "side": "buy", "price": price,
+                  "amount": rng.integers(1, 50, n).astype(float)}).to_csv(path, index=False)
+    return {**raw, "data": [{"symbol": source["symbol"], "path": str(path),
+                             "format": "trades", "interval": "1m", "gaps": "skip"}]}
+
+
 def _run(raw: dict[str, Any], path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    raw = _write_ticks(raw, path.parent)
     with DuckDBStore(path) as store:
         run_id = run_scenario(parse_scenario(raw, "property"), store).run_id
         con = store.con

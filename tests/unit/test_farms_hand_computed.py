@@ -224,8 +224,6 @@ def test_a_farm_spends_only_the_cash_it_has(tmp_path: Path) -> None:
       {"name": "b", "agents": ["beta"]}], {}, "farms.0: capital: give capital"),
     ([{"name": "a", "agents": ["alpha"], "wallet": ["w"]}, {"name": "b", "agents": ["beta"]}],
      {}, "farms.a.wallet: 'w' is not a venue"),
-    ([{"name": "a", "agents": ["alpha"]}, {"name": "b", "agents": ["beta"]}],
-     {"execution": {"order_type": "limit"}}, "execution.order_type: farms trade market"),
     ([{"name": "a", "agents": ["alpha"], "risk": {"daily_loss": -1}},
       {"name": "b", "agents": ["beta"]}], {}, "farms.0.risk.daily_loss:"),
 ])
