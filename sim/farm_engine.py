@@ -47,9 +47,8 @@ class FarmEngine(Engine):
             farm.ledger.price = self.portfolio.price  # one mark per symbol for all
             farm.last_decision = [None] * len(self.symbols)
             farm.acted_target = [0.0] * len(self.symbols)
-        # Farms voting on each symbol, in the scenario's order.
-        self._voters = [tuple(f for f in self.farms if f.columns[s])
-                        for s in range(len(self.symbols))]
+        self._voters: list[tuple[Farm, ...]] = []
+        self.refresh_voters()
         self.desk = FarmDesk(
             self.symbols, self.views, self.risk, self.router, self.portfolio,
             self.recorder, self.queue, self.clock, self.execution, self.farms,
@@ -181,6 +180,22 @@ class FarmEngine(Engine):
         agents = attributed_agents(decision) if self._attribute else ()
         desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
                              equity, last_close, agents, replaced)
+
+    # -- farm lifecycle (sim.farm_lifecycle), between bars only ------------------------
+    def refresh_voters(self) -> None:
+        """The farms voting on each symbol, in the scenario's order: active farms with an
+        agent there (after a move, pause, resume or kill)."""
+        self._voters = [tuple(f for f in self.farms if f.columns[s] and f.state == "active")
+                        for s in range(len(self.symbols))]
+
+    def drop_farm_pending(self, farm: Farm) -> None:
+        """``farm``'s decisions waiting for the next open are dropped (paused, killed)."""
+        for s in range(len(self.symbols)):
+            pending = self._pending[s]
+            if pending.__class__ is _Revote:
+                pending = pending.held  # type: ignore[union-attr]
+            if pending:
+                pending.pop(farm.index, None)  # type: ignore[union-attr,attr-defined]
 
     def _forget_farm_decision(self, farm: Farm, s: int) -> None:
         """Risk is flattening ``farm`` on s: its target is flat, its pending decision
