@@ -1,10 +1,12 @@
 """Lifecycle per farm: moving an agent to another farm, pausing and resuming a farm, a
 farm's own kill switch. The agent roster of a run with ``[[farms]]`` (``FarmRoster``)
 plans them like every other lifecycle command (``sim.lifecycle``): sent by a scenario's
-``[[events]]`` (``agent_move``, ``farm_pause``, ``farm_resume``, ``farm_kill``), by
-``LiveRunner.submit`` or the local channel, applied between two bars by the pipeline's
-single consumer, all or none inside a batch, and stored, applied or rejected with the
-reason, as ``farm_events`` rows numbered with the run's ``agent_events``.
+``[[events]]`` (``agent_move``, ``farm_pause``, ``farm_resume``, ``farm_kill``) or through
+``AgentRoster.apply`` as ``LiveRunner.submit`` and the local channel send theirs (their
+JSON parses with ``sim.agent_commands.parse_command``; sessions do not run farms yet, so
+there the plain roster refuses them), applied between two bars by the pipeline's single
+consumer, all or none inside a batch, and stored, applied or rejected with the reason, as
+``farm_events`` rows numbered with the run's ``agent_events``.
 
 What each does (docs/howto/farms.md says the same to users):
 
