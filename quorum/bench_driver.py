@@ -166,6 +166,10 @@ def instrument(engine: Any, store: Any, stages: dict[str, array]) -> None:
         part = getattr(owner, attr, None)
         if part is not None:
             setattr(owner, attr, _patch(part, STAGE_METHODS[stage], samples(stage)))
+    for farm in getattr(engine, "farms", ()):  # a farm run: each farm's own consensus and
+        for attr in ("consensus", "policy"):  # policy count in the same stages
+            setattr(farm, attr, _patch(getattr(farm, attr), STAGE_METHODS[attr],
+                                       samples(attr)))
     if desk is not None:
         _patch(desk, STAGE_METHODS["venue/matching"], samples("venue/matching"))
     _patch(store, STAGE_METHODS["store"], samples("store"))

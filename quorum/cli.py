@@ -316,12 +316,13 @@ def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
                       for name in list(rows[0])[1:]], title=title)
 
     columns(slices.regime_table(run), f"per regime label (of {run.reference})")
-    columns(slices.agent_table(run),
+    agents = slices.agent_table(run)
+    columns(agents,
             "per agent (shadow: own signals alone, a unit of notional per symbol, no fees)")
     columns(slices.venue_table(run), "per venue")
     _print_table([{k: fmt(v, k) for k, v in row.items()}
                   for row in slices.denials_table(run)], title="risk denials by check")
-    from reports.farms import farm_correlation, farm_table
+    from reports.farms import farm_agent_table, farm_correlation, farm_table
 
     farms = farm_table(con, run_id)  # only a run with [[farms]] has any
     if farms:
@@ -329,6 +330,10 @@ def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         _print_table([{k: fmt(v, k) for k, v in row.items()}
                       for row in farm_correlation(con, run_id)],
                      title="correlation of the farms' returns")
+        _print_table([{k: fmt(v, k) for k, v in row.items()}
+                      for row in farm_agent_table(con, run_id, agents)],
+                     title="per agent inside each farm (votes in its decisions, orders "
+                           "of those it backed)")
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -392,6 +397,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             if note is not None:
                 _console().print(f"run {run_id}: {note}", markup=False)
         out = Path(args.out or "compare_" + "_".join(r[:6] for r in run_ids[:6]))
+        if args.farms:
+            if args.regimes:
+                raise UsageError("--regimes compares runs, not the farms of a run: give "
+                                 "one of --farms and --regimes")
+            return _compare_farms(store.con, run_ids, out)
         labels = run_labels(store.con, run_ids)  # what differs between them, not ids
         rows, png = compare_runs(store.con, run_ids, out, labels)
         names = [k for k in rows[0] if k != "run_id"]
@@ -406,6 +416,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 store.con, run_ids, out, by=args.by,
                 row_labels=labels if args.by == "run" else None)
             _console().print(f"regime matrix: {matrix} ({csv_path.name} alongside)")
+    return 0
+
+
+def _compare_farms(con: duckdb.DuckDBPyConnection, run_ids: list[str], out: Path) -> int:
+    """``compare --farms``: the farms of the runs side by side (reports.farms)."""
+    from reports.farms import compare_farms
+    from reports.summary import fmt as fmt_metric
+
+    try:
+        rows, csv_path, png = compare_farms(con, run_ids, out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _print_table([{"metric": k, **{r["label"]: fmt_metric(r[k], k) for r in rows}}
+                  for k in list(rows[0])[2:]], title="farms side by side")
+    _console().print(f"equity overlay: {png} ({csv_path.name} alongside)")
     return 0
 
 
@@ -842,6 +867,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="regime matrix rows: each run apart (the default), or runs pooled "
                         "by scenario or by config (agents and their params, consensus, "
                         "policy, risk)")
+    p.add_argument("--farms", action="store_true",
+                   help="put the farms of the run(s) side by side instead of the runs: "
+                        "per-farm metrics and equity over starting capital")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("parity", help="replay a paper or live session through the backtest "

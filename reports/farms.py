@@ -8,11 +8,15 @@ function here returns empty then.
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
 
+from reports import figures
 from reports import metrics as m
 
 
@@ -106,3 +110,97 @@ def farm_correlation(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[s
         matrix = np.corrcoef(returns)
     return [{"farm": a, **{b: float(matrix[i, j]) for j, b in enumerate(names)}}
             for i, a in enumerate(names)]
+
+
+# Per farm and agent: the agent's votes in the farm's decisions, how many were on the
+# decided side, and the orders of those decisions attributed to it (``agent_trades``). An
+# agent moved between farms (``sim.farm_lifecycle``) has a row in each.
+_FARM_AGENTS = """
+WITH v AS (
+    SELECT d.farm, v.agent, count(*) AS votes,
+           count(*) FILTER (WHERE v.side = d.side) AS with_decision
+    FROM votes v JOIN decisions_by_farm d
+      ON d.run_id = v.run_id AND d.decision_id = v.decision_id
+    WHERE v.run_id = ? GROUP BY d.farm, v.agent),
+t AS (
+    SELECT farm, agent, count(*) AS orders,
+           count(*) FILTER (WHERE status = 'filled') AS filled
+    FROM agent_trades WHERE run_id = ? GROUP BY farm, agent)
+SELECT v.farm, v.agent, v.votes, v.with_decision, coalesce(t.orders, 0) AS orders,
+       coalesce(t.filled, 0) AS filled
+FROM v LEFT JOIN t ON t.farm = v.farm AND t.agent = v.agent
+"""
+
+
+def farm_agent_table(con: duckdb.DuckDBPyConnection, run_id: str,
+                     agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per agent inside each farm (farms in the scenario's order, agents by
+    name): its votes in the farm's decisions, those on the decided side, the orders of
+    those decisions attributed to it and how many filled; with its run-wide signal
+    figures from ``agents`` (``reports.slices.agent_table``: hit rate, shadow PnL, which
+    follow its signals whatever farm they voted in)."""
+    order = {name: i for i, name in enumerate(farm_equity(con, run_id))}
+    if not order:
+        return []
+    by_agent = {row["agent"]: row for row in agents}
+    rows = con.execute(_FARM_AGENTS, [run_id, run_id]).fetchall()
+    out = []
+    for farm, agent, votes, with_decision, orders, filled in sorted(
+            rows, key=lambda r: (order.get(r[0], len(order)), r[1])):
+        own = by_agent.get(agent, {})
+        out.append({"farm": farm, "agent": agent, "votes": int(votes),
+                    "with_decision": int(with_decision), "orders": int(orders),
+                    "filled": int(filled),
+                    "hit_rate": own.get("hit_rate", float("nan")),
+                    "shadow_pnl": own.get("shadow_pnl", float("nan"))})
+    return out
+
+
+def farm_curves(con: duckdb.DuckDBPyConnection, run_id: str
+                ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Each farm's equity over its starting capital, compounded from its returns net of
+    transfers (so an allocator's moves do not show as jumps): ``(farm, ts, curve)``; the
+    curve starts at 1.0 one step before its first row."""
+    out = []
+    for name, f in farm_equity(con, run_id).items():
+        out.append((name, f.ts, np.cumprod(1.0 + f.returns)))
+    return out
+
+
+def compare_farms(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], out: Path
+                  ) -> tuple[list[dict[str, Any]], Path, Path]:
+    """The farms of ``run_ids`` side by side (``quorum compare RUN --farms``): one
+    ``farm_table`` row per farm, labelled by its name (``RUN6:farm`` when several runs are
+    compared), written to ``compare_farms.csv`` (one row per metric, one column per farm,
+    full precision), and their equity curves over starting capital, net of transfers,
+    overlaid in ``compare_farms_equity.png`` against days since the run's start. A run
+    without farms is a ``ValueError``."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    curves = []
+    for run_id in run_ids:
+        table = farm_table(con, run_id)
+        if not table:
+            raise ValueError(f"run {run_id} has no [[farms]] (compare --farms puts the farms "
+                             "of farm runs side by side)")
+        prefix = f"{run_id[:6]}:" if len(run_ids) > 1 else ""
+        for row, (name, ts, curve) in zip(table, farm_curves(con, run_id), strict=True):
+            label = prefix + name
+            rows.append({"label": label, **row})
+            # The start is one step before the first row (as compare_runs draws it).
+            step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+            days = np.concatenate(([0.0], (ts - ts[0] + step) / 86_400e9)) if len(ts) \
+                else np.zeros(1)
+            curves.append((f"{label} ({row['total_return']:+.1%})", days,
+                           np.concatenate(([1.0], curve))))
+    import matplotlib.pyplot as plt  # after reports.figures chose its backend
+
+    csv_path = out / "compare_farms.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["metric", *(r["label"] for r in rows)])
+        for name in list(rows[0])[1:]:
+            writer.writerow([name, *(r[name] for r in rows)])
+    with plt.rc_context(figures.STYLE):
+        png = figures.fig_compare(curves, out / "compare_farms_equity.png")
+    return rows, csv_path, png

@@ -26,7 +26,8 @@ import numpy as np
 from reports import data, execution, figures, slices
 from reports.agent_indicators import SHOWN, AgentIndicators, agent_indicators
 from reports.data import ReportError, check_run
-from reports.farms import farm_correlation, farm_table
+from reports.farm_figures import fig_farm_equity
+from reports.farms import farm_agent_table, farm_correlation, farm_curves, farm_table
 from reports.scenario_tables import scenario_tables
 from reports.summary import METRIC_GROUPS, NOT_STORED, fmt, run_metrics
 
@@ -115,6 +116,7 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
     if farms:
         tables["farms"] = farms
         tables["farm_correlation"] = farm_correlation(con, run_id)
+        tables["farm_agents"] = farm_agent_table(con, run_id, tables["agents"])
     if frame is not None:
         tables["execution"] = [{"venue": v, **row}
                                for v, row in execution.execution_by(frame, "venue").items()]
@@ -154,6 +156,14 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
         sections.append(("Risk denials",
                          figures.fig_risk(con, run_id, ts, shading, out / "risk.png"),
                          "One tick per denied order, one row per check that denied it."))
+        if farms:
+            sections.append(("Equity per farm",
+                             fig_farm_equity(farm_curves(con, run_id),
+                                             (ts, equity / run.initial),
+                                             out / "farm_equity.png"),
+                             "Each farm's equity over its starting capital, compounded from "
+                             "its per-step returns net of capital transfers; dashed: the "
+                             "account over its initial cash. Below: each farm's drawdown."))
         if frame is not None:
             sections.append(("Execution: latency and implementation shortfall",
                              figures.fig_execution(frame, out / "execution.png"),
@@ -266,6 +276,11 @@ def _page(run_id: str, reference: str | None, syms: list[str], metrics: dict[str
          "Each farm's own ledger: returns time-weighted and net of capital transfers; "
          "contribution is its share of the account's PnL.", "no farms"),
         ("farm_correlation", "Correlation of the farms' returns", "", "fewer than 2 farms"),
+        ("farm_agents", "Per agent inside each farm",
+         "Votes: the agent's votes in the farm's decisions (with_decision: on the side "
+         "decided); orders: those decisions' orders attributed to it (agent_trades). Hit "
+         "rate and shadow PnL follow its signals over the run, whatever farm they voted "
+         "in.", "no votes"),
     ):
         if key not in tables:
             continue

@@ -12,6 +12,11 @@ Commands: ``spawn`` (kind, params, symbols), ``pause``, ``resume``, ``stop``, ``
 (params merged into the agent's, and/or new symbols), ``kill`` (the account's kill
 switch, ``flatten`` to close every position; agent ``"*"``); ``AgentBatch`` applies several
 all or none.
+
+Farm commands (runs with ``[[farms]]``, ``sim.farm_lifecycle``): ``move`` (the agent to
+``farm``), ``farm_pause``, ``farm_resume`` and ``farm_kill`` (``flatten`` to close that
+farm's positions) of ``farm`` (agent ``"*"``). They are stored in ``farm_events``
+(``farm_event_row``), not ``agent_events``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 ACTIVE, PAUSED, STOPPED, ERRORED = "active", "paused", "stopped", "errored"
 STATES = (ACTIVE, PAUSED, STOPPED, ERRORED)
 COMMANDS = ("spawn", "pause", "resume", "stop", "update", "kill")
+FARM_COMMANDS = ("move", "farm_pause", "farm_resume", "farm_kill")
 # Rows the kernel writes itself: the agents a run starts with, the circuit breaker.
 KERNEL_COMMANDS = ("start", "error")
 ALL_AGENTS = "*"
@@ -37,7 +43,8 @@ APPLIED = "applied"
 class AgentCommand:
     """One lifecycle command. ``kind``/``params``/``symbols``: for ``spawn`` (kind
     required) and ``update`` (params merged into the current ones; symbols replace them);
-    ``flatten``: for ``kill``."""
+    ``flatten``: for ``kill`` and ``farm_kill``; ``farm``: the farm of a farm command
+    (for ``move``, where the agent goes)."""
 
     command: str
     agent: str
@@ -47,8 +54,13 @@ class AgentCommand:
     params: Mapping[str, Any] | None = None
     symbols: tuple[str, ...] | None = None
     flatten: bool = False
+    farm: str | None = None
 
     def describe(self) -> str:
+        if self.command == "move":
+            return f"move {self.agent!r} to {self.farm!r}"
+        if self.command in FARM_COMMANDS:
+            return f"{self.command} {self.farm!r}"
         return f"{self.command} {self.agent!r}"
 
 
@@ -91,7 +103,8 @@ class AgentCommandModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    command: Literal["spawn", "pause", "resume", "stop", "update", "kill"]
+    command: Literal["spawn", "pause", "resume", "stop", "update", "kill", "move",
+                     "farm_pause", "farm_resume", "farm_kill"]
     agent: str = Field(default=ALL_AGENTS, min_length=1)
     actor: str = Field(default="operator", min_length=1)
     reason: str = ""
@@ -99,11 +112,12 @@ class AgentCommandModel(BaseModel):
     params: dict[str, Any] | None = None
     symbols: list[str] | None = None
     flatten: bool = False
+    farm: str | None = Field(default=None, min_length=1)
 
     def message(self) -> AgentCommand:
         return AgentCommand(self.command, self.agent, self.actor, self.reason, self.kind,
                             self.params, None if self.symbols is None
-                            else tuple(self.symbols), self.flatten)
+                            else tuple(self.symbols), self.flatten, self.farm)
 
 
 class AgentBatchModel(BaseModel):
@@ -145,6 +159,8 @@ def command_json(command: AgentCommand | AgentBatch) -> dict[str, Any]:
         out["symbols"] = list(command.symbols)
     if command.flatten:
         out["flatten"] = True
+    if command.farm is not None:
+        out["farm"] = command.farm
     return out
 
 
@@ -152,6 +168,15 @@ def outcome_json(outcome: CommandOutcome) -> dict[str, Any]:
     return {"seq": outcome.seq, "ts": outcome.ts, "agent": outcome.agent,
             "command": outcome.command, "outcome": outcome.outcome, "state": outcome.state,
             "results": [outcome_json(r) for r in outcome.results]}
+
+
+def farm_event_row(seq: int, ts: int, command: AgentCommand, before: str | None,
+                   after: str | None, outcome: str, batch: int | None) -> tuple[Any, ...]:
+    """A farm command's ``farm_events`` row: the farm's state before and after it (for
+    ``move``: the agent's farm before and after; ``farm`` is where it was sent)."""
+    return (seq, ts, command.farm, command.command,
+            command.agent if command.command == "move" else None, before, after,
+            command.flatten, command.actor, command.reason, outcome, batch)
 
 
 @dataclass(frozen=True, slots=True)

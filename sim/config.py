@@ -679,7 +679,8 @@ class EventConfig(_Model):
     at: str
     kind: Literal["kill_switch", "venue_down", "venue_up", "venue_degraded", "venue_latency",
                   "venue_reject_rate", "agent_spawn", "agent_pause", "agent_resume",
-                  "agent_stop", "agent_update"]
+                  "agent_stop", "agent_update", "agent_move", "farm_pause", "farm_resume",
+                  "farm_kill"]
     venue: str | None = None
     latency_ms: NonNegativeFloat | None = None
     rate: float | None = Field(default=None, ge=0, le=1)
@@ -693,14 +694,20 @@ class EventConfig(_Model):
     # agent_* events with the same ``batch`` label (and the same ``at``) are applied
     # together, all or none, like ``quorum agent`` given several names.
     batch: str | None = Field(default=None, min_length=1)  # agent_* events: one batch
+    # Farm lifecycle (sim.farm_lifecycle): the farm of farm_pause/farm_resume/farm_kill,
+    # where agent_move sends its agent; ``flatten``: farm_kill closes the farm's positions.
+    farm: str | None = Field(default=None, min_length=1)
+    flatten: bool = False
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The agent fields only when set (older scenarios hash as before)."""
         out = handler(self)
-        for name in ("agent", "agent_kind", "params", "symbols", "batch"):
+        for name in ("agent", "agent_kind", "params", "symbols", "batch", "farm"):
             if out.get(name) is None:
                 out.pop(name, None)
+        if not out.get("flatten"):
+            out.pop("flatten", None)
         if not out.get("reason"):
             out.pop("reason", None)
         return out
@@ -713,6 +720,19 @@ class EventConfig(_Model):
 
     @model_validator(mode="after")
     def _venue(self) -> EventConfig:
+        if (self.farm is not None) != (self.kind.startswith("farm_")
+                                       or self.kind == "agent_move"):
+            raise ValueError("farm: required for, and only for, agent_move and farm_* "
+                             "events")
+        if self.flatten and self.kind != "farm_kill":
+            raise ValueError("flatten: only for a farm_kill event (kill_switch flattens "
+                             "by risk.flatten_on_trip)")
+        if self.kind.startswith("farm_"):
+            for name in ("agent", "agent_kind", "params", "symbols", "venue",
+                         "latency_ms", "rate"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name}: not for a {self.kind} event")
+            return self
         if self.kind.startswith("agent_"):
             return self._agent_event()
         for name in ("agent", "agent_kind", "params", "symbols", "batch"):
@@ -735,6 +755,8 @@ class EventConfig(_Model):
         if self.agent is None:
             raise ValueError(f"agent: required for a {self.kind} event")
         spawn, update = self.kind == "agent_spawn", self.kind == "agent_update"
+        if self.kind == "agent_move" and (self.params is not None or self.symbols is not None):
+            raise ValueError("params: not for an agent_move event")
         if spawn != (self.agent_kind is not None):
             raise ValueError("agent_kind: required for, and only for, an agent_spawn event")
         if not (spawn or update) and (self.params is not None or self.symbols is not None):

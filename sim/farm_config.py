@@ -121,6 +121,12 @@ def check_farms(config: ScenarioConfig) -> None:
         if config.allocator.floor * len(farms) > 1.0:
             raise ValueError(f"allocator.floor: {len(farms)} farms at "
                              f"{config.allocator.floor:g} each is over 1")
+    names = [f.name for f in farms]
+    for i, e in enumerate(config.events):
+        if e.farm is not None and e.farm not in names:
+            raise ValueError(f"events.{i}.farm: " + (
+                f"no farm is named {e.farm!r}" if farms
+                else f"this scenario has no [[farms]] (a {e.kind} event needs one)"))
     if not farms:
         return
     for field, unsupported, why in _UNSUPPORTED:
@@ -129,13 +135,13 @@ def check_farms(config: ScenarioConfig) -> None:
     agents = [a.name for a in config.agents]
     spawned = [e.agent for e in config.events if e.kind == "agent_spawn"]
     owner: dict[str, str] = {}
-    names: set[str] = set()
+    seen: set[str] = set()
     venues = {v.name for v in config.venues}
     for f in farms:
         where = f"farms.{f.name}"
-        if f.name in names:
+        if f.name in seen:
             raise ValueError(f"farms: name {f.name!r} is used twice")
-        names.add(f.name)
+        seen.add(f.name)
         for agent in f.agents:
             if agent not in agents:
                 raise ValueError(f"{where}.agents: no agent is named {agent!r}")

@@ -221,6 +221,16 @@ class FarmDesk(ExecutionDesk):
             second.path(legs, down)
             self._commit(s, ts, second if second.value(c) < first.value(c) else first)
 
+    def cancel_farm_entries(self, farm: Farm, ts: int, reason: str) -> None:
+        """Cancel ``farm``'s working entry orders (a farm paused or killed); its brackets
+        stay (they only reduce its positions), other farms' orders are untouched."""
+        for life in list(self._live.values()):
+            if (life.status in TERMINAL or life.closing is not None
+                    or life.role in BRACKET_ROLES
+                    or self._farm_of.get(life.order_id) is not farm):
+                continue
+            self._stop_order(life, ts, "cancelled", reason)
+
     # -- fills: the account and the order's farm --------------------------------------
     def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
         super()._book_fill(life, s, fill)

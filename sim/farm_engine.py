@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from sim.allocator import Allocator
 from sim.consensus import expire
 from sim.engine import Engine, _Revote
@@ -47,9 +50,11 @@ class FarmEngine(Engine):
             farm.ledger.price = self.portfolio.price  # one mark per symbol for all
             farm.last_decision = [None] * len(self.symbols)
             farm.acted_target = [0.0] * len(self.symbols)
-        # Farms voting on each symbol, in the scenario's order.
-        self._voters = [tuple(f for f in self.farms if f.columns[s])
-                        for s in range(len(self.symbols))]
+        self._checked: list[float] = []  # the ledgers when their sum last held
+        self._book_account_ts = self._book_ts
+        self._book_ts = self._book_step
+        self._voters: list[tuple[Farm, ...]] = []
+        self.refresh_voters()
         self.desk = FarmDesk(
             self.symbols, self.views, self.risk, self.router, self.portfolio,
             self.recorder, self.queue, self.clock, self.execution, self.farms,
@@ -61,25 +66,30 @@ class FarmEngine(Engine):
         self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
 
     # -- time steps: book each farm, check the sum ----------------------------------------
-    def on_bar(self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float,
-               v: float) -> None:
-        last_ts = self._last_ts
-        if ts != last_ts and last_ts is not None and ts > last_ts:
-            self._book_farms(last_ts)
-        super().on_bar(s, n, ts, o, h, lo, c, v)
-
-    def _snapshot(self, ts: int) -> None:
-        super()._snapshot(ts)
+    def _book_step(self, ts: int) -> None:
+        """``Engine._book_ts``: wherever the account books a time step (the bar path,
+        ``_snapshot``), each farm books it too, after the sum is checked."""
+        self._book_account_ts(ts)
         self._book_farms(ts)
 
     def _book_farms(self, ts: int) -> None:
-        check_ledgers(self.portfolio, self.farms, self.reserve, ts)
-        equities = [farm.ledger.equity() for farm in self.farms]
+        # The sum is checked whenever a ledger changed since it last held (most steps
+        # book no fill, and the same amounts cannot add up differently).
+        account = self.portfolio
+        state = [account.cash, account.fees_paid, account.funding_total, self.reserve,
+                 *account.qty]
+        for farm in self.farms:
+            ledger = farm.ledger
+            state += (ledger.cash, ledger.fees_paid, ledger.funding_total, *ledger.qty)
+        if state != self._checked:
+            check_ledgers(account, self.farms, self.reserve, ts)
+            self._checked = state
         if self.allocator is not None:
-            self.allocator.observe(equities)
-        for farm, equity in zip(self.farms, equities, strict=True):
+            self.allocator.observe([farm.ledger.equity() for farm in self.farms])
+        for farm in self.farms:
             ledger = farm.ledger
             book = ledger.book
+            equity = ledger.equity()
             book.ts.append(ts)
             book.cash.append(ledger.cash)
             book.equity.append(equity)
@@ -88,12 +98,21 @@ class FarmEngine(Engine):
 
     def _write_farm_equity(self) -> None:
         """Before the recorder writes: each farm's booked rows become ``farm_equity``
-        rows, and its risk engine sees them first (``EquityBook.drain``)."""
+        rows (one block of columns per farm, farms in the scenario's order), and its risk
+        engine sees them first (``EquityBook.drain``)."""
         for farm in self.farms:
             book = farm.ledger.book
-            for row in zip(book.ts, book.cash, book.equity, book.realized, book.unrealized,
-                           strict=True):
-                self.recorder.rare_row("farm_equity", (row[0], farm.name, *row[1:]))
+            n = len(book.ts)
+            if n:
+                # Copies: the book's arrays are cleared below (an exporting one could not).
+                self.recorder.rare_columns("farm_equity", {
+                    "ts": pa.array(np.array(book.ts, dtype=np.int64), type=pa.timestamp("ns")),
+                    "farm": pa.DictionaryArray.from_arrays(
+                        pa.array(np.zeros(n, dtype=np.int32)), pa.array([farm.name])),
+                    "cash": np.array(book.cash, dtype=np.float64),
+                    "equity": np.array(book.equity, dtype=np.float64),
+                    "realized_pnl": np.array(book.realized, dtype=np.float64),
+                    "unrealized_pnl": np.array(book.unrealized, dtype=np.float64)})
             book.drain()
 
     # -- decisions, farm by farm ----------------------------------------------------------
@@ -187,6 +206,22 @@ class FarmEngine(Engine):
         agents = attributed_agents(decision) if self._attribute else ()
         desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
                              equity, last_close, agents, replaced)
+
+    # -- farm lifecycle (sim.farm_lifecycle), between bars only ------------------------
+    def refresh_voters(self) -> None:
+        """The farms voting on each symbol, in the scenario's order: active farms with an
+        agent there (after a move, pause, resume or kill)."""
+        self._voters = [tuple(f for f in self.farms if f.columns[s] and f.state == "active")
+                        for s in range(len(self.symbols))]
+
+    def drop_farm_pending(self, farm: Farm) -> None:
+        """``farm``'s decisions waiting for the next open are dropped (paused, killed)."""
+        for s in range(len(self.symbols)):
+            pending = self._pending[s]
+            if pending.__class__ is _Revote:
+                pending = pending.held  # type: ignore[union-attr]
+            if pending:
+                pending.pop(farm.index, None)  # type: ignore[union-attr,attr-defined]
 
     def _forget_farm_decision(self, farm: Farm, s: int) -> None:
         """Risk is flattening ``farm`` on s: its target is flat, its pending decision

@@ -52,6 +52,9 @@ class Farm:
     daily_loss: float | None = None  # money; None: no such limit
     flatten_on_trip: bool = False
     outside_wallet: frozenset[str] = frozenset()  # venues it may not trade through
+    # "active", "paused" (no votes, no orders of its own) or "killed" (final: no votes,
+    # only position-reducing orders); ``sim.farm_lifecycle``.
+    state: str = "active"
     last_decision: list[tuple[object, float, float | None] | None] = field(
         default_factory=list)
     acted_target: list[float] = field(default_factory=list)

@@ -37,12 +37,14 @@ from sim.agent_commands import (
     APPLIED,
     COMMANDS,
     ERRORED,
+    FARM_COMMANDS,
     PAUSED,
     STOPPED,
     AgentBatch,
     AgentCommand,
     CommandOutcome,
     StoredAgent,
+    farm_event_row,
     spec_json,
 )
 from sim.agent_faults import ErrorPolicy, FaultKeeper, OnBar
@@ -203,7 +205,7 @@ class AgentRoster:
         plan.commit()
         return self._record(ts, command.agent, command.command, plan.before, plan.after,
                             plan.spec_before, plan.spec_after, command.actor,
-                            command.reason, APPLIED)
+                            command.reason, APPLIED, subject=command)
 
     def reject(self, command: AgentCommand, why: str) -> CommandOutcome:
         """Store a command refused before it reached the roster (a message that did
@@ -236,7 +238,7 @@ class AgentRoster:
             c = plan.command
             applied.append(self._record(ts, c.agent, c.command, plan.before, plan.after,
                                         plan.spec_before, plan.spec_after, c.actor,
-                                        c.reason, APPLIED, batch_id))
+                                        c.reason, APPLIED, batch_id, subject=c))
         return CommandOutcome(batch_id, ts, ALL_AGENTS, "batch", APPLIED, None, tuple(applied))
 
     def _rejected(self, ts: int, command: AgentCommand, why: str,
@@ -244,8 +246,11 @@ class AgentRoster:
         agent = self.agents.get(command.agent)
         state = agent.state if agent is not None else None
         spec = agent.spec() if agent is not None else None
+        if command.command in FARM_COMMANDS:
+            state = spec = None
         return self._record(ts, command.agent, command.command, state, state, spec, spec,
-                            command.actor, command.reason, f"rejected: {why}", batch)
+                            command.actor, command.reason, f"rejected: {why}", batch,
+                            subject=command)
 
     def _view(self) -> _View:
         return {n: (a.state, a.kind, a.params, a.symbols) for n, a in self.agents.items()}
@@ -255,6 +260,8 @@ class AgentRoster:
         """Check ``command`` against ``view`` (updated for the batch's next command) and
         return how to apply it; ``Rejected`` naming why it cannot be."""
         verb, name = command.command, command.agent
+        if verb in FARM_COMMANDS:
+            return self._farm_plan(command, view, ts)
         if verb not in COMMANDS:
             raise Rejected(f"unknown command {verb!r}; one of {', '.join(COMMANDS)}")
         if verb == "kill":
@@ -321,6 +328,10 @@ class AgentRoster:
         view[name] = (state, kind, new_params, new_symbols)
         return _Plan(command, state, state, spec, spec_json(kind, new_params, new_symbols),
                      lambda: self._commit_update(name, new_params, new_symbols, built, ts))
+
+    def _farm_plan(self, command: AgentCommand, view: _View, ts: int) -> _Plan:
+        """A farm command (``sim.farm_lifecycle.FarmRoster`` plans them in farm runs)."""
+        raise Rejected(f"{command.command}: this run has no [[farms]]")
 
     def _symbols(self, symbols: Sequence[str] | None) -> tuple[str, ...] | None:
         if symbols is None:
@@ -477,9 +488,14 @@ class AgentRoster:
 
     def _record(self, ts: int, agent: str, command: str, before: str | None,
                 after: str | None, spec_before: str | None, spec_after: str | None,
-                actor: str, reason: str, outcome: str, batch: int | None = None
-                ) -> CommandOutcome:
+                actor: str, reason: str, outcome: str, batch: int | None = None, *,
+                subject: AgentCommand | None = None) -> CommandOutcome:
         self.seq += 1
+        if subject is not None and subject.command in FARM_COMMANDS:
+            self.recorder.rare_row("farm_events", farm_event_row(
+                self.seq, ts, subject, before, after, outcome, batch))
+            return CommandOutcome(self.seq, ts, agent if command == "move"
+                                  else subject.farm or agent, command, outcome, after)
         self.recorder.rare_row("agent_events", (
             self.seq, ts, agent, command, before, after, spec_before, spec_after, actor,
             reason, outcome, batch))

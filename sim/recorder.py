@@ -142,6 +142,8 @@ class Recorder:
         # Rare rows (agent lifecycle events, forgiven agent failures), whole rows in the
         # table's column order; ``agent_events`` survive ``discard`` (see there).
         self._rare: dict[str, list[tuple[Any, ...]]] = {}
+        # Rows given as columns (``rare_columns``), written after the rare rows.
+        self._bulk: list[tuple[str, dict[str, Any]]] = []
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -201,6 +203,12 @@ class Recorder:
         values in ``TABLES[table]`` order (timestamps as ns integers)."""
         self._rare.setdefault(table, []).append(row)
 
+    def rare_columns(self, table: str, columns: dict[str, Any]) -> None:
+        """Rows of ``table`` as columns in ``TABLES[table]`` order (arrow arrays or numpy
+        arrays the caller does not touch again): a table booked on every time step by
+        something other than the engine (``farm_equity``), without a tuple per row."""
+        self._bulk.append((table, columns))
+
     def discard(self) -> None:
         """Drop every buffered row unwritten (a resumed live session's warm-up: those
         bars were, or would have been, recorded by the session that first saw them)."""
@@ -253,6 +261,7 @@ class Recorder:
             # A command applied during a resumed session's warm-up happened now: kept.
             if written or table != "agent_events":
                 rows.clear()
+        self._bulk.clear()
         if written:
             self.equity.drain()
         else:
@@ -298,6 +307,7 @@ class Recorder:
                 out.append((table, {name: pa.array(list(col), _ARROW[kind])
                                     for (name, kind), col in zip(TABLES[table], columns,
                                                                  strict=True)}))
+        out.extend(self._bulk)
         if self._signals:
             ts, sym, agent, sig = _transpose(self._signals, 4)
             side, confidence, target, reason = _fields(sig, _SIGNAL_ROW)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.agent_commands import AgentBatch, AgentCommand
+from sim.agent_commands import ALL_AGENTS, AgentBatch, AgentCommand
 from sim.agent_failure import agent_failure
 from sim.agent_faults import ErrorPolicy
 from sim.agents.base import CallStats, build_agent
@@ -46,6 +46,7 @@ from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.farm_build import build_farms, record_farms, schedule_allocator
 from sim.farm_engine import FarmEngine
+from sim.farm_lifecycle import FarmRoster
 from sim.fast_path import FAST, choose_path, run_fast
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.lifecycle import AgentRoster
@@ -231,7 +232,7 @@ def build_engine(
     engine.schedule_events([
         ScenarioEvent(parse_timestamp(e.at), e.kind, e.venue,
                       e.latency_ms if e.kind == "venue_latency" else e.rate)
-        for e in config.events if not e.kind.startswith("agent_")])
+        for e in config.events if not _lifecycle_event(e.kind)])
     engine.lifecycle = roster = build_roster(config, engine, recorder, bus, session, timer)
     for ts, command in scripted_commands(config):
         engine.queue.push(ts, PRIORITY_EVENT, roster.apply, command)
@@ -252,11 +253,12 @@ def scripted_commands(config: ScenarioConfig
     order: list[tuple[int, AgentCommand | str]] = []
     batches: dict[str, list[AgentCommand]] = {}
     for e in config.events:
-        if not e.kind.startswith("agent_"):
+        if not _lifecycle_event(e.kind):
             continue
-        command = AgentCommand(e.kind.removeprefix("agent_"), e.agent or "", "scenario",
-                               e.reason, e.agent_kind, e.params,
-                               None if e.symbols is None else tuple(e.symbols))
+        command = AgentCommand(e.kind.removeprefix("agent_"), e.agent or ALL_AGENTS,
+                               "scenario", e.reason, e.agent_kind, e.params,
+                               None if e.symbols is None else tuple(e.symbols), e.flatten,
+                               e.farm)
         if e.batch is None:
             order.append((parse_timestamp(e.at), command))
             continue
@@ -266,6 +268,11 @@ def scripted_commands(config: ScenarioConfig
         batches[e.batch].append(command)
     return [(ts, AgentBatch(tuple(batches[c]), "scenario", c) if isinstance(c, str) else c)
             for ts, c in order]
+
+
+def _lifecycle_event(kind: str) -> bool:
+    """An ``[[events]]`` kind that is a lifecycle command (agent_* and farm_*)."""
+    return kind.startswith(("agent_", "farm_"))
 
 
 def error_policy(agent: AgentConfig | None, session: bool) -> ErrorPolicy:
@@ -281,7 +288,8 @@ def error_policy(agent: AgentConfig | None, session: bool) -> ErrorPolicy:
 def build_roster(config: ScenarioConfig, engine: Engine, recorder: Recorder,
                  bus: EventBus | None, session: bool, timer: Callable[[], int] | None
                  ) -> AgentRoster:
-    return AgentRoster(
+    roster: Any = FarmRoster if isinstance(engine, FarmEngine) else AgentRoster
+    return roster(  # type: ignore[no-any-return]
         engine, recorder, seed=config.seed, scenario=config.name,
         specs=[(a.name, a.kind, a.params, a.symbols, error_policy(a, session))
                for a in config.agents],

@@ -175,6 +175,16 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("ts", "TIMESTAMP_NS"), ("from_farm", "VARCHAR"), ("to_farm", "VARCHAR"),
         ("amount", "DOUBLE"), ("reason", "VARCHAR"),
     ),
+    # Farm lifecycle commands (sim.farm_lifecycle), applied or rejected, numbered with
+    # the run's agent_events (one seq): farm_pause/farm_resume/farm_kill (the farm's state
+    # before and after: active, paused, killed) and move (agent to farm; state_*: the
+    # agent's farm before and after).
+    "farm_events": (
+        ("seq", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("farm", "VARCHAR"),
+        ("command", "VARCHAR"), ("agent", "VARCHAR"), ("state_before", "VARCHAR"),
+        ("state_after", "VARCHAR"), ("flatten", "BOOLEAN"), ("actor", "VARCHAR"),
+        ("reason", "VARCHAR"), ("outcome", "VARCHAR"), ("batch", "BIGINT"),
+    ),
 
     # How a run was made, one (key, value) row each: ``engine_path`` (``fast`` or
     # ``per-bar``, sim.fast_path) and ``engine_path_reason``. Never part of the results.

@@ -213,3 +213,44 @@ def test_bench_live_fake_reports_tick_to_trade_and_stages(tmp_path: Path) -> Non
     assert report["figures"]["event to bar in the engine"]["calls"] == 30
     assert report["figures"]["event to order"]["calls"] > 0
     assert report["stages"]["agent fast"]["calls"] == 30
+
+
+def test_a_farm_runs_consensus_and_policy_are_timed(tmp_path: Path) -> None:
+    """In a farm run each farm votes with its own consensus and sizes with its own policy
+    (the engine's are never called): the bench times those in the same stages, and the
+    timed run stores what the plain one does."""
+    raw = {"name": "bench_farms", "seed": 2,
+           "data": [{"kind": "gbm", "symbol": "AAA", "bars": 300, "interval": "1m",
+                     "volatility": 1.5}],
+           "agents": [{"name": "sma", "kind": "sma_crossover",
+                       "params": {"fast": 3, "slow": 12}},
+                      {"name": "z", "kind": "zscore_reversion", "params": {"window": 20}}],
+           "policy": {"allow_short": True, "exposure": 0.5},
+           "venues": [{"name": "v", "symbols": ["AAA"]}],
+           "farms": [{"name": "a", "agents": ["sma"]}, {"name": "b", "agents": ["z"]}]}
+    config = parse_scenario(raw)
+    stages: dict[str, array] = {}
+    with DuckDBStore(str(tmp_path / "s.duckdb")) as store:
+        plain = runner.run_scenario(config, store)
+        build = runner.build_engine
+
+        def built(*args: Any, **kwargs: Any) -> Any:
+            engine = build(*args, **kwargs)
+            instrument(engine, store, stages)
+            return engine
+
+        runner.build_engine = built
+        try:
+            timed = runner.run_scenario(config, store, fast_path=False)
+        finally:
+            runner.build_engine = build
+            store.__dict__.pop("append", None)
+        a, b = tables(store, plain.run_id), tables(store, timed.run_id)
+        for name in a:
+            pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+        decisions = len(a["decisions"])
+    # a farm votes on every bar its agent's signal changed; a decision is stored only
+    # when the outcome changed, and each one was sized by the farm's policy
+    assert decisions > 0
+    assert len(stages["consensus"]) >= decisions
+    assert len(stages["policy"]) >= decisions

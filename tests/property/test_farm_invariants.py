@@ -5,7 +5,9 @@ plus the sum of the farm ledgers at every time step; each farm's cash is its tra
 and fills replayed, and no buy adds to a long beyond the farm's cash (it spends only what
 it has, resting and in-flight orders included);
 a farm's breach stops only that farm (the other farms trade exactly as they would with
-no limit on it); the same scenario twice stores the same rows.
+no limit on it); the same scenario twice stores the same rows. The first property also
+steers the farms while they trade (agent moves, farm pauses, resumes and kills with or
+without flatten: sim.farm_lifecycle), which must keep every one of its invariants.
 
 (Latency is drawn fixed: a random latency or reject rate draws from the venue's one
 seeded stream in the account's order of orders, so another farm's denied order would
@@ -36,7 +38,7 @@ TOLERANCE = 1e-9  # relative, as sim.farms.LEDGER_TOLERANCE
 
 
 @st.composite
-def farm_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+def farm_scenarios(draw: st.DrawFn, lifecycle: bool = False) -> dict[str, Any]:
     n_symbols = draw(st.integers(1, 2))
     symbols = sup.SYMBOLS[:n_symbols]
     scale = draw(st.sampled_from([0.001, 1.0, 100.0, 50_000.0]))
@@ -60,6 +62,21 @@ def farm_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             farm["policy"] = draw(sup.policy(max_exposure=1.5))
         farms.append(farm)
     out: dict[str, Any] = {}
+    if lifecycle and draw(st.booleans()):  # farms steered while they trade
+        names = [f["name"] for f in farms]
+        events = []
+        for _ in range(draw(st.integers(1, 3))):
+            at = f"2024-01-0{draw(st.integers(2, 4))}T{draw(st.integers(0, 23)):02d}:00:00Z"
+            kind = draw(st.sampled_from(["agent_move", "farm_pause", "farm_resume",
+                                         "farm_kill"]))
+            event: dict[str, Any] = {"at": at, "kind": kind, "farm": draw(st.sampled_from(
+                names))}
+            if kind == "agent_move":
+                event["agent"] = draw(st.sampled_from([a["name"] for a in agents]))
+            if kind == "farm_kill":
+                event["flatten"] = draw(st.booleans())
+            events.append(event)
+        out["events"] = sorted(events, key=lambda e: e["at"])
     if draw(st.booleans()):  # capital moved between the farms on a schedule
         out["allocator"] = {
             "method": draw(st.sampled_from(["equal", "inverse_volatility", "performance"])),
@@ -184,7 +201,7 @@ def _close(a: float, b: float, scale: float) -> bool:
 
 
 @settings(deadline=None, max_examples=15)
-@given(raw=farm_scenarios())
+@given(raw=farm_scenarios(lifecycle=True))
 def test_account_is_the_sum_of_farms_and_no_farm_overspends(raw: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         got = _run(raw, Path(tmp) / "a.duckdb")
