@@ -35,6 +35,7 @@ from sim.farms import Farm, FarmRisk, FarmRouter
 from sim.matching import Book, Matcher
 from sim.messages import OrderFilled, OrderRouted, SubmitOrder
 from sim.orders import (
+    BRACKET_ROLES,
     ENTRY,
     FLATTEN,
     LIMIT,

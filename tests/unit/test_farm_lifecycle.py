@@ -272,17 +272,10 @@ def test_a_batch_of_farm_and_agent_commands_is_all_or_none(tmp_path: Path,
 def test_a_paused_farms_resting_orders_are_cancelled_and_the_others_stay(
         tmp_path: Path) -> None:
     """Limit orders 50% away never fill: both farms' buys rest from bar 3's open; pausing
-    a before bar 5 cancels a's ("farm paused"), b's keeps resting. Runs once farms take
-    resting orders (branch i22-orders); skipped while they trade market orders only."""
+    a before bar 5 cancels a's ("farm paused"), b's keeps resting."""
     raw = two_farms({"alpha": [(2, "LONG")], "beta": [(2, "LONG")]}, [
         {"at": at(5), "kind": "farm_pause", "farm": "a"}])
     raw["execution"] = {"order_type": "limit", "offset_bps": 5000.0}
-    try:
-        parse_scenario(raw, "hand")
-    except ConfigError as exc:
-        if "order_type" not in str(exc):
-            raise
-        pytest.skip("farms trade market orders only on this tree")
     config = parse_scenario(raw, "hand")
     data = merge([bars_from_frame(_frame([(100, 100)] * 7), "X")])
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
@@ -291,4 +284,6 @@ def test_a_paused_farms_resting_orders_are_cancelled_and_the_others_stay(
             "SELECT f.farm, epoch_ns(e.ts), e.reason FROM order_events e JOIN farm_orders f "
             "USING (run_id, order_id) WHERE e.run_id = ? AND e.event = 'cancelled'",
             [run_id]).fetchall()
-    assert cancelled == [("a", bar_ts(5), "farm paused")]
+    # b's buy rests until the run ends (cancelled then, as every working order is)
+    assert sorted(cancelled)[0] == ("a", bar_ts(5), "farm paused")
+    assert [(farm, why) for farm, _, why in sorted(cancelled)[1:]] == [("b", "run ended")]
