@@ -186,7 +186,8 @@ class OrderManager(LegBook):
             "limit_price": life.limit_price, "stop_price": life.stop_price,
             "post_only": life.post_only, "role": life.role, "parent_id": life.parent_id,
             "replaces": life.replaces, "status": "sent", "oid": None, "filled": 0.0,
-            "message": prepared.rejection, "sent_ns": now, "updated_ns": now})
+            "message": prepared.rejection, "sent_ns": now, "updated_ns": now,
+            "farm": self.desk.farm_name(life.order_id)})
         requests = self.requests
         if prepared.rejection is not None:  # refused locally: nothing is sent
             state = OrderState(cloid, coin, REJECTED, prepared.size, message=prepared.rejection)

@@ -54,10 +54,14 @@ class FarmEngine(Engine):
             self.symbols, self.views, self.risk, self.router, self.portfolio,
             self.recorder, self.queue, self.clock, self.execution, self.farms,
             dispatch_before=self._drain_before, on_flatten=self._forget_farm_decision)
+        # a live session's bookings to no farm (all zero in a backtest)
+        self._unattributed = self.desk.unattributed
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
         self.recorder.before_flush.append(self._write_farm_equity)
+        self.recorder.before_take.append(self._write_farm_equity)  # a live session's writer
+        self.recorder.on_discard.append(self._discard_farm_equity)
         self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
 
     # -- time steps: book each farm, check the sum ----------------------------------------
@@ -73,7 +77,7 @@ class FarmEngine(Engine):
         self._book_farms(ts)
 
     def _book_farms(self, ts: int) -> None:
-        check_ledgers(self.portfolio, self.farms, self.reserve, ts)
+        check_ledgers(self.portfolio, self.farms, self.reserve, ts, self._unattributed)
         equities = [farm.ledger.equity() for farm in self.farms]
         if self.allocator is not None:
             self.allocator.observe(equities)
@@ -95,6 +99,12 @@ class FarmEngine(Engine):
                            strict=True):
                 self.recorder.rare_row("farm_equity", (row[0], farm.name, *row[1:]))
             book.drain()
+
+    def _discard_farm_equity(self) -> None:
+        """A resumed live session's warm-up: the rows were booked, and followed by each
+        farm's risk engine, by the session that first saw those bars."""
+        for farm in self.farms:
+            farm.ledger.book.discard()
 
     # -- decisions, farm by farm ----------------------------------------------------------
     def _open(self, s: int, ts: int, o: float, h: float, lo: float, c: float, v: float,

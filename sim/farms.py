@@ -62,10 +62,15 @@ class Farm:
 
 
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
-                  ts: int) -> None:
+                  ts: int, unattributed: Portfolio | None = None) -> None:
     """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
-    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``)."""
+    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``).
+    ``unattributed``: what a live session booked to no farm (a reconciliation
+    adjustment no single farm's ledger can be told to owe, ``sim.farm_desk``), part of
+    the account too."""
     ledgers = [f.ledger for f in farms]
+    if unattributed is not None:
+        reserve += unattributed.cash
 
     def same(what: str, account_value: float, parts: list[float]) -> None:
         total = math.fsum(parts)
@@ -80,9 +85,16 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
 
     same("cash", account.cash, [reserve, *(le.cash for le in ledgers)])
     same("fees", account.fees_paid, [le.fees_paid for le in ledgers])
-    same("funding", account.funding_total, [le.funding_total for le in ledgers])
+    if unattributed is None:
+        same("funding", account.funding_total, [le.funding_total for le in ledgers])
+        for i in range(len(account.qty)):
+            same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+        return
+    same("funding", account.funding_total - unattributed.funding_total,
+         [le.funding_total for le in ledgers])
     for i in range(len(account.qty)):
-        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+        same(f"position {i}", account.qty[i] - unattributed.qty[i],
+             [le.qty[i] for le in ledgers])
 
 
 def buy_split(qty: float, position: float, cash: float, unit_cost: float

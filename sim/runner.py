@@ -201,15 +201,16 @@ def build_engine(
     if bus is not None and per_bar:
         engine_class = partial(ObservedEngine, bus=bus)
     if config.farms:  # several pipelines in one loop (sim.farm_engine)
-        if session:
-            raise ConfigError("farms: paper and live sessions with farms are not "
-                              "supported yet (backtests only)")
         if per_bar:
             raise ConfigError("farms: a run publishing every bar on a bus is not "
                               "supported with farms yet")
+        if session and config.allocator is not None:
+            raise ConfigError("allocator: re-allocating capital between farms is not "
+                              "supported in paper and live sessions yet")
         farms, reserve = build_farms(config, symbols, slots, views)
-        record_farms(recorder, config, farms,
-                     min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
+        if not session:  # a session records them when it starts (live.farms)
+            record_farms(recorder, config, farms,
+                         min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
         engine_class = partial(FarmEngine, farms=farms, reserve=reserve)
     engine = engine_class(
         symbols,
