@@ -73,13 +73,9 @@ def restore_farms(runner: LiveRunner, con: duckdb.DuckDBPyConnection, adopted: l
     desk: FarmDesk = engine.desk  # type: ignore[assignment]
     farms = {f.name: f for f in engine.farms}
     index = {sym: s for s, sym in enumerate(runner.symbols)}
-    # each order's farm: its farm_orders row, else its write-ahead row (an order sent
-    # just before the crash, whose other rows were not committed)
+    # each order's farm (an order sent just before a crash: from the journal, ``absorb``)
     owner = {int(o): str(f) for o, f in con.execute(
-        "SELECT order_id, farm FROM farm_orders WHERE run_id = ? UNION ALL"
-        " SELECT DISTINCT order_id, farm FROM venue_orders WHERE run_id = ? AND farm IS NOT"
-        " NULL AND order_id NOT IN (SELECT order_id FROM farm_orders WHERE run_id = ?)",
-        [run_id, run_id, run_id]).fetchall()}
+        "SELECT order_id, farm FROM farm_orders WHERE run_id = ?", [run_id]).fetchall()}
     fills = con.execute(
         "SELECT fill_id, order_id, epoch_ns(ts), symbol, venue, quantity, price, fee,"
         " ref_price, liquidity FROM fills WHERE run_id = ? ORDER BY fill_id",
@@ -100,13 +96,6 @@ def restore_farms(runner: LiveRunner, con: duckdb.DuckDBPyConnection, adopted: l
         ledger.apply(index[fill[3]], OrderFilled(*fill))
     for _, symbol, usdc in payments[k:]:
         desk.split_funding(index[symbol], usdc)
-    # an order whose farm_orders row was not committed before the crash gets it now
-    for order_id, decision_id, farm_name in con.execute(
-            "SELECT DISTINCT order_id, decision_id, farm FROM venue_orders WHERE run_id = ?"
-            " AND farm IS NOT NULL AND order_id NOT IN (SELECT order_id FROM farm_orders"
-            " WHERE run_id = ?) ORDER BY order_id", [run_id, run_id]).fetchall():
-        con.execute("INSERT INTO farm_orders (run_id, order_id, decision_id, farm) VALUES"
-                    " (?, ?, ?, ?)", [run_id, order_id, decision_id, farm_name])
     for order_id in adopted:
         farm = farms.get(owner.get(order_id, ""))
         if farm is not None:
@@ -135,7 +124,6 @@ def _farm_sent(con: duckdb.DuckDBPyConnection, run_id: str, farm: str) -> list[i
         " UNION ALL SELECT order_id, epoch_ns(ts) FROM orders WHERE run_id = ?"
         "  AND status <> 'denied' AND role NOT IN ('adjustment', 'liquidation')"
         ") x WHERE x.order_id IN (SELECT order_id FROM farm_orders WHERE run_id = ? AND"
-        " farm = ? UNION ALL SELECT order_id FROM venue_orders WHERE run_id = ? AND farm = ?)"
-        " GROUP BY x.order_id ORDER BY 1",
-        [run_id, run_id, run_id, run_id, farm, run_id, farm]).fetchall()
+        " farm = ?) GROUP BY x.order_id ORDER BY 1",
+        [run_id, run_id, run_id, run_id, farm]).fetchall()
     return [int(ts) for (ts,) in rows]

@@ -53,7 +53,7 @@ _DDL = (
         role VARCHAR NOT NULL, parent_id BIGINT NOT NULL, replaces BIGINT NOT NULL,
         status VARCHAR NOT NULL, oid BIGINT, filled DOUBLE NOT NULL DEFAULT 0,
         message VARCHAR, sent_ns BIGINT NOT NULL, updated_ns BIGINT NOT NULL,
-        farm VARCHAR, PRIMARY KEY (run_id, order_id, leg))""",
+        PRIMARY KEY (run_id, order_id, leg))""",
     """CREATE TABLE IF NOT EXISTS venue_fills (
         run_id VARCHAR NOT NULL, tid BIGINT NOT NULL, fill_id BIGINT NOT NULL,
         order_id BIGINT NOT NULL, cloid VARCHAR, oid BIGINT NOT NULL, coin VARCHAR NOT NULL,
@@ -87,7 +87,7 @@ VENUE_ORDER_COLUMNS = (
     "run_id", "order_id", "leg", "cloid", "venue", "symbol", "coin", "quantity", "size",
     "price", "venue_type", "reduce_only", "decision_id", "ts", "decision_ts", "ref_price",
     "kind", "tif", "limit_price", "stop_price", "post_only", "role", "parent_id", "replaces",
-    "status", "oid", "filled", "message", "sent_ns", "updated_ns", "farm")
+    "status", "oid", "filled", "message", "sent_ns", "updated_ns")
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -100,9 +100,6 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE {table} RENAME TO {table}_before_venue")
     for ddl in _DDL:
         con.execute(ddl)
-    # the farm whose order it is (``[[farms]]``, ``live.farms``; NULL: a run without
-    # farms): written ahead with the leg, so a restart knows it whatever was committed
-    con.execute("ALTER TABLE venue_orders ADD COLUMN IF NOT EXISTS farm VARCHAR")
     for table in sorted(old):
         columns = _REKEYED[table]
         con.execute(f"INSERT INTO {table} ({columns}, venue) SELECT {columns}, '' FROM"
