@@ -27,52 +27,41 @@ farm alone trades the symbol, else unattributed; the alert says which
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import duckdb
 
 from live.records import booked_funding
 from live.risk_state import CIRCUIT_BREAKER, create_table
+from sim.config import ScenarioConfig
+from sim.engine import Engine
 from sim.farm_build import record_farms
 from sim.farm_desk import FarmDesk
 from sim.farm_engine import FarmEngine
 from sim.messages import OrderFilled
 from sim.risk import RiskEngine
 
-if TYPE_CHECKING:
-    from live.runner import LiveRunner
 
-
-def farm_engine(runner: LiveRunner) -> FarmEngine | None:
-    """The runner's engine when its scenario has farms."""
-    engine = runner.engine
-    return engine if isinstance(engine, FarmEngine) else None
-
-
-def start_farms(runner: LiveRunner, now_ns: int) -> None:
+def start_farms(engine: Engine, config: ScenarioConfig, now_ns: int) -> None:
     """A new session's ``farms`` rows and initial allocations, at ``now_ns``."""
-    engine = farm_engine(runner)
-    if engine is not None and not runner.resume:
-        record_farms(runner.recorder, runner.config, engine.farms, now_ns)
+    if isinstance(engine, FarmEngine):
+        record_farms(engine.recorder, config, engine.farms, now_ns)
 
 
-def trip_farms(runner: LiveRunner) -> list[tuple[str, RiskEngine]]:
+def trip_farms(engine: Engine) -> list[tuple[str, RiskEngine]]:
     """(farm, its risk engine) of each farm (none without farms)."""
-    engine = farm_engine(runner)
-    return [] if engine is None else [(f.name, f.risk) for f in engine.farms]
+    if not isinstance(engine, FarmEngine):
+        return []
+    return [(f.name, f.risk) for f in engine.farms]
 
 
-def restore_farms(runner: LiveRunner, con: duckdb.DuckDBPyConnection, adopted: list[int],
-                  now_ns: int) -> None:
-    """Rebuild each farm's ledger and risk state from the store (see the module);
-    ``adopted``: the ids of the orders taken back from the venue."""
-    engine = farm_engine(runner)
-    if engine is None:
+def restore_farms(engine: Engine, run_id: str, con: duckdb.DuckDBPyConnection,
+                  adopted: list[int], now_ns: int) -> None:
+    """Rebuild each farm's ledger and risk state of stored run ``run_id`` (see the
+    module); ``adopted``: the ids of the orders taken back from the venue."""
+    if not isinstance(engine, FarmEngine):
         return
-    run_id = runner.run_id
     desk: FarmDesk = engine.desk  # type: ignore[assignment]
     farms = {f.name: f for f in engine.farms}
-    index = {sym: s for s, sym in enumerate(runner.symbols)}
+    index = {sym: s for s, sym in enumerate(engine.symbols)}
     # each order's farm (an order sent just before a crash: from the journal, ``absorb``)
     owner = {int(o): str(f) for o, f in con.execute(
         "SELECT order_id, farm FROM farm_orders WHERE run_id = ?", [run_id]).fetchall()}

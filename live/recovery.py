@@ -114,7 +114,7 @@ def restore(runner: LiveRunner, port: OrderPort | Mapping[str, OrderPort],
                     close=None if stands else (
                         "cancelled", "restart: an order from before the restart does not stand"))
     restore_funding(runner, first if ports is None else list(dict.fromkeys(ports.values())), con)
-    restore_farms(runner, con, list(lives), first.now_ns())  # [[farms]]: each farm's part
+    restore_farms(engine, run_id, con, list(lives), first.now_ns())  # [[farms]]: each farm
     killed_by = restore_risk(engine.risk, run_id, con, first.now_ns())
     if killed_by is not None and runner.killed_by is None:
         runner.killed_by = killed_by

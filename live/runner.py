@@ -246,7 +246,7 @@ class LiveRunner:
         if not self.resume:  # the agents it starts with, as a backtest stores them
             started = time.time_ns()
             self.lifecycle.start(started, actor="session")
-            start_farms(self, started)  # [[farms]]: each farm and its allocation
+            start_farms(self.engine, self.config, started)  # [[farms]]: each farm
         armed = (kill_switch.armed(self.queue) if kill_switch is not None
                  else contextlib.nullcontext())
         with armed, stored_run(self.store, self.run_id, self.config, self.data_hash,
@@ -304,7 +304,7 @@ class LiveRunner:
         bar is taken."""
         assert self.port is not None
         self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
-                               self.run_id, self.engine.risk, trip_farms(self))
+                               self.run_id, self.engine.risk, trip_farms(self.engine))
         several = len(self.ports) > 1
         for k, port in enumerate(self.ports):
             await port.start(_PortQueue(self.queue, k) if several else self.queue)
