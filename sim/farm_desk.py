@@ -133,11 +133,11 @@ class FarmDesk(ExecutionDesk):
         (a reconciliation alert says it)."""
         farm = self.owner(s)
         if farm is not None:
-            return f"farm {farm.name}'s ledger (the one farm trading {self.symbols[s]})"
+            return f"farm {farm.name} (the one farm trading {self.symbols[s]})"
         held = ", ".join(f"{f.name} {f.ledger.qty[s]:+g}" for f in self.farms
                          if f.columns[s] or f.ledger.qty[s] != 0.0)
-        return (f"no one farm's ledger (farms {held or 'none'} trade {self.symbols[s]}: "
-                "cannot tell which disagrees), booked unattributed")
+        return (f"no farm (farms {held or 'none'} trade {self.symbols[s]}: cannot tell "
+                "whose ledger disagrees)")
 
     def adjust(self, s: int, now: int, quantity: float, price: float, reason: str,
                venue: str = "reconciliation") -> int:

@@ -47,8 +47,9 @@ def _check(engine: FarmEngine) -> None:
 def test_an_adjustment_goes_to_the_one_farm_trading_the_symbol_else_to_none(engine) -> None:
     desk: FarmDesk = engine.desk  # type: ignore[assignment]
     solo, other = engine.farms
-    assert "farm solo's ledger" in (desk.holders(BTC) or "")
-    assert "cannot tell" in (desk.holders(ETH) or "")
+    assert desk.holders(BTC) == "farm solo (the one farm trading BTC)"
+    assert desk.holders(ETH) == ("no farm (farms solo +0, other +0 trade ETH: cannot tell "
+                                 "whose ledger disagrees)")
     btc = desk.adjust(BTC, 1, 0.5, 100.0, "reconciliation")
     eth = desk.adjust(ETH, 1, -2.0, 50.0, "reconciliation")
     assert desk.farm_name(btc) == "solo" and desk.farm_name(eth) is None
