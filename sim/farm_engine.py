@@ -25,6 +25,7 @@ from sim.engine import Engine, _Revote
 from sim.farm_desk import FarmDesk
 from sim.farms import Farm, buy_split, check_ledgers
 from sim.messages import Decision, FillTiming
+from sim.observed import ObservedEngine
 from sim.policy import InvertedOrderError, inverted
 from sim.risk import attributed_agents
 
@@ -201,3 +202,9 @@ class FarmEngine(Engine):
             pending = pending.held  # type: ignore[union-attr]
         if pending:
             pending.pop(farm.index, None)  # type: ignore[union-attr,attr-defined]
+
+
+class ObservedFarmEngine(ObservedEngine, FarmEngine):
+    """A farm run whose bars and account equity are published on a bus as they happen
+    (``sim.observed.ObservedEngine``: ``quorum live --api``'s stream, a watched
+    backtest); the farms run as in ``FarmEngine``, the stored rows are the same."""

@@ -4,7 +4,8 @@ pipeline and ledger, as in a backtest.
 A paper session of a two-farm scenario stores exactly the rows the backtest of the same
 bars stores (signals to equity, and each farm's orders, decisions and ledger); its farms
 and their initial allocations are recorded when it starts; ``quorum parity`` replays it
-with zero divergences.
+with zero divergences. A farm run watched on a bus (every bar and equity row published:
+``quorum live --api``'s stream) stores the same rows.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from live.runner import LiveRunner
 from quorum.parity import replay
 from reports.parity import parity
+from sim.bus import BAR, EQUITY, Envelope, EventBus
 from sim.config import ScenarioConfig, parse_scenario
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data, run_scenario
@@ -129,3 +131,18 @@ def test_quorum_parity_replays_a_farms_paper_session_to_zero_divergences(session
             rep.store.close()
     assert result.mode == "paper" and result.divergences == []
     assert result.shortfall["live"]["fills"] >= 6
+
+
+def test_a_farm_run_publishing_every_bar_stores_the_same_rows(sessions) -> None:
+    db, sim, _ = sessions
+    bus = EventBus()
+    events: list[Envelope] = []
+    bus.subscribe(events.append, [BAR, EQUITY])
+    with DuckDBStore(db) as store:
+        watched = run_scenario(parse_scenario(FARMS), store, bus=bus).run_id
+        for table in TABLES:
+            assert _rows(store.con, table, watched) == _rows(store.con, table, sim), table
+        (equity,) = store.con.execute("SELECT count(*) FROM equity WHERE run_id = ?",
+                                      [sim]).fetchone()
+    topics = [e.topic for e in events]
+    assert topics.count(BAR) == 480 and topics.count(EQUITY) == equity
