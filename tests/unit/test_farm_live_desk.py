@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from live.runner import LiveRunner
-from sim.config import parse_scenario
+from sim.config import ConfigError, parse_scenario
 from sim.farm_desk import FarmDesk
 from sim.farm_engine import FarmEngine
 from sim.farms import LedgerMismatch, check_ledgers
@@ -75,3 +75,11 @@ def test_funding_is_split_by_the_positions_held_and_adds_up(engine) -> None:
     assert other.ledger.funding_total == pytest.approx(0.05)
     assert solo.ledger.funding_total + other.ledger.funding_total == -0.1
     _check(engine)
+
+
+def test_an_allocator_is_refused_in_a_session_in_one_line() -> None:
+    raw = {**RAW, "allocator": {"method": "equal", "every": "1d"}}
+    with DuckDBStore(":memory:") as store, pytest.raises(ConfigError, match=(
+            "allocator: re-allocating capital between farms is not supported in paper and"
+            " live sessions yet")):
+        LiveRunner(parse_scenario(raw), store)
