@@ -54,6 +54,7 @@ class FarmDesk(ExecutionDesk):
         # farm's ledger can be told to owe (``adjust``), and its share of funding.
         self.unattributed = Portfolio(symbols, 0.0)
         self.unattributed.price = portfolio.price
+        self.booked_unattributed = False  # anything ever booked there (never in a backtest)
         self._on_farm_flatten = on_flatten
         for farm in self.farms:  # its breakers follow its own equity
             farm.ledger.book.follow(farm.risk.observe_equity)
@@ -113,6 +114,7 @@ class FarmDesk(ExecutionDesk):
         if farm is None:  # only an adjustment no farm owes has none (``adjust``)
             assert life.role == "adjustment", f"order {life.order_id} has no farm"
             self.unattributed.apply(s, fill)
+            self.booked_unattributed = True
         else:
             farm.ledger.apply(s, fill)
 
@@ -166,6 +168,7 @@ class FarmDesk(ExecutionDesk):
         held = math.fsum(ledger.qty[s] for ledger in ledgers)
         if held == 0.0 or not ledgers:
             self.unattributed.fund(payment)
+            self.booked_unattributed = True
             return
         left = payment
         for ledger in ledgers[:-1]:

@@ -55,8 +55,6 @@ class FarmEngine(Engine):
             self.symbols, self.views, self.risk, self.router, self.portfolio,
             self.recorder, self.queue, self.clock, self.execution, self.farms,
             dispatch_before=self._drain_before, on_flatten=self._forget_farm_decision)
-        # a live session's bookings to no farm (all zero in a backtest)
-        self._unattributed = self.desk.unattributed
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
@@ -78,7 +76,10 @@ class FarmEngine(Engine):
         self._book_farms(ts)
 
     def _book_farms(self, ts: int) -> None:
-        check_ledgers(self.portfolio, self.farms, self.reserve, ts, self._unattributed)
+        desk: FarmDesk = self.desk  # type: ignore[assignment]
+        # a live session's bookings to no farm: part of the sum once there are any
+        check_ledgers(self.portfolio, self.farms, self.reserve, ts,
+                      desk.unattributed if desk.booked_unattributed else None)
         equities = [farm.ledger.equity() for farm in self.farms]
         if self.allocator is not None:
             self.allocator.observe(equities)
