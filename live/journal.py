@@ -1,11 +1,12 @@
 """The write-ahead journal of a real-venue session: an append-only file per run.
 
-Before a leg's request goes out, its ``venue_orders`` row (``live.records``) is appended
-here as one JSON line (the values; the file's first line names the columns), with one
-``write(2)``. That is the write-ahead: after a crash, the
-row names the client order id to look up at the venue. The row reaches the DuckDB table
-with the session's next commit (at most ``flush_every_s`` later), and ``absorb`` puts
-whatever a dead process left only here into the table before anything else reads it.
+Before a leg's request goes out, its ``venue_orders`` row (``live.records``), and in a
+run with ``[[farms]]`` its order's farm, is appended here as one JSON line (the values;
+the file's first line names the columns), with one ``write(2)``. That is the
+write-ahead: after a crash, the row names the client order id to look up at the venue.
+The row reaches the DuckDB table with the session's next commit (at most
+``flush_every_s`` later), and ``absorb`` puts whatever a dead process left only here
+into the table before anything else reads it.
 
 Why a file and not a DuckDB commit per order: a commit syncs DuckDB's own log and costs
 2-5 ms on this machine's disk, paid between the market event and the order; an append
@@ -37,6 +38,10 @@ import duckdb
 
 from live.records import VENUE_ORDER_COLUMNS, insert_venue_order
 
+# A journal row: the ``venue_orders`` row, and the farm whose order it is (``[[farms]]``;
+# None without), which ``absorb`` writes to ``farm_orders`` if that row was not committed.
+JOURNAL_COLUMNS = (*VENUE_ORDER_COLUMNS, "farm")
+
 log = logging.getLogger(__name__)
 
 _SUFFIX = ".orders.jsonl"
@@ -60,13 +65,13 @@ class OrderJournal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             if os.fstat(self._fd).st_size == 0:  # a header names the columns of every row
-                os.write(self._fd, (json.dumps(VENUE_ORDER_COLUMNS) + "\n").encode())
+                os.write(self._fd, (json.dumps(JOURNAL_COLUMNS) + "\n").encode())
 
     def append(self, row: dict[str, Any]) -> None:
         """Make ``row`` durable against the process dying (see the module docstring)."""
         if self._fd is None:
             return
-        values = [row.get(c) for c in VENUE_ORDER_COLUMNS]  # a list dumps twice as fast
+        values = [row.get(c) for c in JOURNAL_COLUMNS]  # a list dumps twice as fast
         os.write(self._fd, (json.dumps(values, separators=(",", ":"), allow_nan=False)
                             + "\n").encode())
 
@@ -94,7 +99,19 @@ def absorb(con: duckdb.DuckDBPyConnection, directory: Path | None) -> int:
             if not known:
                 insert_venue_order(con, row)
                 added += 1
+            if row.get("farm") is not None:
+                _absorb_farm(con, row)
     return added
+
+
+def _absorb_farm(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    """The ``farm_orders`` row of a journalled farm order, unless it was committed."""
+    key = [row["run_id"], row["order_id"]]
+    (known,) = con.execute("SELECT count(*) FROM farm_orders WHERE run_id = ? AND"
+                           " order_id = ?", key).fetchone()  # type: ignore[misc]
+    if not known:
+        con.execute("INSERT INTO farm_orders (run_id, order_id, decision_id, farm) VALUES"
+                    " (?, ?, ?, ?)", [*key, row["decision_id"], row["farm"]])
 
 
 def journal_rows(path: Path) -> list[dict[str, Any]]:

@@ -156,6 +156,10 @@ class OrderManager(LegBook):
             raise ValueError(f"poll_s must be positive, got {poll_s}")
         self.venue = venue
         self.desk = desk
+        # the farm of an order, journalled with it ([[farms]]; a desk without farms, or a
+        # stand-in for one, has none)
+        self._farm_name: Callable[[int], str | None] = getattr(
+            desk, "farm_name", lambda order_id: None)
         self.refresh_s = refresh_s
         self.poll_s = poll_s
         self.polls = 0  # lookups rounds of an adapter that does not push (see ``start``)
@@ -186,7 +190,8 @@ class OrderManager(LegBook):
             "limit_price": life.limit_price, "stop_price": life.stop_price,
             "post_only": life.post_only, "role": life.role, "parent_id": life.parent_id,
             "replaces": life.replaces, "status": "sent", "oid": None, "filled": 0.0,
-            "message": prepared.rejection, "sent_ns": now, "updated_ns": now})
+            "message": prepared.rejection, "sent_ns": now, "updated_ns": now,
+            "farm": self._farm_name(life.order_id)})
         requests = self.requests
         if prepared.rejection is not None:  # refused locally: nothing is sent
             state = OrderState(cloid, coin, REJECTED, prepared.size, message=prepared.rejection)

@@ -40,6 +40,13 @@ action taken). The rules, in the order they are applied:
    store is never repaired, the venue is not touched, and a difference that persists is
    alerted once (again when it moves by more than the tolerance).
 
+In a run with ``[[farms]]`` the account's ledger is the sum of the farms' ledgers (and
+of what is booked to no farm), checked at every time step (``sim.farm_engine``), so
+these rules reconcile the sum of the farm ledgers with the venue account. A position
+adjustment (rule 4) is booked to the one farm trading the symbol, else to no farm; its
+alert says which ledger (``ExecutionDesk.holders``), as does the ``adjustment`` order's
+reason.
+
 A session trading several accounts reconciles each with its own part of the ledger
 (``OrderPort.share``): rule 4 compares the account's position with the fills booked at
 it (and its earlier adjustments; a new one is booked at its venue), rule 5 its account
@@ -122,6 +129,9 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
             price = (position.entry_price if position is not None and position.entry_price
                      else portfolio.avg_price[s])
         reason = f"reconciliation: the venue holds {venue:g}, the store {held:g}"
+        ledger = desk.holders(s)  # farms: whose ledger disagrees, if one can tell
+        if ledger is not None:
+            reason += f"; {ledger}"
         if share is None:
             order_id = desk.adjust(s, port.now_ns(), venue - held, price, reason)
         else:  # booked at the account's venue, so its part of the ledger holds it
@@ -130,7 +140,8 @@ def reconcile(port: OrderPort, snap: Snapshot) -> bool:
                                    port.venue_name)
             share.fill(symbol, venue - held, price, 0.0)
         port.alert("position", symbol, coin, held, venue,
-                   f"adjusted by {venue - held:+g} at {price:g} (order {order_id})",
+                   f"adjusted by {venue - held:+g} at {price:g} (order {order_id})"
+                   + ("" if ledger is None else f", booked to {ledger}"),
                    f"the venue holds {venue:g} {coin}, the store {held:g}")
     _compare_account(port, snap)
     return True

@@ -26,6 +26,7 @@ continues where its durable records leave it.
   ``max_orders_per_day``, the order-rate window and each agent's ``max_trades_per_day``;
   the start-of-day equity and the drawdown peak come from the stored equity rows; and a
   circuit breaker tripped or a kill switch pulled before the crash stays so.
+* With ``[[farms]]``, each farm's ledger and risk state likewise (``live.farms``).
 
 With several accounts (``ports``: one per account, by the scenario venues bound to it),
 each leg goes back to its venue's account, each account knows its own booked trade ids,
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from live.farms import restore_farms
 from live.funding import restore_funding
 from live.records import booked_funding, booked_tids, create_tables, open_venue_orders
 from live.risk_state import restore_risk
@@ -112,6 +114,7 @@ def restore(runner: LiveRunner, port: OrderPort | Mapping[str, OrderPort],
                     close=None if stands else (
                         "cancelled", "restart: an order from before the restart does not stand"))
     restore_funding(runner, first if ports is None else list(dict.fromkeys(ports.values())), con)
+    restore_farms(engine, run_id, con, list(lives), first.now_ns())  # [[farms]]: each farm
     killed_by = restore_risk(engine.risk, run_id, con, first.now_ns())
     if killed_by is not None and runner.killed_by is None:
         runner.killed_by = killed_by

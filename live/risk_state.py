@@ -16,7 +16,9 @@ What is read back from the store when a run resumes (``restore_risk``, called by
   never let past its limit;
 * the booked ``equity`` rows: the drawdown peak and the start-of-day equity (daily loss);
 * ``live_risk_trips``: a circuit breaker tripped before the restart stays tripped (a
-  daily-loss one until its day ends) and a kill switch pulled stays pulled.
+  daily-loss one until its day ends) and a kill switch pulled stays pulled. In a run
+  with ``[[farms]]`` each farm's own breaker is written too (its ``farm`` column; NULL:
+  the account's) and restored into that farm's risk engine (``live.farms``).
 
 The breaker and the kill switch live only in the risk engine's memory, so they are
 written down as they happen (``RiskTrips``: the live runner writes a trip in the same
@@ -46,15 +48,21 @@ CIRCUIT_BREAKER = "circuit_breaker"
 
 def create_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_DDL)
+    # farms (a store made before them has no such column): the farm whose breaker it is
+    con.execute("ALTER TABLE live_risk_trips ADD COLUMN IF NOT EXISTS farm VARCHAR")
 
 
 class RiskTrips:
     """Writes a run's circuit-breaker trips and kill-switch pulls as they happen."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, risk: RiskEngine) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, risk: RiskEngine,
+                 farms: Sequence[tuple[str, RiskEngine]] = ()) -> None:
+        """``farms``: (name, risk engine) of each farm of a run with ``[[farms]]``."""
         create_table(con)
         self.run_id = run_id
         self.risk = risk
+        self.farms = tuple(farms)
+        self._farm_breakers = [r.breaker for _, r in self.farms]
         # what is stored already (a resumed run's restored state is not written again)
         self._breaker = risk.breaker
         self._killed = risk.killed
@@ -69,27 +77,37 @@ class RiskTrips:
     def pending(self) -> bool:
         risk = self.risk
         return (risk.breaker != self._breaker or self._kill_source is not None
-                or (risk.killed and not self._killed))
+                or (risk.killed and not self._killed)
+                or any(r.breaker != b for (_, r), b in zip(self.farms, self._farm_breakers,
+                                                          strict=True)))
 
     def take(self, ts: int) -> list[list[object]]:
         """The rows of what changed since the last call (for a writer elsewhere)."""
         risk = self.risk
         rows: list[list[object]] = []
         if self._kill_source is not None or (risk.killed and not self._killed):
-            rows.append([self.run_id, ts, KILL_SWITCH, self._kill_source or "risk", None, None])
+            rows.append([self.run_id, ts, KILL_SWITCH, self._kill_source or "risk", None, None,
+                         None])
             self._killed = True
             self._kill_source = None
         if risk.breaker != self._breaker:
             if risk.breaker is not None:
                 rows.append([self.run_id, ts, CIRCUIT_BREAKER, risk.breaker,
-                             risk.breaker_value, risk.breaker_until])
+                             risk.breaker_value, risk.breaker_until, None])
             self._breaker = risk.breaker
+        for k, (name, farm_risk) in enumerate(self.farms):
+            if farm_risk.breaker != self._farm_breakers[k]:
+                if farm_risk.breaker is not None:
+                    rows.append([self.run_id, ts, CIRCUIT_BREAKER, farm_risk.breaker,
+                                 farm_risk.breaker_value, farm_risk.breaker_until, name])
+                self._farm_breakers[k] = farm_risk.breaker
         return rows
 
 
 def insert_trips(con: duckdb.DuckDBPyConnection, rows: list[list[object]]) -> None:
     for row in rows:
-        con.execute("INSERT INTO live_risk_trips VALUES (?, ?, ?, ?, ?, ?)", row)
+        con.execute("INSERT INTO live_risk_trips (run_id, ts, kind, name, value, until_ns,"
+                    " farm) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
 
 def sent_orders(con: duckdb.DuckDBPyConnection, run_id: str
@@ -137,7 +155,8 @@ def restore_risk(risk: RiskEngine, run_id: str, con: duckdb.DuckDBPyConnection,
                          " ORDER BY ts", [run_id]).fetchall()
     breaker = con.execute(
         "SELECT name, value, until_ns FROM live_risk_trips WHERE run_id = ? AND kind = ?"
-        " ORDER BY ts DESC, rowid DESC LIMIT 1", [run_id, CIRCUIT_BREAKER]).fetchone()
+        " AND farm IS NULL ORDER BY ts DESC, rowid DESC LIMIT 1",
+        [run_id, CIRCUIT_BREAKER]).fetchone()
     kill = con.execute("SELECT name FROM live_risk_trips WHERE run_id = ? AND kind = ?"
                        " ORDER BY ts LIMIT 1", [run_id, KILL_SWITCH]).fetchone()
     sent = sent_orders(con, run_id)

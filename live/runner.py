@@ -55,6 +55,7 @@ import numpy as np
 import pyarrow as pa
 
 from live.commands import CommandChannel
+from live.farms import start_farms, trip_farms
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
 from live.kill import KillRequested, KillSwitch
@@ -243,7 +244,9 @@ class LiveRunner:
         self._loop = asyncio.get_running_loop()
         self._commands = commands
         if not self.resume:  # the agents it starts with, as a backtest stores them
-            self.lifecycle.start(time.time_ns(), actor="session")
+            started = time.time_ns()
+            self.lifecycle.start(started, actor="session")
+            start_farms(self.engine, self.config, started)  # [[farms]]: each farm
         armed = (kill_switch.armed(self.queue) if kill_switch is not None
                  else contextlib.nullcontext())
         with armed, stored_run(self.store, self.run_id, self.config, self.data_hash,
@@ -301,7 +304,7 @@ class LiveRunner:
         bar is taken."""
         assert self.port is not None
         self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
-                               self.run_id, self.engine.risk)
+                               self.run_id, self.engine.risk, trip_farms(self.engine))
         several = len(self.ports) > 1
         for k, port in enumerate(self.ports):
             await port.start(_PortQueue(self.queue, k) if several else self.queue)

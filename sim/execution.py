@@ -454,6 +454,15 @@ class ExecutionDesk:
         return [leg for life in self._live.values() for leg in life.legs
                 if leg.status == WORKING and leg.venue.name in self.external]
 
+    def holders(self, s: int) -> str | None:
+        """Which ledger a reconciliation adjustment on symbol s is booked to, in words
+        (None: the one ledger there is; farms name theirs)."""
+        return None
+
+    def farm_name(self, order_id: int) -> str | None:
+        """The farm whose order ``order_id`` is (None: a run without ``[[farms]]``)."""
+        return None
+
     def restore_ids(self, order_id: int, fill_id: int) -> None:
         """Continue a stored run: new orders and fills number after these."""
         self._order_id = max(self._order_id, order_id)

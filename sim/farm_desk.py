@@ -25,6 +25,7 @@ flight under ``execution.latency``, brackets) stay the farm's until they end:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -83,6 +84,11 @@ class FarmDesk(ExecutionDesk):
                          on_flatten=lambda s: on_flatten(self._current(), s))
         self.farms = tuple(farms)
         self._farm_of: dict[int, Farm] = {}
+        # What a live session books to no farm: a reconciliation adjustment that no one
+        # farm's ledger can be told to owe (``adjust``), and its share of funding.
+        self.unattributed = Portfolio(symbols, 0.0)
+        self.unattributed.price = portfolio.price
+        self.booked_unattributed = False  # anything ever booked there (never in a backtest)
         self._on_farm_flatten = on_flatten
         # Every fill goes through matching, where each farm is a book of its own (the
         # immediate path trims a buy to the account's cash only).
@@ -135,6 +141,10 @@ class FarmDesk(ExecutionDesk):
             margin = max((1.0 + fee) * (1.0 + slip + vol * bar_range)
                          for fee, slip, vol in self._costs) - 1.0
         return (stop if kind == STOP and stop is not None else ref) * (1.0 + margin)
+
+    def farm_name(self, order_id: int) -> str | None:
+        farm = self._farm_of.get(order_id)
+        return None if farm is None else farm.name
 
     # -- orders in: tagged, judged by the farm first ------------------------------------
     def _submit(self, s: int, order: SubmitOrder, position: float, equity: float,
@@ -235,7 +245,12 @@ class FarmDesk(ExecutionDesk):
     # -- fills: the account and the order's farm --------------------------------------
     def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
         super()._book_fill(life, s, fill)
-        farm = self._farm_of[life.order_id]
+        farm = self._farm_of.get(life.order_id)
+        if farm is None:  # only an adjustment no farm owes has none (``adjust``)
+            assert life.role == "adjustment", f"order {life.order_id} has no farm"
+            self.unattributed.apply(s, fill)
+            self.booked_unattributed = True
+            return
         farm.ledger.apply(s, fill)
         held = farm.reserved.get(life.order_id)
         if held is not None and fill.quantity > 0:  # as sim.matching.Matcher._book
@@ -252,6 +267,65 @@ class FarmDesk(ExecutionDesk):
         """The entry's farm's brackets, for that farm's position."""
         with self._as(self._farm_of[entry.order_id]):
             super()._attach_brackets(entry, now)
+
+    # -- a live session: venue truths booked to the farm they belong to ------------------
+    def adopt_farm(self, order_id: int, farm: Farm) -> None:
+        """A restarted session takes back order ``order_id`` of ``farm`` (``live.farms``):
+        its later fills book into that farm's ledger."""
+        self._farm_of[order_id] = farm
+
+    def owner(self, s: int) -> Farm | None:
+        """The one farm whose ledger a difference on symbol s belongs to: the only farm
+        that trades s or holds it (None: none, or several, so no one can tell)."""
+        found = [f for f in self.farms if f.columns[s] or f.ledger.qty[s] != 0.0]
+        return found[0] if len(found) == 1 else None
+
+    def holders(self, s: int) -> str:
+        """Which farm ledger a position difference on symbol s is booked to, in words
+        (a reconciliation alert says it)."""
+        farm = self.owner(s)
+        if farm is not None:
+            return f"farm {farm.name} (the one farm trading {self.symbols[s]})"
+        held = ", ".join(f"{f.name} {f.ledger.qty[s]:+g}" for f in self.farms
+                         if f.columns[s] or f.ledger.qty[s] != 0.0)
+        return (f"no farm (farms {held or 'none'} trade {self.symbols[s]}: cannot tell "
+                "whose ledger disagrees)")
+
+    def adjust(self, s: int, now: int, quantity: float, price: float, reason: str,
+               venue: str = "reconciliation") -> int:
+        """``ExecutionDesk.adjust``, booked to the farm that owes it (``owner``), else
+        unattributed (the account's, no farm's: ``check_ledgers`` counts it)."""
+        farm = self.owner(s)
+        if farm is not None:
+            order_id = self._order_id + 1
+            self._farm_of[order_id] = farm
+            self.recorder.rare_row("farm_orders", (order_id, 0, farm.name))
+        return super().adjust(s, now, quantity, price, reason, venue)
+
+    def book_funding(self, s: int, ts: int, position: float, mark: float, rate: float,
+                     payment: float, venue: str | None = None) -> None:
+        """A venue's funding payment on the account's position, split among the ledgers
+        holding it in proportion to their positions (the unattributed part included);
+        the last holder takes what rounding leaves, so the parts add up exactly."""
+        super().book_funding(s, ts, position, mark, rate, payment, venue)
+        self.split_funding(s, payment)
+
+    def split_funding(self, s: int, payment: float) -> None:
+        """Book ``payment`` on symbol s into the farm ledgers (see ``book_funding``)."""
+        ledgers = [f.ledger for f in self.farms if f.ledger.qty[s] != 0.0]
+        if self.unattributed.qty[s] != 0.0:
+            ledgers.append(self.unattributed)
+        held = math.fsum(ledger.qty[s] for ledger in ledgers)
+        if held == 0.0 or not ledgers:
+            self.unattributed.fund(payment)
+            self.booked_unattributed = True
+            return
+        left = payment
+        for ledger in ledgers[:-1]:
+            part = payment * ledger.qty[s] / held
+            ledger.fund(part)
+            left -= part
+        ledgers[-1].fund(left)
 
     # -- risk-made orders, farm by farm -------------------------------------------------
     def flatten(self, ts: int) -> None:

@@ -28,6 +28,7 @@ from sim.engine import Engine, _Revote
 from sim.farm_desk import FarmDesk
 from sim.farms import Farm, buy_split, check_ledgers
 from sim.messages import Decision, FillTiming
+from sim.observed import ObservedEngine
 from sim.policy import InvertedOrderError, inverted
 from sim.risk import attributed_agents
 
@@ -63,6 +64,8 @@ class FarmEngine(Engine):
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
         self.recorder.before_flush.append(self._write_farm_equity)
+        self.recorder.before_take.append(self._write_farm_equity)  # a live session's writer
+        self.recorder.on_discard.append(self._discard_farm_equity)
         self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
 
     # -- time steps: book each farm, check the sum ----------------------------------------
@@ -74,15 +77,17 @@ class FarmEngine(Engine):
 
     def _book_farms(self, ts: int) -> None:
         # The sum is checked whenever a ledger changed since it last held (most steps
-        # book no fill, and the same amounts cannot add up differently).
+        # book no fill, and the same amounts cannot add up differently). A live
+        # session's bookings to no farm are part of the sum once there are any.
+        desk: FarmDesk = self.desk  # type: ignore[assignment]
+        apart = desk.unattributed if desk.booked_unattributed else None
         account = self.portfolio
         state = [account.cash, account.fees_paid, account.funding_total, self.reserve,
                  *account.qty]
-        for farm in self.farms:
-            ledger = farm.ledger
+        for ledger in [farm.ledger for farm in self.farms] + ([apart] if apart else []):
             state += (ledger.cash, ledger.fees_paid, ledger.funding_total, *ledger.qty)
         if state != self._checked:
-            check_ledgers(account, self.farms, self.reserve, ts)
+            check_ledgers(account, self.farms, self.reserve, ts, apart)
             self._checked = state
         if self.allocator is not None:
             self.allocator.observe([farm.ledger.equity() for farm in self.farms])
@@ -114,6 +119,12 @@ class FarmEngine(Engine):
                     "realized_pnl": np.array(book.realized, dtype=np.float64),
                     "unrealized_pnl": np.array(book.unrealized, dtype=np.float64)})
             book.drain()
+
+    def _discard_farm_equity(self) -> None:
+        """A resumed live session's warm-up: the rows were booked, and followed by each
+        farm's risk engine, by the session that first saw those bars."""
+        for farm in self.farms:
+            farm.ledger.book.discard()
 
     # -- decisions, farm by farm ----------------------------------------------------------
     def _open(self, s: int, ts: int, o: float, h: float, lo: float, c: float, v: float,
@@ -232,3 +243,9 @@ class FarmEngine(Engine):
             pending = pending.held  # type: ignore[union-attr]
         if pending:
             pending.pop(farm.index, None)  # type: ignore[union-attr,attr-defined]
+
+
+class ObservedFarmEngine(ObservedEngine, FarmEngine):
+    """A farm run whose bars and account equity are published on a bus as they happen
+    (``sim.observed.ObservedEngine``: ``quorum live --api``'s stream, a watched
+    backtest); the farms run as in ``FarmEngine``, the stored rows are the same."""

@@ -76,15 +76,21 @@ class Farm:
 
 
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
-                  ts: int) -> None:
+                  ts: int, unattributed: Portfolio | None = None) -> None:
     """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
     funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``).
 
     A position's scale is also what the account's equity buys at its mark: two farms'
     positions netted in the account and then closed by each leave the account's running
     sum a few ulps of the largest position held off zero (millions of units of a symbol
-    priced at a thousandth), where the farms' own are exactly zero."""
+    priced at a thousandth), where the farms' own are exactly zero.
+
+    ``unattributed``: what a live session booked to no farm (a reconciliation
+    adjustment no single farm's ledger can be told to owe, ``sim.farm_desk``), part of
+    the account too."""
     ledgers = [f.ledger for f in farms]
+    if unattributed is not None:
+        reserve += unattributed.cash
 
     def same(what: str, account_value: float, parts: list[float], size: float = 1.0
              ) -> None:
@@ -100,12 +106,15 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
 
     same("cash", account.cash, [reserve, *(le.cash for le in ledgers)])
     same("fees", account.fees_paid, [le.fees_paid for le in ledgers])
-    same("funding", account.funding_total, [le.funding_total for le in ledgers])
+    held_apart = unattributed.funding_total if unattributed is not None else 0.0
+    same("funding", account.funding_total - held_apart,
+         [le.funding_total for le in ledgers])
     equity = abs(account.equity())
     for i in range(len(account.qty)):
         mark = abs(account.price[i])
         size = equity / mark if mark > 0.0 and math.isfinite(equity) else 1.0
-        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers],
+        apart = unattributed.qty[i] if unattributed is not None else 0.0
+        same(f"position {i}", account.qty[i] - apart, [le.qty[i] for le in ledgers],
              max(1.0, size))
 
 

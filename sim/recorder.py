@@ -137,6 +137,11 @@ class Recorder:
         # Called before buffered rows are written and dropped (a live session writes the
         # bars it has taken since).
         self.before_flush: list[Callable[[], None]] = []
+        # Called before buffered rows are handed over (``take_batches``: a live session's
+        # store writer) or dropped unwritten (``discard``): a farm run's per-farm ledgers
+        # become their rows, or are dropped, with the rest (``sim.farm_engine``).
+        self.before_take: list[Callable[[], None]] = []
+        self.on_discard: list[Callable[[], None]] = []
         # (table, batch) made by a flush and not yet in the store (see ``flush``)
         self._unwritten: list[tuple[str, pa.Table]] = []
         # Rare rows (agent lifecycle events, forgiven agent failures), whole rows in the
@@ -212,6 +217,8 @@ class Recorder:
     def discard(self) -> None:
         """Drop every buffered row unwritten (a resumed live session's warm-up: those
         bars were, or would have been, recorded by the session that first saw them)."""
+        for hook in self.on_discard:
+            hook()
         self._clear(written=False)
 
     # -- flushing ----------------------------------------------------------------------
@@ -239,7 +246,10 @@ class Recorder:
     def take_batches(self) -> list[tuple[str, pa.Table]]:
         """The buffered rows as one table per store table, the buffers emptied: for a
         writer that is not this thread (``live.writer``). No ``before_flush`` hooks (the
-        equity book's follower still sees its rows: ``EquityBook.drain``)."""
+        equity book's follower still sees its rows: ``EquityBook.drain``); the
+        ``before_take`` hooks first."""
+        for hook in self.before_take:
+            hook()
         batches = self._batches()
         self._clear()
         return batches

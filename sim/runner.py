@@ -45,7 +45,7 @@ from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.farm_build import build_farms, record_farms, schedule_allocator
-from sim.farm_engine import FarmEngine
+from sim.farm_engine import FarmEngine, ObservedFarmEngine
 from sim.farm_lifecycle import FarmRoster
 from sim.fast_path import FAST, choose_path, run_fast
 from sim.instruments import Instrument, resolve, unrepresentable
@@ -202,16 +202,16 @@ def build_engine(
     if bus is not None and per_bar:
         engine_class = partial(ObservedEngine, bus=bus)
     if config.farms:  # several pipelines in one loop (sim.farm_engine)
-        if session:
-            raise ConfigError("farms: paper and live sessions with farms are not "
-                              "supported yet (backtests only)")
-        if per_bar:
-            raise ConfigError("farms: a run publishing every bar on a bus is not "
-                              "supported with farms yet")
+        if session and config.allocator is not None:
+            raise ConfigError("allocator: re-allocating capital between farms is not "
+                              "supported in paper and live sessions yet")
         farms, reserve = build_farms(config, symbols, slots, views)
-        record_farms(recorder, config, farms,
-                     min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
-        engine_class = partial(FarmEngine, farms=farms, reserve=reserve)
+        if not session:  # a session records them when it starts (live.farms)
+            record_farms(recorder, config, farms,
+                         min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
+        engine_class = (partial(ObservedFarmEngine, bus=bus, farms=farms, reserve=reserve)
+                        if bus is not None and per_bar
+                        else partial(FarmEngine, farms=farms, reserve=reserve))
     engine = engine_class(
         symbols,
         views,
