@@ -443,8 +443,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 when the configuration passed the suite, 1 when it failed (both recorded).
     A suite or thresholds other than the gate requires make the validation an override,
     said loudly: the gate does not accept it."""
-    from quorum.validate import SuiteRunError, run_validation
-    from sim.validation import gate_requirement, load_thresholds
+    from research.validate import SuiteRunError, run_validation
+    from research.validation import gate_requirement, load_thresholds
 
     config = load_scenario(args.scenario)
     required = gate_requirement(config)
@@ -491,7 +491,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     )
     from quorum.live_accounts import plan_session
     from quorum.signals import run_interruptible
-    from sim.validation import check_promotion
+    from research.validation import check_promotion
 
     real = not args.paper
     if args.feed is not None and real:
@@ -537,7 +537,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         api = SessionApi(args)
     with DuckDBStore(args.db) as store, _closing(api):
         resume_run = run_to_resume(store, config, args.resume) if real else None
-        with without_log("sim.validation"):  # the override is printed below, once
+        with without_log("research.validation"):  # the override is printed below, once
             verdict = check_promotion(store, config, override_reason=args.override_gate)
         if not verdict.allowed:
             raise UsageError(f"promotion gate refused {config.name!r}: {verdict.reason}")

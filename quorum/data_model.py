@@ -153,7 +153,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_strategy_check(args: argparse.Namespace) -> int:
     from quorum.cli import UsageError, _console, _print_table
-    from quorum.strategy_check import strategy_check
+    from research.strategy_check import strategy_check
     from sim.config import load_scenario
 
     if not 1 <= args.paths <= 10_000:

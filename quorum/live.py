@@ -37,6 +37,7 @@ from live.runner import LiveRunner
 from live.session import record_resume, record_session, session_initial_cash
 from live.tracking import VenueShare
 from live.venues import CandleFeed, VenueConnection, VenueKind, VenueSettings, kind_of, venue_kind
+from research.validation import PromotionVerdict
 from sim.bus import EventBus
 from sim.config import (
     ConfigError,
@@ -49,7 +50,6 @@ from sim.config import (
 from sim.runner import RunResult
 from sim.sql import one_row
 from sim.store import DuckDBStore
-from sim.validation import PromotionVerdict
 
 # The venue `quorum live` takes its candles from, and trades on with --venue (today the
 # CLI's only choice): a name in the registry of venue kinds, not an import.

@@ -141,8 +141,8 @@ def store_tables() -> dict[str, list[tuple[str, str]]]:
 
     from live.records import create_tables as create_live_tables
     from live.risk_state import create_table as create_risk_table
+    from research.sweep import SWEEP_DDL
     from sim.store import DuckDBStore
-    from sim.sweep import SWEEP_DDL
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reference.duckdb"

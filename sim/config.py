@@ -858,7 +858,7 @@ class LiveConfig(_Model):
 
 
 class GateConfig(_Model):
-    """What the promotion gate requires of this scenario (``sim.validation``): the suite
+    """What the promotion gate requires of this scenario (``research.validation``): the suite
     ``quorum validate`` runs and the thresholds it must pass, as TOML files (paths
     relative to the scenario). Unset: the default suite and thresholds. Not part of the
     validated trading configuration."""

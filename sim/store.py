@@ -250,7 +250,7 @@ _RUNS_ADDED = (("writer_pid", "BIGINT"), ("writer_host", "VARCHAR"))
 # ("paper"), or a real venue ("live").
 RUN_MODES = ("backtest", "paper", "live")
 
-# The promotion gate's records (sim.validation): one row per ``quorum validate`` (kind
+# The promotion gate's records (research.validation): one row per ``quorum validate`` (kind
 # "suite") and one per explicit override of the gate (kind "override"). Not per run.
 _VALIDATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS validations (

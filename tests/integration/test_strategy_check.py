@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from quorum.cli import main
-from quorum.strategy_check import AgentCheck, strategy_check
+from research.strategy_check import AgentCheck, strategy_check
 from sim.config import ConfigError, load_scenario, parse_scenario
 from sim.runner import run_scenario
 from sim.store import DuckDBStore

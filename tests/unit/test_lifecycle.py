@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quorum.sweep_worker import CollectingStore
+from research.sweep_worker import CollectingStore
 from sim.agent_commands import (
     AgentBatch,
     AgentCommand,

@@ -34,7 +34,7 @@ Each combination is resolved to a full ``ScenarioConfig``; its run id is a hash 
 config, the content digests of the files it reads and the code that runs it
 (``sim.run_identity``), so a finished run is recognised by what it is, not by when or
 where it ran, and a run made by other code is not taken for it. This module only
-describes and expands sweeps; ``quorum.sweep`` runs them.
+describes and expands sweeps; ``research.sweep_driver`` runs them.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from research.suite import load_suite
 from sim.config import (
     ConfigError,
     FileSourceConfig,
@@ -63,7 +64,6 @@ from sim.config import (
 )
 from sim.config_paths import PathError, resolve_path, set_value, short_name
 from sim.run_identity import RunIdentity, canonical_json, identify
-from sim.suite import load_suite
 
 # Metrics a sweep may rank by, with the better direction ("max" or "min"). The values are
 # computed per run by ``reports.sweep.run_metrics``; WINDOW_METRICS need only the equity
