@@ -35,17 +35,14 @@ import duckdb
 
 from sim.orders import ENTRY
 from sim.risk import RiskEngine
-
-_DDL = """CREATE TABLE IF NOT EXISTS live_risk_trips (
-    run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
-    name VARCHAR NOT NULL, value DOUBLE, until_ns BIGINT)"""
+from sim.schema import LIVE_RISK_TRIPS_DDL
 
 KILL_SWITCH = "kill_switch"
 CIRCUIT_BREAKER = "circuit_breaker"
 
 
 def create_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_DDL)
+    con.execute(LIVE_RISK_TRIPS_DDL)
 
 
 class RiskTrips:

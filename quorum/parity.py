@@ -28,7 +28,8 @@ from sim.config import ConfigError, ScenarioConfig, parse_duration, parse_scenar
 from sim.data import MarketData, SymbolBars
 from sim.recorder import Recorder
 from sim.runner import RandomStreams, build_engine, check_agent_symbols, new_run_id, stored_run
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 SESSION_MODES = ("paper", "live")
 # The session's rows copied beside the replay: the run's own tables and what a venue

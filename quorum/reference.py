@@ -136,12 +136,15 @@ def scenario_reference() -> str:
 
 def store_tables() -> dict[str, list[tuple[str, str]]]:
     """Table -> [(column, type)] of a store made by the code: the run store, the live
-    session's tables and the sweep tables, as their owners create them."""
+    session's tables, the control audit and the sweep tables (``sim.schema``), as their
+    owners create them."""
     import duckdb
 
     from live.records import create_tables as create_live_tables
     from live.risk_state import create_table as create_risk_table
-    from research.sweep import SWEEP_DDL
+    from live.session import add_capital_columns
+    from quorum.api.audit import create_table as create_audit_table
+    from sim.schema import LIVE_RESUMES_DDL, SWEEP_DDL
     from sim.store import DuckDBStore
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +154,9 @@ def store_tables() -> dict[str, list[tuple[str, str]]]:
         try:
             create_live_tables(con)
             create_risk_table(con)
+            add_capital_columns(con)
+            con.execute(LIVE_RESUMES_DDL)
+            create_audit_table(con)
             for ddl in SWEEP_DDL:
                 con.execute(ddl)
             rows = con.execute(

@@ -474,20 +474,3 @@ def sweep_identity(cfg: SweepConfig, runs: Sequence[SweepRun]) -> str:
                                                    "walk_forward"})
     return hashlib.sha256(canonical_json({"members": members, "options": options})
                           .encode()).hexdigest()[:16]
-
-
-# -- the sweep's records in the run store -----------------------------------------------
-SWEEP_DDL = (
-    """CREATE TABLE IF NOT EXISTS sweeps (
-        sweep_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, source VARCHAR NOT NULL,
-        spec JSON NOT NULL, n_runs BIGINT NOT NULL, created_at TIMESTAMPTZ NOT NULL)""",
-    # One row per combination; run_id joins runs (several rows may share a run).
-    """CREATE TABLE IF NOT EXISTS sweep_runs (
-        sweep_id VARCHAR NOT NULL, idx BIGINT NOT NULL, run_id VARCHAR NOT NULL,
-        param_set BIGINT NOT NULL, params JSON NOT NULL, label VARCHAR NOT NULL,
-        regime VARCHAR, seed BIGINT NOT NULL, PRIMARY KEY (sweep_id, idx))""",
-    # Per run, computed where the run ran (reports.sweep.run_metrics), NaN stored as NULL.
-    """CREATE TABLE IF NOT EXISTS run_metrics (
-        run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE,
-        PRIMARY KEY (run_id, metric))""",
-)

@@ -38,14 +38,15 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ValidationError
 
-from research.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json, describe_params
+from research.sweep import Sweep, SweepRun, canonical_json, describe_params
 from research.sweep_executors import Executor, WorkerLost
 from research.sweep_worker import RunOutcome, RunTask
 from sim.config import ScenarioConfig, stored_config, stored_scenario
 from sim.interrupts import stop_signals_held as interrupts_deferred
 from sim.provenance import code_version
 from sim.run_identity import config_identity, legacy_run_id
-from sim.store import TABLES, DuckDBStore
+from sim.schema import SWEEP_DDL, TABLES
+from sim.store import DuckDBStore
 
 # DuckDB column type -> the Arrow type a batch is cast to before runs are concatenated.
 _ARROW_TYPES = {

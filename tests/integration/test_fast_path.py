@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from sim.bus import BAR, EventBus
 from sim.config import load_scenario, parse_scenario
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every bundled scenario but the one whose agent calls a service on the network.

@@ -24,7 +24,8 @@ from research.sweep_driver import execute_sweep, opened, plan_sweep
 from research.sweep_executors import run_serial
 from research.sweep_worker import RunOutcome, RunTask, execute_run
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 from tests._sweep_support import fingerprint
 from tests.property._support import table_rows
 
