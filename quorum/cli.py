@@ -83,7 +83,7 @@ def _print_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> No
 
 def interval_option(value: str | None) -> int | None:
     """An ``--interval`` option in nanoseconds (None: not given); bad input is one line."""
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     if value is None:
         return None
@@ -219,7 +219,7 @@ def _run_filter(args: argparse.Namespace) -> Any:
     from datetime import UTC, datetime
 
     from reports.run_list import RunFilter
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     since = None
     if args.since is not None:
@@ -622,7 +622,7 @@ def _failed_session(store: DuckDBStore, run_ids: list[str], exc: Exception, db: 
 
 def _rehearse_every(args: argparse.Namespace) -> float | None:
     """``--rehearse-every`` in seconds (None: off), checked: 100us..1s, real venue only."""
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     if args.rehearse_every is None:
         return None

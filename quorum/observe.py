@@ -56,7 +56,7 @@ def print_run_alerts(con: Any, run_id: str, print_table: PrintTable, limit: int 
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
-    from sim.config import parse_timestamp
+    from sim.config_base import parse_timestamp
 
     try:
         return datetime.fromtimestamp(parse_timestamp(text) / 1e9, UTC).replace(tzinfo=None)

@@ -112,7 +112,7 @@ def scenario_reference() -> str:
     from sim.config import ScenarioConfig
 
     out = ["# Scenario reference", "",
-           "Generated from the configuration models (`sim/config.py`) when the docs are "
+           "Generated from the configuration models (`sim/config*.py`) when the docs are "
            "built: every field a scenario TOML may hold, with its type, default and "
            "limits. Unknown fields are refused (one line naming the field, exit 2).", ""]
     seen: set[type[BaseModel]] = set()

@@ -40,7 +40,7 @@ from research.sweep_executors import (
     default_workers,
     executor_for,
 )
-from sim.config import parse_duration
+from sim.config_base import parse_duration
 
 
 class SweepUsageError(ValueError):

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from research.sweep import RANK_METRICS, Sweep, SweepRun
-from sim.config import ConfigError, ScenarioConfig
+from sim.config import ScenarioConfig
+from sim.config_base import ConfigError
 
 
 class PrescreenError(ConfigError):

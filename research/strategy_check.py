@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_scenario
+from sim.config import ScenarioConfig, parse_scenario
+from sim.config_base import ConfigError
+from sim.config_sources import FileSourceConfig
 
 
 @dataclass(frozen=True, slots=True)

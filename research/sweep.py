@@ -53,16 +53,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from research.suite import load_suite
-from sim.config import (
-    ConfigError,
-    FileSourceConfig,
-    ScenarioConfig,
-    _describe,
-    load_scenario,
-    parse_duration,
-    source_interval,
-)
+from sim.config import ScenarioConfig, _describe, load_scenario
+from sim.config_base import ConfigError, parse_duration
 from sim.config_paths import PathError, resolve_path, set_value, short_name
+from sim.config_sources import FileSourceConfig, source_interval
 from sim.run_identity import RunIdentity, canonical_json, identify
 
 # Metrics a sweep may rank by, with the better direction ("max" or "min"). The values are

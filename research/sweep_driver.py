@@ -41,7 +41,8 @@ from pydantic import ValidationError
 from research.sweep import Sweep, SweepRun, canonical_json, describe_params
 from research.sweep_executors import Executor, WorkerLost
 from research.sweep_worker import RunOutcome, RunTask
-from sim.config import ScenarioConfig, stored_config, stored_scenario
+from sim.config import ScenarioConfig
+from sim.config_sources import stored_config, stored_scenario
 from sim.interrupts import stop_signals_held as interrupts_deferred
 from sim.provenance import code_version
 from sim.run_identity import config_identity, legacy_run_id

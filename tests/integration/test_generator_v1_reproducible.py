@@ -27,7 +27,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from sim.config import parse_scenario, stored_config, stored_scenario
+from sim.config import parse_scenario
+from sim.config_sources import stored_config, stored_scenario
 from sim.run_identity import config_identity, identify
 from sim.runner import run_scenario
 from sim.store import DuckDBStore

@@ -21,7 +21,8 @@ from sim.agent_commands import (
     parse_command,
 )
 from sim.bus_events import DecisionMade
-from sim.config import ConfigError, parse_scenario, parse_timestamp
+from sim.config import parse_scenario
+from sim.config_base import ConfigError, parse_timestamp
 from sim.engine import PRIORITY_EVENT
 from sim.runner import run_scenario
 

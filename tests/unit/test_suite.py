@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from research.suite import SuiteConfig, load_suite
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 
 
 @pytest.fixture

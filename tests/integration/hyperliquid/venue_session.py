@@ -21,7 +21,8 @@ from live.hyperliquid.signing import Signer
 from live.hyperliquid.stream import candle
 from quorum.live import VenueSession, open_venue_session
 from research.validation import PromotionVerdict
-from sim.config import ScenarioConfig, parse_duration, parse_scenario
+from sim.config import ScenarioConfig, parse_scenario
+from sim.config_base import parse_duration
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data
 from sim.store import DuckDBStore
