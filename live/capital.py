@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from sim.config import ConfigError, ScenarioConfig
+from sim.config import ScenarioConfig
+from sim.config_base import ConfigError
 from sim.sql import one_row
 
 

@@ -37,51 +37,11 @@ from typing import Any
 
 import duckdb
 
+from sim.schema import VENUE_DDL, VENUE_REKEYED
+
 # Leg statuses in venue_orders: "sent" (write-ahead), "resting", "unresolved" (sent, the
 # outcome unknown so far), then one of the desk's terminal states.
 OPEN_STATUSES = ("sent", "resting", "unresolved")
-
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS venue_orders (
-        run_id VARCHAR NOT NULL, order_id BIGINT NOT NULL, leg INTEGER NOT NULL,
-        cloid VARCHAR NOT NULL, venue VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
-        coin VARCHAR NOT NULL, quantity DOUBLE NOT NULL, size DOUBLE NOT NULL,
-        price DOUBLE, venue_type VARCHAR NOT NULL, reduce_only BOOLEAN NOT NULL,
-        decision_id BIGINT NOT NULL, ts BIGINT NOT NULL, decision_ts BIGINT NOT NULL,
-        ref_price DOUBLE NOT NULL, kind VARCHAR NOT NULL, tif VARCHAR NOT NULL,
-        limit_price DOUBLE, stop_price DOUBLE, post_only BOOLEAN NOT NULL,
-        role VARCHAR NOT NULL, parent_id BIGINT NOT NULL, replaces BIGINT NOT NULL,
-        status VARCHAR NOT NULL, oid BIGINT, filled DOUBLE NOT NULL DEFAULT 0,
-        message VARCHAR, sent_ns BIGINT NOT NULL, updated_ns BIGINT NOT NULL,
-        PRIMARY KEY (run_id, order_id, leg))""",
-    """CREATE TABLE IF NOT EXISTS venue_fills (
-        run_id VARCHAR NOT NULL, tid BIGINT NOT NULL, fill_id BIGINT NOT NULL,
-        order_id BIGINT NOT NULL, cloid VARCHAR, oid BIGINT NOT NULL, coin VARCHAR NOT NULL,
-        quantity DOUBLE NOT NULL, price DOUBLE NOT NULL, fee DOUBLE NOT NULL,
-        time_ms BIGINT NOT NULL, venue VARCHAR NOT NULL DEFAULT '',
-        PRIMARY KEY (run_id, venue, tid))""",
-    """CREATE TABLE IF NOT EXISTS venue_funding (
-        run_id VARCHAR NOT NULL, coin VARCHAR NOT NULL, time_ms BIGINT NOT NULL,
-        symbol VARCHAR NOT NULL, usdc DOUBLE NOT NULL, szi DOUBLE NOT NULL,
-        rate DOUBLE NOT NULL, hash VARCHAR, venue VARCHAR NOT NULL DEFAULT '',
-        PRIMARY KEY (run_id, venue, coin, time_ms))""",
-    """CREATE TABLE IF NOT EXISTS venue_accounts (
-        run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, account_value DOUBLE NOT NULL,
-        store_equity DOUBLE NOT NULL, outside DOUBLE NOT NULL,
-        venue VARCHAR NOT NULL DEFAULT '', PRIMARY KEY (run_id, venue))""",
-    """CREATE TABLE IF NOT EXISTS reconciliations (
-        run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
-        symbol VARCHAR, coin VARCHAR, store_value DOUBLE, venue_value DOUBLE,
-        action VARCHAR NOT NULL, detail VARCHAR NOT NULL, venue VARCHAR)""",
-)
-# Tables whose key gained ``venue``: an older store's table is rebuilt with its rows
-# (one-account sessions: venue ''). Their columns before, in order.
-_REKEYED = {
-    "venue_fills": "run_id, tid, fill_id, order_id, cloid, oid, coin, quantity, price, fee,"
-                   " time_ms",
-    "venue_funding": "run_id, coin, time_ms, symbol, usdc, szi, rate, hash",
-    "venue_accounts": "run_id, ts, account_value, store_equity, outside",
-}
 
 VENUE_ORDER_COLUMNS = (
     "run_id", "order_id", "leg", "cloid", "venue", "symbol", "coin", "quantity", "size",
@@ -98,10 +58,10 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
         " c.table_oid = duckdb_tables.table_oid AND c.column_name = 'venue')").fetchall()}
     for table in sorted(old):
         con.execute(f"ALTER TABLE {table} RENAME TO {table}_before_venue")
-    for ddl in _DDL:
+    for ddl in VENUE_DDL:
         con.execute(ddl)
     for table in sorted(old):
-        columns = _REKEYED[table]
+        columns = VENUE_REKEYED[table]
         con.execute(f"INSERT INTO {table} ({columns}, venue) SELECT {columns}, '' FROM"
                     f" {table}_before_venue")
         con.execute(f"DROP TABLE {table}_before_venue")

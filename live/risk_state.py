@@ -37,19 +37,16 @@ import duckdb
 
 from sim.orders import ENTRY
 from sim.risk import RiskEngine
-
-_DDL = """CREATE TABLE IF NOT EXISTS live_risk_trips (
-    run_id VARCHAR NOT NULL, ts BIGINT NOT NULL, kind VARCHAR NOT NULL,
-    name VARCHAR NOT NULL, value DOUBLE, until_ns BIGINT)"""
+from sim.schema import LIVE_RISK_TRIPS_ADDED, LIVE_RISK_TRIPS_DDL
 
 KILL_SWITCH = "kill_switch"
 CIRCUIT_BREAKER = "circuit_breaker"
 
 
 def create_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_DDL)
-    # farms (a store made before them has no such column): the farm whose breaker it is
-    con.execute("ALTER TABLE live_risk_trips ADD COLUMN IF NOT EXISTS farm VARCHAR")
+    con.execute(LIVE_RISK_TRIPS_DDL)
+    for name, kind in LIVE_RISK_TRIPS_ADDED:  # a store made before them
+        con.execute(f"ALTER TABLE live_risk_trips ADD COLUMN IF NOT EXISTS {name} {kind}")
 
 
 class RiskTrips:

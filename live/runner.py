@@ -69,7 +69,8 @@ from live.writer import StoreWriter
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
 from sim.bus import DECISION, EventBus, QueuedSubscription
 from sim.bus_events import DecisionMade
-from sim.config import ScenarioConfig, source_symbols
+from sim.config import ScenarioConfig
+from sim.config_sources import source_symbols
 from sim.data import BAR_COLUMNS, MarketData
 from sim.engine import Engine, fewer_gc_passes
 from sim.lifecycle import AgentRoster

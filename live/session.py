@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import duckdb
 
+from sim.schema import LIVE_RESUMES_DDL, LIVE_SESSIONS_ADDED
+
 
 def record_session(con: duckdb.DuckDBPyConnection, *, run_id: str, mode: str, venue: str,
                    network: str, data_url: str, interval: str, warmup_bars: int,
@@ -45,13 +47,9 @@ def record_session(con: duckdb.DuckDBPyConnection, *, run_id: str, mode: str, ve
          capital_from_account])
 
 
-_CAPITAL_COLUMNS = (("initial_cash", "DOUBLE"), ("capital", "DOUBLE"),
-                    ("account_value", "DOUBLE"), ("capital_from_account", "BOOLEAN"))
-
-
 def add_capital_columns(con: duckdb.DuckDBPyConnection) -> None:
     """The capital columns, on a ``live_sessions`` table made before them."""
-    for name, kind in _CAPITAL_COLUMNS:
+    for name, kind in LIVE_SESSIONS_ADDED:
         con.execute(f"ALTER TABLE live_sessions ADD COLUMN IF NOT EXISTS {name} {kind}")
 
 
@@ -64,20 +62,10 @@ def session_initial_cash(con: duckdb.DuckDBPyConnection, run_id: str) -> float |
     return None if row is None or row[0] is None else float(row[0])
 
 
-_RESUMES_DDL = """
-CREATE TABLE IF NOT EXISTS live_resumes (
-    run_id VARCHAR NOT NULL,
-    resumed_ns BIGINT NOT NULL,
-    recovered_orders INTEGER NOT NULL,
-    config_hash VARCHAR NOT NULL,
-    validation_id VARCHAR
-)"""
-
-
 def record_resume(con: duckdb.DuckDBPyConnection, *, run_id: str, resumed_ns: int,
                   recovered_orders: int, config_hash: str, validation_id: str | None) -> None:
     """One ``live_resumes`` row per restart of a live run (its ``live_sessions`` row
     stays the first session's)."""
-    con.execute(_RESUMES_DDL)
+    con.execute(LIVE_RESUMES_DDL)
     con.execute("INSERT INTO live_resumes VALUES (?, ?, ?, ?, ?)",
                 [run_id, resumed_ns, recovered_orders, config_hash, validation_id])

@@ -86,9 +86,9 @@ def sweep_scaling(sweep_path: str, workers: tuple[int, ...] = (1, 2)) -> list[di
     1-minute load average is read before and after each measurement."""
     import os
 
-    from quorum.sweep import execute_sweep, opened, plan_sweep
-    from quorum.sweep_executors import executor_for
-    from sim.sweep import load_sweep
+    from research.sweep import load_sweep
+    from research.sweep_driver import execute_sweep, opened, plan_sweep
+    from research.sweep_executors import executor_for
 
     sweep = load_sweep(sweep_path)
     rows = []
@@ -132,7 +132,7 @@ def regime_matrix_timing(sweep_path: str, db: str, top: int = 10,
 
     from reports.regime_matrix import regime_matrix
     from reports.sweep import rank_param_sets, sweep_matrix_runs, sweep_members
-    from sim.sweep import RANK_METRICS, load_sweep
+    from research.sweep import RANK_METRICS, load_sweep
 
     sweep = load_sweep(sweep_path)
     load = os.getloadavg()[0]

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from quorum.outcomes import RunFailed
-from sim.config import ConfigError, load_scenario
+from sim.config import load_scenario
+from sim.config_base import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("bench_driver.py")

@@ -68,7 +68,7 @@ def add_parsers(data_sub: argparse._SubParsersAction) -> None:
 
 def calibrated_source(args: argparse.Namespace, symbols: list[str] | None) -> dict[str, Any]:
     """The ``[[data]]`` table ``quorum data generate calibrated`` stands for."""
-    from quorum.cli import UsageError
+    from quorum.cli_common import UsageError
     from sim.regimes.calibrated import load_model
 
     if args.model is None:
@@ -90,7 +90,7 @@ def calibrated_source(args: argparse.Namespace, symbols: list[str] | None) -> di
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from quorum.cli import UsageError, _console, _print_table, interval_option
+    from quorum.cli_common import UsageError, _console, _print_table, interval_option
     from sim.regimes.calibrate import calibrate
     from sim.regimes.calibrated import model_to_toml
 
@@ -128,7 +128,7 @@ def _load(path: str) -> SymbolBars:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from quorum.cli import UsageError, _console, _print_table
+    from quorum.cli_common import UsageError, _console, _print_table
 
     real, generated = _load(args.real), _load(args.generated)
     if args.bars_per_year is not None and not 0 < args.bars_per_year < math.inf:
@@ -152,8 +152,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_strategy_check(args: argparse.Namespace) -> int:
-    from quorum.cli import UsageError, _console, _print_table
-    from quorum.strategy_check import strategy_check
+    from quorum.cli_common import UsageError, _console, _print_table
+    from research.strategy_check import strategy_check
     from sim.config import load_scenario
 
     if not 1 <= args.paths <= 10_000:

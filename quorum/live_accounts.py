@@ -17,7 +17,8 @@ from typing import Any
 
 from live.venues import kind_of, venue_kind
 from quorum.live import DEFAULT_VENUE, Account
-from sim.config import ConfigError, ScenarioConfig
+from sim.config import ScenarioConfig
+from sim.config_base import ConfigError
 
 
 def kind_named(name: str, what: str = "--venue") -> None:

@@ -56,7 +56,7 @@ def print_run_alerts(con: Any, run_id: str, print_table: PrintTable, limit: int 
 def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
-    from sim.config import parse_timestamp
+    from sim.config_base import parse_timestamp
 
     try:
         return datetime.fromtimestamp(parse_timestamp(text) / 1e9, UTC).replace(tzinfo=None)
@@ -157,7 +157,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     since = _since(args.since)
     since_ns = None if since is None else int(since.replace(tzinfo=UTC).timestamp() * 1e9)
     if not args.follow:
-        from quorum.cli import UsageError
+        from quorum.cli_common import UsageError
 
         records = _from_store(args) if Path(args.db).is_file() else None
         if records is None:
@@ -168,7 +168,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             records = (r for r in read_lines(path) if _keep(r, args, since_ns))
         _emit(records, args.format)
         return 0
-    from quorum.cli import UsageError
+    from quorum.cli_common import UsageError
 
     try:
         path = _log_file(args)

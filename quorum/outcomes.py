@@ -16,7 +16,7 @@ import duckdb
 from quorum import signals
 from sim.agent_failure import with_agent
 from sim.agents.base import AgentError
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.data import DataError
 from sim.store import DuckDBStore, StoreError, is_interrupt
 

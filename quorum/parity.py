@@ -24,11 +24,14 @@ import numpy as np
 from live.runner import WARMUP_HOLD
 from reports.parity import Parity, parity
 from reports.parity_html import ParityReport, write_parity_report
-from sim.config import ConfigError, ScenarioConfig, parse_duration, parse_scenario, source_symbols
+from sim.config import ScenarioConfig, parse_scenario
+from sim.config_base import ConfigError, parse_duration
+from sim.config_sources import source_symbols
 from sim.data import MarketData, SymbolBars
 from sim.recorder import Recorder
 from sim.runner import RandomStreams, build_engine, check_agent_symbols, new_run_id, stored_run
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 SESSION_MODES = ("paper", "live")
 # The session's rows copied beside the replay: the run's own tables and what a venue

@@ -112,7 +112,7 @@ def scenario_reference() -> str:
     from sim.config import ScenarioConfig
 
     out = ["# Scenario reference", "",
-           "Generated from the configuration models (`sim/config.py`) when the docs are "
+           "Generated from the configuration models (`sim/config*.py`) when the docs are "
            "built: every field a scenario TOML may hold, with its type, default and "
            "limits. Unknown fields are refused (one line naming the field, exit 2).", ""]
     seen: set[type[BaseModel]] = set()
@@ -136,13 +136,16 @@ def scenario_reference() -> str:
 
 def store_tables() -> dict[str, list[tuple[str, str]]]:
     """Table -> [(column, type)] of a store made by the code: the run store, the live
-    session's tables and the sweep tables, as their owners create them."""
+    session's tables, the control audit and the sweep tables (``sim.schema``), as their
+    owners create them."""
     import duckdb
 
     from live.records import create_tables as create_live_tables
     from live.risk_state import create_table as create_risk_table
+    from live.session import add_capital_columns
+    from quorum.api.audit import create_table as create_audit_table
+    from sim.schema import LIVE_RESUMES_DDL, SWEEP_DDL
     from sim.store import DuckDBStore
-    from sim.sweep import SWEEP_DDL
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "reference.duckdb"
@@ -151,6 +154,9 @@ def store_tables() -> dict[str, list[tuple[str, str]]]:
         try:
             create_live_tables(con)
             create_risk_table(con)
+            add_capital_columns(con)
+            con.execute(LIVE_RESUMES_DDL)
+            create_audit_table(con)
             for ddl in SWEEP_DDL:
                 con.execute(ddl)
             rows = con.execute(

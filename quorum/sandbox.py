@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.config import ConfigError, load_scenario, parse_duration
+from sim.config import load_scenario
+from sim.config_base import ConfigError, parse_duration
 from sim.data import SymbolBars
 
 if TYPE_CHECKING:

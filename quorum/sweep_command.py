@@ -30,17 +30,17 @@ from rich.progress import (
 )
 
 from quorum import signals
-from quorum.sweep import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
-from quorum.sweep_executors import (
+from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
+from reports.sweep_report import SweepPage, write_sweep_report
+from research.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
+from research.sweep_driver import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
+from research.sweep_executors import (
     ClusterUnreachable,
     WorkerLost,
     default_workers,
     executor_for,
 )
-from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
-from reports.sweep_report import SweepPage, write_sweep_report
-from sim.config import parse_duration
-from sim.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
+from sim.config_base import parse_duration
 
 
 class SweepUsageError(ValueError):
@@ -115,7 +115,7 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
     sweep = load_sweep(args.sweep)
     screened = None
     if getattr(args, "prescreen", None) is not None:  # vectorbt first, the top N to the engine
-        from quorum.prescreen import prescreen
+        from research.prescreen import prescreen
 
         start = time.perf_counter()
         ranking, screened, sweep = prescreen(sweep, args.prescreen)
@@ -170,7 +170,7 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
 def _prescreen_report(con: Any, sweep: Sweep, screened: Mapping[str, Mapping[str, float]],
                       args: argparse.Namespace, print_table: Any) -> None:
     """How well the pre-screen's ranking predicted the engine's, per regime."""
-    from quorum.prescreen import agreement, engine_metrics
+    from research.prescreen import agreement, engine_metrics
 
     top_sets = sorted({r.param_set for r in sweep.runs})
     engine = engine_metrics(con, [r.run_id for r in sweep.unique_runs()])

@@ -74,7 +74,7 @@ def sent_after_ms(con: duckdb.DuckDBPyConnection, run_id: str) -> float:
     """How long after its stamp a run's order leaves for its venue (ms): a session on a
     real venue stamps an order with its bar's time (the open) and sends it once the bar
     has closed, one interval later (``live_sessions.interval``); 0 otherwise."""
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     try:
         row = con.execute("SELECT s.interval FROM live_sessions s JOIN runs r USING (run_id)"

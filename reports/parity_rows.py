@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from sim.config import parse_duration
+from sim.config_base import parse_duration
 from sim.monitor.logs import iso
 
 REL = 1e-9

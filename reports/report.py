@@ -6,7 +6,7 @@ label, per agent, per venue and per risk check (``reports.slices``); then the fi
 (``reports.figures``): equity and drawdown; price with entries and exits (per symbol);
 exposure; per-agent contribution; consensus agreement; routing by venue; risk denials;
 and latency and implementation shortfall when the store holds them
-(``reports.execution``).
+(``reports.execution``; drawn by ``reports.execution_figures``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import duckdb
 import matplotlib.pyplot as plt
 import numpy as np
 
-from reports import data, execution, figures, slices
+from reports import data, execution, execution_figures, figures, slices
 from reports.agent_indicators import SHOWN, AgentIndicators, agent_indicators
 from reports.data import ReportError, check_run
 from reports.farm_figures import fig_farm_equity
@@ -166,7 +166,7 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, out: Path) -> Repo
                              "account over its initial cash. Below: each farm's drawdown."))
         if frame is not None:
             sections.append(("Execution: latency and implementation shortfall",
-                             figures.fig_execution(frame, out / "execution.png"),
+                             execution_figures.fig_execution(frame, out / "execution.png"),
                              "Per fill: time from submission to arrival at the venue and from "
                              "arrival to fill; fill price against the decision price, in bps "
                              "of the expected notional (positive is a cost)."))

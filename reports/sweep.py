@@ -7,7 +7,7 @@ Everything here orders by combination index or parameter set, never by the order
 were stored, so results do not depend on which worker finished first or on a resume.
 
 Metric directions (higher or lower is better) are given by the caller: the sweep's
-vocabulary lives in ``sim.sweep.RANK_METRICS``, and reports never import ``sim``.
+vocabulary lives in ``research.sweep.RANK_METRICS``, and reports never import ``sim``.
 """
 
 from __future__ import annotations

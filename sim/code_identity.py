@@ -37,7 +37,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 QUORUM_PACKAGES = ("sim", "reports")  # what a backtest's numbers are computed by
-_OWN_PACKAGES = ("sim", "reports", "live", "quorum")
+_OWN_PACKAGES = ("sim", "research", "reports", "live", "quorum")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 

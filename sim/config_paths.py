@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from sim.agents.base import AgentError, describe_agent
-from sim.config import AgentConfig, ConfigError, ScenarioConfig
+from sim.config import AgentConfig, ScenarioConfig
+from sim.config_base import ConfigError
 
 
 class PathError(ConfigError):

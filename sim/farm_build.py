@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sim.allocator import Allocator, schedule
-from sim.config import ScenarioConfig, parse_duration
+from sim.config import ScenarioConfig
+from sim.config_base import parse_duration
 from sim.consensus import VotingConsensus
 from sim.data import MarketData
 from sim.event_queue import PRIORITY_EVENT

@@ -92,7 +92,7 @@ class AllocatorConfig(_Model):
     @field_validator("every")
     @classmethod
     def _every(cls, v: str) -> str:
-        from sim.config import parse_duration
+        from sim.config_base import parse_duration
 
         if parse_duration(v) <= 0:
             raise ValueError("must be a positive duration")

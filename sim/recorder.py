@@ -29,7 +29,8 @@ from sim.messages import (
 )
 from sim.orders import Order
 from sim.portfolio import EquityBook
-from sim.store import TABLES, RunStore
+from sim.schema import TABLES
+from sim.store import RunStore
 
 _TS = pa.timestamp("ns")
 # Side values -1..2 index this dictionary after adding 1.

@@ -23,13 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sim.code_identity import CodeIdentity, code_identity, file_digest
-from sim.config import (
-    CalibratedSourceConfig,
-    ConfigError,
-    FileSourceConfig,
-    ScenarioConfig,
-    as_stored,
-)
+from sim.config import ScenarioConfig
+from sim.config_base import ConfigError
+from sim.config_sources import CalibratedSourceConfig, FileSourceConfig, as_stored
 
 IDENTITY_VERSION = "quorum-run/3"  # 3: the code counts; 2: files by content, not path
 

@@ -27,20 +27,15 @@ from sim.agents.external import call_log_for
 from sim.bus import BAR, DECISION, EQUITY, EventBus
 from sim.bus_events import DecisionMade
 from sim.code_identity import code_identity
-from sim.config import (
-    AgentConfig,
+from sim.config import AgentConfig, RiskConfig, ScenarioConfig, check_venue_symbols
+from sim.config_base import ConfigError, parse_duration, parse_timestamp
+from sim.config_sources import (
     CalibratedSourceConfig,
-    ConfigError,
     FileSourceConfig,
     RegimeSourceConfig,
-    RiskConfig,
-    ScenarioConfig,
-    VenueConfig,
-    check_venue_symbols,
-    parse_duration,
-    parse_timestamp,
     stored_config,
 )
+from sim.config_venues import VenueConfig
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine

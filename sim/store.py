@@ -18,298 +18,23 @@ import duckdb
 import pyarrow as pa
 
 from sim.interrupts import stop_signals_held
-
-SCHEMA_VERSION = 10
-
-# table -> (column, DuckDB type); ``run_id`` is prepended to every table but ``runs``.
-TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "signals": (
-        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
-        ("side", "VARCHAR"), ("confidence", "DOUBLE"), ("target", "DOUBLE"),
-        ("reason", "VARCHAR"),
-    ),
-    "decisions": (
-        ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
-        ("side", "VARCHAR"), ("confidence", "DOUBLE"), ("target", "DOUBLE"),
-        ("method", "VARCHAR"),
-        # which rule decided (sim.consensus: "none", "quorum", "risk_veto", a conflict
-        # rule, ...) and the share of opinions on the most popular side
-        ("rule", "VARCHAR"), ("agreement", "DOUBLE"),
-    ),
-    "votes": (
-        ("decision_id", "BIGINT"), ("agent", "VARCHAR"), ("side", "VARCHAR"),
-        ("confidence", "DOUBLE"), ("weight", "DOUBLE"),
-    ),
-    # One row per order, written when it reaches its one terminal state (sim.orders).
-    # ts: submitted; decision_ts: the decision's bar; arrival_ts: first reached a venue;
-    # fill_ts: last fill; ref_price: the expected (decision) price; avg_fill_price: realised.
-    "orders": (
-        ("order_id", "BIGINT"), ("decision_id", "BIGINT"), ("ts", "TIMESTAMP_NS"),
-        ("symbol", "VARCHAR"), ("quantity", "DOUBLE"), ("ref_price", "DOUBLE"),
-        ("notional", "DOUBLE"), ("status", "VARCHAR"),
-        ("order_type", "VARCHAR"), ("time_in_force", "VARCHAR"), ("limit_price", "DOUBLE"),
-        ("stop_price", "DOUBLE"), ("post_only", "BOOLEAN"), ("reduce_only", "BOOLEAN"),
-        ("role", "VARCHAR"), ("parent_id", "BIGINT"), ("replaces", "BIGINT"),
-        ("venue", "VARCHAR"), ("decision_ts", "TIMESTAMP_NS"), ("arrival_ts", "TIMESTAMP_NS"),
-        ("fill_ts", "TIMESTAMP_NS"), ("filled_quantity", "DOUBLE"),
-        ("avg_fill_price", "DOUBLE"), ("fees", "DOUBLE"), ("reason", "VARCHAR"),
-    ),
-    # Every step of every order's life, in the order it happened: submitted, arrived,
-    # venue_rejected / venue_expired (a venue refused or it timed out; the router may fall
-    # back), then exactly one terminal event (filled, cancelled, expired, rejected, denied).
-    "order_events": (
-        ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
-        ("event", "VARCHAR"), ("venue", "VARCHAR"), ("quantity", "DOUBLE"),
-        ("price", "DOUBLE"), ("reason", "VARCHAR"),
-    ),
-    "risk_events": (
-        ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
-        ("check_name", "VARCHAR"), ("reason", "VARCHAR"), ("limit_value", "DOUBLE"),
-        ("actual_value", "DOUBLE"),
-    ),
-    "routing_decisions": (
-        ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"),
-        ("venue", "VARCHAR"), ("candidates", "VARCHAR[]"), ("candidate_fees_bps", "DOUBLE[]"),
-        ("candidate_scores", "DOUBLE[]"), ("quantity", "DOUBLE"), ("reason", "VARCHAR"),
-        ("elapsed_ns", "BIGINT"),
-    ),
-    "fills": (
-        ("fill_id", "BIGINT"), ("order_id", "BIGINT"), ("ts", "TIMESTAMP_NS"),
-        ("symbol", "VARCHAR"), ("venue", "VARCHAR"), ("quantity", "DOUBLE"),
-        ("price", "DOUBLE"), ("fee", "DOUBLE"), ("ref_price", "DOUBLE"),
-        ("cash_after", "DOUBLE"), ("position_after", "DOUBLE"), ("realized_pnl", "DOUBLE"),
-        ("liquidity", "VARCHAR"),
-    ),
-    # Perpetual funding: payment > 0 received, < 0 paid (longs pay a positive rate).
-    "funding": (
-        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("position", "DOUBLE"),
-        ("mark", "DOUBLE"), ("rate", "DOUBLE"), ("payment", "DOUBLE"),
-        ("venue", "VARCHAR"),  # the venue it was paid on (added: NULL in older stores)
-    ),
-    "liquidations": (
-        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("venue", "VARCHAR"),
-        ("order_id", "BIGINT"), ("position", "DOUBLE"), ("liquidation_price", "DOUBLE"),
-        ("price", "DOUBLE"), ("maintenance_margin", "DOUBLE"),
-    ),
-    "bars": (
-        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("open", "DOUBLE"), ("high", "DOUBLE"),
-        ("low", "DOUBLE"), ("close", "DOUBLE"), ("volume", "DOUBLE"), ("regime", "VARCHAR"),
-        ("source_regime", "VARCHAR"), ("filled", "BOOLEAN"),
-    ),
-    "equity": (
-        ("ts", "TIMESTAMP_NS"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
-        ("realized_pnl", "DOUBLE"), ("unrealized_pnl", "DOUBLE"),
-    ),
-    # Per agent per symbol, written once at the end of a run (sim.performance).
-    "agent_performance": (
-        ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("signals", "BIGINT"),
-        ("scored", "BIGINT"), ("hits", "BIGINT"), ("hit_rate", "DOUBLE"),
-        ("shadow_pnl", "DOUBLE"), ("votes", "BIGINT"), ("in_majority", "BIGINT"),
-        ("overruled", "BIGINT"), ("weight", "DOUBLE"),
-    ),
-    # An agent's call to an outside service (sim.agents.external): replayed by request_hash.
-    "agent_calls": (
-        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
-        ("request_hash", "VARCHAR"), ("request", "JSON"), ("response", "JSON"),
-        ("error", "VARCHAR"), ("elapsed_ms", "DOUBLE"),
-    ),
-    # Per agent per symbol that calls an outside service (sim.agents.base.CallStats),
-    # at the end of a run: calls made, how many failed, the last error.
-    # Also one row per failure an agent was forgiven (``on_error = "abstain"``,
-    # sim.lifecycle): kind "exception" (its type, message and a digest of its traceback)
-    # or "latency" (slower than its ``latency_budget_ms``), at bar ``bar`` of ``symbol``;
-    # the summary rows have kind "calls".
-    "agent_errors": (
-        ("symbol", "VARCHAR"), ("agent", "VARCHAR"), ("calls", "BIGINT"),
-        ("errors", "BIGINT"), ("last_error", "VARCHAR"), ("kind", "VARCHAR"),
-        ("ts", "TIMESTAMP_NS"), ("bar", "BIGINT"), ("error_type", "VARCHAR"),
-        ("traceback_digest", "VARCHAR"), ("elapsed_ms", "DOUBLE"),
-    ),
-    # Every agent lifecycle command (sim.agent_commands), applied or rejected, and the
-    # kernel's own changes (command "start": the run's first agents; "error": the
-    # circuit breaker). params_*: the agent's spec {kind, params, symbols} as JSON.
-    "agent_events": (
-        ("seq", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("agent", "VARCHAR"),
-        ("command", "VARCHAR"), ("state_before", "VARCHAR"), ("state_after", "VARCHAR"),
-        ("params_before", "JSON"), ("params_after", "JSON"), ("actor", "VARCHAR"),
-        ("reason", "VARCHAR"), ("outcome", "VARCHAR"), ("batch", "BIGINT"),
-    ),
-    # Watching a run (sim.monitor): alerts the detectors raised, each component's health
-    # changes, and the structured log; seq is the event's bus sequence number.
-    "alerts": (
-        ("alert_id", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("severity", "VARCHAR"),
-        ("source", "VARCHAR"), ("kind", "VARCHAR"), ("message", "VARCHAR"),
-        ("data", "JSON"), ("acknowledged", "BOOLEAN"), ("seq", "BIGINT"),
-    ),
-    "health": (
-        ("ts", "TIMESTAMP_NS"), ("component", "VARCHAR"), ("state", "VARCHAR"),
-        ("previous", "VARCHAR"), ("reason", "VARCHAR"), ("seq", "BIGINT"),
-    ),
-    "logs": (
-        ("ts", "TIMESTAMP_NS"), ("level", "VARCHAR"), ("category", "VARCHAR"),
-        ("agent", "VARCHAR"), ("message", "VARCHAR"), ("data", "JSON"), ("seq", "BIGINT"),
-    ),
-    # A session's per-agent figures as it ran (sim.monitor.figures): each time a position
-    # closed, and at the end.
-    "agent_figures": (
-        ("ts", "TIMESTAMP_NS"), ("symbol", "VARCHAR"), ("agent", "VARCHAR"),
-        ("trades", "BIGINT"), ("hit_rate", "DOUBLE"), ("win_rate", "DOUBLE"),
-        ("shadow_pnl", "DOUBLE"), ("apr_30d", "DOUBLE"), ("apr_90d", "DOUBLE"),
-        ("apr_inception", "DOUBLE"), ("sharpe", "DOUBLE"),
-    ),
-    # Farms (sim.farm_engine), only in runs with ``[[farms]]``: each farm as configured
-    # (lists and tables as JSON), whose each order and decision is, each farm's ledger at
-    # each time step, and capital moved between ledgers ("account": the unallocated
-    # reserve; a run starts with one transfer to each farm).
-    "farms": (
-        ("farm", "VARCHAR"), ("agents", "JSON"), ("capital", "DOUBLE"), ("wallet", "JSON"),
-        ("consensus", "JSON"), ("policy", "JSON"), ("risk", "JSON"),
-    ),
-    "farm_orders": (("order_id", "BIGINT"), ("decision_id", "BIGINT"), ("farm", "VARCHAR")),
-    "farm_decisions": (("decision_id", "BIGINT"), ("farm", "VARCHAR")),
-    "farm_equity": (
-        ("ts", "TIMESTAMP_NS"), ("farm", "VARCHAR"), ("cash", "DOUBLE"), ("equity", "DOUBLE"),
-        ("realized_pnl", "DOUBLE"), ("unrealized_pnl", "DOUBLE"),
-    ),
-    "capital_transfers": (
-        ("ts", "TIMESTAMP_NS"), ("from_farm", "VARCHAR"), ("to_farm", "VARCHAR"),
-        ("amount", "DOUBLE"), ("reason", "VARCHAR"),
-    ),
-    # Farm lifecycle commands (sim.farm_lifecycle), applied or rejected, numbered with
-    # the run's agent_events (one seq): farm_pause/farm_resume/farm_kill (the farm's state
-    # before and after: active, paused, killed) and move (agent to farm; state_*: the
-    # agent's farm before and after).
-    "farm_events": (
-        ("seq", "BIGINT"), ("ts", "TIMESTAMP_NS"), ("farm", "VARCHAR"),
-        ("command", "VARCHAR"), ("agent", "VARCHAR"), ("state_before", "VARCHAR"),
-        ("state_after", "VARCHAR"), ("flatten", "BOOLEAN"), ("actor", "VARCHAR"),
-        ("reason", "VARCHAR"), ("outcome", "VARCHAR"), ("batch", "BIGINT"),
-    ),
-
-    # How a run was made, one (key, value) row each: ``engine_path`` (``fast`` or
-    # ``per-bar``, sim.fast_path) and ``engine_path_reason``. Never part of the results.
-    "run_info": (("key", "VARCHAR"), ("value", "VARCHAR")),
-}
-
-# Columns added to a table of ``TABLES`` since it was first made (stores written before).
-_TABLES_ADDED = {"agent_errors": TABLES["agent_errors"][5:],
-                 "funding": TABLES["funding"][6:]}
-
-# Each run's agents now: the last applied agent_events row of each (sim.agent_commands).
-_AGENT_STATES_VIEW = """
-CREATE OR REPLACE VIEW agent_states AS
-SELECT run_id, agent, arg_max(state_after, seq) AS state, arg_max(params_after, seq) AS spec,
-       max(ts) AS since, min(seq) AS first_seq
-FROM agent_events WHERE outcome = 'applied' AND agent <> '*'
-GROUP BY run_id, agent"""
-
-# The farm of each order, fill, decision and risk event (NULL: a run without farms, whose
-# one farm is the account), and each agent's trades: every order of a decision the agent
-# voted for (its vote on the decision's side), with its reasoning (its standing signal's
-# reason at the decision) and strategy (its kind). ``sim.farm_engine``.
-_FARM_VIEWS = (
-    """CREATE OR REPLACE VIEW orders_by_farm AS
-SELECT o.*, f.farm FROM orders o
-LEFT JOIN farm_orders f ON f.run_id = o.run_id AND f.order_id = o.order_id""",
-    """CREATE OR REPLACE VIEW fills_by_farm AS
-SELECT x.*, f.farm FROM fills x
-LEFT JOIN farm_orders f ON f.run_id = x.run_id AND f.order_id = x.order_id""",
-    """CREATE OR REPLACE VIEW risk_events_by_farm AS
-SELECT x.*, f.farm FROM risk_events x
-LEFT JOIN farm_orders f ON f.run_id = x.run_id AND f.order_id = x.order_id""",
-    """CREATE OR REPLACE VIEW decisions_by_farm AS
-SELECT d.*, f.farm FROM decisions d
-LEFT JOIN farm_decisions f ON f.run_id = d.run_id AND f.decision_id = d.decision_id""",
-    """CREATE OR REPLACE VIEW agent_trades AS
-SELECT o.run_id, v.agent, fo.farm, o.order_id, o.decision_id, o.ts, o.symbol, d.side,
-       o.quantity, o.avg_fill_price AS price, o.order_type,
-       json_extract_string(st.spec, '$.kind') AS strategy, sg.reason AS reasoning,
-       v.confidence, o.status, o.venue
-FROM orders o
-JOIN decisions d ON d.run_id = o.run_id AND d.decision_id = o.decision_id
-JOIN votes v ON v.run_id = o.run_id AND v.decision_id = o.decision_id AND v.side = d.side
-LEFT JOIN farm_orders fo ON fo.run_id = o.run_id AND fo.order_id = o.order_id
-LEFT JOIN agent_states st ON st.run_id = o.run_id AND st.agent = v.agent
-ASOF LEFT JOIN signals sg ON sg.run_id = o.run_id AND sg.agent = v.agent
-    AND sg.symbol = o.symbol AND d.ts >= sg.ts""",
+from sim.schema import (
+    AGENT_STATES_VIEW,
+    FARM_VIEWS,
+    LIVE_SESSIONS_DDL,
+    META_DDL,
+    RUN_CODE_DDL,
+    RUNS_ADDED,
+    RUNS_DDL,
+    SCHEMA_VERSION,
+    TABLES,
+    TABLES_ADDED,
+    VALIDATIONS_DDL,
 )
-
-_RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id VARCHAR PRIMARY KEY,
-    scenario VARCHAR NOT NULL,
-    config JSON NOT NULL,
-    seed BIGINT NOT NULL,
-    code_version VARCHAR NOT NULL,
-    data_hash VARCHAR NOT NULL,
-    status VARCHAR NOT NULL,
-    started_at TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ,
-    n_bars BIGINT,
-    error VARCHAR,
-    mode VARCHAR NOT NULL DEFAULT 'backtest',
-    writer_pid BIGINT,
-    writer_host VARCHAR
-)"""
-
-# Columns added since the table was first made, for stores written before them (a run
-# row's writer: the process that created it, see ``sim.liveness``).
-_RUNS_ADDED = (("writer_pid", "BIGINT"), ("writer_host", "VARCHAR"))
 
 # How a run met the market: replayed bars ("backtest"), live data with simulated fills
 # ("paper"), or a real venue ("live").
 RUN_MODES = ("backtest", "paper", "live")
-
-# The promotion gate's records (sim.validation): one row per ``quorum validate`` (kind
-# "suite") and one per explicit override of the gate (kind "override"). Not per run.
-_VALIDATIONS_DDL = """
-CREATE TABLE IF NOT EXISTS validations (
-    validation_id VARCHAR PRIMARY KEY,
-    kind VARCHAR NOT NULL,
-    scenario VARCHAR NOT NULL,
-    config_hash VARCHAR NOT NULL,
-    config JSON NOT NULL,
-    suite VARCHAR,
-    data_hashes JSON NOT NULL,
-    code_version VARCHAR NOT NULL,
-    thresholds JSON NOT NULL,
-    metrics JSON NOT NULL,
-    passed BOOLEAN NOT NULL,
-    failures JSON NOT NULL,
-    reason VARCHAR,
-    created_at TIMESTAMPTZ NOT NULL
-)"""
-
-# One row per live or paper session (live.session): what let it trade and what fed it.
-_LIVE_SESSIONS_DDL = """
-CREATE TABLE IF NOT EXISTS live_sessions (
-    run_id VARCHAR PRIMARY KEY,
-    mode VARCHAR NOT NULL,
-    venue VARCHAR NOT NULL,
-    network VARCHAR NOT NULL,
-    data_url VARCHAR NOT NULL,
-    interval VARCHAR NOT NULL,
-    warmup_bars INTEGER NOT NULL,
-    started_ns BIGINT NOT NULL,
-    config_hash VARCHAR NOT NULL,
-    validation_id VARCHAR,
-    gate VARCHAR NOT NULL,
-    overridden BOOLEAN NOT NULL,
-    override_reason VARCHAR,
-    warnings JSON NOT NULL,
-    kill_file VARCHAR
-)"""
-
-# The code that made each run (sim.code_identity; sim.run_identity): a run stored by an
-# older Quorum has no row, and counts as made by unknown code.
-_RUN_CODE_DDL = """
-CREATE TABLE IF NOT EXISTS run_code (
-    run_id VARCHAR PRIMARY KEY,
-    config_id VARCHAR NOT NULL,
-    code_id VARCHAR NOT NULL,
-    quorum VARCHAR NOT NULL,
-    modules JSON NOT NULL
-)"""
 
 # "abandoned": it was running when its process died (``sim.liveness``).
 RUN_STATUSES = ("running", "completed", "failed", "interrupted", "abandoned")
@@ -394,26 +119,26 @@ class DuckDBStore:
 
     def _create_schema(self) -> None:
         con = self.con
-        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        con.execute(META_DDL)
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is not None and int(row[0]) != SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {row[0]}, this Quorum writes {SCHEMA_VERSION}"
             )
-        con.execute(_RUNS_DDL)
-        for name, kind in _RUNS_ADDED:
+        con.execute(RUNS_DDL)
+        for name, kind in RUNS_ADDED:
             con.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {kind}")
-        con.execute(_VALIDATIONS_DDL)
-        con.execute(_LIVE_SESSIONS_DDL)
-        con.execute(_RUN_CODE_DDL)
+        con.execute(VALIDATIONS_DDL)
+        con.execute(LIVE_SESSIONS_DDL)
+        con.execute(RUN_CODE_DDL)
         for table, columns in TABLES.items():
             cols = ", ".join(f"{name} {kind}" for name, kind in columns)
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} (run_id VARCHAR NOT NULL, {cols})")
-        for table, added in _TABLES_ADDED.items():
+        for table, added in TABLES_ADDED.items():
             for name, kind in added:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {kind}")
-        con.execute(_AGENT_STATES_VIEW)
-        for view in _FARM_VIEWS:
+        con.execute(AGENT_STATES_VIEW)
+        for view in FARM_VIEWS:
             con.execute(view)
         if row is None:
             con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 
 from sim.messages import LONG, Signal
-from sim.store import TABLES
+from sim.schema import TABLES
 from tests.property._support import NON_DETERMINISTIC
 
 

@@ -45,7 +45,7 @@ from live.clock import PacingClock, WallClock
 from live.hyperliquid.config import HyperliquidConfig
 from live.hyperliquid.stream import HyperliquidStream, candle
 from live.hyperliquid.venue import HyperliquidVenue
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.messages import Bar
 
 log = logging.getLogger(__name__)

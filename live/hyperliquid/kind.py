@@ -13,7 +13,7 @@ from live.hyperliquid.config import ENV_SECRET_KEY, Credentials, HyperliquidConf
 from live.hyperliquid.errors import TransportFailed
 from live.hyperliquid.port import HyperliquidPort
 from live.hyperliquid.venue import HyperliquidVenue
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 
 ENV_URL = "QUORUM_HL_URL"  # REST base URL override (the WebSocket is its /ws)
 

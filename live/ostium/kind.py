@@ -29,7 +29,7 @@ from live.ostium.gateway import (
 )
 from live.ostium.venue import OstiumVenue
 from live.ostium.wire import OstiumWireError
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.messages import Bar
 
 ENV_URL = "QUORUM_OSTIUM_URL"  # one base URL for the subgraph, prices and RPC (a fake)

@@ -27,6 +27,7 @@ import duckdb
 
 from quorum.api.access import Access
 from quorum.api.control import Controller
+from sim.schema import CONTROL_AUDIT_DDL
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,24 +37,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 BODY_KEPT = 4096  # bytes of a body stored with its row (the digest covers all of it)
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS control_audit (
-    ts TIMESTAMP_NS NOT NULL,
-    run_id VARCHAR,
-    key_id VARCHAR,
-    role VARCHAR,
-    method VARCHAR NOT NULL,
-    path VARCHAR NOT NULL,
-    body VARCHAR,
-    body_sha256 VARCHAR NOT NULL,
-    status INTEGER NOT NULL,
-    outcome VARCHAR
-)"""
-
-
 def create_table(con: duckdb.DuckDBPyConnection) -> None:
     """Made before a server takes calls (so no write ever races the catalog)."""
-    con.execute(_DDL)
+    con.execute(CONTROL_AUDIT_DDL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,7 +346,7 @@ def cmd_console(args: argparse.Namespace) -> int:
         try:
             key = Path(args.key_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            from sim.config import ConfigError
+            from sim.config_base import ConfigError
 
             raise ConfigError(f"--key-file {args.key_file}: {exc.strerror}") from None
     api = ApiClient.connect(args.url, key)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from quorum.api.keys import ROLES, KeyFileError, KeyStore, default_key_file
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 
 DEFAULT_ADDRESS = ("127.0.0.1", 8765)
 

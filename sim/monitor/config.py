@@ -17,7 +17,7 @@ Severity = Literal["info", "warning", "critical"]
 
 
 def _duration(value: str | None) -> str | None:
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     if value is not None:
         parse_duration(value)

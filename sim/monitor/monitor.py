@@ -101,7 +101,7 @@ class Monitor:
 
     def __init__(self, bus: EventBus, config: MonitorConfig, context: MonitorContext,
                  probe: Probe | None = None) -> None:
-        from sim.config import parse_duration
+        from sim.config_base import parse_duration
 
         self.bus = bus
         self.config = config

@@ -17,7 +17,7 @@ from sim.bus import ALERT, HEALTH, LOG, Envelope, EventBus, Subscription
 from sim.bus_events import AlertRaised
 from sim.monitor.config import SEVERITIES, MonitorConfig
 
-# The store tables (sim.store.TABLES) these rows go to.
+# The store tables (sim.schema.TABLES) these rows go to.
 ALERTS_SCHEMA = pa.schema([("alert_id", pa.int64()), ("ts", pa.timestamp("ns")),
                            ("severity", pa.string()), ("source", pa.string()),
                            ("kind", pa.string()), ("message", pa.string()),

@@ -48,7 +48,7 @@ def watch_backtest(config: Any, engine: Any, data: Any, bus: EventBus,
                    monitor_config: MonitorConfig | None = None) -> Watch:
     """Attach a monitor (with sim-time heartbeats), an event logger and the rows sink to
     a backtest's ``bus``; ``monitor_config`` defaults to the scenario's ``[monitor]``."""
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     cfg = monitor_config or config.monitor or MonitorConfig()
     by_symbol = {b.symbol: b.ts for b in data.bars}

@@ -120,7 +120,7 @@ class CalibratedModel(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> CalibratedModel:
-        from sim.config import parse_duration
+        from sim.config_base import parse_duration
 
         if self.format != MODEL_FORMAT:
             raise ValueError(f"format: {self.format!r} is not {MODEL_FORMAT!r}")
@@ -253,7 +253,7 @@ def generate_calibrated(
     bar spacing of the timestamps (default and normally the model's own interval: the
     dynamics are per bar, fitted at that interval).
     """
-    from sim.config import parse_duration
+    from sim.config_base import parse_duration
 
     if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
         raise GeneratedSourceError(f"calibrated: bars must be a whole number >= 1, got {n!r}")

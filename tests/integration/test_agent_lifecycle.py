@@ -20,7 +20,8 @@ from quorum.cli import main
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
 from sim.bus import AGENT, EventBus
 from sim.bus_events import AgentStateChanged
-from sim.config import parse_scenario, parse_timestamp
+from sim.config import parse_scenario
+from sim.config_base import parse_timestamp
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data, run_scenario, scripted_commands
 from sim.store import DuckDBStore

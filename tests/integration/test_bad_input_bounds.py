@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from quorum.cli import main
-from sim.config import ConfigError, parse_scenario, parse_timestamp
+from sim.config import parse_scenario
+from sim.config_base import ConfigError, parse_timestamp
 from sim.data import DataError, gbm_bars, merge
 from sim.runner import run_scenario
 from sim.store import DuckDBStore

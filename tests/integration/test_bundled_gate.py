@@ -11,17 +11,17 @@ import sys
 import tomllib
 from pathlib import Path
 
-from sim.config import load_scenario
-from sim.store import DuckDBStore
-from sim.suite import load_suite
-from sim.sweep import load_sweep
-from sim.validation import (
+from research.suite import load_suite
+from research.sweep import load_sweep
+from research.validation import (
     DEFAULT_SUITE,
     Thresholds,
     check_promotion,
     gate_requirement,
     trading_config,
 )
+from sim.config import load_scenario
+from sim.store import DuckDBStore
 from tests._readme import DOCS, REPO, fenced_blocks, readme_text
 
 VALIDATED = REPO / "scenarios" / "validated.toml"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quorum.validate import run_validation
+from research.suite import load_suite
+from research.validate import run_validation
+from research.validation import suite_run_config
 from sim.config import load_scenario, parse_scenario
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
-from sim.suite import load_suite
-from sim.validation import suite_run_config
 
 REGIMES = Path(__file__).resolve().parents[2] / "scenarios" / "regimes"
 SCENARIO = REGIMES / "calibrated.toml"

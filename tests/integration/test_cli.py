@@ -25,7 +25,8 @@ from quorum.cli import main
 from sim.config import parse_scenario
 from sim.data import gbm_bars
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "scenarios" / "demo.toml"

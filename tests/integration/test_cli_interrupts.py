@@ -19,7 +19,8 @@ import pytest
 import sim.store as sim_store
 from sim.config import parse_scenario
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 from tests.integration._user_agents import install_agents, kind
 from tests.integration.test_cli import count, one_line, rows, run_cli, run_row, small_scenario
 from tests.integration.test_cli import write_scenario as write_toml

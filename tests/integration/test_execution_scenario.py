@@ -10,7 +10,8 @@ import pandas as pd
 
 from sim.config import load_scenario
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "execution_realism.toml"
 

@@ -32,7 +32,8 @@ from sim.config import parse_scenario
 from sim.data import gbm_bars
 from sim.messages import HOLD
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 from sim.view import MarketView
 from tests.property import _support as sup
 

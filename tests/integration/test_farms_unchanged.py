@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.config import load_scenario, stored_config
+from sim.config import load_scenario
+from sim.config_sources import stored_config
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
 from tests._run_digests import SCENARIOS

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sim.bus import BAR, EventBus
 from sim.config import load_scenario, parse_scenario
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 from tests._run_digests import SCENARIOS as PINNED
 from tests._run_digests import pinned_digests, run_digests
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from quorum.cli import main
+from research.validation import check_promotion
 from sim.config import load_scenario
 from sim.store import DuckDBStore
-from sim.validation import check_promotion
 from tests.integration.test_promotion_gate import REGIME
 
 CANDIDATE = """

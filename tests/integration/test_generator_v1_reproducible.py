@@ -27,7 +27,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from sim.config import parse_scenario, stored_config, stored_scenario
+from sim.config import parse_scenario
+from sim.config_sources import stored_config, stored_scenario
 from sim.run_identity import config_identity, identify
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
@@ -186,7 +187,7 @@ def test_stored_configs_keep_their_version_and_id(tmp_path: Path) -> None:
 def test_a_pinned_regime_stays_version_1_in_the_suite_and_in_sweeps() -> None:
     """The promotion gate and sweeps rebuild each run from the scenarios' dumps; a suite
     regime that pins version 1 is still version 1 there."""
-    from sim.validation import suite_run_config
+    from research.validation import suite_run_config
 
     pinned = parse_scenario(raw_scenario("crash", 1), "pinned")
     default = parse_scenario(raw_scenario("trend_up", None), "default")

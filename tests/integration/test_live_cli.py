@@ -18,7 +18,7 @@ import pytest
 
 from live.hyperliquid.stream import candle
 from quorum.cli import main
-from quorum.validate import run_validation
+from research.validate import run_validation
 from sim.config import load_scenario
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid

@@ -16,7 +16,8 @@ import pytest
 from live.clock import AcceleratedClock
 from live.feeds import PacedReplayFeed
 from live.runner import LiveRunner
-from sim.config import parse_duration, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import parse_duration
 from sim.data import MarketData
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data, run_scenario

@@ -20,11 +20,12 @@ from live.records import OPEN_STATUSES, create_tables
 from live.runner import LiveRunner
 from live.venues import kind_of, register, venue_kind
 from quorum.live import VenueSession, open_venue_session
-from sim.config import parse_duration, parse_scenario
+from research.validation import PromotionVerdict
+from sim.config import parse_scenario
+from sim.config_base import parse_duration
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data
 from sim.store import DuckDBStore
-from sim.validation import PromotionVerdict
 from tests.fakes.clock import ManualClock
 from tests.fakes.loopback import LoopbackVenue
 from tests.integration.test_live_seam import _bars

@@ -12,10 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from quorum.prescreen import engine_metrics, prescreen, screen_run
-from quorum.sweep import execute_sweep, opened, plan_sweep
-from quorum.sweep_executors import executor_for
-from sim.sweep import load_sweep
+from research.prescreen import engine_metrics, prescreen, screen_run
+from research.sweep import load_sweep
+from research.sweep_driver import execute_sweep, opened, plan_sweep
+from research.sweep_executors import executor_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXACT_SCENARIO = """

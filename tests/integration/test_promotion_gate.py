@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 
 from quorum.cli import main
-from quorum.validate import run_validation
-from sim.config import parse_scenario
-from sim.store import DuckDBStore
-from sim.validation import (
+from research.validate import run_validation
+from research.validation import (
     RunMetrics,
     Thresholds,
     changed_fields,
@@ -24,6 +22,8 @@ from sim.validation import (
     evaluate,
     load_thresholds,
 )
+from sim.config import parse_scenario
+from sim.store import DuckDBStore
 
 REGIME = """
 name = "regime_{name}"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from research.suite import load_suite
 from sim.config import load_scenario, parse_scenario
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
-from sim.suite import load_suite
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "regimes" / "suite.toml"
 SCENARIOS = load_suite(SUITE).scenarios

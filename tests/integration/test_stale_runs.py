@@ -17,7 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from quorum.cli import main
-from quorum.strategy_check import AgentCheck, strategy_check
-from sim.config import ConfigError, load_scenario, parse_scenario
+from research.strategy_check import AgentCheck, strategy_check
+from sim.config import load_scenario, parse_scenario
+from sim.config_base import ConfigError
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
 

@@ -18,13 +18,14 @@ import duckdb
 import pytest
 
 from quorum.cli import main
-from quorum.sweep import execute_sweep, opened, plan_sweep
-from quorum.sweep_executors import run_serial
-from quorum.sweep_worker import RunOutcome, RunTask, execute_run
 from reports.summary import run_summary
+from research.sweep import load_sweep
+from research.sweep_driver import execute_sweep, opened, plan_sweep
+from research.sweep_executors import run_serial
+from research.sweep_worker import RunOutcome, RunTask, execute_run
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
-from sim.sweep import load_sweep
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 from tests._sweep_support import fingerprint
 from tests.property._support import table_rows
 
@@ -96,7 +97,7 @@ def test_bulk_insert_equals_the_stores_own_append(serial_db: Path, tmp_path: Pat
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Tables whose column types the bulk path does not know go through
     DuckDBStore.append batch by batch; both paths store the same."""
-    import quorum.sweep as driver
+    import research.sweep_driver as driver
 
     monkeypatch.setattr(driver, "_ARROW_TYPES", {})
     db = tmp_path / "append.duckdb"
@@ -209,7 +210,7 @@ def test_a_worker_that_dies_stops_the_sweep_and_keeps_what_finished(serial_db: P
     finished so far are stored, none is marked failed, and a rerun makes the rest."""
     import multiprocessing
 
-    from quorum.sweep_executors import WorkerLost, run_processes
+    from research.sweep_executors import WorkerLost, run_processes
 
     sweep = load_sweep(TINY)
     db = tmp_path / "lost.duckdb"

@@ -84,7 +84,7 @@ def test_a_peer_that_is_not_dask_is_one_line_exit_2(tmp_path: Path,
 
 
 def test_a_silent_peer_fails_at_the_timeout_not_never() -> None:
-    from quorum.sweep_executors import ClusterUnreachable, probe_scheduler
+    from research.sweep_executors import ClusterUnreachable, probe_scheduler
 
     with (loopback_peer(silent) as address,
           pytest.raises(ClusterUnreachable,
@@ -93,7 +93,7 @@ def test_a_silent_peer_fails_at_the_timeout_not_never() -> None:
 
 
 def test_a_dask_worker_is_not_a_scheduler() -> None:
-    from quorum.sweep_executors import ClusterUnreachable, probe_scheduler
+    from research.sweep_executors import ClusterUnreachable, probe_scheduler
 
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cl:

@@ -108,7 +108,7 @@ def test_tick_replay_is_deterministic(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", [{"fill_at": "close"}])
 def test_tick_replay_config_errors(bad: dict[str, Any]) -> None:
-    from sim.config import ConfigError
+    from sim.config_base import ConfigError
 
     with pytest.raises(ConfigError, match="execution"):
         parse_scenario(scenario("ticks", bad))

@@ -99,7 +99,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = root / "src"  # a copy, so the build leaves nothing in the checkout
     src.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("sim", "live", "reports", "quorum", "scenarios"):
+    for name in ("sim", "research", "live", "reports", "quorum", "scenarios"):
         shutil.copytree(REPO / name, src / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)

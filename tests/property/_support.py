@@ -15,7 +15,7 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from sim.data import SymbolBars, bars_from_frame
-from sim.store import TABLES
+from sim.schema import TABLES
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 INTERVALS = {"1m": 60 * 10**9, "5m": 300 * 10**9, "15m": 900 * 10**9, "1h": 3600 * 10**9}

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from sim.config import parse_scenario
 from sim.runner import run_scenario
-from sim.store import TABLES, DuckDBStore
+from sim.schema import TABLES
+from sim.store import DuckDBStore
 from tests.property import _support as sup
 
 ROOT = Path(__file__).resolve().parents[2]

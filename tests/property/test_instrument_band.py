@@ -31,7 +31,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.data import bars_from_frame, merge
 from sim.instruments import Instrument, hyperliquid_instrument, resolve, unrepresentable
 from sim.messages import SubmitOrder

@@ -37,7 +37,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.data import MarketData, gbm_bars, merge
 from sim.instruments import Instrument, resolve, unrepresentable
 from sim.risk import CHECK_NAMES, reduces

@@ -11,7 +11,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.sweep import load_sweep
+from research.sweep import load_sweep
 
 BASE = """
 name = "base"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from quorum.sweep_worker import CollectingStore
+from research.sweep_worker import CollectingStore
 from sim.bus import ALL, BAR, DECISION, EQUITY, FILL, ROUTE, SIGNAL, Envelope, EventBus
 from sim.bus_events import BarClosed, EquityBooked, FillBooked, SignalChanged
 from sim.config import load_scenario

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config import ConfigError, load_scenario
+from sim.config import load_scenario
+from sim.config_base import ConfigError
 from sim.regimes.calibrated import (
     CalibratedModel,
     generate_calibrated,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.sweep import SweepError, load_sweep
+from research.sweep import SweepError, load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "scenarios/regimes/calibrated.toml"  # 5,760 bars of 5 minutes: 20 days

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sim.config import ConfigError, load_scenario, parse_duration, parse_scenario
+from sim.config import load_scenario, parse_scenario
+from sim.config_base import ConfigError, parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "scenarios" / "demo.toml"

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.data import FundingRates, bars_from_frame, merge
 from sim.runner import RandomStreams, run_scenario
 from sim.store import DuckDBStore

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from reports.farms import farm_table
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.data import bars_from_frame, merge
 from sim.messages import Side, Signal
 from sim.runner import run_scenario

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from live.hyperliquid.wire import AssetInfo, price_error, round_price, round_size
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.instruments import (
     FillOutsideBand,
     Instrument,

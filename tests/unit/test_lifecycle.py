@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quorum.sweep_worker import CollectingStore
+from research.sweep_worker import CollectingStore
 from sim.agent_commands import (
     AgentBatch,
     AgentCommand,
@@ -21,7 +21,8 @@ from sim.agent_commands import (
     parse_command,
 )
 from sim.bus_events import DecisionMade
-from sim.config import ConfigError, parse_scenario, parse_timestamp
+from sim.config import parse_scenario
+from sim.config_base import ConfigError, parse_timestamp
 from sim.engine import PRIORITY_EVENT
 from sim.runner import run_scenario
 

@@ -15,7 +15,8 @@ import pytest
 
 from sim.bus import AGENT, AGENT_ERROR, ALERT, HEALTH, LOG, EventBus
 from sim.bus_events import AgentFailed, AgentStateChanged, AlertRaised, LogRecord
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.monitor import detectors as d
 from sim.monitor.config import MonitorConfig
 from sim.monitor.health import HealthBoard

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.config import ConfigError, PolicyConfig, ScenarioConfig, load_scenario
+from sim.config import PolicyConfig, ScenarioConfig, load_scenario
+from sim.config_base import ConfigError
 from sim.messages import Side
 from sim.policy import (
     SIZINGS,

@@ -20,7 +20,7 @@ from quorum.reference import (
     store_tables,
 )
 from sim.config import RiskConfig, ScenarioConfig
-from sim.store import TABLES
+from sim.schema import TABLES
 
 
 def _all_models(model: type[BaseModel]) -> set[type[BaseModel]]:

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from sim import risk as r
-from sim.config import ConfigError, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
 from sim.messages import Decision, Side, Signal, SubmitOrder
 from sim.risk import AgentPermissions, RiskContext, RiskEngine, RiskLimits
 from sim.router import VenueRouter

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from quorum.cli import main
-from sim.config import ConfigError, parse_scenario, stored_config
+from sim.config import parse_scenario
+from sim.config_base import ConfigError
+from sim.config_sources import stored_config
 from sim.regimes.facts import acf, kurtosis
 from sim.regimes.generators import REGIMES, GeneratedSourceError, generate
 from sim.run_identity import run_identity

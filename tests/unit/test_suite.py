@@ -1,4 +1,4 @@
-"""Scenario suites (``sim.suite``): paths resolved against the suite file, every scenario
+"""Scenario suites (``research.suite``): paths resolved against the suite file, every scenario
 must exist, bad input is one line naming the field."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.config import ConfigError
-from sim.suite import SuiteConfig, load_suite
+from research.suite import SuiteConfig, load_suite
+from sim.config_base import ConfigError
 
 
 @pytest.fixture

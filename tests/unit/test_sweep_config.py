@@ -1,4 +1,4 @@
-"""Sweep files (``sim.sweep``): addressing, expansion, run identity and one-line errors."""
+"""Sweep files (``research.sweep``): addressing, expansion, run identity and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from research.sweep import SweepError, load_sweep
 from sim.config import load_scenario
 from sim.config_paths import resolve_path, short_name
 from sim.run_identity import run_identity
-from sim.sweep import SweepError, load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "scenarios" / "sweeps" / "tiny.toml"

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from reports.sweep import rank_param_sets, stability, sweep_matrix_runs, walk_forward, windows
-from sim.sweep import RANK_METRICS, WINDOW_METRICS
+from research.sweep import RANK_METRICS, WINDOW_METRICS
 
 DAY = 86_400 * 10**9
 

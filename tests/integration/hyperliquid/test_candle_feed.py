@@ -14,7 +14,7 @@ from live.hyperliquid.candles import HyperliquidCandleFeed, hyperliquid_interval
 from live.hyperliquid.stream import candle
 from live.observe import FeedFallback
 from sim.bus import HEALTH, EventBus
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.messages import Bar
 from sim.monitor.config import MonitorConfig
 from sim.monitor.monitor import Monitor, MonitorContext

@@ -17,7 +17,8 @@ import pytest
 from live.hyperliquid.candles import HyperliquidCandleFeed
 from live.hyperliquid.stream import candle
 from live.runner import LiveRunner
-from sim.config import parse_duration, parse_scenario
+from sim.config import parse_scenario
+from sim.config_base import parse_duration
 from sim.messages import Bar
 from sim.runner import RandomStreams, load_market_data, run_scenario
 from sim.store import DuckDBStore

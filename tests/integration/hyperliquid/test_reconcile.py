@@ -15,7 +15,7 @@ from live.hyperliquid.config import Credentials
 from live.hyperliquid.venue import HyperliquidVenue
 from live.records import client_order_id
 from quorum.live import run_to_resume
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 

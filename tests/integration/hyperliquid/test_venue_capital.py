@@ -20,7 +20,7 @@ import pytest
 
 from live.capital import session_capital
 from quorum.live import run_to_resume
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from quorum.live import paper_session
-from sim.config import ConfigError
+from sim.config_base import ConfigError
 from sim.store import DuckDBStore
 from tests.fakes.hyperliquid import FakeHyperliquid
 

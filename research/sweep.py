@@ -34,7 +34,7 @@ Each combination is resolved to a full ``ScenarioConfig``; its run id is a hash 
 config, the content digests of the files it reads and the code that runs it
 (``sim.run_identity``), so a finished run is recognised by what it is, not by when or
 where it ran, and a run made by other code is not taken for it. This module only
-describes and expands sweeps; ``quorum.sweep`` runs them.
+describes and expands sweeps; ``research.sweep_driver`` runs them.
 """
 
 from __future__ import annotations
@@ -52,18 +52,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim.config import (
-    ConfigError,
-    FileSourceConfig,
-    ScenarioConfig,
-    _describe,
-    load_scenario,
-    parse_duration,
-    source_interval,
-)
+from research.suite import load_suite
+from sim.config import ScenarioConfig, _describe, load_scenario
+from sim.config_base import ConfigError, parse_duration
 from sim.config_paths import PathError, resolve_path, set_value, short_name
+from sim.config_sources import FileSourceConfig, source_interval
 from sim.run_identity import RunIdentity, canonical_json, identify
-from sim.suite import load_suite
 
 # Metrics a sweep may rank by, with the better direction ("max" or "min"). The values are
 # computed per run by ``reports.sweep.run_metrics``; WINDOW_METRICS need only the equity
@@ -474,20 +468,3 @@ def sweep_identity(cfg: SweepConfig, runs: Sequence[SweepRun]) -> str:
                                                    "walk_forward"})
     return hashlib.sha256(canonical_json({"members": members, "options": options})
                           .encode()).hexdigest()[:16]
-
-
-# -- the sweep's records in the run store -----------------------------------------------
-SWEEP_DDL = (
-    """CREATE TABLE IF NOT EXISTS sweeps (
-        sweep_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, source VARCHAR NOT NULL,
-        spec JSON NOT NULL, n_runs BIGINT NOT NULL, created_at TIMESTAMPTZ NOT NULL)""",
-    # One row per combination; run_id joins runs (several rows may share a run).
-    """CREATE TABLE IF NOT EXISTS sweep_runs (
-        sweep_id VARCHAR NOT NULL, idx BIGINT NOT NULL, run_id VARCHAR NOT NULL,
-        param_set BIGINT NOT NULL, params JSON NOT NULL, label VARCHAR NOT NULL,
-        regime VARCHAR, seed BIGINT NOT NULL, PRIMARY KEY (sweep_id, idx))""",
-    # Per run, computed where the run ran (reports.sweep.run_metrics), NaN stored as NULL.
-    """CREATE TABLE IF NOT EXISTS run_metrics (
-        run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, value DOUBLE,
-        PRIMARY KEY (run_id, metric))""",
-)

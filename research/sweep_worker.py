@@ -4,7 +4,7 @@
 in memory) and returns what the store was told, in order (the run row, every Arrow batch,
 the final status), with the run's metrics computed from those batches. It opens no file,
 so any number of workers, local or on a cluster, can run at once; the driver
-(``quorum.sweep``) alone writes the run store.
+(``research.sweep_driver``) alone writes the run store.
 """
 
 from __future__ import annotations

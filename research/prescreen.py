@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.config import ConfigError, ScenarioConfig
-from sim.sweep import RANK_METRICS, Sweep, SweepRun
+from research.sweep import RANK_METRICS, Sweep, SweepRun
+from sim.config import ScenarioConfig
+from sim.config_base import ConfigError
 
 
 class PrescreenError(ConfigError):
@@ -165,8 +166,8 @@ def _plan(run: SweepRun, data: Any) -> _Planned:
 def screen_runs(runs: Sequence[SweepRun]) -> dict[str, dict[str, float]]:
     """The pre-screen's metrics of each run (see the module docstring), by run id. Runs on
     the same data share one load and one vectorbt portfolio (a column group per run)."""
+    from research.sweep import canonical_json
     from sim.runner import RandomStreams, load_market_data
-    from sim.sweep import canonical_json
 
     groups: dict[str, list[SweepRun]] = {}
     for run in runs:
@@ -248,7 +249,7 @@ def _vectorbt(planned: Sequence[_Planned], data: Any, ts: np.ndarray, config: Sc
 
 def _members(runs: Sequence[SweepRun], metrics: dict[str, dict[str, float]],
              status: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    from sim.sweep import describe_params
+    from research.sweep import describe_params
 
     return [{"idx": r.idx, "param_set": r.param_set, "label": describe_params(r.params),
              "params": r.params, "run_id": r.run_id, "regime": r.regime,

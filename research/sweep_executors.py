@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from quorum.sweep_worker import RunOutcome, RunTask, execute_run, ignore_sigint, one_line
+from research.sweep_worker import RunOutcome, RunTask, execute_run, ignore_sigint, one_line
 
 Executor = Callable[[Sequence[RunTask]], Iterator[list[RunOutcome]]]
 CONNECT_TIMEOUT_S = 10.0  # --cluster: how long a scheduler has to answer

@@ -22,7 +22,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sim.config import ConfigError, _describe
+from sim.config import _describe
+from sim.config_base import ConfigError
 
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
 

@@ -56,14 +56,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sim.config import (
-    ConfigError,
-    ScenarioConfig,
-    _describe,
-    load_scenario,
-    parse_scenario,
-    source_symbols,
-)
+from sim.config import ScenarioConfig, _describe, load_scenario, parse_scenario
+from sim.config_base import ConfigError
+from sim.config_sources import source_symbols
 from sim.provenance import code_version
 from sim.runner import RandomStreams, load_market_data
 from sim.store import DuckDBStore

@@ -1,7 +1,7 @@
-"""Running a sweep: workers make runs (``quorum.sweep_worker``), the driver alone writes
+"""Running a sweep: workers make runs (``research.sweep_worker``), the driver alone writes
 the run store.
 
-The driver stores whatever the executor hands it (``quorum.sweep_executors``: a list of
+The driver stores whatever the executor hands it (``research.sweep_executors``: a list of
 finished runs) in one transaction: each run's row as its worker made it, every batch of
 each run in the order the run produced it, and the run's metrics. So a run is in the store
 whole or not at all, whatever interrupts the driver, and Ctrl-C is held while a
@@ -38,14 +38,16 @@ import numpy as np
 import pyarrow as pa
 from pydantic import ValidationError
 
-from quorum.signals import interrupts_deferred
-from quorum.sweep_executors import Executor, WorkerLost
-from quorum.sweep_worker import RunOutcome, RunTask
-from sim.config import ScenarioConfig, stored_config, stored_scenario
+from research.sweep import Sweep, SweepRun, canonical_json, describe_params
+from research.sweep_executors import Executor, WorkerLost
+from research.sweep_worker import RunOutcome, RunTask
+from sim.config import ScenarioConfig
+from sim.config_sources import stored_config, stored_scenario
+from sim.interrupts import stop_signals_held as interrupts_deferred
 from sim.provenance import code_version
 from sim.run_identity import config_identity, legacy_run_id
-from sim.store import TABLES, DuckDBStore
-from sim.sweep import SWEEP_DDL, Sweep, SweepRun, canonical_json, describe_params
+from sim.schema import SWEEP_DDL, TABLES
+from sim.store import DuckDBStore
 
 # DuckDB column type -> the Arrow type a batch is cast to before runs are concatenated.
 _ARROW_TYPES = {

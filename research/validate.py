@@ -1,5 +1,5 @@
 """``quorum validate``: run the regime suite with a scenario's trading configuration and
-record the verdict (``sim.validation``). Metrics come from ``reports.metrics``, the same
+record the verdict (``research.validation``). Metrics come from ``reports.metrics``, the same
 functions every report uses."""
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from reports.metrics import max_drawdown, periods_per_year, sharpe_ratio, total_return
-from sim.config import ScenarioConfig, load_scenario
-from sim.runner import new_run_id, run_scenario
-from sim.sql import one_row
-from sim.store import DuckDBStore
-from sim.suite import load_suite
-from sim.validation import (
+from research.suite import load_suite
+from research.validation import (
     DEFAULT_SUITE,
     RunMetrics,
     Thresholds,
@@ -27,6 +23,10 @@ from sim.validation import (
     record_validation,
     suite_run_config,
 )
+from sim.config import ScenarioConfig, load_scenario
+from sim.runner import new_run_id, run_scenario
+from sim.sql import one_row
+from sim.store import DuckDBStore
 
 __all__ = ["DEFAULT_SUITE", "SuiteRunError", "ValidationOutcome", "run_validation"]
 
@@ -58,7 +58,7 @@ def run_validation(config: ScenarioConfig, store: DuckDBStore, *,
                    on_run: Callable[[RunMetrics], None] | None = None) -> ValidationOutcome:
     """The suite with ``config``'s trading configuration, checked against ``thresholds``.
     Suite and thresholds default to what the scenario's gate requires
-    (``sim.validation.gate_requirement``); others make the validation an override."""
+    (``research.validation.gate_requirement``); others make the validation an override."""
     required = gate_requirement(config)
     suite_path = suite_path or required.suite
     thresholds = thresholds or required.thresholds

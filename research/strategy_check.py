@@ -6,7 +6,7 @@ on those bars and on ``paths`` calibrated series of the same length (seeds 0..pa
 and its Sharpe ratio on the source is placed in the distribution over the paths. A
 source far in a tail says the model misses something that agent trades on.
 
-Runs are in memory (``quorum.sweep_worker``), never stored.
+Runs are in memory (``research.sweep_worker``), never stored.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sim.config import ConfigError, FileSourceConfig, ScenarioConfig, parse_scenario
+from sim.config import ScenarioConfig, parse_scenario
+from sim.config_base import ConfigError
+from sim.config_sources import FileSourceConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ def _calibrated_data(config: ScenarioConfig, model: str) -> list[dict[str, Any]]
 
 def strategy_check(config: ScenarioConfig, model: str, paths: int = 50) -> list[AgentCheck]:
     """Every agent of ``config`` alone, on the source and on ``paths`` calibrated paths."""
-    from quorum.sweep_worker import RunTask, execute_run
+    from research.sweep_worker import RunTask, execute_run
 
     generated = _calibrated_data(config, model)
     raw = config.model_dump(mode="json")
