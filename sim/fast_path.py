@@ -136,14 +136,24 @@ class _Walk:
         self._due: int | None = None  # the queue head's time and its row (_queue_row)
         self._due_row = 0
         events: list[np.ndarray] = []
+        # Per row, the (position, replay) pairs of the agents whose signal changes there,
+        # in position order: ``_process`` hands on_bar only those (the others' replays
+        # would return None), so an event bar calls one agent or two, not all of them.
+        changing: dict[int, list[tuple[int, Callable[[MarketView], Signal | None]]]] = {}
         for s, calls in enumerate(engine._agent_calls):
             replays = []
             for pos, _ in calls:
                 changes = engine.agents[s][pos].agent.batch_signals(data.bars[s])
-                replays.append((pos, _replay(dict(zip((changes.index + 1).tolist(),
-                                                      changes.signals, strict=True)))))
-                events.append(self.rows_of[s][changes.index])
+                replay = _replay(dict(zip((changes.index + 1).tolist(), changes.signals,
+                                          strict=True)))
+                replays.append((pos, replay))
+                rows = self.rows_of[s][changes.index]
+                events.append(rows)
+                pair = (pos, replay)
+                for r in rows.tolist():
+                    changing.setdefault(r, []).append(pair)
             engine.set_calls(s, tuple(replays))
+        self.calls_at = {r: tuple(pairs) for r, pairs in changing.items()}
         self.static: list[int] = (np.unique(np.concatenate(events)).tolist() if events
                                   else [])
 
@@ -202,16 +212,19 @@ class _Walk:
     def _process(self, a: int, b: int) -> None:
         """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
         on_bar = self.engine.on_bar
+        calls, calls_at = self.engine._agent_calls, self.calls_at.get
         if self.single:
             bars = self.bars[0]
             ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
                                   bars.volume)
             for i in range(a, b):
+                calls[0] = calls_at(i, ())
                 on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
                        v.item(i))
             return
         for r in range(a, b):
             s, i = self.order_symbol.item(r), self.order_pos.item(r)
+            calls[s] = calls_at(r, ())
             bars = self.bars[s]
             on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
                    bars.low.item(i), bars.close.item(i), bars.volume.item(i))
