@@ -154,15 +154,21 @@ class _Walk:
                     changing.setdefault(r, []).append(pair)
             engine.set_calls(s, tuple(replays))
         self.calls_at = {r: tuple(pairs) for r, pairs in changing.items()}
-        self.static: list[int] = (np.unique(np.concatenate(events)).tolist() if events
-                                  else [])
+        static = np.unique(np.concatenate(events)) if events else np.zeros(0, np.int64)
+        self.static: list[int] = static.tolist()
+        # For each static event, the last one of its dense cluster (events fewer than
+        # _DENSE rows apart): a walk that reaches a cluster hands it to on_bar whole.
+        ends = np.flatnonzero(np.diff(static) >= _DENSE)
+        last = np.append(static[ends], static[-1:]) if len(static) else static
+        self.cluster_end: list[int] = np.repeat(
+            last, np.diff(np.concatenate(([0], ends + 1, [len(static)])))).tolist()
 
     # -- the walk ------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None) -> None:
         engine = self.engine
         pending, watch, queued = engine._pending, engine._watch, engine._queued
         symbols = range(len(self.bars))
-        static, k = self.static, 0
+        static, cluster_end, k = self.static, self.cluster_end, 0
         n, chunk = self.n, self.chunk
         p = done = 0
         while p < n:
@@ -178,13 +184,17 @@ class _Walk:
             if e >= boundary:
                 self._skip(p, boundary)
                 p = boundary
-            elif e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
-                self._process(p, e + 1)
-                p = e + 1
             else:
-                self._skip(p, e)
-                self._process(e, e + 1)
-                p = e + 1
+                if e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
+                    a = p
+                else:
+                    self._skip(p, e)
+                    a = e
+                # ... and through the rest of a dense cluster of static events
+                end = (cluster_end[k] if k < len(static) and static[k] - e < _DENSE
+                       else e)
+                p = min(end + 1, boundary)
+                self._process(a, p)
             if p == boundary:  # where Engine.run ends a chunk
                 engine.recorder.maybe_flush()
                 if on_progress is not None:
