@@ -30,8 +30,10 @@ replay, per-bar bus topics (``bar``/``equity`` observers), or a caller asking fo
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,6 +105,18 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
     with fewer_gc_passes():
         walk.run(on_progress)
         engine.finish()
+
+
+def _put(column: array[Any], values: np.ndarray) -> None:
+    """Append an array's values to a book column as one block copy (no Python number per
+    value; the same values: int64 to ``q``, float64 to ``d``)."""
+    dtype = np.int64 if column.typecode == "q" else np.float64
+    column.frombytes(np.ascontiguousarray(values, dtype=dtype).data.cast("B"))
+
+
+def _repeat(column: array[Any], value: float, k: int) -> None:
+    """Append ``value`` ``k`` times to a float book column."""
+    column.extend(array("d", (value,)) * k)
 
 
 class _Walk:
@@ -288,17 +302,9 @@ class _Walk:
         book = portfolio.book
         last = engine._last_ts
         bars = self.bars[0]
-        times = bars.ts[a : b - 1].tolist()
+        times = self.ts[a : b - 1]  # int64, contiguous
         cash, realized = portfolio.cash, portfolio.realized_total
         k = len(times)
-        if portfolio._held:
-            equity = portfolio.qty[0] * bars.close[a : b - 1]
-            equity += cash  # cash + qty x close, as Portfolio.equity adds them
-            unrealized = equity - cash
-            unrealized -= portfolio.cost_basis
-            equities, unrealizeds = equity.tolist(), unrealized.tolist()
-        else:
-            equities, unrealizeds = [cash] * k, [0.0] * k
         if last is not None:
             now = portfolio.equity()
             book.ts.append(last)
@@ -306,11 +312,21 @@ class _Walk:
             book.equity.append(now)
             book.realized.append(realized)
             book.unrealized.append(portfolio.unrealized(now))
-        book.ts.extend(times)
-        book.cash.extend([cash] * k)
-        book.equity.extend(equities)
-        book.realized.extend([realized] * k)
-        book.unrealized.extend(unrealizeds)
+        # Block copies, no Python number per row (_put)
+        book.ts.frombytes(times.data.cast("B"))
+        cashes = array("d", (cash,)) * k
+        book.cash.extend(cashes)
+        if portfolio._held:
+            equity = portfolio.qty[0] * bars.close[a : b - 1]
+            equity += cash  # cash + qty x close, as Portfolio.equity adds them
+            unrealized = equity - cash
+            unrealized -= portfolio.cost_basis
+            _put(book.equity, equity)
+            _put(book.unrealized, unrealized)
+        else:
+            book.equity.extend(cashes)
+            book.unrealized.extend(array("d", (0.0,)) * k)
+        book.realized.extend(array("d", (realized,)) * k)
         engine._last_ts = bars.ts.item(b - 1)
 
     def _skip_rows(self, a: int, b: int) -> dict[int, int]:
@@ -366,14 +382,14 @@ class _Walk:
         for s in portfolio._held:  # the ledger's order, as Portfolio.equity sums
             marks = self._marks(s, a, b, before, price[s])
             equity += qty[s] * marks
-        book.ts.extend(booked_ts.tolist())
-        book.cash.extend([cash] * k)
-        book.equity.extend(equity.tolist())
-        book.realized.extend([portfolio.realized_total] * k)
+        _put(book.ts, booked_ts)
+        _repeat(book.cash, cash, k)
+        _put(book.equity, equity)
+        _repeat(book.realized, portfolio.realized_total, k)
         if portfolio._held:
-            book.unrealized.extend((equity - cash - portfolio.cost_basis).tolist())
+            _put(book.unrealized, equity - cash - portfolio.cost_basis)
         else:
-            book.unrealized.extend([0.0] * k)
+            _repeat(book.unrealized, 0.0, k)
 
     def _marks(self, s: int, a: int, b: int, before: np.ndarray, now: float) -> np.ndarray:
         """Symbol ``s``'s mark after each segment position in ``before`` (-1: ``now``)."""
