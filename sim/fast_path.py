@@ -153,6 +153,9 @@ class _Walk:
         # Per row, the (position, replay) pairs of the agents whose signal changes there,
         # in position order: ``_process`` hands on_bar only those (the others' replays
         # would return None), so an event bar calls one agent or two, not all of them.
+        # Not made when no symbol has two agents (nothing to leave out, and it costs a
+        # Python step per signal change).
+        several = any(len(calls) > 1 for calls in engine._agent_calls)
         changing: dict[int, list[tuple[int, Callable[[MarketView], Signal | None]]]] = {}
         for s, calls in enumerate(engine._agent_calls):
             replays = []
@@ -164,10 +167,11 @@ class _Walk:
                 rows = self.rows_of[s][changes.index]
                 events.append(rows)
                 pair = (pos, replay)
-                for r in rows.tolist():
+                for r in rows.tolist() if several else ():
                     changing.setdefault(r, []).append(pair)
             engine.set_calls(s, tuple(replays))
-        self.calls_at = {r: tuple(pairs) for r, pairs in changing.items()}
+        self.calls_at = ({r: tuple(pairs) for r, pairs in changing.items()} if several
+                         else None)
         static = np.unique(np.concatenate(events)) if events else np.zeros(0, np.int64)
         self.static: list[int] = static.tolist()
         # For each static event, the last one of its dense cluster (events fewer than
@@ -236,19 +240,22 @@ class _Walk:
     def _process(self, a: int, b: int) -> None:
         """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
         on_bar = self.engine.on_bar
-        calls, calls_at = self.engine._agent_calls, self.calls_at.get
+        calls = self.engine._agent_calls
+        calls_at = self.calls_at.get if self.calls_at is not None else None
         if self.single:
             bars = self.bars[0]
             ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
                                   bars.volume)
             for i in range(a, b):
-                calls[0] = calls_at(i, ())
+                if calls_at is not None:
+                    calls[0] = calls_at(i, ())
                 on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
                        v.item(i))
             return
         for r in range(a, b):
             s, i = self.order_symbol.item(r), self.order_pos.item(r)
-            calls[s] = calls_at(r, ())
+            if calls_at is not None:
+                calls[s] = calls_at(r, ())
             bars = self.bars[s]
             on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
                    bars.low.item(i), bars.close.item(i), bars.volume.item(i))
