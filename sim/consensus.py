@@ -122,21 +122,25 @@ class VotingConsensus:
         return self.resolve(signals)[:4]  # type: ignore[return-value]
 
     def resolve(self, signals: Sequence[Signal | None], symbol: int = 0) -> Verdict:
-        # Runs on every vote (most signal changes): one comprehension, then scalars.
-        if self._by_confidence:
-            votes = tuple([0.0 if s is None or s.side is HOLD else s.confidence
-                           for s in signals])
-        elif self._by_performance:
-            perf = self.performance.weights(symbol)  # type: ignore[union-attr]
-            votes = tuple([0.0 if s is None or s.side is HOLD else perf[i]
-                           for i, s in enumerate(signals)])
-        else:
-            votes = tuple([0.0 if s is None or s.side is HOLD else 1.0 for s in signals])
+        # Runs on every vote (most signal changes): one pass over the signals makes the
+        # votes, the sides' weights and counts, and the targets given for each side.
+        by_confidence = self._by_confidence
+        perf = (self.performance.weights(symbol)  # type: ignore[union-attr]
+                if self._by_performance else None)
+        weights: list[float] = []
+        vote = weights.append
         long = short = flat = 0.0
         n_long = n_short = n_flat = 0
-        for sig, w in zip(signals, votes):  # noqa: B905 (same length by construction)
+        targets: list[tuple[Any, float]] = []  # (side, target), in signal order
+        for i, sig in enumerate(signals):
+            if sig is None or (side := sig.side) is HOLD:
+                vote(0.0)
+                continue
+            w = sig.confidence if by_confidence else 1.0 if perf is None else perf[i]
+            vote(w)
+            if (t := sig.target) is not None:  # a target counts even at zero weight
+                targets.append((side, t))
             if w:
-                side = sig.side  # type: ignore[union-attr]
                 if side is LONG:
                     long += w
                     n_long += 1
@@ -146,6 +150,7 @@ class VotingConsensus:
                 else:
                     flat += w
                     n_flat += 1
+        votes = tuple(weights)
         veto: Signal | None = None
         cap: float | None = None
         if self._risk:
@@ -185,9 +190,8 @@ class VotingConsensus:
         share = top / total
         if rule == "none" and share < self.min_agreement:
             return HOLD, share, None, votes, "min_agreement", agreement
-        targets = [s.target for s in signals
-                   if s is not None and s.side is best and s.target is not None]
-        target = sum(targets) / len(targets) if targets else None
+        mine = [t for side, t in targets if side is best] if targets else None
+        target = sum(mine) / len(mine) if mine else None
         if cap is not None and best is not FLAT:
             target = cap if target is None else min(target, cap)
             if rule == "none":

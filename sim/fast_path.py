@@ -30,8 +30,10 @@ replay, per-bar bus topics (``bar``/``equity`` observers), or a caller asking fo
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -105,6 +107,18 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
         engine.finish()
 
 
+def _put(column: array[Any], values: np.ndarray) -> None:
+    """Append an array's values to a book column as one block copy (no Python number per
+    value; the same values: int64 to ``q``, float64 to ``d``)."""
+    dtype = np.int64 if column.typecode == "q" else np.float64
+    column.frombytes(np.ascontiguousarray(values, dtype=dtype).data.cast("B"))
+
+
+def _repeat(column: array[Any], value: float, k: int) -> None:
+    """Append ``value`` ``k`` times to a float book column."""
+    column.extend(array("d", (value,)) * k)
+
+
 class _Walk:
     """The state of one fast run: the merged bar order, each symbol's rows in it, the
     static event rows (signal changes) and the distinct times (queued events meet them)."""
@@ -136,23 +150,43 @@ class _Walk:
         self._due: int | None = None  # the queue head's time and its row (_queue_row)
         self._due_row = 0
         events: list[np.ndarray] = []
+        # Per row, the (position, replay) pairs of the agents whose signal changes there,
+        # in position order: ``_process`` hands on_bar only those (the others' replays
+        # would return None), so an event bar calls one agent or two, not all of them.
+        # Not made when no symbol has two agents (nothing to leave out, and it costs a
+        # Python step per signal change).
+        several = any(len(calls) > 1 for calls in engine._agent_calls)
+        changing: dict[int, list[tuple[int, Callable[[MarketView], Signal | None]]]] = {}
         for s, calls in enumerate(engine._agent_calls):
             replays = []
             for pos, _ in calls:
                 changes = engine.agents[s][pos].agent.batch_signals(data.bars[s])
-                replays.append((pos, _replay(dict(zip((changes.index + 1).tolist(),
-                                                      changes.signals, strict=True)))))
-                events.append(self.rows_of[s][changes.index])
+                replay = _replay(dict(zip((changes.index + 1).tolist(), changes.signals,
+                                          strict=True)))
+                replays.append((pos, replay))
+                rows = self.rows_of[s][changes.index]
+                events.append(rows)
+                pair = (pos, replay)
+                for r in rows.tolist() if several else ():
+                    changing.setdefault(r, []).append(pair)
             engine.set_calls(s, tuple(replays))
-        self.static: list[int] = (np.unique(np.concatenate(events)).tolist() if events
-                                  else [])
+        self.calls_at = ({r: tuple(pairs) for r, pairs in changing.items()} if several
+                         else None)
+        static = np.unique(np.concatenate(events)) if events else np.zeros(0, np.int64)
+        self.static: list[int] = static.tolist()
+        # For each static event, the last one of its dense cluster (events fewer than
+        # _DENSE rows apart): a walk that reaches a cluster hands it to on_bar whole.
+        ends = np.flatnonzero(np.diff(static) >= _DENSE)
+        last = np.append(static[ends], static[-1:]) if len(static) else static
+        self.cluster_end: list[int] = np.repeat(
+            last, np.diff(np.concatenate(([0], ends + 1, [len(static)])))).tolist()
 
     # -- the walk ------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None) -> None:
         engine = self.engine
         pending, watch, queued = engine._pending, engine._watch, engine._queued
         symbols = range(len(self.bars))
-        static, k = self.static, 0
+        static, cluster_end, k = self.static, self.cluster_end, 0
         n, chunk = self.n, self.chunk
         p = done = 0
         while p < n:
@@ -168,13 +202,17 @@ class _Walk:
             if e >= boundary:
                 self._skip(p, boundary)
                 p = boundary
-            elif e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
-                self._process(p, e + 1)
-                p = e + 1
             else:
-                self._skip(p, e)
-                self._process(e, e + 1)
-                p = e + 1
+                if e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
+                    a = p
+                else:
+                    self._skip(p, e)
+                    a = e
+                # ... and through the rest of a dense cluster of static events
+                end = (cluster_end[k] if k < len(static) and static[k] - e < _DENSE
+                       else e)
+                p = min(end + 1, boundary)
+                self._process(a, p)
             if p == boundary:  # where Engine.run ends a chunk
                 engine.recorder.maybe_flush()
                 if on_progress is not None:
@@ -202,16 +240,22 @@ class _Walk:
     def _process(self, a: int, b: int) -> None:
         """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
         on_bar = self.engine.on_bar
+        calls = self.engine._agent_calls
+        calls_at = self.calls_at.get if self.calls_at is not None else None
         if self.single:
             bars = self.bars[0]
             ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
                                   bars.volume)
             for i in range(a, b):
+                if calls_at is not None:
+                    calls[0] = calls_at(i, ())
                 on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
                        v.item(i))
             return
         for r in range(a, b):
             s, i = self.order_symbol.item(r), self.order_pos.item(r)
+            if calls_at is not None:
+                calls[s] = calls_at(r, ())
             bars = self.bars[s]
             on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
                    bars.low.item(i), bars.close.item(i), bars.volume.item(i))
@@ -265,17 +309,9 @@ class _Walk:
         book = portfolio.book
         last = engine._last_ts
         bars = self.bars[0]
-        times = bars.ts[a : b - 1].tolist()
+        times = self.ts[a : b - 1]  # int64, contiguous
         cash, realized = portfolio.cash, portfolio.realized_total
         k = len(times)
-        if portfolio._held:
-            equity = portfolio.qty[0] * bars.close[a : b - 1]
-            equity += cash  # cash + qty x close, as Portfolio.equity adds them
-            unrealized = equity - cash
-            unrealized -= portfolio.cost_basis
-            equities, unrealizeds = equity.tolist(), unrealized.tolist()
-        else:
-            equities, unrealizeds = [cash] * k, [0.0] * k
         if last is not None:
             now = portfolio.equity()
             book.ts.append(last)
@@ -283,11 +319,21 @@ class _Walk:
             book.equity.append(now)
             book.realized.append(realized)
             book.unrealized.append(portfolio.unrealized(now))
-        book.ts.extend(times)
-        book.cash.extend([cash] * k)
-        book.equity.extend(equities)
-        book.realized.extend([realized] * k)
-        book.unrealized.extend(unrealizeds)
+        # Block copies, no Python number per row (_put)
+        book.ts.frombytes(times.data.cast("B"))
+        cashes = array("d", (cash,)) * k
+        book.cash.extend(cashes)
+        if portfolio._held:
+            equity = portfolio.qty[0] * bars.close[a : b - 1]
+            equity += cash  # cash + qty x close, as Portfolio.equity adds them
+            unrealized = equity - cash
+            unrealized -= portfolio.cost_basis
+            _put(book.equity, equity)
+            _put(book.unrealized, unrealized)
+        else:
+            book.equity.extend(cashes)
+            book.unrealized.extend(array("d", (0.0,)) * k)
+        book.realized.extend(array("d", (realized,)) * k)
         engine._last_ts = bars.ts.item(b - 1)
 
     def _skip_rows(self, a: int, b: int) -> dict[int, int]:
@@ -343,14 +389,14 @@ class _Walk:
         for s in portfolio._held:  # the ledger's order, as Portfolio.equity sums
             marks = self._marks(s, a, b, before, price[s])
             equity += qty[s] * marks
-        book.ts.extend(booked_ts.tolist())
-        book.cash.extend([cash] * k)
-        book.equity.extend(equity.tolist())
-        book.realized.extend([portfolio.realized_total] * k)
+        _put(book.ts, booked_ts)
+        _repeat(book.cash, cash, k)
+        _put(book.equity, equity)
+        _repeat(book.realized, portfolio.realized_total, k)
         if portfolio._held:
-            book.unrealized.extend((equity - cash - portfolio.cost_basis).tolist())
+            _put(book.unrealized, equity - cash - portfolio.cost_basis)
         else:
-            book.unrealized.extend([0.0] * k)
+            _repeat(book.unrealized, 0.0, k)
 
     def _marks(self, s: int, a: int, b: int, before: np.ndarray, now: float) -> np.ndarray:
         """Symbol ``s``'s mark after each segment position in ``before`` (-1: ``now``)."""

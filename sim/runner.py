@@ -38,6 +38,7 @@ from sim.config_sources import (
 from sim.config_venues import VenueConfig
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
+from sim.data_cache import DataCache, PreparedData
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
 from sim.farm_build import build_farms, record_farms, schedule_allocator
 from sim.farm_engine import FarmEngine, ObservedFarmEngine
@@ -401,6 +402,7 @@ def run_scenario(
     on_decision: Callable[[DecisionMade], None] | None = None,
     monitor: bool | None = None,
     fast_path: bool = True,
+    data_cache: DataCache | None = None,
 ) -> RunResult:
     """Run a backtest; the run is in the store as completed, failed or interrupted.
 
@@ -412,6 +414,8 @@ def run_scenario(
     in ``health``, ``alerts``, ``logs``); None: when the scenario has ``[monitor]``.
     ``fast_path``: walk only the event bars when that is exact (``sim.fast_path``; the
     stored rows are the same); False: the per-bar loop. The run's ``run_info`` says which.
+    ``data_cache``: take generated data from it, or generate it there, with its hash and
+    ``bars`` batch (``sim.data_cache``: a sweep worker's runs share a few data sets).
 
     ``data`` replaces the scenario's data sources (e.g. bars built from a DataFrame with
     ``sim.data.bars_from_frame``). Bad config or data raise before the run is created, so
@@ -419,6 +423,7 @@ def run_scenario(
     """
     streams = RandomStreams.spawn(config.seed, len(config.data), len(config.agents))
     trades: Trades | None = None
+    prepared: PreparedData | None = None
     if config.execution.replay == "ticks":
         if data is not None or not config.data:
             raise ConfigError(f"scenario {config.name!r}: tick replay reads its one trades "
@@ -427,7 +432,12 @@ def run_scenario(
     if data is None:
         if not config.data:
             raise ConfigError(f"scenario {config.name!r}: no data sources")
-        data = load_market_data(config, streams.data)
+        key = DataCache.key(config) if data_cache is not None else None
+        if data_cache is not None and key is not None:
+            prepared = data_cache.get(key, lambda: load_market_data(config, streams.data))
+            data = prepared.data
+        else:
+            data = load_market_data(config, streams.data)
     check_agent_symbols(config, data)
     if on_decision is not None:
         bus = bus or EventBus()
@@ -439,12 +449,14 @@ def run_scenario(
     recorder = make_recorder(store, run_id, data.symbols, config, flush_rows, bus)
     engine = build_engine(config, data, recorder, streams.agents, bus)
     watch = watch_backtest(config, engine, data, bus) if watching and bus else None
-    data_hash = data.content_hash() if trades is None else ticks_hash(data, trades)
+    data_hash = (prepared.content_hash if prepared is not None
+                 else data.content_hash() if trades is None else ticks_hash(data, trades))
     path = choose_path(engine, [e.kind for e in config.events], allowed=fast_path)
     recorder.rare_row("run_info", ("engine_path", path.path))
     recorder.rare_row("run_info", ("engine_path_reason", path.reason))
     with stored_run(store, run_id, config, data_hash, recorder, engine):
-        store.append(run_id, "bars", data.bars_table())  # the market the run saw
+        store.append(run_id, "bars",  # the market the run saw
+                     prepared.bars_table if prepared is not None else data.bars_table())
         if on_start is not None:
             on_start(run_id, len(data))
         try:
