@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from quorum.sweep_worker import CollectingStore
+from research.sweep_worker import CollectingStore
 from sim.config import load_scenario
 from sim.data_cache import DataCache
 from sim.runner import run_scenario
