@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from sim.config import GbmSourceConfig, RegimeSourceConfig, ScenarioConfig
+from sim.config import ScenarioConfig
+from sim.config_sources import GbmSourceConfig, RegimeSourceConfig
 from sim.data import MarketData
 
 
