@@ -31,7 +31,7 @@ from pydantic import (
 from sim.agents.base import AgentError, build_agent, resolve_agent
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import time_zone
-from sim.farm_config import AllocatorConfig, FarmConfig, check_farms
+from sim.farm_config import AllocatorConfig, FarmConfig, SpawnFarmConfig, check_farms
 from sim.monitor.config import MonitorConfig
 
 if TYPE_CHECKING:
@@ -693,12 +693,15 @@ class EventConfig(_Model):
     # agent_* events with the same ``batch`` label (and the same ``at``) are applied
     # together, all or none, like ``quorum agent`` given several names.
     batch: str | None = Field(default=None, min_length=1)  # agent_* events: one batch
+    # agent_spawn with [[farms]]: the farm the agent joins (its name), or a farm of its
+    # own (sim.farm_config.SpawnFarmConfig: capital from the reserve, risk, policy).
+    farm: str | SpawnFarmConfig | None = None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The agent fields only when set (older scenarios hash as before)."""
         out = handler(self)
-        for name in ("agent", "agent_kind", "params", "symbols", "batch"):
+        for name in ("agent", "agent_kind", "params", "symbols", "batch", "farm"):
             if out.get(name) is None:
                 out.pop(name, None)
         if not out.get("reason"):
@@ -715,7 +718,7 @@ class EventConfig(_Model):
     def _venue(self) -> EventConfig:
         if self.kind.startswith("agent_"):
             return self._agent_event()
-        for name in ("agent", "agent_kind", "params", "symbols", "batch"):
+        for name in ("agent", "agent_kind", "params", "symbols", "batch", "farm"):
             if getattr(self, name) is not None:
                 raise ValueError(f"{name}: only for agent_* events")
         if self.kind == "kill_switch" and self.venue is not None:
@@ -870,6 +873,9 @@ class GateConfig(_Model):
 # The farm models name these two; resolved now that both exist.
 FarmConfig.model_rebuild(_types_namespace={"ConsensusConfig": ConsensusConfig,
                                            "PolicyConfig": PolicyConfig})
+SpawnFarmConfig.model_rebuild(_types_namespace={"ConsensusConfig": ConsensusConfig,
+                                                "PolicyConfig": PolicyConfig})
+EventConfig.model_rebuild()
 
 
 class ScenarioConfig(_Model):

@@ -16,14 +16,15 @@ a mismatch fails the run naming it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from sim.allocator import Allocator
 from sim.consensus import expire
-from sim.engine import Engine, _Revote
+from sim.engine import AgentSlot, Engine, _Revote
 from sim.farm_desk import FarmDesk
-from sim.farms import Farm, buy_split, check_ledgers
+from sim.farms import Farm, buy_split, check_ledgers, margin_split
 from sim.messages import Decision, FillTiming
 from sim.policy import InvertedOrderError, inverted
 from sim.risk import attributed_agents
@@ -41,34 +42,74 @@ class FarmEngine(Engine):
     def __init__(self, *args: Any, farms: Sequence[Farm], reserve: float,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.farms = tuple(farms)
+        self.farms = list(farms)  # spawned farms join at the end (sim.farm_spawn)
         self.reserve = reserve
         for farm in self.farms:
-            farm.ledger.price = self.portfolio.price  # one mark per symbol for all
-            farm.last_decision = [None] * len(self.symbols)
-            farm.acted_target = [0.0] * len(self.symbols)
+            self._prepare(farm)
         # Farms voting on each symbol, in the scenario's order.
         self._voters = [tuple(f for f in self.farms if f.columns[s])
                         for s in range(len(self.symbols))]
+        self._farm_of_agent = {name: f for f in self.farms for name in f.members}
+        # Spawned agents' farms (sim.farm_spawn.SpawnFarms), set by sim.farm_build.
+        self.spawns: Any = None
         self.desk = FarmDesk(
             self.symbols, self.views, self.risk, self.router, self.portfolio,
             self.recorder, self.queue, self.clock, self.execution, self.farms,
             dispatch_before=self._drain_before, on_flatten=self._forget_farm_decision)
+        self._perps = any(p is not None for p in self.desk.perp)
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
         self.recorder.before_flush.append(self._write_farm_equity)
         self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
 
+    def _prepare(self, farm: Farm) -> None:
+        farm.ledger.price = self.portfolio.price  # one mark per symbol for all
+        farm.last_decision = [None] * len(self.symbols)
+        farm.acted_target = [0.0] * len(self.symbols)
+
+    def add_farm(self, farm: Farm, ts: int, amount: float, reason: str) -> None:
+        """A farm that joins while the run goes (an agent spawned as a farm of its own),
+        funded with ``amount`` from the account's unallocated reserve."""
+        if amount > self.reserve * (1.0 + 1e-12):
+            raise ValueError(f"farm {farm.name}: the reserve {self.reserve!r} cannot pay "
+                             f"{amount!r}")
+        self.reserve -= amount
+        self._prepare(farm)
+        self.farms.append(farm)
+        self.desk.add_farm(farm)  # type: ignore[attr-defined]
+        self.recorder.rare_row("capital_transfers", (ts, "account", farm.name, amount,
+                                                     reason))
+
+    # -- the agent set changes: a new slot votes in its agent's farm ---------------------
+    def add_slot(self, s: int, slot: AgentSlot) -> int:
+        """An agent instance on s (spawned, or moved to s by an update) votes in its
+        farm; a spawned agent's farm is made first if it is one of its own."""
+        farm = self._farm_of_agent.get(slot.name)
+        if farm is None:
+            assert self.spawns is not None, f"agent {slot.name!r} is in no farm"
+            farm = self._farm_of_agent[slot.name] = self.spawns.farm_for(slot.name, self)
+            farm.members.add(slot.name)
+        pos = super().add_slot(s, slot)
+        farm.columns[s] = (*farm.columns[s], pos)
+        farm.agent_indexes[s] = (*farm.agent_indexes[s], slot.index)
+        farm.agent_names[s] = (*farm.agent_names[s], slot.name)
+        self._voters[s] = tuple(f for f in self.farms if f.columns[s])
+        return pos
+
     # -- time steps: book each farm, check the sum ----------------------------------------
     def on_bar(self, s: int, n: int, ts: int, o: float, h: float, lo: float, c: float,
                v: float) -> None:
         last_ts = self._last_ts
         if ts != last_ts and last_ts is not None and ts > last_ts:
+            if self._perps:  # before the account's equity of last_ts is booked
+                self.desk.margin_calls(last_ts)  # type: ignore[attr-defined]
             self._book_farms(last_ts)
         super().on_bar(s, n, ts, o, h, lo, c, v)
 
     def _snapshot(self, ts: int) -> None:
+        if self._perps:
+            self.desk.margin_calls(ts)  # type: ignore[attr-defined]
         super()._snapshot(ts)
         self._book_farms(ts)
 
@@ -164,9 +205,16 @@ class FarmEngine(Engine):
         position = ledger.qty[s]
         equity = ledger.equity()
         qty = farm.policy.order_quantity(target, position, equity, price)
-        if qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
+        cost = desk.farm_risk.cost_margin
+        lev = farm.leverage[s] if farm.leverage else None
+        if lev is not None and qty:  # a perpetual: what the farm's own margin allows
+            cover, opening, affordable = margin_split(qty, position, farm.free_collateral(),
+                                                      price, lev, cost)
+            if opening > affordable:
+                qty = math.copysign(cover + affordable, qty)
+        elif qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
             cover, opening, affordable = buy_split(
-                qty, position, ledger.cash, price * (1.0 + desk.farm_risk.cost_margin))
+                qty, position, farm.free_collateral(), price * (1.0 + cost))
             if opening > affordable:
                 qty = cover + affordable
         if qty == 0.0:

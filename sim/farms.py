@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from sim.consensus import Consensus
+from sim.consensus import Consensus, PerformanceSource
 from sim.messages import OrderDenied, OrderRouted, SubmitOrder
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
@@ -52,6 +52,11 @@ class Farm:
     daily_loss: float | None = None  # money; None: no such limit
     flatten_on_trip: bool = False
     outside_wallet: frozenset[str] = frozenset()  # venues it may not trade through
+    members: set[str] = field(default_factory=set)  # its agents' names (spawns join)
+    # Per symbol: the leverage its perpetual margin allows (min of the venue's and the
+    # farm's max_leverage), None for a spot symbol; and its maintenance margin rate.
+    leverage: list[float | None] = field(default_factory=list)
+    maintenance: list[float] = field(default_factory=list)
     last_decision: list[tuple[object, float, float | None] | None] = field(
         default_factory=list)
     acted_target: list[float] = field(default_factory=list)
@@ -59,6 +64,49 @@ class Farm:
     def gross_exposure(self) -> float:
         ledger = self.ledger
         return sum(abs(ledger.qty[i] * ledger.price[i]) for i in ledger._held)
+
+    def free_collateral(self) -> float:
+        """What the farm may still commit: its cash, plus its perpetual positions' value
+        less their initial margin (|quantity x mark| / leverage). A spot-only farm's is
+        its cash, exactly (the first increment's rule)."""
+        ledger = self.ledger
+        cash = ledger.cash
+        leverage = self.leverage
+        value = margin = 0.0
+        perps = False
+        for i in ledger._held:
+            lev = leverage[i] if leverage else None
+            if lev is not None:
+                perps = True
+                v = ledger.qty[i] * ledger.price[i]
+                value += v
+                margin += abs(v) / lev
+        return cash + value - margin if perps else cash
+
+    def maintenance_margin(self) -> float:
+        """The maintenance margin of the farm's perpetual positions at their marks."""
+        ledger = self.ledger
+        return math.fsum(abs(ledger.qty[i] * ledger.price[i]) * self.maintenance[i]
+                         for i in ledger._held if self.leverage and self.leverage[i] is not None)
+
+    def has_perp_position(self) -> bool:
+        leverage = self.leverage
+        return bool(leverage) and any(leverage[i] is not None for i in self.ledger._held)
+
+
+class FarmPerformance:
+    """``performance_weighted`` inside a farm: the weights of the farm's own agents on a
+    symbol (each agent's decayed hit rate there, ``sim.performance``), in its columns'
+    order. ``columns`` is the farm's list, read at each vote (spawns and symbol moves
+    add columns to it)."""
+
+    def __init__(self, source: PerformanceSource, columns: list[tuple[int, ...]]) -> None:
+        self.source = source
+        self.columns = columns
+
+    def weights(self, symbol: int) -> list[float]:
+        every = self.source.weights(symbol)
+        return [every[p] for p in self.columns[symbol]]
 
 
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
@@ -83,6 +131,19 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
     same("funding", account.funding_total, [le.funding_total for le in ledgers])
     for i in range(len(account.qty)):
         same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+
+
+def margin_split(qty: float, position: float, free: float, price: float, leverage: float,
+                 cost: float) -> tuple[float, float, float]:
+    """An order of ``qty`` on a perpetual by a farm holding ``position`` with ``free``
+    collateral (``Farm.free_collateral``): (cover, opening, affordable), as magnitudes.
+    ``cover`` reduces the position (always allowed; it frees its initial margin, less
+    its costs), ``opening`` grows it, ``affordable`` is the most opening the collateral
+    left pays the initial margin (1 / leverage) and costs (``cost``, a fraction) for."""
+    cover = min(abs(qty), abs(position)) if position and (position > 0) != (qty > 0) else 0.0
+    opening = abs(qty) - cover
+    left = free + cover * price * (1.0 / leverage - cost)
+    return cover, opening, max(left, 0.0) / (price * (1.0 / leverage + cost))
 
 
 def buy_split(qty: float, position: float, cash: float, unit_cost: float
@@ -171,9 +232,21 @@ class FarmRisk:
             self.farm_tripped = farm
         if denial is not None:
             return _farm_denial(replace(denial, reason=f"farm {farm.name}: {denial.reason}"))
-        if order.quantity > 0.0:  # a farm spends only the cash it has
+        lev = farm.leverage[self.symbol_index[order.symbol]] if farm.leverage else None
+        if lev is not None:  # a perpetual: the farm's own margin pays for what it opens
+            free = farm.free_collateral()
+            _, opening, affordable = margin_split(order.quantity, position, free,
+                                                  order.ref_price, lev, self.cost_margin)
+            if opening > affordable * (1.0 + LEDGER_TOLERANCE):
+                need = opening * order.ref_price * (1.0 / lev + self.cost_margin)
+                return _farm_denial(OrderDenied(
+                    order.order_id, order.ts, order.symbol, "margin",
+                    f"farm {farm.name}: opening {opening:.6g} at {order.ref_price:.6g} "
+                    f"needs {need:,.6g} of margin and costs at {lev:g}x, more than its free "
+                    f"collateral {free:,.6g}", free, need))
+        elif order.quantity > 0.0:  # a farm spends only the cash it has
             unit = order.ref_price * (1.0 + self.cost_margin)
-            cash = farm.ledger.cash
+            cash = farm.free_collateral()
             _, opening, affordable = buy_split(order.quantity, position, cash, unit)
             if opening > affordable * (1.0 + LEDGER_TOLERANCE):
                 return _farm_denial(OrderDenied(

@@ -44,7 +44,8 @@ from sim.config import (
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
-from sim.farm_build import build_farms, record_farms, schedule_allocator
+from sim.farm_build import SpawnFarms, build_farms, record_farms, schedule_allocator
+from sim.farm_config import performance_decay
 from sim.farm_engine import FarmEngine
 from sim.fast_path import FAST, choose_path, run_fast
 from sim.instruments import Instrument, resolve, unrepresentable
@@ -188,8 +189,10 @@ def build_engine(
               for v, rng, (instruments, resolver) in zip(config.venues, venue_rngs, rules,
                                                          strict=True)]
     cons = config.consensus
-    performance = AgentPerformance([len(s) for s in slots], cons.decay,
-                                   online=cons.method == "performance_weighted")
+    decay = performance_decay(config)  # the scenario's or a farm's
+    performance = AgentPerformance([len(s) for s in slots],
+                                   cons.decay if decay is None else decay,
+                                   online=decay is not None)
     consensus = VotingConsensus(cons.method, min_agreement=cons.min_agreement,
                                 conflict=cons.conflict, quorum=cons.quorum,
                                 performance=performance)
@@ -207,7 +210,7 @@ def build_engine(
         if per_bar:
             raise ConfigError("farms: a run publishing every bar on a bus is not "
                               "supported with farms yet")
-        farms, reserve = build_farms(config, symbols, slots, views)
+        farms, reserve = build_farms(config, symbols, slots, views, performance)
         record_farms(recorder, config, farms,
                      min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
         engine_class = partial(FarmEngine, farms=farms, reserve=reserve)
@@ -240,6 +243,7 @@ def build_engine(
         roster.start(min(firsts))
     schedule_funding(engine, data)
     if isinstance(engine, FarmEngine):
+        engine.spawns = SpawnFarms(config, performance)
         schedule_allocator(config, engine, data)
     return engine
 
