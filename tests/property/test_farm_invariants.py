@@ -156,7 +156,7 @@ def _replayed_cash(got: dict[str, list[tuple[Any, ...]]], leverage: float | None
             farm, payment = item
             cash[farm] += payment
             continue
-        _fill_id, farm, ts, symbol, qty, price, fee, order_id = item
+        _fill_id, farm, _ts, symbol, qty, price, fee, order_id = item
         if farm is None:  # the venue liquidated the account: each farm's share
             assert order_id in shares, f"fill of order {order_id} belongs to no farm"
             for owner, position, at, share in shares.pop(order_id):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from reports.farms import farm_correlation
 from sim.config import ConfigError, parse_scenario
 from sim.data import bars_from_frame, merge
 from sim.runner import run_scenario
@@ -51,6 +52,8 @@ def run(tmp_path: Path, raw: dict[str, Any], bars: dict[str, Sequence[tuple[floa
             rows = cursor.fetchall()
             columns = [d[0] for d in cursor.description]
             out[name] = {c: [row[i] for row in rows] for i, c in enumerate(columns)}
+        correlation = farm_correlation(store.con, run_id)  # farms of unequal spans
+        out["correlation"] = {"farm": [row["farm"] for row in correlation]}
         return out
 
 
@@ -100,6 +103,7 @@ def test_a_spawned_agent_is_a_farm_of_its_own(tmp_path: Path) -> None:
     assert ledgers["solo"][0] == [bar_ts(n) for n in range(3, 8)]  # from its spawn on
     assert ledgers["solo"][1] == approx([2000, 999, 1898.1, 1898.1, 1898.1])
     assert ledgers["a"][1][-1] == pytest.approx(6000 - 3000 - 3, rel=1e-12)
+    assert got["correlation"]["farm"] == ["a", "solo"]  # over the steps both have
 
 
 def test_a_spawned_agent_joins_a_farm(tmp_path: Path) -> None:
