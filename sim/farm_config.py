@@ -201,9 +201,13 @@ def check_farms(config: ScenarioConfig) -> None:
 def _check_spawns(config: ScenarioConfig, names: set[str], reserve: float) -> None:
     """Each agent_spawn names the farm its agent joins, or makes it a farm of its own
     paid from the reserve (what the farms leave of initial_cash, less earlier spawns)."""
+    from sim.config import parse_timestamp
+
     names = set(names)
     venues = {v.name for v in config.venues}
-    for i, e in enumerate(config.events):
+    # In the order they happen (a spawn may join a farm an earlier spawn made).
+    timed = sorted(enumerate(config.events), key=lambda ie: parse_timestamp(ie[1].at))
+    for i, e in timed:
         where = f"events.{i}.farm"
         if e.kind != "agent_spawn":
             if e.farm is not None:

@@ -214,3 +214,22 @@ def test_performance_weighted_farms_share_one_decay() -> None:
     with pytest.raises(ConfigError, match=r"farms\.b\.consensus\.decay: 0\.5, but "
                        r"farms\.a\.consensus weighs by performance with decay 0\.9"):
         parse_scenario(raw, "s.toml")
+
+
+def test_a_spawn_joins_the_farm_an_earlier_spawn_made(tmp_path: Path) -> None:
+    """``buddy`` (listed first, spawned at bar 4) joins ``solo``'s farm (spawned at bar
+    3 with 2000): the farms are checked in time order. solo LONG after bar 3 buys 10 at
+    bar 4's open; buddy SHORT after bar 4 ties solo's farm vote -> HOLD, no order."""
+    raw = scenario({"alpha": []}, {"alpha": "X"},
+                   [{"name": "a", "agents": ["alpha"], "capital": 6000.0}],
+                   events=[spawn(4, "buddy", [(4, "SHORT")], "solo", symbols=["X"]),
+                           spawn(3, "solo", [(3, "LONG")], {"capital": 2000.0},
+                                 symbols=["X"])])
+    got = run(tmp_path, raw, {"X": FALLING})
+    assert got["farms"]["farm"] == ["a", "solo"]
+    assert got["agent_events"]["outcome"][-2:] == ["applied", "applied"]
+    assert list(zip(got["fills"]["farm"], got["fills"]["quantity"], strict=True)) == [
+        ("solo", 10.0)]
+    decisions = got["decisions"]
+    assert [(f, s) for f, s in zip(decisions["farm"], decisions["side"], strict=True)
+            if f == "solo"] == [("solo", "LONG"), ("solo", "HOLD")]
