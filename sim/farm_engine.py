@@ -11,7 +11,12 @@ the venue, which nets them in the account's position).
 
 At every time step each farm's equity is booked (the ``farm_equity`` table) and the
 account ledger is checked to be the sum of the farm ledgers (``sim.farms.check_ledgers``);
-a mismatch fails the run naming it.
+a mismatch fails the run naming it. With perpetuals, each farm under its own maintenance
+margin is closed first (``FarmDesk.margin_calls``), before the step's rows are booked.
+
+The agent set may change while the run goes (``sim.lifecycle``): an agent moved to
+another symbol votes there in its farm, and a spawned agent joins the farm its event
+names or a farm of its own, made then and funded from the reserve (``add_farm``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class FarmEngine(Engine):
     def __init__(self, *args: Any, farms: Sequence[Farm], reserve: float,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.farms = list(farms)  # spawned farms join at the end (sim.farm_spawn)
+        self.farms = list(farms)  # spawned farms join at the end (add_farm)
         self.reserve = reserve
         for farm in self.farms:
             self._prepare(farm)
@@ -50,7 +55,7 @@ class FarmEngine(Engine):
         self._voters = [tuple(f for f in self.farms if f.columns[s])
                         for s in range(len(self.symbols))]
         self._farm_of_agent = {name: f for f in self.farms for name in f.members}
-        # Spawned agents' farms (sim.farm_spawn.SpawnFarms), set by sim.farm_build.
+        # Spawned agents' farms (sim.farm_build.SpawnFarms), set by sim.runner.
         self.spawns: Any = None
         self.desk = FarmDesk(
             self.symbols, self.views, self.risk, self.router, self.portfolio,
