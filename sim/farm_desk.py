@@ -8,7 +8,9 @@ risk-made flattening closes each farm's positions with orders of that farm (the 
 position is their sum, so the account ends flat too).
 
 Perpetuals: each farm's margin is its own (``Farm.free_collateral``: its orders are
-trimmed and judged on it, ``FarmRisk``). Funding is paid per farm on the farm's own
+trimmed and judged on it, ``FarmRisk``); the venue still judges the account's margin as
+a whole (cross margin), so a farm that lost into its initial margin can get another
+farm's opening order trimmed there. Funding is paid per farm on the farm's own
 position at the funding time (-rate x its position x the mark), the account paying the
 venue's amount on the netted position; the two agree to float rounding, checked on every
 step. When the venue liquidates the account's position in a symbol (cross margin: the
@@ -72,6 +74,7 @@ class FarmDesk(ExecutionDesk):
         self.farms = farms if isinstance(farms, list) else list(farms)  # the engine's
         self._farm_of: dict[int, Farm] = {}
         self._on_farm_flatten = on_flatten
+        self.sizes = [0.0] * len(self.symbols)  # the largest fill of each symbol so far
         for farm in self.farms:
             self.add_farm(farm)
 
@@ -140,6 +143,9 @@ class FarmDesk(ExecutionDesk):
     # -- fills: the account and the order's farm --------------------------------------
     def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
         super()._book_fill(life, s, fill)
+        size = abs(fill.quantity)
+        if size > self.sizes[s]:
+            self.sizes[s] = size
         farm = self._farm_of.get(life.order_id)
         if farm is not None:
             farm.ledger.apply(s, fill)

@@ -119,7 +119,8 @@ class FarmEngine(Engine):
         self._book_farms(ts)
 
     def _book_farms(self, ts: int) -> None:
-        check_ledgers(self.portfolio, self.farms, self.reserve, ts)
+        check_ledgers(self.portfolio, self.farms, self.reserve, ts,
+                      self.desk.sizes)  # type: ignore[attr-defined]
         equities = [farm.ledger.equity() for farm in self.farms]
         if self.allocator is not None:
             self.allocator.observe(equities)

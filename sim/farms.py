@@ -110,14 +110,17 @@ class FarmPerformance:
 
 
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
-                  ts: int) -> None:
+                  ts: int, sizes: Sequence[float] = ()) -> None:
     """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
-    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``)."""
+    funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``).
+    ``sizes[i]``: the largest fill of symbol i so far, the scale of its position's
+    rounding (farms flat after large fills leave the account a few ulps of them)."""
     ledgers = [f.ledger for f in farms]
 
-    def same(what: str, account_value: float, parts: list[float]) -> None:
+    def same(what: str, account_value: float, parts: list[float], size: float = 1.0
+             ) -> None:
         total = math.fsum(parts)
-        scale = max(1.0, abs(account_value), *(abs(p) for p in parts))
+        scale = max(size, abs(account_value), *(abs(p) for p in parts))
         if abs(account_value - total) > LEDGER_TOLERANCE * scale:
             each = ", ".join(f"{f.name} {p!r}"
                              for f, p in zip(farms, parts[-len(farms):], strict=True))
@@ -130,7 +133,8 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
     same("fees", account.fees_paid, [le.fees_paid for le in ledgers])
     same("funding", account.funding_total, [le.funding_total for le in ledgers])
     for i in range(len(account.qty)):
-        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers])
+        same(f"position {i}", account.qty[i], [le.qty[i] for le in ledgers],
+             max(1.0, sizes[i]) if sizes else 1.0)
 
 
 def margin_split(qty: float, position: float, free: float, price: float, leverage: float,

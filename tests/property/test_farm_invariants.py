@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sim.config import parse_scenario
@@ -234,7 +234,32 @@ def test_account_is_the_sum_of_farms_and_no_farm_overspends(raw: dict[str, Any])
     _check(raw, got)
 
 
+# Found by hypothesis: units of 0.001 at 2x, the farms flat again after fills of ~1e5
+# leave the account a few ulps of them (-1.5e-9); the position check scales with the
+# largest fill.
+TINY_PRICE_PERP = {
+    "name": "farm_property", "seed": 0, "initial_cash": 10_000.0,
+    "data": [{"kind": "gbm", "symbol": "AAA", "bars": 100, "interval": "1h",
+              "price": 0.001, "volatility": 0.5}],
+    "agents": [{"name": n, "kind": "sma_crossover",
+                "params": {"fast": 2, "slow": 3, "long_only": False}} for n in ("a0", "a1")],
+    "consensus": {"method": "majority"},
+    "policy": {"sizing": "fixed_fraction", "exposure": 0.1, "allow_short": False},
+    "venues": [{"name": "v0", "symbols": ["AAA"], "fee_bps": 0.0, "slippage_bps": 0.0,
+                "kind": "perp", "max_leverage": 2.0, "maintenance_margin": 0.02,
+                "funding_rate": 0.0005, "funding_interval": "1h"}],
+    "execution": {"fill_at": "next_open"},
+    "farms": [{"name": "f0", "agents": ["a0"],
+               "policy": {"sizing": "fixed_fraction", "exposure": 0.9, "allow_short": False},
+               "consensus": {"method": "performance_weighted"}},
+              {"name": "f1", "agents": ["a1"], "share": 0.1,
+               "consensus": {"method": "performance_weighted"}}],
+    "events": [],
+}
+
+
 @settings(deadline=None, max_examples=6)
+@example(raw=TINY_PRICE_PERP)
 @given(raw=farm_scenarios(perps=True))
 def test_perpetual_farms_sum_to_the_account_funding_and_margin_included(
         raw: dict[str, Any]) -> None:
@@ -244,11 +269,14 @@ def test_perpetual_farms_sum_to_the_account_funding_and_margin_included(
 
 
 @settings(deadline=None, max_examples=10)
-@given(raw=farm_scenarios(spawns=False), limit=st.sampled_from([0.001, 0.01, 0.05]))
+@given(raw=farm_scenarios(perps=False, spawns=False),
+       limit=st.sampled_from([0.001, 0.01, 0.05]))
 def test_a_farms_breach_stops_only_that_farm(raw: dict[str, Any], limit: float) -> None:
     """Farm f0 gets tight limits (daily loss as money and as a fraction, drawdown): its
     own orders may be denied; every other farm's fills are exactly those of the run
-    without f0's limits."""
+    without f0's limits. (Spot venues: on a perpetual the venue judges the account's
+    margin as a whole, so one farm's positions can trim another's opening orders there;
+    docs/howto/farms.md says so.)"""
     raw = {k: v for k, v in raw.items() if k != "allocator"}  # moves capital by results
     limited = {**raw, "farms": [
         {**raw["farms"][0], "risk": {"daily_loss_limit": limit, "max_drawdown": 2 * limit,
