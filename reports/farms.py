@@ -103,7 +103,10 @@ def farm_correlation(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[s
     if len(series) < 2:
         return []
     names = list(series)
-    returns = np.vstack([f.returns for f in series.values()])
+    # Over the steps every farm has: a farm spawned mid-run has rows from its spawn on
+    # (each farm books every step from when it exists, so the last k rows align).
+    k = min(len(f.returns) for f in series.values())
+    returns = np.vstack([f.returns[len(f.returns) - k:] for f in series.values()])
     if len(returns[0]) < 2 or not np.all(returns.std(axis=1) > 0.0):
         matrix = np.full((len(names), len(names)), np.nan)
     else:

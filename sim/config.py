@@ -40,7 +40,7 @@ from sim.config_sources import FileSourceConfig, SourceConfig, source_symbols
 from sim.config_venues import EventConfig, ExecutionConfig, RouterConfig, VenueConfig
 from sim.consensus import CONSENSUS_METHODS
 from sim.data import time_zone
-from sim.farm_config import AllocatorConfig, FarmConfig, check_farms
+from sim.farm_config import AllocatorConfig, FarmConfig, SpawnFarmConfig, check_farms
 from sim.monitor.config import MonitorConfig
 
 
@@ -261,6 +261,9 @@ class GateConfig(_Model):
 # The farm models name these two; resolved now that both exist.
 FarmConfig.model_rebuild(_types_namespace={"ConsensusConfig": ConsensusConfig,
                                            "PolicyConfig": PolicyConfig})
+SpawnFarmConfig.model_rebuild(_types_namespace={"ConsensusConfig": ConsensusConfig,
+                                                "PolicyConfig": PolicyConfig})
+EventConfig.model_rebuild()
 
 
 class ScenarioConfig(_Model):

@@ -23,6 +23,7 @@ from sim.config_base import (
     parse_timestamp,
     with_preset,
 )
+from sim.farm_config import SpawnFarmConfig
 
 if TYPE_CHECKING:
     from sim.orders import ExecutionSettings
@@ -182,7 +183,9 @@ class EventConfig(_Model):
     batch: str | None = Field(default=None, min_length=1)  # agent_* events: one batch
     # Farm lifecycle (sim.farm_lifecycle): the farm of farm_pause/farm_resume/farm_kill,
     # where agent_move sends its agent; ``flatten``: farm_kill closes the farm's positions.
-    farm: str | None = Field(default=None, min_length=1)
+    # agent_spawn with [[farms]]: the farm the agent joins (its name), or a farm of its
+    # own (sim.farm_config.SpawnFarmConfig: capital from the reserve, risk, policy).
+    farm: str | SpawnFarmConfig | None = None
     flatten: bool = False
 
     @model_serializer(mode="wrap")
@@ -206,10 +209,13 @@ class EventConfig(_Model):
 
     @model_validator(mode="after")
     def _venue(self) -> EventConfig:
-        if (self.farm is not None) != (self.kind.startswith("farm_")
-                                       or self.kind == "agent_move"):
-            raise ValueError("farm: required for, and only for, agent_move and farm_* "
-                             "events")
+        names_farm = self.kind.startswith("farm_") or self.kind == "agent_move"
+        if names_farm and not (isinstance(self.farm, str) and self.farm):
+            raise ValueError(f"farm: a farm's name is required for a {self.kind} event")
+        if self.farm is not None and not (names_farm or self.kind == "agent_spawn"):
+            raise ValueError("farm: only for agent_spawn, agent_move and farm_* events")
+        if self.farm == "":
+            raise ValueError("farm: an empty name")
         if self.flatten and self.kind != "farm_kill":
             raise ValueError("flatten: only for a farm_kill event (kill_switch flattens "
                              "by risk.flatten_on_trip)")

@@ -26,15 +26,6 @@ from pydantic import (
 if TYPE_CHECKING:
     from sim.config import ConsensusConfig, PolicyConfig, ScenarioConfig
 
-# Kept off by farms in this increment (each would need a farm-scoped margin account): the
-# scenario field that turns it on, and why. Resting orders, latency, brackets, tick replay
-# and volatility slippage are farm-scoped (sim.farm_desk).
-_UNSUPPORTED = (
-    ("venues", lambda c: any(v.kind == "perp" for v in c.venues),
-     "farms trade spot venues only (perpetual margin and funding per farm are not "
-     "split yet)"),
-)
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,6 +68,27 @@ class FarmConfig(_Model):
         if self.capital is not None and self.share is not None:
             raise ValueError("capital: give capital (an amount) or share, not both")
         return self
+
+
+class SpawnFarmConfig(_Model):
+    """An agent spawned as a farm of its own (an ``agent_spawn`` event's ``farm`` table:
+    the independent agent of a spawn dialog). ``capital`` is paid from the account's
+    unallocated reserve when the agent spawns (a ``capital_transfers`` row); ``risk``
+    holds its leverage, max drawdown and daily loss limits; ``name`` defaults to the
+    agent's."""
+
+    capital: PositiveFloat
+    name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    consensus: ConsensusConfig | None = None
+    policy: PolicyConfig | None = None
+    risk: FarmRiskConfig = FarmRiskConfig()
+    wallet: list[str] | None = Field(default=None, min_length=1)
+
+    def farm(self, agent: str) -> FarmConfig:
+        """The ``FarmConfig`` of the farm this makes for ``agent``."""
+        return FarmConfig(name=self.name or agent, agents=[agent], capital=self.capital,
+                          consensus=self.consensus, policy=self.policy, risk=self.risk,
+                          wallet=self.wallet)
 
 
 class AllocatorConfig(_Model):
@@ -123,17 +135,26 @@ def check_farms(config: ScenarioConfig) -> None:
                              f"{config.allocator.floor:g} each is over 1")
     names = [f.name for f in farms]
     for i, e in enumerate(config.events):
-        if e.farm is not None and e.farm not in names:
+        # a spawn's farm may be one it makes, or an earlier spawn made: _check_spawns
+        if e.farm is not None and e.kind != "agent_spawn" and e.farm not in names:
             raise ValueError(f"events.{i}.farm: " + (
                 f"no farm is named {e.farm!r}" if farms
                 else f"this scenario has no [[farms]] (a {e.kind} event needs one)"))
     if not farms:
+        for i, e in enumerate(config.events):
+            if e.farm is not None:
+                raise ValueError(f"events.{i}.farm: this scenario has no [[farms]]")
         return
-    for field, unsupported, why in _UNSUPPORTED:
-        if unsupported(config):
-            raise ValueError(f"{field}: {why}")
+    if any(v.kind == "perp" for v in config.venues):
+        execution = config.execution
+        if execution.order_type != "market":
+            raise ValueError("execution.order_type: farms trading perpetuals take market "
+                             "orders only (a farm's margin is judged when an order is sent; "
+                             "a resting order's is not held back yet)")
+        if execution.latency:
+            raise ValueError("execution.latency: farms trading perpetuals need it off (a "
+                             "farm's margin is judged when an order is sent)")
     agents = [a.name for a in config.agents]
-    spawned = [e.agent for e in config.events if e.kind == "agent_spawn"]
     owner: dict[str, str] = {}
     seen: set[str] = set()
     venues = {v.name for v in config.venues}
@@ -152,21 +173,10 @@ def check_farms(config: ScenarioConfig) -> None:
         for venue in f.wallet or ():
             if venue not in venues:
                 raise ValueError(f"{where}.wallet: {venue!r} is not a venue")
-        cons = farm_consensus(config, f)
-        if cons.method == "performance_weighted":
-            raise ValueError(f"{where}.consensus.method: performance_weighted is not "
-                             "supported inside farms yet")
     free = [a for a in agents if a not in owner]
     if free:
         raise ValueError(f"farms: agent {free[0]!r} is in no farm (list every agent in "
                          "one farm)")
-    if spawned:
-        raise ValueError("events: agent_spawn is not supported with farms yet (the new "
-                         "agent would belong to no farm)")
-    for i, e in enumerate(config.events):
-        if e.kind == "agent_update" and e.symbols is not None:
-            raise ValueError(f"events.{i}.symbols: an agent_update that moves an agent to "
-                             "other symbols is not supported with farms yet")
     fixed = sum(f.share for f in farms if f.share is not None)
     if fixed > 1.0 + 1e-12:
         raise ValueError(f"farms: capital shares add up to {fixed:g}, over 1")
@@ -179,6 +189,74 @@ def check_farms(config: ScenarioConfig) -> None:
         if not capital > 0.0:
             raise ValueError(f"farms.{f.name}.capital: nothing is left for this farm "
                              "(the other farms take all of initial_cash)")
+    _check_spawns(config, set(names), config.initial_cash - total)
+    _check_decays(config)
+
+
+def _check_spawns(config: ScenarioConfig, names: set[str], reserve: float) -> None:
+    """Each agent_spawn names the farm its agent joins, or makes it a farm of its own
+    paid from the reserve (what the farms leave of initial_cash, less earlier spawns)."""
+    from sim.config import parse_timestamp
+
+    names = set(names)
+    venues = {v.name for v in config.venues}
+    # In the order they happen (a spawn may join a farm an earlier spawn made).
+    timed = sorted(enumerate(config.events), key=lambda ie: parse_timestamp(ie[1].at))
+    for i, e in timed:
+        where = f"events.{i}.farm"
+        if e.kind != "agent_spawn":  # farm commands name theirs (sim.farm_lifecycle)
+            continue
+        if e.farm is None:
+            raise ValueError(f"{where}: with [[farms]] a spawned agent joins a farm "
+                             "(farm = \"NAME\") or is a farm of its own (farm = { capital "
+                             "= ... })")
+        if isinstance(e.farm, str):
+            if e.farm not in names:
+                raise ValueError(f"{where}: no farm is named {e.farm!r}")
+            continue
+        name = e.farm.name or e.agent or ""
+        if name in names:
+            raise ValueError(f"{where}.name: a farm is named {name!r} already")
+        names.add(name)
+        for venue in e.farm.wallet or ():
+            if venue not in venues:
+                raise ValueError(f"{where}.wallet: {venue!r} is not a venue")
+        if e.farm.capital > reserve * (1.0 + 1e-12):
+            raise ValueError(f"{where}.capital: the account's unallocated reserve "
+                             f"({reserve:g} after the farms and earlier spawns) cannot pay "
+                             f"{e.farm.capital:g}")
+        reserve -= e.farm.capital
+        if config.allocator is not None:
+            raise ValueError(f"{where}: an allocator re-allocates the farms listed in "
+                             "[[farms]]; a spawned farm of its own is not supported with it")
+
+
+def _check_decays(config: ScenarioConfig) -> None:
+    """``performance_weighted`` farms read the run's one tracker: one decay for all."""
+    methods = [("consensus", config.consensus)]
+    methods += [(f"farms.{f.name}.consensus", f.consensus) for f in config.farms
+                if f.consensus is not None]
+    methods += [(f"events.{i}.farm.consensus", e.farm.consensus)
+                for i, e in enumerate(config.events)
+                if isinstance(e.farm, SpawnFarmConfig) and e.farm.consensus is not None]
+    weighted = [(w, c) for w, c in methods if c.method == "performance_weighted"]
+    for where, c in weighted[1:]:
+        if c.decay != weighted[0][1].decay:
+            raise ValueError(f"{where}.decay: {c.decay:g}, but {weighted[0][0]} weighs by "
+                             f"performance with decay {weighted[0][1].decay:g} (one decay "
+                             "per run)")
+
+
+def performance_decay(config: ScenarioConfig) -> float | None:
+    """The decay of the run's performance-weighted consensus (the scenario's or a
+    farm's), None when none weighs by performance."""
+    tables = [config.consensus, *(f.consensus for f in config.farms),
+              *(e.farm.consensus for e in config.events
+                if isinstance(e.farm, SpawnFarmConfig))]
+    for c in tables:
+        if c is not None and c.method == "performance_weighted":
+            return c.decay
+    return None
 
 
 def farm_consensus(config: ScenarioConfig, farm: FarmConfig) -> ConsensusConfig:

@@ -21,6 +21,21 @@ flight under ``execution.latency``, brackets) stay the farm's until they end:
   reduces the farm's own position and is cancelled when that position is gone;
 * brackets are attached for the farm's position at the farm's average price and belong to
   the entry's farm; a refused leg is re-routed within its farm's wallet.
+
+Perpetuals: each farm's margin is its own (``Farm.free_collateral``: its orders are
+trimmed and judged on it, ``FarmRisk``); the venue still judges the account's margin as
+a whole (cross margin), so a farm that lost into its initial margin can get another
+farm's opening order trimmed there. Funding is paid per farm on the farm's own
+position at the funding time (-rate x its position x the mark), the account paying the
+venue's amount on the netted position; the two agree to float rounding, checked on every
+step. When the venue liquidates the account's position in a symbol (cross margin: the
+account's equity fell to its maintenance margin), the one liquidation fill books into
+the account, and every farm holding the symbol has its position closed at the same
+price, paying the liquidation fee in proportion to the size it lost (a
+``farm_liquidations`` row each). A farm whose own equity falls below the maintenance
+margin of its own perpetual positions (checked at each time step's close) has them
+closed at the marks with orders of that farm (a ``farm_liquidations`` row each, cause
+"farm margin"): its loss stops there and never reaches the other farms' capital.
 """
 
 from __future__ import annotations
@@ -40,6 +55,7 @@ from sim.orders import (
     ENTRY,
     FLATTEN,
     LIMIT,
+    LIQUIDATION,
     STOP,
     TERMINAL,
     WORKING,
@@ -76,25 +92,45 @@ class FarmDesk(ExecutionDesk):
         self._margin = max((1.0 + fee) * (1.0 + slip) for fee, slip, _ in self._costs) - 1.0
         self._fee_max = max(fee for fee, _, _ in self._costs)
         self._index = {sym: i for i, sym in enumerate(symbols)}
-        self.farm_risk = FarmRisk(risk, portfolio, self._index, self.unit_cost)
+        self.farm_risk = FarmRisk(risk, portfolio, self._index, self.unit_cost, self._margin)
         super().__init__(symbols, views, self.farm_risk,  # type: ignore[arg-type]
                          FarmRouter(router, self.farm_risk),  # type: ignore[arg-type]
                          portfolio, recorder, queue, clock, execution,
                          dispatch_before=dispatch_before,
                          on_flatten=lambda s: on_flatten(self._current(), s))
-        self.farms = tuple(farms)
+        self.farms = farms if isinstance(farms, list) else list(farms)  # the engine's
         self._farm_of: dict[int, Farm] = {}
         # What a live session books to no farm: a reconciliation adjustment that no one
         # farm's ledger can be told to owe (``adjust``), and its share of funding.
         self.unattributed = Portfolio(symbols, 0.0)
         self.unattributed.price = portfolio.price
         self.booked_unattributed = False  # anything ever booked there (never in a backtest)
+        self._funding_farms = False  # inside _fund: each farm funded on its own position
         self._on_farm_flatten = on_flatten
         # Every fill goes through matching, where each farm is a book of its own (the
         # immediate path trims a buy to the account's cash only).
         self._fast = False
-        for farm in self.farms:  # its breakers follow its own equity
-            farm.ledger.book.follow(farm.risk.observe_equity)
+        self.sizes = [0.0] * len(self.symbols)  # the largest fill of each symbol so far
+        for farm in self.farms:
+            self.add_farm(farm)
+
+    def add_farm(self, farm: Farm) -> None:
+        """A farm trades through this desk: its breakers follow its own equity, and its
+        margin rates are the perpetual venues' (capped by its own ``max_leverage``)."""
+        farm.ledger.book.follow(farm.risk.observe_equity)
+        cap = farm.risk.limits.max_leverage
+        farm.leverage = []
+        farm.maintenance = []
+        for sym, perp in zip(self.symbols, self.perp, strict=True):
+            if perp is None:
+                farm.leverage.append(None)
+                farm.maintenance.append(0.0)
+                continue
+            lev = perp.leverage.get(sym, perp.max_leverage)
+            farm.leverage.append(lev if cap is None else min(lev, cap))
+            farm.maintenance.append(perp.maintenance_margin)
+        if all(lev is None for lev in farm.leverage):
+            farm.leverage = []  # spot only: nothing to look up per order
 
     @property
     def farm(self) -> Farm | None:
@@ -245,9 +281,16 @@ class FarmDesk(ExecutionDesk):
     # -- fills: the account and the order's farm --------------------------------------
     def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
         super()._book_fill(life, s, fill)
+        size = abs(fill.quantity)
+        if size > self.sizes[s]:
+            self.sizes[s] = size
         farm = self._farm_of.get(life.order_id)
-        if farm is None:  # only an adjustment no farm owes has none (``adjust``)
-            assert life.role == "adjustment", f"order {life.order_id} has no farm"
+        if farm is None:
+            if life.role == LIQUIDATION:  # the venue's, of the account: every holder's
+                self._split_liquidation(s, fill)
+                return
+            # else only an adjustment no farm owes has none (``adjust``)
+            assert life.role == "adjustment", f"order {life.order_id} ({life.role}) has no farm"
             self.unattributed.apply(s, fill)
             self.booked_unattributed = True
             return
@@ -308,7 +351,8 @@ class FarmDesk(ExecutionDesk):
         holding it in proportion to their positions (the unattributed part included);
         the last holder takes what rounding leaves, so the parts add up exactly."""
         super().book_funding(s, ts, position, mark, rate, payment, venue)
-        self.split_funding(s, payment)
+        if not self._funding_farms:  # a venue's payment: split (a simulated one: _fund)
+            self.split_funding(s, payment)
 
     def split_funding(self, s: int, payment: float) -> None:
         """Book ``payment`` on symbol s into the farm ledgers (see ``book_funding``)."""
@@ -327,16 +371,72 @@ class FarmDesk(ExecutionDesk):
             left -= part
         ledgers[-1].fund(left)
 
+    def _split_liquidation(self, s: int, fill: OrderFilled) -> None:
+        """The venue liquidated the account's position in s: every farm holding s has
+        its position closed at the fill's price; the fee is shared in proportion to the
+        size each loses."""
+        holders = [(farm, farm.ledger.qty[s]) for farm in self.farms if farm.ledger.qty[s]]
+        gross = math.fsum(abs(q) for _, q in holders)
+        for farm, position in holders:
+            fee = fill.fee * abs(position) / gross if gross else 0.0
+            farm.ledger.apply(s, OrderFilled(
+                fill.fill_id, fill.order_id, fill.ts, fill.symbol, fill.venue, -position,
+                fill.price, fee, fill.ref_price, fill.liquidity))
+            self.recorder.rare_row("farm_liquidations", (
+                fill.ts, farm.name, fill.symbol, fill.order_id, position, fill.price, fee,
+                "venue liquidation of the account"))
+
+    # -- perpetual funding and margin, farm by farm -------------------------------------
+    def _fund(self, item: tuple[int, float]) -> None:
+        """Longs pay shorts ``rate`` x position x mark: each farm on its own position
+        (``farm_funding``), the account on the netted one (``funding``, as without
+        farms)."""
+        s, rate = item
+        mark = self.portfolio.price[s]
+        now = self.clock.now
+        for farm in self.farms:
+            position = farm.ledger.qty[s]
+            if position:
+                payment = -rate * position * mark
+                farm.ledger.fund(payment)
+                self.recorder.rare_row("farm_funding", (
+                    now, farm.name, self.symbols[s], position, mark, rate, payment))
+        self._funding_farms = True  # the account's payment is not split again
+        try:
+            super()._fund(item)
+        finally:
+            self._funding_farms = False
+
+    def margin_calls(self, ts: int) -> None:
+        """Close the perpetual positions of each farm whose equity is below their
+        maintenance margin, at the latest marks, with orders of that farm."""
+        for farm in self.farms:
+            if not farm.has_perp_position():
+                continue
+            equity = farm.ledger.equity()
+            required = farm.maintenance_margin()
+            if equity >= required:
+                continue
+            cause = (f"farm margin: equity {equity:,.6g} below its maintenance margin "
+                     f"{required:,.6g}")
+            for order_id, sym, position, price in self.flatten_farm(farm, ts,
+                                                                    perps_only=True):
+                self.recorder.rare_row("farm_liquidations", (
+                    ts, farm.name, sym, order_id, position, price, None, cause))
+
     # -- risk-made orders, farm by farm -------------------------------------------------
     def flatten(self, ts: int) -> None:
         """The account flattens: each farm closes its own positions."""
         for farm in self.farms:
             self.flatten_farm(farm, ts)
 
-    def flatten_farm(self, farm: Farm, ts: int) -> None:
-        """Close ``farm``'s open positions at their latest marks (decision 0 orders)."""
+    def flatten_farm(self, farm: Farm, ts: int, perps_only: bool = False
+                     ) -> list[tuple[int, str, float, float]]:
+        """Close ``farm``'s open positions (``perps_only``: on perpetuals) at their latest
+        marks (decision 0 orders); (order id, symbol, position, mark) of each."""
+        made: list[tuple[int, str, float, float]] = []
         if self._flattening:
-            return
+            return made
         self._flattening = True
         previous = self.farm_risk.farm
         try:
@@ -344,8 +444,9 @@ class FarmDesk(ExecutionDesk):
             self.farm = farm
             for i, sym in enumerate(self.symbols):
                 position = ledger.qty[i]
-                if position == 0.0:
+                if position == 0.0 or (perps_only and self.perp[i] is None):
                     continue
+                made.append((self._order_id + 1, sym, position, ledger.price[i]))
                 self._on_farm_flatten(farm, i)
                 price = ledger.price[i]
                 if self.n_working[i]:  # its entries and brackets: it closes the position
@@ -357,3 +458,4 @@ class FarmDesk(ExecutionDesk):
         finally:
             self._flattening = False
             self.farm_risk.farm = previous
+        return made

@@ -11,11 +11,17 @@ the venue, which nets them in the account's position).
 
 At every time step each farm's equity is booked (the ``farm_equity`` table) and the
 account ledger is checked to be the sum of the farm ledgers (``sim.farms.check_ledgers``);
-a mismatch fails the run naming it.
+a mismatch fails the run naming it. With perpetuals, each farm under its own maintenance
+margin is closed first (``FarmDesk.margin_calls``), before the step's rows are booked.
+
+The agent set may change while the run goes (``sim.lifecycle``): an agent moved to
+another symbol votes there in its farm, and a spawned agent joins the farm its event
+names or a farm of its own, made then and funded from the reserve (``add_farm``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,9 +30,9 @@ import pyarrow as pa
 
 from sim.allocator import Allocator
 from sim.consensus import expire
-from sim.engine import Engine, _Revote
+from sim.engine import AgentSlot, Engine, _Revote
 from sim.farm_desk import FarmDesk
-from sim.farms import Farm, buy_split, check_ledgers
+from sim.farms import Farm, buy_split, check_ledgers, margin_split
 from sim.messages import Decision, FillTiming
 from sim.observed import ObservedEngine
 from sim.policy import InvertedOrderError, inverted
@@ -45,21 +51,23 @@ class FarmEngine(Engine):
     def __init__(self, *args: Any, farms: Sequence[Farm], reserve: float,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.farms = tuple(farms)
+        self.farms = list(farms)  # spawned farms join at the end (add_farm)
         self.reserve = reserve
         for farm in self.farms:
-            farm.ledger.price = self.portfolio.price  # one mark per symbol for all
-            farm.last_decision = [None] * len(self.symbols)
-            farm.acted_target = [0.0] * len(self.symbols)
+            self._prepare(farm)
         self._checked: list[float] = []  # the ledgers when their sum last held
         self._book_account_ts = self._book_ts
         self._book_ts = self._book_step
         self._voters: list[tuple[Farm, ...]] = []
         self.refresh_voters()
+        self._farm_of_agent = {name: f for f in self.farms for name in f.members}
+        # Spawned agents' farms (sim.farm_build.SpawnFarms), set by sim.runner.
+        self.spawns: Any = None
         self.desk = FarmDesk(
             self.symbols, self.views, self.risk, self.router, self.portfolio,
             self.recorder, self.queue, self.clock, self.execution, self.farms,
             dispatch_before=self._drain_before, on_flatten=self._forget_farm_decision)
+        self._perps = any(p is not None for p in self.desk.perp)
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
@@ -68,10 +76,47 @@ class FarmEngine(Engine):
         self.recorder.on_discard.append(self._discard_farm_equity)
         self.allocator: Allocator | None = None  # set by sim.farm_build.schedule_allocator
 
+    def _prepare(self, farm: Farm) -> None:
+        farm.ledger.price = self.portfolio.price  # one mark per symbol for all
+        farm.last_decision = [None] * len(self.symbols)
+        farm.acted_target = [0.0] * len(self.symbols)
+
+    def add_farm(self, farm: Farm, ts: int, amount: float, reason: str) -> None:
+        """A farm that joins while the run goes (an agent spawned as a farm of its own),
+        funded with ``amount`` from the account's unallocated reserve."""
+        if amount > self.reserve * (1.0 + 1e-12):
+            raise ValueError(f"farm {farm.name}: the reserve {self.reserve!r} cannot pay "
+                             f"{amount!r}")
+        self.reserve -= amount
+        self._prepare(farm)
+        self.farms.append(farm)
+        self.desk.add_farm(farm)  # type: ignore[attr-defined]
+        self.recorder.rare_row("capital_transfers", (ts, "account", farm.name, amount,
+                                                     reason))
+
+    # -- the agent set changes: a new slot votes in its agent's farm ---------------------
+    def add_slot(self, s: int, slot: AgentSlot) -> int:
+        """An agent instance on s (spawned, or moved to s by an update) votes in its
+        farm; a spawned agent's farm is made first if it is one of its own."""
+        farm = self._farm_of_agent.get(slot.name)
+        if farm is None:
+            assert self.spawns is not None, f"agent {slot.name!r} is in no farm"
+            farm = self._farm_of_agent[slot.name] = self.spawns.farm_for(slot.name, self)
+            farm.members.add(slot.name)
+        pos = super().add_slot(s, slot)
+        farm.columns[s] = (*farm.columns[s], pos)
+        farm.agent_indexes[s] = (*farm.agent_indexes[s], slot.index)
+        farm.agent_names[s] = (*farm.agent_names[s], slot.name)
+        self.refresh_voters()
+        return pos
+
     # -- time steps: book each farm, check the sum ----------------------------------------
     def _book_step(self, ts: int) -> None:
         """``Engine._book_ts``: wherever the account books a time step (the bar path,
-        ``_snapshot``), each farm books it too, after the sum is checked."""
+        ``_snapshot``), each farm books it too, after the sum is checked. Farms with
+        perpetuals answer their own margin calls first, at the step's marks."""
+        if self._perps:
+            self.desk.margin_calls(ts)  # type: ignore[attr-defined]
         self._book_account_ts(ts)
         self._book_farms(ts)
 
@@ -87,7 +132,7 @@ class FarmEngine(Engine):
         for ledger in [farm.ledger for farm in self.farms] + ([apart] if apart else []):
             state += (ledger.cash, ledger.fees_paid, ledger.funding_total, *ledger.qty)
         if state != self._checked:
-            check_ledgers(account, self.farms, self.reserve, ts, apart)
+            check_ledgers(account, self.farms, self.reserve, ts, apart, desk.sizes)
             self._checked = state
         if self.allocator is not None:
             self.allocator.observe([farm.ledger.equity() for farm in self.farms])
@@ -200,9 +245,18 @@ class FarmEngine(Engine):
         position = ledger.qty[s]
         equity = ledger.equity()
         qty = farm.policy.order_quantity(target, position, equity, price)
-        if qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
+        cost = desk.farm_risk.cost_margin
+        lev = farm.leverage[s] if farm.leverage else None
+        if lev is not None and qty:  # a perpetual: what the farm's own margin allows
+            cover, opening, affordable = margin_split(
+                qty, position, farm.free_collateral() - (ledger.cash - farm.free_cash()),
+                price, lev, cost)
+            if opening > affordable:
+                qty = math.copysign(cover + affordable, qty)
+        elif qty > 0.0:  # a farm buys with its own cash only: trimmed to it, as a venue trims
             cover, opening, affordable = buy_split(
-                qty, position, farm.free_cash(), desk.decision_unit(s, price))
+                qty, position, farm.free_collateral() - (ledger.cash - farm.free_cash()),
+                desk.decision_unit(s, price))
             if opening > affordable:
                 qty = cover + affordable
         if qty == 0.0:

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from sim.consensus import Consensus
+from sim.consensus import Consensus, PerformanceSource
 from sim.messages import OrderDenied, OrderRouted, SubmitOrder
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
@@ -55,6 +55,11 @@ class Farm:
     # "active", "paused" (no votes, no orders of its own) or "killed" (final: no votes,
     # only position-reducing orders); ``sim.farm_lifecycle``.
     state: str = "active"
+    members: set[str] = field(default_factory=set)  # its agents' names (spawns join)
+    # Per symbol: the leverage its perpetual margin allows (min of the venue's and the
+    # farm's max_leverage), None for a spot symbol; and its maintenance margin rate.
+    leverage: list[float | None] = field(default_factory=list)
+    maintenance: list[float] = field(default_factory=list)
     last_decision: list[tuple[object, float, float | None] | None] = field(
         default_factory=list)
     acted_target: list[float] = field(default_factory=list)
@@ -74,16 +79,61 @@ class Farm:
         ledger = self.ledger
         return sum(abs(ledger.qty[i] * ledger.price[i]) for i in ledger._held)
 
+    def free_collateral(self) -> float:
+        """What the farm may still commit: its cash, plus its perpetual positions' value
+        less their initial margin (|quantity x mark| / leverage). A spot-only farm's is
+        its cash, exactly (the first increment's rule)."""
+        ledger = self.ledger
+        cash = ledger.cash
+        leverage = self.leverage
+        value = margin = 0.0
+        perps = False
+        for i in ledger._held:
+            lev = leverage[i] if leverage else None
+            if lev is not None:
+                perps = True
+                v = ledger.qty[i] * ledger.price[i]
+                value += v
+                margin += abs(v) / lev
+        return cash + value - margin if perps else cash
+
+    def maintenance_margin(self) -> float:
+        """The maintenance margin of the farm's perpetual positions at their marks."""
+        ledger = self.ledger
+        return math.fsum(abs(ledger.qty[i] * ledger.price[i]) * self.maintenance[i]
+                         for i in ledger._held if self.leverage and self.leverage[i] is not None)
+
+    def has_perp_position(self) -> bool:
+        leverage = self.leverage
+        return bool(leverage) and any(leverage[i] is not None for i in self.ledger._held)
+
+
+class FarmPerformance:
+    """``performance_weighted`` inside a farm: the weights of the farm's own agents on a
+    symbol (each agent's decayed hit rate there, ``sim.performance``), in its columns'
+    order. ``columns`` is the farm's list, read at each vote (spawns and symbol moves
+    add columns to it)."""
+
+    def __init__(self, source: PerformanceSource, columns: list[tuple[int, ...]]) -> None:
+        self.source = source
+        self.columns = columns
+
+    def weights(self, symbol: int) -> list[float]:
+        every = self.source.weights(symbol)
+        return [every[p] for p in self.columns[symbol]]
+
 
 def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
-                  ts: int, unattributed: Portfolio | None = None) -> None:
+                  ts: int, unattributed: Portfolio | None = None,
+                  sizes: Sequence[float] = ()) -> None:
     """Raise ``LedgerMismatch`` unless the account's cash, every position, fees and
     funding are the reserve plus the farms' (relative tolerance ``LEDGER_TOLERANCE``).
 
-    A position's scale is also what the account's equity buys at its mark: two farms'
-    positions netted in the account and then closed by each leave the account's running
-    sum a few ulps of the largest position held off zero (millions of units of a symbol
-    priced at a thousandth), where the farms' own are exactly zero.
+    A position's scale is also what the account's equity buys at its mark, and
+    ``sizes[i]``, the largest fill of symbol i so far: two farms' positions netted in the
+    account and then closed by each leave the account's running sum a few ulps of the
+    largest position held off zero (millions of units of a symbol priced at a
+    thousandth), where the farms' own are exactly zero.
 
     ``unattributed``: what a live session booked to no farm (a reconciliation
     adjustment no single farm's ledger can be told to owe, ``sim.farm_desk``), part of
@@ -115,7 +165,20 @@ def check_ledgers(account: Portfolio, farms: Sequence[Farm], reserve: float,
         size = equity / mark if mark > 0.0 and math.isfinite(equity) else 1.0
         apart = unattributed.qty[i] if unattributed is not None else 0.0
         same(f"position {i}", account.qty[i] - apart, [le.qty[i] for le in ledgers],
-             max(1.0, size))
+             max(1.0, size, sizes[i] if sizes else 1.0))
+
+
+def margin_split(qty: float, position: float, free: float, price: float, leverage: float,
+                 cost: float) -> tuple[float, float, float]:
+    """An order of ``qty`` on a perpetual by a farm holding ``position`` with ``free``
+    collateral (``Farm.free_collateral``): (cover, opening, affordable), as magnitudes.
+    ``cover`` reduces the position (always allowed; it frees its initial margin, less
+    its costs), ``opening`` grows it, ``affordable`` is the most opening the collateral
+    left pays the initial margin (1 / leverage) and costs (``cost``, a fraction) for."""
+    cover = min(abs(qty), abs(position)) if position and (position > 0) != (qty > 0) else 0.0
+    opening = abs(qty) - cover
+    left = free + cover * price * (1.0 / leverage - cost)
+    return cover, opening, max(left, 0.0) / (price * (1.0 / leverage + cost))
 
 
 def buy_split(qty: float, position: float, cash: float, unit_cost: float
@@ -138,15 +201,18 @@ class FarmRisk:
     being checked (the desk sets it)."""
 
     def __init__(self, account: RiskEngine, portfolio: Portfolio,
-                 symbol_index: dict[str, int], unit_cost: Callable[[SubmitOrder], float]
-                 ) -> None:
+                 symbol_index: dict[str, int], unit_cost: Callable[[SubmitOrder], float],
+                 cost_margin: float) -> None:
         """``unit_cost(order)``: the most a unit of a buy may cost with fees at the price
         it is bounded by (``sim.farm_desk.FarmDesk.unit_cost``): a farm's buy must fit its
-        free cash at it, and reserves that much while it works."""
+        free cash at it, and reserves that much while it works. ``cost_margin``: the most
+        a taker fill costs over its reference price, as a fraction (fee on slipped price
+        at the dearest venue): what a perpetual's opening pays on top of its margin."""
         self.account = account
         self.portfolio = portfolio
         self.symbol_index = symbol_index
         self.unit_cost = unit_cost
+        self.cost_margin = cost_margin
         self.limits: RiskLimits = account.limits
         self.needs_account = account.needs_account
         self.tripped_now = False
@@ -205,9 +271,23 @@ class FarmRisk:
             self.farm_tripped = farm
         if denial is not None:
             return _farm_denial(replace(denial, reason=f"farm {farm.name}: {denial.reason}"))
-        if order.quantity > 0.0:  # a farm spends only the cash it has (not reserved)
+        # what its working orders hold back (sim.farm_desk) is not the farm's to commit
+        held_back = farm.ledger.cash - farm.free_cash()
+        lev = farm.leverage[self.symbol_index[order.symbol]] if farm.leverage else None
+        if lev is not None:  # a perpetual: the farm's own margin pays for what it opens
+            free = farm.free_collateral() - held_back
+            _, opening, affordable = margin_split(order.quantity, position, free,
+                                                  order.ref_price, lev, self.cost_margin)
+            if opening > affordable * (1.0 + LEDGER_TOLERANCE):
+                need = opening * order.ref_price * (1.0 / lev + self.cost_margin)
+                return _farm_denial(OrderDenied(
+                    order.order_id, order.ts, order.symbol, "margin",
+                    f"farm {farm.name}: opening {opening:.6g} at {order.ref_price:.6g} "
+                    f"needs {need:,.6g} of margin and costs at {lev:g}x, more than its free "
+                    f"collateral {free:,.6g}", free, need))
+        elif order.quantity > 0.0:  # a farm spends only the cash it has (not reserved)
             unit = self.unit_cost(order)
-            cash = farm.free_cash()
+            cash = farm.free_collateral() - held_back
             _, opening, affordable = buy_split(order.quantity, position, cash, unit)
             if opening > affordable * (1.0 + LEDGER_TOLERANCE):
                 held = "" if cash == farm.ledger.cash else ", its working orders reserving the rest"
@@ -226,7 +306,11 @@ class FarmRisk:
         farm = self.farm
         if farm is not None:
             farm.risk.on_order_sent(order)
-            if order.quantity > 0.0 and not order.reduce_only:
+            perp = bool(farm.leverage) and farm.leverage[
+                self.symbol_index[order.symbol]] is not None
+            # a perpetual's margin is judged when it is sent (market orders, no latency:
+            # sim.farm_config), not reserved as a spot buy's cost is
+            if order.quantity > 0.0 and not order.reduce_only and not perp:
                 unit = self.unit_cost(order)
                 farm.reserved[order.order_id] = [order.quantity * unit, unit]
 

@@ -40,7 +40,8 @@ from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.data_cache import DataCache, PreparedData
 from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
-from sim.farm_build import build_farms, record_farms, schedule_allocator
+from sim.farm_build import SpawnFarms, build_farms, record_farms, schedule_allocator
+from sim.farm_config import performance_decay
 from sim.farm_engine import FarmEngine, ObservedFarmEngine
 from sim.farm_lifecycle import FarmRoster
 from sim.fast_path import FAST, choose_path, run_fast
@@ -185,8 +186,10 @@ def build_engine(
               for v, rng, (instruments, resolver) in zip(config.venues, venue_rngs, rules,
                                                          strict=True)]
     cons = config.consensus
-    performance = AgentPerformance([len(s) for s in slots], cons.decay,
-                                   online=cons.method == "performance_weighted")
+    decay = performance_decay(config)  # the scenario's or a farm's
+    performance = AgentPerformance([len(s) for s in slots],
+                                   cons.decay if decay is None else decay,
+                                   online=decay is not None)
     consensus = VotingConsensus(cons.method, min_agreement=cons.min_agreement,
                                 conflict=cons.conflict, quorum=cons.quorum,
                                 performance=performance)
@@ -201,7 +204,7 @@ def build_engine(
         if session and config.allocator is not None:
             raise ConfigError("allocator: re-allocating capital between farms is not "
                               "supported in paper and live sessions yet")
-        farms, reserve = build_farms(config, symbols, slots, views)
+        farms, reserve = build_farms(config, symbols, slots, views, performance)
         if not session:  # a session records them when it starts (live.farms)
             record_farms(recorder, config, farms,
                          min((int(b.ts[0]) for b in data.bars if len(b)), default=0))
@@ -237,6 +240,7 @@ def build_engine(
         roster.start(min(firsts))
     schedule_funding(engine, data)
     if isinstance(engine, FarmEngine):
+        engine.spawns = SpawnFarms(config, performance)
         schedule_allocator(config, engine, data)
     return engine
 
@@ -254,7 +258,9 @@ def scripted_commands(config: ScenarioConfig
         command = AgentCommand(e.kind.removeprefix("agent_"), e.agent or ALL_AGENTS,
                                "scenario", e.reason, e.agent_kind, e.params,
                                None if e.symbols is None else tuple(e.symbols), e.flatten,
-                               e.farm)
+                               # a spawn's farm is made or joined by sim.farm_build.SpawnFarms
+                               e.farm if isinstance(e.farm, str) and e.kind != "agent_spawn"
+                               else None)
         if e.batch is None:
             order.append((parse_timestamp(e.at), command))
             continue

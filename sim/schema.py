@@ -171,6 +171,20 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("ts", "TIMESTAMP_NS"), ("from_farm", "VARCHAR"), ("to_farm", "VARCHAR"),
         ("amount", "DOUBLE"), ("reason", "VARCHAR"),
     ),
+    # Perpetuals in farms (sim.farm_desk): each farm's funding on its own position (the
+    # account's, on the netted position, is in ``funding``), and each farm's position
+    # closed by a liquidation: its share of the venue's liquidation of the account (the
+    # order is the account's; ``fee``: the farm's share) or its own margin call (the
+    # order is the farm's; its fill has the fee).
+    "farm_funding": (
+        ("ts", "TIMESTAMP_NS"), ("farm", "VARCHAR"), ("symbol", "VARCHAR"),
+        ("position", "DOUBLE"), ("mark", "DOUBLE"), ("rate", "DOUBLE"), ("payment", "DOUBLE"),
+    ),
+    "farm_liquidations": (
+        ("ts", "TIMESTAMP_NS"), ("farm", "VARCHAR"), ("symbol", "VARCHAR"),
+        ("order_id", "BIGINT"), ("position", "DOUBLE"), ("price", "DOUBLE"),
+        ("fee", "DOUBLE"), ("cause", "VARCHAR"),
+    ),
     # Farm lifecycle commands (sim.farm_lifecycle), applied or rejected, numbered with
     # the run's agent_events (one seq): farm_pause/farm_resume/farm_kill (the farm's state
     # before and after: active, paused, killed) and move (agent to farm; state_*: the

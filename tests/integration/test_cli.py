@@ -235,7 +235,7 @@ def test_demo_run_writes_every_pipeline_table(demo):
     # (tests/integration/test_monitor_scenario.py, test_session_observe.py); it has no
     # [[farms]], so no farm rows (tests/unit/test_farms_hand_computed.py)
     farm_tables = ("farms", "farm_orders", "farm_decisions", "farm_equity",
-                   "capital_transfers", "farm_events")
+                   "capital_transfers", "farm_events", "farm_funding", "farm_liquidations")
     empty = [t for t, n in counts.items()
              if n == 0 and t not in ("risk_events", "agent_calls", "agent_errors", "funding",
                                      "liquidations", "health", "agent_figures", *farm_tables)]
@@ -346,7 +346,8 @@ def test_tight_risk_fills_every_table(tmp_path, capsys):
                                "liquidations",  # spot, no calls
                                "health", "alerts", "agent_figures",  # nothing to watch
                                "farms", "farm_orders", "farm_decisions", "farm_equity",
-                               "capital_transfers", "farm_events")}  # no [[farms]]
+                               "capital_transfers", "farm_events", "farm_funding",
+                               "farm_liquidations")}  # no [[farms]]
     assert all(counts.values()), counts
     assert rows(db, "SELECT DISTINCT status FROM orders WHERE run_id = ? ORDER BY 1",
                 [run_id]) == [("denied",), ("filled",)]

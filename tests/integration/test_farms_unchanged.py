@@ -39,7 +39,8 @@ def test_a_run_without_farms_stores_no_farm_rows(tmp_path: Path) -> None:
                                     [run_id]).fetchone()
         assert "farms" not in json.loads(text)
         for table in ("farms", "farm_orders", "farm_decisions", "farm_equity",
-                      "capital_transfers", "farm_events"):
+                      "capital_transfers", "farm_events", "farm_funding",
+                      "farm_liquidations"):
             (n,) = store.con.execute(f"SELECT count(*) FROM {table} WHERE run_id = ?",
                                      [run_id]).fetchone()
             assert n == 0, table
