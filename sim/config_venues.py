@@ -211,7 +211,9 @@ class EventConfig(_Model):
     def _venue(self) -> EventConfig:
         names_farm = self.kind.startswith("farm_") or self.kind == "agent_move"
         if names_farm and not (isinstance(self.farm, str) and self.farm):
-            raise ValueError(f"farm: a farm's name is required for a {self.kind} event")
+            raise ValueError(f"farm: a farm's name is required for an {self.kind} event"
+                             if self.kind.startswith("agent_")
+                             else f"farm: a farm's name is required for a {self.kind} event")
         if self.farm is not None and not (names_farm or self.kind == "agent_spawn"):
             raise ValueError("farm: only for agent_spawn, agent_move and farm_* events")
         if self.farm == "":

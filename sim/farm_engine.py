@@ -68,6 +68,9 @@ class FarmEngine(Engine):
             self.recorder, self.queue, self.clock, self.execution, self.farms,
             dispatch_before=self._drain_before, on_flatten=self._forget_farm_decision)
         self._perps = any(p is not None for p in self.desk.perp)
+        if self._perps:
+            self.on_bar = self._on_bar_margin  # type: ignore[method-assign]
+            self._snapshot = self._snapshot_margin  # type: ignore[method-assign]
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
@@ -113,12 +116,23 @@ class FarmEngine(Engine):
     # -- time steps: book each farm, check the sum ----------------------------------------
     def _book_step(self, ts: int) -> None:
         """``Engine._book_ts``: wherever the account books a time step (the bar path,
-        ``_snapshot``), each farm books it too, after the sum is checked. Farms with
-        perpetuals answer their own margin calls first, at the step's marks."""
-        if self._perps:
-            self.desk.margin_calls(ts)  # type: ignore[attr-defined]
+        ``_snapshot``), each farm books it too, after the sum is checked."""
         self._book_account_ts(ts)
         self._book_farms(ts)
+
+    # Farms with perpetuals answer their own margin calls at a step's marks before the
+    # step is booked (the account's equity is taken before ``_book_ts``): these replace
+    # ``on_bar`` and ``_snapshot`` on such an engine only (``__init__``).
+    def _on_bar_margin(self, s: int, n: int, ts: int, o: float, h: float, lo: float,
+                       c: float, v: float) -> None:
+        last_ts = self._last_ts
+        if last_ts is not None and ts > last_ts:
+            self.desk.margin_calls(last_ts)  # type: ignore[attr-defined]
+        type(self).on_bar(self, s, n, ts, o, h, lo, c, v)  # the class's (an observer's too)
+
+    def _snapshot_margin(self, ts: int) -> None:
+        self.desk.margin_calls(ts)  # type: ignore[attr-defined]
+        type(self)._snapshot(self, ts)
 
     def _book_farms(self, ts: int) -> None:
         # The sum is checked whenever a ledger changed since it last held (most steps

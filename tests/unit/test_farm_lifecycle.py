@@ -208,7 +208,8 @@ def test_farm_events_are_checked_when_the_scenario_loads() -> None:
     with pytest.raises(ConfigError, match="flatten: only for a farm_kill event"):
         parse_scenario(raw, "hand")
     raw["events"] = [{"at": at(2), "kind": "agent_move", "agent": "alpha"}]
-    with pytest.raises(ConfigError, match="farm: required for"):
+    with pytest.raises(ConfigError,
+                       match="farm: a farm's name is required for an agent_move event"):
         parse_scenario(raw, "hand")
 
 
