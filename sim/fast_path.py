@@ -75,6 +75,11 @@ def choose_path(engine: Engine, events: Sequence[str] = (), *, allowed: bool = T
     if lifecycle:
         return PathChoice(PER_BAR, f"agent lifecycle events ({', '.join(lifecycle)}) "
                           "change agents mid-run")
+    roster = engine.lifecycle
+    if roster is not None and any(getattr(item, "handler", None) == roster.apply
+                                  for item in engine.queue.heap):
+        # commands queued by other means than the scenario's events (sim.lifecycle)
+        return PathChoice(PER_BAR, "agent lifecycle commands queued change agents mid-run")
     for s, slots in enumerate(engine.agents):
         positions = sorted(pos for pos, _ in engine._agent_calls[s])
         if positions != list(range(len(slots))):

@@ -275,3 +275,14 @@ def test_no_agent_that_is_not_active_ever_votes_and_a_batch_is_all_or_none(
             vote["decision_id"]]]
         if states and states[-1] != "active":
             assert vote["side"] == "HOLD", (vote, states)
+
+
+def test_commands_queued_outside_the_scenarios_events_keep_the_per_bar_loop() -> None:
+    """The fast path hands its event bars to agents whose signal changes; a command
+    queued on the engine by other means than ``[[events]]`` (here directly) changes
+    agents it cannot see coming, so the run takes the per-bar loop and says why."""
+    store = _run_with(parse_scenario(_raw([SMA, MOMENTUM])),
+                      [(550, AgentCommand("pause", "sma"))])
+    info = {r["key"]: r["value"] for r in _rows(store, "run_info")}
+    assert info == {"engine_path": "per-bar", "engine_path_reason":
+                    "agent lifecycle commands queued change agents mid-run"}
