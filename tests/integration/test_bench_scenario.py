@@ -85,10 +85,10 @@ def tables(store: DuckDBStore, run_id: str) -> dict[str, pd.DataFrame]:
     return out
 
 
-def test_timing_wrappers_change_no_row(scenario: Path, tmp_path: Path) -> None:
-    """The bench's timed run stores what the plain run stores, and every stage was timed."""
-    config = load_scenario(scenario)
-    stages: dict[str, array] = {}
+def plain_and_timed(config: Any, tmp_path: Path, stages: dict[str, array]
+                    ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """The tables of a plain run of ``config`` and of one timed as the bench times it
+    (its stage timings into ``stages``)."""
     with DuckDBStore(str(tmp_path / "s.duckdb")) as store:
         plain = runner.run_scenario(config, store)
         build = runner.build_engine
@@ -105,11 +105,17 @@ def test_timing_wrappers_change_no_row(scenario: Path, tmp_path: Path) -> None:
         finally:
             runner.build_engine = build
             store.__dict__.pop("append", None)
-        a, b = tables(store, plain.run_id), tables(store, timed.run_id)
-        for name in a:
-            assert len(a[name]) > 0, name
-            pd.testing.assert_frame_equal(a[name], b[name], obj=name)
-        orders = len(a["orders"])
+        return tables(store, plain.run_id), tables(store, timed.run_id)
+
+
+def test_timing_wrappers_change_no_row(scenario: Path, tmp_path: Path) -> None:
+    """The bench's timed run stores what the plain run stores, and every stage was timed."""
+    stages: dict[str, array] = {}
+    a, b = plain_and_timed(load_scenario(scenario), tmp_path, stages)
+    for name in a:
+        assert len(a[name]) > 0, name
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    orders = len(a["orders"])
     # the SMA sees both symbols, the z-score one: one call per bar it sees
     assert len(stages["agent sma"]) == 3000
     assert len(stages["agent z"]) == 1500
@@ -228,27 +234,11 @@ def test_a_farm_runs_consensus_and_policy_are_timed(tmp_path: Path) -> None:
            "policy": {"allow_short": True, "exposure": 0.5},
            "venues": [{"name": "v", "symbols": ["AAA"]}],
            "farms": [{"name": "a", "agents": ["sma"]}, {"name": "b", "agents": ["z"]}]}
-    config = parse_scenario(raw)
     stages: dict[str, array] = {}
-    with DuckDBStore(str(tmp_path / "s.duckdb")) as store:
-        plain = runner.run_scenario(config, store)
-        build = runner.build_engine
-
-        def built(*args: Any, **kwargs: Any) -> Any:
-            engine = build(*args, **kwargs)
-            instrument(engine, store, stages)
-            return engine
-
-        runner.build_engine = built
-        try:
-            timed = runner.run_scenario(config, store, fast_path=False)
-        finally:
-            runner.build_engine = build
-            store.__dict__.pop("append", None)
-        a, b = tables(store, plain.run_id), tables(store, timed.run_id)
-        for name in a:
-            pd.testing.assert_frame_equal(a[name], b[name], obj=name)
-        decisions = len(a["decisions"])
+    a, b = plain_and_timed(parse_scenario(raw), tmp_path, stages)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    decisions = len(a["decisions"])
     # a farm votes on every bar its agent's signal changed; a decision is stored only
     # when the outcome changed, and each one was sized by the farm's policy
     assert decisions > 0
