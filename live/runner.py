@@ -348,6 +348,7 @@ class LiveRunner:
         would otherwise land between a market event and its order now and then."""
         gc.collect()
         gc.freeze()
+        step = self.bus.step if self.bus is not None else contextlib.nullcontext
         with fewer_gc_passes():
             try:
                 while active:
@@ -355,12 +356,13 @@ class LiveRunner:
                     if item is _END:
                         active -= 1
                         continue
-                    self._handle(item)
-                    if self.port is not None:  # requests of this step reach the wire first
-                        for port in self.ports:
-                            port.start_requests()
-                        await asyncio.sleep(0)
-                    self._commit()
+                    with step():  # the API's stream and other observers wait for it
+                        self._handle(item)
+                        if self.port is not None:  # the step's requests reach the wire
+                            for port in self.ports:
+                                port.start_requests()
+                            await asyncio.sleep(0)
+                        self._commit()
             finally:
                 gc.unfreeze()
         self._release(None)

@@ -26,8 +26,10 @@ ran before the bus existed.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +91,38 @@ class Subscription:
         """Nothing to stop for a synchronous subscriber."""
 
 
+class StepGate:
+    """Whether the trading path is inside a step (a session's bar, from arrival to the
+    orders it makes): queued observers wait while it is, and run in the gaps between
+    steps. They share the process's interpreter lock with the trading path, so an observer
+    woken by an event of this very step (the bar's own ``market:update``) would otherwise
+    take turns with it and delay its orders. A step longer than ``limit_s`` (a resumed
+    session's warm-up) stops holding them back: their queues are bounded."""
+
+    __slots__ = ("_since", "limit_s")
+
+    def __init__(self, limit_s: float = 0.05) -> None:
+        self._since: float | None = None
+        self.limit_s = limit_s
+
+    def begin(self) -> bool:
+        """A step starts (False: one is already under way, and it ends the hold)."""
+        if self._since is not None:
+            return False
+        self._since = time.monotonic()
+        return True
+
+    def end(self) -> None:
+        self._since = None
+
+    def holding(self) -> float:
+        """Seconds the hold still lasts (0.0: observers may run)."""
+        since = self._since
+        if since is None:
+            return 0.0
+        return max(0.0, self.limit_s - (time.monotonic() - since))
+
+
 class QueuedSubscription(Subscription):
     """A subscriber served off the publishing thread through a bounded queue.
 
@@ -98,12 +132,13 @@ class QueuedSubscription(Subscription):
     trading path.
     """
 
-    __slots__ = ("_maxlen", "_queue", "_ready", "_stopping", "_thread", "delivered",
+    __slots__ = ("_gate", "_maxlen", "_queue", "_ready", "_stopping", "_thread", "delivered",
                  "errors", "last_seq", "missed")
 
     def __init__(self, handler: Handler, topics: frozenset[str], maxlen: int,
-                 name: str) -> None:
+                 name: str, gate: StepGate | None = None) -> None:
         super().__init__(handler, topics)
+        self._gate = gate or StepGate()
         self._queue: deque[Envelope] = deque()
         self._ready = threading.Condition()
         self._stopping = False
@@ -121,6 +156,12 @@ class QueuedSubscription(Subscription):
                 self._queue.popleft()
                 self.missed += 1
             self._queue.append(envelope)
+            if not self._gate.holding():  # else ``wake`` at the step's end
+                self._ready.notify()
+
+    def wake(self) -> None:
+        """The trading path's step ended: deliver what it published."""
+        with self._ready:
             self._ready.notify()
 
     def pending(self) -> int:
@@ -129,8 +170,15 @@ class QueuedSubscription(Subscription):
     def _work(self) -> None:
         while True:
             with self._ready:
-                while not self._queue and not self._stopping:
-                    self._ready.wait()
+                while not self._stopping:
+                    if not self._queue:  # events of a step that outlasts its hold
+                        # come without a wake-up: look again at that pace
+                        self._ready.wait(self._gate.limit_s)
+                        continue
+                    held = self._gate.holding()
+                    if not held:
+                        break
+                    self._ready.wait(held)
                 if not self._queue:  # stopping and drained
                     return
                 envelope = self._queue.popleft()
@@ -164,6 +212,7 @@ class EventBus:
         self._wanted: frozenset[str] = frozenset()
         self._history: deque[Envelope] | None = deque(maxlen=history) if history else None
         self._lock = threading.Lock()  # publishers may be several threads in a session
+        self.gate = StepGate()
 
     # -- subscribing -------------------------------------------------------------------
     def subscribe(self, handler: Handler, topics: Iterable[str] = (ALL,)) -> Subscription:
@@ -173,9 +222,25 @@ class EventBus:
     def subscribe_queued(self, handler: Handler, topics: Iterable[str] = (ALL,), *,
                          maxlen: int = 10_000, name: str = "subscriber") -> QueuedSubscription:
         """Call ``handler`` on a worker thread through a queue of at most ``maxlen``."""
-        subscription = QueuedSubscription(handler, _topics(topics), maxlen, name)
+        subscription = QueuedSubscription(handler, _topics(topics), maxlen, name, self.gate)
         self._add(subscription)
         return subscription
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """A step of the trading path (a session's bar): queued subscribers hold what it
+        publishes until it ends (at most ``gate.limit_s``), then get it at once."""
+        gate = self.gate
+        if not gate.begin():  # nested: the outer step ends it
+            yield
+            return
+        try:
+            yield
+        finally:
+            gate.end()
+            for subscription in self._subscriptions:
+                if isinstance(subscription, QueuedSubscription):
+                    subscription.wake()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:

@@ -9,7 +9,10 @@ opens the file read-only and reads the same way.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+import time
 from typing import Any
 
 import duckdb
@@ -23,6 +26,53 @@ class UnknownRun(LookupError):
     """No run has that id (or prefix)."""
 
 
+class Watchdog:
+    """Interrupts cursors that run past their deadline: one thread for every read (a
+    timer thread per read cost a thread start per request, on the interpreter lock the
+    trading loop shares)."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Any]] = []  # heap of (deadline, token, cursor)
+        self._armed: set[int] = set()
+        self._tokens = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, cursor: Any, timeout_s: float) -> int:
+        """Interrupt ``cursor`` in ``timeout_s`` unless disarmed first."""
+        token = next(self._tokens)
+        with self._wake:
+            self._armed.add(token)
+            heapq.heappush(self._due, (time.monotonic() + timeout_s, token, cursor))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, daemon=True,
+                                                name="quorum-read-watchdog")
+                self._thread.start()
+            elif self._due[0][1] == token:
+                self._wake.notify()  # the new deadline is the nearest
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._wake:
+            self._armed.discard(token)
+
+    def _watch(self) -> None:
+        with self._wake:
+            while True:
+                while self._due and self._due[0][1] not in self._armed:
+                    heapq.heappop(self._due)  # finished in time
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                _, token, cursor = heapq.heappop(self._due)
+                self._armed.discard(token)
+                cursor.interrupt()
+
+
 class StoreReader:
     def __init__(self, con: duckdb.DuckDBPyConnection, *, timeout_s: float = 5.0,
                  default_run: str | None = None) -> None:
@@ -30,13 +80,13 @@ class StoreReader:
         self.default_run = default_run  # the run being watched (None: the latest)
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # cursor() on the shared connection
+        self._watchdog = Watchdog()
 
     def rows(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
         """The rows of ``sql`` as dicts; ReadTimeout past the time limit."""
         with self._lock:
             cursor = self.con.cursor()
-        timer = threading.Timer(self.timeout_s, cursor.interrupt)
-        timer.start()
+        token = self._watchdog.arm(cursor, self.timeout_s)
         try:
             result = cursor.execute(sql, params or [])
             names = [d[0] for d in result.description or ()]
@@ -44,7 +94,7 @@ class StoreReader:
         except duckdb.InterruptException:
             raise ReadTimeout(f"read took longer than {self.timeout_s:g} s") from None
         finally:
-            timer.cancel()
+            self._watchdog.disarm(token)
             cursor.close()
 
     def has_table(self, name: str) -> bool:

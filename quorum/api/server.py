@@ -30,18 +30,34 @@ from sim.bus import EventBus
 
 
 class ApiServer:
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    """uvicorn on a thread of its own. While it serves, the interpreter's thread switch
+    interval is ``switch_interval_s`` (0.5 ms, not CPython's 5 ms): the server's thread
+    shares the interpreter lock with the trading loop, and a market event that arrives
+    while the server holds the lock waits at most one interval for it."""
+
+    def __init__(self, app: Any, host: str, port: int, *,
+                 switch_interval_s: float | None = 0.0005) -> None:
+        self.switch_interval_s = switch_interval_s
+        self._interval_before: float | None = None
+        # No per-message deflate: compressing each frame once per client costs the
+        # process (and the interpreter lock it shares with the trading loop) far more CPU
+        # than the bytes it saves on loopback or a LAN.
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off")
+                                access_log=False, lifespan="off",
+                                ws_per_message_deflate=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="quorum-api",
                                        daemon=True)
 
     def start(self, timeout_s: float = 10.0) -> ApiServer:
+        if self.switch_interval_s is not None:
+            self._interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(self.switch_interval_s)
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
                 raise OSError("the API server did not start (is the port taken?)")
             time.sleep(0.01)
         return self
@@ -54,6 +70,9 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
+        if self._interval_before is not None:
+            sys.setswitchinterval(self._interval_before)
+            self._interval_before = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 MIN_MS = 60_000
+SESSION_PRIORITY, CLIENTS_PRIORITY = 20, 10  # SCHED_FIFO, with --realtime
 T0 = 1_704_067_200_000
 SCENARIO = {
     "name": "api-load", "seed": 3, "initial_cash": 100_000.0,
@@ -56,6 +58,8 @@ def _pct(values: list[float], q: float) -> float | None:
 # -- the clients (another process) ------------------------------------------------------
 def _clients(url: str, n: int, rps: float, ready: Any, stop: Any, out: str,
              batch: bool) -> None:
+    if os.sched_getscheduler(0) == os.SCHED_FIFO:  # --realtime: below the session
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(CLIENTS_PRIORITY))
     asyncio.run(_load(url, n, rps, ready, stop, out, batch))
 
 
@@ -139,6 +143,7 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
     from tests.integration.hyperliquid.conftest import make_config
     from tests.integration.hyperliquid.test_faults import wait_for
 
+    tmp.mkdir(parents=True, exist_ok=True)
     n_bars = int(seconds / every)
     rng = np.random.default_rng(1)
     closes = 2000.0 * np.exp(np.cumsum(rng.normal(0, 0.004, n_bars + 1)))
@@ -216,6 +221,7 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
                 server.stop()
             result["bars_taken"] = seen[0]
             result["orders"] = len(to_order)
+            result["_tick_to_trade_us"] = [x / 1e3 for x in to_order]
             for q in (0.5, 0.99):
                 value = _pct([float(x) for x in to_order], q)
                 result[f"tick_to_trade_p{round(q * 100)}_us"] = (
@@ -244,7 +250,7 @@ def _client_figures(data: dict[str, Any], published: list[int],
             if topic == "market:update" and bar in pushed_wall:
                 delivery.append((wall - pushed_wall[bar]) / 1e6)
     reads = data["reads_ms"]
-    out: dict[str, Any] = {
+    out: dict[str, Any] = {"_reads_ms": reads, "_delivery_ms": delivery,
         "stream_messages": len(published), "clients_kept_up": kept_up,
         "clients_dropped": sum(c is not None and c != 1000 for c in data["closed"]),
         "events_lost": lost, "reads": len(reads), "failed_reads": data["failed_reads"]}
@@ -264,24 +270,61 @@ def main() -> None:
     parser.add_argument("--rps", type=float, default=20.0)
     parser.add_argument("--batch", action="store_true",
                         help='clients ask for batched frames ({"batch": true}: JSON lines)')
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="A/B pairs, alternating; the figures are also pooled")
     parser.add_argument("--switch-ms", type=float,
                         help="the interpreter's thread switch interval in ms for both "
                              "sessions (default: Python's, 5 ms)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="run the session at real-time priority (SCHED_FIFO "
+                             f"{SESSION_PRIORITY}) and the clients just below it "
+                             f"({CLIENTS_PRIORITY}): other work on the machine delays "
+                             "neither, and the clients (remote machines in a deployment) "
+                             "never take a CPU the session wants; needs root")
     args = parser.parse_args()
+    if args.realtime:  # before any thread starts: they inherit it
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(SESSION_PRIORITY))
     if args.switch_ms is not None:
         import sys
 
         sys.setswitchinterval(args.switch_ms / 1e3)
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        a = session(Path(tmp), args.seconds, args.every, False, args.clients, args.rps)
-        b = session(Path(tmp), args.seconds, args.every, True, args.clients, args.rps,
-                    args.batch)
-    ratio = (b["tick_to_trade_p99_us"] / a["tick_to_trade_p99_us"]
-             if a.get("tick_to_trade_p99_us") and b.get("tick_to_trade_p99_us") else None)
-    print(json.dumps({"without_api": a, "with_api": b,
-                      "tick_to_trade_p99_ratio": None if ratio is None else round(ratio, 3)},
-                     indent=2))
+        for k in range(args.rounds):  # A then B, alternating: drift hits both alike
+            a = session(Path(tmp) / f"a{k}", args.seconds, args.every, False, args.clients,
+                        args.rps)
+            b = session(Path(tmp) / f"b{k}", args.seconds, args.every, True, args.clients,
+                        args.rps, args.batch)
+            rounds.append({"without_api": a, "with_api": b,
+                           "tick_to_trade_p99_ratio": _ratio(a, b)})
+    pooled = {arm: _pooled([r[arm] for r in rounds]) for arm in ("without_api", "with_api")}
+    print(json.dumps({"rounds": rounds, "pooled": pooled,
+                      "tick_to_trade_p99_ratio": _ratio(*pooled.values())}, indent=2))
 
+
+def _ratio(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    if a.get("tick_to_trade_p99_us") and b.get("tick_to_trade_p99_us"):
+        return round(b["tick_to_trade_p99_us"] / a["tick_to_trade_p99_us"], 3)
+    return None
+
+
+def _pooled(arms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every round's samples together: tick-to-trade, reads and deliveries; losses and
+    drops summed."""
+    out: dict[str, Any] = {"orders": sum(a["orders"] for a in arms)}
+    samples = {"tick_to_trade": ([x for a in arms for x in a.pop("_tick_to_trade_us")], "us"),
+               "api_read": ([x for a in arms for x in a.pop("_reads_ms", [])], "ms"),
+               "stream_delivery": ([x for a in arms for x in a.pop("_delivery_ms", [])],
+                                   "ms")}
+    for name, (values, unit) in samples.items():
+        for q in (0.5, 0.99):
+            value = _pct(values, q)
+            if value is not None:
+                out[f"{name}_p{round(q * 100)}_{unit}"] = round(value, 2)
+    for key in ("events_lost", "clients_dropped", "failed_reads"):
+        if key in arms[0]:
+            out[key] = sum(a[key] for a in arms)
+    return out
 
 if __name__ == "__main__":
     main()

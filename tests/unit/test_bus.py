@@ -81,6 +81,45 @@ def test_a_failing_queued_subscriber_is_counted_not_raised() -> None:
     assert sub.errors == 2 and sub.delivered == 2
 
 
+def test_queued_subscribers_wait_for_the_step_that_published_then_get_it_all() -> None:
+    bus = EventBus()
+    bus.gate.limit_s = 30.0  # the test's steps are never cut short
+    seen: list[tuple[int, bool]] = []
+    inside = [False]
+    done = threading.Event()
+
+    def observer(envelope: Envelope) -> None:
+        seen.append((envelope.seq, inside[0]))
+        if envelope.seq == 5:
+            done.set()
+
+    bus.subscribe_queued(observer, [BAR], name="observer")
+    with bus.step():
+        inside[0] = True
+        for i in range(3):
+            bus.publish(BAR, i, i)
+        with bus.step():  # nested: the outer step ends the hold
+            bus.publish(BAR, 3, 3)
+        threading.Event().wait(0.2)  # the worker would have run by now if it could
+        assert seen == []
+        inside[0] = False
+    bus.publish(BAR, 4, 4)  # between steps: at once
+    assert done.wait(5)
+    bus.close()
+    assert seen == [(seq, False) for seq in range(1, 6)]
+
+
+def test_a_step_past_its_limit_no_longer_holds_observers_back() -> None:
+    bus = EventBus()
+    bus.gate.limit_s = 0.05
+    got = threading.Event()
+    bus.subscribe_queued(lambda e: got.set(), [BAR], name="observer")
+    with bus.step():  # a long step (a resumed session's warm-up): bounded queues
+        bus.publish(BAR, 1, 1)
+        assert got.wait(5)
+    bus.close()
+
+
 def test_catch_up_from_a_sequence_number_or_report_a_gap() -> None:
     bus = EventBus(history=4)
     for i in range(6):
