@@ -93,10 +93,14 @@ class Client:
             self.queue.put_nowait(None)  # tells the sender to close: too slow
 
 
-def _hand_over(clients: list[Client], item: tuple[int, str]) -> None:
-    """On the clients' loop: one message to each of them."""
-    for client in clients:
-        client._put(item)
+_BATCH = 256  # messages handed over at most at once
+
+
+def _hand_over(batch: list[tuple[Client, list[tuple[int, str]]]]) -> None:
+    """On the clients' loop: each client's messages of one batch."""
+    for client, items in batch:
+        for item in items:
+            client._put(item)
 
 
 class StreamHub:
@@ -107,14 +111,23 @@ class StreamHub:
         self._voters: dict[int, tuple[str, ...]] = {}  # decision id -> agents on its side
         self.last_seq = 0
         self.evicted_upto = 0  # the newest sequence number dropped from the buffer
+        self._outbox: list[tuple[int, tuple[str, ...], str]] = []  # the hub thread's own
         self.subscription = bus.subscribe_queued(self._on_event, maxlen=100_000,
                                                  name="stream")
 
     # -- from the bus (the hub's worker thread) ----------------------------------------
     def _on_event(self, envelope: Envelope) -> None:
         stream_topics = self.route(envelope)
-        if not stream_topics:
-            return
+        if stream_topics:
+            self._publish(envelope, stream_topics)
+        # What a step published goes to the clients together, once nothing more is queued
+        # (or once a busy stream has piled up a batch).
+        subscription = getattr(self, "subscription", None)
+        if self._outbox and (subscription is None or not subscription.pending()
+                             or len(self._outbox) >= _BATCH):
+            self._flush()
+
+    def _publish(self, envelope: Envelope, stream_topics: tuple[str, ...]) -> None:
         text = json.dumps({"seq": envelope.seq, "topic": stream_topics[0],
                            "topics": list(stream_topics), "kind": envelope.topic,
                            "ts": envelope.ts, "data": plain(envelope.event)},
@@ -124,20 +137,27 @@ class StreamHub:
                 self.evicted_upto = self._buffer[0][0]
             self._buffer.append((envelope.seq, stream_topics, text))
             self.last_seq = envelope.seq
+        self._outbox.append((envelope.seq, stream_topics, text))
+
+    def _flush(self) -> None:
+        """Hand the waiting messages to the clients: one wake-up per event loop and one
+        batch per client, not one per message (each hand-over wakes a client's task and
+        each wake-up sends a frame; all of it shares the interpreter lock with the trading
+        loop)."""
+        outbox, self._outbox = self._outbox, []
+        with self._lock:
             clients = list(self._clients)
-        # One wake-up per event loop, not one per client: the clients of a server share
-        # its loop, and each cross-thread hand-over costs the process (the GIL it shares
-        # with the trading loop) far more than the queue put it carries.
-        by_loop: dict[asyncio.AbstractEventLoop, list[Client]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Client, list[tuple[int, str]]]]] = {}
         for client in clients:
-            if client.wants(stream_topics):
-                by_loop.setdefault(client.loop, []).append(client)
-        item = (envelope.seq, text)
-        for loop, wanting in by_loop.items():
+            mine = [(seq, text) for seq, stream_topics, text in outbox
+                    if client.wants(stream_topics)]
+            if mine:
+                by_loop.setdefault(client.loop, []).append((client, mine))
+        for loop, batch in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_hand_over, wanting, item)
+                loop.call_soon_threadsafe(_hand_over, batch)
             except RuntimeError:  # its loop is closed: those clients are gone
-                for client in wanting:
+                for client, _ in batch:
                     client.dropped = True
 
     def route(self, envelope: Envelope) -> tuple[str, ...]:

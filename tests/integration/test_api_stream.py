@@ -161,3 +161,35 @@ def test_a_batching_client_gets_every_message_as_json_lines(tmp_path: Path) -> N
             seqs += [json.loads(line)["seq"] for line in ws.receive_text().split("\n")]
         assert seqs == later
     bus.close()
+
+
+def test_what_a_step_publishes_reaches_each_client_in_one_hand_over() -> None:
+    """One wake-up of the clients' loop per step, each client given its own topics' share,
+    in order: the 50-client fan-out costs the process (and the interpreter lock it shares
+    with trading) one batch per step, not one per message."""
+
+    class Loop:  # stands for the server's event loop: records the hand-overs
+        def __init__(self) -> None:
+            self.calls: list[tuple[object, ...]] = []
+
+        def call_soon_threadsafe(self, fn: object, *args: object) -> None:
+            self.calls.append((fn, *args))
+
+    bus = EventBus()
+    bus.gate.limit_s = 30.0
+    hub = StreamHub(bus)
+    loop = Loop()
+    bars = hub.connect(["market:update"], loop)  # type: ignore[arg-type]
+    alerts = hub.connect(["trade:alert"], loop)  # type: ignore[arg-type]
+    with bus.step():
+        for k in range(3):
+            bus.publish(BAR, k, BarClosed(k, "BTC", 1.0, 1.0, 1.0, 1.0, 1.0))
+        bus.publish(ALERT, 3, AlertRaised(1, 3, "warning", "risk", "drawdown", "x", {}))
+    settle(hub, 4)
+    assert len(loop.calls) == 1
+    fn, batch = loop.calls[0]
+    fn(batch)  # type: ignore[operator]
+    got = {id(c): [c.queue.get_nowait()[0] for _ in range(c.queue.qsize())]
+           for c in (bars, alerts)}
+    assert got == {id(bars): [1, 2, 3], id(alerts): [4]}
+    bus.close()
