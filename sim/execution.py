@@ -216,14 +216,14 @@ class ExecutionDesk:
         if ttl is not None and role not in BRACKET_ROLES:
             life.expires_at = ts + ttl
         rec = self.recorder
-        rec.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
-                        order.ref_price, role)
+        rec.order_event_row((life.order_id, ts, s, "submitted", None, order.quantity,
+                             order.ref_price, role))
         if denial is None:
             legs = self.router.route_legs(order)
             if legs:
                 risk.on_order_sent(order, agents)
                 for leg in legs:
-                    rec.routing(leg, s)
+                    rec.route_row((leg, s))
                 self._live[life.order_id] = life
                 if life.expires_at is not None:
                     self.queue.push(life.expires_at, PRIORITY_ARRIVAL, self._expire_order, life)
@@ -314,7 +314,7 @@ class ExecutionDesk:
             life.arrival_ts = now
         life.venue = venue.name
         qty = routed.order.quantity
-        rec.order_event(life.order_id, now, s, "arrived", venue.name, qty, None, "")
+        rec.order_event_row((life.order_id, now, s, "arrived", venue.name, qty, None, ""))
         portfolio = self.portfolio
         if (self._fast and life.kind == MARKET and not life.reduce_only
                 and now == self._obs_ts[s]):
@@ -627,7 +627,8 @@ class ExecutionDesk:
         life.filled_notional += abs(fill.quantity) * fill.price
         life.fees += fill.fee
         life.fill_ts = fill.ts
-        self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
+        self.recorder.fill_row((fill, s, portfolio.cash, portfolio.qty[s],
+                                portfolio.realized[s]))
 
     def _close_leg(self, leg: Leg, code: str, reason: str, confirmed: bool = False) -> None:
         if leg.status != WORKING:
@@ -654,8 +655,9 @@ class ExecutionDesk:
         rec = self.recorder
         rec.order(life)
         filled = life.filled  # Order.avg_fill_price, without the property's call
-        rec.order_event(life.order_id, now, life.s, life.status, life.venue, filled,
-                        life.filled_notional / abs(filled) if filled else None, life.reason)
+        rec.order_event_row((life.order_id, now, life.s, life.status, life.venue, filled,
+                             life.filled_notional / abs(filled) if filled else None,
+                             life.reason))
         if (life.filled and self._brackets and life.role not in BRACKET_ROLES
                 and not self._ending):
             self._attach_brackets(life, now)
