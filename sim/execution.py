@@ -135,6 +135,7 @@ class ExecutionDesk:
         self._obs_ts = [-1] * n  # time of the price last shown to symbol s's orders
         self._budget: list[tuple[int, dict[str, float]]] = [(-1, {})] * n
         venues = getattr(router, "venues", ())
+        self._venue_named = {v.name: v for v in venues}  # router.venue's, without the call
         self._venues_of: list[tuple[SimVenue, ...]] = [
             tuple(v for v in venues if sym in v.symbols) for sym in self.symbols]
         self.perp: list[SimVenue | None] = [
@@ -215,14 +216,14 @@ class ExecutionDesk:
         if ttl is not None and role not in BRACKET_ROLES:
             life.expires_at = ts + ttl
         rec = self.recorder
-        rec.order_event(life.order_id, ts, s, "submitted", None, order.quantity,
-                        order.ref_price, role)
+        rec.order_event_row((life.order_id, ts, s, "submitted", None, order.quantity,
+                             order.ref_price, role))
         if denial is None:
             legs = self.router.route_legs(order)
             if legs:
                 risk.on_order_sent(order, agents)
                 for leg in legs:
-                    rec.routing(leg, s)
+                    rec.route_row((leg, s))
                 self._live[life.order_id] = life
                 if life.expires_at is not None:
                     self.queue.push(life.expires_at, PRIORITY_ARRIVAL, self._expire_order, life)
@@ -254,7 +255,7 @@ class ExecutionDesk:
                 clock = self.clock
                 if clock.now != now:
                     clock.advance_to(now)
-                self._arrive((life, legs[0], self.router.venue(legs[0].venue)))
+                self._reach(life, legs[0], self._venue_named[legs[0].venue])
                 if heap:
                     self._dispatch_before(now, PRIORITY_VENUE + 1)
                 return
@@ -285,11 +286,14 @@ class ExecutionDesk:
             self._dispatch_before(now, PRIORITY_VENUE + 1)
 
     def _arrive(self, message: tuple[Order, OrderRouted, SimVenue]) -> None:
+        """A queued leg reaches its venue (``_reach``)."""
+        self._reach(*message)
+
+    def _reach(self, life: Order, routed: OrderRouted, venue: SimVenue) -> None:
         """A leg reaches its venue: refused (down, random reject: the router falls back),
         dropped (its order was cancelled meanwhile) or accepted into the book. Arriving
         at the moment the engine shows the symbol's price, it meets that price at once;
         otherwise it waits for the first price observed after it (the next open)."""
-        life, routed, venue = message
         life.in_flight -= 1
         now = self.clock.now
         s = life.s
@@ -310,7 +314,7 @@ class ExecutionDesk:
             life.arrival_ts = now
         life.venue = venue.name
         qty = routed.order.quantity
-        rec.order_event(life.order_id, now, s, "arrived", venue.name, qty, None, "")
+        rec.order_event_row((life.order_id, now, s, "arrived", venue.name, qty, None, ""))
         portfolio = self.portfolio
         if (self._fast and life.kind == MARKET and not life.reduce_only
                 and now == self._obs_ts[s]):
@@ -623,7 +627,8 @@ class ExecutionDesk:
         life.filled_notional += abs(fill.quantity) * fill.price
         life.fees += fill.fee
         life.fill_ts = fill.ts
-        self.recorder.fill(fill, s, portfolio.cash, portfolio.qty[s], portfolio.realized[s])
+        self.recorder.fill_row((fill, s, portfolio.cash, portfolio.qty[s],
+                                portfolio.realized[s]))
 
     def _close_leg(self, leg: Leg, code: str, reason: str, confirmed: bool = False) -> None:
         if leg.status != WORKING:
@@ -649,8 +654,10 @@ class ExecutionDesk:
         self._live.pop(life.order_id, None)
         rec = self.recorder
         rec.order(life)
-        rec.order_event(life.order_id, now, life.s, life.status, life.venue, life.filled,
-                        life.avg_fill_price, life.reason)
+        filled = life.filled  # Order.avg_fill_price, without the property's call
+        rec.order_event_row((life.order_id, now, life.s, life.status, life.venue, filled,
+                             life.filled_notional / abs(filled) if filled else None,
+                             life.reason))
         if (life.filled and self._brackets and life.role not in BRACKET_ROLES
                 and not self._ending):
             self._attach_brackets(life, now)

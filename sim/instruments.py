@@ -136,6 +136,9 @@ class Instrument:
     max_leverage: float | None = None
     source: str = "venue"
     decimal_price: bool = field(init=False, repr=False, compare=False)
+    # No size grid and no minimum: every non-zero quantity is on the grid and big enough
+    # (``round_size`` returns it as is, ``too_small`` says False): the router skips both.
+    any_size: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick > 0.0 and (self.sig_figs or self.price_decimals is not None):
@@ -144,6 +147,9 @@ class Instrument:
             object.__setattr__(self, "lot", 10.0 ** -self.size_decimals)
         object.__setattr__(self, "decimal_price",
                            bool(self.sig_figs) or self.price_decimals is not None)
+        object.__setattr__(self, "any_size", not (
+            self.size_decimals is None and self.lot <= 0.0 and not self.min_size > 0.0
+            and not self.min_notional > 0.0))
 
     # -- grids -------------------------------------------------------------------------
     def step(self, price: float) -> float:
@@ -222,7 +228,17 @@ class Instrument:
         """The runtime invariant: raise ``FillOutsideBand`` naming the order when a taker
         fill at ``price`` lies outside ``band`` (float tolerance: 1e-9 of a step or of
         the price) or is not a positive price."""
-        lo, hi = self.band(buy, reference, slip)
+        # self.band(buy, reference, slip), without its calls (step: the tick, or 0 when
+        # there is no grid; only a decimal price grid needs step's arithmetic)
+        tick = self.tick
+        if buy:
+            top = reference * (1.0 + slip)
+            lo, hi = reference, top + (tick if tick > 0.0 else
+                                       self.step(top) if self.decimal_price else 0.0)
+        else:
+            lo = reference * (1.0 - slip) - (tick if tick > 0.0 else self.step(reference)
+                                             if self.decimal_price else 0.0)
+            hi = reference
         tol = 1e-9 * (abs(reference) + (hi - lo))
         if price > 0.0 and lo - tol <= price <= hi + tol:
             return

@@ -55,6 +55,19 @@ class ObservedRecorder(Recorder):
         self.bus = bus
         self._symbol_names = tuple(symbols)
         self._agent_names = tuple(agents)
+        # The desk's rows go through the methods below, which publish them.
+        self.order_event_row = self._order_event_row
+        self.route_row = self._route_row
+        self.fill_row = self._fill_row
+
+    def _order_event_row(self, row: tuple[Any, ...]) -> None:
+        self.order_event(*row)
+
+    def _route_row(self, row: tuple[OrderRouted, int]) -> None:
+        self.routing(*row)
+
+    def _fill_row(self, row: tuple[OrderFilled, int, float, float, float]) -> None:
+        self.fill(*row)
 
     def add_agent(self, name: str) -> int:
         self._agent_names = (*self._agent_names, name)

@@ -133,6 +133,14 @@ class Recorder:
         self._denials: list[tuple[OrderDenied, int]] = []
         self._routes: list[tuple[OrderRouted, int]] = []
         self._fills: list[tuple[OrderFilled, int, float, float, float]] = []
+        # The execution desk's rows, appended whole (the tuples ``order_event``,
+        # ``routing`` and ``fill`` make): one C call per row on the order path, no Python
+        # frame. A recorder that does more with a row (``sim.observed``: publishes it)
+        # points these at its methods instead.
+        self.order_event_row: Callable[[tuple[Any, ...]], None] = self._order_events.append
+        self.route_row: Callable[[tuple[OrderRouted, int]], None] = self._routes.append
+        self.fill_row: Callable[[tuple[OrderFilled, int, float, float, float]], None] = (
+            self._fills.append)
         # The equity rows: the engine sets this to its portfolio's book.
         self.equity = EquityBook()
         # Called before buffered rows are written and dropped (a live session writes the

@@ -171,8 +171,9 @@ class VenueRouter:
         for rank, (sc, _, v) in enumerate(pool):
             inst = v.instruments.get(order.symbol) or v.instrument(order.symbol,
                                                                      order.ref_price)
-            qty = inst.round_size(order.quantity)
-            if qty == 0.0 or inst.too_small(qty, order.ref_price, order.reduce_only):
+            qty = inst.round_size(order.quantity) if inst.any_size else order.quantity
+            if qty == 0.0 or (inst.any_size
+                              and inst.too_small(qty, order.ref_price, order.reduce_only)):
                 note += f"; {v.name}: below lot/min size/min notional"
                 continue
             reason = (self._reason(sc, len(listing), rank) if exclude

@@ -12,7 +12,18 @@ from pathlib import Path
 import pytest
 
 from research.sweep_worker import CollectingStore
-from sim.bus import ALL, BAR, DECISION, EQUITY, FILL, ROUTE, SIGNAL, Envelope, EventBus
+from sim.bus import (
+    ALL,
+    BAR,
+    DECISION,
+    EQUITY,
+    FILL,
+    ORDER,
+    ROUTE,
+    SIGNAL,
+    Envelope,
+    EventBus,
+)
 from sim.bus_events import BarClosed, EquityBooked, FillBooked, SignalChanged
 from sim.config import load_scenario
 from sim.runner import run_scenario
@@ -156,11 +167,16 @@ def test_an_observed_backtest_publishes_what_it_stores_and_stores_the_same_rows(
 
     assert _tables(observed) == _tables(plain)
     counts = Counter(e.topic for e in events)
-    rows = {name: table.num_rows for name in ("signals", "decisions", "fills", "equity", "bars")
+    rows = {name: table.num_rows for name in ("signals", "decisions", "fills", "equity", "bars",
+                                              "order_events", "routing_decisions")
             if (table := plain.table(name)) is not None}
     assert counts[SIGNAL] == rows["signals"] > 0
     assert counts[DECISION] == rows["decisions"] > 0
     assert counts[FILL] == rows.get("fills", 0) > 0
+    # The desk's rows reach the bus too (sim.observed points the recorder's row hooks at
+    # its publishing methods).
+    assert counts[ORDER] == rows["order_events"] > 0
+    assert counts[ROUTE] == rows["routing_decisions"] > 0
     assert counts[EQUITY] == rows["equity"]
     assert counts[BAR] == rows["bars"]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))

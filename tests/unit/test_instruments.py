@@ -165,6 +165,35 @@ def test_the_band_allows_slippage_and_one_step_and_nothing_else() -> None:
         plain.check_taker(3, False, 1.0, 1.34, plain.taker_price(False, 1.0, 1.34))
 
 
+@pytest.mark.parametrize("inst", [
+    Instrument("v", "X"), Instrument("v", "X", tick=0.5), Instrument("v", "X", sig_figs=5),
+    Instrument("v", "X", price_decimals=2)], ids=["plain", "tick", "sig_figs", "decimals"])
+@pytest.mark.parametrize("buy", [True, False])
+def test_check_taker_accepts_exactly_the_band_on_every_grid(inst: Instrument,
+                                                              buy: bool) -> None:
+    """check_taker computes the band inline (no call to ``band``): the same edges."""
+    reference, slip = 123.456, 0.002
+    lo, hi = inst.band(buy, reference, slip)
+    inst.check_taker(1, buy, reference, slip, lo)
+    inst.check_taker(1, buy, reference, slip, hi)
+    margin = (hi - lo) * 1e-3
+    for price in (lo - margin, hi + margin):
+        with pytest.raises(FillOutsideBand):
+            inst.check_taker(1, buy, reference, slip, price)
+
+
+@pytest.mark.parametrize(("rule", "routed"), [
+    ({}, 0.123), ({"lot": 0.1}, 0.1), ({"size_decimals": 2}, 0.12),
+    ({"min_size": 1.0}, None), ({"min_notional": 10.0}, None)])
+def test_only_an_instrument_without_size_rules_skips_rounding_and_minimums(
+        rule: dict[str, float], routed: float | None) -> None:
+    inst = Instrument("v", "X", **rule)  # type: ignore[arg-type]
+    assert inst.any_size == bool(rule)
+    router = VenueRouter([SimVenue("v", frozenset({"X"}), instruments={"X": inst})])
+    leg = router.route(order(0.123, 50.0))  # 0.123 units, $6.15
+    assert (None if leg is None else leg.order.quantity) == routed
+
+
 def test_a_sell_below_one_tick_would_fill_above_the_market_and_is_stopped() -> None:
     """A fixed tick of 0.5 at a price of 0.2: the sell used to be lifted to 0.5."""
     venue = SimVenue("v", frozenset({"X"}), tick_size=0.5)
