@@ -31,7 +31,6 @@ from rich.progress import (
 
 from quorum import signals
 from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
-from reports.sweep_report import SweepPage, write_sweep_report
 from research.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
 from research.sweep_driver import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
 from research.sweep_executors import (
@@ -260,6 +259,10 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
                     title=f"walk-forward on {metric}: train {wf.train}, test {wf.test}, "
                           f"step {wf.step or wf.test}{' (anchored)' if wf.anchored else ''}")
     if args.out:
+        # imported here: the page's figures import matplotlib (2 s of CPU a sweep
+        # printed without --out has no use for)
+        from reports.sweep_report import SweepPage, write_sweep_report
+
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(out / "ranking.csv", [

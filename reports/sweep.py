@@ -264,21 +264,22 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
 def _equity(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]
             ) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
     """Per run: equity stamps (ns), values and the initial cash, in one query."""
-    got = con.execute("SELECT run_id, epoch_ns(ts) AS t, equity FROM equity "
+    # the rows' run ids as one count per run, not a string per row (millions of them)
+    counts = con.execute("SELECT run_id, count(*) FROM equity WHERE list_contains(?, run_id)"
+                         " GROUP BY run_id ORDER BY run_id", [list(run_ids)]).fetchall()
+    got = con.execute("SELECT epoch_ns(ts) AS t, equity FROM equity "
                       "WHERE list_contains(?, run_id) ORDER BY run_id, ts",
                       [list(run_ids)]).fetchnumpy()
-    ids = np.asarray(got["run_id"]).astype(str)
     ts = np.asarray(got["t"], np.int64)
     values = np.asarray(got["equity"], np.float64)
     initial = {run_id: float(json.loads(config)["initial_cash"]) for run_id, config in
                con.execute("SELECT run_id, config FROM runs WHERE list_contains(?, run_id)",
                            [list(run_ids)]).fetchall()}
-    bounds = np.flatnonzero(ids[1:] != ids[:-1]) + 1 if len(ids) else np.zeros(0, np.int64)
     out = {}
-    for lo, hi in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [len(ids)])),
-                      strict=True):
-        if hi > lo:
-            out[ids[lo]] = (ts[lo:hi], values[lo:hi], initial[ids[lo]])
+    lo = 0
+    for run_id, n in counts:
+        out[run_id] = (ts[lo:lo + n], values[lo:lo + n], initial[run_id])
+        lo += n
     for run_id in run_ids:  # a completed run with no equity rows (no bars)
         out.setdefault(run_id, (np.zeros(0, np.int64), np.zeros(0), initial[run_id]))
     return out

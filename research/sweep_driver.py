@@ -74,6 +74,29 @@ def transaction(store: DuckDBStore) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+# DuckDB settings while a sweep's runs are stored (``bulk_writes``): one thread (the
+# workers have the cores; DuckDB's own threads only add hand-offs to appends this small)
+# and a checkpoint every 256 MB of log, not every 16 MB (the default): each checkpoint
+# rewrites the tables' last, partly filled row groups, once per commit otherwise.
+_BULK_SETTINGS = {"threads": "1", "checkpoint_threshold": "256MB"}
+
+
+@contextmanager
+def bulk_writes(store: DuckDBStore) -> Iterator[None]:
+    """``_BULK_SETTINGS`` on ``store``'s database for the block, the old values after."""
+    con = store.con
+    old = {name: con.execute("SELECT current_setting(?)", [name]).fetchone()
+           for name in _BULK_SETTINGS}
+    for name, value in _BULK_SETTINGS.items():
+        con.execute(f"SET {name} = '{value}'")
+    try:
+        yield
+    finally:
+        for name, row in old.items():
+            if row is not None:
+                con.execute(f"SET {name} = '{row[0]}'")
+
+
 def register_sweep(store: DuckDBStore, sweep: Sweep,
                    used: dict[str, str] | None = None) -> None:
     """The sweep and its combinations, once (the same sweep id is already there); each
@@ -162,12 +185,15 @@ def delete_runs(store: DuckDBStore, run_ids: Sequence[str]) -> None:
 def merge_outcomes(store: DuckDBStore, items: Sequence[tuple[SweepRun, RunOutcome]]) -> None:
     """Store finished runs whole, in one transaction: one statement per table for all of
     them (with many short runs, per-statement cost would make the driver the bottleneck)."""
+    by_table: dict[str, list[tuple[str, pa.Table]]] = {}
+    for _, o in items:
+        for name, batch in o.store.batches:
+            by_table.setdefault(name, []).append((o.run_id, batch))
     with transaction(store):
         _insert_arrow(store, "runs", _run_rows(items))
         _insert_arrow(store, "run_code", _code_rows(items))
         for table in TABLES:
-            parts = [(o.run_id, batch) for _, o in items for name, batch in o.store.batches
-                     if name == table]
+            parts = by_table.get(table)
             if parts:
                 _append_runs(store, table, parts)
         metrics = [(o.run_id, name, value) for _, o in items
@@ -228,24 +254,31 @@ def _append_runs(store: DuckDBStore, table: str, parts: Sequence[tuple[str, pa.T
                  ) -> None:
     """Several runs' batches of ``table`` in one INSERT, each run's rows in its order.
 
-    Each batch is cast to the Arrow type of its column (what DuckDB converts it to on
-    insert anyway), so batches concatenate; a column type without a known Arrow type
-    falls back to the store's own append, batch by batch."""
+    Batches of one schema (the usual case: one recorder made them all) are concatenated
+    as they are and each column cast once to the Arrow type of its DuckDB column (what
+    DuckDB converts it to on insert anyway); batches that differ are cast one by one
+    first, so they concatenate. A column type without a known Arrow type falls back to
+    the store's own append, batch by batch."""
     columns = TABLES[table]
     if any(kind not in _ARROW_TYPES for _, kind in columns):
         for run_id, batch in parts:
             store.append(run_id, table, batch)
         return
+    names = [name for name, _ in columns]
     schema = pa.schema([("run_id", pa.string()),
                         *((name, _ARROW_TYPES[kind]) for name, kind in columns)])
-    tables = []
-    for run_id, batch in parts:
-        n = batch.num_rows
-        run_col = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                 pa.array([run_id])).cast(pa.string())
-        tables.append(pa.table([run_col, *(batch.column(name).cast(schema.field(name).type)
-                                           for name, _ in columns)], schema=schema))
-    _insert_arrow(store, table, pa.concat_tables(tables))
+    batches = [batch.select(names) for _, batch in parts]
+    if any(not b.schema.equals(batches[0].schema) for b in batches[1:]):
+        batches = [pa.table([b.column(name).cast(schema.field(name).type) for name in names],
+                            names=names) for b in batches]
+    data = pa.concat_tables(batches)
+    # the run id of each row: one dictionary index per batch, repeated over its rows
+    owner = np.repeat(np.arange(len(parts), dtype=np.int32), [b.num_rows for b in batches])
+    run_col = pa.DictionaryArray.from_arrays(pa.array(owner), pa.array([r for r, _ in parts]))
+    _insert_arrow(store, table, pa.Table.from_arrays(
+        [run_col.cast(pa.string()),
+         *(data.column(name).cast(schema.field(name).type) for name in names)],
+        schema=schema))
 
 
 def _insert_arrow(store: DuckDBStore, table: str, data: pa.Table) -> None:
@@ -299,11 +332,12 @@ def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False,
 
 def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
                   on_stored: Callable[[SweepProgress], None] | None = None,
-                  commit_every: float = 0.5) -> int:
+                  commit_every: float = 2.0) -> int:
     """Run ``plan.todo``, storing finished runs; returns how many failed.
 
     Finished runs are committed together at most every ``commit_every`` seconds (a DuckDB
-    commit costs tens of milliseconds here, as much as a short run), and at the end.
+    commit costs 100-200 ms of CPU here, as much as a few short runs), and at the end;
+    meanwhile the store has ``_BULK_SETTINGS``.
     Ctrl-C (or a lost worker) stops the executor, stores the runs already finished, and
     propagates: every run in the store is complete, and running the sweep again makes the
     rest."""
@@ -327,22 +361,23 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
                                             run, outcome))
 
     batches = executor([RunTask(r.run_id, r.config) for r in plan.todo])
-    try:
-        for ready in batches:
-            pending.extend((by_id[o.run_id], o) for o in ready)
-            if pending and time.monotonic() - last >= commit_every:
+    with bulk_writes(store):
+        try:
+            for ready in batches:
+                pending.extend((by_id[o.run_id], o) for o in ready)
+                if pending and time.monotonic() - last >= commit_every:
+                    store_pending()
+                    last = time.monotonic()
+            if pending:
                 store_pending()
-                last = time.monotonic()
-        if pending:
-            store_pending()
-    except (KeyboardInterrupt, WorkerLost):  # what finished is kept
-        if pending:
-            store_pending()
-        raise
-    finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+        except (KeyboardInterrupt, WorkerLost):  # what finished is kept
+            if pending:
+                store_pending()
+            raise
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
     return progress["failed"]
 
 

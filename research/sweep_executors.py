@@ -17,7 +17,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from research.sweep_worker import RunOutcome, RunTask, execute_run, ignore_sigint, one_line
+from research.sweep_payload import TableReceiver, TableSender
+from research.sweep_worker import (
+    RunOutcome,
+    RunTask,
+    execute_run,
+    ignore_sigint,
+    one_line,
+    settle_gc,
+    shared_batch,
+)
 
 Executor = Callable[[Sequence[RunTask]], Iterator[list[RunOutcome]]]
 CONNECT_TIMEOUT_S = 10.0  # --cluster: how long a scheduler has to answer
@@ -76,6 +85,7 @@ def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOu
         procs.append(proc)
         results.append(receive)
     owner = dict(zip(results, procs, strict=True))
+    receivers = {conn: TableReceiver() for conn in results}
     pending = iter(tasks)
     outstanding = 0
     finished = False
@@ -97,7 +107,7 @@ def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOu
             for conn in wait_for_results(results, 0.5):
                 try:
                     while conn.poll():
-                        ready.append(_unwrap(conn.recv()))
+                        ready.append(_unwrap(receivers[conn], conn.recv()))
                 except (EOFError, OSError):  # its worker is gone (mid-write, or after)
                     results.remove(conn)
                     broken.append(owner[conn])
@@ -126,20 +136,26 @@ def wait_for_results(conns: Sequence[Any], timeout: float) -> list[Any]:
 
 
 def serve(todo: Any, done: Any) -> None:
-    """A worker: run tasks until the ``None`` that says stop; results on its own pipe."""
+    """A worker: run tasks until the ``None`` that says stop; results on its own pipe,
+    each shared batch sent once (``research.sweep_payload``)."""
     ignore_sigint()
+    sender = TableSender()
+    first = True
     while (task := todo.get()) is not None:
         try:
-            done.send(("ok", execute_run(task)))
+            done.send(("ok", sender.pack(execute_run(task), shared_batch)))
         except BaseException as exc:  # not a run's failure: execute_run catches those
             done.send(("lost", f"run {task.run_id}: {one_line(exc)}"))
+        if first:
+            settle_gc()
+            first = False
 
 
-def _unwrap(item: tuple[str, Any]) -> RunOutcome:
+def _unwrap(receiver: TableReceiver, item: tuple[str, Any]) -> RunOutcome:
     kind, payload = item
     if kind != "ok":
         raise WorkerLost(f"a worker failed outside a run: {payload}")
-    return payload
+    return receiver.unpack(payload)
 
 
 def _stop_workers(procs: Sequence[Any], todo: Any, results: Sequence[Any],

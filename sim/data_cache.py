@@ -72,6 +72,11 @@ class DataCache:
             self._kept.popitem(last=False)
         return prepared
 
+    def holds(self, table: pa.Table) -> bool:
+        """Whether ``table`` is the ``bars`` batch of a data set kept here (the same
+        object: what every run on that data set stores)."""
+        return any(p.bars_table is table for p in self._kept.values())
+
 
 def _freeze(data: MarketData) -> None:
     """Every array of ``data`` read-only: a run that wrote into one would fail there,
