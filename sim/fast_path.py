@@ -40,6 +40,7 @@ import numpy as np
 from sim.agents.batch import has_batch_form
 from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
+from sim.fast_votes import BulkVotes, bulk_reason
 from sim.messages import Signal
 from sim.view import MarketView
 
@@ -107,8 +108,15 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
     """``Engine.run`` over ``data`` visiting event bars only (see the module docstring);
     the engine must have passed ``choose_path``."""
     walk = _Walk(engine, data, chunk)
+    votes = walk.votes
     with fewer_gc_passes():
-        walk.run(on_progress)
+        try:
+            walk.run(on_progress)
+        finally:  # a failed run stores the rows the per-bar loop would have by then
+            if votes is not None:
+                votes.record_upto(walk.row_done)
+        if votes is not None:
+            votes.finish()
         engine.finish()
 
 
@@ -162,10 +170,23 @@ class _Walk:
         # Python step per signal change).
         several = any(len(calls) > 1 for calls in engine._agent_calls)
         changing: dict[int, list[tuple[int, Callable[[MarketView], Signal | None]]]] = {}
+        batches = [[engine.agents[s][pos].agent.batch_signals(data.bars[s]) for pos, _ in calls]
+                   for s, calls in enumerate(engine._agent_calls)]
+        # Votes in bulk where they can be (sim.fast_votes): the walk then stops only at
+        # decisions that may make an order; the agents are not called at all.
+        self.votes: BulkVotes | None = None
+        self.row_done = 0  # rows whose signals and decisions the recorder has by now
+        if bulk_reason(engine) is None:
+            votes = BulkVotes(engine, list(data.bars), self.rows_of, batches)
+            if votes.ok:
+                self.votes = votes
+                for s in range(len(batches)):
+                    engine.set_calls(s, ())
+                batches = [[] for _ in batches]
+                several = False
         for s, calls in enumerate(engine._agent_calls):
             replays = []
-            for pos, _ in calls:
-                changes = engine.agents[s][pos].agent.batch_signals(data.bars[s])
+            for (pos, _), changes in zip(calls, batches[s], strict=True):
                 replay = _replay(dict(zip((changes.index + 1).tolist(), changes.signals,
                                           strict=True)))
                 replays.append((pos, replay))
@@ -174,7 +195,8 @@ class _Walk:
                 pair = (pos, replay)
                 for r in rows.tolist() if several else ():
                     changing.setdefault(r, []).append(pair)
-            engine.set_calls(s, tuple(replays))
+            if self.votes is None:
+                engine.set_calls(s, tuple(replays))
         self.calls_at = ({r: tuple(pairs) for r, pairs in changing.items()} if several
                          else None)
         static = np.unique(np.concatenate(events)) if events else np.zeros(0, np.int64)
@@ -193,6 +215,8 @@ class _Walk:
         symbols = range(len(self.bars))
         static, cluster_end, k = self.static, self.cluster_end, 0
         n, chunk = self.n, self.chunk
+        votes = self.votes
+        candidate = votes.next_candidate if votes is not None else None
         p = done = 0
         while p < n:
             boundary = min((p // chunk + 1) * chunk, n)
@@ -201,6 +225,9 @@ class _Walk:
             e = static[k] if k < len(static) else n
             if queued:
                 e = min(e, self._queue_row(p))
+            if candidate is not None:
+                for s in symbols:
+                    e = min(e, candidate(s, p, n))
             for s in symbols:
                 if pending[s] is not None or watch[s]:
                     e = min(e, self._next_row(s, p))
@@ -219,6 +246,9 @@ class _Walk:
                 p = min(end + 1, boundary)
                 self._process(a, p)
             if p == boundary:  # where Engine.run ends a chunk
+                if votes is not None:
+                    votes.record_upto(p)
+                    self.row_done = p
                 engine.recorder.maybe_flush()
                 if on_progress is not None:
                     on_progress(p - done)
@@ -247,6 +277,10 @@ class _Walk:
         on_bar = self.engine.on_bar
         calls = self.engine._agent_calls
         calls_at = self.calls_at.get if self.calls_at is not None else None
+        votes = self.votes
+        if votes is not None:  # a failure in on_bar: the row's signals were not taken
+            votes.record_upto(a)
+            self.row_done = a
         if self.single:
             bars = self.bars[0]
             ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
@@ -254,16 +288,24 @@ class _Walk:
             for i in range(a, b):
                 if calls_at is not None:
                     calls[0] = calls_at(i, ())
-                on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
+                close = c.item(i)
+                on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), close,
                        v.item(i))
+                if votes is not None:  # ... and one in the act: they were
+                    self.row_done = i + 1
+                    votes.act(0, i, close)
             return
         for r in range(a, b):
             s, i = self.order_symbol.item(r), self.order_pos.item(r)
             if calls_at is not None:
                 calls[s] = calls_at(r, ())
             bars = self.bars[s]
+            close = bars.close.item(i)
             on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
-                   bars.low.item(i), bars.close.item(i), bars.volume.item(i))
+                   bars.low.item(i), close, bars.volume.item(i))
+            if votes is not None:
+                self.row_done = r + 1
+                votes.act(s, r, close)
 
     # -- the bars in between -------------------------------------------------------------
     def _skip(self, a: int, b: int) -> None:
