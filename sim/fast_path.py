@@ -279,7 +279,6 @@ class _Walk:
         calls_at = self.calls_at.get if self.calls_at is not None else None
         votes = self.votes
         if votes is not None:  # a failure in on_bar: the row's signals were not taken
-            votes.record_upto(a)
             self.row_done = a
         if self.single:
             bars = self.bars[0]

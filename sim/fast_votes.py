@@ -8,13 +8,13 @@ policy's target exposure is set and differs from the exposure last acted on, mak
 decision pending for the next open. Everything up to the exposure depends only on the
 signals, so here it is computed for the whole run with numpy, the same IEEE operations
 in the same order as ``resolve`` (weights added one agent after another, adding 0.0 where
-``resolve`` adds nothing: the sums start at +0.0 and the weights are >= 0). The signal and
-decision rows are handed to the recorder as the walk passes them (the same rows, in the
-same order, before the same flushes). What stays sequential is whether a decision
-becomes an order: the exposure last acted on moves only at bars the walk visits (a
-release at an open, a flatten), so the walk visits a bar with a decision only when its
-exposure differs from the one acted on at that point (``next_candidate``), and after
-``Engine.on_bar`` there the engine acts on it as ``Engine._vote`` does (``act``).
+``resolve`` adds nothing: the sums start at +0.0 and the weights are >= 0). The signal,
+decision and vote rows go to the recorder as columns as the walk passes them (the same
+rows, in the same order, before the same flushes). What stays sequential is whether a
+decision becomes an order: the exposure last acted on moves only at bars the walk visits
+(a release at an open, a flatten), so the walk visits a bar with a decision only when
+its exposure differs from the one acted on at that point (``next_candidate``), and after
+``Engine.on_bar`` there acts on it as ``Engine._vote`` does (``act``).
 
 ``bulk_reason`` says why a run keeps a vote per event bar instead: state the votes read
 that only the walk has (stale signals, performance weights, volatility sizing), conflict
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from itertools import count
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,8 @@ from sim.recorder import Recorder
 _SIDES = {int(side): side for side in Side}
 _LONG, _SHORT, _FLAT, _HOLD = int(Side.LONG), int(Side.SHORT), int(Side.FLAT), int(Side.HOLD)
 # rule codes of the vectorised resolve (its order of checks)
-_RULES = ("none", "quorum", "no_votes", "dissent", "hold", "conservative", "min_agreement")
+RULES = ("none", "quorum", "no_votes", "dissent", "hold", "conservative", "min_agreement")
+_MIN_AGREEMENT = RULES.index("min_agreement")
 _PURE_SIZINGS = ("fixed_fraction", "confidence_exponential", "kelly")
 
 
@@ -65,166 +65,144 @@ def bulk_reason(engine: Engine) -> str | None:
     return None
 
 
-def _kept(changes: SignalChanges) -> tuple[np.ndarray, list[Signal]] | None:
+class _Changes:
+    """One agent's accepted signal changes: bar indexes, and per change a code into its
+    distinct signals (``objects``; code 0 is None, no signal yet), with each distinct
+    signal's fields as arrays indexed by code."""
+
+    def __init__(self, index: np.ndarray, codes: np.ndarray, objects: list[Signal]) -> None:
+        self.index = index
+        self.codes = codes  # >= 1
+        self.objects: list[Signal | None] = [None, *objects]
+        self.side = np.array([_HOLD, *(int(o.side) for o in objects)], np.int64)
+        self.confidence = np.array([0.0, *(o.confidence for o in objects)], np.float64)
+        self.has_target = np.array([False, *(o.target is not None for o in objects)])
+        self.target = np.array([0.0, *(0.0 if o.target is None else o.target
+                                       for o in objects)], np.float64)
+        self.reason = np.array([None, *(o.reason for o in objects)], dtype=object)
+
+
+def _kept(changes: SignalChanges) -> _Changes | None:
     """The changes ``Engine.on_bar`` accepts (a signal equal to the standing one is not a
-    change), or None when one would be refused (``valid_signal``)."""
+    change, and the standing one stays), or None when one would be refused."""
     signals = list(changes.signals)
-    if not signals:
-        return np.zeros(0, np.int64), []
     ids: dict[int, int] = {}
-    codes = np.array(list(map(ids.setdefault, map(id, signals), count())), dtype=np.int64)
-    first = dict(zip(codes.tolist(), signals, strict=True))
-    if not all(map(valid_signal, first.values())):
+    raw = np.fromiter(map(ids.setdefault, map(id, signals), count()), np.int64,
+                      count=len(signals))
+    # raw[i] is the position of the first object with signal i's id: i itself there
+    first = raw == np.arange(len(raw))
+    codes = (np.cumsum(first) - 1)[raw]
+    objects = [signals[i] for i in np.flatnonzero(first).tolist()]
+    if not all(map(valid_signal, objects)):
         return None
     keep = np.ones(len(codes), dtype=bool)
-    prev = codes[:-1]
-    differ = np.flatnonzero(codes[1:] != prev)
-    same_object = np.ones(len(codes) - 1, dtype=bool)
-    same_object[differ] = False
-    # value-equal distinct objects: one comparison per distinct pair
-    pairs = {(a, b) for a, b in zip(prev[differ].tolist(), codes[1:][differ].tolist(),
-                                    strict=True)}
-    equal = {pair for pair in pairs if first[pair[0]] == first[pair[1]]}
-    keep[1:] = ~same_object
-    if equal:
-        # a dropped change leaves the earlier object standing: walk those runs in order
-        standing = signals[0]
-        for i in range(1, len(signals)):
-            sig = signals[i]
-            if sig is standing or sig == standing:
-                keep[i] = False
-            else:
-                keep[i] = True
-                standing = sig
+    if len(codes) > 1:
+        prev = codes[:-1]
+        differ = np.flatnonzero(codes[1:] != prev)
+        keep[1:] = False
+        keep[1:][differ] = True
+        pairs = set(zip(prev[differ].tolist(), codes[1:][differ].tolist(), strict=True))
+        if any(objects[a] == objects[b] for a, b in pairs):
+            # a value-equal change is dropped and leaves the earlier object standing
+            standing = signals[0]
+            for i in range(1, len(signals)):
+                sig = signals[i]
+                keep[i] = not (sig is standing or sig == standing)
+                if keep[i]:
+                    standing = sig
     at = np.flatnonzero(keep)
-    return changes.index[at], [signals[i] for i in at.tolist()]
+    return _Changes(changes.index[at], codes[at] + 1, objects)
 
 
 class BulkVotes:
-    """Every signal and decision row of a fast run, and the decisions the walk must act on
-    (see the module docstring). ``rows_of[s]``: symbol ``s``'s rows in the walk's order."""
+    """Every signal, decision and vote row of a fast run, and the decisions the walk must
+    act on (module docstring). ``rows_of[s]``: symbol ``s``'s rows in the walk's order."""
 
     def __init__(self, engine: Engine, bars: list[Any], rows_of: list[np.ndarray],
                  changes: list[list[SignalChanges]]) -> None:
         self.engine = engine
         self.ok = True
-        sig_rows: list[np.ndarray] = []
-        sig_pos: list[np.ndarray] = []
-        sig_cols: list[tuple[list[Any], ...]] = []
-        dec_rows: list[np.ndarray] = []
-        dec_cols: list[tuple[list[Any], ...]] = []
-        self.cand_rows: list[list[int]] = []
-        self.cand_exposure: list[list[float]] = []
-        # per symbol: row -> (index in the decisions, target exposure), where it is set
-        self.at: list[dict[int, tuple[int, float]]] = []
-        self.final: list[tuple[list[Signal | None], Any]] = []
-        offset = 0
-        for s, per_agent in enumerate(changes):
-            kept = [_kept(c) for c in per_agent]
-            if any(k is None for k in kept):
+        n_sym = len(changes)
+        kept: list[list[_Changes]] = []
+        for per_agent in changes:
+            mine = [_kept(c) for c in per_agent]
+            if any(k is None for k in mine):
                 self.ok = False
                 return
-            ts = bars[s].ts
-            agent_ix = engine._agent_indexes[s]
-            for pos, (idx, sigs) in enumerate(kept):  # type: ignore[misc]
-                engine.performance.on_signals(s, pos, idx + 1, np.fromiter(
-                    map(int, map(attrgetter("side"), sigs)), np.int64, count=len(sigs)))
-                sig_rows.append(rows_of[s][idx])
-                sig_pos.append(np.full(len(idx), pos, np.int64))
-                sig_cols.append((ts[idx].tolist(), [s] * len(idx), [agent_ix[pos]] * len(idx),
-                                 sigs))
-            votes = self._votes(s, kept, np.asarray(ts))  # type: ignore[arg-type]
-            if votes is None:
-                self.cand_rows.append([])
-                self.cand_exposure.append([])
-                self.at.append({})
-                self.final.append(([None] * len(per_agent), None))
-                continue
-            where, cols, exposure = votes
-            rows = rows_of[s][where]
-            dec_rows.append(rows)
-            dec_cols.append(cols)
-            has = [i for i, e in enumerate(exposure) if e is not None]
-            row_list = rows.tolist()
-            self.cand_rows.append([row_list[i] for i in has])
-            self.cand_exposure.append([exposure[i] for i in has])  # type: ignore[misc]
-            self.at.append({row_list[i]: (offset + i, exposure[i]) for i in has})
-            offset += len(row_list)
-        # signals in the walk's order: by row, then the agents' order
-        if sig_rows:
-            srow = np.concatenate(sig_rows)
-            order = np.lexsort((np.concatenate(sig_pos), srow))
-            self.sig_row = srow[order]
-            idx = order.tolist()
-            self.signals = [_take([v for c in sig_cols for v in c[k]], idx) for k in range(4)]
-        else:
-            self.sig_row = np.zeros(0, np.int64)
-            self.signals = [[], [], [], []]
-        # decisions: numbered in the walk's order
-        if dec_rows:
-            drow = np.concatenate(dec_rows)
-            order = np.argsort(drow, kind="stable")
-            self.dec_row = drow[order]
-            idx = order.tolist()
-            self.decisions = [_take([v for c in dec_cols for v in c[k]], idx)
-                              for k in range(10)]
-            rank = np.empty(len(order), np.int64)
-            rank[order] = np.arange(len(order))
-            first = engine._decision_id + 1
-            self.decisions.insert(0, list(range(first, first + len(order))))
-            ranks = rank.tolist()
-            self.at = [{r: (ranks[i], e) for r, (i, e) in at.items()} for at in self.at]
-        else:
-            self.dec_row = np.zeros(0, np.int64)
-            self.decisions = [[] for _ in range(11)]
+            kept.append(mine)  # type: ignore[arg-type]
+        self.kept = kept
+        self._signal_columns(engine, bars, rows_of, kept)
+        # per symbol, the decisions whose exposure is set (candidates), in order: their
+        # rows, exposures, global indexes (in ``decisions``) and local ones (``standing``)
+        self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
+        self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
+        self.cand_global: list[list[int]] = [[] for _ in range(n_sym)]
+        self.cand_local: list[list[int]] = [[] for _ in range(n_sym)]
+        self.standing: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
+        self.weights: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
+        self._last: dict[int, tuple[Side, float, float | None]] = {}
+        parts = [self._votes(s, kept[s], np.asarray(bars[s].ts), rows_of[s])
+                 for s in range(n_sym)]
+        self._decision_columns(engine, [p for p in parts if p is not None])
         self._sig_done = self._dec_done = 0
-        self._ptr = [0] * len(changes)
-        self._seen: list[float | None] = [None] * len(changes)
+        self._ptr = [0] * n_sym
+        self._seen: list[float | None] = [None] * n_sym
 
-    def _votes(self, s: int, kept: list[tuple[np.ndarray, list[Signal]]],
-               bar_ts: np.ndarray) -> Any:
-        """Symbol ``s``'s decisions: (their bar indexes, row columns but the id, the
-        target exposure of each); None when no signal is ever given."""
+    def _signal_columns(self, engine: Engine, bars: list[Any], rows_of: list[np.ndarray],
+                        kept: list[list[_Changes]]) -> None:
+        rows, pos, cols = [], [], []
+        for s, per_agent in enumerate(kept):
+            ts = np.asarray(bars[s].ts, dtype=np.int64)
+            for p, ch in enumerate(per_agent):
+                idx, c = ch.index, ch.codes
+                engine.performance.on_signals(s, p, idx + 1, ch.side[c])
+                rows.append(rows_of[s][idx])
+                pos.append(np.full(len(idx), p, np.int64))
+                cols.append((ts[idx], np.full(len(idx), s, np.int64),
+                             np.full(len(idx), engine._agent_indexes[s][p], np.int64),
+                             ch.side[c], ch.confidence[c], ch.target[c], ch.has_target[c],
+                             ch.reason[c]))
+        srow = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        order = np.lexsort((np.concatenate(pos), srow)) if rows else srow
+        self.sig_row = srow[order]
+        self.signals = [np.concatenate([c[k] for c in cols])[order] if cols
+                        else np.zeros(0) for k in range(8)]
+
+    def _votes(self, s: int, kept: list[_Changes], bar_ts: np.ndarray,
+               rows_of: np.ndarray) -> tuple[Any, ...] | None:
+        """Symbol ``s``'s decisions as columns (rows, ts, side, confidence, target, has
+        target, rule, agreement, exposure, vote sides/confidences/weights per agent);
+        None when no signal is ever given."""
         engine = self.engine
         consensus: VotingConsensus = engine.consensus  # type: ignore[assignment]
-        idxs = [k[0] for k in kept]
-        if not any(len(i) for i in idxs):
+        if not any(len(k.index) for k in kept):
             return None
-        bars_at = np.unique(np.concatenate(idxs))
+        given = np.zeros(len(bar_ts), dtype=bool)
+        for k in kept:
+            given[k.index] = True
+        bars_at = np.flatnonzero(given)
         m = len(bars_at)
         by_conf = consensus.method == "confidence_weighted"
-        long = np.zeros(m)
-        short = np.zeros(m)
-        flat = np.zeros(m)
-        n_long = np.zeros(m, np.int64)
-        n_short = np.zeros(m, np.int64)
-        n_flat = np.zeros(m, np.int64)
-        sides, weights, standing, targets = [], [], [], []
-        for idx, sigs in kept:
-            j = np.searchsorted(idx, bars_at, side="right") - 1  # -1: none yet
-            present = j >= 0
-            jj = np.maximum(j, 0)
-            side = np.fromiter(map(int, map(attrgetter("side"), sigs)), np.int64,
-                               count=len(sigs))
-            conf = np.fromiter(map(attrgetter("confidence"), sigs), np.float64,
-                               count=len(sigs))
-            tgt_obj = list(map(attrgetter("target"), sigs))
-            has_t = np.fromiter((t is not None for t in tgt_obj), bool, count=len(sigs))
-            tgt = np.array([0.0 if t is None else t for t in tgt_obj], dtype=np.float64)
-            sd = np.where(present, side[jj] if len(sigs) else 0, _HOLD)
+        sums = {code: np.zeros(m) for code in (_LONG, _SHORT, _FLAT)}
+        counts = {code: np.zeros(m, np.int64) for code in (_LONG, _SHORT, _FLAT)}
+        standing, sides, weights = [], [], []
+        for ch in kept:
+            j = np.searchsorted(ch.index, bars_at, side="right") - 1
+            std = np.where(j >= 0, ch.codes[np.maximum(j, 0)] if len(j) and len(ch.codes)
+                           else 0, 0)
+            sd = ch.side[std]
             opinion = sd != _HOLD
-            w = np.where(opinion, conf[jj] if by_conf and len(sigs) else 1.0, 0.0)
+            w = np.where(opinion, ch.confidence[std] if by_conf else 1.0, 0.0)
             counted = opinion & (w != 0.0)
-            for arr, n, code in ((long, n_long, _LONG), (short, n_short, _SHORT),
-                                 (flat, n_flat, _FLAT)):
+            for code in (_LONG, _SHORT, _FLAT):
                 on = counted & (sd == code)
-                arr += np.where(on, w, 0.0)
-                n += on
+                sums[code] += np.where(on, w, 0.0)
+                counts[code] += on
+            standing.append(std)
             sides.append(sd)
             weights.append(w)
-            standing.append(([None, *sigs], j + 1))
-            targets.append((opinion & (has_t[jj] if len(sigs) else False),
-                            tgt[jj] if len(sigs) else np.zeros(m)))
+        long, short, flat = sums[_LONG], sums[_SHORT], sums[_FLAT]
+        n_long, n_short, n_flat = counts[_LONG], counts[_SHORT], counts[_FLAT]
         voters = n_long + n_short + n_flat
         agreement = np.divide(np.maximum(np.maximum(n_long, n_short), n_flat), voters,
                               out=np.zeros(m), where=voters > 0)
@@ -233,20 +211,19 @@ class BulkVotes:
         best = np.full(m, _HOLD, np.int64)
         top = np.zeros(m)
         rule = np.zeros(m, np.int64)
-        win_l = (long > short) & (long > flat)
-        win_s = (short > long) & (short > flat)
-        win_f = (flat > long) & (flat > short)
-        best[win_l], top[win_l] = _LONG, long[win_l]
-        best[win_s], top[win_s] = _SHORT, short[win_s]
-        best[win_f], top[win_f] = _FLAT, flat[win_f]
-        tie = ~(win_l | win_s | win_f)
+        for code, win in ((_LONG, (long > short) & (long > flat)),
+                          (_SHORT, (short > long) & (short > flat)),
+                          (_FLAT, (flat > long) & (flat > short))):
+            best[win] = code
+            top[win] = sums[code][win]
+        tie = best == _HOLD
         if consensus.conflict == "conservative":
-            best[tie], top[tie], rule[tie] = _FLAT, flat[tie], _RULES.index("conservative")
+            best[tie], top[tie], rule[tie] = _FLAT, flat[tie], RULES.index("conservative")
         else:
-            best[tie], rule[tie] = _HOLD, _RULES.index("hold")
+            rule[tie] = RULES.index("hold")
         share = np.divide(top, total, out=np.zeros(m), where=total > 0.0)
         low = (rule == 0) & (share < consensus.min_agreement)
-        rule[low] = _RULES.index("min_agreement")
+        rule[low] = _MIN_AGREEMENT
         best[low] = _HOLD
         conf = np.where(best == _HOLD, 0.0, share)
         conf[low] = share[low]
@@ -259,14 +236,14 @@ class BulkVotes:
             hit = hit & ~decided
             best[hit], conf[hit], rule[hit] = _HOLD, 0.0, code
             decided |= hit
-        # target: the mean of the winners' targets, in the agents' order
+        # the target: the mean of the winners' targets (any weight), in the agents' order
         tsum = np.zeros(m)
         tn = np.zeros(m, np.int64)
-        for (given, t), sd in zip(targets, sides, strict=True):
-            mine = given & (sd == best)
-            tsum += np.where(mine, t, 0.0)
+        for ch, std, sd in zip(kept, standing, sides, strict=True):
+            mine = ch.has_target[std] & (sd == best) & (sd != _HOLD)
+            tsum += np.where(mine, ch.target[std], 0.0)
             tn += mine
-        has_target = (tn > 0) & (best != _HOLD) & (rule != _RULES.index("min_agreement"))
+        has_target = (tn > 0) & (best != _HOLD) & (rule != _MIN_AGREEMENT)
         target = np.divide(tsum, tn, out=np.zeros(m), where=has_target)
         # a decision where the outcome changes (the first vote always)
         new = np.ones(m, dtype=bool)
@@ -274,41 +251,99 @@ class BulkVotes:
                    | (has_target[1:] != has_target[:-1])
                    | (has_target[1:] & (target[1:] != target[:-1])))
         at = np.flatnonzero(new)
-        side_l = list(map(_SIDES.__getitem__, best[at].tolist()))
-        conf_l = conf[at].tolist()
-        tgt_l = [t if h else None for t, h in zip(target[at].tolist(),
-                                                  has_target[at].tolist(), strict=True)]
-        ats = at.tolist()
-        votes = list(zip(*[_take(objs, j[at].tolist()) for objs, j in standing],
-                         strict=True))
-        weight = list(zip(*[w[at].tolist() for w in weights], strict=True))
-        rules = list(map(_RULES.__getitem__, rule[at].tolist()))
-        policy = engine.policy
-        exposure = [policy.target_exposure(side, c, t, s)
-                    for side, c, t in zip(side_l, conf_l, tgt_l, strict=True)]
-        ts = bar_ts[bars_at[at]].tolist()
-        cols = (ts, [s] * len(ats), side_l, conf_l, tgt_l,
-                [engine._agent_indexes[s]] * len(ats), votes, weight, rules,
-                agreement[at].tolist())
-        last_standing = [objs[j[-1]] for objs, j in standing]
-        self.final.append((last_standing, (side_l[-1], conf_l[-1], tgt_l[-1])))
-        return bars_at[at], cols, exposure
+        best, conf, target, has_target = best[at], conf[at], target[at], has_target[at]
+        exposure = self._exposures(s, best, conf, target, has_target)
+        self.standing[s] = [std[at] for std in standing]
+        self.weights[s] = [w[at] for w in weights]
+        vote_side = np.stack([sd[at] for sd in sides], axis=1)
+        vote_conf = np.stack([ch.confidence[std[at]] for ch, std in zip(
+            kept, standing, strict=True)], axis=1)
+        vote_weight = np.stack(self.weights[s], axis=1)
+        return (s, rows_of[bars_at[at]], bar_ts[bars_at[at]], best, conf, target,
+                has_target, rule[at], agreement[at], exposure, vote_side, vote_conf,
+                vote_weight)
+
+    def _exposures(self, s: int, best: np.ndarray, conf: np.ndarray, target: np.ndarray,
+                   has_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``policy.target_exposure`` of each decision, and where it is set (not None),
+        vectorised for ``fixed_fraction`` with the same operations."""
+        policy = self.engine.policy
+        if policy.sizing != "fixed_fraction":
+            tgts = [t if h else None for t, h in zip(target.tolist(), has_target.tolist(),
+                                                     strict=True)]
+            got = [policy.target_exposure(_SIDES[b], c, t, s) for b, c, t in zip(
+                best.tolist(), conf.tolist(), tgts, strict=True)]
+            has = np.array([e is not None for e in got], dtype=bool)
+            return np.array([0.0 if e is None else e for e in got], np.float64), has
+        cap = policy.exposure
+        # min(target, cap): the target unless cap < target
+        size = np.where(has_target & ~(cap < target), target, cap)
+        if policy.scale_by_confidence:
+            size = size * conf
+        if policy.max_leverage is not None:
+            size = np.where(size > policy.max_leverage, policy.max_leverage, size)
+        size = np.where(best == _LONG, size, -size)
+        zero = (best == _FLAT) | ((best == _SHORT) & (not policy.allow_short))
+        size[zero] = 0.0
+        return size, best != _HOLD
+
+    def _decision_columns(self, engine: Engine, parts: list[tuple[Any, ...]]) -> None:
+        """The decisions of every symbol numbered in the walk's order, their vote rows, and
+        each symbol's candidates."""
+        if not parts:
+            self.dec_row = np.zeros(0, np.int64)
+            self.decisions: list[np.ndarray] = []
+            self.vote_start = np.zeros(1, np.int64)
+            return
+        drow = np.concatenate([p[1] for p in parts])
+        order = np.argsort(drow, kind="stable")
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        self.dec_row = drow[order]
+        first = engine._decision_id + 1
+        ids = np.arange(first, first + len(order), dtype=np.int64)
+        syms = np.concatenate([np.full(len(p[1]), p[0], np.int64) for p in parts])
+        k_of = np.concatenate([np.full(len(p[1]), p[10].shape[1], np.int64) for p in parts])
+        self.decisions = [ids] + [np.concatenate([p[k] for p in parts])[order]
+                                  for k in (2, 3, 4, 5, 6, 7, 8)]
+        self.decisions.insert(2, syms[order])
+        # ids, ts, symbol, side, confidence, target, has_target, rule, agreement
+        per = k_of[order]
+        self.vote_start = np.concatenate(([0], np.cumsum(per)))
+        # vote rows: by decision, then the agents' order
+        vrank = np.concatenate([np.repeat(rank[o:o + len(p[1])], p[10].shape[1])
+                                for o, p in zip(np.cumsum([0] + [len(p[1]) for p in parts]),
+                                                parts, strict=False)])
+        vpos = np.concatenate([np.tile(np.arange(p[10].shape[1]), len(p[1])) for p in parts])
+        agents = np.concatenate([np.tile(np.asarray(engine._agent_indexes[p[0]], np.int64),
+                                         len(p[1])) for p in parts])
+        vorder = np.lexsort((vpos, vrank))
+        self.votes = [agents[vorder]] + [np.concatenate([p[k].ravel() for p in parts])[vorder]
+                                         for k in (10, 11, 12)]
+        offset = 0
+        for p in parts:
+            s, rows, (exposure, has) = p[0], p[1], p[9]
+            local = np.flatnonzero(has)
+            self.cand_rows[s] = rows[local].tolist()
+            self.cand_exposure[s] = exposure[local].tolist()
+            self.cand_global[s] = rank[offset + local].tolist()
+            self.cand_local[s] = local.tolist()
+            offset += len(rows)
+            last = len(rows) - 1
+            self._last[s] = (_SIDES[int(p[3][last])], float(p[4][last]),
+                             float(p[5][last]) if p[6][last] else None)
 
     # -- during the walk -----------------------------------------------------------------
     def record_upto(self, row: int) -> None:
-        """Hand the recorder the signal and decision rows of rows before ``row``."""
-        k = int(np.searchsorted(self.sig_row, row))
-        if k > self._sig_done:
-            a = self._sig_done
-            self.engine.recorder._signals.extend(zip(*(c[a:k] for c in self.signals),
-                                                     strict=True))
-            self._sig_done = k
-        k = int(np.searchsorted(self.dec_row, row))
-        if k > self._dec_done:
-            a = self._dec_done
-            self.engine.recorder._decisions.extend(zip(*(c[a:k] for c in self.decisions),
-                                                       strict=True))
-            self._dec_done = k
+        """Hand the recorder the signal, decision and vote rows of rows before ``row``."""
+        a, k = self._sig_done, int(np.searchsorted(self.sig_row, row))
+        b, d = self._dec_done, int(np.searchsorted(self.dec_row, row))
+        if k > a or d > b:
+            va, vb = int(self.vote_start[b]), int(self.vote_start[d])
+            self.engine.recorder.vote_columns(
+                [c[a:k] for c in self.signals], [c[b:d] for c in self.decisions],
+                [c[va:vb] for c in self.votes], self.vote_start[b:d + 1] - va)
+            self._sig_done, self._dec_done = k, d
 
     def next_candidate(self, s: int, p: int, n: int) -> int:
         """The first row at or after ``p`` where symbol ``s`` has a decision whose exposure
@@ -328,34 +363,38 @@ class BulkVotes:
     def act(self, s: int, row: int, close: float) -> None:
         """After ``on_bar`` at ``row``: what ``Engine._vote`` does with its decision once
         recorded (the walk calls this at each row it visits that has a decision)."""
-        found = self.at[s].get(row)
-        if found is None:
+        rows = self.cand_rows[s]
+        c = bisect_left(rows, row)
+        if c == len(rows) or rows[c] != row:
             return
-        d, exposure = found
+        exposure = self.cand_exposure[s][c]
+        g, i = self.cand_global[s][c], self.cand_local[s][c]
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        (decision_id, ts, _, side, confidence, target, _, votes, weights, _, _) = (
-            c[d] for c in self.decisions)
-        decision = Decision(decision_id, ts, engine.symbols[s], side, confidence, target,
-                            engine._agent_names[s], votes, weights)
+        ids, ts, _, side, conf, target, has_target = (c[g] for c in self.decisions[:7])
+        votes = tuple(ch.objects[std[i]] for ch, std in zip(
+            self.kept[s], self.standing[s], strict=True))
+        weights = tuple(float(w[i]) for w in self.weights[s])
+        ts = int(ts)
+        decision = Decision(int(ids), ts, engine.symbols[s], _SIDES[int(side)], float(conf),
+                            float(target) if has_target else None, engine._agent_names[s],
+                            votes, weights)
         if engine.fill_timing is FillTiming.CLOSE:
             engine._release(s, ts, close, decision, exposure)
         else:
             engine._pending[s] = (decision, exposure)
 
     def finish(self) -> None:
-        """The engine's vote state as the per-bar loop leaves it."""
+        """The engine's vote state as the per-bar loop leaves it (the last decisions were
+        set when they were made)."""
         engine = self.engine
-        for s, (standing, last) in enumerate(self.final):
-            engine._standing[s][:] = standing
-            if last is not None:
-                engine._last_decision[s] = last
+        for s, per_agent in enumerate(self.kept):
+            engine._standing[s][:] = [ch.objects[int(ch.codes[-1])] if len(ch.codes)
+                                      else None for ch in per_agent]
+        for s, key in self._last.items():
+            engine._last_decision[s] = key
         engine._decision_id += len(self.dec_row)
 
 
-def _take(values: list[Any], idx: list[int]) -> list[Any]:
-    return list(map(values.__getitem__, idx))
-
-
-__all__ = ["BulkVotes", "bulk_reason"]
+__all__ = ["RULES", "BulkVotes", "bulk_reason"]

@@ -33,6 +33,10 @@ from sim.schema import TABLES
 from sim.store import RunStore
 
 _TS = pa.timestamp("ns")
+# sim.fast_votes.RULES, by code (the recorder may not import sim.fast_votes: it imports
+# the engine, which imports this module)
+_RULE_NAMES = np.array(["none", "quorum", "no_votes", "dissent", "hold", "conservative",
+                        "min_agreement"], dtype=object)
 # Side values -1..2 index this dictionary after adding 1.
 _SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
 # An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
@@ -150,6 +154,10 @@ class Recorder:
         self._rare: dict[str, list[tuple[Any, ...]]] = {}
         # Rows given as columns (``rare_columns``), written after the rare rows.
         self._bulk: list[tuple[str, dict[str, Any]]] = []
+        # Signal, decision and vote rows given as columns (``vote_columns``), written after
+        # the rows given one by one; and how many signal and decision rows they hold.
+        self._vote_cols: list[tuple[list[np.ndarray], ...]] = []
+        self._bulk_signals = self._bulk_decisions = 0
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -196,6 +204,18 @@ class Recorder:
              realized: float) -> None:
         self._fills.append((fill, symbol, cash, position, realized))
 
+    def vote_columns(self, signals: list[np.ndarray], decisions: list[np.ndarray],
+                     votes: list[np.ndarray], starts: np.ndarray) -> None:
+        """Signal, decision and vote rows as columns (``sim.fast_votes``: a fast run's
+        votes taken in bulk), the arrays the caller's and untouched from now on.
+        ``signals``: ts, symbol, agent, side, confidence, target, has target, reason;
+        ``decisions``: id, ts, symbol, side, confidence, target, has target, rule code
+        (``sim.fast_votes.RULES``), agreement; ``votes``: agent, side, confidence, weight,
+        by decision (``starts``: where each decision's votes start, and the end)."""
+        self._vote_cols.append((signals, decisions, votes, [starts]))
+        self._bulk_signals += len(signals[0])
+        self._bulk_decisions += len(decisions[0]) if decisions else 0
+
     def add_agent(self, name: str) -> int:
         """A new agent joins the run (spawned while it runs): its index for the calls."""
         self._agents = np.append(self._agents, np.array([name], dtype=object))
@@ -224,7 +244,8 @@ class Recorder:
 
     # -- flushing ----------------------------------------------------------------------
     def pending_rows(self) -> int:
-        return max(len(self.equity), len(self._signals), len(self._decisions))
+        return max(len(self.equity), len(self._signals) + self._bulk_signals,
+                   len(self._decisions) + self._bulk_decisions)
 
     def maybe_flush(self) -> None:
         if self.pending_rows() >= self.flush_rows:
@@ -273,6 +294,8 @@ class Recorder:
             if written or table != "agent_events":
                 rows.clear()
         self._bulk.clear()
+        self._vote_cols.clear()
+        self._bulk_signals = self._bulk_decisions = 0
         if written:
             self.equity.drain()
         else:
@@ -305,6 +328,68 @@ class Recorder:
         np.add.at(self.vote_counts, (where[0][voted], where[1][voted]), 1)
         np.add.at(self.majority_counts, (where[0][ruled & agreed], where[1][ruled & agreed]), 1)
         np.add.at(self.overruled_counts, (where[0][ruled & ~agreed], where[1][ruled & ~agreed]),
+                  1)
+
+    def _codes(self, lookup: np.ndarray, codes: np.ndarray) -> pa.Array:
+        """``_names`` of an integer array."""
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
+                                              pa.array(list(lookup), pa.string()))
+
+    def _vote_tables(self, signals: list[np.ndarray], decisions: list[np.ndarray],
+                     votes: list[np.ndarray], starts: np.ndarray
+                     ) -> list[tuple[str, dict[str, Any]]]:
+        """The tables of ``vote_columns``' rows, as ``_columns`` makes them of the rows
+        given one by one."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        if len(signals[0]):
+            ts, sym, agent, side, conf, target, has_target, reason = signals
+            out.append(("signals", {
+                "ts": pa.array(ts, type=_TS), "symbol": self._codes(self._symbols, sym),
+                "agent": self._codes(self._agents, agent),
+                "side": pa.DictionaryArray.from_arrays(
+                    pa.array((side + 1).astype(np.int32)), _SIDE_DICT),
+                "confidence": np.ascontiguousarray(conf, np.float64),
+                "target": pa.array(target, type=pa.float64(), mask=~has_target),
+                "reason": pa.array(reason, type=pa.string()),
+            }))
+        if decisions and len(decisions[0]):
+            ids, ts, sym, side, conf, target, has_target, rule, agree = decisions
+            n = len(ids)
+            out.append(("decisions", {
+                "decision_id": ids,
+                "ts": pa.array(ts, type=_TS),
+                "symbol": self._codes(self._symbols, sym),
+                "side": pa.DictionaryArray.from_arrays(
+                    pa.array((side + 1).astype(np.int32)), _SIDE_DICT),
+                "confidence": conf,
+                "target": pa.array(target, type=pa.float64(), mask=~has_target),
+                "method": self._codes(np.array([self._method]), np.zeros(n, np.int64)),
+                "rule": pa.array(_RULE_NAMES[rule], type=pa.string()),
+                "agreement": agree,
+            }))
+            agent, vside, vconf, weight = votes
+            per = np.diff(starts)
+            self._count_vote_codes(np.repeat(sym, per), np.repeat(side, per), agent, vside)
+            out.append(("votes", {
+                "decision_id": np.repeat(ids, per),
+                "agent": self._codes(self._agents, agent),
+                "side": pa.DictionaryArray.from_arrays(
+                    pa.array((vside + 1).astype(np.int32)), _SIDE_DICT),
+                "confidence": vconf,
+                "weight": weight,
+            }))
+        return out
+
+    def _count_vote_codes(self, symbol: np.ndarray, outcome: np.ndarray, agent: np.ndarray,
+                          vote: np.ndarray) -> None:
+        """``_count_votes`` of vote rows given as arrays (one entry per vote)."""
+        hold = int(HOLD)
+        voted = vote != hold
+        ruled = voted & (outcome != hold)
+        agreed = vote == outcome
+        np.add.at(self.vote_counts, (symbol[voted], agent[voted]), 1)
+        np.add.at(self.majority_counts, (symbol[ruled & agreed], agent[ruled & agreed]), 1)
+        np.add.at(self.overruled_counts, (symbol[ruled & ~agreed], agent[ruled & ~agreed]),
                   1)
 
     def _ts(self, values: Sequence[int]) -> pa.Array:
@@ -358,6 +443,8 @@ class Recorder:
                                        for s in vote_signals]),
                 "weight": _floats(list(chain.from_iterable(weights))),
             }))
+        for signals, decisions, votes, (starts,) in self._vote_cols:
+            out.extend(self._vote_tables(signals, decisions, votes, starts))
         if self._performance:
             perf_agents, perf_rows = zip(*self._performance, strict=True)
             cols = list(zip(*perf_rows, strict=True))
