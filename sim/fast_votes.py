@@ -136,7 +136,7 @@ class BulkVotes:
         # rows, exposures, global indexes (in ``decisions``) and local ones (``standing``)
         self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
         self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
-        self.cand_global: list[list[int]] = [[] for _ in range(n_sym)]
+        self.cand_fields: list[list[tuple[Any, ...]]] = [[] for _ in range(n_sym)]
         self.cand_local: list[list[int]] = [[] for _ in range(n_sym)]
         self.standing: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
         self.weights: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
@@ -326,8 +326,14 @@ class BulkVotes:
             local = np.flatnonzero(has)
             self.cand_rows[s] = rows[local].tolist()
             self.cand_exposure[s] = exposure[local].tolist()
-            self.cand_global[s] = rank[offset + local].tolist()
+            g = rank[offset + local]
             self.cand_local[s] = local.tolist()
+            # the fields of a Decision message, for the few that become one (``act``)
+            ids, ts, _, side, conf, target, has_target = (c[g] for c in self.decisions[:7])
+            self.cand_fields[s] = list(zip(
+                ids.tolist(), ts.tolist(), map(_SIDES.__getitem__, side.tolist()),
+                conf.tolist(), [t if h else None for t, h in zip(
+                    target.tolist(), has_target.tolist(), strict=True)], strict=True))
             offset += len(rows)
             last = len(rows) - 1
             self._last[s] = (_SIDES[int(p[3][last])], float(p[4][last]),
@@ -368,18 +374,16 @@ class BulkVotes:
         if c == len(rows) or rows[c] != row:
             return
         exposure = self.cand_exposure[s][c]
-        g, i = self.cand_global[s][c], self.cand_local[s][c]
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        ids, ts, _, side, conf, target, has_target = (c[g] for c in self.decisions[:7])
-        votes = tuple(ch.objects[std[i]] for ch, std in zip(
-            self.kept[s], self.standing[s], strict=True))
-        weights = tuple(float(w[i]) for w in self.weights[s])
-        ts = int(ts)
-        decision = Decision(int(ids), ts, engine.symbols[s], _SIDES[int(side)], float(conf),
-                            float(target) if has_target else None, engine._agent_names[s],
-                            votes, weights)
+        i = self.cand_local[s][c]
+        decision_id, ts, side, conf, target = self.cand_fields[s][c]
+        votes = tuple([ch.objects[std.item(i)] for ch, std in zip(
+            self.kept[s], self.standing[s], strict=True)])
+        weights = tuple([w.item(i) for w in self.weights[s]])
+        decision = Decision(decision_id, ts, engine.symbols[s], side, conf, target,
+                            engine._agent_names[s], votes, weights)
         if engine.fill_timing is FillTiming.CLOSE:
             engine._release(s, ts, close, decision, exposure)
         else:
