@@ -136,8 +136,10 @@ class BulkVotes:
         # rows, exposures, global indexes (in ``decisions``) and local ones (``standing``)
         self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
         self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
-        self.cand_fields: list[list[tuple[Any, ...]]] = [[] for _ in range(n_sym)]
-        self.cand_local: list[list[int]] = [[] for _ in range(n_sym)]
+        # ... the first candidate after each one's run of equal exposures
+        self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
+        self.cand_global: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
+        self.cand_local: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
         self.standing: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
         self.weights: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
         self._last: dict[int, tuple[Side, float, float | None]] = {}
@@ -146,7 +148,6 @@ class BulkVotes:
         self._decision_columns(engine, [p for p in parts if p is not None])
         self._sig_done = self._dec_done = 0
         self._ptr = [0] * n_sym
-        self._seen: list[float | None] = [None] * n_sym
 
     def _signal_columns(self, engine: Engine, bars: list[Any], rows_of: list[np.ndarray],
                         kept: list[list[_Changes]]) -> None:
@@ -325,15 +326,14 @@ class BulkVotes:
             s, rows, (exposure, has) = p[0], p[1], p[9]
             local = np.flatnonzero(has)
             self.cand_rows[s] = rows[local].tolist()
-            self.cand_exposure[s] = exposure[local].tolist()
-            g = rank[offset + local]
-            self.cand_local[s] = local.tolist()
-            # the fields of a Decision message, for the few that become one (``act``)
-            ids, ts, _, side, conf, target, has_target = (c[g] for c in self.decisions[:7])
-            self.cand_fields[s] = list(zip(
-                ids.tolist(), ts.tolist(), map(_SIDES.__getitem__, side.tolist()),
-                conf.tolist(), [t if h else None for t, h in zip(
-                    target.tolist(), has_target.tolist(), strict=True)], strict=True))
+            e = exposure[local]
+            self.cand_exposure[s] = e.tolist()
+            starts = np.flatnonzero(np.diff(e) != 0.0) + 1  # where a run of equal ones ends
+            self.cand_run_end[s] = np.repeat(
+                np.append(starts, len(e)), np.diff(np.concatenate(([0], starts, [len(e)])))
+            ).tolist()
+            self.cand_global[s] = rank[offset + local]
+            self.cand_local[s] = local
             offset += len(rows)
             last = len(rows) - 1
             self._last[s] = (_SIDES[int(p[3][last])], float(p[4][last]),
@@ -354,16 +354,11 @@ class BulkVotes:
     def next_candidate(self, s: int, p: int, n: int) -> int:
         """The first row at or after ``p`` where symbol ``s`` has a decision whose exposure
         differs from the one acted on now (``n``: none)."""
-        rows, exposure = self.cand_rows[s], self.cand_exposure[s]
-        acted = self.engine._acted_target[s]
-        i = self._ptr[s]
-        if acted != self._seen[s]:  # acted on since the last search: look again from p
-            i = bisect_left(rows, p)
-            self._seen[s] = acted
+        rows = self.cand_rows[s]
         end = len(rows)
-        while i < end and (rows[i] < p or exposure[i] == acted):
-            i += 1
-        self._ptr[s] = i
+        i = self._ptr[s] = bisect_left(rows, p, self._ptr[s])
+        if i < end and self.cand_exposure[s][i] == self.engine._acted_target[s]:
+            i = self.cand_run_end[s][i]  # the next exposure that differs
         return rows[i] if i < end else n
 
     def act(self, s: int, row: int, close: float) -> None:
@@ -377,8 +372,11 @@ class BulkVotes:
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        i = self.cand_local[s][c]
-        decision_id, ts, side, conf, target = self.cand_fields[s][c]
+        i, g = self.cand_local[s].item(c), self.cand_global[s].item(c)
+        cols = self.decisions
+        decision_id, ts, side, conf = (cols[0].item(g), cols[1].item(g),
+                                       _SIDES[cols[3].item(g)], cols[4].item(g))
+        target = cols[5].item(g) if cols[6].item(g) else None
         votes = tuple([ch.objects[std.item(i)] for ch, std in zip(
             self.kept[s], self.standing[s], strict=True)])
         weights = tuple([w.item(i) for w in self.weights[s]])
