@@ -35,11 +35,10 @@ from sim.consensus import VotingConsensus
 from sim.engine import Engine, valid_signal
 from sim.messages import Decision, FillTiming, Side, Signal
 from sim.recorder import Recorder
+from sim.vote_rows import RULES
 
 _SIDES = {int(side): side for side in Side}
 _LONG, _SHORT, _FLAT, _HOLD = int(Side.LONG), int(Side.SHORT), int(Side.FLAT), int(Side.HOLD)
-# rule codes of the vectorised resolve (its order of checks)
-RULES = ("none", "quorum", "no_votes", "dissent", "hold", "conservative", "min_agreement")
 _MIN_AGREEMENT = RULES.index("min_agreement")
 _PURE_SIZINGS = ("fixed_fraction", "confidence_exponential", "kelly")
 
@@ -399,4 +398,4 @@ class BulkVotes:
         engine._decision_id += len(self.dec_row)
 
 
-__all__ = ["RULES", "BulkVotes", "bulk_reason"]
+__all__ = ["BulkVotes", "bulk_reason"]

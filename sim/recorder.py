@@ -31,14 +31,10 @@ from sim.orders import Order
 from sim.portfolio import EquityBook
 from sim.schema import TABLES
 from sim.store import RunStore
+from sim.vote_rows import SIDE_DICT, TS, vote_tables
 
-_TS = pa.timestamp("ns")
-# sim.fast_votes.RULES, by code (the recorder may not import sim.fast_votes: it imports
-# the engine, which imports this module)
-_RULE_NAMES = np.array(["none", "quorum", "no_votes", "dissent", "hold", "conservative",
-                        "min_agreement"], dtype=object)
-# Side values -1..2 index this dictionary after adding 1.
-_SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
+_TS = TS
+_SIDE_DICT = SIDE_DICT  # Side values -1..2 index this dictionary after adding 1
 # An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
 _ORDER_ROW = (
     "order_id", "decision_id", "ts", "s", "quantity", "ref_price", "status", "kind", "tif",
@@ -330,68 +326,6 @@ class Recorder:
         np.add.at(self.overruled_counts, (where[0][ruled & ~agreed], where[1][ruled & ~agreed]),
                   1)
 
-    def _codes(self, lookup: np.ndarray, codes: np.ndarray) -> pa.Array:
-        """``_names`` of an integer array."""
-        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
-                                              pa.array(list(lookup), pa.string()))
-
-    def _vote_tables(self, signals: list[np.ndarray], decisions: list[np.ndarray],
-                     votes: list[np.ndarray], starts: np.ndarray
-                     ) -> list[tuple[str, dict[str, Any]]]:
-        """The tables of ``vote_columns``' rows, as ``_columns`` makes them of the rows
-        given one by one."""
-        out: list[tuple[str, dict[str, Any]]] = []
-        if len(signals[0]):
-            ts, sym, agent, side, conf, target, has_target, reason = signals
-            out.append(("signals", {
-                "ts": pa.array(ts, type=_TS), "symbol": self._codes(self._symbols, sym),
-                "agent": self._codes(self._agents, agent),
-                "side": pa.DictionaryArray.from_arrays(
-                    pa.array((side + 1).astype(np.int32)), _SIDE_DICT),
-                "confidence": np.ascontiguousarray(conf, np.float64),
-                "target": pa.array(target, type=pa.float64(), mask=~has_target),
-                "reason": pa.array(reason, type=pa.string()),
-            }))
-        if decisions and len(decisions[0]):
-            ids, ts, sym, side, conf, target, has_target, rule, agree = decisions
-            n = len(ids)
-            out.append(("decisions", {
-                "decision_id": ids,
-                "ts": pa.array(ts, type=_TS),
-                "symbol": self._codes(self._symbols, sym),
-                "side": pa.DictionaryArray.from_arrays(
-                    pa.array((side + 1).astype(np.int32)), _SIDE_DICT),
-                "confidence": conf,
-                "target": pa.array(target, type=pa.float64(), mask=~has_target),
-                "method": self._codes(np.array([self._method]), np.zeros(n, np.int64)),
-                "rule": pa.array(_RULE_NAMES[rule], type=pa.string()),
-                "agreement": agree,
-            }))
-            agent, vside, vconf, weight = votes
-            per = np.diff(starts)
-            self._count_vote_codes(np.repeat(sym, per), np.repeat(side, per), agent, vside)
-            out.append(("votes", {
-                "decision_id": np.repeat(ids, per),
-                "agent": self._codes(self._agents, agent),
-                "side": pa.DictionaryArray.from_arrays(
-                    pa.array((vside + 1).astype(np.int32)), _SIDE_DICT),
-                "confidence": vconf,
-                "weight": weight,
-            }))
-        return out
-
-    def _count_vote_codes(self, symbol: np.ndarray, outcome: np.ndarray, agent: np.ndarray,
-                          vote: np.ndarray) -> None:
-        """``_count_votes`` of vote rows given as arrays (one entry per vote)."""
-        hold = int(HOLD)
-        voted = vote != hold
-        ruled = voted & (outcome != hold)
-        agreed = vote == outcome
-        np.add.at(self.vote_counts, (symbol[voted], agent[voted]), 1)
-        np.add.at(self.majority_counts, (symbol[ruled & agreed], agent[ruled & agreed]), 1)
-        np.add.at(self.overruled_counts, (symbol[ruled & ~agreed], agent[ruled & ~agreed]),
-                  1)
-
     def _ts(self, values: Sequence[int]) -> pa.Array:
         return pa.array(_ints(values), type=_TS)
 
@@ -444,7 +378,7 @@ class Recorder:
                 "weight": _floats(list(chain.from_iterable(weights))),
             }))
         for signals, decisions, votes, (starts,) in self._vote_cols:
-            out.extend(self._vote_tables(signals, decisions, votes, starts))
+            out.extend(vote_tables(self, signals, decisions, votes, starts))
         if self._performance:
             perf_agents, perf_rows = zip(*self._performance, strict=True)
             cols = list(zip(*perf_rows, strict=True))

@@ -7,15 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from sim.config import parse_scenario
 from sim.engine import Engine
-from sim.fast_votes import RULES
-from sim.recorder import _RULE_NAMES
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
+from sim.vote_rows import RULES
 from tests.integration.test_fast_path import both_paths
 
 DRAWN = "tests.integration._drawn_signals:DrawnSignals"
@@ -103,6 +101,17 @@ def test_a_vote_per_event_bar_where_bulk_votes_are_not_exact(
     assert votes
 
 
-def test_the_recorder_names_the_rules_as_bulk_votes_number_them() -> None:
-    assert list(_RULE_NAMES) == list(RULES)
-    assert np.asarray(_RULE_NAMES).dtype == object
+def test_the_rule_codes_name_what_resolve_returns() -> None:
+    """``sim.vote_rows.RULES`` names what ``VotingConsensus.resolve`` calls each rule."""
+    from sim.consensus import VotingConsensus
+    from sim.messages import FLAT, LONG, Signal
+
+    split = (Signal(LONG, 0.5), Signal(FLAT, 0.5))
+    assert VotingConsensus("majority", quorum=3).resolve(split)[4] == RULES[1]
+    assert VotingConsensus("majority").resolve((None, None))[4] == RULES[2]
+    assert VotingConsensus("unanimous").resolve(split)[4] == RULES[3]
+    assert VotingConsensus("majority").resolve(split)[4] == RULES[4]
+    assert VotingConsensus("majority", conflict="conservative").resolve(split)[4] == RULES[5]
+    lone = (Signal(LONG, 0.5), Signal(LONG, 0.5), Signal(FLAT, 0.5))
+    assert VotingConsensus("majority", min_agreement=0.9).resolve(lone)[4] == RULES[6]
+    assert VotingConsensus("majority").resolve(lone)[4] == RULES[0]
