@@ -20,6 +20,11 @@ over the equity book, which holds every skipped bar's row by then. Taking a bar 
 bar when it need not be is always safe (``on_bar`` is the reference); the conditions err
 only that way.
 
+Where the votes can be taken in bulk (``sim.fast_votes``: the common consensus methods
+and sizings), the agents are not called at all: every signal, decision and vote row is
+computed for the whole run from the batch forms, and the walk's event bars are only the
+decisions whose exposure differs from the one acted on, plus the conditions above.
+
 The recorder is flushed after the same bars as ``Engine.run`` flushes it (every ``chunk``
 rows), so buffered rows, and what the risk engine has followed, match at every flush.
 
