@@ -279,12 +279,12 @@ class _Walk:
 
     def _process(self, a: int, b: int) -> None:
         """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
+        if self.votes is not None:
+            self._process_votes(a, b)
+            return
         on_bar = self.engine.on_bar
         calls = self.engine._agent_calls
         calls_at = self.calls_at.get if self.calls_at is not None else None
-        votes = self.votes
-        if votes is not None:  # a failure in on_bar: the row's signals were not taken
-            self.row_done = a
         if self.single:
             bars = self.bars[0]
             ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
@@ -292,24 +292,54 @@ class _Walk:
             for i in range(a, b):
                 if calls_at is not None:
                     calls[0] = calls_at(i, ())
-                close = c.item(i)
-                on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), close,
+                on_bar(0, i + 1, ts.item(i), o.item(i), h.item(i), lo.item(i), c.item(i),
                        v.item(i))
-                if votes is not None:  # ... and one in the act: they were
-                    self.row_done = i + 1
-                    votes.act(0, i, close)
             return
         for r in range(a, b):
             s, i = self.order_symbol.item(r), self.order_pos.item(r)
             if calls_at is not None:
                 calls[s] = calls_at(r, ())
             bars = self.bars[s]
-            close = bars.close.item(i)
             on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
-                   bars.low.item(i), close, bars.volume.item(i))
-            if votes is not None:
-                self.row_done = r + 1
-                votes.act(s, r, close)
+                   bars.low.item(i), bars.close.item(i), bars.volume.item(i))
+
+    def _process_votes(self, a: int, b: int) -> None:
+        """``_process`` with votes in bulk: no agent is called; after ``on_bar`` at a row
+        with a decision the bulk votes act on it (``BulkVotes.act``). On a failure,
+        ``row_done`` says which rows' signals and decisions the per-bar loop had
+        recorded by then (the failing row's too when the failure is in the act)."""
+        votes = self.votes
+        assert votes is not None
+        on_bar, act, cand_at = self.engine.on_bar, votes.act, votes.cand_at
+        r = a
+        acting = False
+        try:
+            if self.single:
+                bars = self.bars[0]
+                ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
+                                      bars.volume)
+                at = cand_at[0]
+                for r in range(a, b):
+                    on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r),
+                           c.item(r), v.item(r))
+                    if r in at:
+                        acting = True
+                        act(0, r, c.item(r))
+                        acting = False
+                return
+            for r in range(a, b):
+                s, i = self.order_symbol.item(r), self.order_pos.item(r)
+                bars = self.bars[s]
+                close = bars.close.item(i)
+                on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
+                       bars.low.item(i), close, bars.volume.item(i))
+                if r in cand_at[s]:
+                    acting = True
+                    act(s, r, close)
+                    acting = False
+        except BaseException:
+            self.row_done = r + 1 if acting else r
+            raise
 
     # -- the bars in between -------------------------------------------------------------
     def _skip(self, a: int, b: int) -> None:

@@ -134,6 +134,7 @@ class BulkVotes:
         # per symbol, the decisions whose exposure is set (candidates), in order: their
         # rows, exposures, global indexes (in ``decisions``) and local ones (``standing``)
         self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
+        self.cand_at: list[dict[int, int]] = [{} for _ in range(n_sym)]  # row -> candidate
         self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
         # ... the first candidate after each one's run of equal exposures
         self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
@@ -293,6 +294,7 @@ class BulkVotes:
         if not parts:
             self.dec_row = np.zeros(0, np.int64)
             self.decisions: list[np.ndarray] = []
+            self.votes: list[np.ndarray] = []
             self.vote_start = np.zeros(1, np.int64)
             return
         drow = np.concatenate([p[1] for p in parts])
@@ -325,6 +327,8 @@ class BulkVotes:
             s, rows, (exposure, has) = p[0], p[1], p[9]
             local = np.flatnonzero(has)
             self.cand_rows[s] = rows[local].tolist()
+            self.cand_at[s] = dict(zip(self.cand_rows[s], range(len(local)),
+                                       strict=True))
             e = exposure[local]
             self.cand_exposure[s] = e.tolist()
             starts = np.flatnonzero(np.diff(e) != 0.0) + 1  # where a run of equal ones ends
@@ -362,11 +366,9 @@ class BulkVotes:
 
     def act(self, s: int, row: int, close: float) -> None:
         """After ``on_bar`` at ``row``: what ``Engine._vote`` does with its decision once
-        recorded (the walk calls this at each row it visits that has a decision)."""
-        rows = self.cand_rows[s]
-        c = bisect_left(rows, row)
-        if c == len(rows) or rows[c] != row:
-            return
+        recorded (the walk calls this at each row it visits that has one in
+        ``cand_at``)."""
+        c = self.cand_at[s][row]
         exposure = self.cand_exposure[s][c]
         engine = self.engine
         if exposure == engine._acted_target[s]:

@@ -31,7 +31,7 @@ from sim.orders import Order
 from sim.portfolio import EquityBook
 from sim.schema import TABLES
 from sim.store import RunStore
-from sim.vote_rows import SIDE_DICT, TS, vote_tables
+from sim.vote_rows import SIDE_DICT, TS, merged, vote_tables
 
 _TS = TS
 _SIDE_DICT = SIDE_DICT  # Side values -1..2 index this dictionary after adding 1
@@ -206,7 +206,7 @@ class Recorder:
         votes taken in bulk), the arrays the caller's and untouched from now on.
         ``signals``: ts, symbol, agent, side, confidence, target, has target, reason;
         ``decisions``: id, ts, symbol, side, confidence, target, has target, rule code
-        (``sim.fast_votes.RULES``), agreement; ``votes``: agent, side, confidence, weight,
+        (``sim.vote_rows.RULES``), agreement; ``votes``: agent, side, confidence, weight,
         by decision (``starts``: where each decision's votes start, and the end)."""
         self._vote_cols.append((signals, decisions, votes, [starts]))
         self._bulk_signals += len(signals[0])
@@ -377,8 +377,8 @@ class Recorder:
                                        for s in vote_signals]),
                 "weight": _floats(list(chain.from_iterable(weights))),
             }))
-        for signals, decisions, votes, (starts,) in self._vote_cols:
-            out.extend(vote_tables(self, signals, decisions, votes, starts))
+        if self._vote_cols:  # one batch per table, as for the rows given one by one
+            out.extend(vote_tables(self, *merged(self._vote_cols)))
         if self._performance:
             perf_agents, perf_rows = zip(*self._performance, strict=True)
             cols = list(zip(*perf_rows, strict=True))

@@ -34,6 +34,27 @@ def _sides(codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array((codes + 1).astype(np.int32)), SIDE_DICT)
 
 
+def merged(parts: list[tuple[list[np.ndarray], ...]]
+           ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Several ``vote_columns`` calls' (signals, decisions, votes, [starts]) as one."""
+    if len(parts) == 1:
+        signals, decisions, votes, (starts,) = parts[0]
+        return signals, decisions, votes, starts
+
+    def joined(k: int) -> list[np.ndarray]:
+        given = [p[k] for p in parts if p[k] and len(p[k][0])]
+        return [np.concatenate(cols) for cols in zip(*given, strict=True)] if given else []
+
+    signals, decisions, votes = joined(0), joined(1), joined(2)
+    ends, offset = [np.zeros(1, np.int64)], 0
+    for p in parts:
+        starts = p[3][0]
+        if len(starts) > 1:
+            ends.append(starts[1:] - starts[0] + offset)
+            offset += int(starts[-1] - starts[0])
+    return (signals or [np.zeros(0)], decisions, votes, np.concatenate(ends))
+
+
 def vote_tables(rec: Recorder, signals: list[np.ndarray], decisions: list[np.ndarray],
                 votes: list[np.ndarray], starts: np.ndarray
                 ) -> list[tuple[str, dict[str, Any]]]:
