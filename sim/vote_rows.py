@@ -104,6 +104,9 @@ def _count(rec: Recorder, symbol: np.ndarray, outcome: np.ndarray, agent: np.nda
     voted = vote != hold
     ruled = voted & (outcome != hold)
     agreed = vote == outcome
-    np.add.at(rec.vote_counts, (symbol[voted], agent[voted]), 1)
-    np.add.at(rec.majority_counts, (symbol[ruled & agreed], agent[ruled & agreed]), 1)
-    np.add.at(rec.overruled_counts, (symbol[ruled & ~agreed], agent[ruled & ~agreed]), 1)
+    shape = rec.vote_counts.shape
+    cell = symbol * shape[1] + agent  # (symbol, agent) as one index: counted by bincount
+    size = shape[0] * shape[1]
+    for counts, where in ((rec.vote_counts, voted), (rec.majority_counts, ruled & agreed),
+                          (rec.overruled_counts, ruled & ~agreed)):
+        counts += np.bincount(cell[where], minlength=size).reshape(shape)
