@@ -20,6 +20,11 @@ over the equity book, which holds every skipped bar's row by then. Taking a bar 
 bar when it need not be is always safe (``on_bar`` is the reference); the conditions err
 only that way.
 
+Where the votes can be taken in bulk (``sim.fast_votes``: the common consensus methods
+and sizings), the agents are not called at all: every signal, decision and vote row is
+computed for the whole run from the batch forms, and the walk's event bars are only the
+decisions whose exposure differs from the one acted on, plus the conditions above.
+
 The recorder is flushed after the same bars as ``Engine.run`` flushes it (every ``chunk``
 rows), so buffered rows, and what the risk engine has followed, match at every flush.
 
@@ -40,6 +45,7 @@ import numpy as np
 from sim.agents.batch import has_batch_form
 from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
+from sim.fast_votes import BulkVotes, bulk_reason
 from sim.messages import Signal
 from sim.view import MarketView
 
@@ -107,8 +113,15 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
     """``Engine.run`` over ``data`` visiting event bars only (see the module docstring);
     the engine must have passed ``choose_path``."""
     walk = _Walk(engine, data, chunk)
+    votes = walk.votes
     with fewer_gc_passes():
-        walk.run(on_progress)
+        try:
+            walk.run(on_progress)
+        finally:  # a failed run stores the rows the per-bar loop would have by then
+            if votes is not None:
+                votes.record_upto(walk.row_done)
+        if votes is not None:
+            votes.finish()
         engine.finish()
 
 
@@ -162,10 +175,23 @@ class _Walk:
         # Python step per signal change).
         several = any(len(calls) > 1 for calls in engine._agent_calls)
         changing: dict[int, list[tuple[int, Callable[[MarketView], Signal | None]]]] = {}
+        batches = [[engine.agents[s][pos].agent.batch_signals(data.bars[s]) for pos, _ in calls]
+                   for s, calls in enumerate(engine._agent_calls)]
+        # Votes in bulk where they can be (sim.fast_votes): the walk then stops only at
+        # decisions that may make an order; the agents are not called at all.
+        self.votes: BulkVotes | None = None
+        self.row_done = 0  # rows whose signals and decisions the recorder has by now
+        if bulk_reason(engine) is None:
+            votes = BulkVotes(engine, list(data.bars), self.rows_of, batches)
+            if votes.ok:
+                self.votes = votes
+                for s in range(len(batches)):
+                    engine.set_calls(s, ())
+                batches = [[] for _ in batches]
+                several = False
         for s, calls in enumerate(engine._agent_calls):
             replays = []
-            for pos, _ in calls:
-                changes = engine.agents[s][pos].agent.batch_signals(data.bars[s])
+            for (pos, _), changes in zip(calls, batches[s], strict=True):
                 replay = _replay(dict(zip((changes.index + 1).tolist(), changes.signals,
                                           strict=True)))
                 replays.append((pos, replay))
@@ -174,7 +200,8 @@ class _Walk:
                 pair = (pos, replay)
                 for r in rows.tolist() if several else ():
                     changing.setdefault(r, []).append(pair)
-            engine.set_calls(s, tuple(replays))
+            if self.votes is None:
+                engine.set_calls(s, tuple(replays))
         self.calls_at = ({r: tuple(pairs) for r, pairs in changing.items()} if several
                          else None)
         static = np.unique(np.concatenate(events)) if events else np.zeros(0, np.int64)
@@ -193,6 +220,8 @@ class _Walk:
         symbols = range(len(self.bars))
         static, cluster_end, k = self.static, self.cluster_end, 0
         n, chunk = self.n, self.chunk
+        votes = self.votes
+        candidate = votes.next_candidate if votes is not None else None
         p = done = 0
         while p < n:
             boundary = min((p // chunk + 1) * chunk, n)
@@ -201,6 +230,9 @@ class _Walk:
             e = static[k] if k < len(static) else n
             if queued:
                 e = min(e, self._queue_row(p))
+            if candidate is not None:
+                for s in symbols:
+                    e = min(e, candidate(s, p, n))
             for s in symbols:
                 if pending[s] is not None or watch[s]:
                     e = min(e, self._next_row(s, p))
@@ -219,6 +251,9 @@ class _Walk:
                 p = min(end + 1, boundary)
                 self._process(a, p)
             if p == boundary:  # where Engine.run ends a chunk
+                if votes is not None:
+                    votes.record_upto(p)
+                    self.row_done = p
                 engine.recorder.maybe_flush()
                 if on_progress is not None:
                     on_progress(p - done)
@@ -244,6 +279,9 @@ class _Walk:
 
     def _process(self, a: int, b: int) -> None:
         """Rows ``[a, b)`` through ``Engine.on_bar``, as the per-bar loop hands them."""
+        if self.votes is not None:
+            self._process_votes(a, b)
+            return
         on_bar = self.engine.on_bar
         calls = self.engine._agent_calls
         calls_at = self.calls_at.get if self.calls_at is not None else None
@@ -264,6 +302,44 @@ class _Walk:
             bars = self.bars[s]
             on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
                    bars.low.item(i), bars.close.item(i), bars.volume.item(i))
+
+    def _process_votes(self, a: int, b: int) -> None:
+        """``_process`` with votes in bulk: no agent is called; after ``on_bar`` at a row
+        with a decision the bulk votes act on it (``BulkVotes.act``). On a failure,
+        ``row_done`` says which rows' signals and decisions the per-bar loop had
+        recorded by then (the failing row's too when the failure is in the act)."""
+        votes = self.votes
+        assert votes is not None
+        on_bar, act, cand_at = self.engine.on_bar, votes.act, votes.cand_at
+        r = a
+        acting = False
+        try:
+            if self.single:
+                bars = self.bars[0]
+                ts, o, h, lo, c, v = (bars.ts, bars.open, bars.high, bars.low, bars.close,
+                                      bars.volume)
+                at = cand_at[0]
+                for r in range(a, b):
+                    on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r),
+                           c.item(r), v.item(r))
+                    if r in at:
+                        acting = True
+                        act(0, r, c.item(r))
+                        acting = False
+                return
+            for r in range(a, b):
+                s, i = self.order_symbol.item(r), self.order_pos.item(r)
+                bars = self.bars[s]
+                close = bars.close.item(i)
+                on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
+                       bars.low.item(i), close, bars.volume.item(i))
+                if r in cand_at[s]:
+                    acting = True
+                    act(s, r, close)
+                    acting = False
+        except BaseException:
+            self.row_done = r + 1 if acting else r
+            raise
 
     # -- the bars in between -------------------------------------------------------------
     def _skip(self, a: int, b: int) -> None:

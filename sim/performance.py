@@ -103,6 +103,14 @@ class AgentPerformance:
         sides[pos] = side
         starts[pos] = close
 
+    def on_signals(self, symbol: int, pos: int, bars: np.ndarray, sides: np.ndarray) -> None:
+        """``on_signal`` for many changes of one agent at once, in order (bar numbers and
+        sides as int64 arrays); offline only (online weights move with each)."""
+        if self.online:
+            raise ValueError("on_signals keeps no online weights: call on_signal")
+        self._starts[symbol][pos].frombytes(np.ascontiguousarray(bars, np.int64).tobytes())
+        self._sides[symbol][pos].frombytes(np.ascontiguousarray(sides, np.int8).tobytes())
+
     def episodes(self, symbol: int, pos: int) -> tuple[np.ndarray, np.ndarray]:
         """Copies of agent ``pos``'s episodes on ``symbol``: (first bar numbers, sides).
         Copies, so an observer on another thread can read them while the loop appends

@@ -31,10 +31,10 @@ from sim.orders import Order
 from sim.portfolio import EquityBook
 from sim.schema import TABLES
 from sim.store import RunStore
+from sim.vote_rows import SIDE_DICT, TS, merged, vote_tables
 
-_TS = pa.timestamp("ns")
-# Side values -1..2 index this dictionary after adding 1.
-_SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
+_TS = TS
+_SIDE_DICT = SIDE_DICT  # Side values -1..2 index this dictionary after adding 1
 # An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
 _ORDER_ROW = (
     "order_id", "decision_id", "ts", "s", "quantity", "ref_price", "status", "kind", "tif",
@@ -158,6 +158,10 @@ class Recorder:
         self._rare: dict[str, list[tuple[Any, ...]]] = {}
         # Rows given as columns (``rare_columns``), written after the rare rows.
         self._bulk: list[tuple[str, dict[str, Any]]] = []
+        # Signal, decision and vote rows given as columns (``vote_columns``), written after
+        # the rows given one by one; and how many signal and decision rows they hold.
+        self._vote_cols: list[tuple[list[np.ndarray], ...]] = []
+        self._bulk_signals = self._bulk_decisions = 0
 
     # -- one call per event ------------------------------------------------------------
     def signal(self, ts: int, symbol: int, agent: int, signal: Any) -> None:
@@ -204,6 +208,18 @@ class Recorder:
              realized: float) -> None:
         self._fills.append((fill, symbol, cash, position, realized))
 
+    def vote_columns(self, signals: list[np.ndarray], decisions: list[np.ndarray],
+                     votes: list[np.ndarray], starts: np.ndarray) -> None:
+        """Signal, decision and vote rows as columns (``sim.fast_votes``: a fast run's
+        votes taken in bulk), the arrays the caller's and untouched from now on.
+        ``signals``: ts, symbol, agent, side, confidence, target, has target, reason;
+        ``decisions``: id, ts, symbol, side, confidence, target, has target, rule code
+        (``sim.vote_rows.RULES``), agreement; ``votes``: agent, side, confidence, weight,
+        by decision (``starts``: where each decision's votes start, and the end)."""
+        self._vote_cols.append((signals, decisions, votes, [starts]))
+        self._bulk_signals += len(signals[0])
+        self._bulk_decisions += len(decisions[0]) if decisions else 0
+
     def add_agent(self, name: str) -> int:
         """A new agent joins the run (spawned while it runs): its index for the calls."""
         self._agents = np.append(self._agents, np.array([name], dtype=object))
@@ -232,7 +248,8 @@ class Recorder:
 
     # -- flushing ----------------------------------------------------------------------
     def pending_rows(self) -> int:
-        return max(len(self.equity), len(self._signals), len(self._decisions))
+        return max(len(self.equity), len(self._signals) + self._bulk_signals,
+                   len(self._decisions) + self._bulk_decisions)
 
     def maybe_flush(self) -> None:
         if self.pending_rows() >= self.flush_rows:
@@ -281,6 +298,8 @@ class Recorder:
             if written or table != "agent_events":
                 rows.clear()
         self._bulk.clear()
+        self._vote_cols.clear()
+        self._bulk_signals = self._bulk_decisions = 0
         if written:
             self.equity.drain()
         else:
@@ -366,6 +385,8 @@ class Recorder:
                                        for s in vote_signals]),
                 "weight": _floats(list(chain.from_iterable(weights))),
             }))
+        if self._vote_cols:  # one batch per table, as for the rows given one by one
+            out.extend(vote_tables(self, *merged(self._vote_cols)))
         if self._performance:
             perf_agents, perf_rows = zip(*self._performance, strict=True)
             cols = list(zip(*perf_rows, strict=True))

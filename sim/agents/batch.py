@@ -99,11 +99,10 @@ def cycled_sums(d: np.ndarray, x: np.ndarray, period: int, block: int = 0,
     cycles = n // period + 1
     grid = np.zeros(cycles * period, dtype=np.float64)
     grid[1 : n + 1] = d  # grid[p] is d_{p-1}; column 0 of each row is the restart value
-    xs = x.tolist()
+    xs = (x * x if square else x).tolist()  # v * v: the same product as Python's
     for k in range(1, cycles):
         end = k * period  # the wrap happens after bar end - 1
-        window = xs[end - block : end]
-        grid[k * period] = _fsum([v * v for v in window] if square else window)
+        grid[k * period] = _fsum(xs[end - block : end])
     rows = grid.reshape(cycles, period)
     np.cumsum(rows, axis=1, out=rows)
     return grid[1 : n + 1].copy()
