@@ -142,7 +142,9 @@ STAGE_METHODS: dict[str, tuple[str, ...]] = {
     "policy": ("target_exposure", "order_quantity"),
     "risk": ("check",),
     "router": ("route_legs",),
-    "venue/matching": ("_arrive", "venue_open", "venue_path", "trade"),
+    # _reach: a leg reaching its venue, queued (_arrive calls it) or delivered directly;
+    # commits before it had only _arrive (timed instead, never both: one is in the other)
+    "venue/matching": ("_reach", "venue_open", "venue_path", "trade"),
     "store": ("append",),
 }
 
@@ -171,7 +173,10 @@ def instrument(engine: Any, store: Any, stages: dict[str, array]) -> None:
             setattr(farm, attr, _patch(getattr(farm, attr), STAGE_METHODS[attr],
                                        samples(attr)))
     if desk is not None:
-        _patch(desk, STAGE_METHODS["venue/matching"], samples("venue/matching"))
+        names = STAGE_METHODS["venue/matching"]
+        if not hasattr(desk, "_reach"):
+            names = ("_arrive", *names[1:])
+        _patch(desk, names, samples("venue/matching"))
     _patch(store, STAGE_METHODS["store"], samples("store"))
 
 
