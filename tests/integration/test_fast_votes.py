@@ -14,7 +14,7 @@ from sim.engine import Engine
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
 from sim.vote_rows import RULES
-from tests.integration.test_fast_path import both_paths
+from tests.integration.test_fast_path import both_paths, engine_path, table_hashes
 
 DRAWN = "tests.integration._drawn_signals:DrawnSignals"
 
@@ -115,3 +115,40 @@ def test_the_rule_codes_name_what_resolve_returns() -> None:
     lone = (Signal(LONG, 0.5), Signal(LONG, 0.5), Signal(FLAT, 0.5))
     assert VotingConsensus("majority", min_agreement=0.9).resolve(lone)[4] == RULES[6]
     assert VotingConsensus("majority").resolve(lone)[4] == RULES[0]
+
+
+@pytest.mark.parametrize("symbols", [1, 2])
+def test_a_run_that_fails_mid_walk_stores_the_rows_the_per_bar_loop_stored(
+    symbols: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure at the 7th decision sent to the desk (the bulk votes' ``act``): both
+    paths fail there, and the fast run's store holds exactly the per-bar run's rows up to
+    it (``BulkVotes.record_upto``: the signals, decisions and votes of the rows walked,
+    the failing row's included)."""
+    from sim.execution import ExecutionDesk
+
+    submit = ExecutionDesk.submit_decision
+    calls = [0]
+
+    def failing(self: ExecutionDesk, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 7:
+            raise RuntimeError("desk broke at the 7th decision")
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExecutionDesk, "submit_decision", failing)
+    config = parse_scenario(_scenario({"method": "confidence_weighted"}, symbols=symbols))
+    with DuckDBStore(tmp_path / "runs.duckdb") as store:
+        runs = []
+        for fast_path in (True, False):
+            calls[0] = 0
+            with pytest.raises(RuntimeError, match="7th decision"):
+                run_scenario(config, store, fast_path=fast_path)
+            runs.append(store.con.execute(
+                "SELECT run_id, status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone())
+        (fast_id, fast_status), (slow_id, slow_status) = runs
+        assert fast_status == slow_status == "failed"
+        assert engine_path(store, fast_id)[0] == "fast"
+        fast, slow = table_hashes(store, fast_id), table_hashes(store, slow_id)
+    assert fast == slow
+    assert fast["decisions"][0] >= 7 and fast["votes"][0] > 0
