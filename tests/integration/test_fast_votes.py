@@ -139,13 +139,15 @@ def test_a_run_that_fails_mid_walk_stores_the_rows_the_per_bar_loop_stored(
     monkeypatch.setattr(ExecutionDesk, "submit_decision", failing)
     config = parse_scenario(_scenario({"method": "confidence_weighted"}, symbols=symbols))
     with DuckDBStore(tmp_path / "runs.duckdb") as store:
-        runs = []
+        runs: list[tuple[str, str]] = []
         for fast_path in (True, False):
             calls[0] = 0
             with pytest.raises(RuntimeError, match="7th decision"):
                 run_scenario(config, store, fast_path=fast_path)
-            runs.append(store.con.execute(
-                "SELECT run_id, status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone())
+            row = store.con.execute(
+                "SELECT run_id, status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+            assert row is not None
+            runs.append((row[0], row[1]))
         (fast_id, fast_status), (slow_id, slow_status) = runs
         assert fast_status == slow_status == "failed"
         assert engine_path(store, fast_id)[0] == "fast"
