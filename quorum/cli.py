@@ -259,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (default: every core; 1 runs in this process)")
     p.add_argument("--cluster", metavar="tcp://HOST:PORT",
                    help="run on a dask.distributed cluster (its scheduler address) instead")
+    p.add_argument("--commit-every", type=_seconds, default=2.0, metavar="SECONDS",
+                   help="store finished runs together at most this often (default 2; 0: "
+                        "each at once, slower: a DuckDB commit costs as much as a few "
+                        "short runs); an interrupted sweep keeps what was stored")
     p.add_argument("--out", metavar="DIR", help="also write the sweep's HTML report, "
                    "ranking.csv, the regime matrix and, with walk_forward, walk_forward.csv "
                    "and stability.csv")
@@ -368,6 +372,16 @@ def _choose_store(args: argparse.Namespace) -> None:
     if args.command in RUN_COMMANDS:
         chosen.path.parent.mkdir(parents=True, exist_ok=True)
     print(f"quorum: store {args.db} ({chosen.why})", file=sys.stderr, flush=True)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

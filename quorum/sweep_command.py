@@ -141,6 +141,7 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
                 start = time.perf_counter()
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
                     execute_sweep(store, plan, executor_for(args.workers, args.cluster),
+                                  commit_every=getattr(args, "commit_every", 2.0),
                                   on_stored=_with_tracebacks(report) if getattr(
                                       args, "debug", False) else report)
                 seconds = time.perf_counter() - start

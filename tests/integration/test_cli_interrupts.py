@@ -92,7 +92,8 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path: Path, group: bool) -> No
     kept, none half-stored, exit 143, and the same command resumes."""
     path = _sigint_sweep(tmp_path)
     db = tmp_path / "sweep.duckdb"
-    proc = popen("sweep", str(path), "--db", str(db), "--workers", "2", cwd=REPO,
+    proc = popen("sweep", str(path), "--db", str(db), "--workers", "2", "--commit-every", "0",
+                 cwd=REPO,
                  pythonpath=REPO, start_new_session=group)
     assert proc.stderr is not None
     stored = 0

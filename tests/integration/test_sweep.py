@@ -161,7 +161,7 @@ def _sweep_process(path: Path, db: Path, workers: int) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "quorum.cli", "sweep", str(path), "--db", str(db),
-         "--workers", str(workers)], cwd=REPO, env=env, text=True,
+         "--workers", str(workers), "--commit-every", "0"], cwd=REPO, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
