@@ -65,6 +65,7 @@ from live.port import Snapshot, VenueMessage
 from live.reconcile import reconcile
 from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
+from live.switching import short_thread_switches
 from live.writer import StoreWriter
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
 from sim.bus import DECISION, EventBus, QueuedSubscription
@@ -349,7 +350,7 @@ class LiveRunner:
         gc.collect()
         gc.freeze()
         step = self.bus.step if self.bus is not None else contextlib.nullcontext
-        with fewer_gc_passes():
+        with fewer_gc_passes(), short_thread_switches():
             try:
                 while active:
                     item = await queue.get()

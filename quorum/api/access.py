@@ -50,14 +50,17 @@ class Access:
         entry = self.keys.check(key)
         return None if entry is None else Caller(entry.key_id, entry.role)
 
-    def caller(self, request: Request) -> Caller:
+    # Both dependencies are coroutines: a key check is a hash and a compare, and FastAPI
+    # runs a plain function dependency on its thread pool (two thread hand-overs per
+    # request, on the interpreter lock the trading loop shares).
+    async def caller(self, request: Request) -> Caller:
         who = self.identify(request.headers.get("x-api-key"))
         if who is None:
             raise HTTPException(401, "a valid X-API-Key header is needed")
         return who
 
-    def require(self, role: str) -> Callable[..., Caller]:
-        def check(who: Annotated[Caller, Depends(self.caller)]) -> Caller:
+    def require(self, role: str) -> Callable[..., Any]:
+        async def check(who: Annotated[Caller, Depends(self.caller)]) -> Caller:
             if not role_allows(who.role, role):
                 raise HTTPException(403, f"role {who.role!r} may not do this (needs {role})")
             return who

@@ -78,6 +78,7 @@ class StoreReader:
                  default_run: str | None = None) -> None:
         self.con = con
         self.default_run = default_run  # the run being watched (None: the latest)
+        self._default_stored = False  # has the watched run's row been seen yet
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # cursor() on the shared connection
         self._watchdog = Watchdog()
@@ -105,7 +106,9 @@ class StoreReader:
         """A run id from an id, a unique prefix, or None (the run being watched, else the
         latest run)."""
         if ref is None and self.default_run is not None:
-            if self.rows("select 1 from runs where run_id = ?", [self.default_run]):
+            if self._default_stored or self.rows("select 1 from runs where run_id = ?",
+                                                 [self.default_run]):
+                self._default_stored = True  # a stored run stays: no query per read
                 return self.default_run
             raise UnknownRun(f"run {self.default_run} has not started yet")
         if ref is None:

@@ -135,7 +135,7 @@ class SessionApi:
     bad one is exit 2), the server started once the session's runner exists
     (``attach``), on the runner's own bus, store connection and run."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, stream_buffer: int = 10_000) -> None:
         self.host, self.port = parse_address(args.api)
         self.keys = load_keys(getattr(args, "keys", None))
         check_binding(self.host, self.keys)
@@ -144,7 +144,7 @@ class SessionApi:
         # The session's bus, with the stream on it before the engine is built (it
         # publishes bars and equity only when someone listens then).
         self.bus = EventBus(history=10_000)
-        self.hub = StreamHub(self.bus)
+        self.hub = StreamHub(self.bus, buffer=stream_buffer)  # messages kept for catch-up
         self.metrics = BusMetrics(self.bus)
         self.server: ApiServer | None = None
         self.url: str | None = None

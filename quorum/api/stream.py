@@ -148,8 +148,12 @@ class StreamHub:
         with self._lock:
             clients = list(self._clients)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Client, list[tuple[int, str]]]]] = {}
+        by_topics: dict[frozenset[str], list[tuple[int, str]]] = {}  # most clients share one
         for client in clients:
-            mine = [(seq, text) for seq, stream_topics, text in outbox
+            mine = by_topics.get(client.topics)
+            if mine is None:
+                mine = by_topics[client.topics] = [
+                    (seq, text) for seq, stream_topics, text in outbox
                     if client.wants(stream_topics)]
             if mine:
                 by_loop.setdefault(client.loop, []).append((client, mine))

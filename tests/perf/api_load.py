@@ -2,11 +2,13 @@
 
     .venv/bin/python -m tests.perf.api_load --seconds 60 --clients 50 --rps 20
 
-Two sessions on the fake Hyperliquid (loopback), one after the other, each fed a candle
-every ``--every`` seconds for ``--seconds``: A without the API, B with it (the stream on
-the session's bus, the API server in the session's process) while another process holds
-``--clients`` WebSocket clients subscribed to every topic and makes ``--rps`` REST reads a
-second (agents, orders, fills, market, positions, alerts, logs, equity, metrics/agents).
+Two paper sessions on the fake Hyperliquid (loopback), one after the other, each fed a
+candle every ``--every`` seconds for ``--seconds``, both built as `quorum live` builds
+them (``quorum.live.watched_runner``: the session's bus, logs, alerts and health): A
+without the API, B with what `--api` adds (``SessionApi``: the stream and the metrics on
+the bus, the server in the session's process) while another process holds ``--clients``
+WebSocket clients subscribed to every topic and makes ``--rps`` REST reads a second
+(agents, orders, fills, market, positions, alerts, logs, equity, metrics/agents).
 
 Figures: API read latency (p50/p99, measured by the client), stream delivery (from the
 moment the candle was pushed to the fake to the moment a client received that bar's
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -127,15 +131,8 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
 
     from live.hyperliquid.candles import HyperliquidCandleFeed
     from live.hyperliquid.stream import candle
-    from live.runner import LiveRunner
-    from quorum.api.app import create_app
-    from quorum.api.control import SessionControl
-    from quorum.api.keys import KeyStore
-    from quorum.api.metrics import BusMetrics
-    from quorum.api.reads import StoreReader
-    from quorum.api.server import ApiServer
-    from quorum.api.stream import StreamHub
-    from sim.bus import EventBus
+    from quorum.api.server import SessionApi
+    from quorum.live import watched_runner
     from sim.config import parse_scenario
     from sim.store import DuckDBStore
     from tests.fakes.clock import ManualClock
@@ -158,12 +155,20 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
         clock = ManualClock(T0 * 1_000_000)
         feed = HyperliquidCandleFeed(make_config(fake), {"ETH": "ETH"}, MIN_MS * 1_000_000,
                                      clock=clock, max_bars=n_bars)
-        with DuckDBStore(tmp / f"load-{int(api)}.duckdb") as store:
-            bus = hub = None
+        db = tmp / f"load-{int(api)}.duckdb"
+        with DuckDBStore(db) as store:
+            # Both arms are the session `quorum live` builds (``watched_runner``: its bus,
+            # logs, alerts, health); B adds what `--api` adds (``SessionApi``: the stream
+            # and the metrics on that bus before the engine is built, then the server).
+            session_api = None
             if api:
-                bus = EventBus(history=10_000)
-                hub = StreamHub(bus, buffer=1_000_000)
-            runner = LiveRunner(config, store, bus=bus)
+                session_api = SessionApi(argparse.Namespace(
+                    api="127.0.0.1:0", keys=str(tmp / "no-keys.toml"), api_rate=None,
+                    db=str(db)), stream_buffer=1_000_000)
+                runner = watched_runner(config, store, session_api.bus)
+            else:
+                runner = watched_runner(config, store)
+            hub = session_api.hub if session_api is not None else None
             engine_on_bar, record_order = runner.engine.on_bar, runner.recorder.order
             current = [0]
 
@@ -178,19 +183,15 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
 
             runner.engine.on_bar = on_bar  # type: ignore[method-assign]
             runner.recorder.order = order  # type: ignore[method-assign]
-            server = proc = None
+            proc = None
             ctx = mp.get_context("spawn")
             ready, stop = ctx.Event(), ctx.Event()
             out = str(tmp / "clients.json")
-            if api:
-                assert bus is not None and hub is not None
-                app = create_app(StoreReader(store.con, default_run=runner.run_id),
-                                 KeyStore(tmp / "no-keys.toml"), mode="paper", hub=hub,
-                                 metrics=BusMetrics(bus), controller=SessionControl(runner))
-                server = ApiServer(app, "127.0.0.1", 0).start()
+            if session_api is not None:
+                session_api.attach(runner)
+                assert session_api.url is not None
                 proc = ctx.Process(target=_clients, args=(
-                    f"http://127.0.0.1:{server.port}", clients, rps, ready, stop, out,
-                    batch))
+                    session_api.url, clients, rps, ready, stop, out, batch))
                 proc.start()
                 assert ready.wait(60), "the clients did not connect"
 
@@ -217,8 +218,8 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
             if proc is not None:
                 stop.set()
                 proc.join(60)
-            if server is not None:
-                server.stop()
+            if session_api is not None:
+                session_api.close()
             result["bars_taken"] = seen[0]
             result["orders"] = len(to_order)
             result["_tick_to_trade_us"] = [x / 1e3 for x in to_order]
@@ -285,11 +286,10 @@ def main() -> None:
     if args.realtime:  # before any thread starts: they inherit it
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(SESSION_PRIORITY))
     if args.switch_ms is not None:
-        import sys
-
         sys.setswitchinterval(args.switch_ms / 1e3)
     rounds: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    # The session says where its API is on stdout (for scripts); the figures are stdout's.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
         for k in range(args.rounds):  # A then B, alternating: drift hits both alike
             a = session(Path(tmp) / f"a{k}", args.seconds, args.every, False, args.clients,
                         args.rps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ from live.clock import AcceleratedClock, WallClock
 from live.feeds import PacedReplayFeed
 from live.history import BarHistory
 from live.runner import LiveRunner
+from live.switching import SESSION_SWITCH_S, short_thread_switches
 from sim.config import parse_scenario
 from sim.messages import Bar
 from sim.store import DuckDBStore
@@ -96,3 +98,32 @@ def test_failing_feed_marks_the_run_failed(tmp_path):
             asyncio.run(runner.run(feeds))
         status, error = store.con.execute("SELECT status, error FROM runs").fetchone()
         assert status == "failed" and "exchange went away" in error
+
+
+def test_a_session_trades_with_short_thread_switches_and_restores_them(tmp_path):
+    """While a session consumes its feeds another thread holds the interpreter at most
+    0.5 ms at a time (with or without the API); the process's interval comes back after,
+    also when the run fails."""
+    seen: list[float] = []
+
+    class Feed:
+        def __init__(self, sym, fail=False):
+            self.sym, self.fail = sym, fail
+
+        async def __aiter__(self):
+            seen.append(sys.getswitchinterval())
+            yield _bar(self.sym, 0)
+            if self.fail:
+                raise ConnectionError("gone")
+
+    before = sys.getswitchinterval()
+    assert before > SESSION_SWITCH_S
+    with DuckDBStore(tmp_path / "r.duckdb") as store:
+        asyncio.run(LiveRunner(_config(), store).run([Feed("A"), Feed("B")]))
+        assert seen == [SESSION_SWITCH_S] * 2
+        assert sys.getswitchinterval() == before
+        with pytest.raises(ConnectionError):
+            asyncio.run(LiveRunner(_config(), store).run([Feed("A", fail=True), Feed("B")]))
+        assert sys.getswitchinterval() == before
+    with short_thread_switches(0.01):  # never longer than what the process has
+        assert sys.getswitchinterval() == before
