@@ -41,10 +41,11 @@ class ApiServer:
         self._interval_before: float | None = None
         # No per-message deflate: compressing each frame once per client costs the
         # process (and the interpreter lock it shares with the trading loop) far more CPU
-        # than the bytes it saves on loopback or a LAN.
+        # than the bytes it saves on loopback or a LAN. HTTP parsed by httptools (C), not
+        # h11 (Python).
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off",
-                                ws_per_message_deflate=False)
+                                ws_per_message_deflate=False, http="httptools")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="quorum-api",
                                        daemon=True)

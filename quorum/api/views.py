@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 import duckdb
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from pydantic import AfterValidator
+from pydantic import AfterValidator, TypeAdapter
 from starlette.exceptions import HTTPException
 
 from quorum.api.access import Access, Caller
@@ -28,6 +28,7 @@ from quorum.api.reads import StoreReader
 from sim.monitor.config import SEVERITIES
 from sim.monitor.logs import LEVELS
 
+_ROWS = TypeAdapter(list[dict[str, Any]])
 RunRef = Annotated[str | None, Query(description="run id or a unique prefix (default: the "
                                                  "run being watched, else the latest)")]
 Name = Annotated[str | None, Query(max_length=200)]
@@ -262,6 +263,8 @@ def views_router(reader: StoreReader, controller: Controller, access: Access) ->
                                          "message", "data"])
         for r in rows:
             r["data"] = json.loads(r["data"]) if r["data"] else None
-        return rows
+        # pydantic's serializer, as for the typed routes (a route that may answer CSV has
+        # no response model, and FastAPI's generic encoder walks every value in Python).
+        return Response(_ROWS.dump_json(rows), media_type="application/json")
 
     return router
