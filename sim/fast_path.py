@@ -45,6 +45,7 @@ import numpy as np
 from sim.agents.batch import has_batch_form
 from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
+from sim.fast_book import DeferredBook
 from sim.fast_votes import BulkVotes, bulk_reason
 from sim.messages import Signal
 from sim.view import MarketView
@@ -115,11 +116,15 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
     walk = _Walk(engine, data, chunk)
     votes = walk.votes
     with fewer_gc_passes():
+        ok = False
         try:
             walk.run(on_progress)
+            ok = True
         finally:  # a failed run stores the rows the per-bar loop would have by then
             if votes is not None:
                 votes.record_upto(walk.row_done)
+            if not ok:
+                walk.settle_book()
         if votes is not None:
             votes.finish()
         engine.finish()
@@ -212,6 +217,11 @@ class _Walk:
         last = np.append(static[ends], static[-1:]) if len(static) else static
         self.cluster_end: list[int] = np.repeat(
             last, np.diff(np.concatenate(([0], ends + 1, [len(static)])))).tolist()
+        # One symbol, votes in bulk, no equity follower: the equity rows are booked in
+        # blocks where they are read (sim.fast_book), not at each event bar and skip.
+        self.deferred = (DeferredBook(engine.portfolio, self.ts, data.bars[0].close)
+                         if self.single and self.votes is not None
+                         and not engine.portfolio.book.followed else None)
 
     # -- the walk ------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None) -> None:
@@ -222,6 +232,7 @@ class _Walk:
         n, chunk = self.n, self.chunk
         votes = self.votes
         candidate = votes.next_candidate if votes is not None else None
+        deferred = self.deferred
         p = done = 0
         while p < n:
             boundary = min((p // chunk + 1) * chunk, n)
@@ -249,8 +260,13 @@ class _Walk:
                 end = (cluster_end[k] if k < len(static) and static[k] - e < _DENSE
                        else e)
                 p = min(end + 1, boundary)
-                self._process(a, p)
+                if deferred is not None:
+                    p = self._process_deferred(a, p, boundary)
+                else:
+                    self._process(a, p)
             if p == boundary:  # where Engine.run ends a chunk
+                if deferred is not None:  # the rows Engine.run has booked by now
+                    deferred.book_upto(p - 1)
                 if votes is not None:
                     votes.record_upto(p)
                     self.row_done = p
@@ -258,6 +274,16 @@ class _Walk:
                 if on_progress is not None:
                     on_progress(p - done)
                 done = p
+        if deferred is not None and n:  # Engine.finish books the last bar's row
+            engine._last_ts = self.ts.item(n - 1)
+
+    def settle_book(self) -> None:
+        """After a failure: the equity rows, and the engine's time, as the per-bar loop
+        leaves them by the bar where it failed."""
+        deferred = self.deferred
+        if deferred is not None and self.n:
+            deferred.book_upto(deferred.upto)
+            self.engine._last_ts = self.ts.item(deferred.upto)
 
     def _queue_row(self, p: int) -> int:
         """The first row at or after ``p`` where the next queued event may run: the first
@@ -341,6 +367,43 @@ class _Walk:
             self.row_done = r + 1 if acting else r
             raise
 
+    def _process_deferred(self, a: int, b: int, limit: int) -> int:
+        """``_process_votes`` on one symbol with a deferred book, through row ``b - 1``
+        and on while a decision waits for the next open or orders work (those rows are
+        event rows; up to ``limit``, the chunk's end); returns the row after the last.
+        ``on_bar`` books no equity row (the engine's time is unset before each bar): the
+        state each bar leaves is kept for the book instead."""
+        engine = self.engine
+        deferred, votes = self.deferred, self.votes
+        assert deferred is not None and votes is not None
+        portfolio = engine.portfolio
+        qty = portfolio.qty
+        keep = deferred.states.append
+        on_bar, act, at = engine.on_bar, votes.act, votes.cand_at[0]
+        pending, watch = engine._pending, engine._watch
+        bars = self.bars[0]
+        ts, o, h, lo, c, v = bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
+        r = a
+        acting = False
+        try:
+            while r < b or (r < limit and (pending[0] is not None or watch[0])):
+                engine._last_ts = None
+                on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r), c.item(r),
+                       v.item(r))
+                if r in at:
+                    acting = True
+                    act(0, r, c.item(r))
+                    acting = False
+                keep((r, portfolio.cash, qty[0], portfolio.cost_basis,
+                      portfolio.realized_total))
+                r += 1
+        except BaseException:
+            self.row_done = r + 1 if acting else r
+            deferred.upto = r
+            raise
+        deferred.upto = r - 1
+        return r
+
     # -- the bars in between -------------------------------------------------------------
     def _skip(self, a: int, b: int) -> None:
         """Rows ``[a, b)`` change nothing but marks: book the equity rows ``on_bar``
@@ -349,7 +412,10 @@ class _Walk:
         if a >= b:
             return
         engine = self.engine
-        if self.single and b - a > _SHORT_SINGLE:
+        if self.deferred is not None:  # booked later (sim.fast_book)
+            self.deferred.upto = b - 1
+            moved = {0: b - 1}
+        elif self.single and b - a > _SHORT_SINGLE:
             self._skip_single(a, b)
             moved = {0: b - 1}
         elif b - a <= _SHORT:
