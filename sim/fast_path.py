@@ -276,14 +276,18 @@ class _Walk:
                 done = p
         if deferred is not None and n:  # Engine.finish books the last bar's row
             engine._last_ts = self.ts.item(n - 1)
+            self._show(0, n - 1)
 
     def settle_book(self) -> None:
         """After a failure: the equity rows, and the engine's time, as the per-bar loop
         leaves them by the bar where it failed."""
         deferred = self.deferred
         if deferred is not None and self.n:
-            deferred.book_upto(deferred.upto)
-            self.engine._last_ts = self.ts.item(deferred.upto)
+            upto = deferred.upto
+            deferred.book_upto(upto)
+            self.engine._last_ts = self.ts.item(upto)
+            if upto and self.engine.views[0].n < upto:  # failed before on_bar set it
+                self._show(0, upto - 1)
 
     def _queue_row(self, p: int) -> int:
         """The first row at or after ``p`` where the next queued event may run: the first
@@ -383,6 +387,8 @@ class _Walk:
         pending, watch = engine._pending, engine._watch
         bars = self.bars[0]
         ts, o, h, lo, c, v = bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
+        if a:  # the mark the skipped bars left (_skip sets none)
+            portfolio.price[0] = c.item(a - 1)
         r = a
         acting = False
         try:
@@ -412,10 +418,10 @@ class _Walk:
         if a >= b:
             return
         engine = self.engine
-        if self.deferred is not None:  # booked later (sim.fast_book)
-            self.deferred.upto = b - 1
-            moved = {0: b - 1}
-        elif self.single and b - a > _SHORT_SINGLE:
+        if self.deferred is not None:  # booked later (sim.fast_book); the view and mark
+            self.deferred.upto = b - 1  # are set where read (_process_deferred, the end)
+            return
+        if self.single and b - a > _SHORT_SINGLE:
             self._skip_single(a, b)
             moved = {0: b - 1}
         elif b - a <= _SHORT:
@@ -435,18 +441,21 @@ class _Walk:
             else:
                 lasts = ((s, self._last_row(s, a, b)) for s in range(len(self.bars)))
                 moved = {s: int(self.order_pos[r]) for s, r in lasts if r >= 0}
-        portfolio = engine.portfolio
         for s, i in moved.items():
-            bars = self.bars[s]
-            view = engine.views[s]
-            view.n = i + 1
-            view.ts = int(bars.ts[i])
-            view.open = bars.open.item(i)
-            view.high = bars.high.item(i)
-            view.low = bars.low.item(i)
-            view.close = close = bars.close.item(i)
-            view.volume = bars.volume.item(i)
-            portfolio.price[s] = close
+            self._show(s, i)
+
+    def _show(self, s: int, i: int) -> None:
+        """Symbol ``s``'s view and mark as ``on_bar`` leaves them at its bar ``i``."""
+        bars = self.bars[s]
+        view = self.engine.views[s]
+        view.n = i + 1
+        view.ts = int(bars.ts[i])
+        view.open = bars.open.item(i)
+        view.high = bars.high.item(i)
+        view.low = bars.low.item(i)
+        view.close = close = bars.close.item(i)
+        view.volume = bars.volume.item(i)
+        self.engine.portfolio.price[s] = close
 
     def _skip_single(self, a: int, b: int) -> None:
         """``_skip``'s booking for one symbol, whose every row is a new time: the row
