@@ -99,10 +99,11 @@ def cycled_sums(d: np.ndarray, x: np.ndarray, period: int, block: int = 0,
     cycles = n // period + 1
     grid = np.zeros(cycles * period, dtype=np.float64)
     grid[1 : n + 1] = d  # grid[p] is d_{p-1}; column 0 of each row is the restart value
-    xs = (x * x if square else x).tolist()  # v * v: the same product as Python's
-    for k in range(1, cycles):
-        end = k * period  # the wrap happens after bar end - 1
-        grid[k * period] = _fsum(xs[end - block : end])
+    wraps = cycles - 1  # after bars period - 1, 2 * period - 1, ...
+    if wraps:  # each wrap's last ``block`` values, one row each (v * v: Python's product)
+        rows_x = (x * x if square else x)[: wraps * period].reshape(wraps, period)
+        grid[period : wraps * period + 1 : period] = list(
+            map(_fsum, rows_x[:, period - block :].tolist()))
     rows = grid.reshape(cycles, period)
     np.cumsum(rows, axis=1, out=rows)
     return grid[1 : n + 1].copy()
