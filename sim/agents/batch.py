@@ -102,11 +102,40 @@ def cycled_sums(d: np.ndarray, x: np.ndarray, period: int, block: int = 0,
     wraps = cycles - 1  # after bars period - 1, 2 * period - 1, ...
     if wraps:  # each wrap's last ``block`` values, one row each (v * v: Python's product)
         rows_x = (x * x if square else x)[: wraps * period].reshape(wraps, period)
-        grid[period : wraps * period + 1 : period] = list(
-            map(_fsum, rows_x[:, period - block :].tolist()))
+        grid[period : wraps * period + 1 : period] = exact_row_sums(rows_x[:, period - block :])
     rows = grid.reshape(cycles, period)
     np.cumsum(rows, axis=1, out=rows)
     return grid[1 : n + 1].copy()
+
+
+def exact_row_sums(rows: np.ndarray) -> np.ndarray:
+    """``math.fsum`` of each row (the exact sum, correctly rounded), in bulk where the row
+    allows: each value is ``mantissa x 2**exponent`` with a 53-bit integer mantissa, so
+    where a row's values are non-zero, finite and span few binades, the mantissas shifted
+    to the row's lowest exponent add exactly in int64, and one conversion to float rounds
+    that exact sum once, as ``fsum`` does. Other rows (zeros, a wide span, infinities or
+    NaN, a subnormal or overflowing sum) take ``math.fsum`` itself."""
+    k = rows.shape[1]
+    out = np.empty(len(rows))
+    if not len(rows):
+        return out
+    finite = np.isfinite(rows).all(axis=1) & (rows != 0.0).all(axis=1)
+    m, e = np.frexp(np.where(finite[:, None], rows, 1.0))
+    mant = (m * 9007199254740992.0).astype(np.int64)  # m x 2**53: an exact integer
+    low = e.min(axis=1)
+    shift = (e - low[:, None]).astype(np.int64)
+    # k terms below 2**(53 + shift) each: their sum stays below 2**63
+    ok = finite & (shift.max(axis=1) <= 10 - (k - 1).bit_length())
+    total = (mant[ok] << shift[ok]).sum(axis=1)
+    sums = np.ldexp(total.astype(np.float64), low[ok] - 53)
+    normal = np.isfinite(sums) & (np.abs(sums) >= np.finfo(np.float64).tiny)
+    at = np.flatnonzero(ok)
+    out[at[normal]] = sums[normal]
+    slow = np.ones(len(rows), dtype=bool)
+    slow[at[normal]] = False
+    for i in np.flatnonzero(slow).tolist():
+        out[i] = _fsum(rows[i].tolist())
+    return out
 
 
 def lagged(x: np.ndarray, lag: int) -> np.ndarray:
