@@ -18,22 +18,14 @@ called) and no equity follower (risk limits that watch equity follow it at each 
 
 from __future__ import annotations
 
-from array import array
-from typing import Any
-
 import numpy as np
 
+from sim.fast_skip import put_block
 from sim.portfolio import Portfolio
 
 # (row, cash, qty, cost basis, realized PnL) after an event bar: the state its row, and
 # the rows of the quiet bars after it, are booked at.
 State = tuple[int, float, float, float, float]
-
-
-def _put(column: array[Any], values: np.ndarray) -> None:
-    """Append an array's values to a book column as one block copy."""
-    dtype = np.int64 if column.typecode == "q" else np.float64
-    column.frombytes(np.ascontiguousarray(values, dtype=dtype).data.cast("B"))
 
 
 class DeferredBook:
@@ -71,11 +63,11 @@ class DeferredBook:
         unrealized = equity - cash
         unrealized -= basis
         book = self.portfolio.book
-        _put(book.ts, self.ts[a:upto])
-        _put(book.cash, cash)
-        _put(book.equity, np.where(held, equity, cash))
-        _put(book.realized, realized)
-        _put(book.unrealized, np.where(held, unrealized, 0.0))
+        put_block(book.ts, self.ts[a:upto])
+        put_block(book.cash, cash)
+        put_block(book.equity, np.where(held, equity, cash))
+        put_block(book.realized, realized)
+        put_block(book.unrealized, np.where(held, unrealized, 0.0))
         self.booked = upto
         # Keep the state the next rows start from (the last at or before upto - 1).
         keep = int(np.searchsorted(states[:, 0], upto - 1, side="right")) - 1
