@@ -31,6 +31,7 @@ from sim.messages import Signal
 from sim.view import BarSource
 
 _fsum = math.fsum
+_SUM_CHUNK = 65_536  # values per slice of exact_row_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +115,13 @@ def exact_row_sums(rows: np.ndarray) -> np.ndarray:
     where a row's values are non-zero, finite and span few binades, the mantissas shifted
     to the row's lowest exponent add exactly in int64, and one conversion to float rounds
     that exact sum once, as ``fsum`` does. Other rows (zeros, a wide span, infinities or
-    NaN, a subnormal or overflowing sum) take ``math.fsum`` itself."""
+    NaN, a subnormal or overflowing sum) take ``math.fsum`` itself. In slices of about
+    ``_SUM_CHUNK`` values: the temporaries stay small (peak memory on long runs)."""
     k = rows.shape[1]
+    step = max(1, _SUM_CHUNK // max(k, 1))
+    if len(rows) > step:
+        return np.concatenate([exact_row_sums(rows[i : i + step])
+                               for i in range(0, len(rows), step)])
     out = np.empty(len(rows))
     if not len(rows):
         return out
