@@ -140,10 +140,6 @@ class BulkVotes:
         self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
         self.cand_global: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
         self.cand_local: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
-        # Per symbol, what ``act`` reads of each candidate, as lists: its position in the
-        # symbol's vote columns, decision id, time, side code, confidence, target, whether
-        # it has a target.
-        self.cand_fields: list[tuple[list[Any], ...]] = [()] * n_sym
         self.standing: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
         self.weights: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
         self._last: dict[int, tuple[Side, float, float | None]] = {}
@@ -339,11 +335,8 @@ class BulkVotes:
             self.cand_run_end[s] = np.repeat(
                 np.append(starts, len(e)), np.diff(np.concatenate(([0], starts, [len(e)])))
             ).tolist()
-            self.cand_global[s] = g = rank[offset + local]
+            self.cand_global[s] = rank[offset + local]
             self.cand_local[s] = local
-            cols = self.decisions
-            self.cand_fields[s] = (local.tolist(), *(cols[k][g].tolist() for k in range(7)
-                                                     if k != 2))
             offset += len(rows)
             last = len(rows) - 1
             self._last[s] = (_SIDES[int(p[3][last])], float(p[4][last]),
@@ -380,10 +373,11 @@ class BulkVotes:
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        local, ids, times, sides, confs, targets, has_target = self.cand_fields[s]
-        i = local[c]
-        decision_id, ts, side, conf = ids[c], times[c], _SIDES[sides[c]], confs[c]
-        target = targets[c] if has_target[c] else None
+        i, g = self.cand_local[s].item(c), self.cand_global[s].item(c)
+        cols = self.decisions
+        decision_id, ts, side, conf = (cols[0].item(g), cols[1].item(g),
+                                       _SIDES[cols[3].item(g)], cols[4].item(g))
+        target = cols[5].item(g) if cols[6].item(g) else None
         votes = tuple([ch.objects[std.item(i)] for ch, std in zip(
             self.kept[s], self.standing[s], strict=True)])
         weights = tuple([w.item(i) for w in self.weights[s]])
