@@ -375,8 +375,11 @@ class _Walk:
         pending, watch = engine._pending, engine._watch
         bars = self.bars[0]
         ts, o, h, lo, c, v = bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
-        if a:  # the mark the skipped bars left (_skip sets none)
-            portfolio.price[0] = c.item(a - 1)
+        if a:  # the mark the skipped bars left (_skip sets none) ...
+            if engine._queued:  # ... and the view: queued events run before on_bar sets
+                self.skipper.show(0, a - 1)  # it (a fill's bar volume and range read it)
+            else:
+                portfolio.price[0] = c.item(a - 1)
         r = a
         acting = False
         try:
