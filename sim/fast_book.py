@@ -13,7 +13,9 @@ plus cash (one add: the order of its operands does not change it), then minus ca
 the cost basis; cash and 0.0 where no position is held.
 
 Used only where nothing reads the book between flushes: votes in bulk (no agent is
-called) and no equity follower (risk limits that watch equity follow it at each order).
+called; the plain recorder, so no bus and no monitor probing the book) and no equity
+follower (risk limits that watch equity follow it at each order). The walk keeps the
+marks and views the skipped bars leave where they are read (``sim.fast_path``).
 """
 
 from __future__ import annotations
