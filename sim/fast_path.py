@@ -8,7 +8,8 @@ column), this walk hands ``Engine.on_bar`` only the *event* bars, with the agent
 replaced by look-ups of those precomputed signals, and books the equity rows of the bars in
 between with array operations: the same IEEE operations in the same order as
 ``Portfolio.equity`` (cash, then each held symbol's ``qty x mark`` in the ledger's order),
-so every stored row is byte-identical to the per-bar loop's.
+so every stored row is byte-identical to the per-bar loop's (``sim.fast_skip``; on one
+symbol with votes in bulk, ``sim.fast_book`` books them in blocks, where they are read).
 
 An event bar is one where the per-bar loop could do more than that: an agent's signal
 changes; a decision is pending for the symbol's next open (or a revote is marked there);
@@ -35,16 +36,16 @@ replay, per-bar bus topics (``bar``/``equity`` observers), or a caller asking fo
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from sim.agents.batch import has_batch_form
 from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
+from sim.fast_book import DeferredBook
+from sim.fast_skip import Skipper
 from sim.fast_votes import BulkVotes, bulk_reason
 from sim.messages import Signal
 from sim.view import MarketView
@@ -52,8 +53,6 @@ from sim.view import MarketView
 FAST = "fast"
 PER_BAR = "per-bar"
 _DENSE = 4  # an event this few bars ahead: walk the bars before it through on_bar
-_SHORT = 24  # skipped runs up to this many rows are booked row by row, not with arrays
-_SHORT_SINGLE = 6  # the same for one symbol, whose array booking is cheaper
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,26 +114,18 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
     walk = _Walk(engine, data, chunk)
     votes = walk.votes
     with fewer_gc_passes():
+        ok = False
         try:
             walk.run(on_progress)
+            ok = True
         finally:  # a failed run stores the rows the per-bar loop would have by then
             if votes is not None:
                 votes.record_upto(walk.row_done)
+            if not ok:
+                walk.settle_book()
         if votes is not None:
             votes.finish()
         engine.finish()
-
-
-def _put(column: array[Any], values: np.ndarray) -> None:
-    """Append an array's values to a book column as one block copy (no Python number per
-    value; the same values: int64 to ``q``, float64 to ``d``)."""
-    dtype = np.int64 if column.typecode == "q" else np.float64
-    column.frombytes(np.ascontiguousarray(values, dtype=dtype).data.cast("B"))
-
-
-def _repeat(column: array[Any], value: float, k: int) -> None:
-    """Append ``value`` ``k`` times to a float book column."""
-    column.extend(array("d", (value,)) * k)
 
 
 class _Walk:
@@ -160,6 +151,8 @@ class _Walk:
                 rows = np.flatnonzero(order_symbol == s)
                 self.ts[rows] = b.ts
                 self.rows_of.append(rows)
+        self.skipper = Skipper(engine, data.bars, self.ts, order_symbol, self.order_pos,
+                               self.rows_of)
         moved = np.ones(n, dtype=bool)
         if n:
             np.not_equal(self.ts[1:], self.ts[:-1], out=moved[1:])
@@ -212,6 +205,11 @@ class _Walk:
         last = np.append(static[ends], static[-1:]) if len(static) else static
         self.cluster_end: list[int] = np.repeat(
             last, np.diff(np.concatenate(([0], ends + 1, [len(static)])))).tolist()
+        # One symbol, votes in bulk, no equity follower: the equity rows are booked in
+        # blocks where they are read (sim.fast_book), not at each event bar and skip.
+        self.deferred = (DeferredBook(engine.portfolio, self.ts, data.bars[0].close)
+                         if self.single and self.votes is not None
+                         and not engine.portfolio.book.followed else None)
 
     # -- the walk ------------------------------------------------------------------------
     def run(self, on_progress: Callable[[int], None] | None) -> None:
@@ -222,6 +220,7 @@ class _Walk:
         n, chunk = self.n, self.chunk
         votes = self.votes
         candidate = votes.next_candidate if votes is not None else None
+        deferred = self.deferred
         p = done = 0
         while p < n:
             boundary = min((p // chunk + 1) * chunk, n)
@@ -249,8 +248,13 @@ class _Walk:
                 end = (cluster_end[k] if k < len(static) and static[k] - e < _DENSE
                        else e)
                 p = min(end + 1, boundary)
-                self._process(a, p)
+                if deferred is not None:
+                    p = self._process_deferred(a, p, boundary)
+                else:
+                    self._process(a, p)
             if p == boundary:  # where Engine.run ends a chunk
+                if deferred is not None:  # the rows Engine.run has booked by now
+                    deferred.book_upto(p - 1)
                 if votes is not None:
                     votes.record_upto(p)
                     self.row_done = p
@@ -258,6 +262,20 @@ class _Walk:
                 if on_progress is not None:
                     on_progress(p - done)
                 done = p
+        if deferred is not None and n:  # Engine.finish books the last bar's row
+            engine._last_ts = self.ts.item(n - 1)
+            self.skipper.show(0, n - 1)
+
+    def settle_book(self) -> None:
+        """After a failure: the equity rows, and the engine's time, as the per-bar loop
+        leaves them by the bar where it failed."""
+        deferred = self.deferred
+        if deferred is not None and self.n:
+            upto = deferred.upto
+            deferred.book_upto(upto)
+            self.engine._last_ts = self.ts.item(upto)
+            if upto and self.engine.views[0].n < upto:  # failed before on_bar set it
+                self.skipper.show(0, upto - 1)
 
     def _queue_row(self, p: int) -> int:
         """The first row at or after ``p`` where the next queued event may run: the first
@@ -341,152 +359,55 @@ class _Walk:
             self.row_done = r + 1 if acting else r
             raise
 
+    def _process_deferred(self, a: int, b: int, limit: int) -> int:
+        """``_process_votes`` on one symbol with a deferred book, through row ``b - 1``
+        and on while a decision waits for the next open or orders work (those rows are
+        event rows; up to ``limit``, the chunk's end); returns the row after the last.
+        ``on_bar`` books no equity row (the engine's time is unset before each bar): the
+        state each bar leaves is kept for the book instead."""
+        engine = self.engine
+        deferred, votes = self.deferred, self.votes
+        assert deferred is not None and votes is not None
+        portfolio = engine.portfolio
+        qty = portfolio.qty
+        keep = deferred.states.append
+        on_bar, act, at = engine.on_bar, votes.act, votes.cand_at[0]
+        pending, watch = engine._pending, engine._watch
+        bars = self.bars[0]
+        ts, o, h, lo, c, v = bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
+        if a:  # the mark the skipped bars left (_skip sets none) ...
+            if engine._queued:  # ... and the view: queued events run before on_bar sets
+                self.skipper.show(0, a - 1)  # it (a fill's bar volume and range read it)
+            else:
+                portfolio.price[0] = c.item(a - 1)
+        r = a
+        acting = False
+        try:
+            while r < b or (r < limit and (pending[0] is not None or watch[0])):
+                engine._last_ts = None
+                on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r), c.item(r),
+                       v.item(r))
+                if r in at:
+                    acting = True
+                    act(0, r, c.item(r))
+                    acting = False
+                keep((r, portfolio.cash, qty[0], portfolio.cost_basis,
+                      portfolio.realized_total))
+                r += 1
+        except BaseException:
+            self.row_done = r + 1 if acting else r
+            deferred.upto = r
+            raise
+        deferred.upto = r - 1
+        return r
+
     # -- the bars in between -------------------------------------------------------------
     def _skip(self, a: int, b: int) -> None:
-        """Rows ``[a, b)`` change nothing but marks: book the equity rows ``on_bar``
-        would book while walking them (each time's, at its last row's state) and leave
-        views, marks and the engine's time as they would be after row ``b - 1``."""
-        if a >= b:
+        """Rows ``[a, b)`` change nothing but marks (``Skipper.skip``). With a deferred
+        book nothing is done now: the rows are booked where read, the mark and view set
+        where read (``_process_deferred``, the end of the walk)."""
+        if self.deferred is not None:
+            if a < b:
+                self.deferred.upto = b - 1
             return
-        engine = self.engine
-        if self.single and b - a > _SHORT_SINGLE:
-            self._skip_single(a, b)
-            moved = {0: b - 1}
-        elif b - a <= _SHORT:
-            moved = self._skip_rows(a, b)
-        else:
-            last = engine._last_ts
-            seg_ts = self.ts[a:b]
-            prev = np.empty(b - a, dtype=np.int64)
-            prev[1:] = seg_ts[:-1]
-            prev[0] = seg_ts[0] if last is None else last
-            at = np.flatnonzero(seg_ts != prev)  # rows where the time moves: book prev
-            if len(at):
-                self._book(a, b, at, prev[at])
-            engine._last_ts = int(seg_ts[-1])
-            if self.single:
-                moved = {0: b - 1}
-            else:
-                lasts = ((s, self._last_row(s, a, b)) for s in range(len(self.bars)))
-                moved = {s: int(self.order_pos[r]) for s, r in lasts if r >= 0}
-        portfolio = engine.portfolio
-        for s, i in moved.items():
-            bars = self.bars[s]
-            view = engine.views[s]
-            view.n = i + 1
-            view.ts = int(bars.ts[i])
-            view.open = bars.open.item(i)
-            view.high = bars.high.item(i)
-            view.low = bars.low.item(i)
-            view.close = close = bars.close.item(i)
-            view.volume = bars.volume.item(i)
-            portfolio.price[s] = close
-
-    def _skip_single(self, a: int, b: int) -> None:
-        """``_skip``'s booking for one symbol, whose every row is a new time: the row
-        before the segment at the portfolio's state now, each later one at its close."""
-        engine = self.engine
-        portfolio = engine.portfolio
-        book = portfolio.book
-        last = engine._last_ts
-        bars = self.bars[0]
-        times = self.ts[a : b - 1]  # int64, contiguous
-        cash, realized = portfolio.cash, portfolio.realized_total
-        k = len(times)
-        if last is not None:
-            now = portfolio.equity()
-            book.ts.append(last)
-            book.cash.append(cash)
-            book.equity.append(now)
-            book.realized.append(realized)
-            book.unrealized.append(portfolio.unrealized(now))
-        # Block copies, no Python number per row (_put)
-        book.ts.frombytes(times.data.cast("B"))
-        cashes = array("d", (cash,)) * k
-        book.cash.extend(cashes)
-        if portfolio._held:
-            equity = portfolio.qty[0] * bars.close[a : b - 1]
-            equity += cash  # cash + qty x close, as Portfolio.equity adds them
-            unrealized = equity - cash
-            unrealized -= portfolio.cost_basis
-            _put(book.equity, equity)
-            _put(book.unrealized, unrealized)
-        else:
-            book.equity.extend(cashes)
-            book.unrealized.extend(array("d", (0.0,)) * k)
-        book.realized.extend(array("d", (realized,)) * k)
-        engine._last_ts = bars.ts.item(b - 1)
-
-    def _skip_rows(self, a: int, b: int) -> dict[int, int]:
-        """``_skip``'s booking row by row, as ``on_bar`` does it (cheaper than arrays for
-        a few rows): at each time change the state so far, then the row's mark. Returns
-        each symbol seen's last bar (its position in the symbol's bars)."""
-        engine = self.engine
-        portfolio = engine.portfolio
-        price = portfolio.price
-        last = engine._last_ts
-        ts = self.ts
-        single = self.single
-        close = self.bars[0].close
-        moved: dict[int, int] = {}
-        order_symbol, order_pos = self.order_symbol, self.order_pos
-        for r in range(a, b):
-            t = ts.item(r)
-            if t != last:
-                if last is not None:
-                    equity = portfolio.equity()
-                    engine._book_ts(last)
-                    engine._book_cash(portfolio.cash)
-                    engine._book_equity(equity)
-                    engine._book_realized(portfolio.realized_total)
-                    engine._book_unrealized(portfolio.unrealized(equity))
-                last = t
-            if single:
-                price[0] = close.item(r)
-            else:
-                s = order_symbol.item(r)
-                moved[s] = i = order_pos.item(r)
-                price[s] = self.bars[s].close.item(i)
-        engine._last_ts = last
-        if single:
-            moved[0] = b - 1
-        return moved
-
-    def _last_row(self, s: int, a: int, b: int) -> int:
-        rows = self.rows_of[s]
-        i = int(np.searchsorted(rows, b)) - 1
-        return int(rows[i]) if i >= 0 and rows[i] >= a else -1
-
-    def _book(self, a: int, b: int, at: np.ndarray, booked_ts: np.ndarray) -> None:
-        """Equity rows at times ``booked_ts``, each at the state after row ``a + at - 1``
-        (-1: before the segment, the portfolio as it is now)."""
-        portfolio = self.engine.portfolio
-        book = portfolio.book
-        k = len(at)
-        cash = portfolio.cash
-        equity = np.full(k, cash)
-        qty, price = portfolio.qty, portfolio.price
-        before = at - 1  # segment position of each row's state
-        for s in portfolio._held:  # the ledger's order, as Portfolio.equity sums
-            marks = self._marks(s, a, b, before, price[s])
-            equity += qty[s] * marks
-        _put(book.ts, booked_ts)
-        _repeat(book.cash, cash, k)
-        _put(book.equity, equity)
-        _repeat(book.realized, portfolio.realized_total, k)
-        if portfolio._held:
-            _put(book.unrealized, equity - cash - portfolio.cost_basis)
-        else:
-            _repeat(book.unrealized, 0.0, k)
-
-    def _marks(self, s: int, a: int, b: int, before: np.ndarray, now: float) -> np.ndarray:
-        """Symbol ``s``'s mark after each segment position in ``before`` (-1: ``now``)."""
-        close = self.bars[s].close
-        if self.single:
-            return np.where(before >= 0, close[a:b][np.maximum(before, 0)], now)
-        mine = self.order_symbol[a:b] == s
-        last = np.where(mine, np.arange(b - a), -1)  # s's latest row at each position
-        np.maximum.accumulate(last, out=last)
-        last = np.where(before >= 0, last[np.maximum(before, 0)], -1)
-        pos = np.where(last >= 0, self.order_pos[a:b][np.maximum(last, 0)], 0)
-        return np.where(last >= 0, close[pos], now)
+        self.skipper.skip(a, b)

@@ -46,6 +46,11 @@ class EquityBook:
     def __len__(self) -> int:
         return len(self.ts)
 
+    @property
+    def followed(self) -> bool:
+        """Whether a follower reads the rows as they are booked (``follow``)."""
+        return self._follower is not None
+
     def follow(self, follower: EquityFollower) -> None:
         self._follower = follower
         self._seen = 0

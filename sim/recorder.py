@@ -55,17 +55,12 @@ _CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
 
 def _candidate_columns(candidates: Sequence[tuple[RouteCandidate, ...]]) -> dict[str, Any]:
     """The routing rows' candidate lists. The router reuses one candidates tuple per
-    plan, so each distinct tuple is converted once and the rows take from it."""
-    at: dict[int, int] = {}
-    distinct: list[tuple[RouteCandidate, ...]] = []
-    index = []
-    for c in candidates:
-        k = at.get(id(c))
-        if k is None:
-            k = at[id(c)] = len(distinct)
-            distinct.append(c)
-        index.append(k)
-    rows = pa.array(np.array(index, dtype=np.int64))
+    plan, so each distinct tuple is converted once and the rows take from it (found by
+    identity, in bulk: the tuples are alive while the rows hold them, so ids are unique)."""
+    ids = np.fromiter(map(id, candidates), dtype=np.uint64, count=len(candidates))
+    _, first, index = np.unique(ids, return_index=True, return_inverse=True)
+    distinct = [candidates[i] for i in first.tolist()]
+    rows = pa.array(index.astype(np.int64))
     values = ([[c.venue for c in cs] for cs in distinct],
               [[c.fee_bps for c in cs] for cs in distinct],
               [[c.score for c in cs] for cs in distinct])

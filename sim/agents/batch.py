@@ -31,6 +31,7 @@ from sim.messages import Signal
 from sim.view import BarSource
 
 _fsum = math.fsum
+_SUM_CHUNK = 65_536  # values per slice of exact_row_sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +100,48 @@ def cycled_sums(d: np.ndarray, x: np.ndarray, period: int, block: int = 0,
     cycles = n // period + 1
     grid = np.zeros(cycles * period, dtype=np.float64)
     grid[1 : n + 1] = d  # grid[p] is d_{p-1}; column 0 of each row is the restart value
-    xs = (x * x if square else x).tolist()  # v * v: the same product as Python's
-    for k in range(1, cycles):
-        end = k * period  # the wrap happens after bar end - 1
-        grid[k * period] = _fsum(xs[end - block : end])
+    wraps = cycles - 1  # after bars period - 1, 2 * period - 1, ...
+    if wraps:  # each wrap's last ``block`` values, one row each (v * v: Python's product)
+        rows_x = (x * x if square else x)[: wraps * period].reshape(wraps, period)
+        grid[period : wraps * period + 1 : period] = exact_row_sums(rows_x[:, period - block :])
     rows = grid.reshape(cycles, period)
     np.cumsum(rows, axis=1, out=rows)
     return grid[1 : n + 1].copy()
+
+
+def exact_row_sums(rows: np.ndarray) -> np.ndarray:
+    """``math.fsum`` of each row (the exact sum, correctly rounded), in bulk where the row
+    allows: each value is ``mantissa x 2**exponent`` with a 53-bit integer mantissa, so
+    where a row's values are non-zero, finite and span few binades, the mantissas shifted
+    to the row's lowest exponent add exactly in int64, and one conversion to float rounds
+    that exact sum once, as ``fsum`` does. Other rows (zeros, a wide span, infinities or
+    NaN, a subnormal or overflowing sum) take ``math.fsum`` itself. In slices of about
+    ``_SUM_CHUNK`` values: the temporaries stay small (peak memory on long runs)."""
+    k = rows.shape[1]
+    step = max(1, _SUM_CHUNK // max(k, 1))
+    if len(rows) > step:
+        return np.concatenate([exact_row_sums(rows[i : i + step])
+                               for i in range(0, len(rows), step)])
+    out = np.empty(len(rows))
+    if not len(rows):
+        return out
+    finite = np.isfinite(rows).all(axis=1) & (rows != 0.0).all(axis=1)
+    m, e = np.frexp(np.where(finite[:, None], rows, 1.0))
+    mant = (m * 9007199254740992.0).astype(np.int64)  # m x 2**53: an exact integer
+    low = e.min(axis=1)
+    shift = (e - low[:, None]).astype(np.int64)
+    # k terms below 2**(53 + shift) each: their sum stays below 2**63
+    ok = finite & (shift.max(axis=1) <= 10 - (k - 1).bit_length())
+    total = (mant[ok] << shift[ok]).sum(axis=1)
+    sums = np.ldexp(total.astype(np.float64), low[ok] - 53)
+    normal = np.isfinite(sums) & (np.abs(sums) >= np.finfo(np.float64).tiny)
+    at = np.flatnonzero(ok)
+    out[at[normal]] = sums[normal]
+    slow = np.ones(len(rows), dtype=bool)
+    slow[at[normal]] = False
+    for i in np.flatnonzero(slow).tolist():
+        out[i] = _fsum(rows[i].tolist())
+    return out
 
 
 def lagged(x: np.ndarray, lag: int) -> np.ndarray:

@@ -267,3 +267,37 @@ def test_flushes_mid_run_happen_at_the_same_rows_on_both_paths(tmp_path: Path) -
     assert which == "fast" and status[0] == "completed"
     assert fast == slow
     assert fast["risk_events"][0] > 0  # the limits bind
+
+
+def test_flushes_mid_run_with_the_equity_rows_booked_in_blocks(tmp_path: Path) -> None:
+    """The same on one symbol with no equity follower, where the walk books the equity
+    rows in blocks (``sim.fast_book``) at the chunk ends: each flush holds the rows the
+    per-bar loop's holds."""
+    raw = _small([{"name": "sma", "kind": "sma_crossover", "params": {"fast": 5,
+                                                                      "slow": 40}}])
+    raw["data"][0].update(bars=140_000)
+    fast, slow, (which, _), status = both_paths(parse_scenario(raw), tmp_path,
+                                                flush_rows=20_000)
+    assert which == "fast" and status[0] == "completed"
+    assert fast == slow
+
+
+@pytest.mark.parametrize("minute", [611, 1207, 2003])
+def test_a_queued_event_between_walked_bars_sees_the_bar_before_it(
+    tmp_path: Path, minute: int,
+) -> None:
+    """A kill switch that flattens, due between two walked bars of one symbol: its fill
+    reads the bar the per-bar loop shows it (the previous one: volatility slippage uses
+    its range), though the walk skipped that bar."""
+    hour, m = divmod(minute, 60)
+    raw = _small([{"name": "sma", "kind": "sma_crossover",
+                   "params": {"fast": 3, "slow": 20, "long_only": True}}],
+                 risk={"flatten_on_trip": True},
+                 events=[{"at": f"2024-01-0{1 + hour // 24}T{hour % 24:02d}:{m:02d}:30Z",
+                          "kind": "kill_switch"}])
+    raw["data"][0]["bars"] = 3000
+    raw["venues"][0].update(fee_bps=10.0, volatility_slippage=0.5)
+    fast, slow, (which, _), status = both_paths(parse_scenario(raw), tmp_path)
+    assert which == "fast" and status[0] == "completed"
+    assert fast == slow
+    assert fast["fills"][0] > 0

@@ -11,6 +11,7 @@ events of the whole.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim.agents.base import build_agent
-from sim.agents.batch import SignalChanges, has_batch_form, rolling_extreme
+from sim.agents.batch import SignalChanges, exact_row_sums, has_batch_form, rolling_extreme
 from sim.agents.batch_forms import fast_slow_means, zscores
 from sim.data import SymbolBars
 from sim.indicators import FastSlowMeans, RollingMax, RollingMin, RollingZScore
@@ -191,3 +192,35 @@ def test_vectorised_indicators_are_bit_identical_to_the_incremental_ones(
         ind = cls(fast)
         assert bits(rolling_extreme(x, fast, maximum)[fast - 1 :]) == bits(
             [ind.update(v) for v in xs][fast - 1 :])
+
+
+def _fsums_equal(rows: np.ndarray) -> None:
+    got = exact_row_sums(rows)
+    want = np.array([math.fsum(r) for r in rows.tolist()])
+    assert got.tobytes() == want.tobytes()  # bit for bit, the sign of a zero included
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(width=st.integers(1, 300), scale=st.integers(-320, 300), spread=st.floats(0.0, 1.0),
+       seed=st.integers(0, 2**32 - 1))
+def test_exact_row_sums_are_fsum_bit_for_bit(width: int, scale: int, spread: float,
+                                            seed: int) -> None:
+    """The bulk wrap sums of the running sums are ``math.fsum``'s, for rows the integer
+    route takes (narrow, non-zero) and for those it leaves to fsum (zeros, wide spans,
+    subnormals), with rounding ties (values one ulp apart)."""
+    rng = np.random.default_rng(seed)
+    rows = 10.0 ** scale * np.exp(rng.normal(0.0, spread, (40, width)))
+    rows *= rng.choice([-1.0, 1.0], size=rows.shape) if spread > 0.5 else 1.0
+    rows[::7, 0] = 0.0
+    rows[1::5] = np.nextafter(rows[1::5], np.inf)
+    rows[2::5, -1] = -rows[2::5, 0]
+    _fsums_equal(rows)
+    _fsums_equal(np.where(rng.random(rows.shape) < 0.5, 1.0, 1.0 + 2.0 ** -52))
+
+
+def test_exact_row_sums_in_slices_are_fsum_bit_for_bit() -> None:
+    """A long run's wraps (more values than one slice): the same sums, in order."""
+    rng = np.random.default_rng(7)
+    rows = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, (3_000, 50)), axis=1))
+    rows[::11, 3] = 0.0  # some rows take fsum itself, in every slice
+    _fsums_equal(rows)
