@@ -231,6 +231,8 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
     equity = _equity(con, [m["run_id"] for by_set in paths.values() for m in by_set.values()])
     for (regime, seed), by_set in sorted(paths.items()):
         curves = {ps: equity[mem["run_id"]] for ps, mem in sorted(by_set.items())}
+        # each curve's bars per year, once (not once per window: a median of its stamps)
+        per_year = {ps: m.periods_per_year(ts) for ps, (ts, _, _) in curves.items()}
         ts0, _, _ = next(iter(curves.values()))
         spacing = int(np.median(np.diff(ts0))) if len(ts0) > 1 else 0
         grid = windows(int(ts0[0]), int(ts0[-1]) + spacing, train_ns, test_ns, step_ns,
@@ -240,7 +242,7 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
             best, best_score = None, math.nan
             for ps, (ts, eq, initial) in curves.items():
                 seg, start = _window_values(ts, eq, initial, w.train_start, w.train_end)
-                score = window_score(metric, seg, start, m.periods_per_year(ts))
+                score = window_score(metric, seg, start, per_year[ps])
                 if best is None or _order_key(score, direction) < _order_key(best_score,
                                                                              direction):
                     best, best_score = ps, score
@@ -248,7 +250,7 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
                 continue
             ts, eq, initial = curves[best]
             seg, start = _window_values(ts, eq, initial, w.train_end, w.test_end)
-            test = window_score(metric, seg, start, m.periods_per_year(ts))
+            test = window_score(metric, seg, start, per_year[best])
             path_rows.append({
                 "regime": regime or None, "seed": seed, "window": len(path_rows),
                 "train_start": w.train_start, "train_end": w.train_end,
