@@ -95,7 +95,7 @@ def run_processes(tasks: Sequence[RunTask], workers: int) -> Iterator[list[RunOu
             send.close()  # the worker holds the only write end: its death closes the pipe
             procs.append(proc)
             results.append(receive)
-    receiver = _Receiver(tasks, todo, procs, results, 2 * workers)
+    receiver = _Receiver(tasks, todo, procs, results, 2 * workers, HELD_MAX)
     finished = False
     try:
         receiver.start()
@@ -137,13 +137,20 @@ def _cli_main_hidden() -> Iterator[None]:
             main.__file__ = path
 
 
+# Runs received and not yet taken by the caller, at most (with those still running): past
+# it no task is handed out until the caller takes some, so a driver that stores slower
+# than the workers run holds a bounded number of results (80 MB of the bundled sweep's).
+HELD_MAX = 256
+
+
 class _Receiver:
-    """``run_processes``'s thread: feeds the task queue, reads each worker's pipe and
+    """``run_processes``'s thread: feeds the task queue (at most ``ahead`` runs ahead, and
+    ``held_max`` with those received and not yet taken), reads each worker's pipe and
     hands the outcomes over, in the order they arrived, with the first error (a dead
     worker, a failure outside a run) after them."""
 
     def __init__(self, tasks: Sequence[RunTask], todo: Any, procs: Sequence[Any],
-                 results: list[Any], ahead: int) -> None:
+                 results: list[Any], ahead: int, held_max: int) -> None:
         self.results = results  # the pipes still open (a dead worker's is dropped)
         self._todo = todo
         self._procs = procs
@@ -151,7 +158,12 @@ class _Receiver:
         self._receivers = {conn: TableReceiver() for conn in results}
         self._pending = iter(tasks)
         self._ahead = ahead
-        self._outstanding = 0
+        self._held_max = held_max
+        self._outstanding = 0  # handed out, not received
+        self._exhausted = False  # every task handed out
+        self._held = 0  # received, not taken (under _lock: both threads change it)
+        self._lock = threading.Lock()
+        self._taken = threading.Event()
         self._inbox: queue.Queue[tuple[list[RunOutcome], BaseException | None, bool]] = (
             queue.Queue())
         self._halt = threading.Event()
@@ -179,16 +191,25 @@ class _Receiver:
             got, error, done = item
             ready.extend(got)
             if error is not None or done:
-                return ready, error, done
+                break
             try:
                 item = self._inbox.get_nowait()
             except queue.Empty:
-                return ready, None, False
+                break
+        if ready:
+            with self._lock:
+                self._held -= len(ready)
+            self._taken.set()
+        return ready, error, done
 
     def _feed(self) -> None:
-        while self._outstanding < self._ahead:
+        while self._outstanding < self._ahead and not self._exhausted:
+            with self._lock:
+                if self._held + self._outstanding >= self._held_max:
+                    return
             task = next(self._pending, None)
             if task is None:
+                self._exhausted = True
                 return
             self._todo.put(task)
             self._outstanding += 1
@@ -196,16 +217,22 @@ class _Receiver:
     def _run(self) -> None:
         try:
             self._feed()
-            while self._outstanding and not self._halt.is_set():
+            while (self._outstanding or not self._exhausted) and not self._halt.is_set():
+                if not self._outstanding:  # held back: wait for the caller to take some
+                    self._taken.wait(0.5)
+                    self._taken.clear()
+                    self._feed()
+                    continue
                 ready, error = self._receive()
                 self._outstanding -= len(ready)
-                if error is not None:
+                if ready or error is not None:
+                    with self._lock:
+                        self._held += len(ready)
                     self._inbox.put((ready, error, False))
-                    return
+                    if error is not None:
+                        return
                 self._feed()
-                if ready:
-                    self._inbox.put((ready, None, False))
-            self._inbox.put(([], None, not self._outstanding))
+            self._inbox.put(([], None, self._exhausted and not self._outstanding))
         except BaseException as exc:  # e.g. a failure outside a run (_unwrap)
             self._inbox.put(([], exc, False))
 

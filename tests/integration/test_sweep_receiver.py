@@ -44,6 +44,31 @@ def test_workers_are_fed_while_the_caller_is_busy() -> None:
     assert {o.status for o in got} == {"completed"}
 
 
+def test_a_caller_that_falls_behind_holds_back_the_workers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``HELD_MAX`` runs received and not taken (or still running), no task is
+    handed out until the caller takes some: what a slow driver holds stays bounded, and
+    every run still arrives once it goes on."""
+    import research.sweep_executors as executors
+
+    monkeypatch.setattr(executors, "HELD_MAX", 3)
+    runs = load_sweep(TINY).unique_runs()
+    tasks = _Counted(RunTask(r.run_id, r.config) for r in runs)
+    got: list[RunOutcome] = []
+    batches = run_processes(tasks, 2)
+    try:
+        while not got:
+            got.extend(next(batches))
+        time.sleep(3)  # the workers could make every run meanwhile, were they fed
+        assert len(tasks.taken) <= len(got) + 3
+        for ready in batches:
+            got.extend(ready)
+    finally:
+        batches.close()
+    assert len(tasks.taken) == len(tasks)
+    assert sorted(o.run_id for o in got) == sorted(t.run_id for t in tasks)
+
+
 class _Counted(list[RunTask]):
     """Tasks that note which were taken (``run_processes`` iterates them)."""
 
