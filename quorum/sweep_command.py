@@ -30,7 +30,13 @@ from rich.progress import (
 )
 
 from quorum import signals
-from reports.sweep import rank_param_sets, sweep_members, walk_forward, write_sweep_regime_matrix
+from reports.sweep import (
+    EquityCurves,
+    rank_param_sets,
+    sweep_members,
+    walk_forward,
+    write_sweep_regime_matrix,
+)
 from research.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
 from research.sweep_driver import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
 from research.sweep_executors import (
@@ -103,6 +109,21 @@ def _with_tracebacks(report: Any) -> Any:
     return on_stored
 
 
+def _keeping(curves: EquityCurves, report: Any) -> Any:
+    """``report`` (may be None), after keeping each completed run's equity curve in
+    ``curves`` as it is stored (the walk-forward then reads none of them back)."""
+
+    def on_stored(p: SweepProgress) -> None:
+        got = p.outcome.store
+        if p.outcome.status == "completed" and got.created is not None:
+            curves.keep(p.outcome.run_id, float(got.created[1]["initial_cash"]),
+                        got.table("equity"))
+        if report is not None:
+            report(p)
+
+    return on_stored
+
+
 def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) -> int:
     if args.cluster is not None and args.workers is not None:
         raise SweepUsageError("--workers does not apply with --cluster (the cluster's "
@@ -136,14 +157,15 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
             console.print(f"{plan.stale} of the runs to make have a stored run made by "
                           "other code (an edited agent module or another Quorum): run "
                           "again; --reuse-stale keeps the old ones instead")
+        curves = EquityCurves()  # the walk-forward's curves, as runs are stored
         try:
             if plan.todo:
                 start = time.perf_counter()
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
                     execute_sweep(store, plan, executor_for(args.workers, args.cluster),
                                   commit_every=getattr(args, "commit_every", 2.0),
-                                  on_stored=_with_tracebacks(report) if getattr(
-                                      args, "debug", False) else report)
+                                  on_stored=_keeping(curves, _with_tracebacks(report) if getattr(
+                                      args, "debug", False) else report))
                 seconds = time.perf_counter() - start
                 where = (f"on {args.cluster}" if args.cluster else
                          f"with {args.workers or default_workers()} worker(s)")
@@ -164,7 +186,7 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
             raise SweepUsageError(str(exc)) from None
         if screened is not None:
             _prescreen_report(store.con, sweep, screened, args, print_table)
-        return _report(store.con, sweep, args, print_table, console)
+        return _report(store.con, sweep, args, print_table, console, curves)
 
 
 def _prescreen_report(con: Any, sweep: Sweep, screened: Mapping[str, Mapping[str, float]],
@@ -190,7 +212,7 @@ def _fmt(v: Any) -> Any:
 
 
 def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
-            console: Any) -> int:
+            console: Any, curves: EquityCurves | None = None) -> int:
     cfg = sweep.config
     members = sweep_members(con, sweep.sweep_id)
     own = {r.idx: r.run_id for r in sweep.runs}
@@ -245,7 +267,7 @@ def _report(con: Any, sweep: Sweep, args: argparse.Namespace, print_table: Any,
         windows, stability = walk_forward(
             con, members, metric, RANK_METRICS[metric], parse_duration(wf.train),
             parse_duration(wf.test), parse_duration(wf.step) if wf.step else None,
-            wf.anchored)
+            wf.anchored, kept=curves)
         if not windows:
             console.print(f"walk-forward: no {wf.train} + {wf.test} window fits in the runs' "
                           "data")

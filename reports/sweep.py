@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from reports import metrics as m
 
@@ -205,9 +206,40 @@ def _window_values(ts: np.ndarray, equity: np.ndarray, initial: float, lo: int,
     return equity[i:j], float(equity[i - 1]) if i > 0 else initial
 
 
+Curve = tuple[np.ndarray, np.ndarray, float]  # equity stamps (ns), values, initial cash
+
+
+class EquityCurves:
+    """Runs' equity curves kept as they are stored (``keep``), so ``walk_forward`` need
+    not read them back: the same arrays the store returns for them (``_equity``), for
+    runs whose stamps strictly increase (any other run is read back, whose order the
+    store decides). At most ``max_rows`` rows are kept; past them, runs are read back."""
+
+    def __init__(self, max_rows: int = 8_000_000) -> None:
+        self.curves: dict[str, Curve] = {}
+        self.rows = 0
+        self.max_rows = max_rows
+
+    def keep(self, run_id: str, initial: float, equity: pa.Table | None) -> None:
+        """``equity``: the run's ``equity`` rows as stored (None: it has none)."""
+        n = 0 if equity is None else equity.num_rows
+        if self.rows + n > self.max_rows:
+            return
+        if equity is None or not n:
+            self.curves[run_id] = (np.zeros(0, np.int64), np.zeros(0), initial)
+            return
+        ts = np.array(equity.column("ts").cast(pa.int64()).to_numpy(), dtype=np.int64)
+        if n > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+            return
+        values = np.array(equity.column("equity").to_numpy(), dtype=np.float64)  # copies
+        self.curves[run_id] = (ts, values, initial)
+        self.rows += n
+
+
 def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, Any]],
                  metric: str, direction: Direction, train_ns: int, test_ns: int,
                  step_ns: int | None = None, anchored: bool = False,
+                 kept: EquityCurves | None = None,
                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Choose the best parameter set on each train window, score it on the test window.
 
@@ -219,6 +251,8 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
     the previous choice's positions, which this leaves out). Ties go to the lower
     parameter-set number; NaN scores never win. Only completed runs take part.
 
+    ``kept``: curves of runs just stored (``EquityCurves``), not read back.
+
     Returns (one row per path and window, one stability row per path plus ``all``)."""
     step_ns = step_ns or test_ns
     paths: dict[tuple[str, int], dict[int, Mapping[str, Any]]] = {}
@@ -228,9 +262,14 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
             paths.setdefault(key, {}).setdefault(int(mem["param_set"]), mem)
     rows: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
-    equity = _equity(con, [m["run_id"] for by_set in paths.values() for m in by_set.values()])
+    run_ids = [m["run_id"] for by_set in paths.values() for m in by_set.values()]
+    known = {} if kept is None else kept.curves
+    equity = _equity(con, [r for r in run_ids if r not in known])
+    equity.update((r, known[r]) for r in run_ids if r in known)
     for (regime, seed), by_set in sorted(paths.items()):
         curves = {ps: equity[mem["run_id"]] for ps, mem in sorted(by_set.items())}
+        # each curve's bars per year, once (not once per window: a median of its stamps)
+        per_year = {ps: m.periods_per_year(ts) for ps, (ts, _, _) in curves.items()}
         ts0, _, _ = next(iter(curves.values()))
         spacing = int(np.median(np.diff(ts0))) if len(ts0) > 1 else 0
         grid = windows(int(ts0[0]), int(ts0[-1]) + spacing, train_ns, test_ns, step_ns,
@@ -240,7 +279,7 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
             best, best_score = None, math.nan
             for ps, (ts, eq, initial) in curves.items():
                 seg, start = _window_values(ts, eq, initial, w.train_start, w.train_end)
-                score = window_score(metric, seg, start, m.periods_per_year(ts))
+                score = window_score(metric, seg, start, per_year[ps])
                 if best is None or _order_key(score, direction) < _order_key(best_score,
                                                                              direction):
                     best, best_score = ps, score
@@ -248,7 +287,7 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
                 continue
             ts, eq, initial = curves[best]
             seg, start = _window_values(ts, eq, initial, w.train_end, w.test_end)
-            test = window_score(metric, seg, start, m.periods_per_year(ts))
+            test = window_score(metric, seg, start, per_year[best])
             path_rows.append({
                 "regime": regime or None, "seed": seed, "window": len(path_rows),
                 "train_start": w.train_start, "train_end": w.train_end,
@@ -261,9 +300,10 @@ def walk_forward(con: duckdb.DuckDBPyConnection, members: Sequence[Mapping[str, 
     return rows, summary
 
 
-def _equity(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]
-            ) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+def _equity(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, Curve]:
     """Per run: equity stamps (ns), values and the initial cash, in one query."""
+    if not run_ids:
+        return {}
     # the rows' run ids as one count per run, not a string per row (millions of them)
     counts = con.execute("SELECT run_id, count(*) FROM equity WHERE list_contains(?, run_id)"
                          " GROUP BY run_id ORDER BY run_id", [list(run_ids)]).fetchall()

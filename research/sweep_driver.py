@@ -256,7 +256,8 @@ def _append_runs(store: DuckDBStore, table: str, parts: Sequence[tuple[str, pa.T
 
     Batches of one schema (the usual case: one recorder made them all) are concatenated
     as they are and each column cast once to the Arrow type of its DuckDB column (what
-    DuckDB converts it to on insert anyway); batches that differ are cast one by one
+    DuckDB converts it to on insert anyway; a dictionary of that type's values stays a
+    dictionary, as does the run id column); batches that differ are cast one by one
     first, so they concatenate. A column type without a known Arrow type falls back to
     the store's own append, batch by batch."""
     columns = TABLES[table]
@@ -265,20 +266,29 @@ def _append_runs(store: DuckDBStore, table: str, parts: Sequence[tuple[str, pa.T
             store.append(run_id, table, batch)
         return
     names = [name for name, _ in columns]
-    schema = pa.schema([("run_id", pa.string()),
+    schema = pa.schema([("run_id", pa.dictionary(pa.int32(), pa.string())),
                         *((name, _ARROW_TYPES[kind]) for name, kind in columns)])
     batches = [batch.select(names) for _, batch in parts]
     if any(not b.schema.equals(batches[0].schema) for b in batches[1:]):
         batches = [pa.table([b.column(name).cast(schema.field(name).type) for name in names],
                             names=names) for b in batches]
     data = pa.concat_tables(batches)
-    # the run id of each row: one dictionary index per batch, repeated over its rows
+    # the run id of each row: one dictionary index per batch, repeated over its rows (as
+    # such to DuckDB, which stores the strings: not a string per row made here first)
     owner = np.repeat(np.arange(len(parts), dtype=np.int32), [b.num_rows for b in batches])
     run_col = pa.DictionaryArray.from_arrays(pa.array(owner), pa.array([r for r, _ in parts]))
-    _insert_arrow(store, table, pa.Table.from_arrays(
-        [run_col.cast(pa.string()),
-         *(data.column(name).cast(schema.field(name).type) for name in names)],
-        schema=schema))
+    stored = [_as_stored(data.column(name), schema.field(name).type) for name in names]
+    _insert_arrow(store, table, pa.Table.from_arrays([run_col, *stored],
+                                                     names=["run_id", *names]))
+
+
+def _as_stored(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
+    """``column`` as Arrow type ``kind``; a dictionary of ``kind``'s values stays one
+    (DuckDB reads it as its values: casting would only make each row's string here)."""
+    if column.type == kind or (pa.types.is_dictionary(column.type)
+                               and column.type.value_type == kind):
+        return column
+    return column.cast(kind)
 
 
 def _insert_arrow(store: DuckDBStore, table: str, data: pa.Table) -> None:

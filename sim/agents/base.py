@@ -123,6 +123,30 @@ def describe_agent(kind: str) -> list[dict[str, Any]]:
     ]
 
 
+# Per agent factory, the names its constructor takes: ``inspect.signature`` costs about
+# 0.1 ms, four times a sweep run (an agent per symbol). By the factory object, so a
+# reloaded module's class is looked at again.
+_ACCEPTED: dict[Any, frozenset[str]] = {}
+
+
+def _accepted(factory: AgentFactory) -> frozenset[str]:
+    try:
+        hash(factory)
+    except TypeError:  # an unhashable factory: looked at each time
+        return _parameters(factory)
+    names = _ACCEPTED.get(factory)
+    if names is None:
+        names = _ACCEPTED[factory] = _parameters(factory)
+    return names
+
+
+def _parameters(factory: AgentFactory) -> frozenset[str]:
+    try:
+        return frozenset(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
 def build_agent(
     kind: str, params: Mapping[str, Any], rng: np.random.Generator, call_log: Any = None,
 ) -> Agent:
@@ -131,11 +155,7 @@ def build_agent(
     ``sim.agents.external.CallLog``) are passed only to agents whose constructor takes them."""
     factory = resolve_agent(kind)
     kwargs = _validated(kind, factory, params)
-    accepted: Mapping[str, inspect.Parameter]
-    try:
-        accepted = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        accepted = {}
+    accepted = _accepted(factory)
     if "rng" in accepted:
         kwargs["rng"] = rng
     if call_log is not None and "call_log" in accepted:

@@ -193,6 +193,31 @@ def test_walk_forward_matches_an_independent_computation(metric: str, seed: int)
     assert summary[-1]["regime"] == "all" and summary[-1]["windows"] == len(rows)
 
 
+def test_walk_forward_on_kept_curves_is_the_walk_forward_on_the_store() -> None:
+    """Curves kept as runs are stored (``EquityCurves``) give the same windows as the
+    store's; one whose stamps do not increase is not kept (read back instead), nor are
+    runs past the kept row budget."""
+    import pyarrow as pa
+
+    from reports.sweep import EquityCurves
+
+    rng = np.random.default_rng(5)
+    curves = {ps: 100.0 * np.cumprod(1 + rng.normal(0.001 * ps, 0.02, 40)) for ps in range(4)}
+    con, members = _store(curves)
+    want = walk_forward(con, members, "sharpe", "max", 10 * DAY, 5 * DAY)
+    kept = EquityCurves(max_rows=3 * 40 - 1)
+    for mem in members:
+        ts = np.arange(40) * DAY
+        if mem["param_set"] == 1:
+            ts[5] = ts[4]  # not increasing: left to the store
+        kept.keep(mem["run_id"], 100.0, pa.table({
+            "ts": pa.array(ts, pa.timestamp("ns")), "equity": curves[mem["param_set"]]}))
+    assert set(kept.curves) == {members[0]["run_id"], members[2]["run_id"]}  # 3: past it
+    assert walk_forward(con, members, "sharpe", "max", 10 * DAY, 5 * DAY, kept=kept) == want
+    con.execute("DELETE FROM equity WHERE run_id = ?", [members[0]["run_id"]])
+    assert walk_forward(con, members, "sharpe", "max", 10 * DAY, 5 * DAY, kept=kept) == want
+
+
 def test_walk_forward_leaves_out_failed_runs_and_nan_never_wins() -> None:
     flat = np.full(30, 100.0)  # no spread: sharpe NaN
     rising = 100.0 * np.cumprod(np.full(30, 1.001) + np.tile([0.001, -0.001], 15))
