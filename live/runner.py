@@ -58,6 +58,7 @@ from live.commands import CommandChannel
 from live.farms import start_farms, trip_farms
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
+from live.interpreter import StepCollector, short_thread_switches
 from live.kill import KillRequested, KillSwitch
 from live.observe import VenueCalls, report_reconciliation
 from live.orders import OrderPort
@@ -65,7 +66,6 @@ from live.port import Snapshot, VenueMessage
 from live.reconcile import reconcile
 from live.records import write_records
 from live.risk_state import RiskTrips, insert_trips
-from live.switching import short_thread_switches
 from live.writer import StoreWriter
 from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
 from sim.bus import DECISION, EventBus, QueuedSubscription
@@ -344,13 +344,17 @@ class LiveRunner:
 
     async def _consume_queue(self, queue: asyncio.Queue[object], active: int) -> None:
         """Apply queued items until ``active`` feeds have ended. The cyclic GC runs less
-        often meanwhile, and what exists when the warm-up ends is frozen out of its passes
-        (``_warm_up``): a full pass over a live process's heap takes milliseconds, which
-        would otherwise land between a market event and its order now and then."""
+        often meanwhile, only between steps (``live.interpreter.StepCollector``: not on
+        whichever thread allocates), and what exists when the warm-up ends is frozen out
+        of its passes (``_warm_up``): a full pass over a live process's heap takes
+        milliseconds, which would otherwise land between a market event and its order now
+        and then."""
         gc.collect()
         gc.freeze()
         step = self.bus.step if self.bus is not None else contextlib.nullcontext
-        with fewer_gc_passes(), short_thread_switches():
+        # Collections run between steps, on this loop (``live.interpreter``).
+        with fewer_gc_passes(), short_thread_switches(), StepCollector() as collector:
+            idle = asyncio.create_task(collector.while_idle())
             try:
                 while active:
                     item = await queue.get()
@@ -364,7 +368,11 @@ class LiveRunner:
                                 port.start_requests()
                             await asyncio.sleep(0)
                         self._commit()
+                    collector.collect_due()
             finally:
+                idle.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await idle
                 gc.unfreeze()
         self._release(None)
         if self.port is not None:  # the run ends: cancel what works, wait for the venue

@@ -12,8 +12,8 @@ import pytest
 from live.clock import AcceleratedClock, WallClock
 from live.feeds import PacedReplayFeed
 from live.history import BarHistory
+from live.interpreter import SESSION_SWITCH_S, short_thread_switches
 from live.runner import LiveRunner
-from live.switching import SESSION_SWITCH_S, short_thread_switches
 from sim.config import parse_scenario
 from sim.messages import Bar
 from sim.store import DuckDBStore
@@ -131,3 +131,66 @@ def test_a_session_trades_with_short_thread_switches_and_restores_them(tmp_path)
             assert sys.getswitchinterval() == before
     finally:
         sys.setswitchinterval(process)
+
+
+def test_collections_run_between_steps_on_the_trading_loop_never_inside_one(tmp_path):
+    """While a session trades, no automatic collection starts inside a step, whichever
+    thread allocates (another thread allocating hard included); what is due is collected
+    between steps, on the trading loop's thread; collection is back on afterwards."""
+    import gc
+    import threading
+
+    started: list[tuple[int, bool, str]] = []
+    in_step = [False]
+
+    def watch(phase, info):
+        if phase == "start":
+            started.append((info["generation"], in_step[0], threading.current_thread().name))
+
+    stop = threading.Event()
+    span: list[int] = []
+
+    def allocate():  # another thread making cyclic garbage all along
+        while not stop.is_set():
+            for _ in range(1000):
+                a: list[object] = []
+                a.append(a)
+
+    class Feed:
+        def __init__(self, sym):
+            self.sym = sym
+
+        async def __aiter__(self):
+            for i in range(40):
+                await asyncio.sleep(0.01)
+                yield _bar(self.sym, i)
+
+    threshold = gc.get_threshold()
+    other = threading.Thread(target=allocate, name="allocator")
+    gc.callbacks.append(watch)
+    try:
+        with DuckDBStore(tmp_path / "r.duckdb") as store:
+            runner = LiveRunner(_config(), store)
+            handle = runner._handle
+
+            def stepping(item):
+                span.append(len(started))  # collections started before this step
+                in_step[0] = True
+                try:
+                    handle(item)
+                finally:
+                    in_step[0] = False
+                    span.append(len(started))
+
+            runner._handle = stepping
+            other.start()
+            asyncio.run(runner.run([Feed("A"), Feed("B")]))
+    finally:
+        stop.set()
+        other.join()
+        gc.callbacks.remove(watch)
+    during = started[span[0]:span[-1]]  # from the first step to the last
+    assert len(during) >= 5  # the other thread made plenty to collect
+    assert not [s for s in during if s[1]]  # none inside a step
+    assert {name for _, _, name in during} == {"MainThread"}
+    assert gc.isenabled() and gc.get_threshold() == threshold
