@@ -2,8 +2,9 @@
 
     .venv/bin/python -m tests.perf.api_load --seconds 60 --clients 50 --rps 20
 
-Two paper sessions on the fake Hyperliquid (loopback), one after the other, each fed a
-candle every ``--every`` seconds for ``--seconds``, both built as `quorum live` builds
+Two paper sessions on the fake Hyperliquid (loopback, in a process of its own, as an
+exchange is), one after the other, each fed a candle every ``--every`` seconds for
+``--seconds``, both built as `quorum live` builds
 them (``quorum.live.watched_runner``: the session's bus, logs, alerts and health): A
 without the API, B with what `--api` adds (``SessionApi``: the stream and the metrics on
 the bus, the server in the session's process) while another process holds ``--clients``
@@ -11,11 +12,12 @@ WebSocket clients subscribed to every topic and makes ``--rps`` REST reads a sec
 (agents, orders, fills, market, positions, alerts, logs, equity, metrics/agents).
 
 Figures: API read latency (p50/p99, measured by the client), stream delivery (from the
-moment the candle was pushed to the fake to the moment a client received that bar's
+moment the fake pushed the candle to the moment a client received that bar's
 ``market:update``, wall clock shared by both processes), events lost by clients that kept
 up (each client's sequence numbers against every message the hub published), clients
-dropped, and the session's market-event-to-order latency (tick-to-trade, as
-tests/perf/test_live_latency.py measures it) with and without the API. Prints JSON.
+dropped, and the session's market-event-to-order latency (tick-to-trade: from the
+moment the exchange pushed the candle that closes a bar to the moment the order it led
+to was booked) with and without the API. Prints JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -57,6 +60,41 @@ def _pct(values: list[float], q: float) -> float | None:
         return None
     data = sorted(values)
     return data[int(q * (len(data) - 1))]
+
+
+# -- the exchange (a process of its own) -----------------------------------------------
+def _exchange(conn: Any) -> None:
+    """The fake Hyperliquid, in its own process as an exchange is: in the session's
+    process its thread would share the session's interpreter lock (with the API's threads
+    too), and the time it waited for it would count as the session's. It pushes the
+    candles the session's driver asks for and notes when it pushed each (the clock both
+    processes share: ``perf_counter_ns``, and the wall clock for the stream's delivery)."""
+    from live.hyperliquid.stream import candle
+    from tests.fakes.hyperliquid import FakeHyperliquid
+
+    fake = FakeHyperliquid().start()
+    pushed: dict[int, int] = {}
+    pushed_wall: dict[int, int] = {}
+    try:
+        conn.send((fake.base_url, fake.ws_url))
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                return
+            if message[0] == "subscribed":
+                conn.send(fake.subscribed(candle("ETH", "1m")))
+            elif message[0] == "push":
+                _, closes_bar, (t, o, h, low, c) = message
+                if closes_bar is not None:
+                    pushed[closes_bar] = time.perf_counter_ns()
+                    pushed_wall[closes_bar] = time.time_ns()
+                fake.push_bar("ETH", "1m", MIN_MS, t, o, h, low, c, 1.0)
+            else:
+                conn.send((pushed, pushed_wall))
+                return
+    finally:
+        fake.stop()
 
 
 # -- the clients (another process) ------------------------------------------------------
@@ -130,13 +168,11 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
     from fastapi import FastAPI  # noqa: F401 (imported before timing, as in a session)
 
     from live.hyperliquid.candles import HyperliquidCandleFeed
-    from live.hyperliquid.stream import candle
     from quorum.api.server import SessionApi
     from quorum.live import watched_runner
     from sim.config import parse_scenario
     from sim.store import DuckDBStore
     from tests.fakes.clock import ManualClock
-    from tests.fakes.hyperliquid import FakeHyperliquid
     from tests.integration.hyperliquid.conftest import make_config
     from tests.integration.hyperliquid.test_faults import wait_for
 
@@ -144,17 +180,21 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
     n_bars = int(seconds / every)
     rng = np.random.default_rng(1)
     closes = 2000.0 * np.exp(np.cumsum(rng.normal(0, 0.004, n_bars + 1)))
-    pushed: dict[int, int] = {}
-    pushed_wall: dict[int, int] = {}
-    to_order: list[int] = []
+    booked: list[tuple[int, int]] = []  # (the bar's time, when its order was booked)
     seen = [0]
-    fake = FakeHyperliquid().start()
+    ctx = mp.get_context("spawn")
+    exchange, its_end = ctx.Pipe()
+    venue = ctx.Process(target=_exchange, args=(its_end,), daemon=True)
+    venue.start()
     result: dict[str, Any] = {"api": api, "bars": n_bars, "batch": batch}
     try:
         config = parse_scenario(SCENARIO)
         clock = ManualClock(T0 * 1_000_000)
-        feed = HyperliquidCandleFeed(make_config(fake), {"ETH": "ETH"}, MIN_MS * 1_000_000,
-                                     clock=clock, max_bars=n_bars)
+        base_url, ws_url = exchange.recv()
+        feed = HyperliquidCandleFeed(make_config(SimpleNamespace(base_url=base_url,
+                                                                 ws_url=ws_url)),
+                                     {"ETH": "ETH"}, MIN_MS * 1_000_000, clock=clock,
+                                     max_bars=n_bars)
         db = tmp / f"load-{int(api)}.duckdb"
         with DuckDBStore(db) as store:
             # Both arms are the session `quorum live` builds (``watched_runner``: its bus,
@@ -178,13 +218,12 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
                 engine_on_bar(s, n, ts, *ohlcv)
 
             def order(o: Any) -> None:
-                to_order.append(time.perf_counter_ns() - pushed[current[0]])
+                booked.append((current[0], time.perf_counter_ns()))
                 record_order(o)
 
             runner.engine.on_bar = on_bar  # type: ignore[method-assign]
             runner.recorder.order = order  # type: ignore[method-assign]
             proc = None
-            ctx = mp.get_context("spawn")
             ready, stop = ctx.Event(), ctx.Event()
             out = str(tmp / "clients.json")
             if session_api is not None:
@@ -195,17 +234,20 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
                 proc.start()
                 assert ready.wait(60), "the clients did not connect"
 
+            def subscribed() -> bool:
+                exchange.send(("subscribed",))
+                return bool(exchange.recv() == 1)
+
             async def drive() -> None:
-                await wait_for(lambda: fake.subscribed(candle("ETH", "1m")) == 1)
+                await wait_for(subscribed)
                 start = time.perf_counter()
                 for k in range(n_bars + 1):
                     c = float(closes[k])
                     t = T0 + k * MIN_MS
                     clock.set(t * 1_000_000)
-                    if k:
-                        pushed[(t - MIN_MS) * 1_000_000] = time.perf_counter_ns()
-                        pushed_wall[(t - MIN_MS) * 1_000_000] = time.time_ns()
-                    fake.push_bar("ETH", "1m", MIN_MS, t, c, c * 1.001, c * 0.999, c, 1.0)
+                    # Bar k closes bar k-1: the exchange notes when it pushed it.
+                    exchange.send(("push", (t - MIN_MS) * 1_000_000 if k else None,
+                                   (t, c, c * 1.001, c * 0.999, c)))
                     await asyncio.sleep(max(0.0, start + (k + 1) * every
                                             - time.perf_counter()))
 
@@ -215,6 +257,9 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
                 await driver
 
             asyncio.run(run())
+            exchange.send(("done",))
+            pushed, pushed_wall = exchange.recv()
+            to_order = [at - pushed[bar] for bar, at in booked]
             if proc is not None:
                 stop.set()
                 proc.join(60)
@@ -232,7 +277,8 @@ def session(tmp: Path, seconds: float, every: float, api: bool, clients: int, rp
                 result.update(_client_figures(json.loads(Path(out).read_text()),
                                               [s for s, _, _ in hub._buffer], pushed_wall))
     finally:
-        fake.stop()
+        exchange.close()
+        venue.join(10)
     return result
 
 
