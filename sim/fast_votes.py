@@ -25,7 +25,9 @@ signal the engine would refuse (the run must fail where the per-bar loop fails).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from itertools import count
+from operator import getitem
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,7 @@ _SIDES = {int(side): side for side in Side}
 _LONG, _SHORT, _FLAT, _HOLD = int(Side.LONG), int(Side.SHORT), int(Side.FLAT), int(Side.HOLD)
 _MIN_AGREEMENT = RULES.index("min_agreement")
 _PURE_SIZINGS = ("fixed_fraction", "confidence_exponential", "kelly")
+_PICK: Callable[[list[Signal | None], int], Signal | None] = getitem  # objects[code]
 
 
 def bulk_reason(engine: Engine) -> str | None:
@@ -140,8 +143,11 @@ class BulkVotes:
         self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
         self.cand_global: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
         self.cand_local: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
-        self.standing: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
-        self.weights: list[list[np.ndarray]] = [[] for _ in range(n_sym)]
+        # per symbol, by decision (rows) and agent (columns): the standing signal's code
+        # in that agent's ``objects``, and the vote's weight; and the agents' objects
+        self.standing: list[np.ndarray] = [np.zeros((0, 0), np.int64)] * n_sym
+        self.weights: list[np.ndarray] = [np.zeros((0, 0))] * n_sym
+        self.objects = [[ch.objects for ch in per_agent] for per_agent in kept]
         self._last: dict[int, tuple[Side, float, float | None]] = {}
         parts = [self._votes(s, kept[s], np.asarray(bars[s].ts), rows_of[s])
                  for s in range(n_sym)]
@@ -254,12 +260,11 @@ class BulkVotes:
         at = np.flatnonzero(new)
         best, conf, target, has_target = best[at], conf[at], target[at], has_target[at]
         exposure = self._exposures(s, best, conf, target, has_target)
-        self.standing[s] = [std[at] for std in standing]
-        self.weights[s] = [w[at] for w in weights]
+        self.standing[s] = np.stack([std[at] for std in standing], axis=1)
+        self.weights[s] = vote_weight = np.stack([w[at] for w in weights], axis=1)
         vote_side = np.stack([sd[at] for sd in sides], axis=1)
         vote_conf = np.stack([ch.confidence[std[at]] for ch, std in zip(
             kept, standing, strict=True)], axis=1)
-        vote_weight = np.stack(self.weights[s], axis=1)
         return (s, rows_of[bars_at[at]], bar_ts[bars_at[at]], best, conf, target,
                 has_target, rule[at], agreement[at], exposure, vote_side, vote_conf,
                 vote_weight)
@@ -297,31 +302,20 @@ class BulkVotes:
             self.votes: list[np.ndarray] = []
             self.vote_start = np.zeros(1, np.int64)
             return
-        drow = np.concatenate([p[1] for p in parts])
-        order = np.argsort(drow, kind="stable")
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order))
-        self.dec_row = drow[order]
         first = engine._decision_id + 1
-        ids = np.arange(first, first + len(order), dtype=np.int64)
-        syms = np.concatenate([np.full(len(p[1]), p[0], np.int64) for p in parts])
-        k_of = np.concatenate([np.full(len(p[1]), p[10].shape[1], np.int64) for p in parts])
-        self.decisions = [ids] + [np.concatenate([p[k] for p in parts])[order]
-                                  for k in (2, 3, 4, 5, 6, 7, 8)]
-        self.decisions.insert(2, syms[order])
-        # ids, ts, symbol, side, confidence, target, has_target, rule, agreement
-        per = k_of[order]
-        self.vote_start = np.concatenate(([0], np.cumsum(per)))
-        # vote rows: by decision, then the agents' order
-        vrank = np.concatenate([np.repeat(rank[o:o + len(p[1])], p[10].shape[1])
-                                for o, p in zip(np.cumsum([0] + [len(p[1]) for p in parts]),
-                                                parts, strict=False)])
-        vpos = np.concatenate([np.tile(np.arange(p[10].shape[1]), len(p[1])) for p in parts])
         agents = np.concatenate([np.tile(np.asarray(engine._agent_indexes[p[0]], np.int64),
                                          len(p[1])) for p in parts])
-        vorder = np.lexsort((vpos, vrank))
-        self.votes = [agents[vorder]] + [np.concatenate([p[k].ravel() for p in parts])[vorder]
-                                         for k in (10, 11, 12)]
+        if len(parts) == 1:  # one symbol: its decisions and votes are in the walk's order
+            (p,) = parts
+            m, k = p[10].shape
+            rank = np.arange(m, dtype=np.int64)
+            self.dec_row = p[1]
+            self.decisions = [rank + first, p[2], np.full(m, p[0], np.int64),
+                              *(p[j] for j in (3, 4, 5, 6, 7, 8))]
+            self.vote_start = np.arange(0, m * k + 1, k, dtype=np.int64)
+            self.votes = [agents] + [p[j].ravel() for j in (10, 11, 12)]
+        else:
+            rank = self._merge(parts, first, agents)
         offset = 0
         for p in parts:
             s, rows, (exposure, has) = p[0], p[1], p[9]
@@ -341,6 +335,34 @@ class BulkVotes:
             last = len(rows) - 1
             self._last[s] = (_SIDES[int(p[3][last])], float(p[4][last]),
                              float(p[5][last]) if p[6][last] else None)
+
+    def _merge(self, parts: list[tuple[Any, ...]], first: int, agents: np.ndarray
+               ) -> np.ndarray:
+        """The decision and vote columns of several symbols in the walk's order; returns
+        each decision's place in it (``parts``' order)."""
+        drow = np.concatenate([p[1] for p in parts])
+        order = np.argsort(drow, kind="stable")
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        self.dec_row = drow[order]
+        ids = np.arange(first, first + len(order), dtype=np.int64)
+        syms = np.concatenate([np.full(len(p[1]), p[0], np.int64) for p in parts])
+        k_of = np.concatenate([np.full(len(p[1]), p[10].shape[1], np.int64) for p in parts])
+        self.decisions = [ids] + [np.concatenate([p[k] for p in parts])[order]
+                                  for k in (2, 3, 4, 5, 6, 7, 8)]
+        self.decisions.insert(2, syms[order])
+        # ids, ts, symbol, side, confidence, target, has_target, rule, agreement
+        per = k_of[order]
+        self.vote_start = np.concatenate(([0], np.cumsum(per)))
+        # vote rows: by decision, then the agents' order
+        vrank = np.concatenate([np.repeat(rank[o:o + len(p[1])], p[10].shape[1])
+                                for o, p in zip(np.cumsum([0] + [len(p[1]) for p in parts]),
+                                                parts, strict=False)])
+        vpos = np.concatenate([np.tile(np.arange(p[10].shape[1]), len(p[1])) for p in parts])
+        vorder = np.lexsort((vpos, vrank))
+        self.votes = [agents[vorder]] + [np.concatenate([p[k].ravel() for p in parts])[vorder]
+                                         for k in (10, 11, 12)]
+        return rank
 
     # -- during the walk -----------------------------------------------------------------
     def record_upto(self, row: int) -> None:
@@ -378,9 +400,8 @@ class BulkVotes:
         decision_id, ts, side, conf = (cols[0].item(g), cols[1].item(g),
                                        _SIDES[cols[3].item(g)], cols[4].item(g))
         target = cols[5].item(g) if cols[6].item(g) else None
-        votes = tuple([ch.objects[std.item(i)] for ch, std in zip(
-            self.kept[s], self.standing[s], strict=True)])
-        weights = tuple([w.item(i) for w in self.weights[s]])
+        votes = tuple(map(_PICK, self.objects[s], self.standing[s][i].tolist()))
+        weights = tuple(self.weights[s][i].tolist())
         decision = Decision(decision_id, ts, engine.symbols[s], side, conf, target,
                             engine._agent_names[s], votes, weights)
         if engine.fill_timing is FillTiming.CLOSE:

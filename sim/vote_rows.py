@@ -5,10 +5,12 @@ and the same per (symbol, agent) vote counts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+from numpy.lib.stride_tricks import as_strided
 
 from sim.messages import HOLD, Side
 
@@ -21,7 +23,7 @@ SIDE_DICT = pa.array([Side(v).name for v in range(-1, 3)])
 # The rule that decided a vote (sim.consensus), by the code sim.fast_votes gives it (the
 # order of resolve's checks).
 RULES = ("none", "quorum", "no_votes", "dissent", "hold", "conservative", "min_agreement")
-_RULE_NAMES = np.array(RULES, dtype=object)
+_RULE_DICT = pa.array(RULES, pa.string())
 
 
 def _codes(lookup: np.ndarray, codes: np.ndarray) -> pa.Array:
@@ -43,7 +45,7 @@ def merged(parts: list[tuple[list[np.ndarray], ...]]
 
     def joined(k: int) -> list[np.ndarray]:
         given = [p[k] for p in parts if p[k] and len(p[k][0])]
-        return [np.concatenate(cols) for cols in zip(*given, strict=True)] if given else []
+        return [_join(cols) for cols in zip(*given, strict=True)] if given else []
 
     signals, decisions, votes = joined(0), joined(1), joined(2)
     ends, offset = [np.zeros(1, np.int64)], 0
@@ -53,6 +55,27 @@ def merged(parts: list[tuple[list[np.ndarray], ...]]
             ends.append(starts[1:] - starts[0] + offset)
             offset += int(starts[-1] - starts[0])
     return (signals or [np.zeros(0)], decisions, votes, np.concatenate(ends))
+
+
+def _join(pieces: Sequence[np.ndarray]) -> np.ndarray:
+    """``pieces`` end to end: a read-only view when they are consecutive slices of one
+    array (``BulkVotes.record_upto`` hands a fast run's columns over chunk by chunk, as
+    slices of the run's arrays), else a copy. (An empty slice has no place: left out.)"""
+    pieces = [piece for piece in pieces if len(piece)] or list(pieces[:1])
+    first = pieces[0]
+    base, step = first.base, first.itemsize
+    if len(pieces) > 1 and base is not None and first.ndim == 1 and first.strides == (step,):
+        end = first.__array_interface__["data"][0] + first.nbytes
+        for piece in pieces[1:]:
+            if (piece.base is not base or piece.dtype != first.dtype
+                    or piece.strides != (step,)
+                    or piece.__array_interface__["data"][0] != end):
+                break
+            end += piece.nbytes
+        else:  # every piece starts where the one before ends, in the same buffer
+            return as_strided(first, shape=(sum(map(len, pieces)),), strides=(step,),
+                              writeable=False)
+    return np.concatenate(pieces)
 
 
 def vote_tables(rec: Recorder, signals: list[np.ndarray], decisions: list[np.ndarray],
@@ -81,7 +104,8 @@ def vote_tables(rec: Recorder, signals: list[np.ndarray], decisions: list[np.nda
             "confidence": conf,
             "target": pa.array(target, type=pa.float64(), mask=~has_target),
             "method": _codes(np.array([rec._method]), np.zeros(len(ids), np.int64)),
-            "rule": pa.array(_RULE_NAMES[rule], type=pa.string()),
+            "rule": pa.DictionaryArray.from_arrays(pa.array(rule.astype(np.int32)),
+                                                   _RULE_DICT),
             "agreement": agree,
         }))
         agent, vside, vconf, weight = votes

@@ -78,7 +78,7 @@ def changes(codes: np.ndarray, start: int, table: Sequence[Signal]) -> SignalCha
     moved &= c >= 0
     at = np.flatnonzero(moved)
     picked = c[at].tolist()
-    return SignalChanges((at + start).astype(np.int64), tuple(table[k] for k in picked))
+    return SignalChanges((at + start).astype(np.int64), tuple(map(table.__getitem__, picked)))
 
 
 def from_events(events: list[tuple[int, Signal]]) -> SignalChanges:
