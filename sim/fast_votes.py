@@ -88,13 +88,16 @@ def _kept(changes: SignalChanges) -> _Changes | None:
     """The changes ``Engine.on_bar`` accepts (a signal equal to the standing one is not a
     change, and the standing one stays), or None when one would be refused."""
     signals = list(changes.signals)
-    ids: dict[int, int] = {}
-    raw = np.fromiter(map(ids.setdefault, map(id, signals), count()), np.int64,
-                      count=len(signals))
-    # raw[i] is the position of the first object with signal i's id: i itself there
-    first = raw == np.arange(len(raw))
-    codes = (np.cumsum(first) - 1)[raw]
-    objects = [signals[i] for i in np.flatnonzero(first).tolist()]
+    if changes.codes is not None:
+        codes, objects = _table_codes(changes.codes, changes.table)
+    else:
+        ids: dict[int, int] = {}
+        raw = np.fromiter(map(ids.setdefault, map(id, signals), count()), np.int64,
+                          count=len(signals))
+        # raw[i] is the position of the first object with signal i's id: i itself there
+        first = raw == np.arange(len(raw))
+        codes = (np.cumsum(first) - 1)[raw]
+        objects = [signals[i] for i in np.flatnonzero(first).tolist()]
     if not all(map(valid_signal, objects)):
         return None
     keep = np.ones(len(codes), dtype=bool)
@@ -103,8 +106,9 @@ def _kept(changes: SignalChanges) -> _Changes | None:
         differ = np.flatnonzero(codes[1:] != prev)
         keep[1:] = False
         keep[1:][differ] = True
-        pairs = set(zip(prev[differ].tolist(), codes[1:][differ].tolist(), strict=True))
-        if any(objects[a] == objects[b] for a, b in pairs):
+        k = len(objects)  # each distinct (previous, next) pair of codes once
+        pairs = np.unique(prev[differ] * k + codes[1:][differ]).tolist()
+        if any(objects[a // k] == objects[a % k] for a in pairs):
             # a value-equal change is dropped and leaves the earlier object standing
             standing = signals[0]
             for i in range(1, len(signals)):
@@ -114,6 +118,22 @@ def _kept(changes: SignalChanges) -> _Changes | None:
                     standing = sig
     at = np.flatnonzero(keep)
     return _Changes(changes.index[at], codes[at] + 1, objects)
+
+
+def _table_codes(picked: np.ndarray, table: tuple[Signal, ...]
+                 ) -> tuple[np.ndarray, list[Signal]]:
+    """Codes into the distinct objects (by identity) of a batch form's changes given as
+    codes into its table, and those objects: the table's entries the changes use."""
+    used = np.flatnonzero(np.bincount(picked, minlength=len(table))).tolist()
+    ids: dict[int, int] = {}
+    objects: list[Signal] = []
+    remap = np.zeros(len(table), np.int64)
+    for t in used:
+        code = ids.setdefault(id(table[t]), len(objects))
+        if code == len(objects):
+            objects.append(table[t])
+        remap[t] = code
+    return remap[picked], objects
 
 
 class BulkVotes:

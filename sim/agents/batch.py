@@ -36,10 +36,14 @@ _SUM_CHUNK = 65_536  # values per slice of exact_row_sums
 
 @dataclass(frozen=True, slots=True)
 class SignalChanges:
-    """Where an agent's signal changes (0-based bar indexes, increasing) and to what."""
+    """Where an agent's signal changes (0-based bar indexes, increasing) and to what.
+    A batch form that picks its signals from a table of them may say so (``changes``):
+    ``signals[i] is table[codes[i]]``, so a reader can work on the codes in bulk."""
 
     index: np.ndarray
     signals: tuple[Signal, ...]
+    codes: np.ndarray | None = None
+    table: tuple[Signal, ...] = ()
 
     def __len__(self) -> int:
         return len(self.signals)
@@ -47,7 +51,8 @@ class SignalChanges:
     def upto(self, n: int) -> SignalChanges:
         """The changes among the first ``n`` bars."""
         k = int(np.searchsorted(self.index, n))
-        return SignalChanges(self.index[:k], self.signals[:k])
+        return SignalChanges(self.index[:k], self.signals[:k],
+                             None if self.codes is None else self.codes[:k], self.table)
 
 
 @runtime_checkable
@@ -77,8 +82,9 @@ def changes(codes: np.ndarray, start: int, table: Sequence[Signal]) -> SignalCha
     np.not_equal(c[1:], c[:-1], out=moved[1:])
     moved &= c >= 0
     at = np.flatnonzero(moved)
-    picked = c[at].tolist()
-    return SignalChanges((at + start).astype(np.int64), tuple(map(table.__getitem__, picked)))
+    picked = c[at].astype(np.int64)
+    return SignalChanges((at + start).astype(np.int64),
+                         tuple(map(table.__getitem__, picked.tolist())), picked, tuple(table))
 
 
 def from_events(events: list[tuple[int, Signal]]) -> SignalChanges:
