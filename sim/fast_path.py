@@ -340,7 +340,7 @@ class _Walk:
                 for r in range(a, b):
                     on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r),
                            c.item(r), v.item(r))
-                    if r in at:
+                    if at[r]:
                         acting = True
                         act(0, r, c.item(r))
                         acting = False
@@ -351,7 +351,7 @@ class _Walk:
                 close = bars.close.item(i)
                 on_bar(s, i + 1, bars.ts.item(i), bars.open.item(i), bars.high.item(i),
                        bars.low.item(i), close, bars.volume.item(i))
-                if r in cand_at[s]:
+                if cand_at[s][r]:
                     acting = True
                     act(s, r, close)
                     acting = False
@@ -387,7 +387,7 @@ class _Walk:
                 engine._last_ts = None
                 on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r), c.item(r),
                        v.item(r))
-                if r in at:
+                if at[r]:
                     acting = True
                     act(0, r, c.item(r))
                     acting = False

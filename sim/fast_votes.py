@@ -157,7 +157,9 @@ class BulkVotes:
         # per symbol, the decisions whose exposure is set (candidates), in order: their
         # rows, exposures, global indexes (in ``decisions``) and local ones (``standing``)
         self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
-        self.cand_at: list[dict[int, int]] = [{} for _ in range(n_sym)]  # row -> candidate
+        # ... and where they are: one byte per row of the walk, 1 at a candidate's row
+        n_rows = sum(map(len, rows_of))
+        self.cand_at: list[bytes] = [bytes(n_rows)] * n_sym
         self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
         # ... the first candidate after each one's run of equal exposures
         self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
@@ -171,7 +173,7 @@ class BulkVotes:
         self._last: dict[int, tuple[Side, float, float | None]] = {}
         parts = [self._votes(s, kept[s], np.asarray(bars[s].ts), rows_of[s])
                  for s in range(n_sym)]
-        self._decision_columns(engine, [p for p in parts if p is not None])
+        self._decision_columns(engine, [p for p in parts if p is not None], n_rows)
         self._sig_done = self._dec_done = 0
         self._ptr = [0] * n_sym
 
@@ -313,7 +315,8 @@ class BulkVotes:
         size[zero] = 0.0
         return size, best != _HOLD
 
-    def _decision_columns(self, engine: Engine, parts: list[tuple[Any, ...]]) -> None:
+    def _decision_columns(self, engine: Engine, parts: list[tuple[Any, ...]],
+                          n_rows: int) -> None:
         """The decisions of every symbol numbered in the walk's order, their vote rows, and
         each symbol's candidates."""
         if not parts:
@@ -341,8 +344,9 @@ class BulkVotes:
             s, rows, (exposure, has) = p[0], p[1], p[9]
             local = np.flatnonzero(has)
             self.cand_rows[s] = rows[local].tolist()
-            self.cand_at[s] = dict(zip(self.cand_rows[s], range(len(local)),
-                                       strict=True))
+            at = np.zeros(n_rows, np.uint8)
+            at[rows[local]] = 1
+            self.cand_at[s] = at.tobytes()
             e = exposure[local]
             self.cand_exposure[s] = e.tolist()
             starts = np.flatnonzero(np.diff(e) != 0.0) + 1  # where a run of equal ones ends
@@ -410,7 +414,7 @@ class BulkVotes:
         """After ``on_bar`` at ``row``: what ``Engine._vote`` does with its decision once
         recorded (the walk calls this at each row it visits that has one in
         ``cand_at``)."""
-        c = self.cand_at[s][row]
+        c = bisect_left(self.cand_rows[s], row)
         exposure = self.cand_exposure[s][c]
         engine = self.engine
         if exposure == engine._acted_target[s]:
