@@ -87,7 +87,7 @@ class _Changes:
 def _kept(changes: SignalChanges) -> _Changes | None:
     """The changes ``Engine.on_bar`` accepts (a signal equal to the standing one is not a
     change, and the standing one stays), or None when one would be refused."""
-    signals = list(changes.signals)
+    signals = changes.signals
     if changes.codes is not None:
         codes, objects = _table_codes(changes.codes, changes.table)
     else:
