@@ -43,6 +43,10 @@ _SIDES = {int(side): side for side in Side}
 _LONG, _SHORT, _FLAT, _HOLD = int(Side.LONG), int(Side.SHORT), int(Side.FLAT), int(Side.HOLD)
 _MIN_AGREEMENT = RULES.index("min_agreement")
 _PURE_SIZINGS = ("fixed_fraction", "confidence_exponential", "kelly")
+# A candidate decision as ``act`` reads it: its place among the symbol's decisions
+# (``standing``, ``weights``) and its columns (one ``item()``: a tuple of Python values).
+_CANDIDATE = np.dtype([(name, np.int64) for name in ("local", "id", "ts", "side")] + [
+    ("confidence", np.float64), ("target", np.float64), ("has_target", np.bool_)])
 _PICK: Callable[[list[Signal | None], int], Signal | None] = getitem  # objects[code]
 
 
@@ -155,16 +159,14 @@ class BulkVotes:
         self.kept = kept
         self._signal_columns(engine, bars, rows_of, kept)
         # per symbol, the decisions whose exposure is set (candidates), in order: their
-        # rows, exposures, global indexes (in ``decisions``) and local ones (``standing``)
+        # rows, exposures, the first candidate after each one's run of equal exposures,
+        # what ``act`` reads of each (``_CANDIDATE``), and a byte per walk row (1: one)
         self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
-        # ... and where they are: one byte per row of the walk, 1 at a candidate's row
+        self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
+        self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
+        self.cand_record: list[np.ndarray] = [np.zeros(0, _CANDIDATE)] * n_sym
         n_rows = sum(map(len, rows_of))
         self.cand_at: list[bytes] = [bytes(n_rows)] * n_sym
-        self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
-        # ... the first candidate after each one's run of equal exposures
-        self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
-        self.cand_global: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
-        self.cand_local: list[np.ndarray] = [np.zeros(0, np.int64)] * n_sym
         # per symbol, by decision (rows) and agent (columns): the standing signal's code
         # in that agent's ``objects``, and the vote's weight; and the agents' objects
         self.standing: list[np.ndarray] = [np.zeros((0, 0), np.int64)] * n_sym
@@ -353,8 +355,13 @@ class BulkVotes:
             self.cand_run_end[s] = np.repeat(
                 np.append(starts, len(e)), np.diff(np.concatenate(([0], starts, [len(e)])))
             ).tolist()
-            self.cand_global[s] = rank[offset + local]
-            self.cand_local[s] = local
+            record = np.empty(len(local), _CANDIDATE)
+            record["local"] = local
+            g = rank[offset + local]
+            for name, k in (("id", 0), ("ts", 1), ("side", 3), ("confidence", 4),
+                            ("target", 5), ("has_target", 6)):
+                record[name] = self.decisions[k][g]
+            self.cand_record[s] = record
             offset += len(rows)
             last = len(rows) - 1
             self._last[s] = (_SIDES[int(p[3][last])], float(p[4][last]),
@@ -419,15 +426,12 @@ class BulkVotes:
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        i, g = self.cand_local[s].item(c), self.cand_global[s].item(c)
-        cols = self.decisions
-        decision_id, ts, side, conf = (cols[0].item(g), cols[1].item(g),
-                                       _SIDES[cols[3].item(g)], cols[4].item(g))
-        target = cols[5].item(g) if cols[6].item(g) else None
+        i, decision_id, ts, side, conf, target, has_target = self.cand_record[s].item(c)
         votes = tuple(map(_PICK, self.objects[s], self.standing[s][i].tolist()))
         weights = tuple(self.weights[s][i].tolist())
-        decision = Decision(decision_id, ts, engine.symbols[s], side, conf, target,
-                            engine._agent_names[s], votes, weights)
+        decision = Decision(decision_id, ts, engine.symbols[s], _SIDES[side], conf,
+                            target if has_target else None, engine._agent_names[s], votes,
+                            weights)
         if engine.fill_timing is FillTiming.CLOSE:
             engine._release(s, ts, close, decision, exposure)
         else:
