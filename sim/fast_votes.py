@@ -358,9 +358,9 @@ class BulkVotes:
             record = np.empty(len(local), _CANDIDATE)
             record["local"] = local
             g = rank[offset + local]
-            for name, k in (("id", 0), ("ts", 1), ("side", 3), ("confidence", 4),
+            for name, j in (("id", 0), ("ts", 1), ("side", 3), ("confidence", 4),
                             ("target", 5), ("has_target", 6)):
-                record[name] = self.decisions[k][g]
+                record[name] = self.decisions[j][g]
             self.cand_record[s] = record
             offset += len(rows)
             last = len(rows) - 1
