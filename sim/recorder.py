@@ -342,7 +342,8 @@ class Recorder:
 
     def _columns(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Each table's columns in turn, built as they are asked for (a flush hands one
-        table to the store while the next is built); the buffers are read, not emptied."""
+        table to the store while the next is built). The big buffers are emptied as their
+        tables are taken (``_clear`` empties them all after the last)."""
         for table, rows in self._rare.items():
             if rows:
                 columns = list(zip(*rows, strict=True))
@@ -361,6 +362,7 @@ class Recorder:
                 "target": pa.array(target, type=pa.float64()),
                 "reason": pa.array(reason, type=pa.string()),
             })
+            self._signals.clear()  # (its rows are in the batch: freed as the flush goes)
         if self._decisions:
             ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = (
                 _transpose(self._decisions, 11))
@@ -389,8 +391,10 @@ class Recorder:
                                        for s in vote_signals]),
                 "weight": _floats(list(chain.from_iterable(weights))),
             })
+            self._decisions.clear()
         if self._vote_cols:  # one batch per table, as for the rows given one by one
             yield from vote_tables(self, *merged(self._vote_cols))
+            self._vote_cols.clear()
         if self._performance:
             perf_agents, perf_rows = zip(*self._performance, strict=True)
             cols = list(zip(*perf_rows, strict=True))
@@ -444,6 +448,7 @@ class Recorder:
                 "fees": _floats(fees),
                 "reason": list(reason),
             })
+            self._orders.clear()
         if self._order_events:
             oid, ts, sym, event, venue, qty, price, reason = _transpose(self._order_events, 8)
             yield ("order_events", {
@@ -453,6 +458,7 @@ class Recorder:
                 "quantity": pa.array(qty, pa.float64()),
                 "price": pa.array(price, pa.float64()), "reason": list(reason),
             })
+            self._order_events.clear()
         if self._funding:
             paid, sym = zip(*self._funding, strict=True)
             yield ("funding", {
@@ -501,6 +507,7 @@ class Recorder:
                 "reason": list(reason),
                 "elapsed_ns": _ints(elapsed),
             })
+            self._routes.clear()
         if self._fills:
             fills, sym, cash, position, realized = _transpose(self._fills, 5)
             fill_id, oid, ts, venue, qty, price, fee, ref, liquidity = _fields(fills, _FILL_ROW)
@@ -519,6 +526,7 @@ class Recorder:
                 "realized_pnl": _floats(realized),
                 "liquidity": list(liquidity),
             })
+            self._fills.clear()
         book = self.equity
         if book.ts:
             # Copies, in one block each: the book's arrays are cleared after this (an
