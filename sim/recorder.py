@@ -344,6 +344,17 @@ class Recorder:
         """Each table's columns in turn, built as they are asked for (a flush hands one
         table to the store while the next is built). The big buffers are emptied as their
         tables are taken (``_clear`` empties them all after the last)."""
+        book = self.equity
+        if book.ts:  # first: the biggest, appended while the others are built
+            # Copies, in one block each: the book's arrays are cleared after this (an
+            # array exporting its buffer could not be).
+            yield ("equity", {
+                "ts": pa.array(np.array(book.ts, dtype=np.int64), type=_TS),
+                "cash": np.array(book.cash, dtype=np.float64),
+                "equity": np.array(book.equity, dtype=np.float64),
+                "realized_pnl": np.array(book.realized, dtype=np.float64),
+                "unrealized_pnl": np.array(book.unrealized, dtype=np.float64),
+            })
         for table, rows in self._rare.items():
             if rows:
                 columns = list(zip(*rows, strict=True))
@@ -527,14 +538,3 @@ class Recorder:
                 "liquidity": list(liquidity),
             })
             self._fills.clear()
-        book = self.equity
-        if book.ts:
-            # Copies, in one block each: the book's arrays are cleared after this (an
-            # array exporting its buffer could not be).
-            yield ("equity", {
-                "ts": pa.array(np.array(book.ts, dtype=np.int64), type=_TS),
-                "cash": np.array(book.cash, dtype=np.float64),
-                "equity": np.array(book.equity, dtype=np.float64),
-                "realized_pnl": np.array(book.realized, dtype=np.float64),
-                "unrealized_pnl": np.array(book.unrealized, dtype=np.float64),
-            })
