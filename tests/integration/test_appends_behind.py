@@ -136,8 +136,7 @@ def test_an_interrupted_run_keeps_every_row_it_handed_over(
     assert hashes["equity"][0] > 0 and hashes["bars"][0] == 80_000
 
 
-def test_the_hand_over_holds_one_batch_waiting_besides_the_one_written(
-        tmp_path: Path) -> None:
+def test_the_hand_over_holds_at_most_max_bytes_waiting_in_order(tmp_path: Path) -> None:
     started, release = threading.Event(), threading.Event()
     written: list[str] = []
 
@@ -147,16 +146,20 @@ def test_the_hand_over_holds_one_batch_waiting_besides_the_one_written(
         written.append(table)
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    writer = AppendWriter(con, append)
-    batch = pa.table({"x": [1]})
+    batch = pa.table({"x": pa.array(range(1_000), pa.int64())})  # 8,000 bytes
+    writer = AppendWriter(con, append, max_bytes=10_000)
     writer.submit("r", "a", batch)
-    started.wait()  # the writer holds "a"
-    assert not writer._jobs.full()
-    writer.submit("r", "b", lambda: batch)  # waiting
-    assert writer._jobs.full()  # a third would wait for room
+    started.wait()  # the writer holds "a": nothing waits
+    assert writer.waiting_bytes == 0 and writer.has_room(10**9)  # one is always taken
+    writer.submit("r", "b", batch)
+    assert writer.waiting_bytes == 8_000
+    assert not writer.has_room(batch.nbytes)  # a third would wait for "b" to be taken
+    assert writer.has_room(2_000)
+    writer.submit("r", "c", lambda: batch)  # built on the writer's thread: no bytes here
     release.set()
-    writer.submit("r", "c", batch)
+    writer.submit("r", "d", batch)
     writer.drain()
-    assert written == ["a", "b", "c"] and writer.error is None
+    assert written == ["a", "b", "c", "d"] and writer.error is None
+    assert writer.waiting_bytes == 0
     writer.close()
     con.close()
