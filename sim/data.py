@@ -127,11 +127,11 @@ class MarketData:
             pa.array(list(self.symbols), pa.string()),
         )
         columns: dict[str, Any] = {
-            "ts": pa.array(np.concatenate([b.ts for b in self.bars]), pa.timestamp("ns")),
+            "ts": pa.array(_joined([b.ts for b in self.bars]), pa.timestamp("ns")),
             "symbol": symbol,
         }
         for col in BAR_COLUMNS:
-            columns[col] = np.concatenate([b.column(col) for b in self.bars])
+            columns[col] = _joined([b.column(col) for b in self.bars])
         # Imported here: sim.regimes may import this module (generators build SymbolBars).
         from sim.regimes.labels import LABELS, regime_codes
 
@@ -155,11 +155,17 @@ class MarketData:
         digest = hashlib.blake2b(digest_size=16)
         for b in self.bars:
             digest.update(b.symbol.encode() + b"\0")
-            for col in ("ts", *BAR_COLUMNS):
-                digest.update(np.ascontiguousarray(b.column(col)).tobytes())
+            for col in ("ts", *BAR_COLUMNS):  # the array's buffer: the same bytes, uncopied
+                digest.update(np.ascontiguousarray(b.column(col)).view(np.uint8).data)
             if b.funding is not None:
                 digest.update(b"funding\0" + b.funding.ts.tobytes() + b.funding.rate.tobytes())
         return digest.hexdigest()
+
+
+def _joined(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The symbols' columns end to end; one symbol's as it is (Arrow takes it without a
+    copy: 8 MB less per column per million bars)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def merge(bars: Sequence[SymbolBars]) -> MarketData:

@@ -9,9 +9,7 @@ writes its rows and drains it (the risk engine follows the book, not the recorde
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import chain
-from operator import attrgetter, itemgetter
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,76 +22,14 @@ from sim.messages import (
     OrderFilled,
     OrderRouted,
     PositionLiquidated,
-    RouteCandidate,
     Side,
 )
 from sim.orders import Order
 from sim.portfolio import EquityBook
+from sim.recorder_columns import _ints, table_columns
 from sim.schema import TABLES
 from sim.store import RunStore
-from sim.vote_rows import SIDE_DICT, TS, merged, vote_tables
-
-_TS = TS
-_SIDE_DICT = SIDE_DICT  # Side values -1..2 index this dictionary after adding 1
-# An orders row, in the order ``_columns`` unpacks it (sim.orders.Order's fields).
-_ORDER_ROW = (
-    "order_id", "decision_id", "ts", "s", "quantity", "ref_price", "status", "kind", "tif",
-    "limit_price", "stop_price", "post_only", "reduce_only", "role", "parent_id", "replaces",
-    "venue", "decision_ts", "arrival_ts", "fill_ts", "filled", "filled_notional", "fees",
-    "reason")
-
-# The fields of buffered messages that become columns (``_fields``).
-_SIGNAL_ROW = ("side", "confidence", "target", "reason")
-_FILL_ROW = ("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee", "ref_price",
-             "liquidity")
-_ROUTE_ROW = ("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
-_ROUTED_ORDER = ("order_id", "quantity")
-_CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
-                    "candidate_fees_bps": pa.list_(pa.float64()),
-                    "candidate_scores": pa.list_(pa.float64())}
-
-
-def _candidate_columns(candidates: Sequence[tuple[RouteCandidate, ...]]) -> dict[str, Any]:
-    """The routing rows' candidate lists. The router reuses one candidates tuple per
-    plan, so each distinct tuple is converted once and the rows take from it (found by
-    identity, in bulk: the tuples are alive while the rows hold them, so ids are unique)."""
-    ids = np.fromiter(map(id, candidates), dtype=np.uint64, count=len(candidates))
-    _, first, index = np.unique(ids, return_index=True, return_inverse=True)
-    distinct = [candidates[i] for i in first.tolist()]
-    rows = pa.array(index.astype(np.int64))
-    values = ([[c.venue for c in cs] for cs in distinct],
-              [[c.fee_bps for c in cs] for cs in distinct],
-              [[c.score for c in cs] for cs in distinct])
-    return {name: pa.array(v, type=kind).take(rows)
-            for (name, kind), v in zip(_CANDIDATE_TYPES.items(), values, strict=True)}
-
-
-# DuckDB column type -> Arrow type, for the rare rows built from Python values.
-_ARROW = {"TIMESTAMP_NS": _TS, "VARCHAR": pa.string(), "JSON": pa.string(),
-          "BIGINT": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
-
-
-def _transpose(rows: Sequence[tuple[Any, ...]], width: int) -> list[Any]:
-    """Rows of ``width`` values -> columns. One C-level pass per column (``itemgetter``):
-    ``zip(*rows)`` makes an iterator per row and costs half as much again. Every row must
-    have the width (checked: a short or long row is a bug that must not shift columns)."""
-    if set(map(len, rows)) != {width}:
-        raise ValueError(f"recorder rows of widths {sorted(set(map(len, rows)))}, "
-                         f"expected {width}")
-    return [list(map(itemgetter(k), rows)) for k in range(width)]
-
-
-def _fields(objects: Sequence[Any], names: Sequence[str]) -> list[list[Any]]:
-    """The named attributes of each object, as columns (one C-level pass per column)."""
-    return [list(map(attrgetter(name), objects)) for name in names]
-
-
-def _ints(values: Sequence[int]) -> np.ndarray:
-    return np.fromiter(values, dtype=np.int64, count=len(values))
-
-
-def _floats(values: Sequence[float]) -> np.ndarray:
-    return np.fromiter(values, dtype=np.float64, count=len(values))
+from sim.vote_rows import SIDE_DICT, TS
 
 
 class Recorder:
@@ -252,17 +188,27 @@ class Recorder:
 
     def flush(self) -> None:
         """Write every buffered row; called at the end, on failure and as buffers fill.
-        The rows become one batch per table, and a batch leaves the queue only once the
+        The rows become one batch per table, each handed to the store as soon as it is
+        built (a store that appends behind, ``sim.store.DuckDBStore.appends_behind``,
+        writes one while the next is built); a batch leaves the queue only once the
         store has it: a flush cut short (a write failed, a signal rolled a statement back)
         and called again writes what is left, never a table twice."""
         for hook in self.before_flush:
             hook()
-        self._unwritten.extend(self._batches())
-        self._clear()
-        while self._unwritten:
-            table, batch = self._unwritten[0]
-            self.store.append(self.run_id, table, batch)
-            del self._unwritten[0]
+        batches = self._batches()
+        try:
+            while self._unwritten:  # what a flush cut short left, first
+                self.store.append(self.run_id, *self._unwritten[0])
+                del self._unwritten[0]
+            for item in batches:
+                self._unwritten.append(item)
+                self.store.append(self.run_id, *item)
+                del self._unwritten[0]
+        finally:
+            try:  # cut short: this flush's other batches are kept for the next
+                self._unwritten.extend(batches)
+            finally:
+                self._clear()
 
     def take_batches(self) -> list[tuple[str, pa.Table]]:
         """The buffered rows as one table per store table, the buffers emptied: for a
@@ -271,17 +217,15 @@ class Recorder:
         ``before_take`` hooks first."""
         for hook in self.before_take:
             hook()
-        batches = self._batches()
+        batches = list(self._batches())
         self._clear()
         return batches
 
-    def _batches(self) -> list[tuple[str, pa.Table]]:
-        out = []
+    def _batches(self) -> Iterator[tuple[str, pa.Table]]:
         for table, columns in self._columns():
             names = [name for name, _ in TABLES[table]]
             assert list(columns) == names, (table, list(columns))
-            out.append((table, pa.table(columns)))
-        return out
+            yield table, pa.table(columns)
 
     def _clear(self, written: bool = True) -> None:
         for buffer in (self._signals, self._decisions, self._performance, self._orders,
@@ -309,7 +253,7 @@ class Recorder:
     @staticmethod
     def _sides(sides: Sequence[int]) -> pa.Array:
         codes = np.fromiter(sides, dtype=np.int32, count=len(sides)) + 1
-        return pa.DictionaryArray.from_arrays(pa.array(codes), _SIDE_DICT)
+        return pa.DictionaryArray.from_arrays(pa.array(codes), SIDE_DICT)
 
     def _count_votes(
         self, symbols: Sequence[int], decided: Sequence[int], per_decision: list[int],
@@ -330,195 +274,7 @@ class Recorder:
                   1)
 
     def _ts(self, values: Sequence[int]) -> pa.Array:
-        return pa.array(_ints(values), type=_TS)
+        return pa.array(_ints(values), type=TS)
 
-    def _columns(self) -> list[tuple[str, dict[str, Any]]]:
-        out: list[tuple[str, dict[str, Any]]] = []
-        for table, rows in self._rare.items():
-            if rows:
-                columns = list(zip(*rows, strict=True))
-                out.append((table, {name: pa.array(list(col), _ARROW[kind])
-                                    for (name, kind), col in zip(TABLES[table], columns,
-                                                                 strict=True)}))
-        out.extend(self._bulk)
-        if self._signals:
-            ts, sym, agent, sig = _transpose(self._signals, 4)
-            side, confidence, target, reason = _fields(sig, _SIGNAL_ROW)
-            out.append(("signals", {
-                "ts": self._ts(ts), "symbol": self._names(self._symbols, sym),
-                "agent": self._names(self._agents, agent),
-                "side": self._sides(side),
-                "confidence": _floats(confidence),
-                "target": pa.array(target, type=pa.float64()),
-                "reason": pa.array(reason, type=pa.string()),
-            }))
-        if self._decisions:
-            ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = (
-                _transpose(self._decisions, 11))
-            out.append(("decisions", {
-                "decision_id": _ints(ids),
-                "ts": self._ts(ts),
-                "symbol": self._names(self._symbols, sym),
-                "side": self._sides(side),
-                "confidence": _floats(conf),
-                "target": pa.array(target, type=pa.float64()),
-                "method": self._names(np.array([self._method]), [0] * len(ids)),
-                "rule": pa.array(rule, type=pa.string()),
-                "agreement": _floats(agree),
-            }))
-            # Flattened with chain (no tuple per vote: millions of them on long runs).
-            vote_signals = list(chain.from_iterable(votes))
-            per_decision = [len(v) for v in votes]
-            vote_agents = list(chain.from_iterable(agents))
-            vote_sides = [HOLD if s is None else s.side for s in vote_signals]
-            self._count_votes(sym, side, per_decision, vote_agents, vote_sides)
-            out.append(("votes", {
-                "decision_id": np.repeat(_ints(ids), per_decision),
-                "agent": self._names(self._agents, vote_agents),
-                "side": self._sides(vote_sides),
-                "confidence": _floats([0.0 if s is None else s.confidence
-                                       for s in vote_signals]),
-                "weight": _floats(list(chain.from_iterable(weights))),
-            }))
-        if self._vote_cols:  # one batch per table, as for the rows given one by one
-            out.extend(vote_tables(self, *merged(self._vote_cols)))
-        if self._performance:
-            perf_agents, perf_rows = zip(*self._performance, strict=True)
-            cols = list(zip(*perf_rows, strict=True))
-            at = (_ints(cols[0]), _ints(perf_agents))
-            out.append(("agent_performance", {
-                "symbol": self._names(self._symbols, cols[0]),
-                "agent": self._names(self._agents, perf_agents),
-                "signals": _ints(cols[2]), "scored": _ints(cols[3]), "hits": _ints(cols[4]),
-                "hit_rate": pa.array(cols[5], type=pa.float64()),
-                "shadow_pnl": _floats(cols[6]), "votes": self.vote_counts[at],
-                "in_majority": self.majority_counts[at],
-                "overruled": self.overruled_counts[at],
-                "weight": _floats(cols[7]),
-            }))
-        if self._orders:
-            # One pass over the orders (attrgetter: no Python code per order), then the
-            # derived columns in bulk: the same IEEE operations as Order.notional and
-            # Order.avg_fill_price, so the values are identical.
-            (oid, did, ts, sym, qty, ref, status, kind, tif, limit, stop, post, reduce, role,
-             parent, replaces, venue, decision_ts, arrival_ts, fill_ts, filled, filled_notional,
-             fees, reason) = _fields(self._orders, _ORDER_ROW)
-            quantity, ref_price = _floats(qty), _floats(ref)
-            filled_qty = _floats(filled)
-            unfilled = filled_qty == 0.0
-            avg = np.divide(_floats(filled_notional), np.abs(filled_qty),
-                            out=np.zeros_like(filled_qty), where=~unfilled)
-            out.append(("orders", {
-                "order_id": _ints(oid),
-                "decision_id": _ints(did),
-                "ts": self._ts(ts),
-                "symbol": self._names(self._symbols, sym),
-                "quantity": quantity,
-                "ref_price": ref_price,
-                "notional": np.abs(quantity) * ref_price,
-                "status": list(status),
-                "order_type": list(kind),
-                "time_in_force": list(tif),
-                "limit_price": pa.array(limit, pa.float64()),
-                "stop_price": pa.array(stop, pa.float64()),
-                "post_only": pa.array(post, pa.bool_()),
-                "reduce_only": pa.array(reduce, pa.bool_()),
-                "role": list(role),
-                "parent_id": _ints(parent),
-                "replaces": _ints(replaces),
-                "venue": pa.array(venue, pa.string()),
-                "decision_ts": self._ts(decision_ts),
-                "arrival_ts": pa.array(arrival_ts, _TS),
-                "fill_ts": pa.array(fill_ts, _TS),
-                "filled_quantity": filled_qty,
-                "avg_fill_price": pa.array(avg, pa.float64(), mask=unfilled),
-                "fees": _floats(fees),
-                "reason": list(reason),
-            }))
-        if self._order_events:
-            oid, ts, sym, event, venue, qty, price, reason = _transpose(self._order_events, 8)
-            out.append(("order_events", {
-                "order_id": _ints(oid), "ts": self._ts(ts),
-                "symbol": self._names(self._symbols, sym),
-                "event": list(event), "venue": pa.array(venue, pa.string()),
-                "quantity": pa.array(qty, pa.float64()),
-                "price": pa.array(price, pa.float64()), "reason": list(reason),
-            }))
-        if self._funding:
-            paid, sym = zip(*self._funding, strict=True)
-            out.append(("funding", {
-                "ts": self._ts([f.ts for f in paid]),
-                "symbol": self._names(self._symbols, sym),
-                "position": _floats([f.position for f in paid]),
-                "mark": _floats([f.mark for f in paid]),
-                "rate": _floats([f.rate for f in paid]),
-                "payment": _floats([f.payment for f in paid]),
-                "venue": pa.array([f.venue for f in paid], pa.string()),
-            }))
-        if self._liquidations:
-            liq, sym = zip(*self._liquidations, strict=True)
-            out.append(("liquidations", {
-                "ts": self._ts([e.ts for e in liq]),
-                "symbol": self._names(self._symbols, sym),
-                "venue": [e.venue for e in liq],
-                "order_id": _ints([e.order_id for e in liq]),
-                "position": _floats([e.position for e in liq]),
-                "liquidation_price": _floats([e.liquidation_price for e in liq]),
-                "price": _floats([e.price for e in liq]),
-                "maintenance_margin": _floats([e.maintenance_margin for e in liq]),
-            }))
-        if self._denials:
-            denials, sym = zip(*self._denials, strict=True)
-            out.append(("risk_events", {
-                "order_id": _ints([d.order_id for d in denials]),
-                "ts": self._ts([d.ts for d in denials]),
-                "symbol": self._names(self._symbols, sym),
-                "check_name": [d.check for d in denials],
-                "reason": [d.reason for d in denials],
-                "limit_value": pa.array([d.limit for d in denials], type=pa.float64()),
-                "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
-            }))
-        if self._routes:
-            routes, sym = _transpose(self._routes, 2)
-            orders, ts, venue, candidates, reason, elapsed = _fields(routes, _ROUTE_ROW)
-            oid, qty = _fields(orders, _ROUTED_ORDER)
-            out.append(("routing_decisions", {
-                "order_id": _ints(oid),
-                "ts": self._ts(ts),
-                "symbol": self._names(self._symbols, sym),
-                "venue": list(venue),
-                **_candidate_columns(candidates),
-                "quantity": _floats(qty),
-                "reason": list(reason),
-                "elapsed_ns": _ints(elapsed),
-            }))
-        if self._fills:
-            fills, sym, cash, position, realized = _transpose(self._fills, 5)
-            fill_id, oid, ts, venue, qty, price, fee, ref, liquidity = _fields(fills, _FILL_ROW)
-            out.append(("fills", {
-                "fill_id": _ints(fill_id),
-                "order_id": _ints(oid),
-                "ts": self._ts(ts),
-                "symbol": self._names(self._symbols, sym),
-                "venue": list(venue),
-                "quantity": _floats(qty),
-                "price": _floats(price),
-                "fee": _floats(fee),
-                "ref_price": _floats(ref),
-                "cash_after": _floats(cash),
-                "position_after": _floats(position),
-                "realized_pnl": _floats(realized),
-                "liquidity": list(liquidity),
-            }))
-        book = self.equity
-        if book.ts:
-            # Copies, in one block each: the book's arrays are cleared after this (an
-            # array exporting its buffer could not be).
-            out.append(("equity", {
-                "ts": pa.array(np.array(book.ts, dtype=np.int64), type=_TS),
-                "cash": np.array(book.cash, dtype=np.float64),
-                "equity": np.array(book.equity, dtype=np.float64),
-                "realized_pnl": np.array(book.realized, dtype=np.float64),
-                "unrealized_pnl": np.array(book.unrealized, dtype=np.float64),
-            }))
-        return out
+    def _columns(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return table_columns(self)

@@ -61,7 +61,7 @@ from sim.regimes.shocks import apply_shocks
 from sim.risk import AgentPermissions, RiskEngine, RiskLimits
 from sim.router import VenueRouter
 from sim.run_identity import config_identity
-from sim.store import RunStore, is_interrupt
+from sim.store import RunStore, append_built, appends_behind, is_interrupt, settle
 from sim.venue import SimVenue
 from sim.view import MarketView
 
@@ -460,9 +460,11 @@ def run_scenario(
     path = choose_path(engine, [e.kind for e in config.events], allowed=fast_path)
     recorder.rare_row("run_info", ("engine_path", path.path))
     recorder.rare_row("run_info", ("engine_path_reason", path.reason))
-    with stored_run(store, run_id, config, data_hash, recorder, engine):
-        store.append(run_id, "bars",  # the market the run saw
-                     prepared.bars_table if prepared is not None else data.bars_table())
+    with appends_behind(store), stored_run(store, run_id, config, data_hash, recorder,
+                                            engine):
+        # the market the run saw (built on the writer's thread when appends run behind)
+        append_built(store, run_id, "bars", data.bars_table if prepared is None
+                     else lambda: prepared.bars_table)
         if on_start is not None:
             on_start(run_id, len(data))
         try:
@@ -585,6 +587,7 @@ def stored_run(
     try:
         yield
         check_error_rates(config, record_agent_errors(store, run_id, engine))
+        settle(store)  # every row appended (a writer's failure fails the run here)
     except BaseException as exc:
         in_store = is_interrupt(exc)  # a signal during a store write: Ctrl-C all the same
         stopped = in_store or isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)

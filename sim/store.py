@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
 
+from sim.append_writer import AppendWriter
 from sim.interrupts import stop_signals_held
 from sim.schema import (
     AGENT_STATES_VIEW,
@@ -89,8 +91,10 @@ class DuckDBStore:
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
         self.read_only = read_only
+        # The run's appends, while one runs behind (``appends_behind``), else None.
+        self._writer: AppendWriter | None = None
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only)
+            self._con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.Error as exc:
             raise StoreError(f"cannot open run store {self.path}: {one_line(exc)}") from None
         try:
@@ -99,11 +103,53 @@ class DuckDBStore:
             else:
                 self._create_schema()
         except duckdb.Error as exc:  # a damaged file often opens and fails on first read
-            self.con.close()
+            self._con.close()
             raise StoreError(f"cannot read run store {self.path}: {one_line(exc)}") from None
         except BaseException:
-            self.con.close()
+            self._con.close()
             raise
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The store's connection, once every append handed to the writer is in: whatever
+        reads or writes through it sees every row appended before (a barrier)."""
+        if self._writer is not None:
+            with stop_signals_held():
+                self._writer.drain()
+        return self._con
+
+    @contextmanager
+    def appends_behind(self) -> Iterator[None]:
+        """Within the block, ``append`` hands its batch to a writer thread
+        (``sim.append_writer``) and returns: a backtest's appends overlap its simulation.
+        Every other use of the store waits for them first (``con``). ``sync`` raises the
+        writer's failure; leaving the block waits for the writer and stops it."""
+        if self._writer is not None or self.read_only:
+            yield
+            return
+        self._writer = AppendWriter(self._con, append_batch)
+        try:
+            yield
+        finally:
+            writer, self._writer = self._writer, None
+            with stop_signals_held():
+                writer.close()
+
+    def sync(self) -> None:
+        """Wait for the appends handed over; raise the writer's failure if it failed."""
+        if self._writer is not None:
+            with stop_signals_held():
+                self._writer.drain()
+            self._writer.check()
+
+    def append_built(self, run_id: str, table: str, build: Callable[[], pa.Table]) -> None:
+        """``append(run_id, table, build())``, with ``build`` run on the writer's thread
+        when appends run behind (the ``bars`` table: its regime labels are numpy work)."""
+        if self._writer is None:
+            self.append(run_id, table, build())
+            return
+        with stop_signals_held():
+            self._writer.submit(run_id, table, build)
 
     def _check_schema(self) -> None:
         try:
@@ -167,7 +213,10 @@ class DuckDBStore:
 
     def append(self, run_id: str, table: str, batch: pa.Table) -> None:
         with stop_signals_held():  # a Ctrl-C mid-INSERT would fail it (sim.interrupts)
-            append_batch(self.con, run_id, table, batch)
+            if self._writer is not None:  # handed over whole or not at all
+                self._writer.submit(run_id, table, batch)
+            else:
+                append_batch(self._con, run_id, table, batch)
 
     def record_code(self, run_id: str, config_id: str, code_id: str, quorum: str,
                     modules: Mapping[str, str]) -> None:
@@ -180,7 +229,13 @@ class DuckDBStore:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         with stop_signals_held():
-            self.con.execute(
+            con = self.con  # every append handed over is in
+            writer = self._writer
+            if writer is not None and writer.error is not None and not writer.reported:
+                # an append failed and nobody raised it yet: the run did not keep its rows
+                cause = f"{type(writer.error).__name__}: {writer.error}"
+                status, error = "failed", cause if error is None else f"{error}; {cause}"
+            con.execute(
                 "UPDATE runs SET status = ?, finished_at = now(), n_bars = ?, error = ?"
                 " WHERE run_id = ?",
                 [status, n_bars, error, run_id],
@@ -198,13 +253,39 @@ class DuckDBStore:
         return rows[0][0]
 
     def close(self) -> None:
-        self.con.close()
+        if self._writer is not None:
+            with stop_signals_held():
+                self._writer.close()
+            self._writer = None
+        self._con.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def appends_behind(store: RunStore) -> AbstractContextManager[None]:
+    """``DuckDBStore.appends_behind`` for a store that has it; other stores (a sweep
+    worker's ``CollectingStore``, a live session's) append as they always did."""
+    return store.appends_behind() if isinstance(store, DuckDBStore) else nullcontext()
+
+
+def append_built(store: RunStore, run_id: str, table: str,
+                 build: Callable[[], pa.Table]) -> None:
+    """Append ``build()``, built on the writer's thread where there is one."""
+    if isinstance(store, DuckDBStore):
+        store.append_built(run_id, table, build)
+    else:
+        store.append(run_id, table, build())
+
+
+def settle(store: RunStore) -> None:
+    """The barrier before a run is marked completed: every append is in, or the writer's
+    failure is raised (``DuckDBStore.sync``)."""
+    if isinstance(store, DuckDBStore):
+        store.sync()
 
 
 def append_batch(con: duckdb.DuckDBPyConnection, run_id: str, table: str,

@@ -13,7 +13,7 @@ import pytest
 
 from sim.messages import OrderFilled, Signal, SubmitOrder, quick_init
 from sim.portfolio import EquityBook
-from sim.recorder import _fields, _transpose
+from sim.recorder_columns import _fields, _transpose
 
 
 @dataclass(frozen=True, slots=True)
