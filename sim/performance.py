@@ -30,6 +30,7 @@ or at the last bar seen.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -141,9 +142,7 @@ class AgentPerformance:
             if self.online:
                 weight = self._weights[symbol][pos]
             else:  # the same recurrence over the episodes a replacement ended
-                outcomes = hit[:-1][scored[:-1]].astype(np.float64)
-                decay = self.decay ** np.arange(len(outcomes) - 1, -1, -1, dtype=np.float64)
-                weight = (float(outcomes @ decay) + 1.0) / (float(decay.sum()) + 2.0)
+                weight = self._offline_weight(hit[:-1][scored[:-1]])
             trade = directional & (starts < last)
             ends_t = ends[trade]
             exits = np.where(ends_t < last, o[np.minimum(ends_t, last - 1)],
@@ -152,6 +151,16 @@ class AgentPerformance:
             out.append((symbol, pos, len(starts), n_scored, n_hits,
                         n_hits / n_scored if n_scored else None, pnl, weight))
         return out
+
+    def _offline_weight(self, hits: np.ndarray) -> float:
+        """``(H + 1) / (N + 2)`` over the scored episodes' hits (bools, oldest first), the
+        hits' decay factors summed exactly (``math.fsum``), not by a BLAS dot product:
+        BLAS splits a long one across its threads, and the stored weight's last digit
+        would then depend on the machine's cores (and cost their spin)."""
+        if self.decay == 1.0:  # plain counts
+            return (float(np.count_nonzero(hits)) + 1.0) / (float(len(hits)) + 2.0)
+        decay = self.decay ** np.arange(len(hits) - 1, -1, -1, dtype=np.float64)
+        return (math.fsum(decay[hits].tolist()) + 1.0) / (float(decay.sum()) + 2.0)
 
 
 __all__ = ["AgentPerformance", "PerformanceRow"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sim.config import parse_scenario
@@ -173,3 +174,26 @@ def test_vote_counts_follow_the_votes_table() -> None:
     assert rec.vote_counts.tolist() == [[2, 0, 2, 0], [1, 1, 0, 0]]
     assert rec.majority_counts.tolist() == [[1, 0, 1, 0], [0, 0, 0, 0]]
     assert rec.overruled_counts.tolist() == [[1, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_offline_weight_is_the_same_on_any_number_of_blas_threads() -> None:
+    """60,000 scored episodes: a BLAS dot product that long is split across threads, and
+    the weight's last digit moved with the thread count. The offline weight agrees with
+    the online recurrence and is the same with one thread or all."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(7)
+    n = 60_000
+    closes = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n + 1)))
+    sides = np.where(np.arange(n) % 2 == 0, 1, -1).astype(np.int64)  # one episode a bar
+    bars = np.arange(1, n + 1, dtype=np.int64)
+    online, bulk = AgentPerformance([1], decay=0.9999), AgentPerformance([1], decay=0.9999,
+                                                                         online=False)
+    for k in range(n):
+        online.on_signal(0, 0, L if sides[k] == 1 else S, int(bars[k]), float(closes[k]))
+    bulk.on_signals(0, 0, bars, sides)
+    weights = []
+    for limit in (1, None):
+        with threadpoolctl.threadpool_limits(limits=limit):
+            weights.append(bulk.rows(0, closes, closes)[0][7])
+    assert weights[0] == weights[1]
+    assert weights[0] == pytest.approx(online.weights(0)[0], rel=1e-12)
