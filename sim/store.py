@@ -127,7 +127,7 @@ class DuckDBStore:
         if self._writer is not None or self.read_only:
             yield
             return
-        self._writer = AppendWriter(self._con, append_batch)
+        self._writer = AppendWriter(self._con, self.insert_batch)
         try:
             yield
         finally:
@@ -216,7 +216,15 @@ class DuckDBStore:
             if self._writer is not None:  # handed over whole or not at all
                 self._writer.submit(run_id, table, batch)
             else:
-                append_batch(self._con, run_id, table, batch)
+                self.insert_batch(self._con, run_id, table, batch)
+
+    def insert_batch(self, con: duckdb.DuckDBPyConnection, run_id: str, table: str,
+                     batch: pa.Table) -> None:
+        """The insert itself, through ``con``: the store's connection, or the append
+        writer's cursor when appends run behind the run (there ``append`` only hands the
+        batch over). Where the store's inserts happen, on whichever thread (``quorum
+        bench`` times the store stage here)."""
+        append_batch(con, run_id, table, batch)
 
     def record_code(self, run_id: str, config_id: str, code_id: str, quorum: str,
                     modules: Mapping[str, str]) -> None:

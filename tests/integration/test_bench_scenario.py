@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 import sim.runner as runner
-from quorum.bench_driver import STAGE_METHODS, bench, instrument, replicate
+import sim.store
+from quorum.bench_driver import STAGE_METHODS, bench, instrument, replicate, untime_store
 from sim.config import load_scenario, parse_scenario
 from sim.store import DuckDBStore
 
@@ -104,7 +105,7 @@ def plain_and_timed(config: Any, tmp_path: Path, stages: dict[str, array]
             timed = runner.run_scenario(config, store, fast_path=False)
         finally:
             runner.build_engine = build
-            store.__dict__.pop("append", None)
+            untime_store(store)
         return tables(store, plain.run_id), tables(store, timed.run_id)
 
 
@@ -122,6 +123,41 @@ def test_timing_wrappers_change_no_row(scenario: Path, tmp_path: Path) -> None:
     assert len(stages["risk"]) == orders
     assert {*STAGE_METHODS} <= {*stages}
     assert not [k for k, v in stages.items() if not len(v)]
+
+
+def test_store_stage_times_the_inserts_where_they_run(scenario: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backtest's appends run behind it (``DuckDBStore.appends_behind``), where ``append``
+    only hands a batch over: the store stage times the inserts themselves, on the writer's
+    thread, once each however many runs were built and timed."""
+    inserts: list[str] = []
+    slow = 0.02
+    insert = sim.store.append_batch
+
+    def slow_insert(con: Any, run_id: str, table: str, batch: Any) -> None:
+        inserts.append(table)
+        __import__("time").sleep(slow)  # an insert's cost, well above a hand-over's
+        insert(con, run_id, table, batch)
+
+    monkeypatch.setattr(sim.store, "append_batch", slow_insert)
+    stages: dict[str, array] = {}
+    config = load_scenario(scenario)
+    with DuckDBStore(str(tmp_path / "s.duckdb")) as store:
+        build = runner.build_engine
+
+        def built(*args: Any, **kwargs: Any) -> Any:
+            engine = build(*args, **kwargs)
+            instrument(engine, store, stages)
+            return engine
+
+        monkeypatch.setattr(runner, "build_engine", built)
+        for _ in range(2):  # two builds: instrument twice on one store
+            runner.run_scenario(config, store, fast_path=False)
+        untime_store(store)
+        assert "insert_batch" not in vars(store)
+    timed = sorted(stages["store"])
+    assert len(timed) == len(inserts) > 0
+    assert timed[0] >= slow * 1e9
 
 
 def test_replicate_grows_agents_symbols_and_every_list_naming_them() -> None:
