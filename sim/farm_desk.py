@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from sim.clock import SimClock
 from sim.event_queue import EventQueue
 from sim.execution import ExecutionDesk
-from sim.farms import Farm, FarmRisk, FarmRouter
+from sim.farms import LEDGER_TOLERANCE, Farm, FarmRisk, FarmRouter
 from sim.matching import Book, Matcher
 from sim.messages import OrderFilled, OrderRouted, SubmitOrder
 from sim.orders import (
@@ -360,7 +360,12 @@ class FarmDesk(ExecutionDesk):
         if self.unattributed.qty[s] != 0.0:
             ledgers.append(self.unattributed)
         held = math.fsum(ledger.qty[s] for ledger in ledgers)
-        if held == 0.0 or not ledgers:
+        gross = math.fsum(abs(ledger.qty[s]) for ledger in ledgers)
+        # Flat: the positions cancel (to the ledgers' tolerance: float residue of netted
+        # sizes is not a position). Split in proportion to a residue, the parts would be
+        # the payment times gross/residue, opposite and enormous (1e-9 paid on +1e-6 and
+        # -3e-6 netted with an unattributed +2e-6 gave the farms millions each way).
+        if not ledgers or abs(held) <= LEDGER_TOLERANCE * gross:
             self.unattributed.fund(payment)
             self.booked_unattributed = True
             return

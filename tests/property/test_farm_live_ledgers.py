@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from live.runner import LiveRunner
@@ -49,6 +49,7 @@ def _reset(engine: FarmEngine) -> None:
 @settings(max_examples=60, deadline=None)
 @given(held=positions, scale=scales, payment=st.integers(-1000, 1000),
        adjust=st.integers(-20, 20))
+@example(held=[1, -3], scale=1e-6, payment=1, adjust=2)  # nets to a float residue: flat
 def test_venue_bookings_keep_the_account_the_sum_of_its_ledgers(
         engine: FarmEngine, held: list[int], scale: float, payment: int, adjust: int) -> None:
     _reset(engine)
@@ -67,7 +68,9 @@ def test_venue_bookings_keep_the_account_the_sum_of_its_ledgers(
     parts = [f.ledger.funding_total for f in engine.farms] + [desk.unattributed.funding_total]
     assert math.fsum(parts) == pytest.approx(paid, rel=LEDGER_TOLERANCE, abs=1e-12)
     total = engine.portfolio.qty[ETH]
-    for ledger in [*(f.ledger for f in engine.farms), desk.unattributed]:
-        share = paid * ledger.qty[ETH] / total if total else (
+    holders = [*(f.ledger for f in engine.farms), desk.unattributed]
+    flat = abs(total) <= LEDGER_TOLERANCE * math.fsum(abs(h.qty[ETH]) for h in holders)
+    for ledger in holders:
+        share = paid * ledger.qty[ETH] / total if not flat else (
             paid if ledger is desk.unattributed else 0.0)
         assert ledger.funding_total == pytest.approx(share, rel=1e-9, abs=1e-9 * abs(paid))
