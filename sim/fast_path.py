@@ -125,6 +125,10 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
                 walk.settle_book()
         if votes is not None:
             votes.finish()
+        if len(walk.times) and engine.clock.now < walk.times[-1]:
+            # the run ends at its last bar, walked or skipped (the per-bar loop's clock
+            # is there): what the end cancels is stamped then, not at the last event bar
+            engine.clock.now = int(walk.times[-1])
         engine.finish()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sim.bus import BAR, EventBus
@@ -173,6 +173,20 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(raw=scenarios(), monitor=st.booleans())
+@example(raw={  # brackets left working on a symbol whose data end early: cancelled at the
+    # run's last bar (a skipped one), not at the last event bar
+    "name": "drawn", "seed": 0, "data": [
+        {"kind": "gbm", "symbol": "AAA", "bars": 60, "interval": "1m", "volatility": 0.3,
+         "start": "2024-01-01T00:00:00"},
+        {"kind": "gbm", "symbol": "BBB", "bars": 23, "interval": "1m", "volatility": 0.3,
+         "start": "2024-01-01T00:01:00"}],
+    "agents": [{"name": "a0", "kind": "sma_crossover", "params": {"fast": 5, "slow": 20}}],
+    "consensus": {"method": "majority", "conflict": "hold"},
+    "policy": {"sizing": "fixed_fraction", "allow_short": False, "exposure": 0.5},
+    "risk": {}, "execution": {"fill_at": "next_open", "order_type": "market",
+                              "take_profit": 0.01, "stop_loss": 0.01},
+    "venues": [{"name": "v", "symbols": ["AAA", "BBB"], "fee_bps": 5.0, "slippage_bps": 0.0}],
+    "events": []}, monitor=False)
 def test_drawn_scenarios_store_the_same_tables_on_both_paths(
     raw: dict[str, Any], monitor: bool, tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
