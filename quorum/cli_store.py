@@ -89,7 +89,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                  "finished_at", "error")
         info = dict(zip(names, row[:-1], strict=True))
         info["code"] = code_status(store.con, run_id, row[-1])  # made by the code here?
-        info.update(engine_path(store.con, run_id))
+        info.update(run_notes(store.con, run_id))
         gone = abandoned_runs(store.con).get(run_id) if info["status"] == "running" else None
         if gone is not None:
             info.update(status="abandoned", error=gone[1] + " (not stored yet: "
@@ -120,12 +120,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def engine_path(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
-    """Which loop made the run and why (``sim.fast_path``); "" for runs stored before."""
-    rows = dict(con.execute("SELECT key, value FROM run_info WHERE run_id = ?",
-                            [run_id]).fetchall())
-    path = rows.get("engine_path")
-    return {"engine_path": f"{path} ({rows.get('engine_path_reason', '')})" if path else ""}
+def run_notes(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
+    """Which loop made the run and why (``sim.fast_path``; "" for runs stored before), and
+    what the scenario scheduled after its data's end, not run (``Engine.finish``)."""
+    rows = con.execute("SELECT key, value FROM run_info WHERE run_id = ? ORDER BY rowid",
+                       [run_id]).fetchall()
+    info = dict(rows)
+    path = info.get("engine_path")
+    notes = {"engine_path": f"{path} ({info.get('engine_path_reason', '')})" if path else ""}
+    not_run = [value for key, value in rows if key == "not_run"]
+    if not_run:
+        notes["not_run"] = "; ".join(not_run)
+    return notes
 
 
 def _print_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

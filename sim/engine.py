@@ -26,6 +26,7 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sim.clock import SimClock
@@ -186,6 +187,9 @@ class Engine:
         # The agent roster (sim.lifecycle.AgentRoster) that steers the agents, set by
         # sim.runner.build_engine.
         self.lifecycle: Any = None
+        # What the scenario scheduled at a time of its own (events, lifecycle commands), by
+        # handler, with how to name one: what the data never reach is not run (finish).
+        self._timed: dict[Callable[[Any], None], Callable[[Any], str]] = {}
         self._watch = self.desk.watch
         self._n_working = self.desk.n_working
         self._tick_volume = self.desk.tick_volume
@@ -273,10 +277,15 @@ class Engine:
 
     def finish(self) -> None:
         """Cancel the orders still working (the run ended), run what is still queued and
-        record the last equity row."""
+        record the last equity row.
+
+        What the scenario scheduled after the data's end (an event or lifecycle command
+        the bars never reached) is not run: its time never came, and running it here
+        would book rows after the last equity row (a farm funded after the run's last
+        snapshot). The run says so in ``run_info`` (key ``not_run``, one row each)."""
         self.desk.end_run()
         if self.queue:
-            self._drain_before(None, 0)
+            self._drain_remaining()
         if self._last_ts is not None:
             self._snapshot(self._last_ts)
             self._last_ts = None
@@ -550,7 +559,7 @@ class Engine:
     def schedule_events(self, events: Sequence[ScenarioEvent]) -> None:
         """Put scenario events on the queue; each runs before the bars at its time."""
         for event in events:
-            self.queue.push(event.ts, PRIORITY_EVENT, self._on_event, event)
+            self.schedule(event.ts, self._on_event, event, _event_name)
 
     def _on_event(self, event: ScenarioEvent) -> None:
         kind = event.kind
@@ -567,6 +576,29 @@ class Engine:
         if health is None or event.venue is None:
             raise ValueError(f"unknown scenario event {event!r}")
         self.router.set_health(event.venue, health)
+
+    def schedule(self, ts: int, handler: Callable[[Any], None], message: Any,
+                 name: Callable[[Any], str]) -> None:
+        """Run ``handler(message)`` before the bars at ``ts`` (a scenario's event or
+        lifecycle command); ``name`` names it should the data end before ``ts``
+        (``finish``)."""
+        self._timed[handler] = name
+        self.queue.push(ts, PRIORITY_EVENT, handler, message)
+
+    def _drain_remaining(self) -> None:
+        """At the end: what is in flight (orders on their way, expiries) runs as before;
+        what was scheduled for a time the data never reached is recorded, not run."""
+        queue, timed = self.queue, self._timed
+        while queue:
+            item = queue.pop()
+            name = timed.get(item.handler)
+            if name is None:
+                self.clock.advance_to(item.ts)
+                item.handler(item.message)
+                continue
+            self.recorder.rare_row("run_info", (
+                "not_run", f"{name(item.message)} at {_when(item.ts)}: after the "
+                "data's end"))
 
     def _drain_before(self, ts: int | None, priority: int) -> None:
         """Dispatch queued events with key < (ts, priority); all of them if ts is None."""
@@ -588,6 +620,14 @@ class Engine:
         self._book_equity(equity)
         self._book_realized(portfolio.realized_total)
         self._book_unrealized(portfolio.unrealized(equity))
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event_name(event: ScenarioEvent) -> str:
+    return event.kind if event.venue is None else f"{event.kind} {event.venue}"
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from sim.config_venues import VenueConfig
 from sim.consensus import VotingConsensus
 from sim.data import MarketData, SymbolBars, gbm_bars, merge
 from sim.data_cache import DataCache, PreparedData
-from sim.engine import PRIORITY_EVENT, AgentSlot, Engine
+from sim.engine import AgentSlot, Engine
 from sim.farm_build import SpawnFarms, build_farms, record_farms, schedule_allocator
 from sim.farm_config import performance_decay
 from sim.farm_engine import FarmEngine, ObservedFarmEngine
@@ -234,7 +234,7 @@ def build_engine(
         for e in config.events if not _lifecycle_event(e.kind)])
     engine.lifecycle = roster = build_roster(config, engine, recorder, bus, session, timer)
     for ts, command in scripted_commands(config):
-        engine.queue.push(ts, PRIORITY_EVENT, roster.apply, command)
+        engine.schedule(ts, roster.apply, command, _command_name)
     firsts = [int(b.ts[0]) for b in data.bars if len(b)]
     if firsts:  # a live session records its agents when it starts (LiveRunner.run)
         roster.start(min(firsts))
@@ -270,6 +270,14 @@ def scripted_commands(config: ScenarioConfig
         batches[e.batch].append(command)
     return [(ts, AgentBatch(tuple(batches[c]), "scenario", c) if isinstance(c, str) else c)
             for ts, c in order]
+
+
+def _command_name(command: AgentCommand | AgentBatch) -> str:
+    """A scripted command as its ``[[events]]`` kind and agent (a batch: its label)."""
+    if isinstance(command, AgentBatch):
+        return f"batch {command.reason!r}"
+    verb = command.command if command.command.startswith("farm_") else f"agent_{command.command}"
+    return f"{verb} {command.agent}"
 
 
 def _lifecycle_event(kind: str) -> bool:

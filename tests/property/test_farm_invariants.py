@@ -303,8 +303,32 @@ def _check(raw: dict[str, Any], got: dict[str, list[tuple[Any, ...]]]) -> None:
         assert farm is not None and check is not None
 
 
+# Found by hypothesis on the fresh-clone CI: a farm spawned after the data's end (tick
+# replay of a few hours, the spawn a day later) was funded at Engine.finish, after the
+# last ledger row: the reserve paid a farm the ledgers never showed. Such a spawn is not
+# run now (test_events_after_end).
+SPAWN_AFTER_THE_END = {
+    "name": "farm_property", "seed": 0, "initial_cash": 10000.0,
+    "data": [{"kind": "ticks", "symbol": "AAA", "price": 0.001, "trades": 300, "seed": 0}],
+    "agents": [{"name": f"a{i}", "kind": "sma_crossover", "symbols": ["AAA"],
+                "params": {"fast": 2, "slow": 3, "long_only": False}} for i in range(2)],
+    "consensus": {"method": "majority"},
+    "policy": {"sizing": "fixed_fraction", "exposure": 0.1, "allow_short": False,
+               "scale_by_confidence": False, "min_notional": 0.0},
+    "venues": [{"name": "v0", "symbols": ["AAA"], "fee_bps": 0.0, "slippage_bps": 0.0,
+                "maker_fee_bps": 0.0, "volatility_slippage": 0.0}],
+    "execution": {"order_type": "market", "replay": "ticks"},
+    "farms": [{"name": f"f{i}", "agents": [f"a{i}"], "share": 0.1,
+               "consensus": {"method": "performance_weighted"}} for i in range(2)],
+    "events": [{"at": "2024-01-02T00:00:00Z", "kind": "agent_spawn", "agent": "spawned",
+                "agent_kind": "sma_crossover",
+                "params": {"fast": 2, "slow": 3, "long_only": False},
+                "farm": {"capital": 4000.0, "risk": {"daily_loss": 50.0}}}]}
+
+
 @settings(deadline=None, max_examples=12)
 @given(raw=farm_scenarios(lifecycle=True))
+@example(raw=SPAWN_AFTER_THE_END)
 def test_account_is_the_sum_of_farms_and_no_farm_overspends(raw: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         got = _run(raw, Path(tmp) / "a.duckdb")
