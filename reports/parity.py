@@ -59,6 +59,8 @@ from reports.parity_rows import (
     add,
     carried,
     close,
+    floor_of,
+    floors,
     numbered,
     pick,
     row_diff,
@@ -133,9 +135,10 @@ def _funding(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context
            "WHERE run_id = ? ORDER BY ts, symbol")
     a = numbered(rows(con, sql, live), ("ts", "symbol"))
     b = numbered(rows(con, sql, model), ("ts", "symbol"))
+    floor = floors(a.values(), b.values(), ("payment",))
     for k in sorted(set(a) | set(b)):
         x, y = a.get(k), b.get(k)
-        what = row_diff(x, y, (), ("payment",))
+        what = row_diff(x, y, (), ("payment",), floor)
         if not what:
             continue
         cause, detail = None, ""
@@ -178,8 +181,9 @@ def _equity(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx: Context,
             a.get(worst), b.get(worst), cause, f"{end}; {detail}" if detail else end)
         span.clear()
 
+    floor = floor_of(a.values(), b.values())
     for t in sorted(set(a) | set(b)):
-        if t in a and t in b and close(a[t], b[t]):
+        if t in a and t in b and close(a[t], b[t], REL, floor):
             close_span()
         else:
             span.append(t)

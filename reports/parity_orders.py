@@ -17,11 +17,14 @@ import duckdb
 import numpy as np
 
 from reports.parity_rows import (
+    REL,
     Context,
     Divergence,
     add,
     carried,
     close,
+    floor_of,
+    floors,
     numbered,
     pick,
     row_diff,
@@ -112,6 +115,10 @@ def orders_and_fills(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx:
             "reconciliation", f"a position adopted from the venue (reconciliation), booked "
             f"at {adj['ts']}", root=True)
     pairs = []
+    floor = floors(A.orders, B.orders, ("quantity", "limit_price", "stop_price"))
+    fills = [f for book in (A, B) for order in book.fills.values() for f in order]
+    floor |= {"filled": floor_of(f["quantity"] for f in fills),
+              "price": floor_of(f["price"] for f in fills)}
     for k in sorted(set(a) | set(b), key=lambda k: (k[0], k[1], k[2], k[3])):
         x, y = a.get(k), b.get(k)
         if x is not None and x["role"] == "adjustment":
@@ -119,7 +126,7 @@ def orders_and_fills(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx:
         ts, symbol = k[0], k[1]
         name = f"{k[2]} order {x['order_id'] if x else '-'}/{y['order_id'] if y else '-'}"
         what = row_diff(x, y, ("venue", "order_type", "reduce_only"),
-                        ("quantity", "limit_price", "stop_price"))
+                        ("quantity", "limit_price", "stop_price"), floor)
         denied = [r for r in (x, y) if r is not None and r["status"] == "denied"]
         if not what and denied and x["status"] != y["status"]:  # type: ignore[index]
             what = "status"
@@ -132,7 +139,7 @@ def orders_and_fills(con: duckdb.DuckDBPyConnection, live: str, model: str, ctx:
         if x is None or y is None or x["status"] == "denied":
             continue
         pair = _fills(ctx, A, B, x, y, ts, symbol, name, out, latency_tolerance_ms,
-                      order_diverged=bool(what))
+                      order_diverged=bool(what), floor=floor)
         if pair is not None:
             pairs.append(pair)
     return pairs
@@ -171,12 +178,15 @@ def _g(v: float | None) -> str:
 
 def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any], ts: int,
            symbol: str, name: str, out: list[Divergence], latency_tolerance_ms: float,
-           order_diverged: bool) -> dict[str, Any] | None:
+           order_diverged: bool, floor: dict[str, float]) -> dict[str, Any] | None:
+    """The fills of a matched order pair: quantity filled, average price, fee rate and
+    timing; ``floor``: the noise floors of quantities filled and prices (``floors``)."""
     qa, pxa, fa, ta = _filled(A.fills[x["order_id"]])
     qb, pxb, fb, tb = _filled(B.fills[y["order_id"]])
     legs = ctx.legs.get(x["order_id"], [])
     venue_fills = ctx.venue_fills.get(x["order_id"], [])
-    if not close(qa, qb, 1e-9) or (x["status"] != y["status"] and not order_diverged):
+    filled, price = floor["filled"], floor["price"]
+    if not close(qa, qb, 1e-9, filled) or (x["status"] != y["status"] and not order_diverged):
         cause, detail = None, ""
         ended = [leg for leg in legs if leg["status"] not in ("filled",)]
         if x["status"] == "rejected" and (ended or (ctx.mode == "live" and x["reason"])):
@@ -192,18 +202,18 @@ def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any
                       + (f": {ended[-1]['message']}" if ended[-1]["message"] else "") + ")")
         elif order_diverged:
             cause, detail = "carried", "the order itself differs"
-        differs = not close(qa, qb, 1e-9)
+        differs = not close(qa, qb, 1e-9, filled)
         add(out, ctx, "fills", ts, symbol, name, "filled quantity" if differs else "status",
             qa if differs else x["status"], qb if differs else y["status"], cause, detail,
             root=True)
     if pxa is None or pxb is None:
         return None
     side = 1.0 if qa > 0 else -1.0
-    if not close(pxa, pxb):
+    if not close(pxa, pxb, REL, price):
         cause, detail = None, ""
         _, vpx, _, _ = _filled([{"quantity": f["quantity"], "price": f["price"], "fee": 0.0,
                                  "ts": 0} for f in venue_fills])
-        if vpx is not None and close(vpx, pxa):
+        if vpx is not None and close(vpx, pxa, REL, price):
             cause = "price"
             detail = (f"the venue's price {pxa:.10g} against the model's {pxb:.10g}: "
                       f"{side * (pxa / pxb - 1) * 1e4:+.3g} bps for the account")

@@ -5,6 +5,7 @@ beside its rows: restarts, risk trips, venue legs, fills and funding)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,32 @@ class Divergence:
         return self.cause != "unexplained"
 
 
-def close(a: float | None, b: float | None, rel: float = REL) -> bool:
+# Zero against float noise compares equal: at this absolute floor for dimensionless figures
+# (confidence, target exposure, fee rate); for a figure with units (a price, a quantity,
+# money) at this fraction of the largest magnitude it takes in either run (``floor_of``),
+# so a change of a price near 1e-7 is found as surely as one near 1e5.
+NOISE = 1e-12
+
+
+def close(a: float | None, b: float | None, rel: float = REL, floor: float = NOISE) -> bool:
+    """Equal within ``rel`` of the larger, or within the absolute ``floor``."""
     if a is None or b is None:
         return a is b
-    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12) or abs(a - b) < 1e-12
+    return abs(a - b) <= max(rel * max(abs(a), abs(b)), floor)
+
+
+def floor_of(*columns: Iterable[float | None]) -> float:
+    """The noise floor of a figure with units: ``NOISE`` times its largest magnitude in
+    the columns given (both runs' values of it)."""
+    return NOISE * max((abs(v) for column in columns for v in column if v is not None),
+                       default=0.0)
+
+
+def floors(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]],
+           columns: tuple[str, ...]) -> dict[str, float]:
+    """Each column's noise floor over two runs' rows (``floor_of``)."""
+    a, b = list(a), list(b)
+    return {c: floor_of((r[c] for r in a), (r[c] for r in b)) for c in columns}
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -195,13 +218,16 @@ def carried(ctx: Context, ts: int) -> tuple[str | None, str]:
 
 
 def row_diff(x: dict[str, Any] | None, y: dict[str, Any] | None, exact: tuple[str, ...],
-             floats: tuple[str, ...]) -> str:
+             floats: tuple[str, ...], floor: Mapping[str, float] | None = None) -> str:
+    """The columns that differ; ``floor``: the noise floors of the float columns with
+    units (``floors``), the others dimensionless."""
     if x is None:
         return "missing live"
     if y is None:
         return "missing in model"
+    floor = floor or {}
     diff = [c for c in exact if x[c] != y[c]]
-    diff += [c for c in floats if not close(x[c], y[c])]
+    diff += [c for c in floats if not close(x[c], y[c], REL, floor.get(c, NOISE))]
     return ", ".join(diff)
 
 
