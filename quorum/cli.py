@@ -12,27 +12,35 @@ validate, sweep), ``quorum.cli_store`` (runs, show, query, report, compare, pari
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import NoReturn
 
 from quorum import signals
 from quorum.agent_path import agent_import_path
-from quorum.cli_common import UsageError
-from quorum.cli_data import cmd_agents_list, cmd_data_generate, cmd_data_inspect
-from quorum.cli_live import cmd_agent, cmd_kill, cmd_live
-from quorum.cli_run import cmd_bench, cmd_run, cmd_sweep, cmd_validate
-from quorum.cli_store import cmd_compare, cmd_parity, cmd_query, cmd_report, cmd_runs, cmd_show
-from quorum.outcomes import BAD_INPUT, Interrupted, RunFailed
-from sim.store import is_interrupt, one_line
 
 DEFAULT_DB = "runs.duckdb"  # the name; where it goes without --db: quorum.store_path
 _DB_HELP = ("DuckDB run store (default: $QUORUM_DB, else the project's .quorum/runs.duckdb "
             "or a runs.duckdb found from here up, else ./runs.duckdb; printed on stderr)")
 # Commands that make runs: SIGTERM stops them as Ctrl-C does (quorum.signals).
 RUN_COMMANDS = ("run", "sweep", "validate", "live", "sandbox")
+
+
+def command(target: str) -> Callable[[argparse.Namespace], int]:
+    """A command's function named ``"module:function"``, imported when it runs: ``quorum
+    runs`` does not pay for importing the simulator, the live wing and the API."""
+    module, _, name = target.partition(":")
+
+    def run(args: argparse.Namespace) -> int:
+        func: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module),
+                                                            name)
+        return func(args)
+
+    run.__qualname__ = run.__name__ = name
+    return run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not watch the run (health, alerts, logs: on by default)")
     p.add_argument("--per-bar", action="store_true",
                    help="walk every bar (no event-skipping fast path; same stored rows)")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=command("quorum.cli_run:cmd_run"))
 
     p = sub.add_parser("runs", help="list stored runs, newest first")
     db_option(p)
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "from now (2h, 3d)")
     p.add_argument("--sweep", metavar="NAME", help="only the runs of this sweep (its name, "
                    "or its id or a prefix of it)")
-    p.set_defaults(func=cmd_runs)
+    p.set_defaults(func=command("quorum.cli_store:cmd_runs"))
 
     p = sub.add_parser("show", help="provenance and summary of one run")
     p.add_argument("run_id", help="run id or a unique prefix of it")
@@ -105,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts", action="store_true", help="also print the alerts raised")
     p.add_argument("--tools", action="store_true",
                    help="also print tool feedback: calls, success, latency per service/venue")
-    p.set_defaults(func=cmd_show)
+    p.set_defaults(func=command("quorum.cli_store:cmd_show"))
     from quorum.observe import add_parsers as add_observe_parsers
 
     add_observe_parsers(sub, db_option)
@@ -114,13 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     db_option(p)
     p.add_argument("--csv", action="store_true", help="CSV instead of a table")
-    p.set_defaults(func=cmd_query)
+    p.set_defaults(func=command("quorum.cli_store:cmd_query"))
 
     p = sub.add_parser("report", help="self-contained HTML report of one run, with PNGs")
     p.add_argument("run_id", help="run id or a unique prefix of it")
     db_option(p)
     p.add_argument("--out", metavar="DIR", help="output directory (default: report_RUN_ID)")
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=command("quorum.cli_store:cmd_report"))
 
     p = sub.add_parser("compare", help="metrics side by side and overlaid equity of runs")
     p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="run ids or unique prefixes")
@@ -136,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--farms", action="store_true",
                    help="put the farms of the run(s) side by side instead of the runs: "
                         "per-farm metrics and equity over starting capital")
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=command("quorum.cli_store:cmd_compare"))
 
     p = sub.add_parser("parity", help="replay a paper or live session through the backtest "
                        "and explain every difference, stage by stage (HTML report)")
@@ -148,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-tolerance", type=float, default=100.0, metavar="MS",
                    help="a fill's venue latency beyond the model's by more than this is a "
                         "divergence (default 100)")
-    p.set_defaults(func=cmd_parity)
+    p.set_defaults(func=command("quorum.cli_store:cmd_parity"))
 
     p = sub.add_parser("bench", help="benchmarks: throughput, a scenario's stages, live")
     p.add_argument("which", metavar="throughput|live|SCENARIO",
@@ -172,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fake", action="store_true", help="bench live: the fake exchange")
     p.add_argument("--per-bar", action="store_true",
                    help="bench throughput: the per-bar loop (A/B against the fast path)")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=command("quorum.cli_run:cmd_bench"))
 
     p = sub.add_parser("validate", help="run the regime suite with a scenario's trading "
                        "config and record the promotion-gate verdict (exit 1 if it fails)")
@@ -183,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thresholds", metavar="FILE",
                    help="thresholds TOML (default: max_drawdown 0.30, min_sharpe -1.0 per "
                         "regime, min_mean_sharpe 0.0)")
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=command("quorum.cli_run:cmd_validate"))
 
     p = sub.add_parser("live", help="trade a validated scenario on live market data "
                        "(--paper: fills simulated by the scenario's venues; --venue NAME: "
@@ -236,20 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --venue: a dry run of the order path (prepare, sign, encode; "
                         "nothing sent) this often, e.g. 1ms, so it runs warm when a market "
                         "event comes; costs CPU (default: off; see BENCHMARKS.md)")
-    p.set_defaults(func=cmd_live)
+    p.set_defaults(func=command("quorum.cli_live:cmd_live"))
 
     p = sub.add_parser("kill", help="pull the kill switch of a running live session")
     db_option(p)
     p.add_argument("--kill-file", metavar="PATH",
                    help="the session's kill file (default: the store's name with .kill)")
-    p.set_defaults(func=cmd_kill)
+    p.set_defaults(func=command("quorum.cli_live:cmd_kill"))
     p = sub.add_parser("agent", help="steer the agents of a running live session: spawn, "
                                      "pause, resume, stop, update, kill")
     from quorum.agent_command import add_agent_arguments
 
     add_agent_arguments(p)
     db_option(p)
-    p.set_defaults(func=cmd_agent)
+    p.set_defaults(func=command("quorum.cli_live:cmd_agent"))
     p = sub.add_parser("sweep", help="run a sweep over parameters, regimes and seeds; rank, "
                                      "walk forward, regime matrix")
     p.add_argument("sweep", help="sweep TOML file, e.g. scenarios/sweeps/regimes_grid.toml")
@@ -281,13 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rank every parameter set with vectorbt on the agents' batch "
                         "signals first, run only the top N sets through the engine, and "
                         "report the rank agreement per regime")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=command("quorum.cli_run:cmd_sweep"))
 
     agents = sub.add_parser("agents", help="the agent library")
     agents_sub = agents.add_subparsers(dest="agents_command", metavar="COMMAND", required=True,
                                        parser_class=_Parser)
     p = agents_sub.add_parser("list", help="every agent type with its parameters and defaults")
-    p.set_defaults(func=cmd_agents_list)
+    p.set_defaults(func=command("quorum.cli_data:cmd_agents_list"))
 
     data = sub.add_parser("data", help="market data files: generate, inspect, calibrate, "
                                        "compare")
@@ -300,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expected bar spacing for the gap report, e.g. 5m (default: the "
                         "median spacing)")
     p.add_argument("--out", metavar="DIR", help="also write a price chart with regimes shaded")
-    p.set_defaults(func=cmd_data_inspect)
+    p.set_defaults(func=command("quorum.cli_data:cmd_data_inspect"))
 
     p = data_sub.add_parser("generate", help="write a seeded regime series to a file")
     p.add_argument("regime", help="trend_up, trend_down, ranging, high_volatility, crash, "
@@ -322,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--param stylized={...}); 1: the textbook models of older runs")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="regime parameter, value in TOML syntax (repeatable)")
-    p.set_defaults(func=cmd_data_generate)
+    p.set_defaults(func=command("quorum.cli_data:cmd_data_generate"))
     from quorum.data_model import add_parsers as add_model_parsers
 
     add_model_parsers(data_sub)
@@ -356,7 +364,7 @@ def _print_traceback(args: argparse.Namespace, exc: BaseException) -> None:
         return
     import traceback
 
-    shown = exc.__cause__ if isinstance(exc, RunFailed) and exc.__cause__ else exc
+    shown = exc.__cause__ if isinstance(exc, _run_failed()) and exc.__cause__ else exc
     traceback.print_exception(shown, file=sys.stderr)
 
 
@@ -384,6 +392,20 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _bad_input() -> tuple[type[BaseException], ...]:
+    """What exits 2 (imported only when something was raised)."""
+    from quorum.cli_common import UsageError
+    from quorum.outcomes import BAD_INPUT
+
+    return (*BAD_INPUT, UsageError)
+
+
+def _run_failed() -> type[BaseException]:
+    from quorum.outcomes import RunFailed
+
+    return RunFailed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stoppable = args.command in RUN_COMMANDS
@@ -392,20 +414,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         with (agent_import_path(args),  # module:Class agents beside the scenario, then here
               signals.interrupts_as_keyboard_interrupt() if stoppable else nullcontext()):
             return args.func(args)
-    except (*BAD_INPUT, UsageError) as exc:
+    except _bad_input() as exc:
         _print_traceback(args, exc)
         print(f"quorum: error: {exc}", file=sys.stderr)
         return 2
-    except RunFailed as exc:
+    except _run_failed() as exc:
         _print_traceback(args, exc)
         print(f"quorum: run failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
+        from quorum.outcomes import Interrupted
+
         print(f"quorum: {exc}" if isinstance(exc, Interrupted) else
               "quorum: interrupted; what was computed is stored, run marked interrupted",
               file=sys.stderr)
         return signals.interrupted_exit_code()
     except Exception as exc:
+        from sim.store import is_interrupt, one_line
+
         if is_interrupt(exc) or (stoppable and signals.received()):
             print(f"quorum: interrupted ({type(exc).__name__}: {one_line(exc)})",
                   file=sys.stderr)

@@ -11,21 +11,13 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # the commands import what they use: parsing ``quorum``'s options does not
+    import numpy as np
 
-from sim.data import SymbolBars, load_bars
-from sim.regimes.facts import (
-    FACTS,
-    MAX_LAG,
-    FactRow,
-    acf,
-    bar_returns,
-    bars_per_year,
-    compare_facts,
-    stylized_facts,
-)
+    from sim.data import SymbolBars
+    from sim.regimes.facts import FactRow
 
 
 def add_parsers(data_sub: argparse._SubParsersAction) -> None:
@@ -124,11 +116,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _load(path: str) -> SymbolBars:
+    from sim.data import load_bars
+
     return load_bars(Path(path), Path(path).stem)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from quorum.cli_common import UsageError, _console, _print_table
+    from sim.regimes.facts import bar_returns, bars_per_year, compare_facts, stylized_facts
 
     real, generated = _load(args.real), _load(args.generated)
     if args.bars_per_year is not None and not 0 < args.bars_per_year < math.inf:
@@ -188,6 +183,9 @@ def plot_facts(real: np.ndarray, generated: np.ndarray, out: Path) -> list[Path]
     diagonal is the same distribution); ``acf.png``: the autocorrelation of ``r``,
     ``|r|`` and ``r**2`` for both series."""
     import matplotlib
+    import numpy as np
+
+    from sim.regimes.facts import MAX_LAG, acf
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -228,5 +226,5 @@ def plot_facts(real: np.ndarray, generated: np.ndarray, out: Path) -> list[Path]
     return [qq, acf_png]
 
 
-__all__ = ["FACTS", "add_parsers", "cmd_calibrate", "cmd_compare", "cmd_strategy_check",
+__all__ = ["add_parsers", "cmd_calibrate", "cmd_compare", "cmd_strategy_check",
            "plot_facts"]

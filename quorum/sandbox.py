@@ -17,14 +17,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from sim.config import load_scenario
 from sim.config_base import ConfigError, parse_duration
-from sim.data import SymbolBars
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the simulator is imported when the sandbox runs, not to parse
     from live.hyperliquid.fake.sandbox import Sandbox
+    from sim.data import SymbolBars
 
 DEFAULT_BARS = 20_000
 DEFAULT_SYMBOLS = ("BTC", "ETH")
@@ -61,6 +58,7 @@ def market(args: argparse.Namespace) -> list[SymbolBars]:
     if args.scenario and args.data:
         raise ConfigError("give a scenario or --data files, not both")
     if args.scenario:
+        from sim.config import load_scenario
         from sim.runner import RandomStreams, load_market_data
 
         config = load_scenario(args.scenario)
@@ -75,6 +73,8 @@ def market(args: argparse.Namespace) -> list[SymbolBars]:
             symbol, _, path = item.rpartition("=")
             out.append(load_file(path, symbol or Path(path).stem, interval_ns=interval))
         return out
+    import numpy as np
+
     from sim.regimes.generators import generate
 
     interval_ns = 60_000_000_000

@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ns|us|ms|s|m|h|d)\s*$")
@@ -34,6 +33,8 @@ TIME_RANGE = "1677-09-22 .. 2262-04-11 (what nanosecond timestamps hold)"
 def parse_timestamp(text: str) -> int:
     """ISO 8601 -> ns since the epoch, UTC (a time without a zone is taken as UTC). A time
     nanoseconds cannot hold is an error (pandas would wrap it around to 1677)."""
+    import pandas as pd  # here: a command that parses no time (``quorum runs``) skips it
+
     try:
         ts = pd.Timestamp(text)
     except (ValueError, TypeError):

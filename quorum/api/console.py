@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # imported when the console connects, not to parse ``quorum``'s options
+    import httpx
 
 ENV_KEY = "QUORUM_API_KEY"
 DEFAULT_URL = "http://127.0.0.1:8765"
@@ -37,10 +38,14 @@ class ApiClient:
 
     @classmethod
     def connect(cls, url: str, key: str | None, timeout_s: float = 10.0) -> ApiClient:
+        import httpx
+
         headers = {"X-API-Key": key} if key else {}
         return cls(httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout_s))
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             reply = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
