@@ -169,7 +169,29 @@ def _order_cause(ctx: Context, A: _Book, B: _Book, x: dict[str, Any] | None,
         state = (f"sized from position {pa_:.10g} live vs {pb:.10g} modelled, equity "
                  f"{_g(ea)} vs {_g(eb)}")
         return cause, f"{state}; {detail}" if detail else state
+    flight = _sized_in_flight(ctx, A, x) if x is not None and y is not None else None
+    if flight is not None:
+        return "latency", flight
     return None, ""
+
+
+def _sized_in_flight(ctx: Context, book: _Book, order: dict[str, Any]) -> str | None:
+    """Why a live order of a bar was sized differently from the model's when the state
+    before the bar agrees: an order of the same bar sent before it was still in flight
+    (its fills landed after this one was sent), so the session sized it without them,
+    while the model books each fill before it sizes the next order."""
+    sent = min((leg["sent_ns"] for leg in ctx.legs.get(order["order_id"], [])), default=None)
+    if sent is None:
+        return None
+    for other in book.orders:
+        if other["ts"] != order["ts"] or other["order_id"] >= order["order_id"]:
+            continue
+        landed = max((f["ts"] for f in book.fills.get(other["order_id"], [])), default=None)
+        if landed is not None and landed > sent:
+            return (f"sized while order {other['order_id']} of the same bar was in flight "
+                    f"live (its last fill landed {(landed - sent) / 1e6:.6g} ms after this "
+                    "order was sent); the model books each fill before it sizes the next")
+    return None
 
 
 def _g(v: float | None) -> str:
@@ -200,6 +222,14 @@ def _fills(ctx: Context, A: _Book, B: _Book, x: dict[str, Any], y: dict[str, Any
             detail = (f"the venue filled {abs(qa):.10g} of {sum(leg['size'] for leg in legs):.10g}"
                       f" and ended the rest ({ended[-1]['status']}"
                       + (f": {ended[-1]['message']}" if ended[-1]["message"] else "") + ")")
+        elif short := [leg for leg in legs if leg["filled"] < leg["size"]
+                       and not close(leg["filled"], leg["size"], 1e-9, 0.0)]:
+            # reported filled, for less than asked: a venue that sizes a position by its
+            # notional at its own price (Ostium: collateral x leverage / open price)
+            cause = "partial_fill"
+            detail = "; ".join(
+                f"leg {leg['leg']}: the venue filled {leg['filled']:.10g} of "
+                f"{leg['size']:.10g} and reported it {leg['status']}" for leg in short)
         elif order_diverged:
             cause, detail = "carried", "the order itself differs"
         differs = not close(qa, qb, 1e-9, filled)
