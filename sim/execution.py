@@ -38,7 +38,6 @@ from sim.matching import Account, Matcher, Proposal
 from sim.messages import (
     FundingPaid,
     OrderDenied,
-    OrderFilled,
     OrderRouted,
     PositionLiquidated,
     SubmitOrder,
@@ -59,6 +58,7 @@ from sim.orders import (
     STOP,
     STOP_LOSS,
     TAKE_PROFIT,
+    TAKER,
     TERMINAL,
     WORKING,
     ExecutionSettings,
@@ -319,13 +319,13 @@ class ExecutionDesk:
         if (self._fast and life.kind == MARKET and not life.reduce_only
                 and now == self._obs_ts[s]):
             # The immediate case of matching: a market order meeting the price now.
-            fill = venue.execute(routed.order, self._fill_id + 1, now, portfolio.price[s],
-                                 portfolio.cash)
-            if fill is None:
+            taken = venue.take(life.order_id, life.symbol, qty, portfolio.price[s],
+                               portfolio.cash)
+            if taken is None:
                 life.outcomes += ENDED[REJECTED]
                 life.reason = "insufficient cash"
             else:
-                self._book_fill(life, s, fill)
+                self._book_fill(life, s, now, venue.name, *taken)
                 life.outcomes += ENDED[FILLED]
             self._maybe_final(life, now)
             return
@@ -408,9 +408,7 @@ class ExecutionDesk:
         """Book a fill the venue reported (signed ``quantity``); returns its fill id."""
         life = leg.order
         leg.remaining -= quantity
-        self._book_fill(life, life.s, OrderFilled(
-            self._fill_id + 1, life.order_id, now, life.symbol, leg.venue.name, quantity,
-            price, fee, life.ref_price, liquidity))
+        self._book_fill(life, life.s, now, leg.venue.name, quantity, price, fee, liquidity)
         return self._fill_id
 
     def external_closed(self, leg: Leg, now: int, code: str, reason: str) -> None:
@@ -484,9 +482,7 @@ class ExecutionDesk:
         life.arrival_ts = now
         self.recorder.order_event(life.order_id, now, s, "submitted", None, quantity, price,
                                   "adjustment")
-        self._book_fill(life, s, OrderFilled(self._fill_id + 1, life.order_id, now,
-                                             life.symbol, venue, quantity, price,
-                                             0.0, price, "adjustment"))
+        self._book_fill(life, s, now, venue, quantity, price, 0.0, "adjustment")
         life.outcomes += ENDED[FILLED]
         self._maybe_final(life, now)
         return life.order_id
@@ -601,10 +597,8 @@ class ExecutionDesk:
             leg = proposal.leg
             life = leg.order
             leg.remaining = matcher.remaining[id(leg)]
-            self._book_fill(life, s, OrderFilled(
-                self._fill_id + 1, life.order_id, now, life.symbol, proposal.venue.name,
-                proposal.quantity, proposal.price, proposal.fee, life.ref_price,
-                proposal.liquidity))
+            self._book_fill(life, s, now, proposal.venue.name, proposal.quantity,
+                            proposal.price, proposal.fee, proposal.liquidity)
         for leg in matcher._others.values():
             key = id(leg)
             leg.rested = leg.rested or key in matcher.rested
@@ -619,15 +613,20 @@ class ExecutionDesk:
             self._maybe_final(life, now)
         self._rewatch(s)
 
-    def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
-        self._fill_id += 1
+    def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
+                   price: float, fee: float, liquidity: str = TAKER) -> None:
+        """Book one fill of ``life`` (signed ``quantity`` at ``price``, on ``venue``) into
+        the one ledger, the order and the ``fills`` rows: from its fields (an
+        ``OrderFilled`` is made only where the bus publishes it, ``sim.observed``)."""
+        self._fill_id = fill_id = self._fill_id + 1
         portfolio = self.portfolio
-        portfolio.apply(s, fill)
-        life.filled += fill.quantity
-        life.filled_notional += abs(fill.quantity) * fill.price
-        life.fees += fill.fee
-        life.fill_ts = fill.ts
-        self.recorder.fill_row((fill, s, portfolio.cash, portfolio.qty[s],
+        portfolio.book_fill(s, quantity, price, fee)
+        life.filled += quantity
+        life.filled_notional += abs(quantity) * price
+        life.fees += fee
+        life.fill_ts = ts
+        self.recorder.fill_row((fill_id, life.order_id, ts, s, venue, quantity, price, fee,
+                                life.ref_price, liquidity, portfolio.cash, portfolio.qty[s],
                                 portfolio.realized[s]))
 
     def _close_leg(self, leg: Leg, code: str, reason: str, confirmed: bool = False) -> None:
@@ -797,9 +796,8 @@ class ExecutionDesk:
         life.arrival_ts = now
         self.recorder.order_event(life.order_id, now, s, "submitted", venue.name,
                                   life.quantity, life.ref_price, LIQUIDATION)
-        self._book_fill(life, s, OrderFilled(
-            self._fill_id + 1, life.order_id, now, life.symbol, venue.name,
-            proposal.quantity, proposal.price, proposal.fee, life.ref_price, "liquidation"))
+        self._book_fill(life, s, now, venue.name, proposal.quantity, proposal.price,
+                        proposal.fee, "liquidation")
         life.outcomes += ENDED[FILLED]
         self._maybe_final(life, now)
         self.recorder.liquidation(PositionLiquidated(

@@ -57,6 +57,7 @@ from sim.orders import (
     LIMIT,
     LIQUIDATION,
     STOP,
+    TAKER,
     TERMINAL,
     WORKING,
     ExecutionSettings,
@@ -279,25 +280,28 @@ class FarmDesk(ExecutionDesk):
             self._stop_order(life, ts, "cancelled", reason)
 
     # -- fills: the account and the order's farm --------------------------------------
-    def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
-        super()._book_fill(life, s, fill)
-        size = abs(fill.quantity)
+    def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
+                   price: float, fee: float, liquidity: str = TAKER) -> None:
+        super()._book_fill(life, s, ts, venue, quantity, price, fee, liquidity)
+        size = abs(quantity)
         if size > self.sizes[s]:
             self.sizes[s] = size
         farm = self._farm_of.get(life.order_id)
         if farm is None:
             if life.role == LIQUIDATION:  # the venue's, of the account: every holder's
-                self._split_liquidation(s, fill)
+                self._split_liquidation(s, OrderFilled(
+                    self._fill_id, life.order_id, ts, life.symbol, venue, quantity, price,
+                    fee, life.ref_price, liquidity))
                 return
             # else only an adjustment no farm owes has none (``adjust``)
             assert life.role == "adjustment", f"order {life.order_id} ({life.role}) has no farm"
-            self.unattributed.apply(s, fill)
+            self.unattributed.book_fill(s, quantity, price, fee)
             self.booked_unattributed = True
             return
-        farm.ledger.apply(s, fill)
+        farm.ledger.book_fill(s, quantity, price, fee)
         held = farm.reserved.get(life.order_id)
-        if held is not None and fill.quantity > 0:  # as sim.matching.Matcher._book
-            held[0] -= min(held[0], fill.quantity * held[1])
+        if held is not None and quantity > 0:  # as sim.matching.Matcher._book
+            held[0] -= min(held[0], quantity * held[1])
 
     def _maybe_final(self, life: Order, now: int) -> None:
         super()._maybe_final(life, now)

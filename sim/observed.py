@@ -66,8 +66,14 @@ class ObservedRecorder(Recorder):
     def _route_row(self, row: tuple[OrderRouted, int]) -> None:
         self.routing(*row)
 
-    def _fill_row(self, row: tuple[OrderFilled, int, float, float, float]) -> None:
-        self.fill(*row)
+    def _fill_row(self, row: tuple[Any, ...]) -> None:
+        self._fills.append(row)
+        if self.bus.wants(FILL):
+            (fill_id, order_id, ts, symbol, venue, quantity, price, fee, ref_price, liquidity,
+             cash, position, realized) = row
+            self.bus.publish(FILL, ts, FillBooked(OrderFilled(
+                fill_id, order_id, ts, self._symbol_names[symbol], venue, quantity, price,
+                fee, ref_price, liquidity), cash, position, realized))
 
     def add_agent(self, name: str) -> int:
         self._agent_names = (*self._agent_names, name)

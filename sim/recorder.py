@@ -63,15 +63,17 @@ class Recorder:
         self._liquidations: list[tuple[PositionLiquidated, int]] = []
         self._denials: list[tuple[OrderDenied, int]] = []
         self._routes: list[tuple[OrderRouted, int]] = []
-        self._fills: list[tuple[OrderFilled, int, float, float, float]] = []
+        # A fill's fields (``FILL_FIELDS``), then cash, position and realized PnL after it.
+        self._fills: list[tuple[Any, ...]] = []
         # The execution desk's rows, appended whole (the tuples ``order_event``,
         # ``routing`` and ``fill`` make): one C call per row on the order path, no Python
         # frame. A recorder that does more with a row (``sim.observed``: publishes it)
         # points these at its methods instead.
         self.order_event_row: Callable[[tuple[Any, ...]], None] = self._order_events.append
         self.route_row: Callable[[tuple[OrderRouted, int]], None] = self._routes.append
-        self.fill_row: Callable[[tuple[OrderFilled, int, float, float, float]], None] = (
-            self._fills.append)
+        # (fill_id, order_id, ts, symbol index, venue, quantity, price, fee, ref_price,
+        # liquidity, cash, position, realized): a fill booked from its fields, no message
+        self.fill_row: Callable[[tuple[Any, ...]], None] = self._fills.append
         # The equity rows: the engine sets this to its portfolio's book.
         self.equity = EquityBook()
         # Called before buffered rows are written and dropped (a live session writes the
@@ -137,7 +139,9 @@ class Recorder:
 
     def fill(self, fill: OrderFilled, symbol: int, cash: float, position: float,
              realized: float) -> None:
-        self._fills.append((fill, symbol, cash, position, realized))
+        self._fills.append((fill.fill_id, fill.order_id, fill.ts, symbol, fill.venue,
+                            fill.quantity, fill.price, fill.fee, fill.ref_price,
+                            fill.liquidity, cash, position, realized))
 
     def vote_columns(self, signals: list[np.ndarray], decisions: list[np.ndarray],
                      votes: list[np.ndarray], starts: np.ndarray) -> None:

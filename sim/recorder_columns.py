@@ -30,8 +30,6 @@ _ORDER_ROW = (
 
 # The fields of buffered messages that become columns (``_fields``).
 _SIGNAL_ROW = ("side", "confidence", "target", "reason")
-_FILL_ROW = ("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee", "ref_price",
-             "liquidity")
 _ROUTE_ROW = ("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
 _ROUTED_ORDER = ("order_id", "quantity")
 _CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
@@ -262,8 +260,8 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any]]]:
         })
         rec._routes.clear()
     if rec._fills:
-        fills, sym, cash, position, realized = _transpose(rec._fills, 5)
-        fill_id, oid, ts, venue, qty, price, fee, ref, liquidity = _fields(fills, _FILL_ROW)
+        (fill_id, oid, ts, sym, venue, qty, price, fee, ref, liquidity, cash, position,
+         realized) = _transpose(rec._fills, 13)
         yield ("fills", {
             "fill_id": _ints(fill_id),
             "order_id": _ints(oid),
