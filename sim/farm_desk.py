@@ -49,10 +49,9 @@ from sim.event_queue import EventQueue
 from sim.execution import ExecutionDesk
 from sim.farms import LEDGER_TOLERANCE, Farm, FarmRisk, FarmRouter
 from sim.matching import Book, Matcher
-from sim.messages import OrderFilled, OrderRouted, SubmitOrder
+from sim.messages import OrderFilled
 from sim.orders import (
     BRACKET_ROLES,
-    ENTRY,
     FLATTEN,
     LIMIT,
     LIQUIDATION,
@@ -66,7 +65,7 @@ from sim.orders import (
 )
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
-from sim.risk import RiskEngine
+from sim.risk import RiskEngine, Ticket
 from sim.router import VenueRouter
 from sim.venue import SimVenue
 from sim.view import MarketView
@@ -150,7 +149,7 @@ class FarmDesk(ExecutionDesk):
         return self._farm_of[order_id]
 
     # -- what a buy may cost: its price bound -------------------------------------------
-    def unit_cost(self, order: SubmitOrder) -> float:
+    def unit_cost(self, order: Ticket) -> float:
         """The most one unit of buy ``order`` may cost, fees included, at its price bound:
         a limit order never fills above its limit (a taker at its arrival, a maker at the
         limit), at the dearest fee; a market order at its reference price and a stop at
@@ -184,14 +183,12 @@ class FarmDesk(ExecutionDesk):
         return None if farm is None else farm.name
 
     # -- orders in: tagged, judged by the farm first ------------------------------------
-    def _submit(self, s: int, order: SubmitOrder, position: float, equity: float,
-                last_close: float, agents: tuple[str, ...], decision_ts: int | None = None,
-                role: str = ENTRY, parent_id: int = 0, replaces: int = 0) -> None:
+    def _submit(self, s: int, order: Order, position: float, equity: float,
+                last_close: float, agents: tuple[str, ...]) -> None:
         farm = self._current()
         self._farm_of[order.order_id] = farm
         self.recorder.rare_row("farm_orders", (order.order_id, order.decision_id, farm.name))
-        super()._submit(s, order, position, equity, last_close, agents, decision_ts, role,
-                        parent_id, replaces)
+        super()._submit(s, order, position, equity, last_close, agents)
         tripped = self.farm_risk.farm_tripped
         if tripped is not None and tripped.flatten_on_trip and not self._flattening:
             self.flatten_farm(tripped, order.ts)
@@ -206,12 +203,12 @@ class FarmDesk(ExecutionDesk):
     def _ledger_of(self, life: Order) -> Portfolio:
         return self._farm_of[life.order_id].ledger
 
-    def _refused(self, life: Order, routed: OrderRouted, venue: SimVenue, reason: str,
+    def _refused(self, life: Order, venue: SimVenue, qty: float, reason: str,
                  code: str) -> None:
         """A leg refused or timed out (in flight, any farm's turn): the fallback stays in
         the order's farm's wallet."""
         with self._as(self._farm_of[life.order_id]):
-            super()._refused(life, routed, venue, reason, code)
+            super()._refused(life, venue, qty, reason, code)
 
     @contextmanager
     def _as(self, farm: Farm) -> Iterator[None]:
@@ -461,9 +458,10 @@ class FarmDesk(ExecutionDesk):
                 if self.n_working[i]:  # its entries and brackets: it closes the position
                     self._cancel_working(i, ts, "flattened by risk", ledger=ledger)
                 self._order_id += 1
-                order = SubmitOrder(self._order_id, 0, ts, sym, -position, price)
+                order = Order(self._order_id, 0, ts, ts, sym, i, -position, price,
+                              role=FLATTEN)
                 self._obs_ts[i] = ts
-                self._submit(i, order, position, ledger.equity(), price, (), role=FLATTEN)
+                self._submit(i, order, position, ledger.equity(), price, ())
         finally:
             self._flattening = False
             self.farm_risk.farm = previous

@@ -62,7 +62,9 @@ class Recorder:
         self._funding: list[tuple[FundingPaid, int]] = []
         self._liquidations: list[tuple[PositionLiquidated, int]] = []
         self._denials: list[tuple[OrderDenied, int]] = []
-        self._routes: list[tuple[OrderRouted, int]] = []
+        # (order, ts, symbol index, venue, candidates, quantity, reason, elapsed_ns): the
+        # order is the desk's ``Order`` (or a routed ``SubmitOrder``), read for its id
+        self._routes: list[tuple[Any, ...]] = []
         # A fill's fields (``FILL_FIELDS``), then cash, position and realized PnL after it.
         self._fills: list[tuple[Any, ...]] = []
         # The execution desk's rows, appended whole (the tuples ``order_event``,
@@ -70,7 +72,7 @@ class Recorder:
         # frame. A recorder that does more with a row (``sim.observed``: publishes it)
         # points these at its methods instead.
         self.order_event_row: Callable[[tuple[Any, ...]], None] = self._order_events.append
-        self.route_row: Callable[[tuple[OrderRouted, int]], None] = self._routes.append
+        self.route_row: Callable[[tuple[Any, ...]], None] = self._routes.append
         # (fill_id, order_id, ts, symbol index, venue, quantity, price, fee, ref_price,
         # liquidity, cash, position, realized): a fill booked from its fields, no message
         self.fill_row: Callable[[tuple[Any, ...]], None] = self._fills.append
@@ -135,7 +137,8 @@ class Recorder:
         self._denials.append((denial, symbol))
 
     def routing(self, routed: OrderRouted, symbol: int) -> None:
-        self._routes.append((routed, symbol))
+        self._routes.append((routed.order, routed.ts, symbol, routed.venue, routed.candidates,
+                             routed.order.quantity, routed.reason, routed.elapsed_ns))
 
     def fill(self, fill: OrderFilled, symbol: int, cash: float, position: float,
              realized: float) -> None:
