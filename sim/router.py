@@ -43,7 +43,10 @@ from sim.venue import DOWN, UP, SimVenue
 
 POLICIES = ("cheapest", "preference", "cost", "split")
 # (venues to try as (score, listing position, venue), candidates, skipped note, reasons)
-_Plan = tuple[list[tuple[float, int, SimVenue]], tuple[RouteCandidate, ...], str, list[str]]
+# (venues to try as (score, listing position, venue), candidates, skipped note, reasons,
+# the first venue with its reason when it is up and the policy does not split)
+_Plan = tuple[list[tuple[float, int, SimVenue]], tuple[RouteCandidate, ...], str, list[str],
+              tuple[SimVenue, str] | None]
 # A route as the desk takes it: (candidates, elapsed ns, the legs as (venue, quantity,
 # reason)); ``route_legs`` makes each leg an ``OrderRouted``.
 Route = tuple[tuple[RouteCandidate, ...], int, tuple[tuple[SimVenue, float, str], ...]]
@@ -111,7 +114,9 @@ class VenueRouter:
             note = f"; skipped down: {', '.join(skipped)}" if skipped else ""
             reasons = [self._reason(sc, len(listing), rank)
                        for rank, (sc, _, _) in enumerate(pool)]
-            plan = self._plans[key] = (pool, candidates, note, reasons)
+            first = (pool[0][2], reasons[0] + note) if (
+                pool and pool[0][2].health == UP and self.policy != "split") else None
+            plan = self._plans[key] = (pool, candidates, note, reasons, first)
         return plan
 
     def funding_bps(self, venue: SimVenue, symbol: str, side: float) -> float:
@@ -171,12 +176,21 @@ class VenueRouter:
         (candidates, elapsed ns, ((venue, quantity, reason), ...)); None when nothing
         is eligible."""
         start = self._timer()
-        listing = self._listing.get(symbol, ())
-        if not listing:
-            return None
         side = 1.0 if quantity > 0 else -1.0
         plan = self._plans.get((symbol, side if self._by_cost else 0.0))  # _plan's
-        pool, candidates, note, reasons = plan or self._plan(symbol, side)
+        if plan is None:
+            if symbol not in self._listing:
+                return None
+            plan = self._plan(symbol, side)
+        pool, candidates, note, reasons, first = plan
+        if first is not None and not exclude and quantity != 0.0:
+            # The first venue takes it when the symbol has no size rules there (the loop
+            # below, without its steps: the quantity as is, the first rank's reason).
+            venue, reason = first
+            inst = venue.instruments.get(symbol)
+            if inst is not None and not inst.any_size:
+                return candidates, self._timer() - start, ((venue, quantity, reason),)
+        listing = self._listing[symbol]
         if exclude:
             pool = [t for t in pool if t[2].name not in exclude]
         if self.policy == "split":
