@@ -366,7 +366,8 @@ class _Walk:
     def _process_deferred(self, a: int, b: int, limit: int) -> int:
         """``_process_votes`` on one symbol with a deferred book, through row ``b - 1``
         and on while a decision waits for the next open or orders work (those rows are
-        event rows; up to ``limit``, the chunk's end); returns the row after the last.
+        event rows; up to ``limit``, the chunk's end), then on to the next candidate
+        before ``limit`` while nothing is queued; returns the row after the last.
         ``on_bar`` books no equity row (the engine's time is unset before each bar): the
         state each bar leaves is kept for the book instead.
 
@@ -392,27 +393,42 @@ class _Walk:
                 self.skipper.show(0, a - 1)  # it (a fill's bar volume and range read it)
             else:
                 portfolio.price[0] = c.item(a - 1)
+        candidate, n = votes.next_candidate, self.n
         r = a
         acting = False
         try:
-            while r < b or (r < limit and (pending[0] is not None or watch[0])):
-                if at_open and at[r] and pending[0] is None and not watch[0] and not queued:
-                    price[0] = close = c.item(r)  # as on_bar leaves it
-                    acting = True
-                    act(0, r, close)
-                    acting = False
+            while True:
+                while r < b or (r < limit and (pending[0] is not None or watch[0])):
+                    if (at_open and at[r] and pending[0] is None and not watch[0]
+                            and not queued):
+                        price[0] = close = c.item(r)  # as on_bar leaves it
+                        acting = True
+                        act(0, r, close)
+                        acting = False
+                        r += 1
+                        continue
+                    engine._last_ts = None
+                    on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r),
+                           c.item(r), v.item(r))
+                    if at[r]:
+                        acting = True
+                        act(0, r, c.item(r))
+                        acting = False
+                    keep((r, portfolio.cash, qty[0], portfolio.cost_basis,
+                          portfolio.realized_total))
                     r += 1
-                    continue
-                engine._last_ts = None
-                on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r), c.item(r),
-                       v.item(r))
-                if at[r]:
-                    acting = True
-                    act(0, r, c.item(r))
-                    acting = False
-                keep((r, portfolio.cash, qty[0], portfolio.cost_basis,
-                      portfolio.realized_total))
-                r += 1
+                # Nothing waits for an open and no order works now. With nothing queued,
+                # the next event row is the next candidate (``run`` finds the same: no
+                # static events here): walk on to it when it is before ``limit``,
+                # skipping the rows before it, instead of a turn of ``run``'s loop.
+                if queued or r >= limit:
+                    break
+                e = candidate(0, r, n)
+                if e >= limit:
+                    break
+                if e > r:
+                    price[0] = c.item(e - 1)  # the mark the skipped rows leave
+                r, b = e, e + 1
         except BaseException:
             self.row_done = r + 1 if acting else r
             deferred.upto = r
