@@ -1,7 +1,8 @@
 """Buffers a run's rows and hands them to the store in Arrow batches.
 
 Components report what happened with one call per event, which appends one tuple (the
-message itself where there is one); columns are built only at flush, in bulk. Symbols and
+message itself where there is one; the desk's order events, routes and fills as their
+fields, no message made); columns are built only at flush, in bulk. Symbols and
 agents travel as small integers and become names at flush. Equity, the one per-bar table,
 is the ledger's ``EquityBook`` (``equity``), which the engine appends to; the recorder
 writes its rows and drains it (the risk engine follows the book, not the recorder).
