@@ -141,7 +141,9 @@ STAGE_METHODS: dict[str, tuple[str, ...]] = {
     "consensus": ("resolve",),
     "policy": ("target_exposure", "order_quantity"),
     "risk": ("check",),
-    "router": ("route_legs",),
+    # legs: what the desk routes with; commits before it had only route_legs (timed
+    # instead, never both: route_legs calls legs)
+    "router": ("legs",),
     # _reach: a leg reaching its venue, queued (_arrive calls it) or delivered directly;
     # commits before it had only _arrive (timed instead, never both: one is in the other)
     "venue/matching": ("_reach", "venue_open", "venue_path", "trade"),
@@ -169,7 +171,10 @@ def instrument(engine: Any, store: Any, stages: dict[str, array]) -> None:
                                (desk, "risk", "risk"), (desk, "router", "router")):
         part = getattr(owner, attr, None)
         if part is not None:
-            setattr(owner, attr, _patch(part, STAGE_METHODS[stage], samples(stage)))
+            names = STAGE_METHODS[stage]
+            if stage == "router" and not hasattr(part, "legs"):
+                names = ("route_legs",)
+            setattr(owner, attr, _patch(part, names, samples(stage)))
     for farm in getattr(engine, "farms", ()):  # a farm run: each farm's own consensus and
         for attr in ("consensus", "policy"):  # policy count in the same stages
             setattr(farm, attr, _patch(getattr(farm, attr), STAGE_METHODS[attr],

@@ -41,13 +41,13 @@ from sim.event_queue import (  # re-exported: the queue was defined here
     EventQueue,
 )
 from sim.execution import ExecutionDesk
-from sim.messages import Decision, FillTiming, ScenarioEvent, Side, Signal
+from sim.messages import FillTiming, ScenarioEvent, Side, Signal
 from sim.orders import ExecutionSettings
 from sim.performance import AgentPerformance
 from sim.policy import InvertedOrderError, TargetExposurePolicy, inverted
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
-from sim.risk import RiskEngine, attributed_agents
+from sim.risk import RiskEngine, attributed
 from sim.router import VenueRouter
 from sim.venue import DEGRADED, DOWN, UP
 from sim.view import MarketView
@@ -98,12 +98,18 @@ class AgentSlot:
     agent: Any
 
 
+# A decision that waits for the next open, as ``Engine._release`` takes it: (decision id,
+# decision time, side, target exposure, the agents its order is attributed to). The
+# decision's row is recorded; no ``Decision`` message is made for the order.
+Held = tuple[int, int, Side, float, tuple[str, ...]]
+
+
 @dataclass(slots=True)
 class _Revote:
     """In ``Engine._pending``: vote at this bar's close; ``held`` is the decision it
     displaced, still released at the open."""
 
-    held: tuple[Decision, float] | None
+    held: Held | None
 
 
 
@@ -147,7 +153,7 @@ class Engine:
         self._standing: list[list[Signal | None]] = [[None] * len(a) for a in self.agents]
         self._last_decision: list[tuple[Side, float, float | None] | None] = [None] * n
         # A decision waiting for the next bar's open, with the target exposure it asks for.
-        self._pending: list[tuple[Decision, float] | None] = [None] * n
+        self._pending: list[Held | None] = [None] * n
         self._acted_target: list[float | None] = [0.0] * n
         self._last_ts: int | None = None
         self._decision_id = 0
@@ -241,7 +247,7 @@ class Engine:
             self._vote(s, ts, c)
 
     def _open(self, s: int, ts: int, o: float, h: float, lo: float, c: float, v: float,
-              pending: tuple[Decision, float] | _Revote | None) -> bool:
+              pending: Held | _Revote | None) -> bool:
         """A bar's open when something happens there: working orders meet the open, the
         pending decision is released at it, then working orders follow the bar's path (in
         bar replay; in tick replay trades drive them). True when a standing signal went
@@ -255,7 +261,7 @@ class Engine:
             if pending.__class__ is _Revote:  # a standing signal went stale
                 changed = True
                 pending = pending.held
-            if pending is not None:  # a (Decision, exposure) pair by now
+            if pending is not None:  # a Held by now
                 self._release(s, ts, o, *pending)  # type: ignore[misc]
         if bars and self._watch[s]:  # ... and the bar's path
             self.desk.venue_path(s, ts, o, h, lo, c, v)
@@ -447,16 +453,15 @@ class Engine:
         exposure = self.policy.target_exposure(side, confidence, target, s)
         if exposure is None or exposure == self._acted_target[s]:
             return  # HOLD, or what is held already: no order to make
-        # Only decisions that will become orders are built as messages (most never do).
-        decision = Decision(decision_id, ts, self.symbols[s], side, confidence, target,
-                            self._agent_names[s], signals, weights)
+        agents = attributed(side, self._agent_names[s], signals) if self._attribute else ()
         if self.fill_timing is FillTiming.CLOSE:
-            self._release(s, ts, close, decision, exposure)
+            self._release(s, ts, close, decision_id, ts, side, exposure, agents)
         else:
-            self._pending[s] = (decision, exposure)
+            self._pending[s] = (decision_id, ts, side, exposure, agents)
 
     def _release(
-        self, s: int, ts: int, price: float, decision: Decision, target: float
+        self, s: int, ts: int, price: float, decision_id: int, decision_ts: int, side: Side,
+        target: float, agents: tuple[str, ...],
     ) -> None:
         """Turn a decision into an order at ``price``: size it and hand it to the desk
         (risk check, route, execute). Orders still working from earlier decisions on the
@@ -466,7 +471,8 @@ class Engine:
         At equity <= 0 sizing aims at flat; a decision for exposure on a flat position
         goes to risk as an order of 0 units, to be denied there (check "equity") and
         stored with its reason rather than vanish. An order on the side opposite to
-        its decision stops the run (``InvertedOrderError``): a bug, not a result."""
+        its decision stops the run (``InvertedOrderError``): a bug, not a result.
+        ``agents``: those the order is attributed to (``sim.risk.attributed``)."""
         self._acted_target[s] = target
         portfolio = self.portfolio
         last_close = portfolio.price[s]  # the previous mark: the price band's reference
@@ -481,16 +487,15 @@ class Engine:
                 return  # nothing to trade (or a reduction too small to trade)
         elif inverted(target, position, qty):
             raise InvertedOrderError(
-                f"decision {decision.decision_id} ({decision.side.name}, target exposure "
+                f"decision {decision_id} ({side.name}, target exposure "
                 f"{target:+.6g}) on {self.symbols[s]} made an order of {qty:+.6g} that takes "
                 f"the position from {position:+.6g} to {position + qty:+.6g} (equity "
                 f"{equity:.6g}, price {price:.6g}): an order opposite to its decision")
-        agents = attributed_agents(decision) if self._attribute else ()
-        desk.submit_decision(s, ts, price, qty, decision.decision_id, decision.ts, position,
-                             equity, last_close, agents, replaced)
+        desk.submit_decision(s, ts, price, qty, decision_id, decision_ts, position, equity,
+                             last_close, agents, replaced)
 
     def _release_held(self, s: int, ts: int, price: float, held: Any) -> None:
-        """Release what ``_pending[s]`` held (here a (Decision, exposure) pair; a farm run
+        """Release what ``_pending[s]`` held (here a ``Held``; a farm run
         holds one per farm) at ``price``: a trade's, in tick replay."""
         self._release(s, ts, price, *held)
 

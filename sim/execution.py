@@ -29,7 +29,6 @@ liquidation), so the default path pays nothing else for any of this.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Protocol
 
 from sim.clock import SimClock
@@ -38,10 +37,7 @@ from sim.matching import Account, Matcher, Proposal
 from sim.messages import (
     FundingPaid,
     OrderDenied,
-    OrderFilled,
-    OrderRouted,
     PositionLiquidated,
-    SubmitOrder,
 )
 from sim.orders import (
     BRACKET_ROLES,
@@ -59,6 +55,7 @@ from sim.orders import (
     STOP,
     STOP_LOSS,
     TAKE_PROFIT,
+    TAKER,
     TERMINAL,
     WORKING,
     ExecutionSettings,
@@ -162,19 +159,19 @@ class ExecutionDesk:
     ) -> None:
         """A decision's order of ``qty``, sized at ``price`` (shown to the symbol now):
         the order type and its prices come from the execution settings."""
-        self._order_id += 1
+        self._order_id = order_id = self._order_id + 1
         execution = self.execution
         if execution.order_type == MARKET:
-            order = SubmitOrder(self._order_id, decision_id, ts, self.symbols[s], qty, price,
-                                tif=execution.tif)
+            life = Order(order_id, decision_id, ts, decision_ts, self.symbols[s], s, qty,
+                         price, MARKET, None, None, execution.tif, False, False, ENTRY, 0,
+                         replaces)
         else:
             limit, stop = execution.entry_prices(qty > 0, price)
-            order = SubmitOrder(self._order_id, decision_id, ts, self.symbols[s], qty, price,
-                                execution.order_type, limit, stop, execution.tif,
-                                execution.post_only)
+            life = Order(order_id, decision_id, ts, decision_ts, self.symbols[s], s, qty,
+                         price, execution.order_type, limit, stop, execution.tif,
+                         execution.post_only, False, ENTRY, 0, replaces)
         self._obs_ts[s] = ts
-        self._submit(s, order, position, equity, last_close, agents, decision_ts,
-                     replaces=replaces)
+        self._submit(s, life, position, equity, last_close, agents)
 
     def replace_working(self, s: int, ts: int) -> int:
         """Cancel symbol s's working entry orders for a newer decision's order (cancel/
@@ -185,64 +182,63 @@ class ExecutionDesk:
                                     entries_only=True)
 
     def _submit(
-        self, s: int, order: SubmitOrder, position: float, equity: float,
-        last_close: float, agents: tuple[str, ...], decision_ts: int | None = None,
-        role: str = ENTRY, parent_id: int = 0, replaces: int = 0,
+        self, s: int, life: Order, position: float, equity: float, last_close: float,
+        agents: tuple[str, ...],
     ) -> None:
-        """Risk-check, route and send one order (decision-, risk- or bracket-made).
+        """Risk-check, route and send one order (decision-, risk- or bracket-made), new
+        (``life``: the one object that carries it from here to its terminal state).
 
         While the desk holds (``hold``: a live session's warm-up) an order is denied
         before risk judges it: the held bars are history, and judging them would move the
         risk engine's day, peak and breaker with stale prices (a resumed run's restored
         state among them)."""
         risk = self.risk
-        ts = order.ts
+        ts = life.ts
         if self.hold is None:
             if self._track_equity:
                 self.portfolio.book.catch_up(ts)
             gross = self._gross_exposure() if risk.needs_account else 0.0
-            denial = risk.check(order, position, equity=equity, gross_exposure=gross,
+            denial = risk.check(life, position, equity=equity, gross_exposure=gross,
                                 last_close=last_close, agents=agents)
             tripped = risk.tripped_now
         else:
-            denial = OrderDenied(order.order_id, ts, order.symbol, "hold", self.hold)
+            denial = OrderDenied(life.order_id, ts, life.symbol, "hold", self.hold)
             tripped = False
-        life = Order(order.order_id, order.decision_id, ts,
-                     ts if decision_ts is None else decision_ts, order.symbol, s,
-                     order.quantity, order.ref_price, order.kind, order.limit_price,
-                     order.stop_price, order.tif, order.post_only, order.reduce_only, role,
-                     parent_id, replaces)
         ttl = self.execution.ttl_ns
-        if ttl is not None and role not in BRACKET_ROLES:
+        if ttl is not None and life.role not in BRACKET_ROLES:
             life.expires_at = ts + ttl
         rec = self.recorder
-        rec.order_event_row((life.order_id, ts, s, "submitted", None, order.quantity,
-                             order.ref_price, role))
+        rec.order_event_row((life.order_id, ts, s, "submitted", None, life.quantity,
+                             life.ref_price, life.role))
         if denial is None:
-            legs = self.router.route_legs(order)
-            if legs:
-                risk.on_order_sent(order, agents)
-                for leg in legs:
-                    rec.route_row((leg, s))
+            route = self.router.legs(life.symbol, life.quantity, life.ref_price,
+                                     life.reduce_only)
+            if route is not None:
+                risk.on_order_sent(life, agents)
+                candidates, elapsed, legs = route
+                route_row = rec.route_row
+                for venue, qty, reason in legs:
+                    route_row((life, ts, s, venue.name, candidates, qty, reason, elapsed))
                 self._live[life.order_id] = life
                 if life.expires_at is not None:
                     self.queue.push(life.expires_at, PRIORITY_ARRIVAL, self._expire_order, life)
                 self._send(life, legs, ts)
             else:
-                denial = OrderDenied(order.order_id, ts, order.symbol, "route",
-                                     self.router.why_not(order.symbol))
+                denial = OrderDenied(life.order_id, ts, life.symbol, "route",
+                                     self.router.why_not(life.symbol))
         if denial is not None:
             life.status = DENIED
             life.reason = denial.reason
             rec.order(life)
-            rec.order_event(life.order_id, ts, s, DENIED, None, order.quantity, None,
+            rec.order_event(life.order_id, ts, s, DENIED, None, life.quantity, None,
                             denial.reason)
             rec.denial(denial, s)
         if tripped and risk.limits.flatten_on_trip:
             self.flatten(ts)
 
     # -- the order's way to the venue ------------------------------------------------
-    def _send(self, life: Order, legs: Sequence[OrderRouted], now: int) -> None:
+    def _send(self, life: Order, legs: Sequence[tuple[SimVenue, float, str]],
+              now: int) -> None:
         """Send routed legs: each reaches its venue after the processing and network
         latency (zero unless ``execution.latency``), or times out on the way."""
         latency = self.execution.latency
@@ -255,41 +251,41 @@ class ExecutionDesk:
                 clock = self.clock
                 if clock.now != now:
                     clock.advance_to(now)
-                self._reach(life, legs[0], self._venue_named[legs[0].venue])
+                venue, qty, _ = legs[0]
+                self._reach(life, venue, qty)
                 if heap:
                     self._dispatch_before(now, PRIORITY_VENUE + 1)
                 return
         immediate = False
         external = self.external
-        for routed in legs:
-            venue = self.router.venue(routed.venue)
+        for venue, qty, _ in legs:
             if external and venue.name in external:
-                self._send_external(life, routed, venue, now)
+                self._send_external(life, venue, qty, now)
                 continue
             life.in_flight += 1
             if not latency:
                 immediate = True
-                self.queue.push(now, PRIORITY_VENUE, self._arrive, (life, routed, venue))
+                self.queue.push(now, PRIORITY_VENUE, self._arrive, (life, venue, qty))
                 continue
             delay = self.execution.processing_ns + venue.network_latency_ns()
             timeout = venue.timeout_ms
             if timeout is not None and delay > timeout * 1_000_000:
                 self.queue.push(now + round(timeout * 1_000_000), PRIORITY_ARRIVAL,
-                                self._timed_out, (life, routed, venue))
+                                self._timed_out, (life, venue, qty))
                 continue
             arrival = now + delay
             if arrival == now:
                 immediate = True
             self.queue.push(arrival, PRIORITY_VENUE if arrival == now else PRIORITY_ARRIVAL,
-                            self._arrive, (life, routed, venue))
+                            self._arrive, (life, venue, qty))
         if immediate:
             self._dispatch_before(now, PRIORITY_VENUE + 1)
 
-    def _arrive(self, message: tuple[Order, OrderRouted, SimVenue]) -> None:
+    def _arrive(self, message: tuple[Order, SimVenue, float]) -> None:
         """A queued leg reaches its venue (``_reach``)."""
         self._reach(*message)
 
-    def _reach(self, life: Order, routed: OrderRouted, venue: SimVenue) -> None:
+    def _reach(self, life: Order, venue: SimVenue, qty: float) -> None:
         """A leg reaches its venue: refused (down, random reject: the router falls back),
         dropped (its order was cancelled meanwhile) or accepted into the book. Arriving
         at the moment the engine shows the symbol's price, it meets that price at once;
@@ -305,27 +301,26 @@ class ExecutionDesk:
             self._maybe_final(life, now)
             return
         if venue.health == DOWN:
-            self._refused(life, routed, venue, "venue down at arrival", REJECTED)
+            self._refused(life, venue, qty, "venue down at arrival", REJECTED)
             return
         if venue.reject_rate > 0.0 and venue.rejects():  # no call while it cannot
-            self._refused(life, routed, venue, "rejected by the venue (reject rate)", REJECTED)
+            self._refused(life, venue, qty, "rejected by the venue (reject rate)", REJECTED)
             return
         if life.arrival_ts is None:
             life.arrival_ts = now
         life.venue = venue.name
-        qty = routed.order.quantity
         rec.order_event_row((life.order_id, now, s, "arrived", venue.name, qty, None, ""))
         portfolio = self.portfolio
         if (self._fast and life.kind == MARKET and not life.reduce_only
                 and now == self._obs_ts[s]):
             # The immediate case of matching: a market order meeting the price now.
-            fill = venue.execute(routed.order, self._fill_id + 1, now, portfolio.price[s],
-                                 portfolio.cash)
-            if fill is None:
+            taken = venue.take(life.order_id, life.symbol, qty, portfolio.price[s],
+                               portfolio.cash)
+            if taken is None:
                 life.outcomes += ENDED[REJECTED]
                 life.reason = "insufficient cash"
             else:
-                self._book_fill(life, s, fill)
+                self._book_fill(life, s, now, venue.name, *taken)
                 life.outcomes += ENDED[FILLED]
             self._maybe_final(life, now)
             return
@@ -338,36 +333,37 @@ class ExecutionDesk:
         if now == self._obs_ts[s]:
             self._match(s, now, portfolio.price[s], [leg], self._bar_volume(s, now))
 
-    def _refused(self, life: Order, routed: OrderRouted, venue: SimVenue, reason: str,
+    def _refused(self, life: Order, venue: SimVenue, qty: float, reason: str,
                  code: str) -> None:
-        """A venue refused a leg or it timed out: the router tries the venues not tried
-        yet; with none left the leg ends ``code``. Nothing is sent twice."""
+        """A venue refused a leg of ``qty`` or it timed out: the router tries the venues
+        not tried yet; with none left the leg ends ``code``. Nothing is sent twice."""
         now = self.clock.now
         s = life.s
         life.tried += (venue.name,)
         self.recorder.order_event(life.order_id, now, s, "venue_" + code, venue.name,
-                                  routed.order.quantity, None, reason)
-        retry = replace(routed.order, ts=now)
-        legs = self.router.route_legs(retry, exclude=frozenset(life.tried))
-        if legs:
-            legs = tuple(replace(leg, reason=f"fallback: {venue.name} {reason}; {leg.reason}")
-                         for leg in legs)
-            for leg in legs:
-                self.recorder.routing(leg, s)
+                                  qty, None, reason)
+        route = self.router.legs(life.symbol, qty, life.ref_price, life.reduce_only,
+                                 exclude=frozenset(life.tried))
+        if route is not None:
+            candidates, elapsed, found = route
+            legs = tuple((v, q, f"fallback: {venue.name} {reason}; {why}")
+                         for v, q, why in found)
+            for v, q, why in legs:
+                self.recorder.route_row((life, now, s, v.name, candidates, q, why, elapsed))
             self._send(life, legs, now)
             return
         life.outcomes += ENDED[code]
         life.reason = f"{reason}; no other venue could take it"
         self._maybe_final(life, now)
 
-    def _timed_out(self, message: tuple[Order, OrderRouted, SimVenue]) -> None:
-        life, routed, venue = message
+    def _timed_out(self, message: tuple[Order, SimVenue, float]) -> None:
+        life, venue, qty = message
         life.in_flight -= 1
         if life.closing is not None:
             life.outcomes += ENDED[life.closing[0]]
             self._maybe_final(life, self.clock.now)
             return
-        self._refused(life, routed, venue,
+        self._refused(life, venue, qty,
                       f"timed out after {venue.timeout_ms:g} ms in flight", EXPIRED)
 
     # -- external venues (live) ----------------------------------------------------------
@@ -379,12 +375,10 @@ class ExecutionDesk:
         self._venues_of = [tuple(v for v in vs if v is not venue) for vs in self._venues_of]
         self.perp = [None if p is venue else p for p in self.perp]
 
-    def _send_external(self, life: Order, routed: OrderRouted, venue: SimVenue,
-                       now: int) -> None:
-        """A leg goes to an external venue: it works (in the venue's book, which nothing
-        here matches) until the port reports it closed."""
+    def _send_external(self, life: Order, venue: SimVenue, qty: float, now: int) -> None:
+        """A leg of ``qty`` goes to an external venue: it works (in the venue's book,
+        which nothing here matches) until the port reports it closed."""
         s = life.s
-        qty = routed.order.quantity
         self._leg_seq += 1
         leg = Leg(life, venue, qty, qty, now, self._leg_seq)
         life.add_leg(leg)
@@ -408,9 +402,7 @@ class ExecutionDesk:
         """Book a fill the venue reported (signed ``quantity``); returns its fill id."""
         life = leg.order
         leg.remaining -= quantity
-        self._book_fill(life, life.s, OrderFilled(
-            self._fill_id + 1, life.order_id, now, life.symbol, leg.venue.name, quantity,
-            price, fee, life.ref_price, liquidity))
+        self._book_fill(life, life.s, now, leg.venue.name, quantity, price, fee, liquidity)
         return self._fill_id
 
     def external_closed(self, leg: Leg, now: int, code: str, reason: str) -> None:
@@ -431,12 +423,7 @@ class ExecutionDesk:
         leg.status = REJECTED
         leg.venue.book[s].remove(leg)
         self.n_working[s] -= 1  # it stays among the order's legs, numbered, never working
-        routed = OrderRouted(
-            SubmitOrder(life.order_id, life.decision_id, life.ts, life.symbol, leg.quantity,
-                        life.ref_price, life.kind, life.limit_price, life.stop_price,
-                        life.tif, life.post_only, life.reduce_only),
-            self.clock.now, leg.venue.name, (), "", 0)
-        self._refused(life, routed, leg.venue, reason, REJECTED)  # on the engine's clock
+        self._refused(life, leg.venue, leg.quantity, reason, REJECTED)  # the engine's clock
         self._rewatch(s)
 
     def adopt_external(self, life: Order, venue: str, quantity: float) -> Leg:
@@ -484,9 +471,7 @@ class ExecutionDesk:
         life.arrival_ts = now
         self.recorder.order_event(life.order_id, now, s, "submitted", None, quantity, price,
                                   "adjustment")
-        self._book_fill(life, s, OrderFilled(self._fill_id + 1, life.order_id, now,
-                                             life.symbol, venue, quantity, price,
-                                             0.0, price, "adjustment"))
+        self._book_fill(life, s, now, venue, quantity, price, 0.0, "adjustment")
         life.outcomes += ENDED[FILLED]
         self._maybe_final(life, now)
         return life.order_id
@@ -601,10 +586,8 @@ class ExecutionDesk:
             leg = proposal.leg
             life = leg.order
             leg.remaining = matcher.remaining[id(leg)]
-            self._book_fill(life, s, OrderFilled(
-                self._fill_id + 1, life.order_id, now, life.symbol, proposal.venue.name,
-                proposal.quantity, proposal.price, proposal.fee, life.ref_price,
-                proposal.liquidity))
+            self._book_fill(life, s, now, proposal.venue.name, proposal.quantity,
+                            proposal.price, proposal.fee, proposal.liquidity)
         for leg in matcher._others.values():
             key = id(leg)
             leg.rested = leg.rested or key in matcher.rested
@@ -619,15 +602,20 @@ class ExecutionDesk:
             self._maybe_final(life, now)
         self._rewatch(s)
 
-    def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
-        self._fill_id += 1
+    def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
+                   price: float, fee: float, liquidity: str = TAKER) -> None:
+        """Book one fill of ``life`` (signed ``quantity`` at ``price``, on ``venue``) into
+        the one ledger, the order and the ``fills`` rows: from its fields (an
+        ``OrderFilled`` is made only where the bus publishes it, ``sim.observed``)."""
+        self._fill_id = fill_id = self._fill_id + 1
         portfolio = self.portfolio
-        portfolio.apply(s, fill)
-        life.filled += fill.quantity
-        life.filled_notional += abs(fill.quantity) * fill.price
-        life.fees += fill.fee
-        life.fill_ts = fill.ts
-        self.recorder.fill_row((fill, s, portfolio.cash, portfolio.qty[s],
+        portfolio.book_fill(s, quantity, price, fee)
+        life.filled += quantity
+        life.filled_notional += abs(quantity) * price
+        life.fees += fee
+        life.fill_ts = ts
+        self.recorder.fill_row((fill_id, life.order_id, ts, s, venue, quantity, price, fee,
+                                life.ref_price, liquidity, portfolio.cash, portfolio.qty[s],
                                 portfolio.realized[s]))
 
     def _close_leg(self, leg: Leg, code: str, reason: str, confirmed: bool = False) -> None:
@@ -742,12 +730,12 @@ class ExecutionDesk:
             if portfolio.qty[s] != position:
                 break  # the first bracket filled at once: the second has nothing to guard
             self._order_id += 1
-            order = SubmitOrder(
-                self._order_id, entry.decision_id, now, entry.symbol, -position, level, kind,
-                level if kind == LIMIT else None, level if kind == STOP else None,
-                reduce_only=True)
-            self._submit(s, order, position, portfolio.equity(), portfolio.price[s], (),
-                         entry.decision_ts, role, entry.order_id)
+            order = Order(
+                self._order_id, entry.decision_id, now, entry.decision_ts, entry.symbol, s,
+                -position, level, kind, level if kind == LIMIT else None,
+                level if kind == STOP else None, reduce_only=True, role=role,
+                parent_id=entry.order_id)
+            self._submit(s, order, position, portfolio.equity(), portfolio.price[s], ())
 
     # -- risk-made orders ------------------------------------------------------------
     def cancel_entries(self, ts: int, reason: str) -> None:
@@ -774,9 +762,10 @@ class ExecutionDesk:
                 if self.n_working[i]:
                     self._cancel_working(i, ts, "flattened by risk")
                 self._order_id += 1
-                order = SubmitOrder(self._order_id, 0, ts, sym, -position, price)
+                order = Order(self._order_id, 0, ts, ts, sym, i, -position, price,
+                              role=FLATTEN)
                 self._obs_ts[i] = ts  # fills at the latest mark, as the breaker decides
-                self._submit(i, order, position, portfolio.equity(), price, (), role=FLATTEN)
+                self._submit(i, order, position, portfolio.equity(), price, ())
         finally:
             self._flattening = False
 
@@ -797,9 +786,8 @@ class ExecutionDesk:
         life.arrival_ts = now
         self.recorder.order_event(life.order_id, now, s, "submitted", venue.name,
                                   life.quantity, life.ref_price, LIQUIDATION)
-        self._book_fill(life, s, OrderFilled(
-            self._fill_id + 1, life.order_id, now, life.symbol, venue.name,
-            proposal.quantity, proposal.price, proposal.fee, life.ref_price, "liquidation"))
+        self._book_fill(life, s, now, venue.name, proposal.quantity, proposal.price,
+                        proposal.fee, "liquidation")
         life.outcomes += ENDED[FILLED]
         self._maybe_final(life, now)
         self.recorder.liquidation(PositionLiquidated(

@@ -49,14 +49,14 @@ from sim.event_queue import EventQueue
 from sim.execution import ExecutionDesk
 from sim.farms import LEDGER_TOLERANCE, Farm, FarmRisk, FarmRouter
 from sim.matching import Book, Matcher
-from sim.messages import OrderFilled, OrderRouted, SubmitOrder
+from sim.messages import OrderFilled
 from sim.orders import (
     BRACKET_ROLES,
-    ENTRY,
     FLATTEN,
     LIMIT,
     LIQUIDATION,
     STOP,
+    TAKER,
     TERMINAL,
     WORKING,
     ExecutionSettings,
@@ -65,7 +65,7 @@ from sim.orders import (
 )
 from sim.portfolio import Portfolio
 from sim.recorder import Recorder
-from sim.risk import RiskEngine
+from sim.risk import RiskEngine, Ticket
 from sim.router import VenueRouter
 from sim.venue import SimVenue
 from sim.view import MarketView
@@ -149,7 +149,7 @@ class FarmDesk(ExecutionDesk):
         return self._farm_of[order_id]
 
     # -- what a buy may cost: its price bound -------------------------------------------
-    def unit_cost(self, order: SubmitOrder) -> float:
+    def unit_cost(self, order: Ticket) -> float:
         """The most one unit of buy ``order`` may cost, fees included, at its price bound:
         a limit order never fills above its limit (a taker at its arrival, a maker at the
         limit), at the dearest fee; a market order at its reference price and a stop at
@@ -183,14 +183,12 @@ class FarmDesk(ExecutionDesk):
         return None if farm is None else farm.name
 
     # -- orders in: tagged, judged by the farm first ------------------------------------
-    def _submit(self, s: int, order: SubmitOrder, position: float, equity: float,
-                last_close: float, agents: tuple[str, ...], decision_ts: int | None = None,
-                role: str = ENTRY, parent_id: int = 0, replaces: int = 0) -> None:
+    def _submit(self, s: int, order: Order, position: float, equity: float,
+                last_close: float, agents: tuple[str, ...]) -> None:
         farm = self._current()
         self._farm_of[order.order_id] = farm
         self.recorder.rare_row("farm_orders", (order.order_id, order.decision_id, farm.name))
-        super()._submit(s, order, position, equity, last_close, agents, decision_ts, role,
-                        parent_id, replaces)
+        super()._submit(s, order, position, equity, last_close, agents)
         tripped = self.farm_risk.farm_tripped
         if tripped is not None and tripped.flatten_on_trip and not self._flattening:
             self.flatten_farm(tripped, order.ts)
@@ -205,12 +203,12 @@ class FarmDesk(ExecutionDesk):
     def _ledger_of(self, life: Order) -> Portfolio:
         return self._farm_of[life.order_id].ledger
 
-    def _refused(self, life: Order, routed: OrderRouted, venue: SimVenue, reason: str,
+    def _refused(self, life: Order, venue: SimVenue, qty: float, reason: str,
                  code: str) -> None:
         """A leg refused or timed out (in flight, any farm's turn): the fallback stays in
         the order's farm's wallet."""
         with self._as(self._farm_of[life.order_id]):
-            super()._refused(life, routed, venue, reason, code)
+            super()._refused(life, venue, qty, reason, code)
 
     @contextmanager
     def _as(self, farm: Farm) -> Iterator[None]:
@@ -279,25 +277,28 @@ class FarmDesk(ExecutionDesk):
             self._stop_order(life, ts, "cancelled", reason)
 
     # -- fills: the account and the order's farm --------------------------------------
-    def _book_fill(self, life: Order, s: int, fill: OrderFilled) -> None:
-        super()._book_fill(life, s, fill)
-        size = abs(fill.quantity)
+    def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
+                   price: float, fee: float, liquidity: str = TAKER) -> None:
+        super()._book_fill(life, s, ts, venue, quantity, price, fee, liquidity)
+        size = abs(quantity)
         if size > self.sizes[s]:
             self.sizes[s] = size
         farm = self._farm_of.get(life.order_id)
         if farm is None:
             if life.role == LIQUIDATION:  # the venue's, of the account: every holder's
-                self._split_liquidation(s, fill)
+                self._split_liquidation(s, OrderFilled(
+                    self._fill_id, life.order_id, ts, life.symbol, venue, quantity, price,
+                    fee, life.ref_price, liquidity))
                 return
             # else only an adjustment no farm owes has none (``adjust``)
             assert life.role == "adjustment", f"order {life.order_id} ({life.role}) has no farm"
-            self.unattributed.apply(s, fill)
+            self.unattributed.book_fill(s, quantity, price, fee)
             self.booked_unattributed = True
             return
-        farm.ledger.apply(s, fill)
+        farm.ledger.book_fill(s, quantity, price, fee)
         held = farm.reserved.get(life.order_id)
-        if held is not None and fill.quantity > 0:  # as sim.matching.Matcher._book
-            held[0] -= min(held[0], fill.quantity * held[1])
+        if held is not None and quantity > 0:  # as sim.matching.Matcher._book
+            held[0] -= min(held[0], quantity * held[1])
 
     def _maybe_final(self, life: Order, now: int) -> None:
         super()._maybe_final(life, now)
@@ -457,9 +458,10 @@ class FarmDesk(ExecutionDesk):
                 if self.n_working[i]:  # its entries and brackets: it closes the position
                     self._cancel_working(i, ts, "flattened by risk", ledger=ledger)
                 self._order_id += 1
-                order = SubmitOrder(self._order_id, 0, ts, sym, -position, price)
+                order = Order(self._order_id, 0, ts, ts, sym, i, -position, price,
+                              role=FLATTEN)
                 self._obs_ts[i] = ts
-                self._submit(i, order, position, ledger.equity(), price, (), role=FLATTEN)
+                self._submit(i, order, position, ledger.equity(), price, ())
         finally:
             self._flattening = False
             self.farm_risk.farm = previous

@@ -20,8 +20,8 @@ from sim.consensus import Consensus, PerformanceSource
 from sim.messages import OrderDenied, OrderRouted, SubmitOrder
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
-from sim.risk import RiskEngine, RiskLimits, reduces
-from sim.router import VenueRouter
+from sim.risk import RiskEngine, RiskLimits, Ticket, reduces
+from sim.router import Route, VenueRouter
 from sim.venue import SimVenue
 
 # Relative tolerance of the ledger invariant: each booking is one IEEE add per ledger, so
@@ -201,7 +201,7 @@ class FarmRisk:
     being checked (the desk sets it)."""
 
     def __init__(self, account: RiskEngine, portfolio: Portfolio,
-                 symbol_index: dict[str, int], unit_cost: Callable[[SubmitOrder], float],
+                 symbol_index: dict[str, int], unit_cost: Callable[[Ticket], float],
                  cost_margin: float) -> None:
         """``unit_cost(order)``: the most a unit of a buy may cost with fees at the price
         it is bounded by (``sim.farm_desk.FarmDesk.unit_cost``): a farm's buy must fit its
@@ -226,7 +226,7 @@ class FarmRisk:
     def kill(self) -> None:
         self.account.kill()
 
-    def check(self, order: SubmitOrder, position: float, *, equity: float = math.nan,
+    def check(self, order: Ticket, position: float, *, equity: float = math.nan,
               gross_exposure: float = 0.0, last_close: float = math.nan,
               agents: tuple[str, ...] = ()) -> OrderDenied | None:
         farm = self.farm
@@ -249,7 +249,7 @@ class FarmRisk:
         self.tripped_now = self.account.tripped_now
         return denial
 
-    def _farm_check(self, farm: Farm, order: SubmitOrder, position: float, equity: float,
+    def _farm_check(self, farm: Farm, order: Ticket, position: float, equity: float,
                     last_close: float) -> OrderDenied | None:
         risk = farm.risk
         farm.ledger.book.catch_up(order.ts)
@@ -299,7 +299,7 @@ class FarmRisk:
                     order.quantity * unit))
         return None
 
-    def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:
+    def on_order_sent(self, order: Ticket, agents: tuple[str, ...] = ()) -> None:
         """The order goes to a venue: the farm's limits count it, and a buy reserves
         its cost at its price bound from the farm's cash until it ends."""
         self.account.on_order_sent(order, agents)
@@ -335,6 +335,11 @@ class FarmRouter:
     def route_legs(self, order: SubmitOrder, exclude: frozenset[str] = frozenset()
                    ) -> tuple[OrderRouted, ...]:
         return self.router.route_legs(order, exclude | self._outside())
+
+    def legs(self, symbol: str, quantity: float, ref_price: float, reduce_only: bool,
+             exclude: frozenset[str] = frozenset()) -> Route | None:
+        return self.router.legs(symbol, quantity, ref_price, reduce_only,
+                                exclude | self._outside())
 
     def why_not(self, symbol: str) -> str:
         farm = self.risk.farm

@@ -47,7 +47,7 @@ from sim.engine import Engine, fewer_gc_passes
 from sim.fast_book import DeferredBook
 from sim.fast_skip import Skipper
 from sim.fast_votes import BulkVotes, bulk_reason
-from sim.messages import Signal
+from sim.messages import FillTiming, Signal
 from sim.view import MarketView
 
 FAST = "fast"
@@ -243,8 +243,8 @@ class _Walk:
                 self._skip(p, boundary)
                 p = boundary
             else:
-                if e - p < _DENSE:  # a few quiet bars: on_bar itself is cheaper
-                    a = p
+                if e - p < _DENSE and deferred is None:  # a few quiet bars: on_bar itself
+                    a = p  # is cheaper (with a deferred book a skip costs nothing)
                 else:
                     self._skip(p, e)
                     a = e
@@ -366,9 +366,16 @@ class _Walk:
     def _process_deferred(self, a: int, b: int, limit: int) -> int:
         """``_process_votes`` on one symbol with a deferred book, through row ``b - 1``
         and on while a decision waits for the next open or orders work (those rows are
-        event rows; up to ``limit``, the chunk's end); returns the row after the last.
+        event rows; up to ``limit``, the chunk's end), then on to the next candidate
+        before ``limit`` while nothing is queued; returns the row after the last.
         ``on_bar`` books no equity row (the engine's time is unset before each bar): the
-        state each bar leaves is kept for the book instead."""
+        state each bar leaves is kept for the book instead.
+
+        A row where only a decision is made for the next open (nothing waits for this
+        bar's open, no order works, nothing is queued) is not handed to ``on_bar``: it
+        would only set the view and the mark, and the next bar's ``on_bar`` sets the
+        view again; the mark (the next release's price band reads it) is set here and
+        the account's state is the last one kept."""
         engine = self.engine
         deferred, votes = self.deferred, self.votes
         assert deferred is not None and votes is not None
@@ -376,7 +383,9 @@ class _Walk:
         qty = portfolio.qty
         keep = deferred.states.append
         on_bar, act, at = engine.on_bar, votes.act, votes.cand_at[0]
-        pending, watch = engine._pending, engine._watch
+        pending, watch, queued = engine._pending, engine._watch, engine._queued
+        price = portfolio.price
+        at_open = engine.fill_timing is FillTiming.NEXT_OPEN
         bars = self.bars[0]
         ts, o, h, lo, c, v = bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume
         if a:  # the mark the skipped bars left (_skip sets none) ...
@@ -384,23 +393,48 @@ class _Walk:
                 self.skipper.show(0, a - 1)  # it (a fill's bar volume and range read it)
             else:
                 portfolio.price[0] = c.item(a - 1)
+        candidate, n = votes.next_candidate, self.n
         r = a
         acting = False
         try:
-            while r < b or (r < limit and (pending[0] is not None or watch[0])):
-                engine._last_ts = None
-                on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r), c.item(r),
-                       v.item(r))
-                if at[r]:
-                    acting = True
-                    act(0, r, c.item(r))
-                    acting = False
-                keep((r, portfolio.cash, qty[0], portfolio.cost_basis,
-                      portfolio.realized_total))
-                r += 1
+            while True:
+                while r < b or (r < limit and (pending[0] is not None or watch[0])):
+                    if (at_open and at[r] and pending[0] is None and not watch[0]
+                            and not queued):
+                        price[0] = close = c.item(r)  # as on_bar leaves it
+                        acting = True
+                        act(0, r, close)
+                        acting = False
+                        r += 1
+                        continue
+                    engine._last_ts = None
+                    on_bar(0, r + 1, ts.item(r), o.item(r), h.item(r), lo.item(r),
+                           c.item(r), v.item(r))
+                    if at[r]:
+                        acting = True
+                        act(0, r, c.item(r))
+                        acting = False
+                    keep((r, portfolio.cash, qty[0], portfolio.cost_basis,
+                          portfolio.realized_total))
+                    r += 1
+                # Nothing waits for an open and no order works now. With nothing queued,
+                # the next event row is the next candidate (``run`` finds the same: no
+                # static events here): walk on to it when it is before ``limit``,
+                # skipping the rows before it, instead of a turn of ``run``'s loop.
+                if queued or r >= limit:
+                    break
+                e = candidate(0, r, n)
+                if e >= limit:
+                    break
+                if e > r:
+                    price[0] = c.item(e - 1)  # the mark the skipped rows leave
+                r, b = e, e + 1
         except BaseException:
             self.row_done = r + 1 if acting else r
             deferred.upto = r
+            if acting and engine.views[0].n != r + 1:  # failed in a row on_bar did not
+                self.skipper.show(0, r)  # see: the view and time as on_bar left them
+                engine.clock.now = ts.item(r)
             raise
         deferred.upto = r - 1
         return r

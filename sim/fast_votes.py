@@ -35,8 +35,9 @@ import numpy as np
 from sim.agents.batch import SignalChanges
 from sim.consensus import VotingConsensus
 from sim.engine import Engine, valid_signal
-from sim.messages import Decision, FillTiming, Side, Signal
+from sim.messages import FillTiming, Side, Signal
 from sim.recorder import Recorder
+from sim.risk import attributed
 from sim.vote_rows import RULES
 
 _SIDES = {int(side): side for side in Side}
@@ -426,16 +427,15 @@ class BulkVotes:
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        i, decision_id, ts, side, conf, target, has_target = self.cand_record[s].item(c)
-        votes = tuple(map(_PICK, self.objects[s], self.standing[s][i].tolist()))
-        weights = tuple(self.weights[s][i].tolist())
-        decision = Decision(decision_id, ts, engine.symbols[s], _SIDES[side], conf,
-                            target if has_target else None, engine._agent_names[s], votes,
-                            weights)
+        i, decision_id, ts, side, _, _, _ = self.cand_record[s].item(c)
+        side = _SIDES[side]
+        agents = (attributed(side, engine._agent_names[s],
+                             tuple(map(_PICK, self.objects[s], self.standing[s][i].tolist())))
+                  if engine._attribute else ())
         if engine.fill_timing is FillTiming.CLOSE:
-            engine._release(s, ts, close, decision, exposure)
+            engine._release(s, ts, close, decision_id, ts, side, exposure, agents)
         else:
-            engine._pending[s] = (decision, exposure)
+            engine._pending[s] = (decision_id, ts, side, exposure, agents)
 
     def finish(self) -> None:
         """The engine's vote state as the per-bar loop leaves it (the last decisions were

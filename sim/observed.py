@@ -41,7 +41,14 @@ from sim.bus_events import (
     SignalChanged,
 )
 from sim.engine import Engine
-from sim.messages import FundingPaid, OrderDenied, OrderFilled, OrderRouted, PositionLiquidated
+from sim.messages import (
+    FundingPaid,
+    OrderDenied,
+    OrderFilled,
+    OrderRouted,
+    PositionLiquidated,
+    SubmitOrder,
+)
 from sim.orders import Order
 from sim.recorder import Recorder
 from sim.store import RunStore
@@ -63,11 +70,24 @@ class ObservedRecorder(Recorder):
     def _order_event_row(self, row: tuple[Any, ...]) -> None:
         self.order_event(*row)
 
-    def _route_row(self, row: tuple[OrderRouted, int]) -> None:
-        self.routing(*row)
+    def _route_row(self, row: tuple[Any, ...]) -> None:
+        self._routes.append(row)
+        if self.bus.wants(ROUTE):
+            life, ts, _, venue, candidates, quantity, reason, elapsed = row
+            self.bus.publish(ROUTE, ts, OrderRouted(
+                SubmitOrder(life.order_id, life.decision_id, ts, life.symbol, quantity,
+                            life.ref_price, life.kind, life.limit_price, life.stop_price,
+                            life.tif, life.post_only, life.reduce_only),
+                ts, venue, candidates, reason, elapsed))
 
-    def _fill_row(self, row: tuple[OrderFilled, int, float, float, float]) -> None:
-        self.fill(*row)
+    def _fill_row(self, row: tuple[Any, ...]) -> None:
+        self._fills.append(row)
+        if self.bus.wants(FILL):
+            (fill_id, order_id, ts, symbol, venue, quantity, price, fee, ref_price, liquidity,
+             cash, position, realized) = row
+            self.bus.publish(FILL, ts, FillBooked(OrderFilled(
+                fill_id, order_id, ts, self._symbol_names[symbol], venue, quantity, price,
+                fee, ref_price, liquidity), cash, position, realized))
 
     def add_agent(self, name: str) -> int:
         self._agent_names = (*self._agent_names, name)

@@ -100,34 +100,38 @@ class Portfolio:
         self.book = EquityBook()
 
     def apply(self, symbol_index: int, fill: OrderFilled) -> None:
-        q, p, i = fill.quantity, fill.price, symbol_index
-        self.cash -= q * p + fill.fee
-        self.fees_paid += fill.fee
-        old = self.qty[i]
+        self.book_fill(symbol_index, fill.quantity, fill.price, fill.fee)
+
+    def book_fill(self, i: int, q: float, p: float, fee: float) -> None:
+        """Book a fill of signed quantity ``q`` of symbol ``i`` at ``p`` paying ``fee``
+        (``apply``'s fields: the desk books a fill from them, without a message)."""
+        self.cash -= q * p + fee
+        self.fees_paid += fee
+        qty, avg, held = self.qty, self.avg_price, self._held
+        old = qty[i]
         new = old + q
         if old == 0.0 or (old > 0.0) == (q > 0.0):  # opening or adding: average in
-            self.avg_price[i] = (old * self.avg_price[i] + q * p) / new
+            avg[i] = (old * avg[i] + q * p) / new
         else:  # reducing, closing, or flipping through zero
             closed = min(abs(q), abs(old))
             direction = 1.0 if old > 0.0 else -1.0
-            pnl = (p - self.avg_price[i]) * closed * direction
+            pnl = (p - avg[i]) * closed * direction
             self.realized[i] += pnl
             self.realized_total += pnl
             if abs(q) > abs(old):
-                self.avg_price[i] = p
-        self.qty[i] = new
+                avg[i] = p
+        qty[i] = new
         if new == 0.0:
-            self.avg_price[i] = 0.0
-            if i in self._held:
-                self._held.remove(i)
-        elif i not in self._held:
-            self._held.append(i)
-            self._held.sort()  # a fixed summation order keeps equity reproducible
+            avg[i] = 0.0
+            if i in held:
+                held.remove(i)
+        elif i not in held:
+            held.append(i)
+            held.sort()  # a fixed summation order keeps equity reproducible
         # Recomputed, not adjusted: exactly 0 when flat. The sum of ``sum()`` (from 0, in
         # held order), without a generator per fill.
-        qty, avg = self.qty, self.avg_price
         basis: float = 0  # an int 0, as sum() starts
-        for j in self._held:
+        for j in held:
             basis += qty[j] * avg[j]
         self.cost_basis = basis
 

@@ -1,7 +1,8 @@
 """Buffers a run's rows and hands them to the store in Arrow batches.
 
 Components report what happened with one call per event, which appends one tuple (the
-message itself where there is one); columns are built only at flush, in bulk. Symbols and
+message itself where there is one; the desk's order events, routes and fills as their
+fields, no message made); columns are built only at flush, in bulk. Symbols and
 agents travel as small integers and become names at flush. Equity, the one per-bar table,
 is the ledger's ``EquityBook`` (``equity``), which the engine appends to; the recorder
 writes its rows and drains it (the risk engine follows the book, not the recorder).
@@ -62,16 +63,20 @@ class Recorder:
         self._funding: list[tuple[FundingPaid, int]] = []
         self._liquidations: list[tuple[PositionLiquidated, int]] = []
         self._denials: list[tuple[OrderDenied, int]] = []
-        self._routes: list[tuple[OrderRouted, int]] = []
-        self._fills: list[tuple[OrderFilled, int, float, float, float]] = []
+        # (order, ts, symbol index, venue, candidates, quantity, reason, elapsed_ns): the
+        # order is the desk's ``Order`` (or a routed ``SubmitOrder``), read for its id
+        self._routes: list[tuple[Any, ...]] = []
+        # A fill's fields (``FILL_FIELDS``), then cash, position and realized PnL after it.
+        self._fills: list[tuple[Any, ...]] = []
         # The execution desk's rows, appended whole (the tuples ``order_event``,
         # ``routing`` and ``fill`` make): one C call per row on the order path, no Python
         # frame. A recorder that does more with a row (``sim.observed``: publishes it)
         # points these at its methods instead.
         self.order_event_row: Callable[[tuple[Any, ...]], None] = self._order_events.append
-        self.route_row: Callable[[tuple[OrderRouted, int]], None] = self._routes.append
-        self.fill_row: Callable[[tuple[OrderFilled, int, float, float, float]], None] = (
-            self._fills.append)
+        self.route_row: Callable[[tuple[Any, ...]], None] = self._routes.append
+        # (fill_id, order_id, ts, symbol index, venue, quantity, price, fee, ref_price,
+        # liquidity, cash, position, realized): a fill booked from its fields, no message
+        self.fill_row: Callable[[tuple[Any, ...]], None] = self._fills.append
         # The equity rows: the engine sets this to its portfolio's book.
         self.equity = EquityBook()
         # Called before buffered rows are written and dropped (a live session writes the
@@ -133,11 +138,14 @@ class Recorder:
         self._denials.append((denial, symbol))
 
     def routing(self, routed: OrderRouted, symbol: int) -> None:
-        self._routes.append((routed, symbol))
+        self._routes.append((routed.order, routed.ts, symbol, routed.venue, routed.candidates,
+                             routed.order.quantity, routed.reason, routed.elapsed_ns))
 
     def fill(self, fill: OrderFilled, symbol: int, cash: float, position: float,
              realized: float) -> None:
-        self._fills.append((fill, symbol, cash, position, realized))
+        self._fills.append((fill.fill_id, fill.order_id, fill.ts, symbol, fill.venue,
+                            fill.quantity, fill.price, fill.fee, fill.ref_price,
+                            fill.liquidity, cash, position, realized))
 
     def vote_columns(self, signals: list[np.ndarray], decisions: list[np.ndarray],
                      votes: list[np.ndarray], starts: np.ndarray) -> None:

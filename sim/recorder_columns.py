@@ -30,10 +30,7 @@ _ORDER_ROW = (
 
 # The fields of buffered messages that become columns (``_fields``).
 _SIGNAL_ROW = ("side", "confidence", "target", "reason")
-_FILL_ROW = ("fill_id", "order_id", "ts", "venue", "quantity", "price", "fee", "ref_price",
-             "liquidity")
-_ROUTE_ROW = ("order", "ts", "venue", "candidates", "reason", "elapsed_ns")
-_ROUTED_ORDER = ("order_id", "quantity")
+_ORDER_ID = attrgetter("order_id")
 _CANDIDATE_TYPES = {"candidates": pa.list_(pa.string()),
                     "candidate_fees_bps": pa.list_(pa.float64()),
                     "candidate_scores": pa.list_(pa.float64())}
@@ -247,9 +244,8 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any]]]:
             "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
         })
     if rec._routes:
-        routes, sym = _transpose(rec._routes, 2)
-        orders, ts, venue, candidates, reason, elapsed = _fields(routes, _ROUTE_ROW)
-        oid, qty = _fields(orders, _ROUTED_ORDER)
+        orders, ts, sym, venue, candidates, qty, reason, elapsed = _transpose(rec._routes, 8)
+        oid = list(map(_ORDER_ID, orders))
         yield ("routing_decisions", {
             "order_id": _ints(oid),
             "ts": rec._ts(ts),
@@ -262,8 +258,8 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any]]]:
         })
         rec._routes.clear()
     if rec._fills:
-        fills, sym, cash, position, realized = _transpose(rec._fills, 5)
-        fill_id, oid, ts, venue, qty, price, fee, ref, liquidity = _fields(fills, _FILL_ROW)
+        (fill_id, oid, ts, sym, venue, qty, price, fee, ref, liquidity, cash, position,
+         realized) = _transpose(rec._fills, 13)
         yield ("fills", {
             "fill_id": _ints(fill_id),
             "order_id": _ints(oid),

@@ -67,10 +67,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sim.messages import Decision, OrderDenied, SubmitOrder
+from sim.messages import Decision, OrderDenied, Side, SubmitOrder
+from sim.orders import Order
+
+# What risk judges: an order as the desk carries it (``sim.orders.Order``) or as a
+# message (``SubmitOrder``); both have the fields and ``notional`` the checks read.
+Ticket = SubmitOrder | Order
 
 RISK_LEVEL_LEVERAGE: dict[str, float] = {"low": 1.0, "medium": 2.0, "high": 5.0}
 _NAN = float("nan")
@@ -140,8 +145,14 @@ class RiskContext(NamedTuple):
 def attributed_agents(decision: Decision) -> tuple[str, ...]:
     """The agents an order made from ``decision`` is attributed to: those whose standing
     vote is on the decision's side (in the order the agents are listed)."""
-    side = decision.side
-    return tuple(name for name, vote in zip(decision.agents, decision.votes, strict=True)
+    return attributed(decision.side, decision.agents, decision.votes)
+
+
+def attributed(side: Side, agents: tuple[str, ...], votes: tuple[Any, ...]
+               ) -> tuple[str, ...]:
+    """``attributed_agents`` from a decision's side, agents and votes (the engine's, as it
+    decides: it keeps only this, not the decision)."""
+    return tuple(name for name, vote in zip(agents, votes, strict=True)
                  if vote is not None and vote.side == side)
 
 
@@ -155,14 +166,14 @@ def reduces(position: float, quantity: float) -> bool:
 
 
 # -- the checks: pure functions of (order, ctx) ---------------------------------------------
-def check_kill_switch(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_kill_switch(order: Ticket, ctx: RiskContext) -> Breach | None:
     if ctx.killed and not reduces(ctx.position, order.quantity):
         return Breach("kill_switch", None, None,
                       "kill switch engaged: only position-reducing orders may go")
     return None
 
 
-def check_circuit_breaker(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_circuit_breaker(order: Ticket, ctx: RiskContext) -> Breach | None:
     if ctx.breaker is not None and not reduces(ctx.position, order.quantity):
         limit = (ctx.limits.daily_loss_limit if ctx.breaker == "daily_loss_limit"
                  else ctx.limits.max_drawdown)
@@ -172,7 +183,7 @@ def check_circuit_breaker(order: SubmitOrder, ctx: RiskContext) -> Breach | None
     return None
 
 
-def check_equity(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_equity(order: Ticket, ctx: RiskContext) -> Breach | None:
     """No new exposure on an account with nothing left: equity <= 0 (NaN: unknown, as in
     a check given no account) lets only reductions through."""
     equity = ctx.equity
@@ -197,7 +208,7 @@ def drawdown(ctx: RiskContext) -> float:
     return (peak - ctx.equity) / peak
 
 
-def check_daily_loss(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_daily_loss(order: Ticket, ctx: RiskContext) -> Breach | None:
     limit = ctx.limits.daily_loss_limit
     if limit is not None and not reduces(ctx.position, order.quantity):
         loss = daily_loss(ctx)
@@ -207,7 +218,7 @@ def check_daily_loss(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_drawdown(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_drawdown(order: Ticket, ctx: RiskContext) -> Breach | None:
     limit = ctx.limits.max_drawdown
     if limit is not None and not reduces(ctx.position, order.quantity):
         dd = drawdown(ctx)
@@ -217,14 +228,14 @@ def check_drawdown(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_allowed_symbols(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_allowed_symbols(order: Ticket, ctx: RiskContext) -> Breach | None:
     allowed = ctx.limits.allowed_symbols
     if allowed is not None and order.symbol not in allowed:
         return Breach("allowed_symbols", None, None, f"{order.symbol} is not an allowed symbol")
     return None
 
 
-def check_orders_per_day(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_orders_per_day(order: Ticket, ctx: RiskContext) -> Breach | None:
     limit = ctx.limits.max_orders_per_day
     if limit is not None and ctx.orders_today >= limit:
         return Breach("max_orders_per_day", limit, ctx.orders_today,
@@ -232,7 +243,7 @@ def check_orders_per_day(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_order_rate(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_order_rate(order: Ticket, ctx: RiskContext) -> Breach | None:
     limit = ctx.limits.max_orders_per_window
     if limit is not None and ctx.orders_in_window >= limit:
         return Breach("order_rate", limit, ctx.orders_in_window,
@@ -241,7 +252,7 @@ def check_order_rate(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_price_band(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_price_band(order: Ticket, ctx: RiskContext) -> Breach | None:
     band = ctx.limits.price_band
     last = ctx.last_close
     if band is not None and last > 0.0:
@@ -253,7 +264,7 @@ def check_price_band(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_order_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_order_notional(order: Ticket, ctx: RiskContext) -> Breach | None:
     limit = ctx.limits.max_order_notional
     notional = order.notional
     if limit is not None and notional > limit:
@@ -262,7 +273,7 @@ def check_order_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_position_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_position_notional(order: Ticket, ctx: RiskContext) -> Breach | None:
     """Any order that puts on a position is judged by the position it leaves: one that
     grows it, and one that flips it to the other side (a flip to a smaller size still
     opens a new position, at today's price). Only a pure reduction is never stopped."""
@@ -275,7 +286,7 @@ def check_position_notional(order: SubmitOrder, ctx: RiskContext) -> Breach | No
     return None
 
 
-def leverage_after(order: SubmitOrder, ctx: RiskContext) -> float:
+def leverage_after(order: Ticket, ctx: RiskContext) -> float:
     """Gross exposure after the order over equity (inf when equity is not positive).
 
     ``gross_exposure`` marks this symbol's current position at the order's price."""
@@ -287,7 +298,7 @@ def leverage_after(order: SubmitOrder, ctx: RiskContext) -> float:
     return max(gross, 0.0) / ctx.equity
 
 
-def check_leverage(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_leverage(order: Ticket, ctx: RiskContext) -> Breach | None:
     limit = ctx.limits.max_leverage
     if limit is not None and grows(ctx.position, order.quantity):
         lev = leverage_after(order, ctx)
@@ -297,7 +308,7 @@ def check_leverage(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
     return None
 
 
-def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | None:
+def check_agent_permissions(order: Ticket, ctx: RiskContext) -> Breach | None:
     """Every attributed agent's permissions must hold (the strictest binds)."""
     perms = ctx.limits.agents
     if not perms or not ctx.agents:
@@ -340,7 +351,7 @@ def check_agent_permissions(order: SubmitOrder, ctx: RiskContext) -> Breach | No
     return None
 
 
-Check = Callable[[SubmitOrder, RiskContext], "Breach | None"]
+Check = Callable[[Ticket, RiskContext], "Breach | None"]
 
 # The order checks run in: the first breach denies.
 CHECK_ORDER: tuple[Check, ...] = (
@@ -532,7 +543,7 @@ class RiskEngine:
 
     # -- the check -------------------------------------------------------------------------
     def check(
-        self, order: SubmitOrder, position: float, *, equity: float = _NAN,
+        self, order: Ticket, position: float, *, equity: float = _NAN,
         gross_exposure: float = 0.0, last_close: float = _NAN,
         agents: tuple[str, ...] = (),
     ) -> OrderDenied | None:
@@ -558,7 +569,7 @@ class RiskEngine:
                            breach.reason, breach.limit, breach.value)
 
     def first_breach(
-        self, order: SubmitOrder, position: float, *, equity: float = _NAN,
+        self, order: Ticket, position: float, *, equity: float = _NAN,
         gross_exposure: float = 0.0, last_close: float = _NAN,
         agents: tuple[str, ...] = (),
     ) -> Breach | None:
@@ -595,7 +606,7 @@ class RiskEngine:
                 return breach
         return None
 
-    def on_order_sent(self, order: SubmitOrder, agents: tuple[str, ...] = ()) -> None:
+    def on_order_sent(self, order: Ticket, agents: tuple[str, ...] = ()) -> None:
         """Count an order against the day's, the window's and its agents' limits once it
         has actually reached a venue."""
         if not self._day_start <= order.ts < self._day_end:

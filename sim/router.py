@@ -43,7 +43,13 @@ from sim.venue import DOWN, UP, SimVenue
 
 POLICIES = ("cheapest", "preference", "cost", "split")
 # (venues to try as (score, listing position, venue), candidates, skipped note, reasons)
-_Plan = tuple[list[tuple[float, int, SimVenue]], tuple[RouteCandidate, ...], str, list[str]]
+# (venues to try as (score, listing position, venue), candidates, skipped note, reasons,
+# the first venue with its reason when it is up and the policy does not split)
+_Plan = tuple[list[tuple[float, int, SimVenue]], tuple[RouteCandidate, ...], str, list[str],
+              tuple[SimVenue, str] | None]
+# A route as the desk takes it: (candidates, elapsed ns, the legs as (venue, quantity,
+# reason)); ``route_legs`` makes each leg an ``OrderRouted``.
+Route = tuple[tuple[RouteCandidate, ...], int, tuple[tuple[SimVenue, float, str], ...]]
 
 
 class VenueRouter:
@@ -108,7 +114,9 @@ class VenueRouter:
             note = f"; skipped down: {', '.join(skipped)}" if skipped else ""
             reasons = [self._reason(sc, len(listing), rank)
                        for rank, (sc, _, _) in enumerate(pool)]
-            plan = self._plans[key] = (pool, candidates, note, reasons)
+            first = (pool[0][2], reasons[0] + note) if (
+                pool and pool[0][2].health == UP and self.policy != "split") else None
+            plan = self._plans[key] = (pool, candidates, note, reasons, first)
         return plan
 
     def funding_bps(self, venue: SimVenue, symbol: str, side: float) -> float:
@@ -148,42 +156,64 @@ class VenueRouter:
     ) -> tuple[OrderRouted, ...]:
         """The routed legs (one unless the policy splits); empty when nothing is eligible.
         ``exclude``: venues that already refused this order (a fallback skips them)."""
-        start = self._timer()
-        listing = self._listing.get(order.symbol, ())
-        if not listing:
+        found = self.legs(order.symbol, order.quantity, order.ref_price, order.reduce_only,
+                          exclude)
+        if found is None:
             return ()
-        side = 1.0 if order.quantity > 0 else -1.0
-        plan = self._plans.get((order.symbol, side if self._by_cost else 0.0))  # _plan's
-        pool, candidates, note, reasons = plan or self._plan(order.symbol, side)
+        candidates, elapsed, legs = found
+        split = self.policy == "split"
+        return tuple(
+            OrderRouted(order if qty == order.quantity and not split
+                        else order.with_quantity(qty), order.ts, venue.name, candidates,
+                        reason, elapsed)
+            for venue, qty, reason in legs)
+
+    def legs(
+        self, symbol: str, quantity: float, ref_price: float, reduce_only: bool,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Route | None:
+        """``route_legs`` from an order's fields, without messages (the desk's path):
+        (candidates, elapsed ns, ((venue, quantity, reason), ...)); None when nothing
+        is eligible."""
+        start = self._timer()
+        side = 1.0 if quantity > 0 else -1.0
+        plan = self._plans.get((symbol, side if self._by_cost else 0.0))  # _plan's
+        if plan is None:
+            if symbol not in self._listing:
+                return None
+            plan = self._plan(symbol, side)
+        pool, candidates, note, reasons, first = plan
+        if first is not None and not exclude and quantity != 0.0:
+            # The first venue takes it when the symbol has no size rules there (the loop
+            # below, without its steps: the quantity as is, the first rank's reason).
+            venue, reason = first
+            inst = venue.instruments.get(symbol)
+            if inst is not None and not inst.any_size:
+                return candidates, self._timer() - start, ((venue, quantity, reason),)
+        listing = self._listing[symbol]
         if exclude:
             pool = [t for t in pool if t[2].name not in exclude]
         if self.policy == "split":
-            legs = self._split(order, pool)
+            legs = self._split(symbol, quantity, ref_price, reduce_only, pool)
             if not legs:
-                return ()
+                return None
             elapsed = self._timer() - start
             n = len(legs)
-            return tuple(
-                OrderRouted(order.with_quantity(q), order.ts, v.name, candidates,
-                            f"split leg {k + 1}/{n} by cost ({sc:g} bps){note}", elapsed)
-                for k, (sc, v, q) in enumerate(legs)
-            )
+            return candidates, elapsed, tuple(
+                (v, q, f"split leg {k + 1}/{n} by cost ({sc:g} bps){note}")
+                for k, (sc, v, q) in enumerate(legs))
         for rank, (sc, _, v) in enumerate(pool):
-            inst = v.instruments.get(order.symbol) or v.instrument(order.symbol,
-                                                                     order.ref_price)
-            qty = inst.round_size(order.quantity) if inst.any_size else order.quantity
-            if qty == 0.0 or (inst.any_size
-                              and inst.too_small(qty, order.ref_price, order.reduce_only)):
+            inst = v.instruments.get(symbol) or v.instrument(symbol, ref_price)
+            qty = inst.round_size(quantity) if inst.any_size else quantity
+            if qty == 0.0 or (inst.any_size and inst.too_small(qty, ref_price, reduce_only)):
                 note += f"; {v.name}: below lot/min size/min notional"
                 continue
             reason = (self._reason(sc, len(listing), rank) if exclude
                       else reasons[rank]) + note
             if v.health != UP:
                 reason += f"; {v.name} is {v.health}: no venue that is up could take it"
-            elapsed = self._timer() - start
-            leg = order if qty == order.quantity else order.with_quantity(qty)
-            return (OrderRouted(leg, order.ts, v.name, candidates, reason, elapsed),)
-        return ()
+            return candidates, self._timer() - start, ((v, qty, reason),)
+        return None
 
     def _reason(self, score: float, n_listing: int, rank: int) -> str:
         if n_listing == 1:
@@ -196,20 +226,20 @@ class VenueRouter:
         return f"lowest estimated cost ({score:g} bps: fee + slippage + funding)"
 
     def _split(
-        self, order: SubmitOrder, pool: list[tuple[float, int, SimVenue]]
+        self, symbol: str, quantity: float, ref_price: float, reduce_only: bool,
+        pool: list[tuple[float, int, SimVenue]],
     ) -> list[tuple[float, SimVenue, float]]:
-        left = abs(order.quantity)
-        sign = 1.0 if order.quantity > 0 else -1.0
+        left = abs(quantity)
+        sign = 1.0 if quantity > 0 else -1.0
         legs: list[tuple[float, SimVenue, float]] = []
         for sc, _, v in pool:
             if left <= 0.0:
                 break
             cap = left if v.max_order_notional is None else min(
-                left, v.max_order_notional / order.ref_price)
-            inst = v.instruments.get(order.symbol) or v.instrument(order.symbol,
-                                                                     order.ref_price)
+                left, v.max_order_notional / ref_price)
+            inst = v.instruments.get(symbol) or v.instrument(symbol, ref_price)
             qty = abs(inst.round_size(cap))
-            if qty <= 0.0 or inst.too_small(qty, order.ref_price, order.reduce_only):
+            if qty <= 0.0 or inst.too_small(qty, ref_price, reduce_only):
                 continue
             legs.append((sc, v, sign * qty))
             left -= qty

@@ -215,20 +215,29 @@ class SimVenue:
     ) -> OrderFilled | None:
         """A market order filled at once against ``market_price`` (the immediate case of
         the matching in ``sim.matching``): None when a buy cannot afford a single unit."""
-        qty = order.quantity
-        inst = self.instruments[order.symbol]
-        buy = qty > 0
-        price = inst.taker_price(buy, market_price, self._slip)
-        inst.check_taker(order.order_id, buy, market_price, self._slip, price)
-        if buy:
-            qty = self.affordable(qty, price, self._fee, cash, inst)
-            if qty <= 0.0:
-                return None
-        fee = abs(qty) * price * self._fee
+        taken = self.take(order.order_id, order.symbol, order.quantity, market_price, cash)
+        if taken is None:
+            return None
+        qty, price, fee = taken
         return OrderFilled(
             fill_id, order.order_id, ts, order.symbol, self.name, qty, price, fee,
             order.ref_price,
         )
+
+    def take(self, order_id: int, symbol: str, qty: float, market_price: float,
+             cash: float) -> tuple[float, float, float] | None:
+        """``execute``'s fill as (signed quantity, price, fee), without the message (the
+        desk books it from these): None when a buy cannot afford a single unit."""
+        inst = self.instruments[symbol]
+        buy = qty > 0
+        slip = self._slip
+        price = inst.taker_price(buy, market_price, slip)
+        inst.check_taker(order_id, buy, market_price, slip, price)
+        if buy:
+            qty = self.affordable(qty, price, self._fee, cash, inst)
+            if qty <= 0.0:
+                return None
+        return qty, price, abs(qty) * price * self._fee
 
     # -- latency and faults ----------------------------------------------------------
     def network_latency_ns(self) -> int:

@@ -13,14 +13,17 @@ It imports only ``sim`` and the standard library, so the same file measures anot
 ``--peak`` reports the peak resident memory of one run of SMA 10/50 instead (a fresh
 process per tree), ``--opcodes`` the Python bytecodes and calls per order (deterministic:
 use a few thousand bars), and ``--profile FILE`` writes a cProfile of one run of SMA 2/3.
+``--per-bar`` measures the per-bar loop instead of the event-skipping fast path (a tree
+without a fast path runs its per-bar loop either way).
 
-Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R]
+Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--per-bar]
 [--peak | --opcodes | --profile FILE]``
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import resource
 import tempfile
@@ -44,6 +47,14 @@ def scenario(bars: int, fast: int, slow: int) -> dict[str, Any]:
     }
 
 
+PATH: dict[str, Any] = {}
+
+
+def _run(config: Any, store: DuckDBStore) -> Any:
+    """``run_scenario`` on the path chosen (``--per-bar``), where the tree has a choice."""
+    return run_scenario(config, store, **PATH)
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -63,7 +74,7 @@ def measure(bars: int, repeat: int) -> dict[str, Any]:
         for _ in range(repeat):
             for key, config in configs.items():
                 start = _cpu()
-                result = run_scenario(config, store)
+                result = _run(config, store)
                 best[key] = min(best[key], _cpu() - start)
                 orders[key] = _orders(store, result.run_id)
     many, few = (2, 3), (10, 50)
@@ -83,7 +94,7 @@ def peak(bars: int) -> dict[str, Any]:
     config = parse_scenario(scenario(bars, 10, 50), "order_cost")
     with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
         start = _cpu()
-        result = run_scenario(config, store)
+        result = _run(config, store)
         cpu = _cpu() - start
         orders = _orders(store, result.run_id)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -115,7 +126,7 @@ def opcodes(bars: int) -> dict[str, Any]:
                 DuckDBStore(Path(tmp) / "o.duckdb") as store:
             sys.settrace(tracer)
             try:
-                result = run_scenario(config, store)
+                result = _run(config, store)
             finally:
                 sys.settrace(None)
             counts[key] = (ops, calls, _orders(store, result.run_id))
@@ -130,8 +141,8 @@ def profile(bars: int, out: str) -> None:
 
     config = parse_scenario(scenario(bars, 2, 3), "order_cost")
     with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
-        cProfile.runctx("run_scenario(config, store)", globals(),
-                        {"config": config, "store": store, "run_scenario": run_scenario},
+        cProfile.runctx("run(config, store)", globals(),
+                        {"config": config, "store": store, "run": _run},
                         out)
 
 
@@ -142,7 +153,11 @@ def main() -> None:
     parser.add_argument("--peak", action="store_true")
     parser.add_argument("--profile", metavar="FILE")
     parser.add_argument("--opcodes", action="store_true")
+    parser.add_argument("--per-bar", action="store_true",
+                        help="the per-bar loop, not the fast path")
     args = parser.parse_args()
+    if args.per_bar and "fast_path" in inspect.signature(run_scenario).parameters:
+        PATH["fast_path"] = False
     if args.profile:
         profile(args.bars, args.profile)
         return
