@@ -136,9 +136,9 @@ class Instrument:
     max_leverage: float | None = None
     source: str = "venue"
     decimal_price: bool = field(init=False, repr=False, compare=False)
-    # No size grid and no minimum: every non-zero quantity is on the grid and big enough
-    # (``round_size`` returns it as is, ``too_small`` says False): the router skips both.
-    any_size: bool = field(init=False, repr=False, compare=False)
+    # A size grid or a minimum. Without one, every non-zero quantity is on the grid and big
+    # enough (``round_size`` returns it as is, ``too_small`` says False): the router skips both.
+    size_rules: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.tick > 0.0 and (self.sig_figs or self.price_decimals is not None):
@@ -147,7 +147,7 @@ class Instrument:
             object.__setattr__(self, "lot", 10.0 ** -self.size_decimals)
         object.__setattr__(self, "decimal_price",
                            bool(self.sig_figs) or self.price_decimals is not None)
-        object.__setattr__(self, "any_size", not (
+        object.__setattr__(self, "size_rules", not (
             self.size_decimals is None and self.lot <= 0.0 and not self.min_size > 0.0
             and not self.min_notional > 0.0))
 

@@ -188,7 +188,7 @@ class VenueRouter:
             # below, without its steps: the quantity as is, the first rank's reason).
             venue, reason = first
             inst = venue.instruments.get(symbol)
-            if inst is not None and not inst.any_size:
+            if inst is not None and not inst.size_rules:
                 return candidates, self._timer() - start, ((venue, quantity, reason),)
         listing = self._listing[symbol]
         if exclude:
@@ -204,8 +204,8 @@ class VenueRouter:
                 for k, (sc, v, q) in enumerate(legs))
         for rank, (sc, _, v) in enumerate(pool):
             inst = v.instruments.get(symbol) or v.instrument(symbol, ref_price)
-            qty = inst.round_size(quantity) if inst.any_size else quantity
-            if qty == 0.0 or (inst.any_size and inst.too_small(qty, ref_price, reduce_only)):
+            qty = inst.round_size(quantity) if inst.size_rules else quantity
+            if qty == 0.0 or (inst.size_rules and inst.too_small(qty, ref_price, reduce_only)):
                 note += f"; {v.name}: below lot/min size/min notional"
                 continue
             reason = (self._reason(sc, len(listing), rank) if exclude

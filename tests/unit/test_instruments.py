@@ -188,7 +188,7 @@ def test_check_taker_accepts_exactly_the_band_on_every_grid(inst: Instrument,
 def test_only_an_instrument_without_size_rules_skips_rounding_and_minimums(
         rule: dict[str, float], routed: float | None) -> None:
     inst = Instrument("v", "X", **rule)  # type: ignore[arg-type]
-    assert inst.any_size == bool(rule)
+    assert inst.size_rules == bool(rule)
     router = VenueRouter([SimVenue("v", frozenset({"X"}), instruments={"X": inst})])
     leg = router.route(order(0.123, 50.0))  # 0.123 units, $6.15
     assert (None if leg is None else leg.order.quantity) == routed
