@@ -99,6 +99,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                                           "risk_override", "weighted_target"])),
         "quorum": draw(st.integers(0, 3)),
         "min_agreement": draw(st.sampled_from([0.0, 0.0, 0.5, 0.67, 1.0]))}
+    if consensus["method"] == "performance_weighted":
+        consensus["decay"] = draw(st.sampled_from([1.0, 0.9]))
     if draw(st.booleans()):
         consensus["max_signal_age"] = draw(st.sampled_from(["1m", "7m", "45m"]))
     policy: dict[str, Any] = {
@@ -130,6 +132,16 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     if limits and draw(st.booleans()):
         risk["max_orders_per_window"] = draw(st.integers(1, 3))
         risk["order_window"] = draw(st.sampled_from(["1m", "10m"]))
+    if limits and draw(st.booleans()):
+        risk["price_band"] = draw(st.sampled_from([0.001, 0.05]))
+    if limits and draw(st.booleans()):
+        risk["agents"] = {a["name"]: {"max_trade_notional": draw(st.sampled_from([500.0,
+                                                                                 5_000.0])),
+                                      "max_trades_per_day": draw(st.integers(1, 20))}
+                          for a in agents if draw(st.booleans())}
+    if draw(st.booleans()):
+        policy["preset"] = draw(st.sampled_from(["conservative", "balanced", "aggressive"]))
+        policy.pop("sizing")
     order_type = draw(st.sampled_from(["market", "market", "limit", "stop"]))
     execution: dict[str, Any] = {
         "fill_at": draw(st.sampled_from(["next_open", "close"])),
@@ -155,7 +167,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     venues = []
     for v in range(draw(st.integers(1, 2))):
         venue: dict[str, Any] = {
-            "name": f"v{v}", "symbols": symbols,
+            "name": f"v{v}",
+            "symbols": symbols if v == 0 or draw(st.booleans()) else symbols[:1],
+            "health": draw(st.sampled_from(["up", "up", "degraded"])),
+            "max_order_notional": draw(st.sampled_from([None, None, 3_000.0])),
             "fee_bps": draw(st.sampled_from([0.0, 5.0])),
             "maker_fee_bps": draw(st.sampled_from([0.0, -1.0, 2.0])),
             "slippage_bps": draw(st.sampled_from([0.0, 2.0])),
@@ -179,7 +194,10 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
                          funding_rate=draw(st.sampled_from([None, 0.0001, -0.001])),
                          funding_interval=draw(st.sampled_from(["1h", "8h", "17m"])))
         venues.append({k: x for k, x in venue.items() if x is not None})
-    router = {"policy": draw(st.sampled_from(["cheapest", "preference", "cost", "split"]))}
+    router: dict[str, Any] = {"policy": draw(st.sampled_from(["cheapest", "preference",
+                                                               "cost", "split"]))}
+    if router["policy"] == "preference":
+        router["preference"] = draw(st.permutations([v["name"] for v in venues]))
     events = []
     for _ in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(["kill_switch", "venue_down", "venue_up",
