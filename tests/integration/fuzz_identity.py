@@ -211,7 +211,22 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         if kind == "venue_reject_rate":
             event["rate"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
         events.append(event)
-    return {"name": "fuzz", "seed": draw(st.integers(0, 2**16)),
+    extra: dict[str, Any] = {}
+    if draw(st.booleans()):  # watched runs (monitor=True) judge with these thresholds
+        extra["monitor"] = {
+            "heartbeat": draw(st.sampled_from(["1m", "7m", "1h"])),
+            "stale_bars": draw(st.sampled_from([None, 1.0, 2.5])),
+            "silent_after": draw(st.sampled_from([None, "5m", "7d"])),
+            "flap_changes": draw(st.sampled_from([None, 1, 6])),
+            "flap_window": draw(st.sampled_from(["10m", "1d"])),
+            "burst_count": draw(st.sampled_from([None, 1, 5])),
+            "burst_window": draw(st.sampled_from(["10m", "1h"])),
+            "drawdown_velocity": draw(st.sampled_from([None, 0.001, 0.05])),
+            "drawdown_window": draw(st.sampled_from(["5m", "1d"])),
+            "slippage_factor": draw(st.sampled_from([None, 0.5, 3.0])),
+            "slippage_min_bps": draw(st.sampled_from([0.0, 25.0])),
+            "latency_ms": draw(st.sampled_from([None, 10.0, 2_000.0]))}
+    return {**extra, "name": "fuzz", "seed": draw(st.integers(0, 2**16)),
             "initial_cash": draw(st.sampled_from([1_000.0, 10_000.0, 1e7])),
             "data": data, "agents": agents, "consensus": consensus, "policy": policy,
             "risk": risk, "execution": execution, "venues": venues, "router": router,
