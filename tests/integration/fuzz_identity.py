@@ -240,7 +240,7 @@ def _valid(raw: dict[str, Any]) -> Any:
         assume(False)
 
 
-def _keep(seen: list[tuple[str, int, str]], e: Envelope) -> None:
+def _keep(seen: list[Any], e: Envelope) -> None:
     """An event as seen, wall-clock durations (``elapsed*``) left out."""
     seen.append((e.topic, e.ts, re.sub(r"elapsed\w*=[0-9.e+-]+", "", repr(e.event))))
 
@@ -256,7 +256,7 @@ def _both(config: Any, where: Path, monitor: bool, chunk: int | None,
     with DuckDBStore(where / "runs.duckdb") as store:
         for fast_path in (True, False):
             before = store.con.execute("SELECT count(*) FROM runs").fetchone()
-            seen: list[tuple[str, int, str]] = []
+            seen: list[Any] = []
             bus = None
             if observe:  # a watcher of every topic the fast path takes
                 bus = EventBus()
@@ -280,7 +280,10 @@ def _both(config: Any, where: Path, monitor: bool, chunk: int | None,
                 out.append((None, None, error, seen, (None, None)))
                 continue
             run_id, status = rows[-1]
-            out.append((table_hashes(store, run_id), status, error, seen,
+            info = store.con.execute(  # what the run says of itself, but its path
+                "SELECT key, value FROM run_info WHERE run_id = ? AND key NOT LIKE "
+                "'engine_path%' ORDER BY ALL", [run_id]).fetchall()
+            out.append((table_hashes(store, run_id), status, error, seen + info,
                         engine_path(store, run_id)))
     return out[0], out[1]
 
