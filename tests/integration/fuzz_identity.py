@@ -22,6 +22,7 @@ import sim.fast_path as fast_path_module
 from sim.bus import BAR, CALL, COMPONENT, EQUITY, TOPICS, Envelope, EventBus
 from sim.config import parse_scenario
 from sim.data import FundingRates, MarketData, SymbolBars, bars_from_frame, merge
+from sim.data_cache import DataCache
 from sim.engine import Engine
 from sim.runner import run_scenario
 from sim.store import DuckDBStore
@@ -358,3 +359,34 @@ def test_drawn_gappy_bars_store_the_same_tables_on_both_paths(
     event(f"error {(fast[2] or '')[:60]}")
     assert slow[4][0] in ("per-bar", None)
     assert fast[:4] == slow[:4]
+
+
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(raw=scenarios(), other=st.lists(agent(), min_size=1, max_size=3))
+def test_a_run_on_cached_data_stores_the_per_bar_rows(
+    raw: dict[str, Any], other: list[tuple[str, dict[str, Any]]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """As a sweep worker runs: another parameter set on the same data first (the data
+    generated into the cache), then this one from the cache, on the fast path; its rows
+    are the per-bar run's without a cache."""
+    config = _valid(raw)
+    sibling = _valid({**raw, "agents": [{"name": f"o{i}", "kind": k, "params": p}
+                                        for i, (k, p) in enumerate(other)],
+                      "risk": {k: v for k, v in raw["risk"].items() if k != "agents"}})
+    cache = DataCache()
+    with DuckDBStore(tmp_path_factory.mktemp("cached") / "runs.duckdb") as store:
+        ids: list[tuple[str, str]] = []
+        for cfg, kwargs in ((sibling, {"data_cache": cache}), (config, {"data_cache": cache}),
+                            (config, {"fast_path": False})):
+            try:
+                ids.append(("ran", run_scenario(cfg, store, **kwargs).run_id))
+            except Exception as e:
+                ids.append(("failed", f"{type(e).__name__}: {e}"))
+        (how, cached), (how_plain, plain) = ids[1], ids[2]
+        assert how == how_plain
+        if how == "ran":
+            assert table_hashes(store, cached) == table_hashes(store, plain)
+        else:
+            assert cached == plain
