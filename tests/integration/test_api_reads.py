@@ -112,7 +112,8 @@ def test_keys_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     assert not store.required
     key = store.add("operator")
     text = (tmp_path / "keys.toml").read_text()
-    assert key not in text and key.split("_")[2] not in text  # only the hash is kept
+    secret = key.split("_", 2)[2]  # the secret itself may hold "_" (url-safe base64)
+    assert len(secret) == 43 and key not in text and secret not in text  # only the hash is kept
     assert (tmp_path / "keys.toml").stat().st_mode & 0o777 == 0o600
     again = KeyStore(tmp_path / "keys.toml")
     assert again.required
@@ -122,6 +123,20 @@ def test_keys_are_stored_hashed_and_checked(tmp_path: Path) -> None:
     assert again.check(None) is None and again.check("qk_00000000_" + "x" * 43) is None
     with pytest.raises(ValueError, match="--role 'root'"):
         again.add("root")
+
+
+@pytest.mark.parametrize("secret", ["_" + "a" * 42, "-" * 43, "a_b-" * 10 + "xyz"])
+def test_keys_whose_secret_holds_separators_are_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    """A url-safe secret may begin with or hold "_" and "-"; the id is still the 8 hex."""
+    monkeypatch.setattr("quorum.api.keys.secrets.token_urlsafe", lambda n: secret)
+    key = KeyStore(tmp_path / "keys.toml").add("viewer")
+    assert key.endswith("_" + secret)
+    store = KeyStore(tmp_path / "keys.toml")
+    entry = store.check(key)
+    assert entry is not None and entry.role == "viewer" and key.startswith(f"qk_{entry.key_id}_")
+    assert secret not in (tmp_path / "keys.toml").read_text()
+    assert store.check(key[:-1] + ("A" if key[-1] != "A" else "B")) is None
 
 
 def test_role_matrix_for_reads(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
