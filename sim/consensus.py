@@ -117,6 +117,9 @@ class VotingConsensus:
         self._by_confidence = method == "confidence_weighted"
         self._by_performance = method == "performance_weighted"
         self._unanimous = method == "unanimous"
+        # A lone voter's signal is the verdict (see ``resolve``) unless a rule could
+        # overrule it: a risk override, a quorum above one, or performance weights.
+        self._lone_voter_wins = not self._risk and quorum <= 1 and not self._by_performance
 
     def decide(self, signals: Sequence[Signal | None]) -> Outcome:
         return self.resolve(signals)[:4]  # type: ignore[return-value]
@@ -125,6 +128,16 @@ class VotingConsensus:
         # Runs on every vote (most signal changes): one pass over the signals makes the
         # votes, the sides' weights and counts, and the targets given for each side.
         by_confidence = self._by_confidence
+        if len(signals) == 1 and self._lone_voter_wins:
+            # One agent with an opinion of positive weight: the general pass below ends
+            # in this verdict (share w / w, agreement 1 / 1, its target as the mean of
+            # one: ``sum`` starts at 0, so -0.0 comes out 0.0 there and here).
+            sig = signals[0]
+            if sig is not None and (side := sig.side) is not HOLD:
+                w = sig.confidence if by_confidence else 1.0
+                if w > 0.0:
+                    t = sig.target
+                    return side, 1.0, None if t is None else t + 0.0, (w,), "none", 1.0
         perf = (self.performance.weights(symbol)  # type: ignore[union-attr]
                 if self._by_performance else None)
         weights: list[float] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sim.agents.risk_manager import REDUCE_PREFIX, VETO_PREFIX
@@ -234,3 +234,29 @@ def test_every_outcome_is_valid(signals: list, method: str, conflict: str, quoru
         assert target is None
     if conflict == "risk_override" and VETO in signals:
         assert (side, target, rule) == (F, 0.0, "risk_veto")
+
+
+@given(st.one_of(st.none(), st.just(VETO), st.just(REDUCE), st.builds(
+           Signal, st.sampled_from(list(Side)), st.floats(0.0, 1.0),
+           st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.0]), st.floats(0.0, 1.0)))),
+       st.sampled_from(METHODS), st.sampled_from(CONFLICT_RULES), st.integers(0, 3),
+       st.sampled_from([0.0, 0.5, 1.0]))
+@example(Signal(Side.LONG, 0.5, -0.0), "majority", "hold", 0, 0.0)
+@example(Signal(Side.FLAT, 0.0, 0.5), "confidence_weighted", "hold", 1, 1.0)
+@example(Signal(Side.SHORT, 1.0, None), "unanimous", "highest_confidence", 2, 0.5)
+def test_a_lone_voter_gets_the_general_passs_verdict(
+        signal: Signal | None, method: str, conflict: str, quorum: int,
+        min_agreement: float) -> None:
+    """One signal takes a shortcut past the general pass; the verdict (and its float
+    values' signs: a target of -0.0 comes out 0.0) is the general pass's, and the same as
+    beside an agent with no signal (which votes 0 and counts for nothing)."""
+    def make() -> VotingConsensus:
+        return VotingConsensus(method, conflict=conflict, quorum=quorum,
+                               min_agreement=min_agreement, performance=FixedWeights([0.5]))
+    shortcut, general = make(), make()
+    general._lone_voter_wins = False
+    got = shortcut.resolve([signal])
+    assert repr(got) == repr(general.resolve([signal]))
+    beside = shortcut.resolve([signal, None])
+    assert repr(got[:3] + got[4:]) == repr(beside[:3] + beside[4:])
+    assert beside[3] == got[3] + (0.0,)
