@@ -16,8 +16,14 @@ use a few thousand bars), and ``--profile FILE`` writes a cProfile of one run of
 ``--per-bar`` measures the per-bar loop instead of the event-skipping fast path (a tree
 without a fast path runs its per-bar loop either way).
 
+``--stages`` splits the bytecodes into the order path proper (from the desk's
+``submit_decision`` and the order's queued events on: risk, route, venue, fill, ledger,
+lifecycle, the rows it appends), the sizing of a released decision, and the rest;
+``--order-path`` times the main thread's CPU inside the engine's release of a decision
+(sizing plus the order path: an immediate market order's whole life) per order.
+
 Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--per-bar]
-[--peak | --opcodes | --profile FILE]``
+[--peak | --opcodes | --stages | --order-path | --profile FILE]``
 """
 
 from __future__ import annotations
@@ -141,6 +147,103 @@ def opcodes(bars: int) -> dict[str, Any]:
             "python_calls_per_order": round((ca - cb) / (na - nb), 2)}
 
 
+# Where an order's work starts, in this tree and in da22740's: a frame under one of these
+# is the order path proper (risk, route, venue, fill, ledger, the order's lifecycle and
+# the rows it appends); under ``SIZING`` only, the release of a decision (sizing it).
+ORDER_PATH = frozenset(("submit_decision", "_arrive", "_expire_order", "_timed_out",
+                        "replace_working", "venue_open", "venue_path"))
+SIZING = frozenset(("_release", "_open", "_release_held"))
+
+
+def _staged_run(config: Any) -> tuple[list[int], int]:
+    """One traced run: bytecodes per stage (order path, sizing, rest) and its orders."""
+    import sys
+
+    ops = [0, 0, 0]
+
+    def counter(i: int) -> Any:
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "opcode":
+                ops[i] += 1
+            return local
+        return local
+
+    local_tracers = [counter(i) for i in range(3)]
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        stage, f = 2, frame
+        while f is not None:
+            name = f.f_code.co_name
+            if name in ORDER_PATH:
+                stage = 0
+                break
+            if name in SIZING:
+                stage = 1
+            f = f.f_back
+        return local_tracers[stage]
+
+    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
+        sys.settrace(tracer)
+        try:
+            result = _run(config, store)
+        finally:
+            sys.settrace(None)
+        return ops, _orders(store, result.run_id)
+
+
+def stages(bars: int) -> dict[str, Any]:
+    """``opcodes`` split by where the bytecodes ran: the order path proper, the sizing of
+    a released decision, and the rest (the loop, agents, consensus, decisions and every
+    table's flush to columns: an order's rows are appended on its path, turned into
+    columns with the others)."""
+    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "w.duckdb") as store:
+        _run(parse_scenario(scenario(min(bars, 500), 2, 3), "order_cost"), store)
+    names = ("order_path", "sizing", "rest")
+    counts = {key: _staged_run(parse_scenario(scenario(bars, *key), "order_cost"))
+              for key in ((2, 3), (10, 50))}
+    (a, na), (b, nb) = counts[(2, 3)], counts[(10, 50)]
+    per = [(x - y) / (na - nb) for x, y in zip(a, b, strict=True)]
+    return {"bars": bars, "orders_sma_2_3": na, "orders_sma_10_50": nb,
+            "opcodes_per_order": round(sum(per), 1),
+            **{f"{name}_opcodes": round(v, 1) for name, v in zip(names, per, strict=True)}}
+
+
+def order_path_cpu(bars: int, repeat: int) -> dict[str, Any]:
+    """CPU time of the main thread inside ``Engine._release`` (sizing and the order
+    path proper: an immediate order's whole life, in this scenario), per order, on SMA
+    10/50: best of ``repeat`` runs. The wrapper's two clock reads are in every tree's
+    figure alike."""
+    import time
+
+    from sim.engine import Engine
+
+    release = Engine._release
+    spent = [0]
+    clock = time.thread_time_ns
+
+    def timed(self: Any, *args: Any) -> None:
+        start = clock()
+        release(self, *args)
+        spent[0] += clock() - start
+
+    config = parse_scenario(scenario(bars, 10, 50), "order_cost")
+    best, orders = float("inf"), 0
+    Engine._release = timed  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory() as tmp, \
+                DuckDBStore(Path(tmp) / "o.duckdb") as store:
+            for _ in range(repeat):
+                spent[0] = 0
+                result = _run(config, store)
+                orders = _orders(store, result.run_id)
+                best = min(best, spent[0] / orders)
+    finally:
+        Engine._release = release  # type: ignore[method-assign]
+    return {"bars": bars, "strategy": "sma_10_50", "orders": orders,
+            "order_path_us_per_order": round(best / 1000, 2)}
+
+
 def profile(bars: int, out: str) -> None:
     import cProfile
 
@@ -158,6 +261,10 @@ def main() -> None:
     parser.add_argument("--peak", action="store_true")
     parser.add_argument("--profile", metavar="FILE")
     parser.add_argument("--opcodes", action="store_true")
+    parser.add_argument("--stages", action="store_true",
+                        help="--opcodes split into the order path, sizing and the rest")
+    parser.add_argument("--order-path", action="store_true",
+                        help="CPU per order inside the engine's release of a decision")
     parser.add_argument("--per-bar", action="store_true",
                         help="the per-bar loop, not the fast path")
     args = parser.parse_args()
@@ -166,8 +273,10 @@ def main() -> None:
     if args.profile:
         profile(args.bars, args.profile)
         return
-    if args.opcodes:
-        result = opcodes(args.bars)
+    if args.opcodes or args.stages:
+        result = stages(args.bars) if args.stages else opcodes(args.bars)
+    elif args.order_path:
+        result = order_path_cpu(args.bars, args.repeat)
     else:
         result = peak(args.bars) if args.peak else measure(args.bars, args.repeat)
     print(json.dumps(result))
