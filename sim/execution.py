@@ -7,19 +7,18 @@ everything after that, on the engine's clock and through the engine's event queu
 * arrival: a venue refuses a leg (down, random reject: the router falls back to a venue
   not tried yet) or accepts it into its book; a market order meeting the price shown now
   fills at once;
-* matching (``sim.matching``, the one fill path) of the working legs against each market
-  event the engine shows it (a bar's open and path, or a trade), and the commit of what
-  matched: fills into the one ledger (``Portfolio``), leg states, the order's terminal
-  state, recorded once;
-* cancel/replace, time-in-force expiry, brackets (take-profit and stop-loss, one cancels
-  the other), risk-made flattening, perpetual liquidation and funding.
+* matching (``sim.matching``, the one fill path; the desk's side is
+  ``sim.desk_matching``) of the working legs against each market event the engine shows
+  it (a bar's open and path, or a trade), and the commit of what matched: fills into the
+  one ledger (``Portfolio``), leg states, the order's terminal state, recorded once;
+* cancel/replace and time-in-force expiry;
+* the orders the desk makes itself (``sim.desk_made``): brackets (take-profit and
+  stop-loss, one cancels the other), risk-made flattening, perpetual liquidation and
+  funding.
 
 A venue is either simulated (its legs rest in ``SimVenue.book`` and ``sim.matching``
-fills them) or external (``attach_external``: a live venue behind an ``ExternalPort``).
-An external leg is handed to its port when routed; the port does the I/O elsewhere and
-reports back through ``external_accepted`` / ``external_fill`` / ``external_closed``, on
-this same single thread. Fills go through the same booking (``_book_fill``) into the one
-ledger; a cancel of an external leg is a request, and the leg ends when the venue says so.
+fills them) or external (``sim.desk_external``: a live venue behind an ``ExternalPort``,
+whose legs the port reports on; fills go through the same booking, ``_book_fill``).
 
 The engine reads ``watch[s]`` on every bar (one list lookup): it is set only while symbol
 s needs the venue on every bar (working legs, or a perpetual position to watch for
@@ -29,15 +28,14 @@ liquidation), so the default path pays nothing else for any of this.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from sim.clock import SimClock
-from sim.event_queue import PRIORITY_ARRIVAL, PRIORITY_EVENT, PRIORITY_VENUE, EventQueue
-from sim.matching import Account, Matcher, Proposal
+from sim.desk_external import ExternalLegs, ExternalPort
+from sim.desk_made import DeskMadeOrders
+from sim.desk_matching import MarketEvents
+from sim.event_queue import PRIORITY_ARRIVAL, PRIORITY_VENUE, EventQueue
 from sim.messages import (
-    FundingPaid,
     OrderDenied,
-    PositionLiquidated,
 )
 from sim.orders import (
     BRACKET_ROLES,
@@ -47,14 +45,8 @@ from sim.orders import (
     ENTRY,
     EXPIRED,
     FILLED,
-    FLATTEN,
-    LIMIT,
-    LIQUIDATION,
     MARKET,
     REJECTED,
-    STOP,
-    STOP_LOSS,
-    TAKE_PROFIT,
     TAKER,
     TERMINAL,
     WORKING,
@@ -71,17 +63,7 @@ from sim.venue import DOWN, SimVenue
 from sim.view import MarketView
 
 
-class ExternalPort(Protocol):
-    """A venue whose orders are handled outside the simulation (a live exchange). Both
-    calls only start work and return at once; outcomes come back through the desk's
-    ``external_*`` methods."""
-
-    def submit(self, leg: Leg, leg_no: int) -> None: ...
-
-    def cancel(self, leg: Leg, code: str, reason: str) -> None: ...
-
-
-class ExecutionDesk:
+class ExecutionDesk(MarketEvents, ExternalLegs, DeskMadeOrders):
     """Order management for one engine: owns the live orders, the order and fill ids, and
     every step of an order's life after the decision that made it."""
 
@@ -366,242 +348,7 @@ class ExecutionDesk:
         self._refused(life, venue, qty,
                       f"timed out after {venue.timeout_ms:g} ms in flight", EXPIRED)
 
-    # -- external venues (live) ----------------------------------------------------------
-    def attach_external(self, name: str, port: ExternalPort) -> None:
-        """Send the legs routed to venue ``name`` to ``port`` instead of matching them
-        here (the venue keeps its routing settings: fees, lot, tick, health)."""
-        venue = self.router.venue(name)
-        self.external[name] = port
-        self._venues_of = [tuple(v for v in vs if v is not venue) for vs in self._venues_of]
-        self.perp = [None if p is venue else p for p in self.perp]
-
-    def _send_external(self, life: Order, venue: SimVenue, qty: float, now: int) -> None:
-        """A leg of ``qty`` goes to an external venue: it works (in the venue's book,
-        which nothing here matches) until the port reports it closed."""
-        s = life.s
-        self._leg_seq += 1
-        leg = Leg(life, venue, qty, qty, now, self._leg_seq)
-        life.add_leg(leg)
-        life.venue = venue.name
-        venue.book.setdefault(s, []).append(leg)
-        self.n_working[s] += 1
-        self.watch[s] = True
-        self.recorder.order_event(life.order_id, now, s, "sent", venue.name, qty, None, "")
-        self.external[venue.name].submit(leg, len(life.legs))
-
-    def external_accepted(self, leg: Leg, now: int) -> None:
-        """The venue took the leg (it rests, or filled at once)."""
-        life = leg.order
-        if life.arrival_ts is None:
-            life.arrival_ts = now
-        self.recorder.order_event(life.order_id, now, life.s, "arrived", leg.venue.name,
-                                  leg.quantity, None, "")
-
-    def external_fill(self, leg: Leg, now: int, quantity: float, price: float, fee: float,
-                      liquidity: str) -> int:
-        """Book a fill the venue reported (signed ``quantity``); returns its fill id."""
-        life = leg.order
-        leg.remaining -= quantity
-        self._book_fill(life, life.s, now, leg.venue.name, quantity, price, fee, liquidity)
-        return self._fill_id
-
-    def external_closed(self, leg: Leg, now: int, code: str, reason: str) -> None:
-        """The venue says the leg is done (``code``: filled, cancelled, expired, rejected)."""
-        self._close_leg(leg, code, reason, confirmed=True)
-        self._maybe_final(leg.order, now)
-        self._rewatch(leg.order.s)
-
-    def external_refused(self, leg: Leg, reason: str) -> None:
-        """The external venue of ``leg`` never got it (unreachable, nothing filled): the
-        leg ends rejected and the router tries the venues not tried yet, as after a simulated
-        venue's refusal (``_refused``: a fallback is a routing decision with its reason;
-        with none left the order ends rejected)."""
-        life = leg.order
-        if leg.status != WORKING:
-            return
-        s = life.s
-        leg.status = REJECTED
-        leg.venue.book[s].remove(leg)
-        self.n_working[s] -= 1  # it stays among the order's legs, numbered, never working
-        self._refused(life, leg.venue, leg.quantity, reason, REJECTED)  # the engine's clock
-        self._rewatch(s)
-
-    def adopt_external(self, life: Order, venue: str, quantity: float) -> Leg:
-        """Take back an order a previous process sent to external venue ``venue`` (a
-        restart): it works again here until its port reports it closed."""
-        s = life.s
-        self._live[life.order_id] = life
-        self._leg_seq += 1
-        leg = Leg(life, self.router.venue(venue), quantity, quantity, life.ts, self._leg_seq)
-        life.add_leg(leg)
-        life.venue = venue
-        leg.venue.book.setdefault(s, []).append(leg)
-        self.n_working[s] += 1
-        self.watch[s] = True
-        return leg
-
-    def working_external(self) -> list[Leg]:
-        """External legs still working, oldest first."""
-        return [leg for life in self._live.values() for leg in life.legs
-                if leg.status == WORKING and leg.venue.name in self.external]
-
-    def holders(self, s: int) -> str | None:
-        """Which ledger a reconciliation adjustment on symbol s is booked to, in words
-        (None: the one ledger there is; farms name theirs)."""
-        return None
-
-    def farm_name(self, order_id: int) -> str | None:
-        """The farm whose order ``order_id`` is (None: a run without ``[[farms]]``)."""
-        return None
-
-    def restore_ids(self, order_id: int, fill_id: int) -> None:
-        """Continue a stored run: new orders and fills number after these."""
-        self._order_id = max(self._order_id, order_id)
-        self._fill_id = max(self._fill_id, fill_id)
-
-    def adjust(self, s: int, now: int, quantity: float, price: float, reason: str,
-               venue: str = "reconciliation") -> int:
-        """Book a position adjustment (reconciliation with a venue: the venue is the truth)
-        as a filled order of role "adjustment" at ``price`` without fee, through the one
-        fill path (its fill's ``venue``: the account's, when a session has several);
-        returns its order id."""
-        self._order_id += 1
-        life = Order(self._order_id, 0, now, now, self.symbols[s], s, quantity, price,
-                     role="adjustment", reason=reason)
-        life.arrival_ts = now
-        self.recorder.order_event(life.order_id, now, s, "submitted", None, quantity, price,
-                                  "adjustment")
-        self._book_fill(life, s, now, venue, quantity, price, 0.0, "adjustment")
-        life.outcomes += ENDED[FILLED]
-        self._maybe_final(life, now)
-        return life.order_id
-
-    # -- market events: matching -------------------------------------------------------
-    def venue_open(self, s: int, ts: int, o: float, v: float) -> None:
-        """Working orders meet a bar's open (the first price observed at or after their
-        arrival; a resting order the open gapped through)."""
-        portfolio = self.portfolio
-        previous = portfolio.price[s]
-        portfolio.price[s] = o
-        self._obs_ts[s] = ts
-        self._match(s, ts, o, None, v)
-        portfolio.price[s] = previous  # the release's price band still sees the last close
-
-    def venue_path(self, s: int, ts: int, o: float, h: float, lo: float, c: float,
-                   v: float) -> None:
-        """Working orders along the bar's path after the open, by the intrabar convention;
-        ``worst_case`` tries both orders of the extremes and keeps the one that leaves the
-        account worth less at the close (a tie: open-high-low-close)."""
-        legs = self._legs(s)
-        if not legs and self.perp[s] is None:
-            return
-        up = (o, h, lo, c)
-        down = (o, lo, h, c)
-        convention = self.execution.intrabar
-        if convention == "worst_case":
-            first = self._matcher(s, ts, legs, v)
-            first.path(legs, up)
-            second = self._matcher(s, ts, legs, v)
-            second.path(legs, down)
-            chosen = second if second.value(c) < first.value(c) else first
-        else:
-            chosen = self._matcher(s, ts, legs, v)
-            chosen.path(legs, up if convention == "ohlc" else down)
-        self._obs_ts[s] = -1  # orders made now (brackets) wait for the next observation
-        self._commit(s, ts, chosen)
-
-    def trade(self, s: int, ts: int, price: float, amount: float) -> None:
-        """A trade (tick replay) while symbol s has orders working: they meet its price."""
-        self.portfolio.price[s] = price
-        self._obs_ts[s] = ts
-        self._match(s, ts, price, None, amount)
-
-    def _bar_volume(self, s: int, now: int) -> float:
-        """Volume of the market event at ``now``: the bar's, or the trade's in tick replay
-        (participation and impact are measured against it)."""
-        if self.execution.ticks:
-            return self.tick_volume[s] if self._obs_ts[s] == now else 0.0
-        view = self.views[s]
-        return view.volume if view.ts == now else 0.0
-
-    def _legs(self, s: int) -> list[Leg]:
-        """Working legs of symbol s on venues that are not down, oldest first."""
-        legs = [leg for v in self._venues_of[s] if v.health != DOWN
-                for leg in v.book.get(s, ())]
-        if len(legs) > 1:
-            legs.sort(key=lambda leg: leg.seq)
-        return legs
-
-    def _account(self, s: int) -> Account:
-        portfolio = self.portfolio
-        qty, price = portfolio.qty, portfolio.price
-        symbols = self.symbols
-        other = other_im = other_mm = 0.0
-        for j in portfolio._held:
-            if j == s:
-                continue
-            value = qty[j] * price[j]
-            other += value
-            perp = self.perp[j]
-            if perp is not None:
-                other_im += abs(value) / perp.leverage.get(symbols[j], perp.max_leverage)
-                other_mm += abs(value) * perp.maintenance_margin
-        perp = self.perp[s]
-        leverage = 1.0 if perp is None else perp.leverage.get(symbols[s], perp.max_leverage)
-        return Account(qty[s], portfolio.cash, other, other_im, other_mm, perp, leverage)
-
-    def _bar_range(self, s: int) -> float:
-        """The previous completed bar's (high - low) / close: volatility-scaled slippage
-        uses only what is known before the fill."""
-        if not self._vol_slippage:
-            return 0.0
-        view = self.views[s]
-        i = view.n - (1 if self.execution.ticks else 2)
-        if i < 0:
-            return 0.0
-        high, low, close = (view._bars.column(c)[i] for c in ("high", "low", "close"))
-        return float((high - low) / close)
-
-    def _matcher(self, s: int, now: int, legs: list[Leg], volume: float) -> Matcher:
-        budget_ts, budget = self._budget[s]
-        return Matcher(legs, self._account(s), volume, self._bar_range(s),
-                       self.execution.limit_touch, budget if budget_ts == now else None)
-
-    def _match(self, s: int, now: int, price: float, subset: list[Leg] | None,
-               volume: float) -> None:
-        """One observation of ``price`` for symbol s's legs (``subset``: only those)."""
-        legs = self._legs(s)
-        matcher = self._matcher(s, now, legs, volume)
-        matcher.observe(legs if subset is None else subset, price)
-        self._commit(s, now, matcher)
-
     # -- booking what matched --------------------------------------------------------
-    def _commit(self, s: int, now: int, matcher: Matcher) -> None:
-        """Book what a matcher decided: fills into the one ledger, leg states, closures."""
-        finished: list[Order] = []
-        for proposal in matcher.fills:
-            if proposal.leg is None:
-                self._liquidate(s, now, proposal)
-                continue
-            leg = proposal.leg
-            life = leg.order
-            leg.remaining = matcher.remaining[id(leg)]
-            self._book_fill(life, s, now, proposal.venue.name, proposal.quantity,
-                            proposal.price, proposal.fee, proposal.liquidity)
-        for leg in matcher._others.values():
-            key = id(leg)
-            leg.rested = leg.rested or key in matcher.rested
-            leg.triggered = leg.triggered or key in matcher.triggered
-            if key in matcher.remaining:
-                leg.remaining = matcher.remaining[key]
-        for leg, code, reason in matcher.closed.values():
-            self._close_leg(leg, code, reason)
-            finished.append(leg.order)
-        self._budget[s] = (now, matcher.budget)
-        for life in finished:
-            self._maybe_final(life, now)
-        self._rewatch(s)
-
     def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
                    price: float, fee: float, liquidity: str = TAKER) -> None:
         """Book one fill of ``life`` (signed ``quantity`` at ``price``, on ``venue``) into
@@ -705,119 +452,7 @@ class ExecutionDesk:
         if life.status not in TERMINAL and life.closing is None:
             self._stop_order(life, self.clock.now, EXPIRED, "time in force ran out (order_ttl)")
 
-    def _attach_brackets(self, entry: Order, now: int) -> None:
-        """Take-profit (limit) and stop-loss (stop) orders, reduce-only and one-cancels-
-        the-other, for the whole position at its average price; the previous brackets of
-        the symbol are cancelled first. The position is that of the entry's ledger
-        (``_ledger_of``: a farm's own, in a farm run)."""
-        s = entry.s
-        portfolio = self._ledger_of(entry)
-        self._cancel_working(s, now, "brackets replaced", reduce_only=True, ledger=portfolio)
-        position = portfolio.qty[s]
-        if position == 0.0:
-            return
-        execution = self.execution
-        avg = portfolio.avg_price[s]
-        long = position > 0
-        legs: list[tuple[str, str, float]] = []
-        if execution.take_profit is not None:
-            tp = avg * (1.0 + execution.take_profit if long else 1.0 - execution.take_profit)
-            legs.append((TAKE_PROFIT, LIMIT, tp))
-        if execution.stop_loss is not None:
-            sl = avg * (1.0 - execution.stop_loss if long else 1.0 + execution.stop_loss)
-            legs.append((STOP_LOSS, STOP, sl))
-        for role, kind, level in legs:
-            if portfolio.qty[s] != position:
-                break  # the first bracket filled at once: the second has nothing to guard
-            self._order_id += 1
-            order = Order(
-                self._order_id, entry.decision_id, now, entry.decision_ts, entry.symbol, s,
-                -position, level, kind, level if kind == LIMIT else None,
-                level if kind == STOP else None, reduce_only=True, role=role,
-                parent_id=entry.order_id)
-            self._submit(s, order, position, portfolio.equity(), portfolio.price[s], ())
-
-    # -- risk-made orders ------------------------------------------------------------
-    def cancel_entries(self, ts: int, reason: str) -> None:
-        """Cancel every working entry order (the kill switch): from then on only
-        position-reducing orders may go, and a resting entry must not fill later.
-        Brackets stay: they only ever reduce a position."""
-        for i in range(len(self.symbols)):
-            if self.n_working[i]:
-                self._cancel_working(i, ts, reason, entries_only=True)
-
-    def flatten(self, ts: int) -> None:
-        """Close every open position at its latest mark (risk-made orders, decision 0)."""
-        if self._flattening:
-            return
-        self._flattening = True
-        try:
-            portfolio = self.portfolio
-            for i, sym in enumerate(self.symbols):
-                position = portfolio.qty[i]
-                if position == 0.0:
-                    continue
-                self._on_flatten(i)
-                price = portfolio.price[i]
-                if self.n_working[i]:
-                    self._cancel_working(i, ts, "flattened by risk")
-                self._order_id += 1
-                order = Order(self._order_id, 0, ts, ts, sym, i, -position, price,
-                              role=FLATTEN)
-                self._obs_ts[i] = ts  # fills at the latest mark, as the breaker decides
-                self._submit(i, order, position, portfolio.equity(), price, ())
-        finally:
-            self._flattening = False
-
     def _gross_exposure(self) -> float:
         portfolio = self.portfolio
         qty, price = portfolio.qty, portfolio.price
         return sum(abs(qty[i] * price[i]) for i in range(len(qty)) if qty[i] != 0.0)
-
-    # -- perpetuals --------------------------------------------------------------------
-    def _liquidate(self, s: int, now: int, proposal: Proposal) -> None:
-        venue = proposal.venue
-        position = self.portfolio.qty[s]
-        self._order_id += 1
-        life = Order(self._order_id, 0, now, now, self.symbols[s], s, proposal.quantity,
-                     proposal.liquidation_price or proposal.price, role=LIQUIDATION,
-                     reduce_only=True)
-        life.venue = venue.name
-        life.arrival_ts = now
-        self.recorder.order_event(life.order_id, now, s, "submitted", venue.name,
-                                  life.quantity, life.ref_price, LIQUIDATION)
-        self._book_fill(life, s, now, venue.name, proposal.quantity, proposal.price,
-                        proposal.fee, "liquidation")
-        life.outcomes += ENDED[FILLED]
-        self._maybe_final(life, now)
-        self.recorder.liquidation(PositionLiquidated(
-            now, life.symbol, venue.name, life.order_id, position,
-            proposal.liquidation_price or proposal.price, proposal.price,
-            venue.maintenance_margin), s)
-
-    def schedule_funding(self, s: int, times: Sequence[int], rates: Sequence[float]) -> None:
-        """Funding of symbol s at ``times`` (each before that time's bars)."""
-        for ts, rate in zip(times, rates, strict=True):
-            self.queue.push(int(ts), PRIORITY_EVENT, self._fund, (s, float(rate)))
-
-    def _fund(self, item: tuple[int, float]) -> None:
-        """Longs pay shorts ``rate`` x position x mark (the last price seen)."""
-        s, rate = item
-        self.router.observe_funding(self.symbols[s], rate)  # known from now on
-        portfolio = self.portfolio
-        position = portfolio.qty[s]
-        if position == 0.0:
-            return
-        mark = portfolio.price[s]
-        perp = self.perp[s]
-        self.book_funding(s, self.clock.now, position, mark, rate, -rate * position * mark,
-                          None if perp is None else perp.name)
-
-    def book_funding(self, s: int, ts: int, position: float, mark: float, rate: float,
-                     payment: float, venue: str | None = None) -> None:
-        """Book one funding payment of symbol s (received if positive) on ``venue`` into
-        the one ledger and the ``funding`` table: the simulated perpetual's settlement
-        above, or one a live venue reports (its own amount, ``live.reconcile``)."""
-        self.portfolio.fund(payment)
-        self.recorder.funding(FundingPaid(ts, self.symbols[s], position, mark, rate, payment,
-                                          venue), s)
