@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -123,17 +123,30 @@ class DuckDBStore:
         """Within the block, ``append`` hands its batch to a writer thread
         (``sim.append_writer``) and returns: a backtest's appends overlap its simulation.
         Every other use of the store waits for them first (``con``). ``sync`` raises the
-        writer's failure; leaving the block waits for the writer and stops it."""
+        writer's failure; leaving the block waits for the writer and stops it.
+
+        Within the block DuckDB runs on one thread (its ``threads`` setting, restored
+        after): the run already keeps two threads busy (its simulation and the writer), and
+        DuckDB's own workers, one per core by default, only contend with them for the
+        cores over appends too small to split: ~7% fewer instructions per order over all
+        threads (callgrind, tests/perf/order_cost.py's runs; BENCHMARKS.md)."""
         if self._writer is not None or self.read_only:
             yield
             return
+        threads = self._con.execute("SELECT current_setting('threads')").fetchone()
+        self._con.execute("SET threads = 1")
         self._writer = AppendWriter(self._con, self.insert_batch)
         try:
             yield
         finally:
             writer, self._writer = self._writer, None
-            with stop_signals_held():
-                writer.close()
+            try:
+                with stop_signals_held():
+                    writer.close()
+            finally:
+                if threads is not None:
+                    with suppress(duckdb.Error):  # closed meanwhile: nothing to do
+                        self._con.execute(f"SET threads = {int(threads[0])}")
 
     def sync(self) -> None:
         """Wait for the appends handed over; raise the writer's failure if it failed."""

@@ -163,3 +163,30 @@ def test_the_hand_over_holds_at_most_max_bytes_waiting_in_order(tmp_path: Path) 
     assert writer.waiting_bytes == 0
     writer.close()
     con.close()
+
+
+def test_duckdb_runs_on_one_thread_behind_a_run_and_gets_its_setting_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a run's appends run behind, DuckDB's ``threads`` is 1 (its workers would only
+    contend with the run's two threads); the store's own setting is back afterwards, also
+    when the run fails, and the rows are the same as with DuckDB's default."""
+    def threads(store: DuckDBStore) -> int:
+        return int(store.con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    config = parse_scenario(scenario(600), "behind")
+    with DuckDBStore(tmp_path / "a.duckdb") as store:
+        store.con.execute("SET threads = 3")
+        with store.appends_behind():
+            assert threads(store) == 1
+        assert threads(store) == 3
+        with pytest.raises(RuntimeError, match="boom"), store.appends_behind():
+            raise RuntimeError("boom")
+        assert threads(store) == 3
+        run_id = run_scenario(config, store).run_id
+        assert threads(store) == 3
+        got = table_hashes(store, run_id)
+    with DuckDBStore(tmp_path / "b.duckdb") as store, in_front(monkeypatch):
+        store.con.execute("SET threads = 3")  # DuckDB's workers at the appends
+        want = table_hashes(store, run_scenario(config, store).run_id)
+        assert threads(store) == 3
+    assert got == want
