@@ -406,6 +406,7 @@ class Engine(EngineCommands, Replay):
         self._acted_target[s] = 0.0
         self._pending[s] = None
 
+    # -- the queue and equity, as the loop uses them ---------------------------------------
     def _drain_before(self, ts: int | None, priority: int) -> None:
         """Dispatch queued events with key < (ts, priority); all of them if ts is None."""
         queue = self.queue

@@ -51,7 +51,6 @@ class Replay:
         def _drain_before(self, ts: int | None, priority: int) -> None: ...
         def _release_held(self, s: int, ts: int, price: float, held: Any) -> None: ...
 
-
     def run(
         self, feed: BarFeed, chunk: int = 65_536,
         on_progress: Callable[[int], None] | None = None,
