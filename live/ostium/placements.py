@@ -5,7 +5,7 @@ and perhaps a limit, kept per cloid (``_Placement``, in memory). ``OstiumLookups
 an order's state from them (``order_state``: by cloid or neutral id, aggregated over its
 keeper orders, ``_aggregate``), finds a send whose outcome is unknown by its fields among
 the account's orders initiated since (``_find_landed``), and holds the subgraph's reads of
-orders, trades, limits and executions.
+orders, trades and limits (the executions, read page by page, stay in the venue).
 
 Split from ``live.ostium.venue`` along that seam: the venue sends, cancels and reads the
 account; this is how what it sent is found again.
@@ -21,9 +21,6 @@ from live.ostium.wire import (
     ORDER_BY_ID,
     ORDERS_INITIATED,
     ORDERS_OF_LIMIT,
-    ORDERS_RECENT,
-    ORDERS_SINCE,
-    PAGE,
     TRADES,
     OstiumLimit,
     OstiumOrder,
@@ -216,28 +213,6 @@ class OstiumLookups:
     async def _limits(self) -> list[OstiumLimit]:
         data = await self.gateway.query(LIMITS, {"trader": self.account})
         return [parse_limit(r, self._coin_of) for r in _list(data, "limits")]
-
-    async def _executed(self, since_ms: int) -> list[OstiumOrder]:
-        """Executed orders from ``since_ms`` on (inclusive), oldest first, every page;
-        ``since_ms`` <= 0: the latest ``PAGE`` (a bounded read, like a venue's "recent
-        fills", for lookups that name no cursor)."""
-        if since_ms <= 0:
-            data = await self.gateway.query(ORDERS_RECENT, {"trader": self.account})
-            return sorted((o for o in (parse_order(r, self._coin_of)
-                                       for r in _list(data, "orders"))
-                           if o.executed_ms is not None),
-                          key=lambda o: (o.executed_ms or 0, o.order_id))
-        out: list[OstiumOrder] = []
-        skip = 0
-        while True:
-            data = await self.gateway.query(ORDERS_SINCE, {
-                "trader": self.account, "since": str(max(0, since_ms) // 1000), "skip": skip})
-            rows = _list(data, "orders")
-            out += [o for o in (parse_order(r, self._coin_of) for r in rows)
-                    if o.executed_ms is not None and o.executed_ms >= since_ms]
-            if len(rows) < PAGE:
-                return out
-            skip += len(rows)
 
 
 def _list(data: Any, key: str) -> list[Any]:

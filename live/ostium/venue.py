@@ -56,13 +56,18 @@ from live.ostium.gateway import (
     SdkTrader,
     TradeRefused,
 )
-from live.ostium.placements import Kind, OstiumLookups, PreparedOrder, _Placement
+from live.ostium.placements import Kind, OstiumLookups, PreparedOrder, _list, _Placement
 from live.ostium.wire import (
+    ORDERS_RECENT,
+    ORDERS_SINCE,
+    PAGE,
     PAIRS,
+    OstiumOrder,
     OstiumPair,
     OstiumPrice,
     OstiumTrade,
     limit_ref,
+    parse_order,
     parse_pairs,
     parse_prices,
 )
@@ -346,6 +351,30 @@ class OstiumVenue(OstiumLookups, OstiumAccount):
         except TradeRefused as exc:
             return OrderState("", coin, REJECTED, 0.0, oid=oid, message=str(exc))
         return OrderState("", coin, CANCELED, 0.0, oid=oid, venue_status="canceled")
+
+    # -- executions, every page (``fills`` and ``funding`` read them) ----------------------
+
+    async def _executed(self, since_ms: int) -> list[OstiumOrder]:
+        """Executed orders from ``since_ms`` on (inclusive), oldest first, every page;
+        ``since_ms`` <= 0: the latest ``PAGE`` (a bounded read, like a venue's "recent
+        fills", for lookups that name no cursor)."""
+        if since_ms <= 0:
+            data = await self.gateway.query(ORDERS_RECENT, {"trader": self.account})
+            return sorted((o for o in (parse_order(r, self._coin_of)
+                                       for r in _list(data, "orders"))
+                           if o.executed_ms is not None),
+                          key=lambda o: (o.executed_ms or 0, o.order_id))
+        out: list[OstiumOrder] = []
+        skip = 0
+        while True:
+            data = await self.gateway.query(ORDERS_SINCE, {
+                "trader": self.account, "since": str(max(0, since_ms) // 1000), "skip": skip})
+            rows = _list(data, "orders")
+            out += [o for o in (parse_order(r, self._coin_of) for r in rows)
+                    if o.executed_ms is not None and o.executed_ms >= since_ms]
+            if len(rows) < PAGE:
+                return out
+            skip += len(rows)
 
 
 
