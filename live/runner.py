@@ -36,6 +36,12 @@ failure or interrupt), with the same causal regime labels as a backtest's. A
 ``KillSwitch`` (file or signal) is applied between bars, like any other message. A
 cancelled session (Ctrl-C, SIGTERM: ``quorum.signals``) is stored ``interrupted`` with
 how it was stopped (``Interrupted``), its rows committed.
+
+Split off along their seams, as mixins of ``LiveRunner``: the commands that reach the
+session from outside its loop, agent lifecycle commands and the kill switch
+(``live.runner_commands``); the venue accounts, attached, started and reconciled
+(``live.runner_venues``); the commits of the buffered rows to the store writer
+(``live.runner_store``).
 """
 
 from __future__ import annotations
@@ -47,36 +53,34 @@ import heapq
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from typing import Any, NoReturn
 
-import duckdb
 import numpy as np
-import pyarrow as pa
 
 from live.commands import CommandChannel
-from live.farms import start_farms, trip_farms
+from live.farms import start_farms
 from live.feeds import AsyncBarFeed
 from live.history import BarHistory
 from live.interpreter import StepCollector, short_thread_switches
 from live.kill import KillRequested, KillSwitch
-from live.observe import VenueCalls, report_reconciliation
+from live.observe import report_reconciliation
 from live.orders import OrderPort
 from live.port import Snapshot, VenueMessage
 from live.reconcile import reconcile
-from live.records import write_records
-from live.risk_state import RiskTrips, insert_trips
+from live.risk_state import RiskTrips
+from live.runner_commands import SessionCommands, _Submitted, stored_seq
+from live.runner_store import SessionCommits
+from live.runner_venues import VenueAccounts, _FromPort
 from live.writer import StoreWriter
-from sim.agent_commands import AgentBatch, AgentCommand, CommandOutcome, current_agents
+from sim.agent_commands import current_agents
 from sim.bus import DECISION, EventBus, QueuedSubscription
 from sim.bus_events import DecisionMade
 from sim.config import ScenarioConfig
 from sim.config_sources import source_symbols
-from sim.data import BAR_COLUMNS, MarketData
+from sim.data import MarketData
 from sim.engine import Engine, fewer_gc_passes
 from sim.lifecycle import AgentRoster
-from sim.messages import Bar, ScenarioEvent
-from sim.regimes.labels import LABELS, regime_codes
+from sim.messages import Bar
 from sim.runner import (
     RandomStreams,
     RunResult,
@@ -86,10 +90,9 @@ from sim.runner import (
     new_run_id,
     stored_run,
 )
-from sim.store import RunStore, append_batch
+from sim.store import RunStore
 
 _BEFORE_ALL = -(2**63)
-_BAR_FIELDS = ("ts", *BAR_COLUMNS)
 _END = object()
 WARMUP_HOLD = ("warm-up: the bar had closed before the session started; orders are not "
                "sent to a real venue")
@@ -100,7 +103,7 @@ class Interrupted(asyncio.CancelledError):
     ``CancelledError``, so asyncio and ``stored_run`` treat it as one (``interrupted``)."""
 
 
-class LiveRunner:
+class LiveRunner(SessionCommands, VenueAccounts, SessionCommits):
     """One live run of ``config`` over ``symbols`` (default: the symbols of ``config.data``)."""
 
     def __init__(
@@ -180,56 +183,6 @@ class LiveRunner:
         if resume and con is not None:  # the agent set the run had, not the scenario's
             self.lifecycle.restore(current_agents(con, self.run_id), stored_seq(con, self.run_id))
 
-    def submit(self, command: AgentCommand | AgentBatch) -> Future[CommandOutcome]:
-        """Queue a lifecycle command (any thread); the session's consumer applies it
-        between bars and stores it. The future's result is its ``CommandOutcome``
-        (applied, or rejected with why)."""
-        return self._enqueue(_Submitted(command, None))
-
-    def submit_rejected(self, command: AgentCommand, why: str) -> Future[CommandOutcome]:
-        """Store ``command`` as rejected (a message that was not one)."""
-        return self._enqueue(_Submitted(command, why))
-
-    def _enqueue(self, item: _Submitted) -> Future[CommandOutcome]:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            raise RuntimeError(f"session {self.run_id} is not running")
-        try:
-            here = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            here = False
-        if here:  # in order with what this thread queued before (a feed, a watcher)
-            self.queue.put_nowait(item)
-        else:
-            loop.call_soon_threadsafe(self.queue.put_nowait, item)
-        return item.future
-
-    def attach_port(self, port: OrderPort, *, hold_until_ns: int, interval_ns: int,
-                    reconcile_every_s: float | None = None, settle_s: float = 10.0,
-                    venues: Sequence[str] | None = None) -> None:
-        """Route the orders of scenario ``venues`` (default: every venue no port has yet)
-        to ``port`` (a real venue account) instead of simulating them; bars closed by
-        ``hold_until_ns`` (the warm-up) send no order. Called once per account: with
-        several, each can fall back on the others (``live.orders``)."""
-        desk = self.engine.desk
-        names = (list(venues) if venues is not None else
-                 [v.name for v in self.engine.router.venues if v.name not in desk.external])
-        self.ports.append(port)
-        self.port = self.ports[0]
-        for name in names:
-            desk.attach_external(name, port)
-        if len(self.ports) > 1:
-            for p in self.ports:
-                p.fallback = True  # type: ignore[attr-defined]
-        requests = getattr(port, "requests", None)
-        if self.bus is not None and requests is not None:  # tool feedback: the venue's health
-            requests.on_call = VenueCalls(self.bus, names)
-        self.hold_until_ns = hold_until_ns
-        self.interval_ns = interval_ns
-        self.reconcile_every_s = reconcile_every_s
-        self.settle_s = settle_s
-        self._warming = True
-
     @property
     def bars_seen(self) -> int:
         return self.engine.bars_seen
@@ -300,27 +253,6 @@ class LiveRunner:
         with stored_run(self.store, self.run_id, self.config, self.data_hash, self.recorder,
                         self.engine, self.mode, resume=self.resume):
             raise exc
-
-    async def _start_port(self) -> None:
-        """Resolve what a previous process left at the venue, then reconcile, before any
-        bar is taken."""
-        assert self.port is not None
-        self.trips = RiskTrips(self.store.con,  # type: ignore[attr-defined]
-                               self.run_id, self.engine.risk, trip_farms(self.engine))
-        several = len(self.ports) > 1
-        for k, port in enumerate(self.ports):
-            await port.start(_PortQueue(self.queue, k) if several else self.queue)
-        await self.settle()
-        for k, port in enumerate(self.ports):
-            for _ in range(3):  # until a round finds the account quiet enough to compare all
-                port.request_snapshot()
-                await self._until(
-                    (lambda msg, k=k: isinstance(msg, _FromPort) and msg.port == k
-                     and isinstance(msg.msg, Snapshot)) if several
-                    else (lambda msg: isinstance(msg, Snapshot)))
-                await self.settle()
-                if self.reconciled:
-                    break
 
     async def _consume(
         self, feeds: Sequence[AsyncBarFeed], kill_switch: KillSwitch | None = None
@@ -401,64 +333,6 @@ class LiveRunner:
         else:
             self.accept(item)  # type: ignore[arg-type]
 
-    def _commit(self, force: bool = False) -> None:
-        """With a real venue, start the requests made in this step first (each one's row
-        is in the journal already: write-ahead). Then hand the buffered rows and the port's
-        records (fills with their trade ids, order outcomes) to the store writer as one
-        transaction (``live.writer``: the loop does not wait for DuckDB). At most every
-        ``flush_every_s`` (a timer commits what waits when no step comes), at once when
-        the risk engine tripped (``RiskTrips``); ``force``: at once, and wait until it is
-        written. Fills and outcomes need not be written at once: until they are, their
-        legs are open in the store, and a restart after a crash asks the venue for them
-        (``live.recovery``). Each hand-over costs the writer 10-30 ms of DuckDB inserts,
-        run beside the loop on the same cores; once per fill, it was busy most of the
-        time and slowed the market events that met it (BENCHMARKS.md)."""
-        for p in self.ports:
-            p.start_requests()
-        writer = self.writer
-        if writer is None:  # not running, or a store without a connection: the recorder's
-            return  # own flushes (``_release``)
-        writer.check()
-        now = time.monotonic()
-        trips = self.trips
-        tripped = trips is not None and trips.pending
-        full = self.recorder.pending_rows() >= self.recorder.flush_rows
-        if not (force or full or tripped or now - self._flushed >= self.flush_every_s):
-            if self._flush_timer is None:
-                self._flush_timer = asyncio.get_running_loop().call_later(
-                    self.flush_every_s - (now - self._flushed), self._flush_due)
-        else:
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
-            self._flushed = now
-            run_id = self.run_id
-            batches = self.recorder.take_batches()
-            bars = self._new_bars()
-            records = [p.take_records() for p in self.ports]
-            trip_rows = trips.take(self.engine.clock.now_ns()) if tripped else []  # type: ignore[union-attr]
-
-            def write(con: duckdb.DuckDBPyConnection) -> None:
-                for table, batch in batches:
-                    append_batch(con, run_id, table, batch)
-                if bars:
-                    append_batch(con, run_id, "bars", bars_table(bars))
-                for r in records:
-                    write_records(con, run_id, r)
-                insert_trips(con, trip_rows)
-
-            if batches or bars or trip_rows or any(not r.empty for r in records):
-                writer.submit(write)
-        if force:
-            writer.wait()
-
-    def _flush_due(self) -> None:
-        """The timer: between two steps, so the port's and the recorder's rows are whole.
-        A writer that failed stops the session at the next step (``writer.check``)."""
-        self._flush_timer = None
-        if self.writer is not None and self.writer.error is None:
-            self._commit()
-
     async def settle(self, timeout_s: float | None = None) -> bool:
         """Apply venue messages until nothing of ours is working at the venue (True), or
         ``timeout_s`` (default ``settle_s``) passes (False: a warning; what is left is
@@ -499,40 +373,6 @@ class LiveRunner:
             self._commit()
             if done(item):
                 return
-
-    async def _reconcile_every(self, seconds: float) -> None:
-        assert self.port is not None
-        while True:
-            await asyncio.sleep(seconds)
-            for port in self.ports:
-                port.request_snapshot()
-
-    def kill(self, source: str) -> None:
-        """Pull the scenario's kill switch now: it takes effect before the next bar (only
-        position-reducing orders pass; with ``flatten_on_trip`` positions are closed)."""
-        if self.killed_by is not None:
-            print(f"quorum live: kill switch already pulled by {self.killed_by}; {source} "
-                  "changes nothing", file=sys.stderr, flush=True)
-            return
-        self.killed_by = source
-        if self.trips is not None:
-            self.trips.pull(source)
-        now = self.engine.clock.now_ns()
-        print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
-              file=sys.stderr, flush=True)
-        self.engine.schedule_events([ScenarioEvent(now, "kill_switch")])
-
-    def _kill_command(self, ts: int, flatten: bool, source: str) -> None:
-        """A ``kill`` lifecycle command: the kill switch now (the consumer applies it
-        between bars), pulled durably as ``kill`` does; ``flatten`` closes every
-        position even when the scenario does not flatten on a trip."""
-        if self.killed_by is None:
-            self.killed_by = source
-            if self.trips is not None:
-                self.trips.pull(source)
-            print(f"quorum live: KILL SWITCH pulled by {source} (run {self.run_id})",
-                  file=sys.stderr, flush=True)
-        self.engine.kill(ts, flatten)
 
     def accept(self, bar: Bar) -> None:
         """Take one closed bar; pass on every held bar all symbols have now got past."""
@@ -584,100 +424,6 @@ class LiveRunner:
         gc.freeze()
         if self.resume:  # no equity row for the last (dropped) warm-up time
             self.engine.drop_pending_equity()
-
-
-    def _write_bars(self) -> None:
-        """Append the bars accepted since the last write (a ``before_flush`` hook)."""
-        parts = self._new_bars()
-        if parts:
-            self.store.append(self.run_id, "bars", bars_table(parts))
-
-    def _new_bars(self) -> list[tuple[str, int, dict[str, np.ndarray]]]:
-        """Each symbol's history (read-only views: appends never change them) and where
-        its unwritten bars start; from now on they count as written."""
-        parts = []
-        for s, history in enumerate(self.histories):
-            start, n = self._bars_written[s], len(history)
-            if start == n:
-                continue
-            parts.append((history.symbol, start,
-                          {name: history.column(name) for name in _BAR_FIELDS}))
-            self._bars_written[s] = n
-        return parts
-
-
-def bars_table(parts: list[tuple[str, int, dict[str, np.ndarray]]]) -> pa.Table:
-    """The ``bars`` rows of ``parts`` (symbol, first new bar, history), with causal regime
-    labels: a label depends on past closes only, so labelling the whole history and
-    keeping the new tail gives what a backtest of these bars stores. Pure: any thread."""
-    tables = []
-    for symbol, start, cols in parts:
-        ts = cols["ts"]
-        k = len(ts) - start
-        codes = regime_codes(ts, cols["close"])[start:]
-        table = {"ts": pa.array(ts[start:], pa.timestamp("ns")),
-                 "symbol": pa.array([symbol] * k, pa.string())}
-        for name in _BAR_FIELDS[1:]:
-            table[name] = cols[name][start:]
-        table["regime"] = pa.array([LABELS[c] for c in codes], pa.string())
-        table["source_regime"] = pa.nulls(k, pa.string())
-        table["filled"] = np.zeros(k, dtype=bool)
-        tables.append(pa.table(table))
-    return pa.concat_tables(tables)
-
-
-class _Submitted:
-    """A lifecycle command on the session's queue, and the future its outcome goes to."""
-
-    __slots__ = ("command", "future", "why")
-
-    def __init__(self, command: AgentCommand | AgentBatch, why: str | None) -> None:
-        self.command = command
-        self.why = why
-        self.future: Future[CommandOutcome] = Future()
-
-    def apply(self, roster: AgentRoster) -> None:
-        try:
-            if self.why is not None:
-                assert isinstance(self.command, AgentCommand)
-                outcome = roster.reject(self.command, self.why)
-            else:
-                outcome = roster.apply(self.command)
-        except BaseException as exc:  # a bug, not bad input: the session fails on it
-            self.future.set_exception(exc)
-            raise
-        self.future.set_result(outcome)
-
-
-def stored_seq(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """The last ``agent_events`` row number of ``run_id`` (0: none)."""
-    row = con.execute("SELECT max(seq) FROM agent_events WHERE run_id = ?",
-                      [run_id]).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-class _FromPort:
-    """A message of account ``port`` (its index in ``LiveRunner.ports``), in a session
-    trading several."""
-
-    __slots__ = ("msg", "port")
-
-    def __init__(self, port: int, msg: object) -> None:
-        self.port, self.msg = port, msg
-
-
-class _PortQueue:
-    """What an order manager of a several-account session delivers to: the runner's
-    queue, each message tagged with its account (an error ends the session as it is)."""
-
-    __slots__ = ("port", "queue")
-
-    def __init__(self, queue: asyncio.Queue[object], port: int) -> None:
-        self.queue, self.port = queue, port
-
-    def put_nowait(self, msg: object) -> None:
-        self.queue.put_nowait(msg if isinstance(msg, BaseException)
-                              else _FromPort(self.port, msg))
 
 
 async def _pump(feed: AsyncBarFeed, queue: asyncio.Queue[object]) -> None:

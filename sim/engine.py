@@ -18,20 +18,22 @@ only ever sees bars up to the current one (see ``MarketView``).
 The engine keeps the loop and the decision path (signals, consensus, sizing, equity). An
 order, once sized, goes to the engine's ``ExecutionDesk`` (``sim.execution``), which takes
 it from the risk check to its terminal state through the same event queue and clock.
+Split off along their seams, as mixins of ``Engine``: the replay drivers that feed the
+loop from recorded bars or trades (``sim.engine_replay``), and what changes the engine
+between bars, the agent set, the kill switch and the scenario's timed events
+(``sim.engine_commands``).
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sim.clock import SimClock
 from sim.consensus import Consensus, expire
-from sim.data import BarFeed
+from sim.engine_commands import EngineCommands, Held, _Revote
+from sim.engine_replay import Replay, fewer_gc_passes  # re-exported: defined here before
 from sim.event_queue import (  # re-exported: the queue was defined here
     PRIORITY_ARRIVAL,
     PRIORITY_EVENT,
@@ -41,7 +43,7 @@ from sim.event_queue import (  # re-exported: the queue was defined here
     EventQueue,
 )
 from sim.execution import ExecutionDesk
-from sim.messages import FillTiming, ScenarioEvent, Side, Signal
+from sim.messages import FillTiming, Side, Signal
 from sim.orders import ExecutionSettings
 from sim.performance import AgentPerformance
 from sim.policy import InvertedOrderError, TargetExposurePolicy, inverted
@@ -49,12 +51,11 @@ from sim.portfolio import Portfolio
 from sim.recorder import Recorder
 from sim.risk import RiskEngine, attributed
 from sim.router import VenueRouter
-from sim.venue import DEGRADED, DOWN, UP
 from sim.view import MarketView
 
 __all__ = [
     "PRIORITY_ARRIVAL", "PRIORITY_EVENT", "PRIORITY_EXPIRY", "PRIORITY_OPEN", "PRIORITY_VENUE",
-    "AgentOutputError", "AgentSlot", "Engine", "EventQueue", "fewer_gc_passes",
+    "AgentOutputError", "AgentSlot", "Engine", "EventQueue", "Held", "fewer_gc_passes",
 ]
 
 _SIDES = frozenset(Side)
@@ -98,22 +99,7 @@ class AgentSlot:
     agent: Any
 
 
-# A decision that waits for the next open, as ``Engine._release`` takes it: (decision id,
-# decision time, side, target exposure, the agents its order is attributed to). The
-# decision's row is recorded; no ``Decision`` message is made for the order.
-Held = tuple[int, int, Side, float, tuple[str, ...]]
-
-
-@dataclass(slots=True)
-class _Revote:
-    """In ``Engine._pending``: vote at this bar's close; ``held`` is the decision it
-    displaced, still released at the open."""
-
-    held: Held | None
-
-
-
-class Engine:
+class Engine(EngineCommands, Replay):
     # Why a subclass needs every bar walked (``sim.fast_path.choose_path``); None: it
     # does not.
     per_bar_reason: ClassVar[str | None] = None
@@ -309,91 +295,6 @@ class Engine:
             for row in self.performance.rows(s, opens, closes):
                 self.recorder.agent_performance(self._agent_indexes[s][row[1]], row)
 
-    def run(
-        self, feed: BarFeed, chunk: int = 65_536,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> None:
-        """Replay a feed's bars (recorded or generated) through ``on_bar``, in its order."""
-        on_bar = self.on_bar
-        with fewer_gc_passes():
-            for rows in feed.batches(chunk):
-                for row in zip(*rows, strict=True):
-                    on_bar(*row)
-                self.recorder.maybe_flush()
-                if on_progress is not None:
-                    on_progress(len(rows[0]))
-            self.finish()
-
-    def run_ticks(
-        self, s: int, ts: Sequence[int], price: Sequence[float], amount: Sequence[float],
-        interval_ns: int, on_progress: Callable[[int], None] | None = None,
-    ) -> None:
-        """Tick replay of one symbol: every trade is a market event for working orders,
-        and bars of ``interval_ns`` (labelled by open time, as ``sim.loaders`` builds them)
-        are built on the fly and handed to ``on_bar`` when they complete, so agents see
-        exactly the bars of bar replay. A decision is released at the first trade after
-        the bar that caused it (that bar's successor's open, at the trade's own time)."""
-        if not self.execution.ticks:
-            raise ValueError("run_ticks needs ExecutionSettings(ticks=True)")
-        with fewer_gc_passes():
-            label = -1
-            n = 0
-            o = h = lo = c = v = 0.0
-            on_tick = self._on_tick
-            for i, (t, p, a) in enumerate(zip(ts, price, amount, strict=True)):
-                start = t - t % interval_ns
-                if start != label:
-                    if n:
-                        self._bar_done(s, n, label, o, h, lo, c, v)
-                    n += 1
-                    label = start
-                    o = h = lo = c = p
-                    v = 0.0
-                    on_tick(s, t, p, a, True)
-                else:
-                    on_tick(s, t, p, a, False)
-                if p > h:
-                    h = p
-                if p < lo:
-                    lo = p
-                c = p
-                v += a
-                if on_progress is not None and i % 65_536 == 65_535:
-                    on_progress(65_536)
-            if n:
-                self._bar_done(s, n, label, o, h, lo, c, v)
-            self.finish()
-
-    def _bar_done(self, s: int, n: int, label: int, o: float, h: float, lo: float, c: float,
-                  v: float) -> None:
-        """A tick-built bar completed: agents see it through ``on_bar``; its equity row is
-        booked now (after its last trade), as bar replay books it before the next bar."""
-        self.on_bar(s, n, label, o, h, lo, c, v)
-        self._snapshot(label)
-        self._last_ts = None
-        self.recorder.maybe_flush()
-
-    def _on_tick(self, s: int, ts: int, price: float, amount: float, opens: bool) -> None:
-        if self._queued:
-            self._drain_before(ts, PRIORITY_OPEN)
-        self.clock.advance_to(ts)
-        portfolio = self.portfolio
-        self._tick_volume[s] = amount
-        if opens:  # the first trade of a bar: a pending decision meets it
-            pending = self._pending[s]
-            if pending is not None:
-                if pending.__class__ is _Revote:
-                    held = pending.held
-                    self._pending[s] = _Revote(None)
-                    pending = held
-                else:
-                    self._pending[s] = None
-                if pending is not None:
-                    self._release_held(s, ts, price, pending)
-        if self._watch[s]:
-            self.desk.trade(s, ts, price, amount)
-        portfolio.price[s] = price
-
     # -- steps -----------------------------------------------------------------------
     def _accept_signal(self, s: int, pos: int, signal: Signal, ts: int) -> None:
         # Checked here, on the way in, so a bad value fails the run naming the agent (not
@@ -505,106 +406,7 @@ class Engine:
         self._acted_target[s] = 0.0
         self._pending[s] = None
 
-    # -- the agent set changes (sim.lifecycle), between bars only ----------------------
-    def add_slot(self, s: int, slot: AgentSlot) -> int:
-        """A new agent instance on symbol ``s`` (it calls nothing until ``set_calls``);
-        returns its position, its column in the symbol's votes from now on."""
-        self.agents[s] = (*self.agents[s], slot)
-        self._standing[s].append(None)
-        self._signal_ts[s].append(0)
-        self._agent_names[s] = (*self._agent_names[s], slot.name)
-        self._agent_indexes[s] = (*self._agent_indexes[s], slot.index)
-        self.performance.add_slot(s)
-        return len(self.agents[s]) - 1
-
-    def replace_slot(self, s: int, pos: int, slot: AgentSlot) -> None:
-        """A rebuilt agent takes position ``pos`` of symbol ``s`` (``update``)."""
-        slots = list(self.agents[s])
-        slots[pos] = slot
-        self.agents[s] = tuple(slots)
-
-    def set_calls(self, s: int, calls: tuple[tuple[int, Callable[[MarketView], Any]], ...]
-                  ) -> None:
-        """The (position, on_bar) pairs symbol ``s``'s bars call from the next bar on: a
-        lifecycle change swaps this tuple, so the bar path tests no state."""
-        self._agent_calls[s] = calls
-
-    def set_standing(self, s: int, pos: int, signal: Signal | None, ts: int) -> None:
-        """Give (a signal: recorded as the agent's) or withdraw (None) the standing
-        signal of position ``pos`` on ``s``; consensus votes again at the next bar."""
-        standing = self._standing[s]
-        if signal is None:
-            if standing[pos] is None:
-                return
-        elif signal is not standing[pos]:
-            self._accept_signal(s, pos, signal, ts)
-        standing[pos] = signal
-        self.revote(s)
-
-    def standing(self, s: int, pos: int) -> Signal | None:
-        return self._standing[s][pos]
-
-    def revote(self, s: int) -> None:
-        """Consensus on ``s`` votes at the close of its next bar (as a stale signal
-        makes it: the mark rides in ``_pending``)."""
-        pending = self._pending[s]
-        if pending.__class__ is not _Revote:
-            self._pending[s] = _Revote(pending)  # type: ignore[call-overload]
-
-    def kill(self, ts: int, flatten: bool = False) -> None:
-        """The account's kill switch: only position-reducing orders pass from now on;
-        working entries are cancelled; positions closed with ``flatten`` (or the risk
-        limits' ``flatten_on_trip``)."""
-        self.risk.kill()
-        self.desk.cancel_entries(ts, "kill switch")
-        if flatten or self.risk.limits.flatten_on_trip:
-            self.desk.flatten(ts)
-
-    # -- scenario events and dispatch -------------------------------------------------
-    def schedule_events(self, events: Sequence[ScenarioEvent]) -> None:
-        """Put scenario events on the queue; each runs before the bars at its time."""
-        for event in events:
-            self.schedule(event.ts, self._on_event, event, _event_name)
-
-    def _on_event(self, event: ScenarioEvent) -> None:
-        kind = event.kind
-        if kind == "kill_switch":
-            self.kill(event.ts)
-            return
-        if kind == "venue_latency" and event.venue is not None:
-            self.router.venue(event.venue).added_latency_ms = float(event.value or 0.0)
-            return
-        if kind == "venue_reject_rate" and event.venue is not None:
-            self.router.venue(event.venue).reject_rate = float(event.value or 0.0)
-            return
-        health = {"venue_down": DOWN, "venue_up": UP, "venue_degraded": DEGRADED}.get(kind)
-        if health is None or event.venue is None:
-            raise ValueError(f"unknown scenario event {event!r}")
-        self.router.set_health(event.venue, health)
-
-    def schedule(self, ts: int, handler: Callable[[Any], None], message: Any,
-                 name: Callable[[Any], str]) -> None:
-        """Run ``handler(message)`` before the bars at ``ts`` (a scenario's event or
-        lifecycle command); ``name`` names it should the data end before ``ts``
-        (``finish``)."""
-        self._timed[handler] = name
-        self.queue.push(ts, PRIORITY_EVENT, handler, message)
-
-    def _drain_remaining(self) -> None:
-        """At the end: what is in flight (orders on their way, expiries) runs as before;
-        what was scheduled for a time the data never reached is recorded, not run."""
-        queue, timed = self.queue, self._timed
-        while queue:
-            item = queue.pop()
-            name = timed.get(item.handler)
-            if name is None:
-                self.clock.advance_to(item.ts)
-                item.handler(item.message)
-                continue
-            self.recorder.rare_row("run_info", (
-                "not_run", f"{name(item.message)} at {_when(item.ts)}: after the "
-                "data's end"))
-
+    # -- the queue and equity, as the loop uses them ---------------------------------------
     def _drain_before(self, ts: int | None, priority: int) -> None:
         """Dispatch queued events with key < (ts, priority); all of them if ts is None."""
         queue = self.queue
@@ -625,28 +427,3 @@ class Engine:
         self._book_equity(equity)
         self._book_realized(portfolio.realized_total)
         self._book_unrealized(portfolio.unrealized(equity))
-
-
-def _when(ns: int) -> str:
-    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _event_name(event: ScenarioEvent) -> str:
-    return event.kind if event.venue is None else f"{event.kind} {event.venue}"
-
-
-@contextmanager
-def fewer_gc_passes(young: int = 100_000) -> Iterator[None]:
-    """Run the cyclic garbage collector less often while a backtest runs.
-
-    A run keeps hundreds of thousands of acyclic rows alive in the recorder's buffers; at
-    CPython's default (a young-generation pass every 700 allocations) the collector keeps
-    re-walking them and takes 40% of a multi-agent run. Cycles are still collected, just
-    in larger batches. The previous thresholds are restored afterwards.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(young, *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)

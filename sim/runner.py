@@ -2,68 +2,79 @@
 
 This is the one place that turns config into components; the CLI, tests and benchmarks
 all come through it, so a backtest is always wired the same way.
+
+Split off along their seams: the market data a scenario's sources make
+(``sim.run_data``), the scenario's agents under lifecycle control, the roster and the
+scripted commands (``sim.run_lifecycle``), and the run's record in its store, created,
+finished and with its agents' error counts (``sim.run_record``). Their names are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from sim.agent_commands import ALL_AGENTS, AgentBatch, AgentCommand
-from sim.agent_failure import agent_failure
-from sim.agent_faults import ErrorPolicy
-from sim.agents.base import CallStats, build_agent
+from sim.agents.base import build_agent
 from sim.agents.external import call_log_for
 from sim.bus import BAR, DECISION, EQUITY, EventBus
 from sim.bus_events import DecisionMade
-from sim.code_identity import code_identity
-from sim.config import AgentConfig, RiskConfig, ScenarioConfig, check_venue_symbols
+from sim.config import RiskConfig, ScenarioConfig, check_venue_symbols
 from sim.config_base import ConfigError, parse_duration, parse_timestamp
-from sim.config_sources import (
-    CalibratedSourceConfig,
-    FileSourceConfig,
-    RegimeSourceConfig,
-    stored_config,
-)
+from sim.config_sources import FileSourceConfig
 from sim.config_venues import VenueConfig
 from sim.consensus import VotingConsensus
-from sim.data import MarketData, SymbolBars, gbm_bars, merge
+from sim.data import MarketData
 from sim.data_cache import DataCache, PreparedData
 from sim.engine import AgentSlot, Engine
 from sim.farm_build import SpawnFarms, build_farms, record_farms, schedule_allocator
 from sim.farm_config import performance_decay
 from sim.farm_engine import FarmEngine, ObservedFarmEngine
-from sim.farm_lifecycle import FarmRoster
 from sim.fast_path import FAST, choose_path, run_fast
 from sim.instruments import Instrument, resolve, unrepresentable
-from sim.lifecycle import AgentRoster
-from sim.loaders import Trades, load_file, load_funding, load_trades, trades_to_bars
+from sim.loaders import Trades
 from sim.messages import FillTiming, ScenarioEvent
 from sim.monitor.watch import watch_backtest
 from sim.observed import ObservedEngine, ObservedRecorder
 from sim.performance import AgentPerformance
 from sim.policy import TargetExposurePolicy
 from sim.portfolio import Portfolio
-from sim.provenance import code_version
 from sim.recorder import Recorder
-from sim.regimes.generators import generate
-from sim.regimes.shocks import apply_shocks
 from sim.risk import AgentPermissions, RiskEngine, RiskLimits
 from sim.router import VenueRouter
-from sim.run_identity import config_identity
-from sim.store import RunStore, append_built, appends_behind, is_interrupt, settle
+from sim.run_data import load_market_data, load_ticks, ticks_hash
+from sim.run_lifecycle import (
+    _command_name,
+    _lifecycle_event,
+    build_roster,
+    error_policy,
+    scripted_commands,
+)
+from sim.run_record import (
+    ErrorRateExceeded,
+    check_error_rates,
+    record_agent_errors,
+    record_code,
+    stored_run,
+)
+from sim.store import RunStore, append_built, appends_behind
 from sim.venue import SimVenue
 from sim.view import MarketView
+
+# The names moved to sim.run_data, sim.run_lifecycle and sim.run_record are re-exported:
+# they were defined here.
+__all__ = [
+    "ErrorRateExceeded", "RandomStreams", "RunResult", "build_engine", "build_roster",
+    "check_agent_symbols", "check_error_rates", "error_policy", "load_market_data",
+    "load_ticks", "make_recorder", "new_run_id", "record_agent_errors", "record_code",
+    "risk_limits", "run_scenario", "schedule_funding", "scripted_commands", "stored_run",
+    "ticks_hash", "venue_instruments",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,43 +102,6 @@ class RandomStreams:
             [np.random.default_rng(s) for s in agent_seq.spawn(n_agents)],
             [np.random.default_rng(s) for s in venue_seq.spawn(n_venues)],
         )
-
-
-def load_market_data(config: ScenarioConfig, rngs: list[np.random.Generator]) -> MarketData:
-    bars: list[SymbolBars] = []
-    for source, rng in zip(config.data, rngs, strict=True):
-        if isinstance(source, FileSourceConfig):
-            bars.append(load_file(
-                source.path, source.symbol, format=source.format,
-                interval_ns=parse_duration(source.interval) if source.interval else None,
-                timezone=source.timezone, gaps=source.gaps, funding=source.funding,
-                resample_ns=parse_duration(source.resample) if source.resample else None,
-            ))
-        elif isinstance(source, RegimeSourceConfig):
-            generated = generate(
-                source.regime, source.bars, rng, params=source.params, symbols=source.symbols,
-                correlation=source.correlation, price=source.price,
-                start_ns=parse_timestamp(source.start),
-                interval_ns=parse_duration(source.interval), substeps=source.substeps,
-                version=source.generator_version,
-            )
-            bars.extend(apply_shocks(generated, source.shocks, rng) if source.shocks
-                        else generated)
-        elif isinstance(source, CalibratedSourceConfig):
-            from sim.regimes.calibrated import generate_calibrated, load_model
-
-            bars.extend(generate_calibrated(
-                load_model(source.model), source.bars, rng, symbols=source.symbols,
-                prices=source.prices, start_ns=parse_timestamp(source.start),
-                source=f"generated:calibrated({Path(source.model).name})",
-            ))
-        else:
-            bars.append(gbm_bars(
-                source.symbol, source.bars, rng, start_ns=parse_timestamp(source.start),
-                interval_ns=parse_duration(source.interval), s0=source.price,
-                drift=source.drift, volatility=source.volatility,
-            ))
-    return merge(bars)
 
 
 def make_recorder(store: RunStore, run_id: str, symbols: Sequence[str],
@@ -243,67 +217,6 @@ def build_engine(
         engine.spawns = SpawnFarms(config, performance)
         schedule_allocator(config, engine, data)
     return engine
-
-
-def scripted_commands(config: ScenarioConfig
-                      ) -> list[tuple[int, AgentCommand | AgentBatch]]:
-    """The scenario's agent_* ``[[events]]`` as lifecycle commands (actor "scenario"), in
-    file order: those sharing a ``batch`` label as one ``AgentBatch`` (its reason the
-    label), placed where its first command is."""
-    order: list[tuple[int, AgentCommand | str]] = []
-    batches: dict[str, list[AgentCommand]] = {}
-    for e in config.events:
-        if not _lifecycle_event(e.kind):
-            continue
-        command = AgentCommand(e.kind.removeprefix("agent_"), e.agent or ALL_AGENTS,
-                               "scenario", e.reason, e.agent_kind, e.params,
-                               None if e.symbols is None else tuple(e.symbols), e.flatten,
-                               # a spawn's farm is made or joined by sim.farm_build.SpawnFarms
-                               e.farm if isinstance(e.farm, str) and e.kind != "agent_spawn"
-                               else None)
-        if e.batch is None:
-            order.append((parse_timestamp(e.at), command))
-            continue
-        if e.batch not in batches:
-            batches[e.batch] = []
-            order.append((parse_timestamp(e.at), e.batch))
-        batches[e.batch].append(command)
-    return [(ts, AgentBatch(tuple(batches[c]), "scenario", c) if isinstance(c, str) else c)
-            for ts, c in order]
-
-
-def _command_name(command: AgentCommand | AgentBatch) -> str:
-    """A scripted command as its ``[[events]]`` kind and agent (a batch: its label)."""
-    if isinstance(command, AgentBatch):
-        return f"batch {command.reason!r}"
-    verb = command.command if command.command.startswith("farm_") else f"agent_{command.command}"
-    return f"{verb} {command.agent}"
-
-
-def _lifecycle_event(kind: str) -> bool:
-    """An ``[[events]]`` kind that is a lifecycle command (agent_* and farm_*)."""
-    return kind.startswith(("agent_", "farm_"))
-
-
-def error_policy(agent: AgentConfig | None, session: bool) -> ErrorPolicy:
-    """An agent's failure tolerance (``sim.lifecycle``); None: a spawned agent's."""
-    if agent is None:
-        return ErrorPolicy("abstain" if session else "fail")
-    return ErrorPolicy(
-        agent.on_error or ("abstain" if session else "fail"), agent.max_errors or None,
-        parse_duration(agent.error_window) if agent.error_window else None,
-        None if agent.latency_budget_ms is None else int(agent.latency_budget_ms * 1e6))
-
-
-def build_roster(config: ScenarioConfig, engine: Engine, recorder: Recorder,
-                 bus: EventBus | None, session: bool, timer: Callable[[], int] | None
-                 ) -> AgentRoster:
-    roster: Any = FarmRoster if isinstance(engine, FarmEngine) else AgentRoster
-    return roster(  # type: ignore[no-any-return]
-        engine, recorder, seed=config.seed, scenario=config.name,
-        specs=[(a.name, a.kind, a.params, a.symbols, error_policy(a, session))
-               for a in config.agents],
-        default_policy=error_policy(None, session), bus=bus, timer=timer)
 
 
 def venue_instruments(
@@ -491,125 +404,3 @@ def run_scenario(
     return RunResult(run_id, "completed", engine.bars_seen)
 
 
-def record_code(store: RunStore, run_id: str, config: ScenarioConfig) -> None:
-    """Keep the code that makes the run with it (``sim.run_identity``), in stores that keep
-    it (``record_code``). A live config whose files are not here gets no config id."""
-    record = getattr(store, "record_code", None)
-    if record is None:
-        return
-    try:
-        config_id = config_identity(config)
-    except ConfigError:
-        config_id = ""
-    code = code_identity(a.model_dump(mode="json") for a in config.agents)
-    record(run_id, config_id, code.code_id, code.quorum, code.modules)
-
-
-class ErrorRateExceeded(RuntimeError):
-    """An agent's calls to its service failed more often than its ``max_error_rate``."""
-
-
-def record_agent_errors(store: RunStore, run_id: str, engine: Engine
-                        ) -> list[tuple[str, str, CallStats]]:
-    """Store (``agent_errors``) and return each calling agent's ``CallStats`` per symbol:
-    (symbol, agent name, stats), for agents that have ``call_stats()``."""
-    rows = []
-    for symbol, slots in zip(engine.symbols, engine.agents, strict=True):
-        for slot in slots:
-            stats = getattr(slot.agent, "call_stats", None)
-            if stats is not None:
-                rows.append((symbol, slot.name, stats()))
-    if rows:
-        n = len(rows)
-        store.append(run_id, "agent_errors", pa.table({
-            "symbol": [r[0] for r in rows], "agent": [r[1] for r in rows],
-            "calls": pa.array([r[2].calls for r in rows], pa.int64()),
-            "errors": pa.array([r[2].errors for r in rows], pa.int64()),
-            "last_error": pa.array([r[2].last_error for r in rows], pa.string()),
-            "kind": pa.array(["calls"] * n, pa.string()),
-            "ts": pa.nulls(n, pa.timestamp("ns")), "bar": pa.nulls(n, pa.int64()),
-            "error_type": pa.nulls(n, pa.string()),
-            "traceback_digest": pa.nulls(n, pa.string()),
-            "elapsed_ms": pa.nulls(n, pa.float64())}))
-    return rows
-
-
-def check_error_rates(config: ScenarioConfig, rows: list[tuple[str, str, CallStats]]
-                      ) -> None:
-    """Raise ``ErrorRateExceeded`` naming the first agent (in config order) whose errors /
-    calls over all its symbols is above its ``max_error_rate``."""
-    for agent in config.agents:
-        mine = [stats for _, name, stats in rows if name == agent.name]
-        calls = sum(s.calls for s in mine)
-        errors = sum(s.errors for s in mine)
-        if calls and errors / calls > agent.max_error_rate:
-            last = next((s.last_error for s in reversed(mine) if s.last_error), None)
-            raise ErrorRateExceeded(
-                f"agent {agent.name!r}: {errors} of {calls} calls to its service failed "
-                f"({errors / calls:.1%}), above max_error_rate {agent.max_error_rate:g}"
-                + (f"; last error: {last}" if last else ""))
-
-
-def load_ticks(config: ScenarioConfig) -> tuple[Trades, MarketData]:
-    """The trades of a tick-replay scenario, and the bars they make (what agents see and
-    the ``bars`` table stores: the same aggregation ``run_ticks`` performs on the fly)."""
-    source = config.data[0]
-    assert isinstance(source, FileSourceConfig) and source.interval is not None
-    trades = load_trades(source.path)
-    gaps = "skip" if source.gaps == "fail" else source.gaps
-    if gaps == "ffill":
-        raise ConfigError(f"data.0.gaps: tick replay builds bars from trades; an interval "
-                          f"without trades is no bar ({source.path}): use 'skip' or 'fail'")
-    if source.gaps == "fail":  # checked as the bar loader would, then walked as is
-        trades_to_bars(trades, source.symbol, parse_duration(source.interval), gaps="fail")
-    bars = trades_to_bars(trades, source.symbol, parse_duration(source.interval), gaps=gaps)
-    if source.funding is not None:
-        bars = replace(bars, funding=load_funding(source.funding))
-    return trades, merge([bars])
-
-
-def ticks_hash(data: MarketData, trades: Trades) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(data.content_hash().encode())
-    for column in (trades.ts, trades.price, trades.amount):
-        digest.update(np.ascontiguousarray(column).tobytes())
-    return digest.hexdigest()
-
-
-@contextmanager
-def stored_run(
-    store: RunStore, run_id: str, config: ScenarioConfig, data_hash: str,
-    recorder: Recorder, engine: Engine, mode: str = "backtest", *, resume: bool = False,
-) -> Iterator[None]:
-    """Create the run (``resume``: it exists; a live session continues it); on leaving,
-    mark it completed, or keep what was computed and mark it interrupted (Ctrl-C, a
-    signal that cut a store write short, cancellation: re-raised as KeyboardInterrupt or
-    CancelledError) or failed (any other exception, re-raised; an agent whose service
-    failed more often than its ``max_error_rate`` too)."""
-    if not resume:
-        store.create_run(run_id, config.name, stored_config(config), config.seed,
-                         code_version(), data_hash, mode)
-        record_code(store, run_id, config)
-    elif hasattr(store, "claim_run"):  # this process writes it now (sim.liveness)
-        store.claim_run(run_id)
-    try:
-        yield
-        check_error_rates(config, record_agent_errors(store, run_id, engine))
-        settle(store)  # every row appended (a writer's failure fails the run here)
-    except BaseException as exc:
-        in_store = is_interrupt(exc)  # a signal during a store write: Ctrl-C all the same
-        stopped = in_store or isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-        error = (f"KeyboardInterrupt: during a store write ({exc})" if in_store
-                 else f"{type(exc).__name__}: {exc}")
-        found = None if stopped else agent_failure(exc)
-        if found is not None:  # which agent, symbol and bar (sim.agent_failure)
-            error = f"{found.describe()}: {error}"
-        try:
-            recorder.flush()
-        finally:
-            store.finish_run(run_id, "interrupted" if stopped else "failed",
-                             engine.bars_seen, error)
-        if in_store:
-            raise KeyboardInterrupt(str(exc)) from exc
-        raise
-    store.finish_run(run_id, "completed", engine.bars_seen, None)

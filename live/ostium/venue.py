@@ -33,6 +33,10 @@ execution time, on the position it closed; ``rate`` = charge / (size x price) so
 payment = -rate x size x price holds); what open trades accrued counts in the account
 value only once settled (``account_state``; ``accrued`` has the rest). Unrealized PnL
 is at the price service's mid.
+
+Split off along their seams, as mixins of ``OstiumVenue``: what each order sent became
+and finding it again (``live.ostium.placements``, with ``PreparedOrder``), and the
+account's reads: open orders, fills, funding, positions, value (``live.ostium.account``).
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from live.ostium.account import OstiumAccount
 from live.ostium.gateway import (
     ENV_RPC_URL,
     OstiumConfig,
@@ -52,99 +56,42 @@ from live.ostium.gateway import (
     SdkTrader,
     TradeRefused,
 )
+from live.ostium.placements import Kind, OstiumLookups, PreparedOrder, _list, _Placement
 from live.ostium.wire import (
-    LIMITS,
-    ORDER_BY_ID,
-    ORDERS_INITIATED,
-    ORDERS_OF_LIMIT,
     ORDERS_RECENT,
     ORDERS_SINCE,
     PAGE,
     PAIRS,
-    TRADES,
-    OstiumLimit,
     OstiumOrder,
     OstiumPair,
     OstiumPrice,
     OstiumTrade,
-    OstiumWireError,
-    balance_of_call,
-    limit_oid,
     limit_ref,
-    parse_balance,
-    parse_limit,
     parse_order,
     parse_pairs,
     parse_prices,
-    parse_trade,
 )
 from live.port import PreparedOrder as AnyPrepared
 from live.venue_types import (
     CANCELED,
-    FILLED,
     REJECTED,
     RESTING,
-    AccountState,
-    FundingPayment,
-    OpenOrder,
     OrderRequest,
     OrderState,
     Position,
-    VenueFill,
 )
 from sim.instruments import OSTIUM_MIN_NOTIONAL, Instrument
 
-__all__ = ["OstiumUnavailable", "OstiumVenue", "PreparedOrder"]
+# The neutral report types it answers with are bound here too (as before the split), so
+# ``live.ostium.venue.Position`` is ``live.venue_types.Position``.
+__all__ = ["RESTING", "OstiumUnavailable", "OstiumVenue", "Position", "PreparedOrder"]
 
 LOT = 1e-9  # no lot at Ostium (sizes follow 6-decimal collateral): reconciliation's step
 _EPS = 1e-9
 _REST = 1e-4  # of an order's size: what closing by percentage (2 decimals) may leave
 
-Kind = Literal["MARKET", "LIMIT", "STOP"]
 
-
-@dataclass(frozen=True, slots=True)
-class PreparedOrder:
-    """A neutral request as an Ostium open (or close): ``kind`` and the price it names
-    (a market order's reference, a limit's or stop's level)."""
-
-    coin: str
-    cloid: str
-    size: float
-    price: float
-    is_buy: bool
-    kind: Kind
-    slippage_pct: float
-    reduce_only: bool = False
-    rejection: str | None = None
-
-
-@dataclass(slots=True)
-class _Placement:
-    """What one cloid became at Ostium."""
-
-    order: PreparedOrder
-    sent_ms: int
-    orders: list[int] = field(default_factory=list)  # keeper order ids
-    limit: tuple[int, int] | None = None  # (pair id, index) of a limit/stop open
-    limit_id: str | None = None  # the subgraph's id of that limit, once seen
-    canceled: bool = False
-    unresolved: bool = False  # a send whose outcome is unknown: found by its fields
-    short: bool = False  # not all of it was sent (refused, reduce-only, below minimum)
-    in_flight: str | None = None  # "open" or "close": the call under way (or unanswered)
-    collateral: float = 0.0
-    leverage: float = 0.0
-    message: str | None = None
-    at_keeper: bool = False  # last seen pending at the keeper (a market order)
-
-    @property
-    def oid(self) -> int | None:
-        if self.limit is not None:
-            return limit_oid(*self.limit)
-        return self.orders[0] if self.orders else None
-
-
-class OstiumVenue:
+class OstiumVenue(OstiumLookups, OstiumAccount):
     """One Ostium account as the live core uses it. ``await load_markets()`` first."""
 
     name = "ostium"
@@ -405,122 +352,7 @@ class OstiumVenue:
             return OrderState("", coin, REJECTED, 0.0, oid=oid, message=str(exc))
         return OrderState("", coin, CANCELED, 0.0, oid=oid, venue_status="canceled")
 
-    # -- lookups ---------------------------------------------------------------------------
-
-    async def order_state(self, ref: str | int, coin: str = "", size: float = 0.0
-                          ) -> OrderState | None:
-        """An order by cloid (or neutral id); None if Ostium never got it."""
-        if isinstance(ref, str):
-            p = self._placements.get(ref)
-            return None if p is None else await self._state(p)
-        lim = limit_ref(ref)
-        if lim is not None:
-            cloid = self._cloid_of_limit.get(lim)
-            if cloid is not None:
-                return await self._state(self._placements[cloid])
-            if lim in {(x.pair_id, x.index) for x in await self._limits()}:
-                return OrderState("", coin, RESTING, size, oid=ref, venue_status="open")
-            return None
-        cloid = self._cloid_of_order.get(ref)
-        if cloid is not None:
-            return await self._state(self._placements[cloid])
-        order = await self._order(ref)
-        if order is None:
-            return None
-        return _aggregate("", order.coin, size or order.units, ref, [order], None, False,
-                          None)
-
-    async def _state(self, p: _Placement) -> OrderState | None:
-        if p.unresolved:
-            await self._find_landed(p)
-        if p.oid is None:
-            return None
-        orders = [o for o in [await self._order(i) for i in p.orders] if o is not None]
-        pending = len(orders) < len(p.orders)  # sent, not indexed yet
-        resting = False
-        if p.limit is not None:
-            limits = {(x.pair_id, x.index): x for x in await self._limits()}
-            live = limits.get(p.limit)
-            if live is not None:
-                self._know_limit_id(p, live.id)
-                resting = True
-            elif p.limit_id is not None:
-                orders += [o for o in await self._orders_of_limit(p.limit_id)
-                           if o.order_id not in p.orders]
-            if live is None and not p.canceled and not any(
-                    not o.pending for o in orders):
-                pending = True  # gone from the active limits, its execution not indexed yet
-        state = _aggregate(p.order.cloid, p.order.coin, p.order.size, p.oid, orders,
-                           p.message, pending or resting, "open" if resting else None,
-                           canceled=p.canceled or p.short)
-        # a market order the keeper has not executed: open at the venue (``open_orders``)
-        p.at_keeper = p.limit is None and state.status == RESTING
-        return state
-
-    def _know_limit_id(self, p: _Placement, limit_id: str) -> None:
-        p.limit_id = limit_id
-        self._cloid_of_limit_id[limit_id] = p.order.cloid
-
-    async def _find_landed(self, p: _Placement) -> None:
-        """A send whose outcome is unknown: the account's orders and limits initiated
-        since it was sent that match it and no other placement claims: an open by pair,
-        direction, collateral and leverage; a close by pair and the closed direction."""
-        order = p.order
-        pair = self.pair(order.coin)
-        since_s = p.sent_ms // 1000 - 5
-        claimed_orders = set(self._cloid_of_order)
-        claimed_limits = set(self._cloid_of_limit)
-
-        def matches(is_long: bool, collateral: float, leverage: float, pid: int) -> bool:
-            return (pid == pair.pair_id and is_long == order.is_buy
-                    and abs(collateral - p.collateral) <= 1e-6
-                    and abs(leverage - p.leverage) <= 1e-2)
-
-        if order.kind == "MARKET":
-            data = await self.gateway.query(ORDERS_INITIATED, {
-                "trader": self.account, "since": str(max(0, since_s))})
-            closing = p.in_flight == "close"
-            for o in [parse_order(r, self._coin_of) for r in _list(data, "orders")]:
-                if o.order_id in claimed_orders:
-                    continue
-                if closing:
-                    found = (o.action.lower() == "close" and o.pair_id == pair.pair_id
-                             and o.is_long != order.is_buy)
-                else:
-                    found = (o.action.lower() == "open"
-                             and matches(o.is_long, o.collateral, p.leverage, o.pair_id))
-                if found:
-                    self._sent_order(p, {"order_id": o.order_id})
-                    p.unresolved = False
-                    return
-        else:
-            for lim in await self._limits():
-                if ((lim.pair_id, lim.index) not in claimed_limits
-                        and lim.time_ms >= since_s * 1000
-                        and matches(lim.is_long, lim.collateral, lim.leverage, lim.pair_id)):
-                    self._sent_limit(p, lim.pair_id, lim.index)
-                    self._know_limit_id(p, lim.id)
-                    p.unresolved = False
-                    return
-
-    async def _order(self, order_id: int) -> OstiumOrder | None:
-        data = await self.gateway.query(ORDER_BY_ID, {"id": str(order_id)})
-        rows = data.get("orders")
-        if not isinstance(rows, list):
-            raise OstiumWireError("Ostium subgraph (order): the reply has no 'orders' list")
-        return parse_order(rows[0], self._coin_of) if rows else None
-
-    async def _orders_of_limit(self, limit_id: str) -> list[OstiumOrder]:
-        data = await self.gateway.query(ORDERS_OF_LIMIT, {"limit": limit_id})
-        return [parse_order(r, self._coin_of) for r in _list(data, "orders")]
-
-    async def _trades(self) -> list[OstiumTrade]:
-        data = await self.gateway.query(TRADES, {"trader": self.account})
-        return [parse_trade(r, self._coin_of) for r in _list(data, "trades")]
-
-    async def _limits(self) -> list[OstiumLimit]:
-        data = await self.gateway.query(LIMITS, {"trader": self.account})
-        return [parse_limit(r, self._coin_of) for r in _list(data, "limits")]
+    # -- executions, every page (``fills`` and ``funding`` read them) ----------------------
 
     async def _executed(self, since_ms: int) -> list[OstiumOrder]:
         """Executed orders from ``since_ms`` on (inclusive), oldest first, every page;
@@ -544,108 +376,6 @@ class OstiumVenue:
                 return out
             skip += len(rows)
 
-    # -- the account -----------------------------------------------------------------------
-
-    async def open_orders(self) -> list[OpenOrder]:
-        """Resting limits and stops, and the market orders of this process last seen
-        pending at the keeper (they work until it executes or cancels them; a lookup of
-        their cloid tells which)."""
-        limits = [OpenOrder(x.coin, x.oid, self._cloid_of_limit.get((x.pair_id, x.index)),
-                            x.units if x.is_long else -x.units) for x in await self._limits()]
-        pending = [OpenOrder(p.order.coin, p.oid, cloid,
-                             p.order.size if p.order.is_buy else -p.order.size)
-                   for cloid, p in self._placements.items()
-                   if p.at_keeper and p.oid is not None]
-        return limits + pending
-
-    async def fills(self, since_ms: int = 0) -> list[VenueFill]:
-        """Each executed keeper order is one fill (Ostium fills an order whole, at one
-        price); its trade id is the order id. ``since_ms`` 0: the latest 1000."""
-        out = []
-        for o in await self._executed(since_ms):
-            assert o.price is not None and o.executed_ms is not None
-            cloid = self._cloid_of_order.get(o.order_id) or (
-                self._cloid_of_limit_id.get(o.limit_id) if o.limit_id else None)
-            p = self._placements.get(cloid) if cloid else None
-            oid = p.oid if p is not None and p.oid is not None else o.order_id
-            out.append(VenueFill(o.order_id, oid, o.coin, o.signed_units, o.price, o.fee,
-                                 o.executed_ms, 0.0, cloid, True))
-        return out
-
-    async def funding(self, start_ms: int, end_ms: int | None = None) -> list[FundingPayment]:
-        """Funding + rollover settled by each close from ``start_ms`` on (inclusive)."""
-        out: dict[tuple[str, int], FundingPayment] = {}
-        for o in await self._executed(start_ms):
-            assert o.price is not None and o.executed_ms is not None
-            charge = o.funding + o.rollover
-            if o.action.lower() != "close" or charge == 0 or (
-                    end_ms is not None and o.executed_ms > end_ms):
-                continue
-            szi = o.units if o.is_long else -o.units  # the position it was charged on
-            key = (o.coin, o.executed_ms)
-            before = out.get(key)
-            usdc = -charge + (before.usdc if before else 0.0)
-            size = szi + (before.szi if before else 0.0)
-            rate = -usdc / (size * o.price) if size else 0.0
-            out[key] = FundingPayment(o.executed_ms, o.coin, usdc, size, rate,
-                                      f"ostium-order-{o.order_id}")
-        return sorted(out.values(), key=lambda f: (f.time_ms, f.coin))
-
-    async def positions(self) -> list[Position]:
-        return list((await self.account_state()).positions)
-
-    async def account_state(self) -> AccountState:
-        """Net position per coin over its open trades (entry: size-weighted open price;
-        leverage: notional over collateral), and the account value: the wallet's USDC,
-        plus the collateral held by open limits, plus each open trade's collateral and
-        unrealized PnL at the mid. The funding and rollover an open trade has accrued are
-        left out: they are not settled (``funding`` reports them when a close settles
-        them), so the value agrees with what the core has booked; ``accrued`` has them."""
-        trades = await self._trades()
-        limits = await self._limits()
-        prices = await self.prices()
-        wallet = parse_balance(await self.gateway.eth_call(
-            balance_of_call(self.config.usdc, self.account)))
-        value = wallet + sum(x.collateral for x in limits)
-        rows: dict[str, list[float]] = {}  # coin -> net, gross, entry notional, upnl, margin
-        marks = {}
-        for t in trades:
-            price = prices.get(t.coin)
-            if price is None:
-                raise OstiumWireError(f"Ostium price service: no price for {t.coin}, which "
-                                      "the account holds")
-            marks[t.coin] = price.mid
-            upnl = (price.mid - t.open_price) * t.size
-            value += t.collateral + upnl
-            row = rows.setdefault(t.coin, [0.0, 0.0, 0.0, 0.0, 0.0])
-            row[0] += t.size
-            row[1] += t.units
-            row[2] += t.units * t.open_price
-            row[3] += upnl
-            row[4] += t.collateral
-        positions = tuple(
-            Position(coin, net, notional / gross if gross else None, upnl,
-                     notional / margin if margin else None, None)
-            for coin, (net, gross, notional, upnl, margin) in rows.items())
-        return AccountState(positions, value, marks, self.now_ms())
-
-    async def account_value(self) -> float:
-        return (await self.account_state()).account_value
-
-    async def accrued(self) -> dict[str, float]:
-        """Funding + rollover the open trades have accrued and not settled, per coin
-        (USDC, > 0 owed): what closing them now would charge beyond the account value."""
-        out: dict[str, float] = {}
-        for t in await self._trades():
-            out[t.coin] = out.get(t.coin, 0.0) + t.funding + t.rollover
-        return out
-
-
-def _list(data: Any, key: str) -> list[Any]:
-    rows = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(rows, list):
-        raise OstiumWireError(f"Ostium subgraph: the reply has no {key!r} list")
-    return rows
 
 
 def _with_message(state: OrderState, message: str) -> OrderState:
@@ -653,22 +383,3 @@ def _with_message(state: OrderState, message: str) -> OrderState:
                       state.filled_size, state.avg_price, message, state.venue_status)
 
 
-def _aggregate(cloid: str, coin: str, size: float, oid: int | None,
-               orders: list[OstiumOrder], message: str | None, working: bool,
-               venue_status: str | None, *, canceled: bool = False) -> OrderState:
-    """One neutral state of the keeper orders a cloid became: resting while any is
-    pending (or its limit rests); else filled when every one executed and all of the
-    order was sent; else canceled, with the keeper's reason or why the rest was not
-    sent (``message``), what did execute as its filled part."""
-    executed = [o for o in orders if not o.pending and not o.cancelled]
-    filled = sum((o.units for o in executed), 0.0)
-    avg = (sum(o.units * (o.price or 0.0) for o in executed) / filled) if filled else None
-    if working or any(o.pending for o in orders):
-        return OrderState(cloid, coin, RESTING, size, oid, filled, avg, message,
-                          venue_status or "pending")
-    reasons = [o.cancel_reason or "cancelled" for o in orders if o.cancelled]
-    if not reasons and not canceled and executed:
-        return OrderState(cloid, coin, FILLED, size, oid, filled, avg, message, "executed")
-    why = "; ".join(reasons) or message or "canceled"
-    return OrderState(cloid, coin, CANCELED, size, oid, filled, avg, why,
-                      "cancelled" if reasons else "canceled")

@@ -33,6 +33,11 @@ request 503; the next ``reject`` chain calls revert with ``reject_reason``; the 
 ``lost_reply`` chain calls run and answer 502 (the outcome is unknown to the client);
 the next ``garbage`` subgraph requests get a reply that is not JSON;
 ``keeper_hold`` leaves keeper orders pending.
+
+Split off along their seams, as mixins of ``FakeOstium``: the chain, its records, the
+contract's calls, the keeper, with ``FakeChainTrader`` (``fake.chain``), and the subgraph's
+answers (``fake.subgraph``). This module keeps the server: lifecycle, test controls, HTTP
+with its faults, prices and the USDC balance.
 """
 
 from __future__ import annotations
@@ -42,17 +47,18 @@ import itertools
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from live.ostium.gateway import OstiumConfig, OstiumGateway, TradeRefused
+from live.ostium.fake.chain import FakeChain, FakeChainTrader, Limit, Order, Trade, Wallet, _Revert
+from live.ostium.fake.subgraph import SubgraphAnswers
+from live.ostium.gateway import OstiumConfig, OstiumGateway
 from live.ostium.venue import OstiumVenue
 
 USDC = "0xe73B11Fb1e3eeEe8AF2a23079A4410Fe1B370548"  # testnet USDC, as the adapter's config
@@ -71,71 +77,7 @@ class Faults:
     keeper_hold: bool = False
 
 
-@dataclass
-class Trade:
-    trader: str
-    pair: int
-    index: int
-    is_long: bool
-    collateral: float
-    leverage: float
-    open_price: float
-    units: float
-    ts: int
-    funding: float = 0.0
-    rollover: float = 0.0
-    open: bool = True
-
-
-@dataclass
-class Limit:
-    id: str
-    trader: str
-    pair: int
-    index: int
-    is_long: bool
-    collateral: float
-    leverage: float
-    price: float
-    kind: str
-    ts: int
-    active: bool = True
-
-
-@dataclass
-class Order:
-    id: int
-    trader: str
-    pair: int
-    is_long: bool
-    action: str  # "Open" / "Close"
-    kind: str  # "MARKET" / "LIMIT" / "STOP"
-    collateral: float
-    leverage: float
-    at_price: float
-    slippage_pct: float
-    initiated: int
-    trade_index: int | None = None  # a close's trade
-    close_pct: float = 100.0
-    limit_id: str | None = None
-    pending: bool = True
-    cancelled: bool = False
-    reason: str | None = None
-    price: float = 0.0
-    units: float = 0.0
-    fee: float = 0.0
-    funding: float = 0.0
-    rollover: float = 0.0
-    executed: int | None = None
-
-
-@dataclass
-class Wallet:
-    usdc: float = 0.0
-    next_index: dict[int, int] = field(default_factory=dict)
-
-
-class FakeOstium:
+class FakeOstium(FakeChain, SubgraphAnswers):
     def __init__(self, *, pairs: tuple[tuple[str, int, float, float], ...] = DEFAULT_PAIRS,
                  opening_fee_bps: float = 10.0, oracle_fee: float = 0.1,
                  spread: float = 0.0, now_s: Any = None, auto_fund: float = 0.0) -> None:
@@ -267,131 +209,6 @@ class FakeOstium:
         return sum(t.units if t.is_long else -t.units for t in self.trades
                    if t.open and t.trader == address.lower() and t.pair == pid)
 
-    # -- the model -------------------------------------------------------------------------
-
-    def _bid_ask(self, coin: str) -> tuple[float, float]:
-        mid = self.prices[coin]
-        return mid * (1 - self.spread), mid * (1 + self.spread)
-
-    def _crossed(self, lim: Limit) -> bool:
-        bid, ask = self._bid_ask(self.coin_of[lim.pair])
-        if lim.kind == "LIMIT":
-            return ask <= lim.price if lim.is_long else bid >= lim.price
-        return ask >= lim.price if lim.is_long else bid <= lim.price
-
-    def _execute_limit(self, lim: Limit) -> None:
-        lim.active = False
-        o = Order(next(self._order_ids), lim.trader, lim.pair, lim.is_long, "Open", lim.kind,
-                  lim.collateral, lim.leverage, lim.price, 100.0, self.now_s(),
-                  limit_id=lim.id)
-        self.orders[o.id] = o
-        self._keep(o, limit=True)
-
-    def _keep(self, o: Order, *, limit: bool = False) -> None:
-        """The keeper executes ``o`` at the oracle, or cancels it."""
-        coin = self.coin_of[o.pair]
-        bid, ask = self._bid_ask(coin)
-        buys = o.is_long == (o.action == "Open")
-        px = ask if buys else bid
-        wallet = self.wallets[o.trader]
-        o.pending = False
-        bound = o.at_price * (1 + o.slippage_pct / 100 if buys else 1 - o.slippage_pct / 100)
-        beyond = px > bound * (1 + 1e-12) if buys else px < bound * (1 - 1e-12)
-        if not self.market_open.get(coin, True) or (beyond and not limit):
-            o.cancelled = True
-            o.reason = "MARKET_CLOSED" if not self.market_open.get(coin, True) else "SLIPPAGE"
-            if o.action == "Open":
-                wallet.usdc += o.collateral  # refunded
-            return
-        o.price, o.executed = px, self.now_s()
-        if o.action == "Open":
-            o.fee = o.collateral * o.leverage * self.opening_fee + self.oracle_fee
-            o.units = o.collateral * o.leverage / px
-            index = wallet.next_index.get(o.pair, 0)
-            wallet.next_index[o.pair] = index + 1
-            self.trades.append(Trade(o.trader, o.pair, index, o.is_long,
-                                     o.collateral - o.fee, o.leverage, px, o.units,
-                                     o.executed))
-            return
-        t = next(x for x in self.trades if x.open and x.trader == o.trader
-                 and x.pair == o.pair and x.index == o.trade_index)
-        f = o.close_pct / 100
-        o.units, o.collateral = t.units * f, t.collateral * f
-        o.funding, o.rollover, o.fee = t.funding * f, t.rollover * f, self.oracle_fee
-        pnl = (px - t.open_price) * o.units * (1 if t.is_long else -1)
-        wallet.usdc += o.collateral + pnl - o.funding - o.rollover - o.fee
-        t.units -= o.units
-        t.collateral -= o.collateral
-        t.funding -= o.funding
-        t.rollover -= o.rollover
-        if f >= 1:
-            t.open = False
-
-    def _seen(self, address: str) -> Wallet | None:
-        """The wallet of ``address``; a new one credited with ``auto_fund`` if set."""
-        wallet = self.wallets.get(address)
-        if wallet is None and self.auto_fund > 0:
-            wallet = self.wallets[address] = Wallet(self.auto_fund)
-        return wallet
-
-    def _run_chain(self, fn: str, trader: str, a: dict[str, Any]) -> dict[str, Any]:
-        wallet = self._seen(trader)
-        if wallet is None:
-            raise _Revert("execution reverted: no USDC allowance for this trader")
-        if fn == "openTrade":
-            coin = self.coin_of.get(int(a["pairIndex"]))
-            if coin is None:
-                raise _Revert("execution reverted: PAIR_NOT_LISTED")
-            _, max_lev, min_pos = self.pairs[coin]
-            collateral, leverage = a["collateral"] / 1e6, a["leverage"] / 100
-            price = a["openPrice"] / 1e18
-            if leverage > max_lev:
-                raise _Revert("execution reverted: WRONG_LEVERAGE")
-            if collateral * leverage < min_pos:
-                raise _Revert("execution reverted: BELOW_MIN_POS")
-            if collateral > wallet.usdc + 1e-9:
-                raise _Revert("execution reverted: ERC20: transfer amount exceeds balance")
-            wallet.usdc -= collateral
-            kind = ("MARKET", "LIMIT", "STOP")[int(a["orderType"])]
-            if kind == "MARKET":
-                o = Order(next(self._order_ids), trader, int(a["pairIndex"]), bool(a["buy"]),
-                          "Open", kind, collateral, leverage, price, a["slippage"] / 100,
-                          self.now_s())
-                self.orders[o.id] = o
-                if not self.faults.keeper_hold:
-                    self._keep(o)
-                return {"order_id": o.id, "limit_index": None}
-            index = sum(1 for x in self.limits.values() if x.trader == trader
-                        and x.pair == int(a["pairIndex"]))
-            lim = Limit(f"{trader}-{a['pairIndex']}-{index}", trader, int(a["pairIndex"]),
-                        index, bool(a["buy"]), collateral, leverage, price, kind,
-                        self.now_s())
-            self.limits[lim.id] = lim
-            return {"order_id": None, "limit_index": index}
-        if fn == "closeTradeMarket":
-            pair, index = int(a["pairIndex"]), int(a["index"])
-            t = next((x for x in self.trades if x.open and x.trader == trader
-                      and x.pair == pair and x.index == index), None)
-            if t is None:
-                raise _Revert("execution reverted: NO_TRADE")
-            o = Order(next(self._order_ids), trader, pair, t.is_long, "Close", "MARKET",
-                      0.0, t.leverage, a["marketPrice"] / 1e18, a["slippage"] / 100,
-                      self.now_s(), trade_index=index, close_pct=a["closePercentage"] / 100)
-            self.orders[o.id] = o
-            if not self.faults.keeper_hold:
-                self._keep(o)
-            return {"order_id": o.id}
-        if fn == "cancelOpenLimitOrder":
-            rests = next((x for x in self.limits.values() if x.active and x.trader == trader
-                          and x.pair == int(a["pairIndex"]) and x.index == int(a["index"])),
-                         None)
-            if rests is None:
-                raise _Revert("execution reverted: NO_LIMIT")
-            rests.active = False
-            wallet.usdc += rests.collateral
-            return {}
-        raise _Revert(f"execution reverted: unknown function {fn}")
-
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _pre(self, path: str) -> Response | None:
@@ -468,114 +285,4 @@ class FakeOstium:
                 return JSONResponse({"errors": [{"message": f"unknown query {exc}"}]})
         return JSONResponse({"data": data})
 
-    def _answer(self, op: str, v: dict[str, Any]) -> dict[str, Any]:
-        if op == "pairs":
-            return {"pairs": [{"id": str(pid), "from": coin, "to": "USD",
-                               "maxLeverage": str(round(lev * 100)),
-                               "fee": {"minLevPos": str(round(min_pos * 1e6))}}
-                              for coin, (pid, lev, min_pos) in self.pairs.items()]}
-        trader = str(v.get("trader", "")).lower()
-        if op == "trades":
-            return {"trades": [self._trade_wire(t) for t in self.trades
-                               if t.open and t.trader == trader]}
-        if op == "limits":
-            return {"limits": [self._limit_wire(x) for x in self.limits.values()
-                               if x.active and x.trader == trader]}
-        if op == "orders":
-            since, skip = int(v["since"]), int(v.get("skip", 0))
-            rows = sorted((o for o in self.orders.values() if o.trader == trader
-                           and not o.pending and not o.cancelled and (o.executed or 0) >= since),
-                          key=lambda o: (o.executed or 0, o.id))
-            return {"orders": [self._order_wire(o) for o in rows[skip:skip + 1000]]}
-        if op == "ordersRecent":
-            rows = sorted((o for o in self.orders.values() if o.trader == trader
-                           and not o.pending and not o.cancelled),
-                          key=lambda o: (o.executed or 0, o.id), reverse=True)
-            return {"orders": [self._order_wire(o) for o in rows[:1000]]}
-        if op == "ordersInitiated":
-            since = int(v["since"])
-            return {"orders": [self._order_wire(o) for o in self.orders.values()
-                               if o.trader == trader and o.initiated >= since]}
-        if op == "order":
-            o = self.orders.get(int(v["id"]))
-            return {"orders": [] if o is None else [self._order_wire(o)]}
-        if op == "ordersOfLimit":
-            return {"orders": [self._order_wire(o) for o in self.orders.values()
-                               if o.limit_id == v["limit"]]}
-        raise KeyError(op)
 
-    def _pair_wire(self, pid: int) -> dict[str, Any]:
-        return {"id": str(pid), "from": self.coin_of[pid], "to": "USD"}
-
-    def _trade_wire(self, t: Trade) -> dict[str, Any]:
-        return {"tradeID": f"{t.trader}-{t.pair}-{t.index}", "index": str(t.index),
-                "collateral": str(round(t.collateral * 1e6)),
-                "leverage": str(round(t.leverage * 100)), "openPrice": _e18(t.open_price),
-                "tradeNotional": _e18(t.units), "funding": str(round(t.funding * 1e6)),
-                "rollover": str(round(t.rollover * 1e6)), "isBuy": t.is_long,
-                "timestamp": str(t.ts), "pair": self._pair_wire(t.pair)}
-
-    def _limit_wire(self, x: Limit) -> dict[str, Any]:
-        return {"id": x.id, "index": str(x.index), "collateral": str(round(x.collateral * 1e6)),
-                "leverage": str(round(x.leverage * 100)), "openPrice": _e18(x.price),
-                "isBuy": x.is_long, "limitType": x.kind, "initiatedAt": str(x.ts),
-                "pair": self._pair_wire(x.pair)}
-
-    def _order_wire(self, o: Order) -> dict[str, Any]:
-        return {"id": str(o.id), "isBuy": o.is_long, "orderAction": o.action,
-                "orderType": o.kind, "price": _e18(o.price),
-                "collateral": str(round(o.collateral * 1e6)),
-                "tradeNotional": _e18(o.units), "leverage": str(round(o.leverage * 100)),
-                "isPending": o.pending, "isCancelled": o.cancelled, "cancelReason": o.reason,
-                "devFee": str(round(o.fee * 1e6)), "vaultFee": "0", "oracleFee": "0",
-                "fundingFee": str(round(o.funding * 1e6)),
-                "rolloverFee": str(round(o.rollover * 1e6)), "limitID": o.limit_id,
-                "initiatedAt": str(o.initiated),
-                "executedAt": None if o.executed is None else str(o.executed),
-                "pair": self._pair_wire(o.pair)}
-
-
-class _Revert(Exception):
-    pass
-
-
-def _e18(x: float) -> str:
-    return str(round(x * 1e18))
-
-
-class FakeChainTrader:
-    """``live.ostium.gateway.Trader`` against the fake's ``/chain``: what the SDK's
-    signed transactions do, with the contract's fixed point (collateral 6 decimals,
-    leverage 2, prices 18, slippage and close percentage 2)."""
-
-    def __init__(self, base_url: str, address: str, timeout_s: float = 5.0) -> None:
-        self.address = address
-        self.url = base_url + "/chain"
-        self.timeout_s = timeout_s
-
-    def _send(self, fn: str, args: dict[str, Any]) -> dict[str, Any]:
-        reply = httpx.post(self.url, json={"fn": fn, "trader": self.address, "args": args},
-                           timeout=self.timeout_s)
-        if reply.status_code == 400:
-            raise TradeRefused(reply.json()["error"])
-        if reply.status_code != 200:
-            raise RuntimeError(f"RPC: HTTP {reply.status_code}")
-        result: dict[str, Any] = reply.json()
-        return result
-
-    def open_trade(self, pair_id: int, is_long: bool, collateral: float, leverage: float,
-                   kind: str, price: float, slippage_pct: float) -> dict[str, Any]:
-        return self._send("openTrade", {
-            "pairIndex": pair_id, "buy": is_long, "collateral": round(collateral * 1e6),
-            "leverage": round(leverage * 100), "openPrice": round(price * 1e18),
-            "orderType": ("MARKET", "LIMIT", "STOP").index(kind),
-            "slippage": round(slippage_pct * 100)})
-
-    def close_trade(self, pair_id: int, index: int, price: float, percentage: float,
-                    slippage_pct: float) -> dict[str, Any]:
-        return self._send("closeTradeMarket", {
-            "pairIndex": pair_id, "index": index, "marketPrice": round(price * 1e18),
-            "closePercentage": round(percentage * 100), "slippage": round(slippage_pct * 100)})
-
-    def cancel_limit(self, pair_id: int, index: int) -> None:
-        self._send("cancelOpenLimitOrder", {"pairIndex": pair_id, "index": index})
