@@ -126,7 +126,8 @@ def test_the_core_changes_the_order_port_only_through_its_methods() -> None:
     ``restore_funding``, ``note_account_difference``): none assigns to its fields or to
     what it tracks."""
     found = []
-    for name in ("live.reconcile", "live.recovery", "live.funding", "live.runner"):
+    for name in ("live.reconcile", "live.recovery", "live.funding", "live.runner",
+                 "live.runner_commands", "live.runner_store", "live.runner_venues"):
         tree = ast.parse(_live_modules()[name].read_text())
         mutated = [node.func.value for node in ast.walk(tree)
                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
