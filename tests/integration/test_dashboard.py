@@ -61,7 +61,9 @@ def shots(tmp_path: Path) -> Path:
 
 def test_the_dashboard_follows_a_run_as_it_trades(browser, tmp_path: Path) -> None:
     args = argparse.Namespace(api="127.0.0.1:0", keys=str(tmp_path / "none.toml"))
-    wait = WebDriverWait(browser, 30)
+    # what is checked is what the page ends up showing; the bound only stops a hang (a
+    # starved chromium redraws slowly: 30 s failed under load)
+    wait = WebDriverWait(browser, 120)
     with DuckDBStore(tmp_path / "runs.duckdb") as store, \
             watched(store.con, "runs.duckdb", args, "run", "watched-run") as watch:
         assert watch.bus is not None and watch.url is not None
