@@ -23,7 +23,7 @@ lifecycle, the rows it appends), the sizing of a released decision, and the rest
 (sizing plus the order path: an immediate market order's whole life) per order.
 
 Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--per-bar]
-[--peak | --opcodes | --stages | --order-path | --profile FILE]``
+[--peak | --opcodes | --stages | --order-path | --run FAST,SLOW | --profile FILE]``
 """
 
 from __future__ import annotations
@@ -265,6 +265,9 @@ def main() -> None:
                         help="--opcodes split into the order path, sizing and the rest")
     parser.add_argument("--order-path", action="store_true",
                         help="CPU per order inside the engine's release of a decision")
+    parser.add_argument("--run", metavar="FAST,SLOW",
+                        help="one run of SMA FAST/SLOW only, printing its orders (for "
+                             "callgrind: two such processes differ by the extra orders)")
     parser.add_argument("--per-bar", action="store_true",
                         help="the per-bar loop, not the fast path")
     args = parser.parse_args()
@@ -273,7 +276,14 @@ def main() -> None:
     if args.profile:
         profile(args.bars, args.profile)
         return
-    if args.opcodes or args.stages:
+    if args.run:
+        fast, slow = (int(x) for x in args.run.split(","))
+        config = parse_scenario(scenario(args.bars, fast, slow), "order_cost")
+        with tempfile.TemporaryDirectory() as tmp, \
+                DuckDBStore(Path(tmp) / "o.duckdb") as store:
+            result = {"bars": args.bars, "sma": [fast, slow],
+                      "orders": _orders(store, _run(config, store).run_id)}
+    elif args.opcodes or args.stages:
         result = stages(args.bars) if args.stages else opcodes(args.bars)
     elif args.order_path:
         result = order_path_cpu(args.bars, args.repeat)
