@@ -4,7 +4,7 @@ votes taken in bulk). Split from ``sim.recorder`` along that seam."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
@@ -79,7 +79,7 @@ def _floats(values: Sequence[float]) -> np.ndarray:
     return np.fromiter(values, dtype=np.float64, count=len(values))
 
 
-def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any]]]:
+def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any] | pa.Table]]:
     """Each table's columns in turn, built as they are asked for (a flush hands one
     table to the store while the next is built). The big buffers are emptied as their
     tables are taken (``Recorder._clear`` empties them all after the last)."""
@@ -159,56 +159,7 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any]]]:
             "overruled": rec.overruled_counts[at],
             "weight": _floats(cols[7]),
         })
-    if rec._orders:
-        # One pass over the orders (attrgetter: no Python code per order), then the
-        # derived columns in bulk: the same IEEE operations as Order.notional and
-        # Order.avg_fill_price, so the values are identical.
-        (oid, did, ts, sym, qty, ref, status, kind, tif, limit, stop, post, reduce, role,
-         parent, replaces, venue, decision_ts, arrival_ts, fill_ts, filled, filled_notional,
-         fees, reason) = _fields(rec._orders, _ORDER_ROW)
-        quantity, ref_price = _floats(qty), _floats(ref)
-        filled_qty = _floats(filled)
-        unfilled = filled_qty == 0.0
-        avg = np.divide(_floats(filled_notional), np.abs(filled_qty),
-                        out=np.zeros_like(filled_qty), where=~unfilled)
-        yield ("orders", {
-            "order_id": _ints(oid),
-            "decision_id": _ints(did),
-            "ts": rec._ts(ts),
-            "symbol": rec._names(rec._symbols, sym),
-            "quantity": quantity,
-            "ref_price": ref_price,
-            "notional": np.abs(quantity) * ref_price,
-            "status": list(status),
-            "order_type": list(kind),
-            "time_in_force": list(tif),
-            "limit_price": pa.array(limit, pa.float64()),
-            "stop_price": pa.array(stop, pa.float64()),
-            "post_only": pa.array(post, pa.bool_()),
-            "reduce_only": pa.array(reduce, pa.bool_()),
-            "role": list(role),
-            "parent_id": _ints(parent),
-            "replaces": _ints(replaces),
-            "venue": pa.array(venue, pa.string()),
-            "decision_ts": rec._ts(decision_ts),
-            "arrival_ts": pa.array(arrival_ts, _TS),
-            "fill_ts": pa.array(fill_ts, _TS),
-            "filled_quantity": filled_qty,
-            "avg_fill_price": pa.array(avg, pa.float64(), mask=unfilled),
-            "fees": _floats(fees),
-            "reason": list(reason),
-        })
-        rec._orders.clear()
-    if rec._order_events:
-        oid, ts, sym, event, venue, qty, price, reason = _transpose(rec._order_events, 8)
-        yield ("order_events", {
-            "order_id": _ints(oid), "ts": rec._ts(ts),
-            "symbol": rec._names(rec._symbols, sym),
-            "event": list(event), "venue": pa.array(venue, pa.string()),
-            "quantity": pa.array(qty, pa.float64()),
-            "price": pa.array(price, pa.float64()), "reason": list(reason),
-        })
-        rec._order_events.clear()
+    yield from order_tables(rec, ("orders", "order_events"))
     if rec._funding:
         paid, sym = zip(*rec._funding, strict=True)
         yield ("funding", {
@@ -243,36 +194,141 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any]]]:
             "limit_value": pa.array([d.limit for d in denials], type=pa.float64()),
             "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
         })
-    if rec._routes:
-        orders, ts, sym, venue, candidates, qty, reason, elapsed = _transpose(rec._routes, 8)
-        oid = list(map(_ORDER_ID, orders))
-        yield ("routing_decisions", {
-            "order_id": _ints(oid),
-            "ts": rec._ts(ts),
-            "symbol": rec._names(rec._symbols, sym),
-            "venue": list(venue),
-            **_candidate_columns(candidates),
-            "quantity": _floats(qty),
-            "reason": list(reason),
-            "elapsed_ns": _ints(elapsed),
-        })
-        rec._routes.clear()
-    if rec._fills:
-        (fill_id, oid, ts, sym, venue, qty, price, fee, ref, liquidity, cash, position,
-         realized) = _transpose(rec._fills, 13)
-        yield ("fills", {
-            "fill_id": _ints(fill_id),
-            "order_id": _ints(oid),
-            "ts": rec._ts(ts),
-            "symbol": rec._names(rec._symbols, sym),
-            "venue": list(venue),
-            "quantity": _floats(qty),
-            "price": _floats(price),
-            "fee": _floats(fee),
-            "ref_price": _floats(ref),
-            "cash_after": _floats(cash),
-            "position_after": _floats(position),
-            "realized_pnl": _floats(realized),
-            "liquidity": list(liquidity),
-        })
-        rec._fills.clear()
+    yield from order_tables(rec, ("routing_decisions", "fills"))
+
+
+def order_tables(rec: Recorder, tables: Sequence[str]
+                 ) -> Iterator[tuple[str, dict[str, Any] | pa.Table]]:
+    """The order path's tables among ``tables``: the chunks compacted since the last flush
+    (``Recorder.compact``, Arrow tables) joined with the rows still buffered."""
+    for table in tables:
+        columns = ORDER_TABLES[table](rec)
+        chunks = rec._compacted.pop(table, None)
+        if not chunks:
+            if columns is not None:
+                yield table, columns
+            continue
+        if columns is not None:
+            chunks.append(pa.table(columns))
+        yield table, pa.concat_tables(chunks, promote_options="default")
+
+
+def compacted(rec: Recorder) -> None:
+    """The order path's buffered rows as Arrow chunks, kept for the next flush
+    (``Recorder.compact``)."""
+    for table, build in ORDER_TABLES.items():
+        columns = build(rec)
+        if columns is not None:
+            rec._compacted.setdefault(table, []).append(pa.table(columns))
+
+
+def _orders_columns(rec: Recorder) -> dict[str, Any] | None:
+    """The ``orders`` rows buffered (terminal orders), as columns; the buffer emptied."""
+    if not rec._orders:
+        return None
+    # One pass over the orders (attrgetter: no Python code per order), then the
+    # derived columns in bulk: the same IEEE operations as Order.notional and
+    # Order.avg_fill_price, so the values are identical.
+    (oid, did, ts, sym, qty, ref, status, kind, tif, limit, stop, post, reduce, role,
+     parent, replaces, venue, decision_ts, arrival_ts, fill_ts, filled, filled_notional,
+     fees, reason) = _fields(rec._orders, _ORDER_ROW)
+    quantity, ref_price = _floats(qty), _floats(ref)
+    filled_qty = _floats(filled)
+    unfilled = filled_qty == 0.0
+    avg = np.divide(_floats(filled_notional), np.abs(filled_qty),
+                    out=np.zeros_like(filled_qty), where=~unfilled)
+    columns = {
+        "order_id": _ints(oid),
+        "decision_id": _ints(did),
+        "ts": rec._ts(ts),
+        "symbol": rec._names(rec._symbols, sym),
+        "quantity": quantity,
+        "ref_price": ref_price,
+        "notional": np.abs(quantity) * ref_price,
+        "status": list(status),
+        "order_type": list(kind),
+        "time_in_force": list(tif),
+        "limit_price": pa.array(limit, pa.float64()),
+        "stop_price": pa.array(stop, pa.float64()),
+        "post_only": pa.array(post, pa.bool_()),
+        "reduce_only": pa.array(reduce, pa.bool_()),
+        "role": list(role),
+        "parent_id": _ints(parent),
+        "replaces": _ints(replaces),
+        "venue": pa.array(venue, pa.string()),
+        "decision_ts": rec._ts(decision_ts),
+        "arrival_ts": pa.array(arrival_ts, _TS),
+        "fill_ts": pa.array(fill_ts, _TS),
+        "filled_quantity": filled_qty,
+        "avg_fill_price": pa.array(avg, pa.float64(), mask=unfilled),
+        "fees": _floats(fees),
+        "reason": list(reason),
+    }
+    rec._orders.clear()
+    return columns
+
+
+def _order_events_columns(rec: Recorder) -> dict[str, Any] | None:
+    """The ``order_events`` rows buffered, as columns; the buffer emptied."""
+    if not rec._order_events:
+        return None
+    oid, ts, sym, event, venue, qty, price, reason = _transpose(rec._order_events, 8)
+    columns = {
+        "order_id": _ints(oid), "ts": rec._ts(ts),
+        "symbol": rec._names(rec._symbols, sym),
+        "event": list(event), "venue": pa.array(venue, pa.string()),
+        "quantity": pa.array(qty, pa.float64()),
+        "price": pa.array(price, pa.float64()), "reason": list(reason),
+    }
+    rec._order_events.clear()
+    return columns
+
+
+def _routes_columns(rec: Recorder) -> dict[str, Any] | None:
+    """The ``routing_decisions`` rows buffered, as columns; the buffer emptied."""
+    if not rec._routes:
+        return None
+    orders, ts, sym, venue, candidates, qty, reason, elapsed = _transpose(rec._routes, 8)
+    oid = list(map(_ORDER_ID, orders))
+    columns = {
+        "order_id": _ints(oid),
+        "ts": rec._ts(ts),
+        "symbol": rec._names(rec._symbols, sym),
+        "venue": list(venue),
+        **_candidate_columns(candidates),
+        "quantity": _floats(qty),
+        "reason": list(reason),
+        "elapsed_ns": _ints(elapsed),
+    }
+    rec._routes.clear()
+    return columns
+
+
+def _fills_columns(rec: Recorder) -> dict[str, Any] | None:
+    """The ``fills`` rows buffered, as columns; the buffer emptied."""
+    if not rec._fills:
+        return None
+    (fill_id, oid, ts, sym, venue, qty, price, fee, ref, liquidity, cash, position,
+     realized) = _transpose(rec._fills, 13)
+    columns = {
+        "fill_id": _ints(fill_id),
+        "order_id": _ints(oid),
+        "ts": rec._ts(ts),
+        "symbol": rec._names(rec._symbols, sym),
+        "venue": list(venue),
+        "quantity": _floats(qty),
+        "price": _floats(price),
+        "fee": _floats(fee),
+        "ref_price": _floats(ref),
+        "cash_after": _floats(cash),
+        "position_after": _floats(position),
+        "realized_pnl": _floats(realized),
+        "liquidity": list(liquidity),
+    }
+    rec._fills.clear()
+    return columns
+
+
+ORDER_TABLES: dict[str, Callable[[Recorder], dict[str, Any] | None]] = {
+    "orders": _orders_columns, "order_events": _order_events_columns,
+    "routing_decisions": _routes_columns, "fills": _fills_columns}

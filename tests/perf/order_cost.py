@@ -14,7 +14,10 @@ It imports only ``sim`` and the standard library, so the same file measures anot
 process per tree), ``--opcodes`` the Python bytecodes and calls per order (deterministic:
 use a few thousand bars), and ``--profile FILE`` writes a cProfile of one run of SMA 2/3.
 ``--per-bar`` measures the per-bar loop instead of the event-skipping fast path (a tree
-without a fast path runs its per-bar loop either way).
+without a fast path runs its per-bar loop either way). ``--memory`` hands the runs' batches
+to a store that only counts their rows (``CountingStore``): the CPU per order of the
+pipeline's own work (the order's lifecycle, its events, its rows built as Arrow batches)
+without DuckDB's storage of those rows, which costs the same for the same rows in any tree.
 
 ``--stages`` splits the bytecodes into the order path proper (from the desk's
 ``submit_decision`` and the order's queued events on: risk, route, venue, fill, ledger,
@@ -23,7 +26,8 @@ lifecycle, the rows it appends), the sizing of a released decision, and the rest
 (sizing plus the order path: an immediate market order's whole life) per order.
 
 Usage: ``python tests/perf/order_cost.py [--bars N] [--repeat R] [--per-bar]
-[--peak | --opcodes | --stages | --order-path | --run FAST,SLOW | --profile FILE]``
+[--memory] [--peak | --opcodes | --stages | --order-path | --run FAST,SLOW |
+--profile FILE]``
 """
 
 from __future__ import annotations
@@ -54,6 +58,37 @@ def scenario(bars: int, fast: int, slow: int) -> dict[str, Any]:
 
 
 PATH: dict[str, Any] = {}
+STORE: dict[str, Any] = {"memory": False}
+
+
+class CountingStore:
+    """The run store port, keeping each table's row count only (``--memory``): the
+    batches are built as for any store, then dropped."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], int] = {}
+
+    def create_run(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def append(self, run_id: str, table: str, batch: Any) -> None:
+        key = (run_id, table)
+        self.rows[key] = self.rows.get(key, 0) + batch.num_rows
+
+    def finish_run(self, run_id: str, status: str, n_bars: int, error: str | None) -> None:
+        if status != "completed":
+            raise RuntimeError(f"run {run_id} {status}: {error}")
+
+    def __enter__(self) -> CountingStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+def _store(path: Path) -> Any:
+    """The DuckDB store at ``path``, or a ``CountingStore`` with ``--memory``."""
+    return CountingStore() if STORE["memory"] else DuckDBStore(path)
 
 
 def _run(config: Any, store: DuckDBStore) -> Any:
@@ -66,7 +101,9 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _orders(store: DuckDBStore, run_id: str) -> int:
+def _orders(store: Any, run_id: str) -> int:
+    if isinstance(store, CountingStore):
+        return store.rows.get((run_id, "orders"), 0)
     return store.con.execute("SELECT count(*) FROM orders WHERE run_id = ?",
                              [run_id]).fetchone()[0]
 
@@ -76,7 +113,7 @@ def measure(bars: int, repeat: int) -> dict[str, Any]:
                for key in ((2, 3), (10, 50))}
     best = {key: float("inf") for key in configs}
     orders: dict[tuple[int, int], int] = {}
-    with tempfile.TemporaryDirectory() as tmp, DuckDBStore(Path(tmp) / "o.duckdb") as store:
+    with tempfile.TemporaryDirectory() as tmp, _store(Path(tmp) / "o.duckdb") as store:
         for _ in range(repeat):
             for key, config in configs.items():
                 start = _cpu()
@@ -270,7 +307,10 @@ def main() -> None:
                              "callgrind: two such processes differ by the extra orders)")
     parser.add_argument("--per-bar", action="store_true",
                         help="the per-bar loop, not the fast path")
+    parser.add_argument("--memory", action="store_true",
+                        help="batches built but not stored (CountingStore): no DuckDB")
     args = parser.parse_args()
+    STORE["memory"] = args.memory
     if args.per_bar and "fast_path" in inspect.signature(run_scenario).parameters:
         PATH["fast_path"] = False
     if args.profile:
@@ -279,8 +319,7 @@ def main() -> None:
     if args.run:
         fast, slow = (int(x) for x in args.run.split(","))
         config = parse_scenario(scenario(args.bars, fast, slow), "order_cost")
-        with tempfile.TemporaryDirectory() as tmp, \
-                DuckDBStore(Path(tmp) / "o.duckdb") as store:
+        with tempfile.TemporaryDirectory() as tmp, _store(Path(tmp) / "o.duckdb") as store:
             result = {"bars": args.bars, "sma": [fast, slow],
                       "orders": _orders(store, _run(config, store).run_id)}
     elif args.opcodes or args.stages:
@@ -289,6 +328,7 @@ def main() -> None:
         result = order_path_cpu(args.bars, args.repeat)
     else:
         result = peak(args.bars) if args.peak else measure(args.bars, args.repeat)
+    result["store"] = "counting (no DuckDB)" if args.memory else "duckdb"
     print(json.dumps(result))
 
 
