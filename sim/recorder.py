@@ -27,14 +27,15 @@ from sim.messages import (
 )
 from sim.orders import Order
 from sim.portfolio import EquityBook
-from sim.recorder_columns import _ints, compacted, table_columns
+from sim.recorder_columns import ORDER_ROWS, VOTE_ROWS, _ints, compacted, table_columns
 from sim.schema import TABLES
 from sim.store import RunStore
 from sim.vote_rows import SIDE_DICT, TS
 
-# Orders buffered before the order path's rows become Arrow chunks (``Recorder.compact``):
-# about 1 MB of rows, which stay in the processor's caches until then.
+# Orders (decisions) buffered before the order path's (the votes') rows become Arrow
+# chunks (``Recorder.compact``): about 1 MB of rows, in the processor's caches until then.
 COMPACT_ORDERS = 2048
+COMPACT_DECISIONS = 2048
 
 
 class Recorder:
@@ -118,10 +119,11 @@ class Recorder:
         """One consensus outcome with its votes (``votes[i]`` is agent ``agents[i]``'s
         standing signal, None if it has not spoken or its signal expired), the rule that
         decided and the agreement ratio (``sim.consensus``)."""
-        self._decisions.append(
-            (decision_id, ts, symbol, side, confidence, target, agents, votes, weights,
-             rule, agreement)
-        )
+        decisions = self._decisions
+        decisions.append((decision_id, ts, symbol, side, confidence, target, agents, votes,
+                          weights, rule, agreement))
+        if len(decisions) >= COMPACT_DECISIONS:
+            compacted(self, VOTE_ROWS)
 
     def agent_performance(self, agent: int, row: tuple[Any, ...]) -> None:
         """One ``sim.performance.PerformanceRow`` for config agent number ``agent``."""
@@ -136,11 +138,14 @@ class Recorder:
 
     def compact(self) -> None:
         """Turn the order path's buffered rows (orders, their events, routes, fills) into
-        Arrow chunks now, kept for the next flush, which writes the same rows. Built while
-        they are fresh, a few thousand orders at a time, the rows' Python objects are still
-        in the processor's caches; built at a flush up to 500,000 bars later they are not,
-        and reading them back cost about as much again as making them."""
-        compacted(self)
+        Arrow chunks now, kept for the next flush, which writes the same rows in the same
+        order. Built while they are fresh, a few thousand orders at a time, the rows'
+        Python objects are still in the processor's caches; built at a flush up to 500,000
+        bars later they are not, and reading them back cost about as much again as making
+        them. ``decision`` does the same for signals, decisions and votes given one by
+        one (those given as columns, ``vote_columns``, follow them at the flush as
+        before)."""
+        compacted(self, ORDER_ROWS)
 
     def order_event(self, order_id: int, ts: int, symbol: int, event: str, venue: str | None,
                     quantity: float | None, price: float | None, reason: str) -> None:

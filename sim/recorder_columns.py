@@ -101,47 +101,7 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any] | pa.Tabl
                                 for (name, kind), col in zip(TABLES[table], columns,
                                                              strict=True)})
     yield from rec._bulk
-    if rec._signals:
-        ts, sym, agent, sig = _transpose(rec._signals, 4)
-        side, confidence, target, reason = _fields(sig, _SIGNAL_ROW)
-        yield ("signals", {
-            "ts": rec._ts(ts), "symbol": rec._names(rec._symbols, sym),
-            "agent": rec._names(rec._agents, agent),
-            "side": rec._sides(side),
-            "confidence": _floats(confidence),
-            "target": pa.array(target, type=pa.float64()),
-            "reason": pa.array(reason, type=pa.string()),
-        })
-        rec._signals.clear()  # (its rows are in the batch: freed as the flush goes)
-    if rec._decisions:
-        ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = (
-            _transpose(rec._decisions, 11))
-        yield ("decisions", {
-            "decision_id": _ints(ids),
-            "ts": rec._ts(ts),
-            "symbol": rec._names(rec._symbols, sym),
-            "side": rec._sides(side),
-            "confidence": _floats(conf),
-            "target": pa.array(target, type=pa.float64()),
-            "method": rec._names(np.array([rec._method]), [0] * len(ids)),
-            "rule": pa.array(rule, type=pa.string()),
-            "agreement": _floats(agree),
-        })
-        # Flattened with chain (no tuple per vote: millions of them on long runs).
-        vote_signals = list(chain.from_iterable(votes))
-        per_decision = [len(v) for v in votes]
-        vote_agents = list(chain.from_iterable(agents))
-        vote_sides = [HOLD if s is None else s.side for s in vote_signals]
-        rec._count_votes(sym, side, per_decision, vote_agents, vote_sides)
-        yield ("votes", {
-            "decision_id": np.repeat(_ints(ids), per_decision),
-            "agent": rec._names(rec._agents, vote_agents),
-            "side": rec._sides(vote_sides),
-            "confidence": _floats([0.0 if s is None else s.confidence
-                                   for s in vote_signals]),
-            "weight": _floats(list(chain.from_iterable(weights))),
-        })
-        rec._decisions.clear()
+    yield from joined(rec, VOTE_ROWS)
     if rec._vote_cols:  # one batch per table, as for the rows given one by one
         yield from vote_tables(rec, *merged(rec._vote_cols))
         rec._vote_cols.clear()
@@ -159,7 +119,7 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any] | pa.Tabl
             "overruled": rec.overruled_counts[at],
             "weight": _floats(cols[7]),
         })
-    yield from order_tables(rec, ("orders", "order_events"))
+    yield from joined(rec, ORDER_ROWS[:2])
     if rec._funding:
         paid, sym = zip(*rec._funding, strict=True)
         yield ("funding", {
@@ -194,38 +154,43 @@ def table_columns(rec: Recorder) -> Iterator[tuple[str, dict[str, Any] | pa.Tabl
             "limit_value": pa.array([d.limit for d in denials], type=pa.float64()),
             "actual_value": pa.array([d.value for d in denials], type=pa.float64()),
         })
-    yield from order_tables(rec, ("routing_decisions", "fills"))
+    yield from joined(rec, ORDER_ROWS[2:])
 
 
-def order_tables(rec: Recorder, tables: Sequence[str]
-                 ) -> Iterator[tuple[str, dict[str, Any] | pa.Table]]:
-    """The order path's tables among ``tables``: the chunks compacted since the last flush
-    (``Recorder.compact``, Arrow tables) joined with the rows still buffered."""
-    for table in tables:
-        columns = ORDER_TABLES[table](rec)
-        chunks = rec._compacted.pop(table, None)
-        if not chunks:
+# Rows built into Arrow chunks ahead of the flush (``Recorder.compact``), in groups: each
+# builder's tables (in the order it makes them) and the builder, which empties its buffer.
+Builder = Callable[["Recorder"], list[tuple[str, dict[str, Any]]]]
+Group = tuple[tuple[tuple[str, ...], Builder], ...]
+
+
+def joined(rec: Recorder, group: Group) -> Iterator[tuple[str, dict[str, Any] | pa.Table]]:
+    """``group``'s tables: the chunks compacted since the last flush joined with the rows
+    still buffered, in that order (a table's rows in the order they were given)."""
+    for tables, build in group:
+        made = dict(build(rec))
+        for table in tables:
+            columns = made.get(table)
+            chunks = rec._compacted.pop(table, None)
+            if not chunks:
+                if columns is not None:
+                    yield table, columns
+                continue
             if columns is not None:
-                yield table, columns
-            continue
-        if columns is not None:
-            chunks.append(pa.table(columns))
-        yield table, pa.concat_tables(chunks, promote_options="default")
+                chunks.append(pa.table(columns))
+            yield table, pa.concat_tables(chunks, promote_options="default")
 
 
-def compacted(rec: Recorder) -> None:
-    """The order path's buffered rows as Arrow chunks, kept for the next flush
-    (``Recorder.compact``)."""
-    for table, build in ORDER_TABLES.items():
-        columns = build(rec)
-        if columns is not None:
+def compacted(rec: Recorder, group: Group) -> None:
+    """``group``'s buffered rows as Arrow chunks, kept for the next flush."""
+    for _, build in group:
+        for table, columns in build(rec):
             rec._compacted.setdefault(table, []).append(pa.table(columns))
 
 
-def _orders_columns(rec: Recorder) -> dict[str, Any] | None:
+def _orders_columns(rec: Recorder) -> list[tuple[str, dict[str, Any]]]:
     """The ``orders`` rows buffered (terminal orders), as columns; the buffer emptied."""
     if not rec._orders:
-        return None
+        return []
     # One pass over the orders (attrgetter: no Python code per order), then the
     # derived columns in bulk: the same IEEE operations as Order.notional and
     # Order.avg_fill_price, so the values are identical.
@@ -265,13 +230,13 @@ def _orders_columns(rec: Recorder) -> dict[str, Any] | None:
         "reason": list(reason),
     }
     rec._orders.clear()
-    return columns
+    return [("orders", columns)]
 
 
-def _order_events_columns(rec: Recorder) -> dict[str, Any] | None:
+def _order_events_columns(rec: Recorder) -> list[tuple[str, dict[str, Any]]]:
     """The ``order_events`` rows buffered, as columns; the buffer emptied."""
     if not rec._order_events:
-        return None
+        return []
     oid, ts, sym, event, venue, qty, price, reason = _transpose(rec._order_events, 8)
     columns = {
         "order_id": _ints(oid), "ts": rec._ts(ts),
@@ -281,13 +246,13 @@ def _order_events_columns(rec: Recorder) -> dict[str, Any] | None:
         "price": pa.array(price, pa.float64()), "reason": list(reason),
     }
     rec._order_events.clear()
-    return columns
+    return [("order_events", columns)]
 
 
-def _routes_columns(rec: Recorder) -> dict[str, Any] | None:
+def _routes_columns(rec: Recorder) -> list[tuple[str, dict[str, Any]]]:
     """The ``routing_decisions`` rows buffered, as columns; the buffer emptied."""
     if not rec._routes:
-        return None
+        return []
     orders, ts, sym, venue, candidates, qty, reason, elapsed = _transpose(rec._routes, 8)
     oid = list(map(_ORDER_ID, orders))
     columns = {
@@ -301,13 +266,13 @@ def _routes_columns(rec: Recorder) -> dict[str, Any] | None:
         "elapsed_ns": _ints(elapsed),
     }
     rec._routes.clear()
-    return columns
+    return [("routing_decisions", columns)]
 
 
-def _fills_columns(rec: Recorder) -> dict[str, Any] | None:
+def _fills_columns(rec: Recorder) -> list[tuple[str, dict[str, Any]]]:
     """The ``fills`` rows buffered, as columns; the buffer emptied."""
     if not rec._fills:
-        return None
+        return []
     (fill_id, oid, ts, sym, venue, qty, price, fee, ref, liquidity, cash, position,
      realized) = _transpose(rec._fills, 13)
     columns = {
@@ -326,9 +291,65 @@ def _fills_columns(rec: Recorder) -> dict[str, Any] | None:
         "liquidity": list(liquidity),
     }
     rec._fills.clear()
-    return columns
+    return [("fills", columns)]
 
 
-ORDER_TABLES: dict[str, Callable[[Recorder], dict[str, Any] | None]] = {
-    "orders": _orders_columns, "order_events": _order_events_columns,
-    "routing_decisions": _routes_columns, "fills": _fills_columns}
+
+def _signals_columns(rec: Recorder) -> list[tuple[str, dict[str, Any]]]:
+    """The ``signals`` rows given one by one, as columns; the buffer emptied."""
+    if not rec._signals:
+        return []
+    ts, sym, agent, sig = _transpose(rec._signals, 4)
+    side, confidence, target, reason = _fields(sig, _SIGNAL_ROW)
+    signals = {
+        "ts": rec._ts(ts), "symbol": rec._names(rec._symbols, sym),
+        "agent": rec._names(rec._agents, agent),
+        "side": rec._sides(side),
+        "confidence": _floats(confidence),
+        "target": pa.array(target, type=pa.float64()),
+        "reason": pa.array(reason, type=pa.string()),
+    }
+    rec._signals.clear()
+    return [("signals", signals)]
+
+
+def _decisions_columns(rec: Recorder) -> list[tuple[str, dict[str, Any]]]:
+    """The ``decisions`` rows given one by one and their ``votes``, as columns (the vote
+    counts added up); the buffer emptied."""
+    if not rec._decisions:
+        return []
+    ids, ts, sym, side, conf, target, agents, votes, weights, rule, agree = (
+        _transpose(rec._decisions, 11))
+    decisions = {
+        "decision_id": _ints(ids),
+        "ts": rec._ts(ts),
+        "symbol": rec._names(rec._symbols, sym),
+        "side": rec._sides(side),
+        "confidence": _floats(conf),
+        "target": pa.array(target, type=pa.float64()),
+        "method": rec._names(np.array([rec._method]), [0] * len(ids)),
+        "rule": pa.array(rule, type=pa.string()),
+        "agreement": _floats(agree),
+    }
+    # Flattened with chain (no tuple per vote: millions of them on long runs).
+    vote_signals = list(chain.from_iterable(votes))
+    per_decision = [len(v) for v in votes]
+    vote_agents = list(chain.from_iterable(agents))
+    vote_sides = [HOLD if s is None else s.side for s in vote_signals]
+    rec._count_votes(sym, side, per_decision, vote_agents, vote_sides)
+    votes_columns = {
+        "decision_id": np.repeat(_ints(ids), per_decision),
+        "agent": rec._names(rec._agents, vote_agents),
+        "side": rec._sides(vote_sides),
+        "confidence": _floats([0.0 if s is None else s.confidence
+                               for s in vote_signals]),
+        "weight": _floats(list(chain.from_iterable(weights))),
+    }
+    rec._decisions.clear()
+    return [("decisions", decisions), ("votes", votes_columns)]
+
+
+ORDER_ROWS: Group = ((("orders",), _orders_columns), (("order_events",), _order_events_columns),
+                     (("routing_decisions",), _routes_columns), (("fills",), _fills_columns))
+VOTE_ROWS: Group = ((("signals",), _signals_columns),
+                    (("decisions", "votes"), _decisions_columns))

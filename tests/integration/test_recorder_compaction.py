@@ -1,5 +1,6 @@
 """The recorder turns the order path's rows into Arrow chunks every ``COMPACT_ORDERS``
-orders (``Recorder.compact``) and joins them at the next flush: the stored rows are the
+orders (``Recorder.compact``), and the signals, decisions and votes given one by one every
+``COMPACT_DECISIONS`` decisions, and joins them at the next flush: the stored rows are the
 ones a flush of the buffered rows stores, in the same order, whatever the chunk size:
 for every bundled scenario, hypothesis-drawn ones (brackets, limit and stop orders,
 latency, venue outages, perps, risk trips, both paths), a flush cut short, a live
@@ -29,6 +30,7 @@ NEVER = 10**12
 def _hashes(config: Any, db: Path, every: int, monkeypatch: pytest.MonkeyPatch,
             **kwargs: Any) -> tuple[dict[str, Any], str]:
     monkeypatch.setattr(sim.recorder, "COMPACT_ORDERS", every)
+    monkeypatch.setattr(sim.recorder, "COMPACT_DECISIONS", every)
     with DuckDBStore(db) as store:
         result = run_scenario(config, store, **kwargs)
         (status,) = store.con.execute("SELECT status FROM runs WHERE run_id = ?",
@@ -45,6 +47,7 @@ def test_compacting_after_every_order_stores_the_same_rows(
     assert every == never
     # compacted more than once (the risk-manager template's run makes no order)
     assert every["orders"][0] > 1 or path.endswith("risk_manager.toml")
+    assert every["decisions"][0] > 1
 
 
 @settings(max_examples=15, deadline=None,
