@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from sim.desk_state import DeskState
 from sim.orders import ENDED, FILLED, REJECTED, WORKING, Leg, Order
 
 if TYPE_CHECKING:
-    from sim.portfolio import Portfolio
-    from sim.recorder import Recorder
-    from sim.router import VenueRouter
     from sim.venue import SimVenue
 
 
@@ -32,33 +30,9 @@ class ExternalPort(Protocol):
     def cancel(self, leg: Leg, code: str, reason: str) -> None: ...
 
 
-class ExternalLegs:
+class ExternalLegs(DeskState):
     """``ExecutionDesk``'s methods for external venues and restarts (a mixin: the state
-    is the desk's, declared below for the type checker only)."""
-
-    if TYPE_CHECKING:
-        symbols: tuple[str, ...]
-        router: VenueRouter
-        recorder: Recorder
-        portfolio: Portfolio
-        external: dict[str, ExternalPort]
-        perp: list[SimVenue | None]
-        n_working: list[int]
-        watch: list[bool]
-        _venues_of: list[tuple[SimVenue, ...]]
-        _live: dict[int, Order]
-        _leg_seq: int
-        _order_id: int
-        _fill_id: int
-
-        def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
-                       price: float, fee: float, liquidity: str = ...) -> None: ...
-        def _close_leg(self, leg: Leg, code: str, reason: str,
-                       confirmed: bool = ...) -> None: ...
-        def _maybe_final(self, life: Order, now: int) -> None: ...
-        def _rewatch(self, s: int) -> None: ...
-        def _refused(self, life: Order, venue: SimVenue, qty: float, reason: str,
-                     code: str) -> None: ...
+    and the steps it calls are the desk's, declared in ``DeskState``)."""
 
     # -- external venues (live) ----------------------------------------------------------
     def attach_external(self, name: str, port: ExternalPort) -> None:

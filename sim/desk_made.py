@@ -8,9 +8,10 @@ Split from ``sim.execution`` along that seam: each goes through the desk's one o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sim.desk_state import DeskState
 from sim.event_queue import PRIORITY_EVENT
 from sim.messages import FundingPaid, PositionLiquidated
 from sim.orders import (
@@ -26,44 +27,12 @@ from sim.orders import (
 )
 
 if TYPE_CHECKING:
-    from sim.clock import SimClock
-    from sim.event_queue import EventQueue
     from sim.matching import Proposal
-    from sim.orders import ExecutionSettings
-    from sim.portfolio import Portfolio
-    from sim.recorder import Recorder
-    from sim.router import VenueRouter
-    from sim.venue import SimVenue
 
 
-class DeskMadeOrders:
-    """``ExecutionDesk``'s desk-made orders (a mixin: the state is the desk's, declared
-    below for the type checker only)."""
-
-    if TYPE_CHECKING:
-        symbols: tuple[str, ...]
-        execution: ExecutionSettings
-        portfolio: Portfolio
-        recorder: Recorder
-        router: VenueRouter
-        queue: EventQueue
-        clock: SimClock
-        perp: list[SimVenue | None]
-        n_working: list[int]
-        _order_id: int
-        _flattening: bool
-        _obs_ts: list[int]
-        _on_flatten: Callable[[int], None]
-
-        def _ledger_of(self, life: Order) -> Portfolio: ...
-        def _cancel_working(self, s: int, now: int, reason: str, *,
-                            entries_only: bool = ..., reduce_only: bool = ...,
-                            code: str = ..., ledger: Portfolio | None = ...) -> int: ...
-        def _submit(self, s: int, life: Order, position: float, equity: float,
-                    last_close: float, agents: tuple[str, ...]) -> None: ...
-        def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
-                       price: float, fee: float, liquidity: str = ...) -> None: ...
-        def _maybe_final(self, life: Order, now: int) -> None: ...
+class DeskMadeOrders(DeskState):
+    """``ExecutionDesk``'s desk-made orders (a mixin: the state
+    and the steps it calls are the desk's, declared in ``DeskState``)."""
 
     # -- brackets --------------------------------------------------------------------
     def _attach_brackets(self, entry: Order, now: int) -> None:

@@ -8,44 +8,20 @@ never comes here; resting, triggered and partially filled ones do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sim.desk_state import DeskState
 from sim.matching import Account, Matcher
 from sim.orders import Leg, Order
 from sim.venue import DOWN
 
 if TYPE_CHECKING:
-    from sim.matching import Proposal
-    from sim.orders import ExecutionSettings
-    from sim.portfolio import Portfolio
-    from sim.venue import SimVenue
-    from sim.view import MarketView
+    pass
 
 
-class MarketEvents:
-    """``ExecutionDesk``'s matching of working legs (a mixin: the state is the desk's,
-    declared below for the type checker only)."""
-
-    if TYPE_CHECKING:
-        symbols: tuple[str, ...]
-        views: Sequence[MarketView]
-        execution: ExecutionSettings
-        portfolio: Portfolio
-        perp: list[SimVenue | None]
-        tick_volume: list[float]
-        _venues_of: list[tuple[SimVenue, ...]]
-        _obs_ts: list[int]
-        _budget: list[tuple[int, dict[str, float]]]
-        _vol_slippage: bool
-
-        def _liquidate(self, s: int, now: int, proposal: Proposal) -> None: ...
-        def _book_fill(self, life: Order, s: int, ts: int, venue: str, quantity: float,
-                       price: float, fee: float, liquidity: str = ...) -> None: ...
-        def _close_leg(self, leg: Leg, code: str, reason: str,
-                       confirmed: bool = ...) -> None: ...
-        def _maybe_final(self, life: Order, now: int) -> None: ...
-        def _rewatch(self, s: int) -> None: ...
+class MarketEvents(DeskState):
+    """``ExecutionDesk``'s matching of working legs (a mixin: the state
+    and the steps it calls are the desk's, declared in ``DeskState``)."""
 
     # -- market events: matching -------------------------------------------------------
     def venue_open(self, s: int, ts: int, o: float, v: float) -> None:
