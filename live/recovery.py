@@ -113,12 +113,27 @@ def restore(runner: LiveRunner, port: OrderPort | Mapping[str, OrderPort],
                     oid=None if row["oid"] is None else int(row["oid"]),
                     close=None if stands else (
                         "cancelled", "restart: an order from before the restart does not stand"))
+    _hold_what_was_taken(runner, con)
     restore_funding(runner, first if ports is None else list(dict.fromkeys(ports.values())), con)
     restore_farms(engine, run_id, con, list(lives), first.now_ns())  # [[farms]]: each farm
     killed_by = restore_risk(engine.risk, run_id, con, first.now_ns())
     if killed_by is not None and runner.killed_by is None:
         runner.killed_by = killed_by
     return len(legs)
+
+
+def _hold_what_was_taken(runner: LiveRunner, con: duckdb.DuckDBPyConnection) -> None:
+    """Every bar the run stored, or decided an order on (journalled as its process died),
+    is history to the resumed session, whatever the wall clock says: its warm-up
+    rebuilds the agents on them and sends nothing. Judged by the clock alone, a bar whose
+    time is ahead of ours (a venue's clock ahead of this machine's, a replay faster than
+    real time) would be taken, stored and traded on a second time."""
+    (last,) = one_row(
+        con, "SELECT max(t) FROM (SELECT max(epoch_ns(ts)) AS t FROM bars WHERE run_id = ?"
+        " UNION ALL SELECT max(decision_ts) FROM venue_orders WHERE run_id = ?)",
+        [runner.run_id, runner.run_id])
+    if last is not None and runner.hold_until_ns is not None:
+        runner.hold_until_ns = max(runner.hold_until_ns, int(last) + runner.interval_ns)
 
 
 def _restore_share(port: OrderPort, venues: list[str], con: duckdb.DuckDBPyConnection,

@@ -98,7 +98,9 @@ def test_a_farm_stopped_by_its_daily_loss_stays_stopped_after_a_sigkill(
         first_ids = _last_order_id(store, db, run_id)
     assert trips == [("capped", "daily_loss")], trips
 
-    resume(db, scenario, fake, exchange, run_id, max_bars=12, timeout=90)
+    # 24 bars: the zigzag turns capped short again (an opening its breaker denies) at least
+    # twice after the restart, wherever in its ~9-bar cycle the kill came
+    resume(db, scenario, fake, exchange, run_id, max_bars=24, timeout=90)
 
     # The resumed process's orders are those numbered after every order the killed one
     # made (stored, or only journaled as it died: the resumed one stores those under
@@ -115,6 +117,10 @@ def test_a_farm_stopped_by_its_daily_loss_stays_stopped_after_a_sigkill(
             "SELECT count(*) FROM risk_events_by_farm WHERE run_id = ? AND farm = 'capped'"
             " AND check_name = 'farm.circuit_breaker' AND order_id > ?",
             [run_id, first_ids]).fetchone()[0]
+        # no bar is taken twice: the killed process's stored bars (minutes ahead of the
+        # restart here) are the resumed one's warm-up, not live bars to act on again
+        assert con.execute("SELECT symbol, ts, count(*) FROM bars WHERE run_id = ?"
+                           " GROUP BY ALL HAVING count(*) > 1", [run_id]).fetchall() == []
         # the breaker was restored, not tripped again: still its one row
         assert con.execute("SELECT count(*) FROM live_risk_trips WHERE run_id = ? AND"
                            " farm IS NOT NULL", [run_id]).fetchone() == (1,)

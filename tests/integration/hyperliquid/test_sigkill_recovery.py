@@ -179,6 +179,9 @@ def test_sigkill_with_an_order_in_flight_then_resume(fake: FakeHyperliquid, tmp_
             1, "completed")
         assert con.execute("SELECT count(*), min(recovered_orders) >= 1 FROM live_resumes"
                            " WHERE run_id = ?", [run_id]).fetchone() == (1, True)
+        # no bar taken twice (the resumed session's warm-up holds every stored one)
+        assert con.execute("SELECT symbol, ts, count(*) FROM bars WHERE run_id = ?"
+                           " GROUP BY ALL HAVING count(*) > 1", [run_id]).fetchall() == []
         # the order killed in flight landed at the venue, and was settled by its cloid
         killed = con.execute(
             "SELECT v.status, o.status, o.filled_quantity FROM venue_orders v JOIN orders o"
@@ -254,7 +257,9 @@ def test_orders_sent_before_a_sigkill_count_toward_the_days_limit(
         assert store.con.execute("SELECT count(*) FROM venue_orders").fetchone() == (3,)
 
     limit[0] = 10**9
-    resume(db, scenario, fake, exchange, run_id, max_bars=16, timeout=90)
+    # 26 bars: the resumed session holds the bars the first one stored (its warm-up), then
+    # the zigzag crosses at least twice more: the 4th order, then the one denied
+    resume(db, scenario, fake, exchange, run_id, max_bars=26, timeout=90)
 
     with DuckDBStore(db) as store:
         con = store.con
