@@ -164,6 +164,7 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any,
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
                     execute_sweep(store, plan, executor,
                                   commit_every=getattr(args, "commit_every", 2.0),
+                                  concurrent=pool is not None or args.cluster is not None,
                                   on_stored=_keeping(curves, _with_tracebacks(report) if getattr(
                                       args, "debug", False) else report))
                 seconds = time.perf_counter() - start

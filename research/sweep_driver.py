@@ -342,12 +342,16 @@ def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False,
 
 def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
                   on_stored: Callable[[SweepProgress], None] | None = None,
-                  commit_every: float = 2.0) -> int:
+                  commit_every: float = 2.0, concurrent: bool = False) -> int:
     """Run ``plan.todo``, storing finished runs; returns how many failed.
 
     Finished runs are committed together at most every ``commit_every`` seconds (a DuckDB
     commit costs 100-200 ms of CPU here, as much as a few short runs), and at the end;
-    meanwhile the store has ``_BULK_SETTINGS``.
+    meanwhile the store has ``_BULK_SETTINGS``. With a ``concurrent`` executor (runs made
+    while the driver stores: a pool, a cluster), near the end they are stored as soon as
+    as many are waiting as are still to come: what the driver stores after the last run
+    arrives, alone on the machine, is then what arrived while it stored the previous lot,
+    not up to ``commit_every`` seconds' worth more.
     Ctrl-C (or a lost worker) stops the executor, stores the runs already finished, and
     propagates: every run in the store is complete, and running the sweep again makes the
     rest."""
@@ -371,11 +375,14 @@ def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
                                             run, outcome))
 
     batches = executor([RunTask(r.run_id, r.config) for r in plan.todo])
+    to_come = len(plan.todo)  # runs not received yet
     with bulk_writes(store):
         try:
             for ready in batches:
                 pending.extend((by_id[o.run_id], o) for o in ready)
-                if pending and time.monotonic() - last >= commit_every:
+                to_come -= len(ready)
+                if pending and (time.monotonic() - last >= commit_every
+                                or (concurrent and len(pending) >= to_come)):
                     store_pending()
                     last = time.monotonic()
             if pending:

@@ -1,7 +1,8 @@
 """``quorum sweep``'s worker pool, started before the sweep is loaded and planned
 (``quorum.sweep_entry``, ``research.sweep_pool``): it makes the runs when there are some,
 and is stopped, with no worker left behind, when the sweep fails to load, has nothing to
-run, or is interrupted first."""
+run, or is interrupted first. And the driver's last stores: near the end of a sweep made
+concurrently, runs are stored as soon as as many wait as are still to come."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import quorum.sweep_command as sweep_command
+import research.sweep_driver as driver
 from quorum.cli import main
 from research.sweep import load_sweep
+from research.sweep_driver import execute_sweep, opened, plan_sweep
+from research.sweep_executors import run_serial
 from research.sweep_pool import ProcessPool
-from research.sweep_worker import RunTask
+from research.sweep_worker import RunOutcome, RunTask, execute_run
 from sim.config_base import ConfigError
 from tests._sweep_support import fingerprint
 
@@ -165,6 +170,38 @@ def test_a_pool_is_used_once_and_closed_unused() -> None:
     assert sorted(o.run_id for o in got) == sorted(r.run_id for r in runs)
     assert [p.exitcode for p in pool.procs] == [0, 0]
     assert not sweep_workers()
+
+
+def _in_fours(tasks: Sequence[RunTask]) -> Iterator[list[RunOutcome]]:
+    outcomes = [execute_run(t) for t in tasks]
+    for i in range(0, len(outcomes), 4):
+        yield outcomes[i:i + 4]
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_near_the_end_runs_are_stored_once_as_many_wait_as_are_to_come(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrent: bool) -> None:
+    """16 runs arriving 4 at a time, with commits otherwise far apart: a concurrent
+    executor's runs are stored 8 (8 to come), then 4 (4 to come), then the last 4; any
+    other's in one lot at the end. The store is the same."""
+    merged: list[int] = []
+    real = driver.merge_outcomes
+
+    def merge(store: Any, items: Sequence[Any]) -> None:
+        merged.append(len(items))
+        real(store, items)
+
+    monkeypatch.setattr(driver, "merge_outcomes", merge)
+    sweep = load_sweep(TINY)
+    db = tmp_path / "s.duckdb"
+    with opened(str(db)) as store:
+        execute_sweep(store, plan_sweep(store, sweep), _in_fours, commit_every=1e9,
+                      concurrent=concurrent)
+    assert merged == ([8, 4, 4] if concurrent else [16])
+    reference = tmp_path / "reference.duckdb"
+    with opened(str(reference)) as store:
+        execute_sweep(store, plan_sweep(store, sweep), run_serial)
+    assert fingerprint(db) == fingerprint(reference)
 
 
 def test_a_missing_scenario_is_bad_input_before_any_run(tmp_path: Path) -> None:
