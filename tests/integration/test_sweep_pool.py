@@ -1,8 +1,9 @@
 """``quorum sweep``'s worker pool, started before the sweep is loaded and planned
 (``quorum.sweep_entry``, ``research.sweep_pool``): it makes the runs when there are some,
 and is stopped, with no worker left behind, when the sweep fails to load, has nothing to
-run, or is interrupted first. And the driver's last stores: near the end of a sweep made
-concurrently, runs are stored as soon as as many wait as are still to come."""
+run, or is interrupted first. And the driver's last lot: near the end of a sweep made
+concurrently, runs are inserted as soon as as many wait as are still to come, and
+committed once, at the end."""
 
 from __future__ import annotations
 
@@ -172,36 +173,89 @@ def test_a_pool_is_used_once_and_closed_unused() -> None:
     assert not sweep_workers()
 
 
-def _in_fours(tasks: Sequence[RunTask]) -> Iterator[list[RunOutcome]]:
+def _in_fours(tasks: Sequence[RunTask], then: BaseException | None = None
+              ) -> Iterator[list[RunOutcome]]:
     outcomes = [execute_run(t) for t in tasks]
     for i in range(0, len(outcomes), 4):
+        if then is not None and i == 8:
+            raise then
         yield outcomes[i:i + 4]
 
 
-@pytest.mark.parametrize("concurrent", [False, True])
-def test_near_the_end_runs_are_stored_once_as_many_wait_as_are_to_come(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrent: bool) -> None:
-    """16 runs arriving 4 at a time, with commits otherwise far apart: a concurrent
-    executor's runs are stored 8 (8 to come), then 4 (4 to come), then the last 4; any
-    other's in one lot at the end. The store is the same."""
-    merged: list[int] = []
-    real = driver.merge_outcomes
+@pytest.fixture
+def inserted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many runs each insert of the driver held."""
+    sizes: list[int] = []
+    real = driver.insert_outcomes
 
-    def merge(store: Any, items: Sequence[Any]) -> None:
-        merged.append(len(items))
+    def insert(store: Any, items: Sequence[Any]) -> None:
+        sizes.append(len(items))
         real(store, items)
 
-    monkeypatch.setattr(driver, "merge_outcomes", merge)
-    sweep = load_sweep(TINY)
+    monkeypatch.setattr(driver, "insert_outcomes", insert)
+    return sizes
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("reference") / "s.duckdb"
+    with opened(str(db)) as store:
+        execute_sweep(store, plan_sweep(store, load_sweep(TINY)), run_serial)
+    return db
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_the_last_lot_is_inserted_as_it_comes_and_committed_once(
+        tmp_path: Path, inserted: list[int], reference: Path, concurrent: bool) -> None:
+    """16 runs arriving 4 at a time, commits otherwise far apart: from a concurrent
+    executor, 8 are inserted once 8 wait and 8 are to come, then 4 (4 to come), then the
+    last 4, and all are committed, and reported, after the last; from any other, all 16
+    at the end. The store is the same."""
+    reported: list[int] = []  # inserts made when each run was reported
     db = tmp_path / "s.duckdb"
     with opened(str(db)) as store:
-        execute_sweep(store, plan_sweep(store, sweep), _in_fours, commit_every=1e9,
-                      concurrent=concurrent)
-    assert merged == ([8, 4, 4] if concurrent else [16])
-    reference = tmp_path / "reference.duckdb"
-    with opened(str(reference)) as store:
-        execute_sweep(store, plan_sweep(store, sweep), run_serial)
+        execute_sweep(store, plan_sweep(store, load_sweep(TINY)), _in_fours,
+                      on_stored=lambda p: reported.append(len(inserted)),
+                      commit_every=1e9, concurrent=concurrent)
+    assert inserted == ([8, 4, 4] if concurrent else [16])
+    assert reported == [len(inserted)] * 16
     assert fingerprint(db) == fingerprint(reference)
+
+
+def test_an_interrupt_in_the_last_lot_commits_what_was_inserted(
+        tmp_path: Path, inserted: list[int], reference: Path) -> None:
+    reported: list[str] = []
+    db = tmp_path / "s.duckdb"
+    sweep = load_sweep(TINY)
+    with opened(str(db)) as store:
+        with pytest.raises(KeyboardInterrupt):
+            execute_sweep(store, plan_sweep(store, sweep),
+                          lambda tasks: _in_fours(tasks, KeyboardInterrupt()),
+                          on_stored=lambda p: reported.append(p.outcome.run_id),
+                          commit_every=1e9, concurrent=True)
+        assert inserted == [8]
+        stored = store.con.execute("SELECT run_id, status FROM runs").fetchall()
+        assert sorted(reported) == sorted(r for r, _ in stored)
+        assert len(stored) == 8 and {s for _, s in stored} == {"completed"}
+        plan = plan_sweep(store, sweep)
+        assert plan.already == 8
+        execute_sweep(store, plan, run_serial)
+    assert fingerprint(db) == fingerprint(reference)
+
+
+def test_another_error_in_the_last_lot_leaves_it_out(tmp_path: Path,
+                                                      inserted: list[int]) -> None:
+    reported: list[str] = []
+    with opened(str(tmp_path / "s.duckdb")) as store:
+        with pytest.raises(RuntimeError, match="boom"):
+            execute_sweep(store, plan_sweep(store, load_sweep(TINY)),
+                          lambda tasks: _in_fours(tasks, RuntimeError("boom")),
+                          on_stored=lambda p: reported.append(p.outcome.run_id),
+                          commit_every=1e9, concurrent=True)
+        assert inserted == [8]
+        assert store.con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        assert not reported
+        store.con.execute("SELECT 1")  # the store is usable: the transaction is over
 
 
 def test_a_missing_scenario_is_bad_input_before_any_run(tmp_path: Path) -> None:
