@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rank every parameter set with vectorbt on the agents' batch "
                         "signals first, run only the top N sets through the engine, and "
                         "report the rank agreement per regime")
-    p.set_defaults(func=command("quorum.cli_run:cmd_sweep"))
+    p.set_defaults(func=command("quorum.sweep_entry:cmd_sweep"))  # the pool, then cli_run
 
     agents = sub.add_parser("agents", help="the agent library")
     agents_sub = agents.add_subparsers(dest="agents_command", metavar="COMMAND", required=True,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from rich.console import Console
@@ -22,6 +22,9 @@ from quorum.cli_common import (
 from quorum.outcomes import RunFailed, run_error
 from sim.config import load_scenario
 from sim.store import DuckDBStore
+
+if TYPE_CHECKING:
+    from research.sweep_pool import ProcessPool
 
 
 @contextmanager
@@ -167,10 +170,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if outcome.passed else 1
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def cmd_sweep(args: argparse.Namespace, pool: ProcessPool | None = None) -> int:
+    """The sweep, its runs made by ``pool`` when the CLI started one
+    (``quorum.sweep_entry``)."""
     from quorum.sweep_command import SweepUsageError, run_sweep_command
 
     try:
-        return run_sweep_command(args, _print_table, _console())
+        return run_sweep_command(args, _print_table, _console(), pool)
     except SweepUsageError as exc:
         raise UsageError(str(exc)) from None

@@ -30,6 +30,7 @@ from rich.progress import (
 )
 
 from quorum import signals
+from quorum.sweep_entry import SweepUsageError, check_arguments
 from reports.sweep import (
     EquityCurves,
     rank_param_sets,
@@ -41,15 +42,13 @@ from research.sweep import RANK_METRICS, Sweep, describe_params, load_sweep
 from research.sweep_driver import SweepProgress, execute_sweep, opened, plan_sweep, stored_status
 from research.sweep_executors import (
     ClusterUnreachable,
+    Executor,
     WorkerLost,
     default_workers,
     executor_for,
 )
+from research.sweep_pool import ProcessPool
 from sim.config_base import parse_duration
-
-
-class SweepUsageError(ValueError):
-    """Bad command-line input for the sweep (exit 2)."""
 
 
 @contextmanager
@@ -124,14 +123,11 @@ def _keeping(curves: EquityCurves, report: Any) -> Any:
     return on_stored
 
 
-def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) -> int:
-    if args.cluster is not None and args.workers is not None:
-        raise SweepUsageError("--workers does not apply with --cluster (the cluster's "
-                              "workers run the sweep)")
-    if args.workers is not None and args.workers < 1:
-        raise SweepUsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.top < 1:
-        raise SweepUsageError(f"--top must be >= 1, got {args.top}")
+def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any,
+                      pool: ProcessPool | None = None) -> int:
+    """The sweep: its runs made by ``pool`` (started by the caller, stopped unused when
+    there is nothing to run) or else by ``executor_for``'s choice."""
+    check_arguments(args)
     sweep = load_sweep(args.sweep)
     screened = None
     if getattr(args, "prescreen", None) is not None:  # vectorbt first, the top N to the engine
@@ -158,12 +154,17 @@ def run_sweep_command(args: argparse.Namespace, print_table: Any, console: Any) 
                           "other code (an edited agent module or another Quorum): run "
                           "again; --reuse-stale keeps the old ones instead")
         curves = EquityCurves()  # the walk-forward's curves, as runs are stored
+        executor: Executor = (executor_for(args.workers, args.cluster) if pool is None
+                              else pool.run)
+        if pool is not None and not plan.todo:
+            pool.release()  # the workers leave while the report is made
         try:
             if plan.todo:
                 start = time.perf_counter()
                 with _reporter(plan.total, plan.already, sweep.config.name, mode) as report:
-                    execute_sweep(store, plan, executor_for(args.workers, args.cluster),
+                    execute_sweep(store, plan, executor,
                                   commit_every=getattr(args, "commit_every", 2.0),
+                                  concurrent=pool is not None or args.cluster is not None,
                                   on_stored=_keeping(curves, _with_tracebacks(report) if getattr(
                                       args, "debug", False) else report))
                 seconds = time.perf_counter() - start

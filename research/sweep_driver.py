@@ -183,27 +183,33 @@ def delete_runs(store: DuckDBStore, run_ids: Sequence[str]) -> None:
 
 # -- storing finished runs --------------------------------------------------------------
 def merge_outcomes(store: DuckDBStore, items: Sequence[tuple[SweepRun, RunOutcome]]) -> None:
-    """Store finished runs whole, in one transaction: one statement per table for all of
-    them (with many short runs, per-statement cost would make the driver the bottleneck)."""
+    """Store finished runs whole, in one transaction (``insert_outcomes``)."""
+    with transaction(store):
+        insert_outcomes(store, items)
+
+
+def insert_outcomes(store: DuckDBStore, items: Sequence[tuple[SweepRun, RunOutcome]]) -> None:
+    """Insert finished runs whole, in the caller's transaction: one statement per table
+    for all of them (with many short runs, per-statement cost would make the driver the
+    bottleneck)."""
     by_table: dict[str, list[tuple[str, pa.Table]]] = {}
     for _, o in items:
         for name, batch in o.store.batches:
             by_table.setdefault(name, []).append((o.run_id, batch))
-    with transaction(store):
-        _insert_arrow(store, "runs", _run_rows(items))
-        _insert_arrow(store, "run_code", _code_rows(items))
-        for table in TABLES:
-            parts = by_table.get(table)
-            if parts:
-                _append_runs(store, table, parts)
-        metrics = [(o.run_id, name, value) for _, o in items
-                   for name, value in sorted(o.metrics.items())]
-        if metrics:
-            run_ids, names, values = zip(*metrics, strict=True)
-            _insert_arrow(store, "run_metrics", pa.table({
-                "run_id": list(run_ids), "metric": list(names),
-                "value": pa.array([None if math.isnan(v) else v for v in values],
-                                  pa.float64())}))
+    _insert_arrow(store, "runs", _run_rows(items))
+    _insert_arrow(store, "run_code", _code_rows(items))
+    for table in TABLES:
+        parts = by_table.get(table)
+        if parts:
+            _append_runs(store, table, parts)
+    metrics = [(o.run_id, name, value) for _, o in items
+               for name, value in sorted(o.metrics.items())]
+    if metrics:
+        run_ids, names, values = zip(*metrics, strict=True)
+        _insert_arrow(store, "run_metrics", pa.table({
+            "run_id": list(run_ids), "metric": list(names),
+            "value": pa.array([None if math.isnan(v) else v for v in values],
+                              pa.float64())}))
 
 
 def _run_rows(items: Sequence[tuple[SweepRun, RunOutcome]]) -> pa.Table:
@@ -342,49 +348,91 @@ def plan_sweep(store: DuckDBStore, sweep: Sweep, retry_failed: bool = False,
 
 def execute_sweep(store: DuckDBStore, plan: SweepPlan, executor: Executor,
                   on_stored: Callable[[SweepProgress], None] | None = None,
-                  commit_every: float = 2.0) -> int:
+                  commit_every: float = 2.0, concurrent: bool = False) -> int:
     """Run ``plan.todo``, storing finished runs; returns how many failed.
 
     Finished runs are committed together at most every ``commit_every`` seconds (a DuckDB
-    commit costs 100-200 ms of CPU here, as much as a few short runs), and at the end;
-    meanwhile the store has ``_BULK_SETTINGS``.
-    Ctrl-C (or a lost worker) stops the executor, stores the runs already finished, and
-    propagates: every run in the store is complete, and running the sweep again makes the
-    rest."""
+    commit costs 100-200 ms of CPU here, as much as a few short runs, and leaves the
+    tables' partly filled row groups in the log for the final checkpoint), and at the
+    end; meanwhile the store has ``_BULK_SETTINGS``.
+
+    The last lot, with a ``concurrent`` executor (runs made while the driver stores: a
+    pool, a cluster): once as many runs wait as are still to come, they are inserted at
+    once, and from then on whatever waits whenever that holds again, all in one
+    transaction committed when the last run is in. What the driver stores after the
+    last run arrives, alone on the machine, is then what arrived while it inserted the
+    previous few, not up to ``commit_every`` seconds' worth more; and that lot costs one
+    commit. It holds at most twice the runs that were waiting when it began.
+
+    A run is reported (``on_stored``) once committed. Ctrl-C (or a lost worker) stops the
+    executor, stores the runs already finished, and propagates: every run in the store is
+    complete, and running the sweep again makes the rest. Any other error leaves the
+    runs not yet committed out."""
     by_id = {r.run_id: r for r in plan.todo}
     progress = {"done": plan.already, "failed": 0}
-    pending: list[tuple[SweepRun, RunOutcome]] = []
+    pending: list[tuple[SweepRun, RunOutcome]] = []  # received, not inserted
+    held: list[tuple[SweepRun, RunOutcome]] = []  # inserted, not committed
+    lot = {"open": False, "last": False}  # a transaction is open; it is the last lot
     last = time.monotonic()
 
-    def store_pending() -> None:
+    def store_pending(commit: bool = True) -> None:
         items = list(pending)
         # stored and reported, then Ctrl-C (or SIGTERM) if it came meanwhile: DuckDB
         # would roll the statement back, and these runs are better kept
         with interrupts_deferred():
-            merge_outcomes(store, items)
-            pending.clear()
-            for run, outcome in items:
+            if not lot["open"]:
+                store.con.execute("BEGIN TRANSACTION")
+                lot["open"] = True
+            try:
+                if items:
+                    insert_outcomes(store, items)
+                pending.clear()
+                held.extend(items)
+                if commit:
+                    store.con.execute("COMMIT")
+                    lot["open"] = False
+            except BaseException:
+                abandon()
+                raise
+            if not commit:
+                return
+            for run, outcome in held:
                 progress["done"] += 1
                 progress["failed"] += outcome.status != "completed"
                 if on_stored is not None:
                     on_stored(SweepProgress(progress["done"], plan.total, progress["failed"],
                                             run, outcome))
+            held.clear()
+
+    def abandon() -> None:
+        if lot["open"]:
+            lot["open"] = False
+            held.clear()
+            store.con.execute("ROLLBACK")
 
     batches = executor([RunTask(r.run_id, r.config) for r in plan.todo])
+    to_come = len(plan.todo)  # runs not received yet
     with bulk_writes(store):
         try:
             for ready in batches:
                 pending.extend((by_id[o.run_id], o) for o in ready)
-                if pending and time.monotonic() - last >= commit_every:
+                to_come -= len(ready)
+                if not pending:
+                    continue
+                if concurrent and len(pending) >= to_come:
+                    lot["last"] = True
+                    store_pending(commit=not to_come)
+                elif not lot["last"] and time.monotonic() - last >= commit_every:
                     store_pending()
                     last = time.monotonic()
-            if pending:
+            if pending or lot["open"]:
                 store_pending()
         except (KeyboardInterrupt, WorkerLost):  # what finished is kept
-            if pending:
+            if pending or lot["open"]:
                 store_pending()
             raise
         finally:
+            abandon()  # an error elsewhere: what is not committed is left out
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
