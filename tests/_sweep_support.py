@@ -1,15 +1,29 @@
-"""Helpers for the sweep tests: a store fingerprint, and an agent that fails on cue."""
+"""Helpers for the sweep tests: the tiny sweep, the CLI run in this process, a store
+fingerprint, and an agent that fails on cue."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from quorum.cli import main
 from sim.messages import LONG, Signal
 from sim.schema import TABLES
 from tests.property._support import NON_DETERMINISTIC
+
+TINY = Path(__file__).resolve().parents[1] / "scenarios" / "sweeps" / "tiny.toml"
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    """``quorum ARGV`` in this process: exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
 
 
 def fingerprint(db: str | Path) -> dict[str, Any]:

@@ -4,8 +4,6 @@ run, failures recorded and the sweep going on, metrics cross-checked from the st
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import os
 import signal
@@ -17,7 +15,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from quorum.cli import main
 from reports.summary import run_summary
 from research.sweep import load_sweep
 from research.sweep_driver import execute_sweep, opened, plan_sweep
@@ -26,18 +23,10 @@ from research.sweep_worker import RunOutcome, RunTask, execute_run
 from sim.runner import run_scenario
 from sim.schema import TABLES
 from sim.store import DuckDBStore
-from tests._sweep_support import fingerprint
+from tests._sweep_support import TINY, cli, fingerprint
 from tests.property._support import table_rows
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "scenarios" / "sweeps" / "tiny.toml"
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ committed once, at the end."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import multiprocessing
 import os
 import subprocess
@@ -21,24 +19,15 @@ import pytest
 
 import quorum.sweep_command as sweep_command
 import research.sweep_driver as driver
-from quorum.cli import main
 from research.sweep import load_sweep
 from research.sweep_driver import execute_sweep, opened, plan_sweep
 from research.sweep_executors import run_serial
 from research.sweep_pool import ProcessPool
 from research.sweep_worker import RunOutcome, RunTask, execute_run
 from sim.config_base import ConfigError
-from tests._sweep_support import fingerprint
+from tests._sweep_support import TINY, cli, fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "scenarios" / "sweeps" / "tiny.toml"
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def sweep_workers() -> list[Any]:
