@@ -125,10 +125,12 @@ def run_fast(engine: Engine, data: MarketData, chunk: int = 65_536,
                 walk.settle_book()
         if votes is not None:
             votes.finish()
-        if len(walk.times) and engine.clock.now < walk.times[-1]:
+        end = int(walk.times[-1]) if len(walk.times) else None
+        del walk, votes  # the walk's arrays are not held through the last flush
+        if end is not None and engine.clock.now < end:
             # the run ends at its last bar, walked or skipped (the per-bar loop's clock
             # is there): what the end cancels is stamped then, not at the last event bar
-            engine.clock.now = int(walk.times[-1])
+            engine.clock.now = end
         engine.finish()
 
 

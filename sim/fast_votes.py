@@ -24,6 +24,7 @@ signal the engine would refuse (the run must fail where the per-bar loop fails).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable
 from itertools import count
@@ -45,9 +46,14 @@ _LONG, _SHORT, _FLAT, _HOLD = int(Side.LONG), int(Side.SHORT), int(Side.FLAT), i
 _MIN_AGREEMENT = RULES.index("min_agreement")
 _PURE_SIZINGS = ("fixed_fraction", "confidence_exponential", "kelly")
 # A candidate decision as ``act`` reads it: its place among the symbol's decisions
-# (``standing``, ``weights``) and its columns (one ``item()``: a tuple of Python values).
-_CANDIDATE = np.dtype([(name, np.int64) for name in ("local", "id", "ts", "side")] + [
-    ("confidence", np.float64), ("target", np.float64), ("has_target", np.bool_)])
+# (``standing``) and its columns (one ``item()``: a tuple of Python values).
+_CANDIDATE = np.dtype([(name, np.int64) for name in ("local", "id", "ts")]
+                      + [("side", np.int8)])
+# Codes held for the whole run are kept narrow (a fast run's arrays are per decision and
+# per vote: at a million bars, hundreds of thousands of each); the tables' builder
+# (``sim.vote_rows``) widens them as the recorder's own rows are.
+_SIDE = np.int8
+_CODE = np.int32
 _PICK: Callable[[list[Signal | None], int], Signal | None] = getitem  # objects[code]
 
 
@@ -81,7 +87,7 @@ class _Changes:
         self.index = index
         self.codes = codes  # >= 1
         self.objects: list[Signal | None] = [None, *objects]
-        self.side = np.array([_HOLD, *(int(o.side) for o in objects)], np.int64)
+        self.side = np.array([_HOLD, *(int(o.side) for o in objects)], _SIDE)
         self.confidence = np.array([0.0, *(o.confidence for o in objects)], np.float64)
         self.has_target = np.array([False, *(o.target is not None for o in objects)])
         self.target = np.array([0.0, *(0.0 if o.target is None else o.target
@@ -160,18 +166,19 @@ class BulkVotes:
         self.kept = kept
         self._signal_columns(engine, bars, rows_of, kept)
         # per symbol, the decisions whose exposure is set (candidates), in order: their
-        # rows, exposures, the first candidate after each one's run of equal exposures,
-        # what ``act`` reads of each (``_CANDIDATE``), and a byte per walk row (1: one)
-        self.cand_rows: list[list[int]] = [[] for _ in range(n_sym)]
-        self.cand_exposure: list[list[float]] = [[] for _ in range(n_sym)]
-        self.cand_run_end: list[list[int]] = [[] for _ in range(n_sym)]
+        # rows, exposures, the first candidate after each one's run of equal exposures
+        # (``array``s: read one value at a time, as a list would be, at a fifth of the
+        # memory), what ``act`` reads of each (``_CANDIDATE``), and a byte per walk row
+        # (1: one)
+        self.cand_rows: list[array[int]] = [array("q") for _ in range(n_sym)]
+        self.cand_exposure: list[array[float]] = [array("d") for _ in range(n_sym)]
+        self.cand_run_end: list[array[int]] = [array("q") for _ in range(n_sym)]
         self.cand_record: list[np.ndarray] = [np.zeros(0, _CANDIDATE)] * n_sym
         n_rows = sum(map(len, rows_of))
         self.cand_at: list[bytes] = [bytes(n_rows)] * n_sym
         # per symbol, by decision (rows) and agent (columns): the standing signal's code
-        # in that agent's ``objects``, and the vote's weight; and the agents' objects
-        self.standing: list[np.ndarray] = [np.zeros((0, 0), np.int64)] * n_sym
-        self.weights: list[np.ndarray] = [np.zeros((0, 0))] * n_sym
+        # in that agent's ``objects``; and the agents' objects
+        self.standing: list[np.ndarray] = [np.zeros((0, 0), _CODE)] * n_sym
         self.objects = [[ch.objects for ch in per_agent] for per_agent in kept]
         self._last: dict[int, tuple[Side, float, float | None]] = {}
         parts = [self._votes(s, kept[s], np.asarray(bars[s].ts), rows_of[s])
@@ -190,8 +197,8 @@ class BulkVotes:
                 engine.performance.on_signals(s, p, idx + 1, ch.side[c])
                 rows.append(rows_of[s][idx])
                 pos.append(np.full(len(idx), p, np.int64))
-                cols.append((ts[idx], np.full(len(idx), s, np.int64),
-                             np.full(len(idx), engine._agent_indexes[s][p], np.int64),
+                cols.append((ts[idx], np.full(len(idx), s, _CODE),
+                             np.full(len(idx), engine._agent_indexes[s][p], _CODE),
                              ch.side[c], ch.confidence[c], ch.target[c], ch.has_target[c],
                              ch.reason[c]))
         srow = np.concatenate(rows) if rows else np.zeros(0, np.int64)
@@ -285,14 +292,14 @@ class BulkVotes:
         at = np.flatnonzero(new)
         best, conf, target, has_target = best[at], conf[at], target[at], has_target[at]
         exposure = self._exposures(s, best, conf, target, has_target)
-        self.standing[s] = np.stack([std[at] for std in standing], axis=1)
-        self.weights[s] = vote_weight = np.stack([w[at] for w in weights], axis=1)
+        self.standing[s] = np.stack([std[at].astype(_CODE) for std in standing], axis=1)
+        vote_weight = np.stack([w[at] for w in weights], axis=1)
         vote_side = np.stack([sd[at] for sd in sides], axis=1)
         vote_conf = np.stack([ch.confidence[std[at]] for ch, std in zip(
             kept, standing, strict=True)], axis=1)
-        return (s, rows_of[bars_at[at]], bar_ts[bars_at[at]], best, conf, target,
-                has_target, rule[at], agreement[at], exposure, vote_side, vote_conf,
-                vote_weight)
+        return (s, rows_of[bars_at[at]], bar_ts[bars_at[at]], best.astype(_SIDE), conf,
+                target, has_target, rule[at].astype(_SIDE), agreement[at], exposure,
+                vote_side, vote_conf, vote_weight)
 
     def _exposures(self, s: int, best: np.ndarray, conf: np.ndarray, target: np.ndarray,
                    has_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -329,14 +336,14 @@ class BulkVotes:
             self.vote_start = np.zeros(1, np.int64)
             return
         first = engine._decision_id + 1
-        agents = np.concatenate([np.tile(np.asarray(engine._agent_indexes[p[0]], np.int64),
+        agents = np.concatenate([np.tile(np.asarray(engine._agent_indexes[p[0]], _CODE),
                                          len(p[1])) for p in parts])
         if len(parts) == 1:  # one symbol: its decisions and votes are in the walk's order
             (p,) = parts
             m, k = p[10].shape
             rank = np.arange(m, dtype=np.int64)
             self.dec_row = p[1]
-            self.decisions = [rank + first, p[2], np.full(m, p[0], np.int64),
+            self.decisions = [rank + first, p[2], np.full(m, p[0], _CODE),
                               *(p[j] for j in (3, 4, 5, 6, 7, 8))]
             self.vote_start = np.arange(0, m * k + 1, k, dtype=np.int64)
             self.votes = [agents] + [p[j].ravel() for j in (10, 11, 12)]
@@ -346,21 +353,20 @@ class BulkVotes:
         for p in parts:
             s, rows, (exposure, has) = p[0], p[1], p[9]
             local = np.flatnonzero(has)
-            self.cand_rows[s] = rows[local].tolist()
+            self.cand_rows[s] = array("q", rows[local].astype(np.int64).tobytes())
             at = np.zeros(n_rows, np.uint8)
             at[rows[local]] = 1
             self.cand_at[s] = at.tobytes()
             e = exposure[local]
-            self.cand_exposure[s] = e.tolist()
+            self.cand_exposure[s] = array("d", e.tobytes())
             starts = np.flatnonzero(np.diff(e) != 0.0) + 1  # where a run of equal ones ends
-            self.cand_run_end[s] = np.repeat(
+            self.cand_run_end[s] = array("q", np.repeat(
                 np.append(starts, len(e)), np.diff(np.concatenate(([0], starts, [len(e)])))
-            ).tolist()
+            ).astype(np.int64).tobytes())
             record = np.empty(len(local), _CANDIDATE)
             record["local"] = local
             g = rank[offset + local]
-            for name, j in (("id", 0), ("ts", 1), ("side", 3), ("confidence", 4),
-                            ("target", 5), ("has_target", 6)):
+            for name, j in (("id", 0), ("ts", 1), ("side", 3)):
                 record[name] = self.decisions[j][g]
             self.cand_record[s] = record
             offset += len(rows)
@@ -378,7 +384,7 @@ class BulkVotes:
         rank[order] = np.arange(len(order))
         self.dec_row = drow[order]
         ids = np.arange(first, first + len(order), dtype=np.int64)
-        syms = np.concatenate([np.full(len(p[1]), p[0], np.int64) for p in parts])
+        syms = np.concatenate([np.full(len(p[1]), p[0], _CODE) for p in parts])
         k_of = np.concatenate([np.full(len(p[1]), p[10].shape[1], np.int64) for p in parts])
         self.decisions = [ids] + [np.concatenate([p[k] for p in parts])[order]
                                   for k in (2, 3, 4, 5, 6, 7, 8)]
@@ -427,7 +433,7 @@ class BulkVotes:
         engine = self.engine
         if exposure == engine._acted_target[s]:
             return
-        i, decision_id, ts, side, _, _, _ = self.cand_record[s].item(c)
+        i, decision_id, ts, side = self.cand_record[s].item(c)
         side = _SIDES[side]
         agents = (attributed(side, engine._agent_names[s],
                              tuple(map(_PICK, self.objects[s], self.standing[s][i].tolist())))

@@ -129,7 +129,8 @@ def _count(rec: Recorder, symbol: np.ndarray, outcome: np.ndarray, agent: np.nda
     ruled = voted & (outcome != hold)
     agreed = vote == outcome
     shape = rec.vote_counts.shape
-    cell = symbol * shape[1] + agent  # (symbol, agent) as one index: counted by bincount
+    # (symbol, agent) as one index, counted by bincount (codes may come narrow)
+    cell = symbol.astype(np.int64) * shape[1] + agent
     size = shape[0] * shape[1]
     for counts, where in ((rec.vote_counts, voted), (rec.majority_counts, ruled & agreed),
                           (rec.overruled_counts, ruled & ~agreed)):

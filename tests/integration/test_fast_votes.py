@@ -154,3 +154,45 @@ def test_a_run_that_fails_mid_walk_stores_the_rows_the_per_bar_loop_stored(
         fast, slow = table_hashes(store, fast_id), table_hashes(store, slow_id)
     assert fast == slow
     assert fast["decisions"][0] >= 7 and fast["votes"][0] > 0
+
+
+def test_the_walks_state_is_freed_before_the_last_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulk votes' state (candidates, standing signals) lives through every flush of
+    the walk but not through the run's last one, where the store's appends need the
+    memory; the columns the recorder was handed are its own until written."""
+    import weakref
+
+    import sim.fast_path
+    import sim.fast_votes
+    from sim.recorder import Recorder
+
+    alive: list[Any] = []
+    init = sim.fast_votes.BulkVotes.__init__
+
+    def tracked(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        alive.extend(weakref.ref(a) for a in (self, self.standing[0], self.cand_record[0],
+                                               self.cand_rows[0]))
+
+    seen: list[list[bool]] = []
+    flush = Recorder.flush
+
+    def watched(self: Recorder) -> None:
+        seen.append([ref() is not None for ref in alive])
+        flush(self)
+
+    monkeypatch.setattr(sim.fast_votes.BulkVotes, "__init__", tracked)
+    monkeypatch.setattr(Recorder, "flush", watched)
+    # chunks of 500 rows (of 2,900), a flush at 1,800 buffered: one flush mid-walk
+    monkeypatch.setattr(sim.fast_path.run_fast, "__defaults__", (500, None))
+    config = parse_scenario(_scenario({"method": "confidence_weighted"}, symbols=2))
+    with DuckDBStore(tmp_path / "one.duckdb") as store:
+        run_scenario(config, store, flush_rows=1800)
+    assert len(seen) == 2 and len(alive) == 4
+    assert all(seen[0])  # the walk's flush
+    assert not any(seen[1])  # the last one
+    monkeypatch.undo()
+    fast, slow, (which, _), _ = both_paths(config, tmp_path, flush_rows=1800)
+    assert which == "fast" and fast == slow
