@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit-every", type=_seconds, default=2.0, metavar="SECONDS",
                    help="store finished runs together at most this often (default 2; 0: "
                         "each at once, slower: a DuckDB commit costs as much as a few "
-                        "short runs); an interrupted sweep keeps what was stored")
+                        "short runs); with workers, the last few runs are stored as they "
+                        "come, in one commit at the end; an interrupted sweep keeps what "
+                        "was stored")
     p.add_argument("--out", metavar="DIR", help="also write the sweep's HTML report, "
                    "ranking.csv, the regime matrix and, with walk_forward, walk_forward.csv "
                    "and stability.csv")

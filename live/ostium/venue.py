@@ -87,7 +87,6 @@ from sim.instruments import OSTIUM_MIN_NOTIONAL, Instrument
 __all__ = ["RESTING", "OstiumUnavailable", "OstiumVenue", "Position", "PreparedOrder"]
 
 LOT = 1e-9  # no lot at Ostium (sizes follow 6-decimal collateral): reconciliation's step
-_EPS = 1e-9
 _REST = 1e-4  # of an order's size: what closing by percentage (2 decimals) may leave
 
 
