@@ -353,7 +353,7 @@ class BulkVotes:
         for p in parts:
             s, rows, (exposure, has) = p[0], p[1], p[9]
             local = np.flatnonzero(has)
-            self.cand_rows[s] = array("q", rows[local].astype(np.int64).tobytes())
+            self.cand_rows[s] = array("q", rows[local].astype(np.int64, copy=False).tobytes())
             at = np.zeros(n_rows, np.uint8)
             at[rows[local]] = 1
             self.cand_at[s] = at.tobytes()
@@ -362,7 +362,7 @@ class BulkVotes:
             starts = np.flatnonzero(np.diff(e) != 0.0) + 1  # where a run of equal ones ends
             self.cand_run_end[s] = array("q", np.repeat(
                 np.append(starts, len(e)), np.diff(np.concatenate(([0], starts, [len(e)])))
-            ).astype(np.int64).tobytes())
+            ).astype(np.int64, copy=False).tobytes())
             record = np.empty(len(local), _CANDIDATE)
             record["local"] = local
             g = rank[offset + local]
